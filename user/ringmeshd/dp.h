@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * dp: the kernel side of ringmeshd. Loads bpf/ringmesh.bpf.c, fills the
+ * include/exclude/port maps and the proxy config, attaches the programs to the
+ * pods' cgroup (pinned bpf_links), pins the maps under the pin dir, beats the
+ * heartbeat, answers "where was this accepted connection going?", and undoes it
+ * all on a clean stop. A dead daemon's leftovers under the same pin dir are
+ * replaced, never stacked.
+ */
+#ifndef RM_DP_H
+#define RM_DP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+#include "ringmesh/abi.h"
+#include "common/cidr.h"
+
+struct rm_dp_opts {
+	const char *cgroup_path; /* pods' parent cgroup (cgroup2); required, never the root */
+	const char *pin_dir; /* e.g. /sys/fs/bpf/ringmesh */
+	const struct rm_cidr *include; /* ranges to intercept */
+	size_t n_include;
+	const struct rm_cidr *exclude; /* ranges never intercepted */
+	size_t n_exclude;
+	const uint16_t *exclude_ports; /* host order */
+	size_t n_exclude_ports;
+	struct sockaddr_in listen; /* proxy listener for clients in the daemon's netns */
+	struct in_addr pod_gw; /* address clients in other netns are sent to (same port) */
+	bool sockmap; /* enable the sk_msg shortcut */
+	uint64_t heartbeat_max_ns; /* fail open after this long without a beat */
+};
+
+struct rm_dp;
+
+/* Mount bpffs if needed, remove what a dead daemon left under pin_dir, load,
+ * configure, attach and pin. 0 or -errno; err gets a human-readable reason. */
+int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *opts, char *err, size_t errlen);
+
+/* Stamp the heartbeat (CLOCK_MONOTONIC) into rm_proxy. Cheap: a store into the mmapped map. */
+void rm_dp_heartbeat(struct rm_dp *dp);
+
+/* Original destination of an accepted connection, by its 4-tuple from the
+ * daemon's side (local = the listener address, peer = the client). 0, -ENOENT
+ * when the connection was not intercepted, or -errno. */
+int rm_dp_orig_lookup(struct rm_dp *dp, const struct sockaddr *local, const struct sockaddr *peer,
+		      struct rm_orig *out);
+
+/* Forget a connection's original destination (after the proxy closed it). */
+void rm_dp_orig_forget(struct rm_dp *dp, const struct sockaddr *local, const struct sockaddr *peer);
+
+/* Put an accepted socket into rm_socks (sk_msg shortcut); no-op without --sockmap. */
+int rm_dp_sock_add(struct rm_dp *dp, int fd, const struct sockaddr *local,
+		   const struct sockaddr *peer);
+
+/* Read the per-CPU decision counters summed (array of RM_DP_STAT_MAX). */
+int rm_dp_stats(struct rm_dp *dp, uint64_t *out);
+
+/* Detach and, when unpin is true (clean stop), remove every pin. Stops the heartbeat
+ * first so that connect4 fails open before the links go. NULL-safe. */
+void rm_dp_close(struct rm_dp *dp, bool unpin);
+
+#endif /* RM_DP_H */
