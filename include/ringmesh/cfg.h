@@ -1,0 +1,418 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The compiled traffic configuration: what `ringmesh apply` writes and what
+ * ringmeshd's L7 router reads. Shared by bpf/ (map definitions only), user/ and
+ * tools/, so it includes nothing but <linux/types.h> and "abi.h".
+ *
+ * Three pinned, mmapable ARRAY maps:
+ *
+ *   rm_cfg_ctl  1 entry   struct rm_cfg_ctl: active half, generation, per-half seq
+ *   rm_cfg      2 entries struct rm_cfg: one complete compiled configuration each
+ *   rm_cfg_src  2 entries struct rm_cfg_src: the applied source documents (YAML
+ *                         text) of the same half, so a later `apply` can merge
+ *                         with what is loaded and recompile everything
+ *
+ * Writer (the CLI, serialised by flock on <pin dir>/rm_cfg.lock):
+ *   h = !ctl.active; seq[h]++ (odd); write rm_cfg[h] and rm_cfg_src[h];
+ *   seq[h]++ (even); ctl.generation++; ctl.active = h (release order).
+ * Reader (ringmeshd): a = ctl.active (acquire); s = seq[a]; retry while odd; copy
+ *   rm_cfg[a]; (acquire fence) retry if seq[a] != s. Readers only ever look at the
+ *   active half and writers only at the inactive one, so a retry needs two flips
+ *   during one copy. rm_cfg.generation equals ctl.generation once flipped.
+ *
+ * Every variable-length thing lives in a flat array of the half and is referenced
+ * by {first, count} index ranges; strings are offsets into strtab (offset 0 is the
+ * empty string). RM_CFG_NONE marks an absent index. Durations are nanoseconds,
+ * percentages parts per million (Istio's percentages are fractional), ports are
+ * network byte order like everywhere else in the ABI.
+ */
+#ifndef RINGMESH_CFG_H
+#define RINGMESH_CFG_H
+
+#include <linux/types.h>
+
+#include "ringmesh/abi.h"
+
+/* Pinned map names. */
+#define RM_MAP_CFG_CTL "rm_cfg_ctl"
+#define RM_MAP_CFG "rm_cfg"
+#define RM_MAP_CFG_SRC "rm_cfg_src"
+#define RM_CFG_LOCK_FILE "rm_cfg.lock" /* flock()ed by writers, in the pin dir */
+
+#define RM_CFG_MAGIC 0x52434647u /* "RCFG" */
+#define RM_CFG_ABI_VERSION 1u
+#define RM_CFG_HALVES 2
+#define RM_CFG_NONE 0xffffffffu /* absent index */
+#define RM_CFG_UNLIMITED 0xffffffffu /* breaker limit without a limit */
+
+/* Capacities of one half (overridable at build time; all sides must agree). */
+#ifndef RM_CFG_MAX_SERVICES
+#define RM_CFG_MAX_SERVICES 128
+#endif
+#ifndef RM_CFG_MAX_RULES
+#define RM_CFG_MAX_RULES 512
+#endif
+#ifndef RM_CFG_MAX_MATCHES
+#define RM_CFG_MAX_MATCHES 1024 /* match groups (OR) over all rules */
+#endif
+#ifndef RM_CFG_MAX_CONDS
+#define RM_CFG_MAX_CONDS 2048 /* conditions (AND inside a group) over all rules */
+#endif
+#ifndef RM_CFG_MAX_TARGETS
+#define RM_CFG_MAX_TARGETS 1024 /* weighted route targets over all rules */
+#endif
+#ifndef RM_CFG_MAX_HDROPS
+#define RM_CFG_MAX_HDROPS 1024 /* header add/set/remove over all rules */
+#endif
+#ifndef RM_CFG_MAX_SUBSETS
+#define RM_CFG_MAX_SUBSETS 512
+#endif
+#ifndef RM_CFG_MAX_ENDPOINTS
+#define RM_CFG_MAX_ENDPOINTS 2048
+#endif
+#ifndef RM_CFG_MAX_MEMBERS
+#define RM_CFG_MAX_MEMBERS 8192 /* subset -> endpoint membership entries */
+#endif
+#ifndef RM_CFG_MAX_LABELS
+#define RM_CFG_MAX_LABELS 8192 /* key=value pairs over subsets/endpoints/matches */
+#endif
+#ifndef RM_CFG_STRTAB_SIZE
+#define RM_CFG_STRTAB_SIZE (256 * 1024)
+#endif
+#ifndef RM_CFG_SRC_SIZE
+#define RM_CFG_SRC_SIZE (1024 * 1024 - 56) /* bytes of source text: the value is 1 MiB */
+#endif
+#define RM_CFG_SVC_ADDRS 4 /* VIPs per service */
+#define RM_CFG_SVC_PORTS 8 /* ports per service */
+
+/* rm_cfg_ctl[0] */
+struct rm_cfg_ctl {
+	__u32 magic; /* RM_CFG_MAGIC once initialised */
+	__u32 abi_version; /* RM_CFG_ABI_VERSION */
+	__u64 generation; /* bumped by every flip; 0 = never written */
+	__u32 active; /* half the readers use: 0 or 1 */
+	__u32 pad;
+	__u64 seq[RM_CFG_HALVES]; /* seqlock per half: odd while being written */
+	__u64 updated_ns; /* CLOCK_REALTIME of the last flip */
+	__u64 reserved[2];
+};
+
+enum rm_cfg_api {
+	RM_API_ROUTERULE = 1, /* config.istio.io RouteRule (precedence ordered) */
+	RM_API_VIRTUALSERVICE = 2, /* networking.istio.io VirtualService (list order) */
+	RM_API_DESTPOLICY = 3, /* config.istio.io DestinationPolicy */
+	RM_API_DESTRULE = 4, /* networking.istio.io DestinationRule */
+	RM_API_SERVICEENTRY = 5,
+	RM_API_WORKLOADENTRY = 6,
+	RM_API_IMPLICIT = 7, /* made up by the compiler (subset from route labels) */
+};
+
+enum rm_cfg_proto {
+	RM_PROTO_HTTP = 1,
+	RM_PROTO_TCP = 2,
+	RM_PROTO_HTTP2 = 3,
+	RM_PROTO_GRPC = 4,
+	RM_PROTO_HTTPS = 5, /* TLS passthrough: forwarded at L4 */
+	RM_PROTO_TLS = 6, /* forwarded at L4 */
+};
+
+struct rm_cfg_label {
+	__u32 key_off;
+	__u32 val_off;
+};
+
+struct rm_cfg_port {
+	__be16 port; /* service port */
+	__u8 proto; /* enum rm_cfg_proto */
+	__u8 pad;
+	__u32 name_off; /* port name, e.g. "http" */
+};
+
+struct rm_cfg_service {
+	__u32 host_off; /* FQDN: trans-service.order-system-production.svc.cluster.local */
+	__u32 name_off; /* short name (first label of host) */
+	__u32 ns_off; /* namespace (from the FQDN or the document) */
+	__u32 flags; /* RM_SF_* */
+	__u32 n_addrs;
+	__u32 n_ports;
+	__u32 rule_first; /* rules of this service, contiguous, in evaluation order */
+	__u32 rule_count;
+	__u32 subset_first; /* subsets of this service, contiguous */
+	__u32 subset_count;
+	__u32 endpoint_first; /* endpoints of this service, contiguous */
+	__u32 endpoint_count;
+	struct rm_addr addrs[RM_CFG_SVC_ADDRS]; /* VIPs (any port listed in ports) */
+	struct rm_cfg_port ports[RM_CFG_SVC_PORTS];
+};
+
+#define RM_SF_DECLARED (1u << 0) /* declared by a ServiceEntry (else only named by rules) */
+
+enum rm_cfg_field {
+	RM_MF_HEADER = 1, /* name_off = lower-case header name */
+	RM_MF_URI = 2, /* path; exact ignores the query string */
+	RM_MF_METHOD = 3,
+	RM_MF_AUTHORITY = 4,
+	RM_MF_SCHEME = 5,
+};
+
+enum rm_cfg_op {
+	RM_OP_EXACT = 1,
+	RM_OP_PREFIX = 2,
+	RM_OP_REGEX = 3, /* whole-value match; the reader compiles value_off with PCRE2 */
+};
+
+struct rm_cfg_cond {
+	__u8 field; /* enum rm_cfg_field */
+	__u8 op; /* enum rm_cfg_op */
+	__u16 pad;
+	__u32 name_off; /* header name (RM_MF_HEADER only) */
+	__u32 value_off;
+	__u32 pad2;
+};
+
+/* One OR alternative: every condition and every source label must match. */
+struct rm_cfg_match {
+	__u32 cond_first;
+	__u32 cond_count;
+	__u32 src_label_first; /* labels the calling workload must carry */
+	__u32 src_label_count;
+	__u32 src_name_off; /* old API match.source.name (service of the caller), or 0 */
+	__u32 pad;
+};
+
+struct rm_cfg_target {
+	__u32 service; /* index in services */
+	__u32 subset; /* index in subsets, or RM_CFG_NONE = every endpoint of service */
+	__u32 weight; /* old API: percent; modern: relative; 0 = no traffic */
+	__be16 port; /* destination.port.number, 0 = the port the client used */
+	__u16 pad;
+};
+
+enum rm_cfg_hdrop_kind {
+	RM_HDR_SET = 1,
+	RM_HDR_ADD = 2, /* appendHeaders / headers.*.add */
+	RM_HDR_REMOVE = 3,
+};
+
+struct rm_cfg_hdrop {
+	__u8 kind; /* enum rm_cfg_hdrop_kind */
+	__u8 response; /* 0 = request headers, 1 = response headers */
+	__u16 pad;
+	__u32 name_off;
+	__u32 value_off; /* 0 for remove */
+};
+
+/* retry_on bits */
+#define RM_RETRY_5XX (1u << 0)
+#define RM_RETRY_GATEWAY_ERROR (1u << 1) /* 502, 503, 504 */
+#define RM_RETRY_CONNECT_FAILURE (1u << 2)
+#define RM_RETRY_RESET (1u << 3)
+#define RM_RETRY_RETRIABLE_4XX (1u << 4) /* 409 */
+#define RM_RETRY_REFUSED_STREAM (1u << 5)
+#define RM_RETRY_RETRIABLE_CODES (1u << 6)
+#define RM_RETRY_UNAVAILABLE (1u << 7) /* gRPC statuses: kept for fidelity */
+#define RM_RETRY_CANCELLED (1u << 8)
+#define RM_RETRY_DEADLINE_EXCEEDED (1u << 9)
+#define RM_RETRY_RESOURCE_EXHAUSTED (1u << 10)
+#define RM_RETRY_OLD_API_DEFAULT (RM_RETRY_5XX | RM_RETRY_CONNECT_FAILURE | RM_RETRY_RESET)
+
+/* rule flags */
+#define RM_RF_TIMEOUT_DEFAULT (1u << 0) /* timeout_ns is the old API's implicit 15s */
+#define RM_RF_WEBSOCKET (1u << 1) /* websocketUpgrade */
+#define RM_RF_REWRITE (1u << 2)
+#define RM_RF_REDIRECT (1u << 3)
+#define RM_RF_MIRROR (1u << 4)
+#define RM_RF_CORS (1u << 5)
+#define RM_RF_DELAY (1u << 6)
+#define RM_RF_ABORT (1u << 7)
+#define RM_RF_RETRIES (1u << 8)
+
+#define RM_CFG_OLD_DEFAULT_TIMEOUT_NS (15ull * 1000000000ull)
+
+struct rm_cfg_rule {
+	__u32 service; /* index in services */
+	__u32 name_off; /* metadata.name */
+	__u32 ns_off; /* metadata.namespace */
+	__u32 origin_off; /* "file:line" the rule came from, for humans */
+	__s32 precedence; /* old API; 0 for VirtualService */
+	__u16 api; /* enum rm_cfg_api: RouteRule or VirtualService */
+	__u16 http_index; /* position in VirtualService.http[] */
+	__u32 flags; /* RM_RF_* */
+	__u32 match_first; /* match_count == 0: the rule matches every request */
+	__u32 match_count;
+	__u32 target_first; /* target_count == 0: every endpoint of the service */
+	__u32 target_count;
+	__u32 hdrop_first;
+	__u32 hdrop_count;
+	__u32 pad0;
+	__u64 timeout_ns; /* 0 = none; covers retries */
+	/* retries */
+	__u32 retry_attempts; /* 0 = no retries */
+	__u32 retry_on; /* RM_RETRY_* */
+	__u64 retry_per_try_ns; /* 0 = the route timeout */
+	/* fault injection, applied independently */
+	__u64 delay_ns;
+	__u32 delay_ppm; /* share of requests delayed, parts per million */
+	__u32 abort_ppm;
+	__u16 abort_status;
+	/* redirect (answered by the proxy, no upstream) */
+	__u16 redirect_code; /* 301/302/...; old API always 302 */
+	__u32 redirect_uri_off;
+	__u32 redirect_authority_off;
+	/* rewrite before forwarding */
+	__u32 rewrite_uri_off; /* replaces the matched prefix (or whole path) */
+	__u32 rewrite_authority_off;
+	/* mirror: fire-and-forget copy */
+	__u32 mirror_service; /* RM_CFG_NONE when absent */
+	__u32 mirror_subset; /* RM_CFG_NONE = every endpoint */
+	__u32 mirror_ppm;
+	/* CORS policy; lists are comma-joined strings */
+	__u32 cors_origins_off;
+	__u32 cors_methods_off;
+	__u32 cors_headers_off;
+	__u32 cors_expose_off;
+	__u32 cors_max_age_s;
+	__u32 cors_credentials; /* 0 unset, 1 false, 2 true */
+	__u32 pad[2];
+};
+
+enum rm_cfg_lb {
+	RM_LB_ROUND_ROBIN = 0, /* default */
+	RM_LB_LEAST_CONN = 1, /* two random choices, fewer active requests wins */
+	RM_LB_RANDOM = 2,
+	RM_LB_PASSTHROUGH = 3,
+};
+
+/* Breaker limits and outlier detection of one subset (TRAFFIC.md defaults). */
+struct rm_cfg_breaker {
+	__u32 max_connections; /* RM_CFG_UNLIMITED = no limit */
+	__u32 max_pending;
+	__u32 max_requests;
+	__u32 max_requests_per_conn; /* 0 = unlimited, 1 = no keep-alive */
+	__u32 max_retries;
+	__u32 consecutive_errors; /* 5xx + connect failures + timeouts; 0 = off */
+	__u32 consecutive_gateway_errors; /* 502/503/504 only; 0 = off */
+	__u32 max_ejection_percent;
+	__u64 base_ejection_ns; /* k-th ejection in a row lasts k x this (cap 300s) */
+	__u64 interval_ns; /* sweep period */
+	__u32 outlier; /* 1 = outlier detection configured */
+	__u32 pad;
+};
+
+/* Old API (DestinationPolicy / no policy): Envoy's defaults. */
+#define RM_CB_OLD_MAX_CONNECTIONS 1024u
+#define RM_CB_OLD_MAX_PENDING 1024u
+#define RM_CB_OLD_MAX_REQUESTS 1024u
+#define RM_CB_OLD_MAX_RETRIES 3u
+/* Both APIs. */
+#define RM_CB_DEFAULT_CONSECUTIVE_ERRORS 5u
+#define RM_CB_DEFAULT_BASE_EJECTION_NS (30ull * 1000000000ull)
+#define RM_CB_DEFAULT_INTERVAL_NS (10ull * 1000000000ull)
+#define RM_CB_DEFAULT_MAX_EJECTION_PERCENT 10u
+#define RM_CB_MAX_EJECTION_NS (300ull * 1000000000ull)
+
+struct rm_cfg_subset {
+	__u32 service; /* index in services */
+	__u32 name_off; /* DestinationRule subset name, or "k=v,k=v" (sorted) for route labels */
+	__u32 label_first; /* label set: endpoints whose labels include all of these */
+	__u32 label_count;
+	__u32 member_first; /* endpoints of the subset, indices into endpoints */
+	__u32 member_count;
+	__u16 api; /* who declared it: RM_API_DESTRULE, RM_API_IMPLICIT */
+	__u16 policy_api; /* RM_API_DESTPOLICY/RM_API_DESTRULE, 0 = defaults */
+	__u32 policy_name_off; /* "namespace/name" of the policy that applied, or 0 */
+	__u32 lb; /* enum rm_cfg_lb */
+	__u32 pad;
+	struct rm_cfg_breaker cb;
+};
+
+struct rm_cfg_endpoint {
+	struct rm_addr addr; /* IPv4 mapped */
+	__u32 service; /* index in services */
+	__u32 name_off; /* WorkloadEntry name, or 0 */
+	__u32 label_first;
+	__u32 label_count;
+	__u32 weight; /* 0 = 1 */
+	__u16 family; /* AF_INET or AF_INET6 */
+	/* target port for each services[service].ports[i]; 0 = same number */
+	__be16 ports[RM_CFG_SVC_PORTS];
+	__u16 pad;
+};
+
+/* One half: a whole configuration. */
+struct rm_cfg {
+	__u32 magic; /* RM_CFG_MAGIC */
+	__u32 abi_version;
+	__u64 generation; /* ctl.generation this half was published with */
+	__u32 n_services;
+	__u32 n_rules;
+	__u32 n_matches;
+	__u32 n_conds;
+	__u32 n_targets;
+	__u32 n_hdrops;
+	__u32 n_subsets;
+	__u32 n_endpoints;
+	__u32 n_members;
+	__u32 n_labels;
+	__u32 strtab_len; /* bytes used in strtab (strtab[0] = '\0') */
+	__u32 n_docs; /* documents in the matching rm_cfg_src half */
+	__u64 reserved[2];
+	struct rm_cfg_service services[RM_CFG_MAX_SERVICES];
+	struct rm_cfg_rule rules[RM_CFG_MAX_RULES];
+	struct rm_cfg_match matches[RM_CFG_MAX_MATCHES];
+	struct rm_cfg_cond conds[RM_CFG_MAX_CONDS];
+	struct rm_cfg_target targets[RM_CFG_MAX_TARGETS];
+	struct rm_cfg_hdrop hdrops[RM_CFG_MAX_HDROPS];
+	struct rm_cfg_subset subsets[RM_CFG_MAX_SUBSETS];
+	struct rm_cfg_endpoint endpoints[RM_CFG_MAX_ENDPOINTS];
+	__u32 members[RM_CFG_MAX_MEMBERS];
+	struct rm_cfg_label labels[RM_CFG_MAX_LABELS];
+	char strtab[RM_CFG_STRTAB_SIZE];
+};
+
+/*
+ * The applied documents of one half: records packed back to back in text[],
+ * each a struct rm_cfg_src_doc header followed by origin and YAML text (both
+ * NUL-terminated), the record padded to 8 bytes. Kept as the user's own YAML so
+ * that error positions on re-compilation still point into it.
+ */
+struct rm_cfg_src_doc {
+	__u32 rec_len; /* whole record incl. this header and padding */
+	__u32 origin_len; /* bytes of origin incl. NUL: "FILE" the document came from */
+	__u32 text_len; /* bytes of YAML text incl. NUL */
+	__u32 first_line; /* line of the document in FILE (1-based), for errors */
+};
+
+struct rm_cfg_src {
+	__u32 magic; /* RM_CFG_MAGIC */
+	__u32 n_docs;
+	__u32 used; /* bytes of text[] in use */
+	__u32 pad;
+	__u64 generation;
+	__u64 reserved[4];
+	char text[RM_CFG_SRC_SIZE];
+};
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct rm_cfg_ctl) == 64, "rm_cfg_ctl layout");
+_Static_assert(sizeof(struct rm_cfg_label) == 8, "rm_cfg_label layout");
+_Static_assert(sizeof(struct rm_cfg_port) == 8, "rm_cfg_port layout");
+_Static_assert(sizeof(struct rm_cfg_service) == 48 + 16 * RM_CFG_SVC_ADDRS + 8 * RM_CFG_SVC_PORTS,
+	       "rm_cfg_service layout");
+_Static_assert(sizeof(struct rm_cfg_cond) == 16, "rm_cfg_cond layout");
+_Static_assert(sizeof(struct rm_cfg_match) == 24, "rm_cfg_match layout");
+_Static_assert(sizeof(struct rm_cfg_target) == 16, "rm_cfg_target layout");
+_Static_assert(sizeof(struct rm_cfg_hdrop) == 12, "rm_cfg_hdrop layout");
+_Static_assert(sizeof(struct rm_cfg_rule) == 160, "rm_cfg_rule layout");
+_Static_assert(sizeof(struct rm_cfg_breaker) == 56, "rm_cfg_breaker layout");
+_Static_assert(sizeof(struct rm_cfg_subset) == 96, "rm_cfg_subset layout");
+_Static_assert(sizeof(struct rm_cfg_endpoint) == 38 + 2 * RM_CFG_SVC_PORTS + 2,
+	       "rm_cfg_endpoint layout");
+_Static_assert(sizeof(struct rm_cfg_src_doc) == 16, "rm_cfg_src_doc layout");
+_Static_assert(sizeof(struct rm_cfg_src) == 56 + RM_CFG_SRC_SIZE, "rm_cfg_src layout");
+_Static_assert(RM_CFG_SRC_SIZE % 8 == 0, "rm_cfg_src text is 8-aligned");
+_Static_assert(RM_CFG_STRTAB_SIZE % 8 == 0, "strtab keeps the half 8-aligned");
+_Static_assert(sizeof(struct rm_cfg) < 4u * 1024 * 1024, "one map value must stay < 4 MiB");
+#endif
+
+#endif /* RINGMESH_CFG_H */
