@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * cfg: the rules compiler. Owns the Istio YAML front end (both API generations),
+ * the in-memory set of applied documents, the compiler from that set to one half
+ * of the pinned configuration (include/ringmesh/cfg.h), the pinned store itself
+ * (bpffs maps, seqlock flip, flock between writers) and the human descriptions.
+ *
+ * Everything but cfg_store_* is pure: no I/O, errors into a caller's buffer as
+ * "FILE:LINE:COL: message" (1-based), functions return 0 or -errno.
+ *
+ * Persistence: the applied documents are kept, as the user's own YAML text, in
+ * the rm_cfg_src half published together with the compiled half, so a later
+ * `apply` unpacks them, merges the new file, recompiles everything and publishes
+ * both halves again.
+ */
+#ifndef RM_CFG_H
+#define RM_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "ringmesh/cfg.h"
+
+enum cfg_kind {
+	CFG_K_ROUTERULE = 1,
+	CFG_K_DESTPOLICY,
+	CFG_K_VIRTUALSERVICE,
+	CFG_K_DESTRULE,
+	CFG_K_SERVICEENTRY,
+	CFG_K_WORKLOADENTRY,
+};
+
+struct cfg_doc_ir; /* parsed form, private to the compiler */
+
+/* One applied document. */
+struct cfg_doc {
+	enum cfg_kind kind;
+	char *ns; /* metadata.namespace ("default" when absent) */
+	char *name; /* metadata.name */
+	char *origin; /* file it came from ("-" for stdin) */
+	unsigned first_line; /* line of its first text line in origin (1-based) */
+	char *text; /* this document's YAML text alone */
+	struct cfg_doc_ir *ir;
+};
+
+/* An ordered set of documents: the store's content, or one file's. */
+struct cfg_docs {
+	struct cfg_doc *v;
+	size_t n;
+	size_t cap;
+};
+
+const char *cfg_kind_name(enum cfg_kind k);
+
+/* Parse one file (several `---` documents): each is fully validated. Appends to
+ * out only if the whole text is valid; otherwise out is untouched, -EINVAL and
+ * err = "origin:line:col: message". Two documents with the same kind, namespace
+ * and name in one text are an error. */
+int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, size_t len,
+		   char *err, size_t errlen);
+
+/* Documents of add replace those of store with the same kind+namespace+name, the
+ * others are appended (store order kept). add is emptied (ownership moves). */
+int cfg_docs_merge(struct cfg_docs *store, struct cfg_docs *add);
+
+/* Remove from store each document of del (same kind+namespace+name). Every one
+ * must be present: otherwise -ENOENT, err names the first missing, store intact. */
+int cfg_docs_remove(struct cfg_docs *store, const struct cfg_docs *del, char *err,
+		    size_t errlen);
+
+/* `rule delete NAME`: remove the RouteRule or VirtualService called name (in ns,
+ * or in any namespace when ns is NULL; ambiguous -> -EEXIST). */
+int cfg_docs_remove_rule(struct cfg_docs *store, const char *name, const char *ns, char *err,
+			 size_t errlen);
+
+void cfg_docs_free(struct cfg_docs *d);
+
+/* Compile a set of documents into one half (out is fully overwritten; magic,
+ * abi_version set, generation 0). Cross-document checks (duplicate hosts,
+ * unknown subsets, capacities) report the offending document's position. */
+int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size_t errlen);
+
+/* Source texts in and out of a rm_cfg_src half. */
+int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err, size_t errlen);
+int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err,
+		   size_t errlen);
+
+/* Bytes of a compiled half that matter (header through the used strtab), for
+ * comparing two compilations. */
+size_t cfg_used_size(const struct rm_cfg *cfg);
+
+/* --- reading a compiled half --- */
+const char *cfg_str(const struct rm_cfg *cfg, uint32_t off); /* "" when out of range */
+/* index of rule name (in ns, or any when ns NULL), or -ENOENT / -EEXIST if ambiguous */
+int cfg_rule_find(const struct rm_cfg *cfg, const char *name, const char *ns);
+int cfg_service_find(const struct rm_cfg *cfg, const char *host);
+/* "12.5s", "250ms", "5m", "none" for 0 */
+const char *cfg_fmt_duration(uint64_t ns, char *buf, size_t len);
+/* "app=trans-service,version=v1" */
+const char *cfg_fmt_labels(const struct rm_cfg *cfg, uint32_t first, uint32_t count, char *buf,
+			   size_t len);
+
+/* Human descriptions (stable: golden-tested). Return 0 or -ENOENT. */
+int cfg_rule_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out);
+int cfg_service_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out);
+int cfg_subset_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out);
+int cfg_endpoint_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out);
+/* Everything: services, then their rules, subsets and endpoints. */
+int cfg_describe_all(const struct rm_cfg *cfg, FILE *out);
+
+/* --- the pinned store (I/O) --- */
+struct cfg_store {
+	int ctl_fd, cfg_fd, src_fd, lock_fd;
+	struct rm_cfg_ctl *ctl; /* mmapped rm_cfg_ctl[0] */
+	struct rm_cfg *half[RM_CFG_HALVES]; /* mmapped rm_cfg[0..1] */
+	struct rm_cfg_src *src[RM_CFG_HALVES];
+	void *cfg_map, *src_map; /* whole mappings, for munmap */
+	size_t cfg_map_len, src_map_len;
+	bool locked;
+};
+
+/* Open the pinned maps under pin_dir; with create, create and pin missing ones
+ * with the exact parameters of bpf/lib/maps_cfg.h (so ringmeshd's libbpf reuses
+ * them). -ENOENT when absent and !create. */
+int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err,
+		   size_t errlen);
+void cfg_store_close(struct cfg_store *s); /* also unlocks */
+
+/* Exclusive writer lock (flock on <pin_dir>/rm_cfg.lock, taken by open when
+ * create is set, for the whole apply). */
+int cfg_store_lock(struct cfg_store *s, const char *pin_dir);
+
+/* Consistent copy of the active half (and its sources when src != NULL);
+ * generation 0 with an all-zero half when nothing was ever published. */
+int cfg_store_snapshot(struct cfg_store *s, struct rm_cfg *out, struct rm_cfg_src *src,
+		       uint64_t *generation);
+
+/* Write cfg/src into the inactive half under its seqlock and flip. When both are
+ * byte-identical to the active half nothing happens and *changed = false. The
+ * caller must hold the lock. */
+int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src *src,
+		      bool *changed, uint64_t *generation);
+
+enum cfg_op {
+	CFG_OP_APPLY = 1, /* merge docs into the store */
+	CFG_OP_DELETE = 2, /* remove docs from the store */
+	CFG_OP_REPLACE = 3, /* the store becomes docs */
+};
+
+/* The whole `apply`/`delete -f`: lock, unpack the active sources, merge/remove,
+ * compile, publish, unlock. docs is consumed for APPLY/REPLACE. On any error the
+ * pinned configuration is untouched. */
+int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
+		     struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
+		     size_t errlen);
+
+/* `rule delete NAME [namespace NS]` through the same path. */
+int cfg_store_delete_rule(struct cfg_store *s, const char *pin_dir, const char *name,
+			  const char *ns, bool *changed, uint64_t *generation, char *err,
+			  size_t errlen);
+
+#endif /* RM_CFG_H */
