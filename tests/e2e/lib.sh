@@ -1,0 +1,134 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Shared harness for the end-to-end tests: a "node" made only of things this run
+# creates (a cgroup subtree, a pin dir, network namespaces), TAP-like results, and a
+# cleanup that runs on every exit path. Sourced by tests/e2e/test_*.sh.
+#
+# Safety (DESIGN.md): programs attach only to $CG (created here, never the cgroup2
+# root); pins live only under $PIN; pod-like addresses exist only inside namespaces
+# created here, none with a default route, VIP ranges routed unreachable.
+
+set -u
+BUILD=${BUILD:-build}
+BUILD=$(cd "$BUILD" && pwd)
+RUN_ID=${RUN_ID:-$$}
+T_PASS=0 T_FAIL=0 T_SKIP=0
+PIDS=()
+NETNS=()
+CGROUP2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+CG=$CGROUP2/rm-e2e-$RUN_ID
+PIN=/sys/fs/bpf/rm-e2e-$RUN_ID
+TMP=$(mktemp -d /tmp/rm-e2e-$RUN_ID.XXXX)
+RINGMESHD_PID=
+
+ok() { T_PASS=$((T_PASS + 1)); echo "ok - $*"; }
+fail() { T_FAIL=$((T_FAIL + 1)); echo "not ok - $*"; }
+skip() { T_SKIP=$((T_SKIP + 1)); echo "skip - $*"; }
+check() { # check "description" command...
+	local d=$1; shift
+	if "$@" >"$TMP/check.out" 2>&1; then ok "$d"; else fail "$d"; sed 's/^/    # /' "$TMP/check.out" | head -20; fi
+}
+summary() { echo "$1: $T_PASS passed, $T_FAIL failed, $T_SKIP skipped"; [ $T_FAIL -eq 0 ]; }
+
+need_root() {
+	if [ "$(id -u)" -ne 0 ]; then echo "skip: end-to-end tests need root (BPF, cgroups, netns)"; exit 77; fi
+	[ -n "$CGROUP2" ] || { echo "skip: no cgroup2 mount"; exit 77; }
+	mount | grep -q ' /sys/fs/bpf type bpf' || mount -t bpf bpf /sys/fs/bpf
+}
+
+cleanup() {
+	local rc=$?
+	set +e
+	[ -n "$RINGMESHD_PID" ] && kill -TERM "$RINGMESHD_PID" 2>/dev/null && wait_gone "$RINGMESHD_PID" 3
+	for p in "${PIDS[@]}" ${RINGMESHD_PID:-}; do kill -KILL "$p" 2>/dev/null; done
+	wait 2>/dev/null
+	# Pinned links hold the attachment: removing the pins detaches.
+	[ -d "$PIN" ] && rm -rf "$PIN"
+	for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	if [ -d "$CG" ]; then
+		find "$CG" -depth -type d | while read -r d; do
+			for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+			rmdir "$d" 2>/dev/null
+		done
+	fi
+	rm -rf "$TMP"
+	return $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+wait_gone() { # pid seconds
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done
+	return 1
+}
+wait_file() { # file seconds
+	local i
+	for ((i = 0; i < $2 * 10; i++)); do [ -e "$1" ] && return 0; sleep 0.1; done
+	return 1
+}
+
+mk_cgroup() { mkdir -p "$CG/$1"; echo "$CG/$1"; }
+
+# in_cg CGROUP [NETNS] -- cmd...: run cmd as a process of that cgroup (and netns).
+in_cg() {
+	local cg=$1 ns=$2; shift 2
+	[ "$1" = "--" ] && shift
+	if [ -n "$ns" ]; then
+		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" nsenter --net=/run/netns/"$ns" "$@"
+	else
+		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+	fi
+}
+
+# bg NAME cmd...: start a background process, remember it for cleanup.
+bg() {
+	local name=$1; shift
+	"$@" >"$TMP/$name.log" 2>&1 &
+	PIDS+=($!)
+	eval "PID_$name=$!"
+}
+
+# start_ringmeshd CGROUP NETNS args...: run the daemon (in its own cgroup, outside the
+# pods' subtree) and wait until `ringmesh status` says it is live.
+start_ringmeshd() {
+	local dcg=$1 ns=$2; shift 2
+	if [ -n "$ns" ]; then
+		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dcg" nsenter --net=/run/netns/"$ns" \
+			"$BUILD/ringmeshd" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 &
+	else
+		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dcg" \
+			"$BUILD/ringmeshd" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 &
+	fi
+	RINGMESHD_PID=$!
+	local i
+	for ((i = 0; i < 50; i++)); do
+		"$BUILD/ringmesh" --pin-dir "$PIN" status >/dev/null 2>&1 && return 0
+		kill -0 "$RINGMESHD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	echo "ringmeshd did not come up:"; sed 's/^/    # /' "$TMP/ringmeshd.log" | tail -20
+	return 1
+}
+
+stop_ringmeshd() {
+	[ -n "$RINGMESHD_PID" ] || return 0
+	kill -TERM "$RINGMESHD_PID" 2>/dev/null
+	wait_gone "$RINGMESHD_PID" 5 || { kill -KILL "$RINGMESHD_PID"; return 1; }
+	wait "$RINGMESHD_PID" 2>/dev/null
+	local rc=$?
+	RINGMESHD_PID=
+	return $rc
+}
+
+# Programs attached anywhere under our cgroup subtree, one per line ("<path> <type>").
+attached() {
+	bpftool cgroup tree "$CG" 2>/dev/null | awk '/^\// { path = $1; next } NF >= 3 && $1 ~ /^[0-9]+$/ { print path, $2 }'
+}
+
+free_port() { # a TCP port free on 127.0.0.1 now
+	local p
+	while :; do
+		p=$((20000 + RANDOM % 10000))
+		ss -Htln "sport = :$p" | grep -q . || { echo $p; return; }
+	done
+}
