@@ -44,6 +44,9 @@ int rm_addr_to_v4(const struct rm_addr *a, uint32_t *be_addr);
 int rm_tuple_from_sockaddrs(struct rm_tuple *t, const struct sockaddr *local,
 			    const struct sockaddr *peer);
 
+/* The same connection's key as seen from its other end (swap local and remote). */
+void rm_tuple_mirror(struct rm_tuple *out, const struct rm_tuple *in);
+
 /* Format "a.b.c.d" or IPv6 text for a mapped address into buf (>= 46 bytes). */
 const char *rm_addr_str(const struct rm_addr *a, char *buf, size_t len);
 

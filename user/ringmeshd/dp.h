@@ -31,7 +31,7 @@ struct rm_dp_opts {
 	struct sockaddr_in listen; /* proxy listener for clients in the daemon's netns */
 	struct in_addr pod_gw; /* address clients in other netns are sent to (same port) */
 	bool sockmap; /* enable the sk_msg shortcut */
-	uint64_t heartbeat_max_ns; /* fail open after this long without a beat */
+	uint64_t heartbeat_max_ns; /* fail open after this long without a beat (0: 5 s) */
 };
 
 struct rm_dp;
@@ -58,6 +58,10 @@ int rm_dp_sock_add(struct rm_dp *dp, int fd, const struct sockaddr *local,
 
 /* Read the per-CPU decision counters summed (array of RM_DP_STAT_MAX). */
 int rm_dp_stats(struct rm_dp *dp, uint64_t *out);
+
+/* What rm_dp_open() chose not to do, for the daemon to log ("" when nothing), e.g.
+ * that SO_ORIGINAL_DST is not served because the daemon runs in the cgroup2 root. */
+const char *rm_dp_note(const struct rm_dp *dp);
 
 /* Detach and, when unpin is true (clean stop), remove every pin. Stops the heartbeat
  * first so that connect4 fails open before the links go. NULL-safe. */

@@ -1,0 +1,610 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* dp: loads and wires the node data path (bpf/ringmesh.bpf.c), see dp.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <mntent.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "ringmeshd/dp.h"
+#include "ringmesh.skel.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+#define DP_BPFFS "/sys/fs/bpf"
+#define DP_HEARTBEAT_MAX_DEFAULT (5ull * 1000 * 1000 * 1000)
+
+enum dp_unpin { DP_UNPIN_NONE, DP_UNPIN_OURS, DP_UNPIN_ALL };
+
+enum { DP_L_CONNECT4, DP_L_SOCKOPS, DP_L_GETSOCKOPT, DP_L_MAX };
+
+static const char *const dp_link_names[DP_L_MAX] = {
+	[DP_L_CONNECT4] = RM_LINK_CONNECT4,
+	[DP_L_SOCKOPS] = RM_LINK_SOCKOPS,
+	[DP_L_GETSOCKOPT] = RM_LINK_GETSOCKOPT,
+};
+
+/* The maps this module owns. A restart recreates them; the rules/stats maps of
+ * maps_cfg.h are not listed so that loaded rules survive a daemon restart. */
+static const char *const dp_map_names[] = {
+	RM_MAP_INCLUDE, RM_MAP_EXCLUDE, RM_MAP_XPORTS, RM_MAP_ORIG_CK,
+	RM_MAP_ORIG,	RM_MAP_SOCKS,	RM_MAP_PROXY,  RM_MAP_DPSTATS,
+};
+
+struct rm_dp {
+	struct ringmesh *skel;
+	struct bpf_link *links[DP_L_MAX];
+	int cg_fd; /* pods' cgroup */
+	int dcg_fd; /* daemon's cgroup, only when getsockopt is attached there */
+	struct rm_proxy_cfg *cfg; /* rm_proxy[0], mmapped */
+	size_t cfg_len;
+	int orig_fd, socks_fd;
+	int msg_prog_fd; /* attached to rm_socks when >= 0 */
+	bool sockmap;
+	char pin_dir[PATH_MAX];
+	char note[256];
+};
+
+static int dp_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+	size_t n;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+		n = strlen(err);
+		if (rc && n + 3 < errlen)
+			snprintf(err + n, errlen - n, ": %s", strerror(-rc));
+	}
+	return rc;
+}
+
+static int path_join(char *out, size_t len, const char *a, const char *b)
+{
+	int n = snprintf(out, len, "%s/%s", a, b);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* First cgroup2 mount in our mount namespace, resolved. */
+static int cgroup2_mount(char *out, size_t len)
+{
+	struct mntent *m;
+	FILE *f = setmntent("/proc/self/mounts", "r");
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while ((m = getmntent(f))) {
+		if (strcmp(m->mnt_type, "cgroup2"))
+			continue;
+		rc = realpath(m->mnt_dir, out) ? 0 : -errno;
+		(void)len;
+		break;
+	}
+	endmntent(f);
+	return rc;
+}
+
+/* The daemon's own cgroup2 directory, from the "0::" line of /proc/self/cgroup. */
+static int self_cgroup(const char *mnt, char *out, size_t len)
+{
+	char line[PATH_MAX + 8], tmp[PATH_MAX * 2];
+	FILE *f = fopen("/proc/self/cgroup", "r");
+	int rc = -ENOENT;
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = '\0';
+		if (strncmp(line, "0::", 3))
+			continue;
+		if ((size_t)snprintf(tmp, sizeof(tmp), "%s%s", mnt, line + 3) >= sizeof(tmp)) {
+			rc = -ENAMETOOLONG;
+			break;
+		}
+		rc = realpath(tmp, out) ? 0 : -errno;
+		break;
+	}
+	fclose(f);
+	(void)len;
+	return rc;
+}
+
+static bool path_within(const char *child, const char *parent)
+{
+	size_t n = strlen(parent);
+
+	return !strncmp(child, parent, n) && (child[n] == '\0' || child[n] == '/');
+}
+
+static int mkdir_p(const char *path, mode_t mode)
+{
+	char tmp[PATH_MAX];
+	size_t n = strlen(path);
+
+	if (n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	memcpy(tmp, path, n + 1);
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, mode) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, mode) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static bool fs_is(const char *path, long magic)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && (long)st.f_type == magic;
+}
+
+static int ensure_bpffs(void)
+{
+	if (fs_is(DP_BPFFS, BPF_FS_MAGIC))
+		return 0;
+	if (mount("bpf", DP_BPFFS, "bpf", 0, "mode=0700"))
+		return -errno;
+	return 0;
+}
+
+/*
+ * A dead daemon's links still attach its programs (they are pinned): detach them
+ * outright, which also covers a pin someone still holds open, then drop the pins.
+ * Its data-path maps go too so the new programs start from empty state.
+ */
+static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+
+	for (int i = 0; i < DP_L_MAX; i++) {
+		int fd, rc;
+
+		if (path_join(path, sizeof(path), pin_dir, dp_link_names[i]))
+			return dp_fail(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
+		fd = bpf_obj_get(path);
+		if (fd >= 0) {
+			bpf_link_detach(fd);
+			close(fd);
+		}
+		if (unlink(path) && errno != ENOENT) {
+			rc = -errno;
+			return dp_fail(err, errlen, rc, "removing old link %s", path);
+		}
+	}
+	for (size_t i = 0; i < sizeof(dp_map_names) / sizeof(dp_map_names[0]); i++) {
+		if (path_join(path, sizeof(path), pin_dir, dp_map_names[i]))
+			return dp_fail(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
+		if (unlink(path) && errno != ENOENT)
+			return dp_fail(err, errlen, -errno, "removing old map %s", path);
+	}
+	return 0;
+}
+
+static int fill_ranges(int fd, const struct rm_cidr *c, size_t n)
+{
+	__u8 one = 1;
+
+	for (size_t i = 0; i < n; i++) {
+		struct rm_lpm_key k;
+		int rc;
+
+		rm_cidr_lpm_key(&c[i], &k);
+		rc = bpf_map_update_elem(fd, &k, &one, BPF_ANY);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+static int netns_cookie(__u64 *out)
+{
+	socklen_t len = sizeof(*out);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, out, &len))
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int attach_pinned(struct rm_dp *dp, int slot, struct bpf_program *prog, int cg_fd,
+			 char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct bpf_link *l;
+	int rc;
+
+	l = bpf_program__attach_cgroup(prog, cg_fd);
+	if (!l)
+		return dp_fail(err, errlen, -errno, "attaching %s", bpf_program__name(prog));
+	dp->links[slot] = l;
+	if (path_join(path, sizeof(path), dp->pin_dir, dp_link_names[slot]))
+		return dp_fail(err, errlen, -ENAMETOOLONG, "pin dir %s", dp->pin_dir);
+	rc = bpf_link__pin(l, path);
+	if (rc)
+		return dp_fail(err, errlen, rc, "pinning %s", path);
+	return 0;
+}
+
+static int check_opts(const struct rm_dp_opts *o, char *err, size_t errlen)
+{
+	if (!o || !o->cgroup_path || !*o->cgroup_path)
+		return dp_fail(err, errlen, -EINVAL, "no cgroup path for the pods");
+	if (!o->pin_dir || o->pin_dir[0] != '/')
+		return dp_fail(err, errlen, -EINVAL, "pin dir must be an absolute path");
+	if (o->n_include > RM_MAX_RANGES || o->n_exclude > RM_MAX_RANGES)
+		return dp_fail(err, errlen, -E2BIG, "at most %d include and %d exclude ranges",
+			       RM_MAX_RANGES, RM_MAX_RANGES);
+	if (o->n_exclude_ports > RM_MAX_XPORTS)
+		return dp_fail(err, errlen, -E2BIG, "at most %d excluded ports", RM_MAX_XPORTS);
+	if ((o->n_include && !o->include) || (o->n_exclude && !o->exclude) ||
+	    (o->n_exclude_ports && !o->exclude_ports))
+		return dp_fail(err, errlen, -EINVAL, "range or port count without a list");
+	if (o->listen.sin_family != AF_INET || !o->listen.sin_port ||
+	    !o->listen.sin_addr.s_addr)
+		return dp_fail(err, errlen, -EINVAL, "listener must be an IPv4 address and port");
+	return 0;
+}
+
+/* Refuse anything but a non-root cgroup2 directory: attaching to the root would
+ * steer every process on the node, the daemon's upstreams included. */
+static int check_cgroup(const char *path, const char *mnt, char *real, char *err, size_t errlen)
+{
+	struct stat a, b;
+
+	if (!realpath(path, real))
+		return dp_fail(err, errlen, -errno, "cgroup %s", path);
+	if (!fs_is(real, CGROUP2_SUPER_MAGIC) || stat(real, &a) || !S_ISDIR(a.st_mode))
+		return dp_fail(err, errlen, -EINVAL, "%s is not a cgroup2 directory", path);
+	if (!strcmp(real, mnt) || (!stat(mnt, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino))
+		return dp_fail(err, errlen, -EINVAL,
+			       "%s is the cgroup2 root; give the pods' parent cgroup", path);
+	return 0;
+}
+
+static int setup_cfg(struct rm_dp *dp, const struct rm_dp_opts *o, const char *self_cg,
+		     char *err, size_t errlen)
+{
+	int fd = bpf_map__fd(dp->skel->maps.rm_proxy), rc;
+	long page = sysconf(_SC_PAGESIZE);
+	struct rm_proxy_cfg *c;
+	struct stat st;
+	__u64 cookie;
+	void *m;
+
+	dp->cfg_len = (sizeof(*c) + (size_t)page - 1) & ~((size_t)page - 1);
+	m = mmap(NULL, dp->cfg_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED)
+		return dp_fail(err, errlen, -errno, "mmap of %s", RM_MAP_PROXY);
+	dp->cfg = c = m;
+
+	/* bpf_get_current_cgroup_id() is the kernfs id, the inode of the directory. */
+	if (stat(self_cg, &st))
+		return dp_fail(err, errlen, -errno, "own cgroup %s", self_cg);
+	rc = netns_cookie(&cookie);
+	if (rc)
+		return dp_fail(err, errlen, rc, "netns cookie (SO_NETNS_COOKIE)");
+
+	memset(c, 0, sizeof(*c));
+	c->heartbeat_max_ns = o->heartbeat_max_ns ? o->heartbeat_max_ns : DP_HEARTBEAT_MAX_DEFAULT;
+	c->daemon_cgroup_id = st.st_ino;
+	c->daemon_netns_cookie = cookie;
+	c->daemon_tgid = (__u32)getpid();
+	c->flags = o->sockmap ? RM_PF_SOCKMAP : 0;
+	rm_addr_from_v4(&c->listen_addr, o->listen.sin_addr.s_addr);
+	rm_addr_from_v4(&c->pod_gw_addr, o->pod_gw.s_addr);
+	c->listen_port = o->listen.sin_port;
+	return 0;
+}
+
+static int fill_maps(struct rm_dp *dp, const struct rm_dp_opts *o, char *err, size_t errlen)
+{
+	struct ringmesh *s = dp->skel;
+	__u8 one = 1;
+	int rc;
+
+	rc = fill_ranges(bpf_map__fd(s->maps.rm_include), o->include, o->n_include);
+	if (rc)
+		return dp_fail(err, errlen, rc, "filling %s", RM_MAP_INCLUDE);
+	rc = fill_ranges(bpf_map__fd(s->maps.rm_exclude), o->exclude, o->n_exclude);
+	if (rc)
+		return dp_fail(err, errlen, rc, "filling %s", RM_MAP_EXCLUDE);
+	for (size_t i = 0; i < o->n_exclude_ports; i++) {
+		__u16 port = o->exclude_ports[i];
+
+		rc = bpf_map_update_elem(bpf_map__fd(s->maps.rm_xports), &port, &one, BPF_ANY);
+		if (rc)
+			return dp_fail(err, errlen, rc, "filling %s", RM_MAP_XPORTS);
+	}
+	return 0;
+}
+
+static int attach_all(struct rm_dp *dp, const char *mnt, const char *pods_cg, const char *self_cg,
+		      char *err, size_t errlen)
+{
+	struct ringmesh *s = dp->skel;
+	int rc;
+
+	rc = attach_pinned(dp, DP_L_CONNECT4, s->progs.rm_connect4_prog, dp->cg_fd, err, errlen);
+	if (!rc)
+		rc = attach_pinned(dp, DP_L_SOCKOPS, s->progs.rm_sockops_prog, dp->cg_fd, err,
+				   errlen);
+	if (rc)
+		return rc;
+
+	/* SO_ORIGINAL_DST is asked from the daemon's own cgroup. The root would answer
+	 * for every process on the node and the pods' subtree for the pods, so then the
+	 * daemon only uses rm_dp_orig_lookup(). */
+	if (!strcmp(self_cg, mnt)) {
+		snprintf(dp->note, sizeof(dp->note),
+			 "SO_ORIGINAL_DST not served: ringmeshd runs in the cgroup2 root");
+	} else if (path_within(self_cg, pods_cg)) {
+		snprintf(dp->note, sizeof(dp->note),
+			 "SO_ORIGINAL_DST not served: ringmeshd runs inside the pods' cgroup %.150s",
+			 pods_cg);
+	} else {
+		dp->dcg_fd = open(self_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+		if (dp->dcg_fd < 0)
+			return dp_fail(err, errlen, -errno, "opening own cgroup %s", self_cg);
+		rc = attach_pinned(dp, DP_L_GETSOCKOPT, s->progs.rm_getsockopt_prog, dp->dcg_fd,
+				   err, errlen);
+		if (rc)
+			return rc;
+	}
+
+	rc = bpf_prog_attach(bpf_program__fd(s->progs.rm_msg_prog), dp->socks_fd,
+			     BPF_SK_MSG_VERDICT, 0);
+	if (rc)
+		return dp_fail(err, errlen, rc, "attaching sk_msg to %s", RM_MAP_SOCKS);
+	dp->msg_prog_fd = bpf_program__fd(s->progs.rm_msg_prog);
+	return 0;
+}
+
+static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin);
+
+int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t errlen)
+{
+	char mnt[PATH_MAX], pods_cg[PATH_MAX], self_cg[PATH_MAX];
+	struct rm_dp *dp;
+	int rc;
+
+	if (err && errlen)
+		err[0] = '\0';
+	*out = NULL;
+	rc = check_opts(o, err, errlen);
+	if (rc)
+		return rc;
+	rc = cgroup2_mount(mnt, sizeof(mnt));
+	if (rc)
+		return dp_fail(err, errlen, rc, "no cgroup2 mount in /proc/self/mounts");
+	rc = check_cgroup(o->cgroup_path, mnt, pods_cg, err, errlen);
+	if (rc)
+		return rc;
+	rc = self_cgroup(mnt, self_cg, sizeof(self_cg));
+	if (rc)
+		return dp_fail(err, errlen, rc, "own cgroup2 path from /proc/self/cgroup");
+
+	rc = ensure_bpffs();
+	if (rc)
+		return dp_fail(err, errlen, rc, "mounting bpffs at %s", DP_BPFFS);
+	rc = mkdir_p(o->pin_dir, 0700);
+	if (rc)
+		return dp_fail(err, errlen, rc, "creating pin dir %s", o->pin_dir);
+	if (!fs_is(o->pin_dir, BPF_FS_MAGIC))
+		return dp_fail(err, errlen, -EINVAL, "pin dir %s is not on a bpf filesystem",
+			       o->pin_dir);
+
+	dp = calloc(1, sizeof(*dp));
+	if (!dp)
+		return dp_fail(err, errlen, -ENOMEM, "allocating the data path");
+	dp->cg_fd = dp->dcg_fd = dp->msg_prog_fd = -1;
+	dp->sockmap = o->sockmap;
+	if (!realpath(o->pin_dir, dp->pin_dir)) {
+		rc = dp_fail(err, errlen, -errno, "pin dir %s", o->pin_dir);
+		goto fail;
+	}
+	rc = remove_leftovers(dp->pin_dir, err, errlen);
+	if (rc)
+		goto fail;
+
+	dp->cg_fd = open(pods_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dp->cg_fd < 0) {
+		rc = dp_fail(err, errlen, -errno, "opening cgroup %s", pods_cg);
+		goto fail;
+	}
+
+	{
+		LIBBPF_OPTS(bpf_object_open_opts, oo, .pin_root_path = dp->pin_dir);
+
+		dp->skel = ringmesh__open_opts(&oo);
+	}
+	if (!dp->skel) {
+		rc = dp_fail(err, errlen, -errno, "opening the BPF object");
+		goto fail;
+	}
+	rc = ringmesh__load(dp->skel);
+	if (rc) {
+		rc = dp_fail(err, errlen, rc, "loading the BPF programs (pins under %s)",
+			     dp->pin_dir);
+		goto fail;
+	}
+	dp->orig_fd = bpf_map__fd(dp->skel->maps.rm_orig);
+	dp->socks_fd = bpf_map__fd(dp->skel->maps.rm_socks);
+
+	rc = setup_cfg(dp, o, self_cg, err, errlen);
+	if (!rc)
+		rc = fill_maps(dp, o, err, errlen);
+	if (!rc)
+		rc = attach_all(dp, mnt, pods_cg, self_cg, err, errlen);
+	if (rc)
+		goto fail;
+	/* Only now may connect4 start sending connections here. */
+	rm_dp_heartbeat(dp);
+	*out = dp;
+	return 0;
+fail:
+	/* Our fresh maps go, but never the rules maps a previous daemon left. */
+	dp_teardown(dp, DP_UNPIN_OURS);
+	return rc;
+}
+
+void rm_dp_heartbeat(struct rm_dp *dp)
+{
+	if (dp && dp->cfg)
+		__atomic_store_n(&dp->cfg->heartbeat_ns, mono_ns(), __ATOMIC_RELEASE);
+}
+
+const char *rm_dp_note(const struct rm_dp *dp)
+{
+	return dp ? dp->note : "";
+}
+
+int rm_dp_orig_lookup(struct rm_dp *dp, const struct sockaddr *local, const struct sockaddr *peer,
+		      struct rm_orig *out)
+{
+	struct rm_tuple own, pod;
+	int rc;
+
+	rc = rm_tuple_from_sockaddrs(&own, local, peer);
+	if (rc)
+		return rc;
+	rm_tuple_mirror(&pod, &own);
+	return bpf_map_lookup_elem(dp->orig_fd, &pod, out) ? -errno : 0;
+}
+
+void rm_dp_orig_forget(struct rm_dp *dp, const struct sockaddr *local, const struct sockaddr *peer)
+{
+	struct rm_tuple own, pod;
+
+	if (rm_tuple_from_sockaddrs(&own, local, peer))
+		return;
+	rm_tuple_mirror(&pod, &own);
+	bpf_map_delete_elem(dp->orig_fd, &pod);
+}
+
+int rm_dp_sock_add(struct rm_dp *dp, int fd, const struct sockaddr *local,
+		   const struct sockaddr *peer)
+{
+	struct rm_tuple own;
+	__u32 v = (__u32)fd;
+	int rc;
+
+	if (!dp->sockmap)
+		return 0;
+	rc = rm_tuple_from_sockaddrs(&own, local, peer);
+	if (rc)
+		return rc;
+	return bpf_map_update_elem(dp->socks_fd, &own, &v, BPF_ANY) ? -errno : 0;
+}
+
+int rm_dp_stats(struct rm_dp *dp, uint64_t *out)
+{
+	int fd = bpf_map__fd(dp->skel->maps.rm_dpstats);
+	int ncpu = libbpf_num_possible_cpus();
+	__u64 *vals;
+
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (__u32 k = 0; k < RM_DP_STAT_MAX; k++) {
+		out[k] = 0;
+		if (bpf_map_lookup_elem(fd, &k, vals)) {
+			int rc = -errno;
+
+			free(vals);
+			return rc;
+		}
+		for (int c = 0; c < ncpu; c++)
+			out[k] += vals[c];
+	}
+	free(vals);
+	return 0;
+}
+
+static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
+{
+	struct bpf_map *m;
+	char path[PATH_MAX];
+
+	/* Fail open first: connects that race with the detach go direct. */
+	if (dp->cfg)
+		__atomic_store_n(&dp->cfg->heartbeat_ns, 0, __ATOMIC_RELEASE);
+	for (int i = 0; i < DP_L_MAX; i++) {
+		if (!dp->links[i])
+			continue;
+		bpf_link__unpin(dp->links[i]);
+		bpf_link__destroy(dp->links[i]);
+	}
+	if (dp->msg_prog_fd >= 0)
+		bpf_prog_detach2(dp->msg_prog_fd, dp->socks_fd, BPF_SK_MSG_VERDICT);
+	if (dp->cfg)
+		munmap(dp->cfg, dp->cfg_len);
+	if (dp->skel) {
+		if (unpin == DP_UNPIN_ALL)
+			bpf_object__for_each_map(m, dp->skel->obj)
+				if (bpf_map__is_pinned(m))
+					bpf_map__unpin(m, NULL);
+		ringmesh__destroy(dp->skel);
+	}
+	if (unpin == DP_UNPIN_OURS && dp->pin_dir[0])
+		for (size_t i = 0; i < sizeof(dp_map_names) / sizeof(dp_map_names[0]); i++)
+			if (!path_join(path, sizeof(path), dp->pin_dir, dp_map_names[i]))
+				unlink(path);
+	/* Someone else's files may share the dir: then it stays. */
+	if (unpin != DP_UNPIN_NONE && dp->pin_dir[0])
+		rmdir(dp->pin_dir);
+	if (dp->cg_fd >= 0)
+		close(dp->cg_fd);
+	if (dp->dcg_fd >= 0)
+		close(dp->dcg_fd);
+	free(dp);
+}
+
+void rm_dp_close(struct rm_dp *dp, bool unpin)
+{
+	if (dp)
+		dp_teardown(dp, unpin ? DP_UNPIN_ALL : DP_UNPIN_NONE);
+}
