@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * ringmeshd command-line parsing. Hand-rolled rather than getopt_long: getopt
+ * prints its own messages and keeps global state, and we want every message to
+ * name the option and the value, in one buffer, testable.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <arpa/inet.h>
+
+#include "ringmeshd/opts.h"
+
+enum opt_id {
+	O_CGROUP,
+	O_INCLUDE,
+	O_EXCLUDE,
+	O_XPORTS,
+	O_LISTEN,
+	O_POD_GW,
+	O_PIN_DIR,
+	O_WORKERS,
+	O_NO_SOCKMAP,
+	O_HB_MAX,
+	O_VERBOSE,
+	O_HELP,
+	O_VERSION,
+	O_MAX,
+};
+
+struct opt_def {
+	const char *name; /* long name without "--" */
+	char short_name; /* 0: none */
+	bool has_arg;
+};
+
+static const struct opt_def opt_defs[O_MAX] = {
+	[O_CGROUP] = { "cgroup", 0, true },
+	[O_INCLUDE] = { "include-ip-ranges", 0, true },
+	[O_EXCLUDE] = { "exclude-ip-ranges", 0, true },
+	[O_XPORTS] = { "exclude-ports", 0, true },
+	[O_LISTEN] = { "listen", 0, true },
+	[O_POD_GW] = { "pod-gateway", 0, true },
+	[O_PIN_DIR] = { "pin-dir", 0, true },
+	[O_WORKERS] = { "workers", 0, true },
+	[O_NO_SOCKMAP] = { "no-sockmap", 0, false },
+	[O_HB_MAX] = { "heartbeat-max-ms", 0, true },
+	[O_VERBOSE] = { "verbose", 'v', false },
+	[O_HELP] = { "help", 'h', false },
+	[O_VERSION] = { "version", 0, false },
+};
+
+static const char usage_text[] =
+	"Usage: ringmeshd --cgroup PATH --include-ip-ranges CIDR[,CIDR...] [OPTIONS]\n"
+	"\n"
+	"Node proxy of the ringmesh service mesh: attaches the interception programs to\n"
+	"the pods' cgroup and forwards the intercepted TCP connections.\n"
+	"\n"
+	"Required:\n"
+	"  --cgroup PATH                 pods' parent cgroup (cgroup2); never the root\n"
+	"  --include-ip-ranges LIST      destinations to intercept, e.g. 10.96.0.0/12\n"
+	"Options:\n"
+	"  --exclude-ip-ranges LIST      destinations never intercepted\n"
+	"  --exclude-ports LIST          destination ports never intercepted, e.g. 22,15090\n"
+	"  --listen ADDR:PORT            proxy listener (default " OPTS_LISTEN_DEFAULT ")\n"
+	"  --pod-gateway ADDR            address pods in other netns reach the proxy on,\n"
+	"                                same port as --listen (default " OPTS_POD_GW_DEFAULT ")\n"
+	"  --pin-dir DIR                 bpffs directory for maps and links\n"
+	"                                (default " RM_PIN_DIR_DEFAULT ")\n"
+	"  --workers N                   worker threads, 1..64 (default: online CPUs)\n"
+	"  --no-sockmap                  disable the sk_msg shortcut\n"
+	"  --heartbeat-max-ms MS         interception fails open after MS without a beat\n"
+	"                                (400..60000, default 1000)\n"
+	"  -v, --verbose                 more log lines (repeat for more)\n"
+	"  -h, --help                    this text\n"
+	"  --version                     print the version\n";
+
+const char *opts_usage(void)
+{
+	return usage_text;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && errlen) {
+		va_start(ap, fmt);
+		vsnprintf(err, errlen, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+/* A sub-parser's message, prefixed with the option; the value is named once. */
+static int sub_fail(char *err, size_t errlen, const char *opt, const char *v, const char *why,
+		    int r)
+{
+	if (!why[0])
+		why = strerror(-r);
+	if (v[0] && strstr(why, v))
+		return fail(err, errlen, "--%s: %s", opt, why);
+	return fail(err, errlen, "--%s '%s': %s", opt, v, why);
+}
+
+/* Strict decimal: digits only, no sign, no spaces, no overflow. */
+static int parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	unsigned long v = 0;
+
+	if (!*s)
+		return -EINVAL;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return -EINVAL;
+		if (v > (max - (unsigned long)(*s - '0')) / 10)
+			return -ERANGE;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* Has the path a ".." component? The daemon removes things under --pin-dir. */
+static bool has_dotdot(const char *p)
+{
+	const char *c = p;
+
+	while ((c = strstr(c, "..")) != NULL) {
+		bool start = c == p || c[-1] == '/';
+		bool end = c[2] == '\0' || c[2] == '/';
+
+		if (start && end)
+			return true;
+		c += 2;
+	}
+	return false;
+}
+
+/* Compare paths ignoring repeated and trailing slashes. */
+static bool path_eq(const char *a, const char *b)
+{
+	for (;;) {
+		while (a[0] == '/' && (a[1] == '/' || a[1] == '\0'))
+			a++;
+		while (b[0] == '/' && (b[1] == '/' || b[1] == '\0'))
+			b++;
+		if (*a != *b)
+			return false;
+		if (!*a)
+			return true;
+		a++;
+		b++;
+	}
+}
+
+static int check_path(const char *opt, const char *v, char *err, size_t errlen)
+{
+	if (!*v)
+		return fail(err, errlen, "--%s: empty path", opt);
+	if (v[0] != '/')
+		return fail(err, errlen, "--%s '%s': must be an absolute path", opt, v);
+	if (has_dotdot(v))
+		return fail(err, errlen, "--%s '%s': '..' components are not allowed", opt, v);
+	if (strlen(v) >= 4096)
+		return fail(err, errlen, "--%s: path longer than 4095 bytes", opt);
+	return 0;
+}
+
+static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err, size_t errlen)
+{
+	const char *name = opt_defs[id].name;
+	char why[160] = "";
+	unsigned long n;
+	int r;
+
+	switch (id) {
+	case O_CGROUP:
+		r = check_path(name, v, err, errlen);
+		if (r)
+			return r;
+		/* A cheap early guard; dp checks the real mount root. */
+		if (path_eq(v, "/sys/fs/cgroup") || path_eq(v, "/sys/fs/cgroup/unified") ||
+		    path_eq(v, "/"))
+			return fail(err, errlen,
+				    "--cgroup '%s': is a cgroup2 root; give the pods' parent cgroup",
+				    v);
+		o->cgroup_path = v;
+		return 0;
+	case O_PIN_DIR:
+		r = check_path(name, v, err, errlen);
+		if (r)
+			return r;
+		if (path_eq(v, "/") || path_eq(v, "/sys/fs/bpf"))
+			return fail(err, errlen,
+				    "--pin-dir '%s': must be a directory of its own, not a mount root",
+				    v);
+		o->pin_dir = v;
+		return 0;
+	case O_INCLUDE:
+	case O_EXCLUDE: {
+		struct rm_cidr *tab = id == O_INCLUDE ? o->include : o->exclude;
+
+		r = rm_cidr_parse_list(v, tab, RM_MAX_RANGES, why, sizeof(why));
+		if (r < 0)
+			return sub_fail(err, errlen, name, v, why, r);
+		if (r == 0)
+			return fail(err, errlen, "--%s: empty list", name);
+		if (id == O_INCLUDE)
+			o->n_include = (size_t)r;
+		else
+			o->n_exclude = (size_t)r;
+		return 0;
+	}
+	case O_XPORTS:
+		r = rm_ports_parse_list(v, o->exclude_ports, RM_MAX_XPORTS, why, sizeof(why));
+		if (r < 0)
+			return sub_fail(err, errlen, name, v, why, r);
+		if (r == 0)
+			return fail(err, errlen, "--%s: empty list", name);
+		o->n_exclude_ports = (size_t)r;
+		return 0;
+	case O_LISTEN:
+		r = rm_hostport_parse(v, &o->listen, why, sizeof(why));
+		if (r < 0)
+			return sub_fail(err, errlen, name, v,
+					why[0] ? why : "expected ADDR:PORT, e.g. 127.0.0.1:15001", r);
+		if (o->listen.sin_port == 0)
+			return fail(err, errlen, "--listen '%s': port must be 1..65535", v);
+		if (o->listen.sin_addr.s_addr == htonl(INADDR_ANY))
+			return fail(err, errlen,
+				    "--listen '%s': a wildcard address would make the proxy "
+				    "reachable from off the node; give a local address",
+				    v);
+		return 0;
+	case O_POD_GW: {
+		struct in_addr a;
+
+		if (inet_pton(AF_INET, v, &a) != 1)
+			return fail(err, errlen, "--pod-gateway '%s': not an IPv4 address", v);
+		if (a.s_addr == htonl(INADDR_ANY) || a.s_addr == htonl(INADDR_BROADCAST) ||
+		    IN_MULTICAST(ntohl(a.s_addr)))
+			return fail(err, errlen, "--pod-gateway '%s': must be a unicast address",
+				    v);
+		o->pod_gw = a;
+		return 0;
+	}
+	case O_WORKERS:
+		if (parse_uint(v, 1000000, &n) || n < 1 || n > OPTS_WORKERS_MAX)
+			return fail(err, errlen, "--workers '%s': must be a number in 1..%d", v,
+				    OPTS_WORKERS_MAX);
+		o->workers = (unsigned int)n;
+		return 0;
+	case O_HB_MAX:
+		if (parse_uint(v, 1000000000, &n) || n < OPTS_HEARTBEAT_MAX_MIN_MS ||
+		    n > OPTS_HEARTBEAT_MAX_MAX_MS)
+			return fail(err, errlen,
+				    "--heartbeat-max-ms '%s': must be a number of milliseconds in "
+				    "%d..%d (the daemon beats every %d ms)",
+				    v, OPTS_HEARTBEAT_MAX_MIN_MS, OPTS_HEARTBEAT_MAX_MAX_MS,
+				    OPTS_HEARTBEAT_INTERVAL_MS);
+		o->heartbeat_max_ms = (unsigned int)n;
+		return 0;
+	default:
+		return fail(err, errlen, "--%s: internal error", name);
+	}
+}
+
+static void set_defaults(struct rm_opts *o, long ncpus)
+{
+	memset(o, 0, sizeof(*o));
+	o->pin_dir = RM_PIN_DIR_DEFAULT;
+	o->listen.sin_family = AF_INET;
+	o->listen.sin_port = htons(15001);
+	o->listen.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	inet_pton(AF_INET, OPTS_POD_GW_DEFAULT, &o->pod_gw);
+	if (ncpus < 1)
+		ncpus = 1;
+	if (ncpus > OPTS_WORKERS_MAX)
+		ncpus = OPTS_WORKERS_MAX;
+	o->workers = (unsigned int)ncpus;
+	o->sockmap = true;
+	o->heartbeat_max_ms = OPTS_HEARTBEAT_MAX_DEFAULT_MS;
+}
+
+static int find_long(const char *name, size_t len)
+{
+	for (int i = 0; i < O_MAX; i++)
+		if (strlen(opt_defs[i].name) == len && !strncmp(opt_defs[i].name, name, len))
+			return i;
+	return -1;
+}
+
+static int find_short(char c)
+{
+	for (int i = 0; i < O_MAX; i++)
+		if (opt_defs[i].short_name && opt_defs[i].short_name == c)
+			return i;
+	return -1;
+}
+
+int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char *err,
+	       size_t errlen)
+{
+	bool seen[O_MAX] = { false };
+	int action = OPTS_RUN;
+
+	if (err && errlen)
+		err[0] = '\0';
+	set_defaults(o, ncpus);
+
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		const char *val = NULL;
+		int id;
+
+		if (a[0] == '-' && a[1] == '-' && a[2]) {
+			const char *eq = strchr(a + 2, '=');
+			size_t len = eq ? (size_t)(eq - (a + 2)) : strlen(a + 2);
+
+			id = find_long(a + 2, len);
+			if (id < 0)
+				return fail(err, errlen, "unknown option '%.*s' (see --help)",
+					    (int)(len + 2), a);
+			if (eq) {
+				if (!opt_defs[id].has_arg)
+					return fail(err, errlen, "--%s takes no value (got '%s')",
+						    opt_defs[id].name, eq + 1);
+				val = eq + 1;
+			}
+		} else if (a[0] == '-' && a[1] && a[1] != '-') {
+			/* Short flags only, so "-vv" is "-v -v". */
+			for (const char *c = a + 1; *c; c++) {
+				id = find_short(*c);
+				if (id < 0)
+					return fail(err, errlen, "unknown option '-%c' (see --help)",
+						    *c);
+				if (id == O_VERBOSE)
+					o->verbose++;
+				else if (id == O_HELP)
+					action = OPTS_HELP;
+			}
+			continue;
+		} else {
+			return fail(err, errlen, "unexpected argument '%s' (see --help)", a);
+		}
+
+		if (opt_defs[id].has_arg && !val) {
+			if (i + 1 >= argc)
+				return fail(err, errlen, "--%s: missing value", opt_defs[id].name);
+			val = argv[++i];
+			/* "--cgroup --listen x" is a forgotten value, not a path. */
+			if (val[0] == '-' && val[1] == '-')
+				return fail(err, errlen, "--%s: missing value (got option '%s')",
+					    opt_defs[id].name, val);
+		}
+		if (opt_defs[id].has_arg && seen[id])
+			return fail(err, errlen, "--%s: given twice", opt_defs[id].name);
+		seen[id] = true;
+
+		switch (id) {
+		case O_VERBOSE:
+			o->verbose++;
+			break;
+		case O_HELP:
+			action = OPTS_HELP;
+			break;
+		case O_VERSION:
+			if (action == OPTS_RUN)
+				action = OPTS_VERSION;
+			break;
+		case O_NO_SOCKMAP:
+			o->sockmap = false;
+			break;
+		default: {
+			int r = set_value(o, (enum opt_id)id, val, err, errlen);
+
+			if (r)
+				return r;
+		}
+		}
+	}
+
+	/* --help and --version answer even when the rest of the line is incomplete. */
+	if (action != OPTS_RUN)
+		return action;
+	if (!seen[O_CGROUP])
+		return fail(err, errlen,
+			    "--cgroup is required (the pods' parent cgroup; there is no default, "
+			    "to never attach to the root)");
+	if (!seen[O_INCLUDE])
+		return fail(err, errlen,
+			    "--include-ip-ranges is required (the destinations to intercept)");
+	if (o->pod_gw.s_addr == o->listen.sin_addr.s_addr) {
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &o->pod_gw, a, sizeof(a));
+		return fail(err, errlen, "--pod-gateway '%s': must differ from the --listen address",
+			    a);
+	}
+	return OPTS_RUN;
+}
