@@ -1,0 +1,355 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * `ringmesh apply -f ...` and `ringmesh delete -f ...`: read the named files
+ * (a directory means its *.yaml and *.yml files in name order, "-" means stdin),
+ * parse all of them first, and only then hand the documents to the config store,
+ * which merges, compiles and flips halves under its lock. Any parse or compile
+ * error stops before the store is touched, so the running configuration stays.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+
+#include "ringmesh/cfg.h"
+#include "common/cfg.h"
+#include "ringmesh/main.h"
+
+/* Bigger than the store can hold anyway (RM_CFG_SRC_SIZE): only a guard against
+ * `apply -f /dev/zero` reading forever. */
+#define APPLY_MAX_FILE (16u << 20)
+
+struct file_list {
+	char **v;
+	size_t n, cap;
+};
+
+static int list_add(struct file_list *l, const char *path)
+{
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		char **p = realloc(l->v, cap * sizeof(*p));
+
+		if (!p)
+			return -ENOMEM;
+		l->v = p;
+		l->cap = cap;
+	}
+	l->v[l->n] = strdup(path);
+	if (!l->v[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+static void list_free(struct file_list *l)
+{
+	size_t i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	memset(l, 0, sizeof(*l));
+}
+
+static bool yaml_name(const char *n)
+{
+	size_t len = strlen(n);
+
+	if (n[0] == '.')
+		return false; /* editor swap files, .#locks */
+	return (len > 5 && !strcmp(n + len - 5, ".yaml")) || (len > 4 && !strcmp(n + len - 4, ".yml"));
+}
+
+static int yaml_filter(const struct dirent *de)
+{
+	return yaml_name(de->d_name);
+}
+
+/* Expand one -f argument into files. */
+static int expand_arg(struct file_list *l, const char *arg)
+{
+	struct dirent **ents = NULL;
+	struct stat st;
+	int n, i, added = 0, ret = 0;
+
+	if (!strcmp(arg, "-"))
+		return list_add(l, "-") ? (p_err("out of memory"), -1) : 0;
+	if (stat(arg, &st)) {
+		p_err("%s: %s", arg, strerror(errno));
+		return -1;
+	}
+	if (!S_ISDIR(st.st_mode))
+		return list_add(l, arg) ? (p_err("out of memory"), -1) : 0;
+	n = scandir(arg, &ents, yaml_filter, alphasort);
+	if (n < 0) {
+		p_err("%s: %s", arg, strerror(errno));
+		return -1;
+	}
+	for (i = 0; i < n; i++) {
+		char path[4096];
+
+		if (!ret) {
+			snprintf(path, sizeof(path), "%s%s%s", arg,
+				 arg[strlen(arg) - 1] == '/' ? "" : "/", ents[i]->d_name);
+			/* subdirectories named x.yaml are not files: skip, do not recurse */
+			if (stat(path, &st) == 0 && S_ISREG(st.st_mode)) {
+				if (list_add(l, path)) {
+					p_err("out of memory");
+					ret = -1;
+				}
+				added++;
+			}
+		}
+		free(ents[i]);
+	}
+	free(ents);
+	if (!ret && !added) {
+		p_err("%s: no *.yaml or *.yml files in this directory", arg);
+		ret = -1;
+	}
+	return ret;
+}
+
+static int read_all(const char *path, char **out, size_t *len)
+{
+	size_t cap = 65536, n = 0;
+	char *buf = NULL;
+	int fd = strcmp(path, "-") ? open(path, O_RDONLY | O_CLOEXEC) : STDIN_FILENO;
+	int ret = 0;
+
+	if (fd < 0) {
+		p_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	buf = malloc(cap + 1);
+	while (buf) {
+		ssize_t r;
+
+		if (n == cap) {
+			char *p;
+
+			if (cap >= APPLY_MAX_FILE) {
+				p_err("%s: larger than %u MiB", path, APPLY_MAX_FILE >> 20);
+				ret = -1;
+				break;
+			}
+			cap *= 2;
+			p = realloc(buf, cap + 1);
+			if (!p) {
+				free(buf);
+				buf = NULL;
+				break;
+			}
+			buf = p;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			p_err("%s: %s", path, strerror(errno));
+			ret = -1;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	if (fd != STDIN_FILENO)
+		close(fd);
+	if (!buf) {
+		p_err("%s: out of memory", path);
+		return -1;
+	}
+	if (ret) {
+		free(buf);
+		return -1;
+	}
+	buf[n] = '\0';
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+/* Parse the -f arguments of argv into docs. The first invalid file stops us: its
+ * error is what the user has to fix, and nothing has been written yet. */
+static int parse_files(int argc, char **argv, const char *cmd, struct cfg_docs *docs)
+{
+	struct file_list files = { 0 };
+	size_t i;
+	int ret = 0;
+
+	if (argc < 1) {
+		p_err("'%s' needs -f FILE|DIR|-; try '%s %s help'", cmd, cli.bin, cmd);
+		return -1;
+	}
+	while (argc > 0 && !ret) {
+		if (strcmp(argv[0], "-f") && strcmp(argv[0], "--filename") &&
+		    strcmp(argv[0], "--file")) {
+			p_err("'%s': unexpected argument '%s'; expected -f FILE|DIR|-", cmd, argv[0]);
+			ret = -1;
+		} else if (argc < 2) {
+			p_err("'%s': -f needs a file, a directory or -", cmd);
+			ret = -1;
+		} else {
+			ret = expand_arg(&files, argv[1]);
+			argc -= 2;
+			argv += 2;
+		}
+	}
+	for (i = 0; i < files.n && !ret; i++) {
+		char err[512] = "";
+		char *text;
+		size_t len;
+
+		if (read_all(files.v[i], &text, &len)) {
+			ret = -1;
+			break;
+		}
+		if (cfg_docs_parse(docs, files.v[i], text, len, err, sizeof(err))) {
+			/* err is "FILE:LINE:COL: message" */
+			p_err("%s", *err ? err : "invalid configuration");
+			ret = -1;
+		}
+		free(text);
+	}
+	list_free(&files);
+	return ret;
+}
+
+static void count_kinds(const struct cfg_docs *docs, size_t counts[CFG_K_WORKLOADENTRY + 1])
+{
+	size_t i;
+
+	memset(counts, 0, sizeof(size_t) * (CFG_K_WORKLOADENTRY + 1));
+	for (i = 0; i < docs->n; i++)
+		if (docs->v[i].kind >= CFG_K_ROUTERULE && docs->v[i].kind <= CFG_K_WORKLOADENTRY)
+			counts[docs->v[i].kind]++;
+}
+
+static const char *plural(size_t n, const char *one, const char *many)
+{
+	return n == 1 ? one : many;
+}
+
+static void print_result(const char *verb, size_t ndocs, const size_t *kinds, bool changed,
+			 uint64_t gen)
+{
+	struct rm_cfg *cfg = NULL;
+	uint64_t g2 = 0;
+	int k;
+
+	/* totals of the configuration now live, for the summary; the update is done,
+	 * so failing to read them back only shortens the line */
+	if (cli_cfg_read(&cfg, &g2, NULL, 0))
+		cfg = NULL;
+	if (cli.jw) {
+		json_start_object(cli.jw);
+		json_uint_field(cli.jw, verb, ndocs);
+		json_name(cli.jw, "kinds");
+		json_start_object(cli.jw);
+		for (k = CFG_K_ROUTERULE; k <= CFG_K_WORKLOADENTRY; k++)
+			if (kinds[k])
+				json_uint_field(cli.jw, cfg_kind_name(k), kinds[k]);
+		json_end_object(cli.jw);
+		json_bool_field(cli.jw, "changed", changed);
+		json_uint_field(cli.jw, "generation", gen);
+		if (cfg) {
+			json_uint_field(cli.jw, "rules", cfg->n_rules);
+			json_uint_field(cli.jw, "services", cfg->n_services);
+			json_uint_field(cli.jw, "subsets", cfg->n_subsets);
+			json_uint_field(cli.jw, "endpoints", cfg->n_endpoints);
+		}
+		json_end_object(cli.jw);
+		free(cfg);
+		return;
+	}
+	if (!changed) {
+		printf("unchanged (generation %llu)\n", (unsigned long long)gen);
+		free(cfg);
+		return;
+	}
+	printf("%s %zu %s", verb, ndocs, plural(ndocs, "document", "documents"));
+	if (cfg)
+		printf(": %u %s, %u %s, %u %s", cfg->n_rules, plural(cfg->n_rules, "rule", "rules"),
+		       cfg->n_services, plural(cfg->n_services, "service", "services"),
+		       cfg->n_endpoints, plural(cfg->n_endpoints, "endpoint", "endpoints"));
+	printf(" (generation %llu)\n", (unsigned long long)gen);
+	free(cfg);
+}
+
+static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
+{
+	struct cfg_docs docs = { 0 };
+	struct cfg_store store;
+	size_t kinds[CFG_K_WORKLOADENTRY + 1], ndocs;
+	char err[512] = "";
+	uint64_t gen = 0;
+	bool changed = false;
+	int ret;
+
+	if (argc >= 1 && cli_is_prefix(argv[0], "help") && strcmp(argv[0], "-")) {
+		char text[1024];
+
+		snprintf(text, sizeof(text),
+			 "Usage: %1$s apply FILES\n"
+			 "       %1$s delete FILES\n"
+			 "\n"
+			 "       " HELP_SPEC_FILES "\n"
+			 "       " HELP_SPEC_OPTIONS "\n"
+			 "\n"
+			 "       apply merges the documents into the applied set (same kind, namespace\n"
+			 "       and name replaces), recompiles and publishes it; delete removes them.\n"
+			 "       A directory means its *.yaml and *.yml files in name order; - is stdin.\n"
+			 "       Any error leaves the running configuration untouched.\n",
+			 cli.bin);
+		return cli_help_print(text);
+	}
+	if (parse_files(argc, argv, cmd, &docs)) {
+		cfg_docs_free(&docs);
+		return -1;
+	}
+	if (!docs.n) {
+		cfg_docs_free(&docs);
+		p_err("'%s': the files hold no documents", cmd);
+		return -1;
+	}
+	count_kinds(&docs, kinds);
+	ndocs = docs.n;
+	/* apply creates the maps when no daemon ran yet; delete needs something to delete */
+	ret = cfg_store_open(&store, cli.pin_dir, op == CFG_OP_APPLY, err, sizeof(err));
+	if (ret == -ENOENT) {
+		p_err("nothing applied at %s: no configuration to delete from", cli.pin_dir);
+		cfg_docs_free(&docs);
+		return -1;
+	}
+	if (ret) {
+		p_err("cannot open the configuration store at %s: %s", cli.pin_dir,
+		      *err ? err : strerror(-ret));
+		cfg_docs_free(&docs);
+		return -1;
+	}
+	ret = cfg_store_update(&store, cli.pin_dir, op, &docs, &changed, &gen, err, sizeof(err));
+	cfg_store_close(&store);
+	cfg_docs_free(&docs);
+	if (ret) {
+		p_err("%s", *err ? err : strerror(-ret));
+		return -1;
+	}
+	print_result(op == CFG_OP_DELETE ? "deleted" : "applied", ndocs, kinds, changed, gen);
+	return 0;
+}
+
+int do_apply(int argc, char **argv)
+{
+	return run_update(CFG_OP_APPLY, argc, argv, "apply");
+}
+
+int do_delete(int argc, char **argv)
+{
+	return run_update(CFG_OP_DELETE, argc, argv, "delete");
+}
