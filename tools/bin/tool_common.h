@@ -400,6 +400,14 @@ static inline void tc_pattern_fill(uint64_t seed, uint64_t off, unsigned char *d
 		uint64_t w = tc_splitmix64(seed + off / 8);
 		unsigned int k = off % 8;
 
+		/* whole aligned words at once (same stream on little endian): ~8x faster */
+		if (!k && n >= 8 && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__) {
+			memcpy(dst, &w, 8);
+			dst += 8;
+			off += 8;
+			n -= 8;
+			continue;
+		}
 		for (; k < 8 && n; k++, n--, off++)
 			*dst++ = (unsigned char)(w >> (8 * k));
 	}

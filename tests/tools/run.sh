@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Self-tests of the test tools rm-backend and rm-load, on 127.0.0.1 ephemeral ports.
+# No BPF, no root. Usage: tests/tools/run.sh BUILD   -> "tools: N passed, N failed".
+set -u
+build=${1:-build}
+B=$build/rm-backend
+L=$build/rm-load
+for x in "$B" "$L"; do
+	[ -x "$x" ] || { echo "tools: missing $x (build first)"; exit 1; }
+done
+command -v curl >/dev/null || { echo "tools: curl is needed"; exit 1; }
+
+tmp=$(mktemp -d /tmp/rm-tools-test.XXXXXX)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+	for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+pass=0 fail=0
+ok() { pass=$((pass + 1)); printf '  ok    %s\n' "$1"; }
+bad() { fail=$((fail + 1)); printf '  FAIL  %s: %s\n' "$1" "$2"; }
+# check NAME CONDITION-EXIT-STATUS DETAIL
+check() { if [ "$2" -eq 0 ]; then ok "$1"; else bad "$1" "$3"; fi; }
+
+# start NAME MODE [extra args]: starts a backend, sets $addr and $stats
+start() {
+	local name=$1 mode=$2
+	shift 2
+	rm -f "$tmp/$name.ready"
+	"$B" --listen 127.0.0.1:0 --name "$name" --version v1 --mode "$mode" \
+		--ready-file "$tmp/$name.ready" --stats-file "$tmp/$name.stats" "$@" &
+	pids+=($!)
+	for _ in $(seq 100); do [ -s "$tmp/$name.ready" ] && break; sleep 0.02; done
+	addr=$(head -1 "$tmp/$name.ready" 2>/dev/null)
+	stats=$tmp/$name.stats
+	[ -n "$addr" ] || { echo "tools: backend $name did not start"; exit 1; }
+}
+
+# jnum FILE KEY: a top-level numeric field of a stats file
+jnum() { sed -n "s/.*\"$2\":\([0-9]*\).*/\1/p" "$1"; }
+# idle FILE: wait until the backend saw every connection close
+idle() {
+	for _ in $(seq 200); do
+		[ "$(jnum "$1" conns_current)" = 0 ] && [ "$(jnum "$1" inflight_current)" = 0 ] && return 0
+		sleep 0.01
+	done
+	return 1
+}
+kv() { printf '%s\n' "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+
+echo "tools: $build"
+
+# --- http: JSON body with request headers, response headers
+start h1 http
+out=$(curl -s -i -H 'X-Test: hello' -H 'x-test: again' "http://$addr/hello/world?a=1")
+printf '%s' "$out" | grep -q '^x-backend-name: h1' && printf '%s' "$out" | grep -q '^x-backend-version: v1' &&
+	printf '%s' "$out" | grep -q '"path":"/hello/world"' && printf '%s' "$out" | grep -q '"method":"GET"' &&
+	printf '%s' "$out" | grep -q '"x-test":"hello, again"' && printf '%s' "$out" | grep -q '"peer":"127.0.0.1:[0-9]*"' &&
+	printf '%s' "$out" | grep -q '"name":"h1","version":"v1"'
+check "http answers JSON with headers" $? "$out"
+
+# --- keep-alive: N requests over one connection
+idle "$stats"
+curl -s "http://$addr/__stats?reset=1" >/dev/null
+idle "$stats"
+r=$("$L" http --connect "$addr" --requests 50 --conns 1); rc=$?
+idle "$stats"
+[ $rc -eq 0 ] && [ "$(kv "$r" requests)" = 50 ] && [ "$(kv "$r" status.200)" = 50 ] &&
+	[ "$(kv "$r" version.v1)" = 50 ] && [ "$(jnum "$stats" conns_total)" = 1 ] &&
+	[ "$(jnum "$stats" requests_total)" = 50 ] && grep -q '"reqs_per_conn":{"50":1}' "$stats"
+check "keep-alive: 50 requests on 1 connection" $? "$r / $(cat "$stats")"
+
+# --- pipelining via rm-load, and order on the wire
+curl -s "http://$addr/__stats?reset=1" >/dev/null
+idle "$stats"
+r=$("$L" http --connect "$addr" --requests 40 --conns 1 --pipeline 8); rc=$?
+idle "$stats"
+[ $rc -eq 0 ] && [ "$(kv "$r" status.200)" = 40 ] && [ "$(jnum "$stats" conns_total)" = 1 ] &&
+	[ "$(jnum "$stats" requests_total)" = 40 ]
+check "pipelining: 40 requests, depth 8, 1 connection" $? "$r / $(cat "$stats")"
+exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}"
+printf 'GET /a HTTP/1.1\r\nHost: x\r\n\r\nPOST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhelloGET /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\nGET /d HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' >&3
+out=$(timeout 5 cat <&3)
+exec 3<&-
+order=$(printf '%s' "$out" | grep -o '"path":"/[a-d]"' | tr -d '\n')
+[ "$order" = '"path":"/a""path":"/b""path":"/c""path":"/d"' ] &&
+	printf '%s' "$out" | grep -q '"path":"/b".*"body_bytes":5' &&
+	printf '%s' "$out" | grep -q '"path":"/c".*"body_bytes":3' &&
+	[ "$(printf '%s' "$out" | grep -c '^HTTP/1.1 200')" = 4 ]
+check "pipelined requests with CL and chunked bodies answered in order" $? "$out"
+
+# --- HTTP/1.0
+out=$(curl -s -i --http1.0 "http://$addr/old")
+printf '%s' "$out" | head -1 | grep -q '^HTTP/1.0 200' && ! printf '%s' "$out" | grep -qi '^connection: keep-alive'
+check "HTTP/1.0 request answered, not kept alive" $? "$out"
+
+# --- delay honoured (query and header forms)
+t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' "http://$addr/?delay=300ms")
+awk -v t="$t" 'BEGIN { split(t, a, " "); exit !(a[1] == 200 && a[2] >= 0.29 && a[2] < 1.5) }'
+check "delay=300ms honoured ($t)" $? "$t"
+t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H 'x-rm-delay: 200ms' "http://$addr/")
+awk -v t="$t" 'BEGIN { split(t, a, " "); exit !(a[1] == 200 && a[2] >= 0.19 && a[2] < 1.5) }'
+check "x-rm-delay: 200ms honoured ($t)" $? "$t"
+
+# --- status
+c1=$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/?status=500")
+c2=$(curl -s -o /dev/null -w '%{http_code}' -H 'x-rm-status: 503' "http://$addr/")
+c3=$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/?status=99")
+[ "$c1" = 500 ] && [ "$c2" = 503 ] && [ "$c3" = 400 ]
+check "status=500, x-rm-status: 503, bad status -> 400" $? "$c1 $c2 $c3"
+
+# --- close=early / close=reset
+curl -s "http://$addr/?close=early" >/dev/null; e1=$?
+curl -s "http://$addr/?close=reset" >/dev/null; e2=$?
+[ $e1 -eq 52 ] && [ $e2 -eq 56 ]
+check "close=early gives an empty reply, close=reset an RST" $? "curl exits $e1 $e2 (want 52 56)"
+
+# --- size=N and /echo streaming
+n=$(curl -s "http://$addr/?size=1000000" | wc -c)
+[ "$n" = 1000000 ]
+check "size=1000000 returns 1000000 bytes" $? "got $n"
+head -c 3000000 /dev/urandom >"$tmp/blob"
+m0=$(md5sum <"$tmp/blob")
+m1=$(curl -s --data-binary @"$tmp/blob" "http://$addr/echo" | md5sum)
+m2=$(curl -s -H 'Transfer-Encoding: chunked' --data-binary @"$tmp/blob" "http://$addr/echo" | md5sum)
+[ "$m0" = "$m1" ] && [ "$m0" = "$m2" ]
+check "/echo streams 3 MB back (Content-Length and chunked)" $? "$m0 / $m1 / $m2"
+
+# --- malformed request -> 400
+exec 3<>"/dev/tcp/${addr%:*}/${addr##*:}"
+printf 'GET / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n' >&3
+out=$(timeout 5 cat <&3)
+exec 3<&-
+printf '%s' "$out" | head -1 | grep -q '^HTTP/1.1 400'
+check "Content-Length with Transfer-Encoding refused with 400" $? "$out"
+
+# --- max concurrent connections and in-flight requests
+curl -s "http://$addr/__stats?reset=1" >/dev/null
+idle "$stats"
+r=$("$L" http --connect "$addr" --requests 20 --conns 20 --path '/?delay=300ms'); rc=$?
+idle "$stats"
+[ $rc -eq 0 ] && [ "$(jnum "$stats" conns_max)" = 20 ] && [ "$(jnum "$stats" conns_total)" = 20 ] &&
+	[ "$(jnum "$stats" inflight_max)" = 20 ] && [ "$(jnum "$stats" requests_total)" = 20 ]
+check "20 parallel delayed requests: conns_max=20 inflight_max=20" $? "$r / $(cat "$stats")"
+
+# --- --max-conns rejects the excess
+start h2 http --max-conns 5
+r=$("$L" http --connect "$addr" --requests 10 --conns 10 --path '/?delay=300ms' --allow-errors 2>"$tmp/err"); rc=$?
+idle "$stats"
+[ $rc -eq 0 ] && [ "$(kv "$r" status.200)" = 5 ] && [ "$(jnum "$stats" conns_max)" = 5 ] &&
+	[ "$(jnum "$stats" conns_rejected)" = 5 ]
+check "--max-conns 5: 5 served, 5 reset" $? "$r / $(cat "$stats")"
+"$L" http --connect "$addr" --requests 10 --conns 10 --path '/?delay=300ms' >/dev/null 2>&1
+check "rm-load http exits non-zero on transfer errors" $((! $?)) "exit 0"
+
+# --- echo mode: byte-exact bulk, rr
+start e1 echo
+r=$("$L" bulk --connect "$addr" --bytes 10M); rc=$?
+[ $rc -eq 0 ] && [ "$(kv "$r" bytes_back)" = 10485760 ]
+check "10 MiB echo byte-exact" $? "$r"
+r=$("$L" bulk --connect "$addr" --bytes 10M --conns 4 --json); rc=$?
+[ $rc -eq 0 ] && printf '%s' "$r" | grep -q '"bytes_back":10485760'
+check "10 MiB echo over 4 connections (json)" $? "$r"
+r=$("$L" rr --connect "$addr" --requests 2000 --conns 4 --size 512); rc=$?
+[ $rc -eq 0 ] && [ "$(kv "$r" requests)" = 2000 ] && [ "$(kv "$r" errors)" = 0 ]
+check "rr: 2000 round trips of 512 bytes" $? "$r"
+r=$("$L" rr --connect "$addr" --duration 300ms --conns 2); rc=$?
+awk -v d="$(kv "$r" duration_s)" 'BEGIN { exit !(d >= 0.29 && d < 2) }' && [ $rc -eq 0 ]
+check "rr --duration 300ms stops on time" $? "$r"
+
+# --- whoami
+start w1 whoami
+out=$("$L" whoami --connect "$addr"); rc=$?
+cl=$(printf '%s\n' "$out" | sed -n 's/^client_local=//p')
+peer=$(printf '%s\n' "$out" | sed -n 's/^peer=\([^ ]*\) .*/\1/p')
+[ $rc -eq 0 ] && [ -n "$cl" ] && [ "$cl" = "$peer" ] && printf '%s' "$out" | grep -q "local=$addr name=w1"
+check "whoami: backend saw the client's own source address" $? "$out"
+
+# --- sink
+start s1 sink
+r=$("$L" bulk --connect "$addr" --bytes 5M --conns 2 --sink); rc=$?
+[ $rc -eq 0 ] && [ "$(kv "$r" bytes)" = 5242880 ]
+check "sink counts 5 MiB exactly" $? "$r"
+# a verifier that cannot fail proves nothing: echo-verify against the sink must fail
+"$L" bulk --connect "$addr" --bytes 1M >"$tmp/out" 2>&1; rc=$?
+[ $rc -eq 1 ] && grep -q 'mismatch at offset 0' "$tmp/out"
+check "bulk verify reports a mismatch offset" $? "rc=$rc $(cat "$tmp/out")"
+
+# --- refusals and errors
+"$L" rr --connect "$addr" >/dev/null 2>&1; rc=$?
+[ $rc -eq 2 ]
+check "unbounded rr refused" $? "rc=$rc"
+"$L" rr --connect 127.0.0.1:1 --requests 1 >/dev/null 2>&1; rc=$?
+[ $rc -eq 1 ]
+check "connect failure exits 1" $? "rc=$rc"
+
+# --- clean exit on SIGTERM
+start t1 http
+pid=${pids[-1]}
+kill -TERM "$pid"; wait "$pid"; rc=$?
+[ $rc -eq 0 ]
+check "SIGTERM exits 0" $? "rc=$rc"
+
+echo "tools: $pass passed, $fail failed"
+[ $fail -eq 0 ]
