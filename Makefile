@@ -99,8 +99,7 @@ e2e: deps all
 test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SAN=1 all
-	$(Q)tests/unit/run.sh build-san
-	$(Q)tests/e2e/run.sh $(BUILD)
+	$(Q)tests/run.sh $(BUILD) build-san
 
 demo: deps all
 	$(Q)tools/demo.sh $(BUILD)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Every suite `make test` runs, in order, one at a time (they share the machine):
+# unit tests under ASan/UBSan, then the tools', CLI, BPF and end-to-end suites.
+# Each suite prints "NAME: N passed, N failed[, N skipped]"; this prints the total.
+set -u
+build=${1:-build}
+san=${2:-build-san}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+pass=0 fail=0 skip=0 bad=()
+suite() { # name cmd...
+	local name=$1; shift
+	echo "### $name"
+	local out rc line
+	out=$("$@" 2>&1); rc=$?
+	printf '%s\n' "$out"
+	line=$(printf '%s\n' "$out" | grep -E '^[a-z0-9_-]+: [0-9]+ passed, [0-9]+ failed' | tail -1)
+	if [ $rc -eq 77 ]; then skip=$((skip + 1)); echo "($name skipped)"; return; fi
+	if [ -z "$line" ]; then fail=$((fail + 1)); bad+=("$name"); return; fi
+	local p f s
+	p=$(echo "$line" | sed -E 's/.*: ([0-9]+) passed.*/\1/')
+	f=$(echo "$line" | sed -E 's/.* ([0-9]+) failed.*/\1/')
+	s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped.*/\1/p')
+	pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + ${s:-0}))
+	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then fail=$((fail + 1)); fi
+	[ $rc -ne 0 ] && bad+=("$name")
+}
+suite unit tests/unit/run.sh "$san"
+[ -x tests/tools/run.sh ] && suite tools tests/tools/run.sh "$build"
+[ -x tests/cli/run.sh ] && suite cli tests/cli/run.sh "$build"
+[ -x tests/bpf/run.sh ] && suite bpf tests/bpf/run.sh "$build"
+suite e2e tests/e2e/run.sh "$build"
+[ ${#bad[@]} -gt 0 ] && echo "failing suites: ${bad[*]}"
+echo "total: $pass passed, $fail failed, $skip skipped"
+[ $fail -eq 0 ]
