@@ -1,0 +1,308 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * http1_write: serialisation of forwarded request heads (with route edits) and of
+ * locally generated replies. Everything that does not come from the parser (edit
+ * names, values, targets, reply headers) is validated here, because a CR or LF slipped
+ * in through configuration would let one request turn into two.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "ringmeshd/http1.h"
+#include "ringmeshd/http1_int.h"
+
+struct wbuf {
+	char *p;
+	size_t cap;
+	size_t len;
+	bool full;
+};
+
+static void put(struct wbuf *w, const char *s, size_t n)
+{
+	if (w->full || n > w->cap - w->len) {
+		w->full = true;
+		return;
+	}
+	memcpy(w->p + w->len, s, n);
+	w->len += n;
+}
+
+static void puts_(struct wbuf *w, const char *s)
+{
+	put(w, s, strlen(s));
+}
+
+static void put_slice(struct wbuf *w, struct http_slice s)
+{
+	put(w, s.p, s.len);
+}
+
+static void put_u64(struct wbuf *w, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+
+	do {
+		tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	put(w, tmp + sizeof(tmp) - n, n);
+}
+
+static void put_field(struct wbuf *w, struct http_slice name, struct http_slice value)
+{
+	put_slice(w, name);
+	put(w, ": ", 2);
+	put_slice(w, value);
+	put(w, "\r\n", 2);
+}
+
+static struct http_slice cstr(const char *s)
+{
+	return (struct http_slice){ s, strlen(s) };
+}
+
+static bool is_framing(struct http_slice name)
+{
+	return http_slice_ieq(name, "content-length") ||
+	       http_slice_ieq(name, "transfer-encoding") || http_slice_ieq(name, "host");
+}
+
+static bool field_ok(const struct http_header *h)
+{
+	struct http_slice v = h->value;
+
+	if (!http_token_valid(h->name.p, h->name.len) || !http_value_valid(v.p, v.len))
+		return false;
+	/* leading/trailing whitespace would not survive a round trip through a parser */
+	return !v.len || (!http_is_ows(v.p[0]) && !http_is_ows(v.p[v.len - 1]));
+}
+
+static bool slice_ieq_slice(struct http_slice a, struct http_slice b)
+{
+	if (a.len != b.len)
+		return false;
+	for (size_t i = 0; i < a.len; i++) {
+		unsigned char x = (unsigned char)a.p[i], y = (unsigned char)b.p[i];
+
+		if (x >= 'A' && x <= 'Z')
+			x += 'a' - 'A';
+		if (y >= 'A' && y <= 'Z')
+			y += 'a' - 'A';
+		if (x != y)
+			return false;
+	}
+	return true;
+}
+
+static int validate_edit(const struct http_edit *ed)
+{
+	if (ed->target) {
+		const struct http_slice *t = ed->target;
+
+		if (!t->len || (t->p[0] != '/' && !(t->len == 1 && t->p[0] == '*')))
+			return -EINVAL;
+		for (size_t i = 0; i < t->len; i++)
+			if (!http_is(t->p[i], HTTP_C_TARGET))
+				return -EINVAL;
+	}
+	if (ed->authority)
+		for (size_t i = 0; i < ed->authority->len; i++)
+			if (!http_is(ed->authority->p[i], HTTP_C_HOST))
+				return -EINVAL;
+	for (size_t i = 0; i < ed->n_remove; i++) {
+		struct http_slice n = cstr(ed->remove[i]);
+
+		if (!http_token_valid(n.p, n.len) || is_framing(n))
+			return -EINVAL;
+	}
+	for (size_t i = 0; i < ed->n_set; i++)
+		if (!field_ok(&ed->set[i]) || is_framing(ed->set[i].name))
+			return -EINVAL;
+	for (size_t i = 0; i < ed->n_add; i++)
+		if (!field_ok(&ed->add[i]) || is_framing(ed->add[i].name))
+			return -EINVAL;
+	return 0;
+}
+
+/* Is name listed in any Connection field of req (so hop-by-hop for this message)? */
+static bool named_by_connection(const struct http_request *req, struct http_slice name)
+{
+	for (int i = http_header_find(req->headers, req->n_headers, "connection", 0); i >= 0;
+	     i = http_header_find(req->headers, req->n_headers, "connection", (size_t)i + 1)) {
+		struct http_slice list = req->headers[i].value, elem;
+
+		while (http_list_next(&list, &elem))
+			if (slice_ieq_slice(elem, name))
+				return true;
+	}
+	return false;
+}
+
+static bool dropped(const struct http_request *req, const struct http_edit *ed,
+		    struct http_slice name)
+{
+	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
+					   "upgrade" };
+	bool keep_upgrade = ed->flags & HTTP_EDIT_KEEP_UPGRADE;
+
+	if (http_slice_ieq(name, "host"))
+		return true; /* written first, from the chosen authority */
+	for (size_t i = 0; i < ed->n_remove; i++)
+		if (http_slice_ieq(name, ed->remove[i]))
+			return true;
+	for (size_t i = 0; i < ed->n_set; i++)
+		if (slice_ieq_slice(name, ed->set[i].name))
+			return true;
+	if (!(ed->flags & HTTP_EDIT_STRIP_HOP))
+		return false;
+	if (keep_upgrade && http_slice_ieq(name, "upgrade"))
+		return false;
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (http_slice_ieq(name, hop[i]))
+			return true;
+	/* "Connection: content-length" must not strip the framing of a forwarded body */
+	return !is_framing(name) && named_by_connection(req, name);
+}
+
+ssize_t http_write_request(char *out, size_t cap, const struct http_request *req,
+			   const struct http_edit *ed)
+{
+	static const struct http_edit none;
+	struct wbuf w = { out, cap, 0, false };
+	struct http_slice host;
+	int e;
+
+	if (!ed)
+		ed = &none;
+	e = validate_edit(ed);
+	if (e)
+		return e;
+
+	put_slice(&w, req->method);
+	put(&w, " ", 1);
+	if (ed->target) {
+		put_slice(&w, *ed->target);
+	} else if (req->form == HTTP_TF_ABSOLUTE) {
+		if (req->path.len)
+			put_slice(&w, req->path);
+		else
+			put(&w, "/", 1);
+		if (req->has_query) {
+			put(&w, "?", 1);
+			put_slice(&w, req->query);
+		}
+	} else {
+		put_slice(&w, req->target);
+	}
+	puts_(&w, " HTTP/1.1\r\n");
+
+	/* RFC 9112 3.2.2: an absolute-form authority wins over Host */
+	if (ed->authority)
+		host = *ed->authority;
+	else if (req->form == HTTP_TF_ABSOLUTE || (!req->has_host && req->authority.len))
+		host = req->authority;
+	else
+		host = req->host;
+	put_field(&w, cstr("Host"), host);
+
+	for (size_t i = 0; i < req->n_headers; i++)
+		if (!dropped(req, ed, req->headers[i].name))
+			put_field(&w, req->headers[i].name, req->headers[i].value);
+	for (size_t i = 0; i < ed->n_set; i++)
+		put_field(&w, ed->set[i].name, ed->set[i].value);
+	for (size_t i = 0; i < ed->n_add; i++)
+		put_field(&w, ed->add[i].name, ed->add[i].value);
+
+	bool up = (ed->flags & HTTP_EDIT_STRIP_HOP) && (ed->flags & HTTP_EDIT_KEEP_UPGRADE) &&
+		  (req->flags & HTTP_F_UPGRADE);
+	bool close = ed->flags & HTTP_EDIT_CLOSE;
+
+	if (up || close) {
+		puts_(&w, "Connection: ");
+		if (up)
+			puts_(&w, close ? "upgrade, close" : "upgrade");
+		else
+			puts_(&w, "close");
+		put(&w, "\r\n", 2);
+	}
+	put(&w, "\r\n", 2);
+	return w.full ? -ENOSPC : (ssize_t)w.len;
+}
+
+const char *http_status_reason(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 426: return "Upgrade Required";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	}
+	return "Unknown";
+}
+
+ssize_t http_write_response(char *out, size_t cap, const struct http_reply *r)
+{
+	struct wbuf w = { out, cap, 0, false };
+	const char *reason = r->reason ? r->reason : http_status_reason(r->status);
+	const char *ctype = r->content_type ? r->content_type : "text/plain";
+	bool bodyless = r->status < 200 || r->status == 204 || r->status == 304;
+
+	if (r->status < 100 || r->status > 599 || (bodyless && r->body_len) ||
+	    (r->body_len && !r->body) || !http_value_valid(reason, strlen(reason)) ||
+	    !http_value_valid(ctype, strlen(ctype)))
+		return -EINVAL;
+	for (size_t i = 0; i < r->n_headers; i++)
+		if (!field_ok(&r->headers[i]) || is_framing(r->headers[i].name))
+			return -EINVAL;
+
+	puts_(&w, "HTTP/1.1 ");
+	put_u64(&w, (uint64_t)r->status);
+	put(&w, " ", 1);
+	puts_(&w, reason);
+	put(&w, "\r\n", 2);
+	if (!bodyless) {
+		/* lower-case names, as Envoy writes them, so clients see the same bytes */
+		put_field(&w, cstr("content-type"), cstr(ctype));
+		puts_(&w, "content-length: ");
+		put_u64(&w, r->body_len);
+		put(&w, "\r\n", 2);
+	}
+	for (size_t i = 0; i < r->n_headers; i++)
+		put_field(&w, r->headers[i].name, r->headers[i].value);
+	if (r->close)
+		puts_(&w, "connection: close\r\n");
+	put(&w, "\r\n", 2);
+	if (!r->head && r->body_len)
+		put(&w, r->body, r->body_len);
+	return w.full ? -ENOSPC : (ssize_t)w.len;
+}
