@@ -73,6 +73,10 @@ idle "$stats"
 	[ "$(kv "$r" version.v1)" = 50 ] && [ "$(jnum "$stats" conns_total)" = 1 ] &&
 	[ "$(jnum "$stats" requests_total)" = 50 ] && grep -q '"reqs_per_conn":{"50":1}' "$stats"
 check "keep-alive: 50 requests on 1 connection" $? "$r / $(cat "$stats")"
+out=$(curl -s "http://$addr/__stats")
+printf '%s' "$out" | grep -q '"conns_total":1,"conns_current":0,"conns_max":1,' &&
+	printf '%s' "$out" | grep -q '"requests_total":50,'
+check "GET /__stats reports the same and does not count itself" $? "$out"
 
 # --- pipelining via rm-load, and order on the wire
 curl -s "http://$addr/__stats?reset=1" >/dev/null
@@ -105,6 +109,12 @@ check "delay=300ms honoured ($t)" $? "$t"
 t=$(curl -s -o /dev/null -w '%{http_code} %{time_total}' -H 'x-rm-delay: 200ms' "http://$addr/")
 awk -v t="$t" 'BEGIN { split(t, a, " "); exit !(a[1] == 200 && a[2] >= 0.19 && a[2] < 1.5) }'
 check "x-rm-delay: 200ms honoured ($t)" $? "$t"
+
+# --- a client that gives up during a delay ends its request at once
+curl -s "http://$addr/__stats?reset=1" >/dev/null
+timeout 0.3 curl -s "http://$addr/?delay=5s" >/dev/null
+idle "$stats"
+check "client abort during delay=5s ends the in-flight request" $? "$(cat "$stats")"
 
 # --- status
 c1=$(curl -s -o /dev/null -w '%{http_code}' "http://$addr/?status=500")

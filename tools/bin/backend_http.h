@@ -16,8 +16,8 @@
 
 #define BH_MAX_HEAD (64 * 1024)
 #define BH_MAX_HEADERS 128
-#define BH_MAX_SIZE (1ull << 32)		/* size=N cap: 4 GiB */
-#define BH_MAX_DELAY_NS (600ull * 1000000000ull)	/* delay cap: 10 minutes */
+#define BH_MAX_SIZE (1ull << 32)		 /* size=N cap: 4 GiB */
+#define BH_MAX_DELAY_NS (600ull * 1000000000ull) /* delay cap: 10 minutes */
 
 enum { BH_CLOSE_NONE, BH_CLOSE_EARLY, BH_CLOSE_RESET };
 enum { BH_BODY_NONE, BH_BODY_LENGTH, BH_BODY_CHUNKED };
@@ -27,21 +27,21 @@ struct bh_req {
 	bool http10;
 	bool keepalive;
 	bool head_method;
-	bool echo;		/* path /echo: stream the body back */
-	bool echo_chunked;	/* echo response uses chunked framing */
-	bool admin;		/* path /__stats: not counted as a request */
+	bool echo;	   /* path /echo: stream the body back */
+	bool echo_chunked; /* echo response uses chunked framing */
+	bool admin;	   /* path /__stats: not counted as a request */
 	bool admin_reset;
 	bool expect_continue;
 	int status;
 	int close_mode;
 	uint64_t delay_ns;
-	int64_t size;		/* -1: JSON body; else a body of exactly this many bytes */
-	uint64_t gen_left;	/* size body bytes not yet queued */
+	int64_t size;	   /* -1: JSON body; else a body of exactly this many bytes */
+	uint64_t gen_left; /* size body bytes not yet queued */
 	int body_kind;
-	uint64_t body_left;	/* Content-Length remaining, or current chunk remaining */
+	uint64_t body_left; /* Content-Length remaining, or current chunk remaining */
 	int ch_state;
-	uint64_t body_bytes;	/* decoded body bytes seen */
-	struct tc_buf json;	/* "method":..,"path":..,...,"headers":{..} built at parse time */
+	uint64_t body_bytes; /* decoded body bytes seen */
+	struct tc_buf json;  /* "method":..,"path":..,...,"headers":{..} built at parse time */
 };
 
 static inline void bh_req_free(struct bh_req *r)
@@ -64,34 +64,56 @@ static inline void bh_req_reset(struct bh_req *r)
 static inline const char *bh_reason(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 304: return "Not Modified";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 408: return "Request Timeout";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Status";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 304:
+		return "Not Modified";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 408:
+		return "Request Timeout";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Status";
 	}
 }
 
 /* size=N bodies: a fixed printable pattern, so a test can check framing by eye or md5 */
 static inline void bh_fill_size_body(char *dst, uint64_t off, size_t n)
 {
-	static const char pat[] = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\n";
+	static const char pat[] =
+	    "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\n";
 
 	for (size_t i = 0; i < n; i++)
 		dst[i] = pat[(off + i) % (sizeof(pat) - 1)];
@@ -197,7 +219,7 @@ static inline void bh_json_headers(struct tc_buf *j, const struct bh_hdr *h, int
 			if (h[k].nlen == h[i].nlen && !strncasecmp(h[k].name, h[i].name, h[i].nlen))
 				break;
 		if (k < i)
-			continue;	/* folded into the first occurrence */
+			continue; /* folded into the first occurrence */
 		tc_buf_printf(j, "%s\"", first ? "" : ",");
 		first = false;
 		for (size_t c = 0; c < h[i].nlen; c++) {
@@ -222,7 +244,7 @@ static inline void bh_json_headers(struct tc_buf *j, const struct bh_hdr *h, int
 /* next line of p[0..n); returns its length without the EOL, *adv past the EOL, -1 if none */
 static inline long bh_line(const char *p, size_t n, size_t *adv)
 {
-	const char *nl = memchr(p, '\n', n);
+	const char *nl = n ? memchr(p, '\n', n) : NULL;
 	size_t l;
 
 	if (!nl)
@@ -239,8 +261,7 @@ static inline long bh_line(const char *p, size_t n, size_t *adv)
  * bytes are needed, -EINVAL (answer 400) or -EPROTONOSUPPORT (505) with err filled.
  * Leading empty lines are skipped (RFC 9112 2.2).
  */
-static inline int bh_parse_head(const char *p, size_t n, struct bh_req *r, char *err,
-				size_t errlen)
+static inline int bh_parse_head(const char *p, size_t n, struct bh_req *r, char *err, size_t errlen)
 {
 	struct bh_hdr h[BH_MAX_HEADERS];
 	size_t pos = 0, adv, plen;
@@ -288,7 +309,8 @@ static inline int bh_parse_head(const char *p, size_t n, struct bh_req *r, char 
 	pos += adv;
 	sp1 = memchr(line, ' ', l);
 	sp2 = sp1 ? memchr(sp1 + 1, ' ', line + l - sp1 - 1) : NULL;
-	if (!sp1 || !sp2 || sp1 == line || sp2 == sp1 + 1 || memchr(sp2 + 1, ' ', line + l - sp2 - 1)) {
+	if (!sp1 || !sp2 || sp1 == line || sp2 == sp1 + 1 ||
+	    memchr(sp2 + 1, ' ', line + l - sp2 - 1)) {
 		snprintf(err, errlen, "malformed request line");
 		return -EINVAL;
 	}
@@ -298,7 +320,8 @@ static inline int bh_parse_head(const char *p, size_t n, struct bh_req *r, char 
 			return -EINVAL;
 		}
 	if (line + l - sp2 - 1 != 8 || strncmp(sp2 + 1, "HTTP/1.", 7)) {
-		snprintf(err, errlen, "unsupported protocol '%.*s'", (int)(line + l - sp2 - 1), sp2 + 1);
+		snprintf(err, errlen, "unsupported protocol '%.*s'", (int)(line + l - sp2 - 1),
+			 sp2 + 1);
 		return -EPROTONOSUPPORT;
 	}
 	if (sp2[8] == '0')
@@ -333,7 +356,8 @@ static inline int bh_parse_head(const char *p, size_t n, struct bh_req *r, char 
 		}
 		for (const char *c = line; c < colon; c++)
 			if (!bh_is_tchar((unsigned char)*c)) {
-				snprintf(err, errlen, "bad header name '%.*s'", (int)(colon - line), line);
+				snprintf(err, errlen, "bad header name '%.*s'", (int)(colon - line),
+					 line);
 				return -EINVAL;
 			}
 		if (nh == BH_MAX_HEADERS) {
@@ -346,7 +370,7 @@ static inline int bh_parse_head(const char *p, size_t n, struct bh_req *r, char 
 			v++;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 			ve--;
-		h[nh] = (struct bh_hdr){ line, v, colon - line, ve - v };
+		h[nh] = (struct bh_hdr){line, v, colon - line, ve - v};
 		nh++;
 	}
 
@@ -363,7 +387,8 @@ static inline int bh_parse_head(const char *p, size_t n, struct bh_req *r, char 
 			}
 			for (size_t c = 0; c < vl; c++) {
 				if (!isdigit((unsigned char)v[c]) || x > (UINT64_MAX - 9) / 10) {
-					snprintf(err, errlen, "bad Content-Length '%.*s'", (int)vl, v);
+					snprintf(err, errlen, "bad Content-Length '%.*s'", (int)vl,
+						 v);
 					return -EINVAL;
 				}
 				x = x * 10 + (uint64_t)(v[c] - '0');
@@ -430,7 +455,8 @@ static inline int bh_parse_head(const char *p, size_t n, struct bh_req *r, char 
 				if (rc)
 					return rc;
 			}
-			if (eq && eq - a == 5 && !strncmp(a, "reset", 5) && e - eq == 2 && eq[1] == '1')
+			if (eq && eq - a == 5 && !strncmp(a, "reset", 5) && e - eq == 2 &&
+			    eq[1] == '1')
 				r->admin_reset = true;
 			a = e + 1;
 		}
@@ -465,8 +491,10 @@ static inline void bh_req_json(struct bh_req *r, struct tc_buf *b, const char *n
 	tc_buf_json_str(b, version, strlen(version));
 	tc_buf_printf(b, "\",");
 	tc_buf_append(b, tc_buf_data(&r->json), r->json.len);
-	tc_buf_printf(b, ",\"peer\":\"%s\",\"local\":\"%s\",\"conn_id\":%lu,\"conn_request\":%lu,"
-			 "\"body_bytes\":%lu}\n", peer, local, conn_id, conn_req, r->body_bytes);
+	tc_buf_printf(b,
+		      ",\"peer\":\"%s\",\"local\":\"%s\",\"conn_id\":%lu,\"conn_request\":%lu,"
+		      "\"body_bytes\":%lu}\n",
+		      peer, local, conn_id, conn_req, r->body_bytes);
 }
 
 /*
@@ -474,8 +502,7 @@ static inline void bh_req_json(struct bh_req *r, struct tc_buf *b, const char *n
  * re-chunked when r->echo_chunked, at most `room` bytes per call. Returns 1 when the body
  * is complete, 0 when more input (or output room) is needed, -1 on malformed chunking.
  */
-static inline int bh_body_step(struct bh_req *r, struct tc_buf *in, struct tc_buf *out,
-			       size_t room)
+static inline int bh_body_step(struct bh_req *r, struct tc_buf *in, struct tc_buf *out, size_t room)
 {
 	for (;;) {
 		const char *d = tc_buf_data(in);
@@ -521,8 +548,10 @@ static inline int bh_body_step(struct bh_req *r, struct tc_buf *in, struct tc_bu
 			for (i = 0; i < l && isxdigit((unsigned char)d[i]); i++) {
 				if (sz >> 60)
 					return -1;
-				sz = sz * 16 + (uint64_t)(isdigit((unsigned char)d[i]) ?
-					d[i] - '0' : (tolower((unsigned char)d[i]) - 'a' + 10));
+				sz = sz * 16 +
+				     (uint64_t)(isdigit((unsigned char)d[i])
+						    ? d[i] - '0'
+						    : (tolower((unsigned char)d[i]) - 'a' + 10));
 			}
 			if (i == 0 || (i < l && d[i] != ';' && d[i] != ' ' && d[i] != '\t'))
 				return -1;

@@ -57,7 +57,7 @@ static int rd_more(struct rd *r)
 static int rd_line(struct rd *r, size_t *adv)
 {
 	for (;;) {
-		char *d = tc_buf_data(&r->b), *nl = memchr(d, '\n', r->b.len);
+		char *d = tc_buf_data(&r->b), *nl = r->b.len ? memchr(d, '\n', r->b.len) : NULL;
 		int rc;
 
 		if (nl) {
@@ -95,8 +95,8 @@ static int rd_skip(struct rd *r, uint64_t n)
 
 struct resp {
 	int status;
-	bool close;		/* the server will close after this response */
-	char counted[64];	/* value of o.count_header, "none" when absent */
+	bool close;	  /* the server will close after this response */
+	char counted[64]; /* value of o.count_header, "none" when absent */
 };
 
 /* 0, or -errno; -EBADMSG for a malformed response */
@@ -113,9 +113,9 @@ static int http_read_response(struct rd *r, bool head_req, struct resp *out)
 		if (l < 0)
 			return l;
 		d = tc_buf_data(&r->b);
-		if (l < 12 || strncmp(d, "HTTP/1.", 7) || (d[7] != '0' && d[7] != '1') || d[8] != ' ' ||
-		    !isdigit((unsigned char)d[9]) || !isdigit((unsigned char)d[10]) ||
-		    !isdigit((unsigned char)d[11]))
+		if (l < 12 || strncmp(d, "HTTP/1.", 7) || (d[7] != '0' && d[7] != '1') ||
+		    d[8] != ' ' || !isdigit((unsigned char)d[9]) ||
+		    !isdigit((unsigned char)d[10]) || !isdigit((unsigned char)d[11]))
 			return -EBADMSG;
 		http10 = d[7] == '0';
 		out->status = (d[9] - '0') * 100 + (d[10] - '0') * 10 + (d[11] - '0');
@@ -158,8 +158,9 @@ static int http_read_response(struct rd *r, bool head_req, struct resp *out)
 				if (bh_list_has(v, ve - v, "keep-alive"))
 					ka10 = true;
 			} else if (bh_token_eq(d, colon - d, o.count_header)) {
-				size_t n = ve - v < (long)sizeof(out->counted) - 1 ?
-					   (size_t)(ve - v) : sizeof(out->counted) - 1;
+				size_t n = ve - v < (long)sizeof(out->counted) - 1
+					       ? (size_t)(ve - v)
+					       : sizeof(out->counted) - 1;
 
 				memcpy(out->counted, v, n);
 				out->counted[n] = '\0';
@@ -172,7 +173,7 @@ static int http_read_response(struct rd *r, bool head_req, struct resp *out)
 		if (http10 && !ka10)
 			out->close = true;
 		if (out->status >= 100 && out->status < 200)
-			continue;	/* interim response: the real one follows */
+			continue; /* interim response: the real one follows */
 		if (head_req || out->status == 204 || out->status == 304)
 			return 0;
 		if (chunked) {
@@ -185,8 +186,11 @@ static int http_read_response(struct rd *r, bool head_req, struct resp *out)
 					return l;
 				d = tc_buf_data(&r->b);
 				for (i = 0; i < l && isxdigit((unsigned char)d[i]); i++)
-					sz = sz * 16 + (uint64_t)(isdigit((unsigned char)d[i]) ?
-						d[i] - '0' : tolower((unsigned char)d[i]) - 'a' + 10);
+					sz = sz * 16 +
+					     (uint64_t)(isdigit((unsigned char)d[i])
+							    ? d[i] - '0'
+							    : tolower((unsigned char)d[i]) - 'a' +
+								  10);
 				if (!i || sz >> 48)
 					return -EBADMSG;
 				tc_buf_consume(&r->b, adv);
@@ -202,7 +206,7 @@ static int http_read_response(struct rd *r, bool head_req, struct resp *out)
 					return -EBADMSG;
 				tc_buf_consume(&r->b, adv);
 			}
-			do {	/* trailers */
+			do { /* trailers */
 				l = rd_line(r, &adv);
 				if (l < 0)
 					return l;
@@ -228,8 +232,8 @@ static int http_read_response(struct rd *r, bool head_req, struct resp *out)
 static void *http_thread(void *arg)
 {
 	struct result *res = arg;
-	struct rd r = { .fd = -1 };
-	struct tc_buf req = { 0 }, batch = { 0 };
+	struct rd r = {.fd = -1};
+	struct tc_buf req = {0}, batch = {0};
 	bool head_req = !strcmp(o.method, "HEAD");
 	char err[160];
 	uint64_t k;
@@ -254,7 +258,7 @@ static void *http_thread(void *arg)
 				fail("conn %u: %s", res->idx, err);
 				if (!o.allow_errors)
 					break;
-				usleep(10000);	/* don't burn the request budget in a tight loop */
+				usleep(10000); /* don't burn the request budget in a tight loop */
 				continue;
 			}
 			r.b.off = r.b.len = 0;
@@ -276,7 +280,8 @@ static void *http_thread(void *arg)
 				done++;
 				if (done < k) {
 					res->errors += k - done;
-					fail("conn %u: server closed with %lu pipelined requests unanswered",
+					fail("conn %u: server closed with %lu pipelined requests "
+					     "unanswered",
 					     res->idx, k - done);
 				}
 				done = k;
@@ -313,8 +318,11 @@ static void http_report(struct result *tot)
 	for (int s = 0; s < 600; s++) {
 		if (!tot->status[s])
 			continue;
-		printf(o.json ? "%s\"%d\":%lu" : "%sstatus.%d=%lu", !o.json ? " " : first ? "" : ",", s,
-		       tot->status[s]);
+		printf(o.json ? "%s\"%d\":%lu" : "%sstatus.%d=%lu",
+		       !o.json ? " "
+		       : first ? ""
+			       : ",",
+		       s, tot->status[s]);
 		first = false;
 	}
 	first = true;
@@ -323,7 +331,7 @@ static void http_report(struct result *tot)
 		if (!tot->ver[v].n)
 			continue;
 		if (o.json) {
-			struct tc_buf b = { 0 };
+			struct tc_buf b = {0};
 
 			tc_buf_json_str(&b, tot->ver[v].v, strlen(tot->ver[v].v));
 			printf("%s\"%.*s\":%lu", first ? "" : ",", (int)b.len, tc_buf_data(&b),

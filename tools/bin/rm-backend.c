@@ -21,15 +21,15 @@
 #include "backend_http.h"
 
 #define MAX_LISTEN 16
-#define IN_MAX (256 * 1024)	/* buffered input (pipelined requests) before we stop reading */
-#define OUT_MAX (1024 * 1024)	/* queued output before we stop producing */
+#define IN_MAX (256 * 1024)   /* buffered input (pipelined requests) before we stop reading */
+#define OUT_MAX (1024 * 1024) /* queued output before we stop producing */
 #define DRAIN_NS (5ull * 1000000000ull)
 #define STATS_MIN_NS (5ull * 1000000ull)
 #define STATS_MAX_NS (100ull * 1000000ull)
 
 enum { K_LISTEN = 1, K_SIGNAL, K_CONN };
 enum mode { M_HTTP, M_ECHO, M_WHOAMI, M_SINK };
-static const char *const mode_names[] = { "http", "echo", "whoami", "sink" };
+static const char *const mode_names[] = {"http", "echo", "whoami", "sink"};
 
 enum hstate { H_HEAD, H_BODY, H_DELAY, H_RESP, H_DRAIN };
 
@@ -45,20 +45,21 @@ struct conn {
 	uint64_t id;
 	bool dead;
 	bool rd_eof;
-	bool close_after_flush;	/* raw modes: close once output drained */
+	bool close_after_flush; /* raw modes: close once output drained */
 	uint32_t ev;		/* current epoll interest */
 	char peer[80];
 	char local[80];
 	struct tc_buf in;
 	struct tc_buf out;
-	uint64_t nreq;		/* requests seen on this connection (not admin) */
+	uint64_t nreq; /* requests seen on this connection (not admin) */
 	uint64_t nadmin;
+	bool uncounted; /* only /__stats so far: kept out of the connection counters */
 	uint64_t sink_bytes;
 	enum hstate hs;
 	struct bh_req req;
-	bool inflight;		/* counted in st.inflight_cur */
-	uint64_t deadline;	/* H_DELAY: respond; H_DRAIN: give up */
-	struct conn *tprev, *tnext;	/* timer list membership */
+	bool inflight;		    /* counted in st.inflight_cur */
+	uint64_t deadline;	    /* H_DELAY: respond; H_DRAIN: give up */
+	struct conn *tprev, *tnext; /* timer list membership */
 	struct conn *next_dead;
 };
 
@@ -78,15 +79,15 @@ static struct {
 	uint64_t conns_total, conns_cur, conns_max, conns_rejected;
 	uint64_t inflight_cur, inflight_max, requests_total, bad_requests;
 	uint64_t bytes_in, bytes_out;
-	uint64_t rpc_exact[65];	/* requests-per-connection histogram, exact up to 64 */
+	uint64_t rpc_exact[65]; /* requests-per-connection histogram, exact up to 64 */
 	uint64_t rpc_pow2[64];	/* then (2^k, 2^(k+1)] */
 	uint64_t rpc_max;
-	uint64_t seq;		/* bumps on every counter change */
+	uint64_t seq; /* bumps on every counter change */
 	uint64_t written_seq, written_ns;
 } st;
 
 static uint64_t next_conn_id = 1;
-static struct conn timers;	/* sentinel of the timer list */
+static struct conn timers; /* sentinel of the timer list */
 static struct conn *dead_list;
 static bool stopping;
 
@@ -171,7 +172,7 @@ static void stats_reset(void)
 /* write-then-rename, so a reader never sees a torn file */
 static void stats_write(uint64_t now)
 {
-	struct tc_buf b = { 0 };
+	struct tc_buf b = {0};
 	char tmp[4096];
 	FILE *f;
 
@@ -227,7 +228,7 @@ static void conn_close(struct conn *c, bool reset)
 	if (c->dead)
 		return;
 	if (reset) {
-		struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+		struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 	}
@@ -236,9 +237,11 @@ static void conn_close(struct conn *c, bool reset)
 	c->dead = true;
 	timer_clear(c);
 	inflight_end(c);
-	if (cfg.mode == M_HTTP && !(c->nreq == 0 && c->nadmin > 0))
-		rpc_record(c->nreq);
-	st.conns_cur--;
+	if (!c->uncounted) {
+		if (cfg.mode == M_HTTP)
+			rpc_record(c->nreq);
+		st.conns_cur--;
+	}
 	changed();
 	c->next_dead = dead_list;
 	dead_list = c;
@@ -271,7 +274,7 @@ static bool want_read(struct conn *c)
 static void conn_update_events(struct conn *c)
 {
 	uint32_t ev = (want_read(c) ? EPOLLIN : 0) | (c->out.len ? EPOLLOUT : 0);
-	struct epoll_event e = { .events = ev, .data.ptr = c };
+	struct epoll_event e = {.events = ev, .data.ptr = c};
 
 	if (c->dead || ev == c->ev)
 		return;
@@ -321,7 +324,7 @@ static ssize_t conn_read(struct conn *c, char *dst, size_t cap)
 
 static void http_queue_simple(struct conn *c, int status, const char *msg)
 {
-	struct tc_buf body = { 0 };
+	struct tc_buf body = {0};
 
 	tc_buf_printf(&body, "{\"error\":\"");
 	tc_buf_json_str(&body, msg, strlen(msg));
@@ -338,18 +341,20 @@ static void http_queue_head(struct conn *c, int status, const char *ctype, const
 {
 	struct bh_req *r = &c->req;
 
-	tc_buf_printf(&c->out, "HTTP/1.%d %d %s\r\nContent-Type: %s\r\n%s"
-			       "x-backend-name: %s\r\nx-backend-version: %s\r\n%s\r\n",
+	tc_buf_printf(&c->out,
+		      "HTTP/1.%d %d %s\r\nContent-Type: %s\r\n%s"
+		      "x-backend-name: %s\r\nx-backend-version: %s\r\n%s\r\n",
 		      r->http10 ? 0 : 1, status, bh_reason(status), ctype, framing, cfg.name,
 		      cfg.version,
-		      !r->keepalive ? "Connection: close\r\n" :
-		      r->http10 ? "Connection: keep-alive\r\n" : "");
+		      !r->keepalive ? "Connection: close\r\n"
+		      : r->http10   ? "Connection: keep-alive\r\n"
+				    : "");
 }
 
 static void http_respond(struct conn *c)
 {
 	struct bh_req *r = &c->req;
-	struct tc_buf body = { 0 };
+	struct tc_buf body = {0};
 	char framing[64];
 	bool nobody = r->status == 204 || r->status == 304;
 
@@ -359,8 +364,7 @@ static void http_respond(struct conn *c)
 		stats_json(&body);
 	} else if (r->size >= 0) {
 		r->gen_left = nobody || r->head_method ? 0 : (uint64_t)r->size;
-		snprintf(framing, sizeof(framing), "Content-Length: %ld\r\n",
-			 nobody ? 0 : r->size);
+		snprintf(framing, sizeof(framing), "Content-Length: %ld\r\n", nobody ? 0 : r->size);
 		http_queue_head(c, r->status, "application/octet-stream", nobody ? "" : framing);
 		c->hs = H_RESP;
 		return;
@@ -458,8 +462,22 @@ static void http_advance(struct conn *c, uint64_t now)
 			}
 			tc_buf_consume(&c->in, rc);
 			if (r->admin) {
-				c->nadmin++;
+				/*
+				 * A connection that only asks for stats must not disturb them, or
+				 * a test's own probe would count as one more connection.
+				 */
+				if (!c->nadmin++ && !c->nreq) {
+					c->uncounted = true;
+					st.conns_total--;
+					st.conns_cur--;
+				}
 			} else {
+				if (c->uncounted) {
+					c->uncounted = false;
+					st.conns_total++;
+					if (++st.conns_cur > st.conns_max)
+						st.conns_max = st.conns_cur;
+				}
 				c->nreq++;
 				st.requests_total++;
 				c->inflight = true;
@@ -474,8 +492,8 @@ static void http_advance(struct conn *c, uint64_t now)
 			c->hs = H_BODY;
 			break;
 		case H_BODY: {
-			size_t room = r->echo ? (c->out.len < OUT_MAX ? OUT_MAX - c->out.len : 0) :
-						SIZE_MAX;
+			size_t room =
+			    r->echo ? (c->out.len < OUT_MAX ? OUT_MAX - c->out.len : 0) : SIZE_MAX;
 
 			rc = bh_body_step(r, &c->in, r->echo ? &c->out : NULL, room);
 			if (rc < 0) {
@@ -493,6 +511,12 @@ static void http_advance(struct conn *c, uint64_t now)
 			break;
 		}
 		case H_DELAY:
+			/*
+			 * EOF while we hold the answer is how a proxy cancels a timed-out
+			 * request: end it now so in-flight counts show the cancellation.
+			 */
+			if (c->rd_eof)
+				conn_close(c, false);
 			return;
 		case H_RESP:
 			while (r->gen_left && c->out.len < OUT_MAX) {
@@ -547,7 +571,7 @@ static void raw_advance(struct conn *c)
 
 static void conn_readable(struct conn *c, uint64_t now)
 {
-	int rounds = 16;	/* bounded, so one busy connection cannot starve the rest */
+	int rounds = 16; /* bounded, so one busy connection cannot starve the rest */
 
 	while (!c->dead && want_read(c) && rounds--) {
 		ssize_t n;
@@ -572,8 +596,10 @@ static void conn_readable(struct conn *c, uint64_t now)
 		}
 		if (n < 0)
 			break;
-		if (n == 0 && cfg.mode == M_SINK)
-			tc_buf_printf(&c->out, "bytes=%lu\n", c->sink_bytes), c->close_after_flush = true;
+		if (n == 0 && cfg.mode == M_SINK) {
+			tc_buf_printf(&c->out, "bytes=%lu\n", c->sink_bytes);
+			c->close_after_flush = true;
+		}
 		if (cfg.mode == M_HTTP)
 			http_advance(c, now);
 		else
@@ -599,8 +625,8 @@ static void accept_all(struct listener *l)
 	for (;;) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof(ss);
-		int one = 1, fd = accept4(l->fd, (struct sockaddr *)&ss, &len,
-					  SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int one = 1,
+		    fd = accept4(l->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 		struct epoll_event e;
 
@@ -612,7 +638,7 @@ static void accept_all(struct listener *l)
 			return;
 		}
 		if (cfg.max_conns && st.conns_cur >= cfg.max_conns) {
-			struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+			struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 			setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 			close(fd);
@@ -680,7 +706,8 @@ static int next_timeout_ms(uint64_t now)
 		if (c->deadline < due)
 			due = c->deadline;
 	if (cfg.stats_file) {
-		uint64_t s = st.written_ns + (st.seq != st.written_seq ? STATS_MIN_NS : STATS_MAX_NS);
+		uint64_t s =
+		    st.written_ns + (st.seq != st.written_seq ? STATS_MIN_NS : STATS_MAX_NS);
 
 		if (s < due)
 			due = s;
@@ -736,6 +763,9 @@ static void usage(FILE *f)
 		"  whoami  writes 'peer=IP:PORT local=IP:PORT name=NAME' then echoes\n"
 		"  sink    discards input; at EOF writes 'bytes=N' and closes\n"
 		"  --max-conns N  connections beyond N concurrent are accepted and reset\n"
+		"  --stats-file F counters as JSON, replaced atomically on change (<= 5 ms\n"
+		"                 late) and every 100 ms; a connection that only asks\n"
+		"                 /__stats is left out of the counters\n"
 		"  --ready-file F written (bound addresses, one per line) once listening;\n"
 		"                 port 0 picks an ephemeral port\n");
 }
@@ -743,21 +773,21 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "name", required_argument, NULL, 'n' },
-		{ "version", required_argument, NULL, 'v' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "max-conns", required_argument, NULL, 'c' },
-		{ "stats-file", required_argument, NULL, 's' },
-		{ "ready-file", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	    {"listen", required_argument, NULL, 'l'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"version", required_argument, NULL, 'v'},
+	    {"mode", required_argument, NULL, 'm'},
+	    {"max-conns", required_argument, NULL, 'c'},
+	    {"stats-file", required_argument, NULL, 's'},
+	    {"ready-file", required_argument, NULL, 'r'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	const char *listens[MAX_LISTEN];
 	int nlisten = 0, opt, sfd;
 	sigset_t mask;
 	struct epoll_event e;
-	struct listener sigl = { .kind = K_SIGNAL };
+	struct listener sigl = {.kind = K_SIGNAL};
 	char *end;
 
 	while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -779,7 +809,8 @@ int main(int argc, char **argv)
 			for (i = 0; i < 4 && strcmp(optarg, mode_names[i]); i++)
 				;
 			if (i == 4)
-				fatal("--mode: unknown mode '%s' (http, echo, whoami, sink)", optarg);
+				fatal("--mode: unknown mode '%s' (http, echo, whoami, sink)",
+				      optarg);
 			cfg.mode = i;
 			break;
 		}

@@ -45,8 +45,8 @@ static struct {
 	bool sink;
 	bool json;
 	bool allow_errors;
-	uint64_t timeout_ns;	/* one connect/read/write */
-	uint64_t max_time_ns;	/* whole run, when bounded by count */
+	uint64_t timeout_ns;  /* one connect/read/write */
+	uint64_t max_time_ns; /* whole run, when bounded by count */
 	const char *headers[MAX_HEADERS];
 	int nheaders;
 	bool have_host;
@@ -55,14 +55,14 @@ static struct {
 	unsigned int pipeline;
 	const char *count_header;
 } o = {
-	.conns = 1,
-	.size = 64,
-	.timeout_ns = 10000000000ull,
-	.max_time_ns = 60000000000ull,
-	.path = "/",
-	.method = "GET",
-	.pipeline = 1,
-	.count_header = "x-backend-version",
+    .conns = 1,
+    .size = 64,
+    .timeout_ns = 10000000000ull,
+    .max_time_ns = 60000000000ull,
+    .path = "/",
+    .method = "GET",
+    .pipeline = 1,
+    .count_header = "x-backend-version",
 };
 
 struct vcount {
@@ -76,7 +76,7 @@ struct result {
 	struct tc_hist *lat;
 	uint64_t ok, errors, reconnects, bytes_tx, bytes_rx;
 	uint64_t status[600];
-	struct vcount ver[MAX_VERSIONS + 1];	/* last slot: "other" */
+	struct vcount ver[MAX_VERSIONS + 1]; /* last slot: "other" */
 	int nver;
 };
 
@@ -138,8 +138,8 @@ static uint64_t claim(uint64_t want)
 
 static void set_timeouts(int fd)
 {
-	struct timeval tv = { .tv_sec = o.timeout_ns / 1000000000ull,
-			      .tv_usec = (o.timeout_ns % 1000000000ull) / 1000 };
+	struct timeval tv = {.tv_sec = o.timeout_ns / 1000000000ull,
+			     .tv_usec = (o.timeout_ns % 1000000000ull) / 1000};
 
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -159,7 +159,7 @@ static int dial(char *err, size_t errlen)
 		close(fd);
 		return -1;
 	}
-	set_timeouts(fd);	/* SO_SNDTIMEO bounds a blocking connect too */
+	set_timeouts(fd); /* SO_SNDTIMEO bounds a blocking connect too */
 	rc = connect(fd, (struct sockaddr *)&o.addr, o.alen);
 	if (rc < 0) {
 		snprintf(err, errlen, "connect %s: %s", o.connect_s,
@@ -208,8 +208,9 @@ static int read_full(int fd, void *p, size_t n)
 
 static const char *io_err(int rc)
 {
-	return rc == -EPIPE ? "connection closed by peer" :
-	       rc == -ETIMEDOUT ? "timed out" : strerror(-rc);
+	return rc == -EPIPE	  ? "connection closed by peer"
+	       : rc == -ETIMEDOUT ? "timed out"
+				  : strerror(-rc);
 }
 
 /* ---- rr ---- */
@@ -256,7 +257,8 @@ static void *rr_thread(void *arg)
 			while (tx[i] == rx[i])
 				i++;
 			res->errors++;
-			fail("conn %u: round trip %lu: echo mismatch at byte %zu: expected 0x%02x got 0x%02x",
+			fail("conn %u: round trip %lu: echo mismatch at byte %zu: expected 0x%02x "
+			     "got 0x%02x",
 			     res->idx, seq, i, tx[i], rx[i]);
 			break;
 		}
@@ -295,7 +297,7 @@ static void *bulk_thread(void *arg)
 		goto out;
 	}
 	while (!eof) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
+		struct pollfd p = {.fd = fd, .events = POLLIN};
 		uint64_t now = tc_now_ns();
 		int wait_ms, rc;
 
@@ -333,7 +335,8 @@ static void *bulk_thread(void *arg)
 			w = send(fd, tx, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 			if (w < 0 && errno != EAGAIN && errno != EINTR) {
 				res->errors++;
-				fail("conn %u: send after %lu bytes: %s", res->idx, sent, strerror(errno));
+				fail("conn %u: send after %lu bytes: %s", res->idx, sent,
+				     strerror(errno));
 				goto out;
 			}
 			if (w > 0)
@@ -372,7 +375,8 @@ static void *bulk_thread(void *arg)
 					while (exp[i] == rx[i])
 						i++;
 					res->errors++;
-					fail("conn %u: echo mismatch at offset %lu: expected 0x%02x got 0x%02x",
+					fail("conn %u: echo mismatch at offset %lu: expected "
+					     "0x%02x got 0x%02x",
 					     res->idx, got + i, exp[i], rx[i]);
 					goto out;
 				}
@@ -428,8 +432,9 @@ static int do_whoami(void)
 
 		if (r <= 0) {
 			fprintf(stderr, "rm-load: whoami: %s before the backend's line\n",
-				r == 0 ? "connection closed" :
-				errno == EAGAIN ? "timed out" : strerror(errno));
+				r == 0		  ? "connection closed"
+				: errno == EAGAIN ? "timed out"
+						  : strerror(errno));
 			close(fd);
 			return 1;
 		}
@@ -447,8 +452,8 @@ static int do_whoami(void)
 
 		sscanf(line, "peer=%79s local=%79s name=%127s", peer, blocal, name);
 		printf("{\"client_local\":\"%s\",\"peer\":\"%s\",\"local\":\"%s\",\"name\":\"%s\","
-		       "\"same\":%s}\n", local, peer, blocal, name,
-		       strcmp(local, peer) ? "false" : "true");
+		       "\"same\":%s}\n",
+		       local, peer, blocal, name, strcmp(local, peer) ? "false" : "true");
 	} else {
 		printf("client_local=%s\n%s\n", local, line);
 	}
@@ -460,9 +465,9 @@ static int do_whoami(void)
 static void report(struct result *rs)
 {
 	struct tc_hist *h = calloc(1, sizeof(*h));
-	struct result tot = { 0 };
+	struct result tot = {0};
 	double secs = (double)(tc_now_ns() - t_start) / 1e9;
-	const char *names[] = { "rr", "bulk", "whoami", "http" };
+	const char *names[] = {"rr", "bulk", "whoami", "http"};
 
 	if (!h)
 		die("out of memory");
@@ -491,13 +496,15 @@ static void report(struct result *rs)
 	if (o.cmd == C_BULK) {
 		double mbps = (double)tot.bytes_tx / secs / 1e6;
 
-		printf(o.json ? ",\"bytes\":%lu,\"bytes_back\":%lu,\"throughput_MBps\":%.1f,\"gbit_s\":%.3f" :
-				" bytes=%lu bytes_back=%lu throughput_MBps=%.1f gbit_s=%.3f",
+		printf(o.json ? ",\"bytes\":%lu,\"bytes_back\":%lu,\"throughput_MBps\":%.1f,\"gbit_"
+				"s\":%.3f"
+			      : " bytes=%lu bytes_back=%lu throughput_MBps=%.1f gbit_s=%.3f",
 		       tot.bytes_tx, tot.bytes_rx, mbps, mbps * 8 / 1000);
 	} else {
 		printf(o.json ? ",\"requests\":%lu,\"rps\":%.1f,\"p50_us\":%.1f,\"p90_us\":%.1f,"
-				"\"p99_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f" :
-				" requests=%lu rps=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f max_us=%.1f mean_us=%.1f",
+				"\"p99_us\":%.1f,\"max_us\":%.1f,\"mean_us\":%.1f"
+			      : " requests=%lu rps=%.1f p50_us=%.1f p90_us=%.1f p99_us=%.1f "
+				"max_us=%.1f mean_us=%.1f",
 		       tot.ok, (double)tot.ok / secs, tc_hist_pct(h, 50) / 1e3,
 		       tc_hist_pct(h, 90) / 1e3, tc_hist_pct(h, 99) / 1e3, h->max / 1e3,
 		       h->count ? (double)h->sum / h->count / 1e3 : 0.0);
@@ -516,18 +523,20 @@ static void report(struct result *rs)
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"Usage: rm-load rr     --connect IP:PORT (--duration D | --requests N) [--conns C] [--size B]\n"
-		"       rm-load bulk   --connect IP:PORT --bytes B [--conns C] [--sink]\n"
-		"       rm-load whoami --connect IP:PORT\n"
-		"       rm-load http   --connect IP:PORT (--requests N | --duration D) [--conns C]\n"
-		"                      [--path /x] [--method M] [--header 'k: v']... [--pipeline K]\n"
-		"                      [--count-header NAME] [--allow-errors]\n"
-		"Common: [--json] [--bind IP:PORT] [--timeout T (one I/O step, default 10s)]\n"
-		"        [--max-time T (whole run when bounded by count, default 60s)]\n"
-		"Limits: conns <= %d, duration <= 10m, requests <= 1e9, bytes <= 64G.\n"
-		"Exit: 0 ok, 1 a transfer error (connect, mismatch, timeout), 2 usage.\n",
-		MAX_CONNS);
+	fprintf(
+	    f,
+	    "Usage: rm-load rr     --connect IP:PORT (--duration D | --requests N) [--conns C] "
+	    "[--size B]\n"
+	    "       rm-load bulk   --connect IP:PORT --bytes B [--conns C] [--sink]\n"
+	    "       rm-load whoami --connect IP:PORT\n"
+	    "       rm-load http   --connect IP:PORT (--requests N | --duration D) [--conns C]\n"
+	    "                      [--path /x] [--method M] [--header 'k: v']... [--pipeline K]\n"
+	    "                      [--count-header NAME] [--allow-errors]\n"
+	    "Common: [--json] [--bind IP:PORT] [--timeout T (one I/O step, default 10s)]\n"
+	    "        [--max-time T (whole run when bounded by count, default 60s)]\n"
+	    "Limits: conns <= %d, duration <= 10m, requests <= 1e9, bytes <= 64G.\n"
+	    "Exit: 0 ok, 1 a transfer error (connect, mismatch, timeout), 2 usage.\n",
+	    MAX_CONNS);
 }
 
 static uint64_t num_arg(const char *name, const char *v)
@@ -545,25 +554,25 @@ static uint64_t num_arg(const char *name, const char *v)
 static void parse_args(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "connect", required_argument, NULL, 'c' },
-		{ "conns", required_argument, NULL, 'C' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "requests", required_argument, NULL, 'n' },
-		{ "size", required_argument, NULL, 's' },
-		{ "bytes", required_argument, NULL, 'b' },
-		{ "sink", no_argument, NULL, 'S' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "bind", required_argument, NULL, 'B' },
-		{ "timeout", required_argument, NULL, 't' },
-		{ "max-time", required_argument, NULL, 'T' },
-		{ "header", required_argument, NULL, 'H' },
-		{ "path", required_argument, NULL, 'p' },
-		{ "method", required_argument, NULL, 'm' },
-		{ "pipeline", required_argument, NULL, 'P' },
-		{ "count-header", required_argument, NULL, 'k' },
-		{ "allow-errors", no_argument, NULL, 'a' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	    {"connect", required_argument, NULL, 'c'},
+	    {"conns", required_argument, NULL, 'C'},
+	    {"duration", required_argument, NULL, 'd'},
+	    {"requests", required_argument, NULL, 'n'},
+	    {"size", required_argument, NULL, 's'},
+	    {"bytes", required_argument, NULL, 'b'},
+	    {"sink", no_argument, NULL, 'S'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"bind", required_argument, NULL, 'B'},
+	    {"timeout", required_argument, NULL, 't'},
+	    {"max-time", required_argument, NULL, 'T'},
+	    {"header", required_argument, NULL, 'H'},
+	    {"path", required_argument, NULL, 'p'},
+	    {"method", required_argument, NULL, 'm'},
+	    {"pipeline", required_argument, NULL, 'P'},
+	    {"count-header", required_argument, NULL, 'k'},
+	    {"allow-errors", no_argument, NULL, 'a'},
+	    {"help", no_argument, NULL, 'h'},
+	    {0},
 	};
 	char err[160];
 	int opt;
@@ -617,8 +626,9 @@ static void parse_args(int argc, char **argv)
 		case 's':
 			if (tc_parse_size(optarg, &o.size, err, sizeof(err)))
 				die("--size: %s", err);
-			if (!o.size || o.size > (16u << 20))
-				die("--size: want 1..16M, got %s", optarg);
+			/* write-all-then-read: larger would deadlock on full socket buffers */
+			if (!o.size || o.size > (64u << 10))
+				die("--size: want 1..64K (bulk moves more), got %s", optarg);
 			break;
 		case 'b':
 			if (tc_parse_size(optarg, &o.bytes, err, sizeof(err)))
@@ -634,13 +644,14 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 't':
 		case 'T':
-			if (tc_parse_duration_ns(optarg, opt == 't' ? &o.timeout_ns : &o.max_time_ns,
-						 err, sizeof(err)))
+			if (tc_parse_duration_ns(optarg,
+						 opt == 't' ? &o.timeout_ns : &o.max_time_ns, err,
+						 sizeof(err)))
 				die("%s: %s", opt == 't' ? "--timeout" : "--max-time", err);
 			v = opt == 't' ? o.timeout_ns : o.max_time_ns;
 			if (v < 1000000 || v > 3600000000000ull)
-				die("%s: want 1ms..1h, got %s", opt == 't' ? "--timeout" : "--max-time",
-				    optarg);
+				die("%s: want 1ms..1h, got %s",
+				    opt == 't' ? "--timeout" : "--max-time", optarg);
 			break;
 		case 'H':
 			if (o.nheaders == MAX_HEADERS)
@@ -654,7 +665,8 @@ static void parse_args(int argc, char **argv)
 			break;
 		case 'p':
 			if (optarg[0] != '/' || strpbrk(optarg, " \r\n"))
-				die("--path: want an absolute path without spaces, got '%s'", optarg);
+				die("--path: want an absolute path without spaces, got '%s'",
+				    optarg);
 			o.path = optarg;
 			break;
 		case 'm':

@@ -110,8 +110,8 @@ static inline void tc_fmt_sockname(int fd, bool peer, char *out, size_t outlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
-	int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len) :
-			getsockname(fd, (struct sockaddr *)&ss, &len);
+	int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &len)
+		      : getsockname(fd, (struct sockaddr *)&ss, &len);
 
 	if (rc < 0)
 		ss.ss_family = AF_UNSPEC;
@@ -235,7 +235,7 @@ static inline int tc_buf_append(struct tc_buf *b, const void *d, size_t n)
 }
 
 __attribute__((format(printf, 2, 3))) static inline int tc_buf_printf(struct tc_buf *b,
-								       const char *fmt, ...)
+								      const char *fmt, ...)
 {
 	va_list ap;
 	int n;
