@@ -1,0 +1,189 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* cfg_docs: the set of applied documents: merge a file into it, remove
+ * documents or one rule, and pack it into / unpack it from a rm_cfg_src half
+ * (the user's YAML text per document, re-parsed on unpack). Pure. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/cfg_ir.h"
+
+static bool same(const struct cfg_doc *a, const struct cfg_doc *b)
+{
+	return a->kind == b->kind && !strcmp(a->ns, b->ns) && !strcmp(a->name, b->name);
+}
+
+int cfg_docs_merge(struct cfg_docs *store, struct cfg_docs *add)
+{
+	int r = 0;
+
+	for (size_t i = 0; i < add->n; i++) {
+		size_t j;
+
+		for (j = 0; j < store->n; j++)
+			if (same(&store->v[j], &add->v[i]))
+				break;
+		if (j < store->n) {
+			cfg_doc_clear(&store->v[j]);
+			store->v[j] = add->v[i];
+			memset(&add->v[i], 0, sizeof(add->v[i]));
+		} else if ((r = cfg_docs_push(store, &add->v[i]))) {
+			break;
+		}
+	}
+	cfg_docs_free(add);
+	return r;
+}
+
+static void drop(struct cfg_docs *store, size_t j)
+{
+	cfg_doc_clear(&store->v[j]);
+	memmove(&store->v[j], &store->v[j + 1], (store->n - j - 1) * sizeof(store->v[0]));
+	store->n--;
+}
+
+int cfg_docs_remove(struct cfg_docs *store, const struct cfg_docs *del, char *err,
+		    size_t errlen)
+{
+	for (size_t i = 0; i < del->n; i++) {
+		size_t j;
+
+		for (j = 0; j < store->n; j++)
+			if (same(&store->v[j], &del->v[i]))
+				break;
+		if (j == store->n) {
+			snprintf(err, errlen, "%s:%u:1: %s %s/%s is not applied", del->v[i].origin,
+				 del->v[i].first_line, cfg_kind_name(del->v[i].kind), del->v[i].ns,
+				 del->v[i].name);
+			return -ENOENT;
+		}
+	}
+	for (size_t i = 0; i < del->n; i++)
+		for (size_t j = 0; j < store->n; j++)
+			if (same(&store->v[j], &del->v[i])) {
+				drop(store, j);
+				break;
+			}
+	return 0;
+}
+
+int cfg_docs_remove_rule(struct cfg_docs *store, const char *name, const char *ns, char *err,
+			 size_t errlen)
+{
+	size_t found = SIZE_MAX;
+
+	for (size_t j = 0; j < store->n; j++) {
+		const struct cfg_doc *d = &store->v[j];
+
+		if ((d->kind != CFG_K_ROUTERULE && d->kind != CFG_K_VIRTUALSERVICE) ||
+		    strcmp(d->name, name) || (ns && strcmp(d->ns, ns)))
+			continue;
+		if (found != SIZE_MAX) {
+			snprintf(err, errlen, "rule %s exists in namespaces %s and %s: give the "
+				 "namespace", name, store->v[found].ns, d->ns);
+			return -EEXIST;
+		}
+		found = j;
+	}
+	if (found == SIZE_MAX) {
+		snprintf(err, errlen, "no rule %s%s%s", name, ns ? " in namespace " : "",
+			 ns ? ns : "");
+		return -ENOENT;
+	}
+	drop(store, found);
+	return 0;
+}
+
+int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err, size_t errlen)
+{
+	size_t used = 0;
+
+	memset(out, 0, offsetof(struct rm_cfg_src, text));
+	out->magic = RM_CFG_MAGIC;
+	for (size_t i = 0; i < docs->n; i++) {
+		const struct cfg_doc *d = &docs->v[i];
+		size_t ol = strlen(d->origin) + 1, tl = strlen(d->text) + 1;
+		size_t rec = (sizeof(struct rm_cfg_src_doc) + ol + tl + 7) & ~(size_t)7;
+		struct rm_cfg_src_doc h = { (uint32_t)rec, (uint32_t)ol, (uint32_t)tl,
+					    d->first_line };
+
+		if (used + rec > RM_CFG_SRC_SIZE) {
+			snprintf(err, errlen, "%s:%u:1: the applied documents exceed the %u bytes "
+				 "kept for them", d->origin, d->first_line, RM_CFG_SRC_SIZE);
+			return -ENOSPC;
+		}
+		memcpy(out->text + used, &h, sizeof(h));
+		memcpy(out->text + used + sizeof(h), d->origin, ol);
+		memcpy(out->text + used + sizeof(h) + ol, d->text, tl);
+		memset(out->text + used + sizeof(h) + ol + tl, 0, rec - sizeof(h) - ol - tl);
+		used += rec;
+	}
+	/* Zero the tail so two packs of the same documents compare equal. */
+	memset(out->text + used, 0, RM_CFG_SRC_SIZE - used);
+	out->n_docs = (uint32_t)docs->n;
+	out->used = (uint32_t)used;
+	return 0;
+}
+
+int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err,
+		   size_t errlen)
+{
+	struct cfg_docs tmp = { 0 };
+	size_t off = 0;
+	int r = 0;
+
+	if (src->magic != RM_CFG_MAGIC) {
+		if (!src->magic && !src->n_docs)
+			return 0; /* never written */
+		snprintf(err, errlen, "stored documents: bad magic 0x%x", src->magic);
+		return -EBADMSG;
+	}
+	if (src->used > RM_CFG_SRC_SIZE) {
+		snprintf(err, errlen, "stored documents: corrupt size %u", src->used);
+		return -EBADMSG;
+	}
+	for (uint32_t i = 0; i < src->n_docs && !r; i++) {
+		struct rm_cfg_src_doc h;
+		const char *origin, *text;
+		struct cfg_doc_ir *ir;
+		struct cfg_doc d;
+
+		if (off + sizeof(h) > src->used) {
+			r = -EBADMSG;
+			break;
+		}
+		memcpy(&h, src->text + off, sizeof(h));
+		if (h.rec_len < sizeof(h) + h.origin_len + h.text_len || off + h.rec_len > src->used ||
+		    !h.origin_len || !h.text_len) {
+			r = -EBADMSG;
+			break;
+		}
+		origin = src->text + off + sizeof(h);
+		text = origin + h.origin_len;
+		if (origin[h.origin_len - 1] || text[h.text_len - 1]) {
+			r = -EBADMSG;
+			break;
+		}
+		r = cfg_doc_parse_text(origin, h.first_line, text, h.text_len - 1, &ir, err, errlen);
+		if (r)
+			break;
+		if ((r = cfg_doc_make(&d, ir, origin, h.first_line, text, h.text_len - 1)))
+			break;
+		if ((r = cfg_docs_push(&tmp, &d))) {
+			cfg_doc_clear(&d);
+			break;
+		}
+		off += h.rec_len;
+	}
+	if (r == -EBADMSG)
+		snprintf(err, errlen, "stored documents: corrupt record at offset %zu", off);
+	if (r) {
+		cfg_docs_free(&tmp);
+		return r;
+	}
+	for (size_t i = 0; i < tmp.n && !r; i++)
+		r = cfg_docs_push(out, &tmp.v[i]);
+	tmp.n = 0;
+	cfg_docs_free(&tmp);
+	return r;
+}
