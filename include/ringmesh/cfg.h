@@ -12,7 +12,8 @@
  *                         text) of the same half, so a later `apply` can merge
  *                         with what is loaded and recompile everything
  *
- * Writer (the CLI, serialised by flock on <pin dir>/rm_cfg.lock):
+ * Writer (the CLI, serialised by flock(LOCK_EX) on the pin directory itself: bpffs
+ * cannot hold a regular lock file):
  *   h = !ctl.active; seq[h]++ (odd); write rm_cfg[h] and rm_cfg_src[h];
  *   seq[h]++ (even); ctl.generation++; ctl.active = h (release order).
  * Reader (ringmeshd): a = ctl.active (acquire); s = seq[a]; retry while odd; copy
@@ -37,7 +38,6 @@
 #define RM_MAP_CFG_CTL "rm_cfg_ctl"
 #define RM_MAP_CFG "rm_cfg"
 #define RM_MAP_CFG_SRC "rm_cfg_src"
-#define RM_CFG_LOCK_FILE "rm_cfg.lock" /* flock()ed by writers, in the pin dir */
 
 #define RM_CFG_MAGIC 0x52434647u /* "RCFG" */
 #define RM_CFG_ABI_VERSION 1u

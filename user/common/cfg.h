@@ -128,8 +128,8 @@ int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *
 		   size_t errlen);
 void cfg_store_close(struct cfg_store *s); /* also unlocks */
 
-/* Exclusive writer lock (flock on <pin_dir>/rm_cfg.lock, taken by open when
- * create is set, for the whole apply). */
+/* Exclusive writer lock: flock(LOCK_EX) on the pin directory (bpffs cannot hold a
+ * regular lock file). Released by cfg_store_close. */
 int cfg_store_lock(struct cfg_store *s, const char *pin_dir);
 
 /* Consistent copy of the active half (and its sources when src != NULL);

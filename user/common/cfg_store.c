@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/* cfg_store: the pinned configuration on bpffs. Opens (or creates and pins, with
+ * the parameters of bpf/lib/maps_cfg.h) rm_cfg_ctl, rm_cfg and rm_cfg_src, mmaps
+ * them, publishes a compiled half under its seqlock and flips the active index,
+ * and takes consistent snapshots. Writers serialise with flock on the pin dir. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sched.h>
+#include <sys/file.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <bpf/bpf.h>
+
+#include "common/cfg.h"
+
+static const struct {
+	const char *name;
+	uint32_t value_size, max_entries;
+} maps[3] = {
+	{ RM_MAP_CFG_CTL, sizeof(struct rm_cfg_ctl), 1 },
+	{ RM_MAP_CFG, sizeof(struct rm_cfg), RM_CFG_HALVES },
+	{ RM_MAP_CFG_SRC, sizeof(struct rm_cfg_src), RM_CFG_HALVES },
+};
+
+static size_t map_len(uint32_t value_size, uint32_t n)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = (size_t)((value_size + 7) & ~7u) * n;
+
+	return (len + pg - 1) & ~(pg - 1);
+}
+
+static int open_map(int i, const char *pin_dir, bool create, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	struct bpf_map_info info = { 0 };
+	uint32_t ilen = sizeof(info);
+	int fd, r;
+
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, maps[i].name);
+	fd = bpf_obj_get(path);
+	if (fd < 0 && errno == ENOENT && create) {
+		LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_MMAPABLE);
+
+		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, maps[i].name, sizeof(uint32_t),
+				    maps[i].value_size, maps[i].max_entries, &o);
+		if (fd < 0) {
+			r = -errno;
+			snprintf(err, errlen, "create map %s: %s", maps[i].name, strerror(errno));
+			return r;
+		}
+		if (bpf_obj_pin(fd, path)) {
+			r = -errno;
+			snprintf(err, errlen, "pin %s: %s", path, strerror(errno));
+			close(fd);
+			return r;
+		}
+		return fd;
+	}
+	if (fd < 0) {
+		r = -errno;
+		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+		return r;
+	}
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen)) {
+		r = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != maps[i].value_size ||
+	    info.max_entries != maps[i].max_entries || !(info.map_flags & BPF_F_MMAPABLE)) {
+		snprintf(err, errlen, "%s: pinned map has another layout (value %u bytes x %u, want "
+			 "%u x %u): built from a different cfg.h?", path, info.value_size,
+			 info.max_entries, maps[i].value_size, maps[i].max_entries);
+		close(fd);
+		return -EPROTO;
+	}
+	return fd;
+}
+
+static void *map_mmap(int fd, size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	return p == MAP_FAILED ? NULL : p;
+}
+
+int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err,
+		   size_t errlen)
+{
+	size_t stride;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->ctl_fd = s->cfg_fd = s->src_fd = s->lock_fd = -1;
+	if (create && mkdir(pin_dir, 0700) && errno != EEXIST) {
+		r = -errno;
+		snprintf(err, errlen, "mkdir %s: %s", pin_dir, strerror(errno));
+		return r;
+	}
+	/* Creation races with another CLI or the daemon: hold the lock while creating. */
+	if (create && (r = cfg_store_lock(s, pin_dir))) {
+		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
+		return r;
+	}
+	if ((s->ctl_fd = r = open_map(0, pin_dir, create, err, errlen)) < 0 ||
+	    (s->cfg_fd = r = open_map(1, pin_dir, create, err, errlen)) < 0 ||
+	    (s->src_fd = r = open_map(2, pin_dir, create, err, errlen)) < 0)
+		goto fail;
+	s->cfg_map_len = map_len(sizeof(struct rm_cfg), RM_CFG_HALVES);
+	s->src_map_len = map_len(sizeof(struct rm_cfg_src), RM_CFG_HALVES);
+	s->ctl = map_mmap(s->ctl_fd, map_len(sizeof(struct rm_cfg_ctl), 1));
+	s->cfg_map = map_mmap(s->cfg_fd, s->cfg_map_len);
+	s->src_map = map_mmap(s->src_fd, s->src_map_len);
+	if (!s->ctl || !s->cfg_map || !s->src_map) {
+		r = -errno;
+		snprintf(err, errlen, "mmap %s maps: %s", pin_dir, strerror(errno));
+		goto fail;
+	}
+	stride = (sizeof(struct rm_cfg) + 7) & ~(size_t)7;
+	for (int h = 0; h < RM_CFG_HALVES; h++)
+		s->half[h] = (struct rm_cfg *)((char *)s->cfg_map + h * stride);
+	stride = (sizeof(struct rm_cfg_src) + 7) & ~(size_t)7;
+	for (int h = 0; h < RM_CFG_HALVES; h++)
+		s->src[h] = (struct rm_cfg_src *)((char *)s->src_map + h * stride);
+	return 0;
+fail:
+	cfg_store_close(s);
+	return r;
+}
+
+void cfg_store_close(struct cfg_store *s)
+{
+	if (s->ctl)
+		munmap(s->ctl, map_len(sizeof(struct rm_cfg_ctl), 1));
+	if (s->cfg_map)
+		munmap(s->cfg_map, s->cfg_map_len);
+	if (s->src_map)
+		munmap(s->src_map, s->src_map_len);
+	if (s->ctl_fd >= 0)
+		close(s->ctl_fd);
+	if (s->cfg_fd >= 0)
+		close(s->cfg_fd);
+	if (s->src_fd >= 0)
+		close(s->src_fd);
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* drops the flock */
+	memset(s, 0, sizeof(*s));
+	s->ctl_fd = s->cfg_fd = s->src_fd = s->lock_fd = -1;
+}
+
+int cfg_store_lock(struct cfg_store *s, const char *pin_dir)
+{
+	if (s->locked)
+		return 0;
+	s->lock_fd = open(pin_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (s->lock_fd < 0)
+		return -errno;
+	if (flock(s->lock_fd, LOCK_EX)) {
+		int r = -errno;
+
+		close(s->lock_fd);
+		s->lock_fd = -1;
+		return r;
+	}
+	s->locked = true;
+	return 0;
+}
+
+int cfg_store_snapshot(struct cfg_store *s, struct rm_cfg *out, struct rm_cfg_src *src,
+		       uint64_t *generation)
+{
+	for (int tries = 0; tries < 1000000; tries++) {
+		uint32_t a;
+		uint64_t s1, s2, gen;
+
+		gen = __atomic_load_n(&s->ctl->generation, __ATOMIC_ACQUIRE);
+		a = __atomic_load_n(&s->ctl->active, __ATOMIC_ACQUIRE) & 1;
+		if (!gen) {
+			/* never published: an empty configuration */
+			memset(out, 0, sizeof(*out));
+			if (src)
+				memset(src, 0, sizeof(*src));
+			*generation = 0;
+			return 0;
+		}
+		s1 = __atomic_load_n(&s->ctl->seq[a], __ATOMIC_ACQUIRE);
+		if (s1 & 1) {
+			sched_yield();
+			continue;
+		}
+		memcpy(out, s->half[a], sizeof(*out));
+		if (src)
+			memcpy(src, s->src[a], sizeof(*src));
+		__atomic_thread_fence(__ATOMIC_ACQUIRE);
+		s2 = __atomic_load_n(&s->ctl->seq[a], __ATOMIC_RELAXED);
+		if (s1 == s2) {
+			*generation = out->generation;
+			return 0;
+		}
+	}
+	return -EAGAIN;
+}
+
+static bool src_equal(const struct rm_cfg_src *a, const struct rm_cfg_src *b)
+{
+	return a->magic == b->magic && a->n_docs == b->n_docs && a->used == b->used &&
+	       a->used <= RM_CFG_SRC_SIZE && !memcmp(a->text, b->text, a->used);
+}
+
+int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src *src,
+		      bool *changed, uint64_t *generation)
+{
+	struct rm_cfg_ctl *ctl = s->ctl;
+	uint32_t a = __atomic_load_n(&ctl->active, __ATOMIC_ACQUIRE) & 1, h = !a;
+	uint64_t gen = __atomic_load_n(&ctl->generation, __ATOMIC_ACQUIRE);
+	uint64_t seq;
+	struct timespec ts;
+
+	if (!s->locked)
+		return -ENOLCK;
+	*changed = false;
+	if (gen) {
+		size_t used = cfg_used_size(cfg);
+
+		cfg->generation = s->half[a]->generation;
+		if (used == cfg_used_size(s->half[a]) && !memcmp(cfg, s->half[a], used) &&
+		    src_equal(src, s->src[a])) {
+			*generation = gen;
+			return 0;
+		}
+	}
+	gen++;
+	cfg->generation = gen;
+	src->generation = gen;
+	seq = __atomic_load_n(&ctl->seq[h], __ATOMIC_RELAXED);
+	if (seq & 1)
+		seq++; /* a writer died mid-write; the lock says nobody is writing now */
+	__atomic_store_n(&ctl->seq[h], seq + 1, __ATOMIC_RELAXED);
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	memcpy(s->half[h], cfg, sizeof(*cfg));
+	memcpy(s->src[h], src, sizeof(*src));
+	__atomic_store_n(&ctl->seq[h], seq + 2, __ATOMIC_RELEASE);
+	ctl->magic = RM_CFG_MAGIC;
+	ctl->abi_version = RM_CFG_ABI_VERSION;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ctl->updated_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	__atomic_store_n(&ctl->active, h, __ATOMIC_RELEASE);
+	__atomic_store_n(&ctl->generation, gen, __ATOMIC_RELEASE);
+	*changed = true;
+	*generation = gen;
+	return 0;
+}
+
+static int load_docs(struct cfg_store *s, struct cfg_docs *docs, struct rm_cfg *scratch,
+		     struct rm_cfg_src *src, char *err, size_t errlen)
+{
+	uint64_t gen;
+	int r = cfg_store_snapshot(s, scratch, src, &gen);
+
+	if (r) {
+		snprintf(err, errlen, "could not read a consistent configuration");
+		return r;
+	}
+	return gen ? cfg_src_unpack(src, docs, err, errlen) : 0;
+}
+
+static int compile_publish(struct cfg_store *s, struct cfg_docs *docs, struct rm_cfg *cfg,
+			   struct rm_cfg_src *src, bool *changed, uint64_t *generation, char *err,
+			   size_t errlen)
+{
+	int r = cfg_compile(docs, cfg, err, errlen);
+
+	if (!r)
+		r = cfg_src_pack(docs, src, err, errlen);
+	if (!r && (r = cfg_store_publish(s, cfg, src, changed, generation)))
+		snprintf(err, errlen, "publish: %s", strerror(-r));
+	return r;
+}
+
+int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
+		     struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
+		     size_t errlen)
+{
+	struct cfg_docs cur = { 0 };
+	struct rm_cfg *cfg = malloc(sizeof(*cfg));
+	struct rm_cfg_src *src = malloc(sizeof(*src));
+	int r;
+
+	*changed = false;
+	if (!cfg || !src) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = cfg_store_lock(s, pin_dir))) {
+		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
+		goto out;
+	}
+	if (op != CFG_OP_REPLACE && (r = load_docs(s, &cur, cfg, src, err, errlen)))
+		goto out;
+	if (op == CFG_OP_DELETE)
+		r = cfg_docs_remove(&cur, docs, err, errlen);
+	else
+		r = cfg_docs_merge(&cur, docs);
+	if (!r)
+		r = compile_publish(s, &cur, cfg, src, changed, generation, err, errlen);
+out:
+	cfg_docs_free(&cur);
+	free(cfg);
+	free(src);
+	return r;
+}
+
+int cfg_store_delete_rule(struct cfg_store *s, const char *pin_dir, const char *name,
+			  const char *ns, bool *changed, uint64_t *generation, char *err,
+			  size_t errlen)
+{
+	struct cfg_docs cur = { 0 };
+	struct rm_cfg *cfg = malloc(sizeof(*cfg));
+	struct rm_cfg_src *src = malloc(sizeof(*src));
+	int r;
+
+	*changed = false;
+	if (!cfg || !src) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if ((r = cfg_store_lock(s, pin_dir))) {
+		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
+		goto out;
+	}
+	if ((r = load_docs(s, &cur, cfg, src, err, errlen)) ||
+	    (r = cfg_docs_remove_rule(&cur, name, ns, err, errlen)))
+		goto out;
+	r = compile_publish(s, &cur, cfg, src, changed, generation, err, errlen);
+out:
+	cfg_docs_free(&cur);
+	free(cfg);
+	free(src);
+	return r;
+}
