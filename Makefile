@@ -45,6 +45,8 @@ UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 
 .DELETE_ON_ERROR:
+# Keep generated skeletons and objects: they are inputs of later builds, not scratch.
+.SECONDARY:
 .PHONY: all deps test unit e2e demo bench clean install-deps-check
 
 all: $(BUILD)/ringmeshd $(BUILD)/ringmesh $(TOOL_BINS) $(UNIT_BINS)
