@@ -22,38 +22,38 @@
 #include "ringmeshd/http1.h"
 
 static const char *const err_name[HTTP_E__COUNT] = {
-	[HTTP_OK] = "OK",
-	[HTTP_E_REQUEST_LINE] = "REQUEST_LINE",
-	[HTTP_E_METHOD] = "METHOD",
-	[HTTP_E_TARGET] = "TARGET",
-	[HTTP_E_URI_TOO_LONG] = "URI_TOO_LONG",
-	[HTTP_E_VERSION] = "VERSION",
-	[HTTP_E_VERSION_UNSUPPORTED] = "VERSION_UNSUPPORTED",
-	[HTTP_E_STATUS_LINE] = "STATUS_LINE",
-	[HTTP_E_BARE_LF] = "BARE_LF",
-	[HTTP_E_BARE_CR] = "BARE_CR",
-	[HTTP_E_TOO_MANY_LEADING_CRLF] = "LEADING_CRLF",
-	[HTTP_E_HEADER_NAME] = "HEADER_NAME",
-	[HTTP_E_HEADER_WS_COLON] = "WS_COLON",
-	[HTTP_E_OBS_FOLD] = "OBS_FOLD",
-	[HTTP_E_HEADER_VALUE] = "HEADER_VALUE",
-	[HTTP_E_HEAD_TOO_LARGE] = "HEAD_TOO_LARGE",
-	[HTTP_E_TOO_MANY_HEADERS] = "TOO_MANY_HEADERS",
-	[HTTP_E_CL_INVALID] = "CL_INVALID",
-	[HTTP_E_CL_CONFLICT] = "CL_CONFLICT",
-	[HTTP_E_TE_INVALID] = "TE_INVALID",
-	[HTTP_E_TE_CHUNKED_NOT_LAST] = "TE_NOT_LAST",
-	[HTTP_E_TE_UNKNOWN] = "TE_UNKNOWN",
-	[HTTP_E_TE_HTTP10] = "TE_HTTP10",
-	[HTTP_E_CL_AND_TE] = "CL_AND_TE",
-	[HTTP_E_HOST_MISSING] = "HOST_MISSING",
-	[HTTP_E_HOST_DUP] = "HOST_DUP",
-	[HTTP_E_HOST_INVALID] = "HOST_INVALID",
-	[HTTP_E_CHUNK_SIZE] = "CHUNK_SIZE",
-	[HTTP_E_CHUNK_EXT] = "CHUNK_EXT",
-	[HTTP_E_CHUNK_DATA_END] = "CHUNK_DATA_END",
-	[HTTP_E_TRAILER] = "TRAILER",
-	[HTTP_E_TRAILER_TOO_LARGE] = "TRAILER_TOO_LARGE",
+    [HTTP_OK] = "OK",
+    [HTTP_E_REQUEST_LINE] = "REQUEST_LINE",
+    [HTTP_E_METHOD] = "METHOD",
+    [HTTP_E_TARGET] = "TARGET",
+    [HTTP_E_URI_TOO_LONG] = "URI_TOO_LONG",
+    [HTTP_E_VERSION] = "VERSION",
+    [HTTP_E_VERSION_UNSUPPORTED] = "VERSION_UNSUPPORTED",
+    [HTTP_E_STATUS_LINE] = "STATUS_LINE",
+    [HTTP_E_BARE_LF] = "BARE_LF",
+    [HTTP_E_BARE_CR] = "BARE_CR",
+    [HTTP_E_TOO_MANY_LEADING_CRLF] = "LEADING_CRLF",
+    [HTTP_E_HEADER_NAME] = "HEADER_NAME",
+    [HTTP_E_HEADER_WS_COLON] = "WS_COLON",
+    [HTTP_E_OBS_FOLD] = "OBS_FOLD",
+    [HTTP_E_HEADER_VALUE] = "HEADER_VALUE",
+    [HTTP_E_HEAD_TOO_LARGE] = "HEAD_TOO_LARGE",
+    [HTTP_E_TOO_MANY_HEADERS] = "TOO_MANY_HEADERS",
+    [HTTP_E_CL_INVALID] = "CL_INVALID",
+    [HTTP_E_CL_CONFLICT] = "CL_CONFLICT",
+    [HTTP_E_TE_INVALID] = "TE_INVALID",
+    [HTTP_E_TE_CHUNKED_NOT_LAST] = "TE_NOT_LAST",
+    [HTTP_E_TE_UNKNOWN] = "TE_UNKNOWN",
+    [HTTP_E_TE_HTTP10] = "TE_HTTP10",
+    [HTTP_E_CL_AND_TE] = "CL_AND_TE",
+    [HTTP_E_HOST_MISSING] = "HOST_MISSING",
+    [HTTP_E_HOST_DUP] = "HOST_DUP",
+    [HTTP_E_HOST_INVALID] = "HOST_INVALID",
+    [HTTP_E_CHUNK_SIZE] = "CHUNK_SIZE",
+    [HTTP_E_CHUNK_EXT] = "CHUNK_EXT",
+    [HTTP_E_CHUNK_DATA_END] = "CHUNK_DATA_END",
+    [HTTP_E_TRAILER] = "TRAILER",
+    [HTTP_E_TRAILER_TOO_LARGE] = "TRAILER_TOO_LARGE",
 };
 
 /* ---- guard-page buffers ---- */
@@ -118,11 +118,17 @@ static void emit(struct drv *d, const char *fmt, ...)
 static const char *kind_str(enum http_body_kind k, uint64_t cl, char *buf)
 {
 	switch (k) {
-	case HTTP_BODY_NONE: return "N";
-	case HTTP_BODY_LENGTH: sprintf(buf, "L%llu", (unsigned long long)cl); return buf;
-	case HTTP_BODY_CHUNKED: return "C";
-	case HTTP_BODY_UNTIL_CLOSE: return "U";
-	case HTTP_BODY_TUNNEL: return "T";
+	case HTTP_BODY_NONE:
+		return "N";
+	case HTTP_BODY_LENGTH:
+		sprintf(buf, "L%llu", (unsigned long long)cl);
+		return buf;
+	case HTTP_BODY_CHUNKED:
+		return "C";
+	case HTTP_BODY_UNTIL_CLOSE:
+		return "U";
+	case HTTP_BODY_TUNNEL:
+		return "T";
 	}
 	return "?";
 }
@@ -278,11 +284,10 @@ static void drv_finish(struct drv *d)
 }
 
 /* Run input through the driver cut at the given points (sorted, may be empty). */
-static void run_stream(int kind, enum http_method m, const struct http_limits *lim,
-		       const char *in, size_t len, const size_t *cuts, size_t ncuts, char *out,
-		       size_t outlen)
+static void run_stream(int kind, enum http_method m, const struct http_limits *lim, const char *in,
+		       size_t len, const size_t *cuts, size_t ncuts, char *out, size_t outlen)
 {
-	struct drv d = { .kind = kind, .req_method = m, .lim = lim };
+	struct drv d = {.kind = kind, .req_method = m, .lim = lim};
 	size_t prev = 0;
 
 	for (size_t i = 0; i <= ncuts; i++) {
@@ -309,275 +314,265 @@ struct tcase {
 };
 
 static const struct http_limits small = {
-	.max_uri = 16, .max_head = 96, .max_headers = 3, .max_chunk_line = 16
-};
+    .max_uri = 16, .max_head = 96, .max_headers = 3, .max_chunk_line = 16};
 
 #define H11 " HTTP/1.1\r\nHost: a\r\n"
 #define CHUNKED_BODY "5;foo=bar\r\nhello\r\n6 ; a=\"q\"; b\r\n world\r\n0\r\nX-T: v\r\n\r\n"
 
 static const struct tcase cases[] = {
-	/* valid requests */
-	{ "get", REQ, 0, "GET /" H11 "\r\n", 0, "GET / 1.1 h=a N f=K;" },
-	{ "query", REQ, 0, "GET /p/q?x=1&y HTTP/1.1\r\nHost: ex.com:80\r\n\r\n", 0,
-	  "GET /p/q?x=1&y 1.1 h=ex.com:80 N f=K;" },
-	{ "empty query", REQ, 0, "GET /p?" H11 "\r\n", 0, "GET /p? 1.1 h=a N f=K;" },
-	{ "post cl", REQ, 0, "POST /u" H11 "Content-Length: 5\r\n\r\nhello", 0,
-	  "POST /u 1.1 h=a L5 f=K;B5/5;" },
-	{ "cl zero", REQ, 0, "POST /u" H11 "Content-Length: 0\r\n\r\n", 0,
-	  "POST /u 1.1 h=a L0 f=K;B0/0;" },
-	{ "chunked ext trailers", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n" CHUNKED_BODY, 0,
-	  "POST / 1.1 h=a C f=K;B11/53;" },
-	{ "chunked case", REQ, 0, "POST /" H11 "transfer-encoding: Chunked\r\n\r\n0\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;B0/5;" },
-	{ "chunked te params", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked ;x=1\r\n\r\n1\r\na\r\n0\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;B1/11;" },
-	{ "pipelined", REQ, 0,
-	  "GET /1" H11 "\r\nPOST /2" H11 "Content-Length: 3\r\n\r\nabcGET /3" H11
-	  "Transfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\nGET /4" H11 "Connection: close\r\n\r\n",
-	  0,
-	  "GET /1 1.1 h=a N f=K;POST /2 1.1 h=a L3 f=K;B3/3;GET /3 1.1 h=a C f=K;B2/12;"
-	  "GET /4 1.1 h=a N f=c;" },
-	{ "http10 no host", REQ, 0, "GET / HTTP/1.0\r\n\r\n", 0, "GET / 1.0 h= N f=;" },
-	{ "http10 keepalive", REQ, 0, "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 0,
-	  "GET / 1.0 h= N f=kK;" },
-	{ "conn close list", REQ, 0, "GET /" H11 "Connection: foo, close\r\n\r\n", 0,
-	  "GET / 1.1 h=a N f=c;" },
-	{ "expect 100", REQ, 0, "PUT /x" H11 "Expect: 100-Continue\r\nContent-Length: 3\r\n\r\nabc",
-	  0, "PUT /x 1.1 h=a L3 f=xK;B3/3;" },
-	{ "expect other", REQ, 0, "PUT /x" H11 "Expect: foo\r\n\r\n", 0, "PUT /x 1.1 h=a N f=oK;" },
-	{ "expect http10", REQ, 0, "PUT /x HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", 0,
-	  "PUT /x 1.0 h= N f=;" },
-	{ "upgrade", REQ, 0, "GET /ws" H11 "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 0,
-	  "GET /ws 1.1 h=a N f=uUK;" },
-	{ "absolute form", REQ, 0, "GET http://ex.com:8080/a?b HTTP/1.1\r\nHost: ex.com:8080\r\n\r\n",
-	  0, "GET [ex.com:8080]/a?b 1.1 h=ex.com:8080 N f=K;" },
-	{ "absolute no path", REQ, 0, "GET HTTP://ex.com" H11 "\r\n", 0,
-	  "GET [ex.com] 1.1 h=a N f=K;" },
-	{ "connect", REQ, 0, "CONNECT ex.com:443 HTTP/1.1\r\nHost: ex.com:443\r\n\r\n", 0,
-	  "CONNECT [ex.com:443] 1.1 h=ex.com:443 N f=K;" },
-	{ "connect v6", REQ, 0, "CONNECT [::1]:443" H11 "\r\n", 0,
-	  "CONNECT [[::1]:443] 1.1 h=a N f=K;" },
-	{ "options star", REQ, 0, "OPTIONS *" H11 "\r\n", 0, "OPTIONS * 1.1 h=a N f=K;" },
-	{ "leading crlf", REQ, 0, "\r\n\r\nGET /" H11 "\r\n", 0, "GET / 1.1 h=a N f=K;" },
-	{ "other method", REQ, 0, "get /" H11 "\r\n", 0, "get / 1.1 h=a N f=K;" },
-	{ "cl repeated same", REQ, 0, "POST /" H11 "Content-Length: 2\r\nContent-Length: 2\r\n\r\nab",
-	  0, "POST / 1.1 h=a L2 f=K;B2/2;" },
-	{ "cl list same", REQ, 0, "POST /" H11 "Content-Length: 2 , 2\r\n\r\nab", 0,
-	  "POST / 1.1 h=a L2 f=K;B2/2;" },
-	{ "value ows obs-text", REQ, 0, "GET /" H11 "X-A: \t v\x80 \t\r\n\r\n", 0,
-	  "GET / 1.1 h=a N f=K;" },
-	{ "empty host", REQ, 0, "GET / HTTP/1.1\r\nHost:\r\n\r\n", 0, "GET / 1.1 h= N f=K;" },
-	{ "incomplete head", REQ, 0, "GET /" H11, 0, "incomplete;" },
-	{ "incomplete body", REQ, 0, "POST /" H11 "Content-Length: 10\r\n\r\nhello", 0,
-	  "POST / 1.1 h=a L10 f=K;partial;" },
-	{ "huge chunk ok", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\nabc", 0,
-	  "POST / 1.1 h=a C f=K;partial;" },
-	{ "chunk leading zeros", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n000000000000000000001\r\nz\r\n0\r\n\r\n",
-	  0, "POST / 1.1 h=a C f=K;B1/31;" },
-	{ "uri at limit", REQ, 0, "GET /234567890123456" H11 "\r\n", 0,
-	  "GET /234567890123456 1.1 h=a N f=K;", &small },
-	{ "headers at limit", REQ, 0, "GET /" H11 "A: 1\r\nB: 2\r\n\r\n", 0,
-	  "GET / 1.1 h=a N f=K;", &small },
-	{ "head at limit", REQ, 0,
-	  "GET /" H11 "A: 0123456789012345678901234567890123456789012345678901234567890123\r\n\r\n", 0,
-	  "GET / 1.1 h=a N f=K;", &small },
-	{ "chunk line at limit", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1;abcdefghijklmn\r\nx\r\n0\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;B1/26;", &small },
+    /* valid requests */
+    {"get", REQ, 0, "GET /" H11 "\r\n", 0, "GET / 1.1 h=a N f=K;"},
+    {"query", REQ, 0, "GET /p/q?x=1&y HTTP/1.1\r\nHost: ex.com:80\r\n\r\n", 0,
+     "GET /p/q?x=1&y 1.1 h=ex.com:80 N f=K;"},
+    {"empty query", REQ, 0, "GET /p?" H11 "\r\n", 0, "GET /p? 1.1 h=a N f=K;"},
+    {"post cl", REQ, 0, "POST /u" H11 "Content-Length: 5\r\n\r\nhello", 0,
+     "POST /u 1.1 h=a L5 f=K;B5/5;"},
+    {"cl zero", REQ, 0, "POST /u" H11 "Content-Length: 0\r\n\r\n", 0,
+     "POST /u 1.1 h=a L0 f=K;B0/0;"},
+    {"chunked ext trailers", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n" CHUNKED_BODY,
+     0, "POST / 1.1 h=a C f=K;B11/53;"},
+    {"chunked case", REQ, 0, "POST /" H11 "transfer-encoding: Chunked\r\n\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;B0/5;"},
+    {"chunked te params", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked ;x=1\r\n\r\n1\r\na\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;B1/11;"},
+    {"pipelined", REQ, 0,
+     "GET /1" H11 "\r\nPOST /2" H11 "Content-Length: 3\r\n\r\nabcGET /3" H11
+     "Transfer-Encoding: chunked\r\n\r\n2\r\nxy\r\n0\r\n\r\nGET /4" H11 "Connection: close\r\n\r\n",
+     0,
+     "GET /1 1.1 h=a N f=K;POST /2 1.1 h=a L3 f=K;B3/3;GET /3 1.1 h=a C f=K;B2/12;"
+     "GET /4 1.1 h=a N f=c;"},
+    {"http10 no host", REQ, 0, "GET / HTTP/1.0\r\n\r\n", 0, "GET / 1.0 h= N f=;"},
+    {"http10 keepalive", REQ, 0, "GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", 0,
+     "GET / 1.0 h= N f=kK;"},
+    {"conn close list", REQ, 0, "GET /" H11 "Connection: foo, close\r\n\r\n", 0,
+     "GET / 1.1 h=a N f=c;"},
+    {"expect 100", REQ, 0, "PUT /x" H11 "Expect: 100-Continue\r\nContent-Length: 3\r\n\r\nabc", 0,
+     "PUT /x 1.1 h=a L3 f=xK;B3/3;"},
+    {"expect other", REQ, 0, "PUT /x" H11 "Expect: foo\r\n\r\n", 0, "PUT /x 1.1 h=a N f=oK;"},
+    {"expect http10", REQ, 0, "PUT /x HTTP/1.0\r\nExpect: 100-continue\r\n\r\n", 0,
+     "PUT /x 1.0 h= N f=;"},
+    {"upgrade", REQ, 0, "GET /ws" H11 "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n", 0,
+     "GET /ws 1.1 h=a N f=uUK;"},
+    {"absolute form", REQ, 0, "GET http://ex.com:8080/a?b HTTP/1.1\r\nHost: ex.com:8080\r\n\r\n", 0,
+     "GET [ex.com:8080]/a?b 1.1 h=ex.com:8080 N f=K;"},
+    {"absolute no path", REQ, 0, "GET HTTP://ex.com" H11 "\r\n", 0, "GET [ex.com] 1.1 h=a N f=K;"},
+    {"connect", REQ, 0, "CONNECT ex.com:443 HTTP/1.1\r\nHost: ex.com:443\r\n\r\n", 0,
+     "CONNECT [ex.com:443] 1.1 h=ex.com:443 N f=K;"},
+    {"connect v6", REQ, 0, "CONNECT [::1]:443" H11 "\r\n", 0, "CONNECT [[::1]:443] 1.1 h=a N f=K;"},
+    {"options star", REQ, 0, "OPTIONS *" H11 "\r\n", 0, "OPTIONS * 1.1 h=a N f=K;"},
+    {"leading crlf", REQ, 0, "\r\n\r\nGET /" H11 "\r\n", 0, "GET / 1.1 h=a N f=K;"},
+    {"other method", REQ, 0, "get /" H11 "\r\n", 0, "get / 1.1 h=a N f=K;"},
+    {"cl repeated same", REQ, 0, "POST /" H11 "Content-Length: 2\r\nContent-Length: 2\r\n\r\nab", 0,
+     "POST / 1.1 h=a L2 f=K;B2/2;"},
+    {"cl list same", REQ, 0, "POST /" H11 "Content-Length: 2 , 2\r\n\r\nab", 0,
+     "POST / 1.1 h=a L2 f=K;B2/2;"},
+    {"value ows obs-text", REQ, 0, "GET /" H11 "X-A: \t v\x80 \t\r\n\r\n", 0,
+     "GET / 1.1 h=a N f=K;"},
+    {"empty host", REQ, 0, "GET / HTTP/1.1\r\nHost:\r\n\r\n", 0, "GET / 1.1 h= N f=K;"},
+    {"incomplete head", REQ, 0, "GET /" H11, 0, "incomplete;"},
+    {"incomplete body", REQ, 0, "POST /" H11 "Content-Length: 10\r\n\r\nhello", 0,
+     "POST / 1.1 h=a L10 f=K;partial;"},
+    {"huge chunk ok", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFF\r\nabc", 0,
+     "POST / 1.1 h=a C f=K;partial;"},
+    {"chunk leading zeros", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n000000000000000000001\r\nz\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;B1/31;"},
+    {"uri at limit", REQ, 0, "GET /234567890123456" H11 "\r\n", 0,
+     "GET /234567890123456 1.1 h=a N f=K;", &small},
+    {"headers at limit", REQ, 0, "GET /" H11 "A: 1\r\nB: 2\r\n\r\n", 0, "GET / 1.1 h=a N f=K;",
+     &small},
+    {"head at limit", REQ, 0,
+     "GET /" H11 "A: 0123456789012345678901234567890123456789012345678901234567890123\r\n\r\n", 0,
+     "GET / 1.1 h=a N f=K;", &small},
+    {"chunk line at limit", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1;abcdefghijklmn\r\nx\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;B1/26;", &small},
 
-	/* adversarial requests */
-	{ "te chunked identity", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked, identity\r\n\r\n",
-	  0, "E:TE_NOT_LAST;" },
-	{ "te identity", REQ, 0, "POST /" H11 "Transfer-Encoding: identity\r\n\r\n", 0,
-	  "E:TE_NOT_LAST;" },
-	{ "te gzip chunked", REQ, 0, "POST /" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n", 0,
-	  "E:TE_UNKNOWN;" },
-	{ "te chunked twice", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked, chunked\r\n\r\n", 0,
-	  "E:TE_NOT_LAST;" },
-	{ "te two lines", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", 0,
-	  "E:TE_NOT_LAST;" },
-	{ "te empty", REQ, 0, "POST /" H11 "Transfer-Encoding: \r\n\r\n", 0, "E:TE_INVALID;" },
-	{ "te quoted", REQ, 0, "POST /" H11 "Transfer-Encoding: \"chunked\"\r\n\r\n", 0,
-	  "E:TE_INVALID;" },
-	{ "te http10", REQ, 0, "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
-	  "E:TE_HTTP10;" },
-	{ "cl and te", REQ, 0,
-	  "POST /" H11 "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0,
-	  "E:CL_AND_TE;" },
-	{ "te and cl", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 0,
-	  "E:CL_AND_TE;" },
-	{ "te leading space", REQ, 0, "POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: a\r\n\r\n",
-	  0, "E:OBS_FOLD;" },
-	{ "te space colon", REQ, 0, "POST /" H11 "Transfer-Encoding : chunked\r\n\r\n", 0,
-	  "E:WS_COLON;" },
-	{ "name tab colon", REQ, 0, "POST /" H11 "Content-Length\t: 1\r\n\r\n", 0, "E:WS_COLON;" },
-	{ "obs fold", REQ, 0, "GET /" H11 "X: a\r\n b\r\n\r\n", 0, "E:OBS_FOLD;" },
-	{ "cl list conflict", REQ, 0, "POST /" H11 "Content-Length: 1, 2\r\n\r\n", 0,
-	  "E:CL_CONFLICT;" },
-	{ "cl lines conflict", REQ, 0, "POST /" H11 "Content-Length: 1\r\nContent-Length: 2\r\n\r\n",
-	  0, "E:CL_CONFLICT;" },
-	{ "cl negative", REQ, 0, "POST /" H11 "Content-Length: -1\r\n\r\n", 0, "E:CL_INVALID;" },
-	{ "cl plus", REQ, 0, "POST /" H11 "Content-Length: +1\r\n\r\n", 0, "E:CL_INVALID;" },
-	{ "cl hex", REQ, 0, "POST /" H11 "Content-Length: 0x10\r\n\r\n", 0, "E:CL_INVALID;" },
-	{ "cl empty", REQ, 0, "POST /" H11 "Content-Length:\r\n\r\n", 0, "E:CL_INVALID;" },
-	{ "cl inner space", REQ, 0, "POST /" H11 "Content-Length: 1 2\r\n\r\n", 0, "E:CL_INVALID;" },
-	{ "cl empty element", REQ, 0, "POST /" H11 "Content-Length: 1,,1\r\n\r\n", 0,
-	  "E:CL_INVALID;" },
-	{ "cl trailing comma", REQ, 0, "POST /" H11 "Content-Length: 1,\r\n\r\n", 0,
-	  "E:CL_INVALID;" },
-	{ "cl overflow", REQ, 0, "POST /" H11 "Content-Length: 9223372036854775808\r\n\r\n", 0,
-	  "E:CL_INVALID;" },
-	{ "cl max", REQ, 0, "POST /" H11 "Content-Length: 9223372036854775807\r\n\r\nab", 0,
-	  "POST / 1.1 h=a L9223372036854775807 f=K;partial;" },
-	{ "nul in value", REQ, 0, "GET /" H11 "X: a\0b\r\n\r\n", 35, "E:HEADER_VALUE;" },
-	{ "nul in name", REQ, 0, "GET /" H11 "X\0: a\r\n\r\n", 34, "E:HEADER_NAME;" },
-	{ "nul in target", REQ, 0, "GET /\0" H11 "\r\n", 28, "E:TARGET;" },
-	{ "del in value", REQ, 0, "GET /" H11 "X: a\x7f\r\n\r\n", 0, "E:HEADER_VALUE;" },
-	{ "bare lf header", REQ, 0, "GET / HTTP/1.1\r\nHost: a\n\r\n", 0, "E:BARE_LF;" },
-	{ "bare lf request line", REQ, 0, "GET / HTTP/1.1\nHost: a\r\n\r\n", 0, "E:BARE_LF;" },
-	{ "bare lf end", REQ, 0, "GET /" H11 "\n", 0, "E:BARE_LF;" },
-	{ "bare cr", REQ, 0, "GET /" H11 "X: a\rb\r\n\r\n", 0, "E:BARE_CR;" },
-	{ "empty name", REQ, 0, "GET /" H11 ": x\r\n\r\n", 0, "E:HEADER_NAME;" },
-	{ "no colon", REQ, 0, "GET /" H11 "Foo\r\n\r\n", 0, "E:HEADER_NAME;" },
-	{ "name bad char", REQ, 0, "GET /" H11 "Fo(o: x\r\n\r\n", 0, "E:HEADER_NAME;" },
-	{ "uri over limit", REQ, 0, "GET /2345678901234567" H11 "\r\n", 0, "E:URI_TOO_LONG;",
-	  &small },
-	{ "head over limit", REQ, 0,
-	  "GET /" H11 "A: 01234567890123456789012345678901234567890123456789012345678901234\r\n\r\n", 0,
-	  "E:HEAD_TOO_LARGE;", &small },
-	{ "headers over limit", REQ, 0, "GET /" H11 "A: 1\r\nB: 2\r\nC: 3\r\n\r\n", 0,
-	  "E:TOO_MANY_HEADERS;", &small },
-	{ "chunk line over limit", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1;abcdefghijklmno\r\nx\r\n0\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:CHUNK_EXT;", &small },
-	{ "http2", REQ, 0, "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 0, "E:VERSION_UNSUPPORTED;" },
-	{ "http12", REQ, 0, "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 0, "E:VERSION_UNSUPPORTED;" },
-	{ "http09", REQ, 0, "GET / HTTP/0.9\r\n\r\n", 0, "E:VERSION_UNSUPPORTED;" },
-	{ "http110", REQ, 0, "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 0, "E:VERSION;" },
-	{ "lower http", REQ, 0, "GET / http/1.1\r\nHost: a\r\n\r\n", 0, "E:VERSION;" },
-	{ "http2 short", REQ, 0, "GET / HTTP/2\r\nHost: a\r\n\r\n", 0, "E:VERSION;" },
-	{ "trailing space", REQ, 0, "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 0, "E:REQUEST_LINE;" },
-	{ "double space", REQ, 0, "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 0, "E:REQUEST_LINE;" },
-	{ "no version", REQ, 0, "GET /\r\n\r\n", 0, "E:REQUEST_LINE;" },
-	{ "method bad char", REQ, 0, "G(T /" H11 "\r\n", 0, "E:METHOD;" },
-	{ "leading space", REQ, 0, " GET /" H11 "\r\n", 0, "E:REQUEST_LINE;" },
-	{ "too many crlf", REQ, 0, "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /" H11 "\r\n", 0,
-	  "E:LEADING_CRLF;" },
-	{ "missing host", REQ, 0, "GET / HTTP/1.1\r\nX: y\r\n\r\n", 0, "E:HOST_MISSING;" },
-	{ "two hosts", REQ, 0, "GET /" H11 "host: b\r\n\r\n", 0, "E:HOST_DUP;" },
-	{ "two hosts same", REQ, 0, "GET /" H11 "Host: a\r\n\r\n", 0, "E:HOST_DUP;" },
-	{ "host space", REQ, 0, "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 0, "E:HOST_INVALID;" },
-	{ "host userinfo", REQ, 0, "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 0, "E:HOST_INVALID;" },
-	{ "absolute userinfo", REQ, 0, "GET http://u@ex.com/" H11 "\r\n", 0, "E:TARGET;" },
-	{ "absolute no authority", REQ, 0, "GET http:///x" H11 "\r\n", 0, "E:TARGET;" },
-	{ "star with get", REQ, 0, "GET *" H11 "\r\n", 0, "E:TARGET;" },
-	{ "connect origin", REQ, 0, "CONNECT /x" H11 "\r\n", 0, "E:TARGET;" },
-	{ "connect no port", REQ, 0, "CONNECT ex.com" H11 "\r\n", 0, "E:TARGET;" },
-	{ "fragment", REQ, 0, "GET /a#b" H11 "\r\n", 0, "E:TARGET;" },
-	{ "relative target", REQ, 0, "GET a/b" H11 "\r\n", 0, "E:TARGET;" },
-	{ "utf8 target", REQ, 0, "GET /\xc3\xa9" H11 "\r\n", 0, "E:TARGET;" },
-	{ "chunk overflow", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:CHUNK_SIZE;" },
-	{ "chunk negative", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n-1\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:CHUNK_SIZE;" },
-	{ "chunk 0x", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:CHUNK_SIZE;" },
-	{ "chunk empty size", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:CHUNK_SIZE;" },
-	{ "chunk bare lf", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1\nx\r\n0\r\n\r\n",
-	  0, "POST / 1.1 h=a C f=K;E:BARE_LF;" },
-	{ "chunk ext bare lf", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1;a\nx\r\n0\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:BARE_LF;" },
-	{ "chunk ext nul", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1;a\0\r\nx\r\n0\r\n\r\n", 70,
-	  "POST / 1.1 h=a C f=K;E:CHUNK_EXT;" },
-	{ "chunk trailing ws", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1 \r\nx\r\n0\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:CHUNK_EXT;" },
-	{ "chunk data too long", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1\r\nxy\r\n0\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:CHUNK_DATA_END;" },
-	{ "chunk data bare lf", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1\r\nx\n0\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:BARE_LF;" },
-	{ "trailer fold", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\nA: b\r\n c\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:OBS_FOLD;" },
-	{ "trailer ws colon", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\nA : b\r\n\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:WS_COLON;" },
-	{ "trailer no final crlf", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\nA: b\r\nGET /" H11 "\r\n", 0,
-	  "POST / 1.1 h=a C f=K;E:WS_COLON;" },
-	{ "final crlf bad", REQ, 0,
-	  "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\n\rX", 0,
-	  "POST / 1.1 h=a C f=K;E:BARE_CR;" },
-	{ "smuggle after cl", REQ, 0,
-	  "POST /" H11 "Content-Length: 4\r\n\r\n0\r\n\r\nGET /admin" H11 "\r\n", 0,
-	  "POST / 1.1 h=a L4 f=K;B4/4;E:BARE_LF;" },
+    /* adversarial requests */
+    {"te chunked identity", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked, identity\r\n\r\n", 0,
+     "E:TE_NOT_LAST;"},
+    {"te identity", REQ, 0, "POST /" H11 "Transfer-Encoding: identity\r\n\r\n", 0,
+     "E:TE_NOT_LAST;"},
+    {"te gzip chunked", REQ, 0, "POST /" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n", 0,
+     "E:TE_UNKNOWN;"},
+    {"te chunked twice", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked, chunked\r\n\r\n", 0,
+     "E:TE_NOT_LAST;"},
+    {"te two lines", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", 0,
+     "E:TE_NOT_LAST;"},
+    {"te empty", REQ, 0, "POST /" H11 "Transfer-Encoding: \r\n\r\n", 0, "E:TE_INVALID;"},
+    {"te quoted", REQ, 0, "POST /" H11 "Transfer-Encoding: \"chunked\"\r\n\r\n", 0,
+     "E:TE_INVALID;"},
+    {"te http10", REQ, 0, "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
+     "E:TE_HTTP10;"},
+    {"cl and te", REQ, 0,
+     "POST /" H11 "Content-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0,
+     "E:CL_AND_TE;"},
+    {"te and cl", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n", 0,
+     "E:CL_AND_TE;"},
+    {"te leading space", REQ, 0,
+     "POST / HTTP/1.1\r\n Transfer-Encoding: chunked\r\nHost: a\r\n\r\n", 0, "E:OBS_FOLD;"},
+    {"te space colon", REQ, 0, "POST /" H11 "Transfer-Encoding : chunked\r\n\r\n", 0,
+     "E:WS_COLON;"},
+    {"name tab colon", REQ, 0, "POST /" H11 "Content-Length\t: 1\r\n\r\n", 0, "E:WS_COLON;"},
+    {"obs fold", REQ, 0, "GET /" H11 "X: a\r\n b\r\n\r\n", 0, "E:OBS_FOLD;"},
+    {"cl list conflict", REQ, 0, "POST /" H11 "Content-Length: 1, 2\r\n\r\n", 0, "E:CL_CONFLICT;"},
+    {"cl lines conflict", REQ, 0, "POST /" H11 "Content-Length: 1\r\nContent-Length: 2\r\n\r\n", 0,
+     "E:CL_CONFLICT;"},
+    {"cl negative", REQ, 0, "POST /" H11 "Content-Length: -1\r\n\r\n", 0, "E:CL_INVALID;"},
+    {"cl plus", REQ, 0, "POST /" H11 "Content-Length: +1\r\n\r\n", 0, "E:CL_INVALID;"},
+    {"cl hex", REQ, 0, "POST /" H11 "Content-Length: 0x10\r\n\r\n", 0, "E:CL_INVALID;"},
+    {"cl empty", REQ, 0, "POST /" H11 "Content-Length:\r\n\r\n", 0, "E:CL_INVALID;"},
+    {"cl inner space", REQ, 0, "POST /" H11 "Content-Length: 1 2\r\n\r\n", 0, "E:CL_INVALID;"},
+    {"cl empty element", REQ, 0, "POST /" H11 "Content-Length: 1,,1\r\n\r\n", 0, "E:CL_INVALID;"},
+    {"cl trailing comma", REQ, 0, "POST /" H11 "Content-Length: 1,\r\n\r\n", 0, "E:CL_INVALID;"},
+    {"cl overflow", REQ, 0, "POST /" H11 "Content-Length: 9223372036854775808\r\n\r\n", 0,
+     "E:CL_INVALID;"},
+    {"cl max", REQ, 0, "POST /" H11 "Content-Length: 9223372036854775807\r\n\r\nab", 0,
+     "POST / 1.1 h=a L9223372036854775807 f=K;partial;"},
+    {"nul in value", REQ, 0, "GET /" H11 "X: a\0b\r\n\r\n", 35, "E:HEADER_VALUE;"},
+    {"nul in name", REQ, 0, "GET /" H11 "X\0: a\r\n\r\n", 34, "E:HEADER_NAME;"},
+    {"nul in target", REQ, 0, "GET /\0" H11 "\r\n", 28, "E:TARGET;"},
+    {"del in value", REQ, 0, "GET /" H11 "X: a\x7f\r\n\r\n", 0, "E:HEADER_VALUE;"},
+    {"bare lf header", REQ, 0, "GET / HTTP/1.1\r\nHost: a\n\r\n", 0, "E:BARE_LF;"},
+    {"bare lf request line", REQ, 0, "GET / HTTP/1.1\nHost: a\r\n\r\n", 0, "E:BARE_LF;"},
+    {"bare lf end", REQ, 0, "GET /" H11 "\n", 0, "E:BARE_LF;"},
+    {"bare cr", REQ, 0, "GET /" H11 "X: a\rb\r\n\r\n", 0, "E:BARE_CR;"},
+    {"empty name", REQ, 0, "GET /" H11 ": x\r\n\r\n", 0, "E:HEADER_NAME;"},
+    {"no colon", REQ, 0, "GET /" H11 "Foo\r\n\r\n", 0, "E:HEADER_NAME;"},
+    {"name bad char", REQ, 0, "GET /" H11 "Fo(o: x\r\n\r\n", 0, "E:HEADER_NAME;"},
+    {"uri over limit", REQ, 0, "GET /2345678901234567" H11 "\r\n", 0, "E:URI_TOO_LONG;", &small},
+    {"head over limit", REQ, 0,
+     "GET /" H11 "A: 01234567890123456789012345678901234567890123456789012345678901234\r\n\r\n", 0,
+     "E:HEAD_TOO_LARGE;", &small},
+    {"headers over limit", REQ, 0, "GET /" H11 "A: 1\r\nB: 2\r\nC: 3\r\n\r\n", 0,
+     "E:TOO_MANY_HEADERS;", &small},
+    {"chunk line over limit", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1;abcdefghijklmno\r\nx\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:CHUNK_EXT;", &small},
+    {"http2", REQ, 0, "GET / HTTP/2.0\r\nHost: a\r\n\r\n", 0, "E:VERSION_UNSUPPORTED;"},
+    {"http12", REQ, 0, "GET / HTTP/1.2\r\nHost: a\r\n\r\n", 0, "E:VERSION_UNSUPPORTED;"},
+    {"http09", REQ, 0, "GET / HTTP/0.9\r\n\r\n", 0, "E:VERSION_UNSUPPORTED;"},
+    {"http110", REQ, 0, "GET / HTTP/1.10\r\nHost: a\r\n\r\n", 0, "E:VERSION;"},
+    {"lower http", REQ, 0, "GET / http/1.1\r\nHost: a\r\n\r\n", 0, "E:VERSION;"},
+    {"http2 short", REQ, 0, "GET / HTTP/2\r\nHost: a\r\n\r\n", 0, "E:VERSION;"},
+    {"trailing space", REQ, 0, "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", 0, "E:REQUEST_LINE;"},
+    {"double space", REQ, 0, "GET  / HTTP/1.1\r\nHost: a\r\n\r\n", 0, "E:REQUEST_LINE;"},
+    {"no version", REQ, 0, "GET /\r\n\r\n", 0, "E:REQUEST_LINE;"},
+    {"method bad char", REQ, 0, "G(T /" H11 "\r\n", 0, "E:METHOD;"},
+    {"leading space", REQ, 0, " GET /" H11 "\r\n", 0, "E:REQUEST_LINE;"},
+    {"too many crlf", REQ, 0, "\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\nGET /" H11 "\r\n", 0,
+     "E:LEADING_CRLF;"},
+    {"missing host", REQ, 0, "GET / HTTP/1.1\r\nX: y\r\n\r\n", 0, "E:HOST_MISSING;"},
+    {"two hosts", REQ, 0, "GET /" H11 "host: b\r\n\r\n", 0, "E:HOST_DUP;"},
+    {"two hosts same", REQ, 0, "GET /" H11 "Host: a\r\n\r\n", 0, "E:HOST_DUP;"},
+    {"host space", REQ, 0, "GET / HTTP/1.1\r\nHost: a b\r\n\r\n", 0, "E:HOST_INVALID;"},
+    {"host userinfo", REQ, 0, "GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", 0, "E:HOST_INVALID;"},
+    {"absolute userinfo", REQ, 0, "GET http://u@ex.com/" H11 "\r\n", 0, "E:TARGET;"},
+    {"absolute no authority", REQ, 0, "GET http:///x" H11 "\r\n", 0, "E:TARGET;"},
+    {"star with get", REQ, 0, "GET *" H11 "\r\n", 0, "E:TARGET;"},
+    {"connect origin", REQ, 0, "CONNECT /x" H11 "\r\n", 0, "E:TARGET;"},
+    {"connect no port", REQ, 0, "CONNECT ex.com" H11 "\r\n", 0, "E:TARGET;"},
+    {"fragment", REQ, 0, "GET /a#b" H11 "\r\n", 0, "E:TARGET;"},
+    {"relative target", REQ, 0, "GET a/b" H11 "\r\n", 0, "E:TARGET;"},
+    {"utf8 target", REQ, 0, "GET /\xc3\xa9" H11 "\r\n", 0, "E:TARGET;"},
+    {"chunk overflow", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n10000000000000000\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:CHUNK_SIZE;"},
+    {"chunk negative", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n-1\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:CHUNK_SIZE;"},
+    {"chunk 0x", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0x5\r\nhello\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:CHUNK_SIZE;"},
+    {"chunk empty size", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:CHUNK_SIZE;"},
+    {"chunk bare lf", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1\nx\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:BARE_LF;"},
+    {"chunk ext bare lf", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1;a\nx\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:BARE_LF;"},
+    {"chunk ext nul", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1;a\0\r\nx\r\n0\r\n\r\n", 70,
+     "POST / 1.1 h=a C f=K;E:CHUNK_EXT;"},
+    {"chunk trailing ws", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1 \r\nx\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:CHUNK_EXT;"},
+    {"chunk data too long", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1\r\nxy\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:CHUNK_DATA_END;"},
+    {"chunk data bare lf", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n1\r\nx\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:BARE_LF;"},
+    {"trailer fold", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\nA: b\r\n c\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:OBS_FOLD;"},
+    {"trailer ws colon", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\nA : b\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:WS_COLON;"},
+    {"trailer no final crlf", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\nA: b\r\nGET /" H11 "\r\n", 0,
+     "POST / 1.1 h=a C f=K;E:WS_COLON;"},
+    {"final crlf bad", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked\r\n\r\n0\r\n\rX", 0,
+     "POST / 1.1 h=a C f=K;E:BARE_CR;"},
+    {"smuggle after cl", REQ, 0,
+     "POST /" H11 "Content-Length: 4\r\n\r\n0\r\n\r\nGET /admin" H11 "\r\n", 0,
+     "POST / 1.1 h=a L4 f=K;B4/4;E:BARE_LF;"},
 
-	/* responses */
-	{ "res cl", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 0,
-	  "200 1.1 L2 f=K;B2/2;" },
-	{ "res chunked", RES, HTTP_M_GET,
-	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" CHUNKED_BODY, 0,
-	  "200 1.1 C f=K;B11/53;" },
-	{ "res until close", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\n\r\nabc", 0,
-	  "200 1.1 U f=;B3/3;EOF;" },
-	{ "res 204 pipelined", RES, HTTP_M_GET,
-	  "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
-	  0, "204 1.1 N f=K;200 1.1 L1 f=K;B1/1;" },
-	{ "res 304", RES, HTTP_M_GET, "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", 0,
-	  "304 1.1 N f=K;" },
-	{ "res head", RES, HTTP_M_HEAD,
-	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nHTTP/1.1 404 Not Found\r\n"
-	  "Content-Length: 0\r\n\r\n",
-	  0, "200 1.1 N f=K;404 1.1 N f=K;" }, /* both answer HEADs */
-	{ "res 100 then 200", RES, HTTP_M_PUT,
-	  "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0,
-	  "100 1.1 N f=K;200 1.1 L2 f=K;B2/2;" },
-	{ "res 101", RES, HTTP_M_GET,
-	  "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
-	  "\x81\x05hello",
-	  0, "101 1.1 T f=uU;B7/7;EOF;" },
-	{ "res connect 200", RES, HTTP_M_CONNECT, "HTTP/1.1 200 Connection Established\r\n\r\nxyz", 0,
-	  "200 1.1 T f=;B3/3;EOF;" },
-	{ "res connect 407", RES, HTTP_M_CONNECT,
-	  "HTTP/1.1 407 Proxy Auth\r\nContent-Length: 1\r\n\r\nx", 0, "407 1.1 L1 f=K;B1/1;" },
-	{ "res cl te", RES, HTTP_M_GET,
-	  "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
-	  "E:CL_AND_TE;" },
-	{ "res te gzip", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", 0,
-	  "200 1.1 U f=;B2/2;EOF;" },
-	{ "res te gzip chunked", RES, HTTP_M_GET,
-	  "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n", 0,
-	  "200 1.1 C f=K;B1/11;" },
-	{ "res no reason", RES, HTTP_M_GET, "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", 0,
-	  "200 1.1 L0 f=K;B0/0;" },
-	{ "res empty reason", RES, HTTP_M_GET, "HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n", 0,
-	  "503 1.1 L0 f=K;B0/0;" },
-	{ "res status 99", RES, HTTP_M_GET, "HTTP/1.1 099 X\r\n\r\n", 0, "E:STATUS_LINE;" },
-	{ "res status 600", RES, HTTP_M_GET, "HTTP/1.1 600 X\r\n\r\n", 0, "E:STATUS_LINE;" },
-	{ "res status 2 digits", RES, HTTP_M_GET, "HTTP/1.1 20 OK\r\n\r\n", 0, "E:STATUS_LINE;" },
-	{ "res http2", RES, HTTP_M_GET, "HTTP/2.0 200 OK\r\n\r\n", 0, "E:VERSION_UNSUPPORTED;" },
-	{ "res close", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-	  0, "200 1.1 L0 f=c;B0/0;" },
-	{ "res http10", RES, HTTP_M_GET, "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", 0,
-	  "200 1.0 L1 f=;B1/1;" },
-	{ "res http10 te", RES, HTTP_M_GET, "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
-	  "E:TE_HTTP10;" },
-	{ "res bare lf", RES, HTTP_M_GET, "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", 0,
-	  "E:BARE_LF;" },
-	{ "res cl conflict", RES, HTTP_M_GET,
-	  "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, "E:CL_CONFLICT;" },
+    /* responses */
+    {"res cl", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi", 0,
+     "200 1.1 L2 f=K;B2/2;"},
+    {"res chunked", RES, HTTP_M_GET,
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" CHUNKED_BODY, 0,
+     "200 1.1 C f=K;B11/53;"},
+    {"res until close", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\n\r\nabc", 0, "200 1.1 U f=;B3/3;EOF;"},
+    {"res 204 pipelined", RES, HTTP_M_GET,
+     "HTTP/1.1 204 No Content\r\nContent-Length: 9\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: "
+     "1\r\n\r\nx",
+     0, "204 1.1 N f=K;200 1.1 L1 f=K;B1/1;"},
+    {"res 304", RES, HTTP_M_GET, "HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", 0,
+     "304 1.1 N f=K;"},
+    {"res head", RES, HTTP_M_HEAD,
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nHTTP/1.1 404 Not Found\r\n"
+     "Content-Length: 0\r\n\r\n",
+     0, "200 1.1 N f=K;404 1.1 N f=K;"}, /* both answer HEADs */
+    {"res 100 then 200", RES, HTTP_M_PUT,
+     "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0,
+     "100 1.1 N f=K;200 1.1 L2 f=K;B2/2;"},
+    {"res 101", RES, HTTP_M_GET,
+     "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n"
+     "\x81\x05hello",
+     0, "101 1.1 T f=uU;B7/7;EOF;"},
+    {"res connect 200", RES, HTTP_M_CONNECT, "HTTP/1.1 200 Connection Established\r\n\r\nxyz", 0,
+     "200 1.1 T f=;B3/3;EOF;"},
+    {"res connect 407", RES, HTTP_M_CONNECT,
+     "HTTP/1.1 407 Proxy Auth\r\nContent-Length: 1\r\n\r\nx", 0, "407 1.1 L1 f=K;B1/1;"},
+    {"res cl te", RES, HTTP_M_GET,
+     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
+     "E:CL_AND_TE;"},
+    {"res te gzip", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", 0,
+     "200 1.1 U f=;B2/2;EOF;"},
+    {"res te gzip chunked", RES, HTTP_M_GET,
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n", 0,
+     "200 1.1 C f=K;B1/11;"},
+    {"res no reason", RES, HTTP_M_GET, "HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n", 0,
+     "200 1.1 L0 f=K;B0/0;"},
+    {"res empty reason", RES, HTTP_M_GET, "HTTP/1.1 503 \r\nContent-Length: 0\r\n\r\n", 0,
+     "503 1.1 L0 f=K;B0/0;"},
+    {"res status 99", RES, HTTP_M_GET, "HTTP/1.1 099 X\r\n\r\n", 0, "E:STATUS_LINE;"},
+    {"res status 600", RES, HTTP_M_GET, "HTTP/1.1 600 X\r\n\r\n", 0, "E:STATUS_LINE;"},
+    {"res status 2 digits", RES, HTTP_M_GET, "HTTP/1.1 20 OK\r\n\r\n", 0, "E:STATUS_LINE;"},
+    {"res http2", RES, HTTP_M_GET, "HTTP/2.0 200 OK\r\n\r\n", 0, "E:VERSION_UNSUPPORTED;"},
+    {"res close", RES, HTTP_M_GET,
+     "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", 0,
+     "200 1.1 L0 f=c;B0/0;"},
+    {"res http10", RES, HTTP_M_GET, "HTTP/1.0 200 OK\r\nContent-Length: 1\r\n\r\nx", 0,
+     "200 1.0 L1 f=;B1/1;"},
+    {"res http10 te", RES, HTTP_M_GET, "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
+     "E:TE_HTTP10;"},
+    {"res bare lf", RES, HTTP_M_GET, "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", 0, "E:BARE_LF;"},
+    {"res cl conflict", RES, HTTP_M_GET,
+     "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, "E:CL_CONFLICT;"},
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -595,8 +590,8 @@ static void one_case(const struct tcase *c)
 	for (size_t k = 0; k <= len; k++) {
 		run_stream(c->kind, c->m, c->lim, c->in, len, &k, 1, split, sizeof(split));
 		if (strcmp(split, whole)) {
-			print_error("case '%s' split at %zu: got '%s', want '%s'\n", c->name, k, split,
-				    whole);
+			print_error("case '%s' split at %zu: got '%s', want '%s'\n", c->name, k,
+				    split, whole);
 			fail();
 		}
 	}
@@ -645,8 +640,8 @@ static void test_prefix_errors_final(void **state)
 			if (r == -2)
 				continue;
 			if (r != whole || e != werr) {
-				print_error("case '%s' prefix %zu: %d/%d vs whole %d/%d\n", c->name, k, r,
-					    e, whole, werr);
+				print_error("case '%s' prefix %zu: %d/%d vs whole %d/%d\n", c->name,
+					    k, r, e, whole, werr);
 				fail();
 			}
 		}
@@ -829,13 +824,19 @@ static void test_write_request(void **state)
 				   "x-b3-sampled: 1\r\nConnection: close\r\n\r\n";
 	struct http_header hd[16], hd2[16];
 	struct http_request q, q2;
-	struct http_slice target = { "/new?y", 6 }, auth = { "svc.ns:8080", 11 };
-	const char *rm[] = { "x-remove" };
-	struct http_header set[] = { { { "x-set", 5 }, { "new", 3 } } };
-	struct http_header add[] = { { { "x-b3-sampled", 12 }, { "1", 1 } } };
-	struct http_edit ed = { .target = &target, .authority = &auth, .remove = rm, .n_remove = 1,
-				.set = set, .n_set = 1, .add = add, .n_add = 1,
-				.flags = HTTP_EDIT_STRIP_HOP | HTTP_EDIT_CLOSE };
+	struct http_slice target = {"/new?y", 6}, auth = {"svc.ns:8080", 11};
+	const char *rm[] = {"x-remove"};
+	struct http_header set[] = {{{"x-set", 5}, {"new", 3}}};
+	struct http_header add[] = {{{"x-b3-sampled", 12}, {"1", 1}}};
+	struct http_edit ed = {.target = &target,
+			       .authority = &auth,
+			       .remove = rm,
+			       .n_remove = 1,
+			       .set = set,
+			       .n_set = 1,
+			       .add = add,
+			       .n_add = 1,
+			       .flags = HTTP_EDIT_STRIP_HOP | HTTP_EDIT_CLOSE};
 	char out[512];
 	ssize_t n;
 
@@ -859,7 +860,7 @@ static void test_write_request(void **state)
 
 	/* websocket upgrade kept on request */
 	static const char ws[] = "GET /ws" H11 "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
-	struct http_edit up = { .flags = HTTP_EDIT_STRIP_HOP | HTTP_EDIT_KEEP_UPGRADE };
+	struct http_edit up = {.flags = HTTP_EDIT_STRIP_HOP | HTTP_EDIT_KEEP_UPGRADE};
 
 	assert_true(parse_req(ws, &q, hd, 16) > 0);
 	n = http_write_request(out, sizeof(out), &q, &up);
@@ -869,41 +870,45 @@ static void test_write_request(void **state)
 				 "Connection: upgrade\r\n\r\n");
 
 	/* injection attempts and framing edits are refused */
-	struct http_header bad_v[] = { { { "x-a", 3 }, { "a\r\nX-B: b", 9 } } };
-	struct http_header bad_n[] = { { { "x a", 3 }, { "v", 1 } } };
-	struct http_header cl[] = { { { "Content-Length", 14 }, { "5", 1 } } };
-	struct http_slice bad_t = { "/a b", 4 }, bad_a = { "a\r\n", 3 };
-	const char *rm_te[] = { "transfer-encoding" };
+	struct http_header bad_v[] = {{{"x-a", 3}, {"a\r\nX-B: b", 9}}};
+	struct http_header bad_n[] = {{{"x a", 3}, {"v", 1}}};
+	struct http_header cl[] = {{{"Content-Length", 14}, {"5", 1}}};
+	struct http_slice bad_t = {"/a b", 4}, bad_a = {"a\r\n", 3};
+	const char *rm_te[] = {"transfer-encoding"};
 
+	assert_int_equal(
+	    http_write_request(out, sizeof(out), &q, &(struct http_edit){.add = bad_v, .n_add = 1}),
+	    -EINVAL);
+	assert_int_equal(
+	    http_write_request(out, sizeof(out), &q, &(struct http_edit){.set = bad_n, .n_set = 1}),
+	    -EINVAL);
+	assert_int_equal(
+	    http_write_request(out, sizeof(out), &q, &(struct http_edit){.set = cl, .n_set = 1}),
+	    -EINVAL);
+	assert_int_equal(
+	    http_write_request(out, sizeof(out), &q, &(struct http_edit){.target = &bad_t}),
+	    -EINVAL);
+	assert_int_equal(
+	    http_write_request(out, sizeof(out), &q, &(struct http_edit){.authority = &bad_a}),
+	    -EINVAL);
 	assert_int_equal(http_write_request(out, sizeof(out), &q,
-					    &(struct http_edit){ .add = bad_v, .n_add = 1 }),
-			 -EINVAL);
-	assert_int_equal(http_write_request(out, sizeof(out), &q,
-					    &(struct http_edit){ .set = bad_n, .n_set = 1 }),
-			 -EINVAL);
-	assert_int_equal(http_write_request(out, sizeof(out), &q,
-					    &(struct http_edit){ .set = cl, .n_set = 1 }),
-			 -EINVAL);
-	assert_int_equal(http_write_request(out, sizeof(out), &q,
-					    &(struct http_edit){ .target = &bad_t }),
-			 -EINVAL);
-	assert_int_equal(http_write_request(out, sizeof(out), &q,
-					    &(struct http_edit){ .authority = &bad_a }),
-			 -EINVAL);
-	assert_int_equal(http_write_request(out, sizeof(out), &q,
-					    &(struct http_edit){ .remove = rm_te, .n_remove = 1 }),
+					    &(struct http_edit){.remove = rm_te, .n_remove = 1}),
 			 -EINVAL);
 }
 
 static void test_write_response(void **state)
 {
 	static const char body[] =
-		"upstream connect error or disconnect/reset before headers. reset reason: overflow";
-	static const char want[] = "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n"
-				   "content-length: 81\r\nx-envoy-overloaded: true\r\n\r\n";
-	struct http_header extra[] = { { { "x-envoy-overloaded", 18 }, { "true", 4 } } };
-	struct http_reply r = { .status = 503, .body = body, .body_len = sizeof(body) - 1,
-				.headers = extra, .n_headers = 1 };
+	    "upstream connect error or disconnect/reset before headers. reset reason: overflow";
+	static const char want[] =
+	    "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n"
+	    "content-length: 81\r\nx-envoy-overloaded: true\r\n\r\n";
+	struct http_header extra[] = {{{"x-envoy-overloaded", 18}, {"true", 4}}};
+	struct http_reply r = {.status = 503,
+			       .body = body,
+			       .body_len = sizeof(body) - 1,
+			       .headers = extra,
+			       .n_headers = 1};
 	char out[512];
 	ssize_t n;
 	struct http_header hd[8];
@@ -922,31 +927,32 @@ static void test_write_response(void **state)
 
 	/* 404 empty, closing; HEAD keeps the length but drops the bytes */
 	n = http_write_response(out, sizeof(out),
-				&(struct http_reply){ .status = 404, .close = true });
+				&(struct http_reply){.status = 404, .close = true});
 	out[n] = 0;
 	assert_string_equal(out, "HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\n"
 				 "content-length: 0\r\nconnection: close\r\n\r\n");
-	n = http_write_response(out, sizeof(out),
-				&(struct http_reply){ .status = 504, .body = "upstream request timeout",
-						      .body_len = 24, .head = true });
+	n = http_write_response(
+	    out, sizeof(out),
+	    &(struct http_reply){
+		.status = 504, .body = "upstream request timeout", .body_len = 24, .head = true});
 	out[n] = 0;
 	assert_string_equal(out, "HTTP/1.1 504 Gateway Timeout\r\ncontent-type: text/plain\r\n"
 				 "content-length: 24\r\n\r\n");
-	n = http_write_response(out, sizeof(out), &(struct http_reply){ .status = 204 });
+	n = http_write_response(out, sizeof(out), &(struct http_reply){.status = 204});
 	out[n] = 0;
 	assert_string_equal(out, "HTTP/1.1 204 No Content\r\n\r\n");
 
-	struct http_header inj[] = { { { "x", 1 }, { "a\nb", 3 } } };
+	struct http_header inj[] = {{{"x", 1}, {"a\nb", 3}}};
 
-	assert_int_equal(http_write_response(out, sizeof(out),
-					     &(struct http_reply){ .status = 204, .body = "x",
-								   .body_len = 1 }),
+	assert_int_equal(
+	    http_write_response(out, sizeof(out),
+				&(struct http_reply){.status = 204, .body = "x", .body_len = 1}),
+	    -EINVAL);
+	assert_int_equal(http_write_response(
+			     out, sizeof(out),
+			     &(struct http_reply){.status = 200, .headers = inj, .n_headers = 1}),
 			 -EINVAL);
-	assert_int_equal(http_write_response(out, sizeof(out),
-					     &(struct http_reply){ .status = 200, .headers = inj,
-								   .n_headers = 1 }),
-			 -EINVAL);
-	assert_int_equal(http_write_response(out, sizeof(out), &(struct http_reply){ .status = 42 }),
+	assert_int_equal(http_write_response(out, sizeof(out), &(struct http_reply){.status = 42}),
 			 -EINVAL);
 }
 
@@ -973,7 +979,7 @@ static void test_body_misc(void **state)
 	assert_int_equal(http_body_feed(&b, buf, 10), 0);
 
 	/* trailer section bounded by max_head */
-	struct http_limits lim = { .max_head = 16 };
+	struct http_limits lim = {.max_head = 16};
 
 	http_body_init(&b, HTTP_BODY_CHUNKED, 0, &lim);
 	assert_int_equal(http_body_feed(&b, "0\r\nA: 012345678\r\n\r\n", 19), 19);
@@ -986,14 +992,10 @@ static void test_body_misc(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_prefix_errors_final),
-		cmocka_unit_test(test_default_limits),
-		cmocka_unit_test(test_trickle),
-		cmocka_unit_test(test_find_and_list),
-		cmocka_unit_test(test_write_request),
-		cmocka_unit_test(test_write_response),
-		cmocka_unit_test(test_body_misc),
+	    cmocka_unit_test(test_table),	   cmocka_unit_test(test_prefix_errors_final),
+	    cmocka_unit_test(test_default_limits), cmocka_unit_test(test_trickle),
+	    cmocka_unit_test(test_find_and_list),  cmocka_unit_test(test_write_request),
+	    cmocka_unit_test(test_write_response), cmocka_unit_test(test_body_misc),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

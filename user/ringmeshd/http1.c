@@ -20,46 +20,46 @@
 #define X HTTP_C_HEX
 
 const uint8_t http_cclass[256] = {
-	['\t'] = V,
-	[' '] = V,
-	['!'] = T | V | G | H,
-	['"'] = V | G,
-	['#'] = T | V,
-	['$'] = T | V | G | H,
-	['%'] = T | V | G | H,
-	['&'] = T | V | G | H,
-	['\''] = T | V | G | H,
-	['('] = V | G | H,
-	[')'] = V | G | H,
-	['*'] = T | V | G | H,
-	['+'] = T | V | G | H,
-	[','] = V | G | H,
-	['-'] = T | V | G | H,
-	['.'] = T | V | G | H,
-	['/'] = V | G,
-	['0' ... '9'] = T | V | G | H | X,
-	[':'] = V | G | H,
-	[';'] = V | G | H,
-	['<'] = V | G,
-	['='] = V | G | H,
-	['>'] = V | G,
-	['?'] = V | G,
-	['@'] = V | G,
-	['A' ... 'F'] = T | V | G | H | X,
-	['G' ... 'Z'] = T | V | G | H,
-	['['] = V | G | H,
-	['\\'] = V | G,
-	[']'] = V | G | H,
-	['^'] = T | V | G,
-	['_'] = T | V | G | H,
-	['`'] = T | V | G,
-	['a' ... 'f'] = T | V | G | H | X,
-	['g' ... 'z'] = T | V | G | H,
-	['{'] = V | G,
-	['|'] = T | V | G,
-	['}'] = V | G,
-	['~'] = T | V | G | H,
-	[0x80 ... 0xff] = V, /* obs-text: allowed in values, never in tokens or targets */
+    ['\t'] = V,
+    [' '] = V,
+    ['!'] = T | V | G | H,
+    ['"'] = V | G,
+    ['#'] = T | V,
+    ['$'] = T | V | G | H,
+    ['%'] = T | V | G | H,
+    ['&'] = T | V | G | H,
+    ['\''] = T | V | G | H,
+    ['('] = V | G | H,
+    [')'] = V | G | H,
+    ['*'] = T | V | G | H,
+    ['+'] = T | V | G | H,
+    [','] = V | G | H,
+    ['-'] = T | V | G | H,
+    ['.'] = T | V | G | H,
+    ['/'] = V | G,
+    ['0' ... '9'] = T | V | G | H | X,
+    [':'] = V | G | H,
+    [';'] = V | G | H,
+    ['<'] = V | G,
+    ['='] = V | G | H,
+    ['>'] = V | G,
+    ['?'] = V | G,
+    ['@'] = V | G,
+    ['A' ... 'F'] = T | V | G | H | X,
+    ['G' ... 'Z'] = T | V | G | H,
+    ['['] = V | G | H,
+    ['\\'] = V | G,
+    [']'] = V | G | H,
+    ['^'] = T | V | G,
+    ['_'] = T | V | G | H,
+    ['`'] = T | V | G,
+    ['a' ... 'f'] = T | V | G | H | X,
+    ['g' ... 'z'] = T | V | G | H,
+    ['{'] = V | G,
+    ['|'] = T | V | G,
+    ['}'] = V | G,
+    ['~'] = T | V | G | H,
+    [0x80 ... 0xff] = V, /* obs-text: allowed in values, never in tokens or targets */
 };
 
 #undef T
@@ -72,38 +72,38 @@ static const struct {
 	int status;
 	const char *str;
 } err_tab[HTTP_E__COUNT] = {
-	[HTTP_OK] = { 200, "ok" },
-	[HTTP_E_REQUEST_LINE] = { 400, "malformed request-line" },
-	[HTTP_E_METHOD] = { 400, "method is not a token" },
-	[HTTP_E_TARGET] = { 400, "invalid request-target" },
-	[HTTP_E_URI_TOO_LONG] = { 414, "request-target over the limit" },
-	[HTTP_E_VERSION] = { 400, "malformed HTTP version" },
-	[HTTP_E_VERSION_UNSUPPORTED] = { 505, "HTTP version not supported" },
-	[HTTP_E_STATUS_LINE] = { 400, "malformed status-line" },
-	[HTTP_E_BARE_LF] = { 400, "line ended by LF without CR" },
-	[HTTP_E_BARE_CR] = { 400, "CR not followed by LF" },
-	[HTTP_E_TOO_MANY_LEADING_CRLF] = { 400, "too many empty lines before request-line" },
-	[HTTP_E_HEADER_NAME] = { 400, "invalid header name" },
-	[HTTP_E_HEADER_WS_COLON] = { 400, "whitespace between header name and colon" },
-	[HTTP_E_OBS_FOLD] = { 400, "obsolete line folding" },
-	[HTTP_E_HEADER_VALUE] = { 400, "control character in header value" },
-	[HTTP_E_HEAD_TOO_LARGE] = { 431, "header section over the limit" },
-	[HTTP_E_TOO_MANY_HEADERS] = { 431, "too many header fields" },
-	[HTTP_E_CL_INVALID] = { 400, "invalid Content-Length" },
-	[HTTP_E_CL_CONFLICT] = { 400, "Content-Length values differ" },
-	[HTTP_E_TE_INVALID] = { 400, "invalid Transfer-Encoding" },
-	[HTTP_E_TE_CHUNKED_NOT_LAST] = { 400, "chunked is not the final transfer coding" },
-	[HTTP_E_TE_UNKNOWN] = { 501, "unknown transfer coding" },
-	[HTTP_E_TE_HTTP10] = { 400, "Transfer-Encoding in an HTTP/1.0 message" },
-	[HTTP_E_CL_AND_TE] = { 400, "both Content-Length and Transfer-Encoding" },
-	[HTTP_E_HOST_MISSING] = { 400, "missing Host" },
-	[HTTP_E_HOST_DUP] = { 400, "more than one Host" },
-	[HTTP_E_HOST_INVALID] = { 400, "invalid Host" },
-	[HTTP_E_CHUNK_SIZE] = { 400, "invalid chunk size" },
-	[HTTP_E_CHUNK_EXT] = { 400, "invalid chunk extension or chunk line too long" },
-	[HTTP_E_CHUNK_DATA_END] = { 400, "chunk data not followed by CRLF" },
-	[HTTP_E_TRAILER] = { 400, "invalid trailer field" },
-	[HTTP_E_TRAILER_TOO_LARGE] = { 431, "trailer section over the limit" },
+    [HTTP_OK] = {200, "ok"},
+    [HTTP_E_REQUEST_LINE] = {400, "malformed request-line"},
+    [HTTP_E_METHOD] = {400, "method is not a token"},
+    [HTTP_E_TARGET] = {400, "invalid request-target"},
+    [HTTP_E_URI_TOO_LONG] = {414, "request-target over the limit"},
+    [HTTP_E_VERSION] = {400, "malformed HTTP version"},
+    [HTTP_E_VERSION_UNSUPPORTED] = {505, "HTTP version not supported"},
+    [HTTP_E_STATUS_LINE] = {400, "malformed status-line"},
+    [HTTP_E_BARE_LF] = {400, "line ended by LF without CR"},
+    [HTTP_E_BARE_CR] = {400, "CR not followed by LF"},
+    [HTTP_E_TOO_MANY_LEADING_CRLF] = {400, "too many empty lines before request-line"},
+    [HTTP_E_HEADER_NAME] = {400, "invalid header name"},
+    [HTTP_E_HEADER_WS_COLON] = {400, "whitespace between header name and colon"},
+    [HTTP_E_OBS_FOLD] = {400, "obsolete line folding"},
+    [HTTP_E_HEADER_VALUE] = {400, "control character in header value"},
+    [HTTP_E_HEAD_TOO_LARGE] = {431, "header section over the limit"},
+    [HTTP_E_TOO_MANY_HEADERS] = {431, "too many header fields"},
+    [HTTP_E_CL_INVALID] = {400, "invalid Content-Length"},
+    [HTTP_E_CL_CONFLICT] = {400, "Content-Length values differ"},
+    [HTTP_E_TE_INVALID] = {400, "invalid Transfer-Encoding"},
+    [HTTP_E_TE_CHUNKED_NOT_LAST] = {400, "chunked is not the final transfer coding"},
+    [HTTP_E_TE_UNKNOWN] = {501, "unknown transfer coding"},
+    [HTTP_E_TE_HTTP10] = {400, "Transfer-Encoding in an HTTP/1.0 message"},
+    [HTTP_E_CL_AND_TE] = {400, "both Content-Length and Transfer-Encoding"},
+    [HTTP_E_HOST_MISSING] = {400, "missing Host"},
+    [HTTP_E_HOST_DUP] = {400, "more than one Host"},
+    [HTTP_E_HOST_INVALID] = {400, "invalid Host"},
+    [HTTP_E_CHUNK_SIZE] = {400, "invalid chunk size"},
+    [HTTP_E_CHUNK_EXT] = {400, "invalid chunk extension or chunk line too long"},
+    [HTTP_E_CHUNK_DATA_END] = {400, "chunk data not followed by CRLF"},
+    [HTTP_E_TRAILER] = {400, "invalid trailer field"},
+    [HTTP_E_TRAILER_TOO_LARGE] = {431, "trailer section over the limit"},
 };
 
 int http_err_status(enum http_err err)
@@ -153,7 +153,7 @@ static struct http_slice trim_ows(const char *p, size_t len)
 	}
 	while (len && http_is_ows(p[len - 1]))
 		len--;
-	return (struct http_slice){ p, len };
+	return (struct http_slice){p, len};
 }
 
 bool http_list_next(struct http_slice *list, struct http_slice *elem)
@@ -340,7 +340,7 @@ static int fact_transfer_encoding(struct hp *h, struct facts *f, struct http_sli
 
 		while (n < elem.len && http_is(elem.p[n], HTTP_C_TCHAR))
 			n++;
-		coding = (struct http_slice){ elem.p, n };
+		coding = (struct http_slice){elem.p, n};
 		if (!n)
 			return fail(h, HTTP_E_TE_INVALID);
 		if (n < elem.len) {
@@ -483,8 +483,8 @@ static int scan_fields(struct hp *h, struct http_header *hdrs, size_t max, size_
 			return r;
 
 		hd = &hdrs[(*n)++];
-		hd->name = (struct http_slice){ h->buf + name, colon - name };
-		hd->value = (struct http_slice){ h->buf + vstart, vend - vstart };
+		hd->name = (struct http_slice){h->buf + name, colon - name};
+		hd->value = (struct http_slice){h->buf + vstart, vend - vstart};
 		r = fact(h, f, hd, request);
 		if (r)
 			return r;
@@ -537,9 +537,9 @@ static enum http_method method_id(struct http_slice m)
 		const char *s;
 		enum http_method id;
 	} tab[] = {
-		{ "GET", HTTP_M_GET },	       { "HEAD", HTTP_M_HEAD },	      { "POST", HTTP_M_POST },
-		{ "PUT", HTTP_M_PUT },	       { "DELETE", HTTP_M_DELETE },   { "CONNECT", HTTP_M_CONNECT },
-		{ "OPTIONS", HTTP_M_OPTIONS }, { "TRACE", HTTP_M_TRACE },     { "PATCH", HTTP_M_PATCH },
+	    {"GET", HTTP_M_GET},	 {"HEAD", HTTP_M_HEAD},	    {"POST", HTTP_M_POST},
+	    {"PUT", HTTP_M_PUT},	 {"DELETE", HTTP_M_DELETE}, {"CONNECT", HTTP_M_CONNECT},
+	    {"OPTIONS", HTTP_M_OPTIONS}, {"TRACE", HTTP_M_TRACE},   {"PATCH", HTTP_M_PATCH},
 	};
 
 	/* methods are case-sensitive (RFC 9110 9.1) */
@@ -553,10 +553,10 @@ static void split_path_query(struct http_request *r, const char *p, size_t len)
 {
 	const char *q = memchr(p, '?', len);
 
-	r->path = (struct http_slice){ p, q ? (size_t)(q - p) : len };
+	r->path = (struct http_slice){p, q ? (size_t)(q - p) : len};
 	r->has_query = q != NULL;
-	r->query = q ? (struct http_slice){ q + 1, len - (size_t)(q - p) - 1 }
-		     : (struct http_slice){ p + len, 0 };
+	r->query = q ? (struct http_slice){q + 1, len - (size_t)(q - p) - 1}
+		     : (struct http_slice){p + len, 0};
 }
 
 /* authority-form: uri-host ":" port, nothing else (CONNECT). */
@@ -584,9 +584,9 @@ static bool classify_target(struct http_request *r)
 	const char *p = r->target.p;
 	size_t len = r->target.len;
 
-	r->authority = (struct http_slice){ p, 0 };
-	r->query = (struct http_slice){ p + len, 0 };
-	r->path = (struct http_slice){ p, 0 };
+	r->authority = (struct http_slice){p, 0};
+	r->query = (struct http_slice){p + len, 0};
+	r->path = (struct http_slice){p, 0};
 	r->has_query = false;
 
 	if (r->method_id == HTTP_M_CONNECT) {
@@ -610,8 +610,9 @@ static bool classify_target(struct http_request *r)
 	if (!((p[0] | 0x20) >= 'a' && (p[0] | 0x20) <= 'z'))
 		return false;
 	/* scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ) */
-	while (i < len && (((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'z') ||
-			   (p[i] >= '0' && p[i] <= '9') || p[i] == '+' || p[i] == '-' || p[i] == '.'))
+	while (i < len &&
+	       (((p[i] | 0x20) >= 'a' && (p[i] | 0x20) <= 'z') || (p[i] >= '0' && p[i] <= '9') ||
+		p[i] == '+' || p[i] == '-' || p[i] == '.'))
 		i++;
 	if (len - i < 3 || memcmp(p + i, "://", 3))
 		return false;
@@ -621,7 +622,7 @@ static bool classify_target(struct http_request *r)
 	while (i < len && p[i] != '/' && p[i] != '?')
 		i++;
 	r->form = HTTP_TF_ABSOLUTE;
-	r->authority = (struct http_slice){ p + a, i - a };
+	r->authority = (struct http_slice){p + a, i - a};
 	/* userinfo ('@') is not a host byte: RFC 9110 4.2.4 says treat it as an error */
 	if (!r->authority.len || !host_valid(r->authority.p, r->authority.len))
 		return false;
@@ -658,10 +659,10 @@ static int scan_request_line(struct hp *h, const struct http_limits *lim, struct
 	}
 	if (c != ' ')
 		return fail(h, h->pos > start && (c == '\r' || c == '\n') ? HTTP_E_REQUEST_LINE
-									   : HTTP_E_METHOD);
+									  : HTTP_E_METHOD);
 	if (h->pos == start)
 		return fail(h, HTTP_E_REQUEST_LINE);
-	r->method = (struct http_slice){ h->buf + start, h->pos - start };
+	r->method = (struct http_slice){h->buf + start, h->pos - start};
 	h->pos++;
 
 	start = h->pos;
@@ -679,7 +680,7 @@ static int scan_request_line(struct hp *h, const struct http_limits *lim, struct
 	}
 	if (h->pos == start)
 		return fail(h, HTTP_E_REQUEST_LINE);
-	r->target = (struct http_slice){ h->buf + start, h->pos - start };
+	r->target = (struct http_slice){h->buf + start, h->pos - start};
 	h->pos++;
 
 	int e = scan_version(h, &major, &r->version_minor);
@@ -706,7 +707,7 @@ int http_parse_request(const char *buf, size_t len, size_t last_len,
 		       struct http_header *hdrs, size_t hdr_cap)
 {
 	struct http_limits lim;
-	struct facts f = { 0 };
+	struct facts f = {0};
 	struct hp h;
 	int e;
 
@@ -715,7 +716,7 @@ int http_parse_request(const char *buf, size_t len, size_t last_len,
 	r->headers = hdrs;
 	if (still_incomplete(buf, len, last_len, lim.max_head))
 		return -2;
-	h = (struct hp){ buf, 0, len < lim.max_head ? len : lim.max_head, len, HTTP_OK };
+	h = (struct hp){buf, 0, len < lim.max_head ? len : lim.max_head, len, HTTP_OK};
 
 	e = scan_request_line(&h, &lim, r);
 	if (!e)
@@ -748,12 +749,12 @@ int http_parse_request(const char *buf, size_t len, size_t last_len,
 		f.flags &= ~(HTTP_F_EXPECT_CONTINUE | HTTP_F_EXPECT_OTHER);
 	if (r->version_minor == 1 ? !(f.flags & HTTP_F_CONN_CLOSE)
 				  : (f.flags & (HTTP_F_CONN_KEEP_ALIVE | HTTP_F_CONN_CLOSE)) ==
-					    HTTP_F_CONN_KEEP_ALIVE)
+					HTTP_F_CONN_KEEP_ALIVE)
 		f.flags |= HTTP_F_KEEP_ALIVE;
 
 	r->flags = f.flags;
 	r->content_length = f.cl;
-	r->host = f.has_host ? f.host : (struct http_slice){ buf, 0 };
+	r->host = f.has_host ? f.host : (struct http_slice){buf, 0};
 	r->has_host = f.has_host;
 	r->upgrade = f.upgrade;
 	r->head_len = h.pos;
@@ -795,9 +796,9 @@ static int scan_status_line(struct hp *h, struct http_response *res)
 				return fail(h, HTTP_E_STATUS_LINE);
 			h->pos++;
 		}
-		res->reason = (struct http_slice){ h->buf + start, h->pos - start };
+		res->reason = (struct http_slice){h->buf + start, h->pos - start};
 	} else {
-		res->reason = (struct http_slice){ h->buf + h->pos, 0 };
+		res->reason = (struct http_slice){h->buf + h->pos, 0};
 	}
 	e = eat_crlf(h, HTTP_E_STATUS_LINE);
 	if (e)
@@ -814,7 +815,7 @@ int http_parse_response(const char *buf, size_t len, size_t last_len,
 			struct http_response *res, struct http_header *hdrs, size_t hdr_cap)
 {
 	struct http_limits lim;
-	struct facts f = { 0 };
+	struct facts f = {0};
 	struct hp h;
 	int e, st;
 
@@ -823,7 +824,7 @@ int http_parse_response(const char *buf, size_t len, size_t last_len,
 	res->headers = hdrs;
 	if (still_incomplete(buf, len, last_len, lim.max_head))
 		return -2;
-	h = (struct hp){ buf, 0, len < lim.max_head ? len : lim.max_head, len, HTTP_OK };
+	h = (struct hp){buf, 0, len < lim.max_head ? len : lim.max_head, len, HTTP_OK};
 
 	e = scan_status_line(&h, res);
 	if (!e)
@@ -861,7 +862,7 @@ int http_parse_response(const char *buf, size_t len, size_t last_len,
 	if (res->body != HTTP_BODY_UNTIL_CLOSE && res->body != HTTP_BODY_TUNNEL &&
 	    (res->version_minor == 1 ? !(f.flags & HTTP_F_CONN_CLOSE)
 				     : (f.flags & (HTTP_F_CONN_KEEP_ALIVE | HTTP_F_CONN_CLOSE)) ==
-					       HTTP_F_CONN_KEEP_ALIVE))
+					   HTTP_F_CONN_KEEP_ALIVE))
 		f.flags |= HTTP_F_KEEP_ALIVE;
 	res->flags = f.flags;
 	res->content_length = f.cl;

@@ -27,17 +27,17 @@
 #include <sys/types.h>
 
 /* Defaults for struct http_limits (a zero field means "use the default"). */
-#define HTTP_DEF_MAX_URI (8u * 1024) /* request-target bytes -> 414 beyond */
+#define HTTP_DEF_MAX_URI (8u * 1024)   /* request-target bytes -> 414 beyond */
 #define HTTP_DEF_MAX_HEAD (64u * 1024) /* whole head incl. start line -> 431 beyond */
-#define HTTP_DEF_MAX_HEADERS 100u /* field lines -> 431 beyond */
-#define HTTP_DEF_MAX_CHUNK_LINE 4096u /* chunk-size line incl. extensions -> 400 */
-#define HTTP_MAX_HEAD_CAP (1u << 30) /* larger limits are clamped: results fit an int */
+#define HTTP_DEF_MAX_HEADERS 100u      /* field lines -> 431 beyond */
+#define HTTP_DEF_MAX_CHUNK_LINE 4096u  /* chunk-size line incl. extensions -> 400 */
+#define HTTP_MAX_HEAD_CAP (1u << 30)   /* larger limits are clamped: results fit an int */
 #define HTTP_MAX_LEADING_CRLF 8
 
 struct http_limits {
-	size_t max_uri; /* request-target length */
-	size_t max_head; /* start line + field lines + final CRLF; also caps trailers */
-	size_t max_headers; /* field lines (also bounded by the caller's array) */
+	size_t max_uri;	       /* request-target length */
+	size_t max_head;       /* start line + field lines + final CRLF; also caps trailers */
+	size_t max_headers;    /* field lines (also bounded by the caller's array) */
 	size_t max_chunk_line; /* chunk-size + extensions of one chunk line */
 };
 
@@ -48,43 +48,43 @@ struct http_slice {
 };
 
 struct http_header {
-	struct http_slice name; /* as received (case preserved), a valid token */
+	struct http_slice name;	 /* as received (case preserved), a valid token */
 	struct http_slice value; /* leading/trailing OWS removed */
 };
 
 enum http_err {
 	HTTP_OK = 0,
 	HTTP_E_REQUEST_LINE, /* 400: malformed request-line (spaces, missing parts) */
-	HTTP_E_METHOD, /* 400: method is not a token */
-	HTTP_E_TARGET, /* 400: invalid request-target or form not allowed for the method */
+	HTTP_E_METHOD,	     /* 400: method is not a token */
+	HTTP_E_TARGET,	     /* 400: bad request-target, or form not allowed for the method */
 	HTTP_E_URI_TOO_LONG, /* 414 */
-	HTTP_E_VERSION, /* 400: not "HTTP/" DIGIT "." DIGIT */
-	HTTP_E_VERSION_UNSUPPORTED, /* 505: well-formed but not 1.0 or 1.1 */
-	HTTP_E_STATUS_LINE, /* (response) malformed status-line or status code */
-	HTTP_E_BARE_LF, /* 400: line ended by LF without CR */
-	HTTP_E_BARE_CR, /* 400: CR not followed by LF */
+	HTTP_E_VERSION,	     /* 400: not "HTTP/" DIGIT "." DIGIT */
+	HTTP_E_VERSION_UNSUPPORTED,   /* 505: well-formed but not 1.0 or 1.1 */
+	HTTP_E_STATUS_LINE,	      /* (response) malformed status-line or status code */
+	HTTP_E_BARE_LF,		      /* 400: line ended by LF without CR */
+	HTTP_E_BARE_CR,		      /* 400: CR not followed by LF */
 	HTTP_E_TOO_MANY_LEADING_CRLF, /* 400 */
-	HTTP_E_HEADER_NAME, /* 400: empty name, non-token byte or missing colon */
-	HTTP_E_HEADER_WS_COLON, /* 400: whitespace between field name and colon */
-	HTTP_E_OBS_FOLD, /* 400: line folding (field line starting with SP/HTAB) */
-	HTTP_E_HEADER_VALUE, /* 400: control byte (NUL, DEL, ...) in a field value */
-	HTTP_E_HEAD_TOO_LARGE, /* 431 */
-	HTTP_E_TOO_MANY_HEADERS, /* 431 */
-	HTTP_E_CL_INVALID, /* 400: Content-Length not 1*DIGIT (sign, hex, empty, overflow) */
+	HTTP_E_HEADER_NAME,	      /* 400: empty name, non-token byte or missing colon */
+	HTTP_E_HEADER_WS_COLON,	      /* 400: whitespace between field name and colon */
+	HTTP_E_OBS_FOLD,	      /* 400: line folding (field line starting with SP/HTAB) */
+	HTTP_E_HEADER_VALUE,	      /* 400: control byte (NUL, DEL, ...) in a field value */
+	HTTP_E_HEAD_TOO_LARGE,	      /* 431 */
+	HTTP_E_TOO_MANY_HEADERS,      /* 431 */
+	HTTP_E_CL_INVALID,  /* 400: Content-Length not 1*DIGIT (sign, hex, empty, overflow) */
 	HTTP_E_CL_CONFLICT, /* 400: differing Content-Length values */
-	HTTP_E_TE_INVALID, /* 400: Transfer-Encoding list is not a list of tokens */
+	HTTP_E_TE_INVALID,  /* 400: Transfer-Encoding list is not a list of tokens */
 	HTTP_E_TE_CHUNKED_NOT_LAST, /* 400: chunked missing, not final, or repeated */
-	HTTP_E_TE_UNKNOWN, /* 501: a coding other than chunked (request) */
-	HTTP_E_TE_HTTP10, /* 400: Transfer-Encoding in an HTTP/1.0 message */
-	HTTP_E_CL_AND_TE, /* 400: both present (smuggling / response splitting) */
-	HTTP_E_HOST_MISSING, /* 400: HTTP/1.1 request without Host */
-	HTTP_E_HOST_DUP, /* 400: more than one Host field line */
-	HTTP_E_HOST_INVALID, /* 400: Host value is not uri-host [":" port] */
-	HTTP_E_CHUNK_SIZE, /* 400: chunk-size not hex, empty, or overflowing 64 bits */
-	HTTP_E_CHUNK_EXT, /* 400: malformed chunk extension or chunk line too long */
-	HTTP_E_CHUNK_DATA_END, /* 400: chunk data not followed by CR LF */
-	HTTP_E_TRAILER, /* 400: malformed trailer field line */
-	HTTP_E_TRAILER_TOO_LARGE, /* 431 */
+	HTTP_E_TE_UNKNOWN,	    /* 501: a coding other than chunked (request) */
+	HTTP_E_TE_HTTP10,	    /* 400: Transfer-Encoding in an HTTP/1.0 message */
+	HTTP_E_CL_AND_TE,	    /* 400: both present (smuggling / response splitting) */
+	HTTP_E_HOST_MISSING,	    /* 400: HTTP/1.1 request without Host */
+	HTTP_E_HOST_DUP,	    /* 400: more than one Host field line */
+	HTTP_E_HOST_INVALID,	    /* 400: Host value is not uri-host [":" port] */
+	HTTP_E_CHUNK_SIZE,	    /* 400: chunk-size not hex, empty, or overflowing 64 bits */
+	HTTP_E_CHUNK_EXT,	    /* 400: malformed chunk extension or chunk line too long */
+	HTTP_E_CHUNK_DATA_END,	    /* 400: chunk data not followed by CR LF */
+	HTTP_E_TRAILER,		    /* 400: malformed trailer field line */
+	HTTP_E_TRAILER_TOO_LARGE,   /* 431 */
 	HTTP_E__COUNT
 };
 
@@ -108,31 +108,31 @@ enum http_method {
 };
 
 enum http_target_form {
-	HTTP_TF_ORIGIN, /* "/path?query" */
-	HTTP_TF_ABSOLUTE, /* "http://authority/path?query" */
+	HTTP_TF_ORIGIN,	   /* "/path?query" */
+	HTTP_TF_ABSOLUTE,  /* "http://authority/path?query" */
 	HTTP_TF_AUTHORITY, /* "host:port" (CONNECT only) */
-	HTTP_TF_ASTERISK, /* "*" (OPTIONS only) */
+	HTTP_TF_ASTERISK,  /* "*" (OPTIONS only) */
 };
 
 /* How the bytes after a head are framed. */
 enum http_body_kind {
-	HTTP_BODY_NONE, /* no body: the next message starts right after the head */
-	HTTP_BODY_LENGTH, /* exactly content_length bytes */
-	HTTP_BODY_CHUNKED, /* chunked coding, ends after the last chunk and trailers */
+	HTTP_BODY_NONE,	       /* no body: the next message starts right after the head */
+	HTTP_BODY_LENGTH,      /* exactly content_length bytes */
+	HTTP_BODY_CHUNKED,     /* chunked coding, ends after the last chunk and trailers */
 	HTTP_BODY_UNTIL_CLOSE, /* response: everything until the upstream closes */
-	HTTP_BODY_TUNNEL, /* 101 / CONNECT 2xx: raw bytes both ways from here on */
+	HTTP_BODY_TUNNEL,      /* 101 / CONNECT 2xx: raw bytes both ways from here on */
 };
 
 /* Derived flags (request and response). */
-#define HTTP_F_CONN_CLOSE (1u << 0) /* Connection lists "close" */
+#define HTTP_F_CONN_CLOSE (1u << 0)	 /* Connection lists "close" */
 #define HTTP_F_CONN_KEEP_ALIVE (1u << 1) /* Connection lists "keep-alive" */
-#define HTTP_F_CONN_UPGRADE (1u << 2) /* Connection lists "upgrade" */
-#define HTTP_F_UPGRADE (1u << 3) /* an Upgrade field is present */
+#define HTTP_F_CONN_UPGRADE (1u << 2)	 /* Connection lists "upgrade" */
+#define HTTP_F_UPGRADE (1u << 3)	 /* an Upgrade field is present */
 #define HTTP_F_EXPECT_CONTINUE (1u << 4) /* Expect: 100-continue (1.1 requests only) */
-#define HTTP_F_EXPECT_OTHER (1u << 5) /* other expectation: the proxy may answer 417 */
-#define HTTP_F_HAS_CL (1u << 6) /* Content-Length present */
-#define HTTP_F_HAS_TE (1u << 7) /* Transfer-Encoding present */
-#define HTTP_F_KEEP_ALIVE (1u << 8) /* persistent after this message (version + tokens) */
+#define HTTP_F_EXPECT_OTHER (1u << 5)	 /* other expectation: the proxy may answer 417 */
+#define HTTP_F_HAS_CL (1u << 6)		 /* Content-Length present */
+#define HTTP_F_HAS_TE (1u << 7)		 /* Transfer-Encoding present */
+#define HTTP_F_KEEP_ALIVE (1u << 8)	 /* persistent after this message (version + tokens) */
 
 struct http_request {
 	/* results; valid when http_parse_request() returned > 0 */
@@ -141,21 +141,21 @@ struct http_request {
 	struct http_slice target; /* request-target as received */
 	enum http_target_form form;
 	struct http_slice authority; /* absolute-form/authority-form authority, else empty */
-	struct http_slice path; /* up to '?'; empty for authority/asterisk form and for
-				 * an absolute-form target without a path */
-	struct http_slice query; /* after '?' (excluded); empty if none */
-	bool has_query; /* a '?' was present (query may still be empty) */
-	int version_minor; /* 0 or 1 */
+	struct http_slice path;	     /* up to '?'; empty for authority/asterisk form and for
+				      * an absolute-form target without a path */
+	struct http_slice query;     /* after '?' (excluded); empty if none */
+	bool has_query;		     /* a '?' was present (query may still be empty) */
+	int version_minor;	     /* 0 or 1 */
 	struct http_header *headers; /* the caller's array */
 	size_t n_headers;
 	struct http_slice host; /* value of the one Host field (empty if none) */
 	bool has_host;
 	struct http_slice upgrade; /* value of Upgrade (empty if none) */
-	unsigned int flags; /* HTTP_F_* */
-	uint64_t content_length; /* valid when flags & HTTP_F_HAS_CL */
-	enum http_body_kind body; /* NONE, LENGTH or CHUNKED */
-	size_t head_len; /* == return value */
-	enum http_err err; /* set when -1 is returned */
+	unsigned int flags;	   /* HTTP_F_* */
+	uint64_t content_length;   /* valid when flags & HTTP_F_HAS_CL */
+	enum http_body_kind body;  /* NONE, LENGTH or CHUNKED */
+	size_t head_len;	   /* == return value */
+	enum http_err err;	   /* set when -1 is returned */
 };
 
 struct http_response {
@@ -187,28 +187,27 @@ struct http_response {
  * the same bytes is otherwise identical to a call with last_len 0.
  * Returns head length (> 0), -1 (req->err set) or -2 (need more).
  */
-int http_parse_request(const char *buf, size_t len, size_t last_len,
-		       const struct http_limits *lim, struct http_request *req,
-		       struct http_header *hdrs, size_t hdr_cap);
+int http_parse_request(const char *buf, size_t len, size_t last_len, const struct http_limits *lim,
+		       struct http_request *req, struct http_header *hdrs, size_t hdr_cap);
 
 /* Same for a response head; req_method is the method of the request it answers
  * (framing of HEAD and CONNECT answers differs). */
-int http_parse_response(const char *buf, size_t len, size_t last_len,
-			const struct http_limits *lim, enum http_method req_method,
-			struct http_response *res, struct http_header *hdrs, size_t hdr_cap);
+int http_parse_response(const char *buf, size_t len, size_t last_len, const struct http_limits *lim,
+			enum http_method req_method, struct http_response *res,
+			struct http_header *hdrs, size_t hdr_cap);
 
 /* ---- body framing ---- */
 
 struct http_body {
 	enum http_body_kind kind;
 	uint64_t remaining; /* LENGTH: bytes left; CHUNKED: bytes left in this chunk */
-	uint64_t payload; /* body payload bytes seen so far (chunk framing excluded) */
-	uint64_t wire; /* bytes of input that belonged to this message so far */
-	size_t line; /* CHUNKED: bytes of the current chunk line / trailer section */
+	uint64_t payload;   /* body payload bytes seen so far (chunk framing excluded) */
+	uint64_t wire;	    /* bytes of input that belonged to this message so far */
+	size_t line;	    /* CHUNKED: bytes of the current chunk line / trailer section */
 	size_t max_chunk_line;
 	size_t max_trailer;
-	int state; /* CHUNKED state machine (internal) */
-	bool done; /* the message ended; bytes after it belong to the next one */
+	int state;	   /* CHUNKED state machine (internal) */
+	bool done;	   /* the message ended; bytes after it belong to the next one */
 	enum http_err err; /* set when http_body_feed() returned -1 */
 };
 
@@ -243,14 +242,14 @@ const char *http_status_reason(int status);
 
 /* ---- writers ---- */
 
-#define HTTP_EDIT_STRIP_HOP (1u << 0) /* drop hop-by-hop fields and those Connection names */
+#define HTTP_EDIT_STRIP_HOP (1u << 0)	 /* drop hop-by-hop fields + those Connection names */
 #define HTTP_EDIT_KEEP_UPGRADE (1u << 1) /* with STRIP: keep Upgrade, send Connection: upgrade */
-#define HTTP_EDIT_CLOSE (1u << 2) /* send Connection: close */
+#define HTTP_EDIT_CLOSE (1u << 2)	 /* send Connection: close */
 
 struct http_edit {
-	const struct http_slice *target; /* new request-target (origin-form), or NULL */
+	const struct http_slice *target;    /* new request-target (origin-form), or NULL */
 	const struct http_slice *authority; /* new Host value, or NULL */
-	const char *const *remove; /* lower-case names whose fields are dropped */
+	const char *const *remove;	    /* names whose fields are dropped (any case) */
 	size_t n_remove;
 	const struct http_header *set; /* replace every field of that name with this one */
 	size_t n_set;
@@ -273,15 +272,15 @@ ssize_t http_write_request(char *out, size_t cap, const struct http_request *req
 			   const struct http_edit *ed);
 
 struct http_reply {
-	int status; /* 100..599 */
-	const char *reason; /* NULL: http_status_reason(status) */
+	int status;		  /* 100..599 */
+	const char *reason;	  /* NULL: http_status_reason(status) */
 	const char *content_type; /* NULL: "text/plain" */
-	const char *body; /* may be NULL when body_len is 0 */
+	const char *body;	  /* may be NULL when body_len is 0 */
 	size_t body_len;
 	const struct http_header *headers; /* extra fields, e.g. x-envoy-overloaded */
 	size_t n_headers;
 	bool close; /* add Connection: close */
-	bool head; /* answering a HEAD: Content-Length of body but no body bytes */
+	bool head;  /* answering a HEAD: Content-Length of body but no body bytes */
 };
 
 /* Build a complete response (status line, Content-Type, Content-Length, extra fields,

@@ -13,9 +13,9 @@
 
 enum {
 	CS_SIZE_FIRST, /* expecting the first hex digit of a chunk-size */
-	CS_SIZE, /* more hex digits, BWS, ';' or CR */
-	CS_BWS, /* whitespace after the size: only ';' may follow */
-	CS_EXT, /* inside chunk extensions, up to CR */
+	CS_SIZE,       /* more hex digits, BWS, ';' or CR */
+	CS_BWS,	       /* whitespace after the size: only ';' may follow */
+	CS_EXT,	       /* inside chunk extensions, up to CR */
 	CS_SIZE_LF,
 	CS_DATA,
 	CS_DATA_CR,
@@ -33,8 +33,8 @@ void http_body_init(struct http_body *b, enum http_body_kind kind, uint64_t leng
 	memset(b, 0, sizeof(*b));
 	b->kind = kind;
 	b->state = CS_SIZE_FIRST;
-	b->max_chunk_line = lim && lim->max_chunk_line ? lim->max_chunk_line
-							 : HTTP_DEF_MAX_CHUNK_LINE;
+	b->max_chunk_line =
+	    lim && lim->max_chunk_line ? lim->max_chunk_line : HTTP_DEF_MAX_CHUNK_LINE;
 	b->max_trailer = lim && lim->max_head ? lim->max_head : HTTP_DEF_MAX_HEAD;
 	if (kind == HTTP_BODY_LENGTH)
 		b->remaining = length;
@@ -132,7 +132,8 @@ static ssize_t chunked_feed(struct http_body *b, const char *buf, size_t len)
 			break;
 		case CS_DATA_CR:
 			if (c != '\r')
-				return body_fail(b, c == '\n' ? HTTP_E_BARE_LF : HTTP_E_CHUNK_DATA_END);
+				return body_fail(b, c == '\n' ? HTTP_E_BARE_LF
+							      : HTTP_E_CHUNK_DATA_END);
 			b->state = CS_DATA_LF;
 			break;
 		case CS_DATA_LF:

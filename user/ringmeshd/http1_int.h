@@ -8,10 +8,10 @@
 
 #include "ringmeshd/http1.h"
 
-#define HTTP_C_TCHAR 0x01 /* token character (RFC 9110 5.6.2) */
-#define HTTP_C_VALUE 0x02 /* field-vchar, SP or HTAB */
+#define HTTP_C_TCHAR 0x01  /* token character (RFC 9110 5.6.2) */
+#define HTTP_C_VALUE 0x02  /* field-vchar, SP or HTAB */
 #define HTTP_C_TARGET 0x04 /* request-target byte (visible ASCII but '#') */
-#define HTTP_C_HOST 0x08 /* uri-host [":" port] byte, incl. IP-literal brackets */
+#define HTTP_C_HOST 0x08   /* uri-host [":" port] byte, incl. IP-literal brackets */
 #define HTTP_C_HEX 0x10
 
 extern const uint8_t http_cclass[256];

@@ -60,7 +60,7 @@ static void put_field(struct wbuf *w, struct http_slice name, struct http_slice 
 
 static struct http_slice cstr(const char *s)
 {
-	return (struct http_slice){ s, strlen(s) };
+	return (struct http_slice){s, strlen(s)};
 }
 
 static bool is_framing(struct http_slice name)
@@ -143,14 +143,14 @@ static bool named_by_connection(const struct http_request *req, struct http_slic
 static bool dropped(const struct http_request *req, const struct http_edit *ed,
 		    struct http_slice name)
 {
-	static const char *const hop[] = { "connection", "keep-alive", "proxy-connection", "te",
-					   "upgrade" };
+	static const char *const hop[] = {"connection", "keep-alive", "proxy-connection", "te",
+					  "upgrade"};
 	bool keep_upgrade = ed->flags & HTTP_EDIT_KEEP_UPGRADE;
 
 	if (http_slice_ieq(name, "host"))
 		return true; /* written first, from the chosen authority */
 	for (size_t i = 0; i < ed->n_remove; i++)
-		if (http_slice_ieq(name, ed->remove[i]))
+		if (slice_ieq_slice(name, cstr(ed->remove[i])))
 			return true;
 	for (size_t i = 0; i < ed->n_set; i++)
 		if (slice_ieq_slice(name, ed->set[i].name))
@@ -170,7 +170,7 @@ ssize_t http_write_request(char *out, size_t cap, const struct http_request *req
 			   const struct http_edit *ed)
 {
 	static const struct http_edit none;
-	struct wbuf w = { out, cap, 0, false };
+	struct wbuf w = {out, cap, 0, false};
 	struct http_slice host;
 	int e;
 
@@ -234,45 +234,77 @@ ssize_t http_write_request(char *out, size_t cap, const struct http_request *req
 const char *http_status_reason(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 101: return "Switching Protocols";
-	case 200: return "OK";
-	case 201: return "Created";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 206: return "Partial Content";
-	case 301: return "Moved Permanently";
-	case 302: return "Found";
-	case 303: return "See Other";
-	case 304: return "Not Modified";
-	case 307: return "Temporary Redirect";
-	case 308: return "Permanent Redirect";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 408: return "Request Timeout";
-	case 411: return "Length Required";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 417: return "Expectation Failed";
-	case 426: return "Upgrade Required";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
+	case 100:
+		return "Continue";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 201:
+		return "Created";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 206:
+		return "Partial Content";
+	case 301:
+		return "Moved Permanently";
+	case 302:
+		return "Found";
+	case 303:
+		return "See Other";
+	case 304:
+		return "Not Modified";
+	case 307:
+		return "Temporary Redirect";
+	case 308:
+		return "Permanent Redirect";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 408:
+		return "Request Timeout";
+	case 411:
+		return "Length Required";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 417:
+		return "Expectation Failed";
+	case 426:
+		return "Upgrade Required";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
 	}
 	return "Unknown";
 }
 
 ssize_t http_write_response(char *out, size_t cap, const struct http_reply *r)
 {
-	struct wbuf w = { out, cap, 0, false };
+	struct wbuf w = {out, cap, 0, false};
 	const char *reason = r->reason ? r->reason : http_status_reason(r->status);
 	const char *ctype = r->content_type ? r->content_type : "text/plain";
 	bool bodyless = r->status < 200 || r->status == 204 || r->status == 304;
