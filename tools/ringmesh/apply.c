@@ -296,8 +296,8 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 		char text[1024];
 
 		snprintf(text, sizeof(text),
-			 "Usage: %1$s apply FILES\n"
-			 "       %1$s delete FILES\n"
+			 "Usage: %1$s %2$s FILES\n"
+			 "       %1$s %3$s FILES\n"
 			 "\n"
 			 "       " HELP_SPEC_FILES "\n"
 			 "       " HELP_SPEC_OPTIONS "\n"
@@ -306,7 +306,7 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 			 "       and name replaces), recompiles and publishes it; delete removes them.\n"
 			 "       A directory means its *.yaml and *.yml files in name order; - is stdin.\n"
 			 "       Any error leaves the running configuration untouched.\n",
-			 cli.bin);
+			 cli.bin, cmd, op == CFG_OP_DELETE ? "apply" : "delete");
 		return cli_help_print(text);
 	}
 	if (parse_files(argc, argv, cmd, &docs)) {

@@ -1,0 +1,316 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Tests of the `ringmesh` admin CLI without a daemon: grammar, help, prefixes, errors,
+# -j output (every command and every error must be one valid JSON value), and, as
+# root, apply/list/show/dump/status/stats against a pin dir of our own, with the
+# data-path maps a daemon would pin faked by bpftool. Prints "cli: N passed, N failed".
+# Usage: tests/cli/run.sh BUILD    (exit 77 when the pinned part cannot run: not root)
+set -u
+build=${1:-build}
+here=$(cd "$(dirname "$0")" && pwd)
+RM=$(cd "$build" 2>/dev/null && pwd)/ringmesh
+if [ ! -x "$RM" ]; then
+	echo "cli: $build/ringmesh not built"
+	exit 1
+fi
+pass=0 fail=0
+PIN=""
+TMP=$(mktemp -d /tmp/rm-cli.XXXXXX)
+cleanup() {
+	[ -n "$PIN" ] && rm -rf "$PIN"
+	rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+ok() { pass=$((pass + 1)); echo "ok - $1"; }
+bad() {
+	fail=$((fail + 1)); echo "not ok - $1"
+	[ -n "${2:-}" ] && printf '%s\n' "$2" | head -20 | sed 's/^/    /'
+	return 0
+}
+
+# t NAME WANT PATTERN ARGS...: run ringmesh ARGS (stdout+stderr); WANT is 0 or nz (non-zero);
+# PATTERN (grep -E, may be empty) must appear in the output.
+t() {
+	local name=$1 want=$2 pat=$3 out rc
+	shift 3
+	out=$("$RM" "$@" 2>&1); rc=$?
+	if [ "$want" = 0 ] && [ $rc -ne 0 ]; then bad "$name (rc=$rc, want 0)" "$out"; return 1; fi
+	if [ "$want" = nz ] && [ $rc -eq 0 ]; then bad "$name (rc=0, want non-zero)" "$out"; return 1; fi
+	if [ -n "$pat" ] && ! printf '%s\n' "$out" | grep -Eq -- "$pat"; then
+		bad "$name (no /$pat/)" "$out"; return 1
+	fi
+	ok "$name"
+}
+
+# tj NAME WANT ARGS...: ringmesh -j ARGS; stdout must be exactly one JSON value, stderr empty;
+# when WANT is nz the value must be {"error": "..."}. Leaves stdout in $J.
+tj() {
+	local name=$1 want=$2 rc err
+	shift 2
+	J=$("$RM" -j "$@" 2>"$TMP/stderr"); rc=$?
+	err=$(cat "$TMP/stderr")
+	if [ "$want" = 0 ] && [ $rc -ne 0 ]; then bad "json: $name (rc=$rc)" "$J$err"; return 1; fi
+	if [ "$want" = nz ] && [ $rc -eq 0 ]; then bad "json: $name (rc=0, want error)" "$J"; return 1; fi
+	if [ -n "$err" ]; then bad "json: $name (stderr not empty)" "$err"; return 1; fi
+	if ! printf '%s' "$J" | python3 -m json.tool >/dev/null 2>&1; then
+		bad "json: $name (invalid JSON)" "$J"; return 1
+	fi
+	if [ "$want" = nz ] && ! printf '%s' "$J" |
+		python3 -c 'import json,sys; d=json.load(sys.stdin); sys.exit(0 if isinstance(d,dict) and list(d)==["error"] and d["error"] else 1)'; then
+		bad "json: $name (not {\"error\": ...})" "$J"; return 1
+	fi
+	ok "json: $name"
+}
+
+# py EXPR: evaluate a Python expression over the last JSON output (as d); pass if true.
+jpy() {
+	local name=$1 expr=$2
+	if printf '%s' "$J" | python3 -c "import json,sys; d=json.load(sys.stdin); sys.exit(0 if ($expr) else 1)" 2>/dev/null; then
+		ok "$name"
+	else
+		bad "$name ($expr)" "$J"
+	fi
+}
+
+echo "# grammar, help and errors (no pinned maps needed)"
+t "help" 0 "OBJECT := \{ apply \| delete \| rule" help
+t "-h" 0 "Usage: ringmesh" -h
+t "no object: help and error" nz "Error: no OBJECT given"
+t "version" 0 "^ringmesh v[0-9]" version
+t "-V" 0 "^ringmesh v[0-9]" -V
+for obj in apply delete rule service endpoint map status stats; do
+	t "$obj help" 0 "Usage: ringmesh $obj" "$obj" help
+done
+t "rule help grammar" 0 "RULE := \{ NAME \| NS/NAME" rule help
+t "map help grammar" 0 "MAP := \{ rm_include" map help
+t "apply help grammar" 0 "FILES := -f" apply help
+t "object without command shows help" 0 "Usage: ringmesh rule" rule
+t "unknown object" nz "^Error: unknown object 'frobnicate'" frobnicate
+t "unknown command" nz "^Error: unknown rule command 'frob'" rule frob
+t "ambiguous object" nz "^Error: ambiguous object 'st': could be status, stats" st
+t "ambiguous object (one letter)" nz "^Error: ambiguous object 's': could be service, status, stats" s
+t "unknown option" nz "^Error: unknown option" --frob rule list
+t "--pin-dir without value" nz "^Error: option --pin-dir needs a directory" --pin-dir
+t "apply without -f" nz "^Error: 'apply' needs -f" apply
+t "apply -f without file" nz "^Error: 'apply': -f needs" apply -f
+t "apply stray argument" nz "^Error: 'apply': unexpected argument 'x.yaml'" apply x.yaml
+t "apply missing file" nz "^Error: $TMP/missing.yaml: No such file" apply -f "$TMP/missing.yaml"
+mkdir -p "$TMP/empty"
+t "apply empty dir" nz "^Error: $TMP/empty: no \*.yaml or \*.yml files" apply -f "$TMP/empty"
+t "map dump without name" nz "^Error: 'map dump' needs a map name" map dump
+t "status takes no args" nz "^Error: 'status' takes no arguments" status extra
+t "status on missing dir" nz "^Error: no ringmeshd at $TMP/none: not pinned" --pin-dir "$TMP/none" status
+t "stats on missing dir" nz "^Error: no statistics at $TMP/none" --pin-dir "$TMP/none" stats
+t "rule list, nothing applied" nz "^Error: no configuration at $TMP/none: nothing applied yet" \
+	--pin-dir "$TMP/none" ru li
+t "delete, nothing applied" nz "^Error:" --pin-dir "$TMP/none" delete -f "$here/examples/routerule-v1.yaml"
+
+tj "help is null" 0 help
+jpy "json: help prints null" "d is None"
+tj "version" 0 version
+jpy "json: version field" "d['version']"
+tj "unknown object" nz frobnicate
+tj "ambiguous object" nz st
+tj "unknown command" nz rule frob
+tj "no object" nz
+tj "status, not pinned" nz --pin-dir "$TMP/none" status
+jpy "json: status error text" "d['error'] == 'no ringmeshd at $TMP/none: not pinned'"
+tj "stats, not pinned" nz --pin-dir "$TMP/none" stats
+tj "rule list, nothing applied" nz --pin-dir "$TMP/none" rule list
+tj "map dump, no map" nz --pin-dir "$TMP/none" map dump rm_proxy
+tj "apply missing file" nz apply -f "$TMP/missing.yaml"
+tj "pretty error" nz -p frob
+J=$("$RM" -j --frob 2>/dev/null)
+if printf '%s' "$J" | python3 -m json.tool >/dev/null 2>&1; then ok "json: option error"; else bad "json: option error" "$J"; fi
+
+# ---- pinned part: root and bpffs ----
+if [ "$(id -u)" -ne 0 ] || [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
+	echo "cli: skipping the pinned-map tests: they need root and bpffs at /sys/fs/bpf"
+	echo "cli: $pass passed, $fail failed"
+	[ $fail -eq 0 ] && exit 77
+	exit 1
+fi
+command -v bpftool >/dev/null || { echo "cli: bpftool missing"; exit 1; }
+
+PIN=/sys/fs/bpf/rm-h3b-$$
+rm -rf "$PIN"
+mkdir -p "$PIN"
+R() { "$RM" --pin-dir "$PIN" "$@"; }
+P=(--pin-dir "$PIN")
+
+# Examples: the workshop rules (tests/cfg/examples when the compiler's tests carry them).
+EX="$here/examples"
+[ -d "$here/../cfg/examples" ] && EX="$here/../cfg/examples"
+
+echo "# empty pin dir"
+t "status, empty pin dir" nz "^Error: no ringmeshd at $PIN: not pinned" "${P[@]}" status
+t "map list, empty pin dir" 0 "no maps pinned at $PIN" "${P[@]}" map list
+tj "map list, empty pin dir" 0 "${P[@]}" map list
+jpy "json: map list empty" "d == []"
+t "map dump, not pinned" nz "^Error: no map 'rm_proxy' pinned at $PIN" "${P[@]}" map dump rm_proxy
+t "map dump, no path tricks" nz "^Error:" "${P[@]}" map dump ../rm_proxy
+
+echo "# apply"
+t "apply examples dir" 0 "^applied 6 documents: 4 rules, 1 service, 3 endpoints \(generation [0-9]+\)" \
+	"${P[@]}" apply -f "$EX"
+gen1=$(R -j map dump rm_cfg_ctl | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"][0]["generation"])' 2>/dev/null)
+[ -n "$gen1" ] && [ "$gen1" -ge 1 ] && ok "generation published ($gen1)" || bad "generation published" "$gen1"
+t "apply again: unchanged" 0 "^unchanged \(generation $gen1\)" "${P[@]}" apply -f "$EX"
+args=()
+for f in "$EX"/*.yaml; do args+=(-f "$f"); done
+t "apply many -f: unchanged" 0 "^unchanged" "${P[@]}" apply "${args[@]}"
+t "apply from stdin: unchanged" 0 "^unchanged" "${P[@]}" apply -f - <"$EX/routerule-v3.yaml"
+tj "apply unchanged" 0 "${P[@]}" apply -f "$EX"
+jpy "json: apply fields" "d['changed'] is False and d['generation'] == $gen1 and d['rules'] == 4 and d['kinds']['RouteRule'] == 4"
+
+echo "# views"
+t "rule list" 0 "trans-service-bulkhead" "${P[@]}" rule list
+out=$(R rule list 2>&1)
+order=$(printf '%s\n' "$out" | awk 'NR>1 {print $1}' | tr '\n' ' ')
+want="order-system-production/trans-service-bulkhead order-system-production/trans-service-canary order-system-production/trans-service-featureflag order-system-production/trans-service-default "
+[ "$order" = "$want" ] && ok "rule list: precedence order 6,3,2,1" || bad "rule list order" "$out"
+printf '%s\n' "$out" | grep -q "x-dev-user=super-secret" && ok "rule list: match summary" || bad "rule list: match summary" "$out"
+printf '%s\n' "$out" | grep -Eq "canary .*70%.*30%" && ok "rule list: weighted routes" || bad "rule list: weighted routes" "$out"
+[ "$(R ru li 2>&1)" = "$out" ] && ok "abbreviation 'ru li' = 'rule list'" || bad "abbreviation 'ru li'"
+tj "rule list" 0 "${P[@]}" rule list
+jpy "json: rule list" "[r['name'] for r in d] == ['trans-service-bulkhead','trans-service-canary','trans-service-featureflag','trans-service-default'] and d[0]['precedence'] == 6 and d[0]['timeout_ns'] == 5000000000"
+jpy "json: rule match structure" "d[2]['match'][0]['conditions'][0] == {'field':'header','name':'x-dev-user','op':'exact','value':'super-secret'}"
+jpy "json: rule weights" "[t['weight'] for t in d[1]['routes']] == [70, 30]"
+t "rule show" 0 "trans-service-canary" "${P[@]}" rule show trans-service-canary
+t "rule show ns/name" 0 "trans-service-canary" "${P[@]}" rule show order-system-production/trans-service-canary
+t "rule show NAME namespace NS" 0 "trans-service-canary" "${P[@]}" rule show trans-service-canary namespace order-system-production
+t "rule show unknown" nz "^Error: no rule 'nope'" "${P[@]}" rule show nope
+tj "rule show" 0 "${P[@]}" rule show trans-service-canary
+jpy "json: rule show has description" "d['name'] == 'trans-service-canary' and len(d['description']) > 0"
+tj "rule show unknown" nz "${P[@]}" rule show nope
+t "service list" 0 "trans-service.order-system-production.svc.cluster.local +order-system-production +10.96.0.20 +8080/HTTP +4 " \
+	"${P[@]}" service list
+tj "service list" 0 "${P[@]}" service list
+jpy "json: service list" "d[0]['addresses'] == ['10.96.0.20'] and d[0]['ports'][0]['number'] == 8080 and d[0]['rules'] == 4 and d[0]['endpoints'] == 3"
+t "service show" 0 "" "${P[@]}" service show trans-service.order-system-production.svc.cluster.local
+tj "service show" 0 "${P[@]}" service show trans-service.order-system-production.svc.cluster.local
+t "endpoint list" 0 "10.244.0.11:8080 .*app=trans-service,version=v1" "${P[@]}" endpoint list
+tj "endpoint list" 0 "${P[@]}" endpoint list
+jpy "json: endpoint list" "sorted(e['endpoints'][0] for e in d) == ['10.244.0.11:8080','10.244.0.12:8080','10.244.0.13:8080']"
+for m in rm_cfg_ctl rm_cfg rm_cfg_src; do
+	t "map dump $m" 0 "Found [0-9]+ element" "${P[@]}" map dump "$m"
+	tj "map dump $m" 0 "${P[@]}" map dump "$m"
+done
+jpy "json: rm_cfg_src lists documents" "sum(len(h['documents']) for h in d['entries']) >= 6"
+tj "map list" 0 "${P[@]}" map list
+jpy "json: map list has the cfg maps" "{'rm_cfg','rm_cfg_ctl','rm_cfg_src'} <= {m['name'] for m in d}"
+
+echo "# a bad file leaves the running configuration alone"
+before=$(R -j rule list)
+printf 'apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata:\n  name: broken\nspec:\n  destination:\n    name: trans-service\n  precedence: [1\n' >"$TMP/bad-syntax.yaml"
+t "malformed YAML" nz "^Error: $TMP/bad-syntax.yaml:[0-9]+:[0-9]+: " "${P[@]}" apply -f "$TMP/bad-syntax.yaml"
+printf 'apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata:\n  name: broken\nspec:\n  destination:\n    name: trans-service\n  precedenc: 9\n' >"$TMP/bad-field.yaml"
+t "unknown field" nz "^Error: $TMP/bad-field.yaml:8:[0-9]+: " "${P[@]}" apply -f "$TMP/bad-field.yaml"
+tj "malformed YAML" nz "${P[@]}" apply -f "$TMP/bad-syntax.yaml"
+jpy "json: error carries file:line:col" "d['error'].startswith('$TMP/bad-syntax.yaml:')"
+# a good file and a bad one together: all or nothing
+t "good + bad file: rejected" nz "^Error: $TMP/bad-field.yaml:" "${P[@]}" apply -f "$EX/routerule-v1.yaml" -f "$TMP/bad-field.yaml"
+[ "$(R -j rule list)" = "$before" ] && ok "rules intact after rejected applies" || bad "rules changed by a rejected apply"
+t "generation unchanged" 0 "generation $gen1 " "${P[@]}" map dump rm_cfg_ctl
+
+echo "# delete"
+t "rule delete" 0 "^deleted rule trans-service-bulkhead \(generation $((gen1 + 1))\)" "${P[@]}" rule delete trans-service-bulkhead
+t "rule delete again" nz "^Error:" "${P[@]}" rule delete trans-service-bulkhead
+out=$(R rule list 2>&1)
+printf '%s\n' "$out" | grep -q bulkhead && bad "bulkhead still listed" "$out" || ok "deleted rule gone from the list"
+tj "delete -f" 0 "${P[@]}" delete -f "$EX/routerule-v3.yaml"
+jpy "json: delete result" "d['deleted'] == 1 and d['changed'] and d['rules'] == 2"
+t "delete -f missing document" nz "^Error:" "${P[@]}" delete -f "$EX/routerule-v3.yaml"
+t "re-apply restores" 0 "^applied 6 documents: 4 rules" "${P[@]}" apply -f "$EX"
+
+echo "# data-path maps as a daemon pins them (faked with bpftool)"
+bpftool map create "$PIN/rm_proxy" type array key 4 value 80 entries 1 name rm_proxy flags 0x400 &&
+bpftool map create "$PIN/rm_dpstats" type percpu_array key 4 value 8 entries 14 name rm_dpstats &&
+bpftool map create "$PIN/rm_include" type lpm_trie key 20 value 1 entries 16 name rm_include flags 1 &&
+bpftool map create "$PIN/rm_xports" type hash key 2 value 1 entries 16 name rm_xports &&
+bpftool map create "$PIN/rm_orig" type lru_hash key 40 value 48 entries 16 name rm_orig &&
+bpftool map create "$PIN/rm_socks" type sockhash key 40 value 4 entries 16 name rm_socks &&
+bpftool map create "$PIN/rm_stats" type array key 4 value 1048 entries 1024 name rm_stats flags 0x400 &&
+bpftool map create "$PIN/odd_map" type hash key 3 value 5 entries 4 name odd_map ||
+	{ bad "bpftool map create"; echo "cli: $pass passed, $fail failed"; exit 1; }
+
+# fill.py AGE_S [HB_ZERO]: write the proxy record with a heartbeat AGE_S old, and samples.
+fill() {
+	python3 - "$PIN" "$@" <<'EOF'
+import socket, struct, subprocess, sys, time
+pin, age = sys.argv[1], float(sys.argv[2])
+def upd(m, k, v):
+    subprocess.check_call(["bpftool", "map", "update", "pinned", f"{pin}/{m}", "key", "hex"]
+                          + ["%02x" % x for x in k] + ["value", "hex"] + ["%02x" % x for x in v])
+def mapped(ip): return b"\0" * 10 + b"\xff\xff" + socket.inet_aton(ip)
+hb = 0 if age < 0 else time.monotonic_ns() - int(age * 1e9)
+proxy = (struct.pack("<QQQQII", hb, 3_000_000_000, 1234, 5678, 4242, 1) + mapped("127.0.0.1")
+         + mapped("169.254.7.1") + struct.pack(">H", 15001) + b"\0" * 6)
+upd("rm_proxy", struct.pack("<I", 0), proxy)
+upd("rm_include", struct.pack("<I", 96 + 24) + mapped("10.244.0.0"), b"\x01")
+upd("rm_xports", struct.pack("<H", 15090), b"\x01")
+tup = mapped("10.244.0.5") + mapped("10.96.0.20") + struct.pack(">HH", 40000, 8080) + struct.pack("<HH", 2, 0)
+orig = mapped("10.96.0.20") + struct.pack(">H", 8080) + struct.pack("<HIQQII", 2, 777, 11, 22, 1, 0)
+upd("rm_orig", tup, orig)
+upd("rm_dpstats", struct.pack("<I", 0), struct.pack("<Q", 7))
+upd("odd_map", b"abc", b"\x00\x01\x02\"\xff")
+hdr = struct.pack("<IIQQQ", 0x52535441, 1024, 1, 0, 3).ljust(1048, b"\0")
+upd("rm_stats", struct.pack("<I", 0), hdr)
+def s(txt, n): return txt.encode().ljust(n, b"\0")
+key = (s("trans-service.order-system-production.svc.cluster.local", 128) + s("v1", 48)
+       + s("trans-service-v1", 48) + s("curl", 48) + s("unknown", 48) + bytes([1]) + b"\0" * 7)
+slot = struct.pack("<II", 2, 0) + key + struct.pack("<Q", 10) + struct.pack("<6Q", 0, 0, 9, 0, 0, 1)
+slot = slot + b"\0" * (1048 - len(slot) - 64) + struct.pack("<4Q", 3, 2, 100, 200) + b"\0" * 32
+assert len(slot) == 1048
+upd("rm_stats", struct.pack("<I", 5), slot)
+EOF
+}
+fill 0.2 || bad "fill fake maps"
+
+t "status: live daemon" 0 "^ringmeshd alive at $PIN" "${P[@]}" status
+out=$(R status 2>&1)
+for pat in "daemon pid +4242" "listen +127.0.0.1:15001" "flags +sockmap" "heartbeat +0\.[0-9] s ago" \
+	"config +generation [0-9]+: 4 rules, 1 service, 3 endpoints"; do
+	printf '%s\n' "$out" | grep -Eq "$pat" && ok "status shows /$pat/" || bad "status shows /$pat/" "$out"
+done
+tj "status live" 0 "${P[@]}" status
+jpy "json: status live" "d['alive'] and d['daemon_pid'] == 4242 and d['flags'] == ['sockmap'] and d['heartbeat_fresh'] and d['config']['rules'] == 4"
+fill 3.5
+t "status: stale heartbeat" nz "^Error: stale heartbeat \(3\.[5-9] s old\): daemon dead\?" "${P[@]}" status
+tj "status stale" nz "${P[@]}" status
+fill -1
+t "status: heartbeat never set" nz "^Error: no ringmeshd at $PIN: heartbeat never set" "${P[@]}" status
+
+t "map dump rm_include" 0 "^10\.244\.0\.0/24$" "${P[@]}" map dump rm_include
+t "map dump rm_xports" 0 "^port 15090$" "${P[@]}" map dump rm_xports
+t "map dump rm_orig" 0 "^10\.244\.0\.5:40000 -> 10\.96\.0\.20:8080 +orig_dst 10\.96\.0\.20:8080 +tgid 777 .*msg redirect" \
+	"${P[@]}" map dump rm_orig
+t "map dump rm_proxy" 0 "listen +127\.0\.0\.1:15001" "${P[@]}" map dump rm_proxy
+t "map dump rm_dpstats" 0 "^redirected +[0-9]+$" "${P[@]}" map dump rm_dpstats
+t "map dump rm_socks (empty)" 0 "^Found 0 elements" "${P[@]}" map dump rm_socks
+t "map dump unknown map as hex" 0 "^key: 61 62 63  value: 00 01 02 22 ff$" "${P[@]}" map dump odd_map
+t "map dump rm_stats" 0 "trans-service.* 10 requests" "${P[@]}" map dump rm_stats
+t "abbreviation 'ma d'" 0 "^port 15090$" "${P[@]}" ma d rm_xports
+for m in rm_proxy rm_dpstats rm_include rm_xports rm_orig rm_socks rm_stats odd_map; do
+	tj "map dump $m" 0 "${P[@]}" map dump "$m"
+done
+jpy "json: hex dump" "d['decoded'] is False and d['entries'][0] == {'key':['0x61','0x62','0x63'],'value':['0x00','0x01','0x02','0x22','0xff']}"
+tj "map dump rm_orig" 0 "${P[@]}" map dump rm_orig
+jpy "json: rm_orig decoded" "d['entries'][0]['orig_dst'] == '10.96.0.20:8080' and d['entries'][0]['local'] == '10.244.0.5:40000'"
+tj "map dump rm_dpstats" 0 "${P[@]}" map dump rm_dpstats
+jpy "json: per-CPU counter summed over CPUs" "d['entries'][0]['reason'] == 'redirected' and d['entries'][0]['count'] > 0 and d['entries'][0]['count'] % 7 == 0"
+t "map list" 0 "^rm_proxy +array +4 +80 +1 " "${P[@]}" map list
+
+t "stats" 0 "redirected +[0-9]+" "${P[@]}" stats
+t "stats: request table" 0 "trans-service.order-system-production.svc.cluster.local +v1 +curl +10 +9 +0 +0 +1 +0 +3 +2" "${P[@]}" stats
+tj "stats" 0 "${P[@]}" stats
+jpy "json: stats" "d['datapath']['redirected'] % 7 == 0 and d['datapath']['redirected'] > 0 and d['requests']['slots'][0]['requests'] == 10 and d['requests']['slots'][0]['code_class']['5xx'] == 1 and d['requests']['slots'][0]['tcp']['opened'] == 3"
+rm -f "$PIN/rm_stats"
+t "stats: absent map said clearly" 0 "Requests: rm_stats not pinned at $PIN" "${P[@]}" stats
+tj "stats without rm_stats" 0 "${P[@]}" stats
+jpy "json: stats absent map" "d['requests'] is None and 'not pinned' in d['requests_absent']"
+
+echo "cli: $pass passed, $fail failed"
+[ $fail -eq 0 ]
