@@ -155,13 +155,18 @@ t "map dump, no path tricks" nz "^Error:" "${P[@]}" map dump ../rm_proxy
 echo "# apply"
 t "apply examples dir" 0 "^applied 6 documents: 4 rules, 1 service, 3 endpoints \(generation [0-9]+\)" \
 	"${P[@]}" apply -f "$EX"
-gen1=$(R -j map dump rm_cfg_ctl | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"][0]["generation"])' 2>/dev/null)
+gen() { R -j map dump rm_cfg_ctl | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"][0]["generation"])' 2>/dev/null; }
+gen1=$(gen)
 [ -n "$gen1" ] && [ "$gen1" -ge 1 ] && ok "generation published ($gen1)" || bad "generation published" "$gen1"
 t "apply again: unchanged" 0 "^unchanged \(generation $gen1\)" "${P[@]}" apply -f "$EX"
 args=()
 for f in "$EX"/*.yaml; do args+=(-f "$f"); done
 t "apply many -f: unchanged" 0 "^unchanged" "${P[@]}" apply "${args[@]}"
-t "apply from stdin: unchanged" 0 "^unchanged" "${P[@]}" apply -f - <"$EX/routerule-v3.yaml"
+# the store keeps each document's origin, so stdin re-registers v3 once, then is idempotent
+t "apply from stdin" 0 "^applied 1 document: 4 rules" "${P[@]}" apply -f - <"$EX/routerule-v3.yaml"
+t "apply from stdin again: unchanged" 0 "^unchanged" "${P[@]}" apply -f - <"$EX/routerule-v3.yaml"
+t "apply dir restores origins" 0 "^applied 6 documents" "${P[@]}" apply -f "$EX"
+gen1=$(gen)
 tj "apply unchanged" 0 "${P[@]}" apply -f "$EX"
 jpy "json: apply fields" "d['changed'] is False and d['generation'] == $gen1 and d['rules'] == 4 and d['kinds']['RouteRule'] == 4"
 
@@ -189,7 +194,9 @@ t "service list" 0 "trans-service.order-system-production.svc.cluster.local +ord
 	"${P[@]}" service list
 tj "service list" 0 "${P[@]}" service list
 jpy "json: service list" "d[0]['addresses'] == ['10.96.0.20'] and d[0]['ports'][0]['number'] == 8080 and d[0]['rules'] == 4 and d[0]['endpoints'] == 3"
-t "service show" 0 "" "${P[@]}" service show trans-service.order-system-production.svc.cluster.local
+t "service show" 0 "trans-service" "${P[@]}" service show trans-service.order-system-production.svc.cluster.local
+t "service show short name" 0 "10.96.0.20" "${P[@]}" service show trans-service
+t "service show unknown" nz "^Error: no service 'nope'" "${P[@]}" service show nope
 tj "service show" 0 "${P[@]}" service show trans-service.order-system-production.svc.cluster.local
 t "endpoint list" 0 "10.244.0.11:8080 .*app=trans-service,version=v1" "${P[@]}" endpoint list
 tj "endpoint list" 0 "${P[@]}" endpoint list

@@ -388,6 +388,7 @@ static void entry_cfg_src(const struct cli_map *m, const void *key, const void *
 		origin = s->text + off + sizeof(d);
 		if (cli.jw) {
 			json_start_object(cli.jw);
+			json_name(cli.jw, "origin");
 			json_string_len(cli.jw, origin, strnlen(origin, d.origin_len));
 			json_uint_field(cli.jw, "line", d.first_line);
 			json_uint_field(cli.jw, "bytes", d.text_len ? d.text_len - 1 : 0);

@@ -121,6 +121,29 @@ static int svc_list(int argc, char **argv)
 	return 0;
 }
 
+/* FQDN first; else the short name, or "name.namespace", when it names one service. */
+static int svc_find(const struct rm_cfg *cfg, const char *name)
+{
+	int idx = cfg_service_find(cfg, name), hit = -ENOENT;
+	uint32_t i;
+
+	if (idx >= 0)
+		return idx;
+	for (i = 0; i < cfg->n_services && i < RM_CFG_MAX_SERVICES; i++) {
+		const struct rm_cfg_service *s = &cfg->services[i];
+		char both[512];
+
+		snprintf(both, sizeof(both), "%s.%s", cfg_str(cfg, s->name_off),
+			 cfg_str(cfg, s->ns_off));
+		if (strcmp(name, cfg_str(cfg, s->name_off)) && strcmp(name, both))
+			continue;
+		if (hit >= 0)
+			return -EEXIST;
+		hit = (int)i;
+	}
+	return hit;
+}
+
 static int svc_show(int argc, char **argv)
 {
 	struct rm_cfg *cfg;
@@ -136,7 +159,12 @@ static int svc_show(int argc, char **argv)
 	}
 	if (cli_cfg_load(&cfg, &gen))
 		return -1;
-	idx = gen ? cfg_service_find(cfg, argv[0]) : -ENOENT;
+	idx = gen ? svc_find(cfg, argv[0]) : -ENOENT;
+	if (idx == -EEXIST) {
+		p_err("service name '%s' is ambiguous: give the full host name", argv[0]);
+		free(cfg);
+		return -1;
+	}
 	if (idx < 0 || (uint32_t)idx >= cfg->n_services) {
 		p_err("no service '%s' at %s", argv[0], cli.pin_dir);
 		free(cfg);
@@ -165,7 +193,7 @@ static int svc_help(int argc, char **argv)
 		 "Usage: %1$s service { list | help }\n"
 		 "       %1$s service show HOST\n"
 		 "\n"
-		 "       HOST := { FQDN | short name }\n"
+		 "       HOST := { FQDN | NAME.NAMESPACE | NAME }\n"
 		 "       " HELP_SPEC_OPTIONS "\n",
 		 cli.bin);
 	return cli_help_print(text);
