@@ -116,6 +116,21 @@ static bool lset_eq(const struct cfg_lset *a, const struct cfg_lset *c)
 	return true;
 }
 
+/* Does have carry every label of want? (both sorted by key) */
+static bool lset_includes(const struct cfg_lset *have, const struct cfg_lset *want)
+{
+	for (unsigned i = 0; i < want->n; i++) {
+		unsigned j;
+
+		for (j = 0; j < have->n; j++)
+			if (!strcmp(have->v[j].k, want->v[i].k) && !strcmp(have->v[j].v, want->v[i].v))
+				break;
+		if (j == have->n)
+			return false;
+	}
+	return true;
+}
+
 /* Do the endpoint labels (first,count in out) include every label of want? */
 static bool labels_include(const struct rm_cfg *o, uint32_t first, uint32_t count,
 			   uint32_t wfirst, uint32_t wcount)
@@ -182,7 +197,8 @@ static int collect_hosts(struct cb_ctx *b)
 		}
 	}
 #undef ADD
-	qsort(v, n, sizeof(*v), cmp_str);
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_str);
 	b->nhosts = 0;
 	for (size_t i = 0; i < n; i++)
 		if (!b->nhosts || strcmp(v[b->nhosts - 1], v[i]))
@@ -285,21 +301,12 @@ static int build_service(struct cb_ctx *b, uint32_t idx)
 				return r;
 		for (size_t d = 0; se->has_selector && d < b->docs->n; d++) {
 			const struct cfg_doc_ir *we = b->docs->v[d].ir;
-			uint32_t f, c;
 
-			if (we->kind != CFG_K_WORKLOADENTRY || strcmp(we->ns, se->ns))
+			if (we->kind != CFG_K_WORKLOADENTRY || strcmp(we->ns, se->ns) ||
+			    !lset_includes(&we->we.labels, &se->selector))
 				continue;
-			/* selector must be a subset of the entry's labels */
-			if ((r = labels_put(b, se, se->pos, &se->selector, &f, &c)))
-				return r;
-			o->n_labels -= c; /* scratch only */
 			if ((r = add_endpoint(b, se, idx, &we->we)))
 				return r;
-			if (!labels_include(o, o->endpoints[o->n_endpoints - 1].label_first,
-					    o->endpoints[o->n_endpoints - 1].label_count, f, c)) {
-				o->n_labels -= o->endpoints[o->n_endpoints - 1].label_count;
-				memset(&o->endpoints[--o->n_endpoints], 0, sizeof(struct rm_cfg_endpoint));
-			}
 		}
 	}
 	s->endpoint_count = o->n_endpoints - s->endpoint_first;
@@ -487,7 +494,8 @@ static int build_subsets(struct cb_ctx *b, uint32_t idx)
 		snprintf(pname, sizeof(pname), "%s/%s", dr->ns, dr->name);
 		s->policy_name_off = str(b, pname, &ok);
 	}
-	qsort(pend, np, sizeof(*pend), cmp_pending);
+	if (np)
+		qsort(pend, np, sizeof(*pend), cmp_pending);
 	for (size_t j = 0; j < np; j++) {
 		char pname[300];
 
@@ -727,8 +735,10 @@ static int build_rules(struct cb_ctx *b, uint32_t idx)
 	}
 	/* RouteRules first (by precedence), then VirtualServices: mixing both for one
 	 * host is legal here, and the old rules were there first. */
-	qsort(old, nold, sizeof(*old), cmp_old);
-	qsort(vs, nvs, sizeof(*vs), cmp_key);
+	if (nold)
+		qsort(old, nold, sizeof(*old), cmp_old);
+	if (nvs)
+		qsort(vs, nvs, sizeof(*vs), cmp_key);
 	for (size_t i = 0; i < nold && !r; i++)
 		r = put_rule(b, old[i].ir, &old[i].ir->http[0], idx);
 	for (size_t i = 0; i < nvs && !r; i++)

@@ -105,7 +105,7 @@ static const char *api_name(unsigned api)
 	case RM_API_WORKLOADENTRY:
 		return "WorkloadEntry";
 	case RM_API_IMPLICIT:
-		return "route labels";
+		return "by labels";
 	}
 	return "?";
 }
@@ -274,7 +274,7 @@ int cfg_rule_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out)
 			fmt_ppm(r->abort_ppm, b2, sizeof(b2)));
 	if (r->flags & RM_RF_MIRROR) {
 		fprintf(out, "  mirror    %s of requests -> ", fmt_ppm(r->mirror_ppm, b2, sizeof(b2)));
-		subset_ref(cfg, r->mirror_service, r->mirror_subset, RM_CFG_NONE, out);
+		subset_ref(cfg, r->mirror_service, r->mirror_subset, r->service, out);
 		fprintf(out, "\n");
 	}
 	for (uint32_t h = 0; h < r->hdrop_count; h++) {
