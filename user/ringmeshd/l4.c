@@ -1,0 +1,691 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Transparent L4 forwarding. Each direction has one send in flight at most and a
+ * queue of received buffers behind it; the reader of the opposite socket is paused
+ * (its multishot recv cancelled) when that queue reaches high water and re-armed
+ * below half of it, so a slow peer costs a bounded number of pool buffers.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+
+#include "ringmeshd/l4.h"
+
+/* From <linux/netfilter_ipv4.h>, which clashes with <netinet/in.h>. */
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+
+#define L4_SLOT_NONE UINT32_MAX
+
+static void abort_conn(struct ring_worker *w, struct l4_conn *c);
+static void try_arm(struct ring_worker *w, struct l4_conn *c, unsigned int s);
+
+static inline uint32_t slot_of(const struct ring_worker *w, const struct l4_conn *c)
+{
+	return (uint32_t)(c - w->conns);
+}
+
+static inline uint64_t conn_ud(const struct ring_worker *w, const struct l4_conn *c,
+			       enum ring_op op, unsigned int side)
+{
+	return ring_ud(op, side, slot_of(w, c), c->gen);
+}
+
+int l4_init(struct ring_worker *w)
+{
+	uint32_t n = w->cfg.max_conns;
+
+	w->conns = calloc(n, sizeof(*w->conns));
+	w->starved = calloc((size_t)n * 2, sizeof(*w->starved));
+	if (!w->conns || !w->starved) {
+		free(w->conns);
+		free(w->starved);
+		w->conns = NULL;
+		w->starved = NULL;
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		w->conns[i].next_free = i + 1 < n ? i + 1 : L4_SLOT_NONE;
+		w->conns[i].side[0].fd = -1;
+		w->conns[i].side[1].fd = -1;
+	}
+	w->free_head = 0;
+	w->starved_head = 0;
+	w->starved_len = 0;
+	return 0;
+}
+
+void l4_fini(struct ring_worker *w)
+{
+	if (!w->conns)
+		return;
+	/* Only after io_uring_queue_exit: no operation can still use these fds. */
+	for (uint32_t i = 0; i < w->cfg.max_conns; i++)
+		for (int s = 0; s < 2; s++)
+			if (w->conns[i].state != L4_FREE && w->conns[i].side[s].fd >= 0)
+				close(w->conns[i].side[s].fd);
+	free(w->conns);
+	free(w->starved);
+	w->conns = NULL;
+	w->starved = NULL;
+}
+
+static struct l4_conn *slot_alloc(struct ring_worker *w)
+{
+	struct l4_conn *c;
+	uint32_t gen;
+
+	if (w->free_head == L4_SLOT_NONE)
+		return NULL;
+	c = &w->conns[w->free_head];
+	w->free_head = c->next_free;
+	gen = c->gen + 1;
+	memset(c, 0, sizeof(*c));
+	c->gen = gen;
+	for (int s = 0; s < 2; s++) {
+		c->side[s].fd = -1;
+		c->side[s].q_head = RING_BUF_NONE;
+		c->side[s].q_tail = RING_BUF_NONE;
+	}
+	return c;
+}
+
+static void set_linger0(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+/* Recycle queued buffers; keep the head when a send of it is in flight. */
+static void drop_queue(struct ring_worker *w, struct l4_side *sd)
+{
+	uint32_t bid = sd->q_head;
+
+	if (bid == RING_BUF_NONE)
+		return;
+	if (sd->send_busy) {
+		uint32_t rest = w->meta[bid].next;
+
+		w->meta[bid].next = RING_BUF_NONE;
+		sd->q_tail = bid;
+		sd->q_len = 1;
+		bid = rest;
+	} else {
+		sd->q_head = sd->q_tail = RING_BUF_NONE;
+		sd->q_len = 0;
+	}
+	while (bid != RING_BUF_NONE) {
+		uint32_t next = w->meta[bid].next;
+
+		ring_buf_recycle(w, bid);
+		bid = next;
+	}
+}
+
+static uint32_t q_pop(struct ring_worker *w, struct l4_side *sd)
+{
+	uint32_t bid = sd->q_head;
+
+	sd->q_head = w->meta[bid].next;
+	if (sd->q_head == RING_BUF_NONE)
+		sd->q_tail = RING_BUF_NONE;
+	sd->q_len--;
+	return bid;
+}
+
+static void q_push(struct ring_worker *w, struct l4_side *sd, uint32_t bid)
+{
+	w->meta[bid].next = RING_BUF_NONE;
+	if (sd->q_tail == RING_BUF_NONE)
+		sd->q_head = bid;
+	else
+		w->meta[sd->q_tail].next = bid;
+	sd->q_tail = bid;
+	sd->q_len++;
+}
+
+/* The slot is about to be freed (event for an L7 layer: release its state here). */
+static void l4_ev_closed(struct ring_worker *w, struct l4_conn *c)
+{
+	const struct ring_hooks *h = &w->cfg.hooks;
+
+	if (c->orig_known && h->on_close)
+		h->on_close(h->ctx, (const struct sockaddr *)&c->local,
+			    (const struct sockaddr *)&c->peer);
+}
+
+static void finish(struct ring_worker *w, struct l4_conn *c)
+{
+	l4_ev_closed(w, c);
+	for (int s = 0; s < 2; s++) {
+		drop_queue(w, &c->side[s]);
+		if (c->side[s].fd >= 0)
+			close(c->side[s].fd);
+		c->side[s].fd = -1;
+	}
+	if (c->reset)
+		RING_STAT_ADD(w, resets, 1);
+	RING_STAT_ADD(w, active, -1);
+	RING_STAT_ADD(w, closed, 1);
+	c->state = L4_FREE;
+	c->next_free = w->free_head;
+	w->free_head = slot_of(w, c);
+}
+
+static void maybe_finish(struct ring_worker *w, struct l4_conn *c)
+{
+	if (c->state == L4_CLOSING && c->inflight == 0)
+		finish(w, c);
+}
+
+/*
+ * Reset both sockets: SO_LINGER{1,0} makes the final close send RST, and the
+ * cancels drop io_uring's references so that close is final. Used for a reset or
+ * error on either side, a failed upstream connect and a refused connection.
+ */
+static void abort_conn(struct ring_worker *w, struct l4_conn *c)
+{
+	if (c->state == L4_CLOSING && c->reset)
+		return;
+	c->state = L4_CLOSING;
+	c->reset = true;
+	for (int s = 0; s < 2; s++) {
+		struct l4_side *sd = &c->side[s];
+		struct io_uring_sqe *sqe;
+
+		if (sd->fd < 0)
+			continue;
+		set_linger0(sd->fd);
+		drop_queue(w, sd);
+		if (c->inflight && (sqe = ring_get_sqe(w)) != NULL) {
+			io_uring_prep_cancel_fd(sqe, sd->fd, IORING_ASYNC_CANCEL_ALL);
+			io_uring_sqe_set_data64(sqe, ring_ud(RING_OP_CANCEL, 0, 0, 0));
+		}
+	}
+	maybe_finish(w, c);
+}
+
+static void send_head(struct ring_worker *w, struct l4_conn *c, unsigned int s)
+{
+	struct l4_side *sd = &c->side[s];
+	struct ring_buf_meta *m = &w->meta[sd->q_head];
+	struct io_uring_sqe *sqe = ring_get_sqe(w);
+
+	if (!sqe) {
+		abort_conn(w, c);
+		return;
+	}
+	io_uring_prep_send(sqe, sd->fd, ring_buf_data(w, sd->q_head) + m->off, m->len - m->off,
+			   MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, conn_ud(w, c, RING_OP_SEND, s));
+	sd->send_busy = true;
+	c->inflight++;
+}
+
+static void shut_wr(struct ring_worker *w, struct l4_conn *c, unsigned int s)
+{
+	struct l4_side *sd = &c->side[s];
+
+	if (sd->shut_wr)
+		return;
+	sd->shut_wr = true;
+	if (shutdown(sd->fd, SHUT_WR) && errno != ENOTCONN) {
+		abort_conn(w, c);
+		return;
+	}
+	/* Both directions finished and flushed: a clean close. */
+	if (c->side[0].shut_wr && c->side[1].shut_wr && !c->side[0].send_busy &&
+	    !c->side[1].send_busy) {
+		c->state = L4_CLOSING;
+		maybe_finish(w, c);
+	}
+}
+
+/* Bytes arrived on side s (one received buffer). At L4 they go to the other side. */
+static void l4_ev_data(struct ring_worker *w, struct l4_conn *c, unsigned int s, uint32_t bid,
+		       uint32_t len)
+{
+	struct l4_side *out = &c->side[s ^ 1];
+	struct l4_side *in = &c->side[s];
+
+	w->meta[bid].off = 0;
+	w->meta[bid].len = len;
+	q_push(w, out, bid);
+	if (out->q_len > w->stats.queue_peak)
+		__atomic_store_n(&w->stats.queue_peak, out->q_len, __ATOMIC_RELAXED);
+	if (!out->send_busy)
+		send_head(w, c, s ^ 1);
+	if (c->state != L4_OPEN)
+		return;
+	/* The other side is slow: stop taking pool buffers for it. */
+	if (out->q_len >= w->cfg.high_water && in->recv_armed && !in->recv_cancel) {
+		struct io_uring_sqe *sqe = ring_get_sqe(w);
+
+		if (!sqe) {
+			abort_conn(w, c);
+			return;
+		}
+		io_uring_prep_cancel64(sqe, conn_ud(w, c, RING_OP_RECV, s), 0);
+		io_uring_sqe_set_data64(sqe, ring_ud(RING_OP_CANCEL, 0, 0, 0));
+		in->recv_cancel = true;
+	}
+}
+
+/* Side s's peer finished sending: pass the FIN on once its bytes are flushed. */
+static void l4_ev_eof(struct ring_worker *w, struct l4_conn *c, unsigned int s)
+{
+	struct l4_side *out = &c->side[s ^ 1];
+
+	c->side[s].eof = true;
+	if (out->q_len == 0 && !out->send_busy)
+		shut_wr(w, c, s ^ 1);
+}
+
+/* Upstream connect done: start reading both sides. */
+static void l4_ev_upstream_connected(struct ring_worker *w, struct l4_conn *c, int32_t res)
+{
+	if (res < 0) {
+		RING_STAT_ADD(w, upstream_connect_failed, 1);
+		abort_conn(w, c);
+		return;
+	}
+	c->state = L4_OPEN;
+	try_arm(w, c, L4_CLIENT);
+	try_arm(w, c, L4_UPSTREAM);
+}
+
+static void try_arm(struct ring_worker *w, struct l4_conn *c, unsigned int s)
+{
+	struct l4_side *sd = &c->side[s];
+	uint32_t cap;
+
+	if (c->state != L4_OPEN || sd->recv_armed || sd->eof || sd->starved)
+		return;
+	if (c->side[s ^ 1].q_len > w->cfg.high_water / 2) {
+		if (!sd->paused)
+			RING_STAT_ADD(w, paused, 1);
+		sd->paused = true;
+		return;
+	}
+	sd->paused = false;
+	/* Room left before high water, in bytes: the reader stops by itself there. */
+	cap = (w->cfg.high_water - c->side[s ^ 1].q_len) * w->cfg.buf_size;
+	if (ring_prep_recv(w, sd->fd, conn_ud(w, c, RING_OP_RECV, s), cap)) {
+		abort_conn(w, c);
+		return;
+	}
+	sd->recv_armed = true;
+	c->inflight++;
+}
+
+static inline uint32_t priv_bid(const struct ring_worker *w, const struct l4_conn *c,
+				unsigned int s)
+{
+	return w->cfg.buf_count + slot_of(w, c) * 2 + s;
+}
+
+/* The pool is empty: read once into the side's own buffer, so this reader (maybe
+ * the one whose progress would free pool buffers) is never stuck behind the pool. */
+static void recv_private(struct ring_worker *w, struct l4_conn *c, unsigned int s)
+{
+	struct l4_side *sd = &c->side[s];
+	struct io_uring_sqe *sqe = ring_get_sqe(w);
+
+	if (!sqe) {
+		abort_conn(w, c);
+		return;
+	}
+	io_uring_prep_recv(sqe, sd->fd, ring_buf_data(w, priv_bid(w, c, s)), w->cfg.buf_size, 0);
+	io_uring_sqe_set_data64(sqe, conn_ud(w, c, RING_OP_RECV1, s));
+	sd->priv_busy = true;
+	sd->recv_armed = true;
+	c->inflight++;
+}
+
+void l4_priv_released(struct ring_worker *w, uint32_t bid)
+{
+	uint32_t i = bid - w->cfg.buf_count;
+	struct l4_conn *c = &w->conns[i / 2];
+	struct l4_side *sd = &c->side[i % 2];
+
+	sd->priv_busy = false;
+	if (c->state == L4_OPEN && sd->starved) {
+		sd->starved = false; /* its FIFO entry is skipped */
+		try_arm(w, c, i % 2);
+	}
+}
+
+static void on_recv1(struct ring_worker *w, struct l4_conn *c, unsigned int s, int32_t res)
+{
+	struct l4_side *sd = &c->side[s];
+
+	c->inflight--;
+	sd->recv_armed = false;
+	if (c->state != L4_OPEN || res <= 0)
+		sd->priv_busy = false;
+	if (c->state != L4_OPEN) {
+		maybe_finish(w, c);
+		return;
+	}
+	if (res > 0) {
+		l4_ev_data(w, c, s, priv_bid(w, c, s), (uint32_t)res);
+		try_arm(w, c, s);
+	} else if (res == 0) {
+		l4_ev_eof(w, c, s);
+	} else {
+		abort_conn(w, c);
+	}
+}
+
+static void starve(struct ring_worker *w, struct l4_conn *c, unsigned int s)
+{
+	uint32_t cap = w->cfg.max_conns * 2;
+	struct ring_starved *e;
+
+	/* Each side is queued at most once (starved flag), so the FIFO cannot overflow. */
+	c->side[s].starved = true;
+	e = &w->starved[(w->starved_head + w->starved_len) % cap];
+	e->slot = slot_of(w, c);
+	e->gen = c->gen;
+	e->side = s;
+	w->starved_len++;
+}
+
+void l4_feed_starved(struct ring_worker *w)
+{
+	uint32_t cap = w->cfg.max_conns * 2;
+	unsigned int budget = w->bufs_free;
+
+	while (w->starved_len && budget) {
+		struct ring_starved e = w->starved[w->starved_head];
+		struct l4_conn *c = &w->conns[e.slot];
+
+		w->starved_head = (w->starved_head + 1) % cap;
+		w->starved_len--;
+		if (c->gen != e.gen || c->state == L4_FREE || !c->side[e.side].starved)
+			continue;
+		c->side[e.side].starved = false;
+		try_arm(w, c, e.side);
+		budget--;
+	}
+}
+
+static void on_recv(struct ring_worker *w, struct l4_conn *c, unsigned int s, int32_t res,
+		    uint32_t flags)
+{
+	struct l4_side *sd = &c->side[s];
+	bool has_buf = flags & IORING_CQE_F_BUFFER;
+	uint32_t bid = flags >> IORING_CQE_BUFFER_SHIFT;
+
+	if (has_buf)
+		w->bufs_free--;
+	if (!(flags & IORING_CQE_F_MORE)) {
+		sd->recv_armed = false;
+		sd->recv_cancel = false;
+		c->inflight--;
+	}
+	if (c->state != L4_OPEN) {
+		if (has_buf)
+			ring_buf_recycle(w, bid);
+		maybe_finish(w, c);
+		return;
+	}
+	if (res > 0 && has_buf) {
+		l4_ev_data(w, c, s, bid, (uint32_t)res);
+		try_arm(w, c, s);
+		return;
+	}
+	if (has_buf)
+		ring_buf_recycle(w, bid);
+	if (res == 0) {
+		l4_ev_eof(w, c, s);
+	} else if (res == -ENOBUFS) {
+		RING_STAT_ADD(w, enobufs, 1);
+		if (!sd->priv_busy)
+			recv_private(w, c, s);
+		else
+			starve(w, c, s);
+	} else if (res == -EINVAL && w->mshot_cap) {
+		w->mshot_cap = false; /* kernel without the multishot byte cap */
+		try_arm(w, c, s);
+	} else if (res == -ECANCELED) {
+		try_arm(w, c, s); /* paused: the queue may have drained meanwhile */
+	} else {
+		abort_conn(w, c); /* ECONNRESET and friends: pass the reset on */
+	}
+}
+
+static void on_send(struct ring_worker *w, struct l4_conn *c, unsigned int s, int32_t res)
+{
+	struct l4_side *sd = &c->side[s];
+	struct ring_buf_meta *m;
+
+	c->inflight--;
+	sd->send_busy = false;
+	if (c->state == L4_CLOSING) {
+		if (sd->q_len)
+			ring_buf_recycle(w, q_pop(w, sd));
+		maybe_finish(w, c);
+		return;
+	}
+	if (res <= 0) {
+		abort_conn(w, c); /* EPIPE/ECONNRESET: the peer is gone, reset the other */
+		return;
+	}
+	m = &w->meta[sd->q_head];
+	m->off += (uint32_t)res;
+	if (s == L4_UPSTREAM)
+		RING_STAT_ADD(w, bytes_c2u, res);
+	else
+		RING_STAT_ADD(w, bytes_u2c, res);
+	if (m->off < m->len) {
+		send_head(w, c, s); /* short send */
+		return;
+	}
+	ring_buf_recycle(w, q_pop(w, sd));
+	if (sd->q_len)
+		send_head(w, c, s);
+	try_arm(w, c, s ^ 1);
+	if (!sd->q_len && !sd->send_busy && c->side[s ^ 1].eof)
+		shut_wr(w, c, s);
+}
+
+void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags)
+{
+	uint32_t slot = ring_ud_slot(ud);
+	unsigned int s = ring_ud_side(ud);
+	struct l4_conn *c;
+
+	if (slot >= w->cfg.max_conns || w->conns[slot].gen != ring_ud_gen(ud) ||
+	    w->conns[slot].state == L4_FREE) {
+		/* Cannot happen while slots outlive their ops; never leak a buffer though. */
+		if (flags & IORING_CQE_F_BUFFER) {
+			w->bufs_free--;
+			ring_buf_recycle(w, flags >> IORING_CQE_BUFFER_SHIFT);
+		}
+		return;
+	}
+	c = &w->conns[slot];
+	switch (ring_ud_op(ud)) {
+	case RING_OP_RECV:
+		on_recv(w, c, s, res, flags);
+		break;
+	case RING_OP_RECV1:
+		on_recv1(w, c, s, res);
+		break;
+	case RING_OP_SEND:
+		on_send(w, c, s, res);
+		break;
+	case RING_OP_CONNECT:
+		c->inflight--;
+		if (c->state == L4_CONNECTING)
+			l4_ev_upstream_connected(w, c, res);
+		else
+			maybe_finish(w, c);
+		break;
+	case RING_OP_CONNECT_TIMEOUT:
+		c->inflight--;
+		maybe_finish(w, c);
+		break;
+	default:
+		break;
+	}
+}
+
+int l4_orig_to_sockaddr(const struct rm_orig *o, struct sockaddr_storage *ss, socklen_t *len)
+{
+	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+	memset(ss, 0, sizeof(*ss));
+	if (o->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		if (memcmp(o->addr.a8, v4mapped, sizeof(v4mapped)))
+			return -EAFNOSUPPORT;
+		sin->sin_family = AF_INET;
+		sin->sin_port = o->port;
+		memcpy(&sin->sin_addr, &o->addr.a8[12], 4);
+		*len = sizeof(*sin);
+		return 0;
+	}
+	if (o->family == AF_INET6) {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = o->port;
+		memcpy(&sin6->sin6_addr, o->addr.a8, 16);
+		*len = sizeof(*sin6);
+		return 0;
+	}
+	return -EAFNOSUPPORT;
+}
+
+/* iptables REDIRECT (or a cgroup/getsockopt program) answers SO_ORIGINAL_DST. */
+static int orig_from_sockopt(int fd, struct rm_orig *o)
+{
+	struct sockaddr_in sin;
+	socklen_t len = sizeof(sin);
+
+	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &len))
+		return -errno;
+	if (len < sizeof(sin) || sin.sin_family != AF_INET)
+		return -ENOENT;
+	memset(o, 0, sizeof(*o));
+	o->addr.a8[10] = 0xff;
+	o->addr.a8[11] = 0xff;
+	memcpy(&o->addr.a8[12], &sin.sin_addr, 4);
+	o->port = sin.sin_port;
+	o->family = AF_INET;
+	return 0;
+}
+
+/* Would dst be ourselves? Conntrack answers SO_ORIGINAL_DST even for a connection
+ * that was not NATed, with the listener's own address: forwarding there loops. */
+static bool is_self(const struct sockaddr_storage *dst, const struct sockaddr_storage *local)
+{
+	if (dst->ss_family != local->ss_family)
+		return false;
+	if (dst->ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)dst, *b = (const void *)local;
+
+		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
+	}
+	if (dst->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)dst, *b = (const void *)local;
+
+		return a->sin6_port == b->sin6_port &&
+		       !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr));
+	}
+	return false;
+}
+
+static int start_connect(struct ring_worker *w, struct l4_conn *c, socklen_t dlen)
+{
+	struct io_uring_sqe *sqe;
+	int fd;
+
+	fd = socket(c->dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	c->side[L4_UPSTREAM].fd = fd;
+	/* The connect and its timeout must go in one submission to stay linked. */
+	if (io_uring_sq_space_left(&w->ring) < 2)
+		io_uring_submit(&w->ring);
+	if (io_uring_sq_space_left(&w->ring) < 2)
+		return -EBUSY;
+	sqe = io_uring_get_sqe(&w->ring);
+	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&c->dst, dlen);
+	io_uring_sqe_set_data64(sqe, conn_ud(w, c, RING_OP_CONNECT, L4_UPSTREAM));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = io_uring_get_sqe(&w->ring);
+	io_uring_prep_link_timeout(sqe, &w->connect_ts, 0);
+	io_uring_sqe_set_data64(sqe, conn_ud(w, c, RING_OP_CONNECT_TIMEOUT, L4_UPSTREAM));
+	c->inflight += 2;
+	return 0;
+}
+
+void l4_accepted(struct ring_worker *w, int fd)
+{
+	const struct ring_hooks *h = &w->cfg.hooks;
+	struct l4_conn *c = slot_alloc(w);
+	socklen_t llen = sizeof(struct sockaddr_storage);
+	socklen_t plen = llen, dlen = 0;
+	int r;
+
+	if (!c) {
+		RING_STAT_ADD(w, refused_full, 1);
+		set_linger0(fd);
+		close(fd);
+		return;
+	}
+	RING_STAT_ADD(w, active, 1);
+	c->state = L4_CONNECTING;
+	c->side[L4_CLIENT].fd = fd;
+	if (getsockname(fd, (struct sockaddr *)&c->local, &llen) ||
+	    getpeername(fd, (struct sockaddr *)&c->peer, &plen)) {
+		abort_conn(w, c); /* the client already reset */
+		return;
+	}
+
+	r = h->orig_lookup(h->ctx, (const struct sockaddr *)&c->local,
+			   (const struct sockaddr *)&c->peer, &c->orig);
+	if (r == 0)
+		c->orig_known = true;
+	else if (r == -ENOENT)
+		r = orig_from_sockopt(fd, &c->orig);
+	if (r == 0)
+		r = l4_orig_to_sockaddr(&c->orig, &c->dst, &dlen);
+	if (r) {
+		/* Not intercepted: the proxy port is not an open relay. */
+		RING_STAT_ADD(w, refused_no_orig, 1);
+		abort_conn(w, c);
+		return;
+	}
+	if (is_self(&c->dst, &c->local)) {
+		RING_STAT_ADD(w, refused_loop, 1);
+		abort_conn(w, c);
+		return;
+	}
+	/* Before any byte goes to the client, so the shortcut sees the whole stream. */
+	if (w->cfg.sockmap &&
+	    h->sock_add(h->ctx, fd, (const struct sockaddr *)&c->local,
+			(const struct sockaddr *)&c->peer) < 0)
+		RING_STAT_ADD(w, sock_add_failed, 1);
+
+	r = start_connect(w, c, dlen);
+	if (r) {
+		RING_STAT_ADD(w, upstream_connect_failed, 1);
+		abort_conn(w, c);
+	}
+}
+
+void l4_abort_all(struct ring_worker *w)
+{
+	for (uint32_t i = 0; i < w->cfg.max_conns; i++)
+		if (w->conns[i].state != L4_FREE)
+			abort_conn(w, &w->conns[i]);
+}

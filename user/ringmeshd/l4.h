@@ -1,0 +1,94 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * l4: the transparent TCP forwarding state machine of one worker. A connection
+ * slot pairs the accepted client socket with an upstream socket to the original
+ * destination and moves received buffers across, one send in flight per
+ * direction, with half-close and reset propagated and bounded memory.
+ *
+ * The event surface an HTTP/1.1 layer will sit on (all in l4.c):
+ *   l4_ev_upstream_connected()  upstream connect finished (ok or not)
+ *   l4_ev_data()                bytes arrived on a side (a received buffer)
+ *   l4_ev_eof()                 a side's reader saw end of stream
+ *   l4_ev_closed()              the slot is about to be freed
+ * At L4 the data event queues the buffer towards the other side; an L7 layer
+ * will instead feed the client side to its codec and queue what it decides.
+ *
+ * Lifetime rule: a slot is freed only when no operation of it is in flight
+ * (inflight == 0), because io_uring keeps a reference on the file of each
+ * pending operation: close() alone neither stops them nor sends FIN/RST.
+ */
+#ifndef RM_L4_H
+#define RM_L4_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "ringmesh/abi.h"
+#include "ringmeshd/ring.h"
+
+enum l4_side_id {
+	L4_CLIENT = 0, /* the accepted socket */
+	L4_UPSTREAM = 1, /* our socket to the original destination */
+};
+
+enum l4_state {
+	L4_FREE = 0,
+	L4_CONNECTING, /* upstream connect in flight; client not read yet */
+	L4_OPEN, /* forwarding */
+	L4_CLOSING, /* done or aborted: waiting for in-flight ops, then close */
+};
+
+/* One socket of a pair and the queue of bytes waiting to be written to it. */
+struct l4_side {
+	int fd; /* -1 when none */
+	bool recv_armed; /* a multishot recv is live on fd */
+	bool recv_cancel; /* its cancel is submitted, final completion pending */
+	bool eof; /* fd's peer finished sending (recv returned 0) */
+	bool starved; /* on the worker's starved list (recv ended with -ENOBUFS) */
+	bool send_busy; /* a send to fd is in flight (always the queue head) */
+	bool shut_wr; /* shutdown(SHUT_WR) done on fd */
+	bool paused; /* reader held back because the other side's queue is full */
+	bool priv_busy; /* the side's private buffer is being read into or is queued */
+	uint32_t q_head, q_tail; /* buffers (ids) to write to fd, RING_BUF_NONE if empty */
+	uint32_t q_len; /* number of queued buffers */
+};
+
+struct l4_conn {
+	struct l4_side side[2]; /* by enum l4_side_id */
+	enum l4_state state;
+	uint32_t gen; /* bumped on every reuse: stale completions are recognised */
+	uint32_t inflight; /* ops in flight (a multishot recv counts once) */
+	uint32_t next_free; /* free list link */
+	bool reset; /* ending by reset: SO_LINGER{1,0} set on both sockets */
+	bool orig_known; /* lookup succeeded: call hooks.on_close at the end */
+	struct sockaddr_storage local; /* client socket's local address (the listener) */
+	struct sockaddr_storage peer; /* the client */
+	struct sockaddr_storage dst; /* upstream address (original destination) */
+	struct rm_orig orig; /* what the lookup returned (for L7: pod cgroup, etc.) */
+};
+
+/* Slot table of a worker: allocate / free (w->cfg.max_conns entries). */
+int l4_init(struct ring_worker *w);
+void l4_fini(struct ring_worker *w);
+
+/* A new client socket from accept; l4 owns fd from here on. */
+void l4_accepted(struct ring_worker *w, int fd);
+
+/* A completion of an l4 op (RING_OP_RECV, _SEND, _CONNECT, _CONNECT_TIMEOUT). */
+void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags);
+
+/* A private buffer (id >= buf_count) was sent or dropped: its side may read again. */
+void l4_priv_released(struct ring_worker *w, uint32_t bid);
+
+/* After a batch: hand freed buffers to readers that ran out (-ENOBUFS). */
+void l4_feed_starved(struct ring_worker *w);
+
+/* Reset every open connection (worker stopping). */
+void l4_abort_all(struct ring_worker *w);
+
+/* Convert an original destination to a socket address. 0 or -EAFNOSUPPORT. */
+int l4_orig_to_sockaddr(const struct rm_orig *o, struct sockaddr_storage *ss, socklen_t *len);
+
+#endif /* RM_L4_H */
