@@ -188,7 +188,7 @@ t "rule show ns/name" 0 "trans-service-canary" "${P[@]}" rule show order-system-
 t "rule show NAME namespace NS" 0 "trans-service-canary" "${P[@]}" rule show trans-service-canary namespace order-system-production
 t "rule show unknown" nz "^Error: no rule 'nope'" "${P[@]}" rule show nope
 tj "rule show" 0 "${P[@]}" rule show trans-service-canary
-jpy "json: rule show has description" "d['name'] == 'trans-service-canary' and len(d['description']) > 0"
+jpy "json: rule show has description" "len(d) == 1 and d[0]['name'] == 'trans-service-canary' and len(d[0]['description']) > 0"
 tj "rule show unknown" nz "${P[@]}" rule show nope
 t "service list" 0 "trans-service.order-system-production.svc.cluster.local +order-system-production +10.96.0.20 +8080/HTTP +4 " \
 	"${P[@]}" service list
@@ -208,6 +208,42 @@ done
 jpy "json: rm_cfg_src lists documents" "sum(len(h['documents']) for h in d['entries']) >= 6"
 tj "map list" 0 "${P[@]}" map list
 jpy "json: map list has the cfg maps" "{'rm_cfg','rm_cfg_ctl','rm_cfg_src'} <= {m['name'] for m in d}"
+
+cat >"$TMP/vs.yaml" <<'EOF'
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: reviews, namespace: default}
+spec:
+  hosts: [reviews]
+  http:
+  - match:
+    - headers: {end-user: {exact: jason}}
+    - uri: {prefix: /beta}
+    route:
+    - destination: {host: reviews, subset: v2}
+  - route:
+    - destination: {host: reviews, subset: v1}
+      weight: 3
+    - destination: {host: reviews, subset: v3}
+      weight: 1
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: reviews, namespace: default}
+spec:
+  host: reviews
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+EOF
+t "apply VirtualService" 0 "^applied 2 documents: 6 rules, 2 services" "${P[@]}" apply -f "$TMP/vs.yaml"
+t "rule list: OR of match groups" 0 "#1 http\[0\] +end-user=jason \|\| uri\^=/beta +v2 100%" "${P[@]}" rule list
+t "rule list: relative weights as shares" 0 "#2 http\[1\] +\* +v1 75%, v3 25%" "${P[@]}" rule list
+tj "rule show VirtualService: every http route" 0 "${P[@]}" rule show default/reviews
+jpy "json: both http routes" "[r['http_index'] for r in d] == [0, 1]"
+t "delete VirtualService" 0 "^deleted 2 documents: 4 rules" "${P[@]}" delete -f "$TMP/vs.yaml"
+gen1=$(gen)
 
 echo "# a bad file leaves the running configuration alone"
 before=$(R -j rule list)

@@ -343,15 +343,25 @@ static int parse_name(int argc, char **argv, const char *cmd, char *name, size_t
 	return 0;
 }
 
+/* A VirtualService compiles to one rule per http[] entry, all with its name: `show`
+ * prints every rule of that document, in evaluation order. */
+static bool same_doc(const struct rm_cfg *cfg, uint32_t a, uint32_t b)
+{
+	const struct rm_cfg_rule *x = &cfg->rules[a], *y = &cfg->rules[b];
+
+	return x->api == y->api && x->service == y->service &&
+	       !strcmp(cfg_str(cfg, x->name_off), cfg_str(cfg, y->name_off)) &&
+	       !strcmp(cfg_str(cfg, x->ns_off), cfg_str(cfg, y->ns_off));
+}
+
 static int rule_show(int argc, char **argv)
 {
 	char name[256], ns[256], *text = NULL;
 	struct rm_cfg *cfg;
-	size_t len = 0;
 	uint64_t gen;
-	bool have_ns;
-	FILE *f;
-	int idx, ret;
+	bool have_ns, first = true;
+	uint32_t i, first_rule;
+	int idx, ret = 0;
 
 	if (parse_name(argc, argv, "show", name, sizeof(name), ns, sizeof(ns), &have_ns))
 		return -1;
@@ -364,34 +374,45 @@ static int rule_show(int argc, char **argv)
 		free(cfg);
 		return -1;
 	}
-	if (idx < 0 || !rule_ok(cfg, &cfg->rules[idx])) {
+	if (idx < 0 || (uint32_t)idx >= cfg->n_rules || !rule_ok(cfg, &cfg->rules[idx])) {
 		p_err("no rule '%s%s%s' at %s", have_ns ? ns : "", have_ns ? "/" : "", name,
 		      cli.pin_dir);
 		free(cfg);
 		return -1;
 	}
-	if (!cli.jw) {
-		ret = cfg_rule_describe(cfg, (uint32_t)idx, stdout);
-		free(cfg);
-		if (ret)
-			p_err("cannot describe rule '%s': %s", name, strerror(-ret));
-		return ret ? -1 : 0;
-	}
-	/* JSON: the structured rule plus the same description as text */
-	f = open_memstream(&text, &len);
-	ret = f ? cfg_rule_describe(cfg, (uint32_t)idx, f) : -ENOMEM;
-	if (f)
-		fclose(f);
-	if (ret) {
+	first_rule = cfg->services[cfg->rules[idx].service].rule_first;
+	if (cli.jw)
+		json_start_array(cli.jw);
+	for (i = (uint32_t)idx; i < cfg->n_rules && !ret; i++) {
+		size_t len = 0;
+		FILE *f;
+
+		if (!same_doc(cfg, (uint32_t)idx, i) || !rule_ok(cfg, &cfg->rules[i]))
+			continue;
+		if (!cli.jw) {
+			if (!first)
+				printf("\n");
+			ret = cfg_rule_describe(cfg, i, stdout);
+			first = false;
+			continue;
+		}
+		/* JSON: the structured rule plus the same description as text */
+		f = open_memstream(&text, &len);
+		ret = f ? cfg_rule_describe(cfg, i, f) : -ENOMEM;
+		if (f)
+			fclose(f);
+		if (!ret)
+			rule_json(cfg, i, i - first_rule + 1, text);
 		free(text);
-		free(cfg);
+		text = NULL;
+	}
+	if (cli.jw)
+		json_end_array(cli.jw);
+	free(cfg);
+	if (ret) {
 		p_err("cannot describe rule '%s': %s", name, strerror(-ret));
 		return -1;
 	}
-	rule_json(cfg, (uint32_t)idx,
-		  (uint32_t)idx - cfg->services[cfg->rules[idx].service].rule_first + 1, text);
-	free(text);
-	free(cfg);
 	return 0;
 }
 
