@@ -19,7 +19,7 @@ say "1. A node: netns $NODE, pods 'client' (10.244.0.10) and 'backend' (10.244.0
 mk_node "$NODE" && mk_pod "$NODE" "$CLI" vc 10.244.0.10 && mk_pod "$NODE" "$BACK" vb 10.244.0.11 10.245.0.11 || exit 1
 PODS=$(mk_cgroup pods) CLIENT_CG=$(mk_cgroup pods/client) DCG=$(mk_cgroup ringmeshd)
 echo "pods' cgroup: $PODS"
-bg backend in_ns "$BACK" "$BUILD/rm-backend" --mode whoami --name backend --listen 0.0.0.0:8080 --ready-file "$TMP/ready"
+bg backend in_ns "$BACK" "$BUILD/rm-backend" --mode whoami --name backend --version v1 --listen 0.0.0.0:8080 --ready-file "$TMP/ready"
 wait_file "$TMP/ready" 5 || { echo "backend did not start"; exit 1; }
 client() { in_cg "$CLIENT_CG" "$CLI" -- "$BUILD/rm-load" whoami --connect "$1"; }
 

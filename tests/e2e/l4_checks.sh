@@ -42,10 +42,12 @@ refused() { # a connection to the proxy port with no original destination gets n
 	echo "$out"
 	[ $rc -ne 0 ] && ! printf '%s\n' "$out" | grep -q 'peer='
 }
-one_of_each() { # exactly one connect4 and one sockops attached to the pods' cgroup
+one_of_each() { # exactly one connect4 and one sockops on the pods, at most one getsockopt
 	local a; a=$(attached)
 	echo "$a"
-	[ "$(echo "$a" | grep -c 'connect4')" -eq 1 ] && [ "$(echo "$a" | grep -c 'sock_ops')" -eq 1 ]
+	[ "$(echo "$a" | grep -c ' cgroup_inet4_connect$')" -eq 1 ] &&
+		[ "$(echo "$a" | grep -c ' cgroup_sock_ops$')" -eq 1 ] &&
+		[ "$(echo "$a" | grep -c ' cgroup_getsockopt$')" -le 1 ]
 }
 nothing_left() {
 	local a; a=$(attached)

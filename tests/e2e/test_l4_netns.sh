@@ -20,8 +20,8 @@ ok "node netns with two pods set up"
 PODS_CG=$(mk_cgroup pods)
 CLIENT_CG=$(mk_cgroup pods/client)
 DAEMON_CG=$(mk_cgroup ringmeshd)
-bg whoami in_ns "$BACK_NS" "$BUILD/rm-backend" --mode whoami --name b --listen 0.0.0.0:8080 --ready-file "$TMP/w.ready"
-bg echo in_ns "$BACK_NS" "$BUILD/rm-backend" --mode echo --name b --listen 0.0.0.0:9000 --ready-file "$TMP/e.ready"
+bg whoami in_ns "$BACK_NS" "$BUILD/rm-backend" --mode whoami --name b --version v1 --listen 0.0.0.0:8080 --ready-file "$TMP/w.ready"
+bg echo in_ns "$BACK_NS" "$BUILD/rm-backend" --mode echo --name b --version v1 --listen 0.0.0.0:9000 --ready-file "$TMP/e.ready"
 wait_file "$TMP/w.ready" 5 && wait_file "$TMP/e.ready" 5 || { fail "backends start"; summary l4-netns; exit 1; }
 SVC_WHOAMI=10.244.0.11:8080 SVC_ECHO=10.244.0.11:9000 OUT_WHOAMI=10.245.0.11:8080
 PROXY_ADDR=$POD_GW:15001

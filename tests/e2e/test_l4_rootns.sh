@@ -13,8 +13,8 @@ CLIENT_CG=$(mk_cgroup pods/client)
 DAEMON_CG=$(mk_cgroup ringmeshd)
 CLIENT_NS= NODE_NS=
 P1=$(free_port) P2=$(free_port) LP=$(free_port)
-bg whoami "$BUILD/rm-backend" --mode whoami --name b1 --listen 127.96.0.20:$P1 --listen 127.0.0.7:$P1 --ready-file "$TMP/w.ready"
-bg echo "$BUILD/rm-backend" --mode echo --name b1 --listen 127.96.0.21:$P2 --ready-file "$TMP/e.ready"
+bg whoami "$BUILD/rm-backend" --mode whoami --name b1 --version v1 --listen 127.96.0.20:$P1 --listen 127.0.0.7:$P1 --ready-file "$TMP/w.ready"
+bg echo "$BUILD/rm-backend" --mode echo --name b1 --version v1 --listen 127.96.0.21:$P2 --ready-file "$TMP/e.ready"
 wait_file "$TMP/w.ready" 5 && wait_file "$TMP/e.ready" 5 || { fail "backends start"; summary l4-rootns; exit 1; }
 SVC_WHOAMI=127.96.0.20:$P1 SVC_ECHO=127.96.0.21:$P2 OUT_WHOAMI=127.0.0.7:$P1 PROXY_ADDR=127.0.0.1:$LP
 

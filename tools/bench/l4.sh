@@ -22,8 +22,8 @@ NS=rm-$RUN_ID
 mk_netns "$NS" || exit 1
 PODS=$(mk_cgroup pods) CLIENT_CG=$(mk_cgroup pods/client) DCG=$(mk_cgroup ringmeshd) NONE=$(mk_cgroup none)
 LP=15001 EP=9000 SP=9001
-bg echo in_ns "$NS" "$BUILD/rm-backend" --mode echo --name b --listen 127.96.0.20:$EP --ready-file "$TMP/e"
-bg sink in_ns "$NS" "$BUILD/rm-backend" --mode sink --name b --listen 127.96.0.20:$SP --ready-file "$TMP/s"
+bg echo in_ns "$NS" "$BUILD/rm-backend" --mode echo --name b --version v1 --listen 127.96.0.20:$EP --ready-file "$TMP/e"
+bg sink in_ns "$NS" "$BUILD/rm-backend" --mode sink --name b --version v1 --listen 127.96.0.20:$SP --ready-file "$TMP/s"
 wait_file "$TMP/e" 5 && wait_file "$TMP/s" 5 || { echo "backends did not start"; exit 1; }
 
 load() { in_cg "$CLIENT_CG" "$NS" -- "$BUILD/rm-load" "$@"; }
