@@ -30,6 +30,15 @@ direct() { # the backend saw the client's own port
 	echo "client port $1, backend saw $3:$2"
 	[ "$1" = "$2" ]
 }
+dpstat() { # NAME: a data-path decision counter, via the CLI's JSON
+	"$BUILD/ringmesh" --pin-dir "$PIN" -j stats |
+		python3 -c 'import json,sys; print(json.load(sys.stdin)["datapath"][sys.argv[1]])' "$1"
+}
+only_clients_redirected() { # N: the proxy's own upstream connections were not intercepted
+	local n; n=$(dpstat redirected) || return 1
+	echo "redirected=$n, expected $1 (one per client connection; a looped upstream would add more)"
+	[ "$n" = "$1" ]
+}
 bulk_10m() { client bulk --connect "$1" --bytes 10M; }
 refused() { # a connection to the proxy port with no original destination gets no bytes
 	local out
@@ -78,6 +87,8 @@ l4_suite() {
 	ok "$label: ringmeshd starts and status says live"
 	check "$label: in-range connection goes through the proxy" via_proxy "$SVC_WHOAMI"
 	check "$label: 10 MiB echo through the proxy is byte-exact" bulk_10m "$SVC_ECHO"
+	check "$label: only the 2 client connections were redirected, not the proxy's upstream" \
+		only_clients_redirected 2
 	check "$label: out-of-range connection is not intercepted" direct "$OUT_WHOAMI"
 	check "$label: proxy port without original destination is refused" refused
 	check "$label: exactly one connect4 and one sockops attached" one_of_each
