@@ -305,15 +305,15 @@ static void test_availability_changes_during_pick(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_init),
-		cmocka_unit_test(test_round_robin_fair),
-		cmocka_unit_test(test_round_robin_skips_ejected_evenly),
-		cmocka_unit_test(test_round_robin_threads),
-		cmocka_unit_test(test_least_conn_prefers_less_loaded),
-		cmocka_unit_test(test_least_conn_and_random_skip_ejected),
-		cmocka_unit_test(test_all_ejected_or_empty),
-		cmocka_unit_test(test_deterministic),
-		cmocka_unit_test(test_availability_changes_during_pick),
+	    cmocka_unit_test(test_init),
+	    cmocka_unit_test(test_round_robin_fair),
+	    cmocka_unit_test(test_round_robin_skips_ejected_evenly),
+	    cmocka_unit_test(test_round_robin_threads),
+	    cmocka_unit_test(test_least_conn_prefers_less_loaded),
+	    cmocka_unit_test(test_least_conn_and_random_skip_ejected),
+	    cmocka_unit_test(test_all_ejected_or_empty),
+	    cmocka_unit_test(test_deterministic),
+	    cmocka_unit_test(test_availability_changes_during_pick),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -152,8 +152,8 @@ static uint32_t add_subset(struct rm_cfg *c, uint32_t svc, const char *labels, u
 }
 
 /* Rules must be added in evaluation order, all rules of a service together. */
-static struct rm_cfg_rule *add_rule(struct rm_cfg *c, uint32_t svc, const char *name,
-				    int prec, uint16_t api)
+static struct rm_cfg_rule *add_rule(struct rm_cfg *c, uint32_t svc, const char *name, int prec,
+				    uint16_t api)
 {
 	uint32_t i = c->n_rules++;
 	struct rm_cfg_rule *r = &c->rules[i];
@@ -648,7 +648,7 @@ static void test_match_uri(void **state)
 
 	mt_one(&m, RM_MF_URI, RM_OP_REGEX, NULL, "/users/[0-9]+");
 	assert_int_equal(mt_uri(&m, "/users/42", NULL), 1);
-	assert_int_equal(mt_uri(&m, "/users/42", "a=b"), 1); /* regex ignores the query */
+	assert_int_equal(mt_uri(&m, "/users/42", "a=b"), 1);  /* regex ignores the query */
 	assert_int_equal(mt_uri(&m, "/users/42/x", NULL), 0); /* whole value */
 	assert_int_equal(mt_uri(&m, "/v1/users/42", NULL), 0);
 	assert_int_equal(mt_uri(&m, "/users/", NULL), 0);
@@ -920,8 +920,8 @@ static void test_weights_chi_square(void **state)
 	weighted((const uint32_t[]){70, 30}, 2, 10.83);
 	weighted((const uint32_t[]){50, 50}, 2, 10.83);
 	weighted((const uint32_t[]){33, 33, 34}, 3, 13.82);
-	weighted((const uint32_t[]){50, 0, 50}, 3, 10.83); /* df 1: one share is 0 */
-	weighted((const uint32_t[]){0, 1}, 2, 1e-9); /* all to the second */
+	weighted((const uint32_t[]){50, 0, 50}, 3, 10.83);  /* df 1: one share is 0 */
+	weighted((const uint32_t[]){0, 1}, 2, 1e-9);	    /* all to the second */
 	weighted((const uint32_t[]){1, 2, 3, 4}, 4, 16.27); /* modern relative weights */
 }
 
@@ -997,10 +997,9 @@ static void test_redirect_rewrite_hdrops(void **state)
 	r->flags |= RM_RF_REWRITE;
 	r->rewrite_uri_off = str(c, "/v2");
 	r->rewrite_authority_off = str(c, "backend.internal");
-	c->hdrops[c->n_hdrops++] = (struct rm_cfg_hdrop){RM_HDR_SET, 0, 0, str(c, "x-a"),
-							  str(c, "1")};
-	c->hdrops[c->n_hdrops++] = (struct rm_cfg_hdrop){RM_HDR_REMOVE, 1, 0, str(c, "server"),
-							  0};
+	c->hdrops[c->n_hdrops++] =
+	    (struct rm_cfg_hdrop){RM_HDR_SET, 0, 0, str(c, "x-a"), str(c, "1")};
+	c->hdrops[c->n_hdrops++] = (struct rm_cfg_hdrop){RM_HDR_REMOVE, 1, 0, str(c, "server"), 0};
 	r->hdrop_count = 2;
 	/* 2: exact match rewrite replaces the whole path */
 	r = add_rule(c, svc, "rewrite-exact", 0, RM_API_VIRTUALSERVICE);
@@ -1125,8 +1124,7 @@ static void test_build_errors(void **state)
 	workshop(&w, true, true, false, false);
 	w.c->conds[0].op = RM_OP_REGEX;
 	w.c->conds[0].value_off = str(w.c, "([a-z]+");
-	assert_int_equal(build_err(w.c, "regex \"([a-z]+\": missing closing parenthesis"),
-			 -EINVAL);
+	assert_int_equal(build_err(w.c, "regex \"([a-z]+\": missing closing parenthesis"), -EINVAL);
 	free(w.c);
 
 	workshop(&w, true, true, false, false);
@@ -1151,23 +1149,23 @@ static void test_build_errors(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_workshop_rule1_all_v1),
-		cmocka_unit_test(test_workshop_rule12_feature_flag),
-		cmocka_unit_test(test_workshop_rule123_canary_shadows),
-		cmocka_unit_test(test_workshop_rule1234_bulkhead),
-		cmocka_unit_test(test_find_service_and_pools),
-		cmocka_unit_test(test_table_owns_its_data),
-		cmocka_unit_test(test_no_rules_and_no_route),
-		cmocka_unit_test(test_match_uri),
-		cmocka_unit_test(test_match_method_authority_scheme),
-		cmocka_unit_test(test_match_headers),
-		cmocka_unit_test(test_match_repeated_long_headers),
-		cmocka_unit_test(test_match_and_or_source),
-		cmocka_unit_test(test_regex_match_limit),
-		cmocka_unit_test(test_weights_chi_square),
-		cmocka_unit_test(test_faults_independent),
-		cmocka_unit_test(test_redirect_rewrite_hdrops),
-		cmocka_unit_test(test_build_errors),
+	    cmocka_unit_test(test_workshop_rule1_all_v1),
+	    cmocka_unit_test(test_workshop_rule12_feature_flag),
+	    cmocka_unit_test(test_workshop_rule123_canary_shadows),
+	    cmocka_unit_test(test_workshop_rule1234_bulkhead),
+	    cmocka_unit_test(test_find_service_and_pools),
+	    cmocka_unit_test(test_table_owns_its_data),
+	    cmocka_unit_test(test_no_rules_and_no_route),
+	    cmocka_unit_test(test_match_uri),
+	    cmocka_unit_test(test_match_method_authority_scheme),
+	    cmocka_unit_test(test_match_headers),
+	    cmocka_unit_test(test_match_repeated_long_headers),
+	    cmocka_unit_test(test_match_and_or_source),
+	    cmocka_unit_test(test_regex_match_limit),
+	    cmocka_unit_test(test_weights_chi_square),
+	    cmocka_unit_test(test_faults_independent),
+	    cmocka_unit_test(test_redirect_rewrite_hdrops),
+	    cmocka_unit_test(test_build_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

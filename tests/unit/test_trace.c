@@ -119,17 +119,17 @@ static void test_b3_multi_valid(void **state)
 static void test_b3_multi_invalid(void **state)
 {
 	static const char *const bad[][3] = {
-		{"463ac35c9f6413ad", "a2fb4a1d1a96d31", ""}, /* span 15 hex */
-		{"463ac35c9f6413ad", "a2fb4a1d1a96d312a", ""}, /* span 17 hex */
-		{"463AC35C9F6413AD", "a2fb4a1d1a96d312", ""}, /* upper case */
-		{"463ac35c9f6413a", "a2fb4a1d1a96d312", ""}, /* trace 15 hex */
-		{"463ac35c9f6413ad463ac35c9f6413", "a2fb4a1d1a96d312", ""}, /* trace 30 */
-		{"0000000000000000", "a2fb4a1d1a96d312", ""}, /* zero trace */
-		{"463ac35c9f6413ad", "0000000000000000", ""}, /* zero span */
-		{"463ac35c9f6413ag", "a2fb4a1d1a96d312", ""}, /* not hex */
-		{"463ac35c9f6413ad", "", ""}, /* no span */
-		{"463ac35c9f6413ad", "a2fb4a1d1a96d312", "xyz"}, /* bad parent */
-		{"463ac35c9f6413ad", "a2fb4a1d1a96d312", "0000000000000000"},
+	    {"463ac35c9f6413ad", "a2fb4a1d1a96d31", ""},		/* span 15 hex */
+	    {"463ac35c9f6413ad", "a2fb4a1d1a96d312a", ""},		/* span 17 hex */
+	    {"463AC35C9F6413AD", "a2fb4a1d1a96d312", ""},		/* upper case */
+	    {"463ac35c9f6413a", "a2fb4a1d1a96d312", ""},		/* trace 15 hex */
+	    {"463ac35c9f6413ad463ac35c9f6413", "a2fb4a1d1a96d312", ""}, /* trace 30 */
+	    {"0000000000000000", "a2fb4a1d1a96d312", ""},		/* zero trace */
+	    {"463ac35c9f6413ad", "0000000000000000", ""},		/* zero span */
+	    {"463ac35c9f6413ag", "a2fb4a1d1a96d312", ""},		/* not hex */
+	    {"463ac35c9f6413ad", "", ""},				/* no span */
+	    {"463ac35c9f6413ad", "a2fb4a1d1a96d312", "xyz"},		/* bad parent */
+	    {"463ac35c9f6413ad", "a2fb4a1d1a96d312", "0000000000000000"},
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -187,12 +187,17 @@ static void test_b3_single(void **state)
 	assert_true(c.debug);
 
 	static const char *const bad[] = {
-		"2", "", "e457b5a2e4d86bd1", "e457b5a2e4d86bd1-",
-		"e457b5a2e4d86bd1-05e3ac9a4f6e3b90-true", /* single form: 0/1/d only */
-		"e457b5a2e4d86bd1-05e3ac9a4f6e3b90-1-", "e457b5a2e4d86bd1-05e3ac9a4f6e3b90-1-05e3",
-		"e457b5a2e4d86bd1-05e3ac9a4f6e3b90-1-05e3ac9a4f6e3b90-1",
-		"E457B5A2E4D86BD1-05e3ac9a4f6e3b90", "e457b5a2e4d86bd1-05e3ac9a4f6e3b9",
-		"e457b5a2e4d86bd1--1",
+	    "2",
+	    "",
+	    "e457b5a2e4d86bd1",
+	    "e457b5a2e4d86bd1-",
+	    "e457b5a2e4d86bd1-05e3ac9a4f6e3b90-true", /* single form: 0/1/d only */
+	    "e457b5a2e4d86bd1-05e3ac9a4f6e3b90-1-",
+	    "e457b5a2e4d86bd1-05e3ac9a4f6e3b90-1-05e3",
+	    "e457b5a2e4d86bd1-05e3ac9a4f6e3b90-1-05e3ac9a4f6e3b90-1",
+	    "E457B5A2E4D86BD1-05e3ac9a4f6e3b90",
+	    "e457b5a2e4d86bd1-05e3ac9a4f6e3b9",
+	    "e457b5a2e4d86bd1--1",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		c = parse1("b3", bad[i]);
@@ -263,16 +268,16 @@ static void test_traceparent(void **state)
 	assert_true(c.has_ids);
 
 	static const char *const bad[] = {
-		"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-xyz", /* v00 + extra */
-		"ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", /* version ff */
-		"00-00000000000000000000000000000000-b7ad6b7169203331-01", /* zero trace */
-		"00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01", /* zero parent */
-		"00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01", /* upper case */
-		"00-0af7651916cd43dd8448eb211c80319-b7ad6b7169203331-01", /* short trace */
-		"00_0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0g",
-		"0-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-		"",
+	    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-xyz", /* v00 + extra */
+	    "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",	   /* version ff */
+	    "00-00000000000000000000000000000000-b7ad6b7169203331-01",	   /* zero trace */
+	    "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",	   /* zero parent */
+	    "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",	   /* upper case */
+	    "00-0af7651916cd43dd8448eb211c80319-b7ad6b7169203331-01",	   /* short trace */
+	    "00_0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+	    "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0g",
+	    "0-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+	    "",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		c = parse1("traceparent", bad[i]);
@@ -510,18 +515,18 @@ static void test_inject_space(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_in_add),
-		cmocka_unit_test(test_b3_multi_valid),
-		cmocka_unit_test(test_b3_multi_invalid),
-		cmocka_unit_test(test_b3_single),
-		cmocka_unit_test(test_b3_single_wins),
-		cmocka_unit_test(test_traceparent),
-		cmocka_unit_test(test_uuid4),
-		cmocka_unit_test(test_request_id),
-		cmocka_unit_test(test_child_span),
-		cmocka_unit_test(test_child_of_single_and_debug),
-		cmocka_unit_test(test_new_trace),
-		cmocka_unit_test(test_inject_space),
+	    cmocka_unit_test(test_in_add),
+	    cmocka_unit_test(test_b3_multi_valid),
+	    cmocka_unit_test(test_b3_multi_invalid),
+	    cmocka_unit_test(test_b3_single),
+	    cmocka_unit_test(test_b3_single_wins),
+	    cmocka_unit_test(test_traceparent),
+	    cmocka_unit_test(test_uuid4),
+	    cmocka_unit_test(test_request_id),
+	    cmocka_unit_test(test_child_span),
+	    cmocka_unit_test(test_child_of_single_and_debug),
+	    cmocka_unit_test(test_new_trace),
+	    cmocka_unit_test(test_inject_space),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

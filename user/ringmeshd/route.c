@@ -19,8 +19,8 @@
 #include "ringmeshd/route.h"
 
 struct route_cond {
-	uint8_t field; /* enum rm_cfg_field */
-	uint8_t op; /* enum rm_cfg_op */
+	uint8_t field;	  /* enum rm_cfg_field */
+	uint8_t op;	  /* enum rm_cfg_op */
 	const char *name; /* lower-case header name (RM_MF_HEADER) */
 	const char *value;
 	size_t vlen;
@@ -30,13 +30,13 @@ struct route_cond {
 struct route_match {
 	uint32_t cond_first, cond_count;
 	uint32_t src_first, src_count; /* into labels */
-	const char *src_name; /* "" = any caller */
+	const char *src_name;	       /* "" = any caller */
 };
 
 struct route_rule {
-	char *name; /* "namespace/name" */
+	char *name;		     /* "namespace/name" */
 	const struct rm_cfg_rule *c; /* the copied cfg rule (numbers, flags) */
-	uint64_t total_weight; /* sum of target weights */
+	uint64_t total_weight;	     /* sum of target weights */
 };
 
 struct route_vip {
@@ -72,7 +72,7 @@ struct route_table {
 /* ---- small helpers ---- */
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
 {
@@ -199,8 +199,7 @@ static uint32_t vip_hash(const struct rm_addr *a, __be16 port)
 	return (uint32_t)h;
 }
 
-static struct route_vip *vip_slot(const struct route_table *t, const struct rm_addr *a,
-				  __be16 port)
+static struct route_vip *vip_slot(const struct route_table *t, const struct rm_addr *a, __be16 port)
 {
 	uint32_t i = vip_hash(a, port) & t->vip_mask;
 
@@ -286,12 +285,15 @@ static int check_service(const struct route_table *t, uint32_t s, char *err, siz
 	if (!range_ok(sv->rule_first, sv->rule_count, t->n_rules) ||
 	    !range_ok(sv->subset_first, sv->subset_count, t->n_subsets) ||
 	    !range_ok(sv->endpoint_first, sv->endpoint_count, t->n_endpoints))
-		return fail(err, errlen, -EINVAL, "service %s: rule/subset/endpoint range out of "
-			    "bounds", h);
+		return fail(err, errlen, -EINVAL,
+			    "service %s: rule/subset/endpoint range out of "
+			    "bounds",
+			    h);
 	for (uint32_t r = sv->rule_first; r < sv->rule_first + sv->rule_count; r++)
 		if (t->crules[r].service != s)
-			return fail(err, errlen, -EINVAL, "service %s: rule %u belongs to service %u",
-				    h, r, t->crules[r].service);
+			return fail(err, errlen, -EINVAL,
+				    "service %s: rule %u belongs to service %u", h, r,
+				    t->crules[r].service);
 	return 0;
 }
 
@@ -299,14 +301,14 @@ static int check_subset(const struct route_table *t, uint32_t i, char *err, size
 {
 	const struct rm_cfg_subset *ss = &t->subsets[i];
 
-	if (ss->service >= t->n_services || !range_ok(ss->member_first, ss->member_count,
-						      t->n_members) ||
+	if (ss->service >= t->n_services ||
+	    !range_ok(ss->member_first, ss->member_count, t->n_members) ||
 	    !range_ok(ss->label_first, ss->label_count, t->n_labels) || !str_ok(t, ss->name_off))
 		return fail(err, errlen, -EINVAL, "subset %u: index out of range", i);
 	for (uint32_t m = 0; m < ss->member_count; m++)
 		if (t->members[ss->member_first + m] >= t->n_endpoints)
-			return fail(err, errlen, -EINVAL, "subset %u (%s): member %u out of range", i,
-				    str_at(t, ss->name_off), t->members[ss->member_first + m]);
+			return fail(err, errlen, -EINVAL, "subset %u (%s): member %u out of range",
+				    i, str_at(t, ss->name_off), t->members[ss->member_first + m]);
 	if (ss->lb > RM_LB_PASSTHROUGH)
 		return fail(err, errlen, -EINVAL, "subset %u (%s): unknown load balancer %u", i,
 			    str_at(t, ss->name_off), ss->lb);
@@ -326,8 +328,8 @@ static int check_endpoint(const struct route_table *t, uint32_t i, char *err, si
 	return 0;
 }
 
-static int check_target(const struct route_table *t, const char *rn,
-			const struct rm_cfg_target *tg, char *err, size_t errlen)
+static int check_target(const struct route_table *t, const char *rn, const struct rm_cfg_target *tg,
+			char *err, size_t errlen)
 {
 	if (tg->service >= t->n_services)
 		return fail(err, errlen, -EINVAL, "rule %s: target service %u out of range", rn,
@@ -351,8 +353,9 @@ static int build_cond(struct route_table *t, uint32_t i, const struct rm_cfg_con
 			    i);
 	if (cc->field < RM_MF_HEADER || cc->field > RM_MF_SCHEME || cc->op < RM_OP_EXACT ||
 	    cc->op > RM_OP_REGEX)
-		return fail(err, errlen, -EINVAL, "rule %s: condition %u: unknown field %u or op %u",
-			    rn, i, cc->field, cc->op);
+		return fail(err, errlen, -EINVAL,
+			    "rule %s: condition %u: unknown field %u or op %u", rn, i, cc->field,
+			    cc->op);
 	c->field = cc->field;
 	c->op = cc->op;
 	c->name = str_at(t, cc->name_off);
@@ -360,8 +363,8 @@ static int build_cond(struct route_table *t, uint32_t i, const struct rm_cfg_con
 	c->vlen = strlen(c->value);
 	if (c->field == RM_MF_HEADER) {
 		if (!c->name[0])
-			return fail(err, errlen, -EINVAL, "rule %s: header condition without a name",
-				    rn);
+			return fail(err, errlen, -EINVAL,
+				    "rule %s: header condition without a name", rn);
 		for (const char *p = c->name; *p; p++)
 			if (*p >= 'A' && *p <= 'Z')
 				return fail(err, errlen, -EINVAL,
@@ -402,8 +405,8 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 	}
 	rn = rr->name;
 	rr->c = cr;
-	if (cr->service >= t->n_services || !range_ok(cr->match_first, cr->match_count,
-						      t->n_matches) ||
+	if (cr->service >= t->n_services ||
+	    !range_ok(cr->match_first, cr->match_count, t->n_matches) ||
 	    !range_ok(cr->target_first, cr->target_count, t->n_targets) ||
 	    !range_ok(cr->hdrop_first, cr->hdrop_count, t->n_hdrops))
 		return fail(err, errlen, -EINVAL, "rule %s: index range out of bounds", rn);
@@ -432,8 +435,8 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 			const struct rm_cfg_label *l = &t->labels[cm->src_label_first + k];
 
 			if (!str_ok(t, l->key_off) || !str_ok(t, l->val_off))
-				return fail(err, errlen, -EINVAL, "rule %s: source label out of range",
-					    rn);
+				return fail(err, errlen, -EINVAL,
+					    "rule %s: source label out of range", rn);
 		}
 		for (uint32_t k = cm->cond_first; k < cm->cond_first + cm->cond_count; k++) {
 			/* a condition shared by two matches is compiled once */
@@ -449,7 +452,8 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 
 		if (!str_ok(t, ho->name_off) || !str_ok(t, ho->value_off) ||
 		    ho->kind < RM_HDR_SET || ho->kind > RM_HDR_REMOVE)
-			return fail(err, errlen, -EINVAL, "rule %s: bad header operation %u", rn, k);
+			return fail(err, errlen, -EINVAL, "rule %s: bad header operation %u", rn,
+				    k);
 		t->hdrops[k].kind = ho->kind;
 		t->hdrops[k].response = ho->response;
 		t->hdrops[k].name = str_at(t, ho->name_off);
@@ -623,8 +627,8 @@ static bool uri_prefix(const struct route_cond *c, const struct route_req *req)
 	    c->value[pl] != '?')
 		return false;
 	rest = c->vlen - pl - 1;
-	return rest <= req->query.len && (rest == 0 || memcmp(req->query.p, c->value + pl + 1,
-							       rest) == 0);
+	return rest <= req->query.len &&
+	       (rest == 0 || memcmp(req->query.p, c->value + pl + 1, rest) == 0);
 }
 
 /*
@@ -914,8 +918,8 @@ int route_rewrite_path(const struct route_decision *d, const struct route_req *r
 	return sb_end(&b);
 }
 
-int route_redirect_location(const struct route_decision *d, const struct route_req *req,
-			    char *buf, size_t len)
+int route_redirect_location(const struct route_decision *d, const struct route_req *req, char *buf,
+			    size_t len)
 {
 	struct sbuf b = {buf, len, 0, len == 0};
 	const char *ru = d->redirect_uri ? d->redirect_uri : "";

@@ -25,8 +25,8 @@
 #include "ringmesh/cfg.h"
 
 /* PCRE2 resource limits per regex evaluation. */
-#define ROUTE_RE_MATCH_LIMIT 100000u /* backtracking steps */
-#define ROUTE_RE_DEPTH_LIMIT 10000u /* nested backtracking frames (interpreter only) */
+#define ROUTE_RE_MATCH_LIMIT 100000u  /* backtracking steps */
+#define ROUTE_RE_DEPTH_LIMIT 10000u   /* nested backtracking frames (interpreter only) */
 #define ROUTE_RE_HEAP_LIMIT_KIB 4096u /* heap for backtracking frames */
 
 #define ROUTE_RULE_NONE (-1) /* decision.rule when the service has no rules */
@@ -63,13 +63,13 @@ struct route_hdrs {
 int route_hdrs_get(const void *ctx, const char *lname, size_t idx, struct route_slice *out);
 
 struct route_req {
-	struct route_slice method; /* "GET" */
-	struct route_slice path; /* without the query: "/a/b" */
-	struct route_slice query; /* after '?', without it */
-	bool has_query; /* a '?' was present */
+	struct route_slice method;    /* "GET" */
+	struct route_slice path;      /* without the query: "/a/b" */
+	struct route_slice query;     /* after '?', without it */
+	bool has_query;		      /* a '?' was present */
 	struct route_slice authority; /* Host / absolute-form authority, as received */
-	struct route_slice scheme; /* "http" */
-	route_hdr_get_fn hdr_get; /* NULL: the request has no headers */
+	struct route_slice scheme;    /* "http" */
+	route_hdr_get_fn hdr_get;     /* NULL: the request has no headers */
 	const void *hdr_ctx;
 	/* the calling workload; n_src_labels may be 0 */
 	const struct route_label *src_labels;
@@ -79,14 +79,14 @@ struct route_req {
 
 enum route_outcome {
 	ROUTE_FORWARD = 1, /* send upstream to target_service/target_subset */
-	ROUTE_REDIRECT, /* answer redirect_code with a Location (route_redirect_location) */
-	ROUTE_ABORT, /* fault injection: answer abort_status, "fault filter abort" (FI) */
-	ROUTE_NO_ROUTE, /* rules exist, none matches: 404, empty body (NR) */
+	ROUTE_REDIRECT,	   /* answer redirect_code with a Location (route_redirect_location) */
+	ROUTE_ABORT,	   /* fault injection: answer abort_status, "fault filter abort" (FI) */
+	ROUTE_NO_ROUTE,	   /* rules exist, none matches: 404, empty body (NR) */
 };
 
 /* A header operation of the matched rule; strings are NUL-terminated, table-owned. */
 struct route_hdrop {
-	uint8_t kind; /* enum rm_cfg_hdrop_kind */
+	uint8_t kind;	  /* enum rm_cfg_hdrop_kind */
 	uint8_t response; /* 0 = request headers, 1 = response headers */
 	const char *name;
 	const char *value; /* "" for remove */
@@ -94,23 +94,23 @@ struct route_hdrop {
 
 struct route_decision {
 	enum route_outcome outcome;
-	int rule; /* index in the table's rules (== cfg rules), or ROUTE_RULE_NONE */
-	int match; /* index of the OR alternative that matched, -1 when none/implicit */
+	int rule;	       /* index in the table's rules (== cfg rules), or ROUTE_RULE_NONE */
+	int match;	       /* index of the OR alternative that matched, -1 when none/implicit */
 	const char *rule_name; /* "namespace/name" of the rule, "" when none */
 	/* FORWARD */
-	uint32_t target_service; /* service index (a rule may route to another service) */
-	uint32_t target_subset; /* subset index, or RM_CFG_NONE = every endpoint */
-	__be16 target_port; /* 0 = the port the client used */
-	uint64_t timeout_ns; /* 0 = none; covers retries */
-	uint32_t retry_attempts; /* 0 = none */
-	uint32_t retry_on; /* RM_RETRY_* */
+	uint32_t target_service;   /* service index (a rule may route to another service) */
+	uint32_t target_subset;	   /* subset index, or RM_CFG_NONE = every endpoint */
+	__be16 target_port;	   /* 0 = the port the client used */
+	uint64_t timeout_ns;	   /* 0 = none; covers retries */
+	uint32_t retry_attempts;   /* 0 = none */
+	uint32_t retry_on;	   /* RM_RETRY_* */
 	uint64_t retry_per_try_ns; /* 0 = the route timeout */
 	/* fault, decided independently; a delay applies before an abort or forward */
-	uint64_t delay_ns; /* 0 = no delay for this request */
+	uint64_t delay_ns;     /* 0 = no delay for this request */
 	uint16_t abort_status; /* set when outcome == ROUTE_ABORT */
 	/* REDIRECT */
 	uint16_t redirect_code;
-	const char *redirect_uri; /* "" = keep the path */
+	const char *redirect_uri;	/* "" = keep the path */
 	const char *redirect_authority; /* "" = keep the authority */
 	/* rewrite before forwarding (NULL when none) */
 	const char *rewrite_uri; /* replaces path[0..rewrite_strip) */
@@ -133,7 +133,7 @@ struct route_endpoint {
 	struct rm_addr addr;
 	uint16_t family; /* AF_INET or AF_INET6 */
 	uint32_t service;
-	uint32_t weight; /* >= 1 */
+	uint32_t weight;  /* >= 1 */
 	const char *name; /* WorkloadEntry name or "" */
 };
 
@@ -170,8 +170,8 @@ int route_rewrite_path(const struct route_decision *d, const struct route_req *r
 
 /* Location header value of a REDIRECT: scheme://authority/path[?query]. Returns the
  * length or -ENOSPC. */
-int route_redirect_location(const struct route_decision *d, const struct route_req *req,
-			    char *buf, size_t len);
+int route_redirect_location(const struct route_decision *d, const struct route_req *req, char *buf,
+			    size_t len);
 
 /* --- read access for the proxy, the balancer and stats --- */
 uint32_t route_n_services(const struct route_table *t);

@@ -12,16 +12,15 @@
 #include "ringmeshd/trace.h"
 
 static const char *const in_names[] = {
-	"x-request-id", "b3",	     "x-b3-traceid", "x-b3-spanid", "x-b3-parentspanid",
-	"x-b3-sampled", "x-b3-flags", "traceparent",
+    "x-request-id",	 "b3",		 "x-b3-traceid", "x-b3-spanid",
+    "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",	 "traceparent",
 };
 
 bool trace_in_add(struct trace_in *in, const char *name, size_t nlen, const char *value,
 		  size_t vlen)
 {
-	struct trace_slice *f[] = {&in->request_id, &in->b3,	   &in->traceid,
-				   &in->spanid,	    &in->parentspanid, &in->sampled,
-				   &in->flags,	    &in->traceparent};
+	struct trace_slice *f[] = {&in->request_id,   &in->b3,	    &in->traceid, &in->spanid,
+				   &in->parentspanid, &in->sampled, &in->flags,	  &in->traceparent};
 
 	for (size_t i = 0; i < sizeof(f) / sizeof(f[0]); i++) {
 		if (strlen(in_names[i]) != nlen || strncasecmp(name, in_names[i], nlen) != 0)
@@ -162,8 +161,8 @@ static void parse_b3_multi(const struct trace_in *in, struct trace_ctx *c)
 	if (!in->traceid.len || !trace_id(in->traceid.p, in->traceid.len, &t) ||
 	    !span_id(in->spanid.p, in->spanid.len, &t.span_id))
 		return;
-	if (in->parentspanid.len && !span_id(in->parentspanid.p, in->parentspanid.len,
-					     &t.parent_id))
+	if (in->parentspanid.len &&
+	    !span_id(in->parentspanid.p, in->parentspanid.len, &t.parent_id))
 		return;
 	c->has_ids = true;
 	c->trace128 = t.trace128;
@@ -257,8 +256,8 @@ void trace_uuid4(const uint8_t rnd[16], char out[TRACE_UUID_LEN + 1])
 	out[o] = '\0';
 }
 
-void trace_next(const struct trace_ctx *in, const struct trace_opts *o,
-		const struct trace_rng *rng, struct trace_ctx *out)
+void trace_next(const struct trace_ctx *in, const struct trace_opts *o, const struct trace_rng *rng,
+		struct trace_ctx *out)
 {
 	struct trace_ctx c = *in;
 

@@ -17,10 +17,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TRACE_UUID_LEN 36 /* 8-4-4-4-12 */
+#define TRACE_UUID_LEN 36   /* 8-4-4-4-12 */
 #define TRACE_REQID_MAX 128 /* a longer incoming x-request-id is replaced */
-#define TRACE_MAX_HDRS 8 /* header lines trace_inject() may write */
-#define TRACE_HDR_BUF 512 /* buffer that always fits trace_inject()'s values */
+#define TRACE_MAX_HDRS 8    /* header lines trace_inject() may write */
+#define TRACE_HDR_BUF 512   /* buffer that always fits trace_inject()'s values */
 
 struct trace_slice {
 	const char *p;
@@ -29,15 +29,15 @@ struct trace_slice {
 
 /* The incoming tracing headers (first occurrence of each), filled by trace_in_add(). */
 struct trace_in {
-	struct trace_slice request_id; /* x-request-id */
-	struct trace_slice b3; /* b3 */
-	struct trace_slice traceid; /* x-b3-traceid */
-	struct trace_slice spanid; /* x-b3-spanid */
+	struct trace_slice request_id;	 /* x-request-id */
+	struct trace_slice b3;		 /* b3 */
+	struct trace_slice traceid;	 /* x-b3-traceid */
+	struct trace_slice spanid;	 /* x-b3-spanid */
 	struct trace_slice parentspanid; /* x-b3-parentspanid */
-	struct trace_slice sampled; /* x-b3-sampled */
-	struct trace_slice flags; /* x-b3-flags */
-	struct trace_slice traceparent; /* traceparent */
-	uint32_t seen; /* bit per field above, in order */
+	struct trace_slice sampled;	 /* x-b3-sampled */
+	struct trace_slice flags;	 /* x-b3-flags */
+	struct trace_slice traceparent;	 /* traceparent */
+	uint32_t seen;			 /* bit per field above, in order */
 };
 
 /* Offer one request header; returns true when it is a tracing header (which the
@@ -54,19 +54,19 @@ enum trace_sampling {
 enum trace_src {
 	TRACE_SRC_NONE = 0,
 	TRACE_SRC_B3_SINGLE, /* b3: ... */
-	TRACE_SRC_B3_MULTI, /* x-b3-* */
-	TRACE_SRC_W3C, /* traceparent */
+	TRACE_SRC_B3_MULTI,  /* x-b3-* */
+	TRACE_SRC_W3C,	     /* traceparent */
 };
 
 struct trace_ctx {
-	bool has_ids; /* trace id and span id are valid */
+	bool has_ids;  /* trace id and span id are valid */
 	bool trace128; /* the trace id has 128 bits (else trace_hi == 0 and 16 hex) */
 	uint64_t trace_hi, trace_lo;
 	uint64_t span_id;
 	uint64_t parent_id; /* 0 = root span */
 	enum trace_sampling sampling;
-	bool debug; /* x-b3-flags: 1 or b3 "d": implies sampled */
-	enum trace_src src; /* where the context came from */
+	bool debug;			      /* x-b3-flags: 1 or b3 "d": implies sampled */
+	enum trace_src src;		      /* where the context came from */
 	char request_id[TRACE_REQID_MAX + 1]; /* "" when absent */
 };
 
@@ -80,7 +80,7 @@ struct trace_rng {
 
 struct trace_opts {
 	bool trace128; /* new traces get 128-bit ids (default 64) */
-	bool sample; /* sampling decision when the incoming context has none */
+	bool sample;   /* sampling decision when the incoming context has none */
 };
 
 /*
@@ -88,14 +88,14 @@ struct trace_opts {
  * parent = the incoming span, sampling and debug inherited; without, a new trace.
  * The request id is kept, or a new UUID v4 made from two draws.
  */
-void trace_next(const struct trace_ctx *in, const struct trace_opts *o,
-		const struct trace_rng *rng, struct trace_ctx *out);
+void trace_next(const struct trace_ctx *in, const struct trace_opts *o, const struct trace_rng *rng,
+		struct trace_ctx *out);
 
 /* UUID v4 text (36 chars + NUL) from 16 random bytes. */
 void trace_uuid4(const uint8_t rnd[16], char out[TRACE_UUID_LEN + 1]);
 
 struct trace_hdr {
-	const char *name; /* lower-case, static */
+	const char *name;  /* lower-case, static */
 	const char *value; /* NUL-terminated, in the caller's buffer */
 	size_t vlen;
 };
