@@ -35,7 +35,7 @@ measure() { # name
 	R[$1,rps1]=$(echo "$out" | field rps); R[$1,p50]=$(echo "$out" | field p50_us); R[$1,p99]=$(echo "$out" | field p99_us)
 	out=$(load rr --connect 127.96.0.20:$EP --conns 8 --duration ${SECS}s --size 64) || { echo "$1 rr8 failed: $out"; return 1; }
 	R[$1,rps8]=$(echo "$out" | field rps)
-	out=$(load bulk --connect 127.96.0.20:$SP --bytes 4G --sink --max-time $((SECS * 2))s) || { echo "$1 bulk failed: $out"; return 1; }
+	out=$(load bulk --connect 127.96.0.20:$SP --bytes 2G --sink --max-time 60s) || { echo "$1 bulk failed: $out"; return 1; }
 	R[$1,bulk]=$(echo "$out" | field throughput_MBps)
 	echo "  $1: rr1 ${R[$1,rps1]}/s p50 ${R[$1,p50]}us p99 ${R[$1,p99]}us, rr8 ${R[$1,rps8]}/s, bulk ${R[$1,bulk]} MB/s"
 }
