@@ -73,11 +73,21 @@ static void test_escape_control_chars(void **state)
 		const char *s = NULL;
 
 		switch (i) {
-		case '\b': s = "\\b"; break;
-		case '\f': s = "\\f"; break;
-		case '\n': s = "\\n"; break;
-		case '\r': s = "\\r"; break;
-		case '\t': s = "\\t"; break;
+		case '\b':
+			s = "\\b";
+			break;
+		case '\f':
+			s = "\\f";
+			break;
+		case '\n':
+			s = "\\n";
+			break;
+		case '\r':
+			s = "\\r";
+			break;
+		case '\t':
+			s = "\\t";
+			break;
 		}
 		if (s)
 			n += (size_t)sprintf(want + n, "%s", s);
@@ -261,18 +271,18 @@ static void test_empty_writer_prints_nothing(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_escape_specials),
-		cmocka_unit_test(test_escape_control_chars),
-		cmocka_unit_test(test_utf8_passthrough),
-		cmocka_unit_test(test_utf8_invalid_replaced),
-		cmocka_unit_test(test_escape_buffer),
-		cmocka_unit_test(test_nesting_compact),
-		cmocka_unit_test(test_nesting_pretty),
-		cmocka_unit_test(test_names_escaped),
-		cmocka_unit_test(test_numbers),
-		cmocka_unit_test(test_printf_and_null_string),
-		cmocka_unit_test(test_top_level_sequence),
-		cmocka_unit_test(test_empty_writer_prints_nothing),
+	    cmocka_unit_test(test_escape_specials),
+	    cmocka_unit_test(test_escape_control_chars),
+	    cmocka_unit_test(test_utf8_passthrough),
+	    cmocka_unit_test(test_utf8_invalid_replaced),
+	    cmocka_unit_test(test_escape_buffer),
+	    cmocka_unit_test(test_nesting_compact),
+	    cmocka_unit_test(test_nesting_pretty),
+	    cmocka_unit_test(test_names_escaped),
+	    cmocka_unit_test(test_numbers),
+	    cmocka_unit_test(test_printf_and_null_string),
+	    cmocka_unit_test(test_top_level_sequence),
+	    cmocka_unit_test(test_empty_writer_prints_nothing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -62,7 +62,8 @@ static bool yaml_name(const char *n)
 
 	if (n[0] == '.')
 		return false; /* editor swap files, .#locks */
-	return (len > 5 && !strcmp(n + len - 5, ".yaml")) || (len > 4 && !strcmp(n + len - 4, ".yml"));
+	return (len > 5 && !strcmp(n + len - 5, ".yaml")) ||
+	       (len > 4 && !strcmp(n + len - 4, ".yml"));
 }
 
 static int yaml_filter(const struct dirent *de)
@@ -179,7 +180,7 @@ static int read_all(const char *path, char **out, size_t *len)
  * error is what the user has to fix, and nothing has been written yet. */
 static int parse_files(int argc, char **argv, const char *cmd, struct cfg_docs *docs)
 {
-	struct file_list files = { 0 };
+	struct file_list files = {0};
 	size_t i;
 	int ret = 0;
 
@@ -190,7 +191,8 @@ static int parse_files(int argc, char **argv, const char *cmd, struct cfg_docs *
 	while (argc > 0 && !ret) {
 		if (strcmp(argv[0], "-f") && strcmp(argv[0], "--filename") &&
 		    strcmp(argv[0], "--file")) {
-			p_err("'%s': unexpected argument '%s'; expected -f FILE|DIR|-", cmd, argv[0]);
+			p_err("'%s': unexpected argument '%s'; expected -f FILE|DIR|-", cmd,
+			      argv[0]);
 			ret = -1;
 		} else if (argc < 2) {
 			p_err("'%s': -f needs a file, a directory or -", cmd);
@@ -284,7 +286,7 @@ static void print_result(const char *verb, size_t ndocs, const size_t *kinds, bo
 
 static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 {
-	struct cfg_docs docs = { 0 };
+	struct cfg_docs docs = {0};
 	struct cfg_store store;
 	size_t kinds[CFG_K_WORKLOADENTRY + 1], ndocs;
 	char err[512] = "";
@@ -295,18 +297,20 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 	if (argc >= 1 && cli_is_prefix(argv[0], "help") && strcmp(argv[0], "-")) {
 		char text[1024];
 
-		snprintf(text, sizeof(text),
-			 "Usage: %1$s %2$s FILES\n"
-			 "       %1$s %3$s FILES\n"
-			 "\n"
-			 "       " HELP_SPEC_FILES "\n"
-			 "       " HELP_SPEC_OPTIONS "\n"
-			 "\n"
-			 "       apply merges the documents into the applied set (same kind, namespace\n"
-			 "       and name replaces), recompiles and publishes it; delete removes them.\n"
-			 "       A directory means its *.yaml and *.yml files in name order; - is stdin.\n"
-			 "       Any error leaves the running configuration untouched.\n",
-			 cli.bin, cmd, op == CFG_OP_DELETE ? "apply" : "delete");
+		snprintf(
+		    text, sizeof(text),
+		    "Usage: %1$s %2$s FILES\n"
+		    "       %1$s %3$s FILES\n"
+		    "\n"
+		    "       " HELP_SPEC_FILES "\n"
+		    "       " HELP_SPEC_OPTIONS "\n"
+		    "\n"
+		    "       apply merges the documents into the applied set (same kind, namespace\n"
+		    "       and name replaces), recompiles and publishes it; delete removes them.\n"
+		    "       A directory means its *.yaml and *.yml files in name order; - is "
+		    "stdin.\n"
+		    "       Any error leaves the running configuration untouched.\n",
+		    cli.bin, cmd, op == CFG_OP_DELETE ? "apply" : "delete");
 		return cli_help_print(text);
 	}
 	if (parse_files(argc, argv, cmd, &docs)) {

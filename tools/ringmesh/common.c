@@ -17,8 +17,8 @@
 #include "ringmesh/main.h"
 
 struct cli_opts cli = {
-	.bin = "ringmesh",
-	.pin_dir = RM_PIN_DIR_DEFAULT,
+    .bin = "ringmesh",
+    .pin_dir = RM_PIN_DIR_DEFAULT,
 };
 
 void p_err(const char *fmt, ...)
@@ -246,7 +246,7 @@ static size_t text_width(const char *s)
 
 void cli_table_print(const struct cli_table *t)
 {
-	size_t width[16] = { 0 };
+	size_t width[16] = {0};
 	size_t r;
 	int c;
 
@@ -379,7 +379,7 @@ uint64_t cli_now_ns(void)
 
 const char *cli_addr_str(const void *addr16, char *buf, size_t len)
 {
-	static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 	const unsigned char *a = addr16;
 
 	if (memcmp(a, mapped, sizeof(mapped)) == 0) {

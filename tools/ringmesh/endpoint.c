@@ -20,7 +20,7 @@ static void ep_addrs(const struct rm_cfg *cfg, const struct rm_cfg_endpoint *e, 
 		     size_t len, bool json)
 {
 	const struct rm_cfg_service *s =
-		e->service < cfg->n_services ? &cfg->services[e->service] : NULL;
+	    e->service < cfg->n_services ? &cfg->services[e->service] : NULL;
 	uint32_t i, nports = s ? s->n_ports : 0;
 	char one[80];
 
@@ -64,8 +64,8 @@ static void ep_subsets(const struct rm_cfg *cfg, uint32_t idx, char *buf, size_t
 			if (json)
 				json_string(cli.jw, cfg_str(cfg, sub->name_off));
 			else
-				snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", *buf ? " " : "",
-					 cfg_str(cfg, sub->name_off));
+				snprintf(buf + strlen(buf), len - strlen(buf), "%s%s",
+					 *buf ? " " : "", cfg_str(cfg, sub->name_off));
 			break;
 		}
 	}
@@ -73,7 +73,7 @@ static void ep_subsets(const struct rm_cfg *cfg, uint32_t idx, char *buf, size_t
 
 static int ep_list(int argc, char **argv)
 {
-	static const char *const hdr[] = { "ADDRESS", "SERVICE", "LABELS", "SUBSETS" };
+	static const char *const hdr[] = {"ADDRESS", "SERVICE", "LABELS", "SUBSETS"};
 	struct cli_table *t = NULL;
 	struct rm_cfg *cfg;
 	uint64_t gen;
@@ -94,8 +94,9 @@ static int ep_list(int argc, char **argv)
 	}
 	for (i = 0; gen && i < cfg->n_endpoints && i < RM_CFG_MAX_ENDPOINTS; i++) {
 		const struct rm_cfg_endpoint *e = &cfg->endpoints[i];
-		const char *svc = e->service < cfg->n_services ?
-					  cfg_str(cfg, cfg->services[e->service].host_off) : "?";
+		const char *svc = e->service < cfg->n_services
+				      ? cfg_str(cfg, cfg->services[e->service].host_off)
+				      : "?";
 		char addrs[512], labels[512], subs[512], a[64];
 
 		cfg_fmt_labels(cfg, e->label_first, e->label_count, labels, sizeof(labels));
@@ -146,9 +147,9 @@ static int ep_help(int argc, char **argv)
 }
 
 static const struct cli_cmd cmds[] = {
-	{ "list", ep_list },
-	{ "help", ep_help },
-	{ 0 }
+    {"list", ep_list},
+    {"help", ep_help},
+    {0},
 };
 
 int do_endpoint(int argc, char **argv)

@@ -54,28 +54,25 @@ static int do_version(int argc, char **argv)
 }
 
 static const struct cli_cmd objects[] = {
-	{ "help", do_help },
-	{ "apply", do_apply },
-	{ "delete", do_delete },
-	{ "rule", do_rule },
-	{ "service", do_service },
-	{ "endpoint", do_endpoint },
-	{ "map", do_map },
-	{ "status", do_status },
-	{ "stats", do_stats },
-	{ "version", do_version },
-	{ 0 }
+    {"help", do_help},
+    {"apply", do_apply},
+    {"delete", do_delete},
+    {"rule", do_rule},
+    {"service", do_service},
+    {"endpoint", do_endpoint},
+    {"map", do_map},
+    {"status", do_status},
+    {"stats", do_stats},
+    {"version", do_version},
+    {0},
 };
 
 int main(int argc, char **argv)
 {
 	static const struct option long_opts[] = {
-		{ "pin-dir", required_argument, NULL, 'P' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "pretty", no_argument, NULL, 'p' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ 0 }
+	    {"pin-dir", required_argument, NULL, 'P'}, {"json", no_argument, NULL, 'j'},
+	    {"pretty", no_argument, NULL, 'p'},	       {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},       {0},
 	};
 	bool want_help = false, want_version = false;
 	const char *slash = strrchr(argv[0], '/');
@@ -105,12 +102,14 @@ int main(int argc, char **argv)
 			want_version = true;
 			break;
 		default:
-			if (optopt == 'P' || (optind > 0 && strcmp(argv[optind - 1], "--pin-dir") == 0))
+			if (optopt == 'P' ||
+			    (optind > 0 && strcmp(argv[optind - 1], "--pin-dir") == 0))
 				p_err("option --pin-dir needs a directory");
 			else if (optopt)
 				p_err("unknown option '-%c'; try '%s help'", optopt, cli.bin);
 			else
-				p_err("unknown option '%s'; try '%s help'", argv[optind - 1], cli.bin);
+				p_err("unknown option '%s'; try '%s help'", argv[optind - 1],
+				      cli.bin);
 			return 255;
 		}
 	}

@@ -20,15 +20,16 @@
 
 #define HELP_SPEC_OPTIONS "OPTIONS := { --pin-dir DIR | {-j|--json} [{-p|--pretty}] | {-h|--help} }"
 #define HELP_SPEC_FILES "FILES := -f { FILE | DIR | - } [-f ...]"
-#define HELP_SPEC_MAP "MAP := { rm_include | rm_exclude | rm_xports | rm_orig | rm_orig_ck |\n" \
-		      "                rm_socks | rm_proxy | rm_dpstats | rm_cfg | rm_stats | NAME }"
+#define HELP_SPEC_MAP                                                                              \
+	"MAP := { rm_include | rm_exclude | rm_xports | rm_orig | rm_orig_ck |\n"                  \
+	"                rm_socks | rm_proxy | rm_dpstats | rm_cfg | rm_stats | NAME }"
 
 /* Global options, set once by main() before any command runs. */
 struct cli_opts {
-	const char *bin; /* argv[0] basename, for help */
-	const char *pin_dir; /* --pin-dir or RM_PIN_DIR_DEFAULT */
-	bool json; /* -j: every output and every error as JSON on stdout */
-	bool pretty; /* -p: indented JSON (implies -j) */
+	const char *bin;	/* argv[0] basename, for help */
+	const char *pin_dir;	/* --pin-dir or RM_PIN_DIR_DEFAULT */
+	bool json;		/* -j: every output and every error as JSON on stdout */
+	bool pretty;		/* -p: indented JSON (implies -j) */
 	struct json_writer *jw; /* non-NULL iff json, between start and finish */
 	/* JSON is buffered so that an error can replace a half-written value: every -j
 	 * run prints exactly one JSON value (or one per batch line) */

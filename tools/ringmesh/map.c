@@ -22,20 +22,20 @@
 #include "ringmesh/main.h"
 
 static const char *const dp_stat_names[RM_DP_STAT_MAX] = {
-	[RM_DP_REDIRECTED] = "redirected",
-	[RM_DP_NOT_TCP] = "not_tcp",
-	[RM_DP_NOT_INCLUDED] = "not_included",
-	[RM_DP_EXCLUDED] = "excluded",
-	[RM_DP_PORT_EXCLUDED] = "port_excluded",
-	[RM_DP_SELF] = "self",
-	[RM_DP_STALE] = "stale",
-	[RM_DP_ORIG_FULL] = "orig_full",
-	[RM_DP_ESTABLISHED] = "established",
-	[RM_DP_SOCK_ADDED] = "sock_added",
-	[RM_DP_MSG_REDIRECT] = "msg_redirect",
-	[RM_DP_MSG_PASS] = "msg_pass",
-	[RM_DP_GETSOCKOPT] = "getsockopt",
-	[RM_DP_NOT_IPV4] = "not_ipv4",
+    [RM_DP_REDIRECTED] = "redirected",
+    [RM_DP_NOT_TCP] = "not_tcp",
+    [RM_DP_NOT_INCLUDED] = "not_included",
+    [RM_DP_EXCLUDED] = "excluded",
+    [RM_DP_PORT_EXCLUDED] = "port_excluded",
+    [RM_DP_SELF] = "self",
+    [RM_DP_STALE] = "stale",
+    [RM_DP_ORIG_FULL] = "orig_full",
+    [RM_DP_ESTABLISHED] = "established",
+    [RM_DP_SOCK_ADDED] = "sock_added",
+    [RM_DP_MSG_REDIRECT] = "msg_redirect",
+    [RM_DP_MSG_PASS] = "msg_pass",
+    [RM_DP_GETSOCKOPT] = "getsockopt",
+    [RM_DP_NOT_IPV4] = "not_ipv4",
 };
 
 const char *cli_dp_stat_name(uint32_t i)
@@ -133,7 +133,7 @@ static uint64_t small_uint(const void *p, size_t n)
 static void entry_lpm(const struct cli_map *m, const void *key, const void *val)
 {
 	const struct rm_lpm_key *k = key;
-	static const unsigned char mapped[12] = { [10] = 0xff, [11] = 0xff };
+	static const unsigned char mapped[12] = {[10] = 0xff, [11] = 0xff};
 	char ab[INET6_ADDRSTRLEN + 1], cidr[64];
 	unsigned int plen = k->prefixlen;
 
@@ -172,10 +172,14 @@ static void entry_xport(const struct cli_map *m, const void *key, const void *va
 static const char *msg_mode_str(uint32_t mode)
 {
 	switch (mode) {
-	case RM_MSG_UNDECIDED: return "undecided";
-	case RM_MSG_REDIRECT: return "redirect";
-	case RM_MSG_TCP: return "tcp";
-	default: return "unknown";
+	case RM_MSG_UNDECIDED:
+		return "undecided";
+	case RM_MSG_REDIRECT:
+		return "redirect";
+	case RM_MSG_TCP:
+		return "tcp";
+	default:
+		return "unknown";
 	}
 }
 
@@ -444,18 +448,18 @@ struct decoder {
 };
 
 static const struct decoder decoders[] = {
-	{ RM_MAP_INCLUDE, BPF_MAP_TYPE_LPM_TRIE, sizeof(struct rm_lpm_key), 0, entry_lpm },
-	{ RM_MAP_EXCLUDE, BPF_MAP_TYPE_LPM_TRIE, sizeof(struct rm_lpm_key), 0, entry_lpm },
-	{ RM_MAP_XPORTS, 0, sizeof(uint16_t), 0, entry_xport },
-	{ RM_MAP_ORIG, 0, sizeof(struct rm_tuple), sizeof(struct rm_orig), entry_orig },
-	{ RM_MAP_ORIG_CK, 0, sizeof(uint64_t), sizeof(struct rm_orig), entry_orig_ck },
-	{ RM_MAP_SOCKS, BPF_MAP_TYPE_SOCKHASH, sizeof(struct rm_tuple), 0, entry_sock, true },
-	{ RM_MAP_PROXY, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_proxy_cfg), entry_proxy },
-	{ RM_MAP_DPSTATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(uint64_t), entry_dpstat },
-	{ RM_MAP_CFG_CTL, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_cfg_ctl), entry_cfg_ctl },
-	{ RM_MAP_CFG, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_cfg), entry_cfg },
-	{ RM_MAP_CFG_SRC, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_cfg_src), entry_cfg_src },
-	{ RM_MAP_STATS, BPF_MAP_TYPE_ARRAY, 4, sizeof(union rm_stats_entry), entry_stats },
+    {RM_MAP_INCLUDE, BPF_MAP_TYPE_LPM_TRIE, sizeof(struct rm_lpm_key), 0, entry_lpm},
+    {RM_MAP_EXCLUDE, BPF_MAP_TYPE_LPM_TRIE, sizeof(struct rm_lpm_key), 0, entry_lpm},
+    {RM_MAP_XPORTS, 0, sizeof(uint16_t), 0, entry_xport},
+    {RM_MAP_ORIG, 0, sizeof(struct rm_tuple), sizeof(struct rm_orig), entry_orig},
+    {RM_MAP_ORIG_CK, 0, sizeof(uint64_t), sizeof(struct rm_orig), entry_orig_ck},
+    {RM_MAP_SOCKS, BPF_MAP_TYPE_SOCKHASH, sizeof(struct rm_tuple), 0, entry_sock, true},
+    {RM_MAP_PROXY, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_proxy_cfg), entry_proxy},
+    {RM_MAP_DPSTATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(uint64_t), entry_dpstat},
+    {RM_MAP_CFG_CTL, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_cfg_ctl), entry_cfg_ctl},
+    {RM_MAP_CFG, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_cfg), entry_cfg},
+    {RM_MAP_CFG_SRC, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_cfg_src), entry_cfg_src},
+    {RM_MAP_STATS, BPF_MAP_TYPE_ARRAY, 4, sizeof(union rm_stats_entry), entry_stats},
 };
 
 static const struct decoder *decoder_for(const char *name, const struct cli_map *m)
@@ -535,7 +539,7 @@ static int map_dump_one(const char *name)
 		else
 			entry_hex(&m, next, have_val ? val : NULL);
 		n++;
-advance:
+	advance:
 		memcpy(key, next, m.info.key_size);
 		err = bpf_map_get_next_key(m.fd, key, next);
 	}
@@ -616,7 +620,7 @@ static int map_list(int argc, char **argv)
 	if (cli.jw) {
 		json_start_array(cli.jw);
 	} else {
-		static const char *const hdr[] = { "NAME", "TYPE", "KEY", "VALUE", "MAX", "ID" };
+		static const char *const hdr[] = {"NAME", "TYPE", "KEY", "VALUE", "MAX", "ID"};
 
 		t = cli_table_new(6, hdr);
 		if (!t) {
@@ -681,10 +685,10 @@ static int map_help(int argc, char **argv)
 }
 
 static const struct cli_cmd cmds[] = {
-	{ "list", map_list },
-	{ "dump", map_dump },
-	{ "help", map_help },
-	{ 0 }
+    {"list", map_list},
+    {"dump", map_dump},
+    {"help", map_help},
+    {0},
 };
 
 int do_map(int argc, char **argv)

@@ -19,46 +19,68 @@
 static const char *api_name(unsigned int api)
 {
 	switch (api) {
-	case RM_API_ROUTERULE: return "RouteRule";
-	case RM_API_VIRTUALSERVICE: return "VirtualService";
-	case RM_API_DESTPOLICY: return "DestinationPolicy";
-	case RM_API_DESTRULE: return "DestinationRule";
-	case RM_API_SERVICEENTRY: return "ServiceEntry";
-	case RM_API_WORKLOADENTRY: return "WorkloadEntry";
-	case RM_API_IMPLICIT: return "implicit";
-	default: return "unknown";
+	case RM_API_ROUTERULE:
+		return "RouteRule";
+	case RM_API_VIRTUALSERVICE:
+		return "VirtualService";
+	case RM_API_DESTPOLICY:
+		return "DestinationPolicy";
+	case RM_API_DESTRULE:
+		return "DestinationRule";
+	case RM_API_SERVICEENTRY:
+		return "ServiceEntry";
+	case RM_API_WORKLOADENTRY:
+		return "WorkloadEntry";
+	case RM_API_IMPLICIT:
+		return "implicit";
+	default:
+		return "unknown";
 	}
 }
 
 static const char *field_name(const struct rm_cfg *cfg, const struct rm_cfg_cond *c)
 {
 	switch (c->field) {
-	case RM_MF_HEADER: return cfg_str(cfg, c->name_off);
-	case RM_MF_URI: return "uri";
-	case RM_MF_METHOD: return "method";
-	case RM_MF_AUTHORITY: return "authority";
-	case RM_MF_SCHEME: return "scheme";
-	default: return "?";
+	case RM_MF_HEADER:
+		return cfg_str(cfg, c->name_off);
+	case RM_MF_URI:
+		return "uri";
+	case RM_MF_METHOD:
+		return "method";
+	case RM_MF_AUTHORITY:
+		return "authority";
+	case RM_MF_SCHEME:
+		return "scheme";
+	default:
+		return "?";
 	}
 }
 
 static const char *op_name(unsigned int op)
 {
 	switch (op) {
-	case RM_OP_EXACT: return "exact";
-	case RM_OP_PREFIX: return "prefix";
-	case RM_OP_REGEX: return "regex";
-	default: return "?";
+	case RM_OP_EXACT:
+		return "exact";
+	case RM_OP_PREFIX:
+		return "prefix";
+	case RM_OP_REGEX:
+		return "regex";
+	default:
+		return "?";
 	}
 }
 
 static const char *op_sym(unsigned int op)
 {
 	switch (op) {
-	case RM_OP_EXACT: return "=";
-	case RM_OP_PREFIX: return "^=";
-	case RM_OP_REGEX: return "~=";
-	default: return "?";
+	case RM_OP_EXACT:
+		return "=";
+	case RM_OP_PREFIX:
+		return "^=";
+	case RM_OP_REGEX:
+		return "~=";
+	default:
+		return "?";
 	}
 }
 
@@ -115,7 +137,8 @@ static void match_summary(const struct rm_cfg *cfg, const struct rm_cfg_rule *r,
 			first = false;
 		}
 		if (m->src_name_off) {
-			cat(buf, len, "%ssource=%s", first ? "" : " && ", cfg_str(cfg, m->src_name_off));
+			cat(buf, len, "%ssource=%s", first ? "" : " && ",
+			    cfg_str(cfg, m->src_name_off));
 			first = false;
 		}
 		if (first)
@@ -136,11 +159,12 @@ static uint64_t weight_total(const struct rm_cfg *cfg, const struct rm_cfg_rule 
 static const char *target_name(const struct rm_cfg *cfg, const struct rm_cfg_rule *r,
 			       const struct rm_cfg_target *t, char *buf, size_t len)
 {
-	const char *svc = t->service < cfg->n_services ?
-				  cfg_str(cfg, cfg->services[t->service].name_off) : "?";
-	const char *sub = t->subset == RM_CFG_NONE ? NULL :
-			  t->subset < cfg->n_subsets ? cfg_str(cfg, cfg->subsets[t->subset].name_off) :
-						       "?";
+	const char *svc =
+	    t->service < cfg->n_services ? cfg_str(cfg, cfg->services[t->service].name_off) : "?";
+	const char *sub = t->subset == RM_CFG_NONE ? NULL
+			  : t->subset < cfg->n_subsets
+			      ? cfg_str(cfg, cfg->subsets[t->subset].name_off)
+			      : "?";
 
 	if (t->service == r->service)
 		snprintf(buf, len, "%s", sub ? sub : svc);
@@ -169,7 +193,8 @@ static void route_summary(const struct rm_cfg *cfg, const struct rm_cfg_rule *r,
 		const struct rm_cfg_target *t = &cfg->targets[r->target_first + i];
 
 		/* modern weights are relative: show the share they amount to */
-		cat(buf, len, "%s%s %llu%%", i ? ", " : "", target_name(cfg, r, t, name, sizeof(name)),
+		cat(buf, len, "%s%s %llu%%", i ? ", " : "",
+		    target_name(cfg, r, t, name, sizeof(name)),
 		    total ? (unsigned long long)((t->weight * 100 + total / 2) / total) : 0ull);
 	}
 }
@@ -215,8 +240,8 @@ static void rule_json(const struct rm_cfg *cfg, uint32_t idx, uint32_t pos, cons
 		json_end_array(cli.jw);
 		if (m->src_label_count)
 			json_string_field(cli.jw, "source_labels",
-					  cfg_fmt_labels(cfg, m->src_label_first, m->src_label_count,
-							 buf, sizeof(buf)));
+					  cfg_fmt_labels(cfg, m->src_label_first,
+							 m->src_label_count, buf, sizeof(buf)));
 		if (m->src_name_off)
 			json_string_field(cli.jw, "source_name", cfg_str(cfg, m->src_name_off));
 		json_end_object(cli.jw);
@@ -229,8 +254,9 @@ static void rule_json(const struct rm_cfg *cfg, uint32_t idx, uint32_t pos, cons
 
 		json_start_object(cli.jw);
 		json_string_field(cli.jw, "service",
-				  t->service < cfg->n_services ?
-					  cfg_str(cfg, cfg->services[t->service].host_off) : NULL);
+				  t->service < cfg->n_services
+				      ? cfg_str(cfg, cfg->services[t->service].host_off)
+				      : NULL);
 		if (t->subset != RM_CFG_NONE && t->subset < cfg->n_subsets)
 			json_string_field(cli.jw, "subset",
 					  cfg_str(cfg, cfg->subsets[t->subset].name_off));
@@ -251,7 +277,7 @@ static void rule_json(const struct rm_cfg *cfg, uint32_t idx, uint32_t pos, cons
 
 static int rule_list(int argc, char **argv)
 {
-	static const char *const hdr[] = { "NAME", "KIND", "SERVICE", "ORDER", "MATCH", "ROUTES" };
+	static const char *const hdr[] = {"NAME", "KIND", "SERVICE", "ORDER", "MATCH", "ROUTES"};
 	struct cli_table *t = NULL;
 	struct rm_cfg *cfg;
 	uint64_t gen;
@@ -290,11 +316,12 @@ static int rule_list(int argc, char **argv)
 			if (r->api == RM_API_ROUTERULE)
 				snprintf(order, sizeof(order), "#%u prec %d", k + 1, r->precedence);
 			else
-				snprintf(order, sizeof(order), "#%u http[%u]", k + 1, r->http_index);
+				snprintf(order, sizeof(order), "#%u http[%u]", k + 1,
+					 r->http_index);
 			match_summary(cfg, r, match, sizeof(match));
 			route_summary(cfg, r, routes, sizeof(routes));
-			if (cli_table_rowf(t, name, api_name(r->api), cfg_str(cfg, s->name_off), order,
-					   match, routes)) {
+			if (cli_table_rowf(t, name, api_name(r->api), cfg_str(cfg, s->name_off),
+					   order, match, routes)) {
 				p_err("out of memory");
 				ret = -1;
 				goto out;
@@ -314,8 +341,8 @@ out:
 }
 
 /* NAME, ns/NAME, or NAME namespace NS. */
-static int parse_name(int argc, char **argv, const char *cmd, char *name, size_t nlen,
-		      char *ns, size_t nslen, bool *have_ns)
+static int parse_name(int argc, char **argv, const char *cmd, char *name, size_t nlen, char *ns,
+		      size_t nslen, bool *have_ns)
 {
 	const char *slash;
 
@@ -451,8 +478,8 @@ static int rule_delete(int argc, char **argv)
 		json_uint_field(cli.jw, "generation", gen);
 		json_end_object(cli.jw);
 	} else {
-		printf("deleted rule %s%s%s (generation %llu)\n", have_ns ? ns : "", have_ns ? "/" : "",
-		       name, (unsigned long long)gen);
+		printf("deleted rule %s%s%s (generation %llu)\n", have_ns ? ns : "",
+		       have_ns ? "/" : "", name, (unsigned long long)gen);
 	}
 	return 0;
 }
@@ -476,11 +503,7 @@ static int rule_help(int argc, char **argv)
 }
 
 static const struct cli_cmd cmds[] = {
-	{ "list", rule_list },
-	{ "show", rule_show },
-	{ "delete", rule_delete },
-	{ "help", rule_help },
-	{ 0 }
+    {"list", rule_list}, {"show", rule_show}, {"delete", rule_delete}, {"help", rule_help}, {0},
 };
 
 int do_rule(int argc, char **argv)

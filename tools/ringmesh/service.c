@@ -18,13 +18,20 @@
 const char *cli_proto_name(unsigned int proto)
 {
 	switch (proto) {
-	case RM_PROTO_HTTP: return "HTTP";
-	case RM_PROTO_TCP: return "TCP";
-	case RM_PROTO_HTTP2: return "HTTP2";
-	case RM_PROTO_GRPC: return "GRPC";
-	case RM_PROTO_HTTPS: return "HTTPS";
-	case RM_PROTO_TLS: return "TLS";
-	default: return "?";
+	case RM_PROTO_HTTP:
+		return "HTTP";
+	case RM_PROTO_TCP:
+		return "TCP";
+	case RM_PROTO_HTTP2:
+		return "HTTP2";
+	case RM_PROTO_GRPC:
+		return "GRPC";
+	case RM_PROTO_HTTPS:
+		return "HTTPS";
+	case RM_PROTO_TLS:
+		return "TLS";
+	default:
+		return "?";
 	}
 }
 
@@ -67,8 +74,8 @@ static void svc_json(const struct rm_cfg *cfg, const struct rm_cfg_service *s, c
 
 static int svc_list(int argc, char **argv)
 {
-	static const char *const hdr[] = { "SERVICE", "NAMESPACE", "ADDRESSES", "PORTS",
-					   "RULES",   "SUBSETS",   "ENDPOINTS" };
+	static const char *const hdr[] = {"SERVICE", "NAMESPACE", "ADDRESSES", "PORTS",
+					  "RULES",   "SUBSETS",	  "ENDPOINTS"};
 	struct cli_table *t = NULL;
 	struct rm_cfg *cfg;
 	uint64_t gen;
@@ -200,10 +207,10 @@ static int svc_help(int argc, char **argv)
 }
 
 static const struct cli_cmd cmds[] = {
-	{ "list", svc_list },
-	{ "show", svc_show },
-	{ "help", svc_help },
-	{ 0 }
+    {"list", svc_list},
+    {"show", svc_show},
+    {"help", svc_help},
+    {0},
 };
 
 int do_service(int argc, char **argv)

@@ -17,10 +17,10 @@
 #include "ringmesh/main.h"
 
 static const char *const flag_names[RM_STATS_F_MAX] = {
-	[RM_STATS_F_UO] = "UO", [RM_STATS_F_UT] = "UT", [RM_STATS_F_UH] = "UH",
-	[RM_STATS_F_UF] = "UF", [RM_STATS_F_UC] = "UC", [RM_STATS_F_URX] = "URX",
-	[RM_STATS_F_UPE] = "UPE", [RM_STATS_F_NR] = "NR", [RM_STATS_F_FI] = "FI",
-	[RM_STATS_F_DI] = "DI",
+    [RM_STATS_F_UO] = "UO",   [RM_STATS_F_UT] = "UT", [RM_STATS_F_UH] = "UH",
+    [RM_STATS_F_UF] = "UF",   [RM_STATS_F_UC] = "UC", [RM_STATS_F_URX] = "URX",
+    [RM_STATS_F_UPE] = "UPE", [RM_STATS_F_NR] = "NR", [RM_STATS_F_FI] = "FI",
+    [RM_STATS_F_DI] = "DI",
 };
 
 /* Fixed-size key fields are NUL-padded but a writer bug must not make us overrun. */
@@ -38,7 +38,7 @@ static void key_field(const char *name, const char *s, size_t len)
 
 void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
 {
-	static const char *const cls[6] = { "none", "1xx", "2xx", "3xx", "4xx", "5xx" };
+	static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 	const struct rm_stats_key *k = &s->key;
 	int i;
 
@@ -64,8 +64,9 @@ void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
 	json_name(cli.jw, "source_version");
 	key_field("source_version", k->src_version, sizeof(k->src_version));
 	json_string_field(cli.jw, "protocol",
-			  k->proto == RM_STATS_HTTP ? "http" : k->proto == RM_STATS_TCP ? "tcp" :
-											  "unknown");
+			  k->proto == RM_STATS_HTTP  ? "http"
+			  : k->proto == RM_STATS_TCP ? "tcp"
+						     : "unknown");
 	json_uint_field(cli.jw, "requests", s->requests);
 	json_name(cli.jw, "code_class");
 	json_start_object(cli.jw);
@@ -106,7 +107,7 @@ void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
 /* rm_dpstats: 1 = printed, 0 = not pinned (said so), -1 = error (p_err'ed). */
 static int show_dp(void)
 {
-	uint64_t sums[RM_DP_STAT_MAX] = { 0 };
+	uint64_t sums[RM_DP_STAT_MAX] = {0};
 	struct cli_map m;
 	void *raw;
 	uint32_t i;
@@ -175,9 +176,10 @@ static void u64s(char *b, uint64_t v)
 
 static int show_requests(void)
 {
-	static const char *const hdr[] = { "SERVICE", "VERSION", "SOURCE", "REQUESTS", "2XX",
-					   "3XX",     "4XX",     "5XX",    "NO_RESP",  "CONN_OPEN",
-					   "CONN_CLOSED" };
+	static const char *const hdr[] = {
+	    "SERVICE", "VERSION", "SOURCE",  "REQUESTS",  "2XX",	 "3XX",
+	    "4XX",     "5XX",	  "NO_RESP", "CONN_OPEN", "CONN_CLOSED",
+	};
 	union rm_stats_entry *e;
 	struct cli_table *t = NULL;
 	struct cli_map m;
@@ -202,7 +204,8 @@ static int show_requests(void)
 		return -1;
 	}
 	if (m.info.key_size != 4 || m.info.value_size != sizeof(*e)) {
-		p_err("%s has value size %u, this ringmesh expects %zu: daemon and CLI versions differ",
+		p_err("%s has value size %u, this ringmesh expects %zu: daemon and CLI versions "
+		      "differ",
 		      m.path, m.info.value_size, sizeof(*e));
 		cli_map_close(&m);
 		return -1;
@@ -243,7 +246,7 @@ static int show_requests(void)
 	for (i = 1; i < m.info.max_entries; i++) {
 		const struct rm_stats_slot *s = &e->slot;
 		char c[8][24], svc[RM_STATS_NAME_LEN + 1], ver[RM_STATS_SHORT_LEN + 1],
-			src[RM_STATS_SHORT_LEN + 1];
+		    src[RM_STATS_SHORT_LEN + 1];
 
 		if (bpf_map_lookup_elem(m.fd, &i, e)) {
 			err = -errno;
@@ -268,7 +271,8 @@ static int show_requests(void)
 		u64s(c[6], s->tcp_opened);
 		u64s(c[7], s->tcp_closed);
 		cli_table_rowf(t, *svc ? svc : "unknown", *ver ? ver : "unknown",
-			       *src ? src : "unknown", c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+			       *src ? src : "unknown", c[0], c[1], c[2], c[3], c[4], c[5], c[6],
+			       c[7]);
 	}
 	if (cli.jw) {
 		json_end_array(cli.jw);

@@ -60,10 +60,10 @@ void cli_proxy_fields(const struct rm_proxy_cfg *p, uint64_t now_ns)
 		printf("  heartbeat      %.1f s ago (stale after %.1f s)%s\n", ns_to_s(age),
 		       ns_to_s(p->heartbeat_max_ns), fresh ? "" : ": STALE");
 	else
-		printf("  heartbeat      never (stale after %.1f s)\n", ns_to_s(p->heartbeat_max_ns));
+		printf("  heartbeat      never (stale after %.1f s)\n",
+		       ns_to_s(p->heartbeat_max_ns));
 	printf("  daemon cgroup  %llu  netns cookie %llu\n",
-	       (unsigned long long)p->daemon_cgroup_id,
-	       (unsigned long long)p->daemon_netns_cookie);
+	       (unsigned long long)p->daemon_cgroup_id, (unsigned long long)p->daemon_netns_cookie);
 }
 
 /* Counts for the status line; absent config is normal (no rules applied yet). */
@@ -122,7 +122,8 @@ static int status_show(int argc, char **argv)
 		return -1;
 	}
 	if (m.info.value_size != sizeof(p) || m.info.key_size != sizeof(key)) {
-		p_err("%s has value size %u, this ringmesh expects %zu: daemon and CLI versions differ",
+		p_err("%s has value size %u, this ringmesh expects %zu: daemon and CLI versions "
+		      "differ",
 		      m.path, m.info.value_size, sizeof(p));
 		cli_map_close(&m);
 		return -1;

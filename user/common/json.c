@@ -11,7 +11,7 @@ struct json_writer {
 	FILE *out;
 	bool pretty;
 	bool after_name; /* a name was written: the next value follows ": " */
-	int depth; /* open objects/arrays */
+	int depth;	 /* open objects/arrays */
 	/* per level: has a member/element been written yet (for commas) */
 	bool has_item[JSON_MAX_DEPTH + 1];
 };
@@ -82,13 +82,27 @@ static void escape_emit(const char *str, size_t len, json_emit_fn emit, void *ct
 		run = 0;
 		if (!rep) {
 			switch (c) {
-			case '"': rep = "\\\""; break;
-			case '\\': rep = "\\\\"; break;
-			case '\b': rep = "\\b"; break;
-			case '\f': rep = "\\f"; break;
-			case '\n': rep = "\\n"; break;
-			case '\r': rep = "\\r"; break;
-			case '\t': rep = "\\t"; break;
+			case '"':
+				rep = "\\\"";
+				break;
+			case '\\':
+				rep = "\\\\";
+				break;
+			case '\b':
+				rep = "\\b";
+				break;
+			case '\f':
+				rep = "\\f";
+				break;
+			case '\n':
+				rep = "\\n";
+				break;
+			case '\r':
+				rep = "\\r";
+				break;
+			case '\t':
+				rep = "\\t";
+				break;
 			default:
 				snprintf(esc, sizeof(esc), "\\u%04x", c);
 				rep = esc;
@@ -121,7 +135,7 @@ static void buf_emit(void *ctx, const char *s, size_t len)
 
 size_t json_escape(char *out, size_t outlen, const char *s, size_t len)
 {
-	struct buf_ctx b = { .out = out, .cap = outlen, .need = 0 };
+	struct buf_ctx b = {.out = out, .cap = outlen, .need = 0};
 
 	escape_emit(s, len, buf_emit, &b);
 	if (outlen)
