@@ -33,6 +33,10 @@ need_root() {
 	if [ "$(id -u)" -ne 0 ]; then echo "skip: end-to-end tests need root (BPF, cgroups, netns)"; exit 77; fi
 	[ -n "$CGROUP2" ] || { echo "skip: no cgroup2 mount"; exit 77; }
 	mount | grep -q ' /sys/fs/bpf type bpf' || mount -t bpf bpf /sys/fs/bpf
+	# One end-to-end suite at a time on this machine: they measure timings (fail-open
+	# within 2 s, timeouts) that a concurrent suite's load would distort.
+	exec 8>/tmp/ringmesh-e2e.lock
+	flock -w 900 8 || { echo "another end-to-end suite held the lock for 15 min"; exit 1; }
 }
 
 cleanup() {
