@@ -105,7 +105,7 @@ t "status on missing dir" nz "^Error: no ringmeshd at $TMP/none: not pinned" --p
 t "stats on missing dir" nz "^Error: no statistics at $TMP/none" --pin-dir "$TMP/none" stats
 t "rule list, nothing applied" nz "^Error: no configuration at $TMP/none: nothing applied yet" \
 	--pin-dir "$TMP/none" ru li
-t "delete, nothing applied" nz "^Error:" --pin-dir "$TMP/none" delete -f "$here/examples/routerule-v1.yaml"
+t "delete, nothing applied" nz "^Error: nothing applied at $TMP/none" --pin-dir "$TMP/none" delete -f "$here/../cfg/routerule-v1.yaml"
 
 tj "help is null" 0 help
 jpy "json: help prints null" "d is None"
@@ -140,9 +140,13 @@ mkdir -p "$PIN"
 R() { "$RM" --pin-dir "$PIN" "$@"; }
 P=(--pin-dir "$PIN")
 
-# Examples: the workshop rules (tests/cfg/examples when the compiler's tests carry them).
-EX="$here/examples"
-[ -d "$here/../cfg/examples" ] && EX="$here/../cfg/examples"
+# The six workshop examples, from the compiler's test data (tests/cfg also holds other
+# documents, so the six are copied into a directory of their own for `apply -f DIR`).
+EX="$TMP/examples"
+mkdir -p "$EX"
+for f in dest-rule routerule-v1 routerule-v2 routerule-v3 routerule-v4 serviceentry; do
+	cp "$here/../cfg/$f.yaml" "$EX/" || { bad "examples in tests/cfg"; echo "cli: $pass passed, $fail failed"; exit 1; }
+done
 
 echo "# empty pin dir"
 t "status, empty pin dir" nz "^Error: no ringmeshd at $PIN: not pinned" "${P[@]}" status
