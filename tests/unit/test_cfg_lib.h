@@ -16,7 +16,7 @@
 
 /* tests/cfg: $RM_TEST_CFG_DIR, ./tests/cfg, or relative to the binary
  * (BUILD/tests/test_x -> ../../tests/cfg). */
-static const char *cfgt_dir(void)
+static inline const char *cfgt_dir(void)
 {
 	static char dir[PATH_MAX];
 	char exe[PATH_MAX];
@@ -41,7 +41,7 @@ static const char *cfgt_dir(void)
 }
 
 /* Whole file, NUL-terminated; NULL if unreadable. */
-static char *cfgt_read(const char *rel, size_t *len)
+static inline char *cfgt_read(const char *rel, size_t *len)
 {
 	char path[PATH_MAX];
 	FILE *f;
@@ -69,7 +69,7 @@ static char *cfgt_read(const char *rel, size_t *len)
 }
 
 /* Parse tests/cfg/<rel> (origin = rel) into docs; 0 or -errno with err. */
-static int cfgt_parse(struct cfg_docs *docs, const char *rel, char *err, size_t errlen)
+static inline int cfgt_parse(struct cfg_docs *docs, const char *rel, char *err, size_t errlen)
 {
 	size_t len;
 	char *text = cfgt_read(rel, &len);
@@ -85,7 +85,7 @@ static int cfgt_parse(struct cfg_docs *docs, const char *rel, char *err, size_t 
 }
 
 /* Parse a NULL-terminated list of files and merge them in order. */
-static int cfgt_load(struct cfg_docs *docs, const char *const *files, char *err, size_t errlen)
+static inline int cfgt_load(struct cfg_docs *docs, const char *const *files, char *err, size_t errlen)
 {
 	for (; *files; files++) {
 		struct cfg_docs one = { 0 };

@@ -129,8 +129,10 @@ int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *
 void cfg_store_close(struct cfg_store *s); /* also unlocks */
 
 /* Exclusive writer lock: flock(LOCK_EX) on the pin directory (bpffs cannot hold a
- * regular lock file). Released by cfg_store_close. */
+ * regular lock file). cfg_store_update/delete_rule take and release it
+ * themselves unless the caller already holds it (to group several updates). */
 int cfg_store_lock(struct cfg_store *s, const char *pin_dir);
+void cfg_store_unlock(struct cfg_store *s);
 
 /* Consistent copy of the active half (and its sources when src != NULL);
  * generation 0 with an all-zero half when nothing was ever published. */

@@ -130,6 +130,7 @@ int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *
 	stride = (sizeof(struct rm_cfg_src) + 7) & ~(size_t)7;
 	for (int h = 0; h < RM_CFG_HALVES; h++)
 		s->src[h] = (struct rm_cfg_src *)((char *)s->src_map + h * stride);
+	cfg_store_unlock(s); /* creation done; writers lock per update */
 	return 0;
 fail:
 	cfg_store_close(s);
@@ -172,6 +173,14 @@ int cfg_store_lock(struct cfg_store *s, const char *pin_dir)
 	}
 	s->locked = true;
 	return 0;
+}
+
+void cfg_store_unlock(struct cfg_store *s)
+{
+	if (s->lock_fd >= 0)
+		close(s->lock_fd); /* drops the flock */
+	s->lock_fd = -1;
+	s->locked = false;
 }
 
 int cfg_store_snapshot(struct cfg_store *s, struct rm_cfg *out, struct rm_cfg_src *src,
@@ -292,6 +301,7 @@ int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
 	struct cfg_docs cur = { 0 };
 	struct rm_cfg *cfg = malloc(sizeof(*cfg));
 	struct rm_cfg_src *src = malloc(sizeof(*src));
+	bool held = s->locked;
 	int r;
 
 	*changed = false;
@@ -312,6 +322,8 @@ int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
 	if (!r)
 		r = compile_publish(s, &cur, cfg, src, changed, generation, err, errlen);
 out:
+	if (!held)
+		cfg_store_unlock(s);
 	cfg_docs_free(&cur);
 	free(cfg);
 	free(src);
@@ -325,6 +337,7 @@ int cfg_store_delete_rule(struct cfg_store *s, const char *pin_dir, const char *
 	struct cfg_docs cur = { 0 };
 	struct rm_cfg *cfg = malloc(sizeof(*cfg));
 	struct rm_cfg_src *src = malloc(sizeof(*src));
+	bool held = s->locked;
 	int r;
 
 	*changed = false;
@@ -341,6 +354,8 @@ int cfg_store_delete_rule(struct cfg_store *s, const char *pin_dir, const char *
 		goto out;
 	r = compile_publish(s, &cur, cfg, src, changed, generation, err, errlen);
 out:
+	if (!held)
+		cfg_store_unlock(s);
 	cfg_docs_free(&cur);
 	free(cfg);
 	free(src);
