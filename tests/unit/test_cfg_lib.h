@@ -18,14 +18,14 @@
  * (BUILD/tests/test_x -> ../../tests/cfg). */
 static inline const char *cfgt_dir(void)
 {
-	static char dir[PATH_MAX];
+	static char dir[1024];
 	char exe[PATH_MAX];
 	ssize_t n;
 
 	if (dir[0])
 		return dir;
 	if (getenv("RM_TEST_CFG_DIR")) {
-		snprintf(dir, sizeof(dir), "%s", getenv("RM_TEST_CFG_DIR"));
+		snprintf(dir, sizeof(dir), "%.1000s", getenv("RM_TEST_CFG_DIR"));
 		return dir;
 	}
 	if (!access("tests/cfg/routerule-v1.yaml", R_OK)) {
@@ -35,7 +35,7 @@ static inline const char *cfgt_dir(void)
 	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	if (n > 0) {
 		exe[n] = 0;
-		snprintf(dir, sizeof(dir), "%s/../../tests/cfg", dirname(exe));
+		snprintf(dir, sizeof(dir), "%.990s/../../tests/cfg", dirname(exe));
 	}
 	return dir;
 }
@@ -43,12 +43,14 @@ static inline const char *cfgt_dir(void)
 /* Whole file, NUL-terminated; NULL if unreadable. */
 static inline char *cfgt_read(const char *rel, size_t *len)
 {
-	char path[PATH_MAX];
+	char path[2048];
 	FILE *f;
 	char *buf;
 	long n;
 
-	snprintf(path, sizeof(path), "%s/%s", cfgt_dir(), rel);
+	if (strlen(cfgt_dir()) + strlen(rel) + 2 > sizeof(path))
+		return NULL;
+	snprintf(path, sizeof(path), "%.1000s/%.1000s", cfgt_dir(), rel);
 	f = fopen(path, "r");
 	if (!f)
 		return NULL;
@@ -76,7 +78,7 @@ static inline int cfgt_parse(struct cfg_docs *docs, const char *rel, char *err, 
 	int r;
 
 	if (!text) {
-		snprintf(err, errlen, "cannot read %s/%s", cfgt_dir(), rel);
+		snprintf(err, errlen, "cannot read %.200s/%.200s", cfgt_dir(), rel);
 		return -ENOENT;
 	}
 	r = cfg_docs_parse(docs, rel, text, len, err, errlen);

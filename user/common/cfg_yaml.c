@@ -342,8 +342,8 @@ int cfg_seq_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, yaml_n
 
 int cfg_strlist_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, const char **out)
 {
-	yaml_node_item_t *it;
-	unsigned cnt, i;
+	yaml_node_item_t *it = NULL;
+	unsigned cnt = 0, i;
 	size_t len = 1;
 	char *s;
 
