@@ -142,6 +142,33 @@ static void test_precedence_ties(void **state)
 	cfg_docs_free(&d);
 }
 
+/* route.destination sends to another service: its label set becomes a subset
+ * of that service, not of the rule's. */
+static void test_route_to_other_service(void **state)
+{
+	static const char text[] =
+		"apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: r}\n"
+		"spec:\n  destination: {name: front}\n  route:\n"
+		"  - destination: {name: back, namespace: other}\n    labels: {version: v2}\n"
+		"    weight: 100\n";
+	struct cfg_docs d = { 0 };
+	const struct rm_cfg_target *t;
+	char err[256];
+
+	assert_int_equal(cfg_docs_parse(&d, "t", text, sizeof(text) - 1, err, sizeof(err)), 0);
+	if (cfg_compile(&d, cfg_a, err, sizeof(err)))
+		fail_msg("%s", err);
+	assert_int_equal(cfg_a->n_services, 2);
+	t = &cfg_a->targets[cfg_a->rules[0].target_first];
+	assert_string_equal(cfg_str(cfg_a, cfg_a->services[t->service].host_off),
+			    "back.other.svc.cluster.local");
+	assert_int_equal(cfg_a->subsets[t->subset].service, t->service);
+	assert_string_equal(cfg_str(cfg_a, cfg_a->subsets[t->subset].name_off), "version=v2");
+	assert_string_equal(cfg_str(cfg_a, cfg_a->services[cfg_a->rules[0].service].host_off),
+			    "front.default.svc.cluster.local");
+	cfg_docs_free(&d);
+}
+
 static void labels_of(const struct rm_cfg *c, uint32_t sub, char *buf, size_t len)
 {
 	if (sub == RM_CFG_NONE)
@@ -483,6 +510,7 @@ int main(void)
 		cmocka_unit_test(test_golden_features),
 		cmocka_unit_test(test_precedence_order),
 		cmocka_unit_test(test_precedence_ties),
+		cmocka_unit_test(test_route_to_other_service),
 		cmocka_unit_test(test_modern_equals_old),
 		cmocka_unit_test(test_equivalence_detects_difference),
 		cmocka_unit_test(test_bad_corpus),

@@ -410,8 +410,9 @@ static int build_subsets(struct cb_ctx *b, uint32_t idx)
 			dr = ir;
 			continue;
 		}
-		if (ir->kind == CFG_K_ROUTERULE && !strcmp(ir->hosts[0], host)) {
-			for (unsigned j = 0; j < ir->http[0].nr && nls < 64; j++)
+		if (ir->kind == CFG_K_ROUTERULE) {
+			/* any RouteRule may send to this host with route.destination */
+			for (unsigned j = 0; j < ir->http[0].nr && nls < 63; j++)
 				if (ir->http[0].r[j].labels.n &&
 				    !strcmp(ir->http[0].r[j].host, host)) {
 					ps[nls] = ir->http[0].r[j].pos;
