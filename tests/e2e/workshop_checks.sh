@@ -46,7 +46,7 @@ run_load() {
 	local h=() b0 b1 out rc
 	while [ $# -gt 0 ]; do h+=(--header "$1"); shift; done
 	b0=($(bstats_all)) || return 1
-	out=$(cl_load http --connect "$VIP" --requests "$n" --conns 4 --timeout 3s --max-time 60s \
+	out=$(cl_load http --connect "$VIP" --count-header x-backend-version --requests "$n" --conns 4 --timeout 3s --max-time 60s \
 		"${h[@]}" 2>&1)
 	rc=$?
 	echo "$out" >"$TMP/last.load"
@@ -161,7 +161,7 @@ live_apply() {
 	for hh in "$@"; do h+=(--header "$hh"); done
 	local t0 ta0 ta1 tn=
 	t0=$(now_ns)
-	cl_load http --connect "$VIP" --duration 4s --conns 4 --timeout 3s "${h[@]}" \
+	cl_load http --connect "$VIP" --count-header x-backend-version --duration 4s --conns 4 --timeout 3s "${h[@]}" \
 		>"$TMP/live.out" 2>&1 &
 	local lp=$!
 	PIDS+=($lp)
@@ -171,7 +171,7 @@ live_apply() {
 	ta1=$(now_ns)
 	local i out
 	for ((i = 0; i < 60; i++)); do
-		out=$(cl_load http --connect "$VIP" --requests 1 --timeout 2s "${h[@]}" 2>&1)
+		out=$(cl_load http --connect "$VIP" --count-header x-backend-version --requests 1 --timeout 2s "${h[@]}" 2>&1)
 		if [ "$(echo "$out" | kv version.$new)" = 1 ]; then tn=$(now_ns); break; fi
 		sleep 0.02
 	done
