@@ -35,7 +35,11 @@ setup_node() {
 	local i
 	for i in 1 2 3; do mk_pod "$NODE_NS" "rm-$RUN_ID-v$i" vb$i 10.244.0.1$i || return 1; done
 }
-setup_node || { fail "node netns, client pod and three backend pods set up"; summary l7-workshop; exit 1; }
+if ! setup_node; then
+	fail "node netns, client pod and three backend pods set up"
+	summary l7-workshop
+	exit 1
+fi
 ok "node netns, client pod 10.244.0.10 and backend pods 10.244.0.11/.12/.13 set up"
 
 PODS_CG=$(mk_cgroup pods)

@@ -25,7 +25,9 @@ need_root
 for t in wrk haproxy nginx; do
 	command -v $t >/dev/null || { echo "$t missing: make deps"; exit 1; }
 done
-case "$SECS$CONNS$THREADS" in *[!0-9]*) echo "usage: $0 [BUILD] [SECONDS] [CONNS] [THREADS]"; exit 2;; esac
+case "$SECS$CONNS$THREADS" in
+*[!0-9]*) echo "usage: $0 [BUILD] [SECONDS] [CONNS] [THREADS]"; exit 2;;
+esac
 [ "$SECS" -ge 1 ] && [ "$SECS" -le 60 ] && [ "$CONNS" -ge 1 ] && [ "$CONNS" -le 1000 ] &&
 	[ "$THREADS" -ge 1 ] && [ "$THREADS" -le "$CONNS" ] ||
 	{ echo "SECONDS 1..60, CONNS 1..1000, THREADS 1..CONNS"; exit 2; }
@@ -35,7 +37,9 @@ mk_netns "$NS" || exit 1
 # Every process of the run lives in a cgroup of $CG, so lib.sh's cleanup kills them all
 # whatever wrapper started them.
 PODS=$(mk_cgroup pods) CLIENT_CG=$(mk_cgroup pods/client) DCG=$(mk_cgroup ringmeshd)
-BACK_CG=$(mk_cgroup servers/backend) HAP_CG=$(mk_cgroup servers/haproxy) NGX_CG=$(mk_cgroup servers/nginx)
+BACK_CG=$(mk_cgroup servers/backend)
+HAP_CG=$(mk_cgroup servers/haproxy)
+NGX_CG=$(mk_cgroup servers/nginx)
 VIP=127.96.0.20 B1=127.96.0.21 B2=127.96.0.22 HAP=127.96.0.30 NGX=127.96.0.31 PORT=8080
 LP=15001
 
@@ -180,10 +184,12 @@ measure() { # name URL
 		echo "  $1: wrk failed:"; sed 's/^/    /' "$TMP/wrk.$1" | tail -5
 		return 1
 	fi
-	echo "  $1: ${R[$1,rps]} req/s, p50 ${R[$1,p50]} µs, p99 ${R[$1,p99]} µs${R[$1,err]:+  (${R[$1,err]})}"
+	echo "  $1: ${R[$1,rps]} req/s, p50 ${R[$1,p50]} µs, p99 ${R[$1,p99]} µs" \
+		"${R[$1,err]:+ (${R[$1,err]})}"
 }
 
-echo "ringmesh L7 benchmark: $(uname -r), $(nproc) CPUs, wrk -t$THREADS -c$CONNS -d${SECS}s, keep-alive GET /"
+echo "ringmesh L7 benchmark: $(uname -r), $(nproc) CPUs," \
+	"wrk -t$THREADS -c$CONNS -d${SECS}s, keep-alive GET /"
 in_ns "$NS" curl -sf -o /dev/null "http://$B1:$PORT/" || { echo "backend not answering"; exit 1; }
 measure direct "http://$B1:$PORT/"
 
@@ -200,7 +206,8 @@ bg nginx in_cg "$NGX_CG" "$NS" -- nginx -e "$TMP/nginx/logs/error.log" -p "$TMP/
 if wait_listen $NGX:$PORT; then
 	measure nginx "http://$NGX:$PORT/"
 else
-	R[nginx,err]="did not start"; sed 's/^/    /' "$TMP/nginx.log" "$TMP/nginx/logs/error.log" | tail -5
+	R[nginx,err]="did not start"
+	sed 's/^/    /' "$TMP/nginx.log" "$TMP/nginx/logs/error.log" | tail -5
 fi
 stop_cg "$NGX_CG"
 
@@ -216,7 +223,9 @@ else
 	R[ringmesh,err]="ringmeshd did not start"
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }'; }
+ratio() {
+	awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }'
+}
 echo
 echo "| path | requests/s | p50 µs | p99 µs | errors |"
 echo "|---|---|---|---|---|"
