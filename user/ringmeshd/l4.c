@@ -12,6 +12,7 @@
 #include <netinet/tcp.h>
 
 #include "ringmeshd/l4.h"
+#include "ringmeshd/l7.h"
 
 /* From <linux/netfilter_ipv4.h>, which clashes with <netinet/in.h>. */
 #ifndef SO_ORIGINAL_DST
@@ -161,6 +162,8 @@ static void l4_ev_closed(struct ring_worker *w, struct l4_conn *c)
 static void finish(struct ring_worker *w, struct l4_conn *c)
 {
 	l4_ev_closed(w, c);
+	if (c->st)
+		l7_l4_closed(w, c);
 	for (int s = 0; s < 2; s++) {
 		drop_queue(w, &c->side[s]);
 		if (c->side[s].fd >= 0)
@@ -478,6 +481,7 @@ static void on_send(struct ring_worker *w, struct l4_conn *c, unsigned int s, in
 	}
 	m = &w->meta[sd->q_head];
 	m->off += (uint32_t)res;
+	c->bytes[s] += (uint64_t)res;
 	if (s == L4_UPSTREAM)
 		RING_STAT_ADD(w, bytes_c2u, res);
 	else
@@ -676,6 +680,23 @@ void l4_accepted(struct ring_worker *w, int fd)
 			(const struct sockaddr *)&c->peer) < 0)
 		RING_STAT_ADD(w, sock_add_failed, 1);
 
+	if (w->l7) {
+		/* HTTP services are proxied at L7; declared TCP services get an endpoint. */
+		r = l7_classify(w, fd, c, &dlen);
+		if (r == 1) {
+			/* The socket and its original-destination entry belong to l7 now. */
+			c->side[L4_CLIENT].fd = -1;
+			c->orig_known = false;
+			c->state = L4_FREE;
+			c->next_free = w->free_head;
+			w->free_head = slot_of(w, c);
+			return;
+		}
+		if (r < 0) {
+			abort_conn(w, c);
+			return;
+		}
+	}
 	r = start_connect(w, c, dlen);
 	if (r) {
 		RING_STAT_ADD(w, upstream_connect_failed, 1);

@@ -41,6 +41,8 @@ enum l4_state {
 };
 
 /* One socket of a pair and the queue of bytes waiting to be written to it. */
+struct rm_stats_slot;
+
 struct l4_side {
 	int fd; /* -1 when none */
 	bool recv_armed; /* a multishot recv is live on fd */
@@ -67,6 +69,8 @@ struct l4_conn {
 	struct sockaddr_storage peer; /* the client */
 	struct sockaddr_storage dst; /* upstream address (original destination) */
 	struct rm_orig orig; /* what the lookup returned (for L7: pod cgroup, etc.) */
+	struct rm_stats_slot *st; /* metrics of a declared TCP service's endpoint, or NULL */
+	uint64_t bytes[2]; /* bytes written to each side (by enum l4_side_id) */
 };
 
 /* Slot table of a worker: allocate / free (w->cfg.max_conns entries). */

@@ -18,9 +18,13 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 
+#include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/dp.h"
+#include "ringmeshd/l7.h"
 #include "ringmeshd/opts.h"
 #include "ringmeshd/ring.h"
+#include "ringmeshd/stats_w.h"
+#include <time.h>
 
 #ifndef RINGMESH_VERSION
 #define RINGMESH_VERSION "0.1.0"
@@ -32,7 +36,33 @@ struct daemon {
 	struct rm_dp *dp; /* set before any worker starts */
 	struct ring_worker *workers[OPTS_WORKERS_MAX];
 	unsigned int n_workers;
+	struct cfgw cw; /* published L7 configuration */
+	bool cw_ok;
+	struct stats_w stats; /* rm_stats writer */
+	bool stats_ok;
+	struct l7_shared l7;
 };
+
+static void cfg_log(void *ctx, const char *msg)
+{
+	fprintf(stderr, "ringmeshd: %s\n", msg);
+}
+
+static void cfg_published(void *ctx, uint64_t gen)
+{
+	struct daemon *d = ctx;
+
+	if (d->stats_ok)
+		stats_set_generation(&d->stats, gen);
+}
+
+static uint64_t realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 static int hook_lookup(void *ctx, const struct sockaddr *local, const struct sockaddr *peer,
 		       struct rm_orig *out)
@@ -122,6 +152,22 @@ static int create_workers(struct daemon *d, const struct rm_opts *o, char *err, 
 	cfg.hooks.orig_lookup = hook_lookup;
 	cfg.hooks.sock_add = hook_sock_add;
 	cfg.hooks.on_close = hook_on_close;
+	if (o->l7) {
+		r = cfgw_init(&d->cw, o->workers, err, errlen);
+		if (r)
+			return r;
+		d->cw_ok = true;
+		d->cw.log = cfg_log;
+		d->cw.log_ctx = d;
+		d->cw.on_publish = cfg_published;
+		d->l7.cw = &d->cw;
+		d->l7.o.lim.max_head = (size_t)o->max_head_kb * 1024;
+		d->l7.o.connect_timeout_ms = o->connect_timeout_ms;
+		d->l7.o.idle_timeout_ms = o->upstream_idle_ms;
+		d->l7.o.max_idle = o->upstream_max_idle;
+		l7_opts_fill(&d->l7.o);
+		cfg.l7 = &d->l7;
+	}
 	for (unsigned int i = 0; i < o->workers; i++) {
 		cfg.id = i;
 		r = ring_worker_create(&d->workers[i], &cfg, err, errlen);
@@ -249,6 +295,22 @@ int main(int argc, char **argv)
 		goto out;
 	}
 
+	if (o.l7) {
+		/* The maps are pinned by dp: metrics and rules can be opened now. */
+		r = stats_w_open(&d.stats, o.pin_dir, realtime_ns(), err, sizeof(err));
+		if (r)
+			fprintf(stderr, "ringmeshd: metrics disabled: %s\n", err);
+		else
+			d.stats_ok = true;
+		d.l7.stats = d.stats_ok ? &d.stats : NULL;
+		r = cfgw_start(&d.cw, o.pin_dir, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "ringmeshd: %s\n", err);
+			goto out;
+		}
+		if (d.stats_ok)
+			stats_set_generation(&d.stats, cfgw_current(&d.cw)->gen);
+	}
 	r = start_workers(&d, err, sizeof(err));
 	if (r) {
 		fprintf(stderr, "ringmeshd: %s\n", err);
@@ -270,8 +332,14 @@ out:
 	if (started)
 		log_stats("exit", &d);
 	/* Workers are joined: no lookup can race the unmapping of the maps. */
+	if (d.cw_ok)
+		cfgw_stop(&d.cw);
 	rm_dp_close(d.dp, true);
 	destroy_workers(&d);
+	if (d.cw_ok)
+		cfgw_fini(&d.cw);
+	if (d.stats_ok)
+		stats_w_close(&d.stats);
 	close(sfd);
 	return status;
 }

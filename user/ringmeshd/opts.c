@@ -24,6 +24,11 @@ enum opt_id {
 	O_WORKERS,
 	O_NO_SOCKMAP,
 	O_HB_MAX,
+	O_NO_L7,
+	O_MAX_HEAD,
+	O_CONN_TO,
+	O_IDLE_MS,
+	O_MAX_IDLE,
 	O_VERBOSE,
 	O_HELP,
 	O_VERSION,
@@ -47,6 +52,11 @@ static const struct opt_def opt_defs[O_MAX] = {
 	[O_WORKERS] = { "workers", 0, true },
 	[O_NO_SOCKMAP] = { "no-sockmap", 0, false },
 	[O_HB_MAX] = { "heartbeat-max-ms", 0, true },
+	[O_NO_L7] = { "no-l7", 0, false },
+	[O_MAX_HEAD] = { "max-request-headers-kb", 0, true },
+	[O_CONN_TO] = { "connect-timeout-ms", 0, true },
+	[O_IDLE_MS] = { "upstream-idle-timeout-ms", 0, true },
+	[O_MAX_IDLE] = { "upstream-max-idle", 0, true },
 	[O_VERBOSE] = { "verbose", 'v', false },
 	[O_HELP] = { "help", 'h', false },
 	[O_VERSION] = { "version", 0, false },
@@ -73,6 +83,13 @@ static const char usage_text[] =
 	"  --no-sockmap                  disable the sk_msg shortcut\n"
 	"  --heartbeat-max-ms MS         interception fails open after MS without a beat\n"
 	"                                (400..60000, default 1000)\n"
+	"  --no-l7                       forward every connection at L4 (no HTTP routing)\n"
+	"  --max-request-headers-kb KB   request/response head limit, 1..60 (default 60)\n"
+	"  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default 5000)\n"
+	"  --upstream-idle-timeout-ms MS idle keep-alive upstream connections are closed\n"
+	"                                after MS, 100..3600000 (default 60000)\n"
+	"  --upstream-max-idle N         idle upstream connections kept per endpoint and\n"
+	"                                worker, 1..10000 (default 64)\n"
 	"  -v, --verbose                 more log lines (repeat for more)\n"
 	"  -h, --help                    this text\n"
 	"  --version                     print the version\n";
@@ -263,6 +280,31 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 				    OPTS_HEARTBEAT_INTERVAL_MS);
 		o->heartbeat_max_ms = (unsigned int)n;
 		return 0;
+	case O_MAX_HEAD:
+		if (parse_uint(v, 1000000, &n) || n < 1 || n > 60)
+			return fail(err, errlen, "--%s '%s': must be a number of KiB in 1..60", name,
+				    v);
+		o->max_head_kb = (unsigned int)n;
+		return 0;
+	case O_CONN_TO:
+		if (parse_uint(v, 1000000000, &n) || n < 10 || n > 600000)
+			return fail(err, errlen,
+				    "--%s '%s': must be a number of milliseconds in 10..600000",
+				    name, v);
+		o->connect_timeout_ms = (unsigned int)n;
+		return 0;
+	case O_IDLE_MS:
+		if (parse_uint(v, 1000000000, &n) || n < 100 || n > 3600000)
+			return fail(err, errlen,
+				    "--%s '%s': must be a number of milliseconds in 100..3600000",
+				    name, v);
+		o->upstream_idle_ms = (unsigned int)n;
+		return 0;
+	case O_MAX_IDLE:
+		if (parse_uint(v, 1000000, &n) || n < 1 || n > 10000)
+			return fail(err, errlen, "--%s '%s': must be a number in 1..10000", name, v);
+		o->upstream_max_idle = (unsigned int)n;
+		return 0;
 	default:
 		return fail(err, errlen, "--%s: internal error", name);
 	}
@@ -283,6 +325,11 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->workers = (unsigned int)ncpus;
 	o->sockmap = true;
 	o->heartbeat_max_ms = OPTS_HEARTBEAT_MAX_DEFAULT_MS;
+	o->l7 = true;
+	o->max_head_kb = 60;
+	o->connect_timeout_ms = 5000;
+	o->upstream_idle_ms = 60000;
+	o->upstream_max_idle = 64;
 }
 
 static int find_long(const char *name, size_t len)
@@ -373,6 +420,9 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 			break;
 		case O_NO_SOCKMAP:
 			o->sockmap = false;
+			break;
+		case O_NO_L7:
+			o->l7 = false;
 			break;
 		default: {
 			int r = set_value(o, (enum opt_id)id, val, err, errlen);

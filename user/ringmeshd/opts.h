@@ -46,6 +46,11 @@ struct rm_opts {
 	bool sockmap; /* false with --no-sockmap */
 	unsigned int heartbeat_max_ms; /* --heartbeat-max-ms */
 	unsigned int verbose; /* count of -v */
+	bool l7; /* false with --no-l7 */
+	unsigned int max_head_kb; /* --max-request-headers-kb */
+	unsigned int connect_timeout_ms; /* --connect-timeout-ms */
+	unsigned int upstream_idle_ms; /* --upstream-idle-timeout-ms */
+	unsigned int upstream_max_idle; /* --upstream-max-idle */
 };
 
 /*

@@ -17,6 +17,7 @@
 
 #include "ringmeshd/ring.h"
 #include "ringmeshd/l4.h"
+#include "ringmeshd/l7.h"
 
 #define RING_DEF_MAX_CONNS 8192
 #define RING_DEF_BUF_COUNT 1024
@@ -163,6 +164,11 @@ int ring_worker_create(struct ring_worker **out, const struct ring_config *cfg, 
 		errf(err, errlen, r, "cannot allocate %u connection slots", w->cfg.max_conns);
 		goto fail;
 	}
+	if (w->cfg.l7 && (r = l7_worker_init(w))) {
+		errf(err, errlen, r, "cannot allocate the L7 state of %u connections",
+		     w->cfg.max_conns);
+		goto fail;
+	}
 	*out = w;
 	return 0;
 fail:
@@ -293,6 +299,8 @@ static void start_stop(struct ring_worker *w)
 		io_uring_sqe_set_data64(sqe, ring_ud(RING_OP_CANCEL, 0, 0, 0));
 	}
 	l4_abort_all(w);
+	if (w->l7)
+		l7_abort_all(w);
 }
 
 static void dispatch(struct ring_worker *w, const struct io_uring_cqe *cqe)
@@ -319,6 +327,17 @@ static void dispatch(struct ring_worker *w, const struct io_uring_cqe *cqe)
 	case RING_OP_CONNECT_TIMEOUT:
 		l4_complete(w, ud, cqe->res, cqe->flags);
 		break;
+	case RING_OP_L7_CRECV:
+	case RING_OP_L7_CSEND:
+	case RING_OP_L7_USEND:
+	case RING_OP_L7_URECV:
+	case RING_OP_L7_UCONN:
+	case RING_OP_L7_UCONN_TO:
+		if (w->l7) {
+			l7_complete(w, ud, cqe->res, cqe->flags);
+			break;
+		}
+		/* fall through */
 	default:
 		/* Unknown op: never submitted by us; still, never leak a buffer. */
 		if (cqe->flags & IORING_CQE_F_BUFFER) {
@@ -397,9 +416,13 @@ static void init_report(struct ring_worker *w, int rc)
 	pthread_mutex_unlock(&w->init_lock);
 }
 
+/* Longest wait without a timer: bounds how late a worker passes a quiescent point
+ * (configuration reclamation) when it is idle. */
+#define RING_MAX_WAIT_NS 100000000ull
+
 static int run_loop(struct ring_worker *w)
 {
-	uint64_t deadline = 0;
+	uint64_t deadline = 0, next = UINT64_MAX;
 	int rc = 0;
 
 	for (;;) {
@@ -407,7 +430,23 @@ static int run_loop(struct ring_worker *w)
 		unsigned int head, n = 0;
 		int r;
 
-		if (w->stopping) {
+		if (w->l7) {
+			uint64_t now = now_ns();
+			uint64_t wait = next > now ? next - now : 0;
+			struct __kernel_timespec ts;
+
+			if (wait > RING_MAX_WAIT_NS)
+				wait = RING_MAX_WAIT_NS;
+			ts.tv_sec = (long long)(wait / 1000000000ull);
+			ts.tv_nsec = (long long)(wait % 1000000000ull);
+			if (w->stopping) {
+				if (!deadline)
+					deadline = now + RING_STOP_GRACE_NS;
+				if (!w->stats.active || now > deadline)
+					break;
+			}
+			r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+		} else if (w->stopping) {
 			struct __kernel_timespec ts = { .tv_nsec = 50000000 };
 
 			if (!deadline)
@@ -430,6 +469,8 @@ static int run_loop(struct ring_worker *w)
 		io_uring_cq_advance(&w->ring, n);
 		buf_publish(w);
 		l4_feed_starved(w);
+		if (w->l7)
+			next = l7_tick(w, now_ns());
 	}
 	return rc;
 }
@@ -452,6 +493,7 @@ static void *worker_main(void *arg)
 		w->ring_ok = false;
 	}
 	l4_fini(w);
+	l7_worker_fini(w);
 	__atomic_store_n(&w->exited, 1, __ATOMIC_RELEASE);
 	return (void *)(intptr_t)rc;
 }
@@ -506,6 +548,7 @@ void ring_worker_destroy(struct ring_worker *w)
 		ring_worker_join(w);
 	}
 	l4_fini(w);
+	l7_worker_fini(w);
 	for (unsigned int i = 0; i < RING_MAX_LISTEN; i++)
 		if (w->lfd[i] >= 0)
 			close(w->lfd[i]);

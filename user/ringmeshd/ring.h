@@ -59,6 +59,7 @@ struct ring_config {
 	unsigned int high_water;
 	bool sockmap; /* call hooks.sock_add on accept */
 	struct ring_hooks hooks;
+	struct l7_shared *l7; /* HTTP proxying (l7.h); NULL: every connection is L4 */
 	unsigned int id; /* worker number, for thread names and messages */
 };
 
@@ -94,6 +95,13 @@ enum ring_op {
 	RING_OP_SEND, /* send of the head buffer queued towards one side */
 	RING_OP_CONNECT, /* upstream connect */
 	RING_OP_CONNECT_TIMEOUT, /* linked timeout of RING_OP_CONNECT */
+	/* L7 (l7.h): slot = L7 client connection for C*, USEND; upstream object for U* */
+	RING_OP_L7_CRECV, /* recv on an L7 client socket */
+	RING_OP_L7_CSEND, /* send to an L7 client socket */
+	RING_OP_L7_USEND, /* send of a request to its upstream socket */
+	RING_OP_L7_URECV, /* recv on an upstream socket (busy or idle in the pool) */
+	RING_OP_L7_UCONN, /* upstream connect */
+	RING_OP_L7_UCONN_TO, /* linked timeout of RING_OP_L7_UCONN */
 	RING_OP_MAX,
 };
 
@@ -140,6 +148,7 @@ struct ring_starved {
 };
 
 struct l4_conn;
+struct l7_shared;
 
 struct ring_worker {
 	struct ring_config cfg; /* copy, defaults filled */
@@ -182,6 +191,7 @@ struct ring_worker {
 
 	struct ring_stats stats;
 	struct __kernel_timespec connect_ts; /* cfg.connect_timeout_ms */
+	void *l7; /* struct l7_worker, when cfg.l7 */
 
 	pthread_t thread;
 	bool thread_started;

@@ -1,0 +1,268 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Configuration watcher and RCU-like publication. Ordering: the pointer swap, the
+ * readers' quiescent counters and the per-worker use counts are all sequentially
+ * consistent, so a quiescent count read after the swap that has moved past its
+ * snapshot proves the reader reloaded the pointer since, and a use count it took
+ * before that is visible.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ringmeshd/cfgwatch.h"
+
+static void cfg_obj_free(struct cfgw_cfg *c)
+{
+	if (!c)
+		return;
+	route_free(c->t);
+	free(c->lb);
+	free(c->ep_version);
+	free(c->ep_workload);
+	free(c);
+}
+
+static void label_of(const struct rm_cfg *cfg, const struct rm_cfg_endpoint *e, const char *key,
+		     char *out, size_t len)
+{
+	for (uint32_t i = 0; i < e->label_count; i++) {
+		uint32_t li = e->label_first + i;
+
+		if (li >= cfg->n_labels || li >= RM_CFG_MAX_LABELS)
+			break;
+		if (!strcmp(cfg_str(cfg, cfg->labels[li].key_off), key)) {
+			snprintf(out, len, "%s", cfg_str(cfg, cfg->labels[li].val_off));
+			return;
+		}
+	}
+}
+
+static int build(const struct rm_cfg *snap, struct cfgw_cfg **out, char *err, size_t errlen)
+{
+	struct cfgw_cfg *c = calloc(1, sizeof(*c));
+	int r;
+
+	*out = NULL;
+	if (!c)
+		return -ENOMEM;
+	r = route_build(snap, &c->t, err, errlen);
+	if (r) {
+		free(c);
+		return r;
+	}
+	c->gen = route_generation(c->t);
+	c->n_pools = route_n_pools(c->t);
+	c->n_eps = snap->n_endpoints <= RM_CFG_MAX_ENDPOINTS ? snap->n_endpoints : 0;
+	c->lb = calloc(c->n_pools ? c->n_pools : 1, sizeof(*c->lb));
+	c->ep_version = calloc(c->n_eps ? c->n_eps : 1, sizeof(*c->ep_version));
+	c->ep_workload = calloc(c->n_eps ? c->n_eps : 1, sizeof(*c->ep_workload));
+	if (!c->lb || !c->ep_version || !c->ep_workload) {
+		cfg_obj_free(c);
+		return -ENOMEM;
+	}
+	for (uint32_t s = 0; s < route_n_services(c->t); s++) {
+		for (uint32_t sub = 0; sub <= route_n_subsets(c->t); sub++) {
+			uint32_t subset = sub == route_n_subsets(c->t) ? RM_CFG_NONE : sub;
+			uint32_t pool, lbp;
+			const uint32_t *m;
+			size_t n;
+
+			if (!route_pool(c->t, s, subset, &pool, &m, &n, &lbp) && pool < c->n_pools)
+				lb_init(&c->lb[pool], lbp);
+		}
+	}
+	for (uint32_t i = 0; i < c->n_eps; i++) {
+		const struct rm_cfg_endpoint *e = &snap->endpoints[i];
+
+		label_of(snap, e, "version", c->ep_version[i], RM_STATS_SHORT_LEN);
+		if (e->name_off)
+			snprintf(c->ep_workload[i], RM_STATS_SHORT_LEN, "%s",
+				 cfg_str(snap, e->name_off));
+		else
+			label_of(snap, e, "app", c->ep_workload[i], RM_STATS_SHORT_LEN);
+	}
+	*out = c;
+	return 0;
+}
+
+int cfgw_init(struct cfgw *cw, unsigned int n_readers, char *err, size_t errlen)
+{
+	struct rm_cfg *empty;
+	int r;
+
+	memset(cw, 0, sizeof(*cw));
+	if (!n_readers || n_readers > CFGW_MAX_READERS) {
+		snprintf(err, errlen, "%u readers: 1..%d supported", n_readers, CFGW_MAX_READERS);
+		return -EINVAL;
+	}
+	cw->n_readers = n_readers;
+	/* The empty configuration is built like any other, so readers never see NULL. */
+	empty = calloc(1, sizeof(*empty));
+	if (!empty)
+		return -ENOMEM;
+	empty->magic = RM_CFG_MAGIC;
+	empty->abi_version = RM_CFG_ABI_VERSION;
+	empty->strtab_len = 1;
+	r = build(empty, &cw->cur, err, errlen);
+	free(empty);
+	return r;
+}
+
+int cfgw_publish(struct cfgw *cw, const struct rm_cfg *snap, char *err, size_t errlen)
+{
+	struct cfgw_cfg *c, *old;
+	int r = build(snap, &c, err, errlen);
+
+	if (r) {
+		cw->rejected++;
+		return r;
+	}
+	old = __atomic_exchange_n(&cw->cur, c, __ATOMIC_SEQ_CST);
+	for (unsigned int i = 0; i < cw->n_readers; i++)
+		old->qs_snap[i] = __atomic_load_n(&cw->readers[i].qs, __ATOMIC_SEQ_CST);
+	old->next = cw->retired;
+	cw->retired = old;
+	cw->flips++;
+	return 0;
+}
+
+static bool reclaimable(struct cfgw *cw, const struct cfgw_cfg *c)
+{
+	for (unsigned int i = 0; i < cw->n_readers; i++) {
+		if (__atomic_load_n(&cw->readers[i].qs, __ATOMIC_SEQ_CST) <= c->qs_snap[i])
+			return false;
+		if (__atomic_load_n(&c->uses[i], __ATOMIC_SEQ_CST))
+			return false;
+	}
+	return true;
+}
+
+unsigned int cfgw_reclaim(struct cfgw *cw)
+{
+	struct cfgw_cfg **pp = &cw->retired;
+	unsigned int left = 0;
+
+	while (*pp) {
+		struct cfgw_cfg *c = *pp;
+
+		if (reclaimable(cw, c)) {
+			*pp = c->next;
+			cfg_obj_free(c);
+		} else {
+			pp = &c->next;
+			left++;
+		}
+	}
+	return left;
+}
+
+static void logf_(struct cfgw *cw, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void logf_(struct cfgw *cw, const char *fmt, ...)
+{
+	char msg[768];
+	va_list ap;
+
+	if (!cw->log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	cw->log(cw->log_ctx, msg);
+}
+
+int cfgw_poll(struct cfgw *cw)
+{
+	char err[512];
+	uint64_t gen;
+	int r;
+
+	if (!cw->store_open) {
+		r = cfg_store_open(&cw->store, cw->pin_dir, false, err, sizeof(err));
+		if (r)
+			return r; /* not pinned yet: try again next poll */
+		cw->store_open = true;
+	}
+	gen = __atomic_load_n(&cw->store.ctl->generation, __ATOMIC_ACQUIRE);
+	if (gen == cw->seen_gen)
+		return 0;
+	if (!cw->snap && !(cw->snap = malloc(sizeof(*cw->snap))))
+		return -ENOMEM;
+	r = cfg_store_snapshot(&cw->store, cw->snap, NULL, &gen);
+	if (r)
+		return r;
+	cw->seen_gen = gen;
+	if (gen == 0)
+		return 0;
+	r = cfgw_publish(cw, cw->snap, err, sizeof(err));
+	if (r) {
+		if (cw->bad_gen != gen)
+			logf_(cw, "configuration generation %llu rejected, keeping generation %llu: %s",
+			      (unsigned long long)gen,
+			      (unsigned long long)cfgw_current(cw)->gen, err);
+		cw->bad_gen = gen;
+		return r;
+	}
+	if (cw->on_publish)
+		cw->on_publish(cw->log_ctx, gen);
+	return 1;
+}
+
+static void *watch_main(void *arg)
+{
+	struct cfgw *cw = arg;
+	struct timespec ts = { .tv_nsec = CFGW_POLL_MS * 1000000L };
+
+	while (!__atomic_load_n(&cw->stop, __ATOMIC_ACQUIRE)) {
+		cfgw_poll(cw);
+		cfgw_reclaim(cw);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int cfgw_start(struct cfgw *cw, const char *pin_dir, char *err, size_t errlen)
+{
+	int r;
+
+	cw->pin_dir = pin_dir;
+	cfgw_poll(cw); /* a configuration already applied is live before the first accept */
+	r = pthread_create(&cw->thread, NULL, watch_main, cw);
+	if (r) {
+		snprintf(err, errlen, "config watcher: pthread_create: %s", strerror(r));
+		return -r;
+	}
+	pthread_setname_np(cw->thread, "ringmeshd-cfg");
+	cw->running = true;
+	return 0;
+}
+
+void cfgw_stop(struct cfgw *cw)
+{
+	if (!cw->running)
+		return;
+	__atomic_store_n(&cw->stop, 1, __ATOMIC_RELEASE);
+	pthread_join(cw->thread, NULL);
+	cw->running = false;
+}
+
+void cfgw_fini(struct cfgw *cw)
+{
+	struct cfgw_cfg *c;
+
+	cfgw_stop(cw);
+	while ((c = cw->retired)) {
+		cw->retired = c->next;
+		cfg_obj_free(c);
+	}
+	cfg_obj_free(cw->cur);
+	cw->cur = NULL;
+	if (cw->store_open)
+		cfg_store_close(&cw->store);
+	free(cw->snap);
+	cw->snap = NULL;
+}

@@ -1,0 +1,602 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * L7 worker plumbing: slots, buffer free lists, classification of intercepted
+ * connections, upstream connection objects (connect, keep-alive pool, idle
+ * detection and timeout), timers and completion dispatch. The request life cycle
+ * itself is in l7_http.c.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+#include <sys/random.h>
+
+#include "ringmeshd/l4.h"
+#include "ringmeshd/l7_int.h"
+#include "ringmeshd/lb.h"
+
+#define L7_MEM_CACHE 256 /* free buffer blocks kept per kind and worker */
+#define L7_POOL_BUCKETS 4096
+
+uint64_t l7_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void l7_opts_fill(struct l7_opts *o)
+{
+	if (!o->buf_size)
+		o->buf_size = L7_DEF_BUF;
+	if (o->buf_size < 4096)
+		o->buf_size = 4096;
+	if (!o->lim.max_head)
+		o->lim.max_head = L7_DEF_MAX_HEAD;
+	if (o->lim.max_head > o->buf_size)
+		o->lim.max_head = o->buf_size;
+	if (!o->lim.max_uri)
+		o->lim.max_uri = HTTP_DEF_MAX_URI;
+	if (!o->lim.max_headers || o->lim.max_headers > L7_MAX_HDRS)
+		o->lim.max_headers = o->lim.max_headers ? L7_MAX_HDRS : HTTP_DEF_MAX_HEADERS;
+	if (!o->lim.max_chunk_line)
+		o->lim.max_chunk_line = HTTP_DEF_MAX_CHUNK_LINE;
+	if (!o->max_idle)
+		o->max_idle = L7_DEF_MAX_IDLE;
+	if (!o->idle_timeout_ms)
+		o->idle_timeout_ms = L7_DEF_IDLE_MS;
+	if (!o->connect_timeout_ms)
+		o->connect_timeout_ms = L7_DEF_CONNECT_MS;
+	if (!o->retry_buf)
+		o->retry_buf = L7_DEF_RETRY_BUF;
+	if (o->retry_buf > o->buf_size - o->lim.max_head)
+		o->retry_buf = o->buf_size > o->lim.max_head ? o->buf_size - o->lim.max_head : 0;
+}
+
+uint64_t l7_rand(struct l7_worker *lw)
+{
+	/* xorshift64*: the router and balancer need uniform bits, not secrets */
+	uint64_t x = lw->rng;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	lw->rng = x;
+	return x * 0x2545F4914F6CDD1Dull;
+}
+
+int l7_worker_init(struct ring_worker *w)
+{
+	struct l7_worker *lw = calloc(1, sizeof(*lw));
+	struct l7_shared *sh = w->cfg.l7;
+	uint32_t n = w->cfg.max_conns;
+
+	if (!lw)
+		return -ENOMEM;
+	w->l7 = lw;
+	lw->w = w;
+	lw->sh = sh;
+	lw->id = w->cfg.id;
+	lw->n_conns = n;
+	lw->n_ups = n;
+	lw->conns = calloc(n, sizeof(*lw->conns));
+	lw->ups = calloc(n, sizeof(*lw->ups));
+	lw->cmem_free = calloc(L7_MEM_CACHE, sizeof(void *));
+	lw->umem_free = calloc(L7_MEM_CACHE, sizeof(void *));
+	if (!lw->conns || !lw->ups || !lw->cmem_free || !lw->umem_free ||
+	    l7_theap_init(&lw->th, 4 * n) || pool_init(&lw->pool, L7_POOL_BUCKETS, sh->o.max_idle)) {
+		l7_worker_fini(w);
+		return -ENOMEM;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		lw->conns[i].next_free = i + 1 < n ? i + 1 : L7_NONE;
+		lw->conns[i].fd = -1;
+		lw->ups[i].next_free = i + 1 < n ? i + 1 : L7_NONE;
+		lw->ups[i].fd = -1;
+	}
+	lw->c_free = lw->u_free = 0;
+	lw->cbuf_size = sh->o.buf_size;
+	lw->obuf_size = (uint32_t)sh->o.lim.max_head + 8192;
+	lw->rbuf_size = (uint32_t)sh->o.lim.max_head + 4096;
+	lw->cmem_size = (size_t)lw->cbuf_size + lw->obuf_size + lw->rbuf_size +
+			2 * L7_MAX_HDRS * sizeof(struct http_header);
+	lw->umem_size = sh->o.buf_size;
+	lw->connect_ts.tv_sec = sh->o.connect_timeout_ms / 1000;
+	lw->connect_ts.tv_nsec = (long long)(sh->o.connect_timeout_ms % 1000) * 1000000;
+	if (getrandom(&lw->rng, sizeof(lw->rng), 0) != sizeof(lw->rng) || !lw->rng)
+		lw->rng = l7_now_ns() | 1;
+	lw->cur = cfgw_current(sh->cw);
+	return 0;
+}
+
+void l7_worker_fini(struct ring_worker *w)
+{
+	struct l7_worker *lw = w->l7;
+
+	if (!lw)
+		return;
+	/* After io_uring_queue_exit: nothing in flight can use these. */
+	for (uint32_t i = 0; lw->conns && i < lw->n_conns; i++) {
+		struct l7_conn *c = &lw->conns[i];
+
+		if (c->state != L7C_FREE && c->fd >= 0)
+			close(c->fd);
+		if (c->cfg)
+			cfgw_drop(c->cfg, lw->id);
+		free(c->mem);
+	}
+	for (uint32_t i = 0; lw->ups && i < lw->n_ups; i++) {
+		if (lw->ups[i].state != L7U_FREE && lw->ups[i].fd >= 0)
+			close(lw->ups[i].fd);
+		free(lw->ups[i].buf);
+	}
+	for (uint32_t i = 0; i < lw->n_cmem_free; i++)
+		free(lw->cmem_free[i]);
+	for (uint32_t i = 0; i < lw->n_umem_free; i++)
+		free(lw->umem_free[i]);
+	free(lw->cmem_free);
+	free(lw->umem_free);
+	free(lw->conns);
+	free(lw->ups);
+	l7_theap_fini(&lw->th);
+	pool_fini(&lw->pool);
+	free(lw);
+	w->l7 = NULL;
+}
+
+static void *mem_get(void **cache, uint32_t *n, size_t size)
+{
+	if (*n)
+		return cache[--*n];
+	return malloc(size);
+}
+
+static void mem_put(void **cache, uint32_t *n, void *p)
+{
+	if (!p)
+		return;
+	if (*n < L7_MEM_CACHE)
+		cache[(*n)++] = p;
+	else
+		free(p);
+}
+
+uint64_t l7_conn_ud(struct l7_worker *lw, struct l7_conn *c, enum ring_op op)
+{
+	return ring_ud(op, 0, (uint32_t)(c - lw->conns), c->gen);
+}
+
+static uint64_t up_ud(struct l7_worker *lw, struct l7_up *up, enum ring_op op)
+{
+	return ring_ud(op, 1, (uint32_t)(up - lw->ups), up->gen);
+}
+
+/* ---- client connection slots ---- */
+
+static struct l7_conn *conn_alloc(struct l7_worker *lw)
+{
+	struct l7_conn *c;
+	uint32_t gen;
+	char *m;
+
+	if (lw->c_free == L7_NONE)
+		return NULL;
+	m = mem_get(lw->cmem_free, &lw->n_cmem_free, lw->cmem_size);
+	if (!m)
+		return NULL;
+	c = &lw->conns[lw->c_free];
+	lw->c_free = c->next_free;
+	gen = c->gen + 1;
+	memset(c, 0, sizeof(*c));
+	c->gen = gen;
+	c->fd = -1;
+	c->mem = m;
+	c->cbuf = m;
+	c->obuf = m + lw->cbuf_size;
+	c->rbuf = c->obuf + lw->obuf_size;
+	c->hdrs = (struct http_header *)(void *)(c->rbuf + lw->rbuf_size);
+	c->rhdrs = c->hdrs + L7_MAX_HDRS;
+	l7_tmr_init(&c->t_route, L7_T_ROUTE);
+	l7_tmr_init(&c->t_try, L7_T_TRY);
+	l7_tmr_init(&c->t_delay, L7_T_DELAY);
+	return c;
+}
+
+void l7c_free(struct l7_worker *lw, struct l7_conn *c)
+{
+	struct ring_worker *w = lw->w;
+	const struct ring_hooks *h = &w->cfg.hooks;
+
+	if (c->orig_known && h->on_close)
+		h->on_close(h->ctx, (const struct sockaddr *)&c->local,
+			    (const struct sockaddr *)&c->peer);
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+	mem_put(lw->cmem_free, &lw->n_cmem_free, c->mem);
+	c->mem = NULL;
+	c->state = L7C_FREE;
+	c->next_free = lw->c_free;
+	lw->c_free = (uint32_t)(c - lw->conns);
+	RING_STAT_ADD(w, active, -1);
+	RING_STAT_ADD(w, closed, 1);
+}
+
+/* ---- classification ---- */
+
+static void ep_sockaddr(const struct route_endpoint *e, __be16 port, struct sockaddr_storage *ss,
+			socklen_t *len)
+{
+	struct rm_orig o;
+
+	memset(&o, 0, sizeof(o));
+	o.addr = e->addr;
+	o.port = port;
+	o.family = e->family;
+	if (l4_orig_to_sockaddr(&o, ss, len))
+		*len = 0;
+}
+
+int l7_classify(struct ring_worker *w, int fd, struct l4_conn *l4c, socklen_t *dlen)
+{
+	struct l7_worker *lw = l7w(w);
+	struct cfgw_cfg *cfg = lw->cur;
+	struct l7_conn *c;
+	uint8_t proto = 0;
+	int svc;
+
+	svc = route_find_service(cfg->t, &l4c->orig.addr, l4c->orig.port);
+	if (svc < 0 || route_service_port(cfg->t, (uint32_t)svc, l4c->orig.port, &proto) < 0)
+		return 0; /* not a declared service: plain L4 to the original destination */
+	if (proto != RM_PROTO_HTTP) {
+		/* TCP (and TLS, HTTP/2 we do not parse): an endpoint instead of the VIP. */
+		uint32_t pool, lbp, ep;
+		const uint32_t *m;
+		size_t n, pos;
+		struct route_endpoint e;
+		struct rm_stats_key k;
+
+		if (route_pool(cfg->t, (uint32_t)svc, RM_CFG_NONE, &pool, &m, &n, &lbp) || !n ||
+		    pool >= cfg->n_pools || lb_pick(&cfg->lb[pool], m, n, NULL, l7_rand(lw), &pos))
+			return -EHOSTUNREACH;
+		ep = m[pos];
+		if (route_endpoint(cfg->t, ep, &e))
+			return -EHOSTUNREACH;
+		ep_sockaddr(&e, route_endpoint_port(cfg->t, ep, l4c->orig.port), &l4c->dst, dlen);
+		if (!*dlen)
+			return -EAFNOSUPPORT;
+		if (lw->sh->stats) {
+			stats_key_make(&k, route_service_host(cfg->t, (uint32_t)svc),
+				       ep < cfg->n_eps ? cfg->ep_version[ep] : NULL,
+				       ep < cfg->n_eps ? cfg->ep_workload[ep] : NULL, RM_STATS_TCP);
+			l4c->st = stats_slot(lw->sh->stats, &k);
+			stats_tcp(l4c->st, 1, 0, 0, 0);
+		}
+		return 0;
+	}
+	c = conn_alloc(lw);
+	if (!c)
+		return -ENOMEM;
+	c->fd = fd;
+	c->local = l4c->local;
+	c->peer = l4c->peer;
+	c->orig = l4c->orig;
+	c->orig_known = l4c->orig_known;
+	c->port = l4c->orig.port;
+	c->svc = svc;
+	{
+		int one = 1;
+
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	l7c_start(lw, c);
+	return 1;
+}
+
+void l7_l4_closed(struct ring_worker *w, struct l4_conn *c)
+{
+	stats_tcp(c->st, 0, 1, c->bytes[L4_UPSTREAM], c->bytes[L4_CLIENT]);
+	c->st = NULL;
+}
+
+/* ---- upstream connections ---- */
+
+static void up_finish(struct l7_worker *lw, struct l7_up *up)
+{
+	l7_tmr_cancel(&lw->th, &up->t_idle);
+	pool_remove(&lw->pool, &up->link);
+	stats_tcp(up->st, 0, 1, up->sent, up->rcvd);
+	if (up->fd >= 0)
+		close(up->fd);
+	up->fd = -1;
+	mem_put(lw->umem_free, &lw->n_umem_free, up->buf);
+	up->buf = NULL;
+	up->state = L7U_FREE;
+	up->next_free = lw->u_free;
+	lw->u_free = (uint32_t)(up - lw->ups);
+}
+
+static void up_maybe_finish(struct l7_worker *lw, struct l7_up *up)
+{
+	if (up->state == L7U_CLOSING && !up->inflight && !up->ext)
+		up_finish(lw, up);
+}
+
+/* Close: shutdown wakes the pending recv, the cancel drops io_uring's file refs. */
+static void up_close(struct l7_worker *lw, struct l7_up *up)
+{
+	struct io_uring_sqe *sqe;
+
+	if (up->state == L7U_CLOSING || up->state == L7U_FREE)
+		return;
+	up->state = L7U_CLOSING;
+	up->owner = NULL;
+	l7_tmr_cancel(&lw->th, &up->t_idle);
+	pool_remove(&lw->pool, &up->link);
+	if (up->fd >= 0) {
+		shutdown(up->fd, SHUT_RDWR);
+		if ((up->inflight || up->ext) && (sqe = ring_get_sqe(lw->w))) {
+			io_uring_prep_cancel_fd(sqe, up->fd, IORING_ASYNC_CANCEL_ALL);
+			io_uring_sqe_set_data64(sqe, ring_ud(RING_OP_CANCEL, 0, 0, 0));
+		}
+	}
+	up_maybe_finish(lw, up);
+}
+
+void l7_up_ext_put(struct l7_worker *lw, struct l7_up *up)
+{
+	up->ext--;
+	up_maybe_finish(lw, up);
+}
+
+void l7_up_arm_recv(struct l7_worker *lw, struct l7_up *up)
+{
+	struct io_uring_sqe *sqe;
+
+	if (up->recv_busy || up->broken || up->state == L7U_CLOSING || up->len >= lw->umem_size)
+		return;
+	sqe = ring_get_sqe(lw->w);
+	if (!sqe) {
+		up->broken = true;
+		return;
+	}
+	io_uring_prep_recv(sqe, up->fd, up->buf + up->len, lw->umem_size - up->len, 0);
+	io_uring_sqe_set_data64(sqe, up_ud(lw, up, RING_OP_L7_URECV));
+	up->recv_busy = true;
+	up->inflight++;
+}
+
+static struct l7_up *up_alloc(struct l7_worker *lw)
+{
+	struct l7_up *up;
+	uint32_t gen;
+	char *b;
+
+	if (lw->u_free == L7_NONE)
+		return NULL;
+	b = mem_get(lw->umem_free, &lw->n_umem_free, lw->umem_size);
+	if (!b)
+		return NULL;
+	up = &lw->ups[lw->u_free];
+	lw->u_free = up->next_free;
+	gen = up->gen + 1;
+	memset(up, 0, sizeof(*up));
+	up->gen = gen;
+	up->fd = -1;
+	up->buf = b;
+	pool_link_init(&up->link);
+	l7_tmr_init(&up->t_idle, L7_T_IDLE);
+	return up;
+}
+
+struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
+			const struct sockaddr_storage *dst, socklen_t dlen, struct rm_stats_slot *st,
+			int *err)
+{
+	struct pool_link *l;
+	struct l7_up *up;
+	struct io_uring_sqe *sqe;
+	int one = 1;
+
+	while ((l = pool_get(&lw->pool, key))) {
+		up = (struct l7_up *)((char *)l - offsetof(struct l7_up, link));
+		l7_tmr_cancel(&lw->th, &up->t_idle);
+		if (up->broken || up->len) {
+			up_close(lw, up);
+			continue;
+		}
+		up->state = L7U_BUSY;
+		return up;
+	}
+	up = up_alloc(lw);
+	if (!up) {
+		*err = -ENOMEM;
+		return NULL;
+	}
+	up->key = *key;
+	up->dst = *dst;
+	up->dlen = dlen;
+	up->st = st;
+	up->fd = socket(dst->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (up->fd < 0) {
+		*err = -errno;
+		up->state = L7U_CLOSING;
+		up_finish(lw, up);
+		return NULL;
+	}
+	setsockopt(up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (io_uring_sq_space_left(&lw->w->ring) < 2)
+		io_uring_submit(&lw->w->ring);
+	if (io_uring_sq_space_left(&lw->w->ring) < 2) {
+		*err = -EBUSY;
+		up->state = L7U_CLOSING;
+		up_finish(lw, up);
+		return NULL;
+	}
+	sqe = io_uring_get_sqe(&lw->w->ring);
+	io_uring_prep_connect(sqe, up->fd, (const struct sockaddr *)&up->dst, up->dlen);
+	io_uring_sqe_set_data64(sqe, up_ud(lw, up, RING_OP_L7_UCONN));
+	sqe->flags |= IOSQE_IO_LINK;
+	sqe = io_uring_get_sqe(&lw->w->ring);
+	io_uring_prep_link_timeout(sqe, &lw->connect_ts, 0);
+	io_uring_sqe_set_data64(sqe, up_ud(lw, up, RING_OP_L7_UCONN_TO));
+	up->inflight += 2;
+	up->state = L7U_CONNECTING;
+	stats_tcp(st, 1, 0, 0, 0);
+	return up;
+}
+
+/* Done with a request: park the connection (its recv stays armed to notice a close
+ * by the server) or close it. */
+void l7_up_release(struct l7_worker *lw, struct l7_up *up, bool reuse)
+{
+	up->owner = NULL;
+	if (!reuse || up->broken || up->len != up->off || up->state != L7U_BUSY || up->ext) {
+		up_close(lw, up);
+		return;
+	}
+	up->off = up->len = 0;
+	if (pool_put(&lw->pool, &up->key, &up->link)) {
+		up_close(lw, up);
+		return;
+	}
+	up->state = L7U_IDLE;
+	l7_up_arm_recv(lw, up);
+	if (up->broken ||
+	    l7_tmr_arm(&lw->th, &up->t_idle,
+		       l7_now_ns() + (uint64_t)lw->sh->o.idle_timeout_ms * 1000000ull)) {
+		up_close(lw, up);
+	}
+}
+
+static void up_on_recv(struct l7_worker *lw, struct l7_up *up, int32_t res)
+{
+	up->inflight--;
+	up->recv_busy = false;
+	if (res > 0) {
+		up->len += (uint32_t)res;
+		up->rcvd += (uint64_t)res;
+	} else if (res != -ECANCELED || up->state != L7U_BUSY) {
+		up->broken = true;
+	}
+	if (up->state == L7U_CLOSING) {
+		up_maybe_finish(lw, up);
+		return;
+	}
+	if (up->state == L7U_IDLE) {
+		/* The server closed (or spoke out of turn): the connection is unusable. */
+		up_close(lw, up);
+		return;
+	}
+	if (up->owner)
+		l7c_on_up_recv(lw, up->owner, res);
+	else
+		up_close(lw, up);
+}
+
+static void up_on_connect(struct l7_worker *lw, struct l7_up *up, int32_t res)
+{
+	up->inflight--;
+	if (up->state != L7U_CONNECTING) {
+		up_maybe_finish(lw, up);
+		return;
+	}
+	if (res < 0) {
+		up->broken = true;
+		if (up->owner)
+			l7c_on_up_connected(lw, up->owner, res);
+		else
+			up_close(lw, up);
+		return;
+	}
+	up->state = L7U_BUSY;
+	if (up->owner)
+		l7c_on_up_connected(lw, up->owner, 0);
+	else
+		up_close(lw, up);
+}
+
+/* ---- completions, timers ---- */
+
+void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags)
+{
+	struct l7_worker *lw = l7w(w);
+	uint32_t slot = ring_ud_slot(ud);
+	enum ring_op op = ring_ud_op(ud);
+
+	if (op == RING_OP_L7_URECV || op == RING_OP_L7_UCONN || op == RING_OP_L7_UCONN_TO) {
+		struct l7_up *up;
+
+		if (slot >= lw->n_ups || lw->ups[slot].gen != ring_ud_gen(ud) ||
+		    lw->ups[slot].state == L7U_FREE)
+			return;
+		up = &lw->ups[slot];
+		if (op == RING_OP_L7_URECV)
+			up_on_recv(lw, up, res);
+		else if (op == RING_OP_L7_UCONN)
+			up_on_connect(lw, up, res);
+		else {
+			up->inflight--;
+			up_maybe_finish(lw, up);
+		}
+		return;
+	}
+	if (slot >= lw->n_conns || lw->conns[slot].gen != ring_ud_gen(ud) ||
+	    lw->conns[slot].state == L7C_FREE)
+		return;
+	switch (op) {
+	case RING_OP_L7_CRECV:
+		l7c_on_recv(lw, &lw->conns[slot], res);
+		break;
+	case RING_OP_L7_CSEND:
+		l7c_on_send(lw, &lw->conns[slot], res);
+		break;
+	case RING_OP_L7_USEND:
+		l7c_on_usend(lw, &lw->conns[slot], res);
+		break;
+	default:
+		break;
+	}
+	(void)flags;
+}
+
+uint64_t l7_tick(struct ring_worker *w, uint64_t now)
+{
+	struct l7_worker *lw = l7w(w);
+	struct cfgw *cw = lw->sh->cw;
+	struct l7_tmr *t;
+
+	while ((t = l7_theap_pop_expired(&lw->th, now))) {
+		if (t->kind == L7_T_IDLE) {
+			struct l7_up *up = (struct l7_up *)((char *)t - offsetof(struct l7_up, t_idle));
+
+			up_close(lw, up);
+		} else {
+			size_t off = t->kind == L7_T_ROUTE ? offsetof(struct l7_conn, t_route)
+				     : t->kind == L7_T_TRY ? offsetof(struct l7_conn, t_try)
+							   : offsetof(struct l7_conn, t_delay);
+			struct l7_conn *c = (struct l7_conn *)((char *)t - off);
+
+			if (c->state != L7C_FREE)
+				l7c_on_timer(lw, c, t);
+		}
+	}
+	cfgw_quiescent(cw, lw->id);
+	lw->cur = cfgw_current(cw);
+	return l7_theap_next(&lw->th);
+}
+
+void l7_abort_all(struct ring_worker *w)
+{
+	struct l7_worker *lw = l7w(w);
+
+	for (uint32_t i = 0; i < lw->n_conns; i++)
+		if (lw->conns[i].state != L7C_FREE && lw->conns[i].state != L7C_CLOSING)
+			l7c_abort(lw, &lw->conns[i]);
+	for (uint32_t i = 0; i < lw->n_ups; i++)
+		if (lw->ups[i].state == L7U_IDLE)
+			up_close(lw, &lw->ups[i]);
+}

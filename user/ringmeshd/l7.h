@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * l7: the HTTP/1.1 proxy of a ringmeshd worker. Owns the L7 connection slots
+ * (client side), the upstream connection objects and their per-endpoint keep-alive
+ * pool, the worker's timer heap, and the request life cycle: parse (http1), route
+ * (route_decide on the configuration published by cfgwatch), fault delay/abort,
+ * redirect, endpoint choice (lb), forwarding over a pooled connection with
+ * timeouts and retries, streaming of both bodies, Envoy-compatible local replies,
+ * 101 tunnels, and the per-request metrics (stats_w).
+ *
+ * The ring calls in at three points: l7_classify() for each intercepted connection
+ * (L7, or L4 with an endpoint chosen for a declared TCP service), l7_complete() for
+ * completions of the RING_OP_L7_* ops, and l7_tick() once per loop iteration
+ * (timers, quiescent point, next deadline).
+ */
+#ifndef RM_L7_H
+#define RM_L7_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "ringmeshd/http1.h"
+
+struct ring_worker;
+struct l4_conn;
+struct cfgw;
+struct stats_w;
+
+/* Defaults (a zero field in struct l7_opts means the default). */
+#define L7_DEF_BUF (64u * 1024) /* client input buffer: head + kept body */
+#define L7_DEF_MAX_HEAD (60u * 1024) /* Envoy's max_request_headers_kb */
+#define L7_DEF_MAX_IDLE 64 /* idle upstream connections per endpoint per worker */
+#define L7_DEF_IDLE_MS 60000 /* idle upstream connection lifetime */
+#define L7_DEF_CONNECT_MS 5000
+#define L7_DEF_RETRY_BUF (64u * 1024) /* bodies up to this are kept for retries */
+
+struct l7_opts {
+	struct http_limits lim; /* request and response head limits */
+	uint32_t buf_size;
+	uint32_t max_idle; /* per endpoint and worker */
+	uint32_t idle_timeout_ms;
+	uint32_t connect_timeout_ms;
+	uint32_t retry_buf; /* a request body larger than this is streamed, never retried */
+};
+
+/* Daemon-wide state every worker shares (owned by main). */
+struct l7_shared {
+	struct cfgw *cw; /* published configuration */
+	struct stats_w *stats; /* NULL: no metrics */
+	struct l7_opts o; /* defaults filled by l7_opts_fill */
+};
+
+void l7_opts_fill(struct l7_opts *o);
+
+/* Per-worker state (called from the worker thread / owner). */
+int l7_worker_init(struct ring_worker *w);
+void l7_worker_fini(struct ring_worker *w);
+
+/*
+ * An intercepted connection accepted by l4 (c: local, peer, orig, dst filled).
+ * Returns 1 when L7 took it (fd and the original-destination entry are L7's now),
+ * 0 to forward at L4 to c->dst (rewritten to an endpoint for a declared TCP
+ * service; *dlen updated), or -errno to refuse it (a TCP service without endpoints).
+ */
+int l7_classify(struct ring_worker *w, int fd, struct l4_conn *c, socklen_t *dlen);
+
+void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags);
+
+/* Run expired timers and pass a quiescent point; returns the next deadline
+ * (CLOCK_MONOTONIC ns, UINT64_MAX if none). */
+uint64_t l7_tick(struct ring_worker *w, uint64_t now);
+
+/* Reset everything (worker stopping). */
+void l7_abort_all(struct ring_worker *w);
+
+/* L4 connection closing: account it in the metrics of its destination. */
+void l7_l4_closed(struct ring_worker *w, struct l4_conn *c);
+
+uint64_t l7_now_ns(void);
+
+#endif /* RM_L7_H */

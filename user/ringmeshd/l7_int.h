@@ -1,0 +1,238 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Internal structures of l7, shared by l7.c (slots, upstream connections, pool,
+ * timers, dispatch) and l7_http.c (the request life cycle). Not for other modules.
+ *
+ * Buffers: a client connection owns one block (input buffer, upstream head,
+ * client-bound head, header arrays), an upstream connection one input buffer;
+ * both come from per-worker free lists, so a busy worker allocates nothing.
+ *
+ * Lifetimes: an object is freed only when none of its io_uring ops is in flight.
+ * Sends that a client connection makes on its upstream's socket (request) or from
+ * its upstream's buffer (response body) count in the client's inflight and in the
+ * upstream's ext, so neither goes away under the kernel.
+ */
+#ifndef RM_L7_INT_H
+#define RM_L7_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <netinet/in.h>
+
+#include "ringmesh/abi.h"
+#include "ringmesh/stats.h"
+#include "ringmeshd/cfgwatch.h"
+#include "ringmeshd/http1.h"
+#include "ringmeshd/l7.h"
+#include "ringmeshd/l7_timer.h"
+#include "ringmeshd/pool.h"
+#include "ringmeshd/ring.h"
+#include "ringmeshd/route.h"
+#include "ringmeshd/stats_w.h"
+
+#define L7_MAX_HDRS 128
+#define L7_NONE UINT32_MAX
+
+enum l7_tkind {
+	L7_T_ROUTE = 1, /* route timeout (covers retries) */
+	L7_T_TRY, /* per-try timeout */
+	L7_T_DELAY, /* fault delay */
+	L7_T_IDLE, /* idle upstream connection */
+};
+
+enum l7c_state {
+	L7C_FREE = 0,
+	L7C_HEAD, /* reading a request head */
+	L7C_BODY, /* reading a body that is kept whole (retries) */
+	L7C_DELAY, /* fault delay */
+	L7C_FWD, /* at an upstream */
+	L7C_REPLY, /* sending a local reply */
+	L7C_TUNNEL, /* after 101: bytes both ways */
+	L7C_CLOSING, /* waiting for in-flight ops */
+};
+
+enum l7_bmode {
+	L7_BM_NONE = 0, /* no body */
+	L7_BM_KEPT, /* whole body in cbuf: replayable */
+	L7_BM_STREAM, /* forwarded as it arrives */
+};
+
+enum l7_fail {
+	L7_F_CONNECT = 1, /* connect failed or timed out */
+	L7_F_RESET, /* closed/reset before the response head */
+	L7_F_TRY_TIMEOUT,
+	L7_F_STATUS, /* retriable response status */
+};
+
+struct l7_seg {
+	const char *p;
+	uint32_t len;
+};
+
+struct l7_up;
+
+struct l7_conn {
+	enum l7c_state state;
+	uint32_t gen;
+	uint32_t inflight;
+	uint32_t next_free;
+	int fd;
+	bool crecv_busy, csend_busy, usend_busy;
+	bool close_after; /* close the client once the current response is sent */
+	bool orig_known;
+	bool shut; /* client socket already shut down / closing */
+	struct sockaddr_storage local, peer;
+	struct rm_orig orig;
+	__be16 port; /* original destination port */
+	/* memory */
+	char *mem;
+	char *cbuf; /* client bytes [0, clen): the current request first */
+	uint32_t clen;
+	uint32_t cparsed; /* bytes given to a parser call that returned -2 */
+	char *obuf; /* upstream request head */
+	uint32_t olen;
+	char *rbuf; /* client-bound head or local reply */
+	struct http_header *hdrs, *rhdrs;
+	/* client send queue */
+	struct l7_seg cq[3];
+	uint8_t cq_n, cq_i;
+	uint32_t cq_off;
+	uint32_t cq_up_bytes; /* bytes of up->buf the queue sends (consumed when done) */
+	struct l7_up *cq_up; /* the upstream whose buffer they are in (ext ref), or NULL */
+	/* upstream send queue */
+	struct l7_seg uq[2];
+	uint8_t uq_n, uq_i;
+	uint32_t uq_off;
+	struct l7_up *uq_up; /* the upstream the queue writes to (ext ref) */
+	/* the request */
+	struct cfgw_cfg *cfg; /* held (cfgw_hold) from dispatch to finish */
+	struct http_request req;
+	struct route_decision d;
+	int svc;
+	enum http_method method;
+	int vminor;
+	bool in_req;
+	bool upgrade;
+	uint32_t head_len;
+	uint32_t req_end; /* KEPT: end of the body in cbuf */
+	uint8_t bmode;
+	struct http_body rb;
+	uint32_t sbase; /* STREAM/tunnel: offset of unsent client bytes in cbuf */
+	uint32_t sfwd; /* STREAM/tunnel: bytes at sbase that belong upstream, not yet sent */
+	bool req_keep; /* the client wants the connection kept after this request */
+	bool up_keep; /* the upstream response allows reuse */
+	bool retry_wait; /* a failed attempt waits for its send to complete */
+	enum l7_fail why; /* failure of the last attempt */
+	struct rm_stats_slot *st; /* metrics slot of the chosen endpoint */
+	bool head_sent; /* the upstream head went out for this attempt */
+	bool req_done; /* the whole request is at the upstream */
+	struct l7_up *up;
+	uint32_t tries_left;
+	uint32_t ep;
+	uint64_t t0;
+	uint32_t sflags; /* bit per enum rm_stats_flag */
+	int status; /* status sent to the client, 0 none yet */
+	uint64_t req_bytes, resp_bytes;
+	bool resp_head; /* the final response head was accepted */
+	bool resp_sent_head; /* ... and (some of it) sent to the client */
+	bool resp_until_close;
+	struct http_body sb;
+	uint32_t rparsed;
+	struct l7_tmr t_route, t_try, t_delay;
+};
+
+enum l7u_state {
+	L7U_FREE = 0,
+	L7U_CONNECTING,
+	L7U_BUSY, /* owned by a request */
+	L7U_IDLE, /* parked in the pool */
+	L7U_CLOSING,
+};
+
+struct l7_up {
+	enum l7u_state state;
+	uint32_t gen;
+	uint32_t inflight; /* own ops: recv, connect, link timeout */
+	uint32_t ext; /* sends of a client connection on fd / from buf */
+	uint32_t next_free;
+	int fd;
+	bool recv_busy;
+	bool broken; /* EOF or error seen: never reuse */
+	struct pool_link link;
+	struct pool_key key;
+	struct sockaddr_storage dst;
+	socklen_t dlen;
+	char *buf;
+	uint32_t off, len;
+	struct l7_conn *owner;
+	struct l7_tmr t_idle;
+	uint32_t requests;
+	struct rm_stats_slot *st; /* tcp counters of its destination */
+	uint64_t sent, rcvd;
+};
+
+struct l7_worker {
+	struct ring_worker *w;
+	struct l7_shared *sh;
+	unsigned int id;
+	struct l7_conn *conns;
+	uint32_t n_conns, c_free;
+	struct l7_up *ups;
+	uint32_t n_ups, u_free;
+	struct l7_theap th;
+	struct pool pool;
+	struct cfgw_cfg *cur; /* refreshed every loop iteration */
+	uint64_t rng;
+	void **cmem_free; /* free client blocks */
+	uint32_t n_cmem_free;
+	void **umem_free;
+	uint32_t n_umem_free;
+	size_t cmem_size, umem_size;
+	uint32_t cbuf_size, obuf_size, rbuf_size;
+	struct __kernel_timespec connect_ts;
+};
+
+static inline struct l7_worker *l7w(struct ring_worker *w)
+{
+	return (struct l7_worker *)w->l7;
+}
+
+uint64_t l7_rand(struct l7_worker *lw);
+
+/* l7.c: upstream connections */
+struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
+			const struct sockaddr_storage *dst, socklen_t dlen, struct rm_stats_slot *st,
+			int *err);
+void l7_up_release(struct l7_worker *lw, struct l7_up *up, bool reuse);
+void l7_up_arm_recv(struct l7_worker *lw, struct l7_up *up);
+void l7_up_ext_put(struct l7_worker *lw, struct l7_up *up);
+uint64_t l7_conn_ud(struct l7_worker *lw, struct l7_conn *c, enum ring_op op);
+
+/* l7_http.c: the request life cycle */
+void l7c_start(struct l7_worker *lw, struct l7_conn *c);
+void l7c_on_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
+void l7c_on_send(struct l7_worker *lw, struct l7_conn *c, int32_t res);
+void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res);
+void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res);
+void l7c_on_up_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
+void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t);
+void l7c_abort(struct l7_worker *lw, struct l7_conn *c);
+void l7c_maybe_free(struct l7_worker *lw, struct l7_conn *c);
+void l7c_free(struct l7_worker *lw, struct l7_conn *c);
+
+/* l7_head.c: pure helpers */
+int l7_hdr_get(const void *ctx, const char *lname, size_t idx, struct route_slice *out);
+/* The client-bound response head: status line, fields minus hop-by-hop ones (and
+ * those the Connection field names), the rule's response header operations, then
+ * Connection: close / upgrade. Returns bytes or -ENOSPC. */
+#define L7_RH_CLOSE (1u << 0) /* Connection: close */
+#define L7_RH_UPGRADE (1u << 1) /* 101: keep Upgrade, Connection: upgrade */
+#define L7_RH_KEEPALIVE (1u << 2) /* HTTP/1.0 client kept alive: Connection: keep-alive */
+ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response *res,
+			       const struct route_hdrop *ops, size_t n_ops, unsigned int flags);
+/* Does this status fail the attempt under retry_on (RM_RETRY_*)? */
+bool l7_retriable_status(int status, uint32_t retry_on);
+bool l7_retriable_fail(enum l7_fail f, uint32_t retry_on);
+
+#endif /* RM_L7_INT_H */

@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * stats_w: ringmeshd's writer side of the rm_stats map (include/ringmesh/stats.h).
+ * Owns opening and mmapping the pinned map, initialising its header when the magic
+ * is absent, finding or claiming a slot for a key (open addressing, claim by CAS,
+ * LIVE published with release), and the atomic adds of one request or connection.
+ * Every worker thread writes concurrently; readers (the CLI) never block anyone.
+ */
+#ifndef RM_STATS_W_H
+#define RM_STATS_W_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmesh/stats.h"
+
+struct stats_w {
+	union rm_stats_entry *e; /* RM_STATS_SLOTS entries: [0] header, then slots */
+	uint32_t n; /* entries */
+	void *map; /* mmapped region (NULL when attached to caller memory) */
+	size_t map_len;
+	int fd;
+};
+
+/* Open pin_dir/rm_stats, mmap it and initialise the header (magic, n_slots,
+ * started_ns = realtime_ns) if it has no magic. 0 or -errno with err filled. */
+int stats_w_open(struct stats_w *s, const char *pin_dir, uint64_t realtime_ns, char *err,
+		 size_t errlen);
+void stats_w_close(struct stats_w *s);
+
+/* Use caller memory of n entries instead (tests); initialises like stats_w_open. */
+void stats_w_attach(struct stats_w *s, union rm_stats_entry *mem, uint32_t n,
+		    uint64_t realtime_ns);
+
+/* Fill a key (NUL-padded, truncated to the field; NULL or "" -> "unknown"). */
+void stats_key_make(struct rm_stats_key *k, const char *service, const char *version,
+		    const char *workload, uint8_t proto);
+uint32_t stats_key_hash(const struct rm_stats_key *k);
+
+/* The slot counting key: found, or claimed. NULL (and hdr.dropped counted) when
+ * RM_STATS_PROBE slots from the home position are all taken by other keys. */
+struct rm_stats_slot *stats_slot(struct stats_w *s, const struct rm_stats_key *k);
+
+/* One finished HTTP request. code 0 = no response was sent. flags: bit per
+ * enum rm_stats_flag. */
+void stats_request(struct rm_stats_slot *sl, int code, uint32_t flags, uint64_t dur_us,
+		   uint64_t req_bytes, uint64_t resp_bytes);
+/* TCP connection counters (to the destination). */
+void stats_tcp(struct rm_stats_slot *sl, uint64_t opened, uint64_t closed, uint64_t sent,
+	       uint64_t received);
+void stats_set_generation(struct stats_w *s, uint64_t gen);
+
+#endif /* RM_STATS_W_H */
