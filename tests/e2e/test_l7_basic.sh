@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# L7 routing end to end: a node netns running ringmeshd, a client pod and three
+# backend pods (versions v1/v2/v3) behind the VIP 10.96.0.20:8080 declared by a
+# ServiceEntry; rules applied with the CLI while the daemon runs. Checks routing,
+# Envoy-compatible local replies, timeouts, retries, keep-alive, pipelining,
+# tracing headers, a config flip under load and the rm_stats counters.
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/netns.sh"
+need_root
+
+NODE_NS=rm-$RUN_ID-node
+CLIENT_NS=rm-$RUN_ID-c
+mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 &&
+	mk_pod "$NODE_NS" rm-$RUN_ID-b1 vb1 10.244.0.11 &&
+	mk_pod "$NODE_NS" rm-$RUN_ID-b2 vb2 10.244.0.12 &&
+	mk_pod "$NODE_NS" rm-$RUN_ID-b3 vb3 10.244.0.13 10.244.0.16 ||
+	{ fail "node and pods set up"; summary l7-basic; exit 1; }
+ok "node netns with a client and three backend pods"
+
+PODS_CG=$(mk_cgroup pods)
+CLIENT_CG=$(mk_cgroup pods/client)
+DAEMON_CG=$(mk_cgroup ringmeshd)
+for v in 1 2 3; do
+	bg b$v in_ns rm-$RUN_ID-b$v "$BUILD/rm-backend" --mode http --name b$v --version v$v \
+		--listen 10.244.0.1$v:8080 --stats-file "$TMP/b$v.json" --ready-file "$TMP/b$v.ready"
+done
+# A host that answers every request with 503 (the failing host of the retry checks).
+bg bad in_ns rm-$RUN_ID-b3 python3 -c '
+import http.server as h
+class H(h.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        self.send_response(503); self.send_header("content-length", "4"); self.end_headers()
+        self.wfile.write(b"bad\n")
+    def log_message(self, *a): pass
+h.ThreadingHTTPServer(("10.244.0.16", 8080), H).serve_forever()'
+for v in 1 2 3; do wait_file "$TMP/b$v.ready" 5 || { fail "backend v$v starts"; summary l7-basic; exit 1; }; done
+ok "backends v1 v2 v3 listening"
+
+apply() { "$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$1"; }
+client() { in_cg "$CLIENT_CG" "$CLIENT_NS" -- "$@"; }
+load() { client "$BUILD/rm-load" http --connect 10.96.0.20:8080 --json "$@"; }
+jget() { python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {"d": d}))' "$1"; }
+VIP=http://10.96.0.20:8080
+SVC=trans-service.order-system-production.svc.cluster.local
+
+cat >"$TMP/se.yaml" <<Y
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: trans-service, namespace: order-system-production}
+spec:
+  hosts: [$SVC]
+  addresses: [10.96.0.20]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.244.0.11, labels: {app: trans-service, version: v1}}
+  - {address: 10.244.0.12, labels: {app: trans-service, version: v2}}
+  - {address: 10.244.0.13, labels: {app: trans-service, version: v3}}
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: trans-service, namespace: order-system-production}
+spec:
+  host: $SVC
+  subsets:
+  - {name: v1, labels: {version: v1}}
+  - {name: v2, labels: {version: v2}}
+  - {name: v3, labels: {version: v3}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: dead, namespace: order-system-production}
+spec:
+  hosts: [dead.order-system-production.svc.cluster.local]
+  addresses: [10.96.0.21]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.244.0.14, labels: {version: v1}}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: flaky, namespace: order-system-production}
+spec:
+  hosts: [flaky.order-system-production.svc.cluster.local]
+  addresses: [10.96.0.22]
+  ports: [{number: 8080, name: http, protocol: HTTP}]
+  resolution: STATIC
+  endpoints:
+  - {address: 10.244.0.16, labels: {version: bad}}
+  - {address: 10.244.0.11, labels: {version: v1}}
+Y
+vs() { # NAME-OF-FILE then the http: list on stdin
+	{ cat <<Y
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: trans, namespace: order-system-production}
+spec:
+  hosts: [$SVC]
+  http:
+Y
+	  cat; } >"$TMP/$1.yaml"
+}
+
+start_ringmeshd "$DAEMON_CG" "$NODE_NS" --cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 \
+	--listen 127.0.0.1:15001 --pod-gateway $POD_GW --workers 2 ||
+	{ fail "ringmeshd starts"; summary l7-basic; exit 1; }
+check "ServiceEntry + DestinationRule applied" apply "$TMP/se.yaml"
+sleep 0.2
+
+spread() {
+	local out; out=$(load --requests 300 --conns 3 --count-header x-backend-version) || { echo "$out"; return 1; }
+	echo "$out"
+	[ "$(echo "$out" | jget 'd["errors"]')" = 0 ] &&
+		[ "$(echo "$out" | jget 'min(d["versions"].get(v, 0) for v in ("v1", "v2", "v3"))')" -ge 50 ]
+}
+check "service without rules: requests spread over v1, v2 and v3" spread
+
+only() { # VERSION [extra rm-load args]: every answer from that version
+	local v=$1; shift
+	local out; out=$(load --requests 100 --conns 2 --count-header x-backend-version "$@") || { echo "$out"; return 1; }
+	echo "$out"
+	[ "$(echo "$out" | jget "d['versions'].get('$v', 0)")" = 100 ]
+}
+vs v1 <<Y
+  - route: [{destination: {host: $SVC, subset: v1}}]
+Y
+apply "$TMP/v1.yaml" && sleep 0.15
+check "rule to v1 only: all 100 requests answered by v1" only v1
+
+vs hdr <<Y
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: $SVC, subset: v2}}]
+  - route: [{destination: {host: $SVC, subset: v1}}]
+Y
+apply "$TMP/hdr.yaml" && sleep 0.15
+check "header match end-user=jason goes to v2" only v2 --header 'end-user: jason'
+check "without the header the request goes to v1" only v1
+
+vs miss <<Y
+  - match: [{headers: {end-user: {exact: jason}}}]
+    route: [{destination: {host: $SVC, subset: v2}}]
+Y
+apply "$TMP/miss.yaml" && sleep 0.15
+no_route() {
+	local code; code=$(client curl -s -o "$TMP/nr.body" -w '%{http_code}' "$VIP/")
+	echo "status $code, body '$(cat "$TMP/nr.body")'"
+	[ "$code" = 404 ] && [ ! -s "$TMP/nr.body" ]
+}
+check "no rule matches: 404 with an empty body" no_route
+
+vs to <<Y
+  - route: [{destination: {host: $SVC, subset: v1}}]
+    timeout: 300ms
+Y
+apply "$TMP/to.yaml" && sleep 0.15
+timeout_504() {
+	local out code t body
+	out=$(client curl -s -o "$TMP/to.body" -w '%{http_code} %{time_total}' "$VIP/?delay=2s")
+	code=${out% *}; t=${out#* }; body=$(cat "$TMP/to.body")
+	echo "status $code after ${t}s, body '$body'"
+	[ "$code" = 504 ] && [ "$body" = "upstream request timeout" ] &&
+		python3 -c "import sys; t=float(sys.argv[1]); sys.exit(0 if 0.28 <= t <= 0.34 else 1)" "$t"
+}
+check "route timeout 300ms: 504 'upstream request timeout' at 300 ms (±20 ms)" timeout_504
+fast_ok() { local c; c=$(client curl -s -o /dev/null -w '%{http_code}' "$VIP/?delay=100ms"); echo "$c"; [ "$c" = 200 ]; }
+check "a 100 ms answer under the 300 ms timeout is 200" fast_ok
+
+cat >"$TMP/flaky.yaml" <<Y
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: flaky, namespace: order-system-production}
+spec:
+  hosts: [flaky.order-system-production.svc.cluster.local]
+  http:
+  - route: [{destination: {host: flaky.order-system-production.svc.cluster.local}}]
+    retries: {attempts: 3, retryOn: 5xx}
+Y
+apply "$TMP/flaky.yaml" && sleep 0.15
+retries() {
+	local out; out=$(client "$BUILD/rm-load" http --connect 10.96.0.22:8080 --json --requests 60 --count-header x-backend-version --allow-errors) || { echo "$out"; return 1; }
+	echo "$out"
+	[ "$(echo "$out" | jget 'd["status"].get("200", 0)')" = 60 ]
+}
+check "retries on 5xx: a failing host (503) never reaches the client, all 60 are 200" retries
+
+uf() {
+	local out; out=$(client curl -s -w '\n%{http_code}' http://10.96.0.21:8080/)
+	echo "$out"
+	[ "$out" = "upstream connect error or disconnect/reset before headers. reset reason: connection failure
+503" ]
+}
+check "connect failure: 503 with Envoy's connection failure text" uf
+uc() {
+	local out; out=$(client curl -s -w '\n%{http_code}' "$VIP/?close=early")
+	echo "$out"
+	[ "$out" = "upstream connect error or disconnect/reset before headers. reset reason: connection termination
+503" ]
+}
+check "upstream closes before the response: 503 connection termination" uc
+
+raw() { # bytes to send -> what the proxy answers until it closes (5 s cap)
+	client timeout 5 bash -c 'exec 3<>/dev/tcp/10.96.0.20/8080; printf "$1" >&3; cat <&3' _ "$1"
+}
+malformed() {
+	local out; out=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n'); local rc=$?
+	echo "$out"; echo "rc=$rc"
+	[ $rc = 0 ] && echo "$out" | head -1 | grep -q '^HTTP/1.1 400' && echo "$out" | grep -qi '^connection: close'
+}
+check "malformed request: 400, connection: close, and the proxy closes" malformed
+clte() {
+	local out; out=$(raw 'POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n'); local rc=$?
+	echo "$out"; echo "rc=$rc"
+	[ $rc = 0 ] && echo "$out" | head -1 | grep -q '^HTTP/1.1 400'
+}
+check "Content-Length with Transfer-Encoding: 400 and close" clte
+
+vs spread <<Y
+  - route: [{destination: {host: $SVC}}]
+Y
+apply "$TMP/spread.yaml" && sleep 0.15
+conns_total() { cat "$TMP"/b[123].json | python3 -c 'import sys,json; print(sum(json.loads(l)["conns_total"] for l in sys.stdin))'; }
+reqs_total() { cat "$TMP"/b[123].json | python3 -c 'import sys,json; print(sum(json.loads(l)["requests_total"] for l in sys.stdin))'; }
+keepalive() {
+	local c0 r0 c1 r1 out
+	c0=$(conns_total); r0=$(reqs_total)
+	out=$(load --requests 600 --conns 4) || { echo "$out"; return 1; }
+	sleep 0.3
+	c1=$(conns_total); r1=$(reqs_total)
+	echo "backend requests +$((r1 - r0)), backend connections +$((c1 - c0))"
+	[ $((r1 - r0)) -ge 600 ] && [ $((c1 - c0)) -le 40 ]
+}
+check "keep-alive: 600 requests over at most 40 upstream connections" keepalive
+pipelined() {
+	local out; out=$(load --requests 400 --conns 2 --pipeline 8) || { echo "$out"; return 1; }
+	echo "$out"
+	[ "$(echo "$out" | jget 'd["errors"]')" = 0 ] && [ "$(echo "$out" | jget 'd["status"].get("200", 0)')" = 400 ]
+}
+check "pipelining 8 deep: 400 answers in order, no errors" pipelined
+tracing() {
+	local out; out=$(client curl -s "$VIP/trace")
+	echo "$out"
+	echo "$out" | python3 -c '
+import json, re, sys
+h = json.load(sys.stdin)["headers"]
+assert re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}", h["x-request-id"]), h
+assert re.fullmatch(r"[0-9a-f]{16}|[0-9a-f]{32}", h["x-b3-traceid"]), h
+assert re.fullmatch(r"[0-9a-f]{16}", h["x-b3-spanid"]), h
+assert re.fullmatch(r"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", h["traceparent"]), h'
+}
+check "x-request-id (UUID v4), B3 and traceparent arrive at the backend" tracing
+keep_reqid() {
+	local out; out=$(client curl -s -H 'x-request-id: abc-123' -H 'x-b3-traceid: 463ac35c9f6413ad' -H 'x-b3-spanid: a2fb4a1d1a96d312' -H 'x-b3-sampled: 1' "$VIP/")
+	echo "$out"
+	echo "$out" | python3 -c '
+import json, sys
+h = json.load(sys.stdin)["headers"]
+assert h["x-request-id"] == "abc-123" and h["x-b3-traceid"] == "463ac35c9f6413ad", h
+assert h["x-b3-parentspanid"] == "a2fb4a1d1a96d312" and h["x-b3-spanid"] != "a2fb4a1d1a96d312", h'
+}
+check "an incoming x-request-id is kept and the B3 span becomes the parent" keep_reqid
+
+vs flip1 <<Y
+  - route: [{destination: {host: $SVC, subset: v1}}]
+Y
+vs flip3 <<Y
+  - route: [{destination: {host: $SVC, subset: v3}}]
+Y
+flip() {
+	apply "$TMP/flip1.yaml" >/dev/null && sleep 0.15
+	load --duration 3s --conns 4 --count-header x-backend-version >"$TMP/flip.out" 2>&1 &
+	local lp=$!
+	sleep 1
+	apply "$TMP/flip3.yaml" || return 1
+	local t0; t0=$(date +%s%N)
+	local after
+	for i in $(seq 50); do
+		after=$(client curl -s "$VIP/" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])')
+		[ "$after" = v3 ] && break
+		sleep 0.01
+	done
+	echo "new rule effective after $((($(date +%s%N) - t0) / 1000000)) ms"
+	wait $lp; local rc=$?
+	cat "$TMP/flip.out"
+	[ $rc = 0 ] && [ "$after" = v3 ] && [ "$(jget 'd["errors"]' <"$TMP/flip.out")" = 0 ] &&
+		[ "$(jget 'd["versions"].get("v1", 0) > 0 and d["versions"].get("v3", 0) > 0' <"$TMP/flip.out")" = True ] &&
+		[ "$(jget 'sum(v for k, v in d["status"].items() if k != "200")' <"$TMP/flip.out")" = 0 ]
+}
+check "config flip under load: zero errors, v1 then v3, new rule within 100 ms" flip
+
+stats() {
+	local out; out=$("$BUILD/ringmesh" --pin-dir "$PIN" -j stats) || { echo "$out"; return 1; }
+	echo "$out" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+slots = [s for s in (d.get("requests") or {}).get("slots", []) if s["destination_service"].startswith("trans-service")]
+if not slots:
+    print(json.dumps(d)[:2000]); sys.exit(1)
+req = sum(s["requests"] for s in slots); ok = sum(s["code_class"]["2xx"] for s in slots)
+nr = sum(s["response_flags"]["NR"] for s in slots); ut = sum(s["response_flags"]["UT"] for s in slots)
+tcp = sum(s["tcp"]["opened"] for s in slots)
+vers = sorted(set(s["destination_version"] for s in slots))
+print("requests", req, "2xx", ok, "NR", nr, "UT", ut, "tcp opened", tcp, "versions", vers)
+sys.exit(0 if req > 1000 and ok > 1000 and nr >= 1 and ut >= 1 and tcp >= 3 and "v1" in vers else 1)'
+}
+check "rm_stats: requests, 2xx, NR, UT and TCP counters moved per version" stats
+
+check "ringmeshd stops cleanly" stop_ringmeshd
+summary l7-basic
