@@ -47,7 +47,12 @@ cleanup() {
 	wait 2>/dev/null
 	# Pinned links hold the attachment: removing the pins detaches.
 	[ -d "$PIN" ] && rm -rf "$PIN"
-	for ns in "${NETNS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	# Anything still running inside our namespaces (a namespace outlives its deletion
+	# while a process holds it) is ours: kill it first.
+	for ns in "${NETNS[@]}"; do
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+		ip netns del "$ns" 2>/dev/null
+	done
 	if [ -d "$CG" ]; then
 		find "$CG" -depth -type d | while read -r d; do
 			for p in $(cat "$d/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
@@ -84,9 +89,14 @@ in_cg() {
 	fi
 }
 
-# bg NAME cmd...: start a background process, remember it for cleanup.
+# bg NAME cmd...: start a background process, remember it for cleanup. The pid
+# remembered is the program's own (in_ns is expanded here so no wrapper shell sits
+# between them and a kill would miss the program).
 bg() {
 	local name=$1; shift
+	if [ "$1" = in_ns ]; then
+		set -- nsenter --net=/run/netns/"$2" "${@:3}"
+	fi
 	"$@" >"$TMP/$name.log" 2>&1 &
 	PIDS+=($!)
 	eval "PID_$name=$!"
