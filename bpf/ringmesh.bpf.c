@@ -11,6 +11,7 @@
 #include "ringmesh/abi.h"
 #include "lib/maps.h"
 #include "lib/maps_cfg.h"
+#include "lib/maps_cb.h"
 #include "lib/common.h"
 #include "lib/intercept.h"
 #include "lib/estab.h"

@@ -13,6 +13,8 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/main.h"
 
+int do_breaker(int argc, char **argv); /* breaker.c; belongs in main.h with the others */
+
 static int do_help(int argc, char **argv)
 {
 	char text[2048];
@@ -23,7 +25,7 @@ static int do_help(int argc, char **argv)
 		 "       %1$s version\n"
 		 "\n"
 		 "       OBJECT := { apply | delete | rule | service | endpoint | map | status |\n"
-		 "                   stats }\n"
+		 "                   stats | breaker }\n"
 		 "       " HELP_SPEC_OPTIONS "\n"
 		 "\n"
 		 "       %1$s apply -f FILE      load Istio YAML (RouteRule, VirtualService, ...)\n"
@@ -34,6 +36,7 @@ static int do_help(int argc, char **argv)
 		 "       %1$s map { list | dump }\n"
 		 "       %1$s status             is a live ringmeshd attached at the pin dir?\n"
 		 "       %1$s stats              data-path and request counters\n"
+		 "       %1$s breaker show       circuit breaker and outlier ejection state\n"
 		 "\n"
 		 "       Objects and commands may be abbreviated (%1$s ru li). The pin dir\n"
 		 "       defaults to " RM_PIN_DIR_DEFAULT ".\n",
@@ -63,6 +66,7 @@ static const struct cli_cmd objects[] = {
     {"map", do_map},
     {"status", do_status},
     {"stats", do_stats},
+    {"breaker", do_breaker},
     {"version", do_version},
     {0},
 };

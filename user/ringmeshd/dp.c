@@ -19,6 +19,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#include "ringmesh/breaker.h"
 #include "ringmeshd/dp.h"
 #include "ringmesh.skel.h"
 
@@ -46,10 +47,11 @@ static const char *const dp_link_names[DP_L_MAX] = {
 };
 
 /* The maps this module owns. A restart recreates them; the rules/stats maps of
- * maps_cfg.h are not listed so that loaded rules survive a daemon restart. */
+ * maps_cfg.h are not listed so that loaded rules survive a daemon restart. The
+ * breaker state is runtime state like the counters: a new daemon starts it empty. */
 static const char *const dp_map_names[] = {
-	RM_MAP_INCLUDE, RM_MAP_EXCLUDE, RM_MAP_XPORTS, RM_MAP_ORIG_CK,
-	RM_MAP_ORIG,	RM_MAP_SOCKS,	RM_MAP_PROXY,  RM_MAP_DPSTATS,
+	RM_MAP_INCLUDE, RM_MAP_EXCLUDE, RM_MAP_XPORTS, RM_MAP_ORIG_CK, RM_MAP_ORIG,
+	RM_MAP_SOCKS,	RM_MAP_PROXY,	RM_MAP_DPSTATS, RM_MAP_BREAKER,
 };
 
 struct rm_dp {

@@ -1,0 +1,593 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Circuit breaker and outlier ejection over the shared rm_breaker memory.
+ *
+ * Counters are bounded with CAS loops rather than add-then-undo, so a count never
+ * exceeds its limit even for an instant (the CLI and the high-water tests see the
+ * true number) and never wraps below zero if a caller releases twice. Ejection goes
+ * IN -> EJECTING -> OUT so that a sweeper never sees an ejected host with a stale
+ * ejected_until; a pool's ejection quota is reserved before the host is claimed and
+ * given back if another thread ejected the host first.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include <bpf/bpf.h>
+
+#include "ringmeshd/cb.h"
+
+#define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
+#define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+#define ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
+
+static void init_hdr(struct rm_cb_map *m, uint64_t realtime_ns)
+{
+	struct rm_cb_hdr *h = &m->hdr;
+
+	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == RM_CB_MAGIC)
+		return;
+	h->abi_version = RM_CB_ABI_VERSION;
+	h->n_pools = RM_CB_POOLS;
+	h->n_hosts = RM_CB_HOSTS;
+	h->started_ns = realtime_ns;
+	__atomic_store_n(&h->magic, RM_CB_MAGIC, __ATOMIC_RELEASE);
+}
+
+void cb_attach(struct cb *cb, struct rm_cb_map *mem, uint64_t realtime_ns)
+{
+	memset(cb, 0, sizeof(*cb));
+	cb->fd = -1;
+	cb->m = mem;
+	init_hdr(mem, realtime_ns);
+}
+
+int cb_open(struct cb *cb, const char *pin_dir, uint64_t realtime_ns, char *err, size_t errlen)
+{
+	struct bpf_map_info info;
+	uint32_t ilen = sizeof(info);
+	long page = sysconf(_SC_PAGESIZE);
+	char path[512];
+	int r;
+
+	memset(cb, 0, sizeof(*cb));
+	cb->fd = -1;
+	if (snprintf(path, sizeof(path), "%s/%s", pin_dir, RM_MAP_BREAKER) >= (int)sizeof(path)) {
+		snprintf(err, errlen, "pin dir %s: name too long", pin_dir);
+		return -ENAMETOOLONG;
+	}
+	cb->fd = bpf_obj_get(path);
+	if (cb->fd < 0) {
+		r = -errno;
+		cb->fd = -1;
+		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+		return r;
+	}
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(cb->fd, &info, &ilen) || info.type != BPF_MAP_TYPE_ARRAY ||
+	    info.value_size != sizeof(struct rm_cb_map) || info.max_entries != 1 ||
+	    !(info.map_flags & BPF_F_MMAPABLE)) {
+		snprintf(err, errlen, "%s: not an mmapable rm_breaker map of this version", path);
+		r = -EINVAL;
+		goto fail;
+	}
+	cb->map_len = (sizeof(struct rm_cb_map) + (size_t)page - 1) & ~((size_t)page - 1);
+	cb->map = mmap(NULL, cb->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, cb->fd, 0);
+	if (cb->map == MAP_FAILED) {
+		r = -errno;
+		cb->map = NULL;
+		snprintf(err, errlen, "mmap %s: %s", path, strerror(-r));
+		goto fail;
+	}
+	cb->m = cb->map;
+	init_hdr(cb->m, realtime_ns);
+	return 0;
+fail:
+	close(cb->fd);
+	cb->fd = -1;
+	return r;
+}
+
+void cb_close(struct cb *cb)
+{
+	if (cb->map)
+		munmap(cb->map, cb->map_len);
+	if (cb->fd >= 0)
+		close(cb->fd);
+	memset(cb, 0, sizeof(*cb));
+	cb->fd = -1;
+}
+
+void cb_limits_default(struct rm_cfg_breaker *lim)
+{
+	memset(lim, 0, sizeof(*lim));
+	lim->max_connections = RM_CB_OLD_MAX_CONNECTIONS;
+	lim->max_pending = RM_CB_OLD_MAX_PENDING;
+	lim->max_requests = RM_CB_OLD_MAX_REQUESTS;
+	lim->max_retries = RM_CB_OLD_MAX_RETRIES;
+	lim->consecutive_errors = RM_CB_DEFAULT_CONSECUTIVE_ERRORS;
+	lim->max_ejection_percent = RM_CB_DEFAULT_MAX_EJECTION_PERCENT;
+	lim->base_ejection_ns = RM_CB_DEFAULT_BASE_EJECTION_NS;
+	lim->interval_ns = RM_CB_DEFAULT_INTERVAL_NS;
+	lim->outlier = 0;
+}
+
+static uint32_t fnv(uint32_t h, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 16777619u;
+	return h;
+}
+
+static void put_str(char *dst, size_t cap, const char *src)
+{
+	size_t n;
+
+	memset(dst, 0, cap);
+	if (!src)
+		return;
+	n = strnlen(src, cap - 1);
+	memcpy(dst, src, n);
+}
+
+/* Wait out a claimer (a few stores away from LIVE): the key may be ours. */
+static uint32_t settle(uint32_t *state, uint32_t st)
+{
+	while (st == RM_CB_CLAIMING)
+		st = __atomic_load_n(state, __ATOMIC_ACQUIRE);
+	return st;
+}
+
+static bool claim(uint32_t *state)
+{
+	uint32_t exp = RM_CB_FREE;
+
+	return __atomic_compare_exchange_n(state, &exp, RM_CB_CLAIMING, false, __ATOMIC_ACQ_REL,
+					   __ATOMIC_ACQUIRE);
+}
+
+struct rm_cb_pool *cb_pool(struct cb *cb, const char *service, const char *subset)
+{
+	char svc[RM_CB_SERVICE_LEN], sub[RM_CB_SUBSET_LEN];
+	uint32_t h;
+
+	if (!cb || !cb->m)
+		return NULL;
+	put_str(svc, sizeof(svc), service);
+	put_str(sub, sizeof(sub), subset);
+	h = fnv(fnv(2166136261u, svc, sizeof(svc)), sub, sizeof(sub));
+	for (uint32_t i = 0; i < RM_CB_PROBE && i < RM_CB_POOLS; i++) {
+		struct rm_cb_pool *p = &cb->m->pools[(h + i) % RM_CB_POOLS];
+		uint32_t st = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
+
+		if (st == RM_CB_FREE) {
+			if (claim(&p->state)) {
+				memcpy(p->service, svc, sizeof(svc));
+				memcpy(p->subset, sub, sizeof(sub));
+				p->key_hash = h;
+				cb_limits_default(&p->lim);
+				__atomic_store_n(&p->state, RM_CB_LIVE, __ATOMIC_RELEASE);
+				return p;
+			}
+			st = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
+		}
+		st = settle(&p->state, st);
+		if (st == RM_CB_LIVE && p->key_hash == h && !memcmp(p->service, svc, sizeof(svc)) &&
+		    !memcmp(p->subset, sub, sizeof(sub)))
+			return p;
+	}
+	ADD(&cb->m->hdr.pools_dropped, 1);
+	return NULL;
+}
+
+uint32_t cb_pool_index(const struct cb *cb, const struct rm_cb_pool *p)
+{
+	return (uint32_t)(p - cb->m->pools);
+}
+
+int cb_pool_configure(struct rm_cb_pool *p, const struct rm_cfg_breaker *lim, uint32_t n_hosts,
+		      uint64_t generation)
+{
+	struct rm_cfg_breaker def;
+
+	if (!p)
+		return -EINVAL;
+	if (!lim) {
+		cb_limits_default(&def);
+		lim = &def;
+	}
+	if (lim->outlier && (!lim->base_ejection_ns || !lim->interval_ns))
+		return -EINVAL;
+	if (lim->max_ejection_percent > 100)
+		return -EINVAL;
+	ST(&p->lim.max_connections, lim->max_connections);
+	ST(&p->lim.max_pending, lim->max_pending);
+	ST(&p->lim.max_requests, lim->max_requests);
+	ST(&p->lim.max_requests_per_conn, lim->max_requests_per_conn);
+	ST(&p->lim.max_retries, lim->max_retries);
+	ST(&p->lim.consecutive_errors, lim->consecutive_errors);
+	ST(&p->lim.consecutive_gateway_errors, lim->consecutive_gateway_errors);
+	ST(&p->lim.max_ejection_percent, lim->max_ejection_percent);
+	ST(&p->lim.base_ejection_ns, lim->base_ejection_ns);
+	ST(&p->lim.interval_ns, lim->interval_ns);
+	ST(&p->lim.outlier, lim->outlier);
+	ST(&p->n_hosts, n_hosts);
+	ST(&p->generation, generation);
+	return 0;
+}
+
+struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const struct rm_addr *addr,
+			   __be16 port, uint16_t family)
+{
+	struct rm_cb_host_key k;
+	uint32_t h;
+
+	if (!cb || !cb->m || !p || !addr)
+		return NULL;
+	memset(&k, 0, sizeof(k));
+	k.pool = cb_pool_index(cb, p);
+	k.family = family;
+	k.port = port;
+	k.addr = *addr;
+	h = fnv(2166136261u, &k, sizeof(k));
+	for (uint32_t i = 0; i < RM_CB_PROBE && i < RM_CB_HOSTS; i++) {
+		struct rm_cb_host *s = &cb->m->hosts[(h + i) % RM_CB_HOSTS];
+		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+
+		if (st == RM_CB_FREE) {
+			if (claim(&s->state)) {
+				s->key = k;
+				s->key_hash = h;
+				__atomic_store_n(&s->state, RM_CB_LIVE, __ATOMIC_RELEASE);
+				return s;
+			}
+			st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
+		}
+		st = settle(&s->state, st);
+		if (st == RM_CB_LIVE && s->key_hash == h && !memcmp(&s->key, &k, sizeof(k)))
+			return s;
+	}
+	ADD(&cb->m->hdr.hosts_dropped, 1);
+	return NULL;
+}
+
+/* ---- admission ---- */
+
+/* Count one more in *v unless that would pass max: 0, or -1 at the limit. */
+static int inc_below(uint32_t *v, uint32_t max)
+{
+	uint32_t cur = LD(v);
+
+	do {
+		if (max != RM_CFG_UNLIMITED && cur >= max)
+			return -1;
+	} while (!__atomic_compare_exchange_n(v, &cur, cur + 1, true, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED));
+	return 0;
+}
+
+static void dec(uint32_t *v)
+{
+	uint32_t cur = LD(v);
+
+	do {
+		if (!cur)
+			return;
+	} while (!__atomic_compare_exchange_n(v, &cur, cur - 1, true, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED));
+}
+
+int cb_conn_try_open(struct rm_cb_pool *p)
+{
+	if (!p)
+		return 0;
+	if (inc_below(&p->connections, LD(&p->lim.max_connections))) {
+		ADD(&p->cx_overflow, 1);
+		return -EBUSY;
+	}
+	return 0;
+}
+
+void cb_conn_close(struct rm_cb_pool *p)
+{
+	if (p)
+		dec(&p->connections);
+}
+
+int cb_pending_try_enter(struct rm_cb_pool *p)
+{
+	if (!p)
+		return 0;
+	if (inc_below(&p->pending, LD(&p->lim.max_pending))) {
+		ADD(&p->pending_overflow, 1);
+		return -EOVERFLOW;
+	}
+	return 0;
+}
+
+void cb_pending_leave(struct rm_cb_pool *p)
+{
+	if (p)
+		dec(&p->pending);
+}
+
+int cb_request_try_start(struct rm_cb_pool *p, struct rm_cb_host *h)
+{
+	if (p && inc_below(&p->requests, LD(&p->lim.max_requests))) {
+		ADD(&p->rq_overflow, 1);
+		return -EOVERFLOW;
+	}
+	if (h)
+		ADD(&h->active, 1);
+	return 0;
+}
+
+void cb_request_finish(struct rm_cb_pool *p, struct rm_cb_host *h)
+{
+	if (p)
+		dec(&p->requests);
+	if (h)
+		dec(&h->active);
+}
+
+int cb_retry_try_start(struct rm_cb_pool *p)
+{
+	if (!p)
+		return 0;
+	if (inc_below(&p->retries, LD(&p->lim.max_retries))) {
+		ADD(&p->retry_overflow, 1);
+		return -EOVERFLOW;
+	}
+	return 0;
+}
+
+void cb_retry_finish(struct rm_cb_pool *p)
+{
+	if (p)
+		dec(&p->retries);
+}
+
+bool cb_conn_keep(const struct rm_cb_pool *p, uint32_t served)
+{
+	uint32_t max = p ? LD(&p->lim.max_requests_per_conn) : 0;
+
+	return !max || served < max;
+}
+
+/* ---- outlier detection ---- */
+
+enum cb_outcome cb_outcome_of_status(int status)
+{
+	if (status == 502 || status == 503 || status == 504)
+		return CB_GATEWAY;
+	if (status >= 500 && status <= 599)
+		return CB_5XX;
+	return CB_SUCCESS;
+}
+
+static uint64_t eject_duration(const struct rm_cfg_breaker *lim, uint32_t k)
+{
+	uint64_t base = LD(&lim->base_ejection_ns);
+	uint64_t cap = base > RM_CB_MAX_EJECTION_NS ? base : RM_CB_MAX_EJECTION_NS;
+
+	if (!k)
+		k = 1;
+	if (base && k > cap / base)
+		return cap;
+	return base * k;
+}
+
+/* Reserve one ejection in the pool's quota: Envoy's rule, one host may always go. */
+static bool quota_take(struct rm_cb_pool *p)
+{
+	uint32_t pct = LD(&p->lim.max_ejection_percent);
+	uint64_t n = LD(&p->n_hosts);
+	uint32_t e = LD(&p->ejected);
+
+	do {
+		if (e && (uint64_t)(e + 1) * 100 > (uint64_t)pct * n)
+			return false;
+	} while (!__atomic_compare_exchange_n(&p->ejected, &e, e + 1, true, __ATOMIC_ACQ_REL,
+					      __ATOMIC_RELAXED));
+	return true;
+}
+
+static int eject(struct rm_cb_pool *p, struct rm_cb_host *h, uint64_t now)
+{
+	uint32_t exp = RM_CB_IN;
+	uint32_t k;
+
+	if (!quota_take(p)) {
+		ADD(&h->ejections_denied, 1);
+		return 0;
+	}
+	if (!__atomic_compare_exchange_n(&h->ejected, &exp, RM_CB_EJECTING, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		dec(&p->ejected);
+		return 0;
+	}
+	k = __atomic_add_fetch(&h->eject_k, 1, __ATOMIC_RELAXED);
+	ST(&h->ejected_at_ns, now);
+	ST(&h->ejected_until_ns, now + eject_duration(&p->lim, k));
+	ADD(&h->total_ejections, 1);
+	ADD(&p->ejections_total, 1);
+	__atomic_store_n(&h->ejected, RM_CB_OUT, __ATOMIC_RELEASE);
+	return 1;
+}
+
+/* Count one error in *cnt; true for the one caller whose error reached thr (the
+ * count restarts, as Envoy resets it after acting, ejected or not). */
+static bool bump(uint32_t *cnt, uint32_t thr)
+{
+	uint32_t c = __atomic_add_fetch(cnt, 1, __ATOMIC_RELAXED);
+
+	return thr && c >= thr &&
+	       __atomic_compare_exchange_n(cnt, &c, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+int cb_host_result(struct cb *cb, struct rm_cb_host *h, enum cb_outcome o, uint64_t now)
+{
+	struct rm_cb_pool *p;
+	bool hit = false, gateway;
+
+	if (!cb || !cb->m || !h || h->key.pool >= RM_CB_POOLS)
+		return 0;
+	p = &cb->m->pools[h->key.pool];
+	switch (o) {
+	case CB_LOCAL_OVERFLOW:
+		return 0;
+	case CB_SUCCESS:
+		ADD(&h->successes_total, 1);
+		ST(&h->consecutive_errors, 0);
+		ST(&h->consecutive_gateway, 0);
+		return 0;
+	case CB_5XX:
+	case CB_GATEWAY:
+	case CB_CONNECT_FAIL:
+	case CB_TIMEOUT:
+	case CB_RESET:
+		break;
+	default:
+		return 0;
+	}
+	/* in-flight results of an ejected host would only re-eject it on return */
+	if (__atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) != RM_CB_IN)
+		return 0;
+	ADD(&h->errors_total, 1);
+	ST(&h->last_error_ns, now);
+	gateway = o != CB_5XX;
+	if (gateway)
+		hit = bump(&h->consecutive_gateway, LD(&p->lim.consecutive_gateway_errors));
+	else
+		ST(&h->consecutive_gateway, 0);
+	if (bump(&h->consecutive_errors, LD(&p->lim.consecutive_errors)))
+		hit = true;
+	if (!hit || !LD(&p->lim.outlier))
+		return 0;
+	return eject(p, h, now);
+}
+
+bool cb_host_available(const struct cb *cb, const struct rm_cb_host *h, uint64_t now)
+{
+	uint32_t st;
+	uint64_t until, iv;
+
+	if (!h)
+		return true;
+	st = __atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE);
+	if (st == RM_CB_IN)
+		return true;
+	if (st != RM_CB_OUT || !cb || !cb->m || h->key.pool >= RM_CB_POOLS)
+		return false;
+	until = LD(&h->ejected_until_ns);
+	iv = LD(&cb->m->pools[h->key.pool].lim.interval_ns);
+	return now > until && now - until > 2 * iv;
+}
+
+uint32_t cb_host_active(const struct rm_cb_host *h)
+{
+	return h ? LD(&h->active) : 0;
+}
+
+/* Claim a due pool for this sweep; false when not due or another sweeper has it. */
+static bool pool_due(struct rm_cb_pool *p, uint64_t now, uint64_t *next)
+{
+	uint64_t iv, nxt;
+
+	if (!LD(&p->lim.outlier))
+		return true; /* detection off: return any ejected host at once */
+	iv = LD(&p->lim.interval_ns);
+	nxt = LD(&p->next_sweep_ns);
+	if (now < nxt) {
+		if (nxt < *next)
+			*next = nxt;
+		return false;
+	}
+	if (*next > now + iv)
+		*next = now + iv;
+	return __atomic_compare_exchange_n(&p->next_sweep_ns, &nxt, now + iv, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max,
+		uint64_t *next_ns)
+{
+	bool due[RM_CB_POOLS];
+	uint64_t next = UINT64_MAX;
+	size_t n = 0;
+
+	if (!cb || !cb->m)
+		goto done;
+	for (uint32_t i = 0; i < RM_CB_POOLS; i++) {
+		struct rm_cb_pool *p = &cb->m->pools[i];
+
+		due[i] = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == RM_CB_LIVE &&
+			 pool_due(p, now, &next);
+	}
+	for (uint32_t i = 0; i < RM_CB_HOSTS; i++) {
+		struct rm_cb_host *h = &cb->m->hosts[i];
+		struct rm_cb_pool *p;
+		uint32_t exp = RM_CB_OUT;
+		uint64_t iv;
+		bool on;
+
+		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE ||
+		    h->key.pool >= RM_CB_POOLS || !due[h->key.pool])
+			continue;
+		p = &cb->m->pools[h->key.pool];
+		on = LD(&p->lim.outlier);
+		iv = LD(&p->lim.interval_ns);
+		if (__atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) == RM_CB_OUT) {
+			if (on && now < LD(&h->ejected_until_ns))
+				continue;
+			if (!__atomic_compare_exchange_n(&h->ejected, &exp, RM_CB_IN, false,
+							 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+				continue;
+			ST(&h->unejected_at_ns, now);
+			ST(&h->consecutive_errors, 0);
+			ST(&h->consecutive_gateway, 0);
+			dec(&p->ejected);
+			if (!on)
+				ST(&h->eject_k, 0);
+			if (out && n < max)
+				out[n] = h;
+			n++;
+			continue;
+		}
+		/* healthy for a whole interval since its return: back off the backoff */
+		if (LD(&h->eject_k) &&
+		    (!on || now - LD(&h->unejected_at_ns) >= iv) &&
+		    __atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) == RM_CB_IN)
+			dec(&h->eject_k);
+	}
+	ST(&cb->m->hdr.last_sweep_ns, now);
+done:
+	if (next_ns)
+		*next_ns = next;
+	return n;
+}
+
+/* ---- balancer hooks ---- */
+
+static struct rm_cb_host *lb_host(const struct cb_lb_ctx *c, uint32_t endpoint)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (c->members[i] == endpoint)
+			return c->hosts ? c->hosts[i] : NULL;
+	return NULL;
+}
+
+bool cb_lb_available(void *ctx, uint32_t endpoint)
+{
+	const struct cb_lb_ctx *c = ctx;
+
+	return cb_host_available(c->cb, lb_host(c, endpoint), c->now);
+}
+
+uint32_t cb_lb_active(void *ctx, uint32_t endpoint)
+{
+	return cb_host_active(lb_host(ctx, endpoint));
+}

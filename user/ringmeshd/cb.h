@@ -1,0 +1,160 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * cb: circuit breaking and outlier ejection over the rm_breaker map
+ * (include/ringmesh/breaker.h). Owns opening and mmapping the pinned map, finding
+ * or claiming pool and host slots, the admission counters (connections, pending
+ * requests, active requests, retries) and the outlier state machine (consecutive
+ * errors -> ejection for k x base, max ejection percent, the sweep that returns
+ * hosts). Every mutation is an atomic on the shared memory, so limits hold in
+ * total across all worker threads (and processes mapping the same pin).
+ *
+ * Pure logic apart from cb_open/cb_close: the clock is a `now` argument
+ * (CLOCK_MONOTONIC ns), nothing prints.
+ *
+ * A request's life, as the proxy calls it (pool p, host h):
+ *   pick:     lb_pick with hooks {cb_lb_available, cb_lb_active, &cb_lb_ctx}
+ *   connect:  reuse an idle connection, or cb_conn_try_open(p): -EBUSY means
+ *             maxConnections is reached: the request waits, cb_pending_try_enter(p)
+ *             (-EOVERFLOW -> 503 UO), and leaves with cb_pending_leave(p) when it
+ *             gets a connection (or gives up); every opened connection ends with
+ *             cb_conn_close(p), whichever way it ends
+ *   start:    cb_request_try_start(p, h) (-EOVERFLOW -> 503 UO), a retry also
+ *             cb_retry_try_start(p) (-EOVERFLOW: no retry, answer as if exhausted)
+ *   result:   cb_host_result(cb, h, cb_outcome_of_status(status) or CB_CONNECT_FAIL/
+ *             CB_TIMEOUT/CB_RESET, now); overflows are never reported (not host errors)
+ *   finish:   cb_request_finish(p, h) [+ cb_retry_finish(p)]; keep the connection only
+ *             if cb_conn_keep(p, requests_on_it)
+ *   timer:    cb_sweep(cb, now, ...) at the returned next time
+ *
+ * A NULL pool or host (slot table full) admits everything and never ejects: the
+ * breaker fails open, as the data path does.
+ */
+#ifndef RM_CB_H
+#define RM_CB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmesh/breaker.h"
+
+struct cb {
+	struct rm_cb_map *m; /* the shared state */
+	void *map; /* mmapped region (NULL when attached to caller memory) */
+	size_t map_len;
+	int fd;
+};
+
+/* Open pin_dir/rm_breaker, mmap it, and initialise it when it has no magic
+ * (started_ns = realtime_ns). 0 or -errno with err filled. */
+int cb_open(struct cb *cb, const char *pin_dir, uint64_t realtime_ns, char *err, size_t errlen);
+void cb_close(struct cb *cb);
+/* Use caller memory (zeroed or previously initialised) instead: tests, or another
+ * mapping of the same map. */
+void cb_attach(struct cb *cb, struct rm_cb_map *mem, uint64_t realtime_ns);
+
+/* Limits of a pool without a subset policy (a whole service): Envoy's cluster
+ * defaults (1024 connections/pending/requests, 3 retries), outlier detection off. */
+void cb_limits_default(struct rm_cfg_breaker *lim);
+
+/* The pool slot of (service FQDN, subset name; NULL or "" = whole service): found or
+ * claimed. NULL when RM_CB_PROBE slots from its home are taken (hdr.pools_dropped
+ * counted). Names longer than the fields are truncated. */
+struct rm_cb_pool *cb_pool(struct cb *cb, const char *service, const char *subset);
+/* Install the limits a pool enforces from now on (lim NULL = cb_limits_default), and
+ * its host count for max_ejection_percent. Call on every configuration flip for each
+ * pool of the new configuration; live counts are untouched. -EINVAL when lim has an
+ * outlier section with a zero base ejection time or interval. */
+int cb_pool_configure(struct rm_cb_pool *p, const struct rm_cfg_breaker *lim, uint32_t n_hosts,
+		      uint64_t generation);
+/* Index of a pool slot in the map (for host keys and the CLI). */
+uint32_t cb_pool_index(const struct cb *cb, const struct rm_cb_pool *p);
+
+/* The host slot of (pool, address, port network order, family): found or claimed;
+ * NULL when the table is full (hdr.hosts_dropped counted) or p is NULL. */
+struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const struct rm_addr *addr,
+			   __be16 port, uint16_t family);
+
+/* --- admission (all return 0 when admitted and counted) --- */
+
+/* A new upstream connection: -EBUSY when max_connections are open (not a failure:
+ * the request waits as pending; cx_overflow counted). */
+int cb_conn_try_open(struct rm_cb_pool *p);
+void cb_conn_close(struct rm_cb_pool *p);
+/* A request starts waiting for a connection: -EOVERFLOW past max_pending (503 UO). */
+int cb_pending_try_enter(struct rm_cb_pool *p);
+void cb_pending_leave(struct rm_cb_pool *p);
+/* A request goes to host h (may be NULL): -EOVERFLOW past max_requests (503 UO). */
+int cb_request_try_start(struct rm_cb_pool *p, struct rm_cb_host *h);
+void cb_request_finish(struct rm_cb_pool *p, struct rm_cb_host *h);
+/* A retry is about to be made: -EOVERFLOW past max_retries (do not retry). */
+int cb_retry_try_start(struct rm_cb_pool *p);
+void cb_retry_finish(struct rm_cb_pool *p);
+/* May a connection that has carried `served` requests (the one just finished
+ * included) carry another? false past max_requests_per_conn (0 = unlimited, 1 = no
+ * keep-alive). */
+bool cb_conn_keep(const struct rm_cb_pool *p, uint32_t served);
+
+/* --- outlier detection --- */
+
+enum cb_outcome {
+	CB_SUCCESS = 0, /* any response that is not a 5xx */
+	CB_5XX, /* 500, 501, 505..599 */
+	CB_GATEWAY, /* 502, 503, 504 */
+	CB_CONNECT_FAIL, /* connect refused/failed/timed out (gateway class, like Envoy's 503) */
+	CB_TIMEOUT, /* no response within the (per-try) timeout (gateway class, 504) */
+	CB_RESET, /* closed/reset before the response head (gateway class, 503) */
+	CB_LOCAL_OVERFLOW, /* our own 503 UO: not the host's fault, ignored */
+	CB_OUTCOME_MAX,
+};
+
+/* Outcome of an upstream response status. */
+enum cb_outcome cb_outcome_of_status(int status);
+
+/*
+ * Record one result from host h. Host errors count toward consecutive_errors (every
+ * kind) and consecutive_gateway_errors (gateway class only); a CB_5XX resets the
+ * gateway count, a success resets both, CB_LOCAL_OVERFLOW changes nothing. When a
+ * count reaches its threshold exactly, the count restarts and the host is ejected
+ * for k x base_ejection (k = ejections in a row, capped at max(300 s, base)) unless
+ * that would eject more than max_ejection_percent of the pool's hosts (one host may
+ * always be ejected when none is). Results arriving while the host is ejected (from
+ * requests already in flight) are not counted. Nothing is ejected unless the pool's
+ * limits enable outlier detection.
+ * Returns 1 when this result ejected the host, 0 otherwise.
+ */
+int cb_host_result(struct cb *cb, struct rm_cb_host *h, enum cb_outcome o, uint64_t now);
+
+/* May the balancer pick h? An ejected host stays out until a sweep returns it; if
+ * no sweep ran for two intervals past its time (the sweeper is stuck), it is
+ * available anyway: fail open. NULL is available. */
+bool cb_host_available(const struct cb *cb, const struct rm_cb_host *h, uint64_t now);
+uint32_t cb_host_active(const struct rm_cb_host *h);
+
+/*
+ * The outlier sweep. Visits each pool whose next_sweep_ns has come (then sets it one
+ * interval ahead, CAS-claimed so concurrent sweepers split the work): returns to the
+ * balancer every ejected host whose time is up, and for every host that was not
+ * ejected during the whole last interval decrements its ejections-in-a-row k (Envoy's
+ * backoff decay), so a host that stays healthy works its way back to 1 x base.
+ * The first max returned hosts go to out (may be NULL); returns how many were
+ * returned in all. *next_ns (may be NULL) gets the earliest time a pool wants the
+ * next sweep (UINT64_MAX when none has outlier detection).
+ */
+size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max,
+		uint64_t *next_ns);
+
+/* Adapter for lb_pick's hooks (lb.h): ctx = struct cb_lb_ctx, whose hosts[i] is the
+ * host slot of members[i] (NULL = no slot: available, 0 active). Lookup by linear
+ * scan of members: pools are small. */
+struct cb_lb_ctx {
+	const struct cb *cb;
+	const uint32_t *members; /* endpoint indices of the pool, as given to lb_pick */
+	struct rm_cb_host *const *hosts;
+	size_t n;
+	uint64_t now;
+};
+bool cb_lb_available(void *ctx, uint32_t endpoint);
+uint32_t cb_lb_active(void *ctx, uint32_t endpoint);
+
+#endif /* RM_CB_H */
