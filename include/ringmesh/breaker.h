@@ -48,7 +48,7 @@
 #define RM_CB_PROBE 32
 
 #define RM_CB_SERVICE_LEN 128 /* service FQDN, NUL-padded */
-#define RM_CB_SUBSET_LEN 96 /* subset name ("" = whole service), NUL-padded */
+#define RM_CB_SUBSET_LEN 96   /* subset name ("" = whole service), NUL-padded */
 
 enum rm_cb_slot_state {
 	RM_CB_FREE = 0,
@@ -58,17 +58,17 @@ enum rm_cb_slot_state {
 
 /* rm_cb_host.ejected */
 enum rm_cb_eject_state {
-	RM_CB_IN = 0, /* available to the balancer */
+	RM_CB_IN = 0,	    /* available to the balancer */
 	RM_CB_EJECTING = 1, /* being ejected: ejected_until not yet valid */
-	RM_CB_OUT = 2, /* ejected until ejected_until_ns, then until a sweep returns it */
+	RM_CB_OUT = 2,	    /* ejected until ejected_until_ns, then until a sweep returns it */
 };
 
 struct rm_cb_hdr {
-	__u32 magic; /* RM_CB_MAGIC once the daemon initialised the map */
-	__u32 abi_version; /* RM_CB_ABI_VERSION */
-	__u32 n_pools; /* RM_CB_POOLS */
-	__u32 n_hosts; /* RM_CB_HOSTS */
-	__u64 started_ns; /* CLOCK_REALTIME when the daemon (re)initialised the state */
+	__u32 magic;	     /* RM_CB_MAGIC once the daemon initialised the map */
+	__u32 abi_version;   /* RM_CB_ABI_VERSION */
+	__u32 n_pools;	     /* RM_CB_POOLS */
+	__u32 n_hosts;	     /* RM_CB_HOSTS */
+	__u64 started_ns;    /* CLOCK_REALTIME when the daemon (re)initialised the state */
 	__u64 pools_dropped; /* pool lookups that found no slot (failed open) */
 	__u64 hosts_dropped; /* host lookups that found no slot (failed open) */
 	__u64 last_sweep_ns; /* CLOCK_MONOTONIC of the last outlier sweep */
@@ -78,31 +78,31 @@ struct rm_cb_hdr {
 /* Live state of one pool. Limits are the daemon's copy of what it enforces (the
  * active configuration's, or defaults for a whole-service pool). */
 struct rm_cb_pool {
-	__u32 state; /* enum rm_cb_slot_state */
+	__u32 state;	/* enum rm_cb_slot_state */
 	__u32 key_hash; /* FNV-1a 32 of service and subset, for probing only */
 	char service[RM_CB_SERVICE_LEN];
 	char subset[RM_CB_SUBSET_LEN];
 	struct rm_cfg_breaker lim; /* enforced limits, written by cb_pool_configure */
-	__u64 generation; /* configuration generation lim came from */
-	__u32 n_hosts; /* members of the pool in that configuration */
-	__u32 connections; /* upstream connections open (or opening), all workers */
-	__u32 pending; /* requests waiting for a connection */
-	__u32 requests; /* requests in flight */
-	__u32 retries; /* retries in flight */
-	__u32 ejected; /* hosts currently ejected (counts against max_ejection_percent) */
-	__u64 next_sweep_ns; /* the sweep looks at this pool's hosts again at this time */
-	__u64 cx_overflow; /* times maxConnections was reached (request went pending) */
+	__u64 generation;	   /* configuration generation lim came from */
+	__u32 n_hosts;		   /* members of the pool in that configuration */
+	__u32 connections;	   /* upstream connections open (or opening), all workers */
+	__u32 pending;		   /* requests waiting for a connection */
+	__u32 requests;		   /* requests in flight */
+	__u32 retries;		   /* retries in flight */
+	__u32 ejected;		/* hosts currently ejected (counts against max_ejection_percent) */
+	__u64 next_sweep_ns;	/* the sweep looks at this pool's hosts again at this time */
+	__u64 cx_overflow;	/* times maxConnections was reached (request went pending) */
 	__u64 pending_overflow; /* 503 UO: httpMaxPendingRequests */
-	__u64 rq_overflow; /* 503 UO: httpMaxRequests */
-	__u64 retry_overflow; /* retries not made: httpMaxRetries */
-	__u64 ejections_total; /* ejections of this pool's hosts */
+	__u64 rq_overflow;	/* 503 UO: httpMaxRequests */
+	__u64 retry_overflow;	/* retries not made: httpMaxRetries */
+	__u64 ejections_total;	/* ejections of this pool's hosts */
 	__u64 reserved[2];
 };
 
 struct rm_cb_host_key {
-	__u32 pool; /* index in rm_cb_map.pools */
-	__u16 family; /* AF_INET or AF_INET6 */
-	__be16 port; /* network order */
+	__u32 pool;	     /* index in rm_cb_map.pools */
+	__u16 family;	     /* AF_INET or AF_INET6 */
+	__be16 port;	     /* network order */
 	struct rm_addr addr; /* IPv4 mapped */
 };
 
@@ -110,19 +110,19 @@ struct rm_cb_host {
 	__u32 state; /* enum rm_cb_slot_state */
 	__u32 key_hash;
 	struct rm_cb_host_key key;
-	__u32 consecutive_errors; /* 5xx, connect failures, timeouts, resets in a row */
+	__u32 consecutive_errors;  /* 5xx, connect failures, timeouts, resets in a row */
 	__u32 consecutive_gateway; /* 502/503/504 (incl. connect failure/timeout) in a row */
-	__u32 ejected; /* enum rm_cb_eject_state */
-	__u32 eject_k; /* ejections in a row: the next lasts (k + 1) x base */
-	__u32 active; /* requests in flight to this host, all workers */
+	__u32 ejected;		   /* enum rm_cb_eject_state */
+	__u32 eject_k;		   /* ejections in a row: the next lasts (k + 1) x base */
+	__u32 active;		   /* requests in flight to this host, all workers */
 	__u32 pad;
 	__u64 ejected_at_ns;
 	__u64 ejected_until_ns; /* valid while ejected == RM_CB_OUT */
-	__u64 unejected_at_ns; /* last return by a sweep (0 = never ejected) */
-	__u64 last_error_ns; /* last host error (0 = none) */
+	__u64 unejected_at_ns;	/* last return by a sweep (0 = never ejected) */
+	__u64 last_error_ns;	/* last host error (0 = none) */
 	__u64 total_ejections;
-	__u64 errors_total; /* host errors (every kind above) */
-	__u64 successes_total; /* results that were not host errors */
+	__u64 errors_total;	/* host errors (every kind above) */
+	__u64 successes_total;	/* results that were not host errors */
 	__u64 ejections_denied; /* threshold reached but max_ejection_percent forbade it */
 	__u64 reserved[2];
 };

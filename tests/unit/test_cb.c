@@ -202,9 +202,10 @@ static void test_eject_exactly_n(void **state)
 	assert_int_equal(f->p->ejected, 1);
 	assert_int_equal(f->p->ejections_total, 1);
 	/* in-flight failures of an ejected host are not counted */
-	assert_int_equal(errors(f, f->h[0], 20, CB_5XX, T0 + MS), 0);
+	assert_int_equal(errors(f, f->h[0], 22, CB_5XX, T0 + MS), 0);
 	assert_int_equal(f->h[0]->total_ejections, 1);
 	assert_int_equal(f->h[0]->consecutive_errors, 0);
+	assert_int_equal(f->h[0]->errors_total, 5);
 }
 
 static void test_every_error_kind_counts(void **state)
@@ -310,6 +311,15 @@ static void test_sweep_timing(void **state)
 	assert_int_equal(f->m->hdr.last_sweep_ns, T0 + 109 * MS);
 	/* returned once only */
 	assert_int_equal(cb_sweep(&f->cb, T0 + 200 * MS, out, 4, NULL), 0);
+	/* with a 1 ns interval every sweep looks: not a nanosecond early, then at once */
+	l.interval_ns = 1;
+	assert_int_equal(cb_pool_configure(f->p, &l, 2, 2), 0);
+	assert_int_equal(errors(f, f->h[0], 5, CB_5XX, T0 + SEC), 1);
+	assert_int_equal(f->h[0]->ejected_until_ns, T0 + SEC + 100 * MS);
+	assert_int_equal(cb_sweep(&f->cb, T0 + SEC + 100 * MS - 1, out, 4, &next), 0);
+	assert_int_equal(next, T0 + SEC + 100 * MS);
+	assert_int_equal(cb_sweep(&f->cb, T0 + SEC + 100 * MS, out, 4, &next), 1);
+	assert_ptr_equal(out[0], f->h[0]);
 }
 
 /* Returns h from an ejection: sweeps at until (the interval is 1 ms). */
@@ -333,8 +343,7 @@ static void test_backoff_and_cap(void **state)
 	for (unsigned i = 0; i < 5; i++) {
 		assert_int_equal(cb_host_result(&f->cb, f->h[0], CB_5XX, t), 1);
 		assert_int_equal(f->h[0]->eject_k, i + 1);
-		assert_int_equal(f->h[0]->ejected_until_ns - f->h[0]->ejected_at_ns,
-				 want[i] * SEC);
+		assert_int_equal(f->h[0]->ejected_until_ns - f->h[0]->ejected_at_ns, want[i] * SEC);
 		t = sweep_back(f, f->h[0]);
 	}
 	assert_int_equal(f->h[0]->total_ejections, 5);
@@ -551,7 +560,7 @@ static void test_requests_per_connection(void **state)
 	cb_limits_default(&l);
 	mk_pool(f, &l, 1);
 	assert_true(cb_conn_keep(f->p, 1000000)); /* 0 = unlimited */
-	l.max_requests_per_conn = 1; /* no keep-alive */
+	l.max_requests_per_conn = 1;		  /* no keep-alive */
 	assert_int_equal(cb_pool_configure(f->p, &l, 1, 2), 0);
 	assert_false(cb_conn_keep(f->p, 1));
 	l.max_requests_per_conn = 3;
@@ -571,7 +580,7 @@ static void test_requests_per_connection(void **state)
 struct hammer {
 	struct fx *f;
 	uint32_t inflight; /* admitted and not yet finished, as the test sees it */
-	uint32_t high; /* high-water mark of inflight */
+	uint32_t high;	   /* high-water mark of inflight */
 	uint64_t admitted, refused;
 	pthread_barrier_t bar;
 };
@@ -580,9 +589,8 @@ static void high_water(struct hammer *hm, uint32_t v)
 {
 	uint32_t h = __atomic_load_n(&hm->high, __ATOMIC_RELAXED);
 
-	while (v > h &&
-	       !__atomic_compare_exchange_n(&hm->high, &h, v, true, __ATOMIC_RELAXED,
-					    __ATOMIC_RELAXED))
+	while (v > h && !__atomic_compare_exchange_n(&hm->high, &h, v, true, __ATOMIC_RELAXED,
+						     __ATOMIC_RELAXED))
 		;
 }
 

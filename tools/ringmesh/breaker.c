@@ -105,8 +105,8 @@ static const char *dur_str(uint64_t ns, char *buf, size_t len)
 static int print_pools(const struct rm_cb_map *m, const struct bk_pool_view *v, size_t nv)
 {
 	static const char *const hdr[] = {
-	    "SERVICE", "SUBSET", "CONNECTIONS", "PENDING", "ACTIVE", "RETRIES",
-	    "HOSTS",   "EJECTED", "OVERFLOWS",   "LIMITS",
+	    "SERVICE", "SUBSET", "CONNECTIONS", "PENDING",   "ACTIVE",
+	    "RETRIES", "HOSTS",	 "EJECTED",	"OVERFLOWS", "LIMITS",
 	};
 	struct cli_table *t;
 
@@ -130,7 +130,8 @@ static int print_pools(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 			json_uint_field(cli.jw, "slot", (uint64_t)(p - m->pools));
 			json_string_field(cli.jw, "service", svc);
 			json_string_field(cli.jw, "subset", p->subset[0] ? sub : "");
-			json_string_field(cli.jw, "limits_source", v[i].from_cfg ? "config" : "daemon");
+			json_string_field(cli.jw, "limits_source",
+					  v[i].from_cfg ? "config" : "daemon");
 			json_cur_max("connections", p->connections, l->max_connections);
 			json_cur_max("pending", p->pending, l->max_pending);
 			json_cur_max("active", p->requests, l->max_requests);
@@ -168,7 +169,8 @@ static int print_pools(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 		snprintf(nh, sizeof(nh), "%u", p->n_hosts);
 		snprintf(ne, sizeof(ne), "%u", p->ejected);
 		snprintf(ov, sizeof(ov), "cx %llu pend %llu rq %llu retry %llu",
-			 (unsigned long long)p->cx_overflow, (unsigned long long)p->pending_overflow,
+			 (unsigned long long)p->cx_overflow,
+			 (unsigned long long)p->pending_overflow,
 			 (unsigned long long)p->rq_overflow, (unsigned long long)p->retry_overflow);
 		cli_table_rowf(t, svc, sub, c[0], c[1], c[2], c[3], nh, ne, ov,
 			       v[i].from_cfg ? "config" : "daemon");
@@ -190,8 +192,8 @@ static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 		       uint64_t now)
 {
 	static const char *const hdr[] = {
-	    "SERVICE",	   "SUBSET", "HOST",	       "ERRORS",	  "GW_ERRORS",
-	    "EJECTED",	   "IN_A_ROW", "EJECTIONS", "ACTIVE", "LAST_ERROR",
+	    "SERVICE", "SUBSET",   "HOST",	"ERRORS", "GW_ERRORS",
+	    "EJECTED", "IN_A_ROW", "EJECTIONS", "ACTIVE", "LAST_ERROR",
 	};
 	struct cli_table *t;
 	size_t rows = 0;
@@ -230,7 +232,8 @@ static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 			json_string_field(cli.jw, "subset", p->subset[0] ? sub : "");
 			json_string_field(cli.jw, "host", addr);
 			json_uint_field(cli.jw, "consecutive_errors", h->consecutive_errors);
-			json_uint_field(cli.jw, "consecutive_gateway_errors", h->consecutive_gateway);
+			json_uint_field(cli.jw, "consecutive_gateway_errors",
+					h->consecutive_gateway);
 			json_bool_field(cli.jw, "ejected", out);
 			if (out)
 				json_uint_field(cli.jw, "remaining_ms", left / 1000000);

@@ -404,8 +404,8 @@ static int eject(struct rm_cb_pool *p, struct rm_cb_host *h, uint64_t now)
 		ADD(&h->ejections_denied, 1);
 		return 0;
 	}
-	if (!__atomic_compare_exchange_n(&h->ejected, &exp, RM_CB_EJECTING, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+	if (!__atomic_compare_exchange_n(&h->ejected, &exp, RM_CB_EJECTING, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE)) {
 		dec(&p->ejected);
 		return 0;
 	}
@@ -512,8 +512,7 @@ static bool pool_due(struct rm_cb_pool *p, uint64_t now, uint64_t *next)
 					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
-size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max,
-		uint64_t *next_ns)
+size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max, uint64_t *next_ns)
 {
 	bool due[RM_CB_POOLS];
 	uint64_t next = UINT64_MAX;
@@ -531,7 +530,6 @@ size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max
 		struct rm_cb_host *h = &cb->m->hosts[i];
 		struct rm_cb_pool *p;
 		uint32_t exp = RM_CB_OUT;
-		uint64_t iv;
 		bool on;
 
 		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE ||
@@ -539,7 +537,6 @@ size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max
 			continue;
 		p = &cb->m->pools[h->key.pool];
 		on = LD(&p->lim.outlier);
-		iv = LD(&p->lim.interval_ns);
 		if (__atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) == RM_CB_OUT) {
 			if (on && now < LD(&h->ejected_until_ns))
 				continue;
@@ -557,10 +554,9 @@ size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max
 			n++;
 			continue;
 		}
-		/* healthy for a whole interval since its return: back off the backoff */
-		if (LD(&h->eject_k) &&
-		    (!on || now - LD(&h->unejected_at_ns) >= iv) &&
-		    __atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) == RM_CB_IN)
+		/* In at a due sweep and not returned by it: it has been in since the
+		 * previous due sweep, a whole interval ago. Back off the backoff. */
+		if (LD(&h->eject_k))
 			dec(&h->eject_k);
 	}
 	ST(&cb->m->hdr.last_sweep_ns, now);

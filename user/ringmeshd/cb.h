@@ -40,7 +40,7 @@
 
 struct cb {
 	struct rm_cb_map *m; /* the shared state */
-	void *map; /* mmapped region (NULL when attached to caller memory) */
+	void *map;	     /* mmapped region (NULL when attached to caller memory) */
 	size_t map_len;
 	int fd;
 };
@@ -98,12 +98,12 @@ bool cb_conn_keep(const struct rm_cb_pool *p, uint32_t served);
 /* --- outlier detection --- */
 
 enum cb_outcome {
-	CB_SUCCESS = 0, /* any response that is not a 5xx */
-	CB_5XX, /* 500, 501, 505..599 */
-	CB_GATEWAY, /* 502, 503, 504 */
-	CB_CONNECT_FAIL, /* connect refused/failed/timed out (gateway class, like Envoy's 503) */
-	CB_TIMEOUT, /* no response within the (per-try) timeout (gateway class, 504) */
-	CB_RESET, /* closed/reset before the response head (gateway class, 503) */
+	CB_SUCCESS = 0,	   /* any response that is not a 5xx */
+	CB_5XX,		   /* 500, 501, 505..599 */
+	CB_GATEWAY,	   /* 502, 503, 504 */
+	CB_CONNECT_FAIL,   /* connect refused/failed/timed out (gateway class, like Envoy's 503) */
+	CB_TIMEOUT,	   /* no response within the (per-try) timeout (gateway class, 504) */
+	CB_RESET,	   /* closed/reset before the response head (gateway class, 503) */
 	CB_LOCAL_OVERFLOW, /* our own 503 UO: not the host's fault, ignored */
 	CB_OUTCOME_MAX,
 };
