@@ -24,7 +24,7 @@ suite() { # name cmd...
 	s=$(echo "$line" | sed -nE 's/.* ([0-9]+) skipped.*/\1/p')
 	pass=$((pass + p)); fail=$((fail + f)); skip=$((skip + ${s:-0}))
 	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then fail=$((fail + 1)); fi
-	[ $rc -ne 0 ] && bad+=("$name")
+	[ $rc -ne 0 ] && { bad+=("$name"); echo "($name exited $rc)"; }
 }
 suite unit tests/unit/run.sh "$san"
 [ -x tests/tools/run.sh ] && suite tools tests/tools/run.sh "$build"

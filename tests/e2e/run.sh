@@ -8,7 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 pass=0 fail=0 skip=0
 for t in "$here"/test_*.sh; do
 	echo "# $(basename "$t")"
-	out=$(BUILD=$build RUN_ID=$$-$RANDOM timeout 600 bash "$t" 2>&1); rc=$?
+	out=$(BUILD=$build RUN_ID=$$-$RANDOM timeout 1200 bash "$t" 2>&1); rc=$?
 	printf '%s\n' "$out"
 	line=$(printf '%s\n' "$out" | grep -E '^[a-z0-9_-]+: [0-9]+ passed, [0-9]+ failed' | tail -1)
 	if [ $rc -eq 77 ]; then skip=$((skip + 1)); continue; fi
