@@ -13,7 +13,6 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/main.h"
 
-int do_breaker(int argc, char **argv); /* breaker.c; belongs in main.h with the others */
 
 static int do_help(int argc, char **argv)
 {

@@ -22,7 +22,7 @@
 #define HELP_SPEC_FILES "FILES := -f { FILE | DIR | - } [-f ...]"
 #define HELP_SPEC_MAP                                                                              \
 	"MAP := { rm_include | rm_exclude | rm_xports | rm_orig | rm_orig_ck |\n"                  \
-	"                rm_socks | rm_proxy | rm_dpstats | rm_cfg | rm_stats | NAME }"
+	"                rm_socks | rm_proxy | rm_dpstats | rm_cfg | rm_stats | rm_breaker | NAME }"
 
 /* Global options, set once by main() before any command runs. */
 struct cli_opts {
@@ -130,5 +130,6 @@ int do_endpoint(int argc, char **argv);
 int do_map(int argc, char **argv);
 int do_status(int argc, char **argv);
 int do_stats(int argc, char **argv);
+int do_breaker(int argc, char **argv);
 
 #endif /* RM_CLI_MAIN_H */
