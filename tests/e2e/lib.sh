@@ -35,6 +35,7 @@ need_root() {
 	mount | grep -q ' /sys/fs/bpf type bpf' || mount -t bpf bpf /sys/fs/bpf
 	# One end-to-end suite at a time on this machine: they measure timings (fail-open
 	# within 2 s, timeouts) that a concurrent suite's load would distort.
+	# fd 8 is closed in every child we start (8>&-), so an orphan cannot keep the lock.
 	exec 8>/tmp/ringmesh-e2e.lock
 	flock -w 900 8 || { echo "another end-to-end suite held the lock for 15 min"; exit 1; }
 }
@@ -83,9 +84,9 @@ in_cg() {
 	local cg=$1 ns=$2; shift 2
 	[ "$1" = "--" ] && shift
 	if [ -n "$ns" ]; then
-		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" nsenter --net=/run/netns/"$ns" "$@"
+		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" nsenter --net=/run/netns/"$ns" "$@" 8>&-
 	else
-		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@"
+		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$cg" "$@" 8>&-
 	fi
 }
 
@@ -97,7 +98,7 @@ bg() {
 	if [ "$1" = in_ns ]; then
 		set -- nsenter --net=/run/netns/"$2" "${@:3}"
 	fi
-	"$@" >"$TMP/$name.log" 2>&1 &
+	"$@" >"$TMP/$name.log" 2>&1 8>&- &
 	PIDS+=($!)
 	eval "PID_$name=$!"
 }
@@ -108,10 +109,10 @@ start_ringmeshd() {
 	local dcg=$1 ns=$2; shift 2
 	if [ -n "$ns" ]; then
 		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dcg" nsenter --net=/run/netns/"$ns" \
-			"$BUILD/ringmeshd" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 &
+			"$BUILD/ringmeshd" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 8>&- &
 	else
 		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dcg" \
-			"$BUILD/ringmeshd" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 &
+			"$BUILD/ringmeshd" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 8>&- &
 	fi
 	RINGMESHD_PID=$!
 	local i
