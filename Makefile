@@ -108,6 +108,7 @@ demo: deps all
 
 bench: deps all
 	$(Q)tools/bench/l4.sh $(BUILD)
+	$(Q)tools/bench/l7.sh $(BUILD)
 
 clean:
 	$(Q)rm -rf build build-san build-*
