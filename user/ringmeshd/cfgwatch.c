@@ -209,6 +209,16 @@ int cfgw_poll(struct cfgw *cw)
 	}
 	if (cw->on_publish)
 		cw->on_publish(cw->log_ctx, gen);
+	{
+		/* updated_ns is the CLI's CLOCK_REALTIME at the flip: how late we are. */
+		struct timespec ts;
+		uint64_t flip = __atomic_load_n(&cw->store.ctl->updated_ns, __ATOMIC_RELAXED), now;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		logf_(cw, "configuration generation %llu live, %.1f ms after its flip",
+		      (unsigned long long)gen, flip && now > flip ? (now - flip) / 1e6 : 0.0);
+	}
 	return 1;
 }
 
