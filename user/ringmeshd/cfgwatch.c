@@ -23,6 +23,8 @@ static void cfg_obj_free(struct cfgw_cfg *c)
 	free(c->lb);
 	free(c->ep_version);
 	free(c->ep_workload);
+	free(c->cbp);
+	free(c->cbh);
 	free(c);
 }
 
@@ -41,7 +43,79 @@ static void label_of(const struct rm_cfg *cfg, const struct rm_cfg_endpoint *e, 
 	}
 }
 
-static int build(const struct rm_cfg *snap, struct cfgw_cfg **out, char *err, size_t errlen)
+/* Breaker slots of every pool; a full slot table leaves NULLs (fail open). Limits
+ * are installed here, a moment before the flip: the counts are live state anyway. */
+static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c)
+{
+	uint32_t n_svc = route_n_services(c->t), n_sub = route_n_subsets(c->t);
+	size_t total = 0;
+
+	c->cbp = calloc(c->n_pools ? c->n_pools : 1, sizeof(*c->cbp));
+	if (!c->cbp)
+		return -ENOMEM;
+	for (int pass = 0; pass < 2; pass++) {
+		if (pass && !(c->cbh = calloc(total ? total : 1, sizeof(*c->cbh))))
+			return -ENOMEM;
+		for (uint32_t s = 0; s < n_svc && s < snap->n_services; s++) {
+			const struct rm_cfg_service *sv = &snap->services[s];
+			uint32_t n_ports = sv->n_ports <= RM_CFG_SVC_PORTS ? sv->n_ports : 0;
+
+			for (uint32_t sub = 0; sub <= n_sub; sub++) {
+				uint32_t subset = sub == n_sub ? RM_CFG_NONE : sub;
+				uint32_t pool, lbp;
+				const uint32_t *m;
+				size_t n;
+				struct rm_cb_pool *p;
+
+				if (route_pool(c->t, s, subset, &pool, &m, &n, &lbp) ||
+				    pool >= c->n_pools)
+					continue;
+				if (!pass) {
+					c->cbp[pool].off = (uint32_t)total;
+					c->cbp[pool].n_ports = n_ports;
+					c->cbp[pool].n = (uint32_t)n;
+					total += (size_t)n_ports * n;
+					continue;
+				}
+				p = cb_pool(cb, route_service_host(c->t, s),
+					    route_subset_name(c->t, subset));
+				c->cbp[pool].p = p;
+				if (!p)
+					continue;
+				cb_pool_configure(p, route_subset_breaker(c->t, subset), (uint32_t)n,
+						  c->gen);
+				for (uint32_t pi = 0; pi < n_ports; pi++) {
+					for (size_t i = 0; i < n; i++) {
+						struct route_endpoint e;
+						__be16 port = route_endpoint_port(c->t, m[i],
+										  sv->ports[pi].port);
+
+						if (route_endpoint(c->t, m[i], &e) || !port)
+							continue;
+						c->cbh[c->cbp[pool].off + pi * n + i] =
+						    cb_host(cb, p, &e.addr, port, e.family);
+					}
+				}
+			}
+		}
+	}
+	return 0;
+}
+
+struct rm_cb_host *const *cfgw_cb_hosts(const struct cfgw_cfg *c, uint32_t pool, int pi)
+{
+	const struct cfgw_cbpool *b;
+
+	if (!c->cbp || !c->cbh || pool >= c->n_pools || pi < 0)
+		return NULL;
+	b = &c->cbp[pool];
+	if (!b->p || (uint32_t)pi >= b->n_ports || !b->n)
+		return NULL;
+	return &c->cbh[b->off + (uint32_t)pi * b->n];
+}
+
+static int build(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg **out, char *err,
+		 size_t errlen)
 {
 	struct cfgw_cfg *c = calloc(1, sizeof(*c));
 	int r;
@@ -85,6 +159,10 @@ static int build(const struct rm_cfg *snap, struct cfgw_cfg **out, char *err, si
 		else
 			label_of(snap, e, "app", c->ep_workload[i], RM_STATS_SHORT_LEN);
 	}
+	if (cb && build_cb(cb, snap, c)) {
+		cfg_obj_free(c);
+		return -ENOMEM;
+	}
 	*out = c;
 	return 0;
 }
@@ -107,7 +185,7 @@ int cfgw_init(struct cfgw *cw, unsigned int n_readers, char *err, size_t errlen)
 	empty->magic = RM_CFG_MAGIC;
 	empty->abi_version = RM_CFG_ABI_VERSION;
 	empty->strtab_len = 1;
-	r = build(empty, &cw->cur, err, errlen);
+	r = build(NULL, empty, &cw->cur, err, errlen);
 	free(empty);
 	return r;
 }
@@ -115,7 +193,7 @@ int cfgw_init(struct cfgw *cw, unsigned int n_readers, char *err, size_t errlen)
 int cfgw_publish(struct cfgw *cw, const struct rm_cfg *snap, char *err, size_t errlen)
 {
 	struct cfgw_cfg *c, *old;
-	int r = build(snap, &c, err, errlen);
+	int r = build(cw->cb, snap, &c, err, errlen);
 
 	if (r) {
 		cw->rejected++;
@@ -222,14 +300,56 @@ int cfgw_poll(struct cfgw *cw)
 	return 1;
 }
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t cfgw_sweep(struct cfgw *cw, uint64_t now)
+{
+	uint64_t next = UINT64_MAX;
+
+	if (!cw->cb)
+		return now + 1000000000ull;
+	if (now >= cw->next_sweep_ns) {
+		cb_sweep(cw->cb, now, NULL, 0, &next);
+		/* a new configuration may bring a short interval: look again within 1 s */
+		if (next > now + 1000000000ull)
+			next = now + 1000000000ull;
+		if (next < now + 1000000ull)
+			next = now + 1000000ull;
+		cw->next_sweep_ns = next;
+	}
+	return cw->next_sweep_ns;
+}
+
 static void *watch_main(void *arg)
 {
 	struct cfgw *cw = arg;
-	struct timespec ts = { .tv_nsec = CFGW_POLL_MS * 1000000L };
+	uint64_t next_poll = 0;
 
 	while (!__atomic_load_n(&cw->stop, __ATOMIC_ACQUIRE)) {
-		cfgw_poll(cw);
-		cfgw_reclaim(cw);
+		uint64_t now = mono_ns(), wake;
+		struct timespec ts;
+
+		if (now >= next_poll) {
+			if (cfgw_poll(cw) > 0)
+				cw->next_sweep_ns = 0; /* new limits: sweep at once */
+			cfgw_reclaim(cw);
+			next_poll = now + CFGW_POLL_MS * 1000000ull;
+		}
+		/* outlier sweeps at 100 ms intervals must not wait for the 20 ms poll */
+		wake = cfgw_sweep(cw, mono_ns());
+		if (wake > next_poll)
+			wake = next_poll;
+		now = mono_ns();
+		if (wake <= now)
+			continue;
+		ts.tv_sec = (time_t)((wake - now) / 1000000000ull);
+		ts.tv_nsec = (long)((wake - now) % 1000000000ull);
 		nanosleep(&ts, NULL);
 	}
 	return NULL;

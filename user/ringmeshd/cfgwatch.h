@@ -24,11 +24,19 @@
 
 #include "common/cfg.h"
 #include "ringmesh/stats.h"
+#include "ringmeshd/cb.h"
 #include "ringmeshd/lb.h"
 #include "ringmeshd/route.h"
 
 #define CFGW_MAX_READERS 64
 #define CFGW_POLL_MS 20
+
+/* A pool's breaker: its rm_cb_pool (NULL = table full, fails open) and host slots
+ * cbh[off + port index * n + member], aligned with route_pool's members. */
+struct cfgw_cbpool {
+	struct rm_cb_pool *p;
+	uint32_t off, n_ports, n;
+};
 
 /* One published configuration. */
 struct cfgw_cfg {
@@ -39,6 +47,9 @@ struct cfgw_cfg {
 	uint32_t n_eps;
 	char (*ep_version)[RM_STATS_SHORT_LEN]; /* "version" label of each endpoint */
 	char (*ep_workload)[RM_STATS_SHORT_LEN]; /* WorkloadEntry name, else "app" label */
+	/* breaker slots (NULL when the daemon runs without a breaker), per pool */
+	struct cfgw_cbpool *cbp;
+	struct rm_cb_host **cbh;
 	uint32_t uses[CFGW_MAX_READERS]; /* requests holding it, per worker (own slot only) */
 	uint64_t qs_snap[CFGW_MAX_READERS]; /* readers' quiescent counts when retired */
 	struct cfgw_cfg *next; /* retired list */
@@ -71,6 +82,10 @@ struct cfgw {
 	cfgw_log_fn log;
 	void *log_ctx;
 	void (*on_publish)(void *ctx, uint64_t gen); /* e.g. stats header generation */
+	/* circuit breaker (set before cfgw_start; NULL = none): each new configuration
+	 * installs its pools' limits, and the watcher thread runs the outlier sweep */
+	struct cb *cb;
+	uint64_t next_sweep_ns;
 };
 
 /* Set up with an empty configuration (no services: every connection is L4). */
@@ -89,6 +104,14 @@ unsigned int cfgw_reclaim(struct cfgw *cw);
  * when a configuration was published, 0 when nothing changed, -errno on failure
  * (logged once per generation). */
 int cfgw_poll(struct cfgw *cw);
+
+/* The host slots of pool (index of route_pool) for service port index pi (of
+ * route_service_port), aligned with the pool's members; NULL when there are none. */
+struct rm_cb_host *const *cfgw_cb_hosts(const struct cfgw_cfg *c, uint32_t pool, int pi);
+
+/* Run the outlier sweep when due (now: CLOCK_MONOTONIC ns); returns the time the
+ * watcher must look again: at most 1 s ahead, at least 1 ms. */
+uint64_t cfgw_sweep(struct cfgw *cw, uint64_t now);
 
 /* Start/stop the watcher thread polling pin_dir every CFGW_POLL_MS. */
 int cfgw_start(struct cfgw *cw, const char *pin_dir, char *err, size_t errlen);

@@ -13,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <sys/random.h>
 
+#include "ringmeshd/cb.h"
 #include "ringmeshd/l4.h"
 #include "ringmeshd/l7_int.h"
 #include "ringmeshd/lb.h"
@@ -98,6 +99,7 @@ int l7_worker_init(struct ring_worker *w)
 		lw->ups[i].fd = -1;
 	}
 	lw->c_free = lw->u_free = 0;
+	l7_tmr_init(&lw->t_cb, L7_T_CB);
 	lw->cbuf_size = sh->o.buf_size;
 	lw->obuf_size = (uint32_t)sh->o.lim.max_head + 8192;
 	lw->rbuf_size = (uint32_t)sh->o.lim.max_head + 4096;
@@ -308,6 +310,13 @@ static void up_finish(struct l7_worker *lw, struct l7_up *up)
 {
 	l7_tmr_cancel(&lw->th, &up->t_idle);
 	pool_remove(&lw->pool, &up->link);
+	l7_cb_idle(lw, up, false);
+	if (up->cb_counted) {
+		/* the socket is closed now: only then may another take its slot */
+		up->cb_counted = false;
+		cb_conn_close(up->cbp);
+		l7_cb_kick(lw, up->cbp);
+	}
 	stats_tcp(up->st, 0, 1, up->sent, up->rcvd);
 	if (up->fd >= 0)
 		close(up->fd);
@@ -336,6 +345,7 @@ static void up_close(struct l7_worker *lw, struct l7_up *up)
 	up->owner = NULL;
 	l7_tmr_cancel(&lw->th, &up->t_idle);
 	pool_remove(&lw->pool, &up->link);
+	l7_cb_idle(lw, up, false);
 	if (up->fd >= 0) {
 		shutdown(up->fd, SHUT_RDWR);
 		if ((up->inflight || up->ext) && (sqe = ring_get_sqe(lw->w))) {
@@ -344,6 +354,12 @@ static void up_close(struct l7_worker *lw, struct l7_up *up)
 		}
 	}
 	up_maybe_finish(lw, up);
+}
+
+void l7_up_close_idle(struct l7_worker *lw, struct l7_up *up)
+{
+	if (up->state == L7U_IDLE)
+		up_close(lw, up);
 }
 
 void l7_up_ext_put(struct l7_worker *lw, struct l7_up *up)
@@ -394,7 +410,7 @@ static struct l7_up *up_alloc(struct l7_worker *lw)
 
 struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
 			const struct sockaddr_storage *dst, socklen_t dlen, struct rm_stats_slot *st,
-			int *err)
+			struct rm_cb_pool *cbp, int *err)
 {
 	struct pool_link *l;
 	struct l7_up *up;
@@ -404,6 +420,7 @@ struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
 	while ((l = pool_get(&lw->pool, key))) {
 		up = (struct l7_up *)((char *)l - offsetof(struct l7_up, link));
 		l7_tmr_cancel(&lw->th, &up->t_idle);
+		l7_cb_idle(lw, up, false);
 		if (up->broken || up->len) {
 			up_close(lw, up);
 			continue;
@@ -411,11 +428,19 @@ struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
 		up->state = L7U_BUSY;
 		return up;
 	}
+	/* an idle connection is already counted; a new one must be admitted */
+	if (cb_conn_try_open(cbp)) {
+		*err = -EAGAIN;
+		return NULL;
+	}
 	up = up_alloc(lw);
 	if (!up) {
+		cb_conn_close(cbp);
 		*err = -ENOMEM;
 		return NULL;
 	}
+	up->cbp = cbp;
+	up->cb_counted = true;
 	up->key = *key;
 	up->dst = *dst;
 	up->dlen = dlen;
@@ -464,6 +489,8 @@ void l7_up_release(struct l7_worker *lw, struct l7_up *up, bool reuse)
 		return;
 	}
 	up->state = L7U_IDLE;
+	l7_cb_idle(lw, up, true);
+	l7_cb_kick(lw, up->cbp);
 	l7_up_arm_recv(lw, up);
 	if (up->broken ||
 	    l7_tmr_arm(&lw->th, &up->t_idle,
@@ -570,7 +597,9 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now)
 	struct l7_tmr *t;
 
 	while ((t = l7_theap_pop_expired(&lw->th, now))) {
-		if (t->kind == L7_T_IDLE) {
+		if (t == &lw->t_cb) {
+			l7_cb_on_timer(lw, now);
+		} else if (t->kind == L7_T_IDLE) {
 			struct l7_up *up = (struct l7_up *)((char *)t - offsetof(struct l7_up, t_idle));
 
 			up_close(lw, up);
@@ -584,6 +613,8 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now)
 				l7c_on_timer(lw, c, t);
 		}
 	}
+	if (lw->any_kick)
+		l7_cb_run_kicks(lw);
 	cfgw_quiescent(cw, lw->id);
 	lw->cur = cfgw_current(cw);
 	return l7_theap_next(&lw->th);

@@ -26,6 +26,7 @@ struct ring_worker;
 struct l4_conn;
 struct cfgw;
 struct stats_w;
+struct cb;
 
 /* Defaults (a zero field in struct l7_opts means the default). */
 #define L7_DEF_BUF (64u * 1024) /* client input buffer: head + kept body */
@@ -48,6 +49,7 @@ struct l7_opts {
 struct l7_shared {
 	struct cfgw *cw; /* published configuration */
 	struct stats_w *stats; /* NULL: no metrics */
+	struct cb *cb; /* circuit breaker state (rm_breaker); NULL: no limits, no ejection */
 	struct l7_opts o; /* defaults filled by l7_opts_fill */
 };
 

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "ringmeshd/cb.h"
 #include "ringmeshd/l4.h"
 #include "ringmeshd/l7_int.h"
 #include "ringmeshd/lb.h"
@@ -19,6 +20,7 @@
 #define MSG_UC "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
 #define MSG_UT "upstream request timeout"
 #define MSG_UH "no healthy upstream"
+#define MSG_UO "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 #define MSG_FI "fault filter abort"
 #define MAX_EDITS 64
 
@@ -70,6 +72,60 @@ static void timers_off(struct l7_worker *lw, struct l7_conn *c)
 	l7_tmr_cancel(&lw->th, &c->t_delay);
 }
 
+/* ---- circuit breaker ---- */
+
+/* This attempt's result for outlier detection: once, and only for a chosen host. */
+static void host_result(struct l7_worker *lw, struct l7_conn *c, enum cb_outcome o)
+{
+	if (c->cb_reported || !c->cbh)
+		return;
+	c->cb_reported = true;
+	cb_host_result(lw->sh->cb, c->cbh, o, l7_now_ns());
+}
+
+/* The current attempt is over (answered, failed, or given up while pending). */
+static void attempt_end(struct l7_worker *lw, struct l7_conn *c)
+{
+	l7_cb_wait_leave(lw, c);
+	if (c->cb_req) {
+		c->cb_req = false;
+		cb_request_finish(c->cbp, c->cbh);
+	}
+	if (c->cb_retry) {
+		c->cb_retry = false;
+		cb_retry_finish(c->cbp);
+	}
+}
+
+/* The request is over: nothing of it may stay counted. */
+static void cb_release(struct l7_worker *lw, struct l7_conn *c)
+{
+	attempt_end(lw, c);
+	if (c->retry_next) {
+		c->retry_next = false;
+		cb_retry_finish(c->cbp);
+	}
+}
+
+/* May the request be retried under httpMaxRetries? The slot is the next attempt's. */
+static bool retry_admit(struct l7_conn *c)
+{
+	if (c->retry_next)
+		return true;
+	if (cb_retry_try_start(c->cbp))
+		return false;
+	c->retry_next = true;
+	return true;
+}
+
+static void overflow(struct l7_worker *lw, struct l7_conn *c)
+{
+	static const struct http_header h = { { "x-envoy-overloaded", 18 }, { "true", 4 } };
+
+	c->sflags |= FLAG(RM_STATS_F_UO);
+	reply(lw, c, 503, MSG_UO, &h, 1, false);
+}
+
 static void up_drop(struct l7_worker *lw, struct l7_conn *c)
 {
 	if (c->up) {
@@ -105,6 +161,7 @@ void l7c_abort(struct l7_worker *lw, struct l7_conn *c)
 		return;
 	record(lw, c);
 	timers_off(lw, c);
+	cb_release(lw, c);
 	up_drop(lw, c);
 	drop_cfg(lw, c);
 	c->state = L7C_CLOSING;
@@ -121,6 +178,7 @@ static void c_close(struct l7_worker *lw, struct l7_conn *c)
 		return;
 	record(lw, c);
 	timers_off(lw, c);
+	cb_release(lw, c);
 	up_drop(lw, c);
 	drop_cfg(lw, c);
 	c->state = L7C_CLOSING;
@@ -391,6 +449,8 @@ static void next_request(struct l7_worker *lw, struct l7_conn *c)
 	c->resp_bytes = 0;
 	c->ep = L7_NONE;
 	c->st = NULL;
+	c->cbp = NULL;
+	c->cbh = NULL;
 	memset(&c->d, 0, sizeof(c->d));
 	c->state = L7C_HEAD;
 	if (c->clen)
@@ -458,6 +518,7 @@ static void reply(struct l7_worker *lw, struct l7_conn *c, int status, const cha
 	ssize_t n;
 	struct l7_seg s;
 
+	cb_release(lw, c);
 	if (c->resp_sent_head || c->csend_busy) {
 		l7c_abort(lw, c);
 		return;
@@ -643,22 +704,57 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	struct sockaddr_storage ss;
 	socklen_t slen;
 	struct rm_stats_key k;
+	struct rm_cb_host *const *hosts = NULL;
+	struct cb_lb_ctx lbc;
+	struct lb_hooks hk;
+	const struct lb_hooks *hkp = NULL;
+	__be16 sport = c->d.target_port ? c->d.target_port : c->port;
 	int err = 0;
 
 	c->tries_left--;
 	c->head_sent = c->req_done = false;
 	c->rparsed = 0;
+	c->cb_reported = false;
+	c->cb_retry = c->retry_next; /* a retry's slot, taken before it was decided */
+	c->retry_next = false;
 	if (route_pool(cfg->t, c->d.target_service, c->d.target_subset, &pool, &m, &n, &lbp) ||
-	    !n || pool >= cfg->n_pools || lb_pick(&cfg->lb[pool], m, n, NULL, l7_rand(lw), &pos) ||
+	    !n || pool >= cfg->n_pools) {
+		c->sflags |= FLAG(RM_STATS_F_UH);
+		reply(lw, c, 503, MSG_UH, NULL, 0, false);
+		return;
+	}
+	c->cbh = NULL;
+	if (lw->sh->cb && cfg->cbp) {
+		c->cbp = cfg->cbp[pool].p;
+		hosts = cfgw_cb_hosts(cfg, pool,
+				      route_service_port(cfg->t, c->d.target_service, sport, NULL));
+		lbc.cb = lw->sh->cb;
+		lbc.members = m;
+		lbc.hosts = hosts;
+		lbc.n = hosts ? n : 0;
+		lbc.now = l7_now_ns();
+		hk.available = cb_lb_available;
+		hk.active = cb_lb_active;
+		hk.ctx = &lbc;
+		hkp = &hk;
+	}
+	/* -ENOENT: every member ejected */
+	if (lb_pick(&cfg->lb[pool], m, n, hkp, l7_rand(lw), &pos) ||
 	    route_endpoint(cfg->t, (ep = m[pos]), &e)) {
 		c->sflags |= FLAG(RM_STATS_F_UH);
 		reply(lw, c, 503, MSG_UH, NULL, 0, false);
 		return;
 	}
+	c->cbh = hosts ? hosts[pos] : NULL;
+	if (cb_request_try_start(c->cbp, c->cbh)) {
+		overflow(lw, c);
+		return;
+	}
+	c->cb_req = true;
 	memset(&o, 0, sizeof(o));
 	o.addr = e.addr;
 	o.family = e.family;
-	o.port = route_endpoint_port(cfg->t, ep, c->d.target_port ? c->d.target_port : c->port);
+	o.port = route_endpoint_port(cfg->t, ep, sport);
 	if (l4_orig_to_sockaddr(&o, &ss, &slen)) {
 		c->sflags |= FLAG(RM_STATS_F_UH);
 		reply(lw, c, 503, MSG_UH, NULL, 0, false);
@@ -668,6 +764,10 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	key.addr = o.addr;
 	key.port = o.port;
 	key.family = o.family;
+	key.group = c->cbp ? cb_pool_index(lw->sh->cb, c->cbp) + 1 : 0;
+	c->ukey = key;
+	c->uss = ss;
+	c->uslen = slen;
 	c->ep = ep;
 	c->st = NULL;
 	if (lw->sh->stats) {
@@ -678,14 +778,47 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	}
 	if (c->d.retry_per_try_ns && c->d.retry_attempts)
 		l7_tmr_arm(&lw->th, &c->t_try, l7_now_ns() + c->d.retry_per_try_ns);
-	c->up = l7_up_get(lw, &key, &ss, slen, c->st, &err);
+	c->up = l7_up_get(lw, &key, &ss, slen, c->st, c->cbp, &err);
 	if (!c->up) {
+		if (err == -EAGAIN) {
+			/* maxConnections reached: wait as pending, if there is room */
+			if (cb_pending_try_enter(c->cbp)) {
+				overflow(lw, c);
+				return;
+			}
+			l7_cb_wait(lw, c);
+			l7_cb_free_idle(lw, c->cbp);
+			return;
+		}
 		attempt_fail(lw, c, L7_F_CONNECT);
 		return;
 	}
 	c->up->owner = c;
 	if (c->up->state == L7U_BUSY)
 		l7c_on_up_connected(lw, c, 0);
+}
+
+int l7c_resume(struct l7_worker *lw, struct l7_conn *c)
+{
+	struct l7_up *up;
+	int err = 0;
+
+	up = l7_up_get(lw, &c->ukey, &c->uss, c->uslen, c->st, c->cbp, &err);
+	if (!up && err == -EAGAIN) {
+		/* an idle connection of this pool to another host holds the slot here */
+		l7_cb_free_idle(lw, c->cbp);
+		return -EAGAIN;
+	}
+	l7_cb_wait_leave(lw, c);
+	if (!up) {
+		attempt_fail(lw, c, L7_F_CONNECT);
+		return 0;
+	}
+	c->up = up;
+	up->owner = c;
+	if (up->state == L7U_BUSY)
+		l7c_on_up_connected(lw, c, 0);
+	return 0;
 }
 
 void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res)
@@ -718,6 +851,15 @@ void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 
 static void attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum l7_fail why)
 {
+	if (c->up) { /* the host was reached or tried (not a local failure, not pending) */
+		if (why == L7_F_CONNECT)
+			host_result(lw, c, CB_CONNECT_FAIL);
+		else if (why == L7_F_RESET)
+			host_result(lw, c, CB_RESET);
+		else if (why == L7_F_TRY_TIMEOUT)
+			host_result(lw, c, CB_TIMEOUT);
+	}
+	attempt_end(lw, c);
 	c->why = why;
 	l7_tmr_cancel(&lw->th, &c->t_try);
 	up_drop(lw, c);
@@ -729,7 +871,8 @@ static void attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum l7_fail w
 		l7c_abort(lw, c);
 		return;
 	}
-	if (c->tries_left && c->bmode != L7_BM_STREAM && l7_retriable_fail(why, c->d.retry_on)) {
+	if (c->tries_left && c->bmode != L7_BM_STREAM && l7_retriable_fail(why, c->d.retry_on) &&
+	    retry_admit(c)) {
 		attempt(lw, c);
 		return;
 	}
@@ -758,10 +901,13 @@ static void resp_complete(struct l7_worker *lw, struct l7_conn *c)
 	struct l7_up *up = c->up;
 
 	timers_off(lw, c);
+	cb_release(lw, c);
 	c->up = NULL;
 	if (up) {
 		up->owner = NULL;
-		l7_up_release(lw, up, c->req_done && c->up_keep && !c->resp_until_close);
+		l7_up_release(lw, up,
+			      c->req_done && c->up_keep && !c->resp_until_close &&
+				  cb_conn_keep(up->cbp, up->requests));
 	}
 	if (!c->req_done)
 		c->close_after = true;
@@ -780,8 +926,9 @@ static void resp_head(struct l7_worker *lw, struct l7_conn *c, struct http_respo
 	struct l7_seg s[2];
 	ssize_t h, n;
 
+	host_result(lw, c, cb_outcome_of_status(res->status));
 	if (c->tries_left && c->bmode != L7_BM_STREAM &&
-	    l7_retriable_status(res->status, c->d.retry_on)) {
+	    l7_retriable_status(res->status, c->d.retry_on) && retry_admit(c)) {
 		attempt_fail(lw, c, L7_F_STATUS);
 		return;
 	}
@@ -840,6 +987,7 @@ static void resp_process(struct l7_worker *lw, struct l7_conn *c)
 			if (up->broken) {
 				attempt_fail(lw, c, L7_F_RESET);
 			} else if (up->len >= lw->umem_size) {
+				host_result(lw, c, CB_GATEWAY);
 				c->sflags |= FLAG(RM_STATS_F_UPE);
 				reply(lw, c, 502, NULL, NULL, 0, false);
 			} else {
@@ -849,6 +997,7 @@ static void resp_process(struct l7_worker *lw, struct l7_conn *c)
 		}
 		c->rparsed = 0;
 		if (r < 0) {
+			host_result(lw, c, CB_GATEWAY);
 			c->sflags |= FLAG(RM_STATS_F_UPE);
 			up->broken = true;
 			reply(lw, c, 502, NULL, NULL, 0, false);
@@ -1042,6 +1191,8 @@ void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t)
 		if (c->state != L7C_FWD)
 			break;
 		c->sflags |= FLAG(RM_STATS_F_UT);
+		if (c->up && !c->resp_head)
+			host_result(lw, c, CB_TIMEOUT);
 		if (c->resp_sent_head) {
 			l7c_abort(lw, c);
 			break;

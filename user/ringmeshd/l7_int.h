@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 
 #include "ringmesh/abi.h"
+#include "ringmesh/breaker.h"
 #include "ringmesh/stats.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/http1.h"
@@ -39,7 +40,12 @@ enum l7_tkind {
 	L7_T_TRY, /* per-try timeout */
 	L7_T_DELAY, /* fault delay */
 	L7_T_IDLE, /* idle upstream connection */
+	L7_T_CB, /* the worker's breaker poll: waiters, idle connections others wait for */
 };
+
+/* How often a worker looks at capacity freed in other workers (pending requests) or
+ * wanted by them (its idle connections of a pool with pending requests elsewhere). */
+#define L7_CB_POLL_NS (5ull * 1000000ull)
 
 enum l7c_state {
 	L7C_FREE = 0,
@@ -140,6 +146,18 @@ struct l7_conn {
 	struct http_body sb;
 	uint32_t rparsed;
 	struct l7_tmr t_route, t_try, t_delay;
+	/* circuit breaker of the current attempt (pool and host slots may be NULL) */
+	struct rm_cb_pool *cbp;
+	struct rm_cb_host *cbh;
+	bool cb_req; /* counted in requests (and the host's active) */
+	bool cb_retry; /* this attempt is a retry counted in retries */
+	bool retry_next; /* a retry slot taken for the next attempt */
+	bool cb_reported; /* this attempt's result went to the outlier detector */
+	bool waiting; /* pending: queued for a connection of cbp */
+	struct l7_conn *wnext, *wprev;
+	struct pool_key ukey; /* what the attempt connects to, kept while pending */
+	struct sockaddr_storage uss;
+	socklen_t uslen;
 };
 
 enum l7u_state {
@@ -170,6 +188,9 @@ struct l7_up {
 	uint32_t requests;
 	struct rm_stats_slot *st; /* tcp counters of its destination */
 	uint64_t sent, rcvd;
+	struct rm_cb_pool *cbp; /* breaker pool whose connection count includes it */
+	bool cb_counted; /* cb_conn_close is owed (exactly once, in up_finish) */
+	bool cb_idle; /* counted in the worker's idle_by */
 };
 
 struct l7_worker {
@@ -191,6 +212,15 @@ struct l7_worker {
 	size_t cmem_size, umem_size;
 	uint32_t cbuf_size, obuf_size, rbuf_size;
 	struct __kernel_timespec connect_ts;
+	/* breaker: pending requests per pool slot (FIFO), pools to serve at the next
+	 * tick, idle connections per pool slot, and the poll timer */
+	struct l7_conn *wq_head[RM_CB_POOLS], *wq_tail[RM_CB_POOLS];
+	uint8_t kick[RM_CB_POOLS];
+	bool any_kick;
+	uint32_t n_waiting;
+	uint32_t idle_by[RM_CB_POOLS];
+	uint32_t n_idle_cb;
+	struct l7_tmr t_cb;
 };
 
 static inline struct l7_worker *l7w(struct ring_worker *w)
@@ -201,15 +231,34 @@ static inline struct l7_worker *l7w(struct ring_worker *w)
 uint64_t l7_rand(struct l7_worker *lw);
 
 /* l7.c: upstream connections */
+/* An idle connection for key, else a new one when the breaker pool cbp admits it:
+ * NULL with *err = -EAGAIN when cbp has max_connections open (wait as pending). */
 struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
 			const struct sockaddr_storage *dst, socklen_t dlen, struct rm_stats_slot *st,
-			int *err);
+			struct rm_cb_pool *cbp, int *err);
 void l7_up_release(struct l7_worker *lw, struct l7_up *up, bool reuse);
 void l7_up_arm_recv(struct l7_worker *lw, struct l7_up *up);
 void l7_up_ext_put(struct l7_worker *lw, struct l7_up *up);
 uint64_t l7_conn_ud(struct l7_worker *lw, struct l7_conn *c, enum ring_op op);
 
+void l7_up_close_idle(struct l7_worker *lw, struct l7_up *up);
+
+/* l7_cb.c: pending requests and the breaker poll */
+uint32_t l7_cb_slot(struct l7_worker *lw, const struct rm_cb_pool *p);
+void l7_cb_wait(struct l7_worker *lw, struct l7_conn *c);
+void l7_cb_wait_leave(struct l7_worker *lw, struct l7_conn *c);
+/* A connection of p was parked or closed in this worker: serve its waiters soon. */
+void l7_cb_kick(struct l7_worker *lw, const struct rm_cb_pool *p);
+void l7_cb_idle(struct l7_worker *lw, struct l7_up *up, bool idle);
+/* Close one idle connection of p in this worker (its slot is wanted). */
+void l7_cb_free_idle(struct l7_worker *lw, const struct rm_cb_pool *p);
+void l7_cb_arm(struct l7_worker *lw);
+void l7_cb_on_timer(struct l7_worker *lw, uint64_t now);
+void l7_cb_run_kicks(struct l7_worker *lw);
+
 /* l7_http.c: the request life cycle */
+/* A pending request's turn: take a connection or stay queued (0 / -EAGAIN). */
+int l7c_resume(struct l7_worker *lw, struct l7_conn *c);
 void l7c_start(struct l7_worker *lw, struct l7_conn *c);
 void l7c_on_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_on_send(struct l7_worker *lw, struct l7_conn *c, int32_t res);

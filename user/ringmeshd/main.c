@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 
+#include "ringmeshd/cb.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/dp.h"
 #include "ringmeshd/l7.h"
@@ -40,6 +41,8 @@ struct daemon {
 	bool cw_ok;
 	struct stats_w stats; /* rm_stats writer */
 	bool stats_ok;
+	struct cb cb; /* rm_breaker, mmapped */
+	bool cb_ok;
 	struct l7_shared l7;
 };
 
@@ -303,6 +306,15 @@ int main(int argc, char **argv)
 		else
 			d.stats_ok = true;
 		d.l7.stats = d.stats_ok ? &d.stats : NULL;
+		r = cb_open(&d.cb, o.pin_dir, realtime_ns(), err, sizeof(err));
+		if (r) {
+			/* no limits and no ejection rather than no proxy: fail open */
+			fprintf(stderr, "ringmeshd: circuit breaking disabled: %s\n", err);
+		} else {
+			d.cb_ok = true;
+			d.l7.cb = &d.cb;
+			d.cw.cb = &d.cb;
+		}
 		r = cfgw_start(&d.cw, o.pin_dir, err, sizeof(err));
 		if (r) {
 			fprintf(stderr, "ringmeshd: %s\n", err);
@@ -340,6 +352,8 @@ out:
 		cfgw_fini(&d.cw);
 	if (d.stats_ok)
 		stats_w_close(&d.stats);
+	if (d.cb_ok)
+		cb_close(&d.cb);
 	close(sfd);
 	return status;
 }

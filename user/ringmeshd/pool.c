@@ -44,12 +44,13 @@ static uint32_t key_hash(const struct pool_key *k)
 		h = (h ^ b[i]) * 16777619u;
 	h = (h ^ (k->port & 0xff)) * 16777619u;
 	h = (h ^ (k->port >> 8)) * 16777619u;
+	h = (h ^ k->group) * 16777619u;
 	return h ^ (h >> 16);
 }
 
 static bool key_eq(const struct pool_key *a, const struct pool_key *b)
 {
-	return a->port == b->port && a->family == b->family &&
+	return a->port == b->port && a->family == b->family && a->group == b->group &&
 	       !memcmp(a->addr.a8, b->addr.a8, sizeof(a->addr.a8));
 }
 

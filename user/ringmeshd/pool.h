@@ -22,6 +22,9 @@ struct pool_key {
 	struct rm_addr addr;
 	__be16 port;
 	uint16_t family;
+	/* the breaker pool a connection counts against: reused only within it, so each
+	 * subset's connection limit counts its own connections (0 when there is none) */
+	uint32_t group;
 };
 
 struct pool_link {

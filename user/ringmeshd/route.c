@@ -1010,6 +1010,11 @@ const struct rm_cfg_breaker *route_subset_breaker(const struct route_table *t, u
 	return subset < t->n_subsets ? &t->subsets[subset].cb : NULL;
 }
 
+const char *route_subset_name(const struct route_table *t, uint32_t subset)
+{
+	return subset < t->n_subsets ? str_at(t, t->subsets[subset].name_off) : "";
+}
+
 int route_endpoint(const struct route_table *t, uint32_t ep, struct route_endpoint *out)
 {
 	const struct rm_cfg_endpoint *e;

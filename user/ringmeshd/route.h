@@ -191,6 +191,8 @@ int route_pool(const struct route_table *t, uint32_t svc, uint32_t subset, uint3
 	       const uint32_t **members, size_t *n_members, uint32_t *lb);
 /* Breaker settings of a subset (NULL for RM_CFG_NONE or a bad index). */
 const struct rm_cfg_breaker *route_subset_breaker(const struct route_table *t, uint32_t subset);
+/* Name of a subset ("" for RM_CFG_NONE or a bad index): the breaker keys pools by it. */
+const char *route_subset_name(const struct route_table *t, uint32_t subset);
 
 int route_endpoint(const struct route_table *t, uint32_t ep, struct route_endpoint *out);
 /* Port to connect to on endpoint ep for service port svc_port (network order): the

@@ -1,0 +1,159 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The L7 worker's side of the circuit breaker: requests pending for a connection
+ * (maxConnections reached) wait in a FIFO per breaker pool, are served when a
+ * connection of that pool is parked or closed in this worker, and by a poll every
+ * L7_CB_POLL_NS, because capacity freed in another worker is otherwise unseen. The
+ * same poll closes this worker's idle connections of a pool whose requests are
+ * pending elsewhere: an idle connection must not hold the last slot for minutes.
+ */
+#include "ringmeshd/cb.h"
+#include "ringmeshd/l7_int.h"
+
+uint32_t l7_cb_slot(struct l7_worker *lw, const struct rm_cb_pool *p)
+{
+	const struct cb *cb = lw->sh->cb;
+
+	return cb && p ? cb_pool_index(cb, p) : RM_CB_POOLS;
+}
+
+void l7_cb_arm(struct l7_worker *lw)
+{
+	if ((lw->n_waiting || lw->n_idle_cb) && !l7_tmr_armed(&lw->t_cb))
+		l7_tmr_arm(&lw->th, &lw->t_cb, l7_now_ns() + L7_CB_POLL_NS);
+}
+
+void l7_cb_wait(struct l7_worker *lw, struct l7_conn *c)
+{
+	uint32_t i = l7_cb_slot(lw, c->cbp);
+
+	if (i >= RM_CB_POOLS || c->waiting)
+		return;
+	c->waiting = true;
+	c->wnext = NULL;
+	c->wprev = lw->wq_tail[i];
+	if (c->wprev)
+		c->wprev->wnext = c;
+	else
+		lw->wq_head[i] = c;
+	lw->wq_tail[i] = c;
+	lw->n_waiting++;
+	l7_cb_arm(lw);
+}
+
+void l7_cb_wait_leave(struct l7_worker *lw, struct l7_conn *c)
+{
+	uint32_t i = l7_cb_slot(lw, c->cbp);
+
+	if (!c->waiting || i >= RM_CB_POOLS)
+		return;
+	if (c->wprev)
+		c->wprev->wnext = c->wnext;
+	else
+		lw->wq_head[i] = c->wnext;
+	if (c->wnext)
+		c->wnext->wprev = c->wprev;
+	else
+		lw->wq_tail[i] = c->wprev;
+	c->wnext = c->wprev = NULL;
+	c->waiting = false;
+	lw->n_waiting--;
+	cb_pending_leave(c->cbp);
+}
+
+void l7_cb_kick(struct l7_worker *lw, const struct rm_cb_pool *p)
+{
+	uint32_t i = l7_cb_slot(lw, p);
+
+	if (i < RM_CB_POOLS && lw->wq_head[i]) {
+		lw->kick[i] = 1;
+		lw->any_kick = true;
+	}
+}
+
+void l7_cb_idle(struct l7_worker *lw, struct l7_up *up, bool idle)
+{
+	uint32_t i = l7_cb_slot(lw, up->cbp);
+
+	if (i >= RM_CB_POOLS || up->cb_idle == idle)
+		return;
+	up->cb_idle = idle;
+	if (idle) {
+		lw->idle_by[i]++;
+		lw->n_idle_cb++;
+		l7_cb_arm(lw);
+	} else {
+		lw->idle_by[i]--;
+		lw->n_idle_cb--;
+	}
+}
+
+/* Serve pool i's waiters in order until one finds no connection. */
+static void serve(struct l7_worker *lw, uint32_t i)
+{
+	struct l7_conn *c;
+
+	while ((c = lw->wq_head[i]))
+		if (l7c_resume(lw, c))
+			break;
+}
+
+void l7_cb_run_kicks(struct l7_worker *lw)
+{
+	/* bounded: serving may park or close connections and kick again */
+	for (int round = 0; round < 4 && lw->any_kick; round++) {
+		lw->any_kick = false;
+		for (uint32_t i = 0; i < RM_CB_POOLS; i++) {
+			if (!lw->kick[i])
+				continue;
+			lw->kick[i] = 0;
+			serve(lw, i);
+		}
+	}
+}
+
+void l7_cb_free_idle(struct l7_worker *lw, const struct rm_cb_pool *p)
+{
+	uint32_t i = l7_cb_slot(lw, p);
+
+	if (i >= RM_CB_POOLS || !lw->idle_by[i])
+		return;
+	for (uint32_t u = 0; u < lw->n_ups; u++) {
+		struct l7_up *up = &lw->ups[u];
+
+		if (up->state == L7U_IDLE && up->cb_idle && up->cbp == p) {
+			l7_up_close_idle(lw, up);
+			return;
+		}
+	}
+}
+
+/* Idle connections of pool i while its requests wait (here, for another host, or in
+ * other workers): give one slot back per poll (a pending request needs only one). */
+static void yield_idle(struct l7_worker *lw, uint32_t i)
+{
+	const struct rm_cb_pool *p = &lw->sh->cb->m->pools[i];
+
+	if (!__atomic_load_n(&p->pending, __ATOMIC_RELAXED))
+		return;
+	for (uint32_t u = 0; u < lw->n_ups; u++) {
+		struct l7_up *up = &lw->ups[u];
+
+		if (up->state == L7U_IDLE && up->cb_idle && up->cbp == p) {
+			l7_up_close_idle(lw, up);
+			return;
+		}
+	}
+}
+
+void l7_cb_on_timer(struct l7_worker *lw, uint64_t now)
+{
+	(void)now;
+	for (uint32_t i = 0; i < RM_CB_POOLS && (lw->n_waiting || lw->n_idle_cb); i++) {
+		if (lw->wq_head[i])
+			serve(lw, i);
+		if (lw->idle_by[i])
+			yield_idle(lw, i);
+	}
+	l7_cb_arm(lw);
+}
