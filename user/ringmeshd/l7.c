@@ -479,6 +479,12 @@ struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
 void l7_up_release(struct l7_worker *lw, struct l7_up *up, bool reuse)
 {
 	up->owner = NULL;
+	if (up->cb_counted && up->cbp && l7_cb_handoff(lw, up->cbp)) {
+		/* its slot now belongs to a worker whose requests wait */
+		up->cb_counted = false;
+		up_close(lw, up);
+		return;
+	}
 	if (!reuse || up->broken || up->len != up->off || up->state != L7U_BUSY || up->ext) {
 		up_close(lw, up);
 		return;

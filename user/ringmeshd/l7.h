@@ -20,7 +20,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "ringmesh/breaker.h"
 #include "ringmeshd/http1.h"
+
+#define RM_CB_POOLS_MAX RM_CB_POOLS
 
 struct ring_worker;
 struct l4_conn;
@@ -50,6 +53,12 @@ struct l7_shared {
 	struct cfgw *cw; /* published configuration */
 	struct stats_w *stats; /* NULL: no metrics */
 	struct cb *cb; /* circuit breaker state (rm_breaker); NULL: no limits, no ejection */
+	/* per breaker pool slot, a bit per worker with requests pending for a connection:
+	 * the others hand their connection slots over to such a worker instead of reusing
+	 * them (else the worker that frees a slot would always win it back), and
+	 * cb_handoff counts the slots handed to each worker, still counted as open */
+	uint64_t cb_want[RM_CB_POOLS_MAX];
+	uint32_t cb_handoff[RM_CB_POOLS_MAX][64];
 	struct l7_opts o; /* defaults filled by l7_opts_fill */
 };
 

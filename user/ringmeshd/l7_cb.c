@@ -38,6 +38,7 @@ void l7_cb_wait(struct l7_worker *lw, struct l7_conn *c)
 		lw->wq_head[i] = c;
 	lw->wq_tail[i] = c;
 	lw->n_waiting++;
+	__atomic_fetch_or(&lw->sh->cb_want[i], 1ull << (lw->id % 64), __ATOMIC_RELAXED);
 	l7_cb_arm(lw);
 }
 
@@ -58,7 +59,59 @@ void l7_cb_wait_leave(struct l7_worker *lw, struct l7_conn *c)
 	c->wnext = c->wprev = NULL;
 	c->waiting = false;
 	lw->n_waiting--;
+	if (!lw->wq_head[i]) {
+		__atomic_fetch_and(&lw->sh->cb_want[i], ~(1ull << (lw->id % 64)), __ATOMIC_SEQ_CST);
+		while (l7_cb_take_handoff(lw, i))
+			cb_conn_close(c->cbp); /* nobody here wants them any more */
+	}
 	cb_pending_leave(c->cbp);
+}
+
+static bool dec_if(uint32_t *v)
+{
+	uint32_t cur = __atomic_load_n(v, __ATOMIC_SEQ_CST);
+
+	while (cur)
+		if (__atomic_compare_exchange_n(v, &cur, cur - 1, false, __ATOMIC_SEQ_CST,
+						__ATOMIC_SEQ_CST))
+			return true;
+	return false;
+}
+
+bool l7_cb_take_handoff(struct l7_worker *lw, uint32_t i)
+{
+	return i < RM_CB_POOLS && dec_if(&lw->sh->cb_handoff[i][lw->id % 64]);
+}
+
+bool l7_cb_handoff(struct l7_worker *lw, const struct rm_cb_pool *p)
+{
+	uint32_t i = l7_cb_slot(lw, p), me = lw->id % 64, from = (me + 1) % 64, t;
+	uint64_t want, bit;
+
+	if (i >= RM_CB_POOLS)
+		return false;
+	want = __atomic_load_n(&lw->sh->cb_want[i], __ATOMIC_SEQ_CST) & ~(1ull << me);
+	if (!want)
+		return false;
+	/* the next waiting worker after this one, so that all get their turn */
+	if (from)
+		want = (want >> from) | (want << (64 - from));
+	t = (from + (uint32_t)__builtin_ctzll(want)) % 64;
+	bit = 1ull << t;
+	__atomic_fetch_add(&lw->sh->cb_handoff[i][t], 1, __ATOMIC_SEQ_CST);
+	/* it stopped waiting meanwhile: whoever decrements first frees the slot */
+	if (!(__atomic_load_n(&lw->sh->cb_want[i], __ATOMIC_SEQ_CST) & bit) &&
+	    dec_if(&lw->sh->cb_handoff[i][t]))
+		cb_conn_close((struct rm_cb_pool *)p);
+	return true;
+}
+
+bool l7_cb_others_wait(struct l7_worker *lw, const struct rm_cb_pool *p)
+{
+	uint32_t i = l7_cb_slot(lw, p);
+
+	return i < RM_CB_POOLS && (__atomic_load_n(&lw->sh->cb_want[i], __ATOMIC_RELAXED) &
+				   ~(1ull << (lw->id % 64)));
 }
 
 void l7_cb_kick(struct l7_worker *lw, const struct rm_cb_pool *p)

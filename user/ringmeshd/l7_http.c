@@ -778,7 +778,16 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	}
 	if (c->d.retry_per_try_ns && c->d.retry_attempts)
 		l7_tmr_arm(&lw->th, &c->t_try, l7_now_ns() + c->d.retry_per_try_ns);
-	c->up = l7_up_get(lw, &key, &ss, slen, c->st, c->cbp, &err);
+	/* at the limit with requests waiting in another worker: queue behind them */
+	if (c->cbp &&
+	    __atomic_load_n(&c->cbp->connections, __ATOMIC_RELAXED) >=
+		__atomic_load_n(&c->cbp->lim.max_connections, __ATOMIC_RELAXED) &&
+	    l7_cb_others_wait(lw, c->cbp)) {
+		c->up = NULL;
+		err = -EAGAIN;
+	} else {
+		c->up = l7_up_get(lw, &key, &ss, slen, c->st, c->cbp, &err);
+	}
 	if (!c->up) {
 		if (err == -EAGAIN) {
 			/* maxConnections reached: wait as pending, if there is room */
@@ -803,7 +812,16 @@ int l7c_resume(struct l7_worker *lw, struct l7_conn *c)
 	struct l7_up *up;
 	int err = 0;
 
-	up = l7_up_get(lw, &c->ukey, &c->uss, c->uslen, c->st, c->cbp, &err);
+	if (l7_cb_take_handoff(lw, l7_cb_slot(lw, c->cbp))) {
+		/* a slot another worker gave us: already counted */
+		up = l7_up_get(lw, &c->ukey, &c->uss, c->uslen, c->st, NULL, &err);
+		if (up && up->state == L7U_CONNECTING)
+			up->cbp = c->cbp;
+		else
+			cb_conn_close(c->cbp); /* an idle one served instead, or none */
+	} else {
+		up = l7_up_get(lw, &c->ukey, &c->uss, c->uslen, c->st, c->cbp, &err);
+	}
 	if (!up && err == -EAGAIN) {
 		/* an idle connection of this pool to another host holds the slot here */
 		l7_cb_free_idle(lw, c->cbp);

@@ -250,6 +250,14 @@ void l7_cb_wait_leave(struct l7_worker *lw, struct l7_conn *c);
 /* A connection of p was parked or closed in this worker: serve its waiters soon. */
 void l7_cb_kick(struct l7_worker *lw, const struct rm_cb_pool *p);
 void l7_cb_idle(struct l7_worker *lw, struct l7_up *up, bool idle);
+/* Do requests of p wait for a connection in another worker? Then this one neither
+ * keeps connections of p nor opens new ones for requests that did not wait. */
+bool l7_cb_others_wait(struct l7_worker *lw, const struct rm_cb_pool *p);
+/* Give a connection slot of p (a connection closing) to a worker whose requests wait:
+ * true when handed over (the caller must not cb_conn_close it). */
+bool l7_cb_handoff(struct l7_worker *lw, const struct rm_cb_pool *p);
+/* A slot handed to this worker for pool slot i: true when one was taken. */
+bool l7_cb_take_handoff(struct l7_worker *lw, uint32_t i);
 /* Close one idle connection of p in this worker (its slot is wanted). */
 void l7_cb_free_idle(struct l7_worker *lw, const struct rm_cb_pool *p);
 void l7_cb_arm(struct l7_worker *lw);

@@ -1,0 +1,284 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# Circuit breaking and outlier ejection, end to end, on the node of netns.sh (a node
+# netns running ringmeshd with 2 workers, a client pod, three backend pods behind the
+# VIP 10.96.0.20:8080 of trans-service):
+#   - the workshop's dest-rule.yaml (DestinationPolicy) applies as is and its limits
+#     show in `ringmesh breaker show -j`
+#   - ejection: subset "pair" = v1 (healthy rm-backend) + v2 (a responder that always
+#     answers 500, logging each request's time); 3 consecutive 5xx eject v2 (it saw
+#     exactly 3 requests), everything then goes to v1, v2 returns after ~1 s, is
+#     ejected again after 3 more and stays out ~2 s (twice as long); breaker show -j
+#     shows the ejection
+#   - all hosts ejected -> 503 "no healthy upstream"
+#   - overflow: subset "slow" (v3, maxConnections 1, pending 1, requests 2) with a
+#     300 ms backend and 10 concurrent clients: 503s carrying x-envoy-overloaded: true
+#     and Envoy's overflow body, and the backend's own high-water marks: connections
+#     <= 1, requests in flight <= 2 (in total over the 2 workers)
+#   - maxRequestsPerConnection 2 on subset "perconn" (v1): no upstream connection
+#     carries more than 2 requests (backend's reqs_per_conn)
+# Usage: sudo [BUILD=build] tests/e2e/test_breaker.sh
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+. "$here/netns.sh"
+. "$here/l4_checks.sh" # nothing_left
+. "$here/workshop_checks.sh" # wck, cl_load, cl_curl, kv
+need_root
+
+RULES=$here/rules
+VIP=10.96.0.20:8080
+BSTATS_DIR=$TMP
+NODE_NS=rm-$RUN_ID-node
+CLIENT_NS=rm-$RUN_ID-c
+
+setup_node() {
+	mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 || return 1
+	local i
+	for i in 1 2 3; do mk_pod "$NODE_NS" "rm-$RUN_ID-v$i" vb$i 10.244.0.1$i || return 1; done
+}
+if ! setup_node; then
+	fail "node netns, client pod and three backend pods set up"
+	summary breaker
+	exit 1
+fi
+ok "node netns, client pod 10.244.0.10 and backend pods 10.244.0.11/.12/.13 set up"
+
+PODS_CG=$(mk_cgroup pods)
+CLIENT_CG=$(mk_cgroup pods/client)
+DAEMON_CG=$(mk_cgroup ringmeshd)
+
+# v2: every answer is a 500; each request's CLOCK_MONOTONIC time goes to a log, so
+# the test counts what the host really received and when.
+cat >"$TMP/bad.py" <<'EOF'
+import http.server, sys, time
+log = open(sys.argv[1], "a", buffering=1)
+class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        if self.path.startswith("/__stats"):
+            body = b"{}\n"
+            self.send_response(200)
+        else:
+            log.write("%.6f %s\n" % (time.monotonic(), self.path))
+            body = b"bad\n"
+            self.send_response(500)
+        self.send_header("content-length", str(len(body)))
+        self.send_header("x-backend-version", "v2")
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+s = http.server.ThreadingHTTPServer(("0.0.0.0", 8080), H)
+open(sys.argv[2], "w").write("ready\n")
+s.serve_forever()
+EOF
+: >"$TMP/bad.log"
+for i in 1 3; do
+	bg back_v$i in_cg "$(mk_cgroup pods/v$i)" "rm-$RUN_ID-v$i" -- "$BUILD/rm-backend" --mode http \
+		--name trans-service --version v$i --listen 0.0.0.0:8080 \
+		--stats-file "$BSTATS_DIR/v$i.stats" --ready-file "$TMP/v$i.ready"
+done
+bg back_v2 in_cg "$(mk_cgroup pods/v2)" "rm-$RUN_ID-v2" -- python3 "$TMP/bad.py" "$TMP/bad.log" \
+	"$TMP/v2.ready"
+for i in 1 2 3; do
+	wait_file "$TMP/v$i.ready" 5 ||
+		{ fail "backend v$i starts"; sed 's/^/    # /' "$TMP/back_v$i.log"; summary breaker; exit 1; }
+done
+ok "backends: v1 and v3 rm-backend, v2 always answers 500, all on :8080"
+
+start_ringmeshd "$DAEMON_CG" "$NODE_NS" --cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 \
+	--listen 127.0.0.1:15001 --pod-gateway $POD_GW --workers 2 ||
+	{ fail "ringmeshd starts"; summary breaker; exit 1; }
+ok "ringmeshd starts with 2 workers"
+
+rm_cli() { "$BUILD/ringmesh" --pin-dir "$PIN" "$@"; }
+rm_apply() { rm_cli apply -f "$1"; }
+rm_delete() { rm_cli delete -f "$1"; }
+bk_json() { rm_cli -j breaker show; }
+# jq-free JSON reads
+pyj() { python3 -c "import json,sys; d=json.load(sys.stdin); $1"; }
+bstat() { # VERSION FIELD: a counter of an rm-backend's stats file
+	python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' \
+		"$BSTATS_DIR/$1.stats" "$2"
+}
+breset() { # VERSION: zero an rm-backend's counters (asked from the node, not counted)
+	ip netns exec "$NODE_NS" curl -sf -o /dev/null "http://10.244.0.1${1#v}:8080/__stats?reset=1" &&
+		sleep 0.2
+}
+bad_count() { wc -l <"$TMP/bad.log"; }
+
+check "breaker-serviceentry.yaml applied" rm_apply "$RULES/breaker-serviceentry.yaml"
+
+# --- the workshop's DestinationPolicy, as is ---
+dp_limits() {
+	local j
+	j=$(bk_json) || return 1
+	echo "$j" | pyj '
+ps = [p for p in d["pools"] if p["service"].startswith("trans-service.") and p["subset"]]
+print(ps)
+p = [p for p in ps if p["connections"]["max"] == 100]
+assert len(p) == 1, "no pool with maxConnections 100"
+p = p[0]
+assert p["pending"]["max"] == 10 and p["active"]["max"] == 1000, p
+assert p["max_requests_per_connection"] == 10, p
+o = p["outlier"]
+assert o["enabled"] and o["consecutive_errors"] == 7, o
+assert o["base_ejection_ms"] == 300000 and o["interval_ms"] == 120000, o
+print("pool %s: connections max 100, pending 10, active 1000, 10/conn, 7 errors, 5m, 2m"
+      % p["subset"])'
+}
+check "dest-rule.yaml (workshop DestinationPolicy) applies as is" rm_apply "$RULES/dest-rule.yaml"
+sleep 0.2
+wck "breaker show -j: the DestinationPolicy's limits on subset v3" dp_limits
+check "dest-rule.yaml deleted again" rm_delete "$RULES/dest-rule.yaml"
+
+check "breaker-destinationrule.yaml (pair / slow / perconn) applied" \
+	rm_apply "$RULES/breaker-destinationrule.yaml"
+check "breaker-virtualservice.yaml applied" rm_apply "$RULES/breaker-virtualservice.yaml"
+sleep 0.2
+
+# --- ejection ---
+# One client, one request at a time for 4 s: round robin alternates v1 and v2 while
+# v2 is in. The bad host's log shows bursts of requests; the gaps between bursts are
+# its ejections.
+eject_run() {
+	local out b0 bj
+	b0=$(bad_count)
+	cl_load http --connect "$VIP" --conns 1 --duration 4s --allow-errors --timeout 3s \
+		--count-header x-backend-version >"$TMP/eject.load" 2>&1 &
+	local lp=$!
+	sleep 0.5
+	bk_json >"$TMP/eject.show" 2>&1
+	wait $lp
+	out=$(cat "$TMP/eject.load")
+	echo "$out"
+	echo "breaker show -j at 0.5 s:"; cat "$TMP/eject.show"
+	tail -n +$((b0 + 1)) "$TMP/bad.log" >"$TMP/eject.bad"
+	python3 - "$TMP/eject.bad" "$TMP/eject.show" <<'EOF'
+import json, sys
+t = [float(l.split()[0]) for l in open(sys.argv[1])]
+bursts = []
+for x in t:
+    if bursts and x - bursts[-1][-1] < 0.5:
+        bursts[-1].append(x)
+    else:
+        bursts.append([x])
+sizes = [len(b) for b in bursts]
+gaps = [bursts[i + 1][0] - bursts[i][-1] for i in range(len(bursts) - 1)]
+print("bad host requests per burst:", sizes, "gaps (s):", ["%.3f" % g for g in gaps])
+ok = True
+if len(bursts) < 3 or any(s != 3 for s in sizes[:3]) or any(s > 3 for s in sizes):
+    print("want bursts of exactly 3 requests (3 consecutive errors eject)"); ok = False
+if len(gaps) < 2 or not (0.95 <= gaps[0] <= 1.35):
+    print("first ejection should last ~1 s (sleep window)"); ok = False
+elif not (1.95 <= gaps[1] <= 2.4):
+    print("second ejection should last ~2 s (twice the first)"); ok = False
+d = json.load(open(sys.argv[2]))
+h = [h for h in d["hosts"] if h["host"].startswith("10.244.0.12:") and h["subset"] == "pair"]
+if not h or not h[0]["ejected"] or h[0]["remaining_ms"] is None or h[0]["total_ejections"] < 1:
+    print("breaker show -j at 0.5 s: 10.244.0.12 not shown ejected:", h); ok = False
+else:
+    print("breaker show at 0.5 s: 10.244.0.12 ejected, %d ms left" % h[0]["remaining_ms"])
+if not ok:
+    sys.exit(1)
+print("3 requests per ejection; out %.2f s, then %.2f s (x%.2f); v2 shown ejected"
+      % (gaps[0], gaps[1], gaps[1] / gaps[0]))
+EOF
+	[ $? -eq 0 ] || return 1
+	# everything else went to v1, with 200
+	local req s200 s500 v1
+	req=$(echo "$out" | kv requests) s200=$(echo "$out" | kv status.200)
+	s500=$(echo "$out" | kv status.500) v1=$(echo "$out" | kv version.v1)
+	[ "$s500" = "$(wc -l <"$TMP/eject.bad")" ] && [ "$s200" = "$v1" ] &&
+		[ $((s200 + s500)) = "$req" ] ||
+		{ echo "requests=$req 200=$s200 (v1 $v1) 500=$s500"; return 1; }
+	echo "client: $req requests, $s200 x 200 from v1, $s500 x 500 from v2 (= its own log)"
+}
+breset v1
+wck "ejection: v2 out after exactly 3 errors, back after ~1 s, then out ~2 s" eject_run
+
+all_ejected() {
+	local out code body
+	# v1 answers 500 too when asked to: both hosts fail, both are ejected (max 100%)
+	cl_load http --connect "$VIP" --conns 1 --requests 12 --allow-errors --timeout 3s \
+		--header 'x-rm-status: 500' >"$TMP/all.load" 2>&1
+	cat "$TMP/all.load"
+	out=$(cl_curl -s -m 3 -w '\n%{http_code}' "http://$VIP/")
+	code=$(echo "$out" | tail -1) body=$(echo "$out" | head -n -1)
+	echo "curl: $code '$body'"
+	[ "$code" = 503 ] && [ "$body" = "no healthy upstream" ] || return 1
+	bk_json | pyj '
+h = [h for h in d["hosts"] if h["subset"] == "pair"]
+print([(x["host"], x["ejected"]) for x in h])
+assert len(h) == 2 and all(x["ejected"] for x in h)'
+	echo "both hosts of pair ejected: 503 no healthy upstream"
+}
+wck "all hosts ejected -> 503 no healthy upstream" all_ejected
+
+# --- overflow ---
+overflow_run() {
+	local out n503 nuo cm im s200 req j code hdr body i got=0
+	breset v3 || return 1
+	cl_load http --connect "$VIP" --conns 10 --duration 2s --allow-errors --timeout 5s \
+		--header 'x-pool: slow' --header 'x-rm-delay: 300ms' \
+		--count-header x-envoy-overloaded >"$TMP/ovf.load" 2>&1 &
+	local lp=$!
+	sleep 1
+	for i in 1 2 3 4 5; do
+		cl_curl -s -m 3 -D "$TMP/ovf.h" -o "$TMP/ovf.b" -H 'x-pool: slow' \
+			-H 'x-rm-delay: 300ms' "http://$VIP/" >/dev/null
+		code=$(head -1 "$TMP/ovf.h" | awk '{print $2}')
+		if [ "$code" = 503 ] && grep -qi '^x-envoy-overloaded: true' "$TMP/ovf.h" &&
+			[ "$(cat "$TMP/ovf.b")" = "upstream connect error or disconnect/reset before headers. reset reason: overflow" ]; then
+			got=1
+			break
+		fi
+	done
+	bk_json >"$TMP/ovf.show"
+	wait $lp
+	out=$(cat "$TMP/ovf.load")
+	echo "$out"
+	echo "curl under load:"; cat "$TMP/ovf.h" "$TMP/ovf.b"
+	[ $got = 1 ] || { echo "no 503 overflow answer with the header and body seen by curl"; return 1; }
+	sleep 0.3
+	n503=$(echo "$out" | kv status.503) s200=$(echo "$out" | kv status.200)
+	nuo=$(echo "$out" | kv version.true) req=$(echo "$out" | kv requests)
+	cm=$(bstat v3 conns_max) im=$(bstat v3 inflight_max)
+	echo "requests=$req 200=${s200:-0} 503=${n503:-0} overloaded=${nuo:-0}" \
+		"backend conns_max=$cm inflight_max=$im"
+	[ "${n503:-0}" -gt 0 ] && [ "${nuo:-0}" = "${n503:-0}" ] && [ "${s200:-0}" -gt 0 ] ||
+		{ echo "want some 503, all with x-envoy-overloaded: true, and some 200"; return 1; }
+	[ "$cm" -le 1 ] && [ "$im" -le 2 ] ||
+		{ echo "limits broken at the backend"; return 1; }
+	pyj '
+p = [p for p in d["pools"] if p["subset"] == "slow"][0]
+print("pool slow:", p["connections"], p["pending"], p["active"], p["overflows"])
+assert p["connections"]["max"] == 1 and p["pending"]["max"] == 1 and p["active"]["max"] == 2
+assert p["overflows"]["pending"] + p["overflows"]["requests"] > 0' <"$TMP/ovf.show" || return 1
+	echo "$req requests: ${s200} x 200, ${n503} x 503 UO (all overloaded);" \
+		"backend conns_max $cm <= 1, inflight_max $im <= 2"
+}
+wck "overflow (2 workers): 503 UO with header and body, backend high-water marks within limits" \
+	overflow_run
+
+# --- requests per connection ---
+perconn_run() {
+	local out rp s200 ct
+	breset v1 || return 1
+	out=$(cl_load http --connect "$VIP" --conns 2 --requests 50 --timeout 3s \
+		--header 'x-pool: perconn' 2>&1) || { echo "$out"; return 1; }
+	echo "$out"
+	sleep 0.3
+	s200=$(echo "$out" | kv status.200)
+	rp=$(bstat v1 reqs_per_conn_max) ct=$(bstat v1 conns_total)
+	python3 -c 'import json,sys; print("reqs_per_conn:", json.load(open(sys.argv[1]))["reqs_per_conn"])' \
+		"$BSTATS_DIR/v1.stats"
+	[ "$s200" = 50 ] && [ "$rp" -le 2 ] && [ "$ct" -ge 25 ] ||
+		{ echo "200=$s200 reqs_per_conn_max=$rp conns_total=$ct"; return 1; }
+	echo "50 x 200 over $ct upstream connections, at most $rp requests on one"
+}
+wck "maxRequestsPerConnection 2: no upstream connection carries more than 2" perconn_run
+
+check "ringmeshd: clean stop exits 0" stop_ringmeshd
+check "after stop: nothing attached, pinned or running" nothing_left
+summary breaker
