@@ -633,6 +633,7 @@ static void phase_basic(int lfd)
 	if (rc)
 		return;
 	g_dp = dp;
+	rm_dp_heartbeat(dp); /* open leaves interception off until the first beat */
 	CHECK(!strcmp(rm_dp_note(dp), ""), "note '%s'", rm_dp_note(dp));
 	check_attached(1, 1, 1, "after open");
 	get_stats(dp, s0);
@@ -760,6 +761,7 @@ static struct rm_dp *phase_crash_reopen(void)
 	if (rc)
 		return NULL;
 	g_dp = dp;
+	rm_dp_heartbeat(dp); /* open leaves interception off until the first beat */
 	check_attached(1, 1, 1, "after reopen over leftovers");
 	return dp;
 }

@@ -481,8 +481,9 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 		rc = attach_all(dp, mnt, pods_cg, self_cg, err, errlen);
 	if (rc)
 		goto fail;
-	/* Only now may connect4 start sending connections here. */
-	rm_dp_heartbeat(dp);
+	/* No heartbeat yet: connect4 keeps failing open until the caller, with its
+	 * configuration loaded and its workers accepting, beats for the first time.
+	 * Beating here let connections in before the router knew the services. */
 	*out = dp;
 	return 0;
 fail:

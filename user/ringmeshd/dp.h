@@ -37,7 +37,9 @@ struct rm_dp_opts {
 struct rm_dp;
 
 /* Mount bpffs if needed, remove what a dead daemon left under pin_dir, load,
- * configure, attach and pin. 0 or -errno; err gets a human-readable reason. */
+ * configure, attach and pin. 0 or -errno; err gets a human-readable reason.
+ * Interception starts only with the first rm_dp_heartbeat(), which the caller
+ * gives once it is ready to serve (configuration loaded, workers accepting). */
 int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *opts, char *err, size_t errlen);
 
 /* Stamp the heartbeat (CLOCK_MONOTONIC) into rm_proxy. Cheap: a store into the mmapped map. */
