@@ -157,7 +157,7 @@ t "map dump, not pinned" nz "^Error: no map 'rm_proxy' pinned at $PIN" "${P[@]}"
 t "map dump, no path tricks" nz "^Error:" "${P[@]}" map dump ../rm_proxy
 
 echo "# apply"
-t "apply examples dir" 0 "^applied 6 documents: 4 rules, 1 service, 3 endpoints \(generation [0-9]+\)" \
+t "apply examples dir" 0 "^applied 6 documents: 4 rules, 1 service, 3 endpoints \(generation [0-9]+[;)]" \
 	"${P[@]}" apply -f "$EX"
 gen() { R -j map dump rm_cfg_ctl | python3 -c 'import json,sys; print(json.load(sys.stdin)["entries"][0]["generation"])' 2>/dev/null; }
 gen1=$(gen)

@@ -274,7 +274,7 @@ flip() {
 	load --duration 3s --conns 4 --count-header x-backend-version >"$TMP/flip.out" 2>&1 &
 	local lp=$!
 	sleep 1
-	local want; want=$("$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$TMP/flip3.yaml" | sed -n 's/.*(generation \([0-9]*\)).*/\1/p')
+	local want; want=$("$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$TMP/flip3.yaml" | sed -n 's/.*(generation \([0-9]*\)[,;)].*/\1/p')
 	local ms=-1 i line
 	# ringmeshd logs how long after the CLI's flip (rm_cfg_ctl.updated_ns) the new
 	# table went live: measured inside the daemon, so client-side load cannot blur it.

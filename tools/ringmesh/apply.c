@@ -15,7 +15,11 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
+#include <bpf/bpf.h>
+
+#include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
+#include "ringmesh/stats.h"
 #include "common/cfg.h"
 #include "ringmesh/main.h"
 
@@ -238,8 +242,62 @@ static const char *plural(size_t n, const char *one, const char *many)
 	return n == 1 ? one : many;
 }
 
+#define LIVE_WAIT_NS (2000ull * 1000000ull)
+
+/*
+ * An apply is done when the data plane runs it, not when the maps hold it: with a
+ * live ringmeshd at the pin dir, wait until it reports (rm_stats header) that it
+ * serves generation gen, so a script's next request already sees the new rules.
+ * 1 live (*ms set), 0 no live daemon here (it loads the config when it starts),
+ * -ETIMEDOUT when the daemon did not take it (its log says why).
+ */
+static int wait_live(uint64_t gen, double *ms)
+{
+	struct cli_map pm, sm;
+	struct rm_proxy_cfg p;
+	struct rm_stats_hdr *hdr;
+	uint32_t key = 0;
+	uint64_t t0 = cli_now_ns(), now;
+	void *buf;
+	int r = 0;
+
+	if (cli_map_open(RM_MAP_PROXY, false, &pm))
+		return 0;
+	if (bpf_map_lookup_elem(pm.fd, &key, &p))
+		p.heartbeat_ns = 0;
+	cli_map_close(&pm);
+	if (!p.heartbeat_ns || t0 <= p.heartbeat_ns || t0 - p.heartbeat_ns >= p.heartbeat_max_ns)
+		return 0;
+	if (cli_map_open(RM_MAP_STATS, false, &sm))
+		return 0;
+	buf = calloc(1, cli_map_value_size(&sm) > sizeof(*hdr) ? cli_map_value_size(&sm)
+								: sizeof(*hdr));
+	if (!buf) {
+		cli_map_close(&sm);
+		return 0;
+	}
+	hdr = buf;
+	for (;;) {
+		if (!bpf_map_lookup_elem(sm.fd, &key, buf) && hdr->magic == RM_STATS_MAGIC &&
+		    hdr->generation >= gen) {
+			*ms = (cli_now_ns() - t0) / 1e6;
+			r = 1;
+			break;
+		}
+		now = cli_now_ns();
+		if (now - t0 > LIVE_WAIT_NS) {
+			r = -ETIMEDOUT;
+			break;
+		}
+		usleep(2000);
+	}
+	free(buf);
+	cli_map_close(&sm);
+	return r;
+}
+
 static void print_result(const char *verb, size_t ndocs, const size_t *kinds, bool changed,
-			 uint64_t gen)
+			 uint64_t gen, int live, double live_ms)
 {
 	struct rm_cfg *cfg = NULL;
 	uint64_t g2 = 0;
@@ -260,6 +318,10 @@ static void print_result(const char *verb, size_t ndocs, const size_t *kinds, bo
 		json_end_object(cli.jw);
 		json_bool_field(cli.jw, "changed", changed);
 		json_uint_field(cli.jw, "generation", gen);
+		if (live > 0)
+			json_float_field(cli.jw, "live_ms", live_ms);
+		else
+			json_null_field(cli.jw, "live_ms");
 		if (cfg) {
 			json_uint_field(cli.jw, "rules", cfg->n_rules);
 			json_uint_field(cli.jw, "services", cfg->n_services);
@@ -280,7 +342,12 @@ static void print_result(const char *verb, size_t ndocs, const size_t *kinds, bo
 		printf(": %u %s, %u %s, %u %s", cfg->n_rules, plural(cfg->n_rules, "rule", "rules"),
 		       cfg->n_services, plural(cfg->n_services, "service", "services"),
 		       cfg->n_endpoints, plural(cfg->n_endpoints, "endpoint", "endpoints"));
-	printf(" (generation %llu)\n", (unsigned long long)gen);
+	printf(" (generation %llu", (unsigned long long)gen);
+	if (live > 0)
+		printf(", live in %.0f ms", live_ms);
+	else
+		printf("; no live ringmeshd at %s: it loads this when it starts", cli.pin_dir);
+	printf(")\n");
 	free(cfg);
 }
 
@@ -292,7 +359,8 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 	char err[512] = "";
 	uint64_t gen = 0;
 	bool changed = false;
-	int ret;
+	double live_ms = 0;
+	int ret, live = 0;
 
 	if (argc >= 1 && cli_is_prefix(argv[0], "help") && strcmp(argv[0], "-")) {
 		char text[1024];
@@ -309,7 +377,9 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 		    "       and name replaces), recompiles and publishes it; delete removes them.\n"
 		    "       A directory means its *.yaml and *.yml files in name order; - is "
 		    "stdin.\n"
-		    "       Any error leaves the running configuration untouched.\n",
+		    "       Any error leaves the running configuration untouched. With a live\n"
+		    "       ringmeshd at the pin dir, waits (up to 2 s) until it serves the new\n"
+		    "       generation, so the next request already sees the new rules.\n",
 		    cli.bin, cmd, op == CFG_OP_DELETE ? "apply" : "delete");
 		return cli_help_print(text);
 	}
@@ -344,7 +414,17 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 		p_err("%s", *err ? err : strerror(-ret));
 		return -1;
 	}
-	print_result(op == CFG_OP_DELETE ? "deleted" : "applied", ndocs, kinds, changed, gen);
+	if (changed) {
+		live = wait_live(gen, &live_ms);
+		if (live == -ETIMEDOUT) {
+			p_err("generation %llu is stored at %s, but ringmeshd has not loaded it after "
+			      "2 s: see its log (a configuration its router rejects is logged there)",
+			      (unsigned long long)gen, cli.pin_dir);
+			return -1;
+		}
+	}
+	print_result(op == CFG_OP_DELETE ? "deleted" : "applied", ndocs, kinds, changed, gen, live,
+		     live_ms);
 	return 0;
 }
 
