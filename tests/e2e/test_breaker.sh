@@ -217,7 +217,7 @@ wck "all hosts ejected -> 503 no healthy upstream" all_ejected
 
 # --- overflow ---
 overflow_run() {
-	local out n503 nuo cm im s200 req j code hdr body i got=0
+	local out n503 nuo cm im s200 req code i got=0 mx
 	breset v3 || return 1
 	cl_load http --connect "$VIP" --conns 10 --duration 2s --allow-errors --timeout 5s \
 		--header 'x-pool: slow' --header 'x-rm-delay: 300ms' \
@@ -250,13 +250,18 @@ overflow_run() {
 		{ echo "want some 503, all with x-envoy-overloaded: true, and some 200"; return 1; }
 	[ "$cm" -le 1 ] && [ "$im" -le 2 ] ||
 		{ echo "limits broken at the backend"; return 1; }
+	# one request in service and one pending at most: a pending one waits for about
+	# one 300 ms response, whichever worker it is in (slots are handed over)
+	mx=$(echo "$out" | kv max_us)
+	python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 1.5e6 else 1)' "$mx" ||
+		{ echo "a request waited ${mx} us: pending requests starve"; return 1; }
 	pyj '
 p = [p for p in d["pools"] if p["subset"] == "slow"][0]
 print("pool slow:", p["connections"], p["pending"], p["active"], p["overflows"])
 assert p["connections"]["max"] == 1 and p["pending"]["max"] == 1 and p["active"]["max"] == 2
 assert p["overflows"]["pending"] + p["overflows"]["requests"] > 0' <"$TMP/ovf.show" || return 1
-	echo "$req requests: ${s200} x 200, ${n503} x 503 UO (all overloaded);" \
-		"backend conns_max $cm <= 1, inflight_max $im <= 2"
+	echo "$req requests: ${s200} x 200, ${n503} x 503 UO (all overloaded), slowest" \
+		"$((${mx%.*} / 1000)) ms; backend conns_max $cm <= 1, inflight_max $im <= 2"
 }
 wck "overflow (2 workers): 503 UO with header and body, backend high-water marks within limits" \
 	overflow_run

@@ -130,6 +130,10 @@ void l7_cb_idle(struct l7_worker *lw, struct l7_up *up, bool idle)
 
 	if (i >= RM_CB_POOLS || up->cb_idle == idle)
 		return;
+	/* an unlimited pool never makes a request wait: no need to watch its idle ones */
+	if (idle && __atomic_load_n(&up->cbp->lim.max_connections, __ATOMIC_RELAXED) ==
+			    RM_CFG_UNLIMITED)
+		return;
 	up->cb_idle = idle;
 	if (idle) {
 		lw->idle_by[i]++;
