@@ -626,6 +626,13 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now)
 	return l7_theap_next(&lw->th);
 }
 
+void l7_pass_begin(struct ring_worker *w)
+{
+	struct l7_worker *lw = l7w(w);
+
+	lw->cur = cfgw_current(lw->sh->cw);
+}
+
 void l7_abort_all(struct ring_worker *w)
 {
 	struct l7_worker *lw = l7w(w);

@@ -78,6 +78,11 @@ int l7_classify(struct ring_worker *w, int fd, struct l4_conn *c, socklen_t *dle
 
 void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags);
 
+/* Start of a loop iteration, after the wait: take the configuration published
+ * while this worker slept, so the completions about to be handled (an accept
+ * classified by service, a request routed) use the newest one. */
+void l7_pass_begin(struct ring_worker *w);
+
 /* Run expired timers and pass a quiescent point; returns the next deadline
  * (CLOCK_MONOTONIC ns, UINT64_MAX if none). */
 uint64_t l7_tick(struct ring_worker *w, uint64_t now);

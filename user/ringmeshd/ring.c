@@ -461,6 +461,8 @@ static int run_loop(struct ring_worker *w)
 			rc = r;
 			break;
 		}
+		if (w->l7)
+			l7_pass_begin(w);
 		io_uring_for_each_cqe(&w->ring, head, cqe)
 		{
 			dispatch(w, cqe);
