@@ -154,7 +154,7 @@ eject_run() {
 	echo "$out"
 	echo "breaker show -j at 0.5 s:"; cat "$TMP/eject.show"
 	tail -n +$((b0 + 1)) "$TMP/bad.log" >"$TMP/eject.bad"
-	python3 - "$TMP/eject.bad" "$TMP/eject.show" <<'EOF'
+	python3 - "$TMP/eject.bad" "$TMP/eject.show" >"$TMP/eject.py" <<'EOF'
 import json, sys
 t = [float(l.split()[0]) for l in open(sys.argv[1])]
 bursts = []
@@ -184,7 +184,9 @@ if not ok:
 print("3 requests per ejection; out %.2f s, then %.2f s (x%.2f); v2 shown ejected"
       % (gaps[0], gaps[1], gaps[1] / gaps[0]))
 EOF
-	[ $? -eq 0 ] || return 1
+	local prc=$?
+	cat "$TMP/eject.py"
+	[ $prc -eq 0 ] || return 1
 	# everything else went to v1, with 200
 	local req s200 s500 v1
 	req=$(echo "$out" | kv requests) s200=$(echo "$out" | kv status.200)
@@ -192,7 +194,8 @@ EOF
 	[ "$s500" = "$(wc -l <"$TMP/eject.bad")" ] && [ "$s200" = "$v1" ] &&
 		[ $((s200 + s500)) = "$req" ] ||
 		{ echo "requests=$req 200=$s200 (v1 $v1) 500=$s500"; return 1; }
-	echo "client: $req requests, $s200 x 200 from v1, $s500 x 500 from v2 (= its own log)"
+	echo "$(tail -1 "$TMP/eject.py"); client: $req requests, $s200 x 200 from v1," \
+		"$s500 x 500 from v2 (= its own log)"
 }
 breset v1
 wck "ejection: v2 out after exactly 3 errors, back after ~1 s, then out ~2 s" eject_run
