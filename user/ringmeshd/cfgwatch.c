@@ -43,6 +43,24 @@ static void label_of(const struct rm_cfg *cfg, const struct rm_cfg_endpoint *e, 
 	}
 }
 
+/* Host slots of one pool: members x ports of its service (endpoint port numbers). */
+static void pool_hosts(struct cb *cb, struct cfgw_cfg *c, uint32_t pool,
+		       const struct rm_cfg_service *sv, const uint32_t *m)
+{
+	const struct cfgw_cbpool *b = &c->cbp[pool];
+
+	for (uint32_t pi = 0; pi < b->n_ports; pi++) {
+		for (uint32_t i = 0; i < b->n; i++) {
+			struct route_endpoint e;
+			__be16 port = route_endpoint_port(c->t, m[i], sv->ports[pi].port);
+
+			if (route_endpoint(c->t, m[i], &e) || !port)
+				continue;
+			c->cbh[b->off + pi * b->n + i] = cb_host(cb, b->p, &e.addr, port, e.family);
+		}
+	}
+}
+
 /* Breaker slots of every pool; a full slot table leaves NULLs (fail open). Limits
  * are installed here, a moment before the flip: the counts are live state anyway. */
 static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c)
@@ -82,20 +100,9 @@ static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c
 				c->cbp[pool].p = p;
 				if (!p)
 					continue;
-				cb_pool_configure(p, route_subset_breaker(c->t, subset), (uint32_t)n,
-						  c->gen);
-				for (uint32_t pi = 0; pi < n_ports; pi++) {
-					for (size_t i = 0; i < n; i++) {
-						struct route_endpoint e;
-						__be16 port = route_endpoint_port(c->t, m[i],
-										  sv->ports[pi].port);
-
-						if (route_endpoint(c->t, m[i], &e) || !port)
-							continue;
-						c->cbh[c->cbp[pool].off + pi * n + i] =
-						    cb_host(cb, p, &e.addr, port, e.family);
-					}
-				}
+				cb_pool_configure(p, route_subset_breaker(c->t, subset),
+						  (uint32_t)n, c->gen);
+				pool_hosts(cb, c, pool, sv, m);
 			}
 		}
 	}
