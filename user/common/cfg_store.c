@@ -294,9 +294,18 @@ static int compile_publish(struct cfg_store *s, struct cfg_docs *docs, struct rm
 	return r;
 }
 
-int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
-		     struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
-		     size_t errlen)
+/* What one write does to the stored documents: an apply, delete or replace with
+ * docs, or `rule delete` of the rule called name (name set). */
+struct store_edit {
+	enum cfg_op op;
+	struct cfg_docs *docs;
+	const char *name, *ns;
+};
+
+/* Every write: lock the pin dir, load what is stored (a replace starts empty),
+ * edit, compile, publish. */
+static int store_write(struct cfg_store *s, const char *pin_dir, const struct store_edit *e,
+		       bool *changed, uint64_t *generation, char *err, size_t errlen)
 {
 	struct cfg_docs cur = { 0 };
 	struct rm_cfg *cfg = malloc(sizeof(*cfg));
@@ -313,12 +322,15 @@ int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
 		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
 		goto out;
 	}
-	if (op != CFG_OP_REPLACE && (r = load_docs(s, &cur, cfg, src, err, errlen)))
+	if ((e->name || e->op != CFG_OP_REPLACE) &&
+	    (r = load_docs(s, &cur, cfg, src, err, errlen)))
 		goto out;
-	if (op == CFG_OP_DELETE)
-		r = cfg_docs_remove(&cur, docs, err, errlen);
+	if (e->name)
+		r = cfg_docs_remove_rule(&cur, e->name, e->ns, err, errlen);
+	else if (e->op == CFG_OP_DELETE)
+		r = cfg_docs_remove(&cur, e->docs, err, errlen);
 	else
-		r = cfg_docs_merge(&cur, docs);
+		r = cfg_docs_merge(&cur, e->docs);
 	if (!r)
 		r = compile_publish(s, &cur, cfg, src, changed, generation, err, errlen);
 out:
@@ -330,34 +342,20 @@ out:
 	return r;
 }
 
+int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
+		     struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
+		     size_t errlen)
+{
+	const struct store_edit e = { .op = op, .docs = docs };
+
+	return store_write(s, pin_dir, &e, changed, generation, err, errlen);
+}
+
 int cfg_store_delete_rule(struct cfg_store *s, const char *pin_dir, const char *name,
 			  const char *ns, bool *changed, uint64_t *generation, char *err,
 			  size_t errlen)
 {
-	struct cfg_docs cur = { 0 };
-	struct rm_cfg *cfg = malloc(sizeof(*cfg));
-	struct rm_cfg_src *src = malloc(sizeof(*src));
-	bool held = s->locked;
-	int r;
+	const struct store_edit e = { .name = name, .ns = ns };
 
-	*changed = false;
-	if (!cfg || !src) {
-		r = -ENOMEM;
-		goto out;
-	}
-	if ((r = cfg_store_lock(s, pin_dir))) {
-		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
-		goto out;
-	}
-	if ((r = load_docs(s, &cur, cfg, src, err, errlen)) ||
-	    (r = cfg_docs_remove_rule(&cur, name, ns, err, errlen)))
-		goto out;
-	r = compile_publish(s, &cur, cfg, src, changed, generation, err, errlen);
-out:
-	if (!held)
-		cfg_store_unlock(s);
-	cfg_docs_free(&cur);
-	free(cfg);
-	free(src);
-	return r;
+	return store_write(s, pin_dir, &e, changed, generation, err, errlen);
 }
