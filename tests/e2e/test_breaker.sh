@@ -17,7 +17,7 @@
 #     <= 1, requests in flight <= 2 (in total over the 2 workers)
 #   - maxRequestsPerConnection 2 on subset "perconn" (v1): no upstream connection
 #     carries more than 2 requests (backend's reqs_per_conn)
-# Usage: sudo [BUILD=build] tests/e2e/test_breaker.sh
+# Usage: sudo [BUILD=build] [BREAKER_WORKERS=2] tests/e2e/test_breaker.sh
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/netns.sh"
@@ -26,6 +26,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 need_root
 
 RULES=$here/rules
+WORKERS=${BREAKER_WORKERS:-2} # the limits must hold in total over all workers
 VIP=10.96.0.20:8080
 BSTATS_DIR=$TMP
 NODE_NS=rm-$RUN_ID-node
@@ -87,9 +88,9 @@ done
 ok "backends: v1 and v3 rm-backend, v2 always answers 500, all on :8080"
 
 start_ringmeshd "$DAEMON_CG" "$NODE_NS" --cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 \
-	--listen 127.0.0.1:15001 --pod-gateway $POD_GW --workers 2 ||
+	--listen 127.0.0.1:15001 --pod-gateway $POD_GW --workers "$WORKERS" ||
 	{ fail "ringmeshd starts"; summary breaker; exit 1; }
-ok "ringmeshd starts with 2 workers"
+ok "ringmeshd starts with $WORKERS workers"
 
 rm_cli() { "$BUILD/ringmesh" --pin-dir "$PIN" "$@"; }
 rm_apply() { rm_cli apply -f "$1"; }
@@ -266,7 +267,7 @@ assert p["overflows"]["pending"] + p["overflows"]["requests"] > 0' <"$TMP/ovf.sh
 	echo "$req requests: ${s200} x 200, ${n503} x 503 UO (all overloaded), slowest" \
 		"$((${mx%.*} / 1000)) ms; backend conns_max $cm <= 1, inflight_max $im <= 2"
 }
-wck "overflow (2 workers): 503 UO with header and body, backend high-water marks within limits" \
+wck "overflow ($WORKERS workers): 503 UO with header and body, backend high-water marks within limits" \
 	overflow_run
 
 # --- requests per connection ---

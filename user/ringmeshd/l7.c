@@ -312,9 +312,11 @@ static void up_finish(struct l7_worker *lw, struct l7_up *up)
 	pool_remove(&lw->pool, &up->link);
 	l7_cb_idle(lw, up, false);
 	if (up->cb_counted) {
-		/* the socket is closed now: only then may another take its slot */
+		/* the socket is closed now: only then may another take its slot, and a
+		 * worker whose requests wait gets it before any new request can */
 		up->cb_counted = false;
-		cb_conn_close(up->cbp);
+		if (!l7_cb_handoff(lw, up->cbp))
+			cb_conn_close(up->cbp);
 		l7_cb_kick(lw, up->cbp);
 	}
 	stats_tcp(up->st, 0, 1, up->sent, up->rcvd);
