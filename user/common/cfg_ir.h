@@ -175,6 +175,15 @@ int cfg_need(const struct cfg_ctx *c, yaml_node_t *parent, yaml_node_t *v, const
 int cfg_str_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, const char **out);
 int cfg_int_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, int64_t min,
 	       int64_t max, int64_t *out);
+/* Optional integer fields read into uint32_t; n points at the node variable that
+ * cfg_fields() fills, so a table can be built before the fields are read. */
+struct cfg_u32_field {
+	yaml_node_t *const *n;
+	const char *what;
+	int64_t min, max;
+	uint32_t *out;
+};
+int cfg_u32_fields(const struct cfg_ctx *c, const struct cfg_u32_field *f, size_t count);
 int cfg_bool_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, bool *out);
 int cfg_dur_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, uint64_t *ns);
 /* percent 0..100 (fractional allowed) -> parts per million */
@@ -198,6 +207,8 @@ yaml_node_t *cfg_item(const struct cfg_ctx *c, yaml_node_item_t it);
 int cfg_strmatch_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, uint8_t *op,
 		    const char **value);
 int cfg_cors_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, bool modern);
+/* httpFault (old) or fault (modern, which adds percentage): delay and abort */
+int cfg_fault_of(struct cfg_ctx *c, yaml_node_t *n, bool modern, struct cfg_http_ir *h);
 void cfg_breaker_old_defaults(struct rm_cfg_breaker *cb);
 void cfg_breaker_new_defaults(struct rm_cfg_breaker *cb);
 

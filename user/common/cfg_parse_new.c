@@ -289,23 +289,25 @@ static int retries(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 	return 0;
 }
 
-static int fault(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
+int cfg_fault_of(struct cfg_ctx *c, yaml_node_t *n, bool modern, struct cfg_http_ir *h)
 {
-	yaml_node_t *delay, *abort, *pct, *pcts, *fixed, *expo, *status, *grpc, *h2;
+	yaml_node_t *delay, *abort, *pct, *pcts = NULL, *fixed, *expo, *status, *grpc, *h2;
+	/* The old API has no percentage: its lists end before that key, so it stays unknown. */
+	const char *pk = modern ? "percentage" : NULL;
 	const struct cfg_field f[] = { { "delay", &delay }, { "abort", &abort }, { NULL, NULL } };
-	const struct cfg_field df[] = { { "percent", &pct },	     { "percentage", &pcts },
-					{ "fixedDelay", &fixed },    { "exponentialDelay", &expo },
+	const struct cfg_field df[] = { { "fixedDelay", &fixed },  { "exponentialDelay", &expo },
+					{ "percent", &pct },	    { pk, &pcts },
 					{ NULL, NULL } };
-	const struct cfg_field af[] = { { "percent", &pct },   { "percentage", &pcts },
-					{ "httpStatus", &status }, { "grpcStatus", &grpc },
-					{ "http2Error", &h2 }, { NULL, NULL } };
+	const struct cfg_field af[] = { { "httpStatus", &status }, { "grpcStatus", &grpc },
+					{ "http2Error", &h2 },	    { "percent", &pct },
+					{ pk, &pcts },		    { NULL, NULL } };
 	int64_t v;
 	int r;
 
-	if ((r = cfg_fields(c, n, "fault", f)))
+	if ((r = cfg_fields(c, n, modern ? "fault" : "httpFault", f)))
 		return r;
 	if (delay) {
-		if ((r = cfg_fields(c, delay, "fault.delay", df)))
+		if ((r = cfg_fields(c, delay, modern ? "fault.delay" : "httpFault.delay", df)))
 			return r;
 		if (expo)
 			return unsupported(c, expo, "exponentialDelay");
@@ -320,10 +322,12 @@ static int fault(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 		h->flags |= RM_RF_DELAY;
 	}
 	if (abort) {
-		if ((r = cfg_fields(c, abort, "fault.abort", af)))
+		if ((r = cfg_fields(c, abort, modern ? "fault.abort" : "httpFault.abort", af)))
 			return r;
 		if (grpc || h2)
-			return unsupported(c, grpc ? grpc : h2, "a non-HTTP abort");
+			return cfg_errf(c, grpc ? grpc : h2, "%s",
+					modern ? "a non-HTTP abort is not supported by ringmesh"
+					       : "only httpStatus aborts are supported");
 		if ((r = cfg_need(c, abort, status, "httpStatus")) ||
 		    (r = cfg_int_of(c, status, "httpStatus", 200, 599, &v)))
 			return r;
@@ -457,7 +461,7 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 		return r;
 	if (rty && (r = retries(c, rty, h)))
 		return r;
-	if (flt && (r = fault(c, flt, h)))
+	if (flt && (r = cfg_fault_of(c, flt, true, h)))
 		return r;
 	if (mir) {
 		if ((r = destination(c, mir, "mirror", &h->mirror)))
@@ -636,31 +640,23 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 			}
 		}
 		if (http) {
-			struct {
-				yaml_node_t *n;
-				const char *w;
-				int64_t min;
-				uint32_t *o;
-			} ints[] = { { pend, "http1MaxPendingRequests", 1, &p->cb.max_pending },
-				     { mreq, "http2MaxRequests", 1, &p->cb.max_requests },
-				     { mrpc, "maxRequestsPerConnection", 0,
-				       &p->cb.max_requests_per_conn },
-				     { mrt, "maxRetries", 0, &p->cb.max_retries } };
+			const struct cfg_u32_field ints[] = {
+				{ &pend, "http1MaxPendingRequests", 1, UINT32_MAX - 1,
+				  &p->cb.max_pending },
+				{ &mreq, "http2MaxRequests", 1, UINT32_MAX - 1,
+				  &p->cb.max_requests },
+				{ &mrpc, "maxRequestsPerConnection", 0, UINT32_MAX - 1,
+				  &p->cb.max_requests_per_conn },
+				{ &mrt, "maxRetries", 0, UINT32_MAX - 1, &p->cb.max_retries },
+			};
 
 			if ((r = cfg_fields(c, http, "connectionPool.http", hf)))
 				return r;
 			if (idt || h2u || ucp || mcs)
 				return unsupported(c, idt ? idt : h2u ? h2u : ucp ? ucp : mcs,
 						   "this connectionPool.http field");
-			ints[0].n = pend, ints[1].n = mreq, ints[2].n = mrpc, ints[3].n = mrt;
-			for (int i = 0; i < 4; i++) {
-				if (!ints[i].n)
-					continue;
-				if ((r = cfg_int_of(c, ints[i].n, ints[i].w, ints[i].min,
-						    UINT32_MAX - 1, &v)))
-					return r;
-				*ints[i].o = (uint32_t)v;
-			}
+			if ((r = cfg_u32_fields(c, ints, sizeof(ints) / sizeof(ints[0]))))
+				return r;
 		}
 		p->has_pool = true;
 	}

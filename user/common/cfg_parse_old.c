@@ -175,52 +175,6 @@ static int old_routes(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, 
 	return 0;
 }
 
-static int old_fault(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
-{
-	yaml_node_t *delay, *abort, *pct, *fixed, *expo, *status, *grpc, *h2;
-	const struct cfg_field f[] = { { "delay", &delay }, { "abort", &abort }, { NULL, NULL } };
-	const struct cfg_field df[] = { { "percent", &pct },
-					{ "fixedDelay", &fixed },
-					{ "exponentialDelay", &expo },
-					{ NULL, NULL } };
-	const struct cfg_field af[] = { { "percent", &pct },	 { "httpStatus", &status },
-					{ "grpcStatus", &grpc }, { "http2Error", &h2 },
-					{ NULL, NULL } };
-	int64_t v;
-	int r;
-
-	if ((r = cfg_fields(c, n, "httpFault", f)))
-		return r;
-	if (delay) {
-		if ((r = cfg_fields(c, delay, "httpFault.delay", df)))
-			return r;
-		if (expo)
-			return cfg_errf(c, expo, "exponentialDelay is not supported by ringmesh");
-		if ((r = cfg_need(c, delay, fixed, "fixedDelay")) ||
-		    (r = cfg_dur_of(c, fixed, "fixedDelay", &h->delay_ns)))
-			return r;
-		h->delay_ppm = 1000000;
-		if (pct && (r = cfg_pct_of(c, pct, "percent", &h->delay_ppm)))
-			return r;
-		h->flags |= RM_RF_DELAY;
-	}
-	if (abort) {
-		if ((r = cfg_fields(c, abort, "httpFault.abort", af)))
-			return r;
-		if (grpc || h2)
-			return cfg_errf(c, grpc ? grpc : h2, "only httpStatus aborts are supported");
-		if ((r = cfg_need(c, abort, status, "httpStatus")) ||
-		    (r = cfg_int_of(c, status, "httpStatus", 200, 599, &v)))
-			return r;
-		h->abort_status = (uint16_t)v;
-		h->abort_ppm = 1000000;
-		if (pct && (r = cfg_pct_of(c, pct, "percent", &h->abort_ppm)))
-			return r;
-		h->flags |= RM_RF_ABORT;
-	}
-	return 0;
-}
-
 /* {uri, authority} for rewrite and redirect */
 static int uri_auth(struct cfg_ctx *c, yaml_node_t *n, const char *what, const char **uri,
 		    const char **auth)
@@ -381,7 +335,7 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 			h->flags |= RM_RF_RETRIES;
 		}
 	}
-	if (fault && (r = old_fault(c, fault, h)))
+	if (fault && (r = cfg_fault_of(c, fault, false, h)))
 		return r;
 	if (l4f)
 		return cfg_errf(c, l4f, "l4Fault is not supported by ringmesh");
@@ -421,8 +375,7 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 /* simpleCb with the old API's defaults (TRAFFIC.md). */
 static int simple_cb(struct cfg_ctx *c, yaml_node_t *n, struct rm_cfg_breaker *cb)
 {
-	yaml_node_t *mc = NULL, *mp = NULL, *mr = NULL, *sw, *ce = NULL, *di, *rpc = NULL,
-		    *mep = NULL, *mrt = NULL;
+	yaml_node_t *mc, *mp, *mr, *sw, *ce, *di, *rpc, *mep, *mrt;
 	const struct cfg_field f[] = { { "maxConnections", &mc },
 				       { "httpMaxPendingRequests", &mp },
 				       { "httpMaxRequests", &mr },
@@ -433,37 +386,22 @@ static int simple_cb(struct cfg_ctx *c, yaml_node_t *n, struct rm_cfg_breaker *c
 				       { "httpMaxEjectionPercent", &mep },
 				       { "httpMaxRetries", &mrt },
 				       { NULL, NULL } };
-	struct {
-		yaml_node_t *n;
-		const char *what;
-		int64_t min, max;
-		uint32_t *out;
-	} ints[] = {
-		{ mc, "maxConnections", 1, UINT32_MAX - 1, &cb->max_connections },
-		{ mp, "httpMaxPendingRequests", 1, UINT32_MAX - 1, &cb->max_pending },
-		{ mr, "httpMaxRequests", 1, UINT32_MAX - 1, &cb->max_requests },
-		{ ce, "httpConsecutiveErrors", 0, UINT32_MAX - 1, &cb->consecutive_errors },
-		{ rpc, "httpMaxRequestsPerConnection", 0, UINT32_MAX - 1,
+	const struct cfg_u32_field ints[] = {
+		{ &mc, "maxConnections", 1, UINT32_MAX - 1, &cb->max_connections },
+		{ &mp, "httpMaxPendingRequests", 1, UINT32_MAX - 1, &cb->max_pending },
+		{ &mr, "httpMaxRequests", 1, UINT32_MAX - 1, &cb->max_requests },
+		{ &ce, "httpConsecutiveErrors", 0, UINT32_MAX - 1, &cb->consecutive_errors },
+		{ &rpc, "httpMaxRequestsPerConnection", 0, UINT32_MAX - 1,
 		  &cb->max_requests_per_conn },
-		{ mep, "httpMaxEjectionPercent", 0, 100, &cb->max_ejection_percent },
-		{ mrt, "httpMaxRetries", 0, UINT32_MAX - 1, &cb->max_retries },
+		{ &mep, "httpMaxEjectionPercent", 0, 100, &cb->max_ejection_percent },
+		{ &mrt, "httpMaxRetries", 0, UINT32_MAX - 1, &cb->max_retries },
 	};
 	uint64_t ns;
-	int64_t v;
 	int r;
 
-	if ((r = cfg_fields(c, n, "simpleCb", f)))
+	if ((r = cfg_fields(c, n, "simpleCb", f)) ||
+	    (r = cfg_u32_fields(c, ints, sizeof(ints) / sizeof(ints[0]))))
 		return r;
-	/* fields() may not have run before ints[] captured the nodes: re-read */
-	ints[0].n = mc, ints[1].n = mp, ints[2].n = mr, ints[3].n = ce, ints[4].n = rpc;
-	ints[5].n = mep, ints[6].n = mrt;
-	for (size_t i = 0; i < sizeof(ints) / sizeof(ints[0]); i++) {
-		if (!ints[i].n)
-			continue;
-		if ((r = cfg_int_of(c, ints[i].n, ints[i].what, ints[i].min, ints[i].max, &v)))
-			return r;
-		*ints[i].out = (uint32_t)v;
-	}
 	if (sw) {
 		if ((r = cfg_dur_of(c, sw, "sleepWindow", &ns)))
 			return r;
@@ -482,17 +420,14 @@ static int simple_cb(struct cfg_ctx *c, yaml_node_t *n, struct rm_cfg_breaker *c
 	return 0;
 }
 
+/* The old API's Envoy limits; the outlier defaults are the modern ones. */
 void cfg_breaker_old_defaults(struct rm_cfg_breaker *cb)
 {
-	memset(cb, 0, sizeof(*cb));
+	cfg_breaker_new_defaults(cb);
 	cb->max_connections = RM_CB_OLD_MAX_CONNECTIONS;
 	cb->max_pending = RM_CB_OLD_MAX_PENDING;
 	cb->max_requests = RM_CB_OLD_MAX_REQUESTS;
 	cb->max_retries = RM_CB_OLD_MAX_RETRIES;
-	cb->consecutive_errors = RM_CB_DEFAULT_CONSECUTIVE_ERRORS;
-	cb->base_ejection_ns = RM_CB_DEFAULT_BASE_EJECTION_NS;
-	cb->interval_ns = RM_CB_DEFAULT_INTERVAL_NS;
-	cb->max_ejection_percent = RM_CB_DEFAULT_MAX_EJECTION_PERCENT;
 }
 
 int cfg_parse_destpolicy(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir)

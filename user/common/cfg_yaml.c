@@ -183,6 +183,21 @@ int cfg_int_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, int64_
 	return 0;
 }
 
+int cfg_u32_fields(const struct cfg_ctx *c, const struct cfg_u32_field *f, size_t count)
+{
+	int64_t v;
+	int r;
+
+	for (size_t i = 0; i < count; i++) {
+		if (!*f[i].n)
+			continue;
+		if ((r = cfg_int_of(c, *f[i].n, f[i].what, f[i].min, f[i].max, &v)))
+			return r;
+		*f[i].out = (uint32_t)v;
+	}
+	return 0;
+}
+
 int cfg_bool_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, bool *out)
 {
 	const char *s = n->type == YAML_SCALAR_NODE ? scalar(n) : "";
