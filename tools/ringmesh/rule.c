@@ -18,24 +18,9 @@
 
 static const char *api_name(unsigned int api)
 {
-	switch (api) {
-	case RM_API_ROUTERULE:
-		return "RouteRule";
-	case RM_API_VIRTUALSERVICE:
-		return "VirtualService";
-	case RM_API_DESTPOLICY:
-		return "DestinationPolicy";
-	case RM_API_DESTRULE:
-		return "DestinationRule";
-	case RM_API_SERVICEENTRY:
-		return "ServiceEntry";
-	case RM_API_WORKLOADENTRY:
-		return "WorkloadEntry";
-	case RM_API_IMPLICIT:
-		return "implicit";
-	default:
-		return "unknown";
-	}
+	const char *n = cfg_api_name(api);
+
+	return n ? n : api == RM_API_IMPLICIT ? "implicit" : "unknown";
 }
 
 static const char *field_name(const struct rm_cfg *cfg, const struct rm_cfg_cond *c)
@@ -51,20 +36,6 @@ static const char *field_name(const struct rm_cfg *cfg, const struct rm_cfg_cond
 		return "authority";
 	case RM_MF_SCHEME:
 		return "scheme";
-	default:
-		return "?";
-	}
-}
-
-static const char *op_name(unsigned int op)
-{
-	switch (op) {
-	case RM_OP_EXACT:
-		return "exact";
-	case RM_OP_PREFIX:
-		return "prefix";
-	case RM_OP_REGEX:
-		return "regex";
 	default:
 		return "?";
 	}
@@ -233,7 +204,7 @@ static void rule_json(const struct rm_cfg *cfg, uint32_t idx, uint32_t pos, cons
 					  c->field == RM_MF_HEADER ? "header" : field_name(cfg, c));
 			if (c->field == RM_MF_HEADER)
 				json_string_field(cli.jw, "name", cfg_str(cfg, c->name_off));
-			json_string_field(cli.jw, "op", op_name(c->op));
+			json_string_field(cli.jw, "op", cfg_op_name(c->op));
 			json_string_field(cli.jw, "value", cfg_str(cfg, c->value_off));
 			json_end_object(cli.jw);
 		}

@@ -102,6 +102,12 @@ const char *cfg_fmt_duration(uint64_t ns, char *buf, size_t len);
 const char *cfg_fmt_labels(const struct rm_cfg *cfg, uint32_t first, uint32_t count, char *buf,
 			   size_t len);
 
+/* The document kind an RM_API_* value names; NULL for RM_API_IMPLICIT and unknown
+ * values, which each reader words its own way. */
+const char *cfg_api_name(unsigned api);
+/* "exact", "prefix", "regex" for RM_OP_*, "?" otherwise */
+const char *cfg_op_name(unsigned op);
+
 /* Human descriptions (stable: golden-tested). Return 0 or -ENOENT. */
 int cfg_rule_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out);
 int cfg_service_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out);

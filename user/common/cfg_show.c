@@ -89,7 +89,7 @@ static const char *addr_str(const struct rm_addr *a, char *buf, size_t len)
 	return buf;
 }
 
-static const char *api_name(unsigned api)
+const char *cfg_api_name(unsigned api)
 {
 	switch (api) {
 	case RM_API_ROUTERULE:
@@ -104,10 +104,15 @@ static const char *api_name(unsigned api)
 		return "ServiceEntry";
 	case RM_API_WORKLOADENTRY:
 		return "WorkloadEntry";
-	case RM_API_IMPLICIT:
-		return "by labels";
 	}
-	return "?";
+	return NULL;
+}
+
+static const char *api_name(unsigned api)
+{
+	const char *n = cfg_api_name(api);
+
+	return n ? n : api == RM_API_IMPLICIT ? "by labels" : "?";
 }
 
 static const char *lb_name(unsigned lb)
@@ -151,7 +156,7 @@ static const char *field_name(unsigned f)
 	return f < 6 ? n[f] : "?";
 }
 
-static const char *op_name(unsigned op)
+const char *cfg_op_name(unsigned op)
 {
 	static const char *n[] = { "?", "exact", "prefix", "regex" };
 
@@ -202,7 +207,7 @@ int cfg_rule_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out)
 			fprintf(out, "%s%s", first ? " " : " and ", field_name(cd->field));
 			if (cd->field == RM_MF_HEADER)
 				fprintf(out, " %s", cfg_str(cfg, cd->name_off));
-			fprintf(out, " %s \"%s\"", op_name(cd->op), cfg_str(cfg, cd->value_off));
+			fprintf(out, " %s \"%s\"", cfg_op_name(cd->op), cfg_str(cfg, cd->value_off));
 			first = false;
 		}
 		if (mg->src_name_off) {
