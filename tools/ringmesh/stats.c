@@ -104,6 +104,33 @@ void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
 	json_end_object(cli.jw);
 }
 
+/* Open a pinned counter map: 1 = open, 0 = not pinned (said so, as key null and
+ * key_absent in JSON, why in words), -1 = error (p_err'ed). */
+static int open_counters(const char *name, const char *key, const char *title, const char *why,
+			 struct cli_map *m)
+{
+	char absent[64], text[128];
+	int err = cli_map_open(name, false, m);
+
+	if (err == -ENOENT) {
+		if (cli.jw) {
+			snprintf(absent, sizeof(absent), "%s_absent", key);
+			json_null_field(cli.jw, key);
+			snprintf(text, sizeof(text), "%s not pinned: %s", name, why);
+			json_string_field(cli.jw, absent, text);
+		} else {
+			printf("%s: %s not pinned at %s (%s)\n", title, name, cli.pin_dir, why);
+		}
+		return 0;
+	}
+	if (err) {
+		p_err("cannot open %s/%s: %s", cli.pin_dir, name,
+		      err == -EINVAL ? "not a map" : strerror(-err));
+		return -1;
+	}
+	return 1;
+}
+
 /* rm_dpstats: 1 = printed, 0 = not pinned (said so), -1 = error (p_err'ed). */
 static int show_dp(void)
 {
@@ -113,23 +140,9 @@ static int show_dp(void)
 	uint32_t i;
 	int err;
 
-	err = cli_map_open(RM_MAP_DPSTATS, false, &m);
-	if (err == -ENOENT) {
-		if (cli.jw) {
-			json_null_field(cli.jw, "datapath");
-			json_string_field(cli.jw, "datapath_absent",
-					  RM_MAP_DPSTATS " not pinned: no data path loaded");
-		} else {
-			printf("Data path: %s not pinned at %s (no data path loaded)\n",
-			       RM_MAP_DPSTATS, cli.pin_dir);
-		}
-		return 0;
-	}
-	if (err) {
-		p_err("cannot open %s/%s: %s", cli.pin_dir, RM_MAP_DPSTATS,
-		      err == -EINVAL ? "not a map" : strerror(-err));
-		return -1;
-	}
+	err = open_counters(RM_MAP_DPSTATS, "datapath", "Data path", "no data path loaded", &m);
+	if (err <= 0)
+		return err;
 	if (!cli_map_is_percpu(&m) || m.info.key_size != 4 || m.info.value_size != 8) {
 		p_err("%s is not a per-CPU array of u64 counters: daemon and CLI versions differ",
 		      m.path);
@@ -186,23 +199,9 @@ static int show_requests(void)
 	uint32_t i, live = 0;
 	int err;
 
-	err = cli_map_open(RM_MAP_STATS, false, &m);
-	if (err == -ENOENT) {
-		if (cli.jw) {
-			json_null_field(cli.jw, "requests");
-			json_string_field(cli.jw, "requests_absent",
-					  RM_MAP_STATS " not pinned: no ringmeshd has run here");
-		} else {
-			printf("Requests: %s not pinned at %s (no ringmeshd has run here)\n",
-			       RM_MAP_STATS, cli.pin_dir);
-		}
-		return 0;
-	}
-	if (err) {
-		p_err("cannot open %s/%s: %s", cli.pin_dir, RM_MAP_STATS,
-		      err == -EINVAL ? "not a map" : strerror(-err));
-		return -1;
-	}
+	err = open_counters(RM_MAP_STATS, "requests", "Requests", "no ringmeshd has run here", &m);
+	if (err <= 0)
+		return err;
 	if (m.info.key_size != 4 || m.info.value_size != sizeof(*e)) {
 		p_err("%s has value size %u, this ringmesh expects %zu: daemon and CLI versions "
 		      "differ",
