@@ -203,7 +203,7 @@ uc() {
 check "upstream closes before the response: 503 connection termination" uc
 
 raw() { # bytes to send -> what the proxy answers until it closes (5 s cap)
-	client timeout 5 bash -c 'exec 3<>/dev/tcp/10.96.0.20/8080; printf "$1" >&3; cat <&3' _ "$1"
+	client timeout 5 bash -c 'trap "" PIPE; exec 3<>/dev/tcp/10.96.0.20/8080; printf "$1" >&3; cat <&3' _ "$1"
 }
 malformed() {
 	local out; out=$(raw 'GET / HTTP/1.1\r\nHost: x\r\nbad header\r\n\r\n'); local rc=$?
