@@ -116,6 +116,23 @@ int main(int argc, char **argv)
 			return 255;
 		}
 	}
+	/* Output options may also follow the command, as with bpftool ("breaker show -j"):
+	 * they are never a valid argument of any command, so take them out here. */
+	{
+		int i, n = optind;
+
+		for (i = optind; i < argc; i++) {
+			if (!strcmp(argv[i], "-j") || !strcmp(argv[i], "--json")) {
+				cli.json = true;
+			} else if (!strcmp(argv[i], "-p") || !strcmp(argv[i], "--pretty")) {
+				cli.json = true;
+				cli.pretty = true;
+			} else {
+				argv[n++] = argv[i];
+			}
+		}
+		argc = n;
+	}
 	if (cli.json && cli_json_start()) {
 		p_err("out of memory");
 		return 255;
