@@ -3,7 +3,7 @@
  * L7 worker plumbing: slots, buffer free lists, classification of intercepted
  * connections, upstream connection objects (connect, keep-alive pool, idle
  * detection and timeout), timers and completion dispatch. The request life cycle
- * itself is in l7_http.c.
+ * itself is in l7_http.c, l7_fwd.c and l7_resp.c.
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Internal structures of l7, shared by l7.c (slots, upstream connections, pool,
- * timers, dispatch) and l7_http.c (the request life cycle). Not for other modules.
+ * timers, dispatch), l7_cb.c (pending requests), and the request life cycle:
+ * l7_http.c (client side), l7_fwd.c (route, attempts), l7_resp.c (responses).
+ * Not for other modules.
  *
  * Buffers: a client connection owns one block (input buffer, upstream head,
  * client-bound head, header arrays), an upstream connection one input buffer;
@@ -23,6 +25,7 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/breaker.h"
 #include "ringmesh/stats.h"
+#include "ringmeshd/cb.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/http1.h"
 #include "ringmeshd/l7.h"
@@ -34,6 +37,7 @@
 
 #define L7_MAX_HDRS 128
 #define L7_NONE UINT32_MAX
+#define L7_FLAG(f) (1u << (f)) /* bit of enum rm_stats_flag in l7_conn.sflags */
 
 enum l7_tkind {
 	L7_T_ROUTE = 1, /* route timeout (covers retries) */
@@ -264,19 +268,52 @@ void l7_cb_arm(struct l7_worker *lw);
 void l7_cb_on_timer(struct l7_worker *lw, uint64_t now);
 void l7_cb_run_kicks(struct l7_worker *lw);
 
-/* l7_http.c: the request life cycle */
-/* A pending request's turn: take a connection or stay queued (0 / -EAGAIN). */
-int l7c_resume(struct l7_worker *lw, struct l7_conn *c);
+/* l7_http.c: the client side of the request life cycle */
 void l7c_start(struct l7_worker *lw, struct l7_conn *c);
 void l7c_on_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_on_send(struct l7_worker *lw, struct l7_conn *c, int32_t res);
-void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res);
-void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res);
-void l7c_on_up_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
-void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t);
 void l7c_abort(struct l7_worker *lw, struct l7_conn *c);
 void l7c_maybe_free(struct l7_worker *lw, struct l7_conn *c);
 void l7c_free(struct l7_worker *lw, struct l7_conn *c);
+/* Everything for the client is sent: close with a FIN. */
+void l7c_close(struct l7_worker *lw, struct l7_conn *c);
+void l7c_arm_recv(struct l7_worker *lw, struct l7_conn *c);
+/* Queue segments to the client; segments from up's buffer (up_bytes > 0) pin up. */
+void l7c_send(struct l7_worker *lw, struct l7_conn *c, const struct l7_seg *segs, unsigned int n,
+	      struct l7_up *up, uint32_t up_bytes);
+/* A local reply (Envoy's texts); the client connection survives when framing allows. */
+void l7c_reply(struct l7_worker *lw, struct l7_conn *c, int status, const char *body,
+	       const struct http_header *hdrs, size_t n_hdrs, bool close);
+void l7c_next_request(struct l7_worker *lw, struct l7_conn *c);
+void l7c_record(struct l7_worker *lw, struct l7_conn *c);
+void l7c_drop_cfg(struct l7_worker *lw, struct l7_conn *c);
+void l7c_timers_off(struct l7_worker *lw, struct l7_conn *c);
+
+/* l7_fwd.c: route, attempts, upstream sends, the breaker counts of an attempt */
+/* A parsed request (and its kept body): route it. */
+void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c);
+/* A pending request's turn: take a connection or stay queued (0 / -EAGAIN). */
+int l7c_resume(struct l7_worker *lw, struct l7_conn *c);
+void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res);
+void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res);
+void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t);
+void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum l7_fail why);
+/* STREAM / tunnel: send what the client gave us, or read more. */
+void l7c_stream_push(struct l7_worker *lw, struct l7_conn *c);
+/* This attempt's result for outlier detection: once, and only for a chosen host. */
+void l7c_host_result(struct l7_worker *lw, struct l7_conn *c, enum cb_outcome o);
+/* May the request be retried under httpMaxRetries? The slot is the next attempt's. */
+bool l7c_retry_admit(struct l7_conn *c);
+/* The request is over: nothing of it may stay counted. */
+void l7c_cb_release(struct l7_worker *lw, struct l7_conn *c);
+/* Give the attempt's upstream connection back, never for reuse. */
+void l7c_up_drop(struct l7_worker *lw, struct l7_conn *c);
+
+/* l7_resp.c: the response */
+void l7c_on_up_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
+void l7c_resp_process(struct l7_worker *lw, struct l7_conn *c);
+/* The exchange is over: park or close the upstream, then the next request or a close. */
+void l7c_resp_complete(struct l7_worker *lw, struct l7_conn *c);
 
 /* l7_head.c: pure helpers */
 int l7_hdr_get(const void *ctx, const char *lname, size_t idx, struct route_slice *out);

@@ -1,0 +1,632 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The forwarding of an L7 request: route and fault (delay, abort, redirect), the
+ * upstream request head, attempts (endpoint choice, breaker admission, a pooled or
+ * new connection, or a wait as pending), sends of the head and body to the
+ * upstream, retries and the route/per-try timeouts. The breaker counts of an
+ * attempt (requests, retries, the outlier result) are taken and given back here.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ringmeshd/cb.h"
+#include "ringmeshd/l4.h"
+#include "ringmeshd/l7_int.h"
+#include "ringmeshd/lb.h"
+#include "ringmeshd/trace.h"
+
+#define MSG_UF "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
+#define MSG_UC "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+#define MSG_UT "upstream request timeout"
+#define MSG_UH "no healthy upstream"
+#define MSG_UO "upstream connect error or disconnect/reset before headers. reset reason: overflow"
+#define MSG_FI "fault filter abort"
+#define MAX_EDITS 64
+
+static const char *const trace_names[] = { "x-request-id", "b3", "x-b3-traceid", "x-b3-spanid",
+					   "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
+					   "traceparent" };
+
+static void attempt(struct l7_worker *lw, struct l7_conn *c);
+static void after_delay(struct l7_worker *lw, struct l7_conn *c);
+
+/* ---- circuit breaker ---- */
+
+/* This attempt's result for outlier detection: once, and only for a chosen host. */
+void l7c_host_result(struct l7_worker *lw, struct l7_conn *c, enum cb_outcome o)
+{
+	if (c->cb_reported || !c->cbh)
+		return;
+	c->cb_reported = true;
+	cb_host_result(lw->sh->cb, c->cbh, o, l7_now_ns());
+}
+
+/* The current attempt is over (answered, failed, or given up while pending). */
+static void attempt_end(struct l7_worker *lw, struct l7_conn *c)
+{
+	l7_cb_wait_leave(lw, c);
+	if (c->cb_req) {
+		c->cb_req = false;
+		cb_request_finish(c->cbp, c->cbh);
+	}
+	if (c->cb_retry) {
+		c->cb_retry = false;
+		cb_retry_finish(c->cbp);
+	}
+}
+
+/* The request is over: nothing of it may stay counted. */
+void l7c_cb_release(struct l7_worker *lw, struct l7_conn *c)
+{
+	attempt_end(lw, c);
+	if (c->retry_next) {
+		c->retry_next = false;
+		cb_retry_finish(c->cbp);
+	}
+}
+
+/* May the request be retried under httpMaxRetries? The slot is the next attempt's. */
+bool l7c_retry_admit(struct l7_conn *c)
+{
+	if (c->retry_next)
+		return true;
+	if (cb_retry_try_start(c->cbp))
+		return false;
+	c->retry_next = true;
+	return true;
+}
+
+static void overflow(struct l7_worker *lw, struct l7_conn *c)
+{
+	static const struct http_header h = { { "x-envoy-overloaded", 18 }, { "true", 4 } };
+
+	c->sflags |= L7_FLAG(RM_STATS_F_UO);
+	l7c_reply(lw, c, 503, MSG_UO, &h, 1, false);
+}
+
+void l7c_up_drop(struct l7_worker *lw, struct l7_conn *c)
+{
+	if (c->up) {
+		c->up->owner = NULL;
+		l7_up_release(lw, c->up, false);
+		c->up = NULL;
+	}
+}
+
+/* ---- upstream sends ---- */
+
+static void u_send_next(struct l7_worker *lw, struct l7_conn *c)
+{
+	struct io_uring_sqe *sqe;
+
+	while (c->uq_i < c->uq_n && c->uq_off >= c->uq[c->uq_i].len) {
+		c->uq_i++;
+		c->uq_off = 0;
+	}
+	if (c->uq_i >= c->uq_n)
+		return;
+	sqe = ring_get_sqe(lw->w);
+	if (!sqe) {
+		l7c_abort(lw, c);
+		return;
+	}
+	io_uring_prep_send(sqe, c->uq_up->fd, c->uq[c->uq_i].p + c->uq_off,
+			   c->uq[c->uq_i].len - c->uq_off, MSG_NOSIGNAL);
+	io_uring_sqe_set_data64(sqe, l7_conn_ud(lw, c, RING_OP_L7_USEND));
+	c->usend_busy = true;
+	c->inflight++;
+}
+
+static void u_send(struct l7_worker *lw, struct l7_conn *c, const struct l7_seg *segs,
+		   unsigned int n)
+{
+	memcpy(c->uq, segs, n * sizeof(*segs));
+	c->uq_n = (uint8_t)n;
+	c->uq_i = 0;
+	c->uq_off = 0;
+	c->uq_up = c->up;
+	c->up->ext++;
+	u_send_next(lw, c);
+	if (!c->usend_busy) { /* nothing to send */
+		c->uq_up = NULL;
+		l7_up_ext_put(lw, c->up);
+	}
+}
+
+/* The queued request bytes are at the upstream. */
+static void u_sent(struct l7_worker *lw, struct l7_conn *c)
+{
+	if (!c->head_sent) {
+		c->head_sent = true;
+		if (c->bmode != L7_BM_STREAM) {
+			c->req_done = true;
+			return;
+		}
+	}
+	if (c->bmode == L7_BM_STREAM || c->state == L7C_TUNNEL) {
+		uint32_t used = c->sbase + c->sfwd;
+
+		memmove(c->cbuf, c->cbuf + used, c->clen - used);
+		c->clen -= used;
+		c->sbase = 0;
+		c->sfwd = 0;
+		if (c->state != L7C_TUNNEL && c->rb.done) {
+			c->req_done = true;
+			if (c->resp_head && c->sb.done)
+				l7c_resp_complete(lw, c);
+			return;
+		}
+		l7c_arm_recv(lw, c);
+	}
+}
+
+void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res)
+{
+	struct l7_up *up = c->uq_up;
+
+	c->inflight--;
+	c->usend_busy = false;
+	if (res > 0 && up)
+		up->sent += (uint64_t)res;
+	if (c->state == L7C_CLOSING || res <= 0 || up != c->up) {
+		c->uq_up = NULL;
+		if (up)
+			l7_up_ext_put(lw, up);
+		if (c->state == L7C_CLOSING) {
+			l7c_maybe_free(lw, c);
+		} else if (c->retry_wait) {
+			c->retry_wait = false;
+			l7c_attempt_fail(lw, c, c->why);
+		} else if (res <= 0 && up == c->up) {
+			if (!c->resp_head && c->state == L7C_FWD)
+				l7c_attempt_fail(lw, c, L7_F_RESET);
+			else if (c->state == L7C_TUNNEL || c->resp_head)
+				l7c_abort(lw, c);
+		}
+		return;
+	}
+	c->uq_off += (uint32_t)res;
+	u_send_next(lw, c);
+	if (!c->usend_busy) {
+		c->uq_up = NULL;
+		l7_up_ext_put(lw, up);
+		u_sent(lw, c);
+	}
+}
+
+/* STREAM / tunnel: send what the client gave us, or read more. */
+void l7c_stream_push(struct l7_worker *lw, struct l7_conn *c)
+{
+	struct l7_seg s = { c->cbuf + c->sbase, c->sfwd };
+
+	if (c->usend_busy || !c->up)
+		return;
+	if (c->sfwd) {
+		u_send(lw, c, &s, 1);
+		return;
+	}
+	if (c->state == L7C_TUNNEL || !c->rb.done)
+		l7c_arm_recv(lw, c);
+}
+
+/* ---- requests ---- */
+
+static void mk_rr(struct l7_conn *c, struct route_req *rr)
+{
+	const struct http_request *q = &c->req;
+
+	memset(rr, 0, sizeof(*rr));
+	rr->method.p = q->method.p;
+	rr->method.len = q->method.len;
+	rr->path.p = q->path.p;
+	rr->path.len = q->path.len;
+	rr->query.p = q->query.p;
+	rr->query.len = q->query.len;
+	rr->has_query = q->has_query;
+	if (q->form == HTTP_TF_ABSOLUTE && q->authority.len) {
+		rr->authority.p = q->authority.p;
+		rr->authority.len = q->authority.len;
+	} else {
+		rr->authority.p = q->host.p;
+		rr->authority.len = q->host.len;
+	}
+	rr->scheme.p = "http";
+	rr->scheme.len = 4;
+	rr->hdr_get = l7_hdr_get;
+	rr->hdr_ctx = q;
+}
+
+void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c)
+{
+	struct route_req rr;
+	int svc;
+
+	c->cfg = lw->cur;
+	cfgw_hold(c->cfg, lw->id);
+	svc = route_find_service(c->cfg->t, &c->orig.addr, c->orig.port);
+	mk_rr(c, &rr);
+	if (svc < 0 || route_decide(c->cfg->t, (uint32_t)svc, &rr, l7_rand(lw), &c->d)) {
+		c->sflags |= L7_FLAG(RM_STATS_F_NR);
+		l7c_reply(lw, c, 404, NULL, NULL, 0, false);
+		return;
+	}
+	c->svc = svc;
+	if (c->d.delay_ns) {
+		c->sflags |= L7_FLAG(RM_STATS_F_DI);
+		c->state = L7C_DELAY;
+		if (!l7_tmr_arm(&lw->th, &c->t_delay, l7_now_ns() + c->d.delay_ns))
+			return;
+	}
+	after_delay(lw, c);
+}
+
+static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
+{
+	const char *rm[MAX_EDITS];
+	struct http_header set[MAX_EDITS], add[MAX_EDITS];
+	struct http_slice target, auth;
+	struct trace_hdr th[TRACE_MAX_HDRS];
+	struct trace_in tin;
+	struct trace_ctx tin_ctx, tout;
+	struct trace_opts to = { false, false };
+	struct trace_rng rng = { (uint64_t(*)(void *))l7_rand, lw };
+	struct http_edit ed;
+	struct route_req rr;
+	size_t n_rm = 0, n_set = 0, n_add = 0;
+	char *scratch = c->rbuf; /* free until the response: path and trace values */
+	int r;
+
+	memset(&ed, 0, sizeof(ed));
+	memset(&tin, 0, sizeof(tin));
+	for (size_t i = 0; i < c->req.n_headers; i++)
+		trace_in_add(&tin, c->req.headers[i].name.p, c->req.headers[i].name.len,
+			     c->req.headers[i].value.p, c->req.headers[i].value.len);
+	trace_parse(&tin, &tin_ctx);
+	trace_next(&tin_ctx, &to, &rng, &tout);
+	r = trace_inject(&tout, th, TRACE_MAX_HDRS, scratch, TRACE_HDR_BUF);
+	for (size_t i = 0; i < sizeof(trace_names) / sizeof(trace_names[0]); i++)
+		rm[n_rm++] = trace_names[i];
+	for (int i = 0; i < r && n_add < MAX_EDITS; i++) {
+		add[n_add].name.p = th[i].name;
+		add[n_add].name.len = strlen(th[i].name);
+		add[n_add].value.p = th[i].value;
+		add[n_add].value.len = th[i].vlen;
+		n_add++;
+	}
+	for (size_t i = 0; i < c->d.n_hdrops; i++) {
+		const struct route_hdrop *op = &c->d.hdrops[i];
+		struct http_header h = { { op->name, strlen(op->name) },
+					 { op->value, strlen(op->value) } };
+
+		if (op->response)
+			continue;
+		if (op->kind == RM_HDR_REMOVE && n_rm < MAX_EDITS)
+			rm[n_rm++] = op->name;
+		else if (op->kind == RM_HDR_SET && n_set < MAX_EDITS)
+			set[n_set++] = h;
+		else if (op->kind == RM_HDR_ADD && n_add < MAX_EDITS)
+			add[n_add++] = h;
+	}
+	ed.remove = rm;
+	ed.n_remove = n_rm;
+	ed.set = set;
+	ed.n_set = n_set;
+	ed.add = add;
+	ed.n_add = n_add;
+	ed.flags = HTTP_EDIT_STRIP_HOP | (c->upgrade ? HTTP_EDIT_KEEP_UPGRADE : 0);
+	if (c->d.rewrite_uri) {
+		mk_rr(c, &rr);
+		r = route_rewrite_path(&c->d, &rr, scratch + TRACE_HDR_BUF,
+				       lw->rbuf_size - TRACE_HDR_BUF);
+		if (r < 0)
+			return r;
+		target.p = scratch + TRACE_HDR_BUF;
+		target.len = (size_t)r;
+		ed.target = &target;
+	}
+	if (c->d.rewrite_authority && c->d.rewrite_authority[0]) {
+		auth.p = c->d.rewrite_authority;
+		auth.len = strlen(auth.p);
+		ed.authority = &auth;
+	}
+	return http_write_request(c->obuf, lw->obuf_size, &c->req, &ed);
+}
+
+static void after_delay(struct l7_worker *lw, struct l7_conn *c)
+{
+	char loc[2048];
+	struct route_req rr;
+	ssize_t n;
+
+	switch (c->d.outcome) {
+	case ROUTE_NO_ROUTE:
+		c->sflags |= L7_FLAG(RM_STATS_F_NR);
+		l7c_reply(lw, c, 404, NULL, NULL, 0, false);
+		return;
+	case ROUTE_ABORT:
+		c->sflags |= L7_FLAG(RM_STATS_F_FI);
+		l7c_reply(lw, c, c->d.abort_status, MSG_FI, NULL, 0, false);
+		return;
+	case ROUTE_REDIRECT: {
+		struct http_header h = { { "location", 8 }, { loc, 0 } };
+		int r;
+
+		mk_rr(c, &rr);
+		r = route_redirect_location(&c->d, &rr, loc, sizeof(loc));
+		if (r < 0) {
+			l7c_reply(lw, c, 500, NULL, NULL, 0, true);
+			return;
+		}
+		h.value.len = (size_t)r;
+		l7c_reply(lw, c, c->d.redirect_code, NULL, &h, 1, false);
+		return;
+	}
+	case ROUTE_FORWARD:
+		break;
+	}
+	n = build_head(lw, c);
+	if (n < 0) {
+		l7c_reply(lw, c, n == -ENOSPC ? 431 : 400, NULL, NULL, 0, true);
+		return;
+	}
+	c->olen = (uint32_t)n;
+	c->tries_left = 1 + (c->bmode == L7_BM_STREAM ? 0 : c->d.retry_attempts);
+	c->state = L7C_FWD;
+	if (c->d.timeout_ns)
+		l7_tmr_arm(&lw->th, &c->t_route, l7_now_ns() + c->d.timeout_ns);
+	attempt(lw, c);
+}
+
+static void attempt(struct l7_worker *lw, struct l7_conn *c)
+{
+	struct cfgw_cfg *cfg = c->cfg;
+	const uint32_t *m;
+	size_t n, pos;
+	uint32_t pool, lbp, ep;
+	struct route_endpoint e;
+	struct rm_orig o;
+	struct pool_key key;
+	struct sockaddr_storage ss;
+	socklen_t slen;
+	struct rm_stats_key k;
+	struct rm_cb_host *const *hosts = NULL;
+	struct cb_lb_ctx lbc;
+	struct lb_hooks hk;
+	const struct lb_hooks *hkp = NULL;
+	__be16 sport = c->d.target_port ? c->d.target_port : c->port;
+	int err = 0;
+
+	c->tries_left--;
+	c->head_sent = c->req_done = false;
+	c->rparsed = 0;
+	c->cb_reported = false;
+	c->cb_retry = c->retry_next; /* a retry's slot, taken before it was decided */
+	c->retry_next = false;
+	if (route_pool(cfg->t, c->d.target_service, c->d.target_subset, &pool, &m, &n, &lbp) ||
+	    !n || pool >= cfg->n_pools) {
+		c->sflags |= L7_FLAG(RM_STATS_F_UH);
+		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
+		return;
+	}
+	c->cbh = NULL;
+	if (lw->sh->cb && cfg->cbp) {
+		c->cbp = cfg->cbp[pool].p;
+		hosts = cfgw_cb_hosts(cfg, pool,
+				      route_service_port(cfg->t, c->d.target_service, sport, NULL));
+		lbc.cb = lw->sh->cb;
+		lbc.members = m;
+		lbc.hosts = hosts;
+		lbc.n = hosts ? n : 0;
+		lbc.now = l7_now_ns();
+		hk.available = cb_lb_available;
+		hk.active = cb_lb_active;
+		hk.ctx = &lbc;
+		hkp = &hk;
+	}
+	/* -ENOENT: every member ejected */
+	if (lb_pick(&cfg->lb[pool], m, n, hkp, l7_rand(lw), &pos) ||
+	    route_endpoint(cfg->t, (ep = m[pos]), &e)) {
+		c->sflags |= L7_FLAG(RM_STATS_F_UH);
+		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
+		return;
+	}
+	c->cbh = hosts ? hosts[pos] : NULL;
+	if (cb_request_try_start(c->cbp, c->cbh)) {
+		overflow(lw, c);
+		return;
+	}
+	c->cb_req = true;
+	memset(&o, 0, sizeof(o));
+	o.addr = e.addr;
+	o.family = e.family;
+	o.port = route_endpoint_port(cfg->t, ep, sport);
+	if (l4_orig_to_sockaddr(&o, &ss, &slen)) {
+		c->sflags |= L7_FLAG(RM_STATS_F_UH);
+		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
+		return;
+	}
+	memset(&key, 0, sizeof(key));
+	key.addr = o.addr;
+	key.port = o.port;
+	key.family = o.family;
+	key.group = c->cbp ? cb_pool_index(lw->sh->cb, c->cbp) + 1 : 0;
+	c->ukey = key;
+	c->uss = ss;
+	c->uslen = slen;
+	c->ep = ep;
+	c->st = NULL;
+	if (lw->sh->stats) {
+		stats_key_make(&k, route_service_host(cfg->t, c->d.target_service),
+			       ep < cfg->n_eps ? cfg->ep_version[ep] : NULL,
+			       ep < cfg->n_eps ? cfg->ep_workload[ep] : NULL, RM_STATS_HTTP);
+		c->st = stats_slot(lw->sh->stats, &k);
+	}
+	if (c->d.retry_per_try_ns && c->d.retry_attempts)
+		l7_tmr_arm(&lw->th, &c->t_try, l7_now_ns() + c->d.retry_per_try_ns);
+	/* requests wait here, or (at the limit) in another worker: queue behind them */
+	if (c->cbp && (lw->wq_head[l7_cb_slot(lw, c->cbp)] ||
+		       (__atomic_load_n(&c->cbp->connections, __ATOMIC_RELAXED) >=
+			    __atomic_load_n(&c->cbp->lim.max_connections, __ATOMIC_RELAXED) &&
+			l7_cb_others_wait(lw, c->cbp)))) {
+		c->up = NULL;
+		err = -EAGAIN;
+	} else {
+		c->up = l7_up_get(lw, &key, &ss, slen, c->st, c->cbp, &err);
+	}
+	if (!c->up) {
+		if (err == -EAGAIN) {
+			/* maxConnections reached: wait as pending, if there is room */
+			if (cb_pending_try_enter(c->cbp)) {
+				overflow(lw, c);
+				return;
+			}
+			l7_cb_wait(lw, c);
+			l7_cb_free_idle(lw, c->cbp);
+			return;
+		}
+		l7c_attempt_fail(lw, c, L7_F_CONNECT);
+		return;
+	}
+	c->up->owner = c;
+	if (c->up->state == L7U_BUSY)
+		l7c_on_up_connected(lw, c, 0);
+}
+
+int l7c_resume(struct l7_worker *lw, struct l7_conn *c)
+{
+	struct l7_up *up;
+	int err = 0;
+
+	if (l7_cb_take_handoff(lw, l7_cb_slot(lw, c->cbp))) {
+		/* a slot another worker gave us: already counted */
+		up = l7_up_get(lw, &c->ukey, &c->uss, c->uslen, c->st, NULL, &err);
+		if (up && up->state == L7U_CONNECTING)
+			up->cbp = c->cbp;
+		else
+			cb_conn_close(c->cbp); /* an idle one served instead, or none */
+	} else {
+		up = l7_up_get(lw, &c->ukey, &c->uss, c->uslen, c->st, c->cbp, &err);
+	}
+	if (!up && err == -EAGAIN) {
+		/* an idle connection of this pool to another host holds the slot here */
+		l7_cb_free_idle(lw, c->cbp);
+		return -EAGAIN;
+	}
+	l7_cb_wait_leave(lw, c);
+	if (!up) {
+		l7c_attempt_fail(lw, c, L7_F_CONNECT);
+		return 0;
+	}
+	c->up = up;
+	up->owner = c;
+	if (up->state == L7U_BUSY)
+		l7c_on_up_connected(lw, c, 0);
+	return 0;
+}
+
+void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res)
+{
+	struct l7_seg s[2];
+	unsigned int n = 1;
+
+	if (res < 0) {
+		l7c_attempt_fail(lw, c, L7_F_CONNECT);
+		return;
+	}
+	c->up->requests++;
+	s[0].p = c->obuf;
+	s[0].len = c->olen;
+	if (c->bmode == L7_BM_KEPT) {
+		s[1].p = c->cbuf + c->head_len;
+		s[1].len = c->req_end - c->head_len;
+		n = 2;
+	} else if (c->bmode == L7_BM_STREAM) {
+		c->sbase = c->head_len;
+		s[1].p = c->cbuf + c->sbase;
+		s[1].len = c->sfwd;
+		n = 2;
+	}
+	l7_up_arm_recv(lw, c->up);
+	u_send(lw, c, s, n);
+	if (!c->usend_busy && c->state == L7C_FWD)
+		u_sent(lw, c);
+}
+
+void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum l7_fail why)
+{
+	if (c->up) { /* the host was reached or tried (not a local failure, not pending) */
+		if (why == L7_F_CONNECT)
+			l7c_host_result(lw, c, CB_CONNECT_FAIL);
+		else if (why == L7_F_RESET)
+			l7c_host_result(lw, c, CB_RESET);
+		else if (why == L7_F_TRY_TIMEOUT)
+			l7c_host_result(lw, c, CB_TIMEOUT);
+	}
+	attempt_end(lw, c);
+	c->why = why;
+	l7_tmr_cancel(&lw->th, &c->t_try);
+	l7c_up_drop(lw, c);
+	if (c->usend_busy) {
+		c->retry_wait = true; /* its completion comes back here */
+		return;
+	}
+	if (c->csend_busy) {
+		l7c_abort(lw, c);
+		return;
+	}
+	if (c->tries_left && c->bmode != L7_BM_STREAM && l7_retriable_fail(why, c->d.retry_on) &&
+	    l7c_retry_admit(c)) {
+		attempt(lw, c);
+		return;
+	}
+	if (c->d.retry_attempts && why != L7_F_STATUS && l7_retriable_fail(why, c->d.retry_on))
+		c->sflags |= L7_FLAG(RM_STATS_F_URX);
+	switch (why) {
+	case L7_F_CONNECT:
+		c->sflags |= L7_FLAG(RM_STATS_F_UF);
+		l7c_reply(lw, c, 503, MSG_UF, NULL, 0, false);
+		break;
+	case L7_F_TRY_TIMEOUT:
+		c->sflags |= L7_FLAG(RM_STATS_F_UT);
+		l7c_reply(lw, c, 504, MSG_UT, NULL, 0, false);
+		break;
+	default:
+		c->sflags |= L7_FLAG(RM_STATS_F_UC);
+		l7c_reply(lw, c, 503, MSG_UC, NULL, 0, false);
+		break;
+	}
+}
+
+void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t)
+{
+	switch (t->kind) {
+	case L7_T_DELAY:
+		if (c->state == L7C_DELAY)
+			after_delay(lw, c);
+		break;
+	case L7_T_ROUTE:
+		if (c->state != L7C_FWD)
+			break;
+		c->sflags |= L7_FLAG(RM_STATS_F_UT);
+		if (c->up && !c->resp_head)
+			l7c_host_result(lw, c, CB_TIMEOUT);
+		if (c->resp_sent_head) {
+			l7c_abort(lw, c);
+			break;
+		}
+		if (c->up)
+			c->up->broken = true;
+		if (c->usend_busy || c->csend_busy)
+			c->close_after = true;
+		l7c_reply(lw, c, 504, MSG_UT, NULL, 0, false);
+		break;
+	case L7_T_TRY:
+		if (c->state == L7C_FWD && !c->resp_head)
+			l7c_attempt_fail(lw, c, L7_F_TRY_TIMEOUT);
+		break;
+	default:
+		break;
+	}
+}
