@@ -289,7 +289,8 @@ static int build_service(struct cb_ctx *b, uint32_t idx)
 	if (se) {
 		s->flags |= RM_SF_DECLARED;
 		s->n_addrs = se->naddrs;
-		memcpy(s->addrs, se->addrs, se->naddrs * sizeof(*s->addrs));
+		if (se->naddrs) /* addrs is NULL without addresses: memcpy(x, NULL, 0) is UB */
+			memcpy(s->addrs, se->addrs, se->naddrs * sizeof(*s->addrs));
 		s->n_ports = se->nports;
 		for (unsigned i = 0; i < se->nports; i++) {
 			s->ports[i].port = htons(se->ports[i].number);
