@@ -639,6 +639,8 @@ int cfg_doc_parse_text(const char *file, unsigned first_line, const char *text, 
 	}
 	c.arena = &ir->arena;
 	c.line_base = first_line ? first_line - 1 : 0;
+	/* libyaml would also take UTF-16, whose NULs the stored C strings cut short */
+	yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&p, &d)) {
 		r = yaml_problem(file, c.line_base, &p, err, errlen);
@@ -660,18 +662,31 @@ out:
 	return r;
 }
 
-/* Byte offset where 0-based line starts in text (len if past the end). */
+/* Byte offset where 0-based line starts in text (len if past the end). Lines are
+ * counted as libyaml counts them for its marks (CR LF, CR, LF, and in UTF-8 NEL,
+ * LS, PS), or a document's text would be cut from the wrong lines: a stray CR
+ * shifted every later document, so the stored sources no longer re-parsed into
+ * what had been compiled. */
 static size_t line_off(const char *text, size_t len, size_t line)
 {
+	const unsigned char *t = (const unsigned char *)text;
 	size_t off = 0;
 
 	while (line && off < len) {
-		const char *nl = memchr(text + off, '\n', len - off);
+		size_t w = 0;
 
-		if (!nl)
-			return len;
-		off = (size_t)(nl - text) + 1;
-		line--;
+		if (t[off] == '\r')
+			w = off + 1 < len && t[off + 1] == '\n' ? 2 : 1;
+		else if (t[off] == '\n')
+			w = 1;
+		else if (t[off] == 0xc2 && off + 1 < len && t[off + 1] == 0x85)
+			w = 2;
+		else if (t[off] == 0xe2 && off + 2 < len && t[off + 1] == 0x80 &&
+			 (t[off + 2] == 0xa8 || t[off + 2] == 0xa9))
+			w = 3;
+		if (w)
+			line--;
+		off += w ? w : 1;
 	}
 	return off;
 }
@@ -737,6 +752,8 @@ int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, s
 
 	if (!yaml_parser_initialize(&p))
 		return -ENOMEM;
+	/* libyaml would also take UTF-16, whose NULs the stored C strings cut short */
+	yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
 	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
 	for (;;) {
 		yaml_document_t d;
