@@ -83,27 +83,40 @@ bool l7_cb_take_handoff(struct l7_worker *lw, uint32_t i)
 	return i < RM_CB_POOLS && dec_if(&lw->sh->cb_handoff[i][lw->id % 64]);
 }
 
-bool l7_cb_handoff(struct l7_worker *lw, const struct rm_cb_pool *p)
+uint32_t l7_cb_handoff_target(uint64_t want, uint32_t me)
 {
-	uint32_t i = l7_cb_slot(lw, p), me = lw->id % 64, from = (me + 1) % 64, t;
-	uint64_t want, bit;
+	uint32_t from = (me + 1) % 64;
 
-	if (i >= RM_CB_POOLS)
-		return false;
-	want = __atomic_load_n(&lw->sh->cb_want[i], __ATOMIC_SEQ_CST) & ~(1ull << me);
+	want &= ~(1ull << me);
 	if (!want)
-		return false;
+		return 64;
 	/* the next waiting worker after this one, so that all get their turn */
 	if (from)
 		want = (want >> from) | (want << (64 - from));
-	t = (from + (uint32_t)__builtin_ctzll(want)) % 64;
-	bit = 1ull << t;
-	__atomic_fetch_add(&lw->sh->cb_handoff[i][t], 1, __ATOMIC_SEQ_CST);
-	/* it stopped waiting meanwhile: whoever decrements first frees the slot */
-	if (!(__atomic_load_n(&lw->sh->cb_want[i], __ATOMIC_SEQ_CST) & bit) &&
-	    dec_if(&lw->sh->cb_handoff[i][t]))
-		cb_conn_close((struct rm_cb_pool *)p);
+	return (from + (uint32_t)__builtin_ctzll(want)) % 64;
+}
+
+bool l7_cb_handoff(struct l7_worker *lw, const struct rm_cb_pool *p)
+{
+	uint32_t i = l7_cb_slot(lw, p), t;
+
+	if (i >= RM_CB_POOLS)
+		return false;
+	t = l7_cb_handoff_target(__atomic_load_n(&lw->sh->cb_want[i], __ATOMIC_SEQ_CST),
+				 lw->id % 64);
+	if (t >= 64)
+		return false;
+	l7_cb_handoff_to(lw->sh, p, i, t);
 	return true;
+}
+
+void l7_cb_handoff_to(struct l7_shared *sh, const struct rm_cb_pool *p, uint32_t i, uint32_t t)
+{
+	__atomic_fetch_add(&sh->cb_handoff[i][t], 1, __ATOMIC_SEQ_CST);
+	/* it stopped waiting meanwhile: whoever decrements first frees the slot */
+	if (!(__atomic_load_n(&sh->cb_want[i], __ATOMIC_SEQ_CST) & (1ull << t)) &&
+	    dec_if(&sh->cb_handoff[i][t]))
+		cb_conn_close((struct rm_cb_pool *)p);
 }
 
 bool l7_cb_others_wait(struct l7_worker *lw, const struct rm_cb_pool *p)
@@ -112,6 +125,17 @@ bool l7_cb_others_wait(struct l7_worker *lw, const struct rm_cb_pool *p)
 
 	return i < RM_CB_POOLS && (__atomic_load_n(&lw->sh->cb_want[i], __ATOMIC_RELAXED) &
 				   ~(1ull << (lw->id % 64)));
+}
+
+bool l7_cb_queue_first(struct l7_worker *lw, const struct rm_cb_pool *p)
+{
+	uint32_t i = l7_cb_slot(lw, p);
+
+	if (i >= RM_CB_POOLS)
+		return false;
+	return lw->wq_head[i] || (__atomic_load_n(&p->connections, __ATOMIC_RELAXED) >=
+					  __atomic_load_n(&p->lim.max_connections, __ATOMIC_RELAXED) &&
+				  l7_cb_others_wait(lw, p));
 }
 
 void l7_cb_kick(struct l7_worker *lw, const struct rm_cb_pool *p)

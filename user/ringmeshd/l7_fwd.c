@@ -466,10 +466,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	if (c->d.retry_per_try_ns && c->d.retry_attempts)
 		l7_tmr_arm(&lw->th, &c->t_try, l7_now_ns() + c->d.retry_per_try_ns);
 	/* requests wait here, or (at the limit) in another worker: queue behind them */
-	if (c->cbp && (lw->wq_head[l7_cb_slot(lw, c->cbp)] ||
-		       (__atomic_load_n(&c->cbp->connections, __ATOMIC_RELAXED) >=
-			    __atomic_load_n(&c->cbp->lim.max_connections, __ATOMIC_RELAXED) &&
-			l7_cb_others_wait(lw, c->cbp)))) {
+	if (l7_cb_queue_first(lw, c->cbp)) {
 		c->up = NULL;
 		err = -EAGAIN;
 	} else {

@@ -257,9 +257,19 @@ void l7_cb_idle(struct l7_worker *lw, struct l7_up *up, bool idle);
 /* Do requests of p wait for a connection in another worker? Then this one neither
  * keeps connections of p nor opens new ones for requests that did not wait. */
 bool l7_cb_others_wait(struct l7_worker *lw, const struct rm_cb_pool *p);
+/* Must a new request for p queue behind requests already waiting (here, or at the
+ * limit in another worker) instead of taking a connection itself? NULL p: never. */
+bool l7_cb_queue_first(struct l7_worker *lw, const struct rm_cb_pool *p);
+/* The worker (bit in want, a cb_want word) that a freed slot of worker me goes to:
+ * the next waiting one after me, round robin; 64 when no other worker waits. */
+uint32_t l7_cb_handoff_target(uint64_t want, uint32_t me);
 /* Give a connection slot of p (a connection closing) to a worker whose requests wait:
  * true when handed over (the caller must not cb_conn_close it). */
 bool l7_cb_handoff(struct l7_worker *lw, const struct rm_cb_pool *p);
+/* The second half of a handoff (pool p in slot i, to worker t, whose want bit was
+ * seen set): counted for t, or closed when t stopped waiting meanwhile and did not
+ * take it. */
+void l7_cb_handoff_to(struct l7_shared *sh, const struct rm_cb_pool *p, uint32_t i, uint32_t t);
 /* A slot handed to this worker for pool slot i: true when one was taken. */
 bool l7_cb_take_handoff(struct l7_worker *lw, uint32_t i);
 /* Close one idle connection of p in this worker (its slot is wanted). */
