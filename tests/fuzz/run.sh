@@ -1,29 +1,126 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
-# Build the HTTP/1.x codec fuzzer (libFuzzer + ASan + UBSan) and run it for N seconds.
-# usage: tests/fuzz/run.sh [SECONDS] [BUILD_DIR]   (defaults: 60, build-fuzz)
-# Seeds come from tests/fuzz/corpus/http1 if present; new inputs go to BUILD_DIR.
+# Build the libFuzzer targets (ASan + UBSan, leak detection on) and run each for N seconds.
+# usage: tests/fuzz/run.sh [--suite] [SECONDS] [BUILD_DIR] [TARGET...]
+#   defaults: 60, build-fuzz, http1.  TARGET: http1 (HTTP/1.x codec), cfg (rules
+#   compiler), all.  Corpora and crash reproducers go to BUILD_DIR/fuzz/.
+#   --suite: for tests/run.sh: logs to BUILD_DIR/fuzz/TARGET.log, one summary line per
+#   target, "fuzz: N passed, N failed"; exit 77 when clang's libFuzzer is unavailable.
+# Reproduce a crash: BUILD_DIR/fuzz/fuzz_TARGET BUILD_DIR/fuzz/artifacts/crash-...
 set -euo pipefail
+suite=0
+if [ "${1:-}" = --suite ]; then
+	suite=1
+	shift
+fi
 secs=${1:-60}
 out=${2:-build-fuzz}
+shift $(($# < 2 ? $# : 2))
+targets=("$@")
+[ ${#targets[@]} -eq 0 ] && targets=(http1)
+[ "${targets[*]}" = all ] && targets=(http1 cfg)
 here=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$here"
-mkdir -p "$out/fuzz/corpus-http1" "$out/fuzz/artifacts"
-clang -g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser \
-	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	user/ringmeshd/http1.c user/ringmeshd/http1_body.c user/ringmeshd/http1_write.c \
-	tests/fuzz/fuzz_http1.c -o "$out/fuzz/fuzz_http1"
-# seed a fresh corpus with a few well-formed streams (byte 0: mode, see fuzz_http1.c)
-c="$out/fuzz/corpus-http1"
-if [ -z "$(ls -A "$c")" ]; then
-	printf '\000GET /a?b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' >"$c/s1"
-	printf '\000POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nT: v\r\n\r\n' >"$c/s2"
-	printf '\010PUT http://h:1/x HTTP/1.1\r\nHost: h:1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc' >"$c/s3"
-	printf '\001HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n' >"$c/s4"
-	printf '\003HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nxx' >"$c/s5"
-	printf '\000CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n' >"$c/s6"
+for t in "${targets[@]}"; do
+	case $t in
+	http1 | cfg) ;;
+	*) echo "Error: unknown fuzz target \"$t\" (http1, cfg, all)" >&2; exit 2 ;;
+	esac
+done
+mkdir -p "$out/fuzz/artifacts"
+
+fuzz_flags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -Iinclude -Iuser
+	    "-fsanitize=fuzzer,address,undefined" -fno-sanitize-recover=undefined)
+
+# clang without its runtime package (libclang-rt-*-dev) cannot link -fsanitize=fuzzer.
+if ! command -v clang >/dev/null ||
+   ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { return 0; }' |
+	clang -fsanitize=fuzzer,address,undefined -x c - -o "$out/fuzz/probe" 2>/dev/null; then
+	echo "fuzz: clang with the libFuzzer runtime is not available (make deps installs it)"
+	[ $suite -eq 1 ] && exit 77
+	exit 1
 fi
-seeds=()
-[ -d tests/fuzz/corpus/http1 ] && seeds+=(tests/fuzz/corpus/http1)
-exec "$out/fuzz/fuzz_http1" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
-	-artifact_prefix="$out/fuzz/artifacts/" "$c" ${seeds[@]+"${seeds[@]}"}
+rm -f "$out/fuzz/probe"
+
+build_http1() {
+	clang "${fuzz_flags[@]}" \
+		user/ringmeshd/http1.c user/ringmeshd/http1_body.c user/ringmeshd/http1_write.c \
+		tests/fuzz/fuzz_http1.c -o "$out/fuzz/fuzz_http1" || return 1
+	# seed a fresh corpus with a few well-formed streams (byte 0: mode, see fuzz_http1.c)
+	local c="$out/fuzz/corpus-http1"
+	mkdir -p "$c"
+	if [ -z "$(ls -A "$c")" ]; then
+		printf '\000GET /a?b HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n' >"$c/s1"
+		printf '\000POST /u HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n5;x=1\r\nhello\r\n0\r\nT: v\r\n\r\n' >"$c/s2"
+		printf '\010PUT http://h:1/x HTTP/1.1\r\nHost: h:1\r\nContent-Length: 3\r\nExpect: 100-continue\r\n\r\nabc' >"$c/s3"
+		printf '\001HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n' >"$c/s4"
+		printf '\003HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\nxx' >"$c/s5"
+		printf '\000CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n' >"$c/s6"
+	fi
+	args=(-max_len=4096 "$c")
+	[ -d tests/fuzz/corpus/http1 ] && args+=(tests/fuzz/corpus/http1)
+	return 0
+}
+
+build_cfg() {
+	# cfg_store.c is the bpffs I/O half and stays out; the rest is pure.
+	clang "${fuzz_flags[@]}" \
+		user/common/cfg_yaml.c user/common/cfg_parse_old.c user/common/cfg_parse_new.c \
+		user/common/cfg_compile.c user/common/cfg_docs.c user/common/cfg_show.c \
+		tests/fuzz/fuzz_cfg.c -lyaml -lpcre2-8 -o "$out/fuzz/fuzz_cfg" || return 1
+	# the sample rules, good and bad, as seeds (names cannot clash with libFuzzer's sha1s)
+	local c="$out/fuzz/corpus-cfg" f
+	mkdir -p "$c"
+	for f in tests/cfg/*.yaml tests/cfg/modern/*.yaml tests/cfg/bad/*.yaml \
+		 tests/e2e/rules/*.yaml; do
+		[ -f "$f" ] && cp "$f" "$c/seed-$(echo "${f#tests/}" | tr / -)"
+	done
+	# the field names and words the front end knows, so mutations speak its language
+	local d="$out/fuzz/cfg.dict"
+	{
+		grep -ohE '"[A-Za-z][A-Za-z0-9_./-]{1,40}"' user/common/cfg_yaml.c \
+			user/common/cfg_parse_old.c user/common/cfg_parse_new.c
+		printf '"%s"\n' '---' ': ' '- ' '{' '}' '[' ']' '\x0a  ' '\x0a    ' '\x0a- ' \
+			'&a ' '*a' '<<: ' '!!str ' '\x22' "'" '|\x0a' '>\x0a' '#'
+	} | sort -u >"$d"
+	args=(-max_len=8192 -dict="$d" "$c")
+	[ -d tests/fuzz/corpus/cfg ] && args+=(tests/fuzz/corpus/cfg)
+	return 0
+}
+
+# run TARGET: build it and fuzz for $secs seconds; the fuzzer's exit status
+run() {
+	local t=$1 args=()
+	"build_$t" || return 1
+	"$out/fuzz/fuzz_$t" -max_total_time="$secs" -timeout=10 -detect_leaks=1 \
+		-print_final_stats=1 \
+		-artifact_prefix="$out/fuzz/artifacts/$t-" "${args[@]}"
+}
+
+if [ $suite -eq 0 ]; then
+	rc=0
+	for t in "${targets[@]}"; do
+		run "$t" || rc=$?
+	done
+	exit $rc
+fi
+
+pass=0 fail=0
+for t in "${targets[@]}"; do
+	log="$out/fuzz/$t.log"
+	if run "$t" >"$log" 2>&1; then
+		pass=$((pass + 1))
+		runs=$(sed -nE 's/^Done ([0-9]+) runs.*/\1/p' "$log" | tail -1)
+		cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
+		echo "ok $t: ${runs:-?} runs in ${secs}s, ${cov:-no coverage line}"
+	else
+		fail=$((fail + 1))
+		echo "FAIL $t (log: $log)"
+		grep -E '^(==[0-9]+== ?ERROR|SUMMARY|fuzz_cfg:)|runtime error' "$log" |
+			head -20 | sed 's/^/    /'
+		crash=$(sed -nE 's/.*Test unit written to ([^ ]+).*/\1/p' "$log" | tail -1)
+		[ -n "$crash" ] && echo "    reproduce: $out/fuzz/fuzz_$t $crash"
+	fi
+done
+echo "fuzz: $pass passed, $fail failed"
+[ $fail -eq 0 ]
