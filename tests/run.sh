@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Every suite `make test` runs, in order, one at a time (they share the machine):
-# unit tests under ASan/UBSan, then the tools', CLI, BPF and end-to-end suites.
+# unit tests under ASan/UBSan, then the tools', CLI, BPF, fuzz and end-to-end suites.
 # Each suite prints "NAME: N passed, N failed[, N skipped]"; this prints the total.
 set -u
 build=${1:-build}
@@ -30,6 +30,8 @@ suite unit tests/unit/run.sh "$san"
 [ -x tests/tools/run.sh ] && suite tools tests/tools/run.sh "$build"
 [ -x tests/cli/run.sh ] && suite cli tests/cli/run.sh "$build"
 [ -x tests/bpf/run.sh ] && suite bpf tests/bpf/run.sh "$build"
+# 20 s per fuzzer: a smoke run against regressions; long runs: tests/fuzz/run.sh
+suite fuzz tests/fuzz/run.sh --suite 20 "$build" all
 suite e2e tests/e2e/run.sh "$build"
 [ ${#bad[@]} -gt 0 ] && echo "failing suites: ${bad[*]}"
 echo "total: $pass passed, $fail failed, $skip skipped"

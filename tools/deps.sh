@@ -3,9 +3,11 @@
 # Install the Debian packages ringmesh needs to build, test, demo and benchmark,
 # skipping those already installed. Called by `make deps` (and so by make test/demo).
 set -euo pipefail
+# libclang-rt-14-dev: clang's libFuzzer/sanitizer runtimes (tests/fuzz), only recommended
+# by clang-14, so --no-install-recommends below would leave it out.
 pkgs=(make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev liburing-dev
       libcmocka-dev libyaml-dev libpcre2-dev iproute2 iptables curl wrk haproxy nginx-light
-      python3)
+      python3 libclang-rt-14-dev)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
