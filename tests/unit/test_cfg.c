@@ -464,6 +464,42 @@ static void test_src_roundtrip(void **state)
 	cfg_docs_free(&store);
 }
 
+/* Regressions the fuzzer found: a lone CR is a line break to libyaml, so stored
+ * documents must be cut at it too (else a recompiled store differs); UTF-16 is
+ * refused with a position (its NULs would truncate the stored text). */
+static void test_line_breaks_and_encoding(void **state)
+{
+	static const char two[] = "apiVersion: config.istio.io/v1alpha2\rkind: RouteRule\r"
+				  "metadata: {name: a, namespace: ns}\r"
+				  "spec: {destination: {name: svc}, precedence: 1}\r---\r"
+				  "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\n"
+				  "metadata: {name: b, namespace: ns}\n"
+				  "spec: {destination: {name: svc}, precedence: 2}\n";
+	static const char utf16[] = "\xff\xfek\0i\0n\0d\0:\0 \0x\0\n\0";
+	struct cfg_docs store = { 0 }, back = { 0 };
+	struct rm_cfg_src *src = malloc(sizeof(*src));
+	char err[512] = "";
+
+	assert_non_null(src);
+	assert_int_equal(cfg_docs_parse(&store, "cr.yaml", two, sizeof(two) - 1, err, sizeof(err)),
+			 0);
+	assert_int_equal(store.n, 2);
+	assert_int_equal(cfg_compile(&store, cfg_a, err, sizeof(err)), 0);
+	assert_int_equal(cfg_src_pack(&store, src, err, sizeof(err)), 0);
+	assert_int_equal(cfg_src_unpack(src, &back, err, sizeof(err)), 0);
+	assert_int_equal(cfg_compile(&back, cfg_b, err, sizeof(err)), 0);
+	assert_int_equal(cfg_used_size(cfg_a), cfg_used_size(cfg_b));
+	assert_memory_equal(cfg_a, cfg_b, cfg_used_size(cfg_a));
+	cfg_docs_free(&back);
+	cfg_docs_free(&store);
+
+	assert_int_not_equal(cfg_docs_parse(&store, "u16.yaml", utf16, sizeof(utf16) - 1, err,
+					    sizeof(err)), 0);
+	assert_non_null(strstr(err, "u16.yaml:1:1: "));
+	assert_int_equal(store.n, 0);
+	free(src);
+}
+
 static void test_describe_rule_text(void **state)
 {
 	static const char *const v2[] = { "routerule-v2.yaml", NULL };
@@ -517,6 +553,7 @@ int main(void)
 		cmocka_unit_test(test_merge_and_delete),
 		cmocka_unit_test(test_src_roundtrip),
 		cmocka_unit_test(test_describe_rule_text),
+		cmocka_unit_test(test_line_breaks_and_encoding),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
