@@ -98,6 +98,12 @@ int cfg_rule_find(const struct rm_cfg *cfg, const char *name, const char *ns);
 int cfg_service_find(const struct rm_cfg *cfg, const char *host);
 /* "12.5s", "250ms", "5m", "none" for 0 */
 const char *cfg_fmt_duration(uint64_t ns, char *buf, size_t len);
+
+/* Breaker limits a subset gets without a policy: the old API's (Envoy's limits,
+ * outlier detection off) and the modern API's (unlimited pools). The daemon uses
+ * the old ones for pools it has no configuration for. */
+void cfg_breaker_old_defaults(struct rm_cfg_breaker *cb);
+void cfg_breaker_new_defaults(struct rm_cfg_breaker *cb);
 /* "app=trans-service,version=v1" */
 const char *cfg_fmt_labels(const struct rm_cfg *cfg, uint32_t first, uint32_t count, char *buf,
 			   size_t len);

@@ -209,8 +209,6 @@ int cfg_strmatch_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, u
 int cfg_cors_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, bool modern);
 /* httpFault (old) or fault (modern, which adds percentage): delay and abort */
 int cfg_fault_of(struct cfg_ctx *c, yaml_node_t *n, bool modern, struct cfg_http_ir *h);
-void cfg_breaker_old_defaults(struct rm_cfg_breaker *cb);
-void cfg_breaker_new_defaults(struct rm_cfg_breaker *cb);
 
 /* Pure parse of scalar forms (exported for tests). */
 int cfg_parse_duration(const char *s, uint64_t *ns);

@@ -17,6 +17,7 @@
 #include <bpf/bpf.h>
 
 #include "ringmeshd/cb.h"
+#include "common/cfg.h"
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
@@ -101,16 +102,8 @@ void cb_close(struct cb *cb)
 
 void cb_limits_default(struct rm_cfg_breaker *lim)
 {
-	memset(lim, 0, sizeof(*lim));
-	lim->max_connections = RM_CB_OLD_MAX_CONNECTIONS;
-	lim->max_pending = RM_CB_OLD_MAX_PENDING;
-	lim->max_requests = RM_CB_OLD_MAX_REQUESTS;
-	lim->max_retries = RM_CB_OLD_MAX_RETRIES;
-	lim->consecutive_errors = RM_CB_DEFAULT_CONSECUTIVE_ERRORS;
-	lim->max_ejection_percent = RM_CB_DEFAULT_MAX_EJECTION_PERCENT;
-	lim->base_ejection_ns = RM_CB_DEFAULT_BASE_EJECTION_NS;
-	lim->interval_ns = RM_CB_DEFAULT_INTERVAL_NS;
-	lim->outlier = 0;
+	/* one source of truth with the compiler: Envoy's limits, outlier detection off */
+	cfg_breaker_old_defaults(lim);
 }
 
 static uint32_t fnv(uint32_t h, const void *p, size_t n)
