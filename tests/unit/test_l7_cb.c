@@ -114,26 +114,9 @@ static struct l7_conn *conn_new(struct l7_worker *lw, struct rm_cb_pool *p,
 				const struct pool_key *k)
 {
 	static const char head[] = "GET / HTTP/1.1\r\nhost: svc\r\n\r\n";
-	struct l7_conn *c;
-	uint32_t gen;
+	struct l7_conn *c = l7c_alloc(lw);
 
-	assert_int_not_equal(lw->c_free, L7_NONE);
-	c = &lw->conns[lw->c_free];
-	lw->c_free = c->next_free;
-	gen = c->gen + 1;
-	memset(c, 0, sizeof(*c));
-	c->gen = gen;
-	c->fd = -1;
-	c->mem = malloc(lw->cmem_size);
-	assert_non_null(c->mem);
-	c->cbuf = c->mem;
-	c->obuf = c->mem + lw->cbuf_size;
-	c->rbuf = c->obuf + lw->obuf_size;
-	c->hdrs = (struct http_header *)(void *)(c->rbuf + lw->rbuf_size);
-	c->rhdrs = c->hdrs + L7_MAX_HDRS;
-	l7_tmr_init(&c->t_route, L7_T_ROUTE);
-	l7_tmr_init(&c->t_try, L7_T_TRY);
-	l7_tmr_init(&c->t_delay, L7_T_DELAY);
+	assert_non_null(c);
 	memcpy(c->obuf, head, sizeof(head) - 1);
 	c->olen = sizeof(head) - 1;
 	c->state = L7C_FWD;

@@ -178,7 +178,7 @@ static uint64_t up_ud(struct l7_worker *lw, struct l7_up *up, enum ring_op op)
 
 /* ---- client connection slots ---- */
 
-static struct l7_conn *conn_alloc(struct l7_worker *lw)
+struct l7_conn *l7c_alloc(struct l7_worker *lw)
 {
 	struct l7_conn *c;
 	uint32_t gen;
@@ -279,7 +279,7 @@ int l7_classify(struct ring_worker *w, int fd, struct l4_conn *l4c, socklen_t *d
 		}
 		return 0;
 	}
-	c = conn_alloc(lw);
+	c = l7c_alloc(lw);
 	if (!c)
 		return -ENOMEM;
 	c->fd = fd;

@@ -284,6 +284,8 @@ void l7c_on_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_on_send(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_abort(struct l7_worker *lw, struct l7_conn *c);
 void l7c_maybe_free(struct l7_worker *lw, struct l7_conn *c);
+/* A client connection slot with its buffers (NULL when none is free), and back. */
+struct l7_conn *l7c_alloc(struct l7_worker *lw);
 void l7c_free(struct l7_worker *lw, struct l7_conn *c);
 /* Everything for the client is sent: close with a FIN. */
 void l7c_close(struct l7_worker *lw, struct l7_conn *c);
