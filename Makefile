@@ -35,7 +35,8 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Iinclude -Ibpf \
 # Every .c under user/ and tools/ except the program entry points goes into one
 # static library, so unit tests link the same objects the programs run.
 MAINS := user/ringmeshd/main.c tools/ringmesh/main.c $(wildcard tools/bin/*.c)
-LIB_SRCS := $(filter-out $(MAINS),$(wildcard user/common/*.c user/ringmeshd/*.c tools/ringmesh/*.c))
+LIB_SRCS := $(filter-out $(MAINS),$(wildcard user/common/*.c user/http/*.c user/policy/*.c \
+	user/ringmeshd/*.c tools/ringmesh/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ringmeshd/http1.h"
+#include "http/http1.h"
 
 #define CHECK(c)                                                                                   \
 	do {                                                                                       \

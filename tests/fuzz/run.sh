@@ -44,7 +44,7 @@ rm -f "$out/fuzz/probe"
 
 build_http1() {
 	clang "${fuzz_flags[@]}" \
-		user/ringmeshd/http1.c user/ringmeshd/http1_body.c user/ringmeshd/http1_write.c \
+		user/http/http1.c user/http/http1_body.c user/http/http1_write.c \
 		tests/fuzz/fuzz_http1.c -o "$out/fuzz/fuzz_http1" || return 1
 	# seed a fresh corpus with a few well-formed streams (byte 0: mode, see fuzz_http1.c)
 	local c="$out/fuzz/corpus-http1"

@@ -15,8 +15,8 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ringmeshd/cb.h"
-#include "ringmeshd/lb.h"
+#include "policy/cb.h"
+#include "policy/lb.h"
 
 #define MS 1000000ull
 #define SEC 1000000000ull

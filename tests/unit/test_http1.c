@@ -19,7 +19,7 @@
 #include <sys/mman.h>
 #include <cmocka.h>
 
-#include "ringmeshd/http1.h"
+#include "http/http1.h"
 
 static const char *const err_name[HTTP_E__COUNT] = {
     [HTTP_OK] = "OK",

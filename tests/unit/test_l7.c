@@ -16,7 +16,7 @@
 
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/l7_int.h"
-#include "ringmeshd/l7_timer.h"
+#include "ringmeshd/timer.h"
 #include "ringmeshd/pool.h"
 #include "ringmeshd/stats_w.h"
 

@@ -20,7 +20,7 @@
 #include <sched.h>
 #include <cmocka.h>
 
-#include "ringmeshd/cb.h"
+#include "policy/cb.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/l7_int.h"
 #include "ringmeshd/ring.h"

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ringmeshd/lb.h"
+#include "policy/lb.h"
 
 #define NEP 8
 

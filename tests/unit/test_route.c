@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
-#include "ringmeshd/route.h"
+#include "policy/route.h"
 
 /* ---- a tiny compiler for hand-built snapshots ---- */
 

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <cmocka.h>
 
-#include "ringmeshd/trace.h"
+#include "policy/trace.h"
 
 static uint64_t seq_vals[16];
 static unsigned seq_pos;

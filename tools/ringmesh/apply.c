@@ -21,7 +21,7 @@
 #include "ringmesh/cfg.h"
 #include "ringmesh/stats.h"
 #include "common/cfg.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 /* Bigger than the store can hold anyway (RM_CFG_SRC_SIZE): only a guard against
  * `apply -f /dev/zero` reading forever. */

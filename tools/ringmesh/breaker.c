@@ -17,7 +17,7 @@
 #include "ringmesh/breaker.h"
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 /* Fixed-size key fields are NUL-padded; a writer bug must not make us overrun. */
 #define KEYSTR(f) ((int)strnlen((f), sizeof(f))), (f)

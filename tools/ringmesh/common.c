@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* ringmesh CLI: options, errors, dispatch, tables and pinned-map access (see main.h). */
+/* ringmesh CLI: options, errors, dispatch, tables and pinned-map access (see cli.h). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -14,7 +14,7 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 struct cli_opts cli = {
     .bin = "ringmesh",

@@ -13,7 +13,7 @@
 
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 /* "a.b.c.d:p1,a.b.c.d:p2": one per service port (endpoint port 0 = service port). */
 static void ep_addrs(const struct rm_cfg *cfg, const struct rm_cfg_endpoint *e, char *buf,

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "ringmesh/abi.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 
 static int do_help(int argc, char **argv)

@@ -19,7 +19,7 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
 #include "ringmesh/stats.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 static const char *const dp_stat_names[RM_DP_STAT_MAX] = {
     [RM_DP_REDIRECTED] = "redirected",

@@ -14,7 +14,7 @@
 
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 static const char *api_name(unsigned int api)
 {

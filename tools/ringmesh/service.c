@@ -13,7 +13,7 @@
 
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 const char *cli_proto_name(unsigned int proto)
 {

@@ -14,7 +14,7 @@
 
 #include "ringmesh/abi.h"
 #include "ringmesh/stats.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 static const char *const flag_names[RM_STATS_F_MAX] = {
     [RM_STATS_F_UO] = "UO",   [RM_STATS_F_UT] = "UT", [RM_STATS_F_UH] = "UH",

@@ -15,7 +15,7 @@
 
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
-#include "ringmesh/main.h"
+#include "cli.h"
 
 static double ns_to_s(uint64_t ns)
 {

@@ -24,9 +24,9 @@
 
 #include "common/cfg.h"
 #include "ringmesh/stats.h"
-#include "ringmeshd/cb.h"
-#include "ringmeshd/lb.h"
-#include "ringmeshd/route.h"
+#include "policy/cb.h"
+#include "policy/lb.h"
+#include "policy/route.h"
 
 #define CFGW_MAX_READERS 64
 #define CFGW_POLL_MS 20

@@ -13,10 +13,10 @@
 #include <netinet/tcp.h>
 #include <sys/random.h>
 
-#include "ringmeshd/cb.h"
+#include "policy/cb.h"
 #include "ringmeshd/l4.h"
 #include "ringmeshd/l7_int.h"
-#include "ringmeshd/lb.h"
+#include "policy/lb.h"
 
 #define L7_MEM_CACHE 256 /* free buffer blocks kept per kind and worker */
 #define L7_POOL_BUCKETS 4096

@@ -21,7 +21,7 @@
 #include <sys/socket.h>
 
 #include "ringmesh/breaker.h"
-#include "ringmeshd/http1.h"
+#include "http/http1.h"
 
 #define RM_CB_POOLS_MAX RM_CB_POOLS
 

@@ -7,7 +7,7 @@
  * same poll closes this worker's idle connections of a pool whose requests are
  * pending elsewhere: an idle connection must not hold the last slot for minutes.
  */
-#include "ringmeshd/cb.h"
+#include "policy/cb.h"
 #include "ringmeshd/l7_int.h"
 
 uint32_t l7_cb_slot(struct l7_worker *lw, const struct rm_cb_pool *p)

@@ -11,11 +11,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "ringmeshd/cb.h"
+#include "policy/cb.h"
 #include "ringmeshd/l4.h"
 #include "ringmeshd/l7_int.h"
-#include "ringmeshd/lb.h"
-#include "ringmeshd/trace.h"
+#include "policy/lb.h"
+#include "policy/trace.h"
 
 #define MSG_UF "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
 #define MSG_UC "upstream connect error or disconnect/reset before headers. reset reason: connection termination"

@@ -25,14 +25,14 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/breaker.h"
 #include "ringmesh/stats.h"
-#include "ringmeshd/cb.h"
+#include "policy/cb.h"
 #include "ringmeshd/cfgwatch.h"
-#include "ringmeshd/http1.h"
+#include "http/http1.h"
 #include "ringmeshd/l7.h"
-#include "ringmeshd/l7_timer.h"
+#include "ringmeshd/timer.h"
 #include "ringmeshd/pool.h"
 #include "ringmeshd/ring.h"
-#include "ringmeshd/route.h"
+#include "policy/route.h"
 #include "ringmeshd/stats_w.h"
 
 #define L7_MAX_HDRS 128

@@ -8,7 +8,7 @@
 #include <errno.h>
 #include <string.h>
 
-#include "ringmeshd/cb.h"
+#include "policy/cb.h"
 #include "ringmeshd/l7_int.h"
 
 void l7c_resp_complete(struct l7_worker *lw, struct l7_conn *c)

@@ -18,7 +18,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 
-#include "ringmeshd/cb.h"
+#include "policy/cb.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/dp.h"
 #include "ringmeshd/l7.h"

@@ -16,7 +16,7 @@
 #include <sys/mman.h>
 #include <bpf/bpf.h>
 
-#include "ringmeshd/cb.h"
+#include "policy/cb.h"
 #include "common/cfg.h"
 
 #define LD(p) __atomic_load_n((p), __ATOMIC_RELAXED)

@@ -1,14 +1,14 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * l7_timer: the per-worker timer heap of the L7 proxy. Owns a binary min-heap of
+ * timer: the per-worker timer heap of the L7 proxy. Owns a binary min-heap of
  * deadlines (CLOCK_MONOTONIC ns) embedded in their owners (struct l7_tmr), so arming,
  * re-arming and cancelling cost O(log n) and no allocation. The worker's ring waits
  * at most until the earliest deadline and then pops the expired ones.
  *
  * Pure: no clock is read here; the caller passes "now".
  */
-#ifndef RM_L7_TIMER_H
-#define RM_L7_TIMER_H
+#ifndef RM_TIMER_H
+#define RM_TIMER_H
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,4 +53,4 @@ uint64_t l7_theap_next(const struct l7_theap *h);
 /* Remove and return one timer whose deadline is <= now (earliest first), or NULL. */
 struct l7_tmr *l7_theap_pop_expired(struct l7_theap *h, uint64_t now);
 
-#endif /* RM_L7_TIMER_H */
+#endif /* RM_TIMER_H */

@@ -16,7 +16,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "ringmeshd/route.h"
+#include "policy/route.h"
 
 struct route_cond {
 	uint8_t field;	  /* enum rm_cfg_field */

@@ -8,8 +8,8 @@
 #include <limits.h>
 #include <string.h>
 
-#include "ringmeshd/http1.h"
-#include "ringmeshd/http1_int.h"
+#include "http/http1.h"
+#include "http/http1_int.h"
 
 enum {
 	CS_SIZE_FIRST, /* expecting the first hex digit of a chunk-size */

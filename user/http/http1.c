@@ -10,8 +10,8 @@
  */
 #include <string.h>
 
-#include "ringmeshd/http1.h"
-#include "ringmeshd/http1_int.h"
+#include "http/http1.h"
+#include "http/http1_int.h"
 
 #define T HTTP_C_TCHAR
 #define V HTTP_C_VALUE

@@ -8,8 +8,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "ringmeshd/http1.h"
-#include "ringmeshd/http1_int.h"
+#include "http/http1.h"
+#include "http/http1_int.h"
 
 struct wbuf {
 	char *p;

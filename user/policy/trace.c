@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-#include "ringmeshd/trace.h"
+#include "policy/trace.h"
 
 static const char *const in_names[] = {
     "x-request-id",	 "b3",		 "x-b3-traceid", "x-b3-spanid",

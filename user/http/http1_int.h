@@ -6,7 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "ringmeshd/http1.h"
+#include "http/http1.h"
 
 #define HTTP_C_TCHAR 0x01  /* token character (RFC 9110 5.6.2) */
 #define HTTP_C_VALUE 0x02  /* field-vchar, SP or HTAB */

@@ -6,7 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 
-#include "ringmeshd/l7_timer.h"
+#include "ringmeshd/timer.h"
 
 int l7_theap_init(struct l7_theap *h, uint32_t cap)
 {

@@ -6,7 +6,7 @@
  */
 #include <errno.h>
 
-#include "ringmeshd/lb.h"
+#include "policy/lb.h"
 
 int lb_init(struct lb_state *s, uint32_t policy)
 {
