@@ -8,7 +8,7 @@
 
 static __always_inline int rm_range_hit(void *trie, const struct rm_addr *a)
 {
-	struct rm_lpm_key k = { .prefixlen = 128 };
+	struct rm_lpm_key k = {.prefixlen = 128};
 
 	__builtin_memcpy(k.addr, a->a8, sizeof(k.addr));
 	return bpf_map_lookup_elem(trie, &k) != NULL;

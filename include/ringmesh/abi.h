@@ -78,28 +78,28 @@ struct rm_orig {
 	struct rm_addr addr; /* original destination */
 	__be16 port;
 	__u16 family;
-	__u32 tgid; /* client process */
-	__u64 cgroup_id; /* client cgroup (the pod), for source matching */
+	__u32 tgid;	    /* client process */
+	__u64 cgroup_id;    /* client cgroup (the pod), for source matching */
 	__u64 netns_cookie; /* client netns */
-	__u32 msg_mode; /* sk_msg decision for pod->proxy bytes, RM_MSG_* */
+	__u32 msg_mode;	    /* sk_msg decision for pod->proxy bytes, RM_MSG_* */
 	__u32 pad;
 };
 
 enum rm_msg_mode {
 	RM_MSG_UNDECIDED = 0, /* no byte sent yet */
-	RM_MSG_REDIRECT = 1, /* first byte went by the shortcut: all do */
-	RM_MSG_TCP = 2, /* first byte went by TCP: all do, or order would break */
+	RM_MSG_REDIRECT = 1,  /* first byte went by the shortcut: all do */
+	RM_MSG_TCP = 2,	      /* first byte went by TCP: all do, or order would break */
 };
 
 /* rm_proxy[0]: what the programs need to know about the daemon. Written by
  * ringmeshd (mmapped); heartbeat_ns is CLOCK_MONOTONIC == bpf_ktime_get_ns(). */
 struct rm_proxy_cfg {
-	__u64 heartbeat_ns; /* last beat; 0 = no daemon */
-	__u64 heartbeat_max_ns; /* older than this: fail open */
-	__u64 daemon_cgroup_id; /* never intercept the daemon's own connections */
+	__u64 heartbeat_ns;	   /* last beat; 0 = no daemon */
+	__u64 heartbeat_max_ns;	   /* older than this: fail open */
+	__u64 daemon_cgroup_id;	   /* never intercept the daemon's own connections */
 	__u64 daemon_netns_cookie; /* pods in this netns reach the proxy on listen_addr */
 	__u32 daemon_tgid;
-	__u32 flags; /* RM_PF_* */
+	__u32 flags;		    /* RM_PF_* */
 	struct rm_addr listen_addr; /* for clients in the daemon's netns (127.0.0.1) */
 	struct rm_addr pod_gw_addr; /* for clients in other netns (link-local on each veth) */
 	__be16 listen_port;
@@ -111,19 +111,19 @@ struct rm_proxy_cfg {
 /* Data-path decision counters (rm_dpstats, per-CPU array). */
 enum rm_dp_stat {
 	RM_DP_REDIRECTED = 0, /* connect4 rewrote to the proxy */
-	RM_DP_NOT_TCP, /* UDP etc.: left alone */
-	RM_DP_NOT_INCLUDED, /* destination outside the include ranges */
-	RM_DP_EXCLUDED, /* destination in an exclude range */
-	RM_DP_PORT_EXCLUDED, /* destination port excluded */
-	RM_DP_SELF, /* the caller is ringmeshd */
-	RM_DP_STALE, /* heartbeat stale or no daemon: fail open */
-	RM_DP_ORIG_FULL, /* could not record the original destination: fail open */
-	RM_DP_ESTABLISHED, /* sockops moved cookie -> 4-tuple */
-	RM_DP_SOCK_ADDED, /* socket inserted into rm_socks */
-	RM_DP_MSG_REDIRECT, /* sk_msg redirected a message */
-	RM_DP_MSG_PASS, /* sk_msg passed a message to TCP */
-	RM_DP_GETSOCKOPT, /* SO_ORIGINAL_DST answered from rm_orig */
-	RM_DP_NOT_IPV4, /* connect4 on a non-IPv4 path (reserved) */
+	RM_DP_NOT_TCP,	      /* UDP etc.: left alone */
+	RM_DP_NOT_INCLUDED,   /* destination outside the include ranges */
+	RM_DP_EXCLUDED,	      /* destination in an exclude range */
+	RM_DP_PORT_EXCLUDED,  /* destination port excluded */
+	RM_DP_SELF,	      /* the caller is ringmeshd */
+	RM_DP_STALE,	      /* heartbeat stale or no daemon: fail open */
+	RM_DP_ORIG_FULL,      /* could not record the original destination: fail open */
+	RM_DP_ESTABLISHED,    /* sockops moved cookie -> 4-tuple */
+	RM_DP_SOCK_ADDED,     /* socket inserted into rm_socks */
+	RM_DP_MSG_REDIRECT,   /* sk_msg redirected a message */
+	RM_DP_MSG_PASS,	      /* sk_msg passed a message to TCP */
+	RM_DP_GETSOCKOPT,     /* SO_ORIGINAL_DST answered from rm_orig */
+	RM_DP_NOT_IPV4,	      /* connect4 on a non-IPv4 path (reserved) */
 	RM_DP_STAT_MAX,
 };
 

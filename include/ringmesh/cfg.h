@@ -42,7 +42,7 @@
 #define RM_CFG_MAGIC 0x52434647u /* "RCFG" */
 #define RM_CFG_ABI_VERSION 1u
 #define RM_CFG_HALVES 2
-#define RM_CFG_NONE 0xffffffffu /* absent index */
+#define RM_CFG_NONE 0xffffffffu	     /* absent index */
 #define RM_CFG_UNLIMITED 0xffffffffu /* breaker limit without a limit */
 
 /* Capacities of one half (overridable at build time; all sides must agree). */
@@ -87,21 +87,21 @@
 
 /* rm_cfg_ctl[0] */
 struct rm_cfg_ctl {
-	__u32 magic; /* RM_CFG_MAGIC once initialised */
+	__u32 magic;	   /* RM_CFG_MAGIC once initialised */
 	__u32 abi_version; /* RM_CFG_ABI_VERSION */
-	__u64 generation; /* bumped by every flip; 0 = never written */
-	__u32 active; /* half the readers use: 0 or 1 */
+	__u64 generation;  /* bumped by every flip; 0 = never written */
+	__u32 active;	   /* half the readers use: 0 or 1 */
 	__u32 pad;
 	__u64 seq[RM_CFG_HALVES]; /* seqlock per half: odd while being written */
-	__u64 updated_ns; /* CLOCK_REALTIME of the last flip */
+	__u64 updated_ns;	  /* CLOCK_REALTIME of the last flip */
 	__u64 reserved[2];
 };
 
 enum rm_cfg_api {
-	RM_API_ROUTERULE = 1, /* config.istio.io RouteRule (precedence ordered) */
+	RM_API_ROUTERULE = 1,	   /* config.istio.io RouteRule (precedence ordered) */
 	RM_API_VIRTUALSERVICE = 2, /* networking.istio.io VirtualService (list order) */
-	RM_API_DESTPOLICY = 3, /* config.istio.io DestinationPolicy */
-	RM_API_DESTRULE = 4, /* networking.istio.io DestinationRule */
+	RM_API_DESTPOLICY = 3,	   /* config.istio.io DestinationPolicy */
+	RM_API_DESTRULE = 4,	   /* networking.istio.io DestinationRule */
 	RM_API_SERVICEENTRY = 5,
 	RM_API_WORKLOADENTRY = 6,
 	RM_API_IMPLICIT = 7, /* made up by the compiler (subset from route labels) */
@@ -113,7 +113,7 @@ enum rm_cfg_proto {
 	RM_PROTO_HTTP2 = 3,
 	RM_PROTO_GRPC = 4,
 	RM_PROTO_HTTPS = 5, /* TLS passthrough: forwarded at L4 */
-	RM_PROTO_TLS = 6, /* forwarded at L4 */
+	RM_PROTO_TLS = 6,   /* forwarded at L4 */
 };
 
 struct rm_cfg_label {
@@ -123,7 +123,7 @@ struct rm_cfg_label {
 
 struct rm_cfg_port {
 	__be16 port; /* service port */
-	__u8 proto; /* enum rm_cfg_proto */
+	__u8 proto;  /* enum rm_cfg_proto */
 	__u8 pad;
 	__u32 name_off; /* port name, e.g. "http" */
 };
@@ -131,8 +131,8 @@ struct rm_cfg_port {
 struct rm_cfg_service {
 	__u32 host_off; /* FQDN: trans-service.order-system-production.svc.cluster.local */
 	__u32 name_off; /* short name (first label of host) */
-	__u32 ns_off; /* namespace (from the FQDN or the document) */
-	__u32 flags; /* RM_SF_* */
+	__u32 ns_off;	/* namespace (from the FQDN or the document) */
+	__u32 flags;	/* RM_SF_* */
 	__u32 n_addrs;
 	__u32 n_ports;
 	__u32 rule_first; /* rules of this service, contiguous, in evaluation order */
@@ -149,7 +149,7 @@ struct rm_cfg_service {
 
 enum rm_cfg_field {
 	RM_MF_HEADER = 1, /* name_off = lower-case header name */
-	RM_MF_URI = 2, /* path; exact ignores the query string */
+	RM_MF_URI = 2,	  /* path; exact ignores the query string */
 	RM_MF_METHOD = 3,
 	RM_MF_AUTHORITY = 4,
 	RM_MF_SCHEME = 5,
@@ -163,7 +163,7 @@ enum rm_cfg_op {
 
 struct rm_cfg_cond {
 	__u8 field; /* enum rm_cfg_field */
-	__u8 op; /* enum rm_cfg_op */
+	__u8 op;    /* enum rm_cfg_op */
 	__u16 pad;
 	__u32 name_off; /* header name (RM_MF_HEADER only) */
 	__u32 value_off;
@@ -182,9 +182,9 @@ struct rm_cfg_match {
 
 struct rm_cfg_target {
 	__u32 service; /* index in services */
-	__u32 subset; /* index in subsets, or RM_CFG_NONE = every endpoint of service */
-	__u32 weight; /* old API: percent; modern: relative; 0 = no traffic */
-	__be16 port; /* destination.port.number, 0 = the port the client used */
+	__u32 subset;  /* index in subsets, or RM_CFG_NONE = every endpoint of service */
+	__u32 weight;  /* old API: percent; modern: relative; 0 = no traffic */
+	__be16 port;   /* destination.port.number, 0 = the port the client used */
 	__u16 pad;
 };
 
@@ -195,7 +195,7 @@ enum rm_cfg_hdrop_kind {
 };
 
 struct rm_cfg_hdrop {
-	__u8 kind; /* enum rm_cfg_hdrop_kind */
+	__u8 kind;     /* enum rm_cfg_hdrop_kind */
 	__u8 response; /* 0 = request headers, 1 = response headers */
 	__u16 pad;
 	__u32 name_off;
@@ -218,7 +218,7 @@ struct rm_cfg_hdrop {
 
 /* rule flags */
 #define RM_RF_TIMEOUT_DEFAULT (1u << 0) /* timeout_ns is the old API's implicit 15s */
-#define RM_RF_WEBSOCKET (1u << 1) /* websocketUpgrade */
+#define RM_RF_WEBSOCKET (1u << 1)	/* websocketUpgrade */
 #define RM_RF_REWRITE (1u << 2)
 #define RM_RF_REDIRECT (1u << 3)
 #define RM_RF_MIRROR (1u << 4)
@@ -230,14 +230,14 @@ struct rm_cfg_hdrop {
 #define RM_CFG_OLD_DEFAULT_TIMEOUT_NS (15ull * 1000000000ull)
 
 struct rm_cfg_rule {
-	__u32 service; /* index in services */
-	__u32 name_off; /* metadata.name */
-	__u32 ns_off; /* metadata.namespace */
-	__u32 origin_off; /* "file:line" the rule came from, for humans */
-	__s32 precedence; /* old API; 0 for VirtualService */
-	__u16 api; /* enum rm_cfg_api: RouteRule or VirtualService */
-	__u16 http_index; /* position in VirtualService.http[] */
-	__u32 flags; /* RM_RF_* */
+	__u32 service;	   /* index in services */
+	__u32 name_off;	   /* metadata.name */
+	__u32 ns_off;	   /* metadata.namespace */
+	__u32 origin_off;  /* "file:line" the rule came from, for humans */
+	__s32 precedence;  /* old API; 0 for VirtualService */
+	__u16 api;	   /* enum rm_cfg_api: RouteRule or VirtualService */
+	__u16 http_index;  /* position in VirtualService.http[] */
+	__u32 flags;	   /* RM_RF_* */
 	__u32 match_first; /* match_count == 0: the rule matches every request */
 	__u32 match_count;
 	__u32 target_first; /* target_count == 0: every endpoint of the service */
@@ -247,8 +247,8 @@ struct rm_cfg_rule {
 	__u32 pad0;
 	__u64 timeout_ns; /* 0 = none; covers retries */
 	/* retries */
-	__u32 retry_attempts; /* 0 = no retries */
-	__u32 retry_on; /* RM_RETRY_* */
+	__u32 retry_attempts;	/* 0 = no retries */
+	__u32 retry_on;		/* RM_RETRY_* */
 	__u64 retry_per_try_ns; /* 0 = the route timeout */
 	/* fault injection, applied independently */
 	__u64 delay_ns;
@@ -264,7 +264,7 @@ struct rm_cfg_rule {
 	__u32 rewrite_authority_off;
 	/* mirror: fire-and-forget copy */
 	__u32 mirror_service; /* RM_CFG_NONE when absent */
-	__u32 mirror_subset; /* RM_CFG_NONE = every endpoint */
+	__u32 mirror_subset;  /* RM_CFG_NONE = every endpoint */
 	__u32 mirror_ppm;
 	/* CORS policy; lists are comma-joined strings */
 	__u32 cors_origins_off;
@@ -278,7 +278,7 @@ struct rm_cfg_rule {
 
 enum rm_cfg_lb {
 	RM_LB_ROUND_ROBIN = 0, /* default */
-	RM_LB_LEAST_CONN = 1, /* two random choices, fewer active requests wins */
+	RM_LB_LEAST_CONN = 1,  /* two random choices, fewer active requests wins */
 	RM_LB_RANDOM = 2,
 	RM_LB_PASSTHROUGH = 3,
 };
@@ -290,12 +290,12 @@ struct rm_cfg_breaker {
 	__u32 max_requests;
 	__u32 max_requests_per_conn; /* 0 = unlimited, 1 = no keep-alive */
 	__u32 max_retries;
-	__u32 consecutive_errors; /* 5xx + connect failures + timeouts; 0 = off */
+	__u32 consecutive_errors;	  /* 5xx + connect failures + timeouts; 0 = off */
 	__u32 consecutive_gateway_errors; /* 502/503/504 only; 0 = off */
 	__u32 max_ejection_percent;
 	__u64 base_ejection_ns; /* k-th ejection in a row lasts k x this (cap 300s) */
-	__u64 interval_ns; /* sweep period */
-	__u32 outlier; /* 1 = outlier detection configured */
+	__u64 interval_ns;	/* sweep period */
+	__u32 outlier;		/* 1 = outlier detection configured */
 	__u32 pad;
 };
 
@@ -312,24 +312,24 @@ struct rm_cfg_breaker {
 #define RM_CB_MAX_EJECTION_NS (300ull * 1000000000ull)
 
 struct rm_cfg_subset {
-	__u32 service; /* index in services */
-	__u32 name_off; /* DestinationRule subset name, or "k=v,k=v" (sorted) for route labels */
+	__u32 service;	   /* index in services */
+	__u32 name_off;	   /* DestinationRule subset name, or "k=v,k=v" (sorted) for route labels */
 	__u32 label_first; /* label set: endpoints whose labels include all of these */
 	__u32 label_count;
 	__u32 member_first; /* endpoints of the subset, indices into endpoints */
 	__u32 member_count;
-	__u16 api; /* who declared it: RM_API_DESTRULE, RM_API_IMPLICIT */
-	__u16 policy_api; /* RM_API_DESTPOLICY/RM_API_DESTRULE, 0 = defaults */
+	__u16 api;	       /* who declared it: RM_API_DESTRULE, RM_API_IMPLICIT */
+	__u16 policy_api;      /* RM_API_DESTPOLICY/RM_API_DESTRULE, 0 = defaults */
 	__u32 policy_name_off; /* "namespace/name" of the policy that applied, or 0 */
-	__u32 lb; /* enum rm_cfg_lb */
+	__u32 lb;	       /* enum rm_cfg_lb */
 	__u32 pad;
 	struct rm_cfg_breaker cb;
 };
 
 struct rm_cfg_endpoint {
 	struct rm_addr addr; /* IPv4 mapped */
-	__u32 service; /* index in services */
-	__u32 name_off; /* WorkloadEntry name, or 0 */
+	__u32 service;	     /* index in services */
+	__u32 name_off;	     /* WorkloadEntry name, or 0 */
 	__u32 label_first;
 	__u32 label_count;
 	__u32 weight; /* 0 = 1 */
@@ -355,7 +355,7 @@ struct rm_cfg {
 	__u32 n_members;
 	__u32 n_labels;
 	__u32 strtab_len; /* bytes used in strtab (strtab[0] = '\0') */
-	__u32 n_docs; /* documents in the matching rm_cfg_src half */
+	__u32 n_docs;	  /* documents in the matching rm_cfg_src half */
 	__u64 reserved[2];
 	struct rm_cfg_service services[RM_CFG_MAX_SERVICES];
 	struct rm_cfg_rule rules[RM_CFG_MAX_RULES];
@@ -377,9 +377,9 @@ struct rm_cfg {
  * that error positions on re-compilation still point into it.
  */
 struct rm_cfg_src_doc {
-	__u32 rec_len; /* whole record incl. this header and padding */
+	__u32 rec_len;	  /* whole record incl. this header and padding */
 	__u32 origin_len; /* bytes of origin incl. NUL: "FILE" the document came from */
-	__u32 text_len; /* bytes of YAML text incl. NUL */
+	__u32 text_len;	  /* bytes of YAML text incl. NUL */
 	__u32 first_line; /* line of the document in FILE (1-based), for errors */
 };
 

@@ -39,16 +39,16 @@ static char cg_mnt[PATH_MAX], cg_pods[PATH_MAX], cg_d[PATH_MAX], pin_dir[PATH_MA
 static struct rm_dp *g_dp;
 static pid_t g_owner;
 
-#define CHECK(cond, ...)                                                                   \
-	do {                                                                               \
-		if (cond) {                                                                \
-			n_pass++;                                                          \
-		} else {                                                                   \
-			n_fail++;                                                          \
-			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);  \
-			fprintf(stderr, __VA_ARGS__);                                      \
-			fputc('\n', stderr);                                               \
-		}                                                                          \
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			n_pass++;                                                                  \
+		} else {                                                                           \
+			n_fail++;                                                                  \
+			fprintf(stderr, "FAIL %s:%d: %s: ", __FILE__, __LINE__, #cond);            \
+			fprintf(stderr, __VA_ARGS__);                                              \
+			fputc('\n', stderr);                                                       \
+		}                                                                                  \
 	} while (0)
 
 /* ---- environment ---------------------------------------------------------------- */
@@ -76,10 +76,10 @@ static int move_to(const char *cg, pid_t pid)
 
 static void rm_pins(void)
 {
-	static const char *names[] = { RM_LINK_CONNECT4, RM_LINK_SOCKOPS, RM_LINK_GETSOCKOPT,
-				       RM_MAP_INCLUDE,	 RM_MAP_EXCLUDE,  RM_MAP_XPORTS,
-				       RM_MAP_ORIG_CK,	 RM_MAP_ORIG,	  RM_MAP_SOCKS,
-				       RM_MAP_PROXY,	 RM_MAP_DPSTATS };
+	static const char *names[] = {RM_LINK_CONNECT4, RM_LINK_SOCKOPS, RM_LINK_GETSOCKOPT,
+				      RM_MAP_INCLUDE,	RM_MAP_EXCLUDE,	 RM_MAP_XPORTS,
+				      RM_MAP_ORIG_CK,	RM_MAP_ORIG,	 RM_MAP_SOCKS,
+				      RM_MAP_PROXY,	RM_MAP_DPSTATS};
 	char path[PATH_MAX * 2];
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -156,7 +156,7 @@ static __u64 ino_of(const char *path)
 
 static struct sockaddr_in sin_of(const char *ip, int port)
 {
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
 
 	inet_pton(AF_INET, ip, &a.sin_addr);
 	return a;
@@ -184,7 +184,7 @@ static int listen_on(const char *ip, int port, int *bound_port)
 /* accept with a timeout; -1 when nothing came. */
 static int accept_within(int lfd, int ms)
 {
-	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	struct pollfd p = {.fd = lfd, .events = POLLIN};
 
 	if (poll(&p, 1, ms) != 1)
 		return -1;
@@ -219,7 +219,7 @@ static uint8_t stream_byte(uint64_t seed, size_t i)
 /* Message sizes from one byte to a few hundred kB, small ones often. */
 static size_t chunk_size(struct gen *g)
 {
-	static const size_t fixed[] = { 1, 2, 7, 100, 1448, 4096, 16384, 65536 };
+	static const size_t fixed[] = {1, 2, 7, 100, 1448, 4096, 16384, 65536};
 	uint64_t r = gen_next(g);
 
 	if (r % 3)
@@ -240,14 +240,14 @@ static struct pump_res pump(int fd, uint64_t tx_seed, size_t tx_off, size_t tx_l
 			    uint64_t rx_seed, size_t rx_off, size_t rx_len, int timeout_ms)
 {
 	static uint8_t buf[256 * 1024];
-	struct pump_res r = { .mismatch = -1 };
-	struct gen sizes = { .s = tx_seed * 31 + 7 };
+	struct pump_res r = {.mismatch = -1};
+	struct gen sizes = {.s = tx_seed * 31 + 7};
 	size_t chunk = 0;
 	int waited = 0;
 
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	while (r.sent < tx_len || r.rcvd < rx_len) {
-		struct pollfd p = { .fd = fd };
+		struct pollfd p = {.fd = fd};
 		int n;
 
 		if (r.sent < tx_len)
@@ -331,11 +331,11 @@ static int queued_at_least(int fd, size_t n, int timeout_ms)
 /* ---- clients in the pods' cgroup ---------------------------------------------------- */
 
 enum client_kind {
-	C_TCP_HELLO, /* connect, send "hello", expect "ok" */
+	C_TCP_HELLO,   /* connect, send "hello", expect "ok" */
 	C_TCP_CONNECT, /* connect only, report errno */
-	C_UDP, /* UDP connect */
-	C_NETNS, /* own netns: listener on the pod gateway, connect to the VIP there */
-	C_STREAM, /* the sk_msg test: first_len bytes, wait for go, then pump */
+	C_UDP,	       /* UDP connect */
+	C_NETNS,       /* own netns: listener on the pod gateway, connect to the VIP there */
+	C_STREAM,      /* the sk_msg test: first_len bytes, wait for go, then pump */
 };
 
 struct client_args {
@@ -356,7 +356,7 @@ struct client_res {
 
 static int lo_up(void)
 {
-	struct ifreq ifr = { 0 };
+	struct ifreq ifr = {0};
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), rc = 0;
 
 	strcpy(ifr.ifr_name, "lo");
@@ -372,7 +372,7 @@ static int lo_up(void)
 static void client_main(const struct client_args *a, struct client_res *r)
 {
 	struct sockaddr_in dst = sin_of(a->ip, a->port);
-	struct timeval tv = { .tv_sec = 3 };
+	struct timeval tv = {.tv_sec = 3};
 	int fd, lfd = -1;
 	char buf[8];
 
@@ -402,12 +402,11 @@ static void client_main(const struct client_args *a, struct client_res *r)
 		socklen_t len = sizeof(r->accepted_local);
 		int afd = accept_within(lfd, 2000);
 
-		r->ok = afd >= 0 &&
-			!getsockname(afd, (struct sockaddr *)&r->accepted_local, &len);
+		r->ok = afd >= 0 && !getsockname(afd, (struct sockaddr *)&r->accepted_local, &len);
 		break;
 	}
 	case C_STREAM: {
-		struct pump_res p = { .mismatch = -1 };
+		struct pump_res p = {.mismatch = -1};
 
 		if (a->first_len)
 			p = pump(fd, 0xA11CE, 0, a->first_len, 0, 0, 0, 5000);
@@ -439,14 +438,14 @@ struct client {
 
 static struct client client_start(const struct client_args *a)
 {
-	struct client c = { .pid = -1, .res_fd = -1 };
+	struct client c = {.pid = -1, .res_fd = -1};
 	int p[2];
 
 	if (pipe2(p, O_CLOEXEC))
 		return c;
 	c.pid = fork();
 	if (c.pid == 0) {
-		struct client_res r = { 0 };
+		struct client_res r = {0};
 
 		close(p[0]);
 		if (move_to(cg_pods, getpid()))
@@ -464,8 +463,8 @@ static struct client client_start(const struct client_args *a)
 
 static struct client_res client_wait(struct client c)
 {
-	struct client_res r = { .connect_err = -2000 };
-	struct pollfd p = { .fd = c.res_fd, .events = POLLIN };
+	struct client_res r = {.connect_err = -2000};
+	struct pollfd p = {.fd = c.res_fd, .events = POLLIN};
 
 	if (c.pid < 0)
 		return r;
@@ -486,23 +485,23 @@ static struct client_res run_client(const struct client_args *a)
 /* ---- the tests ---------------------------------------------------------------------- */
 
 static struct rm_cidr inc[1], exc[1];
-static uint16_t xports[] = { 9999 };
+static uint16_t xports[] = {9999};
 static int proxy_port;
 
 static struct rm_dp_opts base_opts(bool sockmap)
 {
 	struct rm_dp_opts o = {
-		.cgroup_path = cg_pods,
-		.pin_dir = pin_dir,
-		.include = inc,
-		.n_include = 1,
-		.exclude = exc,
-		.n_exclude = 1,
-		.exclude_ports = xports,
-		.n_exclude_ports = 1,
-		.listen = sin_of("127.0.0.1", proxy_port),
-		.sockmap = sockmap,
-		.heartbeat_max_ns = HB_MAX_NS,
+	    .cgroup_path = cg_pods,
+	    .pin_dir = pin_dir,
+	    .include = inc,
+	    .n_include = 1,
+	    .exclude = exc,
+	    .n_exclude = 1,
+	    .exclude_ports = xports,
+	    .n_exclude_ports = 1,
+	    .listen = sin_of("127.0.0.1", proxy_port),
+	    .sockmap = sockmap,
+	    .heartbeat_max_ns = HB_MAX_NS,
 	};
 
 	/* A loopback gateway so the other-netns client can listen on it itself. */
@@ -524,8 +523,8 @@ static void check_attached(int want_c4, int want_so, int want_gso, const char *w
 	int gso = prog_count(cg_d, BPF_CGROUP_GETSOCKOPT);
 
 	CHECK(c4 == want_c4 && so == want_so && gso == want_gso,
-	      "%s: connect4 %d sockops %d getsockopt %d, want %d %d %d", when, c4, so, gso,
-	      want_c4, want_so, want_gso);
+	      "%s: connect4 %d sockops %d getsockopt %d, want %d %d %d", when, c4, so, gso, want_c4,
+	      want_so, want_gso);
 }
 
 static void test_refusals(void)
@@ -552,7 +551,7 @@ static void test_refusals(void)
  * both by lookup and by SO_ORIGINAL_DST. */
 static void test_intercept(struct rm_dp *dp, int lfd, bool want_sockopt, bool sockmap)
 {
-	struct client_args a = { .kind = C_TCP_HELLO, .ip = VIP, .port = VPORT };
+	struct client_args a = {.kind = C_TCP_HELLO, .ip = VIP, .port = VPORT};
 	struct sockaddr_in local, peer, od;
 	socklen_t len = sizeof(local), plen = sizeof(peer), olen = sizeof(od);
 	struct client c;
@@ -581,14 +580,14 @@ static void test_intercept(struct rm_dp *dp, int lfd, bool want_sockopt, bool so
 			/* With the shortcut on, "hello" may already have gone by TCP
 			 * (we never added our socket): never REDIRECT here. */
 			CHECK(o.msg_mode == RM_MSG_UNDECIDED ||
-				      (sockmap && o.msg_mode == RM_MSG_TCP),
+				  (sockmap && o.msg_mode == RM_MSG_TCP),
 			      "msg_mode %u", o.msg_mode);
 		}
 		rc = getsockopt(afd, SOL_IP, SO_ORIGINAL_DST_OPT, &od, &olen);
 		if (want_sockopt)
 			CHECK(rc == 0 && olen == sizeof(od) && od.sin_family == AF_INET &&
-				      od.sin_addr.s_addr == sin_of(VIP, 0).sin_addr.s_addr &&
-				      ntohs(od.sin_port) == VPORT,
+				  od.sin_addr.s_addr == sin_of(VIP, 0).sin_addr.s_addr &&
+				  ntohs(od.sin_port) == VPORT,
 			      "SO_ORIGINAL_DST rc %d errno %d len %u port %d", rc, errno, olen,
 			      ntohs(od.sin_port));
 		CHECK(recv(afd, buf, 5, MSG_WAITALL) == 5 && !memcmp(buf, "hello", 5),
@@ -611,7 +610,7 @@ static void test_intercept(struct rm_dp *dp, int lfd, bool want_sockopt, bool so
 static void expect_refused(struct rm_dp *dp, enum client_kind kind, const char *ip, int port,
 			   const char *what)
 {
-	struct client_args a = { .kind = kind, .ip = ip, .port = port };
+	struct client_args a = {.kind = kind, .ip = ip, .port = port};
 	struct client_res r;
 
 	rm_dp_heartbeat(dp);
@@ -643,7 +642,7 @@ static void phase_basic(int lfd)
 	/* Outside the include range: direct, and nothing recorded. */
 	bfd = listen_on("127.0.0.1", 0, &bport);
 	{
-		struct client_args a = { .kind = C_TCP_CONNECT, .ip = "127.0.0.1", .port = bport };
+		struct client_args a = {.kind = C_TCP_CONNECT, .ip = "127.0.0.1", .port = bport};
 		struct client c = client_start(&a);
 		int afd = accept_within(bfd, 3000);
 		struct sockaddr_in local, peer, od;
@@ -668,7 +667,7 @@ static void phase_basic(int lfd)
 	expect_refused(dp, C_TCP_CONNECT, "127.96.0.200", VPORT, "excluded range");
 	expect_refused(dp, C_TCP_CONNECT, VIP, 9999, "excluded port");
 	{
-		struct client_args a = { .kind = C_UDP, .ip = VIP, .port = VPORT };
+		struct client_args a = {.kind = C_UDP, .ip = VIP, .port = VPORT};
 
 		CHECK(run_client(&a).connect_err == 0, "udp connect");
 	}
@@ -688,7 +687,7 @@ static void phase_basic(int lfd)
 	/* Stale heartbeat: fail open. */
 	usleep(HB_MAX_NS / 1000 + 200000);
 	{
-		struct client_args a = { .kind = C_TCP_CONNECT, .ip = VIP, .port = VPORT };
+		struct client_args a = {.kind = C_TCP_CONNECT, .ip = VIP, .port = VPORT};
 
 		CHECK(run_client(&a).connect_err == ECONNREFUSED, "intercepted with a stale beat");
 		CHECK(accept_within(lfd, 0) < 0, "stale: proxy got a connection");
@@ -697,26 +696,26 @@ static void phase_basic(int lfd)
 
 	/* A client in another netns is sent to the pod gateway address. */
 	{
-		struct client_args a = { .kind = C_NETNS, .ip = VIP, .port = VPORT,
-					 .gw_port = proxy_port };
+		struct client_args a = {
+		    .kind = C_NETNS, .ip = VIP, .port = VPORT, .gw_port = proxy_port};
 		struct client_res r;
 
 		rm_dp_heartbeat(dp);
 		r = run_client(&a);
 		CHECK(r.connect_err == 0 && r.ok &&
-			      r.accepted_local.sin_addr.s_addr ==
-				      sin_of("127.0.0.2", 0).sin_addr.s_addr &&
-			      ntohs(r.accepted_local.sin_port) == proxy_port,
+			  r.accepted_local.sin_addr.s_addr ==
+			      sin_of("127.0.0.2", 0).sin_addr.s_addr &&
+			  ntohs(r.accepted_local.sin_port) == proxy_port,
 		      "other netns: err %d ok %d local %s:%d", r.connect_err, r.ok,
 		      inet_ntoa(r.accepted_local.sin_addr), ntohs(r.accepted_local.sin_port));
 	}
 
 	get_stats(dp, s1);
 #define D(k) (s1[k] - s0[k])
-	CHECK(D(RM_DP_REDIRECTED) == 3 && D(RM_DP_ESTABLISHED) == 3 &&
-		      D(RM_DP_NOT_INCLUDED) == 1 && D(RM_DP_EXCLUDED) == 1 &&
-		      D(RM_DP_PORT_EXCLUDED) == 1 && D(RM_DP_NOT_TCP) == 1 && D(RM_DP_SELF) == 1 &&
-		      D(RM_DP_STALE) == 1 && D(RM_DP_GETSOCKOPT) == 2 && D(RM_DP_SOCK_ADDED) == 0,
+	CHECK(D(RM_DP_REDIRECTED) == 3 && D(RM_DP_ESTABLISHED) == 3 && D(RM_DP_NOT_INCLUDED) == 1 &&
+		  D(RM_DP_EXCLUDED) == 1 && D(RM_DP_PORT_EXCLUDED) == 1 && D(RM_DP_NOT_TCP) == 1 &&
+		  D(RM_DP_SELF) == 1 && D(RM_DP_STALE) == 1 && D(RM_DP_GETSOCKOPT) == 2 &&
+		  D(RM_DP_SOCK_ADDED) == 0,
 	      "stats: redir %llu estab %llu notinc %llu exc %llu xport %llu nottcp %llu self %llu "
 	      "stale %llu gso %llu added %llu",
 	      (unsigned long long)D(RM_DP_REDIRECTED), (unsigned long long)D(RM_DP_ESTABLISHED),
@@ -773,14 +772,18 @@ static void stream_case(struct rm_dp *dp, int lfd, size_t first_len, uint32_t wa
 	const size_t up = 4u << 20, down = 3u << 20;
 	uint64_t s0[RM_DP_STAT_MAX], s1[RM_DP_STAT_MAX];
 	int go[2];
-	struct client_args a = { .kind = C_STREAM, .ip = VIP, .port = VPORT,
-				 .first_len = first_len, .tx_len = up, .rx_len = down };
+	struct client_args a = {.kind = C_STREAM,
+				.ip = VIP,
+				.port = VPORT,
+				.first_len = first_len,
+				.tx_len = up,
+				.rx_len = down};
 	struct sockaddr_in local, peer;
 	socklen_t len = sizeof(local), plen = sizeof(peer);
-	struct pump_res pr = { .mismatch = -1 }, first = { .mismatch = -1 };
+	struct pump_res pr = {.mismatch = -1}, first = {.mismatch = -1};
 	struct client_res r;
 	struct client c;
-	struct rm_orig o = { 0 };
+	struct rm_orig o = {0};
 	int afd, rc;
 
 	if (pipe2(go, O_CLOEXEC))
@@ -816,13 +819,13 @@ static void stream_case(struct rm_dp *dp, int lfd, size_t first_len, uint32_t wa
 	close(go[1]);
 	get_stats(dp, s1);
 
-	CHECK(!first.err && first.mismatch < 0 && !pr.err && pr.mismatch < 0 &&
-		      pr.rcvd == up && pr.sent == down,
+	CHECK(!first.err && first.mismatch < 0 && !pr.err && pr.mismatch < 0 && pr.rcvd == up &&
+		  pr.sent == down,
 	      "%s: proxy side err %d/%d mismatch %ld/%ld rcvd %zu sent %zu", name, first.err,
 	      pr.err, first.mismatch, pr.mismatch, pr.rcvd, pr.sent);
 	CHECK(r.connect_err == 0 && r.ok && r.pr.rcvd == down && r.pr.sent == up,
-	      "%s: pod side connect %d err %d mismatch %ld rcvd %zu sent %zu", name,
-	      r.connect_err, r.pr.err, r.pr.mismatch, r.pr.rcvd, r.pr.sent);
+	      "%s: pod side connect %d err %d mismatch %ld rcvd %zu sent %zu", name, r.connect_err,
+	      r.pr.err, r.pr.mismatch, r.pr.rcvd, r.pr.sent);
 	CHECK(s1[RM_DP_SOCK_ADDED] - s0[RM_DP_SOCK_ADDED] == 1, "%s: pod socket not in rm_socks",
 	      name);
 	CHECK(s1[RM_DP_MSG_REDIRECT] > s0[RM_DP_MSG_REDIRECT], "%s: nothing redirected", name);
@@ -863,7 +866,8 @@ int main(void)
 	alarm(120);
 
 	if (mkdir(cg_pods, 0755) || mkdir(cg_d, 0755) || move_to(cg_d, getpid())) {
-		fprintf(stderr, "bpf: cannot set up cgroups under %s: %s\n", cg_mnt, strerror(errno));
+		fprintf(stderr, "bpf: cannot set up cgroups under %s: %s\n", cg_mnt,
+			strerror(errno));
 		printf("bpf: 0 passed, 1 failed\n");
 		return 1;
 	}

@@ -20,7 +20,7 @@
 #define CHECK(c)                                                                                   \
 	do {                                                                                       \
 		if (!(c)) {                                                                        \
-			fprintf(stderr, "fuzz_cfg: check failed at line %d: %s\n", __LINE__, #c); \
+			fprintf(stderr, "fuzz_cfg: check failed at line %d: %s\n", __LINE__, #c);  \
 			abort();                                                                   \
 		}                                                                                  \
 	} while (0)
@@ -99,9 +99,9 @@ static void report_diff(const struct rm_cfg *a, const struct rm_cfg *b)
 		const char *name;
 		size_t off, size;
 	} part[] = {
-#define P(f) { #f, offsetof(struct rm_cfg, f), sizeof(((struct rm_cfg *)0)->f[0]) }
-		P(services), P(rules), P(matches), P(conds), P(targets), P(hdrops),
-		P(subsets), P(endpoints), P(members), P(labels), P(strtab),
+#define P(f) {#f, offsetof(struct rm_cfg, f), sizeof(((struct rm_cfg *)0)->f[0])}
+	    P(services), P(rules),     P(matches), P(conds),  P(targets), P(hdrops),
+	    P(subsets),	 P(endpoints), P(members), P(labels), P(strtab),
 #undef P
 	};
 	const unsigned char *x = (const void *)a, *y = (const void *)b;
@@ -112,8 +112,10 @@ static void report_diff(const struct rm_cfg *a, const struct rm_cfg *b)
 	while (k < sizeof(part) / sizeof(part[0]) && part[k].off <= i)
 		k++;
 	if (!k) {
-		fprintf(stderr, "fuzz_cfg: recompiling the stored sources differs in the header "
-				"at byte %zu\n", i);
+		fprintf(stderr,
+			"fuzz_cfg: recompiling the stored sources differs in the header "
+			"at byte %zu\n",
+			i);
 		return;
 	}
 	k--;
@@ -131,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct rm_cfg *a, *b;
 	static struct rm_cfg_src *src;
 	static FILE *null;
-	struct cfg_docs docs = { 0 }, back = { 0 };
+	struct cfg_docs docs = {0}, back = {0};
 	char err[512];
 	char *text;
 	int r;

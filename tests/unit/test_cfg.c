@@ -15,14 +15,17 @@
 
 static struct rm_cfg *cfg_a, *cfg_b;
 
-static const char *const workshop[] = { "routerule-v1.yaml", "routerule-v2.yaml",
-					"routerule-v3.yaml", "routerule-v4.yaml",
-					"dest-rule.yaml",    "serviceentry.yaml",
-					NULL };
+static const char *const workshop[] = {"routerule-v1.yaml",
+				       "routerule-v2.yaml",
+				       "routerule-v3.yaml",
+				       "routerule-v4.yaml",
+				       "dest-rule.yaml",
+				       "serviceentry.yaml",
+				       NULL};
 
 static void compile_files(const char *const *files, struct rm_cfg *out)
 {
-	struct cfg_docs d = { 0 };
+	struct cfg_docs d = {0};
 	char err[512] = "";
 	int r = cfgt_load(&d, files, err, sizeof(err));
 
@@ -56,7 +59,8 @@ static void check_golden(const char *const *files, const char *golden)
 	}
 	want = cfgt_read(path, NULL);
 	if (!want)
-		fail_msg("missing golden file %s/%s (run with RM_UPDATE_GOLDEN=1)", cfgt_dir(), path);
+		fail_msg("missing golden file %s/%s (run with RM_UPDATE_GOLDEN=1)", cfgt_dir(),
+			 path);
 	if (strcmp(want, text))
 		fail_msg("%s differs; got:\n%s", golden, text);
 	free(want);
@@ -66,9 +70,8 @@ static void check_golden(const char *const *files, const char *golden)
 static void test_golden_each_example(void **state)
 {
 	static const char *const one[][2] = {
-		{ "routerule-v1.yaml", NULL }, { "routerule-v2.yaml", NULL },
-		{ "routerule-v3.yaml", NULL }, { "routerule-v4.yaml", NULL },
-		{ "dest-rule.yaml", NULL },    { "serviceentry.yaml", NULL },
+	    {"routerule-v1.yaml", NULL}, {"routerule-v2.yaml", NULL}, {"routerule-v3.yaml", NULL},
+	    {"routerule-v4.yaml", NULL}, {"dest-rule.yaml", NULL},    {"serviceentry.yaml", NULL},
 	};
 
 	for (size_t i = 0; i < sizeof(one) / sizeof(one[0]); i++) {
@@ -86,8 +89,8 @@ static void test_golden_workshop(void **state)
 
 static void test_golden_features(void **state)
 {
-	static const char *const old[] = { "routerule-features.yaml", NULL };
-	static const char *const modern[] = { "modern/features.yaml", NULL };
+	static const char *const old[] = {"routerule-features.yaml", NULL};
+	static const char *const modern[] = {"modern/features.yaml", NULL};
 
 	check_golden(old, "routerule-features.txt");
 	check_golden(modern, "modern-features.txt");
@@ -101,8 +104,8 @@ static const char *rule_name(const struct rm_cfg *c, uint32_t i)
 /* TRAFFIC.md: higher precedence first; rule 3 (70/30, no match) shadows rule 2. */
 static void test_precedence_order(void **state)
 {
-	static const char *const three[] = { "routerule-v2.yaml", "routerule-v1.yaml",
-					      "routerule-v3.yaml", NULL };
+	static const char *const three[] = {"routerule-v2.yaml", "routerule-v1.yaml",
+					    "routerule-v3.yaml", NULL};
 
 	compile_files(three, cfg_a);
 	assert_int_equal(cfg_a->n_rules, 3);
@@ -122,13 +125,13 @@ static void test_precedence_order(void **state)
 static void test_precedence_ties(void **state)
 {
 	static const char text[] =
-		"apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: b, "
-		"namespace: x}\nspec: {destination: {name: s, namespace: x}}\n---\n"
-		"apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: a, "
-		"namespace: y}\nspec: {destination: {name: s, namespace: x}}\n---\n"
-		"apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: c, "
-		"namespace: x}\nspec: {destination: {name: s, namespace: x}, precedence: 1}\n";
-	struct cfg_docs d = { 0 };
+	    "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: b, "
+	    "namespace: x}\nspec: {destination: {name: s, namespace: x}}\n---\n"
+	    "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: a, "
+	    "namespace: y}\nspec: {destination: {name: s, namespace: x}}\n---\n"
+	    "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: c, "
+	    "namespace: x}\nspec: {destination: {name: s, namespace: x}, precedence: 1}\n";
+	struct cfg_docs d = {0};
 	char err[256];
 
 	assert_int_equal(cfg_docs_parse(&d, "t", text, sizeof(text) - 1, err, sizeof(err)), 0);
@@ -147,11 +150,11 @@ static void test_precedence_ties(void **state)
 static void test_route_to_other_service(void **state)
 {
 	static const char text[] =
-		"apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: r}\n"
-		"spec:\n  destination: {name: front}\n  route:\n"
-		"  - destination: {name: back, namespace: other}\n    labels: {version: v2}\n"
-		"    weight: 100\n";
-	struct cfg_docs d = { 0 };
+	    "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: r}\n"
+	    "spec:\n  destination: {name: front}\n  route:\n"
+	    "  - destination: {name: back, namespace: other}\n    labels: {version: v2}\n"
+	    "    weight: 100\n";
+	struct cfg_docs d = {0};
 	const struct rm_cfg_target *t;
 	char err[256];
 
@@ -174,7 +177,8 @@ static void labels_of(const struct rm_cfg *c, uint32_t sub, char *buf, size_t le
 	if (sub == RM_CFG_NONE)
 		snprintf(buf, len, "*");
 	else
-		cfg_fmt_labels(c, c->subsets[sub].label_first, c->subsets[sub].label_count, buf, len);
+		cfg_fmt_labels(c, c->subsets[sub].label_first, c->subsets[sub].label_count, buf,
+			       len);
 }
 
 /* Field by field, ignoring what legitimately differs between APIs: names,
@@ -196,7 +200,8 @@ static void assert_same_rules(const struct rm_cfg *a, const struct rm_cfg *b)
 		const struct rm_cfg_rule *x = &a->rules[i], *y = &b->rules[i];
 
 		assert_int_equal(x->service, y->service);
-		assert_int_equal(x->flags & ~RM_RF_TIMEOUT_DEFAULT, y->flags & ~RM_RF_TIMEOUT_DEFAULT);
+		assert_int_equal(x->flags & ~RM_RF_TIMEOUT_DEFAULT,
+				 y->flags & ~RM_RF_TIMEOUT_DEFAULT);
 		assert_int_equal(x->timeout_ns, y->timeout_ns);
 		assert_int_equal(x->retry_attempts, y->retry_attempts);
 		assert_int_equal(x->retry_on, y->retry_on);
@@ -217,7 +222,8 @@ static void assert_same_rules(const struct rm_cfg *a, const struct rm_cfg *b)
 
 				assert_int_equal(cx->field, cy->field);
 				assert_int_equal(cx->op, cy->op);
-				assert_string_equal(cfg_str(a, cx->name_off), cfg_str(b, cy->name_off));
+				assert_string_equal(cfg_str(a, cx->name_off),
+						    cfg_str(b, cy->name_off));
 				assert_string_equal(cfg_str(a, cx->value_off),
 						    cfg_str(b, cy->value_off));
 			}
@@ -244,18 +250,20 @@ static void assert_same_rules(const struct rm_cfg *a, const struct rm_cfg *b)
 					 b->subsets[ty->subset].member_count);
 			for (uint32_t k = 0; k < a->subsets[tx->subset].member_count; k++)
 				assert_memory_equal(
-					&a->endpoints[a->members[a->subsets[tx->subset].member_first + k]]
-						 .addr,
-					&b->endpoints[b->members[b->subsets[ty->subset].member_first + k]]
-						 .addr,
-					16);
+				    &a->endpoints[a->members[a->subsets[tx->subset].member_first +
+							     k]]
+					 .addr,
+				    &b->endpoints[b->members[b->subsets[ty->subset].member_first +
+							     k]]
+					 .addr,
+				    16);
 		}
 	}
 }
 
 static void test_modern_equals_old(void **state)
 {
-	static const char *const modern[] = { "modern/workshop.yaml", "serviceentry.yaml", NULL };
+	static const char *const modern[] = {"modern/workshop.yaml", "serviceentry.yaml", NULL};
 	uint32_t v3 = RM_CFG_NONE;
 
 	compile_files(workshop, cfg_a);
@@ -263,7 +271,8 @@ static void test_modern_equals_old(void **state)
 	assert_same_rules(cfg_a, cfg_b);
 	/* the breaker of v3 came from the policies, not from defaults */
 	for (uint32_t i = 0; i < cfg_a->n_subsets; i++)
-		if (!strcmp(cfg_str(cfg_a, cfg_a->subsets[i].name_off), "app=trans-service,version=v3"))
+		if (!strcmp(cfg_str(cfg_a, cfg_a->subsets[i].name_off),
+			    "app=trans-service,version=v3"))
 			v3 = i;
 	assert_int_not_equal(v3, RM_CFG_NONE);
 	assert_int_equal(cfg_a->subsets[v3].cb.max_connections, 100);
@@ -279,7 +288,7 @@ static void test_modern_equals_old(void **state)
  * weight is told apart. */
 static void test_equivalence_detects_difference(void **state)
 {
-	static const char *const modern[] = { "modern/workshop.yaml", "serviceentry.yaml", NULL };
+	static const char *const modern[] = {"modern/workshop.yaml", "serviceentry.yaml", NULL};
 
 	compile_files(workshop, cfg_a);
 	compile_files(modern, cfg_b);
@@ -293,13 +302,17 @@ static void test_durations(void **state)
 	static const struct {
 		const char *s;
 		uint64_t ns;
-	} good[] = { { "5s", 5000000000ull },	   { "250ms", 250000000ull },
-		     { "1m", 60000000000ull },	   { "1h", 3600000000000ull },
-		     { "1.5s", 1500000000ull },	   { "1m30s", 90000000000ull },
-		     { "0s", 0 },		   { "100us", 100000 },
-		     { "7ns", 7 } };
-	static const char *const bad[] = { "", "5", "s", "-5s", "5 s", "5sec", "1.s5", "+1s",
-					   "1e3s", "5S", "99999999999h" };
+	} good[] = {{"5s", 5000000000ull},
+		    {"250ms", 250000000ull},
+		    {"1m", 60000000000ull},
+		    {"1h", 3600000000000ull},
+		    {"1.5s", 1500000000ull},
+		    {"1m30s", 90000000000ull},
+		    {"0s", 0},
+		    {"100us", 100000},
+		    {"7ns", 7}};
+	static const char *const bad[] = {"",	  "5",	 "s",	 "-5s", "5 s",	       "5sec",
+					  "1.s5", "+1s", "1e3s", "5S",	"99999999999h"};
 	uint64_t ns;
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
@@ -320,7 +333,7 @@ static int cmp_names(const void *a, const void *b)
  * and the set it was applied to compiles to the same bytes as before. */
 static void test_bad_corpus(void **state)
 {
-	struct cfg_docs store = { 0 };
+	struct cfg_docs store = {0};
 	struct rm_cfg_src *src = malloc(sizeof(*src));
 	char *expect = cfgt_read("bad/EXPECT", NULL), *line, *save = NULL;
 	char err[512];
@@ -335,7 +348,7 @@ static void test_bad_corpus(void **state)
 	assert_int_equal(cfg_src_pack(&store, src, err, sizeof(err)), 0);
 	for (line = strtok_r(expect, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *tab = strchr(line, '\t'), rel[300], want[600];
-		struct cfg_docs add = { 0 }, cur = { 0 };
+		struct cfg_docs add = {0}, cur = {0};
 		int r;
 
 		if (line[0] == '#' || !tab)
@@ -388,10 +401,10 @@ static void test_bad_corpus(void **state)
 static void test_merge_and_delete(void **state)
 {
 	static const char v1b[] =
-		"apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata:\n"
-		"  name: trans-service-default\n  namespace: order-system-production\nspec:\n"
-		"  destination: {name: trans-service}\n  precedence: 9\n";
-	struct cfg_docs store = { 0 }, add = { 0 }, del = { 0 };
+	    "apiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata:\n"
+	    "  name: trans-service-default\n  namespace: order-system-production\nspec:\n"
+	    "  destination: {name: trans-service}\n  precedence: 9\n";
+	struct cfg_docs store = {0}, add = {0}, del = {0};
 	char err[512];
 
 	assert_int_equal(cfgt_load(&store, workshop, err, sizeof(err)), 0);
@@ -413,12 +426,13 @@ static void test_merge_and_delete(void **state)
 				    "is not applied"));
 	assert_int_equal(store.n, 5);
 	/* rule delete NAME */
-	assert_int_equal(cfg_docs_remove_rule(&store, "trans-service-canary", NULL, err,
-					      sizeof(err)), 0);
-	assert_int_equal(cfg_docs_remove_rule(&store, "trans-service-canary", NULL, err,
-					      sizeof(err)), -ENOENT);
-	assert_int_equal(cfg_docs_remove_rule(&store, "trans-service-bulkhead", "other", err,
-					      sizeof(err)), -ENOENT);
+	assert_int_equal(
+	    cfg_docs_remove_rule(&store, "trans-service-canary", NULL, err, sizeof(err)), 0);
+	assert_int_equal(
+	    cfg_docs_remove_rule(&store, "trans-service-canary", NULL, err, sizeof(err)), -ENOENT);
+	assert_int_equal(
+	    cfg_docs_remove_rule(&store, "trans-service-bulkhead", "other", err, sizeof(err)),
+	    -ENOENT);
 	assert_int_equal(store.n, 4);
 	assert_int_equal(cfg_compile(&store, cfg_a, err, sizeof(err)), 0);
 	assert_int_equal(cfg_a->n_rules, 2);
@@ -432,11 +446,11 @@ static void test_merge_and_delete(void **state)
  * pointing into the original files. */
 static void test_src_roundtrip(void **state)
 {
-	static const char *const all[] = { "routerule-v1.yaml", "routerule-v2.yaml",
-					   "routerule-v3.yaml", "routerule-v4.yaml",
-					   "dest-rule.yaml", "serviceentry.yaml",
-					   "routerule-features.yaml", "modern/features.yaml", NULL };
-	struct cfg_docs store = { 0 }, back = { 0 };
+	static const char *const all[] = {
+	    "routerule-v1.yaml",       "routerule-v2.yaml",    "routerule-v3.yaml",
+	    "routerule-v4.yaml",       "dest-rule.yaml",       "serviceentry.yaml",
+	    "routerule-features.yaml", "modern/features.yaml", NULL};
+	struct cfg_docs store = {0}, back = {0};
 	struct rm_cfg_src *src = malloc(sizeof(*src));
 	char err[512];
 
@@ -476,7 +490,7 @@ static void test_line_breaks_and_encoding(void **state)
 				  "metadata: {name: b, namespace: ns}\n"
 				  "spec: {destination: {name: svc}, precedence: 2}\n";
 	static const char utf16[] = "\xff\xfek\0i\0n\0d\0:\0 \0x\0\n\0";
-	struct cfg_docs store = { 0 }, back = { 0 };
+	struct cfg_docs store = {0}, back = {0};
 	struct rm_cfg_src *src = malloc(sizeof(*src));
 	char err[512] = "";
 
@@ -493,8 +507,8 @@ static void test_line_breaks_and_encoding(void **state)
 	cfg_docs_free(&back);
 	cfg_docs_free(&store);
 
-	assert_int_not_equal(cfg_docs_parse(&store, "u16.yaml", utf16, sizeof(utf16) - 1, err,
-					    sizeof(err)), 0);
+	assert_int_not_equal(
+	    cfg_docs_parse(&store, "u16.yaml", utf16, sizeof(utf16) - 1, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "u16.yaml:1:1: "));
 	assert_int_equal(store.n, 0);
 	free(src);
@@ -502,7 +516,7 @@ static void test_line_breaks_and_encoding(void **state)
 
 static void test_describe_rule_text(void **state)
 {
-	static const char *const v2[] = { "routerule-v2.yaml", NULL };
+	static const char *const v2[] = {"routerule-v2.yaml", NULL};
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
@@ -511,15 +525,15 @@ static void test_describe_rule_text(void **state)
 	assert_int_equal(cfg_rule_describe(cfg_a, 0, f), 0);
 	assert_int_equal(cfg_rule_describe(cfg_a, 1, f), -ENOENT);
 	fclose(f);
-	assert_string_equal(
-		text, "rule trans-service-featureflag.order-system-production  (RouteRule, "
-		      "precedence 2)\n"
-		      "  service   trans-service.order-system-production.svc.cluster.local\n"
-		      "  match     header x-dev-user exact \"super-secret\"\n"
-		      "  route     100% -> subset app=trans-service,version=v2\n"
-		      "  timeout   15s (default)\n"
-		      "  retries   none\n"
-		      "  from      routerule-v2.yaml:1\n");
+	assert_string_equal(text,
+			    "rule trans-service-featureflag.order-system-production  (RouteRule, "
+			    "precedence 2)\n"
+			    "  service   trans-service.order-system-production.svc.cluster.local\n"
+			    "  match     header x-dev-user exact \"super-secret\"\n"
+			    "  route     100% -> subset app=trans-service,version=v2\n"
+			    "  timeout   15s (default)\n"
+			    "  retries   none\n"
+			    "  from      routerule-v2.yaml:1\n");
 	free(text);
 }
 
@@ -540,20 +554,20 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_durations),
-		cmocka_unit_test(test_golden_each_example),
-		cmocka_unit_test(test_golden_workshop),
-		cmocka_unit_test(test_golden_features),
-		cmocka_unit_test(test_precedence_order),
-		cmocka_unit_test(test_precedence_ties),
-		cmocka_unit_test(test_route_to_other_service),
-		cmocka_unit_test(test_modern_equals_old),
-		cmocka_unit_test(test_equivalence_detects_difference),
-		cmocka_unit_test(test_bad_corpus),
-		cmocka_unit_test(test_merge_and_delete),
-		cmocka_unit_test(test_src_roundtrip),
-		cmocka_unit_test(test_describe_rule_text),
-		cmocka_unit_test(test_line_breaks_and_encoding),
+	    cmocka_unit_test(test_durations),
+	    cmocka_unit_test(test_golden_each_example),
+	    cmocka_unit_test(test_golden_workshop),
+	    cmocka_unit_test(test_golden_features),
+	    cmocka_unit_test(test_precedence_order),
+	    cmocka_unit_test(test_precedence_ties),
+	    cmocka_unit_test(test_route_to_other_service),
+	    cmocka_unit_test(test_modern_equals_old),
+	    cmocka_unit_test(test_equivalence_detects_difference),
+	    cmocka_unit_test(test_bad_corpus),
+	    cmocka_unit_test(test_merge_and_delete),
+	    cmocka_unit_test(test_src_roundtrip),
+	    cmocka_unit_test(test_describe_rule_text),
+	    cmocka_unit_test(test_line_breaks_and_encoding),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -87,10 +87,11 @@ static inline int cfgt_parse(struct cfg_docs *docs, const char *rel, char *err, 
 }
 
 /* Parse a NULL-terminated list of files and merge them in order. */
-static inline int cfgt_load(struct cfg_docs *docs, const char *const *files, char *err, size_t errlen)
+static inline int cfgt_load(struct cfg_docs *docs, const char *const *files, char *err,
+			    size_t errlen)
 {
 	for (; *files; files++) {
-		struct cfg_docs one = { 0 };
+		struct cfg_docs one = {0};
 		int r = cfgt_parse(&one, *files, err, errlen);
 
 		if (r) {

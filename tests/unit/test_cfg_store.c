@@ -18,7 +18,7 @@ static struct rm_cfg *snap_a, *snap_b;
 
 static void cleanup_pins(void)
 {
-	static const char *const names[] = { RM_MAP_CFG_CTL, RM_MAP_CFG, RM_MAP_CFG_SRC };
+	static const char *const names[] = {RM_MAP_CFG_CTL, RM_MAP_CFG, RM_MAP_CFG_SRC};
 	char p[256];
 
 	if (!pin_dir[0])
@@ -33,7 +33,7 @@ static void cleanup_pins(void)
 static int apply_file(struct cfg_store *s, enum cfg_op op, const char *rel, bool *changed,
 		      uint64_t *gen, char *err, size_t errlen)
 {
-	struct cfg_docs d = { 0 };
+	struct cfg_docs d = {0};
 	int r = cfgt_parse(&d, rel, err, errlen);
 
 	if (!r)
@@ -44,9 +44,9 @@ static int apply_file(struct cfg_store *s, enum cfg_op op, const char *rel, bool
 
 static void test_store(void **state)
 {
-	static const char *const files[] = { "routerule-v1.yaml", "routerule-v2.yaml",
-					      "routerule-v3.yaml", "routerule-v4.yaml",
-					      "dest-rule.yaml", "serviceentry.yaml" };
+	static const char *const files[] = {"routerule-v1.yaml", "routerule-v2.yaml",
+					    "routerule-v3.yaml", "routerule-v4.yaml",
+					    "dest-rule.yaml",	 "serviceentry.yaml"};
 	struct cfg_store s, s2;
 	char err[512] = "";
 	bool changed;
@@ -81,17 +81,19 @@ static void test_store(void **state)
 	assert_int_equal(snap_a->n_endpoints, 3);
 
 	/* identical input: no flip */
-	assert_int_equal(apply_file(&s, CFG_OP_APPLY, "routerule-v3.yaml", &changed, &gen, err,
-				    sizeof(err)), 0);
+	assert_int_equal(
+	    apply_file(&s, CFG_OP_APPLY, "routerule-v3.yaml", &changed, &gen, err, sizeof(err)), 0);
 	assert_false(changed);
 	assert_int_equal(gen, 6);
 	assert_int_equal(s.ctl->generation, 6);
 
 	/* bad input, caught by the parser and by the compiler: nothing changes */
-	assert_int_equal(apply_file(&s, CFG_OP_APPLY, "bad/03-weights-90.yaml", &changed, &gen,
-				    err, sizeof(err)), -EINVAL);
+	assert_int_equal(apply_file(&s, CFG_OP_APPLY, "bad/03-weights-90.yaml", &changed, &gen, err,
+				    sizeof(err)),
+			 -EINVAL);
 	assert_int_equal(apply_file(&s, CFG_OP_APPLY, "bad/17-undefined-subset.yaml", &changed,
-				    &gen, err, sizeof(err)), -EINVAL);
+				    &gen, err, sizeof(err)),
+			 -EINVAL);
 	assert_non_null(strstr(err, "17-undefined-subset.yaml:10:7: subset \"v9\""));
 	assert_false(changed);
 	assert_int_equal(s.ctl->generation, 6);
@@ -101,8 +103,9 @@ static void test_store(void **state)
 
 	/* a second opener (another CLI invocation) sees the same documents */
 	assert_int_equal(cfg_store_open(&s2, pin_dir, false, err, sizeof(err)), 0);
-	assert_int_equal(apply_file(&s2, CFG_OP_DELETE, "routerule-v2.yaml", &changed, &gen, err,
-				    sizeof(err)), 0);
+	assert_int_equal(
+	    apply_file(&s2, CFG_OP_DELETE, "routerule-v2.yaml", &changed, &gen, err, sizeof(err)),
+	    0);
 	assert_true(changed);
 	assert_int_equal(gen, 7);
 	cfg_store_close(&s2);
@@ -112,12 +115,14 @@ static void test_store(void **state)
 	assert_int_equal(cfg_rule_find(snap_b, "trans-service-featureflag", NULL), -ENOENT);
 
 	/* deleting what is not applied fails and changes nothing */
-	assert_int_equal(apply_file(&s, CFG_OP_DELETE, "routerule-v2.yaml", &changed, &gen, err,
-				    sizeof(err)), -ENOENT);
+	assert_int_equal(
+	    apply_file(&s, CFG_OP_DELETE, "routerule-v2.yaml", &changed, &gen, err, sizeof(err)),
+	    -ENOENT);
 	assert_int_equal(s.ctl->generation, 7);
 
-	assert_int_equal(cfg_store_delete_rule(&s, pin_dir, "trans-service-canary", NULL,
-					       &changed, &gen, err, sizeof(err)), 0);
+	assert_int_equal(cfg_store_delete_rule(&s, pin_dir, "trans-service-canary", NULL, &changed,
+					       &gen, err, sizeof(err)),
+			 0);
 	assert_int_equal(gen, 8);
 	assert_int_equal(cfg_store_snapshot(&s, snap_b, NULL, &g2), 0);
 	assert_int_equal(snap_b->n_rules, 2);
@@ -167,8 +172,8 @@ static int teardown(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_store),
-		cmocka_unit_test(test_layout_mismatch),
+	    cmocka_unit_test(test_store),
+	    cmocka_unit_test(test_layout_mismatch),
 	};
 	int r;
 

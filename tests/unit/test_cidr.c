@@ -146,9 +146,9 @@ static void test_list(void **state)
 	struct rm_cidr c[4];
 	char err[160];
 
-	assert_int_equal(rm_cidr_parse_list("10.0.0.0/8, 172.16.0.0/12,192.168.0.0/16", c, 4,
-					    err, sizeof(err)),
-			 3);
+	assert_int_equal(
+	    rm_cidr_parse_list("10.0.0.0/8, 172.16.0.0/12,192.168.0.0/16", c, 4, err, sizeof(err)),
+	    3);
 	assert_int_equal(c[1].plen, 12);
 	assert_int_equal(rm_cidr_parse_list("", c, 4, err, sizeof(err)), 0);
 	assert_int_equal(rm_cidr_parse_list("*", c, 4, err, sizeof(err)), 1);
@@ -162,9 +162,8 @@ static void test_list(void **state)
 	assert_int_equal(rm_cidr_parse_list("10.0.0.0/8,10.1.0.1/16", c, 4, err, sizeof(err)),
 			 -EINVAL);
 	assert_non_null(strstr(err, "col 12: '10.1.0.1/16': host bits set"));
-	assert_int_equal(rm_cidr_parse_list("1.0.0.0/8,2.0.0.0/8,3.0.0.0/8", c, 2, err,
-					    sizeof(err)),
-			 -E2BIG);
+	assert_int_equal(
+	    rm_cidr_parse_list("1.0.0.0/8,2.0.0.0/8,3.0.0.0/8", c, 2, err, sizeof(err)), -E2BIG);
 	assert_non_null(strstr(err, "more than 2"));
 }
 
@@ -227,8 +226,8 @@ static void test_v4_roundtrip(void **state)
 
 static void test_tuple(void **state)
 {
-	struct sockaddr_in pod = { .sin_family = AF_INET, .sin_port = htons(40000) };
-	struct sockaddr_in proxy = { .sin_family = AF_INET, .sin_port = htons(15001) };
+	struct sockaddr_in pod = {.sin_family = AF_INET, .sin_port = htons(40000)};
+	struct sockaddr_in proxy = {.sin_family = AF_INET, .sin_port = htons(15001)};
 	struct rm_tuple t, m, back;
 	struct rm_addr pa, xa;
 
@@ -238,9 +237,8 @@ static void test_tuple(void **state)
 	xa = v4("169.254.7.1");
 
 	/* the pod's own key: local = pod */
-	assert_int_equal(rm_tuple_from_sockaddrs(&t, (struct sockaddr *)&pod,
-						 (struct sockaddr *)&proxy),
-			 0);
+	assert_int_equal(
+	    rm_tuple_from_sockaddrs(&t, (struct sockaddr *)&pod, (struct sockaddr *)&proxy), 0);
 	assert_memory_equal(&t.laddr, &pa, 16);
 	assert_memory_equal(&t.raddr, &xa, 16);
 	assert_int_equal(t.lport, htons(40000));
@@ -249,9 +247,8 @@ static void test_tuple(void **state)
 	assert_int_equal(t.pad, 0);
 
 	/* the daemon's key mirrored is the pod's key, byte for byte */
-	assert_int_equal(rm_tuple_from_sockaddrs(&m, (struct sockaddr *)&proxy,
-						 (struct sockaddr *)&pod),
-			 0);
+	assert_int_equal(
+	    rm_tuple_from_sockaddrs(&m, (struct sockaddr *)&proxy, (struct sockaddr *)&pod), 0);
 	rm_tuple_mirror(&back, &m);
 	assert_memory_equal(&back, &t, sizeof(t));
 	rm_tuple_mirror(&back, &back);
@@ -259,25 +256,25 @@ static void test_tuple(void **state)
 
 	/* v4-mapped IPv6 sockets key like IPv4 ones */
 	{
-		struct sockaddr_in6 p6 = { .sin6_family = AF_INET6, .sin6_port = htons(40000) };
-		struct sockaddr_in6 x6 = { .sin6_family = AF_INET6, .sin6_port = htons(15001) };
+		struct sockaddr_in6 p6 = {.sin6_family = AF_INET6, .sin6_port = htons(40000)};
+		struct sockaddr_in6 x6 = {.sin6_family = AF_INET6, .sin6_port = htons(15001)};
 		struct rm_tuple t6;
 
 		inet_pton(AF_INET6, "::ffff:10.244.1.5", &p6.sin6_addr);
 		inet_pton(AF_INET6, "::ffff:169.254.7.1", &x6.sin6_addr);
-		assert_int_equal(rm_tuple_from_sockaddrs(&t6, (struct sockaddr *)&p6,
-							 (struct sockaddr *)&x6),
-				 0);
+		assert_int_equal(
+		    rm_tuple_from_sockaddrs(&t6, (struct sockaddr *)&p6, (struct sockaddr *)&x6),
+		    0);
 		assert_memory_equal(&t6, &t, sizeof(t));
 	}
 	/* mixed or unknown families are refused */
 	{
-		struct sockaddr_in6 x6 = { .sin6_family = AF_INET6 };
-		struct sockaddr un = { .sa_family = AF_UNIX };
+		struct sockaddr_in6 x6 = {.sin6_family = AF_INET6};
+		struct sockaddr un = {.sa_family = AF_UNIX};
 
-		assert_int_equal(rm_tuple_from_sockaddrs(&t, (struct sockaddr *)&pod,
-							 (struct sockaddr *)&x6),
-				 -EINVAL);
+		assert_int_equal(
+		    rm_tuple_from_sockaddrs(&t, (struct sockaddr *)&pod, (struct sockaddr *)&x6),
+		    -EINVAL);
 		assert_int_equal(rm_tuple_from_sockaddrs(&t, &un, &un), -EAFNOSUPPORT);
 	}
 }
@@ -285,11 +282,11 @@ static void test_tuple(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_parse_good), cmocka_unit_test(test_parse_bad),
-		cmocka_unit_test(test_contains),   cmocka_unit_test(test_lpm_key),
-		cmocka_unit_test(test_list),	   cmocka_unit_test(test_ports),
-		cmocka_unit_test(test_hostport),   cmocka_unit_test(test_v4_roundtrip),
-		cmocka_unit_test(test_tuple),
+	    cmocka_unit_test(test_parse_good), cmocka_unit_test(test_parse_bad),
+	    cmocka_unit_test(test_contains),   cmocka_unit_test(test_lpm_key),
+	    cmocka_unit_test(test_list),       cmocka_unit_test(test_ports),
+	    cmocka_unit_test(test_hostport),   cmocka_unit_test(test_v4_roundtrip),
+	    cmocka_unit_test(test_tuple),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

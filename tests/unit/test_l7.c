@@ -103,10 +103,10 @@ static void test_pool(void **state)
 	assert_int_equal(pool_put(&p, &k1, &l[2]), -ENOSPC); /* max idle per endpoint */
 	assert_int_equal(pool_put(&p, &k2, &l[3]), 0);
 	assert_int_equal(pool_idle(&p, &k1), 2);
-	assert_null(pool_get(&p, &k3)); /* same address, other port */
+	assert_null(pool_get(&p, &k3));		    /* same address, other port */
 	assert_ptr_equal(pool_get(&p, &k1), &l[1]); /* most recent first */
-	pool_remove(&p, &l[0]); /* closed while idle */
-	pool_remove(&p, &l[0]); /* twice: no-op */
+	pool_remove(&p, &l[0]);			    /* closed while idle */
+	pool_remove(&p, &l[0]);			    /* twice: no-op */
 	assert_null(pool_get(&p, &k1));
 	assert_ptr_equal(pool_get(&p, &k2), &l[3]);
 	assert_int_equal(p.parked, 0);
@@ -150,8 +150,8 @@ static void test_stats_claim(void **state)
 	assert_int_equal(a->codes[0].code, 200);
 	assert_int_equal(a->codes[1].code, 503);
 	assert_int_equal(a->flags[RM_STATS_F_UF], 1);
-	assert_int_equal(a->dur_buckets[1], 1); /* 700 us <= 1 ms */
-	assert_int_equal(a->dur_buckets[11], 1); /* 3 s <= 5 s */
+	assert_int_equal(a->dur_buckets[1], 1);	       /* 700 us <= 1 ms */
+	assert_int_equal(a->dur_buckets[11], 1);       /* 3 s <= 5 s */
 	assert_int_equal(a->resp_bytes_buckets[4], 1); /* 2000 <= 10000 */
 	for (int c = 0; c < RM_STATS_CODES + 3; c++)
 		stats_request(b, 300 + c, 0, 1, 0, 0);
@@ -325,10 +325,11 @@ static void test_response_head(void **state)
 {
 	struct http_header hdrs[16];
 	struct http_response res;
-	const char in[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, x-hop\r\n"
-			  "X-Hop: 1\r\nKeep-Alive: timeout=5\r\nServer: b\r\nX-Drop: 1\r\n\r\nok";
-	struct route_hdrop ops[2] = { { RM_HDR_REMOVE, 1, "x-drop", "" },
-				      { RM_HDR_ADD, 1, "x-served-by", "ringmesh" } };
+	const char in[] =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, x-hop\r\n"
+	    "X-Hop: 1\r\nKeep-Alive: timeout=5\r\nServer: b\r\nX-Drop: 1\r\n\r\nok";
+	struct route_hdrop ops[2] = {{RM_HDR_REMOVE, 1, "x-drop", ""},
+				     {RM_HDR_ADD, 1, "x-served-by", "ringmesh"}};
 	char out[512];
 	ssize_t n;
 	int r = http_parse_response(in, sizeof(in) - 1, 0, NULL, HTTP_M_GET, &res, hdrs, 16);
@@ -358,15 +359,15 @@ static void test_retry_policy(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_timer_order),
-		cmocka_unit_test(test_timer_full_and_partial),
-		cmocka_unit_test(test_pool),
-		cmocka_unit_test(test_stats_claim),
-		cmocka_unit_test(test_stats_full),
-		cmocka_unit_test(test_stats_threads),
-		cmocka_unit_test(test_cfgw_publish_reclaim),
-		cmocka_unit_test(test_response_head),
-		cmocka_unit_test(test_retry_policy),
+	    cmocka_unit_test(test_timer_order),
+	    cmocka_unit_test(test_timer_full_and_partial),
+	    cmocka_unit_test(test_pool),
+	    cmocka_unit_test(test_stats_claim),
+	    cmocka_unit_test(test_stats_full),
+	    cmocka_unit_test(test_stats_threads),
+	    cmocka_unit_test(test_cfgw_publish_reclaim),
+	    cmocka_unit_test(test_response_head),
+	    cmocka_unit_test(test_retry_policy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

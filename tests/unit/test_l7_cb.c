@@ -241,7 +241,7 @@ static void test_fifo_order_and_leave_once(void **state)
 	assert_int_equal(f->p->pending, 5);
 	assert_int_equal(want(f), 1);
 	assert_true(l7_tmr_armed(&lw->t_cb)); /* the poll sees capacity freed elsewhere */
-	l7_cb_wait(lw, c[0]); /* already queued: stays where it is */
+	l7_cb_wait(lw, c[0]);		      /* already queued: stays where it is */
 	assert_int_equal(queue(lw, f->slot, q, 8), 4);
 	assert_ptr_equal(q[1], c[0]);
 	/* middle, twice: leaves once */
@@ -290,7 +290,7 @@ static void test_queue_first(void **state)
 
 	assert_false(l7_cb_queue_first(f->lw[0], NULL));
 	assert_false(l7_cb_queue_first(f->lw[0], f->p)); /* room, nobody waits */
-	assert_int_equal(cb_conn_try_open(f->p), 0); /* at the limit now */
+	assert_int_equal(cb_conn_try_open(f->p), 0);	 /* at the limit now */
 	assert_false(l7_cb_queue_first(f->lw[0], f->p)); /* at the limit, nobody else waits */
 	pend(f->lw[1], c1);
 	assert_true(l7_cb_queue_first(f->lw[0], f->p)); /* behind worker 1's waiter */
@@ -413,7 +413,7 @@ static void test_handoff_none_and_idle(void **state)
 	assert_int_equal(u0->state, L7U_FREE);
 	assert_int_equal(f->sh.cb_handoff[f->slot][1], 1);
 	assert_int_equal(conns(f), BASE_CONNS + 1); /* still counted: worker 1's now */
-	assert_true(l7_cb_queue_first(w0, f->p)); /* new requests of worker 0 queue behind */
+	assert_true(l7_cb_queue_first(w0, f->p));   /* new requests of worker 0 queue behind */
 	/* worker 1's poll: the slot is used; the connection cannot be made (no address
 	 * family), so the slot is given back, once */
 	l7_cb_on_timer(w1, 0);
@@ -528,7 +528,7 @@ static void *race_waiter(void *arg)
 static void test_handoff_race(void **state)
 {
 	struct fx *f = *state;
-	struct race r = { f, conn_new(f->lw[1], f->p, &f->key), 0, 0, 0, 0, 0 };
+	struct race r = {f, conn_new(f->lw[1], f->p, &f->key), 0, 0, 0, 0, 0};
 	pthread_t t;
 
 	f->p->lim.max_connections = RM_CFG_UNLIMITED;
@@ -537,8 +537,9 @@ static void test_handoff_race(void **state)
 	 * it waits, and back to the pool when it stopped waiting meanwhile */
 	while (!want(f) && !__atomic_load_n(&r.rounds, __ATOMIC_SEQ_CST))
 		sched_yield();
-	for (int i = 0; i < 2000000 && (i < 200000 || __atomic_load_n(&r.rounds, __ATOMIC_SEQ_CST) <
-									 20000); i++) {
+	for (int i = 0;
+	     i < 2000000 && (i < 200000 || __atomic_load_n(&r.rounds, __ATOMIC_SEQ_CST) < 20000);
+	     i++) {
 		assert_int_equal(cb_conn_try_open(f->p), 0);
 		if (l7_cb_handoff(f->lw[0], f->p))
 			r.handed++;
@@ -676,17 +677,17 @@ static void test_up_idle_yield_hands_over(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_handoff_target),
-		T(test_fifo_order_and_leave_once),
-		T(test_queue_first),
-		T(test_wake_serves_in_order),
-		T(test_route_timeout_and_abort_leave_once),
-		T(test_handoff_none_and_idle),
-		T(test_handoff_drained_when_waiters_leave),
-		T(test_handoff_to_stopped_waiter),
-		T(test_handoff_race),
-		T(test_up_close_paths),
-		T(test_up_idle_yield_hands_over),
+	    cmocka_unit_test(test_handoff_target),
+	    T(test_fifo_order_and_leave_once),
+	    T(test_queue_first),
+	    T(test_wake_serves_in_order),
+	    T(test_route_timeout_and_abort_leave_once),
+	    T(test_handoff_none_and_idle),
+	    T(test_handoff_drained_when_waiters_leave),
+	    T(test_handoff_to_stopped_waiter),
+	    T(test_handoff_race),
+	    T(test_up_close_paths),
+	    T(test_up_idle_yield_hands_over),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

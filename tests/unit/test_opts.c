@@ -14,12 +14,12 @@
 static struct rm_opts o;
 static char err[512];
 
-#define PARSE(ncpus, ...)                                                                         \
-	({                                                                                        \
-		char *argv_[] = { "ringmeshd", __VA_ARGS__ };                                     \
-		memset(err, 0, sizeof(err));                                                      \
-		opts_parse(&o, (int)(sizeof(argv_) / sizeof(argv_[0])), argv_, ncpus, err,       \
-			   sizeof(err));                                                          \
+#define PARSE(ncpus, ...)                                                                          \
+	({                                                                                         \
+		char *argv_[] = {"ringmeshd", __VA_ARGS__};                                        \
+		memset(err, 0, sizeof(err));                                                       \
+		opts_parse(&o, (int)(sizeof(argv_) / sizeof(argv_[0])), argv_, ncpus, err,         \
+			   sizeof(err));                                                           \
 	})
 
 #define REQ "--cgroup", "/sys/fs/cgroup/unified/pods", "--include-ip-ranges", "10.96.0.0/12"
@@ -110,7 +110,7 @@ static void test_required(void **state)
 	expect_err(PARSE(1, "--cgroup", "/sys/fs/cgroup/unified/pods"),
 		   "--include-ip-ranges is required", NULL);
 	{
-		char *argv[] = { "ringmeshd", NULL };
+		char *argv[] = {"ringmeshd", NULL};
 
 		expect_err(opts_parse(&o, 1, argv, 1, err, sizeof(err)), "--cgroup is required",
 			   NULL);
@@ -139,9 +139,9 @@ static void test_bad_paths(void **state)
 		   "absolute");
 	expect_err(PARSE(1, "--cgroup", "", "--include-ip-ranges", "10.0.0.0/8"), "--cgroup",
 		   "empty");
-	expect_err(PARSE(1, "--cgroup", "/sys/fs/cgroup/unified/", "--include-ip-ranges",
-			 "10.0.0.0/8"),
-		   "'/sys/fs/cgroup/unified/'", "root");
+	expect_err(
+	    PARSE(1, "--cgroup", "/sys/fs/cgroup/unified/", "--include-ip-ranges", "10.0.0.0/8"),
+	    "'/sys/fs/cgroup/unified/'", "root");
 	expect_err(PARSE(1, "--cgroup", "/sys/fs/cgroup", "--include-ip-ranges", "10.0.0.0/8"),
 		   "--cgroup", "root");
 	expect_err(PARSE(1, "--cgroup", "/sys/fs/cgroup/unified/pods/../..", "--include-ip-ranges",
@@ -162,8 +162,8 @@ static void test_bad_ranges_and_ports(void **state)
 		   "--include-ip-ranges", "10.0.0.1/8");
 	expect_err(PARSE(1, "--cgroup", "/c/p", "--include-ip-ranges", "10.0.0.0/8,nope"),
 		   "--include-ip-ranges", "nope");
-	expect_err(PARSE(1, "--cgroup", "/c/p", "--include-ip-ranges", ""),
-		   "--include-ip-ranges", NULL);
+	expect_err(PARSE(1, "--cgroup", "/c/p", "--include-ip-ranges", ""), "--include-ip-ranges",
+		   NULL);
 	expect_err(PARSE(1, REQ, "--exclude-ip-ranges", "300.0.0.0/8"), "--exclude-ip-ranges",
 		   "300.0.0.0/8");
 	expect_err(PARSE(1, REQ, "--exclude-ports", "22,0"), "--exclude-ports", "0");
@@ -209,16 +209,11 @@ static void test_bad_numbers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_workers_default_clamped),
-		cmocka_unit_test(test_all_options),
-		cmocka_unit_test(test_help_version),
-		cmocka_unit_test(test_required),
-		cmocka_unit_test(test_syntax_errors),
-		cmocka_unit_test(test_bad_paths),
-		cmocka_unit_test(test_bad_ranges_and_ports),
-		cmocka_unit_test(test_bad_addresses),
-		cmocka_unit_test(test_bad_numbers),
+	    cmocka_unit_test(test_defaults),	  cmocka_unit_test(test_workers_default_clamped),
+	    cmocka_unit_test(test_all_options),	  cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_required),	  cmocka_unit_test(test_syntax_errors),
+	    cmocka_unit_test(test_bad_paths),	  cmocka_unit_test(test_bad_ranges_and_ports),
+	    cmocka_unit_test(test_bad_addresses), cmocka_unit_test(test_bad_numbers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

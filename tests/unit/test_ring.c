@@ -41,8 +41,8 @@ struct backend {
 	pthread_t thread;
 	int accepted; /* atomics below */
 	int live;
-	int eofs; /* connections whose reader saw EOF */
-	int resets; /* connections whose reader saw ECONNRESET */
+	int eofs;     /* connections whose reader saw EOF */
+	int resets;   /* connections whose reader saw ECONNRESET */
 	long last_rx; /* bytes received by the last connection that saw EOF */
 };
 
@@ -64,7 +64,7 @@ static void send_all(int fd, const void *p, size_t n)
 
 static void set_linger0(int fd)
 {
-	struct linger lg = { 1, 0 };
+	struct linger lg = {1, 0};
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
@@ -153,7 +153,7 @@ static uint16_t bound_port(int fd)
 
 static int listen_loopback(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in sin = {.sin_family = AF_INET};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -181,7 +181,7 @@ struct hooks_state {
 	enum lookup_mode mode;
 	uint16_t dead_port;
 	int lookups, sock_adds, closes; /* atomics */
-	int sock_add_bad; /* sock_add saw an fd or address it should not have */
+	int sock_add_bad;		/* sock_add saw an fd or address it should not have */
 };
 
 static struct hooks_state hs;
@@ -348,8 +348,8 @@ static bool wait_int(int *p, int want)
 
 static int cl_connect(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_port = htons(proxy_port) };
-	struct timeval tv = { .tv_sec = IO_TIMEOUT_MS / 1000 };
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(proxy_port)};
+	struct timeval tv = {.tv_sec = IO_TIMEOUT_MS / 1000};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
 	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -404,11 +404,12 @@ static void dump_conns(void)
 		for (int s = 0; s < 2; s++) {
 			struct l4_side *d = &c->side[s];
 
-			print_message("    slot %u side %d: state %d inflight %u armed %d cancel %d "
-				      "eof %d starved %d busy %d shut %d paused %d priv %d q %u\n",
-				      i, s, c->state, c->inflight, d->recv_armed, d->recv_cancel,
-				      d->eof, d->starved, d->send_busy, d->shut_wr, d->paused,
-				      d->priv_busy, d->q_len);
+			print_message(
+			    "    slot %u side %d: state %d inflight %u armed %d cancel %d "
+			    "eof %d starved %d busy %d shut %d paused %d priv %d q %u\n",
+			    i, s, c->state, c->inflight, d->recv_armed, d->recv_cancel, d->eof,
+			    d->starved, d->send_busy, d->shut_wr, d->paused, d->priv_busy,
+			    d->q_len);
 		}
 	}
 }
@@ -502,12 +503,13 @@ static void test_bulk_10mib(void **state)
 	}
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	for (;;) {
-		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < n ? POLLOUT : 0) };
+		struct pollfd p = {.fd = fd, .events = POLLIN | (sent < n ? POLLOUT : 0)};
 		ssize_t k;
 
 		assert_true(poll(&p, 1, IO_TIMEOUT_MS) > 0);
 		if (sent < n && (p.revents & POLLOUT)) {
-			k = send(fd, out + sent, n - sent > 262144 ? 262144 : n - sent, MSG_NOSIGNAL);
+			k = send(fd, out + sent, n - sent > 262144 ? 262144 : n - sent,
+				 MSG_NOSIGNAL);
 			if (k > 0)
 				sent += (size_t)k;
 		}
@@ -712,8 +714,8 @@ static void test_pool_exhaustion(void **state)
 	enum { K = 8 };
 	const size_t n = 32u << 20;
 	char *pat = malloc(n), *in = malloc(1 << 16);
-	size_t sent[K] = { 0 }, got[K] = { 0 };
-	bool done[K] = { false }, shut[K] = { false };
+	size_t sent[K] = {0}, got[K] = {0};
+	bool done[K] = {false}, shut[K] = {false};
 	int fd[K], left = K;
 	struct ring_stats s;
 
@@ -831,7 +833,7 @@ static void test_backpressure_bounded(void **state)
 
 	fcntl(fd, F_SETFL, O_NONBLOCK);
 	while (true) {
-		struct pollfd p = { .fd = fd, .events = POLLIN | (sent < n ? POLLOUT : 0) };
+		struct pollfd p = {.fd = fd, .events = POLLIN | (sent < n ? POLLOUT : 0)};
 		ssize_t k;
 
 		assert_true(poll(&p, 1, IO_TIMEOUT_MS) > 0);
@@ -929,20 +931,20 @@ static bool io_uring_usable(void)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_ud_packing),
-		cmocka_unit_test(test_config_rejected),
-		cmocka_unit_test_setup_teardown(test_small_echo_and_hooks, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_half_close, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_upstream_half_close, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_bulk_10mib, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_upstream_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_client_reset, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_no_orig_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_connect_failure, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_200_concurrent, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_pool_exhaustion, setup_small_pool, teardown),
-		cmocka_unit_test_setup_teardown(test_backpressure_bounded, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_stop_with_open_connection, setup, teardown),
+	    cmocka_unit_test(test_ud_packing),
+	    cmocka_unit_test(test_config_rejected),
+	    cmocka_unit_test_setup_teardown(test_small_echo_and_hooks, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_half_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upstream_half_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_bulk_10mib, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_upstream_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_client_reset, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_no_orig_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_connect_failure, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_200_concurrent, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_pool_exhaustion, setup_small_pool, teardown),
+	    cmocka_unit_test_setup_teardown(test_backpressure_bounded, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_stop_with_open_connection, setup, teardown),
 	};
 	struct rlimit rl;
 

@@ -271,7 +271,7 @@ static int wait_live(uint64_t gen, double *ms)
 	if (cli_map_open(RM_MAP_STATS, false, &sm))
 		return 0;
 	buf = calloc(1, cli_map_value_size(&sm) > sizeof(*hdr) ? cli_map_value_size(&sm)
-								: sizeof(*hdr));
+							       : sizeof(*hdr));
 	if (!buf) {
 		cli_map_close(&sm);
 		return 0;
@@ -417,9 +417,11 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 	if (changed) {
 		live = wait_live(gen, &live_ms);
 		if (live == -ETIMEDOUT) {
-			p_err("generation %llu is stored at %s, but ringmeshd has not loaded it after "
-			      "2 s: see its log (a configuration its router rejects is logged there)",
-			      (unsigned long long)gen, cli.pin_dir);
+			p_err(
+			    "generation %llu is stored at %s, but ringmeshd has not loaded it "
+			    "after "
+			    "2 s: see its log (a configuration its router rejects is logged there)",
+			    (unsigned long long)gen, cli.pin_dir);
 			return -1;
 		}
 	}

@@ -22,7 +22,8 @@
 #define HELP_SPEC_FILES "FILES := -f { FILE | DIR | - } [-f ...]"
 #define HELP_SPEC_MAP                                                                              \
 	"MAP := { rm_include | rm_exclude | rm_xports | rm_orig | rm_orig_ck |\n"                  \
-	"                rm_socks | rm_proxy | rm_dpstats | rm_cfg | rm_stats | rm_breaker | NAME }"
+	"                rm_socks | rm_proxy | rm_dpstats | rm_cfg | rm_stats | rm_breaker | "     \
+	"NAME }"
 
 /* Global options, set once by main() before any command runs. */
 struct cli_opts {

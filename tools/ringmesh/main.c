@@ -13,7 +13,6 @@
 #include "ringmesh/abi.h"
 #include "cli.h"
 
-
 static int do_help(int argc, char **argv)
 {
 	char text[2048];
@@ -56,18 +55,10 @@ static int do_version(int argc, char **argv)
 }
 
 static const struct cli_cmd objects[] = {
-    {"help", do_help},
-    {"apply", do_apply},
-    {"delete", do_delete},
-    {"rule", do_rule},
-    {"service", do_service},
-    {"endpoint", do_endpoint},
-    {"map", do_map},
-    {"status", do_status},
-    {"stats", do_stats},
-    {"breaker", do_breaker},
-    {"version", do_version},
-    {0},
+    {"help", do_help},	     {"apply", do_apply},     {"delete", do_delete},
+    {"rule", do_rule},	     {"service", do_service}, {"endpoint", do_endpoint},
+    {"map", do_map},	     {"status", do_status},   {"stats", do_stats},
+    {"breaker", do_breaker}, {"version", do_version}, {0},
 };
 
 int main(int argc, char **argv)

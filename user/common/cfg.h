@@ -37,11 +37,11 @@ struct cfg_doc_ir; /* parsed form, private to the compiler */
 /* One applied document. */
 struct cfg_doc {
 	enum cfg_kind kind;
-	char *ns; /* metadata.namespace ("default" when absent) */
-	char *name; /* metadata.name */
-	char *origin; /* file it came from ("-" for stdin) */
+	char *ns;	     /* metadata.namespace ("default" when absent) */
+	char *name;	     /* metadata.name */
+	char *origin;	     /* file it came from ("-" for stdin) */
 	unsigned first_line; /* line of its first text line in origin (1-based) */
-	char *text; /* this document's YAML text alone */
+	char *text;	     /* this document's YAML text alone */
 	struct cfg_doc_ir *ir;
 };
 
@@ -67,8 +67,7 @@ int cfg_docs_merge(struct cfg_docs *store, struct cfg_docs *add);
 
 /* Remove from store each document of del (same kind+namespace+name). Every one
  * must be present: otherwise -ENOENT, err names the first missing, store intact. */
-int cfg_docs_remove(struct cfg_docs *store, const struct cfg_docs *del, char *err,
-		    size_t errlen);
+int cfg_docs_remove(struct cfg_docs *store, const struct cfg_docs *del, char *err, size_t errlen);
 
 /* `rule delete NAME`: remove the RouteRule or VirtualService called name (in ns,
  * or in any namespace when ns is NULL; ambiguous -> -EEXIST). */
@@ -84,8 +83,7 @@ int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size
 
 /* Source texts in and out of a rm_cfg_src half. */
 int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err, size_t errlen);
-int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err,
-		   size_t errlen);
+int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err, size_t errlen);
 
 /* Bytes of a compiled half that matter (header through the used strtab), for
  * comparing two compilations. */
@@ -125,7 +123,7 @@ int cfg_describe_all(const struct rm_cfg *cfg, FILE *out);
 /* --- the pinned store (I/O) --- */
 struct cfg_store {
 	int ctl_fd, cfg_fd, src_fd, lock_fd;
-	struct rm_cfg_ctl *ctl; /* mmapped rm_cfg_ctl[0] */
+	struct rm_cfg_ctl *ctl;		    /* mmapped rm_cfg_ctl[0] */
 	struct rm_cfg *half[RM_CFG_HALVES]; /* mmapped rm_cfg[0..1] */
 	struct rm_cfg_src *src[RM_CFG_HALVES];
 	void *cfg_map, *src_map; /* whole mappings, for munmap */
@@ -136,8 +134,7 @@ struct cfg_store {
 /* Open the pinned maps under pin_dir; with create, create and pin missing ones
  * with the exact parameters of bpf/lib/maps_cfg.h (so ringmeshd's libbpf reuses
  * them). -ENOENT when absent and !create. */
-int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err,
-		   size_t errlen);
+int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err, size_t errlen);
 void cfg_store_close(struct cfg_store *s); /* also unlocks */
 
 /* Exclusive writer lock: flock(LOCK_EX) on the pin directory (bpffs cannot hold a
@@ -158,8 +155,8 @@ int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src
 		      bool *changed, uint64_t *generation);
 
 enum cfg_op {
-	CFG_OP_APPLY = 1, /* merge docs into the store */
-	CFG_OP_DELETE = 2, /* remove docs from the store */
+	CFG_OP_APPLY = 1,   /* merge docs into the store */
+	CFG_OP_DELETE = 2,  /* remove docs from the store */
 	CFG_OP_REPLACE = 3, /* the store becomes docs */
 };
 

@@ -97,7 +97,8 @@ static int labels_put(struct cb_ctx *b, const struct cfg_doc_ir *ir, struct cfg_
 	*first = o->n_labels;
 	*count = l->n;
 	if (o->n_labels + l->n > RM_CFG_MAX_LABELS)
-		return fail(b, ir, pos, -ENOSPC, "too many labels (capacity %u)", RM_CFG_MAX_LABELS);
+		return fail(b, ir, pos, -ENOSPC, "too many labels (capacity %u)",
+			    RM_CFG_MAX_LABELS);
 	for (unsigned i = 0; i < l->n; i++) {
 		o->labels[o->n_labels].key_off = str(b, l->v[i].k, &ok);
 		o->labels[o->n_labels].val_off = str(b, l->v[i].v, &ok);
@@ -123,7 +124,8 @@ static bool lset_includes(const struct cfg_lset *have, const struct cfg_lset *wa
 		unsigned j;
 
 		for (j = 0; j < have->n; j++)
-			if (!strcmp(have->v[j].k, want->v[i].k) && !strcmp(have->v[j].v, want->v[i].v))
+			if (!strcmp(have->v[j].k, want->v[i].k) &&
+			    !strcmp(have->v[j].v, want->v[i].v))
 				break;
 		if (j == have->n)
 			return false;
@@ -132,8 +134,8 @@ static bool lset_includes(const struct cfg_lset *have, const struct cfg_lset *wa
 }
 
 /* Do the endpoint labels (first,count in out) include every label of want? */
-static bool labels_include(const struct rm_cfg *o, uint32_t first, uint32_t count,
-			   uint32_t wfirst, uint32_t wcount)
+static bool labels_include(const struct rm_cfg *o, uint32_t first, uint32_t count, uint32_t wfirst,
+			   uint32_t wcount)
 {
 	for (uint32_t i = 0; i < wcount; i++) {
 		const struct rm_cfg_label *w = &o->labels[wfirst + i];
@@ -284,8 +286,10 @@ static int build_service(struct cb_ctx *b, uint32_t idx)
 	s->endpoint_first = o->n_endpoints;
 	se = find_se(b, host, &dup);
 	if (dup)
-		return fail(b, dup, dup->pos, -EINVAL, "host %s is already declared by ServiceEntry "
-						       "%s/%s", host, se->ns, se->name);
+		return fail(b, dup, dup->pos, -EINVAL,
+			    "host %s is already declared by ServiceEntry "
+			    "%s/%s",
+			    host, se->ns, se->name);
 	if (se) {
 		s->flags |= RM_SF_DECLARED;
 		s->n_addrs = se->naddrs;
@@ -311,8 +315,8 @@ static int build_service(struct cb_ctx *b, uint32_t idx)
 		}
 	}
 	s->endpoint_count = o->n_endpoints - s->endpoint_first;
-	return ok ? 0 : fail(b, b->docs->v[0].ir, (struct cfg_pos){ 0 }, -ENOSPC,
-			     "string table full");
+	return ok ? 0
+		  : fail(b, b->docs->v[0].ir, (struct cfg_pos){0}, -ENOSPC, "string table full");
 }
 
 /* Apply a policy's sections over cb (Istio merges a subset's policy over the
@@ -404,8 +408,10 @@ static int build_subsets(struct cb_ctx *b, uint32_t idx)
 
 		if (ir->kind == CFG_K_DESTRULE && !strcmp(ir->host, host)) {
 			if (dr) {
-				r = fail(b, ir, ir->pos, -EINVAL, "host %s already has "
-					 "DestinationRule %s/%s", host, dr->ns, dr->name);
+				r = fail(b, ir, ir->pos, -EINVAL,
+					 "host %s already has "
+					 "DestinationRule %s/%s",
+					 host, dr->ns, dr->name);
 				goto out;
 			}
 			dr = ir;
@@ -456,9 +462,11 @@ static int build_subsets(struct cb_ctx *b, uint32_t idx)
 			}
 			if (ir->kind == CFG_K_DESTPOLICY) {
 				if (pend[j].policy) {
-					r = fail(b, ir, ir->pos, -EINVAL, "DestinationPolicy %s/%s "
-						 "already applies to %s {%s}", pend[j].policy->ns,
-						 pend[j].policy->name, host, pend[j].name);
+					r = fail(b, ir, ir->pos, -EINVAL,
+						 "DestinationPolicy %s/%s "
+						 "already applies to %s {%s}",
+						 pend[j].policy->ns, pend[j].policy->name, host,
+						 pend[j].name);
 					goto out;
 				}
 				pend[j].policy = ir;
@@ -518,7 +526,7 @@ static int build_subsets(struct cb_ctx *b, uint32_t idx)
 	}
 	o->services[idx].subset_count = o->n_subsets - o->services[idx].subset_first;
 	if (!ok)
-		r = fail(b, b->docs->v[0].ir, (struct cfg_pos){ 0 }, -ENOSPC, "string table full");
+		r = fail(b, b->docs->v[0].ir, (struct cfg_pos){0}, -ENOSPC, "string table full");
 out:
 	free(pend);
 	return r;
@@ -533,14 +541,14 @@ static int build_members(struct cb_ctx *b)
 		const struct rm_cfg_service *svc = &o->services[s->service];
 
 		s->member_first = o->n_members;
-		for (uint32_t e = svc->endpoint_first; e < svc->endpoint_first + svc->endpoint_count;
-		     e++) {
+		for (uint32_t e = svc->endpoint_first;
+		     e < svc->endpoint_first + svc->endpoint_count; e++) {
 			if (!labels_include(o, o->endpoints[e].label_first,
 					    o->endpoints[e].label_count, s->label_first,
 					    s->label_count))
 				continue;
 			if (o->n_members >= RM_CFG_MAX_MEMBERS)
-				return fail(b, b->docs->v[0].ir, (struct cfg_pos){ 0 }, -ENOSPC,
+				return fail(b, b->docs->v[0].ir, (struct cfg_pos){0}, -ENOSPC,
 					    "too many subset members (capacity %u)",
 					    RM_CFG_MAX_MEMBERS);
 			o->members[o->n_members++] = e;
@@ -578,8 +586,10 @@ static int resolve_subset(struct cb_ctx *b, const struct cfg_doc_ir *ir,
 		}
 	}
 	if (by_name)
-		return fail(b, ir, d->pos, -EINVAL, "subset \"%s\" of %s is not defined by any "
-			    "DestinationRule", d->subset, d->host);
+		return fail(b, ir, d->pos, -EINVAL,
+			    "subset \"%s\" of %s is not defined by any "
+			    "DestinationRule",
+			    d->subset, d->host);
 	return fail(b, ir, d->pos, -EINVAL, "internal: no subset for {%s}", name);
 }
 
@@ -755,7 +765,7 @@ out:
 
 int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size_t errlen)
 {
-	struct cb_ctx b = { .o = out, .docs = docs, .err = err, .errlen = errlen };
+	struct cb_ctx b = {.o = out, .docs = docs, .err = err, .errlen = errlen};
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -773,7 +783,7 @@ int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size
 	if ((r = collect_hosts(&b)))
 		goto out;
 	if (b.nhosts > RM_CFG_MAX_SERVICES) {
-		r = fail(&b, docs->v[0].ir, (struct cfg_pos){ 0 }, -ENOSPC,
+		r = fail(&b, docs->v[0].ir, (struct cfg_pos){0}, -ENOSPC,
 			 "too many services: %u (capacity %u)", b.nhosts, RM_CFG_MAX_SERVICES);
 		goto out;
 	}

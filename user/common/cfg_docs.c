@@ -42,8 +42,7 @@ static void drop(struct cfg_docs *store, size_t j)
 	store->n--;
 }
 
-int cfg_docs_remove(struct cfg_docs *store, const struct cfg_docs *del, char *err,
-		    size_t errlen)
+int cfg_docs_remove(struct cfg_docs *store, const struct cfg_docs *del, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < del->n; i++) {
 		size_t j;
@@ -79,8 +78,10 @@ int cfg_docs_remove_rule(struct cfg_docs *store, const char *name, const char *n
 		    strcmp(d->name, name) || (ns && strcmp(d->ns, ns)))
 			continue;
 		if (found != SIZE_MAX) {
-			snprintf(err, errlen, "rule %s exists in namespaces %s and %s: give the "
-				 "namespace", name, store->v[found].ns, d->ns);
+			snprintf(err, errlen,
+				 "rule %s exists in namespaces %s and %s: give the "
+				 "namespace",
+				 name, store->v[found].ns, d->ns);
 			return -EEXIST;
 		}
 		found = j;
@@ -104,12 +105,14 @@ int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err,
 		const struct cfg_doc *d = &docs->v[i];
 		size_t ol = strlen(d->origin) + 1, tl = strlen(d->text) + 1;
 		size_t rec = (sizeof(struct rm_cfg_src_doc) + ol + tl + 7) & ~(size_t)7;
-		struct rm_cfg_src_doc h = { (uint32_t)rec, (uint32_t)ol, (uint32_t)tl,
-					    d->first_line };
+		struct rm_cfg_src_doc h = {(uint32_t)rec, (uint32_t)ol, (uint32_t)tl,
+					   d->first_line};
 
 		if (used + rec > RM_CFG_SRC_SIZE) {
-			snprintf(err, errlen, "%s:%u:1: the applied documents exceed the %u bytes "
-				 "kept for them", d->origin, d->first_line, RM_CFG_SRC_SIZE);
+			snprintf(err, errlen,
+				 "%s:%u:1: the applied documents exceed the %u bytes "
+				 "kept for them",
+				 d->origin, d->first_line, RM_CFG_SRC_SIZE);
 			return -ENOSPC;
 		}
 		memcpy(out->text + used, &h, sizeof(h));
@@ -125,10 +128,9 @@ int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err,
 	return 0;
 }
 
-int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err,
-		   size_t errlen)
+int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err, size_t errlen)
 {
-	struct cfg_docs tmp = { 0 };
+	struct cfg_docs tmp = {0};
 	size_t off = 0;
 	int r = 0;
 
@@ -153,8 +155,8 @@ int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err
 			break;
 		}
 		memcpy(&h, src->text + off, sizeof(h));
-		if (h.rec_len < sizeof(h) + h.origin_len + h.text_len || off + h.rec_len > src->used ||
-		    !h.origin_len || !h.text_len) {
+		if (h.rec_len < sizeof(h) + h.origin_len + h.text_len ||
+		    off + h.rec_len > src->used || !h.origin_len || !h.text_len) {
 			r = -EBADMSG;
 			break;
 		}
@@ -164,7 +166,8 @@ int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err
 			r = -EBADMSG;
 			break;
 		}
-		r = cfg_doc_parse_text(origin, h.first_line, text, h.text_len - 1, &ir, err, errlen);
+		r = cfg_doc_parse_text(origin, h.first_line, text, h.text_len - 1, &ir, err,
+				       errlen);
 		if (r)
 			break;
 		if ((r = cfg_doc_make(&d, ir, origin, h.first_line, text, h.text_len - 1)))

@@ -49,10 +49,10 @@ struct cfg_match_ir {
 };
 
 struct cfg_dest_ir {
-	const char *host; /* FQDN */
-	const char *subset; /* modern: subset name, or NULL */
+	const char *host;	/* FQDN */
+	const char *subset;	/* modern: subset name, or NULL */
 	struct cfg_lset labels; /* old: route labels */
-	uint16_t port; /* host order, 0 = any */
+	uint16_t port;		/* host order, 0 = any */
 	uint32_t weight;
 	struct cfg_pos pos;
 };
@@ -166,15 +166,15 @@ struct cfg_field { /* allowed key of a mapping */
 
 struct cfg_pos cfg_node_pos(const struct cfg_ctx *c, const yaml_node_t *n);
 int cfg_errf(const struct cfg_ctx *c, const yaml_node_t *n, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Map n's keys onto fields (NULL-terminated list); unknown key -> error at it;
  * n must be a mapping (what names it in errors). Duplicate keys are errors. */
 int cfg_fields(const struct cfg_ctx *c, yaml_node_t *n, const char *what,
 	       const struct cfg_field *fields);
 int cfg_need(const struct cfg_ctx *c, yaml_node_t *parent, yaml_node_t *v, const char *key);
 int cfg_str_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, const char **out);
-int cfg_int_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, int64_t min,
-	       int64_t max, int64_t *out);
+int cfg_int_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, int64_t min, int64_t max,
+	       int64_t *out);
 /* Optional integer fields read into uint32_t; n points at the node variable that
  * cfg_fields() fills, so a table can be built before the fields are read. */
 struct cfg_u32_field {
@@ -188,8 +188,7 @@ int cfg_bool_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, bool 
 int cfg_dur_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, uint64_t *ns);
 /* percent 0..100 (fractional allowed) -> parts per million */
 int cfg_pct_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, uint32_t *ppm);
-int cfg_labels_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what,
-		  struct cfg_lset *out);
+int cfg_labels_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, struct cfg_lset *out);
 int cfg_seq_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, yaml_node_item_t **b,
 	       unsigned *count);
 /* "a,b,c" from a sequence of scalars */
@@ -199,8 +198,7 @@ int cfg_regex_check(const struct cfg_ctx *c, yaml_node_t *n, const char *re);
 int cfg_addr_of(const struct cfg_ctx *c, yaml_node_t *n, struct rm_addr *a, uint16_t *family,
 		bool allow_cidr);
 /* Istio name resolution: short name -> name.ns.svc.cluster.local; dots: as given. */
-const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns,
-		     const char *domain);
+const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns, const char *domain);
 yaml_node_t *cfg_item(const struct cfg_ctx *c, yaml_node_item_t it);
 
 /* Shared by both front ends. */
@@ -226,8 +224,8 @@ int cfg_doc_parse_text(const char *file, unsigned first_line, const char *text, 
 		       struct cfg_doc_ir **out, char *err, size_t errlen);
 void cfg_doc_ir_free(struct cfg_doc_ir *ir);
 /* Build a cfg_doc from its IR and text slice (takes ir). */
-int cfg_doc_make(struct cfg_doc *d, struct cfg_doc_ir *ir, const char *origin,
-		 unsigned first_line, const char *text, size_t len);
+int cfg_doc_make(struct cfg_doc *d, struct cfg_doc_ir *ir, const char *origin, unsigned first_line,
+		 const char *text, size_t len);
 void cfg_doc_clear(struct cfg_doc *d);
 int cfg_docs_push(struct cfg_docs *docs, struct cfg_doc *d); /* moves *d */
 

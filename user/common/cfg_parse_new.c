@@ -29,7 +29,7 @@ static int unsupported(struct cfg_ctx *c, yaml_node_t *n, const char *what)
 static int percentage(struct cfg_ctx *c, yaml_node_t *n, uint32_t *ppm)
 {
 	yaml_node_t *v;
-	const struct cfg_field f[] = { { "value", &v }, { NULL, NULL } };
+	const struct cfg_field f[] = {{"value", &v}, {NULL, NULL}};
 	int r;
 
 	if ((r = cfg_fields(c, n, "percentage", f)))
@@ -38,14 +38,12 @@ static int percentage(struct cfg_ctx *c, yaml_node_t *n, uint32_t *ppm)
 	return v ? cfg_pct_of(c, v, "percentage.value", ppm) : 0;
 }
 
-static int destination(struct cfg_ctx *c, yaml_node_t *n, const char *what,
-		       struct cfg_dest_ir *d)
+static int destination(struct cfg_ctx *c, yaml_node_t *n, const char *what, struct cfg_dest_ir *d)
 {
 	yaml_node_t *host, *subset, *port, *num;
 	const struct cfg_field f[] = {
-		{ "host", &host }, { "subset", &subset }, { "port", &port }, { NULL, NULL }
-	};
-	const struct cfg_field pf[] = { { "number", &num }, { NULL, NULL } };
+	    {"host", &host}, {"subset", &subset}, {"port", &port}, {NULL, NULL}};
+	const struct cfg_field pf[] = {{"number", &num}, {NULL, NULL}};
 	const char *h;
 	int64_t v;
 	int r;
@@ -62,7 +60,8 @@ static int destination(struct cfg_ctx *c, yaml_node_t *n, const char *what,
 	if (subset && (r = cfg_str_of(c, subset, "subset", &d->subset)))
 		return r;
 	if (port) {
-		if ((r = cfg_fields(c, port, "port", pf)) || (r = cfg_need(c, port, num, "number")) ||
+		if ((r = cfg_fields(c, port, "port", pf)) ||
+		    (r = cfg_need(c, port, num, "number")) ||
 		    (r = cfg_int_of(c, num, "port.number", 1, 65535, &v)))
 			return r;
 		d->port = (uint16_t)v;
@@ -73,14 +72,13 @@ static int destination(struct cfg_ctx *c, yaml_node_t *n, const char *what,
 static int match_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_match_ir *m)
 {
 	yaml_node_t *name, *uri, *scheme, *method, *auth, *hdrs, *port, *sl, *gw, *qp, *iuc, *woh,
-		*sns, *sname;
+	    *sns, *sname;
 	const struct cfg_field f[] = {
-		{ "name", &name },	    { "uri", &uri },		 { "scheme", &scheme },
-		{ "method", &method },	    { "authority", &auth },	 { "headers", &hdrs },
-		{ "port", &port },	    { "sourceLabels", &sl },	 { "gateways", &gw },
-		{ "queryParams", &qp },	    { "ignoreUriCase", &iuc },	 { "withoutHeaders", &woh },
-		{ "sourceNamespace", &sns }, { "statPrefix", &sname },	 { NULL, NULL }
-	};
+	    {"name", &name},	       {"uri", &uri},		{"scheme", &scheme},
+	    {"method", &method},       {"authority", &auth},	{"headers", &hdrs},
+	    {"port", &port},	       {"sourceLabels", &sl},	{"gateways", &gw},
+	    {"queryParams", &qp},      {"ignoreUriCase", &iuc}, {"withoutHeaders", &woh},
+	    {"sourceNamespace", &sns}, {"statPrefix", &sname},	{NULL, NULL}};
 	struct {
 		yaml_node_t *n;
 		uint8_t field;
@@ -92,7 +90,13 @@ static int match_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_match_ir *m
 	if ((r = cfg_fields(c, n, "match", f)))
 		return r;
 	if (port || gw || qp || iuc || woh || sns || sname) {
-		yaml_node_t *x = port ? port : gw ? gw : qp ? qp : iuc ? iuc : woh ? woh : sns ? sns : sname;
+		yaml_node_t *x = port  ? port
+				 : gw  ? gw
+				 : qp  ? qp
+				 : iuc ? iuc
+				 : woh ? woh
+				 : sns ? sns
+				       : sname;
 
 		return cfg_errf(c, x, "this match field is not supported by ringmesh");
 	}
@@ -140,9 +144,7 @@ static int match_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_match_ir *m
 static int header_ops(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 {
 	yaml_node_t *dir[2];
-	const struct cfg_field f[] = {
-		{ "request", &dir[0] }, { "response", &dir[1] }, { NULL, NULL }
-	};
+	const struct cfg_field f[] = {{"request", &dir[0]}, {"response", &dir[1]}, {NULL, NULL}};
 	unsigned total = 0;
 	int r;
 
@@ -151,8 +153,7 @@ static int header_ops(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 	for (int d = 0; d < 2; d++) {
 		yaml_node_t *set, *add, *rem;
 		const struct cfg_field of[] = {
-			{ "set", &set }, { "add", &add }, { "remove", &rem }, { NULL, NULL }
-		};
+		    {"set", &set}, {"add", &add}, {"remove", &rem}, {NULL, NULL}};
 		yaml_node_t *ops[3];
 
 		if (!dir[d])
@@ -186,7 +187,8 @@ static int header_ops(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 
 				for (p = ops[o]->data.mapping.pairs.start;
 				     p < ops[o]->data.mapping.pairs.top; p++) {
-					yaml_node_t *k = cfg_item(c, p->key), *v = cfg_item(c, p->value);
+					yaml_node_t *k = cfg_item(c, p->key),
+						    *v = cfg_item(c, p->value);
 					struct cfg_hop_ir *op = &h->h[h->nh];
 
 					if ((r = cfg_str_of(c, k, "header name", &op->name)) ||
@@ -222,28 +224,28 @@ static const struct {
 	const char *name;
 	uint32_t bit;
 } retry_names[] = {
-	{ "5xx", RM_RETRY_5XX },
-	{ "gateway-error", RM_RETRY_GATEWAY_ERROR },
-	{ "connect-failure", RM_RETRY_CONNECT_FAILURE },
-	{ "reset", RM_RETRY_RESET },
-	{ "retriable-4xx", RM_RETRY_RETRIABLE_4XX },
-	{ "refused-stream", RM_RETRY_REFUSED_STREAM },
-	{ "retriable-status-codes", RM_RETRY_RETRIABLE_CODES },
-	{ "unavailable", RM_RETRY_UNAVAILABLE },
-	{ "cancelled", RM_RETRY_CANCELLED },
-	{ "deadline-exceeded", RM_RETRY_DEADLINE_EXCEEDED },
-	{ "resource-exhausted", RM_RETRY_RESOURCE_EXHAUSTED },
+    {"5xx", RM_RETRY_5XX},
+    {"gateway-error", RM_RETRY_GATEWAY_ERROR},
+    {"connect-failure", RM_RETRY_CONNECT_FAILURE},
+    {"reset", RM_RETRY_RESET},
+    {"retriable-4xx", RM_RETRY_RETRIABLE_4XX},
+    {"refused-stream", RM_RETRY_REFUSED_STREAM},
+    {"retriable-status-codes", RM_RETRY_RETRIABLE_CODES},
+    {"unavailable", RM_RETRY_UNAVAILABLE},
+    {"cancelled", RM_RETRY_CANCELLED},
+    {"deadline-exceeded", RM_RETRY_DEADLINE_EXCEEDED},
+    {"resource-exhausted", RM_RETRY_RESOURCE_EXHAUSTED},
 };
 
 static int retries(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 {
 	yaml_node_t *att, *ptt, *on, *rrl, *rrc;
-	const struct cfg_field f[] = { { "attempts", &att },
-				       { "perTryTimeout", &ptt },
-				       { "retryOn", &on },
-				       { "retryRemoteLocalities", &rrl },
-				       { "retryOnConnectFailure", &rrc },
-				       { NULL, NULL } };
+	const struct cfg_field f[] = {{"attempts", &att},
+				      {"perTryTimeout", &ptt},
+				      {"retryOn", &on},
+				      {"retryRemoteLocalities", &rrl},
+				      {"retryOnConnectFailure", &rrc},
+				      {NULL, NULL}};
 	int64_t v;
 	int r;
 
@@ -294,13 +296,15 @@ int cfg_fault_of(struct cfg_ctx *c, yaml_node_t *n, bool modern, struct cfg_http
 	yaml_node_t *delay, *abort, *pct, *pcts = NULL, *fixed, *expo, *status, *grpc, *h2;
 	/* The old API has no percentage: its lists end before that key, so it stays unknown. */
 	const char *pk = modern ? "percentage" : NULL;
-	const struct cfg_field f[] = { { "delay", &delay }, { "abort", &abort }, { NULL, NULL } };
-	const struct cfg_field df[] = { { "fixedDelay", &fixed },  { "exponentialDelay", &expo },
-					{ "percent", &pct },	    { pk, &pcts },
-					{ NULL, NULL } };
-	const struct cfg_field af[] = { { "httpStatus", &status }, { "grpcStatus", &grpc },
-					{ "http2Error", &h2 },	    { "percent", &pct },
-					{ pk, &pcts },		    { NULL, NULL } };
+	const struct cfg_field f[] = {{"delay", &delay}, {"abort", &abort}, {NULL, NULL}};
+	const struct cfg_field df[] = {{"fixedDelay", &fixed},
+				       {"exponentialDelay", &expo},
+				       {"percent", &pct},
+				       {pk, &pcts},
+				       {NULL, NULL}};
+	const struct cfg_field af[] = {
+	    {"httpStatus", &status}, {"grpcStatus", &grpc}, {"http2Error", &h2},
+	    {"percent", &pct},	     {pk, &pcts},	    {NULL, NULL}};
 	int64_t v;
 	int r;
 
@@ -345,15 +349,24 @@ int cfg_fault_of(struct cfg_ctx *c, yaml_node_t *n, bool modern, struct cfg_http
 static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 {
 	yaml_node_t *name, *match, *route, *redir, *rew, *tmo, *rty, *flt, *mir, *mirp, *mirpct,
-		*cors, *hdrs, *deleg, *direct, *ws;
-	const struct cfg_field f[] = {
-		{ "name", &name },	       { "match", &match },	     { "route", &route },
-		{ "redirect", &redir },	       { "rewrite", &rew },	     { "timeout", &tmo },
-		{ "retries", &rty },	       { "fault", &flt },	     { "mirror", &mir },
-		{ "mirrorPercentage", &mirp }, { "mirrorPercent", &mirpct }, { "corsPolicy", &cors },
-		{ "headers", &hdrs },	       { "delegate", &deleg },	     { "directResponse", &direct },
-		{ "websocketUpgrade", &ws },   { NULL, NULL }
-	};
+	    *cors, *hdrs, *deleg, *direct, *ws;
+	const struct cfg_field f[] = {{"name", &name},
+				      {"match", &match},
+				      {"route", &route},
+				      {"redirect", &redir},
+				      {"rewrite", &rew},
+				      {"timeout", &tmo},
+				      {"retries", &rty},
+				      {"fault", &flt},
+				      {"mirror", &mir},
+				      {"mirrorPercentage", &mirp},
+				      {"mirrorPercent", &mirpct},
+				      {"corsPolicy", &cors},
+				      {"headers", &hdrs},
+				      {"delegate", &deleg},
+				      {"directResponse", &direct},
+				      {"websocketUpgrade", &ws},
+				      {NULL, NULL}};
 	yaml_node_item_t *it;
 	unsigned cnt;
 	uint64_t total = 0;
@@ -363,7 +376,8 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 	if ((r = cfg_fields(c, n, "http route", f)))
 		return r;
 	if (deleg || direct)
-		return unsupported(c, deleg ? deleg : direct, deleg ? "delegate" : "directResponse");
+		return unsupported(c, deleg ? deleg : direct,
+				   deleg ? "delegate" : "directResponse");
 	if (name && name->type != YAML_SCALAR_NODE)
 		return cfg_errf(c, name, "http.name must be a string");
 	if (match) {
@@ -386,8 +400,7 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 		for (unsigned i = 0; i < cnt; i++) {
 			yaml_node_t *e = cfg_item(c, it[i]), *dst, *w, *rh;
 			const struct cfg_field rf[] = {
-				{ "destination", &dst }, { "weight", &w }, { "headers", &rh }, { NULL, NULL }
-			};
+			    {"destination", &dst}, {"weight", &w}, {"headers", &rh}, {NULL, NULL}};
 			int64_t v;
 
 			if ((r = cfg_fields(c, e, "route entry", rf)) ||
@@ -408,8 +421,9 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 		}
 		h->nr = cnt;
 		if (cnt && !total)
-			return cfg_errf(c, route, "route weights are all zero: no traffic could go "
-						  "anywhere");
+			return cfg_errf(c, route,
+					"route weights are all zero: no traffic could go "
+					"anywhere");
 	}
 	if (!route && !redir)
 		return cfg_errf(c, n, "http route needs route or redirect");
@@ -417,10 +431,10 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 		return cfg_errf(c, redir, "http route has either route or redirect, not both");
 	if (redir) {
 		yaml_node_t *u, *a, *code, *sch, *port, *dpr;
-		const struct cfg_field rf[] = { { "uri", &u },		{ "authority", &a },
-						{ "redirectCode", &code }, { "scheme", &sch },
-						{ "port", &port },	{ "derivePort", &dpr },
-						{ NULL, NULL } };
+		const struct cfg_field rf[] = {
+		    {"uri", &u},      {"authority", &a}, {"redirectCode", &code},
+		    {"scheme", &sch}, {"port", &port},	 {"derivePort", &dpr},
+		    {NULL, NULL}};
 		int64_t v;
 
 		if ((r = cfg_fields(c, redir, "redirect", rf)))
@@ -443,8 +457,7 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 	if (rew) {
 		yaml_node_t *u, *a, *ure;
 		const struct cfg_field rf[] = {
-			{ "uri", &u }, { "authority", &a }, { "uriRegexRewrite", &ure }, { NULL, NULL }
-		};
+		    {"uri", &u}, {"authority", &a}, {"uriRegexRewrite", &ure}, {NULL, NULL}};
 
 		if ((r = cfg_fields(c, rew, "rewrite", rf)))
 			return r;
@@ -525,9 +538,9 @@ static int hosts_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_doc_ir *ir)
 int cfg_parse_virtualservice(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir)
 {
 	yaml_node_t *hosts, *gws, *http, *tcp, *tls, *exp;
-	const struct cfg_field f[] = { { "hosts", &hosts }, { "gateways", &gws }, { "http", &http },
-				       { "tcp", &tcp },	    { "tls", &tls },	  { "exportTo", &exp },
-				       { NULL, NULL } };
+	const struct cfg_field f[] = {{"hosts", &hosts}, {"gateways", &gws}, {"http", &http},
+				      {"tcp", &tcp},	 {"tls", &tls},	     {"exportTo", &exp},
+				      {NULL, NULL}};
 	yaml_node_item_t *it;
 	unsigned cnt;
 	int r;
@@ -543,7 +556,8 @@ int cfg_parse_virtualservice(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_do
 		for (unsigned i = 0; i < cnt; i++) {
 			yaml_node_t *g = cfg_item(c, it[i]);
 
-			if (g->type != YAML_SCALAR_NODE || strcmp((char *)g->data.scalar.value, "mesh"))
+			if (g->type != YAML_SCALAR_NODE ||
+			    strcmp((char *)g->data.scalar.value, "mesh"))
 				return cfg_errf(c, g, "only the \"mesh\" gateway is supported");
 		}
 	}
@@ -567,26 +581,31 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 {
 	uint64_t ns;
 	yaml_node_t *lb, *pool, *od, *tls, *pls, *tun, *pt;
-	const struct cfg_field f[] = { { "loadBalancer", &lb },	      { "connectionPool", &pool },
-				       { "outlierDetection", &od },    { "tls", &tls },
-				       { "portLevelSettings", &pls }, { "tunnel", &tun },
-				       { "proxyProtocol", &pt },       { NULL, NULL } };
+	const struct cfg_field f[] = {{"loadBalancer", &lb},	   {"connectionPool", &pool},
+				      {"outlierDetection", &od},   {"tls", &tls},
+				      {"portLevelSettings", &pls}, {"tunnel", &tun},
+				      {"proxyProtocol", &pt},	   {NULL, NULL}};
 	int64_t v;
 	int r;
 
 	if ((r = cfg_fields(c, n, "trafficPolicy", f)))
 		return r;
 	if (tls || pls || tun || pt)
-		return unsupported(c, tls ? tls : pls ? pls : tun ? tun : pt, "this traffic policy");
+		return unsupported(c,
+				   tls	 ? tls
+				   : pls ? pls
+				   : tun ? tun
+					 : pt,
+				   "this traffic policy");
 	p->set = true;
 	cfg_breaker_new_defaults(&p->cb);
 	if (lb) {
 		yaml_node_t *simple, *ch, *lm, *wu;
-		const struct cfg_field lf[] = { { "simple", &simple },
-						{ "consistentHash", &ch },
-						{ "localityLbSetting", &lm },
-						{ "warmupDurationSecs", &wu },
-						{ NULL, NULL } };
+		const struct cfg_field lf[] = {{"simple", &simple},
+					       {"consistentHash", &ch},
+					       {"localityLbSetting", &lm},
+					       {"warmupDurationSecs", &wu},
+					       {NULL, NULL}};
 		const char *s;
 
 		if ((r = cfg_fields(c, lb, "loadBalancer", lf)))
@@ -609,21 +628,21 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 		p->has_lb = true;
 	}
 	if (pool) {
-		yaml_node_t *tcp, *http, *mc, *ct, *ka, *mcd, *idle, *pend, *mreq, *mrpc, *mrt, *idt,
-			*h2u, *ucp, *mcs;
-		const struct cfg_field pf[] = { { "tcp", &tcp }, { "http", &http }, { NULL, NULL } };
-		const struct cfg_field tf[] = { { "maxConnections", &mc },   { "connectTimeout", &ct },
-						{ "tcpKeepalive", &ka },     { "maxConnectionDuration", &mcd },
-						{ "idleTimeout", &idle },    { NULL, NULL } };
-		const struct cfg_field hf[] = { { "http1MaxPendingRequests", &pend },
-						{ "http2MaxRequests", &mreq },
-						{ "maxRequestsPerConnection", &mrpc },
-						{ "maxRetries", &mrt },
-						{ "idleTimeout", &idt },
-						{ "h2UpgradePolicy", &h2u },
-						{ "useClientProtocol", &ucp },
-						{ "maxConcurrentStreams", &mcs },
-						{ NULL, NULL } };
+		yaml_node_t *tcp, *http, *mc, *ct, *ka, *mcd, *idle, *pend, *mreq, *mrpc, *mrt,
+		    *idt, *h2u, *ucp, *mcs;
+		const struct cfg_field pf[] = {{"tcp", &tcp}, {"http", &http}, {NULL, NULL}};
+		const struct cfg_field tf[] = {
+		    {"maxConnections", &mc},	     {"connectTimeout", &ct}, {"tcpKeepalive", &ka},
+		    {"maxConnectionDuration", &mcd}, {"idleTimeout", &idle},  {NULL, NULL}};
+		const struct cfg_field hf[] = {{"http1MaxPendingRequests", &pend},
+					       {"http2MaxRequests", &mreq},
+					       {"maxRequestsPerConnection", &mrpc},
+					       {"maxRetries", &mrt},
+					       {"idleTimeout", &idt},
+					       {"h2UpgradePolicy", &h2u},
+					       {"useClientProtocol", &ucp},
+					       {"maxConcurrentStreams", &mcs},
+					       {NULL, NULL}};
 
 		if ((r = cfg_fields(c, pool, "connectionPool", pf)))
 			return r;
@@ -631,29 +650,37 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 			if ((r = cfg_fields(c, tcp, "connectionPool.tcp", tf)))
 				return r;
 			if (ct || ka || mcd || idle)
-				return unsupported(c, ct ? ct : ka ? ka : mcd ? mcd : idle,
+				return unsupported(c,
+						   ct	 ? ct
+						   : ka	 ? ka
+						   : mcd ? mcd
+							 : idle,
 						   "this connectionPool.tcp field");
 			if (mc) {
-				if ((r = cfg_int_of(c, mc, "maxConnections", 1, UINT32_MAX - 1, &v)))
+				if ((r = cfg_int_of(c, mc, "maxConnections", 1, UINT32_MAX - 1,
+						    &v)))
 					return r;
 				p->cb.max_connections = (uint32_t)v;
 			}
 		}
 		if (http) {
 			const struct cfg_u32_field ints[] = {
-				{ &pend, "http1MaxPendingRequests", 1, UINT32_MAX - 1,
-				  &p->cb.max_pending },
-				{ &mreq, "http2MaxRequests", 1, UINT32_MAX - 1,
-				  &p->cb.max_requests },
-				{ &mrpc, "maxRequestsPerConnection", 0, UINT32_MAX - 1,
-				  &p->cb.max_requests_per_conn },
-				{ &mrt, "maxRetries", 0, UINT32_MAX - 1, &p->cb.max_retries },
+			    {&pend, "http1MaxPendingRequests", 1, UINT32_MAX - 1,
+			     &p->cb.max_pending},
+			    {&mreq, "http2MaxRequests", 1, UINT32_MAX - 1, &p->cb.max_requests},
+			    {&mrpc, "maxRequestsPerConnection", 0, UINT32_MAX - 1,
+			     &p->cb.max_requests_per_conn},
+			    {&mrt, "maxRetries", 0, UINT32_MAX - 1, &p->cb.max_retries},
 			};
 
 			if ((r = cfg_fields(c, http, "connectionPool.http", hf)))
 				return r;
 			if (idt || h2u || ucp || mcs)
-				return unsupported(c, idt ? idt : h2u ? h2u : ucp ? ucp : mcs,
+				return unsupported(c,
+						   idt	 ? idt
+						   : h2u ? h2u
+						   : ucp ? ucp
+							 : mcs,
 						   "this connectionPool.http field");
 			if ((r = cfg_u32_fields(c, ints, sizeof(ints) / sizeof(ints[0]))))
 				return r;
@@ -662,24 +689,29 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 	}
 	if (od) {
 		yaml_node_t *ce, *c5, *cg, *iv, *be, *mep, *mhp, *slf, *clf;
-		const struct cfg_field of[] = { { "consecutiveErrors", &ce },
-						{ "consecutive5xxErrors", &c5 },
-						{ "consecutiveGatewayErrors", &cg },
-						{ "interval", &iv },
-						{ "baseEjectionTime", &be },
-						{ "maxEjectionPercent", &mep },
-						{ "minHealthPercent", &mhp },
-						{ "splitExternalLocalOriginErrors", &slf },
-						{ "consecutiveLocalOriginFailures", &clf },
-						{ NULL, NULL } };
+		const struct cfg_field of[] = {{"consecutiveErrors", &ce},
+					       {"consecutive5xxErrors", &c5},
+					       {"consecutiveGatewayErrors", &cg},
+					       {"interval", &iv},
+					       {"baseEjectionTime", &be},
+					       {"maxEjectionPercent", &mep},
+					       {"minHealthPercent", &mhp},
+					       {"splitExternalLocalOriginErrors", &slf},
+					       {"consecutiveLocalOriginFailures", &clf},
+					       {NULL, NULL}};
 
 		if ((r = cfg_fields(c, od, "outlierDetection", of)))
 			return r;
 		if (mhp || slf || clf)
-			return unsupported(c, mhp ? mhp : slf ? slf : clf, "this outlierDetection field");
+			return unsupported(c,
+					   mhp	 ? mhp
+					   : slf ? slf
+						 : clf,
+					   "this outlierDetection field");
 		if (ce && c5)
-			return cfg_errf(c, ce, "give consecutive5xxErrors or the deprecated "
-					       "consecutiveErrors, not both");
+			return cfg_errf(c, ce,
+					"give consecutive5xxErrors or the deprecated "
+					"consecutiveErrors, not both");
 		if (ce || c5) {
 			if ((r = cfg_int_of(c, ce ? ce : c5, "consecutive5xxErrors", 0,
 					    UINT32_MAX - 1, &v)))
@@ -687,7 +719,8 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 			p->cb.consecutive_errors = (uint32_t)v;
 		}
 		if (cg) {
-			if ((r = cfg_int_of(c, cg, "consecutiveGatewayErrors", 0, UINT32_MAX - 1, &v)))
+			if ((r = cfg_int_of(c, cg, "consecutiveGatewayErrors", 0, UINT32_MAX - 1,
+					    &v)))
 				return r;
 			p->cb.consecutive_gateway_errors = (uint32_t)v;
 		}
@@ -718,9 +751,9 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 int cfg_parse_destrule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir)
 {
 	yaml_node_t *host, *tp, *subs, *exp, *ws;
-	const struct cfg_field f[] = { { "host", &host },     { "trafficPolicy", &tp },
-				       { "subsets", &subs },  { "exportTo", &exp },
-				       { "workloadSelector", &ws }, { NULL, NULL } };
+	const struct cfg_field f[] = {{"host", &host},		 {"trafficPolicy", &tp},
+				      {"subsets", &subs},	 {"exportTo", &exp},
+				      {"workloadSelector", &ws}, {NULL, NULL}};
 	yaml_node_item_t *it;
 	unsigned cnt;
 	const char *h;
@@ -748,8 +781,7 @@ int cfg_parse_destrule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *
 	for (unsigned i = 0; i < cnt; i++) {
 		yaml_node_t *e = cfg_item(c, it[i]), *name, *lab, *stp;
 		const struct cfg_field sf[] = {
-			{ "name", &name }, { "labels", &lab }, { "trafficPolicy", &stp }, { NULL, NULL }
-		};
+		    {"name", &name}, {"labels", &lab}, {"trafficPolicy", &stp}, {NULL, NULL}};
 		struct cfg_subset_ir *s = &ir->subsets[i];
 
 		s->pos = cfg_node_pos(c, e);
@@ -773,17 +805,16 @@ int cfg_parse_destrule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *
 static const struct {
 	const char *name;
 	uint8_t proto;
-} protos[] = { { "HTTP", RM_PROTO_HTTP },   { "TCP", RM_PROTO_TCP },   { "HTTP2", RM_PROTO_HTTP2 },
-	       { "GRPC", RM_PROTO_GRPC },   { "HTTPS", RM_PROTO_HTTPS }, { "TLS", RM_PROTO_TLS } };
+} protos[] = {{"HTTP", RM_PROTO_HTTP}, {"TCP", RM_PROTO_TCP},	  {"HTTP2", RM_PROTO_HTTP2},
+	      {"GRPC", RM_PROTO_GRPC}, {"HTTPS", RM_PROTO_HTTPS}, {"TLS", RM_PROTO_TLS}};
 
 /* endpoint / WorkloadEntry body */
 static int endpoint(struct cfg_ctx *c, yaml_node_t *n, const char *what, struct cfg_ep_ir *e)
 {
 	yaml_node_t *addr, *ports, *lab, *net, *loc, *w, *sa;
-	const struct cfg_field f[] = { { "address", &addr },	{ "ports", &ports },
-				       { "labels", &lab },	{ "network", &net },
-				       { "locality", &loc },	{ "weight", &w },
-				       { "serviceAccount", &sa }, { NULL, NULL } };
+	const struct cfg_field f[] = {{"address", &addr},      {"ports", &ports},  {"labels", &lab},
+				      {"network", &net},       {"locality", &loc}, {"weight", &w},
+				      {"serviceAccount", &sa}, {NULL, NULL}};
 	int64_t v;
 	int r;
 
@@ -805,12 +836,14 @@ static int endpoint(struct cfg_ctx *c, yaml_node_t *n, const char *what, struct 
 
 		if (ports->type != YAML_MAPPING_NODE)
 			return cfg_errf(c, ports, "ports must map port names to numbers");
-		e->nports = (unsigned)(ports->data.mapping.pairs.top - ports->data.mapping.pairs.start);
+		e->nports =
+		    (unsigned)(ports->data.mapping.pairs.top - ports->data.mapping.pairs.start);
 		e->ports = cfg_arena_alloc(c->arena, sizeof(*e->ports) * (e->nports + 1));
 		e->port_nums = cfg_arena_alloc(c->arena, sizeof(*e->port_nums) * (e->nports + 1));
 		if (!e->ports || !e->port_nums)
 			return -ENOMEM;
-		for (p = ports->data.mapping.pairs.start; p < ports->data.mapping.pairs.top; p++, i++) {
+		for (p = ports->data.mapping.pairs.start; p < ports->data.mapping.pairs.top;
+		     p++, i++) {
 			yaml_node_t *k = cfg_item(c, p->key), *val = cfg_item(c, p->value);
 
 			if ((r = cfg_str_of(c, k, "port name", &e->ports[i].k)) ||
@@ -825,11 +858,11 @@ static int endpoint(struct cfg_ctx *c, yaml_node_t *n, const char *what, struct 
 int cfg_parse_serviceentry(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir)
 {
 	yaml_node_t *hosts, *addrs, *ports, *loc, *res, *eps, *wsel, *exp, *san;
-	const struct cfg_field f[] = { { "hosts", &hosts },	 { "addresses", &addrs },
-				       { "ports", &ports },	 { "location", &loc },
-				       { "resolution", &res },	 { "endpoints", &eps },
-				       { "workloadSelector", &wsel }, { "exportTo", &exp },
-				       { "subjectAltNames", &san }, { NULL, NULL } };
+	const struct cfg_field f[] = {{"hosts", &hosts},	   {"addresses", &addrs},
+				      {"ports", &ports},	   {"location", &loc},
+				      {"resolution", &res},	   {"endpoints", &eps},
+				      {"workloadSelector", &wsel}, {"exportTo", &exp},
+				      {"subjectAltNames", &san},   {NULL, NULL}};
 	yaml_node_item_t *it;
 	unsigned cnt;
 	const char *s;
@@ -855,7 +888,8 @@ int cfg_parse_serviceentry(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_
 		if ((r = cfg_seq_of(c, addrs, "addresses", &it, &cnt)))
 			return r;
 		if (cnt > RM_CFG_SVC_ADDRS)
-			return cfg_errf(c, addrs, "at most %d addresses per service", RM_CFG_SVC_ADDRS);
+			return cfg_errf(c, addrs, "at most %d addresses per service",
+					RM_CFG_SVC_ADDRS);
 		ir->addrs = cfg_arena_alloc(c->arena, sizeof(*ir->addrs) * (cnt + 1));
 		if (!ir->addrs)
 			return -ENOMEM;
@@ -867,7 +901,8 @@ int cfg_parse_serviceentry(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_
 		}
 		ir->naddrs = cnt;
 	}
-	if ((r = cfg_need(c, spec, ports, "ports")) || (r = cfg_seq_of(c, ports, "ports", &it, &cnt)))
+	if ((r = cfg_need(c, spec, ports, "ports")) ||
+	    (r = cfg_seq_of(c, ports, "ports", &it, &cnt)))
 		return r;
 	if (!cnt || cnt > RM_CFG_SVC_PORTS)
 		return cfg_errf(c, ports, "a service needs 1..%d ports", RM_CFG_SVC_PORTS);
@@ -876,9 +911,11 @@ int cfg_parse_serviceentry(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_
 		return -ENOMEM;
 	for (unsigned i = 0; i < cnt; i++) {
 		yaml_node_t *e = cfg_item(c, it[i]), *num, *name, *proto, *tp;
-		const struct cfg_field pf[] = { { "number", &num },   { "name", &name },
-						{ "protocol", &proto }, { "targetPort", &tp },
-						{ NULL, NULL } };
+		const struct cfg_field pf[] = {{"number", &num},
+					       {"name", &name},
+					       {"protocol", &proto},
+					       {"targetPort", &tp},
+					       {NULL, NULL}};
 		struct cfg_port_ir *p = &ir->ports[i];
 		size_t k;
 
@@ -899,8 +936,10 @@ int cfg_parse_serviceentry(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_
 				if (!strcmp(protos[k].name, s))
 					break;
 			if (k == sizeof(protos) / sizeof(protos[0]))
-				return cfg_errf(c, proto, "unknown protocol \"%s\" (HTTP, HTTP2, "
-							  "GRPC, TCP, HTTPS, TLS)", s);
+				return cfg_errf(c, proto,
+						"unknown protocol \"%s\" (HTTP, HTTP2, "
+						"GRPC, TCP, HTTPS, TLS)",
+						s);
 			p->proto = protos[k].proto;
 		}
 		for (unsigned j = 0; j < i; j++) {
@@ -915,7 +954,7 @@ int cfg_parse_serviceentry(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_
 		return cfg_errf(c, wsel, "give endpoints or workloadSelector, not both");
 	if (wsel) {
 		yaml_node_t *lab;
-		const struct cfg_field wf[] = { { "labels", &lab }, { NULL, NULL } };
+		const struct cfg_field wf[] = {{"labels", &lab}, {NULL, NULL}};
 
 		if ((r = cfg_fields(c, wsel, "workloadSelector", wf)) ||
 		    (r = cfg_need(c, wsel, lab, "labels")) ||
@@ -941,9 +980,11 @@ int cfg_parse_serviceentry(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_
 					if (!strcmp(ir->ports[j].name, e->ports[k].k))
 						break;
 				if (j == ir->nports)
-					return cfg_errf(c, cfg_item(c, it[i]),
-							"endpoint port \"%s\" is not a port name of "
-							"the service", e->ports[k].k);
+					return cfg_errf(
+					    c, cfg_item(c, it[i]),
+					    "endpoint port \"%s\" is not a port name of "
+					    "the service",
+					    e->ports[k].k);
 			}
 		}
 		ir->neps = cnt;

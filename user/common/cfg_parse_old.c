@@ -12,8 +12,7 @@ int cfg_strmatch_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, u
 {
 	yaml_node_t *ex, *pre, *re;
 	const struct cfg_field f[] = {
-		{ "exact", &ex }, { "prefix", &pre }, { "regex", &re }, { NULL, NULL }
-	};
+	    {"exact", &ex}, {"prefix", &pre}, {"regex", &re}, {NULL, NULL}};
 	yaml_node_t *v;
 	int r;
 
@@ -35,9 +34,8 @@ static int old_service(struct cfg_ctx *c, yaml_node_t *n, const char *what, cons
 		       struct cfg_lset *labels, bool need)
 {
 	yaml_node_t *name, *ns, *domain, *svc, *lab;
-	const struct cfg_field f[] = { { "name", &name },     { "namespace", &ns },
-				       { "domain", &domain }, { "service", &svc },
-				       { "labels", &lab },    { NULL, NULL } };
+	const struct cfg_field f[] = {{"name", &name},	 {"namespace", &ns}, {"domain", &domain},
+				      {"service", &svc}, {"labels", &lab},   {NULL, NULL}};
 	const char *sname = NULL, *sns = NULL, *sdom = NULL;
 	int r;
 
@@ -69,10 +67,9 @@ static int old_service(struct cfg_ctx *c, yaml_node_t *n, const char *what, cons
 static int old_match(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 {
 	yaml_node_t *src, *req, *hdrs, *tcp, *udp;
-	const struct cfg_field f[] = { { "source", &src }, { "request", &req },
-				       { "tcp", &tcp },	   { "udp", &udp },
-				       { NULL, NULL } };
-	const struct cfg_field rf[] = { { "headers", &hdrs }, { NULL, NULL } };
+	const struct cfg_field f[] = {
+	    {"source", &src}, {"request", &req}, {"tcp", &tcp}, {"udp", &udp}, {NULL, NULL}};
+	const struct cfg_field rf[] = {{"headers", &hdrs}, {NULL, NULL}};
 	struct cfg_match_ir *m;
 	int r;
 
@@ -95,7 +92,7 @@ static int old_match(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 	if (hdrs->type != YAML_MAPPING_NODE)
 		return cfg_errf(c, hdrs, "match.request.headers must be a mapping");
 	m->c = cfg_arena_alloc(c->arena, sizeof(*m->c) * (hdrs->data.mapping.pairs.top -
-							 hdrs->data.mapping.pairs.start));
+							  hdrs->data.mapping.pairs.start));
 	if (!m->c)
 		return -ENOMEM;
 	for (yaml_node_pair_t *p = hdrs->data.mapping.pairs.start; p < hdrs->data.mapping.pairs.top;
@@ -145,10 +142,8 @@ static int old_routes(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, 
 		return -ENOMEM;
 	for (unsigned i = 0; i < cnt; i++) {
 		yaml_node_t *e = cfg_item(c, it[i]), *lab, *w, *dst;
-		const struct cfg_field f[] = { { "labels", &lab },
-					       { "weight", &w },
-					       { "destination", &dst },
-					       { NULL, NULL } };
+		const struct cfg_field f[] = {
+		    {"labels", &lab}, {"weight", &w}, {"destination", &dst}, {NULL, NULL}};
 		struct cfg_dest_ir *d = &h->r[i];
 		int64_t v;
 
@@ -180,7 +175,7 @@ static int uri_auth(struct cfg_ctx *c, yaml_node_t *n, const char *what, const c
 		    const char **auth)
 {
 	yaml_node_t *u, *a;
-	const struct cfg_field f[] = { { "uri", &u }, { "authority", &a }, { NULL, NULL } };
+	const struct cfg_field f[] = {{"uri", &u}, {"authority", &a}, {NULL, NULL}};
 	int r;
 
 	if ((r = cfg_fields(c, n, what, f)))
@@ -196,10 +191,10 @@ static int uri_auth(struct cfg_ctx *c, yaml_node_t *n, const char *what, const c
 int cfg_cors_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, bool modern)
 {
 	yaml_node_t *orig, *meth, *hdr, *exp, *age, *cred, *origs;
-	const struct cfg_field f[] = { { "allowOrigin", &orig },    { "allowOrigins", &origs },
-				       { "allowMethods", &meth },   { "allowHeaders", &hdr },
-				       { "exposeHeaders", &exp },   { "maxAge", &age },
-				       { "allowCredentials", &cred }, { NULL, NULL } };
+	const struct cfg_field f[] = {{"allowOrigin", &orig},	   {"allowOrigins", &origs},
+				      {"allowMethods", &meth},	   {"allowHeaders", &hdr},
+				      {"exposeHeaders", &exp},	   {"maxAge", &age},
+				      {"allowCredentials", &cred}, {NULL, NULL}};
 	uint64_t ns;
 	bool b;
 	int r;
@@ -207,8 +202,9 @@ int cfg_cors_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, bool m
 	if ((r = cfg_fields(c, n, "corsPolicy", f)))
 		return r;
 	if (origs)
-		return cfg_errf(c, origs, "allowOrigins (StringMatch) is not supported; use "
-					  "allowOrigin");
+		return cfg_errf(c, origs,
+				"allowOrigins (StringMatch) is not supported; use "
+				"allowOrigin");
 	if ((orig && (r = cfg_strlist_of(c, orig, "allowOrigin", &h->cors_origins))) ||
 	    (meth && (r = cfg_strlist_of(c, meth, "allowMethods", &h->cors_methods))) ||
 	    (hdr && (r = cfg_strlist_of(c, hdr, "allowHeaders", &h->cors_headers))) ||
@@ -232,16 +228,15 @@ int cfg_cors_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, bool m
 int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir)
 {
 	yaml_node_t *dst, *prec, *match, *route, *redir, *rew, *ws, *tmo, *rty, *fault, *l4f,
-		*mirror, *cors, *app;
+	    *mirror, *cors, *app;
 	const struct cfg_field f[] = {
-		{ "destination", &dst },      { "precedence", &prec },	 { "match", &match },
-		{ "route", &route },	      { "redirect", &redir },	 { "rewrite", &rew },
-		{ "websocketUpgrade", &ws },  { "httpReqTimeout", &tmo }, { "httpReqRetries", &rty },
-		{ "httpFault", &fault },      { "l4Fault", &l4f },	 { "mirror", &mirror },
-		{ "corsPolicy", &cors },      { "appendHeaders", &app }, { NULL, NULL }
-	};
+	    {"destination", &dst},     {"precedence", &prec},	 {"match", &match},
+	    {"route", &route},	       {"redirect", &redir},	 {"rewrite", &rew},
+	    {"websocketUpgrade", &ws}, {"httpReqTimeout", &tmo}, {"httpReqRetries", &rty},
+	    {"httpFault", &fault},     {"l4Fault", &l4f},	 {"mirror", &mirror},
+	    {"corsPolicy", &cors},     {"appendHeaders", &app},	 {NULL, NULL}};
 	struct cfg_http_ir *h;
-	struct cfg_lset dl = { 0 };
+	struct cfg_lset dl = {0};
 	int64_t v;
 	int r;
 
@@ -257,8 +252,9 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 	if ((r = old_service(c, dst, "destination", &ir->hosts[0], &dl, true)))
 		return r;
 	if (dl.n)
-		return cfg_errf(c, dst, "destination.labels must be empty in a RouteRule (route "
-					"labels select versions)");
+		return cfg_errf(c, dst,
+				"destination.labels must be empty in a RouteRule (route "
+				"labels select versions)");
 	h->pos = ir->pos;
 	if (prec) {
 		if ((r = cfg_int_of(c, prec, "precedence", INT32_MIN, INT32_MAX, &v)))
@@ -294,10 +290,9 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 	h->flags |= RM_RF_TIMEOUT_DEFAULT;
 	if (tmo) {
 		yaml_node_t *st, *t, *ovr;
-		const struct cfg_field tf[] = { { "simpleTimeout", &st }, { NULL, NULL } };
-		const struct cfg_field sf[] = { { "timeout", &t },
-						{ "overrideHeaderName", &ovr },
-						{ NULL, NULL } };
+		const struct cfg_field tf[] = {{"simpleTimeout", &st}, {NULL, NULL}};
+		const struct cfg_field sf[] = {
+		    {"timeout", &t}, {"overrideHeaderName", &ovr}, {NULL, NULL}};
 
 		if ((r = cfg_fields(c, tmo, "httpReqTimeout", tf)) ||
 		    (r = cfg_need(c, tmo, st, "simpleTimeout")) ||
@@ -313,11 +308,11 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 	}
 	if (rty) {
 		yaml_node_t *sr, *att, *ptt, *ovr;
-		const struct cfg_field tf[] = { { "simpleRetry", &sr }, { NULL, NULL } };
-		const struct cfg_field sf[] = { { "attempts", &att },
-						{ "perTryTimeout", &ptt },
-						{ "overrideHeaderName", &ovr },
-						{ NULL, NULL } };
+		const struct cfg_field tf[] = {{"simpleRetry", &sr}, {NULL, NULL}};
+		const struct cfg_field sf[] = {{"attempts", &att},
+					       {"perTryTimeout", &ptt},
+					       {"overrideHeaderName", &ovr},
+					       {NULL, NULL}};
 
 		if ((r = cfg_fields(c, rty, "httpReqRetries", tf)) ||
 		    (r = cfg_need(c, rty, sr, "simpleRetry")) ||
@@ -340,7 +335,8 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 	if (l4f)
 		return cfg_errf(c, l4f, "l4Fault is not supported by ringmesh");
 	if (mirror) {
-		if ((r = old_service(c, mirror, "mirror", &h->mirror.host, &h->mirror.labels, true)))
+		if ((r = old_service(c, mirror, "mirror", &h->mirror.host, &h->mirror.labels,
+				     true)))
 			return r;
 		h->mirror.pos = cfg_node_pos(c, mirror);
 		h->mirror_ppm = 1000000;
@@ -354,7 +350,7 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 		if (app->type != YAML_MAPPING_NODE)
 			return cfg_errf(c, app, "appendHeaders must be a mapping");
 		h->h = cfg_arena_alloc(c->arena, sizeof(*h->h) * (app->data.mapping.pairs.top -
-								app->data.mapping.pairs.start));
+								  app->data.mapping.pairs.start));
 		if (!h->h)
 			return -ENOMEM;
 		for (p = app->data.mapping.pairs.start; p < app->data.mapping.pairs.top; p++) {
@@ -376,25 +372,24 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 static int simple_cb(struct cfg_ctx *c, yaml_node_t *n, struct rm_cfg_breaker *cb)
 {
 	yaml_node_t *mc, *mp, *mr, *sw, *ce, *di, *rpc, *mep, *mrt;
-	const struct cfg_field f[] = { { "maxConnections", &mc },
-				       { "httpMaxPendingRequests", &mp },
-				       { "httpMaxRequests", &mr },
-				       { "sleepWindow", &sw },
-				       { "httpConsecutiveErrors", &ce },
-				       { "httpDetectionInterval", &di },
-				       { "httpMaxRequestsPerConnection", &rpc },
-				       { "httpMaxEjectionPercent", &mep },
-				       { "httpMaxRetries", &mrt },
-				       { NULL, NULL } };
+	const struct cfg_field f[] = {{"maxConnections", &mc},
+				      {"httpMaxPendingRequests", &mp},
+				      {"httpMaxRequests", &mr},
+				      {"sleepWindow", &sw},
+				      {"httpConsecutiveErrors", &ce},
+				      {"httpDetectionInterval", &di},
+				      {"httpMaxRequestsPerConnection", &rpc},
+				      {"httpMaxEjectionPercent", &mep},
+				      {"httpMaxRetries", &mrt},
+				      {NULL, NULL}};
 	const struct cfg_u32_field ints[] = {
-		{ &mc, "maxConnections", 1, UINT32_MAX - 1, &cb->max_connections },
-		{ &mp, "httpMaxPendingRequests", 1, UINT32_MAX - 1, &cb->max_pending },
-		{ &mr, "httpMaxRequests", 1, UINT32_MAX - 1, &cb->max_requests },
-		{ &ce, "httpConsecutiveErrors", 0, UINT32_MAX - 1, &cb->consecutive_errors },
-		{ &rpc, "httpMaxRequestsPerConnection", 0, UINT32_MAX - 1,
-		  &cb->max_requests_per_conn },
-		{ &mep, "httpMaxEjectionPercent", 0, 100, &cb->max_ejection_percent },
-		{ &mrt, "httpMaxRetries", 0, UINT32_MAX - 1, &cb->max_retries },
+	    {&mc, "maxConnections", 1, UINT32_MAX - 1, &cb->max_connections},
+	    {&mp, "httpMaxPendingRequests", 1, UINT32_MAX - 1, &cb->max_pending},
+	    {&mr, "httpMaxRequests", 1, UINT32_MAX - 1, &cb->max_requests},
+	    {&ce, "httpConsecutiveErrors", 0, UINT32_MAX - 1, &cb->consecutive_errors},
+	    {&rpc, "httpMaxRequestsPerConnection", 0, UINT32_MAX - 1, &cb->max_requests_per_conn},
+	    {&mep, "httpMaxEjectionPercent", 0, 100, &cb->max_ejection_percent},
+	    {&mrt, "httpMaxRetries", 0, UINT32_MAX - 1, &cb->max_retries},
 	};
 	uint64_t ns;
 	int r;
@@ -433,11 +428,11 @@ void cfg_breaker_old_defaults(struct rm_cfg_breaker *cb)
 int cfg_parse_destpolicy(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir)
 {
 	yaml_node_t *dst, *src, *lb, *cb, *lname, *scb, *custom;
-	const struct cfg_field f[] = { { "destination", &dst },	   { "source", &src },
-				       { "loadBalancing", &lb },   { "circuitBreaker", &cb },
-				       { "custom", &custom },	   { NULL, NULL } };
-	const struct cfg_field lf[] = { { "name", &lname }, { NULL, NULL } };
-	const struct cfg_field cf[] = { { "simpleCb", &scb }, { NULL, NULL } };
+	const struct cfg_field f[] = {{"destination", &dst},  {"source", &src},
+				      {"loadBalancing", &lb}, {"circuitBreaker", &cb},
+				      {"custom", &custom},    {NULL, NULL}};
+	const struct cfg_field lf[] = {{"name", &lname}, {NULL, NULL}};
+	const struct cfg_field cf[] = {{"simpleCb", &scb}, {NULL, NULL}};
 	struct cfg_subset_ir *s;
 	int r;
 
@@ -473,8 +468,10 @@ int cfg_parse_destpolicy(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir
 		else if (!strcmp(n, "RANDOM"))
 			s->pol.lb = RM_LB_RANDOM;
 		else
-			return cfg_errf(c, lname, "unknown load balancer \"%s\" (ROUND_ROBIN, "
-						  "LEAST_CONN, RANDOM)", n);
+			return cfg_errf(c, lname,
+					"unknown load balancer \"%s\" (ROUND_ROBIN, "
+					"LEAST_CONN, RANDOM)",
+					n);
 		s->pol.has_lb = true;
 	}
 	if (cb) {

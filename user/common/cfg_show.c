@@ -80,7 +80,7 @@ const char *cfg_fmt_labels(const struct rm_cfg *cfg, uint32_t first, uint32_t co
 
 static const char *addr_str(const struct rm_addr *a, char *buf, size_t len)
 {
-	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	if (!memcmp(a->a8, mapped, 12))
 		inet_ntop(AF_INET, &a->a8[12], buf, (socklen_t)len);
@@ -117,14 +117,14 @@ static const char *api_name(unsigned api)
 
 static const char *lb_name(unsigned lb)
 {
-	static const char *n[] = { "ROUND_ROBIN", "LEAST_CONN", "RANDOM", "PASSTHROUGH" };
+	static const char *n[] = {"ROUND_ROBIN", "LEAST_CONN", "RANDOM", "PASSTHROUGH"};
 
 	return lb < 4 ? n[lb] : "?";
 }
 
 static const char *proto_name(unsigned p)
 {
-	static const char *n[] = { "?", "HTTP", "TCP", "HTTP2", "GRPC", "HTTPS", "TLS" };
+	static const char *n[] = {"?", "HTTP", "TCP", "HTTP2", "GRPC", "HTTPS", "TLS"};
 
 	return p < 7 ? n[p] : "?";
 }
@@ -151,24 +151,24 @@ static void subset_ref(const struct rm_cfg *cfg, uint32_t svc, uint32_t sub, uin
 
 static const char *field_name(unsigned f)
 {
-	static const char *n[] = { "?", "header", "uri", "method", "authority", "scheme" };
+	static const char *n[] = {"?", "header", "uri", "method", "authority", "scheme"};
 
 	return f < 6 ? n[f] : "?";
 }
 
 const char *cfg_op_name(unsigned op)
 {
-	static const char *n[] = { "?", "exact", "prefix", "regex" };
+	static const char *n[] = {"?", "exact", "prefix", "regex"};
 
 	return op < 4 ? n[op] : "?";
 }
 
 static void retry_on_str(uint32_t on, char *buf, size_t len)
 {
-	static const char *n[] = { "5xx",	   "gateway-error",	    "connect-failure",
-				   "reset",	   "retriable-4xx",	    "refused-stream",
-				   "retriable-status-codes", "unavailable", "cancelled",
-				   "deadline-exceeded", "resource-exhausted" };
+	static const char *n[] = {
+	    "5xx",	     "gateway-error",	  "connect-failure",	    "reset",
+	    "retriable-4xx", "refused-stream",	  "retriable-status-codes", "unavailable",
+	    "cancelled",     "deadline-exceeded", "resource-exhausted"};
 	size_t k = 0;
 
 	buf[0] = 0;
@@ -207,7 +207,8 @@ int cfg_rule_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out)
 			fprintf(out, "%s%s", first ? " " : " and ", field_name(cd->field));
 			if (cd->field == RM_MF_HEADER)
 				fprintf(out, " %s", cfg_str(cfg, cd->name_off));
-			fprintf(out, " %s \"%s\"", cfg_op_name(cd->op), cfg_str(cfg, cd->value_off));
+			fprintf(out, " %s \"%s\"", cfg_op_name(cd->op),
+				cfg_str(cfg, cd->value_off));
 			first = false;
 		}
 		if (mg->src_name_off) {
@@ -278,28 +279,32 @@ int cfg_rule_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out)
 		fprintf(out, "  fault     abort %u for %s of requests\n", r->abort_status,
 			fmt_ppm(r->abort_ppm, b2, sizeof(b2)));
 	if (r->flags & RM_RF_MIRROR) {
-		fprintf(out, "  mirror    %s of requests -> ", fmt_ppm(r->mirror_ppm, b2, sizeof(b2)));
+		fprintf(out, "  mirror    %s of requests -> ",
+			fmt_ppm(r->mirror_ppm, b2, sizeof(b2)));
 		subset_ref(cfg, r->mirror_service, r->mirror_subset, r->service, out);
 		fprintf(out, "\n");
 	}
 	for (uint32_t h = 0; h < r->hdrop_count; h++) {
 		const struct rm_cfg_hdrop *op = &cfg->hdrops[r->hdrop_first + h];
-		static const char *kn[] = { "?", "set", "add", "remove" };
+		static const char *kn[] = {"?", "set", "add", "remove"};
 
-		fprintf(out, "  %-9s %s %s %s", h ? "" : "headers", op->response ? "response" : "request",
-			op->kind < 4 ? kn[op->kind] : "?", cfg_str(cfg, op->name_off));
+		fprintf(out, "  %-9s %s %s %s", h ? "" : "headers",
+			op->response ? "response" : "request", op->kind < 4 ? kn[op->kind] : "?",
+			cfg_str(cfg, op->name_off));
 		if (op->kind != RM_HDR_REMOVE)
 			fprintf(out, ": \"%s\"", cfg_str(cfg, op->value_off));
 		fprintf(out, "\n");
 	}
 	if (r->flags & RM_RF_CORS) {
-		fprintf(out, "  cors      origins \"%s\" methods \"%s\" headers \"%s\" expose \"%s\"",
+		fprintf(out,
+			"  cors      origins \"%s\" methods \"%s\" headers \"%s\" expose \"%s\"",
 			cfg_str(cfg, r->cors_origins_off), cfg_str(cfg, r->cors_methods_off),
 			cfg_str(cfg, r->cors_headers_off), cfg_str(cfg, r->cors_expose_off));
 		if (r->cors_max_age_s)
 			fprintf(out, " max-age %us", r->cors_max_age_s);
 		if (r->cors_credentials)
-			fprintf(out, " credentials %s", r->cors_credentials == 2 ? "true" : "false");
+			fprintf(out, " credentials %s",
+				r->cors_credentials == 2 ? "true" : "false");
 		fprintf(out, "\n");
 	}
 	if (r->flags & RM_RF_WEBSOCKET)
@@ -358,7 +363,8 @@ int cfg_subset_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out)
 	limit(out, "retries", s->cb.max_retries, true);
 	fprintf(out, "\n");
 	if (s->cb.outlier) {
-		fprintf(out, "  outlier   eject after %u consecutive errors", s->cb.consecutive_errors);
+		fprintf(out, "  outlier   eject after %u consecutive errors",
+			s->cb.consecutive_errors);
 		if (s->cb.consecutive_gateway_errors)
 			fprintf(out, " or %u gateway errors", s->cb.consecutive_gateway_errors);
 		fprintf(out, ", interval %s, ejection %s, max %u%%\n",
@@ -459,8 +465,8 @@ int cfg_rule_find(const struct rm_cfg *cfg, const char *name, const char *ns)
 		if (strcmp(cfg_str(cfg, r->name_off), name) ||
 		    (ns && strcmp(cfg_str(cfg, r->ns_off), ns)))
 			continue;
-		if (found >= 0 && strcmp(cfg_str(cfg, cfg->rules[found].ns_off),
-					 cfg_str(cfg, r->ns_off)))
+		if (found >= 0 &&
+		    strcmp(cfg_str(cfg, cfg->rules[found].ns_off), cfg_str(cfg, r->ns_off)))
 			return -EEXIST;
 		if (found < 0)
 			found = (int)i;

@@ -23,9 +23,9 @@ static const struct {
 	const char *name;
 	uint32_t value_size, max_entries;
 } maps[3] = {
-	{ RM_MAP_CFG_CTL, sizeof(struct rm_cfg_ctl), 1 },
-	{ RM_MAP_CFG, sizeof(struct rm_cfg), RM_CFG_HALVES },
-	{ RM_MAP_CFG_SRC, sizeof(struct rm_cfg_src), RM_CFG_HALVES },
+    {RM_MAP_CFG_CTL, sizeof(struct rm_cfg_ctl), 1},
+    {RM_MAP_CFG, sizeof(struct rm_cfg), RM_CFG_HALVES},
+    {RM_MAP_CFG_SRC, sizeof(struct rm_cfg_src), RM_CFG_HALVES},
 };
 
 static size_t map_len(uint32_t value_size, uint32_t n)
@@ -39,7 +39,7 @@ static size_t map_len(uint32_t value_size, uint32_t n)
 static int open_map(int i, const char *pin_dir, bool create, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
-	struct bpf_map_info info = { 0 };
+	struct bpf_map_info info = {0};
 	uint32_t ilen = sizeof(info);
 	int fd, r;
 
@@ -76,9 +76,11 @@ static int open_map(int i, const char *pin_dir, bool create, char *err, size_t e
 	}
 	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != maps[i].value_size ||
 	    info.max_entries != maps[i].max_entries || !(info.map_flags & BPF_F_MMAPABLE)) {
-		snprintf(err, errlen, "%s: pinned map has another layout (value %u bytes x %u, want "
-			 "%u x %u): built from a different cfg.h?", path, info.value_size,
-			 info.max_entries, maps[i].value_size, maps[i].max_entries);
+		snprintf(err, errlen,
+			 "%s: pinned map has another layout (value %u bytes x %u, want "
+			 "%u x %u): built from a different cfg.h?",
+			 path, info.value_size, info.max_entries, maps[i].value_size,
+			 maps[i].max_entries);
 		close(fd);
 		return -EPROTO;
 	}
@@ -92,8 +94,7 @@ static void *map_mmap(int fd, size_t len)
 	return p == MAP_FAILED ? NULL : p;
 }
 
-int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err,
-		   size_t errlen)
+int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err, size_t errlen)
 {
 	size_t stride;
 	int r;
@@ -307,7 +308,7 @@ struct store_edit {
 static int store_write(struct cfg_store *s, const char *pin_dir, const struct store_edit *e,
 		       bool *changed, uint64_t *generation, char *err, size_t errlen)
 {
-	struct cfg_docs cur = { 0 };
+	struct cfg_docs cur = {0};
 	struct rm_cfg *cfg = malloc(sizeof(*cfg));
 	struct rm_cfg_src *src = malloc(sizeof(*src));
 	bool held = s->locked;
@@ -322,8 +323,7 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
 		goto out;
 	}
-	if ((e->name || e->op != CFG_OP_REPLACE) &&
-	    (r = load_docs(s, &cur, cfg, src, err, errlen)))
+	if ((e->name || e->op != CFG_OP_REPLACE) && (r = load_docs(s, &cur, cfg, src, err, errlen)))
 		goto out;
 	if (e->name)
 		r = cfg_docs_remove_rule(&cur, e->name, e->ns, err, errlen);
@@ -346,7 +346,7 @@ int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
 		     struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
 		     size_t errlen)
 {
-	const struct store_edit e = { .op = op, .docs = docs };
+	const struct store_edit e = {.op = op, .docs = docs};
 
 	return store_write(s, pin_dir, &e, changed, generation, err, errlen);
 }
@@ -355,7 +355,7 @@ int cfg_store_delete_rule(struct cfg_store *s, const char *pin_dir, const char *
 			  const char *ns, bool *changed, uint64_t *generation, char *err,
 			  size_t errlen)
 {
-	const struct store_edit e = { .name = name, .ns = ns };
+	const struct store_edit e = {.name = name, .ns = ns};
 
 	return store_write(s, pin_dir, &e, changed, generation, err, errlen);
 }

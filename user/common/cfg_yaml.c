@@ -57,7 +57,7 @@ void cfg_arena_free(struct cfg_arena *a)
 /* --- positions and errors --- */
 struct cfg_pos cfg_node_pos(const struct cfg_ctx *c, const yaml_node_t *n)
 {
-	struct cfg_pos p = { c->line_base + 1, 1 };
+	struct cfg_pos p = {c->line_base + 1, 1};
 
 	if (n) {
 		p.line = c->line_base + (unsigned)n->start_mark.line + 1;
@@ -162,8 +162,8 @@ int cfg_str_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, const 
 	return *out ? 0 : -ENOMEM;
 }
 
-int cfg_int_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, int64_t min,
-	       int64_t max, int64_t *out)
+int cfg_int_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, int64_t min, int64_t max,
+	       int64_t *out)
 {
 	const char *s;
 	char *end;
@@ -222,9 +222,8 @@ int cfg_parse_duration(const char *s, uint64_t *ns)
 	static const struct {
 		const char *u;
 		double mul;
-	} units[] = { { "ns", 1 },	   { "us", 1e3 },	{ "\xc2\xb5s", 1e3 },
-		      { "ms", 1e6 },	   { "s", 1e9 },	{ "m", 60e9 },
-		      { "h", 3600e9 } };
+	} units[] = {{"ns", 1},	 {"us", 1e3}, {"\xc2\xb5s", 1e3}, {"ms", 1e6},
+		     {"s", 1e9}, {"m", 60e9}, {"h", 3600e9}};
 	double total = 0;
 
 	if (!*s)
@@ -306,8 +305,7 @@ static int kv_cmp(const void *a, const void *b)
 	return strcmp(((const struct cfg_kv *)a)->k, ((const struct cfg_kv *)b)->k);
 }
 
-int cfg_labels_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what,
-		  struct cfg_lset *out)
+int cfg_labels_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, struct cfg_lset *out)
 {
 	yaml_node_pair_t *p;
 	unsigned i = 0;
@@ -316,8 +314,8 @@ int cfg_labels_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what,
 	out->v = NULL;
 	if (n->type != YAML_MAPPING_NODE)
 		return cfg_errf(c, n, "%s must be a mapping of labels", what);
-	out->v = cfg_arena_alloc(c->arena, sizeof(*out->v) *
-						   (n->data.mapping.pairs.top - n->data.mapping.pairs.start));
+	out->v = cfg_arena_alloc(
+	    c->arena, sizeof(*out->v) * (n->data.mapping.pairs.top - n->data.mapping.pairs.start));
 	if (!out->v)
 		return -ENOMEM;
 	for (p = n->data.mapping.pairs.start; p < n->data.mapping.pairs.top; p++) {
@@ -395,8 +393,8 @@ int cfg_header_name(const struct cfg_ctx *c, yaml_node_t *n, const char *name)
 			return cfg_errf(c, n, "header name \"%s\" must be lower case", name);
 		/* RFC 7230 tchar */
 		if (!isalnum((unsigned char)*p) && !strchr("!#$%&'*+-.^_`|~", *p))
-			return cfg_errf(c, n, "header name \"%s\" has invalid character '%c'",
-					name, *p);
+			return cfg_errf(c, n, "header name \"%s\" has invalid character '%c'", name,
+					*p);
 	}
 	return 0;
 }
@@ -405,8 +403,8 @@ int cfg_regex_check(const struct cfg_ctx *c, yaml_node_t *n, const char *re)
 {
 	int ec;
 	PCRE2_SIZE off;
-	pcre2_code *code = pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec,
-					 &off, NULL);
+	pcre2_code *code =
+	    pcre2_compile((PCRE2_SPTR)re, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &off, NULL);
 	PCRE2_UCHAR msg[160];
 
 	if (code) {
@@ -462,13 +460,14 @@ int cfg_addr_of(const struct cfg_ctx *c, yaml_node_t *n, struct rm_addr *a, uint
 	if (plen > maxp)
 		return cfg_errf(c, n, "prefix length %d too long in \"%s\"", plen, s);
 	if (plen >= 0 && plen != maxp)
-		return cfg_errf(c, n, "\"%s\": ranges are not supported as service addresses; "
-				      "give each VIP", s);
+		return cfg_errf(c, n,
+				"\"%s\": ranges are not supported as service addresses; "
+				"give each VIP",
+				s);
 	return 0;
 }
 
-const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns,
-		     const char *domain)
+const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns, const char *domain)
 {
 	char *s;
 	size_t len;
@@ -493,19 +492,23 @@ static const struct {
 	const char *versions[4];
 	int (*parse)(struct cfg_ctx *, yaml_node_t *, struct cfg_doc_ir *);
 } kinds[] = {
-	{ "RouteRule",
-	  CFG_K_ROUTERULE,
-	  { "config.istio.io/v1alpha2", "config.istio.io/v1alpha1", "config.istio.io/v1beta1" },
-	  cfg_parse_routerule },
-	{ "DestinationPolicy",
-	  CFG_K_DESTPOLICY,
-	  { "config.istio.io/v1beta1", "config.istio.io/v1alpha2" },
-	  cfg_parse_destpolicy },
-#define MODERN { "networking.istio.io/v1", "networking.istio.io/v1beta1", "networking.istio.io/v1alpha3" }
-	{ "VirtualService", CFG_K_VIRTUALSERVICE, MODERN, cfg_parse_virtualservice },
-	{ "DestinationRule", CFG_K_DESTRULE, MODERN, cfg_parse_destrule },
-	{ "ServiceEntry", CFG_K_SERVICEENTRY, MODERN, cfg_parse_serviceentry },
-	{ "WorkloadEntry", CFG_K_WORKLOADENTRY, MODERN, cfg_parse_workloadentry },
+    {"RouteRule",
+     CFG_K_ROUTERULE,
+     {"config.istio.io/v1alpha2", "config.istio.io/v1alpha1", "config.istio.io/v1beta1"},
+     cfg_parse_routerule},
+    {"DestinationPolicy",
+     CFG_K_DESTPOLICY,
+     {"config.istio.io/v1beta1", "config.istio.io/v1alpha2"},
+     cfg_parse_destpolicy},
+#define MODERN                                                                                     \
+	{                                                                                          \
+		"networking.istio.io/v1", "networking.istio.io/v1beta1",                           \
+		    "networking.istio.io/v1alpha3"                                                 \
+	}
+    {"VirtualService", CFG_K_VIRTUALSERVICE, MODERN, cfg_parse_virtualservice},
+    {"DestinationRule", CFG_K_DESTRULE, MODERN, cfg_parse_destrule},
+    {"ServiceEntry", CFG_K_SERVICEENTRY, MODERN, cfg_parse_serviceentry},
+    {"WorkloadEntry", CFG_K_WORKLOADENTRY, MODERN, cfg_parse_workloadentry},
 #undef MODERN
 };
 
@@ -535,15 +538,14 @@ static int doc_from_yaml(struct cfg_ctx *c, struct cfg_doc_ir *ir)
 {
 	yaml_node_t *root = yaml_document_get_root_node(c->doc);
 	yaml_node_t *api, *kind, *meta, *spec, *status, *name, *ns, *labels, *ann, *x1, *x2, *x3,
-		*x4;
-	const struct cfg_field top[] = { { "apiVersion", &api }, { "kind", &kind },
-					 { "metadata", &meta },	 { "spec", &spec },
-					 { "status", &status },	 { NULL, NULL } };
+	    *x4;
+	const struct cfg_field top[] = {{"apiVersion", &api}, {"kind", &kind},
+					{"metadata", &meta},  {"spec", &spec},
+					{"status", &status},  {NULL, NULL}};
 	const struct cfg_field mf[] = {
-		{ "name", &name },	  { "namespace", &ns },	   { "labels", &labels },
-		{ "annotations", &ann },  { "resourceVersion", &x1 }, { "creationTimestamp", &x2 },
-		{ "uid", &x3 },		  { "generation", &x4 },    { NULL, NULL }
-	};
+	    {"name", &name},	   {"namespace", &ns},	     {"labels", &labels},
+	    {"annotations", &ann}, {"resourceVersion", &x1}, {"creationTimestamp", &x2},
+	    {"uid", &x3},	   {"generation", &x4},	     {NULL, NULL}};
 	const char *sapi, *skind;
 	size_t i, j;
 	int r;
@@ -579,8 +581,10 @@ static int doc_from_yaml(struct cfg_ctx *c, struct cfg_doc_ir *ir)
 		if ((r = cfg_str_of(c, ns, "metadata.namespace", &ir->ns)))
 			return r;
 		if (!dns1123(ir->ns) || strchr(ir->ns, '.'))
-			return cfg_errf(c, ns, "metadata.namespace \"%s\" is not a valid DNS-1123 "
-					       "label", ir->ns);
+			return cfg_errf(c, ns,
+					"metadata.namespace \"%s\" is not a valid DNS-1123 "
+					"label",
+					ir->ns);
 	}
 	if (labels && labels->type != YAML_MAPPING_NODE)
 		return cfg_errf(c, labels, "metadata.labels must be a mapping");
@@ -592,8 +596,7 @@ static int doc_from_yaml(struct cfg_ctx *c, struct cfg_doc_ir *ir)
 	return kinds[i].parse(c, spec, ir);
 }
 
-static int yaml_problem(const char *file, unsigned base, yaml_parser_t *p, char *err,
-			size_t errlen)
+static int yaml_problem(const char *file, unsigned base, yaml_parser_t *p, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s:%u:%u: %s%s%s", file, base + (unsigned)p->problem_mark.line + 1,
 		 (unsigned)p->problem_mark.column + 1, p->problem ? p->problem : "YAML error",
@@ -628,7 +631,7 @@ int cfg_doc_parse_text(const char *file, unsigned first_line, const char *text, 
 	yaml_parser_t p;
 	yaml_document_t d;
 	struct cfg_doc_ir *ir;
-	struct cfg_ctx c = { .doc = &d, .file = file, .err = err, .errlen = errlen };
+	struct cfg_ctx c = {.doc = &d, .file = file, .err = err, .errlen = errlen};
 	int r;
 
 	*out = NULL;
@@ -717,8 +720,8 @@ int cfg_docs_push(struct cfg_docs *docs, struct cfg_doc *d)
 	return 0;
 }
 
-int cfg_doc_make(struct cfg_doc *d, struct cfg_doc_ir *ir, const char *origin,
-		 unsigned first_line, const char *text, size_t len)
+int cfg_doc_make(struct cfg_doc *d, struct cfg_doc_ir *ir, const char *origin, unsigned first_line,
+		 const char *text, size_t len)
 {
 	memset(d, 0, sizeof(*d));
 	d->kind = ir->kind;
@@ -746,7 +749,7 @@ void cfg_docs_free(struct cfg_docs *docs)
 int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, size_t len,
 		   char *err, size_t errlen)
 {
-	struct cfg_docs tmp = { 0 };
+	struct cfg_docs tmp = {0};
 	yaml_parser_t p;
 	int r = 0;
 
@@ -758,7 +761,7 @@ int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, s
 	for (;;) {
 		yaml_document_t d;
 		struct cfg_doc_ir *ir;
-		struct cfg_ctx c = { .doc = &d, .file = origin, .err = err, .errlen = errlen };
+		struct cfg_ctx c = {.doc = &d, .file = origin, .err = err, .errlen = errlen};
 		struct cfg_doc doc;
 		size_t b, e, sl, el;
 
@@ -790,9 +793,10 @@ int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, s
 		for (size_t i = 0; i < tmp.n; i++)
 			if (tmp.v[i].kind == ir->kind && !strcmp(tmp.v[i].ns, ir->ns) &&
 			    !strcmp(tmp.v[i].name, ir->name)) {
-				snprintf(err, errlen, "%s:%u:%u: duplicate %s %s/%s (first at line %u)",
-					 origin, ir->pos.line, ir->pos.col, cfg_kind_name(ir->kind),
-					 ir->ns, ir->name, tmp.v[i].ir->pos.line);
+				snprintf(err, errlen,
+					 "%s:%u:%u: duplicate %s %s/%s (first at line %u)", origin,
+					 ir->pos.line, ir->pos.col, cfg_kind_name(ir->kind), ir->ns,
+					 ir->name, tmp.v[i].ir->pos.line);
 				r = -EINVAL;
 			}
 		b = line_off(text, len, sl);

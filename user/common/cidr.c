@@ -35,7 +35,7 @@ void rm_addr_from_v4(struct rm_addr *a, uint32_t be_addr)
 
 static bool addr_is_v4(const struct rm_addr *a)
 {
-	static const uint8_t pfx[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t pfx[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	return memcmp(a->a8, pfx, sizeof(pfx)) == 0;
 }
@@ -87,7 +87,7 @@ static int parse_uint(const char *s, size_t n, unsigned long max, unsigned long 
 int rm_cidr_parse(const char *s, struct rm_cidr *out, char *err, size_t errlen)
 {
 	char buf[CIDR_MAX_TEXT], shown[INET6_ADDRSTRLEN];
-	struct rm_cidr c = { 0 };
+	struct rm_cidr c = {0};
 	unsigned long plen;
 	const char *slash;
 	size_t len, alen;
@@ -129,12 +129,13 @@ int rm_cidr_parse(const char *s, struct rm_cidr *out, char *err, size_t errlen)
 
 	/* Host bits set usually means a typo in the range; refuse rather than guess. */
 	{
-		struct rm_addr masked = { 0 };
+		struct rm_addr masked = {0};
 		unsigned int bits = cidr_bits(&c);
 
 		memcpy(masked.a8, c.addr.a8, bits / 8);
 		if (bits % 8)
-			masked.a8[bits / 8] = c.addr.a8[bits / 8] & (uint8_t)(0xff << (8 - bits % 8));
+			masked.a8[bits / 8] =
+			    c.addr.a8[bits / 8] & (uint8_t)(0xff << (8 - bits % 8));
 		if (memcmp(&masked, &c.addr, sizeof(masked))) {
 			rm_addr_str(&masked, shown, sizeof(shown));
 			return fail(err, errlen, "'%s': host bits set (did you mean %s/%u?)", s,
@@ -175,8 +176,8 @@ static int split_list(const char *s, const char *what, char *err, size_t errlen,
 		while (b > a && is_blank(b[-1]))
 			b--;
 		if (a == b)
-			return fail(err, errlen, "col %zu: empty item in %s list", (size_t)(a - s) + 1,
-				    what);
+			return fail(err, errlen, "col %zu: empty item in %s list",
+				    (size_t)(a - s) + 1, what);
 		rc = item(ctx, a, (size_t)(b - a), (size_t)(a - s) + 1);
 		if (rc < 0)
 			return rc;
@@ -219,7 +220,7 @@ static int cidr_item(void *vctx, const char *p, size_t n, size_t col)
 
 int rm_cidr_parse_list(const char *s, struct rm_cidr *out, size_t max, char *err, size_t errlen)
 {
-	struct cidr_list_ctx c = { .out = out, .max = max, .err = err, .errlen = errlen };
+	struct cidr_list_ctx c = {.out = out, .max = max, .err = err, .errlen = errlen};
 
 	return split_list(s, "address range", err, errlen, cidr_item, &c);
 }
@@ -262,7 +263,7 @@ static int port_item(void *vctx, const char *p, size_t n, size_t col)
 
 int rm_ports_parse_list(const char *s, uint16_t *out, size_t max, char *err, size_t errlen)
 {
-	struct port_list_ctx c = { .out = out, .max = max, .err = err, .errlen = errlen };
+	struct port_list_ctx c = {.out = out, .max = max, .err = err, .errlen = errlen};
 	int rc = split_list(s, "port", err, errlen, port_item, &c);
 
 	return rc < 0 ? rc : (int)c.n;

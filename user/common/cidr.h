@@ -12,8 +12,8 @@
 #include "ringmesh/abi.h"
 
 struct rm_cidr {
-	uint16_t family; /* AF_INET or AF_INET6 */
-	uint8_t plen; /* prefix length within the family (0..32 or 0..128) */
+	uint16_t family;     /* AF_INET or AF_INET6 */
+	uint8_t plen;	     /* prefix length within the family (0..32 or 0..128) */
 	struct rm_addr addr; /* masked, IPv4 mapped */
 };
 

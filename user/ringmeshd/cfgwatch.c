@@ -286,9 +286,10 @@ int cfgw_poll(struct cfgw *cw)
 	r = cfgw_publish(cw, cw->snap, err, sizeof(err));
 	if (r) {
 		if (cw->bad_gen != gen)
-			logf_(cw, "configuration generation %llu rejected, keeping generation %llu: %s",
-			      (unsigned long long)gen,
-			      (unsigned long long)cfgw_current(cw)->gen, err);
+			logf_(cw,
+			      "configuration generation %llu rejected, keeping generation %llu: %s",
+			      (unsigned long long)gen, (unsigned long long)cfgw_current(cw)->gen,
+			      err);
 		cw->bad_gen = gen;
 		return r;
 	}

@@ -45,14 +45,14 @@ struct cfgw_cfg {
 	struct lb_state *lb; /* per balancer pool (route_pool index), shared by workers */
 	uint32_t n_pools;
 	uint32_t n_eps;
-	char (*ep_version)[RM_STATS_SHORT_LEN]; /* "version" label of each endpoint */
+	char (*ep_version)[RM_STATS_SHORT_LEN];	 /* "version" label of each endpoint */
 	char (*ep_workload)[RM_STATS_SHORT_LEN]; /* WorkloadEntry name, else "app" label */
 	/* breaker slots (NULL when the daemon runs without a breaker), per pool */
 	struct cfgw_cbpool *cbp;
 	struct rm_cb_host **cbh;
-	uint32_t uses[CFGW_MAX_READERS]; /* requests holding it, per worker (own slot only) */
+	uint32_t uses[CFGW_MAX_READERS];    /* requests holding it, per worker (own slot only) */
 	uint64_t qs_snap[CFGW_MAX_READERS]; /* readers' quiescent counts when retired */
-	struct cfgw_cfg *next; /* retired list */
+	struct cfgw_cfg *next;		    /* retired list */
 };
 
 struct cfgw_reader {
@@ -67,15 +67,15 @@ struct cfgw {
 	struct cfgw_reader readers[CFGW_MAX_READERS];
 	unsigned int n_readers;
 	struct cfgw_cfg *retired; /* watcher thread only */
-	uint64_t flips; /* configurations published */
-	uint64_t rejected; /* snapshots route_build refused */
+	uint64_t flips;		  /* configurations published */
+	uint64_t rejected;	  /* snapshots route_build refused */
 	/* watcher */
 	const char *pin_dir;
 	struct cfg_store store;
 	bool store_open;
 	struct rm_cfg *snap; /* scratch for snapshots (large) */
-	uint64_t seen_gen; /* generation last looked at (published or rejected) */
-	uint64_t bad_gen; /* generation whose rejection was logged */
+	uint64_t seen_gen;   /* generation last looked at (published or rejected) */
+	uint64_t bad_gen;    /* generation whose rejection was logged */
 	pthread_t thread;
 	bool running;
 	int stop; /* atomic */

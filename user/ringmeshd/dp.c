@@ -41,24 +41,24 @@ enum dp_unpin { DP_UNPIN_NONE, DP_UNPIN_OURS, DP_UNPIN_ALL };
 enum { DP_L_CONNECT4, DP_L_SOCKOPS, DP_L_GETSOCKOPT, DP_L_MAX };
 
 static const char *const dp_link_names[DP_L_MAX] = {
-	[DP_L_CONNECT4] = RM_LINK_CONNECT4,
-	[DP_L_SOCKOPS] = RM_LINK_SOCKOPS,
-	[DP_L_GETSOCKOPT] = RM_LINK_GETSOCKOPT,
+    [DP_L_CONNECT4] = RM_LINK_CONNECT4,
+    [DP_L_SOCKOPS] = RM_LINK_SOCKOPS,
+    [DP_L_GETSOCKOPT] = RM_LINK_GETSOCKOPT,
 };
 
 /* The maps this module owns. A restart recreates them; the rules/stats maps of
  * maps_cfg.h are not listed so that loaded rules survive a daemon restart. The
  * breaker state is runtime state like the counters: a new daemon starts it empty. */
 static const char *const dp_map_names[] = {
-	RM_MAP_INCLUDE, RM_MAP_EXCLUDE, RM_MAP_XPORTS, RM_MAP_ORIG_CK, RM_MAP_ORIG,
-	RM_MAP_SOCKS,	RM_MAP_PROXY,	RM_MAP_DPSTATS, RM_MAP_BREAKER,
+    RM_MAP_INCLUDE, RM_MAP_EXCLUDE, RM_MAP_XPORTS,  RM_MAP_ORIG_CK, RM_MAP_ORIG,
+    RM_MAP_SOCKS,   RM_MAP_PROXY,   RM_MAP_DPSTATS, RM_MAP_BREAKER,
 };
 
 struct rm_dp {
 	struct ringmesh *skel;
 	struct bpf_link *links[DP_L_MAX];
-	int cg_fd; /* pods' cgroup */
-	int dcg_fd; /* daemon's cgroup, only when getsockopt is attached there */
+	int cg_fd;		  /* pods' cgroup */
+	int dcg_fd;		  /* daemon's cgroup, only when getsockopt is attached there */
 	struct rm_proxy_cfg *cfg; /* rm_proxy[0], mmapped */
 	size_t cfg_len;
 	int orig_fd, socks_fd;
@@ -250,8 +250,8 @@ static uint64_t mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int attach_pinned(struct rm_dp *dp, int slot, struct bpf_program *prog, int cg_fd,
-			 char *err, size_t errlen)
+static int attach_pinned(struct rm_dp *dp, int slot, struct bpf_program *prog, int cg_fd, char *err,
+			 size_t errlen)
 {
 	char path[PATH_MAX];
 	struct bpf_link *l;
@@ -283,8 +283,7 @@ static int check_opts(const struct rm_dp_opts *o, char *err, size_t errlen)
 	if ((o->n_include && !o->include) || (o->n_exclude && !o->exclude) ||
 	    (o->n_exclude_ports && !o->exclude_ports))
 		return dp_fail(err, errlen, -EINVAL, "range or port count without a list");
-	if (o->listen.sin_family != AF_INET || !o->listen.sin_port ||
-	    !o->listen.sin_addr.s_addr)
+	if (o->listen.sin_family != AF_INET || !o->listen.sin_port || !o->listen.sin_addr.s_addr)
 		return dp_fail(err, errlen, -EINVAL, "listener must be an IPv4 address and port");
 	return 0;
 }
@@ -305,8 +304,8 @@ static int check_cgroup(const char *path, const char *mnt, char *real, char *err
 	return 0;
 }
 
-static int setup_cfg(struct rm_dp *dp, const struct rm_dp_opts *o, const char *self_cg,
-		     char *err, size_t errlen)
+static int setup_cfg(struct rm_dp *dp, const struct rm_dp_opts *o, const char *self_cg, char *err,
+		     size_t errlen)
 {
 	int fd = bpf_map__fd(dp->skel->maps.rm_proxy), rc;
 	long page = sysconf(_SC_PAGESIZE);
@@ -382,9 +381,10 @@ static int attach_all(struct rm_dp *dp, const char *mnt, const char *pods_cg, co
 		snprintf(dp->note, sizeof(dp->note),
 			 "SO_ORIGINAL_DST not served: ringmeshd runs in the cgroup2 root");
 	} else if (path_within(self_cg, pods_cg)) {
-		snprintf(dp->note, sizeof(dp->note),
-			 "SO_ORIGINAL_DST not served: ringmeshd runs inside the pods' cgroup %.150s",
-			 pods_cg);
+		snprintf(
+		    dp->note, sizeof(dp->note),
+		    "SO_ORIGINAL_DST not served: ringmeshd runs inside the pods' cgroup %.150s",
+		    pods_cg);
 	} else {
 		dp->dcg_fd = open(self_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dp->dcg_fd < 0)
@@ -587,9 +587,8 @@ static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
 		munmap(dp->cfg, dp->cfg_len);
 	if (dp->skel) {
 		if (unpin == DP_UNPIN_ALL)
-			bpf_object__for_each_map(m, dp->skel->obj)
-				if (bpf_map__is_pinned(m))
-					bpf_map__unpin(m, NULL);
+			bpf_object__for_each_map(m, dp->skel->obj) if (bpf_map__is_pinned(m))
+			    bpf_map__unpin(m, NULL);
 		ringmesh__destroy(dp->skel);
 	}
 	if (unpin == DP_UNPIN_OURS && dp->pin_dir[0])

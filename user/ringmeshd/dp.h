@@ -20,8 +20,8 @@
 #include "common/cidr.h"
 
 struct rm_dp_opts {
-	const char *cgroup_path; /* pods' parent cgroup (cgroup2); required, never the root */
-	const char *pin_dir; /* e.g. /sys/fs/bpf/ringmesh */
+	const char *cgroup_path;       /* pods' parent cgroup (cgroup2); required, never the root */
+	const char *pin_dir;	       /* e.g. /sys/fs/bpf/ringmesh */
 	const struct rm_cidr *include; /* ranges to intercept */
 	size_t n_include;
 	const struct rm_cidr *exclude; /* ranges never intercepted */
@@ -29,8 +29,8 @@ struct rm_dp_opts {
 	const uint16_t *exclude_ports; /* host order */
 	size_t n_exclude_ports;
 	struct sockaddr_in listen; /* proxy listener for clients in the daemon's netns */
-	struct in_addr pod_gw; /* address clients in other netns are sent to (same port) */
-	bool sockmap; /* enable the sk_msg shortcut */
+	struct in_addr pod_gw;	   /* address clients in other netns are sent to (same port) */
+	bool sockmap;		   /* enable the sk_msg shortcut */
 	uint64_t heartbeat_max_ns; /* fail open after this long without a beat (0: 5 s) */
 };
 

@@ -96,7 +96,7 @@ static struct l4_conn *slot_alloc(struct ring_worker *w)
 
 static void set_linger0(int fd)
 {
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
 }
@@ -542,7 +542,7 @@ void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 
 int l4_orig_to_sockaddr(const struct rm_orig *o, struct sockaddr_storage *ss, socklen_t *len)
 {
-	static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
 	memset(ss, 0, sizeof(*ss));
 	if (o->family == AF_INET) {
@@ -675,9 +675,8 @@ void l4_accepted(struct ring_worker *w, int fd)
 		return;
 	}
 	/* Before any byte goes to the client, so the shortcut sees the whole stream. */
-	if (w->cfg.sockmap &&
-	    h->sock_add(h->ctx, fd, (const struct sockaddr *)&c->local,
-			(const struct sockaddr *)&c->peer) < 0)
+	if (w->cfg.sockmap && h->sock_add(h->ctx, fd, (const struct sockaddr *)&c->local,
+					  (const struct sockaddr *)&c->peer) < 0)
 		RING_STAT_ADD(w, sock_add_failed, 1);
 
 	if (w->l7) {

@@ -29,48 +29,48 @@
 #include "ringmeshd/ring.h"
 
 enum l4_side_id {
-	L4_CLIENT = 0, /* the accepted socket */
+	L4_CLIENT = 0,	 /* the accepted socket */
 	L4_UPSTREAM = 1, /* our socket to the original destination */
 };
 
 enum l4_state {
 	L4_FREE = 0,
 	L4_CONNECTING, /* upstream connect in flight; client not read yet */
-	L4_OPEN, /* forwarding */
-	L4_CLOSING, /* done or aborted: waiting for in-flight ops, then close */
+	L4_OPEN,       /* forwarding */
+	L4_CLOSING,    /* done or aborted: waiting for in-flight ops, then close */
 };
 
 /* One socket of a pair and the queue of bytes waiting to be written to it. */
 struct rm_stats_slot;
 
 struct l4_side {
-	int fd; /* -1 when none */
-	bool recv_armed; /* a multishot recv is live on fd */
-	bool recv_cancel; /* its cancel is submitted, final completion pending */
-	bool eof; /* fd's peer finished sending (recv returned 0) */
-	bool starved; /* on the worker's starved list (recv ended with -ENOBUFS) */
-	bool send_busy; /* a send to fd is in flight (always the queue head) */
-	bool shut_wr; /* shutdown(SHUT_WR) done on fd */
-	bool paused; /* reader held back because the other side's queue is full */
-	bool priv_busy; /* the side's private buffer is being read into or is queued */
+	int fd;			 /* -1 when none */
+	bool recv_armed;	 /* a multishot recv is live on fd */
+	bool recv_cancel;	 /* its cancel is submitted, final completion pending */
+	bool eof;		 /* fd's peer finished sending (recv returned 0) */
+	bool starved;		 /* on the worker's starved list (recv ended with -ENOBUFS) */
+	bool send_busy;		 /* a send to fd is in flight (always the queue head) */
+	bool shut_wr;		 /* shutdown(SHUT_WR) done on fd */
+	bool paused;		 /* reader held back because the other side's queue is full */
+	bool priv_busy;		 /* the side's private buffer is being read into or is queued */
 	uint32_t q_head, q_tail; /* buffers (ids) to write to fd, RING_BUF_NONE if empty */
-	uint32_t q_len; /* number of queued buffers */
+	uint32_t q_len;		 /* number of queued buffers */
 };
 
 struct l4_conn {
 	struct l4_side side[2]; /* by enum l4_side_id */
 	enum l4_state state;
-	uint32_t gen; /* bumped on every reuse: stale completions are recognised */
-	uint32_t inflight; /* ops in flight (a multishot recv counts once) */
-	uint32_t next_free; /* free list link */
-	bool reset; /* ending by reset: SO_LINGER{1,0} set on both sockets */
-	bool orig_known; /* lookup succeeded: call hooks.on_close at the end */
+	uint32_t gen;		       /* bumped on every reuse: stale completions are recognised */
+	uint32_t inflight;	       /* ops in flight (a multishot recv counts once) */
+	uint32_t next_free;	       /* free list link */
+	bool reset;		       /* ending by reset: SO_LINGER{1,0} set on both sockets */
+	bool orig_known;	       /* lookup succeeded: call hooks.on_close at the end */
 	struct sockaddr_storage local; /* client socket's local address (the listener) */
-	struct sockaddr_storage peer; /* the client */
-	struct sockaddr_storage dst; /* upstream address (original destination) */
-	struct rm_orig orig; /* what the lookup returned (for L7: pod cgroup, etc.) */
-	struct rm_stats_slot *st; /* metrics of a declared TCP service's endpoint, or NULL */
-	uint64_t bytes[2]; /* bytes written to each side (by enum l4_side_id) */
+	struct sockaddr_storage peer;  /* the client */
+	struct sockaddr_storage dst;   /* upstream address (original destination) */
+	struct rm_orig orig;	       /* what the lookup returned (for L7: pod cgroup, etc.) */
+	struct rm_stats_slot *st;      /* metrics of a declared TCP service's endpoint, or NULL */
+	uint64_t bytes[2];	       /* bytes written to each side (by enum l4_side_id) */
 };
 
 /* Slot table of a worker: allocate / free (w->cfg.max_conns entries). */

@@ -88,7 +88,8 @@ int l7_worker_init(struct ring_worker *w)
 	lw->cmem_free = calloc(L7_MEM_CACHE, sizeof(void *));
 	lw->umem_free = calloc(L7_MEM_CACHE, sizeof(void *));
 	if (!lw->conns || !lw->ups || !lw->cmem_free || !lw->umem_free ||
-	    l7_theap_init(&lw->th, 4 * n) || pool_init(&lw->pool, L7_POOL_BUCKETS, sh->o.max_idle)) {
+	    l7_theap_init(&lw->th, 4 * n) ||
+	    pool_init(&lw->pool, L7_POOL_BUCKETS, sh->o.max_idle)) {
 		l7_worker_fini(w);
 		return -ENOMEM;
 	}
@@ -411,8 +412,8 @@ static struct l7_up *up_alloc(struct l7_worker *lw)
 }
 
 struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
-			const struct sockaddr_storage *dst, socklen_t dlen, struct rm_stats_slot *st,
-			struct rm_cb_pool *cbp, int *err)
+			const struct sockaddr_storage *dst, socklen_t dlen,
+			struct rm_stats_slot *st, struct rm_cb_pool *cbp, int *err)
 {
 	struct pool_link *l;
 	struct l7_up *up;
@@ -608,7 +609,8 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now)
 		if (t == &lw->t_cb) {
 			l7_cb_on_timer(lw, now);
 		} else if (t->kind == L7_T_IDLE) {
-			struct l7_up *up = (struct l7_up *)((char *)t - offsetof(struct l7_up, t_idle));
+			struct l7_up *up =
+			    (struct l7_up *)((char *)t - offsetof(struct l7_up, t_idle));
 
 			up_close(lw, up);
 		} else {

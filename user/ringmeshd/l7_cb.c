@@ -123,8 +123,8 @@ bool l7_cb_others_wait(struct l7_worker *lw, const struct rm_cb_pool *p)
 {
 	uint32_t i = l7_cb_slot(lw, p);
 
-	return i < RM_CB_POOLS && (__atomic_load_n(&lw->sh->cb_want[i], __ATOMIC_RELAXED) &
-				   ~(1ull << (lw->id % 64)));
+	return i < RM_CB_POOLS &&
+	       (__atomic_load_n(&lw->sh->cb_want[i], __ATOMIC_RELAXED) & ~(1ull << (lw->id % 64)));
 }
 
 bool l7_cb_queue_first(struct l7_worker *lw, const struct rm_cb_pool *p)
@@ -134,7 +134,7 @@ bool l7_cb_queue_first(struct l7_worker *lw, const struct rm_cb_pool *p)
 	if (i >= RM_CB_POOLS)
 		return false;
 	return lw->wq_head[i] || (__atomic_load_n(&p->connections, __ATOMIC_RELAXED) >=
-					  __atomic_load_n(&p->lim.max_connections, __ATOMIC_RELAXED) &&
+				      __atomic_load_n(&p->lim.max_connections, __ATOMIC_RELAXED) &&
 				  l7_cb_others_wait(lw, p));
 }
 
@@ -155,8 +155,8 @@ void l7_cb_idle(struct l7_worker *lw, struct l7_up *up, bool idle)
 	if (i >= RM_CB_POOLS || up->cb_idle == idle)
 		return;
 	/* an unlimited pool never makes a request wait: no need to watch its idle ones */
-	if (idle && __atomic_load_n(&up->cbp->lim.max_connections, __ATOMIC_RELAXED) ==
-			    RM_CFG_UNLIMITED)
+	if (idle &&
+	    __atomic_load_n(&up->cbp->lim.max_connections, __ATOMIC_RELAXED) == RM_CFG_UNLIMITED)
 		return;
 	up->cb_idle = idle;
 	if (idle) {

@@ -17,17 +17,21 @@
 #include "policy/lb.h"
 #include "policy/trace.h"
 
-#define MSG_UF "upstream connect error or disconnect/reset before headers. reset reason: connection failure"
-#define MSG_UC "upstream connect error or disconnect/reset before headers. reset reason: connection termination"
+#define MSG_UF                                                                                     \
+	"upstream connect error or disconnect/reset before headers. reset reason: connection "     \
+	"failure"
+#define MSG_UC                                                                                     \
+	"upstream connect error or disconnect/reset before headers. reset reason: connection "     \
+	"termination"
 #define MSG_UT "upstream request timeout"
 #define MSG_UH "no healthy upstream"
 #define MSG_UO "upstream connect error or disconnect/reset before headers. reset reason: overflow"
 #define MSG_FI "fault filter abort"
 #define MAX_EDITS 64
 
-static const char *const trace_names[] = { "x-request-id", "b3", "x-b3-traceid", "x-b3-spanid",
-					   "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",
-					   "traceparent" };
+static const char *const trace_names[] = {
+    "x-request-id",	 "b3",		 "x-b3-traceid", "x-b3-spanid",
+    "x-b3-parentspanid", "x-b3-sampled", "x-b3-flags",	 "traceparent"};
 
 static void attempt(struct l7_worker *lw, struct l7_conn *c);
 static void after_delay(struct l7_worker *lw, struct l7_conn *c);
@@ -80,7 +84,7 @@ bool l7c_retry_admit(struct l7_conn *c)
 
 static void overflow(struct l7_worker *lw, struct l7_conn *c)
 {
-	static const struct http_header h = { { "x-envoy-overloaded", 18 }, { "true", 4 } };
+	static const struct http_header h = {{"x-envoy-overloaded", 18}, {"true", 4}};
 
 	c->sflags |= L7_FLAG(RM_STATS_F_UO);
 	l7c_reply(lw, c, 503, MSG_UO, &h, 1, false);
@@ -199,7 +203,7 @@ void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 /* STREAM / tunnel: send what the client gave us, or read more. */
 void l7c_stream_push(struct l7_worker *lw, struct l7_conn *c)
 {
-	struct l7_seg s = { c->cbuf + c->sbase, c->sfwd };
+	struct l7_seg s = {c->cbuf + c->sbase, c->sfwd};
 
 	if (c->usend_busy || !c->up)
 		return;
@@ -270,8 +274,8 @@ static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
 	struct trace_hdr th[TRACE_MAX_HDRS];
 	struct trace_in tin;
 	struct trace_ctx tin_ctx, tout;
-	struct trace_opts to = { false, false };
-	struct trace_rng rng = { (uint64_t(*)(void *))l7_rand, lw };
+	struct trace_opts to = {false, false};
+	struct trace_rng rng = {(uint64_t(*)(void *))l7_rand, lw};
 	struct http_edit ed;
 	struct route_req rr;
 	size_t n_rm = 0, n_set = 0, n_add = 0;
@@ -297,8 +301,8 @@ static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
 	}
 	for (size_t i = 0; i < c->d.n_hdrops; i++) {
 		const struct route_hdrop *op = &c->d.hdrops[i];
-		struct http_header h = { { op->name, strlen(op->name) },
-					 { op->value, strlen(op->value) } };
+		struct http_header h = {{op->name, strlen(op->name)},
+					{op->value, strlen(op->value)}};
 
 		if (op->response)
 			continue;
@@ -350,7 +354,7 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c)
 		l7c_reply(lw, c, c->d.abort_status, MSG_FI, NULL, 0, false);
 		return;
 	case ROUTE_REDIRECT: {
-		struct http_header h = { { "location", 8 }, { loc, 0 } };
+		struct http_header h = {{"location", 8}, {loc, 0}};
 		int r;
 
 		mk_rr(c, &rr);

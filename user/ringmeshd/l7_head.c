@@ -65,14 +65,13 @@ static bool conn_listed(const struct http_response *res, struct http_slice name)
 static bool hop_by_hop(struct http_slice n, bool upgrade)
 {
 	return http_slice_ieq(n, "connection") || http_slice_ieq(n, "keep-alive") ||
-	       http_slice_ieq(n, "proxy-connection") ||
-	       (!upgrade && http_slice_ieq(n, "upgrade"));
+	       http_slice_ieq(n, "proxy-connection") || (!upgrade && http_slice_ieq(n, "upgrade"));
 }
 
 ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response *res,
 			       const struct route_hdrop *ops, size_t n_ops, unsigned int flags)
 {
-	struct wbuf w = { out, cap, 0, false };
+	struct wbuf w = {out, cap, 0, false};
 	bool upgrade = flags & L7_RH_UPGRADE;
 	char line[32];
 
@@ -85,9 +84,9 @@ ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response
 	w_put(&w, "\r\n", 2);
 	for (size_t i = 0; i < res->n_headers; i++) {
 		const struct http_header *h = &res->headers[i];
-		bool drop = hop_by_hop(h->name, upgrade) ||
-			    (!(upgrade && http_slice_ieq(h->name, "upgrade")) &&
-			     conn_listed(res, h->name));
+		bool drop =
+		    hop_by_hop(h->name, upgrade) ||
+		    (!(upgrade && http_slice_ieq(h->name, "upgrade")) && conn_listed(res, h->name));
 
 		for (size_t k = 0; k < n_ops && !drop; k++)
 			if (ops[k].response &&
@@ -134,7 +133,8 @@ bool l7_retriable_fail(enum l7_fail f, uint32_t retry_on)
 {
 	switch (f) {
 	case L7_F_CONNECT:
-		return retry_on & (RM_RETRY_CONNECT_FAILURE | RM_RETRY_5XX | RM_RETRY_GATEWAY_ERROR);
+		return retry_on &
+		       (RM_RETRY_CONNECT_FAILURE | RM_RETRY_5XX | RM_RETRY_GATEWAY_ERROR);
 	case L7_F_RESET:
 		return retry_on & (RM_RETRY_RESET | RM_RETRY_5XX | RM_RETRY_GATEWAY_ERROR);
 	case L7_F_TRY_TIMEOUT:

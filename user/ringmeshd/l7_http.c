@@ -68,7 +68,7 @@ static void cancel_client_ops(struct l7_worker *lw, struct l7_conn *c)
 
 void l7c_abort(struct l7_worker *lw, struct l7_conn *c)
 {
-	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 	if (c->state == L7C_CLOSING)
 		return;
@@ -138,16 +138,16 @@ static void c_send_next(struct l7_worker *lw, struct l7_conn *c)
 		l7c_abort(lw, c);
 		return;
 	}
-	io_uring_prep_send(sqe, c->fd, c->cq[c->cq_i].p + c->cq_off,
-			   c->cq[c->cq_i].len - c->cq_off, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, c->fd, c->cq[c->cq_i].p + c->cq_off, c->cq[c->cq_i].len - c->cq_off,
+			   MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, l7_conn_ud(lw, c, RING_OP_L7_CSEND));
 	c->csend_busy = true;
 	c->inflight++;
 }
 
 /* Queue segments to the client; seg from up's buffer (up_bytes > 0) pins up. */
-void l7c_send(struct l7_worker *lw, struct l7_conn *c, const struct l7_seg *segs,
-		   unsigned int n, struct l7_up *up, uint32_t up_bytes)
+void l7c_send(struct l7_worker *lw, struct l7_conn *c, const struct l7_seg *segs, unsigned int n,
+	      struct l7_up *up, uint32_t up_bytes)
 {
 	memcpy(c->cq, segs, n * sizeof(*segs));
 	c->cq_n = (uint8_t)n;
@@ -282,7 +282,7 @@ static void c_sent(struct l7_worker *lw, struct l7_conn *c)
 
 /* A local reply (Envoy's texts); the client connection survives when framing allows. */
 void l7c_reply(struct l7_worker *lw, struct l7_conn *c, int status, const char *body,
-		  const struct http_header *hdrs, size_t n_hdrs, bool close)
+	       const struct http_header *hdrs, size_t n_hdrs, bool close)
 {
 	struct http_reply r;
 	ssize_t n;
@@ -333,8 +333,7 @@ static void advance(struct l7_worker *lw, struct l7_conn *c)
 			l7c_arm_recv(lw, c);
 		return;
 	}
-	r = http_parse_request(c->cbuf, c->clen, c->cparsed, lim, &c->req, c->hdrs,
-			       L7_MAX_HDRS);
+	r = http_parse_request(c->cbuf, c->clen, c->cparsed, lim, &c->req, c->hdrs, L7_MAX_HDRS);
 	if (r == -2) {
 		c->cparsed = c->clen;
 		if (c->clen >= lim->max_head || c->clen >= lw->cbuf_size) {

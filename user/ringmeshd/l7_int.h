@@ -41,10 +41,10 @@
 
 enum l7_tkind {
 	L7_T_ROUTE = 1, /* route timeout (covers retries) */
-	L7_T_TRY, /* per-try timeout */
-	L7_T_DELAY, /* fault delay */
-	L7_T_IDLE, /* idle upstream connection */
-	L7_T_CB, /* the worker's breaker poll: waiters, idle connections others wait for */
+	L7_T_TRY,	/* per-try timeout */
+	L7_T_DELAY,	/* fault delay */
+	L7_T_IDLE,	/* idle upstream connection */
+	L7_T_CB,	/* the worker's breaker poll: waiters, idle connections others wait for */
 };
 
 /* How often a worker looks at capacity freed in other workers (pending requests) or
@@ -53,24 +53,24 @@ enum l7_tkind {
 
 enum l7c_state {
 	L7C_FREE = 0,
-	L7C_HEAD, /* reading a request head */
-	L7C_BODY, /* reading a body that is kept whole (retries) */
-	L7C_DELAY, /* fault delay */
-	L7C_FWD, /* at an upstream */
-	L7C_REPLY, /* sending a local reply */
-	L7C_TUNNEL, /* after 101: bytes both ways */
+	L7C_HEAD,    /* reading a request head */
+	L7C_BODY,    /* reading a body that is kept whole (retries) */
+	L7C_DELAY,   /* fault delay */
+	L7C_FWD,     /* at an upstream */
+	L7C_REPLY,   /* sending a local reply */
+	L7C_TUNNEL,  /* after 101: bytes both ways */
 	L7C_CLOSING, /* waiting for in-flight ops */
 };
 
 enum l7_bmode {
 	L7_BM_NONE = 0, /* no body */
-	L7_BM_KEPT, /* whole body in cbuf: replayable */
-	L7_BM_STREAM, /* forwarded as it arrives */
+	L7_BM_KEPT,	/* whole body in cbuf: replayable */
+	L7_BM_STREAM,	/* forwarded as it arrives */
 };
 
 enum l7_fail {
 	L7_F_CONNECT = 1, /* connect failed or timed out */
-	L7_F_RESET, /* closed/reset before the response head */
+	L7_F_RESET,	  /* closed/reset before the response head */
 	L7_F_TRY_TIMEOUT,
 	L7_F_STATUS, /* retriable response status */
 };
@@ -100,7 +100,7 @@ struct l7_conn {
 	char *cbuf; /* client bytes [0, clen): the current request first */
 	uint32_t clen;
 	uint32_t cparsed; /* bytes given to a parser call that returned -2 */
-	char *obuf; /* upstream request head */
+	char *obuf;	  /* upstream request head */
 	uint32_t olen;
 	char *rbuf; /* client-bound head or local reply */
 	struct http_header *hdrs, *rhdrs;
@@ -109,7 +109,7 @@ struct l7_conn {
 	uint8_t cq_n, cq_i;
 	uint32_t cq_off;
 	uint32_t cq_up_bytes; /* bytes of up->buf the queue sends (consumed when done) */
-	struct l7_up *cq_up; /* the upstream whose buffer they are in (ext ref), or NULL */
+	struct l7_up *cq_up;  /* the upstream whose buffer they are in (ext ref), or NULL */
 	/* upstream send queue */
 	struct l7_seg uq[2];
 	uint8_t uq_n, uq_i;
@@ -128,23 +128,23 @@ struct l7_conn {
 	uint32_t req_end; /* KEPT: end of the body in cbuf */
 	uint8_t bmode;
 	struct http_body rb;
-	uint32_t sbase; /* STREAM/tunnel: offset of unsent client bytes in cbuf */
-	uint32_t sfwd; /* STREAM/tunnel: bytes at sbase that belong upstream, not yet sent */
-	bool req_keep; /* the client wants the connection kept after this request */
-	bool up_keep; /* the upstream response allows reuse */
-	bool retry_wait; /* a failed attempt waits for its send to complete */
+	uint32_t sbase;	  /* STREAM/tunnel: offset of unsent client bytes in cbuf */
+	uint32_t sfwd;	  /* STREAM/tunnel: bytes at sbase that belong upstream, not yet sent */
+	bool req_keep;	  /* the client wants the connection kept after this request */
+	bool up_keep;	  /* the upstream response allows reuse */
+	bool retry_wait;  /* a failed attempt waits for its send to complete */
 	enum l7_fail why; /* failure of the last attempt */
 	struct rm_stats_slot *st; /* metrics slot of the chosen endpoint */
-	bool head_sent; /* the upstream head went out for this attempt */
-	bool req_done; /* the whole request is at the upstream */
+	bool head_sent;		  /* the upstream head went out for this attempt */
+	bool req_done;		  /* the whole request is at the upstream */
 	struct l7_up *up;
 	uint32_t tries_left;
 	uint32_t ep;
 	uint64_t t0;
 	uint32_t sflags; /* bit per enum rm_stats_flag */
-	int status; /* status sent to the client, 0 none yet */
+	int status;	 /* status sent to the client, 0 none yet */
 	uint64_t req_bytes, resp_bytes;
-	bool resp_head; /* the final response head was accepted */
+	bool resp_head;	     /* the final response head was accepted */
 	bool resp_sent_head; /* ... and (some of it) sent to the client */
 	bool resp_until_close;
 	struct http_body sb;
@@ -153,11 +153,11 @@ struct l7_conn {
 	/* circuit breaker of the current attempt (pool and host slots may be NULL) */
 	struct rm_cb_pool *cbp;
 	struct rm_cb_host *cbh;
-	bool cb_req; /* counted in requests (and the host's active) */
-	bool cb_retry; /* this attempt is a retry counted in retries */
-	bool retry_next; /* a retry slot taken for the next attempt */
+	bool cb_req;	  /* counted in requests (and the host's active) */
+	bool cb_retry;	  /* this attempt is a retry counted in retries */
+	bool retry_next;  /* a retry slot taken for the next attempt */
 	bool cb_reported; /* this attempt's result went to the outlier detector */
-	bool waiting; /* pending: queued for a connection of cbp */
+	bool waiting;	  /* pending: queued for a connection of cbp */
 	struct l7_conn *wnext, *wprev;
 	struct pool_key ukey; /* what the attempt connects to, kept while pending */
 	struct sockaddr_storage uss;
@@ -176,7 +176,7 @@ struct l7_up {
 	enum l7u_state state;
 	uint32_t gen;
 	uint32_t inflight; /* own ops: recv, connect, link timeout */
-	uint32_t ext; /* sends of a client connection on fd / from buf */
+	uint32_t ext;	   /* sends of a client connection on fd / from buf */
 	uint32_t next_free;
 	int fd;
 	bool recv_busy;
@@ -193,8 +193,8 @@ struct l7_up {
 	struct rm_stats_slot *st; /* tcp counters of its destination */
 	uint64_t sent, rcvd;
 	struct rm_cb_pool *cbp; /* breaker pool whose connection count includes it */
-	bool cb_counted; /* cb_conn_close is owed (exactly once, in up_finish) */
-	bool cb_idle; /* counted in the worker's idle_by */
+	bool cb_counted;	/* cb_conn_close is owed (exactly once, in up_finish) */
+	bool cb_idle;		/* counted in the worker's idle_by */
 };
 
 struct l7_worker {
@@ -238,8 +238,8 @@ uint64_t l7_rand(struct l7_worker *lw);
 /* An idle connection for key, else a new one when the breaker pool cbp admits it:
  * NULL with *err = -EAGAIN when cbp has max_connections open (wait as pending). */
 struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
-			const struct sockaddr_storage *dst, socklen_t dlen, struct rm_stats_slot *st,
-			struct rm_cb_pool *cbp, int *err);
+			const struct sockaddr_storage *dst, socklen_t dlen,
+			struct rm_stats_slot *st, struct rm_cb_pool *cbp, int *err);
 void l7_up_release(struct l7_worker *lw, struct l7_up *up, bool reuse);
 void l7_up_arm_recv(struct l7_worker *lw, struct l7_up *up);
 void l7_up_ext_put(struct l7_worker *lw, struct l7_up *up);
@@ -332,8 +332,8 @@ int l7_hdr_get(const void *ctx, const char *lname, size_t idx, struct route_slic
 /* The client-bound response head: status line, fields minus hop-by-hop ones (and
  * those the Connection field names), the rule's response header operations, then
  * Connection: close / upgrade. Returns bytes or -ENOSPC. */
-#define L7_RH_CLOSE (1u << 0) /* Connection: close */
-#define L7_RH_UPGRADE (1u << 1) /* 101: keep Upgrade, Connection: upgrade */
+#define L7_RH_CLOSE (1u << 0)	  /* Connection: close */
+#define L7_RH_UPGRADE (1u << 1)	  /* 101: keep Upgrade, Connection: upgrade */
 #define L7_RH_KEEPALIVE (1u << 2) /* HTTP/1.0 client kept alive: Connection: keep-alive */
 ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response *res,
 			       const struct route_hdrop *ops, size_t n_ops, unsigned int flags);

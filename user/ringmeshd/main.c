@@ -211,14 +211,15 @@ static int run(struct daemon *d, int sfd, const struct rm_opts *o)
 	unsigned int ticks = 0;
 
 	for (;;) {
-		struct pollfd pfd = { .fd = sfd, .events = POLLIN };
+		struct pollfd pfd = {.fd = sfd, .events = POLLIN};
 		int n = poll(&pfd, 1, OPTS_HEARTBEAT_INTERVAL_MS);
 
 		if (n > 0) {
 			struct signalfd_siginfo si;
 
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				fprintf(stderr, "ringmeshd: %s, stopping\n", strsignal((int)si.ssi_signo));
+				fprintf(stderr, "ringmeshd: %s, stopping\n",
+					strsignal((int)si.ssi_signo));
 				return 0;
 			}
 		}
@@ -228,7 +229,8 @@ static int run(struct daemon *d, int sfd, const struct rm_opts *o)
 			if (ring_worker_exited(d->workers[i])) {
 				int rc = ring_worker_join(d->workers[i]);
 
-				fprintf(stderr, "ringmeshd: worker %u died: %s\n", i, strerror(-rc));
+				fprintf(stderr, "ringmeshd: worker %u died: %s\n", i,
+					strerror(-rc));
 				return -1;
 			}
 		}

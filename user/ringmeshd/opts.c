@@ -37,62 +37,62 @@ enum opt_id {
 
 struct opt_def {
 	const char *name; /* long name without "--" */
-	char short_name; /* 0: none */
+	char short_name;  /* 0: none */
 	bool has_arg;
 };
 
 static const struct opt_def opt_defs[O_MAX] = {
-	[O_CGROUP] = { "cgroup", 0, true },
-	[O_INCLUDE] = { "include-ip-ranges", 0, true },
-	[O_EXCLUDE] = { "exclude-ip-ranges", 0, true },
-	[O_XPORTS] = { "exclude-ports", 0, true },
-	[O_LISTEN] = { "listen", 0, true },
-	[O_POD_GW] = { "pod-gateway", 0, true },
-	[O_PIN_DIR] = { "pin-dir", 0, true },
-	[O_WORKERS] = { "workers", 0, true },
-	[O_NO_SOCKMAP] = { "no-sockmap", 0, false },
-	[O_HB_MAX] = { "heartbeat-max-ms", 0, true },
-	[O_NO_L7] = { "no-l7", 0, false },
-	[O_MAX_HEAD] = { "max-request-headers-kb", 0, true },
-	[O_CONN_TO] = { "connect-timeout-ms", 0, true },
-	[O_IDLE_MS] = { "upstream-idle-timeout-ms", 0, true },
-	[O_MAX_IDLE] = { "upstream-max-idle", 0, true },
-	[O_VERBOSE] = { "verbose", 'v', false },
-	[O_HELP] = { "help", 'h', false },
-	[O_VERSION] = { "version", 0, false },
+    [O_CGROUP] = {"cgroup", 0, true},
+    [O_INCLUDE] = {"include-ip-ranges", 0, true},
+    [O_EXCLUDE] = {"exclude-ip-ranges", 0, true},
+    [O_XPORTS] = {"exclude-ports", 0, true},
+    [O_LISTEN] = {"listen", 0, true},
+    [O_POD_GW] = {"pod-gateway", 0, true},
+    [O_PIN_DIR] = {"pin-dir", 0, true},
+    [O_WORKERS] = {"workers", 0, true},
+    [O_NO_SOCKMAP] = {"no-sockmap", 0, false},
+    [O_HB_MAX] = {"heartbeat-max-ms", 0, true},
+    [O_NO_L7] = {"no-l7", 0, false},
+    [O_MAX_HEAD] = {"max-request-headers-kb", 0, true},
+    [O_CONN_TO] = {"connect-timeout-ms", 0, true},
+    [O_IDLE_MS] = {"upstream-idle-timeout-ms", 0, true},
+    [O_MAX_IDLE] = {"upstream-max-idle", 0, true},
+    [O_VERBOSE] = {"verbose", 'v', false},
+    [O_HELP] = {"help", 'h', false},
+    [O_VERSION] = {"version", 0, false},
 };
 
 static const char usage_text[] =
-	"Usage: ringmeshd --cgroup PATH --include-ip-ranges CIDR[,CIDR...] [OPTIONS]\n"
-	"\n"
-	"Node proxy of the ringmesh service mesh: attaches the interception programs to\n"
-	"the pods' cgroup and forwards the intercepted TCP connections.\n"
-	"\n"
-	"Required:\n"
-	"  --cgroup PATH                 pods' parent cgroup (cgroup2); never the root\n"
-	"  --include-ip-ranges LIST      destinations to intercept, e.g. 10.96.0.0/12\n"
-	"Options:\n"
-	"  --exclude-ip-ranges LIST      destinations never intercepted\n"
-	"  --exclude-ports LIST          destination ports never intercepted, e.g. 22,15090\n"
-	"  --listen ADDR:PORT            proxy listener (default " OPTS_LISTEN_DEFAULT ")\n"
-	"  --pod-gateway ADDR            address pods in other netns reach the proxy on,\n"
-	"                                same port as --listen (default " OPTS_POD_GW_DEFAULT ")\n"
-	"  --pin-dir DIR                 bpffs directory for maps and links\n"
-	"                                (default " RM_PIN_DIR_DEFAULT ")\n"
-	"  --workers N                   worker threads, 1..64 (default: online CPUs)\n"
-	"  --no-sockmap                  disable the sk_msg shortcut\n"
-	"  --heartbeat-max-ms MS         interception fails open after MS without a beat\n"
-	"                                (400..60000, default 1000)\n"
-	"  --no-l7                       forward every connection at L4 (no HTTP routing)\n"
-	"  --max-request-headers-kb KB   request/response head limit, 1..60 (default 60)\n"
-	"  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default 5000)\n"
-	"  --upstream-idle-timeout-ms MS idle keep-alive upstream connections are closed\n"
-	"                                after MS, 100..3600000 (default 60000)\n"
-	"  --upstream-max-idle N         idle upstream connections kept per endpoint and\n"
-	"                                worker, 1..10000 (default 64)\n"
-	"  -v, --verbose                 more log lines (repeat for more)\n"
-	"  -h, --help                    this text\n"
-	"  --version                     print the version\n";
+    "Usage: ringmeshd --cgroup PATH --include-ip-ranges CIDR[,CIDR...] [OPTIONS]\n"
+    "\n"
+    "Node proxy of the ringmesh service mesh: attaches the interception programs to\n"
+    "the pods' cgroup and forwards the intercepted TCP connections.\n"
+    "\n"
+    "Required:\n"
+    "  --cgroup PATH                 pods' parent cgroup (cgroup2); never the root\n"
+    "  --include-ip-ranges LIST      destinations to intercept, e.g. 10.96.0.0/12\n"
+    "Options:\n"
+    "  --exclude-ip-ranges LIST      destinations never intercepted\n"
+    "  --exclude-ports LIST          destination ports never intercepted, e.g. 22,15090\n"
+    "  --listen ADDR:PORT            proxy listener (default " OPTS_LISTEN_DEFAULT ")\n"
+    "  --pod-gateway ADDR            address pods in other netns reach the proxy on,\n"
+    "                                same port as --listen (default " OPTS_POD_GW_DEFAULT ")\n"
+    "  --pin-dir DIR                 bpffs directory for maps and links\n"
+    "                                (default " RM_PIN_DIR_DEFAULT ")\n"
+    "  --workers N                   worker threads, 1..64 (default: online CPUs)\n"
+    "  --no-sockmap                  disable the sk_msg shortcut\n"
+    "  --heartbeat-max-ms MS         interception fails open after MS without a beat\n"
+    "                                (400..60000, default 1000)\n"
+    "  --no-l7                       forward every connection at L4 (no HTTP routing)\n"
+    "  --max-request-headers-kb KB   request/response head limit, 1..60 (default 60)\n"
+    "  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default 5000)\n"
+    "  --upstream-idle-timeout-ms MS idle keep-alive upstream connections are closed\n"
+    "                                after MS, 100..3600000 (default 60000)\n"
+    "  --upstream-max-idle N         idle upstream connections kept per endpoint and\n"
+    "                                worker, 1..10000 (default 64)\n"
+    "  -v, --verbose                 more log lines (repeat for more)\n"
+    "  -h, --help                    this text\n"
+    "  --version                     print the version\n";
 
 const char *opts_usage(void)
 {
@@ -201,9 +201,9 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		/* A cheap early guard; dp checks the real mount root. */
 		if (path_eq(v, "/sys/fs/cgroup") || path_eq(v, "/sys/fs/cgroup/unified") ||
 		    path_eq(v, "/"))
-			return fail(err, errlen,
-				    "--cgroup '%s': is a cgroup2 root; give the pods' parent cgroup",
-				    v);
+			return fail(
+			    err, errlen,
+			    "--cgroup '%s': is a cgroup2 root; give the pods' parent cgroup", v);
 		o->cgroup_path = v;
 		return 0;
 	case O_PIN_DIR:
@@ -211,9 +211,9 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		if (r)
 			return r;
 		if (path_eq(v, "/") || path_eq(v, "/sys/fs/bpf"))
-			return fail(err, errlen,
-				    "--pin-dir '%s': must be a directory of its own, not a mount root",
-				    v);
+			return fail(
+			    err, errlen,
+			    "--pin-dir '%s': must be a directory of its own, not a mount root", v);
 		o->pin_dir = v;
 		return 0;
 	case O_INCLUDE:
@@ -243,7 +243,8 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		r = rm_hostport_parse(v, &o->listen, why, sizeof(why));
 		if (r < 0)
 			return sub_fail(err, errlen, name, v,
-					why[0] ? why : "expected ADDR:PORT, e.g. 127.0.0.1:15001", r);
+					why[0] ? why : "expected ADDR:PORT, e.g. 127.0.0.1:15001",
+					r);
 		if (o->listen.sin_port == 0)
 			return fail(err, errlen, "--listen '%s': port must be 1..65535", v);
 		if (o->listen.sin_addr.s_addr == htonl(INADDR_ANY))
@@ -282,8 +283,8 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		return 0;
 	case O_MAX_HEAD:
 		if (parse_uint(v, 1000000, &n) || n < 1 || n > 60)
-			return fail(err, errlen, "--%s '%s': must be a number of KiB in 1..60", name,
-				    v);
+			return fail(err, errlen, "--%s '%s': must be a number of KiB in 1..60",
+				    name, v);
 		o->max_head_kb = (unsigned int)n;
 		return 0;
 	case O_CONN_TO:
@@ -302,7 +303,8 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		return 0;
 	case O_MAX_IDLE:
 		if (parse_uint(v, 1000000, &n) || n < 1 || n > 10000)
-			return fail(err, errlen, "--%s '%s': must be a number in 1..10000", name, v);
+			return fail(err, errlen, "--%s '%s': must be a number in 1..10000", name,
+				    v);
 		o->upstream_max_idle = (unsigned int)n;
 		return 0;
 	default:
@@ -351,7 +353,7 @@ static int find_short(char c)
 int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char *err,
 	       size_t errlen)
 {
-	bool seen[O_MAX] = { false };
+	bool seen[O_MAX] = {false};
 	int action = OPTS_RUN;
 
 	if (err && errlen)
@@ -382,8 +384,8 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 			for (const char *c = a + 1; *c; c++) {
 				id = find_short(*c);
 				if (id < 0)
-					return fail(err, errlen, "unknown option '-%c' (see --help)",
-						    *c);
+					return fail(err, errlen,
+						    "unknown option '-%c' (see --help)", *c);
 				if (id == O_VERBOSE)
 					o->verbose++;
 				else if (id == O_HELP)
@@ -447,8 +449,8 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 		char a[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &o->pod_gw, a, sizeof(a));
-		return fail(err, errlen, "--pod-gateway '%s': must differ from the --listen address",
-			    a);
+		return fail(err, errlen,
+			    "--pod-gateway '%s': must differ from the --listen address", a);
 	}
 	return OPTS_RUN;
 }

@@ -27,30 +27,30 @@
 /* What opts_parse() asks the caller to do. */
 enum opts_action {
 	OPTS_RUN = 0,
-	OPTS_HELP = 1, /* print opts_usage() to stdout, exit 0 */
+	OPTS_HELP = 1,	  /* print opts_usage() to stdout, exit 0 */
 	OPTS_VERSION = 2, /* print the version, exit 0 */
 };
 
 struct rm_opts {
-	const char *cgroup_path; /* --cgroup: points into argv */
-	const char *pin_dir; /* --pin-dir: points into argv or a literal */
+	const char *cgroup_path;	       /* --cgroup: points into argv */
+	const char *pin_dir;		       /* --pin-dir: points into argv or a literal */
 	struct rm_cidr include[RM_MAX_RANGES]; /* --include-ip-ranges */
 	size_t n_include;
 	struct rm_cidr exclude[RM_MAX_RANGES]; /* --exclude-ip-ranges */
 	size_t n_exclude;
 	uint16_t exclude_ports[RM_MAX_XPORTS]; /* --exclude-ports, host order */
 	size_t n_exclude_ports;
-	struct sockaddr_in listen; /* --listen */
-	struct in_addr pod_gw; /* --pod-gateway */
-	unsigned int workers; /* --workers, 1..OPTS_WORKERS_MAX */
-	bool sockmap; /* false with --no-sockmap */
-	unsigned int heartbeat_max_ms; /* --heartbeat-max-ms */
-	unsigned int verbose; /* count of -v */
-	bool l7; /* false with --no-l7 */
-	unsigned int max_head_kb; /* --max-request-headers-kb */
+	struct sockaddr_in listen;	 /* --listen */
+	struct in_addr pod_gw;		 /* --pod-gateway */
+	unsigned int workers;		 /* --workers, 1..OPTS_WORKERS_MAX */
+	bool sockmap;			 /* false with --no-sockmap */
+	unsigned int heartbeat_max_ms;	 /* --heartbeat-max-ms */
+	unsigned int verbose;		 /* count of -v */
+	bool l7;			 /* false with --no-l7 */
+	unsigned int max_head_kb;	 /* --max-request-headers-kb */
 	unsigned int connect_timeout_ms; /* --connect-timeout-ms */
-	unsigned int upstream_idle_ms; /* --upstream-idle-timeout-ms */
-	unsigned int upstream_max_idle; /* --upstream-max-idle */
+	unsigned int upstream_idle_ms;	 /* --upstream-idle-timeout-ms */
+	unsigned int upstream_max_idle;	 /* --upstream-max-idle */
 };
 
 /*

@@ -29,7 +29,7 @@ struct pool_key {
 
 struct pool_link {
 	struct pool_link *prev, *next; /* in its bucket's idle list */
-	uint32_t bucket; /* POOL_NONE when not parked */
+	uint32_t bucket;	       /* POOL_NONE when not parked */
 };
 #define POOL_NONE UINT32_MAX
 
@@ -45,7 +45,7 @@ struct pool {
 	uint32_t n_buckets; /* power of two */
 	uint32_t n_used;
 	uint32_t max_idle; /* per endpoint */
-	uint64_t parked; /* idle connections now, all endpoints */
+	uint64_t parked;   /* idle connections now, all endpoints */
 };
 
 /* n_buckets is rounded up to a power of two. 0 or -ENOMEM / -EINVAL. */

@@ -30,7 +30,7 @@
 #define RING_ACCEPT_RETRY_MS 100
 
 static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
 {
@@ -73,8 +73,9 @@ static int fill_defaults(struct ring_config *c, char *err, size_t errlen)
 			    c->max_conns);
 	/* Reads pause above high_water; the pool must hold more than one connection's worth. */
 	if (c->buf_count < 4 * (c->high_water + 1))
-		return errf(err, errlen, -EINVAL, "buffer pool of %u is too small for high water %u",
-			    c->buf_count, c->high_water);
+		return errf(err, errlen, -EINVAL,
+			    "buffer pool of %u is too small for high water %u", c->buf_count,
+			    c->high_water);
 	return 0;
 }
 
@@ -94,8 +95,7 @@ static int listen_socket(const struct ring_listen *l, char *err, size_t errlen)
 		close(fd);
 		return errf(err, errlen, r, "listener %s: setsockopt: %s", a, strerror(-r));
 	}
-	if (bind(fd, (const struct sockaddr *)&l->addr, sizeof(l->addr)) ||
-	    listen(fd, SOMAXCONN)) {
+	if (bind(fd, (const struct sockaddr *)&l->addr, sizeof(l->addr)) || listen(fd, SOMAXCONN)) {
 		r = -errno;
 		close(fd);
 		return errf(err, errlen, r, "listen on %s:%u: %s", a, ntohs(l->addr.sin_port),
@@ -141,15 +141,13 @@ int ring_worker_create(struct ring_worker **out, const struct ring_config *cfg, 
 	w->br_bytes = ((size_t)w->cfg.buf_count * sizeof(struct io_uring_buf) + (size_t)page - 1) &
 		      ~((size_t)page - 1);
 	w->bufs_bytes = (size_t)w->cfg.buf_count * w->cfg.buf_size;
-	w->br = mmap(NULL, w->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1,
-		     0);
-	w->bufs = mmap(NULL, w->bufs_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
+	w->br = mmap(NULL, w->br_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	w->bufs =
+	    mmap(NULL, w->bufs_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	w->priv_bytes = (size_t)w->cfg.max_conns * 2 * w->cfg.buf_size;
 	w->priv = mmap(NULL, w->priv_bytes, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	w->meta = calloc((size_t)w->cfg.buf_count + 2 * (size_t)w->cfg.max_conns,
-			 sizeof(*w->meta));
+	w->meta = calloc((size_t)w->cfg.buf_count + 2 * (size_t)w->cfg.max_conns, sizeof(*w->meta));
 	if (w->br == MAP_FAILED || w->bufs == MAP_FAILED || w->priv == MAP_FAILED || !w->meta) {
 		r = errf(err, errlen, -ENOMEM, "cannot allocate %zu bytes of receive buffers",
 			 w->bufs_bytes);
@@ -447,7 +445,7 @@ static int run_loop(struct ring_worker *w)
 			}
 			r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 		} else if (w->stopping) {
-			struct __kernel_timespec ts = { .tv_nsec = 50000000 };
+			struct __kernel_timespec ts = {.tv_nsec = 50000000};
 
 			if (!deadline)
 				deadline = now_ns() + RING_STOP_GRACE_NS;

@@ -42,16 +42,16 @@ struct ring_hooks {
 
 struct ring_listen {
 	struct sockaddr_in addr; /* port 0: ephemeral (tests; read it with ring_worker_port) */
-	bool freebind; /* IP_FREEBIND: bind before any interface carries the address */
+	bool freebind;		 /* IP_FREEBIND: bind before any interface carries the address */
 };
 
 /* Zero means "default" for every number. */
 struct ring_config {
 	struct ring_listen listen[RING_MAX_LISTEN];
 	unsigned int n_listen;
-	unsigned int max_conns; /* connection slots (default 8192); more are refused */
-	unsigned int buf_count; /* provided buffers, power of two <= 32768 (default 1024) */
-	unsigned int buf_size; /* bytes per buffer (default 16384) */
+	unsigned int max_conns;	  /* connection slots (default 8192); more are refused */
+	unsigned int buf_count;	  /* provided buffers, power of two <= 32768 (default 1024) */
+	unsigned int buf_size;	  /* bytes per buffer (default 16384) */
 	unsigned int queue_depth; /* SQ entries (default 512); CQ gets 4x */
 	unsigned int connect_timeout_ms; /* upstream connect (default 5000) */
 	/* Buffers queued towards one side before its opposite reader pauses (default 4):
@@ -60,47 +60,47 @@ struct ring_config {
 	bool sockmap; /* call hooks.sock_add on accept */
 	struct ring_hooks hooks;
 	struct l7_shared *l7; /* HTTP proxying (l7.h); NULL: every connection is L4 */
-	unsigned int id; /* worker number, for thread names and messages */
+	unsigned int id;      /* worker number, for thread names and messages */
 };
 
 /* Per-worker counters; written by the worker only, read with relaxed atomics. */
 struct ring_stats {
-	uint64_t accepted; /* connections accepted */
-	uint64_t refused_no_orig; /* closed: no original destination (not an open relay) */
-	uint64_t refused_loop; /* closed: original destination is the proxy itself */
-	uint64_t refused_full; /* closed: no free connection slot */
+	uint64_t accepted;		  /* connections accepted */
+	uint64_t refused_no_orig;	  /* closed: no original destination (not an open relay) */
+	uint64_t refused_loop;		  /* closed: original destination is the proxy itself */
+	uint64_t refused_full;		  /* closed: no free connection slot */
 	uint64_t upstream_connect_failed; /* connect refused, unreachable or timed out */
-	uint64_t bytes_c2u; /* bytes delivered client -> upstream */
-	uint64_t bytes_u2c; /* bytes delivered upstream -> client */
-	uint64_t active; /* connections open now */
-	uint64_t closed; /* connections finished, any way */
-	uint64_t resets; /* connections ended by a reset (either side) or an error */
+	uint64_t bytes_c2u;		  /* bytes delivered client -> upstream */
+	uint64_t bytes_u2c;		  /* bytes delivered upstream -> client */
+	uint64_t active;		  /* connections open now */
+	uint64_t closed;		  /* connections finished, any way */
+	uint64_t resets;	  /* connections ended by a reset (either side) or an error */
 	uint64_t sock_add_failed; /* sk_msg shortcut refused a socket */
-	uint64_t enobufs; /* a reader waited for the buffer pool */
-	uint64_t paused; /* a reader paused because the other side was slow */
-	uint64_t queue_peak; /* most buffers ever queued towards one side (memory bound) */
-	uint64_t accept_errors; /* accept completions with an error */
+	uint64_t enobufs;	  /* a reader waited for the buffer pool */
+	uint64_t paused;	  /* a reader paused because the other side was slow */
+	uint64_t queue_peak;	  /* most buffers ever queued towards one side (memory bound) */
+	uint64_t accept_errors;	  /* accept completions with an error */
 };
 
 /* user_data: op (7 bits) | side (1) | slot (24) | generation (32). For listener
  * ops the slot is the listener index. */
 enum ring_op {
 	RING_OP_NONE = 0,
-	RING_OP_ACCEPT, /* multishot accept on a listener */
-	RING_OP_ACCEPT_RETRY, /* timer before re-arming accept after EMFILE and friends */
-	RING_OP_WAKE, /* read on the stop eventfd */
-	RING_OP_CANCEL, /* async cancel; result ignored */
-	RING_OP_RECV, /* multishot recv on one side of a connection */
-	RING_OP_RECV1, /* single recv into the side's private buffer (pool ran dry) */
-	RING_OP_SEND, /* send of the head buffer queued towards one side */
-	RING_OP_CONNECT, /* upstream connect */
+	RING_OP_ACCEPT,		 /* multishot accept on a listener */
+	RING_OP_ACCEPT_RETRY,	 /* timer before re-arming accept after EMFILE and friends */
+	RING_OP_WAKE,		 /* read on the stop eventfd */
+	RING_OP_CANCEL,		 /* async cancel; result ignored */
+	RING_OP_RECV,		 /* multishot recv on one side of a connection */
+	RING_OP_RECV1,		 /* single recv into the side's private buffer (pool ran dry) */
+	RING_OP_SEND,		 /* send of the head buffer queued towards one side */
+	RING_OP_CONNECT,	 /* upstream connect */
 	RING_OP_CONNECT_TIMEOUT, /* linked timeout of RING_OP_CONNECT */
 	/* L7 (l7.h): slot = L7 client connection for C*, USEND; upstream object for U* */
-	RING_OP_L7_CRECV, /* recv on an L7 client socket */
-	RING_OP_L7_CSEND, /* send to an L7 client socket */
-	RING_OP_L7_USEND, /* send of a request to its upstream socket */
-	RING_OP_L7_URECV, /* recv on an upstream socket (busy or idle in the pool) */
-	RING_OP_L7_UCONN, /* upstream connect */
+	RING_OP_L7_CRECV,    /* recv on an L7 client socket */
+	RING_OP_L7_CSEND,    /* send to an L7 client socket */
+	RING_OP_L7_USEND,    /* send of a request to its upstream socket */
+	RING_OP_L7_URECV,    /* recv on an upstream socket (busy or idle in the pool) */
+	RING_OP_L7_UCONN,    /* upstream connect */
 	RING_OP_L7_UCONN_TO, /* linked timeout of RING_OP_L7_UCONN */
 	RING_OP_MAX,
 };
@@ -134,8 +134,8 @@ static inline uint32_t ring_ud_gen(uint64_t ud)
 /* Per-buffer bookkeeping: a buffer is either in the kernel's ring or queued on
  * exactly one connection side, linked through next. */
 struct ring_buf_meta {
-	uint32_t off; /* bytes of it already sent */
-	uint32_t len; /* bytes received into it */
+	uint32_t off;  /* bytes of it already sent */
+	uint32_t len;  /* bytes received into it */
 	uint32_t next; /* next queued buffer, or RING_BUF_NONE */
 };
 #define RING_BUF_NONE UINT32_MAX
@@ -153,14 +153,14 @@ struct l7_shared;
 struct ring_worker {
 	struct ring_config cfg; /* copy, defaults filled */
 	struct io_uring ring;
-	bool ring_ok; /* ring initialised (needs queue_exit) */
-	unsigned int ring_flags; /* setup flags that the kernel accepted */
-	int lfd[RING_MAX_LISTEN]; /* listening sockets, -1 when closed */
-	bool accept_armed[RING_MAX_LISTEN]; /* a multishot accept is live */
+	bool ring_ok;				  /* ring initialised (needs queue_exit) */
+	unsigned int ring_flags;		  /* setup flags that the kernel accepted */
+	int lfd[RING_MAX_LISTEN];		  /* listening sockets, -1 when closed */
+	bool accept_armed[RING_MAX_LISTEN];	  /* a multishot accept is live */
 	struct __kernel_timespec accept_retry_ts; /* for RING_OP_ACCEPT_RETRY */
-	int wake_fd; /* eventfd: stop request from the owning thread */
-	uint64_t wake_val; /* read target for RING_OP_WAKE */
-	bool stopping; /* stop requested: no new connections */
+	int wake_fd;				  /* eventfd: stop request from the owning thread */
+	uint64_t wake_val;			  /* read target for RING_OP_WAKE */
+	bool stopping;				  /* stop requested: no new connections */
 	/* The kernel honours a multishot recv's total byte cap. Without it one task-work
 	 * pass can drain a whole socket buffer into the pool before a pause takes effect;
 	 * cleared at the first -EINVAL (older kernels reject the field). */
@@ -180,18 +180,18 @@ struct ring_worker {
 	struct ring_buf_meta *meta; /* per buffer id, pool then private */
 	unsigned int br_mask;
 	unsigned int br_pending; /* buffers added to br but not yet published */
-	unsigned int bufs_free; /* buffers the kernel may fill now */
+	unsigned int bufs_free;	 /* buffers the kernel may fill now */
 	bool br_registered;
 
 	/* Connection slots (l4). */
-	struct l4_conn *conns; /* cfg.max_conns entries */
-	uint32_t free_head; /* free slot list through l4_conn.next_free */
+	struct l4_conn *conns;	      /* cfg.max_conns entries */
+	uint32_t free_head;	      /* free slot list through l4_conn.next_free */
 	struct ring_starved *starved; /* FIFO, 2 * max_conns entries */
 	uint32_t starved_head, starved_len;
 
 	struct ring_stats stats;
 	struct __kernel_timespec connect_ts; /* cfg.connect_timeout_ms */
-	void *l7; /* struct l7_worker, when cfg.l7 */
+	void *l7;			     /* struct l7_worker, when cfg.l7 */
 
 	pthread_t thread;
 	bool thread_started;
@@ -204,7 +204,7 @@ struct ring_worker {
 };
 
 /* Counters: only the worker writes, so a plain add published by a relaxed store. */
-#define RING_STAT_ADD(w, field, n)                                                            \
+#define RING_STAT_ADD(w, field, n)                                                                 \
 	__atomic_store_n(&(w)->stats.field, (w)->stats.field + (uint64_t)(n), __ATOMIC_RELAXED)
 
 /* Allocate a worker and bind its listeners (so a bad address fails here, in the

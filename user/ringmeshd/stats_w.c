@@ -28,8 +28,7 @@ static void init_hdr(struct stats_w *s, uint64_t realtime_ns)
 	__atomic_store_n(&h->magic, RM_STATS_MAGIC, __ATOMIC_RELEASE);
 }
 
-void stats_w_attach(struct stats_w *s, union rm_stats_entry *mem, uint32_t n,
-		    uint64_t realtime_ns)
+void stats_w_attach(struct stats_w *s, union rm_stats_entry *mem, uint32_t n, uint64_t realtime_ns)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
@@ -64,8 +63,8 @@ int stats_w_open(struct stats_w *s, const char *pin_dir, uint64_t realtime_ns, c
 		goto fail;
 	}
 	s->n = info.max_entries;
-	s->map_len = ((size_t)s->n * sizeof(union rm_stats_entry) + (size_t)page - 1) &
-		     ~((size_t)page - 1);
+	s->map_len =
+	    ((size_t)s->n * sizeof(union rm_stats_entry) + (size_t)page - 1) & ~((size_t)page - 1);
 	s->map = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
 	if (s->map == MAP_FAILED) {
 		r = -errno;

@@ -17,8 +17,8 @@
 
 struct stats_w {
 	union rm_stats_entry *e; /* RM_STATS_SLOTS entries: [0] header, then slots */
-	uint32_t n; /* entries */
-	void *map; /* mmapped region (NULL when attached to caller memory) */
+	uint32_t n;		 /* entries */
+	void *map;		 /* mmapped region (NULL when attached to caller memory) */
 	size_t map_len;
 	int fd;
 };
@@ -30,8 +30,7 @@ int stats_w_open(struct stats_w *s, const char *pin_dir, uint64_t realtime_ns, c
 void stats_w_close(struct stats_w *s);
 
 /* Use caller memory of n entries instead (tests); initialises like stats_w_open. */
-void stats_w_attach(struct stats_w *s, union rm_stats_entry *mem, uint32_t n,
-		    uint64_t realtime_ns);
+void stats_w_attach(struct stats_w *s, union rm_stats_entry *mem, uint32_t n, uint64_t realtime_ns);
 
 /* Fill a key (NUL-padded, truncated to the field; NULL or "" -> "unknown"). */
 void stats_key_make(struct rm_stats_key *k, const char *service, const char *version,

@@ -17,7 +17,7 @@
 
 struct l7_tmr {
 	uint64_t when; /* deadline, ns */
-	uint32_t idx; /* position in the heap, L7_TMR_IDLE when not armed */
+	uint32_t idx;  /* position in the heap, L7_TMR_IDLE when not armed */
 	uint32_t kind; /* owner's tag: which of its timers fired */
 };
 
