@@ -8,6 +8,11 @@ build=${1:-build}
 san=${2:-build-san}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+# The pinned-map unit and CLI tests need bpffs at /sys/fs/bpf; a fresh machine may not
+# have it mounted (ringmeshd mounts it itself, but the unit suite runs first).
+if [ "$(id -u)" -eq 0 ] && [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
+	mkdir -p /sys/fs/bpf && mount -t bpf bpf /sys/fs/bpf || echo "warning: cannot mount bpffs at /sys/fs/bpf"
+fi
 pass=0 fail=0 skip=0 bad=()
 suite() { # name cmd...
 	local name=$1; shift
