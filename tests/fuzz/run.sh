@@ -65,8 +65,9 @@ build_http1() {
 build_cfg() {
 	# cfg_store.c is the bpffs I/O half and stays out; the rest is pure.
 	clang "${fuzz_flags[@]}" \
-		user/common/cfg_yaml.c user/common/cfg_parse_old.c user/common/cfg_parse_new.c \
-		user/common/cfg_compile.c user/common/cfg_docs.c user/common/cfg_show.c \
+		user/common/cfg_yaml.c user/common/cfg_istio.c user/common/cfg_parse_old.c \
+		user/common/cfg_parse_new.c user/common/cfg_compile.c user/common/cfg_docs.c \
+		user/common/cfg_show.c \
 		tests/fuzz/fuzz_cfg.c -lyaml -lpcre2-8 -o "$out/fuzz/fuzz_cfg" || return 1
 	# the sample rules, good and bad, as seeds (names cannot clash with libFuzzer's sha1s)
 	local c="$out/fuzz/corpus-cfg" f
@@ -79,7 +80,7 @@ build_cfg() {
 	local d="$out/fuzz/cfg.dict"
 	{
 		grep -ohE '"[A-Za-z][A-Za-z0-9_./-]{1,40}"' user/common/cfg_yaml.c \
-			user/common/cfg_parse_old.c user/common/cfg_parse_new.c
+			user/common/cfg_istio.c user/common/cfg_parse_old.c user/common/cfg_parse_new.c
 		printf '"%s"\n' '---' ': ' '- ' '{' '}' '[' ']' '\x0a  ' '\x0a    ' '\x0a- ' \
 			'&a ' '*a' '<<: ' '!!str ' '\x22' "'" '|\x0a' '>\x0a' '#'
 	} | sort -u >"$d"

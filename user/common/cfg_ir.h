@@ -201,7 +201,12 @@ int cfg_addr_of(const struct cfg_ctx *c, yaml_node_t *n, struct rm_addr *a, uint
 const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns, const char *domain);
 yaml_node_t *cfg_item(const struct cfg_ctx *c, yaml_node_item_t it);
 
-/* Shared by both front ends. */
+/* cfg_istio.c: readers both front ends share. */
+/* "WHAT is not supported by ringmesh" at n; -EINVAL */
+int cfg_unsupported(const struct cfg_ctx *c, yaml_node_t *n, const char *what);
+/* {value: 0..100} (modern Percent) -> parts per million */
+int cfg_percentage_of(const struct cfg_ctx *c, yaml_node_t *n, uint32_t *ppm);
+/* StringMatch {exact|prefix|regex} */
 int cfg_strmatch_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, uint8_t *op,
 		    const char **value);
 int cfg_cors_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, bool modern);
