@@ -474,9 +474,10 @@ int cfg_parse_virtualservice(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_do
 		for (unsigned i = 0; i < cnt; i++) {
 			yaml_node_t *g = cfg_item(c, it[i]);
 
-			if (g->type != YAML_SCALAR_NODE ||
-			    strcmp((char *)g->data.scalar.value, "mesh"))
-				return cfg_errf(c, g, "only the \"mesh\" gateway is supported");
+			/* the sidecars' part of a VirtualService also bound to gateways is
+			 * ringmesh's; one bound to gateways only was skipped (cfg_kinds.c) */
+			if (g->type != YAML_SCALAR_NODE)
+				return cfg_errf(c, g, "gateways: items must be gateway names");
 		}
 	}
 	if ((r = cfg_need(c, spec, http, "http")) || (r = cfg_seq_of(c, http, "http", &it, &cnt)))
@@ -495,6 +496,42 @@ int cfg_parse_virtualservice(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_do
 	return 0;
 }
 
+/* ClientTLSSettings: ringmesh speaks plain text to upstream hosts, which is mode
+ * DISABLE (also Istio's default mode); any TLS origination is refused, since
+ * skipping it would send in clear what the user asked to encrypt. */
+static int tls_settings(struct cfg_ctx *c, yaml_node_t *n)
+{
+	yaml_node_t *mode, *cert, *key, *ca, *cred, *san, *sni, *skip, *crl;
+	const struct cfg_field f[] = {{"mode", &mode},
+				      {"clientCertificate", &cert},
+				      {"privateKey", &key},
+				      {"caCertificates", &ca},
+				      {"credentialName", &cred},
+				      {"subjectAltNames", &san},
+				      {"sni", &sni},
+				      {"insecureSkipVerify", &skip},
+				      {"caCrl", &crl},
+				      {NULL, NULL}};
+	const char *m;
+	int r;
+
+	if ((r = cfg_fields(c, n, "trafficPolicy.tls", f)))
+		return r;
+	if (!mode)
+		return 0;
+	if ((r = cfg_str_of(c, mode, "tls.mode", &m)))
+		return r;
+	if (!strcmp(m, "DISABLE"))
+		return 0;
+	if (strcmp(m, "SIMPLE") && strcmp(m, "MUTUAL") && strcmp(m, "ISTIO_MUTUAL"))
+		return cfg_errf(
+		    c, mode, "unknown tls.mode \"%s\" (DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL)", m);
+	return cfg_errf(c, mode,
+			"tls.mode %s is not supported by ringmesh: it sends plain text to "
+			"upstream hosts (mode DISABLE)",
+			m);
+}
+
 static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_ir *p)
 {
 	uint64_t ns;
@@ -508,13 +545,16 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 
 	if ((r = cfg_fields(c, n, "trafficPolicy", f)))
 		return r;
-	if (tls || pls || tun || pt)
+	if (tls && (r = tls_settings(c, tls)))
+		return r;
+	if (pls || tun || pt)
 		return cfg_unsupported(c,
-				       tls   ? tls
-				       : pls ? pls
+				       pls   ? pls
 				       : tun ? tun
 					     : pt,
-				       "this traffic policy");
+				       pls   ? "trafficPolicy.portLevelSettings"
+				       : tun ? "trafficPolicy.tunnel"
+					     : "trafficPolicy.proxyProtocol");
 	p->set = true;
 	cfg_breaker_new_defaults(&p->cb);
 	if (lb) {
