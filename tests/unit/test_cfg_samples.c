@@ -424,6 +424,17 @@ static void test_kinds_outside(void **state)
 	     "- {apiVersion: networking.istio.io/v1, kind: VirtualService}\n",
 	     "x.yaml:5:3: a List holding Istio objects is not read by ringmesh: give each "
 	     "object its own document"},
+	    {"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: h}\n"
+	     "spec:\n  parentRefs:\n  - {name: ingress}\n",
+	     NULL},
+	    {"apiVersion: gateway.networking.k8s.io/v1\nkind: HTTPRoute\nmetadata: {name: h}\n"
+	     "spec:\n  parentRefs:\n  - {name: ingress}\n  - {group: \"\", kind: Service, name: "
+	     "reviews}\n",
+	     "x.yaml:7:5: HTTPRoute with a Service parent is mesh routing (Gateway API for mesh), "
+	     "which ringmesh does not implement: write it as a VirtualService"},
+	    {"apiVersion: networking.istio.io\nkind: VirtualServce\nmetadata: {name: v}\n",
+	     "x.yaml:2:7: unknown kind \"VirtualServce\" in networking.istio.io (ringmesh reads "
+	     "VirtualService, DestinationRule, ServiceEntry, WorkloadEntry)"},
 	    {"kind: Service\nmetadata: {name: s}\n", "x.yaml:1:1: missing required field "
 						     "\"apiVersion\""},
 	    {"apiVersion: v1\nkind: ~\n", "x.yaml:1:1: missing required field \"kind\""},

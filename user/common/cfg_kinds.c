@@ -12,7 +12,8 @@
  *  - an error at its kind: an unknown kind of an Istio group (a typo must not be
  *    skipped silently), a kind ringmesh consumes under an apiVersion that never
  *    served it, and the Istio security kinds, which ringmesh cannot enforce:
- *    skipping an AuthorizationPolicy would leave the user believing it holds.
+ *    skipping an AuthorizationPolicy would leave the user believing it holds; the
+ *    same for Gateway API routes attached to a Service (mesh routing).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -89,7 +90,10 @@ static size_t group_len(const char *api)
 {
 	const char *slash = strchr(api, '/');
 
-	return slash ? (size_t)(slash - api) : 0;
+	if (slash)
+		return (size_t)(slash - api);
+	/* "networking.istio.io" without a version is still that group, not the core one */
+	return strchr(api, '.') ? strlen(api) : 0;
 }
 
 static bool istio_group(const char *api)
@@ -139,6 +143,34 @@ static bool gateways_only(const struct cfg_ctx *c, yaml_node_t *root)
 			return false;
 	}
 	return true;
+}
+
+/* A Gateway API route (gateway.networking.k8s.io) whose parentRefs name a Service is
+ * mesh routing (Istio reads it so, the GAMMA initiative): skipping it would drop rules
+ * the user meant for ringmesh's traffic, so it is refused; one bound to Gateways only
+ * configures those and is skipped. Returns the offending parentRef or NULL. */
+static yaml_node_t *mesh_route_parent(const struct cfg_ctx *c, yaml_node_t *root, const char *api,
+				      const char *kind)
+{
+	static const char group[] = "gateway.networking.k8s.io";
+	yaml_node_t *spec, *refs;
+
+	if (group_len(api) != sizeof(group) - 1 || strncmp(api, group, sizeof(group) - 1) ||
+	    !strstr(kind, "Route"))
+		return NULL;
+	spec = map_get(c, root, "spec");
+	refs = spec ? map_get(c, spec, "parentRefs") : NULL;
+	if (!refs || refs->type != YAML_SEQUENCE_NODE)
+		return NULL;
+	for (yaml_node_item_t *it = refs->data.sequence.items.start;
+	     it < refs->data.sequence.items.top; it++) {
+		yaml_node_t *k = map_get(c, cfg_item(c, *it), "kind");
+
+		if (k && k->type == YAML_SCALAR_NODE &&
+		    !strcmp((const char *)k->data.scalar.value, "Service"))
+			return cfg_item(c, *it);
+	}
+	return NULL;
 }
 
 /* "RouteRule, DestinationPolicy": what ringmesh reads in the group of api. */
@@ -215,6 +247,14 @@ int cfg_doc_classify(struct cfg_ctx *c, yaml_node_t *root, const struct cfg_kind
 	if (!*skind)
 		return cfg_errf(c, kind, "empty kind");
 	if (!istio_group(sapi)) {
+		yaml_node_t *parent = mesh_route_parent(c, root, sapi, skind);
+
+		if (parent)
+			return cfg_errf(c, parent,
+					"%s with a Service parent is mesh routing (Gateway API for "
+					"mesh), which ringmesh does not implement: write it as a "
+					"VirtualService",
+					skind);
 		if (!strcmp(skind, "List") && !group_len(sapi) && (r = check_list(c, root)))
 			return r;
 		ir->skip_kind = skind;
