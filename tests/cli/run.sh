@@ -17,7 +17,7 @@ pass=0 fail=0
 PIN=""
 TMP=$(mktemp -d /tmp/rm-cli.XXXXXX)
 cleanup() {
-	[ -n "$PIN" ] && rm -rf "$PIN"
+	[ -n "$PIN" ] && rm -rf "$PIN" "$PIN-samples"
 	rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -271,6 +271,54 @@ tj "delete -f" 0 "${P[@]}" delete -f "$EX/routerule-v3.yaml"
 jpy "json: delete result" "d['deleted'] == 1 and d['changed'] and d['rules'] == 2"
 t "delete -f missing document" nz "^Error:" "${P[@]}" delete -f "$EX/routerule-v3.yaml"
 t "re-apply restores" 0 "^applied 6 documents: 4 rules" "${P[@]}" apply -f "$EX"
+
+echo "# Istio's own samples (tests/samples): null documents, mixed files, typos"
+S=$here/../samples/istio/bookinfo
+PIN2=$PIN-samples
+P2=(--pin-dir "$PIN2")
+SKIP_K8S='4 Service, 4 ServiceAccount, 6 Deployment'
+t "bookinfo.yaml alone: every kind skipped, nothing to apply" 0 \
+	"^skipped 14 documents of kinds ringmesh does not consume: $SKIP_K8S\$" \
+	"${P2[@]}" apply -f "$S/platform/kube/bookinfo.yaml"
+[ -e "$PIN2" ] && bad "bookinfo.yaml alone created a store" || ok "bookinfo.yaml alone: no store created"
+t "ServiceEntries + destination-rule-all.yaml (ends with ---)" 0 "^applied 8 documents: 0 rules, 4 services, 6 endpoints" \
+	"${P2[@]}" apply -f "$here/../cfg/bookinfo-serviceentries.yaml" -f "$S/networking/destination-rule-all.yaml"
+cat "$S/platform/kube/bookinfo.yaml" >"$TMP/mixed.yaml"
+for f in virtual-service-all-v1 bookinfo-gateway; do
+	echo --- >>"$TMP/mixed.yaml"
+	cat "$S/networking/$f.yaml" >>"$TMP/mixed.yaml"
+done
+out=$("$RM" "${P2[@]}" apply -f "$TMP/mixed.yaml" 2>&1)
+want="skipped 16 documents of kinds ringmesh does not consume: $SKIP_K8S; Istio configuration ringmesh does not implement: 1 Gateway, 1 VirtualService bound to gateways only"
+[ "$(printf '%s\n' "$out" | head -1)" = "$want" ] && ok "mixed file: one line names the skipped kinds" ||
+	bad "mixed file: one line names the skipped kinds" "$out"
+printf '%s\n' "$out" | sed -n 2p | grep -q '^applied 4 documents: 4 rules, 4 services, 6 endpoints' &&
+	ok "mixed file: its 4 VirtualServices applied" || bad "mixed file: its 4 VirtualServices applied" "$out"
+tj "mixed file" 0 "${P2[@]}" apply -f "$TMP/mixed.yaml"
+jpy "json: skipped kinds in order, with counts and the note" \
+	"d['changed'] is False and d['kinds'] == {'VirtualService': 4} and d['skipped']['documents'] == 16 and [(k['kind'], k['istio'], k['count']) for k in d['skipped']['kinds']] == [('Service', False, 4), ('ServiceAccount', False, 4), ('Deployment', False, 6), ('Gateway', True, 1), ('VirtualService', True, 1)] and d['skipped']['kinds'][4]['note'] == 'bound to gateways only'"
+before=$("$RM" "${P2[@]}" -j rule list)
+{ cat "$S/platform/kube/bookinfo.yaml"; printf -- '---\napiVersion: networking.istio.io/v1\nkind: VirtualServce\nmetadata:\n  name: reviews\nspec: {}\n'; } >"$TMP/typo.yaml"
+typo_line=$(($(wc -l <"$S/platform/kube/bookinfo.yaml") + 3))
+t "typo of an Istio kind is an error at its line" nz \
+	"^Error: $TMP/typo.yaml:$typo_line:7: unknown kind \"VirtualServce\" in networking.istio.io \(ringmesh reads VirtualService," \
+	"${P2[@]}" apply -f "$TMP/typo.yaml"
+tj "typo of an Istio kind" nz "${P2[@]}" apply -f "$TMP/typo.yaml"
+printf 'apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata:\n  name: deny\nspec: {}\n' >"$TMP/authz.yaml"
+t "AuthorizationPolicy refused, not skipped" nz \
+	"^Error: $TMP/authz.yaml:2:7: AuthorizationPolicy \(security.istio.io\) is not implemented by ringmesh" \
+	"${P2[@]}" apply -f "$TMP/authz.yaml"
+[ "$("$RM" "${P2[@]}" -j rule list)" = "$before" ] && ok "rules intact after the refused files" ||
+	bad "rules changed by a refused file"
+O=$here/../samples/istio-0.7.1/httpbin
+t "Istio 0.7.1 httpbin: v1alpha1 RouteRule and DestinationPolicy" 0 "^applied 2 documents: 5 rules" \
+	"${P2[@]}" apply -f "$O/routerules/httpbin-v1.yaml" -f "$O/destinationpolicies/httpbin-circuit-breaker.yaml"
+out=$("$RM" "${P2[@]}" delete -f "$TMP/mixed.yaml" 2>&1)
+printf '%s\n' "$out" | head -1 | grep -q "^skipped 16 documents" &&
+	printf '%s\n' "$out" | sed -n 2p | grep -q "^deleted 4 documents: 1 rule" &&
+	ok "delete -f the mixed file: skips the same kinds, deletes its VirtualServices" ||
+	bad "delete -f the mixed file" "$out"
+rm -rf "$PIN2"
 
 echo "# data-path maps as a daemon pins them (faked with bpftool)"
 bpftool map create "$PIN/rm_proxy" type array key 4 value 80 entries 1 name rm_proxy flags 0x400 &&

@@ -63,23 +63,26 @@ build_http1() {
 }
 
 build_cfg() {
-	# cfg_store.c is the bpffs I/O half and stays out; the rest is pure.
-	clang "${fuzz_flags[@]}" \
-		user/common/cfg_yaml.c user/common/cfg_parse_old.c user/common/cfg_parse_new.c \
-		user/common/cfg_compile.c user/common/cfg_docs.c user/common/cfg_show.c \
+	# every cfg_*.c but cfg_store.c (the bpffs I/O half): the pure compiler
+	local srcs=() f
+	for f in user/common/cfg_*.c; do
+		[ "$f" = user/common/cfg_store.c ] || srcs+=("$f")
+	done
+	clang "${fuzz_flags[@]}" "${srcs[@]}" \
 		tests/fuzz/fuzz_cfg.c -lyaml -lpcre2-8 -o "$out/fuzz/fuzz_cfg" || return 1
 	# the sample rules, good and bad, as seeds (names cannot clash with libFuzzer's sha1s)
-	local c="$out/fuzz/corpus-cfg" f
+	local c="$out/fuzz/corpus-cfg"
 	mkdir -p "$c"
 	for f in tests/cfg/*.yaml tests/cfg/modern/*.yaml tests/cfg/bad/*.yaml \
+		 tests/samples/istio/bookinfo/*/*.yaml tests/samples/istio/bookinfo/*/*/*.yaml \
+		 tests/samples/istio-0.7.1/*/*.yaml tests/samples/istio-0.7.1/*/*/*.yaml \
 		 tests/e2e/rules/*.yaml; do
 		[ -f "$f" ] && cp "$f" "$c/seed-$(echo "${f#tests/}" | tr / -)"
 	done
 	# the field names and words the front end knows, so mutations speak its language
 	local d="$out/fuzz/cfg.dict"
 	{
-		grep -ohE '"[A-Za-z][A-Za-z0-9_./-]{1,40}"' user/common/cfg_yaml.c \
-			user/common/cfg_parse_old.c user/common/cfg_parse_new.c
+		grep -ohE '"[A-Za-z][A-Za-z0-9_./-]{1,40}"' "${srcs[@]}"
 		printf '"%s"\n' '---' ': ' '- ' '{' '}' '[' ']' '\x0a  ' '\x0a    ' '\x0a- ' \
 			'&a ' '*a' '<<: ' '!!str ' '\x22' "'" '|\x0a' '>\x0a' '#'
 	} | sort -u >"$d"

@@ -180,9 +180,11 @@ static int read_all(const char *path, char **out, size_t *len)
 	return 0;
 }
 
-/* Parse the -f arguments of argv into docs. The first invalid file stops us: its
+/* Parse the -f arguments of argv into docs, counting the documents of kinds
+ * ringmesh does not consume in skipped. The first invalid file stops us: its
  * error is what the user has to fix, and nothing has been written yet. */
-static int parse_files(int argc, char **argv, const char *cmd, struct cfg_docs *docs)
+static int parse_files(int argc, char **argv, const char *cmd, struct cfg_docs *docs,
+		       struct cfg_skipped *skipped)
 {
 	struct file_list files = {0};
 	size_t i;
@@ -216,7 +218,8 @@ static int parse_files(int argc, char **argv, const char *cmd, struct cfg_docs *
 			ret = -1;
 			break;
 		}
-		if (cfg_docs_parse(docs, files.v[i], text, len, err, sizeof(err))) {
+		if (cfg_docs_parse_counted(docs, skipped, files.v[i], text, len, err,
+					   sizeof(err))) {
 			/* err is "FILE:LINE:COL: message" */
 			p_err("%s", *err ? err : "invalid configuration");
 			ret = -1;
@@ -296,8 +299,42 @@ static int wait_live(uint64_t gen, double *ms)
 	return r;
 }
 
-static void print_result(const char *verb, size_t ndocs, const size_t *kinds, bool changed,
-			 uint64_t gen, int live, double live_ms)
+/* "skipped": {"documents": N, "kinds": [{"kind", "istio", "note"?, "count"}, ...]} */
+static void json_skipped(const struct cfg_skipped *sk)
+{
+	json_name(cli.jw, "skipped");
+	json_start_object(cli.jw);
+	json_uint_field(cli.jw, "documents", sk->total);
+	json_name(cli.jw, "kinds");
+	json_start_array(cli.jw);
+	for (size_t i = 0; i < sk->n; i++) {
+		json_start_object(cli.jw);
+		json_string_field(cli.jw, "kind", sk->v[i].kind);
+		json_bool_field(cli.jw, "istio", sk->v[i].istio);
+		if (sk->v[i].note)
+			json_string_field(cli.jw, "note", sk->v[i].note);
+		json_uint_field(cli.jw, "count", sk->v[i].count);
+		json_end_object(cli.jw);
+	}
+	json_end_array(cli.jw);
+	json_end_object(cli.jw);
+}
+
+/* One line, so a mixed file (Services, Deployments and rules) says what it left:
+ * "skipped 9 documents of kinds ringmesh does not consume: 4 Service, 5 Deployment" */
+static void print_skipped(const struct cfg_skipped *sk)
+{
+	char buf[1024];
+
+	if (!sk->total || cli.jw)
+		return;
+	printf("skipped %u %s of kinds ringmesh does not consume: %s\n", sk->total,
+	       plural(sk->total, "document", "documents"), cfg_skipped_fmt(sk, buf, sizeof(buf)));
+}
+
+static void print_result(const char *verb, size_t ndocs, const size_t *kinds,
+			 const struct cfg_skipped *sk, bool changed, uint64_t gen, int live,
+			 double live_ms)
 {
 	struct rm_cfg *cfg = NULL;
 	uint64_t g2 = 0;
@@ -316,6 +353,7 @@ static void print_result(const char *verb, size_t ndocs, const size_t *kinds, bo
 			if (kinds[k])
 				json_uint_field(cli.jw, cfg_kind_name(k), kinds[k]);
 		json_end_object(cli.jw);
+		json_skipped(sk);
 		json_bool_field(cli.jw, "changed", changed);
 		json_uint_field(cli.jw, "generation", gen);
 		if (live > 0)
@@ -332,6 +370,7 @@ static void print_result(const char *verb, size_t ndocs, const size_t *kinds, bo
 		free(cfg);
 		return;
 	}
+	print_skipped(sk);
 	if (!changed) {
 		printf("unchanged (generation %llu)\n", (unsigned long long)gen);
 		free(cfg);
@@ -351,9 +390,10 @@ static void print_result(const char *verb, size_t ndocs, const size_t *kinds, bo
 	free(cfg);
 }
 
-static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
+/* The parsed documents to the store (docs is consumed), and the summary. */
+static int update(enum cfg_op op, const char *cmd, struct cfg_docs *docs,
+		  const struct cfg_skipped *skipped)
 {
-	struct cfg_docs docs = {0};
 	struct cfg_store store;
 	size_t kinds[CFG_K_WORKLOADENTRY + 1], ndocs;
 	char err[512] = "";
@@ -362,54 +402,46 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 	double live_ms = 0;
 	int ret, live = 0;
 
-	if (argc >= 1 && cli_is_prefix(argv[0], "help") && strcmp(argv[0], "-")) {
-		char text[1024];
-
-		snprintf(
-		    text, sizeof(text),
-		    "Usage: %1$s %2$s FILES\n"
-		    "       %1$s %3$s FILES\n"
-		    "\n"
-		    "       " HELP_SPEC_FILES "\n"
-		    "       " HELP_SPEC_OPTIONS "\n"
-		    "\n"
-		    "       apply merges the documents into the applied set (same kind, namespace\n"
-		    "       and name replaces), recompiles and publishes it; delete removes them.\n"
-		    "       A directory means its *.yaml and *.yml files in name order; - is "
-		    "stdin.\n"
-		    "       Any error leaves the running configuration untouched. With a live\n"
-		    "       ringmeshd at the pin dir, waits (up to 2 s) until it serves the new\n"
-		    "       generation, so the next request already sees the new rules.\n",
-		    cli.bin, cmd, op == CFG_OP_DELETE ? "apply" : "delete");
-		return cli_help_print(text);
+	count_kinds(docs, kinds);
+	ndocs = docs->n;
+	if (!docs->n && skipped->total) {
+		/* only Kubernetes objects (or the like): nothing of ours, which is no error
+		 * for a directory applied wholesale; the store is not touched */
+		if (cli.jw) {
+			json_start_object(cli.jw);
+			json_uint_field(cli.jw, op == CFG_OP_DELETE ? "deleted" : "applied", 0);
+			json_name(cli.jw, "kinds");
+			json_start_object(cli.jw);
+			json_end_object(cli.jw);
+			json_skipped(skipped);
+			json_bool_field(cli.jw, "changed", false);
+			json_null_field(cli.jw, "generation");
+			json_null_field(cli.jw, "live_ms");
+			json_end_object(cli.jw);
+		} else {
+			print_skipped(skipped);
+			printf("nothing to %s: no document of a kind ringmesh reads\n", cmd);
+		}
+		return 0;
 	}
-	if (parse_files(argc, argv, cmd, &docs)) {
-		cfg_docs_free(&docs);
-		return -1;
-	}
-	if (!docs.n) {
-		cfg_docs_free(&docs);
+	if (!docs->n) {
 		p_err("'%s': the files hold no documents", cmd);
 		return -1;
 	}
-	count_kinds(&docs, kinds);
-	ndocs = docs.n;
 	/* apply creates the maps when no daemon ran yet; delete needs something to delete */
 	ret = cfg_store_open(&store, cli.pin_dir, op == CFG_OP_APPLY, err, sizeof(err));
 	if (ret == -ENOENT) {
 		p_err("nothing applied at %s: no configuration to delete from", cli.pin_dir);
-		cfg_docs_free(&docs);
 		return -1;
 	}
 	if (ret) {
 		p_err("cannot open the configuration store at %s: %s", cli.pin_dir,
 		      *err ? err : strerror(-ret));
-		cfg_docs_free(&docs);
 		return -1;
 	}
-	ret = cfg_store_update(&store, cli.pin_dir, op, &docs, &changed, &gen, err, sizeof(err));
+	ret = cfg_store_update(&store, cli.pin_dir, op, docs, &changed, &gen, err, sizeof(err));
 	cfg_store_close(&store);
-	cfg_docs_free(&docs);
+	cfg_docs_free(docs);
 	if (ret) {
 		p_err("%s", *err ? err : strerror(-ret));
 		return -1;
@@ -425,9 +457,47 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 			return -1;
 		}
 	}
-	print_result(op == CFG_OP_DELETE ? "deleted" : "applied", ndocs, kinds, changed, gen, live,
-		     live_ms);
+	print_result(op == CFG_OP_DELETE ? "deleted" : "applied", ndocs, kinds, skipped, changed,
+		     gen, live, live_ms);
 	return 0;
+}
+
+static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
+{
+	struct cfg_docs docs = {0};
+	struct cfg_skipped skipped = {0};
+	int ret;
+
+	if (argc >= 1 && cli_is_prefix(argv[0], "help") && strcmp(argv[0], "-")) {
+		char text[1536];
+
+		snprintf(
+		    text, sizeof(text),
+		    "Usage: %1$s %2$s FILES\n"
+		    "       %1$s %3$s FILES\n"
+		    "\n"
+		    "       " HELP_SPEC_FILES "\n"
+		    "       " HELP_SPEC_OPTIONS "\n"
+		    "\n"
+		    "       apply merges the documents into the applied set (same kind, namespace\n"
+		    "       and name replaces), recompiles and publishes it; delete removes them.\n"
+		    "       A directory means its *.yaml and *.yml files in name order; - is "
+		    "stdin.\n"
+		    "       Any error leaves the running configuration untouched. With a live\n"
+		    "       ringmeshd at the pin dir, waits (up to 2 s) until it serves the new\n"
+		    "       generation, so the next request already sees the new rules.\n"
+		    "       Documents of kinds ringmesh does not consume (Kubernetes objects kept\n"
+		    "       beside the rules, Istio's Gateway, Sidecar, EnvoyFilter, ...) are\n"
+		    "       skipped and counted on one line; empty documents are ignored.\n",
+		    cli.bin, cmd, op == CFG_OP_DELETE ? "apply" : "delete");
+		return cli_help_print(text);
+	}
+	ret = parse_files(argc, argv, cmd, &docs, &skipped);
+	if (!ret)
+		ret = update(op, cmd, &docs, &skipped);
+	cfg_docs_free(&docs);
+	cfg_skipped_free(&skipped);
+	return ret;
 }
 
 int do_apply(int argc, char **argv)

@@ -54,10 +54,40 @@ struct cfg_docs {
 
 const char *cfg_kind_name(enum cfg_kind k);
 
+/* Documents of a file that ringmesh does not consume, counted by kind in order of
+ * first appearance: kinds outside the Istio API groups (Kubernetes objects kept
+ * beside the rules), and istio = true for the Istio kinds it does not implement
+ * (Gateway, Sidecar, EnvoyFilter, ...). Null documents are not counted. */
+struct cfg_skip_kind {
+	char kind[64];	  /* as written (a longer one is cut) */
+	bool istio;	  /* of an Istio API group */
+	const char *note; /* static: why a kind ringmesh reads was skipped, or NULL */
+	unsigned count;
+};
+
+struct cfg_skipped {
+	struct cfg_skip_kind *v;
+	size_t n, cap;
+	unsigned total; /* documents */
+};
+
+int cfg_skipped_add(struct cfg_skipped *s, const char *kind, bool istio, const char *note,
+		    unsigned count);
+int cfg_skipped_merge(struct cfg_skipped *dst, const struct cfg_skipped *src);
+void cfg_skipped_free(struct cfg_skipped *s);
+/* "4 Service, 6 Deployment; Istio kinds ringmesh does not implement: 1 Gateway" */
+const char *cfg_skipped_fmt(const struct cfg_skipped *s, char *buf, size_t len);
+
 /* Parse one file (several `---` documents): each is fully validated. Appends to
  * out only if the whole text is valid; otherwise out is untouched, -EINVAL and
  * err = "origin:line:col: message". Two documents with the same kind, namespace
- * and name in one text are an error. */
+ * and name in one text are an error. Null documents (nothing, or only comments,
+ * between two `---`, as Istio's samples end) are ignored, as kubectl does;
+ * documents of kinds ringmesh does not consume are skipped and, when skipped is
+ * not NULL and the file is valid, counted there (see cfg_kinds.c for which). */
+int cfg_docs_parse_counted(struct cfg_docs *out, struct cfg_skipped *skipped, const char *origin,
+			   const char *text, size_t len, char *err, size_t errlen);
+/* The same without the tally. */
 int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, size_t len,
 		   char *err, size_t errlen);
 

@@ -146,6 +146,10 @@ struct cfg_doc_ir {
 	bool has_selector;
 	/* WorkloadEntry */
 	struct cfg_ep_ir we;
+	/* a document ringmesh does not consume (kind 0): its kind, and whether it
+	 * belongs to an Istio API group */
+	const char *skip_kind, *skip_note;
+	bool skip_istio;
 };
 
 /* --- YAML walking --- */
@@ -165,6 +169,8 @@ struct cfg_field { /* allowed key of a mapping */
 };
 
 struct cfg_pos cfg_node_pos(const struct cfg_ctx *c, const yaml_node_t *n);
+/* A plain `~`, `null` or empty scalar is YAML's null. */
+bool cfg_is_null(const yaml_node_t *n);
 int cfg_errf(const struct cfg_ctx *c, const yaml_node_t *n, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Map n's keys onto fields (NULL-terminated list); unknown key -> error at it;
@@ -201,7 +207,12 @@ int cfg_addr_of(const struct cfg_ctx *c, yaml_node_t *n, struct rm_addr *a, uint
 const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns, const char *domain);
 yaml_node_t *cfg_item(const struct cfg_ctx *c, yaml_node_item_t it);
 
-/* Shared by both front ends. */
+/* cfg_istio.c: readers both front ends share. */
+/* "WHAT is not supported by ringmesh" at n; -EINVAL */
+int cfg_unsupported(const struct cfg_ctx *c, yaml_node_t *n, const char *what);
+/* {value: 0..100} (modern Percent) -> parts per million */
+int cfg_percentage_of(const struct cfg_ctx *c, yaml_node_t *n, uint32_t *ppm);
+/* StringMatch {exact|prefix|regex} */
 int cfg_strmatch_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, uint8_t *op,
 		    const char **value);
 int cfg_cors_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, bool modern);
@@ -210,6 +221,19 @@ int cfg_fault_of(struct cfg_ctx *c, yaml_node_t *n, bool modern, struct cfg_http
 
 /* Pure parse of scalar forms (exported for tests). */
 int cfg_parse_duration(const char *s, uint64_t *ns);
+
+/* --- cfg_kinds.c: which documents are read --- */
+struct cfg_kind_info {
+	const char *kind;
+	enum cfg_kind k;
+	const char *versions[4]; /* apiVersions serving it, the preferred first */
+	int (*parse)(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir);
+};
+/* From root's apiVersion and kind: 0 with *info for a kind ringmesh consumes; 1
+ * for one it skips (ir->skip_kind, skip_istio, skip_note set); -EINVAL with the error
+ * (unknown kind of an Istio group, wrong apiVersion, refused kind). */
+int cfg_doc_classify(struct cfg_ctx *c, yaml_node_t *root, const struct cfg_kind_info **info,
+		     struct cfg_doc_ir *ir);
 
 /* --- front ends: fill ir from the document root; metadata already read --- */
 int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir);

@@ -7,37 +7,6 @@
 
 #include "common/cfg_ir.h"
 
-void cfg_breaker_new_defaults(struct rm_cfg_breaker *cb)
-{
-	memset(cb, 0, sizeof(*cb));
-	cb->max_connections = RM_CFG_UNLIMITED;
-	cb->max_pending = RM_CFG_UNLIMITED;
-	cb->max_requests = RM_CFG_UNLIMITED;
-	cb->max_retries = RM_CFG_UNLIMITED;
-	cb->consecutive_errors = RM_CB_DEFAULT_CONSECUTIVE_ERRORS;
-	cb->base_ejection_ns = RM_CB_DEFAULT_BASE_EJECTION_NS;
-	cb->interval_ns = RM_CB_DEFAULT_INTERVAL_NS;
-	cb->max_ejection_percent = RM_CB_DEFAULT_MAX_EJECTION_PERCENT;
-}
-
-static int unsupported(struct cfg_ctx *c, yaml_node_t *n, const char *what)
-{
-	return cfg_errf(c, n, "%s is not supported by ringmesh", what);
-}
-
-/* {value: 0..100} */
-static int percentage(struct cfg_ctx *c, yaml_node_t *n, uint32_t *ppm)
-{
-	yaml_node_t *v;
-	const struct cfg_field f[] = {{"value", &v}, {NULL, NULL}};
-	int r;
-
-	if ((r = cfg_fields(c, n, "percentage", f)))
-		return r;
-	*ppm = 0;
-	return v ? cfg_pct_of(c, v, "percentage.value", ppm) : 0;
-}
-
 static int destination(struct cfg_ctx *c, yaml_node_t *n, const char *what, struct cfg_dest_ir *d)
 {
 	yaml_node_t *host, *subset, *port, *num;
@@ -253,7 +222,7 @@ static int retries(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 	    (r = cfg_int_of(c, att, "attempts", 0, 100, &v)))
 		return r;
 	if (rrl || rrc)
-		return unsupported(c, rrl ? rrl : rrc, "this retry field");
+		return cfg_unsupported(c, rrl ? rrl : rrc, "this retry field");
 	h->retry_attempts = (uint32_t)v;
 	if (ptt && (r = cfg_dur_of(c, ptt, "perTryTimeout", &h->retry_per_try_ns)))
 		return r;
@@ -291,61 +260,6 @@ static int retries(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 	return 0;
 }
 
-int cfg_fault_of(struct cfg_ctx *c, yaml_node_t *n, bool modern, struct cfg_http_ir *h)
-{
-	yaml_node_t *delay, *abort, *pct, *pcts = NULL, *fixed, *expo, *status, *grpc, *h2;
-	/* The old API has no percentage: its lists end before that key, so it stays unknown. */
-	const char *pk = modern ? "percentage" : NULL;
-	const struct cfg_field f[] = {{"delay", &delay}, {"abort", &abort}, {NULL, NULL}};
-	const struct cfg_field df[] = {{"fixedDelay", &fixed},
-				       {"exponentialDelay", &expo},
-				       {"percent", &pct},
-				       {pk, &pcts},
-				       {NULL, NULL}};
-	const struct cfg_field af[] = {
-	    {"httpStatus", &status}, {"grpcStatus", &grpc}, {"http2Error", &h2},
-	    {"percent", &pct},	     {pk, &pcts},	    {NULL, NULL}};
-	int64_t v;
-	int r;
-
-	if ((r = cfg_fields(c, n, modern ? "fault" : "httpFault", f)))
-		return r;
-	if (delay) {
-		if ((r = cfg_fields(c, delay, modern ? "fault.delay" : "httpFault.delay", df)))
-			return r;
-		if (expo)
-			return unsupported(c, expo, "exponentialDelay");
-		if ((r = cfg_need(c, delay, fixed, "fixedDelay")) ||
-		    (r = cfg_dur_of(c, fixed, "fixedDelay", &h->delay_ns)))
-			return r;
-		h->delay_ppm = 1000000;
-		if (pct && (r = cfg_pct_of(c, pct, "percent", &h->delay_ppm)))
-			return r;
-		if (pcts && (r = percentage(c, pcts, &h->delay_ppm)))
-			return r;
-		h->flags |= RM_RF_DELAY;
-	}
-	if (abort) {
-		if ((r = cfg_fields(c, abort, modern ? "fault.abort" : "httpFault.abort", af)))
-			return r;
-		if (grpc || h2)
-			return cfg_errf(c, grpc ? grpc : h2, "%s",
-					modern ? "a non-HTTP abort is not supported by ringmesh"
-					       : "only httpStatus aborts are supported");
-		if ((r = cfg_need(c, abort, status, "httpStatus")) ||
-		    (r = cfg_int_of(c, status, "httpStatus", 200, 599, &v)))
-			return r;
-		h->abort_status = (uint16_t)v;
-		h->abort_ppm = 1000000;
-		if (pct && (r = cfg_pct_of(c, pct, "percent", &h->abort_ppm)))
-			return r;
-		if (pcts && (r = percentage(c, pcts, &h->abort_ppm)))
-			return r;
-		h->flags |= RM_RF_ABORT;
-	}
-	return 0;
-}
-
 static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 {
 	yaml_node_t *name, *match, *route, *redir, *rew, *tmo, *rty, *flt, *mir, *mirp, *mirpct,
@@ -376,8 +290,8 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 	if ((r = cfg_fields(c, n, "http route", f)))
 		return r;
 	if (deleg || direct)
-		return unsupported(c, deleg ? deleg : direct,
-				   deleg ? "delegate" : "directResponse");
+		return cfg_unsupported(c, deleg ? deleg : direct,
+				       deleg ? "delegate" : "directResponse");
 	if (name && name->type != YAML_SCALAR_NODE)
 		return cfg_errf(c, name, "http.name must be a string");
 	if (match) {
@@ -408,7 +322,7 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 			    (r = destination(c, dst, "destination", &h->r[i])))
 				return r;
 			if (rh)
-				return unsupported(c, rh, "per-destination headers");
+				return cfg_unsupported(c, rh, "per-destination headers");
 			h->r[i].pos = cfg_node_pos(c, e);
 			if (w) {
 				if ((r = cfg_int_of(c, w, "weight", 0, 1000000, &v)))
@@ -440,7 +354,11 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 		if ((r = cfg_fields(c, redir, "redirect", rf)))
 			return r;
 		if (sch || port || dpr)
-			return unsupported(c, sch ? sch : port ? port : dpr, "this redirect field");
+			return cfg_unsupported(c,
+					       sch    ? sch
+					       : port ? port
+						      : dpr,
+					       "this redirect field");
 		if (!u && !a)
 			return cfg_errf(c, redir, "redirect needs uri or authority");
 		if ((u && (r = cfg_str_of(c, u, "uri", &h->redirect_uri))) ||
@@ -462,7 +380,7 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 		if ((r = cfg_fields(c, rew, "rewrite", rf)))
 			return r;
 		if (ure)
-			return unsupported(c, ure, "uriRegexRewrite");
+			return cfg_unsupported(c, ure, "uriRegexRewrite");
 		if (!u && !a)
 			return cfg_errf(c, rew, "rewrite needs uri or authority");
 		if ((u && (r = cfg_str_of(c, u, "uri", &h->rewrite_uri))) ||
@@ -481,7 +399,7 @@ static int http_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 			return r;
 		h->mirror_ppm = 1000000;
 		h->flags |= RM_RF_MIRROR;
-		if (mirp && (r = percentage(c, mirp, &h->mirror_ppm)))
+		if (mirp && (r = cfg_percentage_of(c, mirp, &h->mirror_ppm)))
 			return r;
 		if (mirpct && (r = cfg_pct_of(c, mirpct, "mirrorPercent", &h->mirror_ppm)))
 			return r;
@@ -549,16 +467,17 @@ int cfg_parse_virtualservice(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_do
 	    (r = cfg_need(c, spec, hosts, "hosts")) || (r = hosts_of(c, hosts, ir)))
 		return r;
 	if (tcp || tls)
-		return unsupported(c, tcp ? tcp : tls, "VirtualService tcp/tls routing");
+		return cfg_unsupported(c, tcp ? tcp : tls, "VirtualService tcp/tls routing");
 	if (gws) {
 		if ((r = cfg_seq_of(c, gws, "gateways", &it, &cnt)))
 			return r;
 		for (unsigned i = 0; i < cnt; i++) {
 			yaml_node_t *g = cfg_item(c, it[i]);
 
-			if (g->type != YAML_SCALAR_NODE ||
-			    strcmp((char *)g->data.scalar.value, "mesh"))
-				return cfg_errf(c, g, "only the \"mesh\" gateway is supported");
+			/* the sidecars' part of a VirtualService also bound to gateways is
+			 * ringmesh's; one bound to gateways only was skipped (cfg_kinds.c) */
+			if (g->type != YAML_SCALAR_NODE)
+				return cfg_errf(c, g, "gateways: items must be gateway names");
 		}
 	}
 	if ((r = cfg_need(c, spec, http, "http")) || (r = cfg_seq_of(c, http, "http", &it, &cnt)))
@@ -577,6 +496,42 @@ int cfg_parse_virtualservice(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_do
 	return 0;
 }
 
+/* ClientTLSSettings: ringmesh speaks plain text to upstream hosts, which is mode
+ * DISABLE (also Istio's default mode); any TLS origination is refused, since
+ * skipping it would send in clear what the user asked to encrypt. */
+static int tls_settings(struct cfg_ctx *c, yaml_node_t *n)
+{
+	yaml_node_t *mode, *cert, *key, *ca, *cred, *san, *sni, *skip, *crl;
+	const struct cfg_field f[] = {{"mode", &mode},
+				      {"clientCertificate", &cert},
+				      {"privateKey", &key},
+				      {"caCertificates", &ca},
+				      {"credentialName", &cred},
+				      {"subjectAltNames", &san},
+				      {"sni", &sni},
+				      {"insecureSkipVerify", &skip},
+				      {"caCrl", &crl},
+				      {NULL, NULL}};
+	const char *m;
+	int r;
+
+	if ((r = cfg_fields(c, n, "trafficPolicy.tls", f)))
+		return r;
+	if (!mode)
+		return 0;
+	if ((r = cfg_str_of(c, mode, "tls.mode", &m)))
+		return r;
+	if (!strcmp(m, "DISABLE"))
+		return 0;
+	if (strcmp(m, "SIMPLE") && strcmp(m, "MUTUAL") && strcmp(m, "ISTIO_MUTUAL"))
+		return cfg_errf(
+		    c, mode, "unknown tls.mode \"%s\" (DISABLE, SIMPLE, MUTUAL, ISTIO_MUTUAL)", m);
+	return cfg_errf(c, mode,
+			"tls.mode %s is not supported by ringmesh: it sends plain text to "
+			"upstream hosts (mode DISABLE)",
+			m);
+}
+
 static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_ir *p)
 {
 	uint64_t ns;
@@ -590,13 +545,16 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 
 	if ((r = cfg_fields(c, n, "trafficPolicy", f)))
 		return r;
-	if (tls || pls || tun || pt)
-		return unsupported(c,
-				   tls	 ? tls
-				   : pls ? pls
-				   : tun ? tun
-					 : pt,
-				   "this traffic policy");
+	if (tls && (r = tls_settings(c, tls)))
+		return r;
+	if (pls || tun || pt)
+		return cfg_unsupported(c,
+				       pls   ? pls
+				       : tun ? tun
+					     : pt,
+				       pls   ? "trafficPolicy.portLevelSettings"
+				       : tun ? "trafficPolicy.tunnel"
+					     : "trafficPolicy.proxyProtocol");
 	p->set = true;
 	cfg_breaker_new_defaults(&p->cb);
 	if (lb) {
@@ -611,7 +569,11 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 		if ((r = cfg_fields(c, lb, "loadBalancer", lf)))
 			return r;
 		if (ch || lm || wu)
-			return unsupported(c, ch ? ch : lm ? lm : wu, "this load balancer setting");
+			return cfg_unsupported(c,
+					       ch   ? ch
+					       : lm ? lm
+						    : wu,
+					       "this load balancer setting");
 		if ((r = cfg_need(c, lb, simple, "simple")) ||
 		    (r = cfg_str_of(c, simple, "loadBalancer.simple", &s)))
 			return r;
@@ -650,12 +612,12 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 			if ((r = cfg_fields(c, tcp, "connectionPool.tcp", tf)))
 				return r;
 			if (ct || ka || mcd || idle)
-				return unsupported(c,
-						   ct	 ? ct
-						   : ka	 ? ka
-						   : mcd ? mcd
-							 : idle,
-						   "this connectionPool.tcp field");
+				return cfg_unsupported(c,
+						       ct    ? ct
+						       : ka  ? ka
+						       : mcd ? mcd
+							     : idle,
+						       "this connectionPool.tcp field");
 			if (mc) {
 				if ((r = cfg_int_of(c, mc, "maxConnections", 1, UINT32_MAX - 1,
 						    &v)))
@@ -676,12 +638,12 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 			if ((r = cfg_fields(c, http, "connectionPool.http", hf)))
 				return r;
 			if (idt || h2u || ucp || mcs)
-				return unsupported(c,
-						   idt	 ? idt
-						   : h2u ? h2u
-						   : ucp ? ucp
-							 : mcs,
-						   "this connectionPool.http field");
+				return cfg_unsupported(c,
+						       idt   ? idt
+						       : h2u ? h2u
+						       : ucp ? ucp
+							     : mcs,
+						       "this connectionPool.http field");
 			if ((r = cfg_u32_fields(c, ints, sizeof(ints) / sizeof(ints[0]))))
 				return r;
 		}
@@ -703,11 +665,11 @@ static int traffic_policy(struct cfg_ctx *c, yaml_node_t *n, struct cfg_policy_i
 		if ((r = cfg_fields(c, od, "outlierDetection", of)))
 			return r;
 		if (mhp || slf || clf)
-			return unsupported(c,
-					   mhp	 ? mhp
-					   : slf ? slf
-						 : clf,
-					   "this outlierDetection field");
+			return cfg_unsupported(c,
+					       mhp   ? mhp
+					       : slf ? slf
+						     : clf,
+					       "this outlierDetection field");
 		if (ce && c5)
 			return cfg_errf(c, ce,
 					"give consecutive5xxErrors or the deprecated "
@@ -763,7 +725,7 @@ int cfg_parse_destrule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *
 	    (r = cfg_need(c, spec, host, "host")) || (r = cfg_str_of(c, host, "host", &h)))
 		return r;
 	if (ws)
-		return unsupported(c, ws, "workloadSelector in a DestinationRule");
+		return cfg_unsupported(c, ws, "workloadSelector in a DestinationRule");
 	if (!*h || strchr(h, '*'))
 		return cfg_errf(c, host, "host \"%s\" must name one service", h);
 	ir->host = cfg_fqdn(c, h, NULL, NULL);
@@ -923,7 +885,7 @@ int cfg_parse_serviceentry(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_
 		    (r = cfg_int_of(c, num, "port number", 1, 65535, &v)))
 			return r;
 		if (tp)
-			return unsupported(c, tp, "targetPort");
+			return cfg_unsupported(c, tp, "targetPort");
 		p->number = (uint16_t)v;
 		p->name = "";
 		if (name && (r = cfg_str_of(c, name, "port name", &p->name)))

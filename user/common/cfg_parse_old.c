@@ -7,28 +7,6 @@
 
 #include "common/cfg_ir.h"
 
-int cfg_strmatch_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, uint8_t *op,
-		    const char **value)
-{
-	yaml_node_t *ex, *pre, *re;
-	const struct cfg_field f[] = {
-	    {"exact", &ex}, {"prefix", &pre}, {"regex", &re}, {NULL, NULL}};
-	yaml_node_t *v;
-	int r;
-
-	if ((r = cfg_fields(c, n, what, f)))
-		return r;
-	if (!!ex + !!pre + !!re != 1)
-		return cfg_errf(c, n, "%s needs exactly one of exact, prefix, regex", what);
-	v = ex ? ex : pre ? pre : re;
-	*op = ex ? RM_OP_EXACT : pre ? RM_OP_PREFIX : RM_OP_REGEX;
-	if ((r = cfg_str_of(c, v, what, value)))
-		return r;
-	if (re)
-		return cfg_regex_check(c, v, *value);
-	return 0;
-}
-
 /* IstioService {name, namespace, domain, service, labels} -> FQDN (+labels). */
 static int old_service(struct cfg_ctx *c, yaml_node_t *n, const char *what, const char **host,
 		       struct cfg_lset *labels, bool need)
@@ -76,7 +54,7 @@ static int old_match(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h)
 	if ((r = cfg_fields(c, n, "match", f)))
 		return r;
 	if (tcp || udp)
-		return cfg_errf(c, tcp ? tcp : udp, "L4 match is not supported by ringmesh");
+		return cfg_unsupported(c, tcp ? tcp : udp, "L4 match");
 	m = h->m = cfg_arena_alloc(c->arena, sizeof(*m));
 	if (!m)
 		return -ENOMEM;
@@ -188,43 +166,6 @@ static int uri_auth(struct cfg_ctx *c, yaml_node_t *n, const char *what, const c
 	return 0;
 }
 
-int cfg_cors_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, bool modern)
-{
-	yaml_node_t *orig, *meth, *hdr, *exp, *age, *cred, *origs;
-	const struct cfg_field f[] = {{"allowOrigin", &orig},	   {"allowOrigins", &origs},
-				      {"allowMethods", &meth},	   {"allowHeaders", &hdr},
-				      {"exposeHeaders", &exp},	   {"maxAge", &age},
-				      {"allowCredentials", &cred}, {NULL, NULL}};
-	uint64_t ns;
-	bool b;
-	int r;
-
-	if ((r = cfg_fields(c, n, "corsPolicy", f)))
-		return r;
-	if (origs)
-		return cfg_errf(c, origs,
-				"allowOrigins (StringMatch) is not supported; use "
-				"allowOrigin");
-	if ((orig && (r = cfg_strlist_of(c, orig, "allowOrigin", &h->cors_origins))) ||
-	    (meth && (r = cfg_strlist_of(c, meth, "allowMethods", &h->cors_methods))) ||
-	    (hdr && (r = cfg_strlist_of(c, hdr, "allowHeaders", &h->cors_headers))) ||
-	    (exp && (r = cfg_strlist_of(c, exp, "exposeHeaders", &h->cors_expose))))
-		return r;
-	if (age) {
-		if ((r = cfg_dur_of(c, age, "maxAge", &ns)))
-			return r;
-		h->cors_max_age_s = (uint32_t)(ns / 1000000000ull);
-	}
-	if (cred) {
-		if ((r = cfg_bool_of(c, cred, "allowCredentials", &b)))
-			return r;
-		h->cors_credentials = b ? 2 : 1;
-	}
-	h->flags |= RM_RF_CORS;
-	(void)modern;
-	return 0;
-}
-
 int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir)
 {
 	yaml_node_t *dst, *prec, *match, *route, *redir, *rew, *ws, *tmo, *rty, *fault, *l4f,
@@ -299,7 +240,7 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 		    (r = cfg_fields(c, st, "simpleTimeout", sf)))
 			return r;
 		if (ovr)
-			return cfg_errf(c, ovr, "overrideHeaderName is not supported by ringmesh");
+			return cfg_unsupported(c, ovr, "overrideHeaderName");
 		if (t) {
 			if ((r = cfg_dur_of(c, t, "timeout", &h->timeout_ns)))
 				return r;
@@ -321,7 +262,7 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 		    (r = cfg_int_of(c, att, "attempts", 0, 100, &v)))
 			return r;
 		if (ovr)
-			return cfg_errf(c, ovr, "overrideHeaderName is not supported by ringmesh");
+			return cfg_unsupported(c, ovr, "overrideHeaderName");
 		h->retry_attempts = (uint32_t)v;
 		if (ptt && (r = cfg_dur_of(c, ptt, "perTryTimeout", &h->retry_per_try_ns)))
 			return r;
@@ -333,7 +274,7 @@ int cfg_parse_routerule(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir 
 	if (fault && (r = cfg_fault_of(c, fault, false, h)))
 		return r;
 	if (l4f)
-		return cfg_errf(c, l4f, "l4Fault is not supported by ringmesh");
+		return cfg_unsupported(c, l4f, "l4Fault");
 	if (mirror) {
 		if ((r = old_service(c, mirror, "mirror", &h->mirror.host, &h->mirror.labels,
 				     true)))
@@ -413,16 +354,6 @@ static int simple_cb(struct cfg_ctx *c, yaml_node_t *n, struct rm_cfg_breaker *c
 		return cfg_errf(c, di, "httpDetectionInterval must be positive");
 	cb->outlier = 1;
 	return 0;
-}
-
-/* The old API's Envoy limits; the outlier defaults are the modern ones. */
-void cfg_breaker_old_defaults(struct rm_cfg_breaker *cb)
-{
-	cfg_breaker_new_defaults(cb);
-	cb->max_connections = RM_CB_OLD_MAX_CONNECTIONS;
-	cb->max_pending = RM_CB_OLD_MAX_PENDING;
-	cb->max_requests = RM_CB_OLD_MAX_REQUESTS;
-	cb->max_retries = RM_CB_OLD_MAX_RETRIES;
 }
 
 int cfg_parse_destpolicy(struct cfg_ctx *c, yaml_node_t *spec, struct cfg_doc_ir *ir)

@@ -107,8 +107,7 @@ static const char *kind_word(const yaml_node_t *n)
 	}
 }
 
-/* A plain `~`, `null` or empty scalar is YAML's null. */
-static bool is_null(const yaml_node_t *n)
+bool cfg_is_null(const yaml_node_t *n)
 {
 	const char *s;
 
@@ -142,7 +141,7 @@ int cfg_fields(const struct cfg_ctx *c, yaml_node_t *n, const char *what,
 		if (*f->out)
 			return cfg_errf(c, k, "duplicate field \"%s\" in %s", scalar(k), what);
 		/* An explicit null is the same as an absent field. */
-		*f->out = is_null(v) ? NULL : v;
+		*f->out = cfg_is_null(v) ? NULL : v;
 	}
 	return 0;
 }
@@ -486,40 +485,6 @@ const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns, 
 }
 
 /* --- documents --- */
-static const struct {
-	const char *kind;
-	enum cfg_kind k;
-	const char *versions[4];
-	int (*parse)(struct cfg_ctx *, yaml_node_t *, struct cfg_doc_ir *);
-} kinds[] = {
-    {"RouteRule",
-     CFG_K_ROUTERULE,
-     {"config.istio.io/v1alpha2", "config.istio.io/v1alpha1", "config.istio.io/v1beta1"},
-     cfg_parse_routerule},
-    {"DestinationPolicy",
-     CFG_K_DESTPOLICY,
-     {"config.istio.io/v1beta1", "config.istio.io/v1alpha2"},
-     cfg_parse_destpolicy},
-#define MODERN                                                                                     \
-	{                                                                                          \
-		"networking.istio.io/v1", "networking.istio.io/v1beta1",                           \
-		    "networking.istio.io/v1alpha3"                                                 \
-	}
-    {"VirtualService", CFG_K_VIRTUALSERVICE, MODERN, cfg_parse_virtualservice},
-    {"DestinationRule", CFG_K_DESTRULE, MODERN, cfg_parse_destrule},
-    {"ServiceEntry", CFG_K_SERVICEENTRY, MODERN, cfg_parse_serviceentry},
-    {"WorkloadEntry", CFG_K_WORKLOADENTRY, MODERN, cfg_parse_workloadentry},
-#undef MODERN
-};
-
-const char *cfg_kind_name(enum cfg_kind k)
-{
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (kinds[i].k == k)
-			return kinds[i].kind;
-	return "?";
-}
-
 /* DNS-1123 subdomain, as Kubernetes requires of metadata.name/namespace. */
 static bool dns1123(const char *s)
 {
@@ -546,29 +511,16 @@ static int doc_from_yaml(struct cfg_ctx *c, struct cfg_doc_ir *ir)
 	    {"name", &name},	   {"namespace", &ns},	     {"labels", &labels},
 	    {"annotations", &ann}, {"resourceVersion", &x1}, {"creationTimestamp", &x2},
 	    {"uid", &x3},	   {"generation", &x4},	     {NULL, NULL}};
-	const char *sapi, *skind;
-	size_t i, j;
+	const struct cfg_kind_info *info;
 	int r;
 
 	ir->pos = cfg_node_pos(c, root);
+	/* apiVersion and kind first: a skipped kind's other fields are not ours to judge */
+	if ((r = cfg_doc_classify(c, root, &info, ir)))
+		return r;
 	if ((r = cfg_fields(c, root, "document", top)))
 		return r;
-	if ((r = cfg_need(c, root, kind, "kind")) || (r = cfg_need(c, root, api, "apiVersion")) ||
-	    (r = cfg_str_of(c, kind, "kind", &skind)) ||
-	    (r = cfg_str_of(c, api, "apiVersion", &sapi)))
-		return r;
-	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
-		if (!strcmp(kinds[i].kind, skind))
-			break;
-	if (i == sizeof(kinds) / sizeof(kinds[0]))
-		return cfg_errf(c, kind, "unknown kind \"%s\"", skind);
-	for (j = 0; j < 4 && kinds[i].versions[j]; j++)
-		if (!strcmp(kinds[i].versions[j], sapi))
-			break;
-	if (j == 4 || !kinds[i].versions[j])
-		return cfg_errf(c, api, "apiVersion \"%s\" does not serve kind %s (use %s)", sapi,
-				skind, kinds[i].versions[0]);
-	ir->kind = kinds[i].k;
+	ir->kind = info->k;
 	if ((r = cfg_need(c, root, meta, "metadata")) ||
 	    (r = cfg_fields(c, meta, "metadata", mf)) || (r = cfg_need(c, meta, name, "name")) ||
 	    (r = cfg_str_of(c, name, "metadata.name", &ir->name)))
@@ -593,7 +545,7 @@ static int doc_from_yaml(struct cfg_ctx *c, struct cfg_doc_ir *ir)
 	c->ns = ir->ns;
 	if ((r = cfg_need(c, root, spec, "spec")))
 		return r;
-	return kinds[i].parse(c, spec, ir);
+	return info->parse(c, spec, ir);
 }
 
 static int yaml_problem(const char *file, unsigned base, yaml_parser_t *p, char *err, size_t errlen)
@@ -649,11 +601,15 @@ int cfg_doc_parse_text(const char *file, unsigned first_line, const char *text, 
 		r = yaml_problem(file, c.line_base, &p, err, errlen);
 		goto out;
 	}
-	if (!yaml_document_get_root_node(&d)) {
+	if (!yaml_document_get_root_node(&d) || cfg_is_null(yaml_document_get_root_node(&d))) {
 		r = -ENODATA;
 		snprintf(err, errlen, "%s:%u:1: empty document", file, first_line);
 	} else {
 		r = doc_from_yaml(&c, ir);
+		/* only consumed kinds are ever stored */
+		if (r == 1)
+			r = cfg_errf(&c, yaml_document_get_root_node(&d),
+				     "%s is not a kind ringmesh reads", ir->skip_kind);
 	}
 	yaml_document_delete(&d);
 out:
@@ -749,7 +705,14 @@ void cfg_docs_free(struct cfg_docs *docs)
 int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, size_t len,
 		   char *err, size_t errlen)
 {
+	return cfg_docs_parse_counted(out, NULL, origin, text, len, err, errlen);
+}
+
+int cfg_docs_parse_counted(struct cfg_docs *out, struct cfg_skipped *skipped, const char *origin,
+			   const char *text, size_t len, char *err, size_t errlen)
+{
 	struct cfg_docs tmp = {0};
+	struct cfg_skipped skip = {0};
 	yaml_parser_t p;
 	int r = 0;
 
@@ -775,6 +738,12 @@ int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, s
 				break;
 			continue; /* an empty document between two `---` */
 		}
+		/* A `---` followed by nothing (Istio's samples end so) or by comments
+		 * only is a null document: kubectl and istioctl skip it. */
+		if (cfg_is_null(yaml_document_get_root_node(&d))) {
+			yaml_document_delete(&d);
+			continue;
+		}
 		ir = ir_new(origin);
 		if (!ir) {
 			yaml_document_delete(&d);
@@ -786,6 +755,13 @@ int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, s
 		sl = d.start_mark.line;
 		el = d.end_mark.line + (d.end_mark.column ? 1 : 0);
 		yaml_document_delete(&d);
+		if (r == 1) {
+			r = cfg_skipped_add(&skip, ir->skip_kind, ir->skip_istio, ir->skip_note, 1);
+			cfg_doc_ir_free(ir);
+			if (r)
+				break;
+			continue;
+		}
 		if (r) {
 			cfg_doc_ir_free(ir);
 			break;
@@ -813,6 +789,9 @@ int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, s
 		}
 	}
 	yaml_parser_delete(&p);
+	if (!r && skipped)
+		r = cfg_skipped_merge(skipped, &skip);
+	cfg_skipped_free(&skip);
 	if (r) {
 		cfg_docs_free(&tmp);
 		return r;
