@@ -343,17 +343,52 @@ static bool slot_http(const struct rm_stats_slot *s)
 	return false;
 }
 
+/* The row series i of slot s reports for rep, or NULL. On the destination side the
+ * caller's proxy flags are gone, so rows that differ only by them are one series:
+ * the first such row answers their sum (into tmp), the others NULL. */
+static const struct rm_stats_row *series_row(enum reporter rep, const struct rm_stats_slot *s,
+					     int i, struct rm_stats_row *tmp)
+{
+	const struct rm_stats_row *r = &s->rows[i];
+	unsigned code = RM_STATS_ROW_CODE(r->id);
+
+	if (!row_reported(r, i, rep))
+		return NULL;
+	if (rep == REP_SOURCE)
+		return r;
+	for (int j = 0; j < i; j++)
+		if (row_reported(&s->rows[j], j, rep) && RM_STATS_ROW_CODE(s->rows[j].id) == code)
+			return NULL;
+	*tmp = *r;
+	for (int j = i + 1; j < RM_STATS_ROWS; j++) {
+		const struct rm_stats_row *o = &s->rows[j];
+
+		if (!row_reported(o, j, rep) || RM_STATS_ROW_CODE(o->id) != code)
+			continue;
+		for (int k = 0; k < RM_STATS_BUCKETS; k++) {
+			tmp->dur.b[k] += o->dur.b[k];
+			tmp->req.b[k] += o->req.b[k];
+			tmp->resp.b[k] += o->resp.b[k];
+		}
+		tmp->dur.sum += o->dur.sum;
+		tmp->req.sum += o->req.sum;
+		tmp->resp.sum += o->resp.sum;
+	}
+	return tmp;
+}
+
 #define FOR_SERIES(c, rep, s, r, i)                                                                \
 	for (int rep = REP_SOURCE; rep <= REP_DESTINATION; rep++)                                  \
 		for (uint32_t si_ = 0; si_ < (c)->n; si_++)                                        \
 			for (int i = 0; i < RM_STATS_ROWS; i++)                                    \
-				if ((s = &(c)->s[si_], r = &s->rows[i]),                           \
-				    row_reported(r, i, (enum reporter)rep))
+				if ((s = &(c)->s[si_]),                                            \
+				    (r = series_row((enum reporter)rep, s, i, &tmp_)))
 
 static void requests_total(struct ctx *c)
 {
 	const struct rm_stats_slot *s;
 	const struct rm_stats_row *r;
+	struct rm_stats_row tmp_;
 
 	family(c->b, "istio_requests_total", "counter", "Requests, at stream end.");
 	FOR_SERIES(c, rep, s, r, i)
@@ -387,6 +422,7 @@ static void hist_family(struct ctx *c, const char *name, const char *help, size_
 {
 	const struct rm_stats_slot *s;
 	const struct rm_stats_row *r;
+	struct rm_stats_row tmp_;
 
 	family(c->b, name, "histogram", help);
 	FOR_SERIES(c, rep, s, r, i)
