@@ -219,10 +219,11 @@ static void test_tcp_and_own(void **state)
 	has_line(t, "ringmesh_config_generation 7");
 	has_line(t, "ringmesh_config_store_generation 8");
 	has_line(t, "ringmesh_config_applies_total 1");
-	has_line(t, "ringmesh_config_apply_duration_milliseconds_bucket{le=\"1\"} 0");
-	has_line(t, "ringmesh_config_apply_duration_milliseconds_bucket{le=\"5\"} 1");
-	has_line(t, "ringmesh_config_apply_duration_milliseconds_sum 2.500");
-	has_line(t, "ringmesh_config_apply_duration_milliseconds_count 1");
+	has_line(t, "ringmesh_config_apply_duration_seconds_bucket{le=\"0.001\"} 0");
+	has_line(t, "ringmesh_config_apply_duration_seconds_bucket{le=\"0.005\"} 1");
+	has_line(t, "ringmesh_config_apply_duration_seconds_bucket{le=\"3600\"} 1");
+	has_line(t, "ringmesh_config_apply_duration_seconds_sum 0.002500");
+	has_line(t, "ringmesh_config_apply_duration_seconds_count 1");
 	has_line(t, "ringmesh_stats_keys 1");
 	has_line(t, "ringmesh_stats_keys_max 14");
 	has_line(t, "ringmesh_stats_overflow_total{kind=\"key\"} 0");

@@ -410,12 +410,29 @@ static void put_sum(struct prom_buf *b, uint64_t v, bool micro)
 		putf(b, "%llu", (unsigned long long)v);
 }
 
-static void put_le(struct prom_buf *b, int i)
+/* v / 10^digits in exact decimal, trailing zeros trimmed ("0.5", "1", "0.0005"):
+ * binary floating point would print 0.0050000000000000001. */
+static void put_scaled(struct prom_buf *b, uint64_t v, int digits)
+{
+	uint64_t p = 1;
+	char frac[24];
+	int n;
+
+	for (int i = 0; i < digits; i++)
+		p *= 10;
+	n = snprintf(frac, sizeof(frac), "%0*llu", digits, (unsigned long long)(v % p));
+	while (n > 0 && frac[n - 1] == '0')
+		frac[--n] = '\0';
+	putf(b, "%llu%s%s", (unsigned long long)(v / p), n ? "." : "", frac);
+}
+
+/* Bucket i's le in ms (digits 3) or s (digits 6). */
+static void put_le(struct prom_buf *b, int i, int digits)
 {
 	if (i == RM_STATS_BUCKETS - 1)
 		puts_(b, "+Inf");
 	else
-		putf(b, "%.17g", (double)bounds_milli[i] / 1000.0);
+		put_scaled(b, bounds_milli[i], digits);
 }
 
 static void hist_family(struct ctx *c, const char *name, const char *help, size_t off, bool micro)
@@ -438,7 +455,7 @@ static void hist_family(struct ctx *c, const char *name, const char *help, size_
 				     (int)RM_STATS_ROW_CODE(r->id), i == RM_STATS_ROWS - 1,
 				     RM_STATS_ROW_FLAGS(r->id));
 			puts_(c->b, ",le=\"");
-			put_le(c->b, k);
+			put_le(c->b, k, 3);
 			putf(c->b, "\"} %llu\n", (unsigned long long)cum);
 		}
 		putf(c->b, "%s_sum{", name);
@@ -503,18 +520,19 @@ static void own_stats(struct ctx *c, const struct rm_stats_hdr *h)
 	family(c->b, "ringmesh_config_rejected_total", "counter",
 	       "Configurations ringmeshd refused (the previous one stayed live).");
 	putf(c->b, "ringmesh_config_rejected_total %llu\n", (unsigned long long)h->cfg_rejected);
-	family(c->b, "ringmesh_config_apply_duration_milliseconds", "histogram",
+	/* seconds, Prometheus's base unit (Istio's names are the only exception we make) */
+	family(c->b, "ringmesh_config_apply_duration_seconds", "histogram",
 	       "From the CLI's flip of a configuration to ringmeshd serving it.");
 	for (int k = 0; k < RM_STATS_BUCKETS; k++) {
 		cum += h->cfg_apply.b[k];
-		puts_(c->b, "ringmesh_config_apply_duration_milliseconds_bucket{le=\"");
-		put_le(c->b, k);
+		puts_(c->b, "ringmesh_config_apply_duration_seconds_bucket{le=\"");
+		put_le(c->b, k, 6);
 		putf(c->b, "\"} %llu\n", (unsigned long long)cum);
 	}
-	puts_(c->b, "ringmesh_config_apply_duration_milliseconds_sum ");
-	put_sum(c->b, h->cfg_apply.sum, true);
-	putf(c->b, "\nringmesh_config_apply_duration_milliseconds_count %llu\n",
-	     (unsigned long long)cum);
+	putf(c->b, "ringmesh_config_apply_duration_seconds_sum %llu.%06llu\n",
+	     (unsigned long long)(h->cfg_apply.sum / 1000000),
+	     (unsigned long long)(h->cfg_apply.sum % 1000000));
+	putf(c->b, "ringmesh_config_apply_duration_seconds_count %llu\n", (unsigned long long)cum);
 }
 
 static void own_dp(struct prom_buf *b, const uint64_t *dp)
