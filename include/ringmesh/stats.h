@@ -62,9 +62,9 @@
 #ifndef RM_STATS_ROWS
 #define RM_STATS_ROWS 8 /* (code, flags) rows per slot, the last one for overflow */
 #endif
-#define RM_STATS_OVERFLOW_SLOT 1	  /* entry index of the overflow slot */
-#define RM_STATS_OVERFLOW_NAME "overflow" /* its dst_service (and response_code of overflow rows)  \
-					   */
+#define RM_STATS_OVERFLOW_SLOT 1 /* entry index of the overflow slot */
+/* dst_service of the overflow slot, and response_code of overflow rows */
+#define RM_STATS_OVERFLOW_NAME "overflow"
 
 enum rm_stats_state {
 	RM_STATS_FREE = 0,
