@@ -13,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <pthread.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <cmocka.h>
 
 #include "common/prom.h"
@@ -431,6 +435,60 @@ static void test_admin_answers(void **state)
 	prom_buf_free(&b);
 }
 
+/* One request over a real socket to the admin thread; the status line back. */
+static void get(uint16_t port, const char *req, char *out, size_t cap)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
+	size_t len = 0;
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+	while (len < cap - 1 && (n = read(fd, out + len, cap - 1 - len)) > 0)
+		len += (size_t)n;
+	out[len] = '\0';
+	close(fd);
+}
+
+static void test_admin_thread(void **state)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	socklen_t sl = sizeof(sa);
+	static struct admin a;
+	char err[256], resp[65536];
+	uint16_t port;
+
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(admin_listen(&a, &sa, "/nonexistent-ringmesh-pin", "t", err, sizeof(err)),
+			 0);
+	assert_int_equal(getsockname(a.lfd, (struct sockaddr *)&sa, &sl), 0);
+	port = ntohs(sa.sin_port);
+	/* a second listener on the same port is refused, with the address named */
+	{
+		static struct admin b;
+
+		assert_true(admin_listen(&b, &sa, "/x", "t", err, sizeof(err)) < 0);
+		assert_non_null(strstr(err, "--metrics-listen 127.0.0.1:"));
+	}
+	assert_int_equal(admin_start(&a, err, sizeof(err)), 0);
+	get(port, "GET /healthz/ready HTTP/1.1\r\nHost: x\r\n\r\n", resp, sizeof(resp));
+	assert_non_null(strstr(resp, "HTTP/1.1 503 Service Unavailable\r\n"));
+	admin_set_ready(&a, true);
+	get(port, "GET /healthz/ready HTTP/1.1\r\n\r\n", resp, sizeof(resp));
+	assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(resp, "connection: close\r\n"));
+	get(port, "GET /stats/prometheus HTTP/1.1\r\n\r\n", resp, sizeof(resp));
+	assert_non_null(strstr(resp, "content-type: " PROM_CONTENT_TYPE "\r\n"));
+	assert_non_null(strstr(resp, "\r\n\r\n# HELP istio_build "));
+	get(port, "HEAD /metrics HTTP/1.1\r\n\r\n", resp, sizeof(resp));
+	assert_non_null(strstr(resp, "HTTP/1.1 200 OK\r\n"));
+	assert_null(strstr(resp, "istio_build"));
+	admin_stop(&a);
+	assert_int_equal(a.lfd, -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -438,6 +496,7 @@ int main(void)
 	    cmocka_unit_test(test_tcp_and_own),		  cmocka_unit_test(test_breaker),
 	    cmocka_unit_test(test_overflow_and_escaping), cmocka_unit_test(test_quantile),
 	    cmocka_unit_test(test_consistent_copy),	  cmocka_unit_test(test_admin_answers),
+	    cmocka_unit_test(test_admin_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
