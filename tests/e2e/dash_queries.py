@@ -41,6 +41,39 @@ def query(expr):
     return len(res), None
 
 
+def query_vector(expr):
+    q = {"query": expr}
+    if a.time:
+        q["time"] = a.time
+    url = a.prom + "/api/v1/query?" + urllib.parse.urlencode(q)
+    with urllib.request.urlopen(url, timeout=10) as r:
+        d = json.load(r)
+    return d["data"]["result"] if d.get("status") == "success" else []
+
+
+def var_options(v, subst):
+    """Options Grafana would offer for a query_result() variable: each result as
+    '{k="v", ...} value', through the variable's regex."""
+    q = v.get("query")
+    if isinstance(q, dict):
+        q = q.get("query")
+    m = re.match(r"^\s*query_result\((.*)\)\s*$", q or "", re.S)
+    if not m:
+        return None
+    rx = (v.get("regex") or "").strip()
+    rx = re.compile(rx[1:-1]) if rx.startswith("/") and rx.endswith("/") else None
+    opts = set()
+    for r in query_vector(subst(m.group(1))):
+        line = "{%s} %s" % (", ".join('%s="%s"' % kv for kv in sorted(r["metric"].items())), r["value"][1])
+        if rx:
+            mm = rx.match(line)
+            if mm and mm.groups():
+                opts.add(mm.group(1))
+        else:
+            opts.add(line)
+    return sorted(opts)
+
+
 def expect_empty(expr):
     # the mTLS-only half of a pair of panels
     if re.search(r'connection_security_policy="mutual_tls"', expr):
@@ -83,6 +116,22 @@ for path in a.dashboards:
             yield rowt, p
 
     title = d.get("title", path)
+    # the drop-downs: the value given for a variable must be one Grafana would offer
+    for v in d.get("templating", {}).get("list", []):
+        if v.get("type") != "query":
+            continue
+        try:
+            opts = var_options(v, subst)
+        except KeyError:
+            continue
+        if opts is None:
+            continue
+        want = given.get(v["name"])
+        verdict = "ok"
+        if want is not None and want not in opts:
+            verdict = "VALUE NOT OFFERED: %s" % want
+            bad += 1
+        print("var   %s / $%s: %s %s" % (title, v["name"], opts or "(none)", verdict))
     for rowt, p in panels(d.get("panels", [])):
         exprs = [t["expr"] for t in p.get("targets", []) if t.get("expr")]
         if not exprs:
