@@ -105,8 +105,16 @@ bg() {
 
 # start_ringmeshd CGROUP NETNS args...: run the daemon (in its own cgroup, outside the
 # pods' subtree) and wait until `ringmesh status` says it is live.
+# Unless the caller picks one, the metrics listener goes to a free loopback port
+# (METRICS_ADDR), not the default 0.0.0.0:15090 of the machine.
 start_ringmeshd() {
-	local dcg=$1 ns=$2; shift 2
+	local dcg=$1 ns=$2 a; shift 2
+	METRICS_ADDR=
+	for a in "$@"; do case $a in --metrics-listen*) METRICS_ADDR=given;; esac; done
+	if [ -z "$METRICS_ADDR" ]; then
+		METRICS_ADDR=127.0.0.1:$(free_port)
+		set -- "$@" --metrics-listen "$METRICS_ADDR"
+	fi
 	if [ -n "$ns" ]; then
 		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dcg" nsenter --net=/run/netns/"$ns" \
 			"$BUILD/ringmeshd" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 8>&- &

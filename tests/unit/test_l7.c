@@ -14,6 +14,7 @@
 #include <pthread.h>
 #include <cmocka.h>
 
+#include "common/prom.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/l7_int.h"
 #include "ringmeshd/timer.h"
@@ -143,19 +144,35 @@ static void test_stats_claim(void **state)
 	stats_request(a, 200, 0, 700, 100, 2000);
 	stats_request(a, 503, 1u << RM_STATS_F_UF, 3000000, 0, 0);
 	stats_request(a, 0, 0, 1, 0, 0);
-	assert_int_equal(a->requests, 3);
-	assert_int_equal(a->code_class[2], 1);
-	assert_int_equal(a->code_class[5], 1);
-	assert_int_equal(a->code_class[0], 1);
-	assert_int_equal(a->codes[0].code, 200);
-	assert_int_equal(a->codes[1].code, 503);
-	assert_int_equal(a->flags[RM_STATS_F_UF], 1);
-	assert_int_equal(a->dur_buckets[1], 1);	       /* 700 us <= 1 ms */
-	assert_int_equal(a->dur_buckets[11], 1);       /* 3 s <= 5 s */
-	assert_int_equal(a->resp_bytes_buckets[4], 1); /* 2000 <= 10000 */
-	for (int c = 0; c < RM_STATS_CODES + 3; c++)
+	stats_request(a, 200, 0, 500, 0, 0);
+	/* one row per (code, flags), in claim order */
+	assert_true(a->rows[0].id == RM_STATS_ROW_ID(200, 0));
+	assert_true(a->rows[1].id == RM_STATS_ROW_ID(503, 1u << RM_STATS_F_UF));
+	assert_true(a->rows[2].id == RM_STATS_ROW_ID(0, 0));
+	assert_int_equal(prom_row_count(&a->rows[0]), 2);
+	assert_int_equal(a->rows[0].dur.b[0], 1); /* 500 us <= 0.5 ms: Envoy's bounds */
+	assert_int_equal(a->rows[0].dur.b[1], 1); /* 700 us <= 1 ms */
+	assert_int_equal(a->rows[0].dur.sum, 1200);
+	assert_int_equal(a->rows[0].req.b[0], 1);   /* 0 bytes <= 0.5 */
+	assert_int_equal(a->rows[0].req.b[6], 1);   /* 100 bytes <= 100 */
+	assert_int_equal(a->rows[0].resp.b[10], 1); /* 2000 bytes <= 2500 */
+	assert_int_equal(a->rows[1].dur.b[11], 1);  /* 3 s <= 5 s */
+	assert_int_equal(a->rows[2].dur.b[0], 1);
+	assert_int_equal(a->wbegin, 4);
+	assert_int_equal(a->wend, 4);
+	/* codes beyond the rows are counted in the overflow row, not lost */
+	for (int c = 0; c < RM_STATS_ROWS + 2; c++)
 		stats_request(b, 300 + c, 0, 1, 0, 0);
-	assert_int_equal(b->codes_other, 3);
+	assert_int_equal(prom_row_count(&b->rows[RM_STATS_ROWS - 1]), 3);
+	assert_true(b->rows[RM_STATS_ROWS - 1].id == 0);
+	{
+		struct prom_slot_sum sum;
+
+		prom_slot_sum(b, &sum);
+		assert_int_equal(sum.requests, RM_STATS_ROWS + 2);
+		assert_int_equal(sum.overflow, 3);
+		assert_int_equal(sum.code_class[3], RM_STATS_ROWS - 1);
+	}
 	stats_tcp(a, 1, 1, 10, 20);
 	assert_int_equal(a->tcp_received_bytes, 20);
 	/* a re-open keeps the counters */
@@ -169,18 +186,29 @@ static void test_stats_full(void **state)
 	static union rm_stats_entry mem[8];
 	struct stats_w s;
 	struct rm_stats_key k;
+	struct rm_stats_slot *sl, *ovf = NULL;
 	char v[16];
-	int found = 0;
+	int own = 0;
 
 	memset(mem, 0, sizeof(mem));
 	stats_w_attach(&s, mem, 8, 1);
 	for (int i = 0; i < 10; i++) {
 		snprintf(v, sizeof(v), "v%d", i);
 		stats_key_make(&k, "svc", v, NULL, RM_STATS_TCP);
-		found += stats_slot(&s, &k) != NULL;
+		sl = stats_slot(&s, &k);
+		assert_non_null(sl);
+		if (sl == &mem[RM_STATS_OVERFLOW_SLOT].slot)
+			ovf = sl;
+		else
+			own++;
+		stats_tcp(sl, 1, 0, 0, 0);
 	}
-	assert_int_equal(found, 7);
-	assert_int_equal(mem[0].hdr.dropped, 3);
+	/* entries 2..7 probed; the rest land in the overflow slot, counted */
+	assert_int_equal(own, 6);
+	assert_int_equal(mem[0].hdr.dropped, 4);
+	assert_non_null(ovf);
+	assert_string_equal(ovf->key.dst_service, RM_STATS_OVERFLOW_NAME);
+	assert_int_equal(ovf->tcp_opened, 4);
 }
 
 struct race {
@@ -224,8 +252,11 @@ static void test_stats_threads(void **state)
 		if (mem[i].slot.state != RM_STATS_LIVE)
 			continue;
 		live++;
-		total += mem[i].slot.requests;
-		assert_int_equal(mem[i].slot.requests, 400); /* 4 threads x 100 each */
+		total += prom_row_count(&mem[i].slot.rows[0]);
+		/* 4 threads x 100 each */
+		assert_int_equal(prom_row_count(&mem[i].slot.rows[0]), 400);
+		assert_int_equal(mem[i].slot.wbegin, 400);
+		assert_int_equal(mem[i].slot.wend, 400);
 	}
 	assert_int_equal(live, 20); /* one slot per key, never two */
 	assert_int_equal(total, 8000);

@@ -50,6 +50,29 @@ static void test_defaults(void **state)
 	assert_true(o.sockmap);
 	assert_int_equal(o.heartbeat_max_ms, 1000);
 	assert_int_equal(o.verbose, 0);
+	assert_true(o.metrics);
+	assert_int_equal(ntohs(o.metrics_listen.sin_port), 15090);
+	assert_int_equal(o.metrics_listen.sin_addr.s_addr, htonl(INADDR_ANY));
+}
+
+static void test_metrics_listen(void **state)
+{
+	assert_int_equal(PARSE(1, REQ, "--metrics-listen", "127.0.0.1:19090"), OPTS_RUN);
+	assert_true(o.metrics);
+	assert_int_equal(ntohs(o.metrics_listen.sin_port), 19090);
+	assert_int_equal(o.metrics_listen.sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+	assert_int_equal(PARSE(1, REQ, "--metrics-listen=off"), OPTS_RUN);
+	assert_false(o.metrics);
+	expect_err(PARSE(1, REQ, "--metrics-listen", "15090"), "--metrics-listen", "15090");
+	expect_err(PARSE(1, REQ, "--metrics-listen", "0.0.0.0:0"), "--metrics-listen", "1..65535");
+	expect_err(PARSE(1, REQ, "--metrics-listen", "on"), "--metrics-listen", "'on'");
+	expect_err(PARSE(1, REQ, "--metrics-listen", "0.0.0.0:15001"), "--metrics-listen",
+		   "proxy listener");
+	expect_err(PARSE(1, REQ, "--metrics-listen", "off", "--metrics-listen", "off"),
+		   "--metrics-listen", "twice");
+	/* the same port on another address than the proxy's is fine */
+	assert_int_equal(PARSE(1, REQ, "--metrics-listen", "127.0.0.2:15001"), OPTS_RUN);
+	assert_non_null(strstr(opts_usage(), "--metrics-listen ADDR:PORT"));
 }
 
 static void test_workers_default_clamped(void **state)
@@ -209,11 +232,17 @@ static void test_bad_numbers(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_defaults),	  cmocka_unit_test(test_workers_default_clamped),
-	    cmocka_unit_test(test_all_options),	  cmocka_unit_test(test_help_version),
-	    cmocka_unit_test(test_required),	  cmocka_unit_test(test_syntax_errors),
-	    cmocka_unit_test(test_bad_paths),	  cmocka_unit_test(test_bad_ranges_and_ports),
-	    cmocka_unit_test(test_bad_addresses), cmocka_unit_test(test_bad_numbers),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_metrics_listen),
+	    cmocka_unit_test(test_workers_default_clamped),
+	    cmocka_unit_test(test_all_options),
+	    cmocka_unit_test(test_help_version),
+	    cmocka_unit_test(test_required),
+	    cmocka_unit_test(test_syntax_errors),
+	    cmocka_unit_test(test_bad_paths),
+	    cmocka_unit_test(test_bad_ranges_and_ports),
+	    cmocka_unit_test(test_bad_addresses),
+	    cmocka_unit_test(test_bad_numbers),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

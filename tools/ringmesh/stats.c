@@ -10,8 +10,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <bpf/bpf.h>
 
+#include "common/prom.h"
+#include "common/prom_src.h"
 #include "ringmesh/abi.h"
 #include "ringmesh/stats.h"
 #include "cli.h"
@@ -40,14 +44,16 @@ void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
 {
 	static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
 	const struct rm_stats_key *k = &s->key;
+	struct prom_slot_sum a;
 	int i;
 
+	prom_slot_sum(s, &a);
 	if (!cli.jw) {
 		printf("[%u] %.*s version %.*s from %.*s: %llu requests (2xx %llu, 4xx %llu, "
 		       "5xx %llu), connections %llu opened %llu closed\n",
 		       idx, KEYSTR(k->dst_service), KEYSTR(k->dst_version), KEYSTR(k->src_workload),
-		       (unsigned long long)s->requests, (unsigned long long)s->code_class[2],
-		       (unsigned long long)s->code_class[4], (unsigned long long)s->code_class[5],
+		       (unsigned long long)a.requests, (unsigned long long)a.code_class[2],
+		       (unsigned long long)a.code_class[4], (unsigned long long)a.code_class[5],
 		       (unsigned long long)s->tcp_opened, (unsigned long long)s->tcp_closed);
 		return;
 	}
@@ -67,33 +73,62 @@ void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
 			  k->proto == RM_STATS_HTTP  ? "http"
 			  : k->proto == RM_STATS_TCP ? "tcp"
 						     : "unknown");
-	json_uint_field(cli.jw, "requests", s->requests);
+	json_uint_field(cli.jw, "requests", a.requests);
 	json_name(cli.jw, "code_class");
 	json_start_object(cli.jw);
 	for (i = 0; i < 6; i++)
-		json_uint_field(cli.jw, cls[i], s->code_class[i]);
+		json_uint_field(cli.jw, cls[i], a.code_class[i]);
 	json_end_object(cli.jw);
-	json_name(cli.jw, "codes");
-	json_start_object(cli.jw);
-	for (i = 0; i < RM_STATS_CODES; i++) {
-		char code[16];
+	/* one entry per (code, flags) row, as the Prometheus series are */
+	json_name(cli.jw, "series");
+	json_start_array(cli.jw);
+	for (i = 0; i < RM_STATS_ROWS; i++) {
+		const struct rm_stats_row *r = &s->rows[i];
+		uint64_t n = prom_row_count(r);
+		char fl[64];
 
-		if (!s->codes[i].code)
+		if (!n)
 			continue;
-		snprintf(code, sizeof(code), "%u", s->codes[i].code);
-		json_uint_field(cli.jw, code, s->codes[i].count);
+		json_start_object(cli.jw);
+		if (i == RM_STATS_ROWS - 1) {
+			json_null_field(cli.jw, "code");
+			json_string_field(cli.jw, "response_flags", "overflow");
+		} else {
+			json_uint_field(cli.jw, "code", RM_STATS_ROW_CODE(r->id));
+			json_string_field(
+			    cli.jw, "response_flags",
+			    prom_flags_str(RM_STATS_ROW_FLAGS(r->id), fl, sizeof(fl)));
+		}
+		json_uint_field(cli.jw, "requests", n);
+		json_end_object(cli.jw);
 	}
-	if (s->codes_other)
-		json_uint_field(cli.jw, "other", s->codes_other);
-	json_end_object(cli.jw);
+	json_end_array(cli.jw);
 	json_name(cli.jw, "response_flags");
 	json_start_object(cli.jw);
 	for (i = 0; i < RM_STATS_F_MAX; i++)
-		json_uint_field(cli.jw, flag_names[i], s->flags[i]);
+		json_uint_field(cli.jw, flag_names[i], a.flags[i]);
 	json_end_object(cli.jw);
-	json_uint_field(cli.jw, "duration_sum_us", s->dur_sum_us);
-	json_uint_field(cli.jw, "request_bytes_sum", s->req_bytes_sum);
-	json_uint_field(cli.jw, "response_bytes_sum", s->resp_bytes_sum);
+	json_uint_field(cli.jw, "overflow", a.overflow);
+	json_name(cli.jw, "duration_ms");
+	json_start_object(cli.jw);
+	{
+		static const double qs[3] = {0.5, 0.9, 0.99};
+		static const char *const qn[3] = {"p50", "p90", "p99"};
+
+		for (i = 0; i < 3; i++) {
+			double q = prom_quantile(a.dur, qs[i]);
+
+			json_name(cli.jw, qn[i]);
+			if (q < 0)
+				json_null(cli.jw);
+			else
+				json_float(cli.jw, q);
+		}
+	}
+	json_end_object(cli.jw);
+	json_uint_field(cli.jw, "duration_sum_us", a.dur_sum_us);
+	json_uint_field(cli.jw, "request_bytes_sum", a.req_bytes_sum);
+	json_uint_field(cli.jw, "response_bytes_sum", a.resp_bytes_sum);
 	json_name(cli.jw, "tcp");
 	json_start_object(cli.jw);
 	json_uint_field(cli.jw, "opened", s->tcp_opened);
@@ -187,91 +222,129 @@ static void u64s(char *b, uint64_t v)
 	snprintf(b, 24, "%llu", (unsigned long long)v);
 }
 
-static int show_requests(void)
+static void ms_str(char *b, double v)
+{
+	if (v < 0)
+		snprintf(b, 24, "-");
+	else
+		snprintf(b, 24, "%.3g", v);
+}
+
+/* Requests per slot index at the previous --watch round, for rates. */
+struct watch_prev {
+	uint64_t *req;
+	uint32_t n;
+	double secs; /* interval; 0 on the first round */
+};
+
+static int show_requests(struct watch_prev *wp)
 {
 	static const char *const hdr[] = {
-	    "SERVICE", "VERSION", "SOURCE",  "REQUESTS",  "2XX",	 "3XX",
-	    "4XX",     "5XX",	  "NO_RESP", "CONN_OPEN", "CONN_CLOSED",
+	    "SERVICE", "VERSION",   "SOURCE",	   "REQUESTS", "2XX",	 "3XX",	   "4XX",   "5XX",
+	    "NO_RESP", "CONN_OPEN", "CONN_CLOSED", "P50_MS",   "P90_MS", "P99_MS", "REQ/S",
 	};
-	union rm_stats_entry *e;
+	struct prom_stats_map m;
+	struct rm_stats_slot *s = NULL;
 	struct cli_table *t = NULL;
-	struct cli_map m;
+	const struct rm_stats_hdr *h;
+	char why[256];
 	uint32_t i, live = 0;
-	int err;
+	int err, ncols = wp ? 15 : 14;
 
-	err = open_counters(RM_MAP_STATS, "requests", "Requests", "no ringmeshd has run here", &m);
-	if (err <= 0)
-		return err;
-	if (m.info.key_size != 4 || m.info.value_size != sizeof(*e)) {
-		p_err("%s has value size %u, this ringmesh expects %zu: daemon and CLI versions "
-		      "differ",
-		      m.path, m.info.value_size, sizeof(*e));
-		cli_map_close(&m);
+	err = prom_stats_map_open(&m, cli.pin_dir, why, sizeof(why));
+	if (err == -ENOENT) {
+		if (cli.jw) {
+			json_null_field(cli.jw, "requests");
+			json_string_field(cli.jw, "requests_absent",
+					  RM_MAP_STATS " not pinned: no ringmeshd has run here");
+		} else {
+			printf("Requests: %s not pinned at %s (no ringmeshd has run here)\n",
+			       RM_MAP_STATS, cli.pin_dir);
+		}
+		return 0;
+	}
+	if (err) {
+		p_err("%s", why);
 		return -1;
 	}
-	e = malloc(sizeof(*e));
-	if (!e) {
-		cli_map_close(&m);
+	s = malloc(sizeof(*s));
+	if (!s) {
+		prom_stats_map_close(&m);
 		p_err("out of memory");
 		return -1;
 	}
-	i = 0;
-	if (bpf_map_lookup_elem(m.fd, &i, e)) {
-		err = -errno;
-		goto fail;
-	}
+	h = &m.e[0].hdr;
 	if (cli.jw) {
 		json_name(cli.jw, "requests");
 		json_start_object(cli.jw);
-		json_bool_field(cli.jw, "initialised", e->hdr.magic == RM_STATS_MAGIC);
-		json_uint_field(cli.jw, "started_ns", e->hdr.started_ns);
-		json_uint_field(cli.jw, "dropped", e->hdr.dropped);
-		json_uint_field(cli.jw, "generation", e->hdr.generation);
+		json_bool_field(cli.jw, "initialised", h->magic == RM_STATS_MAGIC);
+		json_uint_field(cli.jw, "started_ns", h->started_ns);
+		json_uint_field(cli.jw, "dropped", h->dropped);
+		json_uint_field(cli.jw, "generation", h->generation);
 		json_name(cli.jw, "slots");
 		json_start_array(cli.jw);
 	} else {
-		if (e->hdr.magic != RM_STATS_MAGIC)
+		if (h->magic != RM_STATS_MAGIC)
 			printf("Requests (%s): not initialised by a daemon yet\n", RM_MAP_STATS);
 		else
-			printf("Requests (%s, config generation %llu, %llu samples dropped):\n",
-			       RM_MAP_STATS, (unsigned long long)e->hdr.generation,
-			       (unsigned long long)e->hdr.dropped);
-		t = cli_table_new(11, hdr);
+			printf("Requests (%s, config generation %llu, %llu lookups in the overflow "
+			       "slot):\n",
+			       RM_MAP_STATS, (unsigned long long)h->generation,
+			       (unsigned long long)h->dropped);
+		t = cli_table_new(ncols, hdr);
 		if (!t) {
-			err = -ENOMEM;
-			goto fail;
+			free(s);
+			prom_stats_map_close(&m);
+			p_err("out of memory");
+			return -1;
 		}
 	}
-	for (i = 1; i < m.info.max_entries; i++) {
-		const struct rm_stats_slot *s = &e->slot;
-		char c[8][24], svc[RM_STATS_NAME_LEN + 1], ver[RM_STATS_SHORT_LEN + 1],
+	if (wp && wp->n != m.n) {
+		free(wp->req);
+		wp->req = calloc(m.n, sizeof(*wp->req));
+		wp->n = wp->req ? m.n : 0;
+		wp->secs = 0;
+	}
+	for (i = 1; i < m.n; i++) {
+		struct prom_slot_sum a;
+		char c[13][24], svc[RM_STATS_NAME_LEN + 1], ver[RM_STATS_SHORT_LEN + 1],
 		    src[RM_STATS_SHORT_LEN + 1];
 
-		if (bpf_map_lookup_elem(m.fd, &i, e)) {
-			err = -errno;
-			goto fail;
-		}
-		if (s->state != RM_STATS_LIVE)
+		if (__atomic_load_n(&m.e[i].slot.state, __ATOMIC_ACQUIRE) != RM_STATS_LIVE)
 			continue;
+		prom_slot_copy(&m.e[i].slot, s);
 		live++;
 		if (cli.jw) {
 			cli_stats_slot_print(i, s);
 			continue;
 		}
+		prom_slot_sum(s, &a);
 		snprintf(svc, sizeof(svc), "%.*s", KEYSTR(s->key.dst_service));
 		snprintf(ver, sizeof(ver), "%.*s", KEYSTR(s->key.dst_version));
 		snprintf(src, sizeof(src), "%.*s", KEYSTR(s->key.src_workload));
-		u64s(c[0], s->requests);
-		u64s(c[1], s->code_class[2]);
-		u64s(c[2], s->code_class[3]);
-		u64s(c[3], s->code_class[4]);
-		u64s(c[4], s->code_class[5]);
-		u64s(c[5], s->code_class[0]);
+		u64s(c[0], a.requests);
+		u64s(c[1], a.code_class[2]);
+		u64s(c[2], a.code_class[3]);
+		u64s(c[3], a.code_class[4]);
+		u64s(c[4], a.code_class[5]);
+		u64s(c[5], a.code_class[0]);
 		u64s(c[6], s->tcp_opened);
 		u64s(c[7], s->tcp_closed);
+		ms_str(c[8], prom_quantile(a.dur, 0.5));
+		ms_str(c[9], prom_quantile(a.dur, 0.9));
+		ms_str(c[10], prom_quantile(a.dur, 0.99));
+		c[11][0] = '\0';
+		if (wp && wp->req) {
+			if (wp->secs > 0)
+				snprintf(c[11], 24, "%.1f",
+					 (double)(a.requests - wp->req[i]) / wp->secs);
+			else
+				snprintf(c[11], 24, "-");
+			wp->req[i] = a.requests;
+		}
 		cli_table_rowf(t, *svc ? svc : "unknown", *ver ? ver : "unknown",
 			       *src ? src : "unknown", c[0], c[1], c[2], c[3], c[4], c[5], c[6],
-			       c[7]);
+			       c[7], c[8], c[9], c[10], c[11]);
 	}
 	if (cli.jw) {
 		json_end_array(cli.jw);
@@ -282,37 +355,27 @@ static int show_requests(void)
 		printf("  no traffic recorded\n");
 	}
 	cli_table_free(t);
-	free(e);
-	cli_map_close(&m);
+	free(s);
+	prom_stats_map_close(&m);
 	return 1;
-fail:
-	cli_table_free(t);
-	free(e);
-	cli_map_close(&m);
-	p_err("reading %s: %s", RM_MAP_STATS, strerror(-err));
-	return -1;
 }
 
-static int stats_show(int argc, char **argv)
+static int show_once(struct watch_prev *wp)
 {
 	int dp, rq;
 
-	if (argc) {
-		p_err("'stats' takes no arguments; try '%s stats help'", cli.bin);
-		return -1;
-	}
 	if (cli.jw) {
 		json_start_object(cli.jw);
 		json_string_field(cli.jw, "pin_dir", cli.pin_dir);
 	}
 	dp = show_dp();
 	if (dp < 0)
-		goto err;
+		return -1;
 	if (!cli.jw)
 		printf("\n");
-	rq = show_requests();
+	rq = show_requests(wp);
 	if (rq < 0)
-		goto err;
+		return -1;
 	if (cli.jw)
 		json_end_object(cli.jw);
 	if (!dp && !rq) {
@@ -322,22 +385,126 @@ static int stats_show(int argc, char **argv)
 		return -1;
 	}
 	return 0;
-err:
-	return -1;
+}
+
+static int show_prometheus(void)
+{
+	struct prom_buf b = {0};
+	char err[512];
+	int r;
+
+	if (access(cli.pin_dir, F_OK)) {
+		p_err("no statistics at %s: %s", cli.pin_dir, strerror(errno));
+		return -1;
+	}
+	r = prom_scrape(cli.pin_dir, RM_CLI_VERSION, &b, err, sizeof(err));
+	if (r) {
+		prom_buf_free(&b);
+		p_err("%s", err);
+		return -1;
+	}
+	fwrite(b.p, 1, b.len, stdout);
+	prom_buf_free(&b);
+	return 0;
+}
+
+/* Strict decimal, 1..max. */
+static int count_arg(const char *opt, const char *v, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoul(v, &end, 10);
+	if (!*v || *end || errno || *out < 1 || *out > max || v[0] == '-' || v[0] == '+') {
+		p_err("%s '%s': want a number in 1..%lu", opt, v, max);
+		return -1;
+	}
+	return 0;
+}
+
+static int stats_show(int argc, char **argv)
+{
+	unsigned long watch = 0, count = 0;
+	bool prom = false;
+	struct watch_prev wp = {0};
+	struct timespec t0, t1;
+	int r = 0;
+
+	for (int i = 0; i < argc; i++) {
+		if (!strcmp(argv[i], "--prometheus") || !strcmp(argv[i], "prometheus")) {
+			prom = true;
+		} else if (!strcmp(argv[i], "--watch") || !strcmp(argv[i], "watch")) {
+			if (i + 1 >= argc) {
+				p_err("--watch needs an interval in seconds");
+				return -1;
+			}
+			if (count_arg("--watch", argv[++i], 3600, &watch))
+				return -1;
+		} else if (!strcmp(argv[i], "--count") || !strcmp(argv[i], "count")) {
+			if (i + 1 >= argc) {
+				p_err("--count needs a number of rounds");
+				return -1;
+			}
+			if (count_arg("--count", argv[++i], 1000000, &count))
+				return -1;
+		} else {
+			p_err("'stats': unexpected '%s'; try '%s stats help'", argv[i], cli.bin);
+			return -1;
+		}
+	}
+	if (prom && (watch || count || cli.jw)) {
+		p_err("--prometheus prints the text exposition once: no --watch, --count or -j");
+		return -1;
+	}
+	if (count && !watch) {
+		p_err("--count goes with --watch");
+		return -1;
+	}
+	if (watch && cli.jw) {
+		p_err("--watch is for a terminal; for JSON, run 'stats -j' at your own interval");
+		return -1;
+	}
+	if (prom)
+		return show_prometheus();
+	if (!watch)
+		return show_once(NULL);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned long round = 0; !count || round < count; round++) {
+		if (round) {
+			sleep((unsigned)watch);
+			clock_gettime(CLOCK_MONOTONIC, &t1);
+			wp.secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+			t0 = t1;
+		}
+		if (isatty(STDOUT_FILENO))
+			fputs("\033[H\033[2J", stdout);
+		else if (round)
+			putchar('\n');
+		r = show_once(&wp);
+		fflush(stdout);
+		if (r)
+			break;
+	}
+	free(wp.req);
+	return r;
 }
 
 static int stats_help(int argc, char **argv)
 {
-	char text[1024];
+	char text[1536];
 
 	snprintf(text, sizeof(text),
-		 "Usage: %1$s stats\n"
+		 "Usage: %1$s stats [--watch SECONDS [--count N]]\n"
+		 "       %1$s stats --prometheus\n"
 		 "       %1$s stats help\n"
 		 "\n"
 		 "       " HELP_SPEC_OPTIONS "\n"
 		 "\n"
 		 "       Data-path decisions (%2$s, summed over CPUs) and requests per\n"
-		 "       destination service and version (%3$s).\n",
+		 "       destination service and version (%3$s), with p50/p90/p99 latency\n"
+		 "       from the histograms. --watch refreshes every SECONDS with request\n"
+		 "       rates (N rounds, default until interrupted). --prometheus prints\n"
+		 "       the text exposition ringmeshd serves on /stats/prometheus.\n",
 		 cli.bin, RM_MAP_DPSTATS, RM_MAP_STATS);
 	return cli_help_print(text);
 }

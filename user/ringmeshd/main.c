@@ -19,6 +19,7 @@
 #include <sys/signalfd.h>
 
 #include "policy/cb.h"
+#include "ringmeshd/admin.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/dp.h"
 #include "ringmeshd/l7.h"
@@ -44,19 +45,14 @@ struct daemon {
 	struct cb cb; /* rm_breaker, mmapped */
 	bool cb_ok;
 	struct l7_shared l7;
+	struct admin admin; /* --metrics-listen */
+	bool admin_ok;
+	bool cfg_started; /* cfgw_start returned: later publications are applies */
 };
 
 static void cfg_log(void *ctx, const char *msg)
 {
 	fprintf(stderr, "ringmeshd: %s\n", msg);
-}
-
-static void cfg_published(void *ctx, uint64_t gen)
-{
-	struct daemon *d = ctx;
-
-	if (d->stats_ok)
-		stats_set_generation(&d->stats, gen);
 }
 
 static uint64_t realtime_ns(void)
@@ -65,6 +61,22 @@ static uint64_t realtime_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void cfg_published(void *ctx, uint64_t gen)
+{
+	struct daemon *d = ctx;
+
+	if (!d->stats_ok)
+		return;
+	stats_set_generation(&d->stats, gen);
+	if (__atomic_load_n(&d->cfg_started, __ATOMIC_ACQUIRE)) {
+		/* the CLI's CLOCK_REALTIME at the flip (rm_cfg_ctl): how late we are */
+		uint64_t flip = __atomic_load_n(&d->cw.store.ctl->updated_ns, __ATOMIC_RELAXED);
+		uint64_t now = realtime_ns();
+
+		stats_cfg_applied(&d->stats, flip && now > flip ? (now - flip) / 1000 : 0);
+	}
 }
 
 static int hook_lookup(void *ctx, const struct sockaddr *local, const struct sockaddr *peer,
@@ -235,6 +247,9 @@ static int run(struct daemon *d, int sfd, const struct rm_opts *o)
 			}
 		}
 		rm_dp_heartbeat(d->dp);
+		if (d->stats_ok && d->cw_ok)
+			stats_cfg_rejected(&d->stats,
+					   __atomic_load_n(&d->cw.rejected, __ATOMIC_RELAXED));
 		if (o->verbose && ++ticks % (STATS_LOG_EVERY_MS / OPTS_HEARTBEAT_INTERVAL_MS) == 0)
 			log_stats("stats", d);
 	}
@@ -272,6 +287,21 @@ int main(int argc, char **argv)
 	raise_nofile();
 	inet_ntop(AF_INET, &o.listen.sin_addr, la, sizeof(la));
 	inet_ntop(AF_INET, &o.pod_gw, ga, sizeof(ga));
+
+	/* The admin listener first: probes get 503 (not a refused connection) while we
+	 * start, and a taken port is a start-up error, as with Envoy. */
+	if (o.metrics) {
+		r = admin_listen(&d.admin, &o.metrics_listen, o.pin_dir, RINGMESH_VERSION, err,
+				 sizeof(err));
+		if (!r) {
+			d.admin_ok = true;
+			r = admin_start(&d.admin, err, sizeof(err));
+		}
+		if (r) {
+			fprintf(stderr, "ringmeshd: %s\n", err);
+			goto out;
+		}
+	}
 
 	/* Listeners first: once connect4 is attached, pods are sent to them. */
 	r = create_workers(&d, &o, err, sizeof(err));
@@ -324,6 +354,7 @@ int main(int argc, char **argv)
 		}
 		if (d.stats_ok)
 			stats_set_generation(&d.stats, cfgw_current(&d.cw)->gen);
+		__atomic_store_n(&d.cfg_started, true, __ATOMIC_RELEASE);
 	}
 	r = start_workers(&d, err, sizeof(err));
 	if (r) {
@@ -332,6 +363,9 @@ int main(int argc, char **argv)
 	}
 	started = true;
 	rm_dp_heartbeat(d.dp);
+	/* the heartbeat's condition: configuration loaded, workers accepting */
+	if (d.admin_ok)
+		admin_set_ready(&d.admin, true);
 	if (rm_dp_note(d.dp)[0])
 		fprintf(stderr, "ringmeshd: note: %s\n", rm_dp_note(d.dp));
 	fprintf(stderr,
@@ -342,6 +376,8 @@ int main(int argc, char **argv)
 
 	status = run(&d, sfd, &o) ? 1 : 0;
 out:
+	if (d.admin_ok)
+		admin_set_ready(&d.admin, false);
 	stop_workers(&d);
 	if (started)
 		log_stats("exit", &d);
@@ -356,6 +392,8 @@ out:
 		stats_w_close(&d.stats);
 	if (d.cb_ok)
 		cb_close(&d.cb);
+	if (d.admin_ok)
+		admin_stop(&d.admin);
 	close(sfd);
 	return status;
 }

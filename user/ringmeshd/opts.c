@@ -29,6 +29,7 @@ enum opt_id {
 	O_CONN_TO,
 	O_IDLE_MS,
 	O_MAX_IDLE,
+	O_METRICS,
 	O_VERBOSE,
 	O_HELP,
 	O_VERSION,
@@ -57,6 +58,7 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_CONN_TO] = {"connect-timeout-ms", 0, true},
     [O_IDLE_MS] = {"upstream-idle-timeout-ms", 0, true},
     [O_MAX_IDLE] = {"upstream-max-idle", 0, true},
+    [O_METRICS] = {"metrics-listen", 0, true},
     [O_VERBOSE] = {"verbose", 'v', false},
     [O_HELP] = {"help", 'h', false},
     [O_VERSION] = {"version", 0, false},
@@ -90,6 +92,9 @@ static const char usage_text[] =
     "                                after MS, 100..3600000 (default 60000)\n"
     "  --upstream-max-idle N         idle upstream connections kept per endpoint and\n"
     "                                worker, 1..10000 (default 64)\n"
+    "  --metrics-listen ADDR:PORT    Prometheus metrics (/stats/prometheus, /metrics) and\n"
+    "                                /healthz/ready; off disables (default " OPTS_METRICS_DEFAULT
+    ")\n"
     "  -v, --verbose                 more log lines (repeat for more)\n"
     "  -h, --help                    this text\n"
     "  --version                     print the version\n";
@@ -307,6 +312,20 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 				    v);
 		o->upstream_max_idle = (unsigned int)n;
 		return 0;
+	case O_METRICS:
+		if (!strcmp(v, "off")) {
+			o->metrics = false;
+			return 0;
+		}
+		r = rm_hostport_parse(v, &o->metrics_listen, why, sizeof(why));
+		if (r < 0)
+			return sub_fail(
+			    err, errlen, name, v,
+			    why[0] ? why : "expected ADDR:PORT (e.g. 0.0.0.0:15090) or off", r);
+		if (o->metrics_listen.sin_port == 0)
+			return fail(err, errlen, "--%s '%s': port must be 1..65535", name, v);
+		o->metrics = true;
+		return 0;
 	default:
 		return fail(err, errlen, "--%s: internal error", name);
 	}
@@ -332,6 +351,10 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->connect_timeout_ms = 5000;
 	o->upstream_idle_ms = 60000;
 	o->upstream_max_idle = 64;
+	o->metrics = true;
+	o->metrics_listen.sin_family = AF_INET;
+	o->metrics_listen.sin_port = htons(OPTS_METRICS_PORT_DEFAULT);
+	o->metrics_listen.sin_addr.s_addr = htonl(INADDR_ANY);
 }
 
 static int find_long(const char *name, size_t len)
@@ -445,6 +468,11 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 	if (!seen[O_INCLUDE])
 		return fail(err, errlen,
 			    "--include-ip-ranges is required (the destinations to intercept)");
+	if (o->metrics && o->metrics_listen.sin_port == o->listen.sin_port &&
+	    (o->metrics_listen.sin_addr.s_addr == o->listen.sin_addr.s_addr ||
+	     o->metrics_listen.sin_addr.s_addr == htonl(INADDR_ANY)))
+		return fail(err, errlen, "--metrics-listen: port %u is the proxy listener's",
+			    ntohs(o->listen.sin_port));
 	if (o->pod_gw.s_addr == o->listen.sin_addr.s_addr) {
 		char a[INET_ADDRSTRLEN];
 

@@ -17,6 +17,8 @@
 
 #define OPTS_LISTEN_DEFAULT "127.0.0.1:15001"
 #define OPTS_POD_GW_DEFAULT "169.254.7.1"
+#define OPTS_METRICS_PORT_DEFAULT 15090 /* Envoy's Prometheus port: scrape configs expect it */
+#define OPTS_METRICS_DEFAULT "0.0.0.0:15090"
 #define OPTS_WORKERS_MAX 64
 #define OPTS_HEARTBEAT_INTERVAL_MS 200 /* how often main() beats */
 #define OPTS_HEARTBEAT_MAX_DEFAULT_MS 1000
@@ -40,17 +42,19 @@ struct rm_opts {
 	size_t n_exclude;
 	uint16_t exclude_ports[RM_MAX_XPORTS]; /* --exclude-ports, host order */
 	size_t n_exclude_ports;
-	struct sockaddr_in listen;	 /* --listen */
-	struct in_addr pod_gw;		 /* --pod-gateway */
-	unsigned int workers;		 /* --workers, 1..OPTS_WORKERS_MAX */
-	bool sockmap;			 /* false with --no-sockmap */
-	unsigned int heartbeat_max_ms;	 /* --heartbeat-max-ms */
-	unsigned int verbose;		 /* count of -v */
-	bool l7;			 /* false with --no-l7 */
-	unsigned int max_head_kb;	 /* --max-request-headers-kb */
-	unsigned int connect_timeout_ms; /* --connect-timeout-ms */
-	unsigned int upstream_idle_ms;	 /* --upstream-idle-timeout-ms */
-	unsigned int upstream_max_idle;	 /* --upstream-max-idle */
+	struct sockaddr_in listen;	   /* --listen */
+	struct in_addr pod_gw;		   /* --pod-gateway */
+	unsigned int workers;		   /* --workers, 1..OPTS_WORKERS_MAX */
+	bool sockmap;			   /* false with --no-sockmap */
+	unsigned int heartbeat_max_ms;	   /* --heartbeat-max-ms */
+	unsigned int verbose;		   /* count of -v */
+	bool l7;			   /* false with --no-l7 */
+	unsigned int max_head_kb;	   /* --max-request-headers-kb */
+	unsigned int connect_timeout_ms;   /* --connect-timeout-ms */
+	unsigned int upstream_idle_ms;	   /* --upstream-idle-timeout-ms */
+	unsigned int upstream_max_idle;	   /* --upstream-max-idle */
+	bool metrics;			   /* false with --metrics-listen off */
+	struct sockaddr_in metrics_listen; /* --metrics-listen */
 };
 
 /*

@@ -13,8 +13,7 @@
 
 #include "ringmeshd/stats_w.h"
 
-static const uint64_t dur_bounds[] = RM_STATS_DUR_BOUNDS_US;
-static const uint64_t byte_bounds[] = RM_STATS_BYTES_BOUNDS;
+static const uint64_t bounds_milli[RM_STATS_BUCKETS - 1] = RM_STATS_BOUNDS_MILLI;
 
 static void init_hdr(struct stats_w *s, uint64_t realtime_ns)
 {
@@ -123,17 +122,42 @@ uint32_t stats_key_hash(const struct rm_stats_key *k)
 	return h;
 }
 
+/* Entries 0 (header) and RM_STATS_OVERFLOW_SLOT are never probed. */
+#define FIRST_PROBED (RM_STATS_OVERFLOW_SLOT + 1)
+
+static struct rm_stats_slot *overflow_slot(struct stats_w *s)
+{
+	struct rm_stats_slot *sl = &s->e[RM_STATS_OVERFLOW_SLOT].slot;
+	uint32_t st = __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
+
+	if (st == RM_STATS_FREE) {
+		uint32_t exp = RM_STATS_FREE;
+
+		if (__atomic_compare_exchange_n(&sl->state, &exp, RM_STATS_CLAIMING, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			memset(&sl->key, 0, sizeof(sl->key));
+			strcpy(sl->key.dst_service, RM_STATS_OVERFLOW_NAME);
+			__atomic_store_n(&sl->state, RM_STATS_LIVE, __ATOMIC_RELEASE);
+			return sl;
+		}
+		st = exp;
+	}
+	while (st == RM_STATS_CLAIMING)
+		st = __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
+	return sl;
+}
+
 struct rm_stats_slot *stats_slot(struct stats_w *s, const struct rm_stats_key *k)
 {
 	uint32_t h, nslots, start;
 
-	if (!s || !s->e || s->n < 2)
+	if (!s || !s->e || s->n <= FIRST_PROBED)
 		return NULL;
 	h = stats_key_hash(k);
-	nslots = s->n - 1;
+	nslots = s->n - FIRST_PROBED;
 	start = h % nslots;
 	for (uint32_t p = 0; p < RM_STATS_PROBE && p < nslots; p++) {
-		struct rm_stats_slot *sl = &s->e[1 + (start + p) % nslots].slot;
+		struct rm_stats_slot *sl = &s->e[FIRST_PROBED + (start + p) % nslots].slot;
 		uint32_t st = __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
 
 		if (st == RM_STATS_FREE) {
@@ -153,59 +177,75 @@ struct rm_stats_slot *stats_slot(struct stats_w *s, const struct rm_stats_key *k
 		if (st == RM_STATS_LIVE && sl->key_hash == h && !memcmp(&sl->key, k, sizeof(*k)))
 			return sl;
 	}
+	/* counted, not lost: the sample goes to the overflow slot */
 	__atomic_fetch_add(&s->e[0].hdr.dropped, 1, __ATOMIC_RELAXED);
-	return NULL;
+	return overflow_slot(s);
 }
 
-static unsigned bucket(const uint64_t *bounds, unsigned n, uint64_t v)
+static unsigned bucket(uint64_t v_milli)
 {
-	for (unsigned i = 0; i < n; i++)
-		if (v <= bounds[i])
+	for (unsigned i = 0; i < RM_STATS_BUCKETS - 1; i++)
+		if (v_milli <= bounds_milli[i])
 			return i;
-	return n;
+	return RM_STATS_BUCKETS - 1;
 }
 
 #define ADD(p, v) __atomic_fetch_add((p), (uint64_t)(v), __ATOMIC_RELAXED)
 
+/* Bracket an update for readers (stats.h, "Consistent reads"): the acquire RMW keeps
+ * the counter adds after wbegin, the release RMW keeps them before wend. */
+static void wbegin(struct rm_stats_slot *sl)
+{
+	__atomic_fetch_add(&sl->wbegin, 1, __ATOMIC_ACQ_REL);
+}
+
+static void wend(struct rm_stats_slot *sl)
+{
+	__atomic_fetch_add(&sl->wend, 1, __ATOMIC_RELEASE);
+}
+
+/* The row of (code, flags): found, claimed, or the overflow row. */
+static struct rm_stats_row *row_of(struct rm_stats_slot *sl, uint64_t id)
+{
+	for (int i = 0; i < RM_STATS_ROWS - 1; i++) {
+		uint64_t cur = __atomic_load_n(&sl->rows[i].id, __ATOMIC_ACQUIRE);
+
+		if (cur == 0) {
+			uint64_t exp = 0;
+
+			if (__atomic_compare_exchange_n(&sl->rows[i].id, &exp, id, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				return &sl->rows[i];
+			cur = exp;
+		}
+		if (cur == id)
+			return &sl->rows[i];
+	}
+	return &sl->rows[RM_STATS_ROWS - 1];
+}
+
+static void hist_add(struct rm_stats_hist *h, uint64_t v, uint64_t v_milli)
+{
+	ADD(&h->b[bucket(v_milli)], 1);
+	ADD(&h->sum, v);
+}
+
 void stats_request(struct rm_stats_slot *sl, int code, uint32_t flags, uint64_t dur_us,
 		   uint64_t req_bytes, uint64_t resp_bytes)
 {
-	unsigned cls = code >= 100 && code <= 599 ? (unsigned)code / 100 : 0;
-	bool counted = false;
+	struct rm_stats_row *r;
 
 	if (!sl)
 		return;
-	ADD(&sl->requests, 1);
-	ADD(&sl->code_class[cls], 1);
-	for (int i = 0; code && i < RM_STATS_CODES && !counted; i++) {
-		uint32_t c = __atomic_load_n(&sl->codes[i].code, __ATOMIC_ACQUIRE);
-
-		if (c == 0) {
-			uint32_t exp = 0;
-
-			if (__atomic_compare_exchange_n(&sl->codes[i].code, &exp, (uint32_t)code,
-							false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				c = (uint32_t)code;
-			else
-				c = exp;
-		}
-		if (c == (uint32_t)code) {
-			ADD(&sl->codes[i].count, 1);
-			counted = true;
-		}
-	}
-	if (code && !counted)
-		ADD(&sl->codes_other, 1);
-	for (int f = 0; f < RM_STATS_F_MAX; f++)
-		if (flags & (1u << f))
-			ADD(&sl->flags[f], 1);
-	ADD(&sl->dur_buckets[bucket(dur_bounds, RM_STATS_DUR_BUCKETS - 1, dur_us)], 1);
-	ADD(&sl->dur_sum_us, dur_us);
-	ADD(&sl->req_bytes_buckets[bucket(byte_bounds, RM_STATS_BYTES_BUCKETS - 1, req_bytes)], 1);
-	ADD(&sl->req_bytes_sum, req_bytes);
-	ADD(&sl->resp_bytes_buckets[bucket(byte_bounds, RM_STATS_BYTES_BUCKETS - 1, resp_bytes)],
-	    1);
-	ADD(&sl->resp_bytes_sum, resp_bytes);
+	if (code < 0 || code > 999)
+		code = 0;
+	flags &= (1u << RM_STATS_F_MAX) - 1;
+	r = row_of(sl, RM_STATS_ROW_ID((unsigned)code, flags));
+	wbegin(sl);
+	hist_add(&r->dur, dur_us, dur_us); /* us are thousandths of the ms bounds */
+	hist_add(&r->req, req_bytes, req_bytes * 1000);
+	hist_add(&r->resp, resp_bytes, resp_bytes * 1000);
+	wend(sl);
 }
 
 void stats_tcp(struct rm_stats_slot *sl, uint64_t opened, uint64_t closed, uint64_t sent,
@@ -213,6 +253,7 @@ void stats_tcp(struct rm_stats_slot *sl, uint64_t opened, uint64_t closed, uint6
 {
 	if (!sl)
 		return;
+	wbegin(sl);
 	if (opened)
 		ADD(&sl->tcp_opened, opened);
 	if (closed)
@@ -221,10 +262,29 @@ void stats_tcp(struct rm_stats_slot *sl, uint64_t opened, uint64_t closed, uint6
 		ADD(&sl->tcp_sent_bytes, sent);
 	if (received)
 		ADD(&sl->tcp_received_bytes, received);
+	wend(sl);
 }
 
 void stats_set_generation(struct stats_w *s, uint64_t gen)
 {
 	if (s && s->e)
 		__atomic_store_n(&s->e[0].hdr.generation, gen, __ATOMIC_RELAXED);
+}
+
+void stats_cfg_applied(struct stats_w *s, uint64_t latency_us)
+{
+	struct rm_stats_hdr *h;
+
+	if (!s || !s->e)
+		return;
+	h = &s->e[0].hdr;
+	__atomic_store_n(&h->cfg_apply_last_us, latency_us, __ATOMIC_RELAXED);
+	hist_add(&h->cfg_apply, latency_us, latency_us);
+	ADD(&h->cfg_applies, 1);
+}
+
+void stats_cfg_rejected(struct stats_w *s, uint64_t rejected)
+{
+	if (s && s->e)
+		__atomic_store_n(&s->e[0].hdr.cfg_rejected, rejected, __ATOMIC_RELAXED);
 }

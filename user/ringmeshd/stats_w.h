@@ -37,8 +37,9 @@ void stats_key_make(struct rm_stats_key *k, const char *service, const char *ver
 		    const char *workload, uint8_t proto);
 uint32_t stats_key_hash(const struct rm_stats_key *k);
 
-/* The slot counting key: found, or claimed. NULL (and hdr.dropped counted) when
- * RM_STATS_PROBE slots from the home position are all taken by other keys. */
+/* The slot counting key: found, or claimed; the overflow slot (and hdr.dropped
+ * counted) when RM_STATS_PROBE slots from the home position are all taken by other
+ * keys. NULL only without a map. */
 struct rm_stats_slot *stats_slot(struct stats_w *s, const struct rm_stats_key *k);
 
 /* One finished HTTP request. code 0 = no response was sent. flags: bit per
@@ -49,5 +50,9 @@ void stats_request(struct rm_stats_slot *sl, int code, uint32_t flags, uint64_t 
 void stats_tcp(struct rm_stats_slot *sl, uint64_t opened, uint64_t closed, uint64_t sent,
 	       uint64_t received);
 void stats_set_generation(struct stats_w *s, uint64_t gen);
+/* A configuration went live latency_us after the CLI flipped it (rm_stats header). */
+void stats_cfg_applied(struct stats_w *s, uint64_t latency_us);
+/* The daemon's count of refused configurations so far. */
+void stats_cfg_rejected(struct stats_w *s, uint64_t rejected);
 
 #endif /* RM_STATS_W_H */

@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * prom: the Prometheus text exposition (format 0.0.4) of ringmesh's pinned maps,
+ * one renderer for ringmeshd's :15090 exporter and `ringmesh stats --prometheus`.
+ *
+ * prom.c is pure: it turns a struct prom_view (pointers to map contents, live
+ * mmapped memory or copies) into text, with Istio's metric names, the 25 labels in
+ * the Envoy filter's order and Envoy's default histogram buckets, plus ringmesh's own
+ * ringmesh_* metrics. prom_src.c opens the pinned maps of a pin dir and fills a view.
+ *
+ * Reporter: ringmesh sees each request once, at the node of the caller. Every HTTP
+ * row is exported with reporter="source"; the rows an upstream answered (a response
+ * code and no locally generated flag: not UO, UT, UH, UF, UC, NR, FI, UPE) are
+ * exported again with reporter="destination" and connection_security_policy="none",
+ * what the server side's sidecar would have reported. Istio's dashboards filter on
+ * one reporter per panel, so no panel counts a request twice.
+ */
+#ifndef RM_PROM_H
+#define RM_PROM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ringmesh/abi.h"
+#include "ringmesh/breaker.h"
+#include "ringmesh/stats.h"
+
+#define PROM_CONTENT_TYPE "text/plain; version=0.0.4; charset=utf-8"
+
+/* A growing text buffer; err latches the first -ENOMEM. */
+struct prom_buf {
+	char *p;
+	size_t len, cap;
+	int err;
+};
+
+void prom_buf_free(struct prom_buf *b);
+
+/* What to render. Any pointer may be NULL (map not pinned): its metrics are left out. */
+struct prom_view {
+	const union rm_stats_entry *stats; /* n_stats entries, [0] the header */
+	uint32_t n_stats;
+	const uint64_t *dp;	    /* RM_DP_STAT_MAX counters summed over CPUs */
+	const struct rm_cb_map *cb; /* breaker state */
+	bool has_store_gen;
+	uint64_t store_gen; /* rm_cfg_ctl generation: what the CLI last flipped */
+	const char *tag;    /* istio_build tag (the ringmesh version) */
+};
+
+/* Render the view. 0 or -ENOMEM. */
+int prom_render(const struct prom_view *v, struct prom_buf *b);
+
+/* A consistent copy of a live slot (stats.h, "Consistent reads"). 0, or -EAGAIN when
+ * writers never left it quiet within the retries: the copy is then still usable, each
+ * histogram consistent with itself (counts are derived from buckets). */
+int prom_slot_copy(const struct rm_stats_slot *live, struct rm_stats_slot *out);
+
+/* A slot summed over its rows, for `ringmesh stats`. */
+struct prom_slot_sum {
+	uint64_t requests;
+	uint64_t code_class[6]; /* [0] no response, [1..5] = 1xx..5xx */
+	uint64_t flags[RM_STATS_F_MAX];
+	uint64_t overflow;		/* requests in the overflow row */
+	uint64_t dur[RM_STATS_BUCKETS]; /* merged duration buckets (not cumulative) */
+	uint64_t dur_sum_us, req_bytes_sum, resp_bytes_sum;
+};
+void prom_slot_sum(const struct rm_stats_slot *s, struct prom_slot_sum *out);
+
+/* Requests of a row (its duration histogram's count). */
+uint64_t prom_row_count(const struct rm_stats_row *r);
+
+/* Quantile q (0..1) of non-cumulative buckets with Envoy's bounds, in the unit of the
+ * bounds (ms for durations), interpolated linearly inside the bucket as Prometheus's
+ * histogram_quantile does; the +Inf bucket answers the largest bound. -1 when empty. */
+double prom_quantile(const uint64_t *buckets, double q);
+
+/* Envoy short names ("UO", ...) for enum rm_stats_flag; comma-joined for a mask, "-"
+ * for none, into buf. */
+const char *prom_flags_str(uint32_t mask, char *buf, size_t len);
+/* Name of an rm_dpstats counter (enum rm_dp_stat), NULL if unknown. */
+const char *prom_dp_stat_name(uint32_t i);
+
+#endif /* RM_PROM_H */

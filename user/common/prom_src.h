@@ -1,0 +1,29 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * prom_src: one scrape of a pin dir. Opens the pinned maps the exposition reads
+ * (rm_stats and rm_breaker mmapped read-only, rm_dpstats summed over CPUs,
+ * rm_cfg_ctl's generation), renders them with prom_render() and closes them again,
+ * so a map a restarted daemon re-created is never read through a stale descriptor.
+ * A map that is not pinned only leaves its metrics out. Used by ringmeshd's
+ * exporter thread and by `ringmesh stats --prometheus`.
+ */
+#ifndef RM_PROM_SRC_H
+#define RM_PROM_SRC_H
+
+#include "common/prom.h"
+
+/* Render the maps of pin_dir into b. 0, or -errno (-ENOMEM, or a map of another
+ * version: -EINVAL) with err filled. */
+int prom_scrape(const char *pin_dir, const char *tag, struct prom_buf *b, char *err, size_t errlen);
+
+/* A read-only mmap of the pinned rm_stats (0 or -errno with err filled). */
+struct prom_stats_map {
+	int fd;
+	union rm_stats_entry *e;
+	uint32_t n;
+	size_t len;
+};
+int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err, size_t errlen);
+void prom_stats_map_close(struct prom_stats_map *m);
+
+#endif /* RM_PROM_SRC_H */
