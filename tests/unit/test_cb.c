@@ -79,7 +79,7 @@ static void mk_pool(struct fx *f, const struct rm_cfg_breaker *l, uint32_t n)
 {
 	f->p = cb_pool(&f->cb, "svc.ns.svc.cluster.local", "v1");
 	assert_non_null(f->p);
-	assert_int_equal(cb_pool_configure(f->p, l, n, 1), 0);
+	assert_int_equal(cb_pool_configure(f->p, l, n, 1, T0), 0);
 	for (uint32_t i = 0; i < n; i++) {
 		struct rm_addr a = addr_of(i);
 
@@ -157,13 +157,13 @@ static void test_configure_rejects(void **state)
 	struct rm_cfg_breaker l = lim_outlier(5, 0, 10 * MS, 10);
 	struct rm_cb_pool *p = cb_pool(&f->cb, "svc", "v1");
 
-	assert_int_equal(cb_pool_configure(p, &l, 3, 1), -EINVAL);
+	assert_int_equal(cb_pool_configure(p, &l, 3, 1, T0), -EINVAL);
 	l = lim_outlier(5, 10 * MS, 0, 10);
-	assert_int_equal(cb_pool_configure(p, &l, 3, 1), -EINVAL);
+	assert_int_equal(cb_pool_configure(p, &l, 3, 1, T0), -EINVAL);
 	l = lim_outlier(5, 10 * MS, 10 * MS, 101);
-	assert_int_equal(cb_pool_configure(p, &l, 3, 1), -EINVAL);
-	assert_int_equal(cb_pool_configure(NULL, &l, 3, 1), -EINVAL);
-	assert_int_equal(cb_pool_configure(p, NULL, 3, 7), 0);
+	assert_int_equal(cb_pool_configure(p, &l, 3, 1, T0), -EINVAL);
+	assert_int_equal(cb_pool_configure(NULL, &l, 3, 1, T0), -EINVAL);
+	assert_int_equal(cb_pool_configure(p, NULL, 3, 7, T0), 0);
 	assert_int_equal(p->lim.max_connections, RM_CB_OLD_MAX_CONNECTIONS);
 	assert_int_equal(p->generation, 7);
 	assert_int_equal(p->n_hosts, 3);
@@ -313,7 +313,7 @@ static void test_sweep_timing(void **state)
 	assert_int_equal(cb_sweep(&f->cb, T0 + 200 * MS, out, 4, NULL), 0);
 	/* with a 1 ns interval every sweep looks: not a nanosecond early, then at once */
 	l.interval_ns = 1;
-	assert_int_equal(cb_pool_configure(f->p, &l, 2, 2), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 2, 2, T0 + 200 * MS), 0);
 	assert_int_equal(errors(f, f->h[0], 5, CB_5XX, T0 + SEC), 1);
 	assert_int_equal(f->h[0]->ejected_until_ns, T0 + SEC + 100 * MS);
 	assert_int_equal(cb_sweep(&f->cb, T0 + SEC + 100 * MS - 1, out, 4, &next), 0);
@@ -489,7 +489,7 @@ static void test_outlier_disabled_returns(void **state)
 
 	mk_pool(f, &l, 1);
 	assert_int_equal(cb_host_result(&f->cb, f->h[0], CB_5XX, T0), 1);
-	assert_int_equal(cb_pool_configure(f->p, NULL, 1, 2), 0);
+	assert_int_equal(cb_pool_configure(f->p, NULL, 1, 2, T0), 0);
 	assert_int_equal(cb_sweep(&f->cb, T0 + MS, NULL, 0, &next), 1);
 	assert_int_equal(next, UINT64_MAX);
 	assert_true(cb_host_available(&f->cb, f->h[0], T0 + MS));
@@ -543,10 +543,10 @@ static void test_admission_limits(void **state)
 	assert_int_equal(f->h[0]->active, 0);
 	/* a limit of 0 admits nothing; unlimited admits everything */
 	l.max_requests = 0;
-	assert_int_equal(cb_pool_configure(f->p, &l, 1, 2), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 1, 2, T0), 0);
 	assert_int_equal(cb_request_try_start(f->p, NULL), -EOVERFLOW);
 	l.max_requests = RM_CFG_UNLIMITED;
-	assert_int_equal(cb_pool_configure(f->p, &l, 1, 3), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 1, 3, T0), 0);
 	for (int i = 0; i < 5000; i++)
 		assert_int_equal(cb_request_try_start(f->p, NULL), 0);
 	assert_int_equal(f->p->requests, 5000);
@@ -561,10 +561,10 @@ static void test_requests_per_connection(void **state)
 	mk_pool(f, &l, 1);
 	assert_true(cb_conn_keep(f->p, 1000000)); /* 0 = unlimited */
 	l.max_requests_per_conn = 1;		  /* no keep-alive */
-	assert_int_equal(cb_pool_configure(f->p, &l, 1, 2), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 1, 2, T0), 0);
 	assert_false(cb_conn_keep(f->p, 1));
 	l.max_requests_per_conn = 3;
-	assert_int_equal(cb_pool_configure(f->p, &l, 1, 3), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 1, 3, T0), 0);
 	assert_true(cb_conn_keep(f->p, 1));
 	assert_true(cb_conn_keep(f->p, 2));
 	assert_false(cb_conn_keep(f->p, 3));
