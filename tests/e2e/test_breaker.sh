@@ -17,6 +17,12 @@
 #     <= 1, requests in flight <= 2 (in total over the 2 workers)
 #   - maxRequestsPerConnection 2 on subset "perconn" (v1): no upstream connection
 #     carries more than 2 requests (backend's reqs_per_conn)
+#   - re-tuning (issue 8): the workshop's dest-rule.yaml as is (7 errors, 5m, 2m) on
+#     v3, then the same DestinationPolicy re-tuned (3 errors, 2s, 200ms) while the
+#     pool's sweep is scheduled 2 min ahead; v3 answering 500 under a steady 100
+#     requests/s is ejected at exactly its 3rd error each time, out ~2 s, ~4 s, ~6 s
+#     (k x 2 s), after a healthy second ~2 s again (k decays), and breaker show shows
+#     it in afterwards, never "due back"
 # Usage: sudo [BUILD=build] [BREAKER_WORKERS=2] tests/e2e/test_breaker.sh
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -287,6 +293,166 @@ perconn_run() {
 	echo "50 x 200 over $ct upstream connections, at most $rp requests on one"
 }
 wck "maxRequestsPerConnection 2: no upstream connection carries more than 2" perconn_run
+
+# --- re-tuning the workshop's policy (issue 8) ---
+# The client: one keep-alive connection, a request every 10 ms (x-rm-status: 500 makes
+# rm-backend answer 500). Phase A: failing requests until the host has come back 3
+# times; B: 1.2 s of healthy requests (k decays to 0); C: failing requests until it
+# has come back once more. Logs "phase sent_s recv_s status version body" per request.
+cat >"$TMP/steady.py" <<'EOF'
+import http.client, sys, time
+host, port = sys.argv[1].split(":")
+log = open(sys.argv[2], "w", buffering=1)
+deadline = time.monotonic() + float(sys.argv[3])
+conn = None
+def req(fail):
+    global conn
+    for _ in range(3):
+        try:
+            if conn is None:
+                conn = http.client.HTTPConnection(host, int(port), timeout=3)
+            conn.request("GET", "/", headers={"x-rm-status": "500"} if fail else {})
+            r = conn.getresponse()
+            body = r.read().decode(errors="replace").strip().replace(" ", "_")
+            ver = r.getheader("x-backend-version") or "-"
+            if r.will_close:
+                conn.close(); conn = None
+            return r.status, ver, body or "-"
+        except (OSError, http.client.HTTPException):
+            if conn:
+                conn.close()
+            conn = None
+    return 0, "-", "transport_error"
+phase, backs, out, nxt, b_end = "A", 0, False, time.monotonic(), 0
+while time.monotonic() < deadline:
+    now = time.monotonic()
+    if now < nxt:
+        time.sleep(nxt - now)
+    nxt = max(nxt + 0.01, time.monotonic())
+    if phase == "B" and time.monotonic() >= b_end:
+        phase = "C"
+    t0 = time.monotonic()
+    st, ver, body = req(phase != "B")
+    t1 = time.monotonic()
+    log.write("%s %.6f %.6f %d %s %s\n" % (phase, t0, t1, st, ver, body))
+    uh = st == 503 and body == "no_healthy_upstream"
+    if out and not uh:
+        backs += 1
+        if phase == "A" and backs == 3:
+            phase, b_end = "B", time.monotonic() + 1.2
+        elif phase == "C":
+            break
+    out = uh
+EOF
+
+retune_run() {
+	local r0 r1 pidl
+	rm_delete "$RULES/breaker-virtualservice.yaml" >/dev/null &&
+		rm_delete "$RULES/breaker-destinationrule.yaml" >/dev/null || return 1
+	rm_apply "$RULES/breaker-routerule-v3.yaml" && rm_apply "$RULES/dest-rule.yaml" || return 1
+	sleep 0.2
+	dp_limits | tail -1 || return 1
+	# healthy traffic through the workshop policy: the pool's sweep is now 2 min ahead
+	cl_load http --connect "$VIP" --conns 1 --requests 20 --timeout 3s \
+		--count-header x-backend-version >"$TMP/retune0.load" 2>&1
+	grep -q 'version.v3=20' "$TMP/retune0.load" || { cat "$TMP/retune0.load"; return 1; }
+	rm_apply "$RULES/dest-rule-tuned.yaml" || return 1
+	sleep 0.2
+	bk_json | pyj '
+p = [p for p in d["pools"] if p["service"].startswith("trans-service.") and "version=v3" in p["subset"]]
+assert len(p) == 1, p
+o = p[0]["outlier"]
+assert o["consecutive_errors"] == 3 and o["base_ejection_ms"] == 2000 and o["interval_ms"] == 200, o
+print("re-tuned: 3 errors, 2 s, 200 ms on", p[0]["subset"])' || return 1
+	sleep 0.2 # rm-backend rewrites its stats file within 100 ms
+	r0=$(bstat v3 requests_total) || return 1
+	# breaker show, as an operator would watch it, every 0.3 s while the load runs
+	(while :; do
+		echo "@ $(date +%s.%N)"
+		rm_cli breaker show trans-service 2>&1 | grep '10\.244\.0\.13' | grep 'version=v3'
+		sleep 0.3
+	done) >"$TMP/retune.show" 2>&1 8>&- &
+	pidl=$!
+	in_cg "$CLIENT_CG" "$CLIENT_NS" -- python3 "$TMP/steady.py" "$VIP" "$TMP/retune.log" 30
+	kill "$pidl" 2>/dev/null
+	wait "$pidl" 2>/dev/null
+	sleep 0.6 # past the last return by 2 intervals: k has decayed, nothing is "due"
+	rm_cli breaker show trans-service | grep '10\.244\.0\.13' | grep 'version=v3' >"$TMP/retune.final"
+	bk_json >"$TMP/retune.json" || return 1
+	sleep 0.3
+	r1=$(bstat v3 requests_total) || return 1
+	echo "breaker show samples ($(grep -c '^@' "$TMP/retune.show")), the first of them:"
+	grep -v '^@' "$TMP/retune.show" | head -8
+	echo "breaker show after the run:"; cat "$TMP/retune.final"
+	python3 - "$TMP/retune.log" "$TMP/retune.json" "$TMP/retune.final" "$TMP/retune.show" \
+		$((r1 - r0)) <<'EOF'
+import json, sys
+rows = [l.split() for l in open(sys.argv[1])]
+ev = [(p, float(a), float(b), int(s), v, body) for p, a, b, s, v, body in rows]
+ok = True
+def bad(msg):
+    global ok
+    print(msg); ok = False
+hit = lambda e: e[3] == 500 and e[4] == "v3"
+uh = lambda e: e[3] == 503 and e[5] == "no_healthy_upstream"
+other = [e for e in ev if not (hit(e) or uh(e) or (e[0] == "B" and e[3] == 200 and e[4] == "v3"))]
+if other:
+    bad("unexpected answers: %s" % other[:5])
+# runs of answers from the host and the gaps between them: from the answer that
+# ejected it (received) to the first request it answered again (sent)
+def runs(es):
+    out, cur, last = [], [], None
+    for e in es:
+        if hit(e):
+            if not cur and last is not None:
+                out.append(("gap", e[1] - last))
+            cur.append(e)
+        elif uh(e) and cur:
+            out.append(("burst", len(cur))); last = cur[-1][2]; cur = []
+    if cur:
+        out.append(("burst", len(cur)))
+    return out
+A = runs([e for e in ev if e[0] == "A"])
+C = runs([e for e in ev if e[0] == "C"])
+print("phase A:", A); print("phase C:", C)
+sizes = [n for k, n in A if k == "burst"]
+gaps = [g for k, g in A if k == "gap"]
+if sizes[:3] != [3, 3, 3] or len(sizes) < 4:
+    bad("phase A: want runs of exactly 3 errors, 3 ejections and a 4th return: %s" % sizes)
+for i, w in enumerate([2.0, 4.0, 6.0]):
+    g = gaps[i] if i < len(gaps) else None
+    if g is None or not (w - 0.1 <= g <= w + 0.5):
+        bad("ejection %d: want %.1f s (-0.1/+0.5), got %s" % (i + 1, w, g))
+B = [e for e in ev if e[0] == "B"]
+if len(B) < 50 or any(e[3] != 200 for e in B):
+    bad("phase B: want >= 50 healthy answers, got %d %s" % (len(B), set((e[3], e[5]) for e in B)))
+cs = [n for k, n in C if k == "burst"]
+cg = [g for k, g in C if k == "gap"]
+if not cs or cs[0] != 3 or len(cg) != 1 or not (1.9 <= cg[0] <= 2.5):
+    bad("phase C (k decayed to 0 while healthy): want 3 errors, then out ~2 s: %s" % C)
+n = sum(1 for e in ev if hit(e) or e[3] == 200)
+if n != int(sys.argv[5]):
+    bad("client saw %d answers from v3, v3 counted %s requests" % (n, sys.argv[5]))
+d = json.load(open(sys.argv[2]))
+h = [h for h in d["hosts"] if h["host"].startswith("10.244.0.13:") and "version=v3" in h["subset"]]
+if len(h) != 1 or h[0]["ejected"] or h[0]["phase"] != "in" or h[0]["total_ejections"] != 4:
+    bad("breaker show -j after the run: want 10.244.0.13 in, 4 ejections: %s" % h)
+final = open(sys.argv[3]).read().split()
+if len(final) < 6 or final[5] != "no":
+    bad("breaker show after the run: want EJECTED no: %s" % final)
+shows = open(sys.argv[4]).read()
+if "left)" not in shows:
+    bad("breaker show never showed the ejection with its time left")
+if "overdue" in shows or "due back" in shows:
+    bad("breaker show had the host overdue / due back")
+if not ok:
+    sys.exit(1)
+print("out %.2f s, %.2f s, %.2f s (k x 2 s), each at the 3rd error; after 1.2 s healthy "
+      "%.2f s again; %d answers = v3's count; shown in afterwards"
+      % (gaps[0], gaps[1], gaps[2], cg[0], n))
+EOF
+}
+wck "re-tuned workshop policy: eject at the 3rd error, back, out 2 s/4 s/6 s" retune_run
 
 check "ringmeshd: clean stop exits 0" stop_ringmeshd
 check "after stop: nothing attached, pinned or running" nothing_left

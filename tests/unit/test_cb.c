@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* Unit tests for the breaker (cb): ejection after exactly N consecutive errors, resets,
  * gateway errors, k x base backoff with its cap and decay, max ejection percent, the
- * sweep's timing, overflow not being a host error, admission limits (also under four
- * threads hammering one pool), and the balancer hooks. Injected clock, no sockets. */
+ * sweep's timing, the sweep schedule and the result accounting after a policy is
+ * re-tuned (the 2 s / 4 s / 6 s sequence under steady load), overflow not being a host error,
+ * admission limits (also under four threads hammering one pool), and the balancer hooks. Injected
+ * clock, no sockets. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -79,7 +81,7 @@ static void mk_pool(struct fx *f, const struct rm_cfg_breaker *l, uint32_t n)
 {
 	f->p = cb_pool(&f->cb, "svc.ns.svc.cluster.local", "v1");
 	assert_non_null(f->p);
-	assert_int_equal(cb_pool_configure(f->p, l, n, 1), 0);
+	assert_int_equal(cb_pool_configure(f->p, l, n, 1, T0), 0);
 	for (uint32_t i = 0; i < n; i++) {
 		struct rm_addr a = addr_of(i);
 
@@ -157,13 +159,13 @@ static void test_configure_rejects(void **state)
 	struct rm_cfg_breaker l = lim_outlier(5, 0, 10 * MS, 10);
 	struct rm_cb_pool *p = cb_pool(&f->cb, "svc", "v1");
 
-	assert_int_equal(cb_pool_configure(p, &l, 3, 1), -EINVAL);
+	assert_int_equal(cb_pool_configure(p, &l, 3, 1, T0), -EINVAL);
 	l = lim_outlier(5, 10 * MS, 0, 10);
-	assert_int_equal(cb_pool_configure(p, &l, 3, 1), -EINVAL);
+	assert_int_equal(cb_pool_configure(p, &l, 3, 1, T0), -EINVAL);
 	l = lim_outlier(5, 10 * MS, 10 * MS, 101);
-	assert_int_equal(cb_pool_configure(p, &l, 3, 1), -EINVAL);
-	assert_int_equal(cb_pool_configure(NULL, &l, 3, 1), -EINVAL);
-	assert_int_equal(cb_pool_configure(p, NULL, 3, 7), 0);
+	assert_int_equal(cb_pool_configure(p, &l, 3, 1, T0), -EINVAL);
+	assert_int_equal(cb_pool_configure(NULL, &l, 3, 1, T0), -EINVAL);
+	assert_int_equal(cb_pool_configure(p, NULL, 3, 7, T0), 0);
 	assert_int_equal(p->lim.max_connections, RM_CB_OLD_MAX_CONNECTIONS);
 	assert_int_equal(p->generation, 7);
 	assert_int_equal(p->n_hosts, 3);
@@ -313,7 +315,7 @@ static void test_sweep_timing(void **state)
 	assert_int_equal(cb_sweep(&f->cb, T0 + 200 * MS, out, 4, NULL), 0);
 	/* with a 1 ns interval every sweep looks: not a nanosecond early, then at once */
 	l.interval_ns = 1;
-	assert_int_equal(cb_pool_configure(f->p, &l, 2, 2), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 2, 2, T0 + 200 * MS), 0);
 	assert_int_equal(errors(f, f->h[0], 5, CB_5XX, T0 + SEC), 1);
 	assert_int_equal(f->h[0]->ejected_until_ns, T0 + SEC + 100 * MS);
 	assert_int_equal(cb_sweep(&f->cb, T0 + SEC + 100 * MS - 1, out, 4, &next), 0);
@@ -489,7 +491,7 @@ static void test_outlier_disabled_returns(void **state)
 
 	mk_pool(f, &l, 1);
 	assert_int_equal(cb_host_result(&f->cb, f->h[0], CB_5XX, T0), 1);
-	assert_int_equal(cb_pool_configure(f->p, NULL, 1, 2), 0);
+	assert_int_equal(cb_pool_configure(f->p, NULL, 1, 2, T0), 0);
 	assert_int_equal(cb_sweep(&f->cb, T0 + MS, NULL, 0, &next), 1);
 	assert_int_equal(next, UINT64_MAX);
 	assert_true(cb_host_available(&f->cb, f->h[0], T0 + MS));
@@ -543,10 +545,10 @@ static void test_admission_limits(void **state)
 	assert_int_equal(f->h[0]->active, 0);
 	/* a limit of 0 admits nothing; unlimited admits everything */
 	l.max_requests = 0;
-	assert_int_equal(cb_pool_configure(f->p, &l, 1, 2), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 1, 2, T0), 0);
 	assert_int_equal(cb_request_try_start(f->p, NULL), -EOVERFLOW);
 	l.max_requests = RM_CFG_UNLIMITED;
-	assert_int_equal(cb_pool_configure(f->p, &l, 1, 3), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 1, 3, T0), 0);
 	for (int i = 0; i < 5000; i++)
 		assert_int_equal(cb_request_try_start(f->p, NULL), 0);
 	assert_int_equal(f->p->requests, 5000);
@@ -561,10 +563,10 @@ static void test_requests_per_connection(void **state)
 	mk_pool(f, &l, 1);
 	assert_true(cb_conn_keep(f->p, 1000000)); /* 0 = unlimited */
 	l.max_requests_per_conn = 1;		  /* no keep-alive */
-	assert_int_equal(cb_pool_configure(f->p, &l, 1, 2), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 1, 2, T0), 0);
 	assert_false(cb_conn_keep(f->p, 1));
 	l.max_requests_per_conn = 3;
-	assert_int_equal(cb_pool_configure(f->p, &l, 1, 3), 0);
+	assert_int_equal(cb_pool_configure(f->p, &l, 1, 3, T0), 0);
 	assert_true(cb_conn_keep(f->p, 1));
 	assert_true(cb_conn_keep(f->p, 2));
 	assert_false(cb_conn_keep(f->p, 3));
@@ -711,6 +713,257 @@ static void test_eject_races(void **state)
 	assert_int_equal(f->p->ejected, 5);
 }
 
+/* ---- re-tuning (issue 8): the workshop policy, then a tuned one of the same name ---- */
+
+/* dest-rule.yaml as is: 7 errors, sleepWindow 5m, httpDetectionInterval 2m */
+static struct rm_cfg_breaker lim_workshop(void)
+{
+	return lim_outlier(7, 300 * SEC, 120 * SEC, 10);
+}
+
+/* the tuned DestinationPolicy: 3 errors, sleepWindow 2s, httpDetectionInterval 200ms */
+static struct rm_cfg_breaker lim_tuned(void)
+{
+	return lim_outlier(3, 2 * SEC, 200 * MS, 10);
+}
+
+/* A shorter interval applies at once: the sweep the old one scheduled 2 min ahead
+ * must not keep the pool's hosts out that long. */
+static void test_retune_shorter_interval(void **state)
+{
+	struct fx *f = *state;
+	struct rm_cfg_breaker w = lim_workshop(), t = lim_tuned();
+	uint64_t next, at;
+
+	mk_pool(f, &w, 2);
+	assert_int_equal(cb_sweep(&f->cb, T0, NULL, 0, &next), 0);
+	assert_int_equal(next, T0 + 120 * SEC);
+	assert_int_equal(cb_pool_configure(f->p, &t, 2, 2, T0 + SEC), 0);
+	assert_int_equal(f->p->next_sweep_ns, T0 + SEC + 200 * MS);
+	assert_int_equal(cb_sweep(&f->cb, T0 + SEC + 100 * MS, NULL, 0, &next), 0);
+	assert_int_equal(next, T0 + SEC + 200 * MS);
+	assert_int_equal(errors(f, f->h[1], 3, CB_5XX, T0 + SEC), 1);
+	assert_int_equal(f->h[1]->ejected_until_ns, T0 + 3 * SEC);
+	/* ticks every 200 ms from the re-tune: back at the first one at or after +3 s */
+	for (at = T0 + SEC + 200 * MS; at < T0 + 3 * SEC; at += 200 * MS) {
+		assert_int_equal(cb_sweep(&f->cb, at, NULL, 0, &next), 0);
+		assert_int_equal(next, at + 200 * MS);
+		assert_false(cb_host_available(&f->cb, f->h[1], at));
+	}
+	assert_int_equal(at, T0 + 3 * SEC);
+	assert_int_equal(cb_sweep(&f->cb, at, NULL, 0, &next), 1);
+	assert_true(cb_host_available(&f->cb, f->h[1], at));
+	assert_int_equal(f->p->ejected, 0);
+	/* and it is judged again: 3 more errors eject it for 2 x 2 s */
+	assert_int_equal(errors(f, f->h[1], 3, CB_5XX, at + MS), 1);
+	assert_int_equal(f->h[1]->ejected_until_ns - f->h[1]->ejected_at_ns, 4 * SEC);
+}
+
+/* A longer interval applies from the sweep already scheduled; the same interval
+ * leaves the schedule alone; a pool never swept stays due at once. */
+static void test_retune_longer_interval(void **state)
+{
+	struct fx *f = *state;
+	struct rm_cfg_breaker w = lim_workshop(), t = lim_tuned();
+	uint64_t next;
+
+	mk_pool(f, &t, 2);
+	assert_int_equal(f->p->next_sweep_ns, 0); /* never swept: due at once */
+	assert_int_equal(cb_sweep(&f->cb, T0, NULL, 0, &next), 0);
+	assert_int_equal(next, T0 + 200 * MS);
+	assert_int_equal(cb_pool_configure(f->p, &t, 2, 2, T0 + 150 * MS), 0);
+	assert_int_equal(f->p->next_sweep_ns, T0 + 200 * MS);
+	assert_int_equal(cb_pool_configure(f->p, &w, 2, 3, T0 + 50 * MS), 0);
+	assert_int_equal(f->p->next_sweep_ns, T0 + 200 * MS); /* not T0 + 50 ms + 2 min */
+	assert_int_equal(cb_sweep(&f->cb, T0 + 100 * MS, NULL, 0, &next), 0);
+	assert_int_equal(next, T0 + 200 * MS);
+	assert_int_equal(cb_sweep(&f->cb, T0 + 200 * MS, NULL, 0, &next), 0);
+	assert_int_equal(next, T0 + 200 * MS + 120 * SEC);
+	assert_int_equal(f->p->next_sweep_ns, T0 + 200 * MS + 120 * SEC);
+	/* turning detection off and on again: now + interval at the latest */
+	assert_int_equal(cb_pool_configure(f->p, NULL, 2, 4, T0 + SEC), 0);
+	assert_int_equal(cb_pool_configure(f->p, &t, 2, 5, T0 + 2 * SEC), 0);
+	assert_int_equal(f->p->next_sweep_ns, T0 + 2 * SEC + 200 * MS);
+}
+
+/* Past its time but before the sweep (DUE) a host is neither picked nor counted;
+ * once overdue it is picked (fail open), so what it answers counts. */
+static void test_past_time_accounting(void **state)
+{
+	struct fx *f = *state;
+	struct rm_cfg_breaker l = lim_outlier(3, SEC, 100 * MS, 100);
+	struct rm_cb_host *h;
+	uint64_t until;
+
+	mk_pool(f, &l, 2);
+	h = f->h[0];
+	assert_int_equal(errors(f, h, 3, CB_5XX, T0), 1);
+	until = h->ejected_until_ns;
+	assert_int_equal(cb_host_phase(f->p, h, until - 1), CB_PHASE_OUT);
+	assert_int_equal(cb_host_phase(f->p, h, until), CB_PHASE_DUE);
+	assert_false(cb_host_available(&f->cb, h, until + 50 * MS));
+	/* a late answer of a request in flight at the ejection: not counted */
+	assert_int_equal(errors(f, h, 3, CB_5XX, until + 50 * MS), 0);
+	assert_int_equal(h->errors_total, 3);
+	assert_int_equal(h->eject_k, 1);
+	/* no sweep came for two intervals: overdue, picked, and judged */
+	assert_int_equal(cb_host_phase(f->p, h, until + 200 * MS), CB_PHASE_DUE);
+	assert_int_equal(cb_host_phase(f->p, h, until + 201 * MS), CB_PHASE_OVERDUE);
+	assert_true(cb_host_available(&f->cb, h, until + 201 * MS));
+	assert_int_equal(errors(f, h, 2, CB_5XX, until + 201 * MS), 0);
+	assert_int_equal(h->ejected, RM_CB_IN); /* its first result took it back in */
+	assert_int_equal(h->unejected_at_ns, until + 201 * MS);
+	assert_int_equal(f->p->ejected, 0);
+	assert_int_equal(h->errors_total, 5);
+	assert_int_equal(errors(f, h, 1, CB_5XX, until + 202 * MS), 1);
+	assert_int_equal(h->eject_k, 2);
+	assert_int_equal(f->p->ejected, 1);
+	assert_int_equal(h->ejected_until_ns, until + 202 * MS + 2 * SEC);
+	/* an overdue host that answers well is back in too */
+	until = h->ejected_until_ns;
+	assert_int_equal(cb_host_result(&f->cb, h, CB_SUCCESS, until + SEC), 0);
+	assert_int_equal(h->ejected, RM_CB_IN);
+	assert_int_equal(f->p->ejected, 0);
+	/* the sweep less than an interval later does not count that as a healthy interval */
+	assert_int_equal(cb_sweep(&f->cb, until + SEC + 50 * MS, NULL, 0, NULL), 0);
+	assert_int_equal(h->eject_k, 2);
+	assert_int_equal(cb_sweep(&f->cb, until + SEC + 150 * MS, NULL, 0, NULL), 0);
+	assert_int_equal(h->eject_k, 1);
+}
+
+/* The invariant behind the two causes: at any time, with a sweeper that keeps its
+ * schedule or one that stalls, a host the balancer may pick has its result counted
+ * and one it may not has none. */
+static void test_available_iff_counted(void **state)
+{
+	struct fx *f = *state;
+	struct rm_cfg_breaker l = lim_outlier(2, 300 * MS, 50 * MS, 100);
+	uint64_t t = T0, next = 0, rnd = 88172645463325252ull;
+	unsigned counted = 0, ignored = 0, overdue = 0;
+
+	mk_pool(f, &l, 2);
+	for (int i = 0; i < 20000; i++) {
+		struct rm_cb_host *h;
+		uint64_t before;
+		bool avail;
+
+		rnd ^= rnd << 13, rnd ^= rnd >> 7, rnd ^= rnd << 17;
+		t += (rnd % 20 + 1) * MS;
+		/* the sweeper stalls for a second now and then */
+		if (t >= next && (t / SEC) % 4 != 3) {
+			cb_sweep(&f->cb, t, NULL, 0, &next);
+			if (i % 500 == 0) /* and the policy is re-tuned */
+				assert_int_equal(cb_pool_configure(f->p, &l, 2, 2 + i, t), 0);
+		}
+		h = f->h[(rnd >> 20) & 1];
+		avail = cb_host_available(&f->cb, h, t);
+		overdue += cb_host_phase(f->p, h, t) == CB_PHASE_OVERDUE;
+		before = h->errors_total + h->successes_total;
+		cb_host_result(&f->cb, h, (rnd >> 24) % 3 ? CB_SUCCESS : CB_5XX, t);
+		assert_int_equal(h->errors_total + h->successes_total, before + (avail ? 1 : 0));
+		if (avail)
+			counted++;
+		else
+			ignored++;
+		assert_int_equal(f->p->ejected,
+				 (f->h[0]->ejected != RM_CB_IN) + (f->h[1]->ejected != RM_CB_IN));
+	}
+	print_message("available and counted %u (overdue %u), not available and ignored %u\n",
+		      counted, overdue, ignored);
+	assert_true(counted > 1000 && ignored > 1000 && overdue > 50);
+}
+
+/* The daemon under steady load, simulated: a request every 10 ms, round robin over a
+ * healthy host and one answering 500, the watcher sweeping when cb_sweep says (at
+ * least every 1 s, as cfgw_sweep). The workshop policy first, then the tuned one. */
+struct sim {
+	struct fx *f;
+	struct lb_state lb;
+	uint64_t t, next_sweep;
+	bool bad_fails; /* the bad host answers 500 (else 200) */
+	unsigned burst; /* requests the bad host got since it was last returned */
+	unsigned bursts[8], n_ej;
+	uint64_t ej_at[8], back_at[8];
+};
+
+static void sim_run(struct sim *s, uint64_t until)
+{
+	static const uint32_t members[2] = {0, 1};
+	struct fx *f = s->f;
+	struct cb_lb_ctx ctx = {&f->cb, members, f->h, 2, 0};
+	struct lb_hooks hooks = {cb_lb_available, cb_lb_active, &ctx};
+
+	for (; s->t < until; s->t += 10 * MS) {
+		uint32_t was = f->h[1]->ejected;
+		size_t pos;
+
+		if (s->t >= s->next_sweep) {
+			uint64_t nx;
+
+			cb_sweep(&f->cb, s->t, NULL, 0, &nx);
+			s->next_sweep = nx < s->t + SEC ? nx : s->t + SEC;
+			if (was != RM_CB_IN && f->h[1]->ejected == RM_CB_IN && s->n_ej)
+				s->back_at[s->n_ej - 1] = s->t, s->burst = 0;
+		}
+		ctx.now = s->t;
+		assert_int_equal(lb_pick(&s->lb, members, 2, &hooks, 0, &pos), 0);
+		assert_int_equal(cb_request_try_start(f->p, f->h[pos]), 0);
+		if (pos == 1)
+			s->burst++;
+		if (cb_host_result(&f->cb, f->h[pos],
+				   pos == 1 && s->bad_fails ? CB_5XX : CB_SUCCESS, s->t) &&
+		    s->n_ej < 8) {
+			assert_int_equal(pos, 1);
+			s->bursts[s->n_ej] = s->burst;
+			s->ej_at[s->n_ej++] = s->t;
+		}
+		cb_request_finish(f->p, f->h[pos]);
+	}
+}
+
+static void test_retuned_steady_load_2_4_6(void **state)
+{
+	struct fx *f = *state;
+	struct rm_cfg_breaker w = lim_workshop(), t = lim_tuned();
+	struct sim s = {.f = f, .t = T0, .bad_fails = false};
+	const uint64_t want[3] = {2 * SEC, 4 * SEC, 6 * SEC};
+
+	mk_pool(f, &w, 2);
+	assert_int_equal(lb_init(&s.lb, RM_LB_ROUND_ROBIN), 0);
+	sim_run(&s, T0 + SEC); /* healthy traffic under the workshop policy */
+	assert_int_equal(f->p->next_sweep_ns, T0 + 120 * SEC);
+	assert_int_equal(cb_pool_configure(f->p, &t, 2, 2, s.t), 0);
+	s.next_sweep = 0; /* cfgwatch: a new configuration sweeps at once */
+	s.bad_fails = true;
+	s.burst = 0;
+	sim_run(&s, s.t + 15 * SEC);
+	assert_true(s.n_ej >= 3);
+	for (unsigned i = 0; i < 3; i++) {
+		uint64_t d = s.back_at[i] - s.ej_at[i];
+
+		/* ejected at the 3rd consecutive error, back at the first tick after its
+		 * time: k x 2 s, k = 1, 2, 3 (no healthy interval in between) */
+		assert_int_equal(s.bursts[i], 3);
+		assert_true(s.back_at[i] > s.ej_at[i]);
+		if (d < want[i] || d > want[i] + 200 * MS)
+			fail_msg("ejection %u lasted %llu ms, want %llu..%llu", i + 1,
+				 (unsigned long long)(d / MS), (unsigned long long)(want[i] / MS),
+				 (unsigned long long)((want[i] + 200 * MS) / MS));
+	}
+	assert_int_equal(f->h[0]->total_ejections, 0);
+	/* healthy from its next return on: k decays once per interval spent in */
+	while (f->h[1]->ejected != RM_CB_IN)
+		sim_run(&s, s.t + 10 * MS);
+	s.bad_fails = false;
+	sim_run(&s, s.t + 210 * MS);
+	assert_int_equal(f->h[1]->eject_k, s.n_ej - 1);
+	sim_run(&s, s.t + SEC);
+	assert_int_equal(f->h[1]->eject_k, 0);
+	s.bad_fails = true;
+	sim_run(&s, s.t + 100 * MS);
+	assert_int_equal(f->h[1]->ejected_until_ns - f->h[1]->ejected_at_ns, 2 * SEC);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -738,6 +991,11 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_requests_per_connection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_contention, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_eject_races, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retune_shorter_interval, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retune_longer_interval, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_past_time_accounting, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_available_iff_counted, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_retuned_steady_load_2_4_6, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -56,7 +56,7 @@ static int fx_setup(void **state)
 	cb_limits_default(&lim);
 	lim.max_connections = BASE_CONNS + 1;
 	lim.max_pending = 100;
-	assert_int_equal(cb_pool_configure(f->p, &lim, 1, 1), 0);
+	assert_int_equal(cb_pool_configure(f->p, &lim, 1, 1, 0), 0);
 	f->slot = cb_pool_index(&f->cb, f->p);
 	f->sh.cw = &f->cw;
 	f->sh.cb = &f->cb;

@@ -17,6 +17,7 @@
 #include "ringmesh/breaker.h"
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
+#include "policy/cb.h"
 #include "cli.h"
 
 /* Fixed-size key fields are NUL-padded; a writer bug must not make us overrun. */
@@ -188,6 +189,22 @@ static int print_pools(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 	return 0;
 }
 
+/* cb_host_phase, as breaker show -j names it */
+static const char *phase_name(enum cb_phase ph)
+{
+	switch (ph) {
+	case CB_PHASE_IN:
+		return "in";
+	case CB_PHASE_OUT:
+		return "out";
+	case CB_PHASE_DUE:
+		return "due";
+	case CB_PHASE_OVERDUE:
+		return "overdue";
+	}
+	return "?";
+}
+
 static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, size_t nv,
 		       uint64_t now)
 {
@@ -211,7 +228,8 @@ static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 		char svc[RM_CB_SERVICE_LEN + 1], sub[RM_CB_SUBSET_LEN + 1], addr[80], c[6][48],
 		    d[32], ago[40];
 		bool out = h->ejected != RM_CB_IN, sel = false;
-		uint64_t left = 0;
+		uint64_t left = 0, sweep_in = 0;
+		enum cb_phase ph;
 
 		if (h->state != RM_CB_LIVE || h->key.pool >= RM_CB_POOLS)
 			continue;
@@ -226,6 +244,10 @@ static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 		cli_endpoint_str(&h->key.addr, h->key.port, addr, sizeof(addr));
 		if (out && h->ejected_until_ns > now)
 			left = h->ejected_until_ns - now;
+		/* the daemon's own rule (its copy of the limits), not the configuration's */
+		ph = cb_host_phase(p, h, now);
+		if (p->next_sweep_ns > now)
+			sweep_in = p->next_sweep_ns - now;
 		if (cli.jw) {
 			json_start_object(cli.jw);
 			json_string_field(cli.jw, "service", svc);
@@ -235,6 +257,11 @@ static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 			json_uint_field(cli.jw, "consecutive_gateway_errors",
 					h->consecutive_gateway);
 			json_bool_field(cli.jw, "ejected", out);
+			json_string_field(cli.jw, "phase", phase_name(ph));
+			if (ph == CB_PHASE_DUE)
+				json_uint_field(cli.jw, "back_in_ms", sweep_in / 1000000);
+			else
+				json_null_field(cli.jw, "back_in_ms");
 			if (out)
 				json_uint_field(cli.jw, "remaining_ms", left / 1000000);
 			else
@@ -255,12 +282,19 @@ static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 		}
 		snprintf(c[0], sizeof(c[0]), "%u", h->consecutive_errors);
 		snprintf(c[1], sizeof(c[1]), "%u", h->consecutive_gateway);
-		if (!out)
+		if (ph == CB_PHASE_IN)
 			snprintf(c[2], sizeof(c[2]), "no");
+		else if (ph == CB_PHASE_DUE && sweep_in)
+			snprintf(c[2], sizeof(c[2]), "yes (time up, back in %s)",
+				 dur_str(sweep_in, d, sizeof(d)));
+		else if (ph == CB_PHASE_DUE)
+			snprintf(c[2], sizeof(c[2]), "yes (time up, sweep due now)");
+		else if (ph == CB_PHASE_OVERDUE)
+			snprintf(c[2], sizeof(c[2]), "overdue (sweep late): serving");
 		else if (left)
 			snprintf(c[2], sizeof(c[2]), "yes (%s left)", dur_str(left, d, sizeof(d)));
 		else
-			snprintf(c[2], sizeof(c[2]), "yes (due back)");
+			snprintf(c[2], sizeof(c[2]), "yes (ejecting)");
 		snprintf(c[3], sizeof(c[3]), "%u", h->eject_k);
 		snprintf(c[4], sizeof(c[4]), "%llu", (unsigned long long)h->total_ejections);
 		snprintf(c[5], sizeof(c[5]), "%u", h->active);

@@ -181,8 +181,18 @@ uint32_t cb_pool_index(const struct cb *cb, const struct rm_cb_pool *p)
 	return (uint32_t)(p - cb->m->pools);
 }
 
+/* Bring the pool's next sweep forward to `at` (never back: a sweep already due stays due). */
+static void sweep_no_later_than(struct rm_cb_pool *p, uint64_t at)
+{
+	uint64_t cur = LD(&p->next_sweep_ns);
+
+	while (cur > at && !__atomic_compare_exchange_n(&p->next_sweep_ns, &cur, at, true,
+							__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		;
+}
+
 int cb_pool_configure(struct rm_cb_pool *p, const struct rm_cfg_breaker *lim, uint32_t n_hosts,
-		      uint64_t generation)
+		      uint64_t generation, uint64_t now)
 {
 	struct rm_cfg_breaker def;
 
@@ -209,6 +219,15 @@ int cb_pool_configure(struct rm_cb_pool *p, const struct rm_cfg_breaker *lim, ui
 	ST(&p->lim.outlier, lim->outlier);
 	ST(&p->n_hosts, n_hosts);
 	ST(&p->generation, generation);
+	/*
+	 * The schedule was set one old interval ahead by the last sweep. A shorter
+	 * interval must take effect now, not after the old one (2 min -> 200 ms would
+	 * otherwise leave hosts ejected for 2 min); a longer one takes effect from the
+	 * sweep already scheduled. Either way: min(old schedule, now + new interval).
+	 */
+	if (lim->outlier)
+		sweep_no_later_than(
+		    p, now > UINT64_MAX - lim->interval_ns ? UINT64_MAX : now + lim->interval_ns);
 	return 0;
 }
 
@@ -421,6 +440,48 @@ static bool bump(uint32_t *cnt, uint32_t thr)
 	       __atomic_compare_exchange_n(cnt, &c, 0, false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
+enum cb_phase cb_host_phase(const struct rm_cb_pool *p, const struct rm_cb_host *h, uint64_t now)
+{
+	uint32_t st;
+	uint64_t until, iv;
+
+	if (!h)
+		return CB_PHASE_IN;
+	st = __atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE);
+	if (st == RM_CB_IN)
+		return CB_PHASE_IN;
+	if (st != RM_CB_OUT || !p)
+		return CB_PHASE_OUT; /* EJECTING: ejected_until is being written */
+	until = LD(&h->ejected_until_ns);
+	if (now < until)
+		return CB_PHASE_OUT;
+	iv = LD(&p->lim.interval_ns);
+	/* a working sweeper returns it within one interval of its time: two mean it is
+	 * stuck, or its schedule is wrong; failing open beats keeping it out for ever */
+	if (now - until > 2 * iv)
+		return CB_PHASE_OVERDUE;
+	return CB_PHASE_DUE;
+}
+
+/* OUT -> IN, by the sweep or by a result of an overdue host. The counts restart
+ * before the host is IN, so no error counted after the return is wiped; false when
+ * someone else returned it first. */
+static bool uneject(struct rm_cb_pool *p, struct rm_cb_host *h, uint64_t now)
+{
+	uint32_t exp = RM_CB_OUT;
+
+	ST(&h->consecutive_errors, 0);
+	ST(&h->consecutive_gateway, 0);
+	ST(&h->unejected_at_ns, now);
+	if (!__atomic_compare_exchange_n(&h->ejected, &exp, RM_CB_IN, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
+		return false;
+	dec(&p->ejected);
+	if (!LD(&p->lim.outlier))
+		ST(&h->eject_k, 0);
+	return true;
+}
+
 int cb_host_result(struct cb *cb, struct rm_cb_host *h, enum cb_outcome o, uint64_t now)
 {
 	struct rm_cb_pool *p;
@@ -429,26 +490,29 @@ int cb_host_result(struct cb *cb, struct rm_cb_host *h, enum cb_outcome o, uint6
 	if (!cb || !cb->m || !h || h->key.pool >= RM_CB_POOLS)
 		return 0;
 	p = &cb->m->pools[h->key.pool];
-	switch (o) {
-	case CB_LOCAL_OVERFLOW:
+	if (o == CB_LOCAL_OVERFLOW || o < CB_SUCCESS || o >= CB_OUTCOME_MAX)
 		return 0;
-	case CB_SUCCESS:
-		ADD(&h->successes_total, 1);
-		ST(&h->consecutive_errors, 0);
-		ST(&h->consecutive_gateway, 0);
-		return 0;
-	case CB_5XX:
-	case CB_GATEWAY:
-	case CB_CONNECT_FAIL:
-	case CB_TIMEOUT:
-	case CB_RESET:
+	/*
+	 * The balancer's view and this one must agree: a host that may be picked has its
+	 * results counted, one that may not has none (they come from requests in flight
+	 * when it was ejected, and would only re-eject it on return). An overdue host is
+	 * picked (fail open), so its first result takes it back in, as the sweep would.
+	 */
+	switch (cb_host_phase(p, h, now)) {
+	case CB_PHASE_IN:
+		break;
+	case CB_PHASE_OVERDUE:
+		uneject(p, h, now); /* lost the race: someone else returned it, it is IN */
 		break;
 	default:
 		return 0;
 	}
-	/* in-flight results of an ejected host would only re-eject it on return */
-	if (__atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) != RM_CB_IN)
+	if (o == CB_SUCCESS) {
+		ADD(&h->successes_total, 1);
+		ST(&h->consecutive_errors, 0);
+		ST(&h->consecutive_gateway, 0);
 		return 0;
+	}
 	ADD(&h->errors_total, 1);
 	ST(&h->last_error_ns, now);
 	gateway = o != CB_5XX;
@@ -465,19 +529,15 @@ int cb_host_result(struct cb *cb, struct rm_cb_host *h, enum cb_outcome o, uint6
 
 bool cb_host_available(const struct cb *cb, const struct rm_cb_host *h, uint64_t now)
 {
-	uint32_t st;
-	uint64_t until, iv;
+	const struct rm_cb_pool *p = NULL;
+	enum cb_phase ph;
 
 	if (!h)
 		return true;
-	st = __atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE);
-	if (st == RM_CB_IN)
-		return true;
-	if (st != RM_CB_OUT || !cb || !cb->m || h->key.pool >= RM_CB_POOLS)
-		return false;
-	until = LD(&h->ejected_until_ns);
-	iv = LD(&cb->m->pools[h->key.pool].lim.interval_ns);
-	return now > until && now - until > 2 * iv;
+	if (cb && cb->m && h->key.pool < RM_CB_POOLS)
+		p = &cb->m->pools[h->key.pool];
+	ph = cb_host_phase(p, h, now);
+	return ph == CB_PHASE_IN || ph == CB_PHASE_OVERDUE;
 }
 
 uint32_t cb_host_active(const struct rm_cb_host *h)
@@ -522,7 +582,7 @@ size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max
 	for (uint32_t i = 0; i < RM_CB_HOSTS; i++) {
 		struct rm_cb_host *h = &cb->m->hosts[i];
 		struct rm_cb_pool *p;
-		uint32_t exp = RM_CB_OUT;
+		uint64_t back;
 		bool on;
 
 		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE ||
@@ -533,23 +593,18 @@ size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max
 		if (__atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) == RM_CB_OUT) {
 			if (on && now < LD(&h->ejected_until_ns))
 				continue;
-			if (!__atomic_compare_exchange_n(&h->ejected, &exp, RM_CB_IN, false,
-							 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			if (!uneject(p, h, now))
 				continue;
-			ST(&h->unejected_at_ns, now);
-			ST(&h->consecutive_errors, 0);
-			ST(&h->consecutive_gateway, 0);
-			dec(&p->ejected);
-			if (!on)
-				ST(&h->eject_k, 0);
 			if (out && n < max)
 				out[n] = h;
 			n++;
 			continue;
 		}
-		/* In at a due sweep and not returned by it: it has been in since the
-		 * previous due sweep, a whole interval ago. Back off the backoff. */
-		if (LD(&h->eject_k))
+		/* Envoy's decay: a host in for a whole interval since its last return loses
+		 * one ejection in a row per sweep. Not the sweep that returned it, and not
+		 * one less than an interval after an overdue host took itself back in. */
+		back = LD(&h->unejected_at_ns);
+		if (LD(&h->eject_k) && now >= back && now - back >= LD(&p->lim.interval_ns))
 			dec(&h->eject_k);
 	}
 	ST(&cb->m->hdr.last_sweep_ns, now);

@@ -63,10 +63,13 @@ void cb_limits_default(struct rm_cfg_breaker *lim);
 struct rm_cb_pool *cb_pool(struct cb *cb, const char *service, const char *subset);
 /* Install the limits a pool enforces from now on (lim NULL = cb_limits_default), and
  * its host count for max_ejection_percent. Call on every configuration flip for each
- * pool of the new configuration; live counts are untouched. -EINVAL when lim has an
- * outlier section with a zero base ejection time or interval. */
+ * pool of the new configuration; live counts are untouched. With outlier detection
+ * on, the pool's next sweep becomes min(its current schedule, now + new interval),
+ * so a shorter interval applies at once and a longer one after the sweep already
+ * scheduled. -EINVAL when lim has an outlier section with a zero base ejection time
+ * or interval. */
 int cb_pool_configure(struct rm_cb_pool *p, const struct rm_cfg_breaker *lim, uint32_t n_hosts,
-		      uint64_t generation);
+		      uint64_t generation, uint64_t now);
 /* Index of a pool slot in the map (for host keys and the CLI). */
 uint32_t cb_pool_index(const struct cb *cb, const struct rm_cb_pool *p);
 
@@ -112,31 +115,55 @@ enum cb_outcome {
 enum cb_outcome cb_outcome_of_status(int status);
 
 /*
+ * Where a host stands, as the balancer and the result accounting both see it (one
+ * function, so they cannot disagree): a host the balancer may pick has its results
+ * counted, and one it may not has none.
+ *   IN       available; results counted
+ *   OUT      ejected and its time is not up (or being ejected); not available,
+ *            results ignored (requests in flight when it was ejected)
+ *   DUE      its time is up and it waits for its pool's next sweep, as in Envoy a host
+ *            stays ejected until the interval timer returns it; not available, results
+ *            ignored. Lasts at most one interval while the sweeper keeps its schedule.
+ *   OVERDUE  more than two intervals past its time and no sweep returned it (the
+ *            sweeper is stuck or late): available (fail open), and its first result
+ *            returns it as a sweep would, then counts.
+ * p is the host's pool (NULL: OUT for any ejected host).
+ */
+enum cb_phase {
+	CB_PHASE_IN = 0,
+	CB_PHASE_OUT,
+	CB_PHASE_DUE,
+	CB_PHASE_OVERDUE,
+};
+enum cb_phase cb_host_phase(const struct rm_cb_pool *p, const struct rm_cb_host *h, uint64_t now);
+
+/*
  * Record one result from host h. Host errors count toward consecutive_errors (every
  * kind) and consecutive_gateway_errors (gateway class only); a CB_5XX resets the
  * gateway count, a success resets both, CB_LOCAL_OVERFLOW changes nothing. When a
  * count reaches its threshold exactly, the count restarts and the host is ejected
  * for k x base_ejection (k = ejections in a row, capped at max(300 s, base)) unless
  * that would eject more than max_ejection_percent of the pool's hosts (one host may
- * always be ejected when none is). Results arriving while the host is ejected (from
- * requests already in flight) are not counted. Nothing is ejected unless the pool's
- * limits enable outlier detection.
+ * always be ejected when none is). Results of a host in phase OUT or DUE are not
+ * counted; an OVERDUE host is returned first (see cb_host_phase). Nothing is
+ * ejected unless the pool's limits enable outlier detection.
  * Returns 1 when this result ejected the host, 0 otherwise.
  */
 int cb_host_result(struct cb *cb, struct rm_cb_host *h, enum cb_outcome o, uint64_t now);
 
-/* May the balancer pick h? An ejected host stays out until a sweep returns it; if
- * no sweep ran for two intervals past its time (the sweeper is stuck), it is
- * available anyway: fail open. NULL is available. */
+/* May the balancer pick h? Phase IN or OVERDUE (cb_host_phase). NULL is available. */
 bool cb_host_available(const struct cb *cb, const struct rm_cb_host *h, uint64_t now);
 uint32_t cb_host_active(const struct rm_cb_host *h);
 
 /*
  * The outlier sweep. Visits each pool whose next_sweep_ns has come (then sets it one
  * interval ahead, CAS-claimed so concurrent sweepers split the work): returns to the
- * balancer every ejected host whose time is up, and for every host that was not
- * ejected during the whole last interval decrements its ejections-in-a-row k (Envoy's
- * backoff decay), so a host that stays healthy works its way back to 1 x base.
+ * balancer every ejected host whose time is up (Envoy: at the first interval tick
+ * after its ejection time), and decrements the ejections-in-a-row k of every host
+ * that is in and has been in for at least one interval since its last return
+ * (Envoy's backoff decay: once per interval spent healthy), so a host that stays
+ * healthy works its way back to 1 x base while one failing again right after its
+ * return is out k x base: 1, 2, 3 x base.
  * The first max returned hosts go to out (may be NULL); returns how many were
  * returned in all. *next_ns (may be NULL) gets the earliest time a pool wants the
  * next sweep (UINT64_MAX when none has outlier detection).

@@ -15,6 +15,14 @@
 
 #include "ringmeshd/cfgwatch.h"
 
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 static void cfg_obj_free(struct cfgw_cfg *c)
 {
 	if (!c)
@@ -100,8 +108,9 @@ static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c
 				c->cbp[pool].p = p;
 				if (!p)
 					continue;
+				/* now: a new interval reschedules the pool's sweep */
 				cb_pool_configure(p, route_subset_breaker(c->t, subset),
-						  (uint32_t)n, c->gen);
+						  (uint32_t)n, c->gen, mono_ns());
 				pool_hosts(cb, c, pool, sv, m);
 			}
 		}
@@ -306,14 +315,6 @@ int cfgw_poll(struct cfgw *cw)
 		      (unsigned long long)gen, flip && now > flip ? (now - flip) / 1e6 : 0.0);
 	}
 	return 1;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t cfgw_sweep(struct cfgw *cw, uint64_t now)
