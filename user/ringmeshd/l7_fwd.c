@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "policy/cb.h"
-#include "ringmeshd/l4.h"
+#include "ringmeshd/conn.h"
 #include "ringmeshd/l7_int.h"
 #include "policy/lb.h"
 #include "policy/trace.h"
@@ -446,7 +446,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	o.addr = e.addr;
 	o.family = e.family;
 	o.port = route_endpoint_port(cfg->t, ep, sport);
-	if (l4_orig_to_sockaddr(&o, &ss, &slen)) {
+	if (conn_orig_to_sockaddr(&o, &ss, &slen)) {
 		c->sflags |= L7_FLAG(RM_STATS_F_UH);
 		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
 		return;
