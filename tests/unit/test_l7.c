@@ -2,7 +2,8 @@
 /*
  * Pure parts of the L7 proxy: the timer heap, the idle connection pool, rm_stats
  * slot claiming (also from several threads), the RCU-like configuration
- * publication, the client-bound response head and the retry predicates.
+ * publication. (The client-bound response head is tested in test_http1_resp.c, the
+ * retry predicates in test_retry.c.)
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -319,43 +320,6 @@ static void test_cfgw_publish_reclaim(void **state)
 	free(bad);
 }
 
-/* ---- response head ---- */
-
-static void test_response_head(void **state)
-{
-	struct http_header hdrs[16];
-	struct http_response res;
-	const char in[] =
-	    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, x-hop\r\n"
-	    "X-Hop: 1\r\nKeep-Alive: timeout=5\r\nServer: b\r\nX-Drop: 1\r\n\r\nok";
-	struct route_hdrop ops[2] = {{RM_HDR_REMOVE, 1, "x-drop", ""},
-				     {RM_HDR_ADD, 1, "x-served-by", "ringmesh"}};
-	char out[512];
-	ssize_t n;
-	int r = http_parse_response(in, sizeof(in) - 1, 0, NULL, HTTP_M_GET, &res, hdrs, 16);
-
-	assert_true(r > 0);
-	n = l7_write_response_head(out, sizeof(out), &res, ops, 2, L7_RH_CLOSE);
-	assert_true(n > 0);
-	out[n] = '\0';
-	assert_string_equal(out, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nServer: b\r\n"
-				 "x-served-by: ringmesh\r\nconnection: close\r\n\r\n");
-	assert_int_equal(l7_write_response_head(out, 20, &res, NULL, 0, 0), -ENOSPC);
-}
-
-static void test_retry_policy(void **state)
-{
-	assert_true(l7_retriable_status(500, RM_RETRY_5XX));
-	assert_false(l7_retriable_status(500, RM_RETRY_GATEWAY_ERROR));
-	assert_true(l7_retriable_status(503, RM_RETRY_GATEWAY_ERROR));
-	assert_false(l7_retriable_status(404, RM_RETRY_5XX));
-	assert_false(l7_retriable_status(503, RM_RETRY_CONNECT_FAILURE));
-	assert_true(l7_retriable_fail(L7_F_CONNECT, RM_RETRY_CONNECT_FAILURE));
-	assert_false(l7_retriable_fail(L7_F_RESET, RM_RETRY_CONNECT_FAILURE));
-	assert_true(l7_retriable_fail(L7_F_RESET, RM_RETRY_OLD_API_DEFAULT));
-	assert_false(l7_retriable_fail(L7_F_CONNECT, 0));
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -366,8 +330,6 @@ int main(void)
 	    cmocka_unit_test(test_stats_full),
 	    cmocka_unit_test(test_stats_threads),
 	    cmocka_unit_test(test_cfgw_publish_reclaim),
-	    cmocka_unit_test(test_response_head),
-	    cmocka_unit_test(test_retry_policy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

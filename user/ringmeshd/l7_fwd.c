@@ -185,7 +185,7 @@ void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 			l7c_attempt_fail(lw, c, c->why);
 		} else if (res <= 0 && up == c->up) {
 			if (!c->resp_head && c->state == L7C_FWD)
-				l7c_attempt_fail(lw, c, L7_F_RESET);
+				l7c_attempt_fail(lw, c, RETRY_F_RESET);
 			else if (c->state == L7C_TUNNEL || c->resp_head)
 				l7c_abort(lw, c);
 		}
@@ -217,6 +217,24 @@ void l7c_stream_push(struct l7_worker *lw, struct l7_conn *c)
 
 /* ---- requests ---- */
 
+/* The router's view of request headers: the idx-th field named lname. */
+static int hdr_get(const void *ctx, const char *lname, size_t idx, struct route_slice *out)
+{
+	const struct http_request *req = ctx;
+	size_t seen = 0;
+
+	for (size_t i = 0; i < req->n_headers; i++) {
+		if (!http_slice_ieq(req->headers[i].name, lname))
+			continue;
+		if (seen++ == idx) {
+			out->p = req->headers[i].value.p;
+			out->len = req->headers[i].value.len;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 static void mk_rr(struct l7_conn *c, struct route_req *rr)
 {
 	const struct http_request *q = &c->req;
@@ -238,7 +256,7 @@ static void mk_rr(struct l7_conn *c, struct route_req *rr)
 	}
 	rr->scheme.p = "http";
 	rr->scheme.len = 4;
-	rr->hdr_get = l7_hdr_get;
+	rr->hdr_get = hdr_get;
 	rr->hdr_ctx = q;
 }
 
@@ -487,7 +505,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 			l7_cb_free_idle(lw, c->cbp);
 			return;
 		}
-		l7c_attempt_fail(lw, c, L7_F_CONNECT);
+		l7c_attempt_fail(lw, c, RETRY_F_CONNECT);
 		return;
 	}
 	c->up->owner = c;
@@ -517,7 +535,7 @@ int l7c_resume(struct l7_worker *lw, struct l7_conn *c)
 	}
 	l7_cb_wait_leave(lw, c);
 	if (!up) {
-		l7c_attempt_fail(lw, c, L7_F_CONNECT);
+		l7c_attempt_fail(lw, c, RETRY_F_CONNECT);
 		return 0;
 	}
 	c->up = up;
@@ -533,7 +551,7 @@ void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 	unsigned int n = 1;
 
 	if (res < 0) {
-		l7c_attempt_fail(lw, c, L7_F_CONNECT);
+		l7c_attempt_fail(lw, c, RETRY_F_CONNECT);
 		return;
 	}
 	c->up->requests++;
@@ -555,14 +573,14 @@ void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 		u_sent(lw, c);
 }
 
-void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum l7_fail why)
+void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum retry_fail why)
 {
 	if (c->up) { /* the host was reached or tried (not a local failure, not pending) */
-		if (why == L7_F_CONNECT)
+		if (why == RETRY_F_CONNECT)
 			l7c_host_result(lw, c, CB_CONNECT_FAIL);
-		else if (why == L7_F_RESET)
+		else if (why == RETRY_F_RESET)
 			l7c_host_result(lw, c, CB_RESET);
-		else if (why == L7_F_TRY_TIMEOUT)
+		else if (why == RETRY_F_TRY_TIMEOUT)
 			l7c_host_result(lw, c, CB_TIMEOUT);
 	}
 	attempt_end(lw, c);
@@ -577,19 +595,19 @@ void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum l7_fail why)
 		l7c_abort(lw, c);
 		return;
 	}
-	if (c->tries_left && c->bmode != L7_BM_STREAM && l7_retriable_fail(why, c->d.retry_on) &&
+	if (c->tries_left && c->bmode != L7_BM_STREAM && retry_failure(why, c->d.retry_on) &&
 	    l7c_retry_admit(c)) {
 		attempt(lw, c);
 		return;
 	}
-	if (c->d.retry_attempts && why != L7_F_STATUS && l7_retriable_fail(why, c->d.retry_on))
+	if (c->d.retry_attempts && why != RETRY_F_STATUS && retry_failure(why, c->d.retry_on))
 		c->sflags |= L7_FLAG(RM_STATS_F_URX);
 	switch (why) {
-	case L7_F_CONNECT:
+	case RETRY_F_CONNECT:
 		c->sflags |= L7_FLAG(RM_STATS_F_UF);
 		l7c_reply(lw, c, 503, MSG_UF, NULL, 0, false);
 		break;
-	case L7_F_TRY_TIMEOUT:
+	case RETRY_F_TRY_TIMEOUT:
 		c->sflags |= L7_FLAG(RM_STATS_F_UT);
 		l7c_reply(lw, c, 504, MSG_UT, NULL, 0, false);
 		break;
@@ -625,7 +643,7 @@ void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t)
 		break;
 	case L7_T_TRY:
 		if (c->state == L7C_FWD && !c->resp_head)
-			l7c_attempt_fail(lw, c, L7_F_TRY_TIMEOUT);
+			l7c_attempt_fail(lw, c, RETRY_F_TRY_TIMEOUT);
 		break;
 	default:
 		break;

@@ -32,6 +32,7 @@
 #include "ringmeshd/timer.h"
 #include "ringmeshd/pool.h"
 #include "ringmeshd/ring.h"
+#include "policy/retry.h"
 #include "policy/route.h"
 #include "ringmeshd/stats_w.h"
 
@@ -66,13 +67,6 @@ enum l7_bmode {
 	L7_BM_NONE = 0, /* no body */
 	L7_BM_KEPT,	/* whole body in cbuf: replayable */
 	L7_BM_STREAM,	/* forwarded as it arrives */
-};
-
-enum l7_fail {
-	L7_F_CONNECT = 1, /* connect failed or timed out */
-	L7_F_RESET,	  /* closed/reset before the response head */
-	L7_F_TRY_TIMEOUT,
-	L7_F_STATUS, /* retriable response status */
 };
 
 struct l7_seg {
@@ -128,12 +122,12 @@ struct l7_conn {
 	uint32_t req_end; /* KEPT: end of the body in cbuf */
 	uint8_t bmode;
 	struct http_body rb;
-	uint32_t sbase;	  /* STREAM/tunnel: offset of unsent client bytes in cbuf */
-	uint32_t sfwd;	  /* STREAM/tunnel: bytes at sbase that belong upstream, not yet sent */
-	bool req_keep;	  /* the client wants the connection kept after this request */
-	bool up_keep;	  /* the upstream response allows reuse */
-	bool retry_wait;  /* a failed attempt waits for its send to complete */
-	enum l7_fail why; /* failure of the last attempt */
+	uint32_t sbase;	     /* STREAM/tunnel: offset of unsent client bytes in cbuf */
+	uint32_t sfwd;	     /* STREAM/tunnel: bytes at sbase that belong upstream, not yet sent */
+	bool req_keep;	     /* the client wants the connection kept after this request */
+	bool up_keep;	     /* the upstream response allows reuse */
+	bool retry_wait;     /* a failed attempt waits for its send to complete */
+	enum retry_fail why; /* failure of the last attempt */
 	struct rm_stats_slot *st; /* metrics slot of the chosen endpoint */
 	bool head_sent;		  /* the upstream head went out for this attempt */
 	bool req_done;		  /* the whole request is at the upstream */
@@ -309,7 +303,7 @@ int l7c_resume(struct l7_worker *lw, struct l7_conn *c);
 void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t);
-void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum l7_fail why);
+void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum retry_fail why);
 /* STREAM / tunnel: send what the client gave us, or read more. */
 void l7c_stream_push(struct l7_worker *lw, struct l7_conn *c);
 /* This attempt's result for outlier detection: once, and only for a chosen host. */
@@ -326,19 +320,5 @@ void l7c_on_up_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_resp_process(struct l7_worker *lw, struct l7_conn *c);
 /* The exchange is over: park or close the upstream, then the next request or a close. */
 void l7c_resp_complete(struct l7_worker *lw, struct l7_conn *c);
-
-/* l7_head.c: pure helpers */
-int l7_hdr_get(const void *ctx, const char *lname, size_t idx, struct route_slice *out);
-/* The client-bound response head: status line, fields minus hop-by-hop ones (and
- * those the Connection field names), the rule's response header operations, then
- * Connection: close / upgrade. Returns bytes or -ENOSPC. */
-#define L7_RH_CLOSE (1u << 0)	  /* Connection: close */
-#define L7_RH_UPGRADE (1u << 1)	  /* 101: keep Upgrade, Connection: upgrade */
-#define L7_RH_KEEPALIVE (1u << 2) /* HTTP/1.0 client kept alive: Connection: keep-alive */
-ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response *res,
-			       const struct route_hdrop *ops, size_t n_ops, unsigned int flags);
-/* Does this status fail the attempt under retry_on (RM_RETRY_*)? */
-bool l7_retriable_status(int status, uint32_t retry_on);
-bool l7_retriable_fail(enum l7_fail f, uint32_t retry_on);
 
 #endif /* RM_L7_INT_H */

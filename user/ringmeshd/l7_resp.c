@@ -8,8 +8,34 @@
 #include <errno.h>
 #include <string.h>
 
+#include "http/http1_resp.h"
 #include "policy/cb.h"
 #include "ringmeshd/l7_int.h"
+
+/* Header operations per rule are at most 256 (the compiler's limit). */
+#define MAX_RESP_OPS 256
+
+_Static_assert((int)HTTP_HOP_SET == (int)RM_HDR_SET && (int)HTTP_HOP_ADD == (int)RM_HDR_ADD &&
+		   (int)HTTP_HOP_REMOVE == (int)RM_HDR_REMOVE,
+	       "http1_resp op kinds are the compiled rules' kinds");
+
+/* The route's response edits, in order, for the head writer; -ENOSPC past the cap. */
+static ssize_t resp_ops(const struct route_decision *d, struct http_hdr_op *ops)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->n_hdrops; i++) {
+		if (!d->hdrops[i].response)
+			continue;
+		if (n == MAX_RESP_OPS)
+			return -ENOSPC;
+		ops[n].kind = d->hdrops[i].kind;
+		ops[n].name = d->hdrops[i].name;
+		ops[n].value = d->hdrops[i].value;
+		n++;
+	}
+	return (ssize_t)n;
+}
 
 void l7c_resp_complete(struct l7_worker *lw, struct l7_conn *c)
 {
@@ -37,17 +63,18 @@ void l7c_resp_complete(struct l7_worker *lw, struct l7_conn *c)
 static void resp_head(struct l7_worker *lw, struct l7_conn *c, struct http_response *res, int r)
 {
 	struct l7_up *up = c->up;
+	struct http_hdr_op ops[MAX_RESP_OPS];
 	unsigned int fl = 0;
 	struct l7_seg s[2];
-	ssize_t h, n;
+	ssize_t h, n, n_ops;
 
 	l7c_host_result(lw, c, cb_outcome_of_status(res->status));
-	if (c->tries_left && c->bmode != L7_BM_STREAM &&
-	    l7_retriable_status(res->status, c->d.retry_on) && l7c_retry_admit(c)) {
-		l7c_attempt_fail(lw, c, L7_F_STATUS);
+	if (c->tries_left && c->bmode != L7_BM_STREAM && retry_status(res->status, c->d.retry_on) &&
+	    l7c_retry_admit(c)) {
+		l7c_attempt_fail(lw, c, RETRY_F_STATUS);
 		return;
 	}
-	if (c->d.retry_attempts && l7_retriable_status(res->status, c->d.retry_on))
+	if (c->d.retry_attempts && retry_status(res->status, c->d.retry_on))
 		c->sflags |= L7_FLAG(RM_STATS_F_URX);
 	l7_tmr_cancel(&lw->th, &c->t_try);
 	c->resp_head = true;
@@ -57,12 +84,15 @@ static void resp_head(struct l7_worker *lw, struct l7_conn *c, struct http_respo
 	if (!c->req_keep || c->resp_until_close || !c->req_done)
 		c->close_after = true;
 	if (res->status == 101)
-		fl |= L7_RH_UPGRADE;
+		fl |= HTTP_RH_UPGRADE;
 	else if (c->close_after)
-		fl |= L7_RH_CLOSE;
+		fl |= HTTP_RH_CLOSE;
 	else if (c->vminor == 0)
-		fl |= L7_RH_KEEPALIVE;
-	h = l7_write_response_head(c->rbuf, lw->rbuf_size, res, c->d.hdrops, c->d.n_hdrops, fl);
+		fl |= HTTP_RH_KEEPALIVE;
+	n_ops = resp_ops(&c->d, ops);
+	h = n_ops < 0
+		? n_ops
+		: http_write_response_head(c->rbuf, lw->rbuf_size, res, ops, (size_t)n_ops, fl);
 	if (h < 0) {
 		c->sflags |= L7_FLAG(RM_STATS_F_UPE);
 		up->broken = true;
@@ -100,7 +130,7 @@ void l7c_resp_process(struct l7_worker *lw, struct l7_conn *c)
 		if (r == -2) {
 			c->rparsed = up->len - up->off;
 			if (up->broken) {
-				l7c_attempt_fail(lw, c, L7_F_RESET);
+				l7c_attempt_fail(lw, c, RETRY_F_RESET);
 			} else if (up->len >= lw->umem_size) {
 				l7c_host_result(lw, c, CB_GATEWAY);
 				c->sflags |= L7_FLAG(RM_STATS_F_UPE);
@@ -169,7 +199,7 @@ void l7c_on_up_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 	if (c->state == L7C_CLOSING)
 		return;
 	if (res <= 0 && !c->resp_head && c->state == L7C_FWD) {
-		l7c_attempt_fail(lw, c, L7_F_RESET);
+		l7c_attempt_fail(lw, c, RETRY_F_RESET);
 		return;
 	}
 	l7c_resp_process(lw, c);
