@@ -94,7 +94,7 @@ int l7_worker_init(struct ring_worker *w)
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		lw->conns[i].next_free = i + 1 < n ? i + 1 : L7_NONE;
-		lw->conns[i].fd = -1;
+		lw->conns[i].cl.fd = -1;
 		lw->ups[i].next_free = i + 1 < n ? i + 1 : L7_NONE;
 		lw->ups[i].fd = -1;
 	}
@@ -124,11 +124,11 @@ void l7_worker_fini(struct ring_worker *w)
 	for (uint32_t i = 0; lw->conns && i < lw->n_conns; i++) {
 		struct l7_conn *c = &lw->conns[i];
 
-		if (c->state != L7C_FREE && c->fd >= 0)
-			close(c->fd);
-		if (c->cfg)
-			cfgw_drop(c->cfg, lw->id);
-		free(c->mem);
+		if (c->state != L7C_FREE && c->cl.fd >= 0)
+			close(c->cl.fd);
+		if (c->fw.cfg)
+			cfgw_drop(c->fw.cfg, lw->id);
+		free(c->cl.mem);
 	}
 	for (uint32_t i = 0; lw->ups && i < lw->n_ups; i++) {
 		if (lw->ups[i].state != L7U_FREE && lw->ups[i].fd >= 0)
@@ -194,13 +194,13 @@ struct l7_conn *l7c_alloc(struct l7_worker *lw)
 	gen = c->gen + 1;
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
-	c->fd = -1;
-	c->mem = m;
-	c->cbuf = m;
-	c->obuf = m + lw->cbuf_size;
-	c->rbuf = c->obuf + lw->obuf_size;
-	c->hdrs = (struct http_header *)(void *)(c->rbuf + lw->rbuf_size);
-	c->rhdrs = c->hdrs + L7_MAX_HDRS;
+	c->cl.fd = -1;
+	c->cl.mem = m;
+	c->cl.cbuf = m;
+	c->cl.obuf = m + lw->cbuf_size;
+	c->cl.rbuf = c->cl.obuf + lw->obuf_size;
+	c->cl.hdrs = (struct http_header *)(void *)(c->cl.rbuf + lw->rbuf_size);
+	c->cl.rhdrs = c->cl.hdrs + L7_MAX_HDRS;
 	l7_tmr_init(&c->t_route, L7_T_ROUTE);
 	l7_tmr_init(&c->t_try, L7_T_TRY);
 	l7_tmr_init(&c->t_delay, L7_T_DELAY);
@@ -211,13 +211,13 @@ void l7c_free(struct l7_worker *lw, struct l7_conn *c)
 {
 	struct ring_worker *w = lw->w;
 
-	if (c->orig_known)
-		conn_forget(w, &c->local, &c->peer);
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	mem_put(lw->cmem_free, &lw->n_cmem_free, c->mem);
-	c->mem = NULL;
+	if (c->cl.orig_known)
+		conn_forget(w, &c->cl.local, &c->cl.peer);
+	if (c->cl.fd >= 0)
+		close(c->cl.fd);
+	c->cl.fd = -1;
+	mem_put(lw->cmem_free, &lw->n_cmem_free, c->cl.mem);
+	c->cl.mem = NULL;
 	c->state = L7C_FREE;
 	c->next_free = lw->c_free;
 	lw->c_free = (uint32_t)(c - lw->conns);
@@ -247,13 +247,13 @@ int l7_accept(struct ring_worker *w, const struct conn_admit *a, int svc)
 	if (!c)
 		return -ENOMEM;
 	RING_STAT_ADD(w, active, 1);
-	c->fd = a->fd;
-	c->local = a->local;
-	c->peer = a->peer;
-	c->orig = a->orig;
-	c->orig_known = a->orig_known;
-	c->port = a->orig.port;
-	c->svc = svc;
+	c->cl.fd = a->fd;
+	c->cl.local = a->local;
+	c->cl.peer = a->peer;
+	c->cl.orig = a->orig;
+	c->cl.orig_known = a->orig_known;
+	c->cl.port = a->orig.port;
+	c->cl.svc = svc;
 	setsockopt(a->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	l7c_start(lw, c);
 	return 0;

@@ -76,86 +76,129 @@ struct l7_seg {
 
 struct l7_up;
 
-struct l7_conn {
-	enum l7c_state state;
-	uint32_t gen;
-	uint32_t inflight;
-	uint32_t next_free;
-	int fd;
-	bool crecv_busy, csend_busy, usend_busy;
+/*
+ * A client connection slot, split by phase. Each part is written by the file that
+ * owns its phase, and the parts of one request (rq, fw, rs) are reset together when
+ * the next request on a kept-alive connection starts (l7c_next_request); what must
+ * survive across requests is in cl or at the top.
+ */
+
+/* The client connection itself: lives as long as the slot (l7.c takes it over from
+ * admission; l7_http.c reads, sends and closes). */
+struct l7_client {
+	int fd;		  /* the client socket, -1 once closed */
+	bool crecv_busy;  /* a recv on fd is in flight */
+	bool csend_busy;  /* a send on fd is in flight */
 	bool close_after; /* close the client once the current response is sent */
-	bool orig_known;
-	bool shut; /* client socket already shut down / closing */
-	struct sockaddr_storage local, peer;
-	struct rm_orig orig;
-	__be16 port; /* original destination port */
-	/* memory */
-	char *mem;
-	char *cbuf; /* client bytes [0, clen): the current request first */
-	uint32_t clen;
-	uint32_t cparsed; /* bytes given to a parser call that returned -2 */
-	char *obuf;	  /* upstream request head */
-	uint32_t olen;
-	char *rbuf; /* client-bound head or local reply */
-	struct http_header *hdrs, *rhdrs;
-	/* client send queue */
-	struct l7_seg cq[3];
-	uint8_t cq_n, cq_i;
-	uint32_t cq_off;
+	bool orig_known;  /* original destination found by lookup: forget it at the end */
+	struct sockaddr_storage local; /* fd's local address (our listener) */
+	struct sockaddr_storage peer;  /* the client */
+	struct rm_orig orig;	       /* original destination: the service's VIP and port */
+	__be16 port;		       /* original destination port */
+	int svc; /* service of orig (admission; refreshed by each routed request) */
+	/* memory: one block per slot (l7c_alloc), cut into the buffers below */
+	char *mem;		   /* the block, for the free list */
+	char *cbuf;		   /* client bytes [0, clen): the current request first */
+	uint32_t clen;		   /* bytes in cbuf */
+	char *obuf;		   /* the upstream request head (fw.olen bytes) */
+	char *rbuf;		   /* the client-bound head, or a local reply */
+	struct http_header *hdrs;  /* the request's parsed fields */
+	struct http_header *rhdrs; /* the response's parsed fields */
+	/* client send queue: up to three segments (head, body) in flight one at a time */
+	struct l7_seg cq[3];  /* segments to send */
+	uint8_t cq_n;	      /* number of segments */
+	uint8_t cq_i;	      /* the segment being sent */
+	uint32_t cq_off;      /* bytes of cq[cq_i] already sent */
 	uint32_t cq_up_bytes; /* bytes of up->buf the queue sends (consumed when done) */
 	struct l7_up *cq_up;  /* the upstream whose buffer they are in (ext ref), or NULL */
-	/* upstream send queue */
-	struct l7_seg uq[2];
-	uint8_t uq_n, uq_i;
-	uint32_t uq_off;
-	struct l7_up *uq_up; /* the upstream the queue writes to (ext ref) */
-	/* the request */
-	struct cfgw_cfg *cfg; /* held (cfgw_hold) from dispatch to finish */
-	struct http_request req;
-	struct route_decision d;
-	int svc;
-	enum http_method method;
-	int vminor;
-	bool in_req;
-	bool upgrade;
-	uint32_t head_len;
-	uint32_t req_end; /* KEPT: end of the body in cbuf */
-	uint8_t bmode;
-	struct http_body rb;
-	uint32_t sbase;	     /* STREAM/tunnel: offset of unsent client bytes in cbuf */
-	uint32_t sfwd;	     /* STREAM/tunnel: bytes at sbase that belong upstream, not yet sent */
-	bool req_keep;	     /* the client wants the connection kept after this request */
-	bool up_keep;	     /* the upstream response allows reuse */
-	bool retry_wait;     /* a failed attempt waits for its send to complete */
-	enum retry_fail why; /* failure of the last attempt */
-	struct rm_stats_slot *st; /* metrics slot of the chosen endpoint */
+};
+
+/* The current request as the client sent it, its body framing and its metrics
+ * (l7_http.c; the fields are cleared for the next request). */
+struct l7_req {
+	uint32_t cparsed;	 /* bytes of cbuf given to a parser call that returned -2 */
+	struct http_request req; /* the parsed head (slices into cbuf) */
+	enum http_method method; /* req's method (HEAD: a reply has no body) */
+	int vminor;		 /* HTTP/1.<vminor>: 1.0 gets no interim responses */
+	bool upgrade;		 /* an Upgrade the Connection field names: may become a tunnel */
+	bool req_keep;		 /* the client wants the connection kept after this request */
+	uint32_t head_len;	 /* bytes of the head in cbuf */
+	uint32_t req_end;	 /* KEPT: end of the body in cbuf; else the end of the head */
+	uint8_t bmode;		 /* enum l7_bmode */
+	struct http_body rb;	 /* request body framing (STREAM and tunnel) */
+	uint32_t sbase;		 /* STREAM/tunnel: offset of unsent client bytes in cbuf */
+	uint32_t sfwd;		 /* STREAM/tunnel: bytes at sbase that go upstream, not yet sent */
+	/* metrics of the request (l7c_record); any phase sets its flag in sflags */
+	bool in_req;	     /* a request is under way: record it once when it ends */
+	uint64_t t0;	     /* when its head was complete (CLOCK_MONOTONIC ns) */
+	uint32_t sflags;     /* bit per enum rm_stats_flag (L7_FLAG) */
+	int status;	     /* status sent to the client, 0 none yet */
+	uint64_t resp_bytes; /* bytes sent to the client for it */
+};
+
+/* Forwarding: the route decision and the current upstream attempt (l7_fwd.c). */
+struct l7_fwd {
+	struct cfgw_cfg *cfg;	  /* configuration held (cfgw_hold) from dispatch to finish */
+	struct route_decision d;  /* what the route said */
+	uint32_t olen;		  /* bytes of the upstream head in cl.obuf */
+	uint32_t tries_left;	  /* attempts left, the current one excluded */
+	struct l7_up *up;	  /* the attempt's upstream connection, or NULL */
+	uint32_t ep;		  /* the attempt's endpoint, L7_NONE before one is chosen */
+	struct rm_stats_slot *st; /* metrics slot of that endpoint */
+	enum retry_fail why;	  /* how the last attempt failed */
+	bool retry_wait;	  /* a failed attempt waits for its send to complete */
 	bool head_sent;		  /* the upstream head went out for this attempt */
 	bool req_done;		  /* the whole request is at the upstream */
-	struct l7_up *up;
-	uint32_t tries_left;
-	uint32_t ep;
-	uint64_t t0;
-	uint32_t sflags; /* bit per enum rm_stats_flag */
-	int status;	 /* status sent to the client, 0 none yet */
-	uint64_t req_bytes, resp_bytes;
-	bool resp_head;	     /* the final response head was accepted */
-	bool resp_sent_head; /* ... and (some of it) sent to the client */
-	bool resp_until_close;
-	struct http_body sb;
-	uint32_t rparsed;
-	struct l7_tmr t_route, t_try, t_delay;
-	/* circuit breaker of the current attempt (pool and host slots may be NULL) */
-	struct rm_cb_pool *cbp;
-	struct rm_cb_host *cbh;
-	bool cb_req;	  /* counted in requests (and the host's active) */
-	bool cb_retry;	  /* this attempt is a retry counted in retries */
-	bool retry_next;  /* a retry slot taken for the next attempt */
-	bool cb_reported; /* this attempt's result went to the outlier detector */
-	bool waiting;	  /* pending: queued for a connection of cbp */
-	struct l7_conn *wnext, *wprev;
-	struct pool_key ukey; /* what the attempt connects to, kept while pending */
-	struct sockaddr_storage uss;
-	socklen_t uslen;
+	/* circuit breaker of the attempt (pool and host slots may be NULL) */
+	struct rm_cb_pool *cbp;	     /* the breaker pool of the chosen subset */
+	struct rm_cb_host *cbh;	     /* the chosen host's outlier slot */
+	bool cb_req;		     /* counted in requests (and the host's active) */
+	bool cb_retry;		     /* this attempt is a retry counted in retries */
+	bool retry_next;	     /* a retry slot taken for the next attempt */
+	bool cb_reported;	     /* this attempt's result went to the outlier detector */
+	struct pool_key ukey;	     /* what the attempt connects to, kept while pending */
+	struct sockaddr_storage uss; /* ... its address */
+	socklen_t uslen;	     /* ... and that address's length */
+	/* upstream send queue: head and body, one send in flight */
+	struct l7_seg uq[2]; /* segments to send */
+	uint8_t uq_n;	     /* number of segments */
+	uint8_t uq_i;	     /* the segment being sent */
+	uint32_t uq_off;     /* bytes of uq[uq_i] already sent */
+	bool usend_busy;     /* a send to uq_up is in flight */
+	struct l7_up *uq_up; /* the upstream the queue writes to (ext ref) */
+};
+
+/* The response of the current attempt (l7_resp.c; cleared at each attempt). */
+struct l7_resp {
+	uint32_t rparsed;      /* bytes of the upstream's buffer given to a -2 parse */
+	bool resp_head;	       /* the final response head was accepted */
+	bool resp_sent_head;   /* ... and (some of it) sent to the client */
+	bool resp_until_close; /* its body ends with the upstream connection */
+	bool up_keep;	       /* the response allows reusing the upstream connection */
+	struct http_body sb;   /* response body framing */
+};
+
+/* Waiting as pending for a connection of fw.cbp (l7_cb.c). */
+struct l7_wait {
+	bool waiting;	       /* in the worker's FIFO of that breaker pool */
+	struct l7_conn *wnext; /* next in it (towards the tail) */
+	struct l7_conn *wprev; /* previous in it (towards the head) */
+};
+
+struct l7_conn {
+	enum l7c_state state; /* the request state machine (every phase moves it) */
+	uint32_t gen;	      /* bumped on every reuse: stale completions are recognised */
+	uint32_t inflight;    /* ops in flight on the client socket, and sends to upstreams */
+	uint32_t next_free;   /* free list link */
+	/* timer heap nodes live with the slot; every request cancels its own at its end */
+	struct l7_tmr t_route; /* route timeout (covers retries) */
+	struct l7_tmr t_try;   /* per-try timeout */
+	struct l7_tmr t_delay; /* fault delay */
+	struct l7_client cl;   /* the client connection */
+	struct l7_req rq;      /* the current request */
+	struct l7_fwd fw;      /* its route and current attempt */
+	struct l7_resp rs;     /* the attempt's response */
+	struct l7_wait wt;     /* breaker wait */
 };
 
 enum l7u_state {
