@@ -120,7 +120,7 @@ static struct l7_conn *conn_new(struct l7_worker *lw, struct rm_cb_pool *p,
 	memcpy(c->cl.obuf, head, sizeof(head) - 1);
 	c->fw.olen = sizeof(head) - 1;
 	c->state = L7C_FWD;
-	c->rq.in_req = true;
+	c->mt.in_req = true;
 	c->fw.ep = L7_NONE;
 	c->fw.cbp = p;
 	if (k)
@@ -352,8 +352,8 @@ static void test_wake_serves_in_order(void **state)
 	l7_cb_run_kicks(lw);
 	assert_int_equal(queue(lw, f->slot, q, 4), 0);
 	for (int i = 0; i < 3; i += 2) {
-		assert_int_equal(c[i]->rq.status, 503);
-		assert_true(c[i]->rq.sflags & L7_FLAG(RM_STATS_F_UF));
+		assert_int_equal(c[i]->mt.status, 503);
+		assert_true(c[i]->mt.sflags & L7_FLAG(RM_STATS_F_UF));
 		assert_int_equal(c[i]->state, L7C_REPLY);
 	}
 	assert_int_equal(f->p->pending, 0);
@@ -377,8 +377,8 @@ static void test_route_timeout_and_abort_leave_once(void **state)
 	assert_int_equal(l7_tmr_arm(&lw->th, &a->t_route, 1), 0);
 	/* the route timeout fires (t_cb is armed on the real clock, far later) */
 	l7_tick(f->w[0], 2);
-	assert_int_equal(a->rq.status, 504);
-	assert_true(a->rq.sflags & L7_FLAG(RM_STATS_F_UT));
+	assert_int_equal(a->mt.status, 504);
+	assert_true(a->mt.sflags & L7_FLAG(RM_STATS_F_UT));
 	assert_false(a->wt.waiting);
 	assert_int_equal(f->p->pending, 1);
 	assert_int_equal(f->p->requests, 0);
@@ -418,7 +418,7 @@ static void test_handoff_none_and_idle(void **state)
 	 * family), so the slot is given back, once */
 	l7_cb_on_timer(w1, 0);
 	assert_false(c->wt.waiting);
-	assert_int_equal(c->rq.status, 503);
+	assert_int_equal(c->mt.status, 503);
 	assert_int_equal(f->sh.cb_handoff[f->slot][1], 0);
 	assert_int_equal(conns(f), BASE_CONNS);
 	assert_int_equal(f->p->pending, 0);

@@ -86,7 +86,7 @@ static void overflow(struct l7_worker *lw, struct l7_conn *c)
 {
 	static const struct http_header h = {{"x-envoy-overloaded", 18}, {"true", 4}};
 
-	c->rq.sflags |= L7_FLAG(RM_STATS_F_UO);
+	c->mt.sflags |= L7_FLAG(RM_STATS_F_UO);
 	l7c_reply(lw, c, 503, MSG_UO, &h, 1, false);
 }
 
@@ -97,6 +97,20 @@ void l7c_up_drop(struct l7_worker *lw, struct l7_conn *c)
 		l7_up_release(lw, c->fw.up, false);
 		c->fw.up = NULL;
 	}
+}
+
+/* A new request on the connection: no route, no attempt yet. */
+void l7c_fwd_reset(struct l7_conn *c)
+{
+	memset(&c->fw, 0, sizeof(c->fw));
+	c->fw.ep = L7_NONE;
+}
+
+void l7c_drop_cfg(struct l7_worker *lw, struct l7_conn *c)
+{
+	if (c->fw.cfg)
+		cfgw_drop(c->fw.cfg, lw->id);
+	c->fw.cfg = NULL;
 }
 
 /* ---- upstream sends ---- */
@@ -150,12 +164,7 @@ static void u_sent(struct l7_worker *lw, struct l7_conn *c)
 		}
 	}
 	if (c->rq.bmode == L7_BM_STREAM || c->state == L7C_TUNNEL) {
-		uint32_t used = c->rq.sbase + c->rq.sfwd;
-
-		memmove(c->cl.cbuf, c->cl.cbuf + used, c->cl.clen - used);
-		c->cl.clen -= used;
-		c->rq.sbase = 0;
-		c->rq.sfwd = 0;
+		l7c_stream_consumed(c);
 		if (c->state != L7C_TUNNEL && c->rq.rb.done) {
 			c->fw.req_done = true;
 			if (c->rs.resp_head && c->rs.sb.done)
@@ -270,13 +279,13 @@ void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c)
 	svc = route_find_service(c->fw.cfg->t, &c->cl.orig.addr, c->cl.orig.port);
 	mk_rr(c, &rr);
 	if (svc < 0 || route_decide(c->fw.cfg->t, (uint32_t)svc, &rr, l7_rand(lw), &c->fw.d)) {
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_NR);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_NR);
 		l7c_reply(lw, c, 404, NULL, NULL, 0, false);
 		return;
 	}
 	c->cl.svc = svc;
 	if (c->fw.d.delay_ns) {
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_DI);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_DI);
 		c->state = L7C_DELAY;
 		if (!l7_tmr_arm(&lw->th, &c->t_delay, l7_now_ns() + c->fw.d.delay_ns))
 			return;
@@ -364,11 +373,11 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c)
 
 	switch (c->fw.d.outcome) {
 	case ROUTE_NO_ROUTE:
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_NR);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_NR);
 		l7c_reply(lw, c, 404, NULL, NULL, 0, false);
 		return;
 	case ROUTE_ABORT:
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_FI);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_FI);
 		l7c_reply(lw, c, c->fw.d.abort_status, MSG_FI, NULL, 0, false);
 		return;
 	case ROUTE_REDIRECT: {
@@ -422,14 +431,14 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 
 	c->fw.tries_left--;
 	c->fw.head_sent = c->fw.req_done = false;
-	c->rs.rparsed = 0;
+	l7c_resp_reset(c);
 	c->fw.cb_reported = false;
 	c->fw.cb_retry = c->fw.retry_next; /* a retry's slot, taken before it was decided */
 	c->fw.retry_next = false;
 	if (route_pool(cfg->t, c->fw.d.target_service, c->fw.d.target_subset, &pool, &m, &n,
 		       &lbp) ||
 	    !n || pool >= cfg->n_pools) {
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_UH);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
 		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
 		return;
 	}
@@ -451,7 +460,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	/* -ENOENT: every member ejected */
 	if (lb_pick(&cfg->lb[pool], m, n, hkp, l7_rand(lw), &pos) ||
 	    route_endpoint(cfg->t, (ep = m[pos]), &e)) {
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_UH);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
 		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
 		return;
 	}
@@ -466,7 +475,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	o.family = e.family;
 	o.port = route_endpoint_port(cfg->t, ep, sport);
 	if (conn_orig_to_sockaddr(&o, &ss, &slen)) {
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_UH);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
 		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
 		return;
 	}
@@ -602,18 +611,18 @@ void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum retry_fail w
 		return;
 	}
 	if (c->fw.d.retry_attempts && why != RETRY_F_STATUS && retry_failure(why, c->fw.d.retry_on))
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_URX);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_URX);
 	switch (why) {
 	case RETRY_F_CONNECT:
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_UF);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UF);
 		l7c_reply(lw, c, 503, MSG_UF, NULL, 0, false);
 		break;
 	case RETRY_F_TRY_TIMEOUT:
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_UT);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UT);
 		l7c_reply(lw, c, 504, MSG_UT, NULL, 0, false);
 		break;
 	default:
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_UC);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UC);
 		l7c_reply(lw, c, 503, MSG_UC, NULL, 0, false);
 		break;
 	}
@@ -629,7 +638,7 @@ void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t)
 	case L7_T_ROUTE:
 		if (c->state != L7C_FWD)
 			break;
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_UT);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UT);
 		if (c->fw.up && !c->rs.resp_head)
 			l7c_host_result(lw, c, CB_TIMEOUT);
 		if (c->rs.resp_sent_head) {

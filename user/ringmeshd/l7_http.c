@@ -26,21 +26,14 @@ void l7c_record(struct l7_worker *lw, struct l7_conn *c)
 	uint64_t body = c->rq.bmode == L7_BM_KEPT ? c->rq.req_end - c->rq.head_len : c->rq.rb.wire;
 	bool ep = c->fw.ep != L7_NONE && c->fw.ep < cfg->n_eps;
 
-	if (!lw->sh->stats || !c->rq.in_req)
+	if (!lw->sh->stats || !c->mt.in_req)
 		return;
 	stats_key_make(&k, route_service_host(cfg->t, svc), ep ? cfg->ep_version[c->fw.ep] : NULL,
 		       ep ? cfg->ep_workload[c->fw.ep] : NULL, RM_STATS_HTTP);
-	stats_request(c->fw.st && ep ? c->fw.st : stats_slot(lw->sh->stats, &k), c->rq.status,
-		      c->rq.sflags, (l7_now_ns() - c->rq.t0) / 1000, c->rq.head_len + body,
-		      c->rq.resp_bytes);
-	c->rq.in_req = false;
-}
-
-void l7c_drop_cfg(struct l7_worker *lw, struct l7_conn *c)
-{
-	if (c->fw.cfg)
-		cfgw_drop(c->fw.cfg, lw->id);
-	c->fw.cfg = NULL;
+	stats_request(c->fw.st && ep ? c->fw.st : stats_slot(lw->sh->stats, &k), c->mt.status,
+		      c->mt.sflags, (l7_now_ns() - c->mt.t0) / 1000, c->rq.head_len + body,
+		      c->mt.resp_bytes);
+	c->mt.in_req = false;
 }
 
 void l7c_timers_off(struct l7_worker *lw, struct l7_conn *c)
@@ -188,8 +181,19 @@ void l7c_on_send(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 		return;
 	}
 	c->cl.cq_off += (uint32_t)res;
-	c->rq.resp_bytes += (uint64_t)res;
+	c->mt.resp_bytes += (uint64_t)res;
 	c_send_next(lw, c);
+}
+
+/* STREAM / tunnel: the client bytes at sbase went upstream; drop them from cbuf. */
+void l7c_stream_consumed(struct l7_conn *c)
+{
+	uint32_t used = c->rq.sbase + c->rq.sfwd;
+
+	memmove(c->cl.cbuf, c->cl.cbuf + used, c->cl.clen - used);
+	c->cl.clen -= used;
+	c->rq.sbase = 0;
+	c->rq.sfwd = 0;
 }
 
 /* ---- requests ---- */
@@ -197,7 +201,7 @@ void l7c_on_send(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 void l7c_start(struct l7_worker *lw, struct l7_conn *c)
 {
 	c->state = L7C_HEAD;
-	c->fw.ep = L7_NONE;
+	l7c_fwd_reset(c);
 	l7c_arm_recv(lw, c);
 }
 
@@ -209,21 +213,13 @@ void l7c_next_request(struct l7_worker *lw, struct l7_conn *c)
 		used = c->cl.clen;
 	memmove(c->cl.cbuf, c->cl.cbuf + used, c->cl.clen - used);
 	c->cl.clen -= used;
-	c->rq.cparsed = 0;
-	c->rq.in_req = false;
-	c->rq.bmode = L7_BM_NONE;
-	c->rq.sflags = 0;
-	c->rq.status = 0;
-	c->rs.resp_head = c->rs.resp_sent_head = c->rs.resp_until_close = false;
-	c->fw.head_sent = c->fw.req_done = false;
-	c->rq.sbase = c->rq.sfwd = 0;
-	c->rq.req_end = c->rq.head_len = 0;
-	c->rq.resp_bytes = 0;
-	c->fw.ep = L7_NONE;
-	c->fw.st = NULL;
-	c->fw.cbp = NULL;
-	c->fw.cbh = NULL;
-	memset(&c->fw.d, 0, sizeof(c->fw.d));
+	/* The last request left nothing behind in these parts: its configuration is
+	 * dropped, breaker counts released, timers cancelled, upstream given back and
+	 * upstream sends completed (l7c_resp_complete, or c_sent after a reply). */
+	memset(&c->rq, 0, sizeof(c->rq));
+	memset(&c->mt, 0, sizeof(c->mt));
+	l7c_fwd_reset(c);
+	l7c_resp_reset(c);
 	c->state = L7C_HEAD;
 	if (c->cl.clen)
 		advance(lw, c);
@@ -261,7 +257,7 @@ static void c_sent(struct l7_worker *lw, struct l7_conn *c)
 			up->len -= up->off;
 			up->off = 0;
 		}
-		if (c->rq.status == 101 && c->state == L7C_FWD) {
+		if (c->mt.status == 101 && c->state == L7C_FWD) {
 			/* The 101 went out: from now on bytes flow both ways untouched. */
 			c->state = L7C_TUNNEL;
 			http_body_init(&c->rq.rb, HTTP_BODY_TUNNEL, 0, NULL);
@@ -315,7 +311,7 @@ void l7c_reply(struct l7_worker *lw, struct l7_conn *c, int status, const char *
 		l7c_abort(lw, c);
 		return;
 	}
-	c->rq.status = status;
+	c->mt.status = status;
 	c->state = L7C_REPLY;
 	s.p = c->cl.rbuf;
 	s.len = (uint32_t)n;
@@ -341,8 +337,8 @@ static void advance(struct l7_worker *lw, struct l7_conn *c)
 	if (r == -2) {
 		c->rq.cparsed = c->cl.clen;
 		if (c->cl.clen >= lim->max_head || c->cl.clen >= lw->cbuf_size) {
-			c->rq.in_req = true;
-			c->rq.t0 = l7_now_ns();
+			c->mt.in_req = true;
+			c->mt.t0 = l7_now_ns();
 			l7c_reply(lw, c, 431, NULL, NULL, 0, true);
 		} else {
 			l7c_arm_recv(lw, c);
@@ -350,9 +346,8 @@ static void advance(struct l7_worker *lw, struct l7_conn *c)
 		return;
 	}
 	c->rq.cparsed = 0;
-	c->rq.in_req = true;
-	c->rq.t0 = l7_now_ns();
-	c->fw.ep = L7_NONE;
+	c->mt.in_req = true;
+	c->mt.t0 = l7_now_ns();
 	if (r < 0) {
 		c->rq.method = HTTP_M_OTHER;
 		c->rq.head_len = c->cl.clen;

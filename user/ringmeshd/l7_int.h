@@ -79,7 +79,8 @@ struct l7_up;
 /*
  * A client connection slot, split by phase. Each part is written by the file that
  * owns its phase, and the parts of one request (rq, fw, rs) are reset together when
- * the next request on a kept-alive connection starts (l7c_next_request); what must
+ * the next request on a kept-alive connection starts (l7c_next_request, with mt);
+ * what must
  * survive across requests is in cl or at the top.
  */
 
@@ -128,7 +129,12 @@ struct l7_req {
 	struct http_body rb;	 /* request body framing (STREAM and tunnel) */
 	uint32_t sbase;		 /* STREAM/tunnel: offset of unsent client bytes in cbuf */
 	uint32_t sfwd;		 /* STREAM/tunnel: bytes at sbase that go upstream, not yet sent */
-	/* metrics of the request (l7c_record); any phase sets its flag in sflags */
+};
+
+/* The outcome of the current request, for its metrics (l7c_record in l7_http.c).
+ * The one part every phase writes: the phase that decides an outcome sets its flag
+ * (no route, fault, overflow, upstream failure, ...) and, with a response, status. */
+struct l7_rec {
 	bool in_req;	     /* a request is under way: record it once when it ends */
 	uint64_t t0;	     /* when its head was complete (CLOCK_MONOTONIC ns) */
 	uint32_t sflags;     /* bit per enum rm_stats_flag (L7_FLAG) */
@@ -196,6 +202,7 @@ struct l7_conn {
 	struct l7_tmr t_delay; /* fault delay */
 	struct l7_client cl;   /* the client connection */
 	struct l7_req rq;      /* the current request */
+	struct l7_rec mt;      /* its outcome, for metrics */
 	struct l7_fwd fw;      /* its route and current attempt */
 	struct l7_resp rs;     /* the attempt's response */
 	struct l7_wait wt;     /* breaker wait */
@@ -334,11 +341,16 @@ void l7c_send(struct l7_worker *lw, struct l7_conn *c, const struct l7_seg *segs
 void l7c_reply(struct l7_worker *lw, struct l7_conn *c, int status, const char *body,
 	       const struct http_header *hdrs, size_t n_hdrs, bool close);
 void l7c_next_request(struct l7_worker *lw, struct l7_conn *c);
+/* STREAM / tunnel: the client bytes at sbase went upstream; drop them from cbuf. */
+void l7c_stream_consumed(struct l7_conn *c);
 void l7c_record(struct l7_worker *lw, struct l7_conn *c);
-void l7c_drop_cfg(struct l7_worker *lw, struct l7_conn *c);
 void l7c_timers_off(struct l7_worker *lw, struct l7_conn *c);
 
 /* l7_fwd.c: route, attempts, upstream sends, the breaker counts of an attempt */
+/* A new request: clear the forwarding part (l7c_next_request). */
+void l7c_fwd_reset(struct l7_conn *c);
+/* The request is over: give its configuration back. */
+void l7c_drop_cfg(struct l7_worker *lw, struct l7_conn *c);
 /* A parsed request (and its kept body): route it. */
 void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c);
 /* A pending request's turn: take a connection or stay queued (0 / -EAGAIN). */
@@ -359,6 +371,8 @@ void l7c_cb_release(struct l7_worker *lw, struct l7_conn *c);
 void l7c_up_drop(struct l7_worker *lw, struct l7_conn *c);
 
 /* l7_resp.c: the response */
+/* A new attempt or request: clear the response part. */
+void l7c_resp_reset(struct l7_conn *c);
 void l7c_on_up_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_resp_process(struct l7_worker *lw, struct l7_conn *c);
 /* The exchange is over: park or close the upstream, then the next request or a close. */

@@ -37,6 +37,12 @@ static ssize_t resp_ops(const struct route_decision *d, struct http_hdr_op *ops)
 	return (ssize_t)n;
 }
 
+/* An attempt (or a request) starts: no response yet. */
+void l7c_resp_reset(struct l7_conn *c)
+{
+	memset(&c->rs, 0, sizeof(c->rs));
+}
+
 void l7c_resp_complete(struct l7_worker *lw, struct l7_conn *c)
 {
 	struct l7_up *up = c->fw.up;
@@ -75,10 +81,10 @@ static void resp_head(struct l7_worker *lw, struct l7_conn *c, struct http_respo
 		return;
 	}
 	if (c->fw.d.retry_attempts && retry_status(res->status, c->fw.d.retry_on))
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_URX);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_URX);
 	l7_tmr_cancel(&lw->th, &c->t_try);
 	c->rs.resp_head = true;
-	c->rq.status = res->status;
+	c->mt.status = res->status;
 	c->rs.up_keep = res->flags & HTTP_F_KEEP_ALIVE;
 	c->rs.resp_until_close = res->body == HTTP_BODY_UNTIL_CLOSE;
 	if (!c->rq.req_keep || c->rs.resp_until_close || !c->fw.req_done)
@@ -94,7 +100,7 @@ static void resp_head(struct l7_worker *lw, struct l7_conn *c, struct http_respo
 		? n_ops
 		: http_write_response_head(c->cl.rbuf, lw->rbuf_size, res, ops, (size_t)n_ops, fl);
 	if (h < 0) {
-		c->rq.sflags |= L7_FLAG(RM_STATS_F_UPE);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UPE);
 		up->broken = true;
 		l7c_reply(lw, c, 502, NULL, NULL, 0, false);
 		return;
@@ -134,7 +140,7 @@ void l7c_resp_process(struct l7_worker *lw, struct l7_conn *c)
 				l7c_attempt_fail(lw, c, RETRY_F_RESET);
 			} else if (up->len >= lw->umem_size) {
 				l7c_host_result(lw, c, CB_GATEWAY);
-				c->rq.sflags |= L7_FLAG(RM_STATS_F_UPE);
+				c->mt.sflags |= L7_FLAG(RM_STATS_F_UPE);
 				l7c_reply(lw, c, 502, NULL, NULL, 0, false);
 			} else {
 				l7_up_arm_recv(lw, up);
@@ -144,7 +150,7 @@ void l7c_resp_process(struct l7_worker *lw, struct l7_conn *c)
 		c->rs.rparsed = 0;
 		if (r < 0) {
 			l7c_host_result(lw, c, CB_GATEWAY);
-			c->rq.sflags |= L7_FLAG(RM_STATS_F_UPE);
+			c->mt.sflags |= L7_FLAG(RM_STATS_F_UPE);
 			up->broken = true;
 			l7c_reply(lw, c, 502, NULL, NULL, 0, false);
 			return;
