@@ -67,9 +67,12 @@ static bool is_self(const struct sockaddr_storage *dst, const struct sockaddr_st
  * forgotten. Not counted as a connection (see refuse). */
 static void drop(struct ring_worker *w, const struct conn_admit *a)
 {
+	const struct ring_hooks *h = &w->cfg.hooks;
+
 	conn_linger0(a->fd);
-	if (a->orig_known)
-		conn_forget(w, &a->local, &a->peer);
+	if (a->orig_known && h->on_close)
+		h->on_close(h->ctx, (const struct sockaddr *)&a->local,
+			    (const struct sockaddr *)&a->peer);
 	close(a->fd);
 }
 

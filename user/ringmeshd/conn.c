@@ -3,8 +3,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include <liburing.h>
+
 #include "ringmeshd/conn.h"
-#include "ringmeshd/ring.h"
 
 int conn_orig_to_sockaddr(const struct rm_orig *o, struct sockaddr_storage *ss, socklen_t *len)
 {
@@ -34,22 +35,22 @@ int conn_orig_to_sockaddr(const struct rm_orig *o, struct sockaddr_storage *ss, 
 	return -EAFNOSUPPORT;
 }
 
-int conn_prep_connect(struct ring_worker *w, int fd, const struct sockaddr_storage *dst,
+int conn_prep_connect(struct io_uring *ring, int fd, const struct sockaddr_storage *dst,
 		      socklen_t dlen, struct __kernel_timespec *ts, uint64_t ud_conn,
 		      uint64_t ud_to)
 {
 	struct io_uring_sqe *sqe;
 
 	/* The connect and its timeout must go in one submission to stay linked. */
-	if (io_uring_sq_space_left(&w->ring) < 2)
-		io_uring_submit(&w->ring);
-	if (io_uring_sq_space_left(&w->ring) < 2)
+	if (io_uring_sq_space_left(ring) < 2)
+		io_uring_submit(ring);
+	if (io_uring_sq_space_left(ring) < 2)
 		return -EBUSY;
-	sqe = io_uring_get_sqe(&w->ring);
+	sqe = io_uring_get_sqe(ring);
 	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)dst, dlen);
 	io_uring_sqe_set_data64(sqe, ud_conn);
 	sqe->flags |= IOSQE_IO_LINK;
-	sqe = io_uring_get_sqe(&w->ring);
+	sqe = io_uring_get_sqe(ring);
 	io_uring_prep_link_timeout(sqe, ts, 0);
 	io_uring_sqe_set_data64(sqe, ud_to);
 	return 0;
@@ -60,13 +61,4 @@ void conn_linger0(int fd)
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
-
-void conn_forget(struct ring_worker *w, const struct sockaddr_storage *local,
-		 const struct sockaddr_storage *peer)
-{
-	const struct ring_hooks *h = &w->cfg.hooks;
-
-	if (h->on_close)
-		h->on_close(h->ctx, (const struct sockaddr *)local, (const struct sockaddr *)peer);
 }

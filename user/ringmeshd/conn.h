@@ -3,8 +3,8 @@
  * conn: what l4 and l7 share about a proxied connection, so that neither needs the
  * other: the client socket as admission (accept.c) hands it over, an original
  * destination or an endpoint as a socket address, the linked connect-with-timeout
- * of an upstream socket, and the two ways a client socket ends (reset, forget its
- * original-destination entry). Worker thread only.
+ * of an upstream socket, and the reset on close. It needs no worker (and includes
+ * no engine header), so it sits below l4, l7 and admission without a cycle.
  */
 #ifndef RM_CONN_H
 #define RM_CONN_H
@@ -16,13 +16,13 @@
 
 #include "ringmesh/abi.h"
 
-struct ring_worker;
+struct io_uring;
 struct __kernel_timespec;
 
 /* An admitted client connection: complete when it reaches l4 or l7. */
 struct conn_admit {
-	int fd;			       /* the accepted socket; the taker owns it on success */
-	bool orig_known;	       /* found by orig_lookup: forget it with conn_forget */
+	int fd;		 /* the accepted socket; the taker owns it on success */
+	bool orig_known; /* found by orig_lookup: call ring_hooks.on_close at the end */
 	struct sockaddr_storage local; /* the socket's local address (our listener) */
 	struct sockaddr_storage peer;  /* the client */
 	struct rm_orig orig;	       /* the original destination (lookup or SO_ORIGINAL_DST) */
@@ -35,16 +35,11 @@ int conn_orig_to_sockaddr(const struct rm_orig *o, struct sockaddr_storage *ss, 
 /* Queue connect(fd, dst) with a linked timeout ts, both in one submission (a link
  * cannot span two): ud_conn and ud_to tag their completions. dst must stay valid
  * until the next submit. 0, or -EBUSY when the queue has no room for both. */
-int conn_prep_connect(struct ring_worker *w, int fd, const struct sockaddr_storage *dst,
+int conn_prep_connect(struct io_uring *ring, int fd, const struct sockaddr_storage *dst,
 		      socklen_t dlen, struct __kernel_timespec *ts, uint64_t ud_conn,
 		      uint64_t ud_to);
 
 /* SO_LINGER{1,0}: the final close of fd sends a reset. */
 void conn_linger0(int fd);
-
-/* The connection (local, peer) is over: its original-destination entry may go
- * (ring_hooks.on_close). Only for a connection whose lookup succeeded. */
-void conn_forget(struct ring_worker *w, const struct sockaddr_storage *local,
-		 const struct sockaddr_storage *peer);
 
 #endif /* RM_CONN_H */

@@ -141,8 +141,11 @@ static void q_push(struct ring_worker *w, struct l4_side *sd, uint32_t bid)
 /* The slot is about to be freed (event for an L7 layer: release its state here). */
 static void l4_ev_closed(struct ring_worker *w, struct l4_conn *c)
 {
-	if (c->orig_known)
-		conn_forget(w, &c->local, &c->peer);
+	const struct ring_hooks *h = &w->cfg.hooks;
+
+	if (c->orig_known && h->on_close)
+		h->on_close(h->ctx, (const struct sockaddr *)&c->local,
+			    (const struct sockaddr *)&c->peer);
 }
 
 static void finish(struct ring_worker *w, struct l4_conn *c)
@@ -537,7 +540,7 @@ static int start_connect(struct ring_worker *w, struct l4_conn *c, socklen_t dle
 	if (fd < 0)
 		return -errno;
 	c->side[L4_UPSTREAM].fd = fd;
-	r = conn_prep_connect(w, fd, &c->dst, dlen, &w->connect_ts,
+	r = conn_prep_connect(&w->ring, fd, &c->dst, dlen, &w->connect_ts,
 			      conn_ud(w, c, RING_OP_CONNECT, L4_UPSTREAM),
 			      conn_ud(w, c, RING_OP_CONNECT_TIMEOUT, L4_UPSTREAM));
 	if (r)

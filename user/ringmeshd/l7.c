@@ -210,9 +210,11 @@ struct l7_conn *l7c_alloc(struct l7_worker *lw)
 void l7c_free(struct l7_worker *lw, struct l7_conn *c)
 {
 	struct ring_worker *w = lw->w;
+	const struct ring_hooks *h = &w->cfg.hooks;
 
-	if (c->cl.orig_known)
-		conn_forget(w, &c->cl.local, &c->cl.peer);
+	if (c->cl.orig_known && h->on_close)
+		h->on_close(h->ctx, (const struct sockaddr *)&c->cl.local,
+			    (const struct sockaddr *)&c->cl.peer);
 	if (c->cl.fd >= 0)
 		close(c->cl.fd);
 	c->cl.fd = -1;
@@ -410,7 +412,7 @@ struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
 	}
 	setsockopt(up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	*err =
-	    conn_prep_connect(lw->w, up->fd, &up->dst, up->dlen, &lw->connect_ts,
+	    conn_prep_connect(&lw->w->ring, up->fd, &up->dst, up->dlen, &lw->connect_ts,
 			      up_ud(lw, up, RING_OP_L7_UCONN), up_ud(lw, up, RING_OP_L7_UCONN_TO));
 	if (*err) {
 		up->state = L7U_CLOSING;
