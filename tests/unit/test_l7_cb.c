@@ -117,23 +117,23 @@ static struct l7_conn *conn_new(struct l7_worker *lw, struct rm_cb_pool *p,
 	struct l7_conn *c = l7c_alloc(lw);
 
 	assert_non_null(c);
-	memcpy(c->obuf, head, sizeof(head) - 1);
-	c->olen = sizeof(head) - 1;
+	memcpy(c->cl.obuf, head, sizeof(head) - 1);
+	c->fw.olen = sizeof(head) - 1;
 	c->state = L7C_FWD;
-	c->in_req = true;
-	c->ep = L7_NONE;
-	c->cbp = p;
+	c->mt.in_req = true;
+	c->fw.ep = L7_NONE;
+	c->fw.cbp = p;
 	if (k)
-		c->ukey = *k; /* c->uss stays AF_UNSPEC: a new connection cannot be made */
+		c->fw.ukey = *k; /* c->fw.uss stays AF_UNSPEC: a new connection cannot be made */
 	return c;
 }
 
 /* What attempt() does at maxConnections: count it pending, queue it. */
 static void pend(struct l7_worker *lw, struct l7_conn *c)
 {
-	assert_int_equal(cb_pending_try_enter(c->cbp), 0);
+	assert_int_equal(cb_pending_try_enter(c->fw.cbp), 0);
 	l7_cb_wait(lw, c);
-	assert_true(c->waiting);
+	assert_true(c->wt.waiting);
 }
 
 /* A busy upstream connection counted against p, as l7_up_get leaves a new one once
@@ -182,9 +182,9 @@ static size_t queue(struct l7_worker *lw, uint32_t i, struct l7_conn **out, size
 	struct l7_conn *prev = NULL;
 	size_t n = 0;
 
-	for (struct l7_conn *c = lw->wq_head[i]; c; prev = c, c = c->wnext) {
-		assert_ptr_equal(c->wprev, prev);
-		assert_true(c->waiting);
+	for (struct l7_conn *c = lw->wq_head[i]; c; prev = c, c = c->wt.wnext) {
+		assert_ptr_equal(c->wt.wprev, prev);
+		assert_true(c->wt.waiting);
 		assert_true(n < max);
 		out[n++] = c;
 	}
@@ -247,7 +247,7 @@ static void test_fifo_order_and_leave_once(void **state)
 	/* middle, twice: leaves once */
 	l7_cb_wait_leave(lw, c[3]);
 	l7_cb_wait_leave(lw, c[3]);
-	assert_false(c[3]->waiting);
+	assert_false(c[3]->wt.waiting);
 	assert_int_equal(f->p->pending, 4);
 	assert_int_equal(queue(lw, f->slot, q, 8), 3);
 	assert_ptr_equal(q[0], c[2]);
@@ -271,9 +271,9 @@ static void test_fifo_order_and_leave_once(void **state)
 	assert_int_equal(queue(lw, f->slot, q, 8), 2);
 	assert_ptr_equal(q[0], c[2]);
 	/* without a breaker pool there is nothing to wait for */
-	c[1]->cbp = NULL;
+	c[1]->fw.cbp = NULL;
 	l7_cb_wait(lw, c[1]);
-	assert_false(c[1]->waiting);
+	assert_false(c[1]->wt.waiting);
 	l7_cb_wait_leave(lw, c[1]);
 	assert_int_equal(f->p->pending, 3);
 	for (int i = 0; i < 4; i++)
@@ -326,11 +326,11 @@ static void test_wake_serves_in_order(void **state)
 	assert_true(lw->any_kick);
 	l7_cb_run_kicks(lw);
 	/* the first waiter has it; the next finds no connection and stays first */
-	assert_ptr_equal(c[1]->up, up);
+	assert_ptr_equal(c[1]->fw.up, up);
 	assert_ptr_equal(up->owner, c[1]);
 	assert_int_equal(up->state, L7U_BUSY);
-	assert_false(c[1]->waiting);
-	assert_true(c[1]->usend_busy); /* its head went to the upstream */
+	assert_false(c[1]->wt.waiting);
+	assert_true(c[1]->fw.usend_busy); /* its head went to the upstream */
 	assert_int_equal(queue(lw, f->slot, q, 4), 2);
 	assert_ptr_equal(q[0], c[0]);
 	assert_ptr_equal(q[1], c[2]);
@@ -352,8 +352,8 @@ static void test_wake_serves_in_order(void **state)
 	l7_cb_run_kicks(lw);
 	assert_int_equal(queue(lw, f->slot, q, 4), 0);
 	for (int i = 0; i < 3; i += 2) {
-		assert_int_equal(c[i]->status, 503);
-		assert_true(c[i]->sflags & L7_FLAG(RM_STATS_F_UF));
+		assert_int_equal(c[i]->mt.status, 503);
+		assert_true(c[i]->mt.sflags & L7_FLAG(RM_STATS_F_UF));
 		assert_int_equal(c[i]->state, L7C_REPLY);
 	}
 	assert_int_equal(f->p->pending, 0);
@@ -373,13 +373,13 @@ static void test_route_timeout_and_abort_leave_once(void **state)
 	pend(lw, a);
 	pend(lw, b);
 	assert_int_equal(cb_request_try_start(f->p, NULL), 0);
-	a->cb_req = true;
+	a->fw.cb_req = true;
 	assert_int_equal(l7_tmr_arm(&lw->th, &a->t_route, 1), 0);
 	/* the route timeout fires (t_cb is armed on the real clock, far later) */
 	l7_tick(f->w[0], 2);
-	assert_int_equal(a->status, 504);
-	assert_true(a->sflags & L7_FLAG(RM_STATS_F_UT));
-	assert_false(a->waiting);
+	assert_int_equal(a->mt.status, 504);
+	assert_true(a->mt.sflags & L7_FLAG(RM_STATS_F_UT));
+	assert_false(a->wt.waiting);
 	assert_int_equal(f->p->pending, 1);
 	assert_int_equal(f->p->requests, 0);
 	assert_int_equal(queue(lw, f->slot, q, 4), 1);
@@ -417,8 +417,8 @@ static void test_handoff_none_and_idle(void **state)
 	/* worker 1's poll: the slot is used; the connection cannot be made (no address
 	 * family), so the slot is given back, once */
 	l7_cb_on_timer(w1, 0);
-	assert_false(c->waiting);
-	assert_int_equal(c->status, 503);
+	assert_false(c->wt.waiting);
+	assert_int_equal(c->mt.status, 503);
 	assert_int_equal(f->sh.cb_handoff[f->slot][1], 0);
 	assert_int_equal(conns(f), BASE_CONNS);
 	assert_int_equal(f->p->pending, 0);
@@ -437,7 +437,7 @@ static void test_handoff_none_and_idle(void **state)
 	assert_int_equal(f->sh.cb_handoff[f->slot][1], 1);
 	assert_int_equal(conns(f), BASE_CONNS + 2);
 	l7_cb_on_timer(w1, 0);
-	assert_ptr_equal(d->up, u1);
+	assert_ptr_equal(d->fw.up, u1);
 	assert_int_equal(u1->state, L7U_BUSY);
 	assert_int_equal(f->sh.cb_handoff[f->slot][1], 0);
 	assert_int_equal(conns(f), BASE_CONNS + 1); /* u1 only */
@@ -512,7 +512,7 @@ static void *race_waiter(void *arg)
 	struct l7_worker *lw = r->f->lw[1];
 
 	while (!__atomic_load_n(&r->stop, __ATOMIC_SEQ_CST)) {
-		if (cb_pending_try_enter(r->c->cbp))
+		if (cb_pending_try_enter(r->c->fw.cbp))
 			r->bad++; /* no cmocka assertions off the test's thread */
 		l7_cb_wait(lw, r->c);
 		if (l7_cb_take_handoff(lw, r->f->slot)) {

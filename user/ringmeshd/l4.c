@@ -11,13 +11,9 @@
 #include <unistd.h>
 #include <netinet/tcp.h>
 
+#include "ringmeshd/conn.h"
 #include "ringmeshd/l4.h"
-#include "ringmeshd/l7.h"
-
-/* From <linux/netfilter_ipv4.h>, which clashes with <netinet/in.h>. */
-#ifndef SO_ORIGINAL_DST
-#define SO_ORIGINAL_DST 80
-#endif
+#include "ringmeshd/stats_w.h"
 
 #define L4_SLOT_NONE UINT32_MAX
 
@@ -94,13 +90,6 @@ static struct l4_conn *slot_alloc(struct ring_worker *w)
 	return c;
 }
 
-static void set_linger0(int fd)
-{
-	struct linger lg = {.l_onoff = 1, .l_linger = 0};
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
-}
-
 /* Recycle queued buffers; keep the head when a send of it is in flight. */
 static void drop_queue(struct ring_worker *w, struct l4_side *sd)
 {
@@ -162,8 +151,11 @@ static void l4_ev_closed(struct ring_worker *w, struct l4_conn *c)
 static void finish(struct ring_worker *w, struct l4_conn *c)
 {
 	l4_ev_closed(w, c);
-	if (c->st)
-		l7_l4_closed(w, c);
+	if (c->st) {
+		/* a declared TCP service's endpoint: bytes to the upstream are "sent" */
+		stats_tcp(c->st, 0, 1, c->bytes[L4_UPSTREAM], c->bytes[L4_CLIENT]);
+		c->st = NULL;
+	}
 	for (int s = 0; s < 2; s++) {
 		drop_queue(w, &c->side[s]);
 		if (c->side[s].fd >= 0)
@@ -202,7 +194,7 @@ static void abort_conn(struct ring_worker *w, struct l4_conn *c)
 
 		if (sd->fd < 0)
 			continue;
-		set_linger0(sd->fd);
+		conn_linger0(sd->fd);
 		drop_queue(w, sd);
 		if (c->inflight && (sqe = ring_get_sqe(w)) != NULL) {
 			io_uring_prep_cancel_fd(sqe, sd->fd, IORING_ASYNC_CANCEL_ALL);
@@ -540,167 +532,45 @@ void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 	}
 }
 
-int l4_orig_to_sockaddr(const struct rm_orig *o, struct sockaddr_storage *ss, socklen_t *len)
-{
-	static const uint8_t v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
-	memset(ss, 0, sizeof(*ss));
-	if (o->family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		if (memcmp(o->addr.a8, v4mapped, sizeof(v4mapped)))
-			return -EAFNOSUPPORT;
-		sin->sin_family = AF_INET;
-		sin->sin_port = o->port;
-		memcpy(&sin->sin_addr, &o->addr.a8[12], 4);
-		*len = sizeof(*sin);
-		return 0;
-	}
-	if (o->family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = o->port;
-		memcpy(&sin6->sin6_addr, o->addr.a8, 16);
-		*len = sizeof(*sin6);
-		return 0;
-	}
-	return -EAFNOSUPPORT;
-}
-
-/* iptables REDIRECT (or a cgroup/getsockopt program) answers SO_ORIGINAL_DST. */
-static int orig_from_sockopt(int fd, struct rm_orig *o)
-{
-	struct sockaddr_in sin;
-	socklen_t len = sizeof(sin);
-
-	if (getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, &sin, &len))
-		return -errno;
-	if (len < sizeof(sin) || sin.sin_family != AF_INET)
-		return -ENOENT;
-	memset(o, 0, sizeof(*o));
-	o->addr.a8[10] = 0xff;
-	o->addr.a8[11] = 0xff;
-	memcpy(&o->addr.a8[12], &sin.sin_addr, 4);
-	o->port = sin.sin_port;
-	o->family = AF_INET;
-	return 0;
-}
-
-/* Would dst be ourselves? Conntrack answers SO_ORIGINAL_DST even for a connection
- * that was not NATed, with the listener's own address: forwarding there loops. */
-static bool is_self(const struct sockaddr_storage *dst, const struct sockaddr_storage *local)
-{
-	if (dst->ss_family != local->ss_family)
-		return false;
-	if (dst->ss_family == AF_INET) {
-		const struct sockaddr_in *a = (const void *)dst, *b = (const void *)local;
-
-		return a->sin_port == b->sin_port && a->sin_addr.s_addr == b->sin_addr.s_addr;
-	}
-	if (dst->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *a = (const void *)dst, *b = (const void *)local;
-
-		return a->sin6_port == b->sin6_port &&
-		       !memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr));
-	}
-	return false;
-}
-
 static int start_connect(struct ring_worker *w, struct l4_conn *c, socklen_t dlen)
 {
-	struct io_uring_sqe *sqe;
-	int fd;
+	int fd, r;
 
 	fd = socket(c->dst.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	c->side[L4_UPSTREAM].fd = fd;
-	/* The connect and its timeout must go in one submission to stay linked. */
-	if (io_uring_sq_space_left(&w->ring) < 2)
-		io_uring_submit(&w->ring);
-	if (io_uring_sq_space_left(&w->ring) < 2)
-		return -EBUSY;
-	sqe = io_uring_get_sqe(&w->ring);
-	io_uring_prep_connect(sqe, fd, (const struct sockaddr *)&c->dst, dlen);
-	io_uring_sqe_set_data64(sqe, conn_ud(w, c, RING_OP_CONNECT, L4_UPSTREAM));
-	sqe->flags |= IOSQE_IO_LINK;
-	sqe = io_uring_get_sqe(&w->ring);
-	io_uring_prep_link_timeout(sqe, &w->connect_ts, 0);
-	io_uring_sqe_set_data64(sqe, conn_ud(w, c, RING_OP_CONNECT_TIMEOUT, L4_UPSTREAM));
+	r = conn_prep_connect(&w->ring, fd, &c->dst, dlen, &w->connect_ts,
+			      conn_ud(w, c, RING_OP_CONNECT, L4_UPSTREAM),
+			      conn_ud(w, c, RING_OP_CONNECT_TIMEOUT, L4_UPSTREAM));
+	if (r)
+		return r;
 	c->inflight += 2;
 	return 0;
 }
 
-void l4_accepted(struct ring_worker *w, int fd)
+int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct sockaddr_storage *dst,
+	      socklen_t dlen, struct rm_stats_slot *st)
 {
-	const struct ring_hooks *h = &w->cfg.hooks;
 	struct l4_conn *c = slot_alloc(w);
-	socklen_t llen = sizeof(struct sockaddr_storage);
-	socklen_t plen = llen, dlen = 0;
-	int r;
 
-	if (!c) {
-		RING_STAT_ADD(w, refused_full, 1);
-		set_linger0(fd);
-		close(fd);
-		return;
-	}
+	if (!c)
+		return -ENOSPC;
 	RING_STAT_ADD(w, active, 1);
 	c->state = L4_CONNECTING;
-	c->side[L4_CLIENT].fd = fd;
-	if (getsockname(fd, (struct sockaddr *)&c->local, &llen) ||
-	    getpeername(fd, (struct sockaddr *)&c->peer, &plen)) {
-		abort_conn(w, c); /* the client already reset */
-		return;
-	}
-
-	r = h->orig_lookup(h->ctx, (const struct sockaddr *)&c->local,
-			   (const struct sockaddr *)&c->peer, &c->orig);
-	if (r == 0)
-		c->orig_known = true;
-	else if (r == -ENOENT)
-		r = orig_from_sockopt(fd, &c->orig);
-	if (r == 0)
-		r = l4_orig_to_sockaddr(&c->orig, &c->dst, &dlen);
-	if (r) {
-		/* Not intercepted: the proxy port is not an open relay. */
-		RING_STAT_ADD(w, refused_no_orig, 1);
-		abort_conn(w, c);
-		return;
-	}
-	if (is_self(&c->dst, &c->local)) {
-		RING_STAT_ADD(w, refused_loop, 1);
-		abort_conn(w, c);
-		return;
-	}
-	/* Before any byte goes to the client, so the shortcut sees the whole stream. */
-	if (w->cfg.sockmap && h->sock_add(h->ctx, fd, (const struct sockaddr *)&c->local,
-					  (const struct sockaddr *)&c->peer) < 0)
-		RING_STAT_ADD(w, sock_add_failed, 1);
-
-	if (w->l7) {
-		/* HTTP services are proxied at L7; declared TCP services get an endpoint. */
-		r = l7_classify(w, fd, c, &dlen);
-		if (r == 1) {
-			/* The socket and its original-destination entry belong to l7 now. */
-			c->side[L4_CLIENT].fd = -1;
-			c->orig_known = false;
-			c->state = L4_FREE;
-			c->next_free = w->free_head;
-			w->free_head = slot_of(w, c);
-			return;
-		}
-		if (r < 0) {
-			abort_conn(w, c);
-			return;
-		}
-	}
-	r = start_connect(w, c, dlen);
-	if (r) {
+	c->side[L4_CLIENT].fd = a->fd;
+	c->local = a->local;
+	c->peer = a->peer;
+	c->orig = a->orig;
+	c->orig_known = a->orig_known;
+	c->dst = *dst;
+	c->st = st;
+	stats_tcp(st, 1, 0, 0, 0);
+	if (start_connect(w, c, dlen)) {
 		RING_STAT_ADD(w, upstream_connect_failed, 1);
 		abort_conn(w, c);
 	}
+	return 0;
 }
 
 void l4_abort_all(struct ring_worker *w)

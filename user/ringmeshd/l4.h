@@ -5,13 +5,12 @@
  * destination and moves received buffers across, one send in flight per
  * direction, with half-close and reset propagated and bounded memory.
  *
- * The event surface an HTTP/1.1 layer will sit on (all in l4.c):
+ * Connections arrive admitted (accept.c: original destination found, refusals
+ * done, the destination chosen); l4 knows nothing of L7. Its events (l4.c):
  *   l4_ev_upstream_connected()  upstream connect finished (ok or not)
  *   l4_ev_data()                bytes arrived on a side (a received buffer)
  *   l4_ev_eof()                 a side's reader saw end of stream
  *   l4_ev_closed()              the slot is about to be freed
- * At L4 the data event queues the buffer towards the other side; an L7 layer
- * will instead feed the client side to its codec and queue what it decides.
  *
  * Lifetime rule: a slot is freed only when no operation of it is in flight
  * (inflight == 0), because io_uring keeps a reference on the file of each
@@ -26,6 +25,7 @@
 #include <sys/socket.h>
 
 #include "ringmesh/abi.h"
+#include "ringmeshd/conn.h"
 #include "ringmeshd/ring.h"
 
 enum l4_side_id {
@@ -77,8 +77,12 @@ struct l4_conn {
 int l4_init(struct ring_worker *w);
 void l4_fini(struct ring_worker *w);
 
-/* A new client socket from accept; l4 owns fd from here on. */
-void l4_accepted(struct ring_worker *w, int fd);
+/* An admitted connection to forward to dst (the original destination, or an
+ * endpoint of a declared TCP service whose metrics slot is st, else NULL). 0: l4
+ * owns a->fd from here on (a failed upstream connect is l4's to report); -ENOSPC:
+ * no free slot, the caller still owns the socket. */
+int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct sockaddr_storage *dst,
+	      socklen_t dlen, struct rm_stats_slot *st);
 
 /* A completion of an l4 op (RING_OP_RECV, _SEND, _CONNECT, _CONNECT_TIMEOUT). */
 void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags);
@@ -91,8 +95,5 @@ void l4_feed_starved(struct ring_worker *w);
 
 /* Reset every open connection (worker stopping). */
 void l4_abort_all(struct ring_worker *w);
-
-/* Convert an original destination to a socket address. 0 or -EAFNOSUPPORT. */
-int l4_orig_to_sockaddr(const struct rm_orig *o, struct sockaddr_storage *ss, socklen_t *len);
 
 #endif /* RM_L4_H */

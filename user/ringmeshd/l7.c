@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * L7 worker plumbing: slots, buffer free lists, classification of intercepted
- * connections, upstream connection objects (connect, keep-alive pool, idle
+ * L7 worker plumbing: slots, buffer free lists, taking over admitted connections,
+ * upstream connection objects (connect, keep-alive pool, idle
  * detection and timeout), timers and completion dispatch. The request life cycle
  * itself is in l7_http.c, l7_fwd.c and l7_resp.c.
  */
@@ -14,9 +14,8 @@
 #include <sys/random.h>
 
 #include "policy/cb.h"
-#include "ringmeshd/l4.h"
+#include "ringmeshd/conn.h"
 #include "ringmeshd/l7_int.h"
-#include "policy/lb.h"
 
 #define L7_MEM_CACHE 256 /* free buffer blocks kept per kind and worker */
 #define L7_POOL_BUCKETS 4096
@@ -95,7 +94,7 @@ int l7_worker_init(struct ring_worker *w)
 	}
 	for (uint32_t i = 0; i < n; i++) {
 		lw->conns[i].next_free = i + 1 < n ? i + 1 : L7_NONE;
-		lw->conns[i].fd = -1;
+		lw->conns[i].cl.fd = -1;
 		lw->ups[i].next_free = i + 1 < n ? i + 1 : L7_NONE;
 		lw->ups[i].fd = -1;
 	}
@@ -125,11 +124,11 @@ void l7_worker_fini(struct ring_worker *w)
 	for (uint32_t i = 0; lw->conns && i < lw->n_conns; i++) {
 		struct l7_conn *c = &lw->conns[i];
 
-		if (c->state != L7C_FREE && c->fd >= 0)
-			close(c->fd);
-		if (c->cfg)
-			cfgw_drop(c->cfg, lw->id);
-		free(c->mem);
+		if (c->state != L7C_FREE && c->cl.fd >= 0)
+			close(c->cl.fd);
+		if (c->fw.cfg)
+			cfgw_drop(c->fw.cfg, lw->id);
+		free(c->cl.mem);
 	}
 	for (uint32_t i = 0; lw->ups && i < lw->n_ups; i++) {
 		if (lw->ups[i].state != L7U_FREE && lw->ups[i].fd >= 0)
@@ -195,13 +194,13 @@ struct l7_conn *l7c_alloc(struct l7_worker *lw)
 	gen = c->gen + 1;
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
-	c->fd = -1;
-	c->mem = m;
-	c->cbuf = m;
-	c->obuf = m + lw->cbuf_size;
-	c->rbuf = c->obuf + lw->obuf_size;
-	c->hdrs = (struct http_header *)(void *)(c->rbuf + lw->rbuf_size);
-	c->rhdrs = c->hdrs + L7_MAX_HDRS;
+	c->cl.fd = -1;
+	c->cl.mem = m;
+	c->cl.cbuf = m;
+	c->cl.obuf = m + lw->cbuf_size;
+	c->cl.rbuf = c->cl.obuf + lw->obuf_size;
+	c->cl.hdrs = (struct http_header *)(void *)(c->cl.rbuf + lw->rbuf_size);
+	c->cl.rhdrs = c->cl.hdrs + L7_MAX_HDRS;
 	l7_tmr_init(&c->t_route, L7_T_ROUTE);
 	l7_tmr_init(&c->t_try, L7_T_TRY);
 	l7_tmr_init(&c->t_delay, L7_T_DELAY);
@@ -213,14 +212,14 @@ void l7c_free(struct l7_worker *lw, struct l7_conn *c)
 	struct ring_worker *w = lw->w;
 	const struct ring_hooks *h = &w->cfg.hooks;
 
-	if (c->orig_known && h->on_close)
-		h->on_close(h->ctx, (const struct sockaddr *)&c->local,
-			    (const struct sockaddr *)&c->peer);
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-	mem_put(lw->cmem_free, &lw->n_cmem_free, c->mem);
-	c->mem = NULL;
+	if (c->cl.orig_known && h->on_close)
+		h->on_close(h->ctx, (const struct sockaddr *)&c->cl.local,
+			    (const struct sockaddr *)&c->cl.peer);
+	if (c->cl.fd >= 0)
+		close(c->cl.fd);
+	c->cl.fd = -1;
+	mem_put(lw->cmem_free, &lw->n_cmem_free, c->cl.mem);
+	c->cl.mem = NULL;
 	c->state = L7C_FREE;
 	c->next_free = lw->c_free;
 	lw->c_free = (uint32_t)(c - lw->conns);
@@ -228,81 +227,38 @@ void l7c_free(struct l7_worker *lw, struct l7_conn *c)
 	RING_STAT_ADD(w, closed, 1);
 }
 
-/* ---- classification ---- */
+/* ---- admission ---- */
 
-static void ep_sockaddr(const struct route_endpoint *e, __be16 port, struct sockaddr_storage *ss,
-			socklen_t *len)
+struct cfgw_cfg *l7_config(struct ring_worker *w)
 {
-	struct rm_orig o;
-
-	memset(&o, 0, sizeof(o));
-	o.addr = e->addr;
-	o.port = port;
-	o.family = e->family;
-	if (l4_orig_to_sockaddr(&o, ss, len))
-		*len = 0;
+	return l7w(w)->cur;
 }
 
-int l7_classify(struct ring_worker *w, int fd, struct l4_conn *l4c, socklen_t *dlen)
+uint64_t l7_random(struct ring_worker *w)
+{
+	return l7_rand(l7w(w));
+}
+
+int l7_accept(struct ring_worker *w, const struct conn_admit *a, int svc)
 {
 	struct l7_worker *lw = l7w(w);
-	struct cfgw_cfg *cfg = lw->cur;
 	struct l7_conn *c;
-	uint8_t proto = 0;
-	int svc;
+	int one = 1;
 
-	svc = route_find_service(cfg->t, &l4c->orig.addr, l4c->orig.port);
-	if (svc < 0 || route_service_port(cfg->t, (uint32_t)svc, l4c->orig.port, &proto) < 0)
-		return 0; /* not a declared service: plain L4 to the original destination */
-	if (proto != RM_PROTO_HTTP) {
-		/* TCP (and TLS, HTTP/2 we do not parse): an endpoint instead of the VIP. */
-		uint32_t pool, lbp, ep;
-		const uint32_t *m;
-		size_t n, pos;
-		struct route_endpoint e;
-		struct rm_stats_key k;
-
-		if (route_pool(cfg->t, (uint32_t)svc, RM_CFG_NONE, &pool, &m, &n, &lbp) || !n ||
-		    pool >= cfg->n_pools || lb_pick(&cfg->lb[pool], m, n, NULL, l7_rand(lw), &pos))
-			return -EHOSTUNREACH;
-		ep = m[pos];
-		if (route_endpoint(cfg->t, ep, &e))
-			return -EHOSTUNREACH;
-		ep_sockaddr(&e, route_endpoint_port(cfg->t, ep, l4c->orig.port), &l4c->dst, dlen);
-		if (!*dlen)
-			return -EAFNOSUPPORT;
-		if (lw->sh->stats) {
-			stats_key_make(&k, route_service_host(cfg->t, (uint32_t)svc),
-				       ep < cfg->n_eps ? cfg->ep_version[ep] : NULL,
-				       ep < cfg->n_eps ? cfg->ep_workload[ep] : NULL, RM_STATS_TCP);
-			l4c->st = stats_slot(lw->sh->stats, &k);
-			stats_tcp(l4c->st, 1, 0, 0, 0);
-		}
-		return 0;
-	}
 	c = l7c_alloc(lw);
 	if (!c)
 		return -ENOMEM;
-	c->fd = fd;
-	c->local = l4c->local;
-	c->peer = l4c->peer;
-	c->orig = l4c->orig;
-	c->orig_known = l4c->orig_known;
-	c->port = l4c->orig.port;
-	c->svc = svc;
-	{
-		int one = 1;
-
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
+	RING_STAT_ADD(w, active, 1);
+	c->cl.fd = a->fd;
+	c->cl.local = a->local;
+	c->cl.peer = a->peer;
+	c->cl.orig = a->orig;
+	c->cl.orig_known = a->orig_known;
+	c->cl.port = a->orig.port;
+	c->cl.svc = svc;
+	setsockopt(a->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	l7c_start(lw, c);
-	return 1;
-}
-
-void l7_l4_closed(struct ring_worker *w, struct l4_conn *c)
-{
-	stats_tcp(c->st, 0, 1, c->bytes[L4_UPSTREAM], c->bytes[L4_CLIENT]);
-	c->st = NULL;
+	return 0;
 }
 
 /* ---- upstream connections ---- */
@@ -417,7 +373,6 @@ struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
 {
 	struct pool_link *l;
 	struct l7_up *up;
-	struct io_uring_sqe *sqe;
 	int one = 1;
 
 	while ((l = pool_get(&lw->pool, key))) {
@@ -456,21 +411,14 @@ struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
 		return NULL;
 	}
 	setsockopt(up->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (io_uring_sq_space_left(&lw->w->ring) < 2)
-		io_uring_submit(&lw->w->ring);
-	if (io_uring_sq_space_left(&lw->w->ring) < 2) {
-		*err = -EBUSY;
+	*err =
+	    conn_prep_connect(&lw->w->ring, up->fd, &up->dst, up->dlen, &lw->connect_ts,
+			      up_ud(lw, up, RING_OP_L7_UCONN), up_ud(lw, up, RING_OP_L7_UCONN_TO));
+	if (*err) {
 		up->state = L7U_CLOSING;
 		up_finish(lw, up);
 		return NULL;
 	}
-	sqe = io_uring_get_sqe(&lw->w->ring);
-	io_uring_prep_connect(sqe, up->fd, (const struct sockaddr *)&up->dst, up->dlen);
-	io_uring_sqe_set_data64(sqe, up_ud(lw, up, RING_OP_L7_UCONN));
-	sqe->flags |= IOSQE_IO_LINK;
-	sqe = io_uring_get_sqe(&lw->w->ring);
-	io_uring_prep_link_timeout(sqe, &lw->connect_ts, 0);
-	io_uring_sqe_set_data64(sqe, up_ud(lw, up, RING_OP_L7_UCONN_TO));
 	up->inflight += 2;
 	up->state = L7U_CONNECTING;
 	stats_tcp(st, 1, 0, 0, 0);

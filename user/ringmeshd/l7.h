@@ -8,10 +8,10 @@
  * timeouts and retries, streaming of both bodies, Envoy-compatible local replies,
  * 101 tunnels, and the per-request metrics (stats_w).
  *
- * The ring calls in at three points: l7_classify() for each intercepted connection
- * (L7, or L4 with an endpoint chosen for a declared TCP service), l7_complete() for
- * completions of the RING_OP_L7_* ops, and l7_tick() once per loop iteration
- * (timers, quiescent point, next deadline).
+ * Admission (accept.c) hands over the connections to HTTP ports of declared
+ * services (l7_accept) and asks which configuration is current (l7_config); the
+ * ring calls l7_complete() for completions of the RING_OP_L7_* ops and l7_tick()
+ * once per loop iteration (timers, quiescent point, next deadline).
  */
 #ifndef RM_L7_H
 #define RM_L7_H
@@ -26,8 +26,9 @@
 #define RM_CB_POOLS_MAX RM_CB_POOLS
 
 struct ring_worker;
-struct l4_conn;
+struct conn_admit;
 struct cfgw;
+struct cfgw_cfg;
 struct stats_w;
 struct cb;
 
@@ -68,13 +69,15 @@ void l7_opts_fill(struct l7_opts *o);
 int l7_worker_init(struct ring_worker *w);
 void l7_worker_fini(struct ring_worker *w);
 
-/*
- * An intercepted connection accepted by l4 (c: local, peer, orig, dst filled).
- * Returns 1 when L7 took it (fd and the original-destination entry are L7's now),
- * 0 to forward at L4 to c->dst (rewritten to an endpoint for a declared TCP
- * service; *dlen updated), or -errno to refuse it (a TCP service without endpoints).
- */
-int l7_classify(struct ring_worker *w, int fd, struct l4_conn *c, socklen_t *dlen);
+/* An admitted connection to an HTTP port of declared service svc. 0: l7 owns a->fd
+ * and the original-destination entry from here on; -ENOMEM: no free slot (the
+ * caller still owns them). */
+int l7_accept(struct ring_worker *w, const struct conn_admit *a, int svc);
+
+/* The configuration this worker uses now (refreshed every loop iteration) and its
+ * random source: admission classifies and balances with them as L7 does. */
+struct cfgw_cfg *l7_config(struct ring_worker *w);
+uint64_t l7_random(struct ring_worker *w);
 
 void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags);
 
@@ -89,9 +92,6 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now);
 
 /* Reset everything (worker stopping). */
 void l7_abort_all(struct ring_worker *w);
-
-/* L4 connection closing: account it in the metrics of its destination. */
-void l7_l4_closed(struct ring_worker *w, struct l4_conn *c);
 
 uint64_t l7_now_ns(void);
 

@@ -25,15 +25,15 @@ void l7_cb_arm(struct l7_worker *lw)
 
 void l7_cb_wait(struct l7_worker *lw, struct l7_conn *c)
 {
-	uint32_t i = l7_cb_slot(lw, c->cbp);
+	uint32_t i = l7_cb_slot(lw, c->fw.cbp);
 
-	if (i >= RM_CB_POOLS || c->waiting)
+	if (i >= RM_CB_POOLS || c->wt.waiting)
 		return;
-	c->waiting = true;
-	c->wnext = NULL;
-	c->wprev = lw->wq_tail[i];
-	if (c->wprev)
-		c->wprev->wnext = c;
+	c->wt.waiting = true;
+	c->wt.wnext = NULL;
+	c->wt.wprev = lw->wq_tail[i];
+	if (c->wt.wprev)
+		c->wt.wprev->wt.wnext = c;
 	else
 		lw->wq_head[i] = c;
 	lw->wq_tail[i] = c;
@@ -44,27 +44,27 @@ void l7_cb_wait(struct l7_worker *lw, struct l7_conn *c)
 
 void l7_cb_wait_leave(struct l7_worker *lw, struct l7_conn *c)
 {
-	uint32_t i = l7_cb_slot(lw, c->cbp);
+	uint32_t i = l7_cb_slot(lw, c->fw.cbp);
 
-	if (!c->waiting || i >= RM_CB_POOLS)
+	if (!c->wt.waiting || i >= RM_CB_POOLS)
 		return;
-	if (c->wprev)
-		c->wprev->wnext = c->wnext;
+	if (c->wt.wprev)
+		c->wt.wprev->wt.wnext = c->wt.wnext;
 	else
-		lw->wq_head[i] = c->wnext;
-	if (c->wnext)
-		c->wnext->wprev = c->wprev;
+		lw->wq_head[i] = c->wt.wnext;
+	if (c->wt.wnext)
+		c->wt.wnext->wt.wprev = c->wt.wprev;
 	else
-		lw->wq_tail[i] = c->wprev;
-	c->wnext = c->wprev = NULL;
-	c->waiting = false;
+		lw->wq_tail[i] = c->wt.wprev;
+	c->wt.wnext = c->wt.wprev = NULL;
+	c->wt.waiting = false;
 	lw->n_waiting--;
 	if (!lw->wq_head[i]) {
 		__atomic_fetch_and(&lw->sh->cb_want[i], ~(1ull << (lw->id % 64)), __ATOMIC_SEQ_CST);
 		while (l7_cb_take_handoff(lw, i))
-			cb_conn_close(c->cbp); /* nobody here wants them any more */
+			cb_conn_close(c->fw.cbp); /* nobody here wants them any more */
 	}
-	cb_pending_leave(c->cbp);
+	cb_pending_leave(c->fw.cbp);
 }
 
 static bool dec_if(uint32_t *v)

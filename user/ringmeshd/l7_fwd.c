@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "policy/cb.h"
-#include "ringmeshd/l4.h"
+#include "ringmeshd/conn.h"
 #include "ringmeshd/l7_int.h"
 #include "policy/lb.h"
 #include "policy/trace.h"
@@ -41,23 +41,23 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c);
 /* This attempt's result for outlier detection: once, and only for a chosen host. */
 void l7c_host_result(struct l7_worker *lw, struct l7_conn *c, enum cb_outcome o)
 {
-	if (c->cb_reported || !c->cbh)
+	if (c->fw.cb_reported || !c->fw.cbh)
 		return;
-	c->cb_reported = true;
-	cb_host_result(lw->sh->cb, c->cbh, o, l7_now_ns());
+	c->fw.cb_reported = true;
+	cb_host_result(lw->sh->cb, c->fw.cbh, o, l7_now_ns());
 }
 
 /* The current attempt is over (answered, failed, or given up while pending). */
 static void attempt_end(struct l7_worker *lw, struct l7_conn *c)
 {
 	l7_cb_wait_leave(lw, c);
-	if (c->cb_req) {
-		c->cb_req = false;
-		cb_request_finish(c->cbp, c->cbh);
+	if (c->fw.cb_req) {
+		c->fw.cb_req = false;
+		cb_request_finish(c->fw.cbp, c->fw.cbh);
 	}
-	if (c->cb_retry) {
-		c->cb_retry = false;
-		cb_retry_finish(c->cbp);
+	if (c->fw.cb_retry) {
+		c->fw.cb_retry = false;
+		cb_retry_finish(c->fw.cbp);
 	}
 }
 
@@ -65,20 +65,20 @@ static void attempt_end(struct l7_worker *lw, struct l7_conn *c)
 void l7c_cb_release(struct l7_worker *lw, struct l7_conn *c)
 {
 	attempt_end(lw, c);
-	if (c->retry_next) {
-		c->retry_next = false;
-		cb_retry_finish(c->cbp);
+	if (c->fw.retry_next) {
+		c->fw.retry_next = false;
+		cb_retry_finish(c->fw.cbp);
 	}
 }
 
 /* May the request be retried under httpMaxRetries? The slot is the next attempt's. */
 bool l7c_retry_admit(struct l7_conn *c)
 {
-	if (c->retry_next)
+	if (c->fw.retry_next)
 		return true;
-	if (cb_retry_try_start(c->cbp))
+	if (cb_retry_try_start(c->fw.cbp))
 		return false;
-	c->retry_next = true;
+	c->fw.retry_next = true;
 	return true;
 }
 
@@ -86,17 +86,31 @@ static void overflow(struct l7_worker *lw, struct l7_conn *c)
 {
 	static const struct http_header h = {{"x-envoy-overloaded", 18}, {"true", 4}};
 
-	c->sflags |= L7_FLAG(RM_STATS_F_UO);
+	c->mt.sflags |= L7_FLAG(RM_STATS_F_UO);
 	l7c_reply(lw, c, 503, MSG_UO, &h, 1, false);
 }
 
 void l7c_up_drop(struct l7_worker *lw, struct l7_conn *c)
 {
-	if (c->up) {
-		c->up->owner = NULL;
-		l7_up_release(lw, c->up, false);
-		c->up = NULL;
+	if (c->fw.up) {
+		c->fw.up->owner = NULL;
+		l7_up_release(lw, c->fw.up, false);
+		c->fw.up = NULL;
 	}
+}
+
+/* A new request on the connection: no route, no attempt yet. */
+void l7c_fwd_reset(struct l7_conn *c)
+{
+	memset(&c->fw, 0, sizeof(c->fw));
+	c->fw.ep = L7_NONE;
+}
+
+void l7c_drop_cfg(struct l7_worker *lw, struct l7_conn *c)
+{
+	if (c->fw.cfg)
+		cfgw_drop(c->fw.cfg, lw->id);
+	c->fw.cfg = NULL;
 }
 
 /* ---- upstream sends ---- */
@@ -105,60 +119,55 @@ static void u_send_next(struct l7_worker *lw, struct l7_conn *c)
 {
 	struct io_uring_sqe *sqe;
 
-	while (c->uq_i < c->uq_n && c->uq_off >= c->uq[c->uq_i].len) {
-		c->uq_i++;
-		c->uq_off = 0;
+	while (c->fw.uq_i < c->fw.uq_n && c->fw.uq_off >= c->fw.uq[c->fw.uq_i].len) {
+		c->fw.uq_i++;
+		c->fw.uq_off = 0;
 	}
-	if (c->uq_i >= c->uq_n)
+	if (c->fw.uq_i >= c->fw.uq_n)
 		return;
 	sqe = ring_get_sqe(lw->w);
 	if (!sqe) {
 		l7c_abort(lw, c);
 		return;
 	}
-	io_uring_prep_send(sqe, c->uq_up->fd, c->uq[c->uq_i].p + c->uq_off,
-			   c->uq[c->uq_i].len - c->uq_off, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, c->fw.uq_up->fd, c->fw.uq[c->fw.uq_i].p + c->fw.uq_off,
+			   c->fw.uq[c->fw.uq_i].len - c->fw.uq_off, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, l7_conn_ud(lw, c, RING_OP_L7_USEND));
-	c->usend_busy = true;
+	c->fw.usend_busy = true;
 	c->inflight++;
 }
 
 static void u_send(struct l7_worker *lw, struct l7_conn *c, const struct l7_seg *segs,
 		   unsigned int n)
 {
-	memcpy(c->uq, segs, n * sizeof(*segs));
-	c->uq_n = (uint8_t)n;
-	c->uq_i = 0;
-	c->uq_off = 0;
-	c->uq_up = c->up;
-	c->up->ext++;
+	memcpy(c->fw.uq, segs, n * sizeof(*segs));
+	c->fw.uq_n = (uint8_t)n;
+	c->fw.uq_i = 0;
+	c->fw.uq_off = 0;
+	c->fw.uq_up = c->fw.up;
+	c->fw.up->ext++;
 	u_send_next(lw, c);
-	if (!c->usend_busy) { /* nothing to send */
-		c->uq_up = NULL;
-		l7_up_ext_put(lw, c->up);
+	if (!c->fw.usend_busy) { /* nothing to send */
+		c->fw.uq_up = NULL;
+		l7_up_ext_put(lw, c->fw.up);
 	}
 }
 
 /* The queued request bytes are at the upstream. */
 static void u_sent(struct l7_worker *lw, struct l7_conn *c)
 {
-	if (!c->head_sent) {
-		c->head_sent = true;
-		if (c->bmode != L7_BM_STREAM) {
-			c->req_done = true;
+	if (!c->fw.head_sent) {
+		c->fw.head_sent = true;
+		if (c->rq.bmode != L7_BM_STREAM) {
+			c->fw.req_done = true;
 			return;
 		}
 	}
-	if (c->bmode == L7_BM_STREAM || c->state == L7C_TUNNEL) {
-		uint32_t used = c->sbase + c->sfwd;
-
-		memmove(c->cbuf, c->cbuf + used, c->clen - used);
-		c->clen -= used;
-		c->sbase = 0;
-		c->sfwd = 0;
-		if (c->state != L7C_TUNNEL && c->rb.done) {
-			c->req_done = true;
-			if (c->resp_head && c->sb.done)
+	if (c->rq.bmode == L7_BM_STREAM || c->state == L7C_TUNNEL) {
+		l7c_stream_consumed(c);
+		if (c->state != L7C_TUNNEL && c->rq.rb.done) {
+			c->fw.req_done = true;
+			if (c->rs.resp_head && c->rs.sb.done)
 				l7c_resp_complete(lw, c);
 			return;
 		}
@@ -168,33 +177,33 @@ static void u_sent(struct l7_worker *lw, struct l7_conn *c)
 
 void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 {
-	struct l7_up *up = c->uq_up;
+	struct l7_up *up = c->fw.uq_up;
 
 	c->inflight--;
-	c->usend_busy = false;
+	c->fw.usend_busy = false;
 	if (res > 0 && up)
 		up->sent += (uint64_t)res;
-	if (c->state == L7C_CLOSING || res <= 0 || up != c->up) {
-		c->uq_up = NULL;
+	if (c->state == L7C_CLOSING || res <= 0 || up != c->fw.up) {
+		c->fw.uq_up = NULL;
 		if (up)
 			l7_up_ext_put(lw, up);
 		if (c->state == L7C_CLOSING) {
 			l7c_maybe_free(lw, c);
-		} else if (c->retry_wait) {
-			c->retry_wait = false;
-			l7c_attempt_fail(lw, c, c->why);
-		} else if (res <= 0 && up == c->up) {
-			if (!c->resp_head && c->state == L7C_FWD)
-				l7c_attempt_fail(lw, c, L7_F_RESET);
-			else if (c->state == L7C_TUNNEL || c->resp_head)
+		} else if (c->fw.retry_wait) {
+			c->fw.retry_wait = false;
+			l7c_attempt_fail(lw, c, c->fw.why);
+		} else if (res <= 0 && up == c->fw.up) {
+			if (!c->rs.resp_head && c->state == L7C_FWD)
+				l7c_attempt_fail(lw, c, RETRY_F_RESET);
+			else if (c->state == L7C_TUNNEL || c->rs.resp_head)
 				l7c_abort(lw, c);
 		}
 		return;
 	}
-	c->uq_off += (uint32_t)res;
+	c->fw.uq_off += (uint32_t)res;
 	u_send_next(lw, c);
-	if (!c->usend_busy) {
-		c->uq_up = NULL;
+	if (!c->fw.usend_busy) {
+		c->fw.uq_up = NULL;
 		l7_up_ext_put(lw, up);
 		u_sent(lw, c);
 	}
@@ -203,23 +212,41 @@ void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 /* STREAM / tunnel: send what the client gave us, or read more. */
 void l7c_stream_push(struct l7_worker *lw, struct l7_conn *c)
 {
-	struct l7_seg s = {c->cbuf + c->sbase, c->sfwd};
+	struct l7_seg s = {c->cl.cbuf + c->rq.sbase, c->rq.sfwd};
 
-	if (c->usend_busy || !c->up)
+	if (c->fw.usend_busy || !c->fw.up)
 		return;
-	if (c->sfwd) {
+	if (c->rq.sfwd) {
 		u_send(lw, c, &s, 1);
 		return;
 	}
-	if (c->state == L7C_TUNNEL || !c->rb.done)
+	if (c->state == L7C_TUNNEL || !c->rq.rb.done)
 		l7c_arm_recv(lw, c);
 }
 
 /* ---- requests ---- */
 
+/* The router's view of request headers: the idx-th field named lname. */
+static int hdr_get(const void *ctx, const char *lname, size_t idx, struct route_slice *out)
+{
+	const struct http_request *req = ctx;
+	size_t seen = 0;
+
+	for (size_t i = 0; i < req->n_headers; i++) {
+		if (!http_slice_ieq(req->headers[i].name, lname))
+			continue;
+		if (seen++ == idx) {
+			out->p = req->headers[i].value.p;
+			out->len = req->headers[i].value.len;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 static void mk_rr(struct l7_conn *c, struct route_req *rr)
 {
-	const struct http_request *q = &c->req;
+	const struct http_request *q = &c->rq.req;
 
 	memset(rr, 0, sizeof(*rr));
 	rr->method.p = q->method.p;
@@ -238,7 +265,7 @@ static void mk_rr(struct l7_conn *c, struct route_req *rr)
 	}
 	rr->scheme.p = "http";
 	rr->scheme.len = 4;
-	rr->hdr_get = l7_hdr_get;
+	rr->hdr_get = hdr_get;
 	rr->hdr_ctx = q;
 }
 
@@ -247,20 +274,20 @@ void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c)
 	struct route_req rr;
 	int svc;
 
-	c->cfg = lw->cur;
-	cfgw_hold(c->cfg, lw->id);
-	svc = route_find_service(c->cfg->t, &c->orig.addr, c->orig.port);
+	c->fw.cfg = lw->cur;
+	cfgw_hold(c->fw.cfg, lw->id);
+	svc = route_find_service(c->fw.cfg->t, &c->cl.orig.addr, c->cl.orig.port);
 	mk_rr(c, &rr);
-	if (svc < 0 || route_decide(c->cfg->t, (uint32_t)svc, &rr, l7_rand(lw), &c->d)) {
-		c->sflags |= L7_FLAG(RM_STATS_F_NR);
+	if (svc < 0 || route_decide(c->fw.cfg->t, (uint32_t)svc, &rr, l7_rand(lw), &c->fw.d)) {
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_NR);
 		l7c_reply(lw, c, 404, NULL, NULL, 0, false);
 		return;
 	}
-	c->svc = svc;
-	if (c->d.delay_ns) {
-		c->sflags |= L7_FLAG(RM_STATS_F_DI);
+	c->cl.svc = svc;
+	if (c->fw.d.delay_ns) {
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_DI);
 		c->state = L7C_DELAY;
-		if (!l7_tmr_arm(&lw->th, &c->t_delay, l7_now_ns() + c->d.delay_ns))
+		if (!l7_tmr_arm(&lw->th, &c->t_delay, l7_now_ns() + c->fw.d.delay_ns))
 			return;
 	}
 	after_delay(lw, c);
@@ -279,14 +306,14 @@ static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
 	struct http_edit ed;
 	struct route_req rr;
 	size_t n_rm = 0, n_set = 0, n_add = 0;
-	char *scratch = c->rbuf; /* free until the response: path and trace values */
+	char *scratch = c->cl.rbuf; /* free until the response: path and trace values */
 	int r;
 
 	memset(&ed, 0, sizeof(ed));
 	memset(&tin, 0, sizeof(tin));
-	for (size_t i = 0; i < c->req.n_headers; i++)
-		trace_in_add(&tin, c->req.headers[i].name.p, c->req.headers[i].name.len,
-			     c->req.headers[i].value.p, c->req.headers[i].value.len);
+	for (size_t i = 0; i < c->rq.req.n_headers; i++)
+		trace_in_add(&tin, c->rq.req.headers[i].name.p, c->rq.req.headers[i].name.len,
+			     c->rq.req.headers[i].value.p, c->rq.req.headers[i].value.len);
 	trace_parse(&tin, &tin_ctx);
 	trace_next(&tin_ctx, &to, &rng, &tout);
 	r = trace_inject(&tout, th, TRACE_MAX_HDRS, scratch, TRACE_HDR_BUF);
@@ -299,8 +326,8 @@ static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
 		add[n_add].value.len = th[i].vlen;
 		n_add++;
 	}
-	for (size_t i = 0; i < c->d.n_hdrops; i++) {
-		const struct route_hdrop *op = &c->d.hdrops[i];
+	for (size_t i = 0; i < c->fw.d.n_hdrops; i++) {
+		const struct route_hdrop *op = &c->fw.d.hdrops[i];
 		struct http_header h = {{op->name, strlen(op->name)},
 					{op->value, strlen(op->value)}};
 
@@ -319,10 +346,10 @@ static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
 	ed.n_set = n_set;
 	ed.add = add;
 	ed.n_add = n_add;
-	ed.flags = HTTP_EDIT_STRIP_HOP | (c->upgrade ? HTTP_EDIT_KEEP_UPGRADE : 0);
-	if (c->d.rewrite_uri) {
+	ed.flags = HTTP_EDIT_STRIP_HOP | (c->rq.upgrade ? HTTP_EDIT_KEEP_UPGRADE : 0);
+	if (c->fw.d.rewrite_uri) {
 		mk_rr(c, &rr);
-		r = route_rewrite_path(&c->d, &rr, scratch + TRACE_HDR_BUF,
+		r = route_rewrite_path(&c->fw.d, &rr, scratch + TRACE_HDR_BUF,
 				       lw->rbuf_size - TRACE_HDR_BUF);
 		if (r < 0)
 			return r;
@@ -330,12 +357,12 @@ static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
 		target.len = (size_t)r;
 		ed.target = &target;
 	}
-	if (c->d.rewrite_authority && c->d.rewrite_authority[0]) {
-		auth.p = c->d.rewrite_authority;
+	if (c->fw.d.rewrite_authority && c->fw.d.rewrite_authority[0]) {
+		auth.p = c->fw.d.rewrite_authority;
 		auth.len = strlen(auth.p);
 		ed.authority = &auth;
 	}
-	return http_write_request(c->obuf, lw->obuf_size, &c->req, &ed);
+	return http_write_request(c->cl.obuf, lw->obuf_size, &c->rq.req, &ed);
 }
 
 static void after_delay(struct l7_worker *lw, struct l7_conn *c)
@@ -344,27 +371,27 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c)
 	struct route_req rr;
 	ssize_t n;
 
-	switch (c->d.outcome) {
+	switch (c->fw.d.outcome) {
 	case ROUTE_NO_ROUTE:
-		c->sflags |= L7_FLAG(RM_STATS_F_NR);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_NR);
 		l7c_reply(lw, c, 404, NULL, NULL, 0, false);
 		return;
 	case ROUTE_ABORT:
-		c->sflags |= L7_FLAG(RM_STATS_F_FI);
-		l7c_reply(lw, c, c->d.abort_status, MSG_FI, NULL, 0, false);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_FI);
+		l7c_reply(lw, c, c->fw.d.abort_status, MSG_FI, NULL, 0, false);
 		return;
 	case ROUTE_REDIRECT: {
 		struct http_header h = {{"location", 8}, {loc, 0}};
 		int r;
 
 		mk_rr(c, &rr);
-		r = route_redirect_location(&c->d, &rr, loc, sizeof(loc));
+		r = route_redirect_location(&c->fw.d, &rr, loc, sizeof(loc));
 		if (r < 0) {
 			l7c_reply(lw, c, 500, NULL, NULL, 0, true);
 			return;
 		}
 		h.value.len = (size_t)r;
-		l7c_reply(lw, c, c->d.redirect_code, NULL, &h, 1, false);
+		l7c_reply(lw, c, c->fw.d.redirect_code, NULL, &h, 1, false);
 		return;
 	}
 	case ROUTE_FORWARD:
@@ -375,17 +402,17 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c)
 		l7c_reply(lw, c, n == -ENOSPC ? 431 : 400, NULL, NULL, 0, true);
 		return;
 	}
-	c->olen = (uint32_t)n;
-	c->tries_left = 1 + (c->bmode == L7_BM_STREAM ? 0 : c->d.retry_attempts);
+	c->fw.olen = (uint32_t)n;
+	c->fw.tries_left = 1 + (c->rq.bmode == L7_BM_STREAM ? 0 : c->fw.d.retry_attempts);
 	c->state = L7C_FWD;
-	if (c->d.timeout_ns)
-		l7_tmr_arm(&lw->th, &c->t_route, l7_now_ns() + c->d.timeout_ns);
+	if (c->fw.d.timeout_ns)
+		l7_tmr_arm(&lw->th, &c->t_route, l7_now_ns() + c->fw.d.timeout_ns);
 	attempt(lw, c);
 }
 
 static void attempt(struct l7_worker *lw, struct l7_conn *c)
 {
-	struct cfgw_cfg *cfg = c->cfg;
+	struct cfgw_cfg *cfg = c->fw.cfg;
 	const uint32_t *m;
 	size_t n, pos;
 	uint32_t pool, lbp, ep;
@@ -399,26 +426,27 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	struct cb_lb_ctx lbc;
 	struct lb_hooks hk;
 	const struct lb_hooks *hkp = NULL;
-	__be16 sport = c->d.target_port ? c->d.target_port : c->port;
+	__be16 sport = c->fw.d.target_port ? c->fw.d.target_port : c->cl.port;
 	int err = 0;
 
-	c->tries_left--;
-	c->head_sent = c->req_done = false;
-	c->rparsed = 0;
-	c->cb_reported = false;
-	c->cb_retry = c->retry_next; /* a retry's slot, taken before it was decided */
-	c->retry_next = false;
-	if (route_pool(cfg->t, c->d.target_service, c->d.target_subset, &pool, &m, &n, &lbp) ||
+	c->fw.tries_left--;
+	c->fw.head_sent = c->fw.req_done = false;
+	l7c_resp_reset(c);
+	c->fw.cb_reported = false;
+	c->fw.cb_retry = c->fw.retry_next; /* a retry's slot, taken before it was decided */
+	c->fw.retry_next = false;
+	if (route_pool(cfg->t, c->fw.d.target_service, c->fw.d.target_subset, &pool, &m, &n,
+		       &lbp) ||
 	    !n || pool >= cfg->n_pools) {
-		c->sflags |= L7_FLAG(RM_STATS_F_UH);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
 		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
 		return;
 	}
-	c->cbh = NULL;
+	c->fw.cbh = NULL;
 	if (lw->sh->cb && cfg->cbp) {
-		c->cbp = cfg->cbp[pool].p;
-		hosts = cfgw_cb_hosts(cfg, pool,
-				      route_service_port(cfg->t, c->d.target_service, sport, NULL));
+		c->fw.cbp = cfg->cbp[pool].p;
+		hosts = cfgw_cb_hosts(
+		    cfg, pool, route_service_port(cfg->t, c->fw.d.target_service, sport, NULL));
 		lbc.cb = lw->sh->cb;
 		lbc.members = m;
 		lbc.hosts = hosts;
@@ -432,22 +460,22 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	/* -ENOENT: every member ejected */
 	if (lb_pick(&cfg->lb[pool], m, n, hkp, l7_rand(lw), &pos) ||
 	    route_endpoint(cfg->t, (ep = m[pos]), &e)) {
-		c->sflags |= L7_FLAG(RM_STATS_F_UH);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
 		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
 		return;
 	}
-	c->cbh = hosts ? hosts[pos] : NULL;
-	if (cb_request_try_start(c->cbp, c->cbh)) {
+	c->fw.cbh = hosts ? hosts[pos] : NULL;
+	if (cb_request_try_start(c->fw.cbp, c->fw.cbh)) {
 		overflow(lw, c);
 		return;
 	}
-	c->cb_req = true;
+	c->fw.cb_req = true;
 	memset(&o, 0, sizeof(o));
 	o.addr = e.addr;
 	o.family = e.family;
 	o.port = route_endpoint_port(cfg->t, ep, sport);
-	if (l4_orig_to_sockaddr(&o, &ss, &slen)) {
-		c->sflags |= L7_FLAG(RM_STATS_F_UH);
+	if (conn_orig_to_sockaddr(&o, &ss, &slen)) {
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
 		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
 		return;
 	}
@@ -455,43 +483,43 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	key.addr = o.addr;
 	key.port = o.port;
 	key.family = o.family;
-	key.group = c->cbp ? cb_pool_index(lw->sh->cb, c->cbp) + 1 : 0;
-	c->ukey = key;
-	c->uss = ss;
-	c->uslen = slen;
-	c->ep = ep;
-	c->st = NULL;
+	key.group = c->fw.cbp ? cb_pool_index(lw->sh->cb, c->fw.cbp) + 1 : 0;
+	c->fw.ukey = key;
+	c->fw.uss = ss;
+	c->fw.uslen = slen;
+	c->fw.ep = ep;
+	c->fw.st = NULL;
 	if (lw->sh->stats) {
-		stats_key_make(&k, route_service_host(cfg->t, c->d.target_service),
+		stats_key_make(&k, route_service_host(cfg->t, c->fw.d.target_service),
 			       ep < cfg->n_eps ? cfg->ep_version[ep] : NULL,
 			       ep < cfg->n_eps ? cfg->ep_workload[ep] : NULL, RM_STATS_HTTP);
-		c->st = stats_slot(lw->sh->stats, &k);
+		c->fw.st = stats_slot(lw->sh->stats, &k);
 	}
-	if (c->d.retry_per_try_ns && c->d.retry_attempts)
-		l7_tmr_arm(&lw->th, &c->t_try, l7_now_ns() + c->d.retry_per_try_ns);
+	if (c->fw.d.retry_per_try_ns && c->fw.d.retry_attempts)
+		l7_tmr_arm(&lw->th, &c->t_try, l7_now_ns() + c->fw.d.retry_per_try_ns);
 	/* requests wait here, or (at the limit) in another worker: queue behind them */
-	if (l7_cb_queue_first(lw, c->cbp)) {
-		c->up = NULL;
+	if (l7_cb_queue_first(lw, c->fw.cbp)) {
+		c->fw.up = NULL;
 		err = -EAGAIN;
 	} else {
-		c->up = l7_up_get(lw, &key, &ss, slen, c->st, c->cbp, &err);
+		c->fw.up = l7_up_get(lw, &key, &ss, slen, c->fw.st, c->fw.cbp, &err);
 	}
-	if (!c->up) {
+	if (!c->fw.up) {
 		if (err == -EAGAIN) {
 			/* maxConnections reached: wait as pending, if there is room */
-			if (cb_pending_try_enter(c->cbp)) {
+			if (cb_pending_try_enter(c->fw.cbp)) {
 				overflow(lw, c);
 				return;
 			}
 			l7_cb_wait(lw, c);
-			l7_cb_free_idle(lw, c->cbp);
+			l7_cb_free_idle(lw, c->fw.cbp);
 			return;
 		}
-		l7c_attempt_fail(lw, c, L7_F_CONNECT);
+		l7c_attempt_fail(lw, c, RETRY_F_CONNECT);
 		return;
 	}
-	c->up->owner = c;
-	if (c->up->state == L7U_BUSY)
+	c->fw.up->owner = c;
+	if (c->fw.up->state == L7U_BUSY)
 		l7c_on_up_connected(lw, c, 0);
 }
 
@@ -500,27 +528,27 @@ int l7c_resume(struct l7_worker *lw, struct l7_conn *c)
 	struct l7_up *up;
 	int err = 0;
 
-	if (l7_cb_take_handoff(lw, l7_cb_slot(lw, c->cbp))) {
+	if (l7_cb_take_handoff(lw, l7_cb_slot(lw, c->fw.cbp))) {
 		/* a slot another worker gave us: already counted */
-		up = l7_up_get(lw, &c->ukey, &c->uss, c->uslen, c->st, NULL, &err);
+		up = l7_up_get(lw, &c->fw.ukey, &c->fw.uss, c->fw.uslen, c->fw.st, NULL, &err);
 		if (up && up->state == L7U_CONNECTING)
-			up->cbp = c->cbp;
+			up->cbp = c->fw.cbp;
 		else
-			cb_conn_close(c->cbp); /* an idle one served instead, or none */
+			cb_conn_close(c->fw.cbp); /* an idle one served instead, or none */
 	} else {
-		up = l7_up_get(lw, &c->ukey, &c->uss, c->uslen, c->st, c->cbp, &err);
+		up = l7_up_get(lw, &c->fw.ukey, &c->fw.uss, c->fw.uslen, c->fw.st, c->fw.cbp, &err);
 	}
 	if (!up && err == -EAGAIN) {
 		/* an idle connection of this pool to another host holds the slot here */
-		l7_cb_free_idle(lw, c->cbp);
+		l7_cb_free_idle(lw, c->fw.cbp);
 		return -EAGAIN;
 	}
 	l7_cb_wait_leave(lw, c);
 	if (!up) {
-		l7c_attempt_fail(lw, c, L7_F_CONNECT);
+		l7c_attempt_fail(lw, c, RETRY_F_CONNECT);
 		return 0;
 	}
-	c->up = up;
+	c->fw.up = up;
 	up->owner = c;
 	if (up->state == L7U_BUSY)
 		l7c_on_up_connected(lw, c, 0);
@@ -533,68 +561,68 @@ void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 	unsigned int n = 1;
 
 	if (res < 0) {
-		l7c_attempt_fail(lw, c, L7_F_CONNECT);
+		l7c_attempt_fail(lw, c, RETRY_F_CONNECT);
 		return;
 	}
-	c->up->requests++;
-	s[0].p = c->obuf;
-	s[0].len = c->olen;
-	if (c->bmode == L7_BM_KEPT) {
-		s[1].p = c->cbuf + c->head_len;
-		s[1].len = c->req_end - c->head_len;
+	c->fw.up->requests++;
+	s[0].p = c->cl.obuf;
+	s[0].len = c->fw.olen;
+	if (c->rq.bmode == L7_BM_KEPT) {
+		s[1].p = c->cl.cbuf + c->rq.head_len;
+		s[1].len = c->rq.req_end - c->rq.head_len;
 		n = 2;
-	} else if (c->bmode == L7_BM_STREAM) {
-		c->sbase = c->head_len;
-		s[1].p = c->cbuf + c->sbase;
-		s[1].len = c->sfwd;
+	} else if (c->rq.bmode == L7_BM_STREAM) {
+		c->rq.sbase = c->rq.head_len;
+		s[1].p = c->cl.cbuf + c->rq.sbase;
+		s[1].len = c->rq.sfwd;
 		n = 2;
 	}
-	l7_up_arm_recv(lw, c->up);
+	l7_up_arm_recv(lw, c->fw.up);
 	u_send(lw, c, s, n);
-	if (!c->usend_busy && c->state == L7C_FWD)
+	if (!c->fw.usend_busy && c->state == L7C_FWD)
 		u_sent(lw, c);
 }
 
-void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum l7_fail why)
+void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum retry_fail why)
 {
-	if (c->up) { /* the host was reached or tried (not a local failure, not pending) */
-		if (why == L7_F_CONNECT)
+	if (c->fw.up) { /* the host was reached or tried (not a local failure, not pending) */
+		if (why == RETRY_F_CONNECT)
 			l7c_host_result(lw, c, CB_CONNECT_FAIL);
-		else if (why == L7_F_RESET)
+		else if (why == RETRY_F_RESET)
 			l7c_host_result(lw, c, CB_RESET);
-		else if (why == L7_F_TRY_TIMEOUT)
+		else if (why == RETRY_F_TRY_TIMEOUT)
 			l7c_host_result(lw, c, CB_TIMEOUT);
 	}
 	attempt_end(lw, c);
-	c->why = why;
+	c->fw.why = why;
 	l7_tmr_cancel(&lw->th, &c->t_try);
 	l7c_up_drop(lw, c);
-	if (c->usend_busy) {
-		c->retry_wait = true; /* its completion comes back here */
+	if (c->fw.usend_busy) {
+		c->fw.retry_wait = true; /* its completion comes back here */
 		return;
 	}
-	if (c->csend_busy) {
+	if (c->cl.csend_busy) {
 		l7c_abort(lw, c);
 		return;
 	}
-	if (c->tries_left && c->bmode != L7_BM_STREAM && l7_retriable_fail(why, c->d.retry_on) &&
-	    l7c_retry_admit(c)) {
+	if (c->fw.tries_left && c->rq.bmode != L7_BM_STREAM &&
+	    retry_failure(why, c->fw.d.retry_on) && l7c_retry_admit(c)) {
 		attempt(lw, c);
 		return;
 	}
-	if (c->d.retry_attempts && why != L7_F_STATUS && l7_retriable_fail(why, c->d.retry_on))
-		c->sflags |= L7_FLAG(RM_STATS_F_URX);
+	if (c->fw.d.retry_attempts && why != RETRY_F_STATUS && retry_failure(why, c->fw.d.retry_on))
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_URX);
 	switch (why) {
-	case L7_F_CONNECT:
-		c->sflags |= L7_FLAG(RM_STATS_F_UF);
+	case RETRY_F_CONNECT:
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UF);
 		l7c_reply(lw, c, 503, MSG_UF, NULL, 0, false);
 		break;
-	case L7_F_TRY_TIMEOUT:
-		c->sflags |= L7_FLAG(RM_STATS_F_UT);
+	case RETRY_F_TRY_TIMEOUT:
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UT);
 		l7c_reply(lw, c, 504, MSG_UT, NULL, 0, false);
 		break;
 	default:
-		c->sflags |= L7_FLAG(RM_STATS_F_UC);
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UC);
 		l7c_reply(lw, c, 503, MSG_UC, NULL, 0, false);
 		break;
 	}
@@ -610,22 +638,22 @@ void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t)
 	case L7_T_ROUTE:
 		if (c->state != L7C_FWD)
 			break;
-		c->sflags |= L7_FLAG(RM_STATS_F_UT);
-		if (c->up && !c->resp_head)
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_UT);
+		if (c->fw.up && !c->rs.resp_head)
 			l7c_host_result(lw, c, CB_TIMEOUT);
-		if (c->resp_sent_head) {
+		if (c->rs.resp_sent_head) {
 			l7c_abort(lw, c);
 			break;
 		}
-		if (c->up)
-			c->up->broken = true;
-		if (c->usend_busy || c->csend_busy)
-			c->close_after = true;
+		if (c->fw.up)
+			c->fw.up->broken = true;
+		if (c->fw.usend_busy || c->cl.csend_busy)
+			c->cl.close_after = true;
 		l7c_reply(lw, c, 504, MSG_UT, NULL, 0, false);
 		break;
 	case L7_T_TRY:
-		if (c->state == L7C_FWD && !c->resp_head)
-			l7c_attempt_fail(lw, c, L7_F_TRY_TIMEOUT);
+		if (c->state == L7C_FWD && !c->rs.resp_head)
+			l7c_attempt_fail(lw, c, RETRY_F_TRY_TIMEOUT);
 		break;
 	default:
 		break;

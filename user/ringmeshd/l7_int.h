@@ -32,6 +32,7 @@
 #include "ringmeshd/timer.h"
 #include "ringmeshd/pool.h"
 #include "ringmeshd/ring.h"
+#include "policy/retry.h"
 #include "policy/route.h"
 #include "ringmeshd/stats_w.h"
 
@@ -68,13 +69,6 @@ enum l7_bmode {
 	L7_BM_STREAM,	/* forwarded as it arrives */
 };
 
-enum l7_fail {
-	L7_F_CONNECT = 1, /* connect failed or timed out */
-	L7_F_RESET,	  /* closed/reset before the response head */
-	L7_F_TRY_TIMEOUT,
-	L7_F_STATUS, /* retriable response status */
-};
-
 struct l7_seg {
 	const char *p;
 	uint32_t len;
@@ -82,86 +76,136 @@ struct l7_seg {
 
 struct l7_up;
 
-struct l7_conn {
-	enum l7c_state state;
-	uint32_t gen;
-	uint32_t inflight;
-	uint32_t next_free;
-	int fd;
-	bool crecv_busy, csend_busy, usend_busy;
+/*
+ * A client connection slot, split by phase. Each part is written by the file that
+ * owns its phase, and the parts of one request (rq, fw, rs) are reset together when
+ * the next request on a kept-alive connection starts (l7c_next_request, with mt);
+ * what must
+ * survive across requests is in cl or at the top.
+ */
+
+/* The client connection itself: lives as long as the slot (l7.c takes it over from
+ * admission; l7_http.c reads, sends and closes). */
+struct l7_client {
+	int fd;		  /* the client socket, -1 once closed */
+	bool crecv_busy;  /* a recv on fd is in flight */
+	bool csend_busy;  /* a send on fd is in flight */
 	bool close_after; /* close the client once the current response is sent */
-	bool orig_known;
-	bool shut; /* client socket already shut down / closing */
-	struct sockaddr_storage local, peer;
-	struct rm_orig orig;
-	__be16 port; /* original destination port */
-	/* memory */
-	char *mem;
-	char *cbuf; /* client bytes [0, clen): the current request first */
-	uint32_t clen;
-	uint32_t cparsed; /* bytes given to a parser call that returned -2 */
-	char *obuf;	  /* upstream request head */
-	uint32_t olen;
-	char *rbuf; /* client-bound head or local reply */
-	struct http_header *hdrs, *rhdrs;
-	/* client send queue */
-	struct l7_seg cq[3];
-	uint8_t cq_n, cq_i;
-	uint32_t cq_off;
+	bool orig_known;  /* original destination found by lookup: forget it at the end */
+	struct sockaddr_storage local; /* fd's local address (our listener) */
+	struct sockaddr_storage peer;  /* the client */
+	struct rm_orig orig;	       /* original destination: the service's VIP and port */
+	__be16 port;		       /* original destination port */
+	int svc; /* service of orig (admission; refreshed by each routed request) */
+	/* memory: one block per slot (l7c_alloc), cut into the buffers below */
+	char *mem;		   /* the block, for the free list */
+	char *cbuf;		   /* client bytes [0, clen): the current request first */
+	uint32_t clen;		   /* bytes in cbuf */
+	char *obuf;		   /* the upstream request head (fw.olen bytes) */
+	char *rbuf;		   /* the client-bound head, or a local reply */
+	struct http_header *hdrs;  /* the request's parsed fields */
+	struct http_header *rhdrs; /* the response's parsed fields */
+	/* client send queue: up to three segments (head, body) in flight one at a time */
+	struct l7_seg cq[3];  /* segments to send */
+	uint8_t cq_n;	      /* number of segments */
+	uint8_t cq_i;	      /* the segment being sent */
+	uint32_t cq_off;      /* bytes of cq[cq_i] already sent */
 	uint32_t cq_up_bytes; /* bytes of up->buf the queue sends (consumed when done) */
 	struct l7_up *cq_up;  /* the upstream whose buffer they are in (ext ref), or NULL */
-	/* upstream send queue */
-	struct l7_seg uq[2];
-	uint8_t uq_n, uq_i;
-	uint32_t uq_off;
-	struct l7_up *uq_up; /* the upstream the queue writes to (ext ref) */
-	/* the request */
-	struct cfgw_cfg *cfg; /* held (cfgw_hold) from dispatch to finish */
-	struct http_request req;
-	struct route_decision d;
-	int svc;
-	enum http_method method;
-	int vminor;
-	bool in_req;
-	bool upgrade;
-	uint32_t head_len;
-	uint32_t req_end; /* KEPT: end of the body in cbuf */
-	uint8_t bmode;
-	struct http_body rb;
-	uint32_t sbase;	  /* STREAM/tunnel: offset of unsent client bytes in cbuf */
-	uint32_t sfwd;	  /* STREAM/tunnel: bytes at sbase that belong upstream, not yet sent */
-	bool req_keep;	  /* the client wants the connection kept after this request */
-	bool up_keep;	  /* the upstream response allows reuse */
-	bool retry_wait;  /* a failed attempt waits for its send to complete */
-	enum l7_fail why; /* failure of the last attempt */
-	struct rm_stats_slot *st; /* metrics slot of the chosen endpoint */
+};
+
+/* The current request as the client sent it, its body framing and its metrics
+ * (l7_http.c; the fields are cleared for the next request). */
+struct l7_req {
+	uint32_t cparsed;	 /* bytes of cbuf given to a parser call that returned -2 */
+	struct http_request req; /* the parsed head (slices into cbuf) */
+	enum http_method method; /* req's method (HEAD: a reply has no body) */
+	int vminor;		 /* HTTP/1.<vminor>: 1.0 gets no interim responses */
+	bool upgrade;		 /* an Upgrade the Connection field names: may become a tunnel */
+	bool req_keep;		 /* the client wants the connection kept after this request */
+	uint32_t head_len;	 /* bytes of the head in cbuf */
+	uint32_t req_end;	 /* KEPT: end of the body in cbuf; else the end of the head */
+	uint8_t bmode;		 /* enum l7_bmode */
+	struct http_body rb;	 /* request body framing (STREAM and tunnel) */
+	uint32_t sbase;		 /* STREAM/tunnel: offset of unsent client bytes in cbuf */
+	uint32_t sfwd;		 /* STREAM/tunnel: bytes at sbase that go upstream, not yet sent */
+};
+
+/* The outcome of the current request, for its metrics (l7c_record in l7_http.c).
+ * The one part every phase writes: the phase that decides an outcome sets its flag
+ * (no route, fault, overflow, upstream failure, ...) and, with a response, status. */
+struct l7_rec {
+	bool in_req;	     /* a request is under way: record it once when it ends */
+	uint64_t t0;	     /* when its head was complete (CLOCK_MONOTONIC ns) */
+	uint32_t sflags;     /* bit per enum rm_stats_flag (L7_FLAG) */
+	int status;	     /* status sent to the client, 0 none yet */
+	uint64_t resp_bytes; /* bytes sent to the client for it */
+};
+
+/* Forwarding: the route decision and the current upstream attempt (l7_fwd.c). */
+struct l7_fwd {
+	struct cfgw_cfg *cfg;	  /* configuration held (cfgw_hold) from dispatch to finish */
+	struct route_decision d;  /* what the route said */
+	uint32_t olen;		  /* bytes of the upstream head in cl.obuf */
+	uint32_t tries_left;	  /* attempts left, the current one excluded */
+	struct l7_up *up;	  /* the attempt's upstream connection, or NULL */
+	uint32_t ep;		  /* the attempt's endpoint, L7_NONE before one is chosen */
+	struct rm_stats_slot *st; /* metrics slot of that endpoint */
+	enum retry_fail why;	  /* how the last attempt failed */
+	bool retry_wait;	  /* a failed attempt waits for its send to complete */
 	bool head_sent;		  /* the upstream head went out for this attempt */
 	bool req_done;		  /* the whole request is at the upstream */
-	struct l7_up *up;
-	uint32_t tries_left;
-	uint32_t ep;
-	uint64_t t0;
-	uint32_t sflags; /* bit per enum rm_stats_flag */
-	int status;	 /* status sent to the client, 0 none yet */
-	uint64_t req_bytes, resp_bytes;
-	bool resp_head;	     /* the final response head was accepted */
-	bool resp_sent_head; /* ... and (some of it) sent to the client */
-	bool resp_until_close;
-	struct http_body sb;
-	uint32_t rparsed;
-	struct l7_tmr t_route, t_try, t_delay;
-	/* circuit breaker of the current attempt (pool and host slots may be NULL) */
-	struct rm_cb_pool *cbp;
-	struct rm_cb_host *cbh;
-	bool cb_req;	  /* counted in requests (and the host's active) */
-	bool cb_retry;	  /* this attempt is a retry counted in retries */
-	bool retry_next;  /* a retry slot taken for the next attempt */
-	bool cb_reported; /* this attempt's result went to the outlier detector */
-	bool waiting;	  /* pending: queued for a connection of cbp */
-	struct l7_conn *wnext, *wprev;
-	struct pool_key ukey; /* what the attempt connects to, kept while pending */
-	struct sockaddr_storage uss;
-	socklen_t uslen;
+	/* circuit breaker of the attempt (pool and host slots may be NULL) */
+	struct rm_cb_pool *cbp;	     /* the breaker pool of the chosen subset */
+	struct rm_cb_host *cbh;	     /* the chosen host's outlier slot */
+	bool cb_req;		     /* counted in requests (and the host's active) */
+	bool cb_retry;		     /* this attempt is a retry counted in retries */
+	bool retry_next;	     /* a retry slot taken for the next attempt */
+	bool cb_reported;	     /* this attempt's result went to the outlier detector */
+	struct pool_key ukey;	     /* what the attempt connects to, kept while pending */
+	struct sockaddr_storage uss; /* ... its address */
+	socklen_t uslen;	     /* ... and that address's length */
+	/* upstream send queue: head and body, one send in flight */
+	struct l7_seg uq[2]; /* segments to send */
+	uint8_t uq_n;	     /* number of segments */
+	uint8_t uq_i;	     /* the segment being sent */
+	uint32_t uq_off;     /* bytes of uq[uq_i] already sent */
+	bool usend_busy;     /* a send to uq_up is in flight */
+	struct l7_up *uq_up; /* the upstream the queue writes to (ext ref) */
+};
+
+/* The response of the current attempt (l7_resp.c; cleared at each attempt). */
+struct l7_resp {
+	uint32_t rparsed;      /* bytes of the upstream's buffer given to a -2 parse */
+	bool resp_head;	       /* the final response head was accepted */
+	bool resp_sent_head;   /* ... and (some of it) sent to the client */
+	bool resp_until_close; /* its body ends with the upstream connection */
+	bool up_keep;	       /* the response allows reusing the upstream connection */
+	struct http_body sb;   /* response body framing */
+};
+
+/* Waiting as pending for a connection of fw.cbp (l7_cb.c). */
+struct l7_wait {
+	bool waiting;	       /* in the worker's FIFO of that breaker pool */
+	struct l7_conn *wnext; /* next in it (towards the tail) */
+	struct l7_conn *wprev; /* previous in it (towards the head) */
+};
+
+struct l7_conn {
+	enum l7c_state state; /* the request state machine (every phase moves it) */
+	uint32_t gen;	      /* bumped on every reuse: stale completions are recognised */
+	uint32_t inflight;    /* ops in flight on the client socket, and sends to upstreams */
+	uint32_t next_free;   /* free list link */
+	/* timer heap nodes live with the slot; every request cancels its own at its end */
+	struct l7_tmr t_route; /* route timeout (covers retries) */
+	struct l7_tmr t_try;   /* per-try timeout */
+	struct l7_tmr t_delay; /* fault delay */
+	struct l7_client cl;   /* the client connection */
+	struct l7_req rq;      /* the current request */
+	struct l7_rec mt;      /* its outcome, for metrics */
+	struct l7_fwd fw;      /* its route and current attempt */
+	struct l7_resp rs;     /* the attempt's response */
+	struct l7_wait wt;     /* breaker wait */
 };
 
 enum l7u_state {
@@ -297,11 +341,16 @@ void l7c_send(struct l7_worker *lw, struct l7_conn *c, const struct l7_seg *segs
 void l7c_reply(struct l7_worker *lw, struct l7_conn *c, int status, const char *body,
 	       const struct http_header *hdrs, size_t n_hdrs, bool close);
 void l7c_next_request(struct l7_worker *lw, struct l7_conn *c);
+/* STREAM / tunnel: the client bytes at sbase went upstream; drop them from cbuf. */
+void l7c_stream_consumed(struct l7_conn *c);
 void l7c_record(struct l7_worker *lw, struct l7_conn *c);
-void l7c_drop_cfg(struct l7_worker *lw, struct l7_conn *c);
 void l7c_timers_off(struct l7_worker *lw, struct l7_conn *c);
 
 /* l7_fwd.c: route, attempts, upstream sends, the breaker counts of an attempt */
+/* A new request: clear the forwarding part (l7c_next_request). */
+void l7c_fwd_reset(struct l7_conn *c);
+/* The request is over: give its configuration back. */
+void l7c_drop_cfg(struct l7_worker *lw, struct l7_conn *c);
 /* A parsed request (and its kept body): route it. */
 void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c);
 /* A pending request's turn: take a connection or stay queued (0 / -EAGAIN). */
@@ -309,7 +358,7 @@ int l7c_resume(struct l7_worker *lw, struct l7_conn *c);
 void l7c_on_up_connected(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_on_usend(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_on_timer(struct l7_worker *lw, struct l7_conn *c, struct l7_tmr *t);
-void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum l7_fail why);
+void l7c_attempt_fail(struct l7_worker *lw, struct l7_conn *c, enum retry_fail why);
 /* STREAM / tunnel: send what the client gave us, or read more. */
 void l7c_stream_push(struct l7_worker *lw, struct l7_conn *c);
 /* This attempt's result for outlier detection: once, and only for a chosen host. */
@@ -322,23 +371,11 @@ void l7c_cb_release(struct l7_worker *lw, struct l7_conn *c);
 void l7c_up_drop(struct l7_worker *lw, struct l7_conn *c);
 
 /* l7_resp.c: the response */
+/* A new attempt or request: clear the response part. */
+void l7c_resp_reset(struct l7_conn *c);
 void l7c_on_up_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_resp_process(struct l7_worker *lw, struct l7_conn *c);
 /* The exchange is over: park or close the upstream, then the next request or a close. */
 void l7c_resp_complete(struct l7_worker *lw, struct l7_conn *c);
-
-/* l7_head.c: pure helpers */
-int l7_hdr_get(const void *ctx, const char *lname, size_t idx, struct route_slice *out);
-/* The client-bound response head: status line, fields minus hop-by-hop ones (and
- * those the Connection field names), the rule's response header operations, then
- * Connection: close / upgrade. Returns bytes or -ENOSPC. */
-#define L7_RH_CLOSE (1u << 0)	  /* Connection: close */
-#define L7_RH_UPGRADE (1u << 1)	  /* 101: keep Upgrade, Connection: upgrade */
-#define L7_RH_KEEPALIVE (1u << 2) /* HTTP/1.0 client kept alive: Connection: keep-alive */
-ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response *res,
-			       const struct route_hdrop *ops, size_t n_ops, unsigned int flags);
-/* Does this status fail the attempt under retry_on (RM_RETRY_*)? */
-bool l7_retriable_status(int status, uint32_t retry_on);
-bool l7_retriable_fail(enum l7_fail f, uint32_t retry_on);
 
 #endif /* RM_L7_INT_H */

@@ -16,6 +16,7 @@
 #include <arpa/inet.h>
 
 #include "ringmeshd/ring.h"
+#include "ringmeshd/accept.h"
 #include "ringmeshd/l4.h"
 #include "ringmeshd/l7.h"
 
@@ -261,7 +262,7 @@ static void on_accept(struct ring_worker *w, unsigned int i, int32_t res, uint32
 		if (w->stopping)
 			close(res);
 		else
-			l4_accepted(w, res);
+			accept_conn(w, res);
 	} else if (res != -ECANCELED) {
 		RING_STAT_ADD(w, accept_errors, 1);
 	}

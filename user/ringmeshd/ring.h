@@ -3,8 +3,9 @@
  * ring: one ringmeshd worker thread. It owns an io_uring, its listening sockets
  * (SO_REUSEPORT, so the kernel spreads connections over workers), a pool of
  * provided receive buffers, the user_data encoding, the completion loop and the
- * per-worker counters. What happens on a connection is l4's business (l4.h);
- * ring only accepts, dispatches completions and lends buffers.
+ * per-worker counters. What happens on a connection is admission's (accept.h),
+ * then l4's or l7's business; ring only accepts, dispatches completions and lends
+ * buffers.
  *
  * Threading: ring_worker_create/start/stop/join/destroy are called from the
  * owning (main) thread; ring_worker_stats may be called from any thread while

@@ -1,30 +1,15 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Pure helpers of the L7 proxy: header lookup for the router, the client-bound
- * response head, and the retry policy predicates.
+ * http1_resp: the client-bound head of a forwarded response (http1_resp.h):
+ * hop-by-hop fields dropped, the route's response edits applied, Connection set
+ * for the client side of the proxy.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
-#include "ringmeshd/l7_int.h"
-
-int l7_hdr_get(const void *ctx, const char *lname, size_t idx, struct route_slice *out)
-{
-	const struct http_request *req = ctx;
-	size_t seen = 0;
-
-	for (size_t i = 0; i < req->n_headers; i++) {
-		if (!http_slice_ieq(req->headers[i].name, lname))
-			continue;
-		if (seen++ == idx) {
-			out->p = req->headers[i].value.p;
-			out->len = req->headers[i].value.len;
-			return 0;
-		}
-	}
-	return -ENOENT;
-}
+#include "http/http1_resp.h"
 
 struct wbuf {
 	char *p;
@@ -68,11 +53,11 @@ static bool hop_by_hop(struct http_slice n, bool upgrade)
 	       http_slice_ieq(n, "proxy-connection") || (!upgrade && http_slice_ieq(n, "upgrade"));
 }
 
-ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response *res,
-			       const struct route_hdrop *ops, size_t n_ops, unsigned int flags)
+ssize_t http_write_response_head(char *out, size_t cap, const struct http_response *res,
+				 const struct http_hdr_op *ops, size_t n_ops, unsigned int flags)
 {
 	struct wbuf w = {out, cap, 0, false};
-	bool upgrade = flags & L7_RH_UPGRADE;
+	bool upgrade = flags & HTTP_RH_UPGRADE;
 	char line[32];
 
 	snprintf(line, sizeof(line), "HTTP/1.1 %03d ", res->status);
@@ -89,8 +74,7 @@ ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response
 		    (!(upgrade && http_slice_ieq(h->name, "upgrade")) && conn_listed(res, h->name));
 
 		for (size_t k = 0; k < n_ops && !drop; k++)
-			if (ops[k].response &&
-			    (ops[k].kind == RM_HDR_REMOVE || ops[k].kind == RM_HDR_SET) &&
+			if ((ops[k].kind == HTTP_HOP_REMOVE || ops[k].kind == HTTP_HOP_SET) &&
 			    http_slice_ieq(h->name, ops[k].name))
 				drop = true;
 		if (drop)
@@ -101,7 +85,7 @@ ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response
 		w_put(&w, "\r\n", 2);
 	}
 	for (size_t k = 0; k < n_ops; k++) {
-		if (!ops[k].response || ops[k].kind == RM_HDR_REMOVE)
+		if (ops[k].kind == HTTP_HOP_REMOVE)
 			continue;
 		w_str(&w, ops[k].name);
 		w_put(&w, ": ", 2);
@@ -110,37 +94,10 @@ ssize_t l7_write_response_head(char *out, size_t cap, const struct http_response
 	}
 	if (upgrade)
 		w_str(&w, "connection: upgrade\r\n");
-	else if (flags & L7_RH_CLOSE)
+	else if (flags & HTTP_RH_CLOSE)
 		w_str(&w, "connection: close\r\n");
-	else if (flags & L7_RH_KEEPALIVE)
+	else if (flags & HTTP_RH_KEEPALIVE)
 		w_str(&w, "connection: keep-alive\r\n");
 	w_put(&w, "\r\n", 2);
 	return w.over ? -ENOSPC : (ssize_t)w.len;
-}
-
-bool l7_retriable_status(int status, uint32_t retry_on)
-{
-	if ((retry_on & RM_RETRY_5XX) && status >= 500 && status <= 599)
-		return true;
-	if ((retry_on & RM_RETRY_GATEWAY_ERROR) && status >= 502 && status <= 504)
-		return true;
-	if ((retry_on & RM_RETRY_RETRIABLE_4XX) && status == 409)
-		return true;
-	return false;
-}
-
-bool l7_retriable_fail(enum l7_fail f, uint32_t retry_on)
-{
-	switch (f) {
-	case L7_F_CONNECT:
-		return retry_on &
-		       (RM_RETRY_CONNECT_FAILURE | RM_RETRY_5XX | RM_RETRY_GATEWAY_ERROR);
-	case L7_F_RESET:
-		return retry_on & (RM_RETRY_RESET | RM_RETRY_5XX | RM_RETRY_GATEWAY_ERROR);
-	case L7_F_TRY_TIMEOUT:
-		return retry_on & (RM_RETRY_5XX | RM_RETRY_GATEWAY_ERROR | RM_RETRY_RESET);
-	case L7_F_STATUS:
-		return true;
-	}
-	return false;
 }
