@@ -21,6 +21,7 @@
 #include "ringmesh/cfg.h"
 #include "ringmesh/stats.h"
 #include "common/cfg.h"
+#include "common/util.h"
 #include "cli.h"
 
 /* Bigger than the store can hold anyway (RM_CFG_SRC_SIZE): only a guard against
@@ -257,7 +258,7 @@ static int wait_live(uint64_t gen, double *ms)
 	struct rm_proxy_cfg p;
 	struct rm_stats_hdr *hdr;
 	uint32_t key = 0;
-	uint64_t t0 = cli_now_ns(), now;
+	uint64_t t0 = mono_ns(), now;
 	void *buf;
 	int r = 0;
 
@@ -280,11 +281,11 @@ static int wait_live(uint64_t gen, double *ms)
 	for (;;) {
 		if (!bpf_map_lookup_elem(sm.fd, &key, buf) && hdr->magic == RM_STATS_MAGIC &&
 		    hdr->generation >= gen) {
-			*ms = (cli_now_ns() - t0) / 1e6;
+			*ms = (mono_ns() - t0) / 1e6;
 			r = 1;
 			break;
 		}
-		now = cli_now_ns();
+		now = mono_ns();
 		if (now - t0 > LIVE_WAIT_NS) {
 			r = -ETIMEDOUT;
 			break;

@@ -17,6 +17,7 @@
 #include "ringmesh/breaker.h"
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
+#include "common/util.h"
 #include "cli.h"
 
 /* Fixed-size key fields are NUL-padded; a writer bug must not make us overrun. */
@@ -332,7 +333,7 @@ static int breaker_show(int argc, char **argv)
 		p_err("reading %s: %s", map.path, strerror(errno));
 		goto out;
 	}
-	now = cli_now_ns();
+	now = mono_ns();
 	/* limits are shown from the config when there is one; absent is not an error */
 	if (cli_cfg_read(&cfg, &gen, err, sizeof(err)))
 		cfg = NULL;

@@ -94,8 +94,6 @@ bool cli_map_is_percpu(const struct cli_map *m);
 int cli_ncpus(void);
 /* Sum a per-CPU value of u64 counters (value_size/8 of them) into out. */
 void cli_percpu_sum_u64(const struct cli_map *m, const void *raw, uint64_t *out, size_t n);
-/* CLOCK_MONOTONIC now, in ns (the clock of bpf_ktime_get_ns and the heartbeat). */
-uint64_t cli_now_ns(void);
 /* Text for an address in mapped form: "a.b.c.d" or IPv6. buf >= 48. */
 const char *cli_addr_str(const void *rm_addr16, char *buf, size_t len);
 const char *cli_map_type_str(uint32_t type);

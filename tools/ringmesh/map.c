@@ -19,6 +19,7 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
 #include "ringmesh/stats.h"
+#include "common/util.h"
 #include "cli.h"
 
 static const char *const dp_stat_names[RM_DP_STAT_MAX] = {
@@ -266,11 +267,11 @@ static void entry_proxy(const struct cli_map *m, const void *key, const void *va
 	if (cli.jw) {
 		json_start_object(cli.jw);
 		json_uint_field(cli.jw, "index", idx);
-		cli_proxy_fields(&p, cli_now_ns());
+		cli_proxy_fields(&p, mono_ns());
 		json_end_object(cli.jw);
 	} else {
 		printf("[%u]\n", idx);
-		cli_proxy_fields(&p, cli_now_ns());
+		cli_proxy_fields(&p, mono_ns());
 	}
 }
 

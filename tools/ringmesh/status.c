@@ -15,6 +15,7 @@
 
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
+#include "common/util.h"
 #include "cli.h"
 
 static double ns_to_s(uint64_t ns)
@@ -134,7 +135,7 @@ static int status_show(int argc, char **argv)
 		p_err("cannot read %s: %s", m.path, strerror(-err));
 		return -1;
 	}
-	now = cli_now_ns();
+	now = mono_ns();
 	age = now > p.heartbeat_ns ? now - p.heartbeat_ns : 0;
 	if (!p.heartbeat_ns) {
 		p_err("no ringmeshd at %s: heartbeat never set (daemon stopped or starting)",

@@ -18,6 +18,7 @@
 #include <bpf/bpf.h>
 
 #include "common/cfg.h"
+#include "common/util.h"
 
 static const struct {
 	const char *name;
@@ -232,7 +233,6 @@ int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src
 	uint32_t a = __atomic_load_n(&ctl->active, __ATOMIC_ACQUIRE) & 1, h = !a;
 	uint64_t gen = __atomic_load_n(&ctl->generation, __ATOMIC_ACQUIRE);
 	uint64_t seq;
-	struct timespec ts;
 
 	if (!s->locked)
 		return -ENOLCK;
@@ -260,8 +260,7 @@ int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src
 	__atomic_store_n(&ctl->seq[h], seq + 2, __ATOMIC_RELEASE);
 	ctl->magic = RM_CFG_MAGIC;
 	ctl->abi_version = RM_CFG_ABI_VERSION;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ctl->updated_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	ctl->updated_ns = realtime_ns();
 	__atomic_store_n(&ctl->active, h, __ATOMIC_RELEASE);
 	__atomic_store_n(&ctl->generation, gen, __ATOMIC_RELEASE);
 	*changed = true;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/util.h"
 #include "ringmeshd/cfgwatch.h"
 
 static void cfg_obj_free(struct cfgw_cfg *c)
@@ -297,23 +298,13 @@ int cfgw_poll(struct cfgw *cw)
 		cw->on_publish(cw->log_ctx, gen);
 	{
 		/* updated_ns is the CLI's CLOCK_REALTIME at the flip: how late we are. */
-		struct timespec ts;
-		uint64_t flip = __atomic_load_n(&cw->store.ctl->updated_ns, __ATOMIC_RELAXED), now;
+		uint64_t flip = __atomic_load_n(&cw->store.ctl->updated_ns, __ATOMIC_RELAXED);
+		uint64_t now = realtime_ns();
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 		logf_(cw, "configuration generation %llu live, %.1f ms after its flip",
 		      (unsigned long long)gen, flip && now > flip ? (now - flip) / 1e6 : 0.0);
 	}
 	return 1;
-}
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 uint64_t cfgw_sweep(struct cfgw *cw, uint64_t now)

@@ -18,6 +18,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 
+#include "common/util.h"
 #include "policy/cb.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/dp.h"
@@ -57,14 +58,6 @@ static void cfg_published(void *ctx, uint64_t gen)
 
 	if (d->stats_ok)
 		stats_set_generation(&d->stats, gen);
-}
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static int hook_lookup(void *ctx, const struct sockaddr *local, const struct sockaddr *peer,

@@ -5,12 +5,12 @@
  * name the option and the value, in one buffer, testable.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "common/util.h"
 #include "ringmeshd/opts.h"
 
 enum opt_id {
@@ -99,18 +99,6 @@ const char *opts_usage(void)
 	return usage_text;
 }
 
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
-
 /* A sub-parser's message, prefixed with the option; the value is named once. */
 static int sub_fail(char *err, size_t errlen, const char *opt, const char *v, const char *why,
 		    int r)
@@ -118,8 +106,8 @@ static int sub_fail(char *err, size_t errlen, const char *opt, const char *v, co
 	if (!why[0])
 		why = strerror(-r);
 	if (v[0] && strstr(why, v))
-		return fail(err, errlen, "--%s: %s", opt, why);
-	return fail(err, errlen, "--%s '%s': %s", opt, v, why);
+		return errf(err, errlen, -EINVAL, "--%s: %s", opt, why);
+	return errf(err, errlen, -EINVAL, "--%s '%s': %s", opt, v, why);
 }
 
 /* Strict decimal: digits only, no sign, no spaces, no overflow. */
@@ -176,13 +164,14 @@ static bool path_eq(const char *a, const char *b)
 static int check_path(const char *opt, const char *v, char *err, size_t errlen)
 {
 	if (!*v)
-		return fail(err, errlen, "--%s: empty path", opt);
+		return errf(err, errlen, -EINVAL, "--%s: empty path", opt);
 	if (v[0] != '/')
-		return fail(err, errlen, "--%s '%s': must be an absolute path", opt, v);
+		return errf(err, errlen, -EINVAL, "--%s '%s': must be an absolute path", opt, v);
 	if (has_dotdot(v))
-		return fail(err, errlen, "--%s '%s': '..' components are not allowed", opt, v);
+		return errf(err, errlen, -EINVAL, "--%s '%s': '..' components are not allowed", opt,
+			    v);
 	if (strlen(v) >= 4096)
-		return fail(err, errlen, "--%s: path longer than 4095 bytes", opt);
+		return errf(err, errlen, -EINVAL, "--%s: path longer than 4095 bytes", opt);
 	return 0;
 }
 
@@ -201,8 +190,8 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		/* A cheap early guard; dp checks the real mount root. */
 		if (path_eq(v, "/sys/fs/cgroup") || path_eq(v, "/sys/fs/cgroup/unified") ||
 		    path_eq(v, "/"))
-			return fail(
-			    err, errlen,
+			return errf(
+			    err, errlen, -EINVAL,
 			    "--cgroup '%s': is a cgroup2 root; give the pods' parent cgroup", v);
 		o->cgroup_path = v;
 		return 0;
@@ -211,8 +200,8 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		if (r)
 			return r;
 		if (path_eq(v, "/") || path_eq(v, "/sys/fs/bpf"))
-			return fail(
-			    err, errlen,
+			return errf(
+			    err, errlen, -EINVAL,
 			    "--pin-dir '%s': must be a directory of its own, not a mount root", v);
 		o->pin_dir = v;
 		return 0;
@@ -224,7 +213,7 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		if (r < 0)
 			return sub_fail(err, errlen, name, v, why, r);
 		if (r == 0)
-			return fail(err, errlen, "--%s: empty list", name);
+			return errf(err, errlen, -EINVAL, "--%s: empty list", name);
 		if (id == O_INCLUDE)
 			o->n_include = (size_t)r;
 		else
@@ -236,7 +225,7 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		if (r < 0)
 			return sub_fail(err, errlen, name, v, why, r);
 		if (r == 0)
-			return fail(err, errlen, "--%s: empty list", name);
+			return errf(err, errlen, -EINVAL, "--%s: empty list", name);
 		o->n_exclude_ports = (size_t)r;
 		return 0;
 	case O_LISTEN:
@@ -246,9 +235,10 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 					why[0] ? why : "expected ADDR:PORT, e.g. 127.0.0.1:15001",
 					r);
 		if (o->listen.sin_port == 0)
-			return fail(err, errlen, "--listen '%s': port must be 1..65535", v);
+			return errf(err, errlen, -EINVAL, "--listen '%s': port must be 1..65535",
+				    v);
 		if (o->listen.sin_addr.s_addr == htonl(INADDR_ANY))
-			return fail(err, errlen,
+			return errf(err, errlen, -EINVAL,
 				    "--listen '%s': a wildcard address would make the proxy "
 				    "reachable from off the node; give a local address",
 				    v);
@@ -257,24 +247,26 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		struct in_addr a;
 
 		if (inet_pton(AF_INET, v, &a) != 1)
-			return fail(err, errlen, "--pod-gateway '%s': not an IPv4 address", v);
+			return errf(err, errlen, -EINVAL, "--pod-gateway '%s': not an IPv4 address",
+				    v);
 		if (a.s_addr == htonl(INADDR_ANY) || a.s_addr == htonl(INADDR_BROADCAST) ||
 		    IN_MULTICAST(ntohl(a.s_addr)))
-			return fail(err, errlen, "--pod-gateway '%s': must be a unicast address",
-				    v);
+			return errf(err, errlen, -EINVAL,
+				    "--pod-gateway '%s': must be a unicast address", v);
 		o->pod_gw = a;
 		return 0;
 	}
 	case O_WORKERS:
 		if (parse_uint(v, 1000000, &n) || n < 1 || n > OPTS_WORKERS_MAX)
-			return fail(err, errlen, "--workers '%s': must be a number in 1..%d", v,
+			return errf(err, errlen, -EINVAL,
+				    "--workers '%s': must be a number in 1..%d", v,
 				    OPTS_WORKERS_MAX);
 		o->workers = (unsigned int)n;
 		return 0;
 	case O_HB_MAX:
 		if (parse_uint(v, 1000000000, &n) || n < OPTS_HEARTBEAT_MAX_MIN_MS ||
 		    n > OPTS_HEARTBEAT_MAX_MAX_MS)
-			return fail(err, errlen,
+			return errf(err, errlen, -EINVAL,
 				    "--heartbeat-max-ms '%s': must be a number of milliseconds in "
 				    "%d..%d (the daemon beats every %d ms)",
 				    v, OPTS_HEARTBEAT_MAX_MIN_MS, OPTS_HEARTBEAT_MAX_MAX_MS,
@@ -283,32 +275,32 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		return 0;
 	case O_MAX_HEAD:
 		if (parse_uint(v, 1000000, &n) || n < 1 || n > 60)
-			return fail(err, errlen, "--%s '%s': must be a number of KiB in 1..60",
-				    name, v);
+			return errf(err, errlen, -EINVAL,
+				    "--%s '%s': must be a number of KiB in 1..60", name, v);
 		o->max_head_kb = (unsigned int)n;
 		return 0;
 	case O_CONN_TO:
 		if (parse_uint(v, 1000000000, &n) || n < 10 || n > 600000)
-			return fail(err, errlen,
+			return errf(err, errlen, -EINVAL,
 				    "--%s '%s': must be a number of milliseconds in 10..600000",
 				    name, v);
 		o->connect_timeout_ms = (unsigned int)n;
 		return 0;
 	case O_IDLE_MS:
 		if (parse_uint(v, 1000000000, &n) || n < 100 || n > 3600000)
-			return fail(err, errlen,
+			return errf(err, errlen, -EINVAL,
 				    "--%s '%s': must be a number of milliseconds in 100..3600000",
 				    name, v);
 		o->upstream_idle_ms = (unsigned int)n;
 		return 0;
 	case O_MAX_IDLE:
 		if (parse_uint(v, 1000000, &n) || n < 1 || n > 10000)
-			return fail(err, errlen, "--%s '%s': must be a number in 1..10000", name,
-				    v);
+			return errf(err, errlen, -EINVAL, "--%s '%s': must be a number in 1..10000",
+				    name, v);
 		o->upstream_max_idle = (unsigned int)n;
 		return 0;
 	default:
-		return fail(err, errlen, "--%s: internal error", name);
+		return errf(err, errlen, -EINVAL, "--%s: internal error", name);
 	}
 }
 
@@ -371,11 +363,13 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 
 			id = find_long(a + 2, len);
 			if (id < 0)
-				return fail(err, errlen, "unknown option '%.*s' (see --help)",
-					    (int)(len + 2), a);
+				return errf(err, errlen, -EINVAL,
+					    "unknown option '%.*s' (see --help)", (int)(len + 2),
+					    a);
 			if (eq) {
 				if (!opt_defs[id].has_arg)
-					return fail(err, errlen, "--%s takes no value (got '%s')",
+					return errf(err, errlen, -EINVAL,
+						    "--%s takes no value (got '%s')",
 						    opt_defs[id].name, eq + 1);
 				val = eq + 1;
 			}
@@ -384,7 +378,7 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 			for (const char *c = a + 1; *c; c++) {
 				id = find_short(*c);
 				if (id < 0)
-					return fail(err, errlen,
+					return errf(err, errlen, -EINVAL,
 						    "unknown option '-%c' (see --help)", *c);
 				if (id == O_VERBOSE)
 					o->verbose++;
@@ -393,20 +387,23 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 			}
 			continue;
 		} else {
-			return fail(err, errlen, "unexpected argument '%s' (see --help)", a);
+			return errf(err, errlen, -EINVAL, "unexpected argument '%s' (see --help)",
+				    a);
 		}
 
 		if (opt_defs[id].has_arg && !val) {
 			if (i + 1 >= argc)
-				return fail(err, errlen, "--%s: missing value", opt_defs[id].name);
+				return errf(err, errlen, -EINVAL, "--%s: missing value",
+					    opt_defs[id].name);
 			val = argv[++i];
 			/* "--cgroup --listen x" is a forgotten value, not a path. */
 			if (val[0] == '-' && val[1] == '-')
-				return fail(err, errlen, "--%s: missing value (got option '%s')",
+				return errf(err, errlen, -EINVAL,
+					    "--%s: missing value (got option '%s')",
 					    opt_defs[id].name, val);
 		}
 		if (opt_defs[id].has_arg && seen[id])
-			return fail(err, errlen, "--%s: given twice", opt_defs[id].name);
+			return errf(err, errlen, -EINVAL, "--%s: given twice", opt_defs[id].name);
 		seen[id] = true;
 
 		switch (id) {
@@ -439,17 +436,17 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 	if (action != OPTS_RUN)
 		return action;
 	if (!seen[O_CGROUP])
-		return fail(err, errlen,
+		return errf(err, errlen, -EINVAL,
 			    "--cgroup is required (the pods' parent cgroup; there is no default, "
 			    "to never attach to the root)");
 	if (!seen[O_INCLUDE])
-		return fail(err, errlen,
+		return errf(err, errlen, -EINVAL,
 			    "--include-ip-ranges is required (the destinations to intercept)");
 	if (o->pod_gw.s_addr == o->listen.sin_addr.s_addr) {
 		char a[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &o->pod_gw, a, sizeof(a));
-		return fail(err, errlen,
+		return errf(err, errlen, -EINVAL,
 			    "--pod-gateway '%s': must differ from the --listen address", a);
 	}
 	return OPTS_RUN;
