@@ -11,6 +11,8 @@
 #include "common/cidr.h"
 #include "common/util.h"
 
+_Static_assert(RM_AF_INET == AF_INET && RM_AF_INET6 == AF_INET6, "ringmesh/abi.h families");
+
 #define CIDR_MAX_TEXT 64 /* longest IPv6 text + "/128", with room to spare */
 
 void rm_addr_from_v4(struct rm_addr *a, uint32_t be_addr)

@@ -13,7 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
 #include "common/util.h"
 #include "policy/route.h"
@@ -307,7 +306,7 @@ static int check_endpoint(const struct route_table *t, uint32_t i, char *err, si
 	if (e->service >= t->n_services || !str_ok(t, e->name_off) ||
 	    !range_ok(e->label_first, e->label_count, t->n_labels))
 		return errf(err, errlen, -EINVAL, "endpoint %u: index out of range", i);
-	if (e->family != AF_INET && e->family != AF_INET6)
+	if (e->family != RM_AF_INET && e->family != RM_AF_INET6)
 		return errf(err, errlen, -EINVAL, "endpoint %u: unknown address family %u", i,
 			    e->family);
 	return 0;

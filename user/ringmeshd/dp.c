@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 
 #include "ringmesh/breaker.h"
+#include "common/pin.h"
 #include "common/util.h"
 #include "ringmeshd/dp.h"
 #include "ringmesh.skel.h"
@@ -46,13 +47,10 @@ static const char *const dp_link_names[DP_L_MAX] = {
     [DP_L_GETSOCKOPT] = RM_LINK_GETSOCKOPT,
 };
 
-/* The maps this module owns. A restart recreates them; the rules/stats maps of
- * maps_cfg.h are not listed so that loaded rules survive a daemon restart. The
- * breaker state is runtime state like the counters: a new daemon starts it empty. */
-static const char *const dp_map_names[] = {
-    RM_MAP_INCLUDE, RM_MAP_EXCLUDE, RM_MAP_XPORTS,  RM_MAP_ORIG_CK, RM_MAP_ORIG,
-    RM_MAP_SOCKS,   RM_MAP_PROXY,   RM_MAP_DPSTATS, RM_MAP_BREAKER,
-};
+/* The maps this module owns are pin.c's PIN_U_RUNTIME rows: a restart recreates them;
+ * the rules/stats maps of maps_cfg.h are not among them so that loaded rules survive a
+ * daemon restart. The breaker state is runtime state like the counters: a new daemon
+ * starts it empty. */
 
 struct rm_dp {
 	struct ringmesh *skel;
@@ -188,8 +186,10 @@ static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
 			return errf_sys(err, errlen, rc, "removing old link %s", path);
 		}
 	}
-	for (size_t i = 0; i < sizeof(dp_map_names) / sizeof(dp_map_names[0]); i++) {
-		if (path_join(path, sizeof(path), pin_dir, dp_map_names[i]))
+	for (int i = 0; i < PIN_MAX; i++) {
+		if (!(pin_defs[i].use & PIN_U_RUNTIME))
+			continue;
+		if (path_join(path, sizeof(path), pin_dir, pin_defs[i].name))
 			return errf_sys(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
 		if (unlink(path) && errno != ENOENT)
 			return errf_sys(err, errlen, -errno, "removing old map %s", path);
@@ -284,13 +284,12 @@ static int setup_cfg(struct rm_dp *dp, const struct rm_dp_opts *o, const char *s
 		     size_t errlen)
 {
 	int fd = bpf_map__fd(dp->skel->maps.rm_proxy), rc;
-	long page = sysconf(_SC_PAGESIZE);
 	struct rm_proxy_cfg *c;
 	struct stat st;
 	__u64 cookie;
 	void *m;
 
-	dp->cfg_len = (sizeof(*c) + (size_t)page - 1) & ~((size_t)page - 1);
+	dp->cfg_len = pin_mmap_len(&pin_defs[PIN_PROXY]);
 	m = mmap(NULL, dp->cfg_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
 		return errf_sys(err, errlen, -errno, "mmap of %s", RM_MAP_PROXY);
@@ -568,8 +567,9 @@ static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
 		ringmesh__destroy(dp->skel);
 	}
 	if (unpin == DP_UNPIN_OURS && dp->pin_dir[0])
-		for (size_t i = 0; i < sizeof(dp_map_names) / sizeof(dp_map_names[0]); i++)
-			if (!path_join(path, sizeof(path), dp->pin_dir, dp_map_names[i]))
+		for (int i = 0; i < PIN_MAX; i++)
+			if ((pin_defs[i].use & PIN_U_RUNTIME) &&
+			    !path_join(path, sizeof(path), dp->pin_dir, pin_defs[i].name))
 				unlink(path);
 	/* Someone else's files may share the dir: then it stays. */
 	if (unpin != DP_UNPIN_NONE && dp->pin_dir[0])

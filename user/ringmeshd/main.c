@@ -20,6 +20,7 @@
 
 #include "common/util.h"
 #include "policy/cb.h"
+#include "ringmeshd/cb_pin.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/dp.h"
 #include "ringmeshd/l7.h"
