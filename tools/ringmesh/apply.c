@@ -22,6 +22,7 @@
 #include "ringmesh/stats.h"
 #include "common/cfg.h"
 #include "common/util.h"
+#include "common/pin.h"
 #include "cli.h"
 
 /* Bigger than the store can hold anyway (RM_CFG_SRC_SIZE): only a guard against
@@ -262,14 +263,14 @@ static int wait_live(uint64_t gen, double *ms)
 	void *buf;
 	int r = 0;
 
-	if (cli_map_open(RM_MAP_PROXY, false, &pm))
+	if (cli_pin_open(PIN_PROXY, &pm))
 		return 0;
 	if (bpf_map_lookup_elem(pm.fd, &key, &p))
 		p.heartbeat_ns = 0;
 	cli_map_close(&pm);
 	if (!p.heartbeat_ns || t0 <= p.heartbeat_ns || t0 - p.heartbeat_ns >= p.heartbeat_max_ns)
 		return 0;
-	if (cli_map_open(RM_MAP_STATS, false, &sm))
+	if (cli_pin_open(PIN_STATS, &sm))
 		return 0;
 	buf = calloc(1, cli_map_value_size(&sm) > sizeof(*hdr) ? cli_map_value_size(&sm)
 							       : sizeof(*hdr));

@@ -13,6 +13,7 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
+#include "common/pin.h"
 #include "cli.h"
 
 struct cli_opts cli = {
@@ -310,6 +311,19 @@ int cli_map_open(const char *name, bool write, struct cli_map *m)
 	return 0;
 }
 
+int cli_pin_open(int pin_id, struct cli_map *m)
+{
+	const struct pin_def *d = &pin_defs[pin_id];
+	int r = cli_map_open(d->name, false, m);
+
+	if (r)
+		return r;
+	r = pin_check(d, &m->info, PIN_CHECK_SHAPE, m->path, m->why, sizeof(m->why));
+	if (r)
+		cli_map_close(m);
+	return r;
+}
+
 void cli_map_close(struct cli_map *m)
 {
 	if (m->fd >= 0)
@@ -366,20 +380,6 @@ void cli_percpu_sum_u64(const struct cli_map *m, const void *raw, uint64_t *out,
 			out[i] += x;
 		}
 	}
-}
-
-const char *cli_addr_str(const void *addr16, char *buf, size_t len)
-{
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	const unsigned char *a = addr16;
-
-	if (memcmp(a, mapped, sizeof(mapped)) == 0) {
-		if (!inet_ntop(AF_INET, a + 12, buf, (socklen_t)len))
-			snprintf(buf, len, "?");
-	} else if (!inet_ntop(AF_INET6, a, buf, (socklen_t)len)) {
-		snprintf(buf, len, "?");
-	}
-	return buf;
 }
 
 const char *cli_map_type_str(uint32_t type)
