@@ -11,7 +11,11 @@
 #include <arpa/inet.h>
 
 #include "common/util.h"
+#include "ringmeshd/l7.h" /* L7_DEF_*: the one place of the defaults */
 #include "ringmeshd/opts.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum opt_id {
 	O_CGROUP,
@@ -85,14 +89,24 @@ static const char usage_text[] =
     "                                (400..60000, default 1000)\n"
     "  --no-l7                       forward every connection at L4 (no HTTP routing)\n"
     "  --max-request-headers-kb KB   request/response head limit, 1..60 (default 60)\n"
-    "  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default 5000)\n"
-    "  --upstream-idle-timeout-ms MS idle keep-alive upstream connections are closed\n"
-    "                                after MS, 100..3600000 (default 60000)\n"
-    "  --upstream-max-idle N         idle upstream connections kept per endpoint and\n"
-    "                                worker, 1..10000 (default 64)\n"
-    "  -v, --verbose                 more log lines (repeat for more)\n"
-    "  -h, --help                    this text\n"
-    "  --version                     print the version\n";
+    "  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default " STR(
+	L7_DEF_CONNECT_MS) ")\n"
+			   "  --upstream-idle-timeout-ms MS idle keep-alive upstream connections "
+			   "are closed\n"
+			   "                                after MS, 100..3600000 (default " STR(
+			       L7_DEF_IDLE_MS) ")\n"
+					       "  --upstream-max-idle N         idle upstream "
+					       "connections kept per endpoint and\n"
+					       "                                worker, 1..10000 "
+					       "(default " STR(
+						   L7_DEF_MAX_IDLE) ")\n"
+								    "  -v, --verbose               "
+								    "  more log lines (repeat for "
+								    "more)\n"
+								    "  -h, --help                  "
+								    "  this text\n"
+								    "  --version                   "
+								    "  print the version\n";
 
 const char *opts_usage(void)
 {
@@ -321,9 +335,9 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->heartbeat_max_ms = OPTS_HEARTBEAT_MAX_DEFAULT_MS;
 	o->l7 = true;
 	o->max_head_kb = 60;
-	o->connect_timeout_ms = 5000;
-	o->upstream_idle_ms = 60000;
-	o->upstream_max_idle = 64;
+	o->connect_timeout_ms = L7_DEF_CONNECT_MS;
+	o->upstream_idle_ms = L7_DEF_IDLE_MS;
+	o->upstream_max_idle = L7_DEF_MAX_IDLE;
 }
 
 static int find_long(const char *name, size_t len)
