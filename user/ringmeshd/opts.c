@@ -66,6 +66,12 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_VERSION] = {"version", 0, false},
 };
 
+/* The defaults in the text are l7.h's own numbers. */
+#define DEF_CONNECT STR(L7_DEF_CONNECT_MS)
+#define DEF_IDLE STR(L7_DEF_IDLE_MS)
+#define DEF_MAX_IDLE STR(L7_DEF_MAX_IDLE)
+
+/* clang-format off */
 static const char usage_text[] =
     "Usage: ringmeshd --cgroup PATH --include-ip-ranges CIDR[,CIDR...] [OPTIONS]\n"
     "\n"
@@ -89,24 +95,15 @@ static const char usage_text[] =
     "                                (400..60000, default 1000)\n"
     "  --no-l7                       forward every connection at L4 (no HTTP routing)\n"
     "  --max-request-headers-kb KB   request/response head limit, 1..60 (default 60)\n"
-    "  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default " STR(
-	L7_DEF_CONNECT_MS) ")\n"
-			   "  --upstream-idle-timeout-ms MS idle keep-alive upstream connections "
-			   "are closed\n"
-			   "                                after MS, 100..3600000 (default " STR(
-			       L7_DEF_IDLE_MS) ")\n"
-					       "  --upstream-max-idle N         idle upstream "
-					       "connections kept per endpoint and\n"
-					       "                                worker, 1..10000 "
-					       "(default " STR(
-						   L7_DEF_MAX_IDLE) ")\n"
-								    "  -v, --verbose               "
-								    "  more log lines (repeat for "
-								    "more)\n"
-								    "  -h, --help                  "
-								    "  this text\n"
-								    "  --version                   "
-								    "  print the version\n";
+    "  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default " DEF_CONNECT ")\n"
+    "  --upstream-idle-timeout-ms MS idle keep-alive upstream connections are closed\n"
+    "                                after MS, 100..3600000 (default " DEF_IDLE ")\n"
+    "  --upstream-max-idle N         idle upstream connections kept per endpoint and\n"
+    "                                worker, 1..10000 (default " DEF_MAX_IDLE ")\n"
+    "  -v, --verbose                 more log lines (repeat for more)\n"
+    "  -h, --help                    this text\n"
+    "  --version                     print the version\n";
+/* clang-format on */
 
 const char *opts_usage(void)
 {
