@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * cb: circuit breaking and outlier ejection over the rm_breaker map
- * (include/ringmesh/breaker.h). Owns finding or claiming pool and host slots, the admission counters (connections, pending
- * requests, active requests, retries) and the outlier state machine (consecutive
- * errors -> ejection for k x base, max ejection percent, the sweep that returns
+ * (include/ringmesh/breaker.h). Owns finding or claiming pool and host slots, the admission
+ * counters (connections, pending requests, active requests, retries) and the outlier state machine
+ * (consecutive errors -> ejection for k x base, max ejection percent, the sweep that returns
  * hosts). Every mutation is an atomic on the shared memory, so limits hold in
  * total across all worker threads (and processes mapping the same pin).
  *
