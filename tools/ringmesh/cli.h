@@ -21,6 +21,7 @@
 #define RM_CLI_VERSION "0.1.0"
 
 #define HELP_SPEC_OPTIONS "OPTIONS := { --pin-dir DIR | {-j|--json} [{-p|--pretty}] | {-h|--help} }"
+#define HELP_SPEC_BATCH "batch file { FILE | - }"
 #define HELP_SPEC_FILES "FILES := -f { FILE | DIR | - } [-f ...]"
 #define HELP_SPEC_MAP                                                                              \
 	"MAP := { rm_include | rm_exclude | rm_xports | rm_orig | rm_orig_ck |\n"                  \
@@ -40,6 +41,11 @@ struct cli_opts {
 	char *json_text;
 	size_t json_len;
 	char *err_msg; /* first p_err() message of a -j run */
+	/* `batch`: "FILE:LINE: " put before every error of the command on that line */
+	const char *err_where;
+	/* Run one command line (OBJECT COMMAND ARGS) as main() does: set by main(), so that
+	 * batch.c runs commands without depending on main.c (which depends on it). */
+	int (*run)(int argc, char **argv);
 };
 
 extern struct cli_opts cli;
@@ -139,5 +145,6 @@ int do_map(int argc, char **argv);
 int do_status(int argc, char **argv);
 int do_stats(int argc, char **argv);
 int do_breaker(int argc, char **argv);
+int do_batch(int argc, char **argv);
 
 #endif /* RM_CLI_MAIN_H */

@@ -39,17 +39,24 @@ void p_err(const char *fmt, ...)
 				free(msg);
 		} else {
 			struct json_writer *w = json_new(stdout);
+			char *full = NULL;
 
+			if (cli.err_where && msg && asprintf(&full, "%s%s", cli.err_where, msg) < 0)
+				full = NULL;
 			if (w) {
 				json_start_object(w);
-				json_string_field(w, "error", msg ? msg : "out of memory");
+				json_string_field(w, "error",
+						  full	? full
+						  : msg ? msg
+							: "out of memory");
 				json_end_object(w);
 				json_destroy(&w);
 			}
+			free(full);
 			free(msg);
 		}
 	} else {
-		fprintf(stderr, "Error: ");
+		fprintf(stderr, "Error: %s", cli.err_where ? cli.err_where : "");
 		vfprintf(stderr, fmt, ap);
 		fprintf(stderr, "\n");
 	}
