@@ -48,7 +48,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 .DELETE_ON_ERROR:
 # Keep generated skeletons and objects: they are inputs of later builds, not scratch.
 .SECONDARY:
-.PHONY: all deps test unit e2e demo bench clean install-deps-check
+.PHONY: all deps test unit check e2e demo bench clean install-deps-check
 
 all: $(BUILD)/ringmeshd $(BUILD)/ringmesh $(TOOL_BINS) $(UNIT_BINS)
 
@@ -95,6 +95,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libringmesh.a
 # need root and bpffs skip without them), so no `deps` here.
 unit: all
 	$(Q)tests/unit/run.sh $(BUILD)
+
+# Structure: clang-format clean, layers (pure http/ and policy/, l4 apart from l7), no
+# file-level import cycle but ring.c with its handlers. Needs the objects of `all`.
+check: all
+	$(Q)tools/check.sh $(BUILD)
 
 # End to end: needs root (BPF, cgroups, netns); skips with exit 77 otherwise.
 e2e: deps all

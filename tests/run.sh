@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Every suite `make test` runs, in order, one at a time (they share the machine):
-# unit tests under ASan/UBSan, then the tools', CLI, BPF, fuzz and end-to-end suites.
+# the structure checks, unit tests under ASan/UBSan, then the tools', CLI, BPF, fuzz and
+# end-to-end suites.
 # Each suite prints "NAME: N passed, N failed[, N skipped]"; this prints the total.
 set -u
 build=${1:-build}
@@ -31,6 +32,7 @@ suite() { # name cmd...
 	if [ $rc -ne 0 ] && [ "$f" -eq 0 ]; then fail=$((fail + 1)); fi
 	[ $rc -ne 0 ] && { bad+=("$name"); echo "($name exited $rc)"; }
 }
+suite check tools/check.sh "$build"
 suite unit tests/unit/run.sh "$san"
 [ -x tests/tools/run.sh ] && suite tools tests/tools/run.sh "$build"
 [ -x tests/cli/run.sh ] && suite cli tests/cli/run.sh "$build"

@@ -26,6 +26,12 @@
 #define RM_MAX_CONNS 65536 /* intercepted connections tracked at once */
 #endif
 
+/* Address families of the family fields below: Linux's AF_INET and AF_INET6, spelled
+ * here so that pure modules and BPF programs need no socket header (user/common/cidr.c
+ * asserts they match <sys/socket.h>). */
+#define RM_AF_INET 2
+#define RM_AF_INET6 10
+
 /* Pinned map names (the kernel allows 15 characters). */
 #define RM_MAP_INCLUDE "rm_include"
 #define RM_MAP_EXCLUDE "rm_exclude"

@@ -125,6 +125,59 @@ tj "pretty error" nz -p frob
 J=$("$RM" -j --frob 2>/dev/null)
 if printf '%s' "$J" | python3 -m json.tool >/dev/null 2>&1; then ok "json: option error"; else bad "json: option error" "$J"; fi
 
+echo "# batch file (no pinned maps needed)"
+t "batch help" 0 "Usage: ringmesh batch file \{ FILE \| - \}" batch help
+cat >"$TMP/good.batch" <<'B'
+# a comment, then blank and indented lines
+version
+
+   ver   # prefixes and trailing comments as on the command line
+"version"
+B
+t "batch: good file runs every line" 0 "^ringmesh v[0-9]" batch file "$TMP/good.batch"
+out=$("$RM" batch file "$TMP/good.batch" 2>&1)
+[ "$(printf '%s\n' "$out" | grep -c '^ringmesh v')" = 3 ] && ok "batch: three commands, three outputs" ||
+	bad "batch: three commands, three outputs" "$out"
+printf '%s\n' "$out" | grep -q "processed 3 commands" && ok "batch: says how many ran" || bad "batch: says how many ran" "$out"
+printf 'version\nversion\nrule frob\nversion\n' >"$TMP/bad.batch"
+t "batch: error names the line" nz "^Error: $TMP/bad.batch:3: unknown rule command 'frob'" batch file "$TMP/bad.batch"
+out=$("$RM" batch file "$TMP/bad.batch" 2>/dev/null)
+[ "$(printf '%s\n' "$out" | grep -c '^ringmesh v')" = 2 ] && ok "batch: stops at the first error" ||
+	bad "batch: stops at the first error (2 outputs before line 3, none after)" "$out"
+t "batch: stdin" 0 "^ringmesh v" batch file - <"$TMP/good.batch"
+printf 'version\nmap dump "rm_cfg\n' >"$TMP/quote.batch"
+t "batch: unterminated quote" nz "^Error: $TMP/quote.batch:2: unterminated \" quote" batch file "$TMP/quote.batch"
+printf "map dump 'two words'\n" >"$TMP/q2.batch"
+t "batch: quotes keep blanks in one argument" nz "no map 'two words' pinned" --pin-dir "$TMP/none" batch file "$TMP/q2.batch"
+printf 'batch file x\n' >"$TMP/nest.batch"
+t "batch: no batch inside a batch" nz ":1: 'batch' cannot run inside a batch" batch file "$TMP/nest.batch"
+t "batch: missing file" nz "^Error: $TMP/missing.batch: No such file" batch file "$TMP/missing.batch"
+t "batch file without FILE" nz "^Error: 'batch file' takes one FILE" batch file
+# -j: one JSON value per command, the failing one {"error": "FILE:LINE: ..."}, stderr empty
+jstream() { # NAME WANT_RC N_VALUES LAST_IS_ERROR ARGS...
+	local name=$1 want=$2 n=$3 lasterr=$4 rc
+	shift 4
+	J=$("$RM" -j "$@" 2>"$TMP/stderr"); rc=$?
+	if [ "$want" = 0 ] && [ $rc -ne 0 ] || [ "$want" = nz ] && [ $rc -eq 0 ]; then
+		bad "json: $name (rc=$rc)" "$J"; return
+	fi
+	[ -s "$TMP/stderr" ] && { bad "json: $name (stderr not empty)" "$(cat "$TMP/stderr")"; return; }
+	if printf '%s' "$J" | python3 -c '
+import json, sys
+text, dec, vals, i = sys.stdin.read(), json.JSONDecoder(), [], 0
+while True:
+    while i < len(text) and text[i].isspace(): i += 1
+    if i == len(text): break
+    v, i = dec.raw_decode(text, i); vals.append(v)
+n, lasterr = int(sys.argv[1]), sys.argv[2] == "1"
+ok = len(vals) == n and not any(isinstance(v, dict) and "error" in v for v in vals[:-1])
+if lasterr: ok = ok and list(vals[-1]) == ["error"] and ":3: " in vals[-1]["error"]
+else: ok = ok and not (isinstance(vals[-1], dict) and "error" in vals[-1])
+sys.exit(0 if ok else 1)' "$n" "$lasterr"; then ok "json: $name"; else bad "json: $name" "$J"; fi
+}
+jstream "batch, good file: 3 values" 0 3 0 batch file "$TMP/good.batch"
+jstream "batch, error at line 3: 2 values and the error" nz 3 1 batch file "$TMP/bad.batch"
+
 # ---- pinned part: root and bpffs ----
 if [ "$(id -u)" -ne 0 ] || [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
 	echo "cli: skipping the pinned-map tests: they need root and bpffs at /sys/fs/bpf"

@@ -263,7 +263,7 @@ static void *http_thread(void *arg)
 			}
 			r.b.off = r.b.len = 0;
 		}
-		t0 = tc_now_ns();
+		t0 = mono_ns();
 		rc = write_all(r.fd, tc_buf_data(&batch), req.len * k);
 		for (; !rc && done < k; done++) {
 			struct resp rp;
@@ -274,7 +274,7 @@ static void *http_thread(void *arg)
 			res->ok++;
 			res->status[rp.status < 600 ? rp.status : 0]++;
 			vcount_add(res, rp.counted, 1);
-			tc_hist_add(res->lat, tc_now_ns() - t0);
+			tc_hist_add(res->lat, mono_ns() - t0);
 			if (rp.close) {
 				/* requests pipelined behind a closing response go unanswered */
 				done++;

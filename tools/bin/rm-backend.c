@@ -870,7 +870,7 @@ int main(int argc, char **argv)
 			fatal("epoll_ctl: %s", strerror(errno));
 	}
 	if (cfg.stats_file)
-		stats_write(tc_now_ns());
+		stats_write(mono_ns());
 	if (cfg.ready_file) {
 		char tmp[4096];
 		FILE *f;
@@ -887,12 +887,12 @@ int main(int argc, char **argv)
 
 	while (!stopping) {
 		struct epoll_event evs[256];
-		uint64_t now = tc_now_ns();
+		uint64_t now = mono_ns();
 		int n = epoll_wait(cfg.ep, evs, 256, next_timeout_ms(now));
 
 		if (n < 0 && errno != EINTR)
 			fatal("epoll_wait: %s", strerror(errno));
-		now = tc_now_ns();
+		now = mono_ns();
 		for (int i = 0; i < n; i++) {
 			int kind = *(int *)evs[i].data.ptr;
 
@@ -928,6 +928,6 @@ int main(int argc, char **argv)
 			stats_write(now);
 	}
 	if (cfg.stats_file)
-		stats_write(tc_now_ns());
+		stats_write(mono_ns());
 	return 0;
 }

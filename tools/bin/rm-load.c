@@ -115,7 +115,7 @@ __attribute__((format(printf, 1, 2))) static void die(const char *fmt, ...)
 
 static bool past_deadline(void)
 {
-	return atomic_load(&stop_all) || tc_now_ns() >= t_deadline;
+	return atomic_load(&stop_all) || mono_ns() >= t_deadline;
 }
 
 /* claim up to `want` requests; 0 when the run is over */
@@ -241,11 +241,11 @@ static void *rr_thread(void *arg)
 		if (o.size >= 8)
 			memcpy(tx, &seq, 8);
 		seq++;
-		t0 = tc_now_ns();
+		t0 = mono_ns();
 		rc = write_all(fd, tx, o.size);
 		if (!rc)
 			rc = read_full(fd, rx, o.size);
-		t1 = tc_now_ns();
+		t1 = mono_ns();
 		if (rc) {
 			res->errors++;
 			fail("conn %u: round trip %lu: %s", res->idx, seq, io_err(rc));
@@ -298,7 +298,7 @@ static void *bulk_thread(void *arg)
 	}
 	while (!eof) {
 		struct pollfd p = {.fd = fd, .events = POLLIN};
-		uint64_t now = tc_now_ns();
+		uint64_t now = mono_ns();
 		int wait_ms, rc;
 
 		if (atomic_load(&stop_all))
@@ -466,7 +466,7 @@ static void report(struct result *rs)
 {
 	struct tc_hist *h = calloc(1, sizeof(*h));
 	struct result tot = {0};
-	double secs = (double)(tc_now_ns() - t_start) / 1e9;
+	double secs = (double)(mono_ns() - t_start) / 1e9;
 	const char *names[] = {"rr", "bulk", "whoami", "http"};
 
 	if (!h)
@@ -732,7 +732,7 @@ int main(int argc, char **argv)
 	fn = o.cmd == C_RR ? rr_thread : o.cmd == C_BULK ? bulk_thread : http_thread;
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 * 1024);
-	t_start = tc_now_ns();
+	t_start = mono_ns();
 	/* by time: the duration; by count: the count, and --max-time as the time bound */
 	t_deadline = t_start + (o.duration_ns ? o.duration_ns : o.max_time_ns);
 	for (unsigned int i = 0; i < o.conns; i++) {
@@ -746,7 +746,7 @@ int main(int argc, char **argv)
 	for (unsigned int i = 0; i < o.conns; i++)
 		pthread_join(rs[i].th, NULL);
 	if (o.requests && o.cmd != C_BULK && atomic_load(&claimed) < o.requests &&
-	    tc_now_ns() >= t_deadline) {
+	    mono_ns() >= t_deadline) {
 		timed_out = true;
 		fail("run time limit (--max-time %.1fs) hit after %lu of %lu requests",
 		     o.max_time_ns / 1e9, (unsigned long)atomic_load(&claimed), o.requests);

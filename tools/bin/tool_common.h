@@ -21,13 +21,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
-static inline uint64_t tc_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#include "common/util.h" /* mono_ns: the clock of libringmesh */
 
 /*
  * "IP:PORT" or "[IPv6]:PORT"; numeric only, so a typo cannot silently resolve to some

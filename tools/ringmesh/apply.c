@@ -21,6 +21,8 @@
 #include "ringmesh/cfg.h"
 #include "ringmesh/stats.h"
 #include "common/cfg.h"
+#include "common/util.h"
+#include "common/pin.h"
 #include "cli.h"
 
 /* Bigger than the store can hold anyway (RM_CFG_SRC_SIZE): only a guard against
@@ -260,18 +262,18 @@ static int wait_live(uint64_t gen, double *ms)
 	struct rm_proxy_cfg p;
 	struct rm_stats_hdr *hdr;
 	uint32_t key = 0;
-	uint64_t t0 = cli_now_ns(), now;
+	uint64_t t0 = mono_ns(), now;
 	void *buf;
 	int r = 0;
 
-	if (cli_map_open(RM_MAP_PROXY, false, &pm))
+	if (cli_pin_open(PIN_PROXY, &pm))
 		return 0;
 	if (bpf_map_lookup_elem(pm.fd, &key, &p))
 		p.heartbeat_ns = 0;
 	cli_map_close(&pm);
 	if (!p.heartbeat_ns || t0 <= p.heartbeat_ns || t0 - p.heartbeat_ns >= p.heartbeat_max_ns)
 		return 0;
-	if (cli_map_open(RM_MAP_STATS, false, &sm))
+	if (cli_pin_open(PIN_STATS, &sm))
 		return 0;
 	buf = calloc(1, cli_map_value_size(&sm) > sizeof(*hdr) ? cli_map_value_size(&sm)
 							       : sizeof(*hdr));
@@ -283,11 +285,11 @@ static int wait_live(uint64_t gen, double *ms)
 	for (;;) {
 		if (!bpf_map_lookup_elem(sm.fd, &key, buf) && hdr->magic == RM_STATS_MAGIC &&
 		    hdr->generation >= gen) {
-			*ms = (cli_now_ns() - t0) / 1e6;
+			*ms = (mono_ns() - t0) / 1e6;
 			r = 1;
 			break;
 		}
-		now = cli_now_ns();
+		now = mono_ns();
 		if (now - t0 > LIVE_WAIT_NS) {
 			r = -ETIMEDOUT;
 			break;

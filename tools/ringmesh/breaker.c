@@ -18,6 +18,8 @@
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
 #include "policy/cb.h"
+#include "common/util.h"
+#include "common/pin.h"
 #include "cli.h"
 
 /* Fixed-size key fields are NUL-padded; a writer bug must not make us overrun. */
@@ -337,24 +339,21 @@ static int breaker_show(int argc, char **argv)
 	}
 	if (argc == 1)
 		want = argv[0];
-	r = cli_map_open(RM_MAP_BREAKER, false, &map);
+	r = cli_pin_open(PIN_BREAKER, &map);
 	if (r == -ENOENT) {
 		p_err("%s not pinned at %s: no ringmeshd runs with this pin dir (start it, or "
 		      "give --pin-dir)",
 		      RM_MAP_BREAKER, cli.pin_dir);
 		return -1;
 	}
+	if (r == -EPROTO) {
+		p_err("%s", map.why);
+		return -1;
+	}
 	if (r) {
 		p_err("cannot open %s/%s: %s", cli.pin_dir, RM_MAP_BREAKER,
 		      r == -EINVAL ? "not a map" : strerror(-r));
 		return -1;
-	}
-	if (map.info.key_size != 4 || map.info.max_entries != 1 ||
-	    map.info.value_size != sizeof(*m)) {
-		p_err("%s has value size %u, this ringmesh expects %zu: daemon and CLI versions "
-		      "differ",
-		      map.path, map.info.value_size, sizeof(*m));
-		goto out;
 	}
 	m = malloc(sizeof(*m));
 	v = calloc(RM_CB_POOLS, sizeof(*v));
@@ -366,7 +365,7 @@ static int breaker_show(int argc, char **argv)
 		p_err("reading %s: %s", map.path, strerror(errno));
 		goto out;
 	}
-	now = cli_now_ns();
+	now = mono_ns();
 	/* limits are shown from the config when there is one; absent is not an error */
 	if (cli_cfg_read(&cfg, &gen, err, sizeof(err)))
 		cfg = NULL;

@@ -3,8 +3,10 @@
  * ringmesh CLI: shared state and helpers of the admin tool (bpftool's model).
  * Owns the global options, the command-table dispatcher with prefix matching,
  * the one error printer p_err(), the help fragments, plain-text tables, and
- * opening/reading maps pinned under the pin dir. Each object lives in its own
- * file and exports do_<object>(argc, argv); commands return 0 or -1.
+ * opening/reading maps pinned under the pin dir (common.c); the printers of the
+ * ABI's structs (print.c); `batch` (batch.c). Each object lives in its own file and
+ * exports do_<object>(argc, argv); commands return 0 or -1, and no object's file
+ * calls into another's.
  */
 #ifndef RM_CLI_MAIN_H
 #define RM_CLI_MAIN_H
@@ -19,6 +21,7 @@
 #define RM_CLI_VERSION "0.1.0"
 
 #define HELP_SPEC_OPTIONS "OPTIONS := { --pin-dir DIR | {-j|--json} [{-p|--pretty}] | {-h|--help} }"
+#define HELP_SPEC_BATCH "batch file { FILE | - }"
 #define HELP_SPEC_FILES "FILES := -f { FILE | DIR | - } [-f ...]"
 #define HELP_SPEC_MAP                                                                              \
 	"MAP := { rm_include | rm_exclude | rm_xports | rm_orig | rm_orig_ck |\n"                  \
@@ -38,6 +41,11 @@ struct cli_opts {
 	char *json_text;
 	size_t json_len;
 	char *err_msg; /* first p_err() message of a -j run */
+	/* `batch`: "FILE:LINE: " put before every error of the command on that line */
+	const char *err_where;
+	/* Run one command line (OBJECT COMMAND ARGS) as main() does: set by main(), so that
+	 * batch.c runs commands without depending on main.c (which depends on it). */
+	int (*run)(int argc, char **argv);
 };
 
 extern struct cli_opts cli;
@@ -81,12 +89,17 @@ struct cli_map {
 	int fd;
 	char path[4096];
 	struct bpf_map_info info;
+	char why[512]; /* cli_pin_open's -EPROTO: what differs from common/pin.c's table */
 };
 
 /* Open pin_dir/name read-only (or read-write). 0, -ENOENT when not pinned, -EINVAL when
  * the pin is not a map, or -errno. Never prints: the caller words the error. */
 int cli_map_open(const char *name, bool write, struct cli_map *m);
 void cli_map_close(struct cli_map *m);
+/* Open one of ours (enum pin_id, common/pin.h) read-only, checked against the table's
+ * type, key and value size: cli_map_open's results, or -EPROTO with m->why set (the
+ * daemon was built from other headers). */
+int cli_pin_open(int pin_id, struct cli_map *m);
 /* Value size as the kernel exchanges it with userspace (per-CPU maps: one 8-byte aligned
  * slot per possible CPU). */
 size_t cli_map_value_size(const struct cli_map *m);
@@ -94,14 +107,14 @@ bool cli_map_is_percpu(const struct cli_map *m);
 int cli_ncpus(void);
 /* Sum a per-CPU value of u64 counters (value_size/8 of them) into out. */
 void cli_percpu_sum_u64(const struct cli_map *m, const void *raw, uint64_t *out, size_t n);
-/* CLOCK_MONOTONIC now, in ns (the clock of bpf_ktime_get_ns and the heartbeat). */
-uint64_t cli_now_ns(void);
-/* Text for an address in mapped form: "a.b.c.d" or IPv6. buf >= 48. */
-const char *cli_addr_str(const void *rm_addr16, char *buf, size_t len);
 const char *cli_map_type_str(uint32_t type);
 /* "HTTP", "TCP", ... for enum rm_cfg_proto. */
 const char *cli_proto_name(unsigned int proto);
 
+/* ---- printers of the ABI's structs (print.c) ---- */
+
+/* Text for an address in mapped form: "a.b.c.d" or IPv6. buf >= 48. */
+const char *cli_addr_str(const void *rm_addr16, char *buf, size_t len);
 struct rm_addr;
 struct rm_proxy_cfg;
 struct rm_stats_slot;
@@ -132,5 +145,6 @@ int do_map(int argc, char **argv);
 int do_status(int argc, char **argv);
 int do_stats(int argc, char **argv);
 int do_breaker(int argc, char **argv);
+int do_batch(int argc, char **argv);
 
 #endif /* RM_CLI_MAIN_H */

@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -14,6 +13,7 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
+#include "common/pin.h"
 #include "cli.h"
 
 struct cli_opts cli = {
@@ -39,17 +39,24 @@ void p_err(const char *fmt, ...)
 				free(msg);
 		} else {
 			struct json_writer *w = json_new(stdout);
+			char *full = NULL;
 
+			if (cli.err_where && msg && asprintf(&full, "%s%s", cli.err_where, msg) < 0)
+				full = NULL;
 			if (w) {
 				json_start_object(w);
-				json_string_field(w, "error", msg ? msg : "out of memory");
+				json_string_field(w, "error",
+						  full	? full
+						  : msg ? msg
+							: "out of memory");
 				json_end_object(w);
 				json_destroy(&w);
 			}
+			free(full);
 			free(msg);
 		}
 	} else {
-		fprintf(stderr, "Error: ");
+		fprintf(stderr, "Error: %s", cli.err_where ? cli.err_where : "");
 		vfprintf(stderr, fmt, ap);
 		fprintf(stderr, "\n");
 	}
@@ -311,6 +318,19 @@ int cli_map_open(const char *name, bool write, struct cli_map *m)
 	return 0;
 }
 
+int cli_pin_open(int pin_id, struct cli_map *m)
+{
+	const struct pin_def *d = &pin_defs[pin_id];
+	int r = cli_map_open(d->name, false, m);
+
+	if (r)
+		return r;
+	r = pin_check(d, &m->info, PIN_CHECK_SHAPE, m->path, m->why, sizeof(m->why));
+	if (r)
+		cli_map_close(m);
+	return r;
+}
+
 void cli_map_close(struct cli_map *m)
 {
 	if (m->fd >= 0)
@@ -367,28 +387,6 @@ void cli_percpu_sum_u64(const struct cli_map *m, const void *raw, uint64_t *out,
 			out[i] += x;
 		}
 	}
-}
-
-uint64_t cli_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-const char *cli_addr_str(const void *addr16, char *buf, size_t len)
-{
-	static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	const unsigned char *a = addr16;
-
-	if (memcmp(a, mapped, sizeof(mapped)) == 0) {
-		if (!inet_ntop(AF_INET, a + 12, buf, (socklen_t)len))
-			snprintf(buf, len, "?");
-	} else if (!inet_ntop(AF_INET6, a, buf, (socklen_t)len)) {
-		snprintf(buf, len, "?");
-	}
-	return buf;
 }
 
 const char *cli_map_type_str(uint32_t type)

@@ -23,7 +23,7 @@ static int do_help(int argc, char **argv)
 		 "       %1$s version\n"
 		 "\n"
 		 "       OBJECT := { apply | delete | rule | service | endpoint | map | status |\n"
-		 "                   stats | breaker }\n"
+		 "                   stats | breaker | batch }\n"
 		 "       " HELP_SPEC_OPTIONS "\n"
 		 "\n"
 		 "       %1$s apply -f FILE      load Istio YAML (RouteRule, VirtualService, ...)\n"
@@ -35,6 +35,7 @@ static int do_help(int argc, char **argv)
 		 "       %1$s status             is a live ringmeshd attached at the pin dir?\n"
 		 "       %1$s stats              data-path and request counters\n"
 		 "       %1$s breaker show       circuit breaker and outlier ejection state\n"
+		 "       %1$s batch file FILE    one command per line (- for stdin)\n"
 		 "\n"
 		 "       Objects and commands may be abbreviated (%1$s ru li). The pin dir\n"
 		 "       defaults to " RM_PIN_DIR_DEFAULT ".\n",
@@ -55,11 +56,25 @@ static int do_version(int argc, char **argv)
 }
 
 static const struct cli_cmd objects[] = {
-    {"help", do_help},	     {"apply", do_apply},     {"delete", do_delete},
-    {"rule", do_rule},	     {"service", do_service}, {"endpoint", do_endpoint},
-    {"map", do_map},	     {"status", do_status},   {"stats", do_stats},
-    {"breaker", do_breaker}, {"version", do_version}, {0},
+    {"help", do_help},
+    {"apply", do_apply},
+    {"delete", do_delete},
+    {"rule", do_rule},
+    {"service", do_service},
+    {"endpoint", do_endpoint},
+    {"map", do_map},
+    {"status", do_status},
+    {"stats", do_stats},
+    {"breaker", do_breaker},
+    {"version", do_version},
+    {"batch", do_batch},
+    {0},
 };
+
+static int run_command(int argc, char **argv)
+{
+	return cli_cmd_select(objects, argc, argv, do_help, "object");
+}
 
 int main(int argc, char **argv)
 {
@@ -73,6 +88,7 @@ int main(int argc, char **argv)
 	int opt, ret;
 
 	cli.bin = slash ? slash + 1 : argv[0];
+	cli.run = run_command;
 	if (getenv("RINGMESH_PIN_DIR") && *getenv("RINGMESH_PIN_DIR"))
 		cli.pin_dir = getenv("RINGMESH_PIN_DIR");
 	opterr = 0;
@@ -143,7 +159,7 @@ int main(int argc, char **argv)
 			p_err("no OBJECT given");
 			ret = -1;
 		} else {
-			ret = cli_cmd_select(objects, argc, argv, do_help, "object");
+			ret = run_command(argc, argv);
 		}
 	}
 	if (cli_json_finish())

@@ -14,45 +14,13 @@
 #include <string.h>
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
-#include <sys/socket.h>
 
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
 #include "ringmesh/stats.h"
+#include "common/util.h"
+#include "common/pin.h"
 #include "cli.h"
-
-static const char *const dp_stat_names[RM_DP_STAT_MAX] = {
-    [RM_DP_REDIRECTED] = "redirected",
-    [RM_DP_NOT_TCP] = "not_tcp",
-    [RM_DP_NOT_INCLUDED] = "not_included",
-    [RM_DP_EXCLUDED] = "excluded",
-    [RM_DP_PORT_EXCLUDED] = "port_excluded",
-    [RM_DP_SELF] = "self",
-    [RM_DP_STALE] = "stale",
-    [RM_DP_ORIG_FULL] = "orig_full",
-    [RM_DP_ESTABLISHED] = "established",
-    [RM_DP_SOCK_ADDED] = "sock_added",
-    [RM_DP_MSG_REDIRECT] = "msg_redirect",
-    [RM_DP_MSG_PASS] = "msg_pass",
-    [RM_DP_GETSOCKOPT] = "getsockopt",
-    [RM_DP_NOT_IPV4] = "not_ipv4",
-};
-
-const char *cli_dp_stat_name(uint32_t i)
-{
-	return i < RM_DP_STAT_MAX && dp_stat_names[i] ? dp_stat_names[i] : NULL;
-}
-
-const char *cli_endpoint_str(const struct rm_addr *a, uint16_t be_port, char *buf, size_t len)
-{
-	char ab[INET6_ADDRSTRLEN + 1];
-	const unsigned char *b = a->a8;
-	bool v4 = b[10] == 0xff && b[11] == 0xff && !memcmp(b, "\0\0\0\0\0\0\0\0\0\0", 10);
-
-	cli_addr_str(a, ab, sizeof(ab));
-	snprintf(buf, len, v4 ? "%s:%u" : "[%s]:%u", ab, ntohs(be_port));
-	return buf;
-}
 
 /* ---- per-map entry printers ---- */
 
@@ -266,11 +234,11 @@ static void entry_proxy(const struct cli_map *m, const void *key, const void *va
 	if (cli.jw) {
 		json_start_object(cli.jw);
 		json_uint_field(cli.jw, "index", idx);
-		cli_proxy_fields(&p, cli_now_ns());
+		cli_proxy_fields(&p, mono_ns());
 		json_end_object(cli.jw);
 	} else {
 		printf("[%u]\n", idx);
-		cli_proxy_fields(&p, cli_now_ns());
+		cli_proxy_fields(&p, mono_ns());
 	}
 }
 
@@ -438,50 +406,35 @@ static void entry_stats(const struct cli_map *m, const void *key, const void *va
 	cli_stats_slot_print(idx, &e->slot);
 }
 
-struct decoder {
+/* Entry printers of the maps common/pin.c knows; the layout comes from its table. */
+static const struct decoder {
 	const char *name;
-	uint32_t type; /* 0 = any */
-	uint32_t key_size;
-	uint32_t value_size;
 	entry_fn fn;
-	bool no_value; /* value not readable from userspace */
+} decoders[] = {
+    {RM_MAP_INCLUDE, entry_lpm}, {RM_MAP_EXCLUDE, entry_lpm},	  {RM_MAP_XPORTS, entry_xport},
+    {RM_MAP_ORIG, entry_orig},	 {RM_MAP_ORIG_CK, entry_orig_ck}, {RM_MAP_SOCKS, entry_sock},
+    {RM_MAP_PROXY, entry_proxy}, {RM_MAP_DPSTATS, entry_dpstat},  {RM_MAP_CFG_CTL, entry_cfg_ctl},
+    {RM_MAP_CFG, entry_cfg},	 {RM_MAP_CFG_SRC, entry_cfg_src}, {RM_MAP_STATS, entry_stats},
 };
 
-static const struct decoder decoders[] = {
-    {RM_MAP_INCLUDE, BPF_MAP_TYPE_LPM_TRIE, sizeof(struct rm_lpm_key), 0, entry_lpm},
-    {RM_MAP_EXCLUDE, BPF_MAP_TYPE_LPM_TRIE, sizeof(struct rm_lpm_key), 0, entry_lpm},
-    {RM_MAP_XPORTS, 0, sizeof(uint16_t), 0, entry_xport},
-    {RM_MAP_ORIG, 0, sizeof(struct rm_tuple), sizeof(struct rm_orig), entry_orig},
-    {RM_MAP_ORIG_CK, 0, sizeof(uint64_t), sizeof(struct rm_orig), entry_orig_ck},
-    {RM_MAP_SOCKS, BPF_MAP_TYPE_SOCKHASH, sizeof(struct rm_tuple), 0, entry_sock, true},
-    {RM_MAP_PROXY, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_proxy_cfg), entry_proxy},
-    {RM_MAP_DPSTATS, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(uint64_t), entry_dpstat},
-    {RM_MAP_CFG_CTL, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_cfg_ctl), entry_cfg_ctl},
-    {RM_MAP_CFG, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_cfg), entry_cfg},
-    {RM_MAP_CFG_SRC, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct rm_cfg_src), entry_cfg_src},
-    {RM_MAP_STATS, BPF_MAP_TYPE_ARRAY, 4, sizeof(union rm_stats_entry), entry_stats},
-};
-
-static const struct decoder *decoder_for(const char *name, const struct cli_map *m)
+static entry_fn decoder_for(const char *name, const struct cli_map *m, bool *no_value)
 {
-	size_t i;
+	const struct pin_def *d = pin_find(name);
 
-	for (i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++) {
-		const struct decoder *d = &decoders[i];
-
-		if (strcmp(d->name, name))
-			continue;
-		if ((d->type && d->type != m->info.type) || d->key_size != m->info.key_size ||
-		    (d->value_size && d->value_size != m->info.value_size))
-			return NULL; /* the layout drifted: show raw bytes, not a misreading */
-		return d;
-	}
-	return NULL;
+	*no_value = d && (d->use & PIN_U_NO_VALUE);
+	/* the layout drifted: show raw bytes, not a misreading */
+	if (!d || pin_check(d, &m->info, PIN_CHECK_SHAPE, m->path, NULL, 0))
+		return NULL;
+	for (size_t i = 0; i < sizeof(decoders) / sizeof(decoders[0]); i++)
+		if (!strcmp(decoders[i].name, name))
+			return decoders[i].fn;
+	return NULL; /* ours, but no printer (rm_breaker: see `breaker show`) */
 }
 
 static int map_dump_one(const char *name)
 {
-	const struct decoder *d;
+	entry_fn d;
+	bool no_value;
 	struct cli_map m;
 	void *key = NULL, *next = NULL, *val = NULL;
 	size_t n = 0, limit;
@@ -500,7 +453,7 @@ static int map_dump_one(const char *name)
 		p_err("cannot open %s/%s: %s", cli.pin_dir, name, strerror(-err));
 		return -1;
 	}
-	d = decoder_for(name, &m);
+	d = decoder_for(name, &m, &no_value);
 	key = calloc(1, m.info.key_size ? m.info.key_size : 1);
 	next = calloc(1, m.info.key_size ? m.info.key_size : 1);
 	val = calloc(1, cli_map_value_size(&m) ? cli_map_value_size(&m) : 1);
@@ -522,7 +475,7 @@ static int map_dump_one(const char *name)
 	limit = (size_t)m.info.max_entries * 2 + 16;
 	err = bpf_map_get_next_key(m.fd, NULL, next);
 	while (!err && limit--) {
-		bool have_val = !(d && d->no_value);
+		bool have_val = !no_value;
 
 		if (have_val && bpf_map_lookup_elem(m.fd, next, val)) {
 			if (errno != ENOENT && errno != ENOSPC && errno != EOPNOTSUPP) {
@@ -535,7 +488,7 @@ static int map_dump_one(const char *name)
 				goto advance;
 		}
 		if (d)
-			d->fn(&m, next, have_val ? val : NULL);
+			d(&m, next, have_val ? val : NULL);
 		else
 			entry_hex(&m, next, have_val ? val : NULL);
 		n++;

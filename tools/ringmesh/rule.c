@@ -7,13 +7,13 @@
  * description so the CLI and the golden tests can never disagree.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "ringmesh/cfg.h"
 #include "common/cfg.h"
+#include "common/util.h"
 #include "cli.h"
 
 static const char *api_name(unsigned int api)
@@ -55,38 +55,20 @@ static const char *op_sym(unsigned int op)
 	}
 }
 
-/* Append to a fixed buffer; a summary cut short ends in "..." rather than failing. */
-static void cat(char *buf, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void cat(char *buf, size_t len, const char *fmt, ...)
-{
-	size_t used = strlen(buf);
-	va_list ap;
-	int n;
-
-	if (used + 1 >= len)
-		return;
-	va_start(ap, fmt);
-	n = vsnprintf(buf + used, len - used, fmt, ap);
-	va_end(ap);
-	if (n >= 0 && (size_t)n >= len - used && len > 4)
-		strcpy(buf + len - 4, "...");
-}
-
 static bool rule_ok(const struct rm_cfg *cfg, const struct rm_cfg_rule *r)
 {
 	return r->service < cfg->n_services && r->match_first + r->match_count <= cfg->n_matches &&
 	       r->target_first + r->target_count <= cfg->n_targets;
 }
 
-static void match_summary(const struct rm_cfg *cfg, const struct rm_cfg_rule *r, char *buf,
-			  size_t len)
+/* A summary cut short ends in "..." (sbuf_text) rather than failing. */
+static void match_summary(const struct rm_cfg *cfg, const struct rm_cfg_rule *r, struct sbuf *b)
 {
 	char lb[256];
 	uint32_t i, j;
 
-	buf[0] = '\0';
 	if (!r->match_count) {
-		cat(buf, len, "*");
+		sbuf_printf(b, "*");
 		return;
 	}
 	for (i = 0; i < r->match_count; i++) {
@@ -94,26 +76,26 @@ static void match_summary(const struct rm_cfg *cfg, const struct rm_cfg_rule *r,
 		bool first = true;
 
 		if (i)
-			cat(buf, len, " || ");
+			sbuf_printf(b, " || ");
 		for (j = 0; j < m->cond_count && m->cond_first + j < cfg->n_conds; j++) {
 			const struct rm_cfg_cond *c = &cfg->conds[m->cond_first + j];
 
-			cat(buf, len, "%s%s%s%s", first ? "" : " && ", field_name(cfg, c),
-			    op_sym(c->op), cfg_str(cfg, c->value_off));
+			sbuf_printf(b, "%s%s%s%s", first ? "" : " && ", field_name(cfg, c),
+				    op_sym(c->op), cfg_str(cfg, c->value_off));
 			first = false;
 		}
 		if (m->src_label_count) {
 			cfg_fmt_labels(cfg, m->src_label_first, m->src_label_count, lb, sizeof(lb));
-			cat(buf, len, "%ssource[%s]", first ? "" : " && ", lb);
+			sbuf_printf(b, "%ssource[%s]", first ? "" : " && ", lb);
 			first = false;
 		}
 		if (m->src_name_off) {
-			cat(buf, len, "%ssource=%s", first ? "" : " && ",
-			    cfg_str(cfg, m->src_name_off));
+			sbuf_printf(b, "%ssource=%s", first ? "" : " && ",
+				    cfg_str(cfg, m->src_name_off));
 			first = false;
 		}
 		if (first)
-			cat(buf, len, "*");
+			sbuf_printf(b, "*");
 	}
 }
 
@@ -144,28 +126,27 @@ static const char *target_name(const struct rm_cfg *cfg, const struct rm_cfg_rul
 	return buf;
 }
 
-static void route_summary(const struct rm_cfg *cfg, const struct rm_cfg_rule *r, char *buf,
-			  size_t len)
+/* A summary cut short ends in "..." (sbuf_text) rather than failing. */
+static void route_summary(const struct rm_cfg *cfg, const struct rm_cfg_rule *r, struct sbuf *b)
 {
 	uint64_t total = weight_total(cfg, r);
 	char name[256];
 	uint32_t i;
 
-	buf[0] = '\0';
 	if (r->flags & RM_RF_REDIRECT) {
-		cat(buf, len, "redirect %u", r->redirect_code);
+		sbuf_printf(b, "redirect %u", r->redirect_code);
 		return;
 	}
 	if (!r->target_count) {
-		cat(buf, len, "all endpoints");
+		sbuf_printf(b, "all endpoints");
 		return;
 	}
 	for (i = 0; i < r->target_count; i++) {
 		const struct rm_cfg_target *t = &cfg->targets[r->target_first + i];
 
 		/* modern weights are relative: show the share they amount to */
-		cat(buf, len, "%s%s %llu%%", i ? ", " : "",
-		    target_name(cfg, r, t, name, sizeof(name)),
+		sbuf_printf(
+		    b, "%s%s %llu%%", i ? ", " : "", target_name(cfg, r, t, name, sizeof(name)),
 		    total ? (unsigned long long)((t->weight * 100 + total / 2) / total) : 0ull);
 	}
 }
@@ -275,6 +256,8 @@ static int rule_list(int argc, char **argv)
 			uint32_t idx = s->rule_first + k;
 			const struct rm_cfg_rule *r = &cfg->rules[idx];
 			char name[256], order[64], match[512], routes[512];
+			struct sbuf mb = sbuf_make(match, sizeof(match));
+			struct sbuf rb = sbuf_make(routes, sizeof(routes));
 
 			if (!rule_ok(cfg, r))
 				continue;
@@ -289,8 +272,10 @@ static int rule_list(int argc, char **argv)
 			else
 				snprintf(order, sizeof(order), "#%u http[%u]", k + 1,
 					 r->http_index);
-			match_summary(cfg, r, match, sizeof(match));
-			route_summary(cfg, r, routes, sizeof(routes));
+			match_summary(cfg, r, &mb);
+			route_summary(cfg, r, &rb);
+			sbuf_text(&mb);
+			sbuf_text(&rb);
 			if (cli_table_rowf(t, name, api_name(r->api), cfg_str(cfg, s->name_off),
 					   order, match, routes)) {
 				p_err("out of memory");

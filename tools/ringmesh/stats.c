@@ -18,134 +18,20 @@
 #include "common/prom_src.h"
 #include "ringmesh/abi.h"
 #include "ringmesh/stats.h"
+#include "common/pin.h"
 #include "cli.h"
-
-static const char *const flag_names[RM_STATS_F_MAX] = {
-    [RM_STATS_F_UO] = "UO",   [RM_STATS_F_UT] = "UT", [RM_STATS_F_UH] = "UH",
-    [RM_STATS_F_UF] = "UF",   [RM_STATS_F_UC] = "UC", [RM_STATS_F_URX] = "URX",
-    [RM_STATS_F_UPE] = "UPE", [RM_STATS_F_NR] = "NR", [RM_STATS_F_FI] = "FI",
-    [RM_STATS_F_DI] = "DI",
-};
 
 /* Fixed-size key fields are NUL-padded but a writer bug must not make us overrun. */
 #define KEYSTR(f) ((int)strnlen((f), sizeof(f))), (f)
 
-static void key_field(const char *name, const char *s, size_t len)
-{
-	size_t n = strnlen(s, len);
-
-	if (n)
-		json_string_len(cli.jw, s, n), (void)name;
-	else
-		json_string(cli.jw, "unknown");
-}
-
-void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
-{
-	static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-	const struct rm_stats_key *k = &s->key;
-	struct prom_slot_sum a;
-	int i;
-
-	prom_slot_sum(s, &a);
-	if (!cli.jw) {
-		printf("[%u] %.*s version %.*s from %.*s: %llu requests (2xx %llu, 4xx %llu, "
-		       "5xx %llu), connections %llu opened %llu closed\n",
-		       idx, KEYSTR(k->dst_service), KEYSTR(k->dst_version), KEYSTR(k->src_workload),
-		       (unsigned long long)a.requests, (unsigned long long)a.code_class[2],
-		       (unsigned long long)a.code_class[4], (unsigned long long)a.code_class[5],
-		       (unsigned long long)s->tcp_opened, (unsigned long long)s->tcp_closed);
-		return;
-	}
-	json_start_object(cli.jw);
-	json_uint_field(cli.jw, "slot", idx);
-	json_name(cli.jw, "destination_service");
-	key_field("destination_service", k->dst_service, sizeof(k->dst_service));
-	json_name(cli.jw, "destination_version");
-	key_field("destination_version", k->dst_version, sizeof(k->dst_version));
-	json_name(cli.jw, "destination_workload");
-	key_field("destination_workload", k->dst_workload, sizeof(k->dst_workload));
-	json_name(cli.jw, "source_workload");
-	key_field("source_workload", k->src_workload, sizeof(k->src_workload));
-	json_name(cli.jw, "source_version");
-	key_field("source_version", k->src_version, sizeof(k->src_version));
-	json_string_field(cli.jw, "protocol",
-			  k->proto == RM_STATS_HTTP  ? "http"
-			  : k->proto == RM_STATS_TCP ? "tcp"
-						     : "unknown");
-	json_uint_field(cli.jw, "requests", a.requests);
-	json_name(cli.jw, "code_class");
-	json_start_object(cli.jw);
-	for (i = 0; i < 6; i++)
-		json_uint_field(cli.jw, cls[i], a.code_class[i]);
-	json_end_object(cli.jw);
-	/* one entry per (code, flags) row, as the Prometheus series are */
-	json_name(cli.jw, "series");
-	json_start_array(cli.jw);
-	for (i = 0; i < RM_STATS_ROWS; i++) {
-		const struct rm_stats_row *r = &s->rows[i];
-		uint64_t n = prom_row_count(r);
-		char fl[64];
-
-		if (!n)
-			continue;
-		json_start_object(cli.jw);
-		if (i == RM_STATS_ROWS - 1) {
-			json_null_field(cli.jw, "code");
-			json_string_field(cli.jw, "response_flags", "overflow");
-		} else {
-			json_uint_field(cli.jw, "code", RM_STATS_ROW_CODE(r->id));
-			json_string_field(
-			    cli.jw, "response_flags",
-			    prom_flags_str(RM_STATS_ROW_FLAGS(r->id), fl, sizeof(fl)));
-		}
-		json_uint_field(cli.jw, "requests", n);
-		json_end_object(cli.jw);
-	}
-	json_end_array(cli.jw);
-	json_name(cli.jw, "response_flags");
-	json_start_object(cli.jw);
-	for (i = 0; i < RM_STATS_F_MAX; i++)
-		json_uint_field(cli.jw, flag_names[i], a.flags[i]);
-	json_end_object(cli.jw);
-	json_uint_field(cli.jw, "overflow", a.overflow);
-	json_name(cli.jw, "duration_ms");
-	json_start_object(cli.jw);
-	{
-		static const double qs[3] = {0.5, 0.9, 0.99};
-		static const char *const qn[3] = {"p50", "p90", "p99"};
-
-		for (i = 0; i < 3; i++) {
-			double q = prom_quantile(a.dur, qs[i]);
-
-			json_name(cli.jw, qn[i]);
-			if (q < 0)
-				json_null(cli.jw);
-			else
-				json_float(cli.jw, q);
-		}
-	}
-	json_end_object(cli.jw);
-	json_uint_field(cli.jw, "duration_sum_us", a.dur_sum_us);
-	json_uint_field(cli.jw, "request_bytes_sum", a.req_bytes_sum);
-	json_uint_field(cli.jw, "response_bytes_sum", a.resp_bytes_sum);
-	json_name(cli.jw, "tcp");
-	json_start_object(cli.jw);
-	json_uint_field(cli.jw, "opened", s->tcp_opened);
-	json_uint_field(cli.jw, "closed", s->tcp_closed);
-	json_uint_field(cli.jw, "sent_bytes", s->tcp_sent_bytes);
-	json_uint_field(cli.jw, "received_bytes", s->tcp_received_bytes);
-	json_end_object(cli.jw);
-	json_end_object(cli.jw);
-}
-
 /* Open a pinned counter map: 1 = open, 0 = not pinned (said so, as key null and
  * key_absent in JSON, why in words), -1 = error (p_err'ed). */
-static int open_counters(const char *name, const char *key, const char *title, const char *why,
+static int open_counters(int id, const char *key, const char *title, const char *why,
 			 struct cli_map *m)
 {
+	const char *name = pin_defs[id].name;
 	char absent[64], text[128];
-	int err = cli_map_open(name, false, m);
+	int err = cli_pin_open(id, m);
 
 	if (err == -ENOENT) {
 		if (cli.jw) {
@@ -157,6 +43,10 @@ static int open_counters(const char *name, const char *key, const char *title, c
 			printf("%s: %s not pinned at %s (%s)\n", title, name, cli.pin_dir, why);
 		}
 		return 0;
+	}
+	if (err == -EPROTO) {
+		p_err("%s", m->why);
+		return -1;
 	}
 	if (err) {
 		p_err("cannot open %s/%s: %s", cli.pin_dir, name,
@@ -175,15 +65,9 @@ static int show_dp(void)
 	uint32_t i;
 	int err;
 
-	err = open_counters(RM_MAP_DPSTATS, "datapath", "Data path", "no data path loaded", &m);
+	err = open_counters(PIN_DPSTATS, "datapath", "Data path", "no data path loaded", &m);
 	if (err <= 0)
 		return err;
-	if (!cli_map_is_percpu(&m) || m.info.key_size != 4 || m.info.value_size != 8) {
-		p_err("%s is not a per-CPU array of u64 counters: daemon and CLI versions differ",
-		      m.path);
-		cli_map_close(&m);
-		return -1;
-	}
 	raw = malloc(cli_map_value_size(&m));
 	if (!raw) {
 		cli_map_close(&m);

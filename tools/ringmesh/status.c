@@ -15,55 +15,13 @@
 
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
+#include "common/util.h"
+#include "common/pin.h"
 #include "cli.h"
 
 static double ns_to_s(uint64_t ns)
 {
 	return (double)ns / 1e9;
-}
-
-void cli_proxy_fields(const struct rm_proxy_cfg *p, uint64_t now_ns)
-{
-	char listen[80], gw[80];
-	uint64_t age = p->heartbeat_ns && now_ns > p->heartbeat_ns ? now_ns - p->heartbeat_ns : 0;
-	bool fresh = p->heartbeat_ns && age < p->heartbeat_max_ns;
-
-	cli_endpoint_str(&p->listen_addr, p->listen_port, listen, sizeof(listen));
-	cli_endpoint_str(&p->pod_gw_addr, p->listen_port, gw, sizeof(gw));
-	if (cli.jw) {
-		json_uint_field(cli.jw, "daemon_pid", p->daemon_tgid);
-		json_string_field(cli.jw, "listen", listen);
-		json_string_field(cli.jw, "pod_gateway", gw);
-		json_name(cli.jw, "flags");
-		json_start_array(cli.jw);
-		if (p->flags & RM_PF_SOCKMAP)
-			json_string(cli.jw, "sockmap");
-		if (p->flags & ~RM_PF_SOCKMAP)
-			json_printf(cli.jw, "0x%x", p->flags & ~RM_PF_SOCKMAP);
-		json_end_array(cli.jw);
-		json_uint_field(cli.jw, "heartbeat_ns", p->heartbeat_ns);
-		if (p->heartbeat_ns)
-			json_float_field(cli.jw, "heartbeat_age_s", ns_to_s(age));
-		else
-			json_null_field(cli.jw, "heartbeat_age_s");
-		json_float_field(cli.jw, "heartbeat_max_s", ns_to_s(p->heartbeat_max_ns));
-		json_bool_field(cli.jw, "heartbeat_fresh", fresh);
-		json_uint_field(cli.jw, "daemon_cgroup_id", p->daemon_cgroup_id);
-		json_uint_field(cli.jw, "daemon_netns_cookie", p->daemon_netns_cookie);
-		return;
-	}
-	printf("  daemon pid     %u\n", p->daemon_tgid);
-	printf("  listen         %s (pods in other netns: %s)\n", listen, gw);
-	printf("  flags          %s%s\n", p->flags & RM_PF_SOCKMAP ? "sockmap" : "none",
-	       p->flags & ~RM_PF_SOCKMAP ? " +unknown" : "");
-	if (p->heartbeat_ns)
-		printf("  heartbeat      %.1f s ago (stale after %.1f s)%s\n", ns_to_s(age),
-		       ns_to_s(p->heartbeat_max_ns), fresh ? "" : ": STALE");
-	else
-		printf("  heartbeat      never (stale after %.1f s)\n",
-		       ns_to_s(p->heartbeat_max_ns));
-	printf("  daemon cgroup  %llu  netns cookie %llu\n",
-	       (unsigned long long)p->daemon_cgroup_id, (unsigned long long)p->daemon_netns_cookie);
 }
 
 /* Counts for the status line; absent config is normal (no rules applied yet). */
@@ -111,21 +69,18 @@ static int status_show(int argc, char **argv)
 		p_err("'status' takes no arguments; try '%s status help'", cli.bin);
 		return -1;
 	}
-	err = cli_map_open(RM_MAP_PROXY, false, &m);
+	err = cli_pin_open(PIN_PROXY, &m);
 	if (err == -ENOENT) {
 		p_err("no ringmeshd at %s: not pinned", cli.pin_dir);
+		return -1;
+	}
+	if (err == -EPROTO) {
+		p_err("%s", m.why);
 		return -1;
 	}
 	if (err) {
 		p_err("no ringmeshd at %s: cannot open %s: %s", cli.pin_dir, RM_MAP_PROXY,
 		      err == -EINVAL ? "not a map" : strerror(-err));
-		return -1;
-	}
-	if (m.info.value_size != sizeof(p) || m.info.key_size != sizeof(key)) {
-		p_err("%s has value size %u, this ringmesh expects %zu: daemon and CLI versions "
-		      "differ",
-		      m.path, m.info.value_size, sizeof(p));
-		cli_map_close(&m);
 		return -1;
 	}
 	err = bpf_map_lookup_elem(m.fd, &key, &p) ? -errno : 0;
@@ -134,7 +89,7 @@ static int status_show(int argc, char **argv)
 		p_err("cannot read %s: %s", m.path, strerror(-err));
 		return -1;
 	}
-	now = cli_now_ns();
+	now = mono_ns();
 	age = now > p.heartbeat_ns ? now - p.heartbeat_ns : 0;
 	if (!p.heartbeat_ns) {
 		p_err("no ringmeshd at %s: heartbeat never set (daemon stopped or starting)",

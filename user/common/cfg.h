@@ -156,14 +156,14 @@ struct cfg_store {
 	struct rm_cfg_ctl *ctl;		    /* mmapped rm_cfg_ctl[0] */
 	struct rm_cfg *half[RM_CFG_HALVES]; /* mmapped rm_cfg[0..1] */
 	struct rm_cfg_src *src[RM_CFG_HALVES];
-	void *cfg_map, *src_map; /* whole mappings, for munmap */
-	size_t cfg_map_len, src_map_len;
+	void *ctl_map, *cfg_map, *src_map; /* whole mappings, for munmap */
+	size_t ctl_map_len, cfg_map_len, src_map_len;
 	bool locked;
 };
 
 /* Open the pinned maps under pin_dir; with create, create and pin missing ones
- * with the exact parameters of bpf/lib/maps_cfg.h (so ringmeshd's libbpf reuses
- * them). -ENOENT when absent and !create. */
+ * with the exact parameters of bpf/lib/maps_cfg.h (common/pin.c's table, so
+ * ringmeshd's libbpf reuses them). -ENOENT when absent and !create. */
 int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err, size_t errlen);
 void cfg_store_close(struct cfg_store *s); /* also unlocks */
 

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 
 #include "common/cfg.h"
+#include "common/util.h"
 
 #define NS_PER_S 1000000000ull
 
@@ -66,16 +67,15 @@ static const char *fmt_ppm(uint32_t ppm, char *buf, size_t len)
 const char *cfg_fmt_labels(const struct rm_cfg *cfg, uint32_t first, uint32_t count, char *buf,
 			   size_t len)
 {
-	size_t k = 0;
+	struct sbuf b = sbuf_make(buf, len);
 
-	buf[0] = 0;
-	for (uint32_t i = 0; i < count && first + i < RM_CFG_MAX_LABELS && k < len; i++) {
+	for (uint32_t i = 0; i < count && first + i < RM_CFG_MAX_LABELS; i++) {
 		const struct rm_cfg_label *l = &cfg->labels[first + i];
 
-		k += (size_t)snprintf(buf + k, len - k, "%s%s=%s", i ? "," : "",
-				      cfg_str(cfg, l->key_off), cfg_str(cfg, l->val_off));
+		sbuf_printf(&b, "%s%s=%s", i ? "," : "", cfg_str(cfg, l->key_off),
+			    cfg_str(cfg, l->val_off));
 	}
-	return buf;
+	return sbuf_text(&b);
 }
 
 static const char *addr_str(const struct rm_addr *a, char *buf, size_t len)
@@ -169,12 +169,12 @@ static void retry_on_str(uint32_t on, char *buf, size_t len)
 	    "5xx",	     "gateway-error",	  "connect-failure",	    "reset",
 	    "retriable-4xx", "refused-stream",	  "retriable-status-codes", "unavailable",
 	    "cancelled",     "deadline-exceeded", "resource-exhausted"};
-	size_t k = 0;
+	struct sbuf b = sbuf_make(buf, len);
 
-	buf[0] = 0;
-	for (unsigned i = 0; i < sizeof(n) / sizeof(n[0]) && k < len; i++)
+	for (unsigned i = 0; i < sizeof(n) / sizeof(n[0]); i++)
 		if (on & (1u << i))
-			k += (size_t)snprintf(buf + k, len - k, "%s%s", k ? "," : "", n[i]);
+			sbuf_printf(&b, "%s%s", b.len ? "," : "", n[i]);
+	sbuf_text(&b);
 }
 
 int cfg_rule_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out)

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* cfg_store: the pinned configuration on bpffs. Opens (or creates and pins, with
- * the parameters of bpf/lib/maps_cfg.h) rm_cfg_ctl, rm_cfg and rm_cfg_src, mmaps
+ * the parameters of common/pin.c's table) rm_cfg_ctl, rm_cfg and rm_cfg_src, mmaps
  * them, publishes a compiled half under its seqlock and flips the active index,
  * and takes consistent snapshots. Writers serialise with flock on the pin dir. */
 #include <errno.h>
@@ -15,88 +15,28 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
-#include <bpf/bpf.h>
 
 #include "common/cfg.h"
+#include "common/pin.h"
+#include "common/util.h"
 
-static const struct {
-	const char *name;
-	uint32_t value_size, max_entries;
-} maps[3] = {
-    {RM_MAP_CFG_CTL, sizeof(struct rm_cfg_ctl), 1},
-    {RM_MAP_CFG, sizeof(struct rm_cfg), RM_CFG_HALVES},
-    {RM_MAP_CFG_SRC, sizeof(struct rm_cfg_src), RM_CFG_HALVES},
-};
-
-static size_t map_len(uint32_t value_size, uint32_t n)
+/* Open (or create and pin) one map of the store and map it whole. */
+static int open_map(enum pin_id id, const char *pin_dir, bool create, int *fd, void **mem,
+		    size_t *len, char *err, size_t errlen)
 {
-	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
-	size_t len = (size_t)((value_size + 7) & ~7u) * n;
+	struct pin_map m;
+	int r = pin_open(&m, id, pin_dir, PIN_O_MMAP | (create ? PIN_O_CREATE : 0), err, errlen);
 
-	return (len + pg - 1) & ~(pg - 1);
-}
-
-static int open_map(int i, const char *pin_dir, bool create, char *err, size_t errlen)
-{
-	char path[PATH_MAX];
-	struct bpf_map_info info = {0};
-	uint32_t ilen = sizeof(info);
-	int fd, r;
-
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, maps[i].name);
-	fd = bpf_obj_get(path);
-	if (fd < 0 && errno == ENOENT && create) {
-		LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_MMAPABLE);
-
-		fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, maps[i].name, sizeof(uint32_t),
-				    maps[i].value_size, maps[i].max_entries, &o);
-		if (fd < 0) {
-			r = -errno;
-			snprintf(err, errlen, "create map %s: %s", maps[i].name, strerror(errno));
-			return r;
-		}
-		if (bpf_obj_pin(fd, path)) {
-			r = -errno;
-			snprintf(err, errlen, "pin %s: %s", path, strerror(errno));
-			close(fd);
-			return r;
-		}
-		return fd;
-	}
-	if (fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "open %s: %s", path, strerror(errno));
+	if (r)
 		return r;
-	}
-	if (bpf_obj_get_info_by_fd(fd, &info, &ilen)) {
-		r = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		close(fd);
-		return r;
-	}
-	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != maps[i].value_size ||
-	    info.max_entries != maps[i].max_entries || !(info.map_flags & BPF_F_MMAPABLE)) {
-		snprintf(err, errlen,
-			 "%s: pinned map has another layout (value %u bytes x %u, want "
-			 "%u x %u): built from a different cfg.h?",
-			 path, info.value_size, info.max_entries, maps[i].value_size,
-			 maps[i].max_entries);
-		close(fd);
-		return -EPROTO;
-	}
-	return fd;
-}
-
-static void *map_mmap(int fd, size_t len)
-{
-	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	return p == MAP_FAILED ? NULL : p;
+	*fd = m.fd;
+	*mem = m.mem;
+	*len = m.mem_len;
+	return 0;
 }
 
 int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err, size_t errlen)
 {
-	size_t stride;
 	int r;
 
 	memset(s, 0, sizeof(*s));
@@ -111,26 +51,20 @@ int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *
 		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
 		return r;
 	}
-	if ((s->ctl_fd = r = open_map(0, pin_dir, create, err, errlen)) < 0 ||
-	    (s->cfg_fd = r = open_map(1, pin_dir, create, err, errlen)) < 0 ||
-	    (s->src_fd = r = open_map(2, pin_dir, create, err, errlen)) < 0)
+	if ((r = open_map(PIN_CFG_CTL, pin_dir, create, &s->ctl_fd, &s->ctl_map, &s->ctl_map_len,
+			  err, errlen)) ||
+	    (r = open_map(PIN_CFG, pin_dir, create, &s->cfg_fd, &s->cfg_map, &s->cfg_map_len, err,
+			  errlen)) ||
+	    (r = open_map(PIN_CFG_SRC, pin_dir, create, &s->src_fd, &s->src_map, &s->src_map_len,
+			  err, errlen)))
 		goto fail;
-	s->cfg_map_len = map_len(sizeof(struct rm_cfg), RM_CFG_HALVES);
-	s->src_map_len = map_len(sizeof(struct rm_cfg_src), RM_CFG_HALVES);
-	s->ctl = map_mmap(s->ctl_fd, map_len(sizeof(struct rm_cfg_ctl), 1));
-	s->cfg_map = map_mmap(s->cfg_fd, s->cfg_map_len);
-	s->src_map = map_mmap(s->src_fd, s->src_map_len);
-	if (!s->ctl || !s->cfg_map || !s->src_map) {
-		r = -errno;
-		snprintf(err, errlen, "mmap %s maps: %s", pin_dir, strerror(errno));
-		goto fail;
+	s->ctl = s->ctl_map;
+	for (uint32_t h = 0; h < RM_CFG_HALVES; h++) {
+		s->half[h] =
+		    (struct rm_cfg *)((char *)s->cfg_map + pin_elem_off(&pin_defs[PIN_CFG], h));
+		s->src[h] = (struct rm_cfg_src *)((char *)s->src_map +
+						  pin_elem_off(&pin_defs[PIN_CFG_SRC], h));
 	}
-	stride = (sizeof(struct rm_cfg) + 7) & ~(size_t)7;
-	for (int h = 0; h < RM_CFG_HALVES; h++)
-		s->half[h] = (struct rm_cfg *)((char *)s->cfg_map + h * stride);
-	stride = (sizeof(struct rm_cfg_src) + 7) & ~(size_t)7;
-	for (int h = 0; h < RM_CFG_HALVES; h++)
-		s->src[h] = (struct rm_cfg_src *)((char *)s->src_map + h * stride);
 	cfg_store_unlock(s); /* creation done; writers lock per update */
 	return 0;
 fail:
@@ -140,8 +74,8 @@ fail:
 
 void cfg_store_close(struct cfg_store *s)
 {
-	if (s->ctl)
-		munmap(s->ctl, map_len(sizeof(struct rm_cfg_ctl), 1));
+	if (s->ctl_map)
+		munmap(s->ctl_map, s->ctl_map_len);
 	if (s->cfg_map)
 		munmap(s->cfg_map, s->cfg_map_len);
 	if (s->src_map)
@@ -232,7 +166,6 @@ int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src
 	uint32_t a = __atomic_load_n(&ctl->active, __ATOMIC_ACQUIRE) & 1, h = !a;
 	uint64_t gen = __atomic_load_n(&ctl->generation, __ATOMIC_ACQUIRE);
 	uint64_t seq;
-	struct timespec ts;
 
 	if (!s->locked)
 		return -ENOLCK;
@@ -260,8 +193,7 @@ int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src
 	__atomic_store_n(&ctl->seq[h], seq + 2, __ATOMIC_RELEASE);
 	ctl->magic = RM_CFG_MAGIC;
 	ctl->abi_version = RM_CFG_ABI_VERSION;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ctl->updated_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	ctl->updated_ns = realtime_ns();
 	__atomic_store_n(&ctl->active, h, __ATOMIC_RELEASE);
 	__atomic_store_n(&ctl->generation, gen, __ATOMIC_RELEASE);
 	*changed = true;

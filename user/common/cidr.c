@@ -4,26 +4,16 @@
  * builds (see include/ringmesh/abi.h). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "common/cidr.h"
+#include "common/util.h"
+
+_Static_assert(RM_AF_INET == AF_INET && RM_AF_INET6 == AF_INET6, "ringmesh/abi.h families");
 
 #define CIDR_MAX_TEXT 64 /* longest IPv6 text + "/128", with room to spare */
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
-}
 
 void rm_addr_from_v4(struct rm_addr *a, uint32_t be_addr)
 {
@@ -94,10 +84,10 @@ int rm_cidr_parse(const char *s, struct rm_cidr *out, char *err, size_t errlen)
 	uint8_t raw[16];
 
 	if (!s || !*s)
-		return fail(err, errlen, "empty address range");
+		return errf(err, errlen, -EINVAL, "empty address range");
 	len = strlen(s);
 	if (len >= sizeof(buf))
-		return fail(err, errlen, "'%.20s...': too long for an address range", s);
+		return errf(err, errlen, -EINVAL, "'%.20s...': too long for an address range", s);
 	slash = strchr(s, '/');
 	alen = slash ? (size_t)(slash - s) : len;
 	memcpy(buf, s, alen);
@@ -113,15 +103,16 @@ int rm_cidr_parse(const char *s, struct rm_cidr *out, char *err, size_t errlen)
 		c.family = AF_INET6;
 		memcpy(c.addr.a8, raw, 16);
 	} else {
-		return fail(err, errlen, "'%s': '%s' is not an IPv4 or IPv6 address", s, buf);
+		return errf(err, errlen, -EINVAL, "'%s': '%s' is not an IPv4 or IPv6 address", s,
+			    buf);
 	}
 
 	if (slash) {
 		unsigned long max = c.family == AF_INET ? 32 : 128;
 
 		if (parse_uint(slash + 1, strlen(slash + 1), max, &plen))
-			return fail(err, errlen, "'%s': prefix length must be a number 0..%lu", s,
-				    max);
+			return errf(err, errlen, -EINVAL,
+				    "'%s': prefix length must be a number 0..%lu", s, max);
 	} else {
 		plen = c.family == AF_INET ? 32 : 128;
 	}
@@ -138,8 +129,8 @@ int rm_cidr_parse(const char *s, struct rm_cidr *out, char *err, size_t errlen)
 			    c.addr.a8[bits / 8] & (uint8_t)(0xff << (8 - bits % 8));
 		if (memcmp(&masked, &c.addr, sizeof(masked))) {
 			rm_addr_str(&masked, shown, sizeof(shown));
-			return fail(err, errlen, "'%s': host bits set (did you mean %s/%u?)", s,
-				    shown, c.plen);
+			return errf(err, errlen, -EINVAL,
+				    "'%s': host bits set (did you mean %s/%u?)", s, shown, c.plen);
 		}
 	}
 	*out = c;
@@ -160,7 +151,7 @@ static int split_list(const char *s, const char *what, char *err, size_t errlen,
 	int n = 0;
 
 	if (!s)
-		return fail(err, errlen, "no %s list", what);
+		return errf(err, errlen, -EINVAL, "no %s list", what);
 	while (*p && is_blank(*p))
 		p++;
 	if (!*p)
@@ -176,7 +167,7 @@ static int split_list(const char *s, const char *what, char *err, size_t errlen,
 		while (b > a && is_blank(b[-1]))
 			b--;
 		if (a == b)
-			return fail(err, errlen, "col %zu: empty item in %s list",
+			return errf(err, errlen, -EINVAL, "col %zu: empty item in %s list",
 				    (size_t)(a - s) + 1, what);
 		rc = item(ctx, a, (size_t)(b - a), (size_t)(a - s) + 1);
 		if (rc < 0)
@@ -201,19 +192,19 @@ static int cidr_item(void *vctx, const char *p, size_t n, size_t col)
 	char buf[CIDR_MAX_TEXT], why[160];
 
 	if (c->n >= c->max) {
-		fail(c->err, c->errlen, "col %zu: more than %zu ranges", col, c->max);
+		errf(c->err, c->errlen, -EINVAL, "col %zu: more than %zu ranges", col, c->max);
 		return -E2BIG;
 	}
 	if (n >= sizeof(buf))
-		return fail(c->err, c->errlen, "col %zu: '%.20s...': too long for an address range",
-			    col, p);
+		return errf(c->err, c->errlen, -EINVAL,
+			    "col %zu: '%.20s...': too long for an address range", col, p);
 	memcpy(buf, p, n);
 	buf[n] = '\0';
 	/* Istio's includeIPRanges="*": every IPv4 destination. */
 	if (!strcmp(buf, "*"))
 		strcpy(buf, "0.0.0.0/0");
 	if (rm_cidr_parse(buf, &c->out[c->n], why, sizeof(why)))
-		return fail(c->err, c->errlen, "col %zu: %s", col, why);
+		return errf(c->err, c->errlen, -EINVAL, "col %zu: %s", col, why);
 	c->n++;
 	return 0;
 }
@@ -248,13 +239,13 @@ static int port_item(void *vctx, const char *p, size_t n, size_t col)
 	uint16_t port;
 
 	if (parse_port(p, n, &port))
-		return fail(c->err, c->errlen, "col %zu: '%.*s' is not a port (1..65535)", col,
-			    (int)(n > 20 ? 20 : n), p);
+		return errf(c->err, c->errlen, -EINVAL, "col %zu: '%.*s' is not a port (1..65535)",
+			    col, (int)(n > 20 ? 20 : n), p);
 	for (size_t i = 0; i < c->n; i++)
 		if (c->out[i] == port)
 			return 0; /* listed twice: harmless, keep one */
 	if (c->n >= c->max) {
-		fail(c->err, c->errlen, "col %zu: more than %zu ports", col, c->max);
+		errf(c->err, c->errlen, -EINVAL, "col %zu: more than %zu ports", col, c->max);
 		return -E2BIG;
 	}
 	c->out[c->n++] = port;
@@ -277,18 +268,19 @@ int rm_hostport_parse(const char *s, struct sockaddr_in *out, char *err, size_t 
 	uint16_t port;
 
 	if (!s || !*s)
-		return fail(err, errlen, "empty address (want IPv4:port, e.g. 127.0.0.1:15001)");
+		return errf(err, errlen, -EINVAL,
+			    "empty address (want IPv4:port, e.g. 127.0.0.1:15001)");
 	colon = strrchr(s, ':');
 	if (!colon)
-		return fail(err, errlen, "'%s': missing ':port' (want IPv4:port)", s);
+		return errf(err, errlen, -EINVAL, "'%s': missing ':port' (want IPv4:port)", s);
 	if ((size_t)(colon - s) >= sizeof(host) || colon == s)
-		return fail(err, errlen, "'%.40s': bad host part (want IPv4:port)", s);
+		return errf(err, errlen, -EINVAL, "'%.40s': bad host part (want IPv4:port)", s);
 	memcpy(host, s, (size_t)(colon - s));
 	host[colon - s] = '\0';
 	if (inet_pton(AF_INET, host, &a) != 1)
-		return fail(err, errlen, "'%.40s': '%s' is not an IPv4 address", s, host);
+		return errf(err, errlen, -EINVAL, "'%.40s': '%s' is not an IPv4 address", s, host);
 	if (parse_port(colon + 1, strlen(colon + 1), &port))
-		return fail(err, errlen, "'%.40s': port must be a number 1..65535", s);
+		return errf(err, errlen, -EINVAL, "'%.40s': port must be a number 1..65535", s);
 	memset(out, 0, sizeof(*out));
 	out->sin_family = AF_INET;
 	out->sin_addr = a;

@@ -8,54 +8,21 @@
 #include <errno.h>
 #include <string.h>
 
+#include "common/util.h"
 #include "http/http1.h"
 #include "http/http1_int.h"
 
-struct wbuf {
-	char *p;
-	size_t cap;
-	size_t len;
-	bool full;
-};
-
-static void put(struct wbuf *w, const char *s, size_t n)
+static void put_slice(struct sbuf *w, struct http_slice s)
 {
-	if (w->full || n > w->cap - w->len) {
-		w->full = true;
-		return;
-	}
-	memcpy(w->p + w->len, s, n);
-	w->len += n;
+	sbuf_put(w, s.p, s.len);
 }
 
-static void puts_(struct wbuf *w, const char *s)
-{
-	put(w, s, strlen(s));
-}
-
-static void put_slice(struct wbuf *w, struct http_slice s)
-{
-	put(w, s.p, s.len);
-}
-
-static void put_u64(struct wbuf *w, uint64_t v)
-{
-	char tmp[20];
-	size_t n = 0;
-
-	do {
-		tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	put(w, tmp + sizeof(tmp) - n, n);
-}
-
-static void put_field(struct wbuf *w, struct http_slice name, struct http_slice value)
+static void put_field(struct sbuf *w, struct http_slice name, struct http_slice value)
 {
 	put_slice(w, name);
-	put(w, ": ", 2);
+	sbuf_put(w, ": ", 2);
 	put_slice(w, value);
-	put(w, "\r\n", 2);
+	sbuf_put(w, "\r\n", 2);
 }
 
 static struct http_slice cstr(const char *s)
@@ -170,7 +137,7 @@ ssize_t http_write_request(char *out, size_t cap, const struct http_request *req
 			   const struct http_edit *ed)
 {
 	static const struct http_edit none;
-	struct wbuf w = {out, cap, 0, false};
+	struct sbuf w = sbuf_make(out, cap);
 	struct http_slice host;
 	int e;
 
@@ -181,22 +148,22 @@ ssize_t http_write_request(char *out, size_t cap, const struct http_request *req
 		return e;
 
 	put_slice(&w, req->method);
-	put(&w, " ", 1);
+	sbuf_put(&w, " ", 1);
 	if (ed->target) {
 		put_slice(&w, *ed->target);
 	} else if (req->form == HTTP_TF_ABSOLUTE) {
 		if (req->path.len)
 			put_slice(&w, req->path);
 		else
-			put(&w, "/", 1);
+			sbuf_put(&w, "/", 1);
 		if (req->has_query) {
-			put(&w, "?", 1);
+			sbuf_put(&w, "?", 1);
 			put_slice(&w, req->query);
 		}
 	} else {
 		put_slice(&w, req->target);
 	}
-	puts_(&w, " HTTP/1.1\r\n");
+	sbuf_str(&w, " HTTP/1.1\r\n");
 
 	/* RFC 9112 3.2.2: an absolute-form authority wins over Host */
 	if (ed->authority)
@@ -220,15 +187,15 @@ ssize_t http_write_request(char *out, size_t cap, const struct http_request *req
 	bool close = ed->flags & HTTP_EDIT_CLOSE;
 
 	if (up || close) {
-		puts_(&w, "Connection: ");
+		sbuf_str(&w, "Connection: ");
 		if (up)
-			puts_(&w, close ? "upgrade, close" : "upgrade");
+			sbuf_str(&w, close ? "upgrade, close" : "upgrade");
 		else
-			puts_(&w, "close");
-		put(&w, "\r\n", 2);
+			sbuf_str(&w, "close");
+		sbuf_put(&w, "\r\n", 2);
 	}
-	put(&w, "\r\n", 2);
-	return w.full ? -ENOSPC : (ssize_t)w.len;
+	sbuf_put(&w, "\r\n", 2);
+	return (ssize_t)sbuf_end(&w);
 }
 
 const char *http_status_reason(int status)
@@ -304,7 +271,7 @@ const char *http_status_reason(int status)
 
 ssize_t http_write_response(char *out, size_t cap, const struct http_reply *r)
 {
-	struct wbuf w = {out, cap, 0, false};
+	struct sbuf w = sbuf_make(out, cap);
 	const char *reason = r->reason ? r->reason : http_status_reason(r->status);
 	const char *ctype = r->content_type ? r->content_type : "text/plain";
 	bool bodyless = r->status < 200 || r->status == 204 || r->status == 304;
@@ -317,24 +284,24 @@ ssize_t http_write_response(char *out, size_t cap, const struct http_reply *r)
 		if (!field_ok(&r->headers[i]) || is_framing(r->headers[i].name))
 			return -EINVAL;
 
-	puts_(&w, "HTTP/1.1 ");
-	put_u64(&w, (uint64_t)r->status);
-	put(&w, " ", 1);
-	puts_(&w, reason);
-	put(&w, "\r\n", 2);
+	sbuf_str(&w, "HTTP/1.1 ");
+	sbuf_u64(&w, (uint64_t)r->status);
+	sbuf_put(&w, " ", 1);
+	sbuf_str(&w, reason);
+	sbuf_put(&w, "\r\n", 2);
 	if (!bodyless) {
 		/* lower-case names, as Envoy writes them, so clients see the same bytes */
 		put_field(&w, cstr("content-type"), cstr(ctype));
-		puts_(&w, "content-length: ");
-		put_u64(&w, r->body_len);
-		put(&w, "\r\n", 2);
+		sbuf_str(&w, "content-length: ");
+		sbuf_u64(&w, r->body_len);
+		sbuf_put(&w, "\r\n", 2);
 	}
 	for (size_t i = 0; i < r->n_headers; i++)
 		put_field(&w, r->headers[i].name, r->headers[i].value);
 	if (r->close)
-		puts_(&w, "connection: close\r\n");
-	put(&w, "\r\n", 2);
+		sbuf_str(&w, "connection: close\r\n");
+	sbuf_put(&w, "\r\n", 2);
 	if (!r->head && r->body_len)
-		put(&w, r->body, r->body_len);
-	return w.full ? -ENOSPC : (ssize_t)w.len;
+		sbuf_put(&w, r->body, r->body_len);
+	return (ssize_t)sbuf_end(&w);
 }

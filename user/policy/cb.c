@@ -12,9 +12,6 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
-#include <sys/mman.h>
-#include <bpf/bpf.h>
 
 #include "policy/cb.h"
 #include "common/cfg.h"
@@ -42,62 +39,6 @@ void cb_attach(struct cb *cb, struct rm_cb_map *mem, uint64_t realtime_ns)
 	cb->fd = -1;
 	cb->m = mem;
 	init_hdr(mem, realtime_ns);
-}
-
-int cb_open(struct cb *cb, const char *pin_dir, uint64_t realtime_ns, char *err, size_t errlen)
-{
-	struct bpf_map_info info;
-	uint32_t ilen = sizeof(info);
-	long page = sysconf(_SC_PAGESIZE);
-	char path[512];
-	int r;
-
-	memset(cb, 0, sizeof(*cb));
-	cb->fd = -1;
-	if (snprintf(path, sizeof(path), "%s/%s", pin_dir, RM_MAP_BREAKER) >= (int)sizeof(path)) {
-		snprintf(err, errlen, "pin dir %s: name too long", pin_dir);
-		return -ENAMETOOLONG;
-	}
-	cb->fd = bpf_obj_get(path);
-	if (cb->fd < 0) {
-		r = -errno;
-		cb->fd = -1;
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
-		return r;
-	}
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(cb->fd, &info, &ilen) || info.type != BPF_MAP_TYPE_ARRAY ||
-	    info.value_size != sizeof(struct rm_cb_map) || info.max_entries != 1 ||
-	    !(info.map_flags & BPF_F_MMAPABLE)) {
-		snprintf(err, errlen, "%s: not an mmapable rm_breaker map of this version", path);
-		r = -EINVAL;
-		goto fail;
-	}
-	cb->map_len = (sizeof(struct rm_cb_map) + (size_t)page - 1) & ~((size_t)page - 1);
-	cb->map = mmap(NULL, cb->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, cb->fd, 0);
-	if (cb->map == MAP_FAILED) {
-		r = -errno;
-		cb->map = NULL;
-		snprintf(err, errlen, "mmap %s: %s", path, strerror(-r));
-		goto fail;
-	}
-	cb->m = cb->map;
-	init_hdr(cb->m, realtime_ns);
-	return 0;
-fail:
-	close(cb->fd);
-	cb->fd = -1;
-	return r;
-}
-
-void cb_close(struct cb *cb)
-{
-	if (cb->map)
-		munmap(cb->map, cb->map_len);
-	if (cb->fd >= 0)
-		close(cb->fd);
-	memset(cb, 0, sizeof(*cb));
-	cb->fd = -1;
 }
 
 void cb_limits_default(struct rm_cfg_breaker *lim)

@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * cb: circuit breaking and outlier ejection over the rm_breaker map
- * (include/ringmesh/breaker.h). Owns opening and mmapping the pinned map, finding
- * or claiming pool and host slots, the admission counters (connections, pending
- * requests, active requests, retries) and the outlier state machine (consecutive
- * errors -> ejection for k x base, max ejection percent, the sweep that returns
+ * (include/ringmesh/breaker.h). Owns finding or claiming pool and host slots, the admission
+ * counters (connections, pending requests, active requests, retries) and the outlier state machine
+ * (consecutive errors -> ejection for k x base, max ejection percent, the sweep that returns
  * hosts). Every mutation is an atomic on the shared memory, so limits hold in
  * total across all worker threads (and processes mapping the same pin).
  *
- * Pure logic apart from cb_open/cb_close: the clock is a `now` argument
- * (CLOCK_MONOTONIC ns), nothing prints.
+ * Pure logic: the memory is attached by the caller (ringmeshd/cb_pin.h maps the pinned
+ * map), the clock is a `now` argument (CLOCK_MONOTONIC ns), nothing prints.
  *
  * A request's life, as the proxy calls it (pool p, host h):
  *   pick:     lb_pick with hooks {cb_lb_available, cb_lb_active, &cb_lb_ctx}
@@ -45,12 +44,9 @@ struct cb {
 	int fd;
 };
 
-/* Open pin_dir/rm_breaker, mmap it, and initialise it when it has no magic
- * (started_ns = realtime_ns). 0 or -errno with err filled. */
-int cb_open(struct cb *cb, const char *pin_dir, uint64_t realtime_ns, char *err, size_t errlen);
-void cb_close(struct cb *cb);
-/* Use caller memory (zeroed or previously initialised) instead: tests, or another
- * mapping of the same map. */
+/* Use caller memory (zeroed or previously initialised): the pinned map's mapping
+ * (cb_open), tests, or another mapping of the same map. Initialises it when it has
+ * no magic (started_ns = realtime_ns). */
 void cb_attach(struct cb *cb, struct rm_cb_map *mem, uint64_t realtime_ns);
 
 /* Limits of a pool without a subset policy (a whole service): Envoy's cluster

@@ -10,12 +10,11 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <errno.h>
 #include <pcre2.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
+#include "common/util.h"
 #include "policy/route.h"
 
 struct route_cond {
@@ -70,21 +69,6 @@ struct route_table {
 };
 
 /* ---- small helpers ---- */
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return code;
-}
 
 static const char *str_at(const struct route_table *t, uint32_t off)
 {
@@ -232,7 +216,7 @@ static int build_vips(struct route_table *t, char *err, size_t errlen)
 				struct route_vip *v = vip_slot(t, &sv->addrs[a], sv->ports[p].port);
 
 				if (v->used && v->svc != s)
-					return fail(err, errlen, -EINVAL,
+					return errf(err, errlen, -EINVAL,
 						    "service %s: VIP and port %u already belong to "
 						    "service %s",
 						    str_at(t, sv->host_off),
@@ -257,19 +241,19 @@ static bool str_ok(const struct route_table *t, uint32_t off)
 static int check_cfg(const struct rm_cfg *c, char *err, size_t errlen)
 {
 	if (c->magic != RM_CFG_MAGIC)
-		return fail(err, errlen, -EINVAL, "configuration: bad magic 0x%08x", c->magic);
+		return errf(err, errlen, -EINVAL, "configuration: bad magic 0x%08x", c->magic);
 	if (c->abi_version != RM_CFG_ABI_VERSION)
-		return fail(err, errlen, -EINVAL, "configuration: ABI version %u, expected %u",
+		return errf(err, errlen, -EINVAL, "configuration: ABI version %u, expected %u",
 			    c->abi_version, RM_CFG_ABI_VERSION);
 	if (c->n_services > RM_CFG_MAX_SERVICES || c->n_rules > RM_CFG_MAX_RULES ||
 	    c->n_matches > RM_CFG_MAX_MATCHES || c->n_conds > RM_CFG_MAX_CONDS ||
 	    c->n_targets > RM_CFG_MAX_TARGETS || c->n_hdrops > RM_CFG_MAX_HDROPS ||
 	    c->n_subsets > RM_CFG_MAX_SUBSETS || c->n_endpoints > RM_CFG_MAX_ENDPOINTS ||
 	    c->n_members > RM_CFG_MAX_MEMBERS || c->n_labels > RM_CFG_MAX_LABELS)
-		return fail(err, errlen, -EINVAL, "configuration: a count exceeds its capacity");
+		return errf(err, errlen, -EINVAL, "configuration: a count exceeds its capacity");
 	if (c->strtab_len == 0 || c->strtab_len > RM_CFG_STRTAB_SIZE || c->strtab[0] != '\0' ||
 	    c->strtab[c->strtab_len - 1] != '\0')
-		return fail(err, errlen, -EINVAL, "configuration: malformed string table");
+		return errf(err, errlen, -EINVAL, "configuration: malformed string table");
 	return 0;
 }
 
@@ -279,19 +263,19 @@ static int check_service(const struct route_table *t, uint32_t s, char *err, siz
 	const char *h = str_at(t, sv->host_off);
 
 	if (!str_ok(t, sv->host_off) || !str_ok(t, sv->name_off) || !str_ok(t, sv->ns_off))
-		return fail(err, errlen, -EINVAL, "service %u: string offset out of range", s);
+		return errf(err, errlen, -EINVAL, "service %u: string offset out of range", s);
 	if (sv->n_addrs > RM_CFG_SVC_ADDRS || sv->n_ports > RM_CFG_SVC_PORTS)
-		return fail(err, errlen, -EINVAL, "service %s: too many addresses or ports", h);
+		return errf(err, errlen, -EINVAL, "service %s: too many addresses or ports", h);
 	if (!range_ok(sv->rule_first, sv->rule_count, t->n_rules) ||
 	    !range_ok(sv->subset_first, sv->subset_count, t->n_subsets) ||
 	    !range_ok(sv->endpoint_first, sv->endpoint_count, t->n_endpoints))
-		return fail(err, errlen, -EINVAL,
+		return errf(err, errlen, -EINVAL,
 			    "service %s: rule/subset/endpoint range out of "
 			    "bounds",
 			    h);
 	for (uint32_t r = sv->rule_first; r < sv->rule_first + sv->rule_count; r++)
 		if (t->crules[r].service != s)
-			return fail(err, errlen, -EINVAL,
+			return errf(err, errlen, -EINVAL,
 				    "service %s: rule %u belongs to service %u", h, r,
 				    t->crules[r].service);
 	return 0;
@@ -304,13 +288,13 @@ static int check_subset(const struct route_table *t, uint32_t i, char *err, size
 	if (ss->service >= t->n_services ||
 	    !range_ok(ss->member_first, ss->member_count, t->n_members) ||
 	    !range_ok(ss->label_first, ss->label_count, t->n_labels) || !str_ok(t, ss->name_off))
-		return fail(err, errlen, -EINVAL, "subset %u: index out of range", i);
+		return errf(err, errlen, -EINVAL, "subset %u: index out of range", i);
 	for (uint32_t m = 0; m < ss->member_count; m++)
 		if (t->members[ss->member_first + m] >= t->n_endpoints)
-			return fail(err, errlen, -EINVAL, "subset %u (%s): member %u out of range",
+			return errf(err, errlen, -EINVAL, "subset %u (%s): member %u out of range",
 				    i, str_at(t, ss->name_off), t->members[ss->member_first + m]);
 	if (ss->lb > RM_LB_PASSTHROUGH)
-		return fail(err, errlen, -EINVAL, "subset %u (%s): unknown load balancer %u", i,
+		return errf(err, errlen, -EINVAL, "subset %u (%s): unknown load balancer %u", i,
 			    str_at(t, ss->name_off), ss->lb);
 	return 0;
 }
@@ -321,9 +305,9 @@ static int check_endpoint(const struct route_table *t, uint32_t i, char *err, si
 
 	if (e->service >= t->n_services || !str_ok(t, e->name_off) ||
 	    !range_ok(e->label_first, e->label_count, t->n_labels))
-		return fail(err, errlen, -EINVAL, "endpoint %u: index out of range", i);
-	if (e->family != AF_INET && e->family != AF_INET6)
-		return fail(err, errlen, -EINVAL, "endpoint %u: unknown address family %u", i,
+		return errf(err, errlen, -EINVAL, "endpoint %u: index out of range", i);
+	if (e->family != RM_AF_INET && e->family != RM_AF_INET6)
+		return errf(err, errlen, -EINVAL, "endpoint %u: unknown address family %u", i,
 			    e->family);
 	return 0;
 }
@@ -332,11 +316,11 @@ static int check_target(const struct route_table *t, const char *rn, const struc
 			char *err, size_t errlen)
 {
 	if (tg->service >= t->n_services)
-		return fail(err, errlen, -EINVAL, "rule %s: target service %u out of range", rn,
+		return errf(err, errlen, -EINVAL, "rule %s: target service %u out of range", rn,
 			    tg->service);
 	if (tg->subset != RM_CFG_NONE &&
 	    (tg->subset >= t->n_subsets || t->subsets[tg->subset].service != tg->service))
-		return fail(err, errlen, -EINVAL,
+		return errf(err, errlen, -EINVAL,
 			    "rule %s: target subset %u is not a subset of service %s", rn,
 			    tg->subset, str_at(t, t->services[tg->service].host_off));
 	return 0;
@@ -349,11 +333,11 @@ static int build_cond(struct route_table *t, uint32_t i, const struct rm_cfg_con
 	char msg[200];
 
 	if (!str_ok(t, cc->name_off) || !str_ok(t, cc->value_off))
-		return fail(err, errlen, -EINVAL, "rule %s: condition %u: string out of range", rn,
+		return errf(err, errlen, -EINVAL, "rule %s: condition %u: string out of range", rn,
 			    i);
 	if (cc->field < RM_MF_HEADER || cc->field > RM_MF_SCHEME || cc->op < RM_OP_EXACT ||
 	    cc->op > RM_OP_REGEX)
-		return fail(err, errlen, -EINVAL,
+		return errf(err, errlen, -EINVAL,
 			    "rule %s: condition %u: unknown field %u or op %u", rn, i, cc->field,
 			    cc->op);
 	c->field = cc->field;
@@ -363,11 +347,11 @@ static int build_cond(struct route_table *t, uint32_t i, const struct rm_cfg_con
 	c->vlen = strlen(c->value);
 	if (c->field == RM_MF_HEADER) {
 		if (!c->name[0])
-			return fail(err, errlen, -EINVAL,
+			return errf(err, errlen, -EINVAL,
 				    "rule %s: header condition without a name", rn);
 		for (const char *p = c->name; *p; p++)
 			if (*p >= 'A' && *p <= 'Z')
-				return fail(err, errlen, -EINVAL,
+				return errf(err, errlen, -EINVAL,
 					    "rule %s: header name \"%s\" is not lower-case", rn,
 					    c->name);
 		/* HTTP/2 pseudo-headers name the request line's parts */
@@ -383,7 +367,7 @@ static int build_cond(struct route_table *t, uint32_t i, const struct rm_cfg_con
 	if (c->op == RM_OP_REGEX) {
 		c->re = re_compile(c->value, c->vlen, msg, sizeof(msg));
 		if (!c->re)
-			return fail(err, errlen, -EINVAL, "rule %s: regex \"%s\": %s", rn, c->value,
+			return errf(err, errlen, -EINVAL, "rule %s: regex \"%s\": %s", rn, c->value,
 				    msg);
 	}
 	return 0;
@@ -398,7 +382,7 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 	int ret;
 
 	if (!str_ok(t, cr->name_off) || !str_ok(t, cr->ns_off) || !str_ok(t, cr->origin_off))
-		return fail(err, errlen, -EINVAL, "rule %u: string offset out of range", r);
+		return errf(err, errlen, -EINVAL, "rule %u: string offset out of range", r);
 	if (asprintf(&rr->name, "%s/%s", str_at(t, cr->ns_off), str_at(t, cr->name_off)) < 0) {
 		rr->name = NULL;
 		return -ENOMEM;
@@ -409,7 +393,7 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 	    !range_ok(cr->match_first, cr->match_count, t->n_matches) ||
 	    !range_ok(cr->target_first, cr->target_count, t->n_targets) ||
 	    !range_ok(cr->hdrop_first, cr->hdrop_count, t->n_hdrops))
-		return fail(err, errlen, -EINVAL, "rule %s: index range out of bounds", rn);
+		return errf(err, errlen, -EINVAL, "rule %s: index range out of bounds", rn);
 	for (uint32_t k = cr->target_first; k < cr->target_first + cr->target_count; k++) {
 		ret = check_target(t, rn, &t->targets[k], err, errlen);
 		if (ret)
@@ -417,7 +401,7 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 		rr->total_weight += t->targets[k].weight;
 	}
 	if (cr->target_count && !rr->total_weight)
-		return fail(err, errlen, -EINVAL, "rule %s: every route weight is 0", rn);
+		return errf(err, errlen, -EINVAL, "rule %s: every route weight is 0", rn);
 	for (uint32_t m = cr->match_first; m < cr->match_first + cr->match_count; m++) {
 		const struct rm_cfg_match *cm = &cfg->matches[m];
 		struct route_match *mm = &t->matches[m];
@@ -425,7 +409,7 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 		if (!range_ok(cm->cond_first, cm->cond_count, t->n_conds) ||
 		    !range_ok(cm->src_label_first, cm->src_label_count, t->n_labels) ||
 		    !str_ok(t, cm->src_name_off))
-			return fail(err, errlen, -EINVAL, "rule %s: match %u out of bounds", rn, m);
+			return errf(err, errlen, -EINVAL, "rule %s: match %u out of bounds", rn, m);
 		mm->cond_first = cm->cond_first;
 		mm->cond_count = cm->cond_count;
 		mm->src_first = cm->src_label_first;
@@ -435,7 +419,7 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 			const struct rm_cfg_label *l = &t->labels[cm->src_label_first + k];
 
 			if (!str_ok(t, l->key_off) || !str_ok(t, l->val_off))
-				return fail(err, errlen, -EINVAL,
+				return errf(err, errlen, -EINVAL,
 					    "rule %s: source label out of range", rn);
 		}
 		for (uint32_t k = cm->cond_first; k < cm->cond_first + cm->cond_count; k++) {
@@ -452,7 +436,7 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 
 		if (!str_ok(t, ho->name_off) || !str_ok(t, ho->value_off) ||
 		    ho->kind < RM_HDR_SET || ho->kind > RM_HDR_REMOVE)
-			return fail(err, errlen, -EINVAL, "rule %s: bad header operation %u", rn,
+			return errf(err, errlen, -EINVAL, "rule %s: bad header operation %u", rn,
 				    k);
 		t->hdrops[k].kind = ho->kind;
 		t->hdrops[k].response = ho->response;
@@ -461,7 +445,7 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 	}
 	if (!str_ok(t, cr->redirect_uri_off) || !str_ok(t, cr->redirect_authority_off) ||
 	    !str_ok(t, cr->rewrite_uri_off) || !str_ok(t, cr->rewrite_authority_off))
-		return fail(err, errlen, -EINVAL, "rule %s: redirect/rewrite string out of range",
+		return errf(err, errlen, -EINVAL, "rule %s: redirect/rewrite string out of range",
 			    rn);
 	if (cr->mirror_service != RM_CFG_NONE) {
 		struct rm_cfg_target mt = {.service = cr->mirror_service,
@@ -472,9 +456,9 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 			return ret;
 	}
 	if (cr->delay_ppm > 1000000 || cr->abort_ppm > 1000000 || cr->mirror_ppm > 1000000)
-		return fail(err, errlen, -EINVAL, "rule %s: a percentage exceeds 100%%", rn);
+		return errf(err, errlen, -EINVAL, "rule %s: a percentage exceeds 100%%", rn);
 	if (cr->abort_ppm && (cr->abort_status < 200 || cr->abort_status > 599))
-		return fail(err, errlen, -EINVAL, "rule %s: abort status %u is not 200..599", rn,
+		return errf(err, errlen, -EINVAL, "rule %s: abort status %u is not 200..599", rn,
 			    cr->abort_status);
 	return 0;
 }
@@ -486,7 +470,7 @@ int route_build(const struct rm_cfg *cfg, struct route_table **out, char *err, s
 
 	*out = NULL;
 	if (!cfg)
-		return fail(err, errlen, -EINVAL, "configuration: none");
+		return errf(err, errlen, -EINVAL, "configuration: none");
 	ret = check_cfg(cfg, err, errlen);
 	if (ret)
 		return ret;
@@ -533,7 +517,7 @@ int route_build(const struct rm_cfg *cfg, struct route_table **out, char *err, s
 
 	for (uint32_t i = 0; i < t->n_labels; i++)
 		if (!str_ok(t, t->labels[i].key_off) || !str_ok(t, t->labels[i].val_off)) {
-			ret = fail(err, errlen, -EINVAL, "label %u: string out of range", i);
+			ret = errf(err, errlen, -EINVAL, "label %u: string out of range", i);
 			goto err;
 		}
 	for (uint32_t i = 0; i < t->n_endpoints; i++)
@@ -554,7 +538,7 @@ int route_build(const struct rm_cfg *cfg, struct route_table **out, char *err, s
 	return 0;
 err:
 	if (ret == -ENOMEM)
-		fail(err, errlen, ret, "out of memory building the routing table");
+		errf(err, errlen, ret, "out of memory building the routing table");
 	route_free(t);
 	return ret;
 }
@@ -865,85 +849,58 @@ int route_decide(const struct route_table *t, uint32_t svc, const struct route_r
 
 /* ---- output helpers ---- */
 
-struct sbuf {
-	char *p;
-	size_t len, off;
-	bool over;
-};
-
-static void sb_put(struct sbuf *b, const char *s, size_t n)
-{
-	if (b->over || b->off + n >= b->len) {
-		b->over = true;
-		return;
-	}
-	if (n)
-		memcpy(b->p + b->off, s, n);
-	b->off += n;
-	b->p[b->off] = '\0';
-}
-
-static int sb_end(struct sbuf *b)
-{
-	if (b->over)
-		return -ENOSPC;
-	if (b->len)
-		b->p[b->off] = '\0';
-	return (int)b->off;
-}
-
 int route_rewrite_path(const struct route_decision *d, const struct route_req *req, char *buf,
 		       size_t len)
 {
-	struct sbuf b = {buf, len, 0, len == 0};
+	struct sbuf b = sbuf_make(buf, len);
 	size_t strip = d->rewrite_strip;
 
 	if (d->rewrite_uri)
-		sb_put(&b, d->rewrite_uri, strlen(d->rewrite_uri));
+		sbuf_put(&b, d->rewrite_uri, strlen(d->rewrite_uri));
 	else
 		strip = 0;
 	if (strip <= req->path.len) {
-		sb_put(&b, req->path.p + strip, req->path.len - strip);
+		sbuf_put(&b, req->path.p + strip, req->path.len - strip);
 		if (req->has_query) {
-			sb_put(&b, "?", 1);
-			sb_put(&b, req->query.p, req->query.len);
+			sbuf_put(&b, "?", 1);
+			sbuf_put(&b, req->query.p, req->query.len);
 		}
 	} else {
 		/* the matched prefix reached into the query */
 		size_t q = strip - req->path.len - 1;
 
 		if (q <= req->query.len)
-			sb_put(&b, req->query.p + q, req->query.len - q);
+			sbuf_put(&b, req->query.p + q, req->query.len - q);
 	}
-	return sb_end(&b);
+	return (int)sbuf_cstr(&b);
 }
 
 int route_redirect_location(const struct route_decision *d, const struct route_req *req, char *buf,
 			    size_t len)
 {
-	struct sbuf b = {buf, len, 0, len == 0};
+	struct sbuf b = sbuf_make(buf, len);
 	const char *ru = d->redirect_uri ? d->redirect_uri : "";
 	const char *ra = d->redirect_authority ? d->redirect_authority : "";
 
 	if (req->scheme.len)
-		sb_put(&b, req->scheme.p, req->scheme.len);
+		sbuf_put(&b, req->scheme.p, req->scheme.len);
 	else
-		sb_put(&b, "http", 4);
-	sb_put(&b, "://", 3);
+		sbuf_put(&b, "http", 4);
+	sbuf_put(&b, "://", 3);
 	if (ra[0])
-		sb_put(&b, ra, strlen(ra));
+		sbuf_put(&b, ra, strlen(ra));
 	else
-		sb_put(&b, req->authority.p, req->authority.len);
+		sbuf_put(&b, req->authority.p, req->authority.len);
 	if (ru[0])
-		sb_put(&b, ru, strlen(ru));
+		sbuf_put(&b, ru, strlen(ru));
 	else
-		sb_put(&b, req->path.p, req->path.len);
+		sbuf_put(&b, req->path.p, req->path.len);
 	/* a redirect uri with its own query replaces the request's */
 	if (req->has_query && !strchr(ru, '?')) {
-		sb_put(&b, "?", 1);
-		sb_put(&b, req->query.p, req->query.len);
+		sbuf_put(&b, "?", 1);
+		sbuf_put(&b, req->query.p, req->query.len);
 	}
-	return sb_end(&b);
+	return (int)sbuf_cstr(&b);
 }
 
 /* ---- read access ---- */

@@ -13,15 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "common/util.h"
 #include "ringmeshd/cfgwatch.h"
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static void cfg_obj_free(struct cfgw_cfg *c)
 {
@@ -306,11 +299,9 @@ int cfgw_poll(struct cfgw *cw)
 		cw->on_publish(cw->log_ctx, gen);
 	{
 		/* updated_ns is the CLI's CLOCK_REALTIME at the flip: how late we are. */
-		struct timespec ts;
-		uint64_t flip = __atomic_load_n(&cw->store.ctl->updated_ns, __ATOMIC_RELAXED), now;
+		uint64_t flip = __atomic_load_n(&cw->store.ctl->updated_ns, __ATOMIC_RELAXED);
+		uint64_t now = realtime_ns();
 
-		clock_gettime(CLOCK_REALTIME, &ts);
-		now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 		logf_(cw, "configuration generation %llu live, %.1f ms after its flip",
 		      (unsigned long long)gen, flip && now > flip ? (now - flip) / 1e6 : 0.0);
 	}

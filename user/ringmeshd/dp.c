@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <mntent.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +19,8 @@
 #include <bpf/libbpf.h>
 
 #include "ringmesh/breaker.h"
+#include "common/pin.h"
+#include "common/util.h"
 #include "ringmeshd/dp.h"
 #include "ringmesh.skel.h"
 
@@ -46,13 +47,10 @@ static const char *const dp_link_names[DP_L_MAX] = {
     [DP_L_GETSOCKOPT] = RM_LINK_GETSOCKOPT,
 };
 
-/* The maps this module owns. A restart recreates them; the rules/stats maps of
- * maps_cfg.h are not listed so that loaded rules survive a daemon restart. The
- * breaker state is runtime state like the counters: a new daemon starts it empty. */
-static const char *const dp_map_names[] = {
-    RM_MAP_INCLUDE, RM_MAP_EXCLUDE, RM_MAP_XPORTS,  RM_MAP_ORIG_CK, RM_MAP_ORIG,
-    RM_MAP_SOCKS,   RM_MAP_PROXY,   RM_MAP_DPSTATS, RM_MAP_BREAKER,
-};
+/* The maps this module owns are pin.c's PIN_U_RUNTIME rows: a restart recreates them;
+ * the rules/stats maps of maps_cfg.h are not among them so that loaded rules survive a
+ * daemon restart. The breaker state is runtime state like the counters: a new daemon
+ * starts it empty. */
 
 struct rm_dp {
 	struct ringmesh *skel;
@@ -67,22 +65,6 @@ struct rm_dp {
 	char pin_dir[PATH_MAX];
 	char note[256];
 };
-
-static int dp_fail(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-	size_t n;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-		n = strlen(err);
-		if (rc && n + 3 < errlen)
-			snprintf(err + n, errlen - n, ": %s", strerror(-rc));
-	}
-	return rc;
-}
 
 static int path_join(char *out, size_t len, const char *a, const char *b)
 {
@@ -193,7 +175,7 @@ static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
 		int fd, rc;
 
 		if (path_join(path, sizeof(path), pin_dir, dp_link_names[i]))
-			return dp_fail(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
+			return errf_sys(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
 		fd = bpf_obj_get(path);
 		if (fd >= 0) {
 			bpf_link_detach(fd);
@@ -201,14 +183,16 @@ static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
 		}
 		if (unlink(path) && errno != ENOENT) {
 			rc = -errno;
-			return dp_fail(err, errlen, rc, "removing old link %s", path);
+			return errf_sys(err, errlen, rc, "removing old link %s", path);
 		}
 	}
-	for (size_t i = 0; i < sizeof(dp_map_names) / sizeof(dp_map_names[0]); i++) {
-		if (path_join(path, sizeof(path), pin_dir, dp_map_names[i]))
-			return dp_fail(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
+	for (int i = 0; i < PIN_MAX; i++) {
+		if (!(pin_defs[i].use & PIN_U_RUNTIME))
+			continue;
+		if (path_join(path, sizeof(path), pin_dir, pin_defs[i].name))
+			return errf_sys(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
 		if (unlink(path) && errno != ENOENT)
-			return dp_fail(err, errlen, -errno, "removing old map %s", path);
+			return errf_sys(err, errlen, -errno, "removing old map %s", path);
 	}
 	return 0;
 }
@@ -242,14 +226,6 @@ static int netns_cookie(__u64 *out)
 	return rc;
 }
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int attach_pinned(struct rm_dp *dp, int slot, struct bpf_program *prog, int cg_fd, char *err,
 			 size_t errlen)
 {
@@ -259,32 +235,32 @@ static int attach_pinned(struct rm_dp *dp, int slot, struct bpf_program *prog, i
 
 	l = bpf_program__attach_cgroup(prog, cg_fd);
 	if (!l)
-		return dp_fail(err, errlen, -errno, "attaching %s", bpf_program__name(prog));
+		return errf_sys(err, errlen, -errno, "attaching %s", bpf_program__name(prog));
 	dp->links[slot] = l;
 	if (path_join(path, sizeof(path), dp->pin_dir, dp_link_names[slot]))
-		return dp_fail(err, errlen, -ENAMETOOLONG, "pin dir %s", dp->pin_dir);
+		return errf_sys(err, errlen, -ENAMETOOLONG, "pin dir %s", dp->pin_dir);
 	rc = bpf_link__pin(l, path);
 	if (rc)
-		return dp_fail(err, errlen, rc, "pinning %s", path);
+		return errf_sys(err, errlen, rc, "pinning %s", path);
 	return 0;
 }
 
 static int check_opts(const struct rm_dp_opts *o, char *err, size_t errlen)
 {
 	if (!o || !o->cgroup_path || !*o->cgroup_path)
-		return dp_fail(err, errlen, -EINVAL, "no cgroup path for the pods");
+		return errf_sys(err, errlen, -EINVAL, "no cgroup path for the pods");
 	if (!o->pin_dir || o->pin_dir[0] != '/')
-		return dp_fail(err, errlen, -EINVAL, "pin dir must be an absolute path");
+		return errf_sys(err, errlen, -EINVAL, "pin dir must be an absolute path");
 	if (o->n_include > RM_MAX_RANGES || o->n_exclude > RM_MAX_RANGES)
-		return dp_fail(err, errlen, -E2BIG, "at most %d include and %d exclude ranges",
-			       RM_MAX_RANGES, RM_MAX_RANGES);
+		return errf_sys(err, errlen, -E2BIG, "at most %d include and %d exclude ranges",
+				RM_MAX_RANGES, RM_MAX_RANGES);
 	if (o->n_exclude_ports > RM_MAX_XPORTS)
-		return dp_fail(err, errlen, -E2BIG, "at most %d excluded ports", RM_MAX_XPORTS);
+		return errf_sys(err, errlen, -E2BIG, "at most %d excluded ports", RM_MAX_XPORTS);
 	if ((o->n_include && !o->include) || (o->n_exclude && !o->exclude) ||
 	    (o->n_exclude_ports && !o->exclude_ports))
-		return dp_fail(err, errlen, -EINVAL, "range or port count without a list");
+		return errf_sys(err, errlen, -EINVAL, "range or port count without a list");
 	if (o->listen.sin_family != AF_INET || !o->listen.sin_port || !o->listen.sin_addr.s_addr)
-		return dp_fail(err, errlen, -EINVAL, "listener must be an IPv4 address and port");
+		return errf_sys(err, errlen, -EINVAL, "listener must be an IPv4 address and port");
 	return 0;
 }
 
@@ -295,12 +271,12 @@ static int check_cgroup(const char *path, const char *mnt, char *real, char *err
 	struct stat a, b;
 
 	if (!realpath(path, real))
-		return dp_fail(err, errlen, -errno, "cgroup %s", path);
+		return errf_sys(err, errlen, -errno, "cgroup %s", path);
 	if (!fs_is(real, CGROUP2_SUPER_MAGIC) || stat(real, &a) || !S_ISDIR(a.st_mode))
-		return dp_fail(err, errlen, -EINVAL, "%s is not a cgroup2 directory", path);
+		return errf_sys(err, errlen, -EINVAL, "%s is not a cgroup2 directory", path);
 	if (!strcmp(real, mnt) || (!stat(mnt, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino))
-		return dp_fail(err, errlen, -EINVAL,
-			       "%s is the cgroup2 root; give the pods' parent cgroup", path);
+		return errf_sys(err, errlen, -EINVAL,
+				"%s is the cgroup2 root; give the pods' parent cgroup", path);
 	return 0;
 }
 
@@ -308,24 +284,23 @@ static int setup_cfg(struct rm_dp *dp, const struct rm_dp_opts *o, const char *s
 		     size_t errlen)
 {
 	int fd = bpf_map__fd(dp->skel->maps.rm_proxy), rc;
-	long page = sysconf(_SC_PAGESIZE);
 	struct rm_proxy_cfg *c;
 	struct stat st;
 	__u64 cookie;
 	void *m;
 
-	dp->cfg_len = (sizeof(*c) + (size_t)page - 1) & ~((size_t)page - 1);
+	dp->cfg_len = pin_mmap_len(&pin_defs[PIN_PROXY]);
 	m = mmap(NULL, dp->cfg_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (m == MAP_FAILED)
-		return dp_fail(err, errlen, -errno, "mmap of %s", RM_MAP_PROXY);
+		return errf_sys(err, errlen, -errno, "mmap of %s", RM_MAP_PROXY);
 	dp->cfg = c = m;
 
 	/* bpf_get_current_cgroup_id() is the kernfs id, the inode of the directory. */
 	if (stat(self_cg, &st))
-		return dp_fail(err, errlen, -errno, "own cgroup %s", self_cg);
+		return errf_sys(err, errlen, -errno, "own cgroup %s", self_cg);
 	rc = netns_cookie(&cookie);
 	if (rc)
-		return dp_fail(err, errlen, rc, "netns cookie (SO_NETNS_COOKIE)");
+		return errf_sys(err, errlen, rc, "netns cookie (SO_NETNS_COOKIE)");
 
 	memset(c, 0, sizeof(*c));
 	c->heartbeat_max_ns = o->heartbeat_max_ns ? o->heartbeat_max_ns : DP_HEARTBEAT_MAX_DEFAULT;
@@ -347,16 +322,16 @@ static int fill_maps(struct rm_dp *dp, const struct rm_dp_opts *o, char *err, si
 
 	rc = fill_ranges(bpf_map__fd(s->maps.rm_include), o->include, o->n_include);
 	if (rc)
-		return dp_fail(err, errlen, rc, "filling %s", RM_MAP_INCLUDE);
+		return errf_sys(err, errlen, rc, "filling %s", RM_MAP_INCLUDE);
 	rc = fill_ranges(bpf_map__fd(s->maps.rm_exclude), o->exclude, o->n_exclude);
 	if (rc)
-		return dp_fail(err, errlen, rc, "filling %s", RM_MAP_EXCLUDE);
+		return errf_sys(err, errlen, rc, "filling %s", RM_MAP_EXCLUDE);
 	for (size_t i = 0; i < o->n_exclude_ports; i++) {
 		__u16 port = o->exclude_ports[i];
 
 		rc = bpf_map_update_elem(bpf_map__fd(s->maps.rm_xports), &port, &one, BPF_ANY);
 		if (rc)
-			return dp_fail(err, errlen, rc, "filling %s", RM_MAP_XPORTS);
+			return errf_sys(err, errlen, rc, "filling %s", RM_MAP_XPORTS);
 	}
 	return 0;
 }
@@ -388,7 +363,7 @@ static int attach_all(struct rm_dp *dp, const char *mnt, const char *pods_cg, co
 	} else {
 		dp->dcg_fd = open(self_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dp->dcg_fd < 0)
-			return dp_fail(err, errlen, -errno, "opening own cgroup %s", self_cg);
+			return errf_sys(err, errlen, -errno, "opening own cgroup %s", self_cg);
 		rc = attach_pinned(dp, DP_L_GETSOCKOPT, s->progs.rm_getsockopt_prog, dp->dcg_fd,
 				   err, errlen);
 		if (rc)
@@ -398,7 +373,7 @@ static int attach_all(struct rm_dp *dp, const char *mnt, const char *pods_cg, co
 	rc = bpf_prog_attach(bpf_program__fd(s->progs.rm_msg_prog), dp->socks_fd,
 			     BPF_SK_MSG_VERDICT, 0);
 	if (rc)
-		return dp_fail(err, errlen, rc, "attaching sk_msg to %s", RM_MAP_SOCKS);
+		return errf_sys(err, errlen, rc, "attaching sk_msg to %s", RM_MAP_SOCKS);
 	dp->msg_prog_fd = bpf_program__fd(s->progs.rm_msg_prog);
 	return 0;
 }
@@ -419,31 +394,31 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 		return rc;
 	rc = cgroup2_mount(mnt, sizeof(mnt));
 	if (rc)
-		return dp_fail(err, errlen, rc, "no cgroup2 mount in /proc/self/mounts");
+		return errf_sys(err, errlen, rc, "no cgroup2 mount in /proc/self/mounts");
 	rc = check_cgroup(o->cgroup_path, mnt, pods_cg, err, errlen);
 	if (rc)
 		return rc;
 	rc = self_cgroup(mnt, self_cg, sizeof(self_cg));
 	if (rc)
-		return dp_fail(err, errlen, rc, "own cgroup2 path from /proc/self/cgroup");
+		return errf_sys(err, errlen, rc, "own cgroup2 path from /proc/self/cgroup");
 
 	rc = ensure_bpffs();
 	if (rc)
-		return dp_fail(err, errlen, rc, "mounting bpffs at %s", DP_BPFFS);
+		return errf_sys(err, errlen, rc, "mounting bpffs at %s", DP_BPFFS);
 	rc = mkdir_p(o->pin_dir, 0700);
 	if (rc)
-		return dp_fail(err, errlen, rc, "creating pin dir %s", o->pin_dir);
+		return errf_sys(err, errlen, rc, "creating pin dir %s", o->pin_dir);
 	if (!fs_is(o->pin_dir, BPF_FS_MAGIC))
-		return dp_fail(err, errlen, -EINVAL, "pin dir %s is not on a bpf filesystem",
-			       o->pin_dir);
+		return errf_sys(err, errlen, -EINVAL, "pin dir %s is not on a bpf filesystem",
+				o->pin_dir);
 
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
-		return dp_fail(err, errlen, -ENOMEM, "allocating the data path");
+		return errf_sys(err, errlen, -ENOMEM, "allocating the data path");
 	dp->cg_fd = dp->dcg_fd = dp->msg_prog_fd = -1;
 	dp->sockmap = o->sockmap;
 	if (!realpath(o->pin_dir, dp->pin_dir)) {
-		rc = dp_fail(err, errlen, -errno, "pin dir %s", o->pin_dir);
+		rc = errf_sys(err, errlen, -errno, "pin dir %s", o->pin_dir);
 		goto fail;
 	}
 	rc = remove_leftovers(dp->pin_dir, err, errlen);
@@ -452,7 +427,7 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 
 	dp->cg_fd = open(pods_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (dp->cg_fd < 0) {
-		rc = dp_fail(err, errlen, -errno, "opening cgroup %s", pods_cg);
+		rc = errf_sys(err, errlen, -errno, "opening cgroup %s", pods_cg);
 		goto fail;
 	}
 
@@ -462,13 +437,13 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 		dp->skel = ringmesh__open_opts(&oo);
 	}
 	if (!dp->skel) {
-		rc = dp_fail(err, errlen, -errno, "opening the BPF object");
+		rc = errf_sys(err, errlen, -errno, "opening the BPF object");
 		goto fail;
 	}
 	rc = ringmesh__load(dp->skel);
 	if (rc) {
-		rc = dp_fail(err, errlen, rc, "loading the BPF programs (pins under %s)",
-			     dp->pin_dir);
+		rc = errf_sys(err, errlen, rc, "loading the BPF programs (pins under %s)",
+			      dp->pin_dir);
 		goto fail;
 	}
 	dp->orig_fd = bpf_map__fd(dp->skel->maps.rm_orig);
@@ -592,8 +567,9 @@ static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
 		ringmesh__destroy(dp->skel);
 	}
 	if (unpin == DP_UNPIN_OURS && dp->pin_dir[0])
-		for (size_t i = 0; i < sizeof(dp_map_names) / sizeof(dp_map_names[0]); i++)
-			if (!path_join(path, sizeof(path), dp->pin_dir, dp_map_names[i]))
+		for (int i = 0; i < PIN_MAX; i++)
+			if ((pin_defs[i].use & PIN_U_RUNTIME) &&
+			    !path_join(path, sizeof(path), dp->pin_dir, pin_defs[i].name))
 				unlink(path);
 	/* Someone else's files may share the dir: then it stays. */
 	if (unpin != DP_UNPIN_NONE && dp->pin_dir[0])

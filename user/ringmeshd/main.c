@@ -18,8 +18,10 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 
+#include "common/util.h"
 #include "policy/cb.h"
 #include "ringmeshd/admin.h"
+#include "ringmeshd/cb_pin.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/dp.h"
 #include "ringmeshd/l7.h"
@@ -53,14 +55,6 @@ struct daemon {
 static void cfg_log(void *ctx, const char *msg)
 {
 	fprintf(stderr, "ringmeshd: %s\n", msg);
-}
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static void cfg_published(void *ctx, uint64_t gen)

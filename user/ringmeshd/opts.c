@@ -5,13 +5,17 @@
  * name the option and the value, in one buffer, testable.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <arpa/inet.h>
 
+#include "common/util.h"
+#include "ringmeshd/l7.h" /* L7_DEF_*: the one place of the defaults */
 #include "ringmeshd/opts.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 enum opt_id {
 	O_CGROUP,
@@ -64,6 +68,12 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_VERSION] = {"version", 0, false},
 };
 
+/* The defaults in the text are l7.h's own numbers. */
+#define DEF_CONNECT STR(L7_DEF_CONNECT_MS)
+#define DEF_IDLE STR(L7_DEF_IDLE_MS)
+#define DEF_MAX_IDLE STR(L7_DEF_MAX_IDLE)
+
+/* clang-format off */
 static const char usage_text[] =
     "Usage: ringmeshd --cgroup PATH --include-ip-ranges CIDR[,CIDR...] [OPTIONS]\n"
     "\n"
@@ -87,33 +97,21 @@ static const char usage_text[] =
     "                                (400..60000, default 1000)\n"
     "  --no-l7                       forward every connection at L4 (no HTTP routing)\n"
     "  --max-request-headers-kb KB   request/response head limit, 1..60 (default 60)\n"
-    "  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default 5000)\n"
+    "  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default " DEF_CONNECT ")\n"
     "  --upstream-idle-timeout-ms MS idle keep-alive upstream connections are closed\n"
-    "                                after MS, 100..3600000 (default 60000)\n"
+    "                                after MS, 100..3600000 (default " DEF_IDLE ")\n"
     "  --upstream-max-idle N         idle upstream connections kept per endpoint and\n"
-    "                                worker, 1..10000 (default 64)\n"
+    "                                worker, 1..10000 (default " DEF_MAX_IDLE ")\n"
     "  --metrics-listen ADDR:PORT    Prometheus metrics (/stats/prometheus, /metrics) and\n"
-    "                                /healthz/ready; off disables (default " OPTS_METRICS_DEFAULT
-    ")\n"
+    "                                /healthz/ready; off disables (default " OPTS_METRICS_DEFAULT ")\n"
     "  -v, --verbose                 more log lines (repeat for more)\n"
     "  -h, --help                    this text\n"
     "  --version                     print the version\n";
+/* clang-format on */
 
 const char *opts_usage(void)
 {
 	return usage_text;
-}
-
-static int fail(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
 }
 
 /* A sub-parser's message, prefixed with the option; the value is named once. */
@@ -123,8 +121,8 @@ static int sub_fail(char *err, size_t errlen, const char *opt, const char *v, co
 	if (!why[0])
 		why = strerror(-r);
 	if (v[0] && strstr(why, v))
-		return fail(err, errlen, "--%s: %s", opt, why);
-	return fail(err, errlen, "--%s '%s': %s", opt, v, why);
+		return errf(err, errlen, -EINVAL, "--%s: %s", opt, why);
+	return errf(err, errlen, -EINVAL, "--%s '%s': %s", opt, v, why);
 }
 
 /* Strict decimal: digits only, no sign, no spaces, no overflow. */
@@ -181,13 +179,14 @@ static bool path_eq(const char *a, const char *b)
 static int check_path(const char *opt, const char *v, char *err, size_t errlen)
 {
 	if (!*v)
-		return fail(err, errlen, "--%s: empty path", opt);
+		return errf(err, errlen, -EINVAL, "--%s: empty path", opt);
 	if (v[0] != '/')
-		return fail(err, errlen, "--%s '%s': must be an absolute path", opt, v);
+		return errf(err, errlen, -EINVAL, "--%s '%s': must be an absolute path", opt, v);
 	if (has_dotdot(v))
-		return fail(err, errlen, "--%s '%s': '..' components are not allowed", opt, v);
+		return errf(err, errlen, -EINVAL, "--%s '%s': '..' components are not allowed", opt,
+			    v);
 	if (strlen(v) >= 4096)
-		return fail(err, errlen, "--%s: path longer than 4095 bytes", opt);
+		return errf(err, errlen, -EINVAL, "--%s: path longer than 4095 bytes", opt);
 	return 0;
 }
 
@@ -206,8 +205,8 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		/* A cheap early guard; dp checks the real mount root. */
 		if (path_eq(v, "/sys/fs/cgroup") || path_eq(v, "/sys/fs/cgroup/unified") ||
 		    path_eq(v, "/"))
-			return fail(
-			    err, errlen,
+			return errf(
+			    err, errlen, -EINVAL,
 			    "--cgroup '%s': is a cgroup2 root; give the pods' parent cgroup", v);
 		o->cgroup_path = v;
 		return 0;
@@ -216,8 +215,8 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		if (r)
 			return r;
 		if (path_eq(v, "/") || path_eq(v, "/sys/fs/bpf"))
-			return fail(
-			    err, errlen,
+			return errf(
+			    err, errlen, -EINVAL,
 			    "--pin-dir '%s': must be a directory of its own, not a mount root", v);
 		o->pin_dir = v;
 		return 0;
@@ -229,7 +228,7 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		if (r < 0)
 			return sub_fail(err, errlen, name, v, why, r);
 		if (r == 0)
-			return fail(err, errlen, "--%s: empty list", name);
+			return errf(err, errlen, -EINVAL, "--%s: empty list", name);
 		if (id == O_INCLUDE)
 			o->n_include = (size_t)r;
 		else
@@ -241,7 +240,7 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		if (r < 0)
 			return sub_fail(err, errlen, name, v, why, r);
 		if (r == 0)
-			return fail(err, errlen, "--%s: empty list", name);
+			return errf(err, errlen, -EINVAL, "--%s: empty list", name);
 		o->n_exclude_ports = (size_t)r;
 		return 0;
 	case O_LISTEN:
@@ -251,9 +250,10 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 					why[0] ? why : "expected ADDR:PORT, e.g. 127.0.0.1:15001",
 					r);
 		if (o->listen.sin_port == 0)
-			return fail(err, errlen, "--listen '%s': port must be 1..65535", v);
+			return errf(err, errlen, -EINVAL, "--listen '%s': port must be 1..65535",
+				    v);
 		if (o->listen.sin_addr.s_addr == htonl(INADDR_ANY))
-			return fail(err, errlen,
+			return errf(err, errlen, -EINVAL,
 				    "--listen '%s': a wildcard address would make the proxy "
 				    "reachable from off the node; give a local address",
 				    v);
@@ -262,24 +262,26 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		struct in_addr a;
 
 		if (inet_pton(AF_INET, v, &a) != 1)
-			return fail(err, errlen, "--pod-gateway '%s': not an IPv4 address", v);
+			return errf(err, errlen, -EINVAL, "--pod-gateway '%s': not an IPv4 address",
+				    v);
 		if (a.s_addr == htonl(INADDR_ANY) || a.s_addr == htonl(INADDR_BROADCAST) ||
 		    IN_MULTICAST(ntohl(a.s_addr)))
-			return fail(err, errlen, "--pod-gateway '%s': must be a unicast address",
-				    v);
+			return errf(err, errlen, -EINVAL,
+				    "--pod-gateway '%s': must be a unicast address", v);
 		o->pod_gw = a;
 		return 0;
 	}
 	case O_WORKERS:
 		if (parse_uint(v, 1000000, &n) || n < 1 || n > OPTS_WORKERS_MAX)
-			return fail(err, errlen, "--workers '%s': must be a number in 1..%d", v,
+			return errf(err, errlen, -EINVAL,
+				    "--workers '%s': must be a number in 1..%d", v,
 				    OPTS_WORKERS_MAX);
 		o->workers = (unsigned int)n;
 		return 0;
 	case O_HB_MAX:
 		if (parse_uint(v, 1000000000, &n) || n < OPTS_HEARTBEAT_MAX_MIN_MS ||
 		    n > OPTS_HEARTBEAT_MAX_MAX_MS)
-			return fail(err, errlen,
+			return errf(err, errlen, -EINVAL,
 				    "--heartbeat-max-ms '%s': must be a number of milliseconds in "
 				    "%d..%d (the daemon beats every %d ms)",
 				    v, OPTS_HEARTBEAT_MAX_MIN_MS, OPTS_HEARTBEAT_MAX_MAX_MS,
@@ -288,28 +290,28 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		return 0;
 	case O_MAX_HEAD:
 		if (parse_uint(v, 1000000, &n) || n < 1 || n > 60)
-			return fail(err, errlen, "--%s '%s': must be a number of KiB in 1..60",
-				    name, v);
+			return errf(err, errlen, -EINVAL,
+				    "--%s '%s': must be a number of KiB in 1..60", name, v);
 		o->max_head_kb = (unsigned int)n;
 		return 0;
 	case O_CONN_TO:
 		if (parse_uint(v, 1000000000, &n) || n < 10 || n > 600000)
-			return fail(err, errlen,
+			return errf(err, errlen, -EINVAL,
 				    "--%s '%s': must be a number of milliseconds in 10..600000",
 				    name, v);
 		o->connect_timeout_ms = (unsigned int)n;
 		return 0;
 	case O_IDLE_MS:
 		if (parse_uint(v, 1000000000, &n) || n < 100 || n > 3600000)
-			return fail(err, errlen,
+			return errf(err, errlen, -EINVAL,
 				    "--%s '%s': must be a number of milliseconds in 100..3600000",
 				    name, v);
 		o->upstream_idle_ms = (unsigned int)n;
 		return 0;
 	case O_MAX_IDLE:
 		if (parse_uint(v, 1000000, &n) || n < 1 || n > 10000)
-			return fail(err, errlen, "--%s '%s': must be a number in 1..10000", name,
-				    v);
+			return errf(err, errlen, -EINVAL, "--%s '%s': must be a number in 1..10000",
+				    name, v);
 		o->upstream_max_idle = (unsigned int)n;
 		return 0;
 	case O_METRICS:
@@ -323,11 +325,12 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 			    err, errlen, name, v,
 			    why[0] ? why : "expected ADDR:PORT (e.g. 0.0.0.0:15090) or off", r);
 		if (o->metrics_listen.sin_port == 0)
-			return fail(err, errlen, "--%s '%s': port must be 1..65535", name, v);
+			return errf(err, errlen, -EINVAL, "--%s '%s': port must be 1..65535", name,
+				    v);
 		o->metrics = true;
 		return 0;
 	default:
-		return fail(err, errlen, "--%s: internal error", name);
+		return errf(err, errlen, -EINVAL, "--%s: internal error", name);
 	}
 }
 
@@ -348,9 +351,9 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->heartbeat_max_ms = OPTS_HEARTBEAT_MAX_DEFAULT_MS;
 	o->l7 = true;
 	o->max_head_kb = 60;
-	o->connect_timeout_ms = 5000;
-	o->upstream_idle_ms = 60000;
-	o->upstream_max_idle = 64;
+	o->connect_timeout_ms = L7_DEF_CONNECT_MS;
+	o->upstream_idle_ms = L7_DEF_IDLE_MS;
+	o->upstream_max_idle = L7_DEF_MAX_IDLE;
 	o->metrics = true;
 	o->metrics_listen.sin_family = AF_INET;
 	o->metrics_listen.sin_port = htons(OPTS_METRICS_PORT_DEFAULT);
@@ -394,11 +397,13 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 
 			id = find_long(a + 2, len);
 			if (id < 0)
-				return fail(err, errlen, "unknown option '%.*s' (see --help)",
-					    (int)(len + 2), a);
+				return errf(err, errlen, -EINVAL,
+					    "unknown option '%.*s' (see --help)", (int)(len + 2),
+					    a);
 			if (eq) {
 				if (!opt_defs[id].has_arg)
-					return fail(err, errlen, "--%s takes no value (got '%s')",
+					return errf(err, errlen, -EINVAL,
+						    "--%s takes no value (got '%s')",
 						    opt_defs[id].name, eq + 1);
 				val = eq + 1;
 			}
@@ -407,7 +412,7 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 			for (const char *c = a + 1; *c; c++) {
 				id = find_short(*c);
 				if (id < 0)
-					return fail(err, errlen,
+					return errf(err, errlen, -EINVAL,
 						    "unknown option '-%c' (see --help)", *c);
 				if (id == O_VERBOSE)
 					o->verbose++;
@@ -416,20 +421,23 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 			}
 			continue;
 		} else {
-			return fail(err, errlen, "unexpected argument '%s' (see --help)", a);
+			return errf(err, errlen, -EINVAL, "unexpected argument '%s' (see --help)",
+				    a);
 		}
 
 		if (opt_defs[id].has_arg && !val) {
 			if (i + 1 >= argc)
-				return fail(err, errlen, "--%s: missing value", opt_defs[id].name);
+				return errf(err, errlen, -EINVAL, "--%s: missing value",
+					    opt_defs[id].name);
 			val = argv[++i];
 			/* "--cgroup --listen x" is a forgotten value, not a path. */
 			if (val[0] == '-' && val[1] == '-')
-				return fail(err, errlen, "--%s: missing value (got option '%s')",
+				return errf(err, errlen, -EINVAL,
+					    "--%s: missing value (got option '%s')",
 					    opt_defs[id].name, val);
 		}
 		if (opt_defs[id].has_arg && seen[id])
-			return fail(err, errlen, "--%s: given twice", opt_defs[id].name);
+			return errf(err, errlen, -EINVAL, "--%s: given twice", opt_defs[id].name);
 		seen[id] = true;
 
 		switch (id) {
@@ -462,22 +470,23 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 	if (action != OPTS_RUN)
 		return action;
 	if (!seen[O_CGROUP])
-		return fail(err, errlen,
+		return errf(err, errlen, -EINVAL,
 			    "--cgroup is required (the pods' parent cgroup; there is no default, "
 			    "to never attach to the root)");
 	if (!seen[O_INCLUDE])
-		return fail(err, errlen,
+		return errf(err, errlen, -EINVAL,
 			    "--include-ip-ranges is required (the destinations to intercept)");
 	if (o->metrics && o->metrics_listen.sin_port == o->listen.sin_port &&
 	    (o->metrics_listen.sin_addr.s_addr == o->listen.sin_addr.s_addr ||
 	     o->metrics_listen.sin_addr.s_addr == htonl(INADDR_ANY)))
-		return fail(err, errlen, "--metrics-listen: port %u is the proxy listener's",
+		return errf(err, errlen, -EINVAL,
+			    "--metrics-listen: port %u is the proxy listener's",
 			    ntohs(o->listen.sin_port));
 	if (o->pod_gw.s_addr == o->listen.sin_addr.s_addr) {
 		char a[INET_ADDRSTRLEN];
 
 		inet_ntop(AF_INET, &o->pod_gw, a, sizeof(a));
-		return fail(err, errlen,
+		return errf(err, errlen, -EINVAL,
 			    "--pod-gateway '%s': must differ from the --listen address", a);
 	}
 	return OPTS_RUN;

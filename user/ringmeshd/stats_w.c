@@ -9,8 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 #include <sys/mman.h>
-#include <bpf/bpf.h>
 
+#include "common/pin.h"
 #include "ringmeshd/stats_w.h"
 
 static const uint64_t bounds_milli[RM_STATS_BUCKETS - 1] = RM_STATS_BOUNDS_MILLI;
@@ -39,45 +39,21 @@ void stats_w_attach(struct stats_w *s, union rm_stats_entry *mem, uint32_t n, ui
 int stats_w_open(struct stats_w *s, const char *pin_dir, uint64_t realtime_ns, char *err,
 		 size_t errlen)
 {
-	struct bpf_map_info info;
-	uint32_t ilen = sizeof(info);
-	char path[512];
-	long page = sysconf(_SC_PAGESIZE);
+	struct pin_map m;
 	int r;
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
-	snprintf(path, sizeof(path), "%s/%s", pin_dir, RM_MAP_STATS);
-	s->fd = bpf_obj_get(path);
-	if (s->fd < 0) {
-		r = -errno;
-		snprintf(err, errlen, "%s: %s", path, strerror(-r));
+	r = pin_open(&m, PIN_STATS, pin_dir, PIN_O_MMAP, err, errlen);
+	if (r)
 		return r;
-	}
-	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(s->fd, &info, &ilen) ||
-	    info.value_size != sizeof(union rm_stats_entry) || info.max_entries < 2) {
-		snprintf(err, errlen, "%s: not a rm_stats map of this version", path);
-		r = -EINVAL;
-		goto fail;
-	}
-	s->n = info.max_entries;
-	s->map_len =
-	    ((size_t)s->n * sizeof(union rm_stats_entry) + (size_t)page - 1) & ~((size_t)page - 1);
-	s->map = mmap(NULL, s->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, s->fd, 0);
-	if (s->map == MAP_FAILED) {
-		r = -errno;
-		s->map = NULL;
-		snprintf(err, errlen, "mmap %s: %s", path, strerror(-r));
-		goto fail;
-	}
+	s->fd = m.fd;
+	s->map = m.mem;
+	s->map_len = m.mem_len;
+	s->n = m.info.max_entries;
 	s->e = s->map;
 	init_hdr(s, realtime_ns);
 	return 0;
-fail:
-	close(s->fd);
-	s->fd = -1;
-	return r;
 }
 
 void stats_w_close(struct stats_w *s)
