@@ -591,7 +591,7 @@ static void test_up_close_paths(void **state)
 	assert_int_equal(u->state, L7U_IDLE);
 	assert_int_equal(lw->idle_by[f->slot], 1);
 	assert_int_equal(conns(f), BASE_CONNS + 1);
-	l7_tick(f->w[0], l7_now_ns());
+	l7_tick(f->w[0], mono_ns());
 	f->sh.o.idle_timeout_ms = L7_DEF_IDLE_MS;
 	assert_int_equal(u->state, L7U_CLOSING);
 	assert_int_equal(lw->idle_by[f->slot], 0);

@@ -19,6 +19,7 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/stats.h"
 #include "common/pin.h"
+#include "common/util.h"
 #include "cli.h"
 
 /* Fixed-size key fields are NUL-padded but a writer bug must not make us overrun. */
@@ -311,7 +312,7 @@ static int stats_show(int argc, char **argv)
 	unsigned long watch = 0, count = 0;
 	bool prom = false;
 	struct watch_prev wp = {0};
-	struct timespec t0, t1;
+	uint64_t t0, t1;
 	int r = 0;
 
 	for (int i = 0; i < argc; i++) {
@@ -352,12 +353,12 @@ static int stats_show(int argc, char **argv)
 		return show_prometheus();
 	if (!watch)
 		return show_once(NULL);
-	clock_gettime(CLOCK_MONOTONIC, &t0);
+	t0 = mono_ns();
 	for (unsigned long round = 0; !count || round < count; round++) {
 		if (round) {
 			sleep((unsigned)watch);
-			clock_gettime(CLOCK_MONOTONIC, &t1);
-			wp.secs = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) / 1e9;
+			t1 = mono_ns();
+			wp.secs = (double)(t1 - t0) / 1e9;
 			t0 = t1;
 		}
 		if (isatty(STDOUT_FILENO))

@@ -9,28 +9,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "common/util.h"
 #include "http/http1_resp.h"
-
-struct wbuf {
-	char *p;
-	size_t cap, len;
-	bool over;
-};
-
-static void w_put(struct wbuf *w, const char *s, size_t n)
-{
-	if (w->over || w->len + n > w->cap) {
-		w->over = true;
-		return;
-	}
-	memcpy(w->p + w->len, s, n);
-	w->len += n;
-}
-
-static void w_str(struct wbuf *w, const char *s)
-{
-	w_put(w, s, strlen(s));
-}
 
 /* Named by the response's own Connection field: hop-by-hop for this message. */
 static bool conn_listed(const struct http_response *res, struct http_slice name)
@@ -56,17 +36,17 @@ static bool hop_by_hop(struct http_slice n, bool upgrade)
 ssize_t http_write_response_head(char *out, size_t cap, const struct http_response *res,
 				 const struct http_hdr_op *ops, size_t n_ops, unsigned int flags)
 {
-	struct wbuf w = {out, cap, 0, false};
+	struct sbuf w = sbuf_make(out, cap);
 	bool upgrade = flags & HTTP_RH_UPGRADE;
 	char line[32];
 
 	snprintf(line, sizeof(line), "HTTP/1.1 %03d ", res->status);
-	w_str(&w, line);
+	sbuf_str(&w, line);
 	if (res->reason.len)
-		w_put(&w, res->reason.p, res->reason.len);
+		sbuf_put(&w, res->reason.p, res->reason.len);
 	else
-		w_str(&w, http_status_reason(res->status));
-	w_put(&w, "\r\n", 2);
+		sbuf_str(&w, http_status_reason(res->status));
+	sbuf_put(&w, "\r\n", 2);
 	for (size_t i = 0; i < res->n_headers; i++) {
 		const struct http_header *h = &res->headers[i];
 		bool drop =
@@ -79,25 +59,25 @@ ssize_t http_write_response_head(char *out, size_t cap, const struct http_respon
 				drop = true;
 		if (drop)
 			continue;
-		w_put(&w, h->name.p, h->name.len);
-		w_put(&w, ": ", 2);
-		w_put(&w, h->value.p, h->value.len);
-		w_put(&w, "\r\n", 2);
+		sbuf_put(&w, h->name.p, h->name.len);
+		sbuf_put(&w, ": ", 2);
+		sbuf_put(&w, h->value.p, h->value.len);
+		sbuf_put(&w, "\r\n", 2);
 	}
 	for (size_t k = 0; k < n_ops; k++) {
 		if (ops[k].kind == HTTP_HOP_REMOVE)
 			continue;
-		w_str(&w, ops[k].name);
-		w_put(&w, ": ", 2);
-		w_str(&w, ops[k].value);
-		w_put(&w, "\r\n", 2);
+		sbuf_str(&w, ops[k].name);
+		sbuf_put(&w, ": ", 2);
+		sbuf_str(&w, ops[k].value);
+		sbuf_put(&w, "\r\n", 2);
 	}
 	if (upgrade)
-		w_str(&w, "connection: upgrade\r\n");
+		sbuf_str(&w, "connection: upgrade\r\n");
 	else if (flags & HTTP_RH_CLOSE)
-		w_str(&w, "connection: close\r\n");
+		sbuf_str(&w, "connection: close\r\n");
 	else if (flags & HTTP_RH_KEEPALIVE)
-		w_str(&w, "connection: keep-alive\r\n");
-	w_put(&w, "\r\n", 2);
-	return w.over ? -ENOSPC : (ssize_t)w.len;
+		sbuf_str(&w, "connection: keep-alive\r\n");
+	sbuf_put(&w, "\r\n", 2);
+	return sbuf_end(&w);
 }

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "common/prom_src.h"
+#include "common/util.h"
 #include "ringmeshd/admin.h"
 
 #define HEAD_MAX 4096
@@ -163,24 +164,16 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Read a request head ("\r\n\r\n") within the deadline; its length, or -1. */
 static ssize_t read_head(struct admin *a, int fd, char *buf, size_t cap)
 {
-	uint64_t deadline = mono_ms() + ADMIN_READ_TIMEOUT_MS;
+	uint64_t deadline = (mono_ns() / 1000000) + ADMIN_READ_TIMEOUT_MS;
 	size_t len = 0;
 
 	while (len < cap - 1) {
 		struct pollfd p[2] = {{.fd = fd, .events = POLLIN},
 				      {.fd = a->stop_fd, .events = POLLIN}};
-		uint64_t now = mono_ms();
+		uint64_t now = (mono_ns() / 1000000);
 		ssize_t n;
 
 		if (now >= deadline || poll(p, 2, (int)(deadline - now)) <= 0 || p[1].revents)

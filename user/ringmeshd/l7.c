@@ -20,14 +20,6 @@
 #define L7_MEM_CACHE 256 /* free buffer blocks kept per kind and worker */
 #define L7_POOL_BUCKETS 4096
 
-uint64_t l7_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void l7_opts_fill(struct l7_opts *o)
 {
 	if (!o->buf_size)
@@ -109,7 +101,7 @@ int l7_worker_init(struct ring_worker *w)
 	lw->connect_ts.tv_sec = sh->o.connect_timeout_ms / 1000;
 	lw->connect_ts.tv_nsec = (long long)(sh->o.connect_timeout_ms % 1000) * 1000000;
 	if (getrandom(&lw->rng, sizeof(lw->rng), 0) != sizeof(lw->rng) || !lw->rng)
-		lw->rng = l7_now_ns() | 1;
+		lw->rng = mono_ns() | 1;
 	lw->cur = cfgw_current(sh->cw);
 	return 0;
 }
@@ -451,7 +443,7 @@ void l7_up_release(struct l7_worker *lw, struct l7_up *up, bool reuse)
 	l7_up_arm_recv(lw, up);
 	if (up->broken ||
 	    l7_tmr_arm(&lw->th, &up->t_idle,
-		       l7_now_ns() + (uint64_t)lw->sh->o.idle_timeout_ms * 1000000ull)) {
+		       mono_ns() + (uint64_t)lw->sh->o.idle_timeout_ms * 1000000ull)) {
 		up_close(lw, up);
 	}
 }

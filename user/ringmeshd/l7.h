@@ -93,6 +93,4 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now);
 /* Reset everything (worker stopping). */
 void l7_abort_all(struct ring_worker *w);
 
-uint64_t l7_now_ns(void);
-
 #endif /* RM_L7_H */

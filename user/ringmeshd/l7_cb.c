@@ -20,7 +20,7 @@ uint32_t l7_cb_slot(struct l7_worker *lw, const struct rm_cb_pool *p)
 void l7_cb_arm(struct l7_worker *lw)
 {
 	if ((lw->n_waiting || lw->n_idle_cb) && !l7_tmr_armed(&lw->t_cb))
-		l7_tmr_arm(&lw->th, &lw->t_cb, l7_now_ns() + L7_CB_POLL_NS);
+		l7_tmr_arm(&lw->th, &lw->t_cb, mono_ns() + L7_CB_POLL_NS);
 }
 
 void l7_cb_wait(struct l7_worker *lw, struct l7_conn *c)

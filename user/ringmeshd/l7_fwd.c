@@ -44,7 +44,7 @@ void l7c_host_result(struct l7_worker *lw, struct l7_conn *c, enum cb_outcome o)
 	if (c->fw.cb_reported || !c->fw.cbh)
 		return;
 	c->fw.cb_reported = true;
-	cb_host_result(lw->sh->cb, c->fw.cbh, o, l7_now_ns());
+	cb_host_result(lw->sh->cb, c->fw.cbh, o, mono_ns());
 }
 
 /* The current attempt is over (answered, failed, or given up while pending). */
@@ -287,7 +287,7 @@ void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c)
 	if (c->fw.d.delay_ns) {
 		c->mt.sflags |= L7_FLAG(RM_STATS_F_DI);
 		c->state = L7C_DELAY;
-		if (!l7_tmr_arm(&lw->th, &c->t_delay, l7_now_ns() + c->fw.d.delay_ns))
+		if (!l7_tmr_arm(&lw->th, &c->t_delay, mono_ns() + c->fw.d.delay_ns))
 			return;
 	}
 	after_delay(lw, c);
@@ -406,7 +406,7 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c)
 	c->fw.tries_left = 1 + (c->rq.bmode == L7_BM_STREAM ? 0 : c->fw.d.retry_attempts);
 	c->state = L7C_FWD;
 	if (c->fw.d.timeout_ns)
-		l7_tmr_arm(&lw->th, &c->t_route, l7_now_ns() + c->fw.d.timeout_ns);
+		l7_tmr_arm(&lw->th, &c->t_route, mono_ns() + c->fw.d.timeout_ns);
 	attempt(lw, c);
 }
 
@@ -451,7 +451,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 		lbc.members = m;
 		lbc.hosts = hosts;
 		lbc.n = hosts ? n : 0;
-		lbc.now = l7_now_ns();
+		lbc.now = mono_ns();
 		hk.available = cb_lb_available;
 		hk.active = cb_lb_active;
 		hk.ctx = &lbc;
@@ -496,7 +496,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 		c->fw.st = stats_slot(lw->sh->stats, &k);
 	}
 	if (c->fw.d.retry_per_try_ns && c->fw.d.retry_attempts)
-		l7_tmr_arm(&lw->th, &c->t_try, l7_now_ns() + c->fw.d.retry_per_try_ns);
+		l7_tmr_arm(&lw->th, &c->t_try, mono_ns() + c->fw.d.retry_per_try_ns);
 	/* requests wait here, or (at the limit) in another worker: queue behind them */
 	if (l7_cb_queue_first(lw, c->fw.cbp)) {
 		c->fw.up = NULL;

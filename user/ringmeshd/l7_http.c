@@ -31,7 +31,7 @@ void l7c_record(struct l7_worker *lw, struct l7_conn *c)
 	stats_key_make(&k, route_service_host(cfg->t, svc), ep ? cfg->ep_version[c->fw.ep] : NULL,
 		       ep ? cfg->ep_workload[c->fw.ep] : NULL, RM_STATS_HTTP);
 	stats_request(c->fw.st && ep ? c->fw.st : stats_slot(lw->sh->stats, &k), c->mt.status,
-		      c->mt.sflags, (l7_now_ns() - c->mt.t0) / 1000, c->rq.head_len + body,
+		      c->mt.sflags, (mono_ns() - c->mt.t0) / 1000, c->rq.head_len + body,
 		      c->mt.resp_bytes);
 	c->mt.in_req = false;
 }
@@ -338,7 +338,7 @@ static void advance(struct l7_worker *lw, struct l7_conn *c)
 		c->rq.cparsed = c->cl.clen;
 		if (c->cl.clen >= lim->max_head || c->cl.clen >= lw->cbuf_size) {
 			c->mt.in_req = true;
-			c->mt.t0 = l7_now_ns();
+			c->mt.t0 = mono_ns();
 			l7c_reply(lw, c, 431, NULL, NULL, 0, true);
 		} else {
 			l7c_arm_recv(lw, c);
@@ -347,7 +347,7 @@ static void advance(struct l7_worker *lw, struct l7_conn *c)
 	}
 	c->rq.cparsed = 0;
 	c->mt.in_req = true;
-	c->mt.t0 = l7_now_ns();
+	c->mt.t0 = mono_ns();
 	if (r < 0) {
 		c->rq.method = HTTP_M_OTHER;
 		c->rq.head_len = c->cl.clen;

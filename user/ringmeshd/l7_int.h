@@ -22,6 +22,7 @@
 #include <sys/types.h>
 #include <netinet/in.h>
 
+#include "common/util.h"
 #include "ringmesh/abi.h"
 #include "ringmesh/breaker.h"
 #include "ringmesh/stats.h"

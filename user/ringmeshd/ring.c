@@ -15,6 +15,7 @@
 #include <sys/mman.h>
 #include <arpa/inet.h>
 
+#include "common/util.h"
 #include "ringmeshd/ring.h"
 #include "ringmeshd/accept.h"
 #include "ringmeshd/l4.h"
@@ -24,26 +25,10 @@
 #define RING_DEF_BUF_COUNT 1024
 #define RING_DEF_BUF_SIZE 16384
 #define RING_DEF_QD 512
-#define RING_DEF_CONNECT_MS 5000
 #define RING_DEF_HIGH_WATER 4
 #define RING_BGID 0
 #define RING_STOP_GRACE_NS (2ull * 1000000000ull) /* resets in flight get this long */
 #define RING_ACCEPT_RETRY_MS 100
-
-static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int errf(char *err, size_t errlen, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && errlen) {
-		va_start(ap, fmt);
-		vsnprintf(err, errlen, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 static int fill_defaults(struct ring_config *c, char *err, size_t errlen)
 {
@@ -56,7 +41,7 @@ static int fill_defaults(struct ring_config *c, char *err, size_t errlen)
 	if (!c->queue_depth)
 		c->queue_depth = RING_DEF_QD;
 	if (!c->connect_timeout_ms)
-		c->connect_timeout_ms = RING_DEF_CONNECT_MS;
+		c->connect_timeout_ms = L7_DEF_CONNECT_MS;
 	if (!c->high_water)
 		c->high_water = RING_DEF_HIGH_WATER;
 	if (c->n_listen < 1 || c->n_listen > RING_MAX_LISTEN)
@@ -347,14 +332,6 @@ static void dispatch(struct ring_worker *w, const struct io_uring_cqe *cqe)
 	}
 }
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int ring_setup(struct ring_worker *w, char *err, size_t errlen)
 {
 	struct io_uring_params p;
@@ -430,7 +407,7 @@ static int run_loop(struct ring_worker *w)
 		int r;
 
 		if (w->l7) {
-			uint64_t now = now_ns();
+			uint64_t now = mono_ns();
 			uint64_t wait = next > now ? next - now : 0;
 			struct __kernel_timespec ts;
 
@@ -449,8 +426,8 @@ static int run_loop(struct ring_worker *w)
 			struct __kernel_timespec ts = {.tv_nsec = 50000000};
 
 			if (!deadline)
-				deadline = now_ns() + RING_STOP_GRACE_NS;
-			if (!w->stats.active || now_ns() > deadline)
+				deadline = mono_ns() + RING_STOP_GRACE_NS;
+			if (!w->stats.active || mono_ns() > deadline)
 				break;
 			r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 		} else {
@@ -471,7 +448,7 @@ static int run_loop(struct ring_worker *w)
 		buf_publish(w);
 		l4_feed_starved(w);
 		if (w->l7)
-			next = l7_tick(w, now_ns());
+			next = l7_tick(w, mono_ns());
 	}
 	return rc;
 }
