@@ -42,6 +42,7 @@ static const char *const err_name[HTTP_E__COUNT] = {
     [HTTP_E_CL_INVALID] = "CL_INVALID",
     [HTTP_E_CL_CONFLICT] = "CL_CONFLICT",
     [HTTP_E_CL_DUP] = "CL_DUP",
+    [HTTP_E_FRAMING_LOOKALIKE] = "LOOKALIKE",
     [HTTP_E_TE_INVALID] = "TE_INVALID",
     [HTTP_E_TE_CHUNKED_NOT_LAST] = "TE_NOT_LAST",
     [HTTP_E_TE_UNKNOWN] = "TE_UNKNOWN",
@@ -420,6 +421,18 @@ static const struct tcase cases[] = {
     {"no framing forwarded", REQ, 0, "GET /" H11 "X: 1\r\n\r\n", 0, "GET / 1.1 h=a N f=K;", NULL,
      true},
     /* a list in one value is what lenient parsers misread: refused, like unequal ones */
+    /* look-alike framing names (http-desync-guardian ambiguous.yaml): CGI-style servers
+     * read Content_Length as Content-Length, so the proxy must not ignore and forward */
+    {"cl underscore", REQ, 0, "POST /" H11 "Content_Length: 1000\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"te underscore", REQ, 0, "POST /" H11 "Transfer_Encoding: chunked\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"te hyphens", REQ, 0, "POST /" H11 "Transfer---Encoding: chunked\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"te no hyphen", REQ, 0, "POST /" H11 "TransferEncoding: chunked\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"cl dots", REQ, 0, "POST /" H11 "Content.Length: 1\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"res te underscore", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\nTransfer_Encoding: chunked\r\n\r\n",
+     0, "E:LOOKALIKE;"},
+    {"not lookalike", REQ, 0,
+     "GET /" H11 "Content-Lengths: 1\r\nX-Content-Length: 1\r\nContent-Type: a\r\n\r\n", 0,
+     "GET / 1.1 h=a N f=K;"},
     {"cl list same", REQ, 0, "POST /" H11 "Content-Length: 2 , 2\r\n\r\nab", 0, "E:CL_INVALID;"},
     {"cl list 1000", REQ, 0, "POST /foo/bar" H11 "Content-Length: 1000,1000\r\n\r\n", 0,
      "E:CL_INVALID;"},

@@ -31,7 +31,7 @@
 
 #include "tool_common.h"
 
-#define IN_MAX (1u << 20) /* a message (head + body) larger than this is flagged */
+#define IN_MAX (8u << 20) /* a message (head + body) larger than this is flagged */
 #define STALL_S 10	  /* a connection silent this long mid-message is flagged */
 
 static FILE *logf_;

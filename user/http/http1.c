@@ -92,6 +92,7 @@ static const struct {
     [HTTP_E_CL_INVALID] = {400, "invalid Content-Length"},
     [HTTP_E_CL_CONFLICT] = {400, "Content-Length values differ"},
     [HTTP_E_CL_DUP] = {400, "more than one Content-Length"},
+    [HTTP_E_FRAMING_LOOKALIKE] = {400, "field name spells a framing field differently"},
     [HTTP_E_TE_INVALID] = {400, "invalid Transfer-Encoding"},
     [HTTP_E_TE_CHUNKED_NOT_LAST] = {400, "chunked is not the final transfer coding"},
     [HTTP_E_TE_UNKNOWN] = {501, "unknown transfer coding"},
@@ -363,9 +364,46 @@ static void fact_connection(struct facts *f, struct http_slice v)
 	}
 }
 
+/* Does a field name spell a framing field with other punctuation ("Content_Length",
+ * "Transfer---Encoding")? Valid tokens, but CGI/WSGI-style servers fold '_' and '-'
+ * together and some parsers skip what they do not know, so the upstream could frame
+ * by a field the proxy ignored. Letters only, case-insensitive. */
+static bool framing_lookalike(struct http_slice n)
+{
+	static const char *const names[] = {"contentlength", "transferencoding"};
+
+	if (n.len < 13 || n.len > 64)
+		return false;
+	for (size_t k = 0; k < 2; k++) {
+		const char *w = names[k];
+		size_t j = 0, i;
+		bool hyph = false, other = false;
+
+		for (i = 0; i < n.len; i++) {
+			unsigned char c = (unsigned char)n.p[i] | 0x20;
+
+			if (c >= 'a' && c <= 'z') {
+				if (!w[j] || c != (unsigned char)w[j])
+					break;
+				j++;
+			} else if (n.p[i] == '-' && j == (k ? 8u : 7u) && !hyph) {
+				hyph = true; /* the one '-' of the real name */
+			} else {
+				other = true;
+			}
+		}
+		if (i == n.len && !w[j] && (other || !hyph))
+			return true;
+	}
+	return false;
+}
+
 static int fact(struct hp *h, struct facts *f, const struct http_header *hd, bool request)
 {
 	struct http_slice n = hd->name;
+
+	if (framing_lookalike(n))
+		return fail(h, HTTP_E_FRAMING_LOOKALIKE);
 
 	switch (n.len) {
 	case 4:

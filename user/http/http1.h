@@ -84,6 +84,7 @@ enum http_err {
 				     * or a comma-separated list, even of equal values) */
 	HTTP_E_CL_CONFLICT,	    /* 400: differing Content-Length values */
 	HTTP_E_CL_DUP,		    /* (response) more than one Content-Length field line */
+	HTTP_E_FRAMING_LOOKALIKE,   /* 400: "Content_Length", "Transfer---Encoding", ... */
 	HTTP_E_TE_INVALID,	    /* 400: Transfer-Encoding list is not a list of tokens */
 	HTTP_E_TE_CHUNKED_NOT_LAST, /* 400: chunked missing, not final, or repeated */
 	HTTP_E_TE_UNKNOWN,	    /* 501: a coding other than chunked (request) */
