@@ -158,9 +158,9 @@ for t in "${targets[@]}"; do
 	log="$out/fuzz/$t.log"
 	if run "$t" >"$log" 2>&1; then
 		pass=$((pass + 1))
-		runs=$(sed -nE 's/^Done ([0-9]+) runs.*/\1/p' "$log" | tail -1)
+		nruns=$(sed -nE 's/^Done ([0-9]+) runs.*/\1/p' "$log" | tail -1)
 		cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+ corp: [0-9]+' "$log" | tail -1)
-		echo "ok $t: ${runs:-?} runs in ${secs}s, ${cov:-no coverage line}"
+		echo "ok $t: ${nruns:-?} runs in ${secs}s, ${cov:-no coverage line}"
 	else
 		fail=$((fail + 1))
 		echo "FAIL $t (log: $log)"
