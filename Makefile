@@ -48,7 +48,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 .DELETE_ON_ERROR:
 # Keep generated skeletons and objects: they are inputs of later builds, not scratch.
 .SECONDARY:
-.PHONY: all deps test unit check e2e demo bench clean install-deps-check
+.PHONY: all deps test unit check e2e demo bench clean install-deps-check fuzz-long
 
 all: $(BUILD)/ringmeshd $(BUILD)/ringmesh $(TOOL_BINS) $(UNIT_BINS)
 
@@ -116,6 +116,13 @@ demo: deps all
 bench: deps all
 	$(Q)tools/bench/l4.sh $(BUILD)
 	$(Q)tools/bench/l7.sh $(BUILD)
+
+# Long fuzzing (not in CI): each libFuzzer target to 10 million executions, growing and
+# then minimising the committed corpus tests/fuzz/corpus/TARGET/. FUZZ=http1 (or
+# http1_resp, cfg) runs one target.
+FUZZ ?= all
+fuzz-long:
+	$(Q)tests/fuzz/run.sh --runs 10000000 0 build-fuzz $(FUZZ)
 
 clean:
 	$(Q)rm -rf build build-san build-*

@@ -41,6 +41,8 @@ static const char *const err_name[HTTP_E__COUNT] = {
     [HTTP_E_TOO_MANY_HEADERS] = "TOO_MANY_HEADERS",
     [HTTP_E_CL_INVALID] = "CL_INVALID",
     [HTTP_E_CL_CONFLICT] = "CL_CONFLICT",
+    [HTTP_E_CL_DUP] = "CL_DUP",
+    [HTTP_E_FRAMING_LOOKALIKE] = "LOOKALIKE",
     [HTTP_E_TE_INVALID] = "TE_INVALID",
     [HTTP_E_TE_CHUNKED_NOT_LAST] = "TE_NOT_LAST",
     [HTTP_E_TE_UNKNOWN] = "TE_UNKNOWN",
@@ -94,6 +96,7 @@ struct drv {
 	int kind;
 	enum http_method req_method; /* for responses */
 	const struct http_limits *lim;
+	bool fwd;  /* also write each request back and show its framing fields */
 	char *acc; /* head bytes not yet parsed */
 	size_t alen, acap;
 	size_t last_len;
@@ -149,6 +152,8 @@ static const char *flags_str(unsigned int f, char *buf)
 		*p++ = 'x';
 	if (f & HTTP_F_EXPECT_OTHER)
 		*p++ = 'o';
+	if (f & HTTP_F_CL_DUP)
+		*p++ = 'd';
 	if (f & HTTP_F_KEEP_ALIVE)
 		*p++ = 'K';
 	*p = 0;
@@ -156,6 +161,34 @@ static const char *flags_str(unsigned int f, char *buf)
 }
 
 static void drv_feed(struct drv *d, const char *p, size_t n);
+
+/* What the upstream would get: write q back as the proxy does and show its framing
+ * lines (">Content-Length: 2;"); the written head must parse to the same framing,
+ * with one Content-Length line at most. */
+static void emit_forwarded(struct drv *d, const struct http_request *q)
+{
+	static char out[8192];
+	struct http_header hd[128];
+	struct http_request q2;
+	ssize_t n = http_write_request(out, sizeof(out), q, NULL);
+	size_t ncl = 0;
+
+	assert_true(n > 0);
+	assert_int_equal(http_parse_request(out, (size_t)n, 0, NULL, &q2, hd, 128), (int)n);
+	assert_int_equal(q2.body, q->body);
+	assert_int_equal(q2.content_length, q->content_length);
+	for (size_t i = 0; i < q2.n_headers; i++) {
+		struct http_header *h = &hd[i];
+
+		if (!http_slice_ieq(h->name, "content-length") &&
+		    !http_slice_ieq(h->name, "transfer-encoding"))
+			continue;
+		ncl += http_slice_ieq(h->name, "content-length");
+		emit(d, ">%.*s: %.*s;", (int)h->name.len, h->name.p, (int)h->value.len, h->value.p);
+	}
+	assert_true(ncl <= 1);
+	assert_false(q2.flags & HTTP_F_CL_DUP);
+}
 
 static void start_body(struct drv *d, enum http_body_kind k, uint64_t cl)
 {
@@ -196,6 +229,8 @@ static void drv_head(struct drv *d)
 			emit(d, " 1.%d h=%.*s %s f=%s;", q.version_minor, (int)q.host.len, q.host.p,
 			     kind_str(q.body, q.content_length, kb), flags_str(q.flags, fb));
 			assert_int_equal(q.head_len, r);
+			if (d->fwd)
+				emit_forwarded(d, &q);
 		}
 		if (r > 0)
 			start_body(d, q.body, q.content_length);
@@ -284,10 +319,11 @@ static void drv_finish(struct drv *d)
 }
 
 /* Run input through the driver cut at the given points (sorted, may be empty). */
-static void run_stream(int kind, enum http_method m, const struct http_limits *lim, const char *in,
-		       size_t len, const size_t *cuts, size_t ncuts, char *out, size_t outlen)
+static void run_stream(int kind, enum http_method m, const struct http_limits *lim, bool fwd,
+		       const char *in, size_t len, const size_t *cuts, size_t ncuts, char *out,
+		       size_t outlen)
 {
-	struct drv d = {.kind = kind, .req_method = m, .lim = lim};
+	struct drv d = {.kind = kind, .req_method = m, .lim = lim, .fwd = fwd};
 	size_t prev = 0;
 
 	for (size_t i = 0; i <= ncuts; i++) {
@@ -311,6 +347,7 @@ struct tcase {
 	size_t len; /* 0: strlen(in) (set for inputs with NUL bytes) */
 	const char *expect;
 	const struct http_limits *lim;
+	bool fwd; /* the transcript includes the forwarded framing fields */
 };
 
 static const struct http_limits small = {
@@ -363,10 +400,44 @@ static const struct tcase cases[] = {
     {"options star", REQ, 0, "OPTIONS *" H11 "\r\n", 0, "OPTIONS * 1.1 h=a N f=K;"},
     {"leading crlf", REQ, 0, "\r\n\r\nGET /" H11 "\r\n", 0, "GET / 1.1 h=a N f=K;"},
     {"other method", REQ, 0, "get /" H11 "\r\n", 0, "get / 1.1 h=a N f=K;"},
+    /* issue 8 #5: equal repeated lines are framed by that value and forwarded as one
+     * canonical line (RFC 9110 8.6 "replace ... with a single valid Content-Length") */
     {"cl repeated same", REQ, 0, "POST /" H11 "Content-Length: 2\r\nContent-Length: 2\r\n\r\nab", 0,
-     "POST / 1.1 h=a L2 f=K;B2/2;"},
-    {"cl list same", REQ, 0, "POST /" H11 "Content-Length: 2 , 2\r\n\r\nab", 0,
-     "POST / 1.1 h=a L2 f=K;B2/2;"},
+     "POST / 1.1 h=a L2 f=dK;>Content-Length: 2;B2/2;", NULL, true},
+    {"cl repeated 1000", REQ, 0,
+     "PUT /foo/bar" H11 "content-length: 1000\r\nX: y\r\nContent-Length: 1000\r\n\r\n", 0,
+     "PUT /foo/bar 1.1 h=a L1000 f=dK;>Content-Length: 1000;partial;", NULL, true},
+    {"cl repeated leading zeros", REQ, 0,
+     "POST /" H11 "Content-Length: 002\r\nContent-Length: 2\r\nContent-Length: 0002\r\n\r\nab", 0,
+     "POST / 1.1 h=a L2 f=dK;>Content-Length: 2;B2/2;", NULL, true},
+    {"cl single forwarded", REQ, 0, "POST /" H11 "content-length: 007\r\n\r\n1234567", 0,
+     "POST / 1.1 h=a L7 f=K;>Content-Length: 7;B7/7;", NULL, true},
+    {"te spelling forwarded", REQ, 0,
+     "POST /" H11 "transfer-encoding: Chunked ;x=1\r\n\r\n1\r\na\r\n0\r\n\r\n", 0,
+     "POST / 1.1 h=a C f=K;>Transfer-Encoding: chunked;B1/11;", NULL, true},
+    {"te empty list", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: ,\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 0,
+     "E:TE_INVALID;"},
+    {"no framing forwarded", REQ, 0, "GET /" H11 "X: 1\r\n\r\n", 0, "GET / 1.1 h=a N f=K;", NULL,
+     true},
+    /* a list in one value is what lenient parsers misread: refused, like unequal ones */
+    /* look-alike framing names (http-desync-guardian ambiguous.yaml): CGI-style servers
+     * read Content_Length as Content-Length, so the proxy must not ignore and forward */
+    {"cl underscore", REQ, 0, "POST /" H11 "Content_Length: 1000\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"te underscore", REQ, 0, "POST /" H11 "Transfer_Encoding: chunked\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"te hyphens", REQ, 0, "POST /" H11 "Transfer---Encoding: chunked\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"te no hyphen", REQ, 0, "POST /" H11 "TransferEncoding: chunked\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"cl dots", REQ, 0, "POST /" H11 "Content.Length: 1\r\n\r\n", 0, "E:LOOKALIKE;"},
+    {"res te underscore", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\nTransfer_Encoding: chunked\r\n\r\n",
+     0, "E:LOOKALIKE;"},
+    {"not lookalike", REQ, 0,
+     "GET /" H11 "Content-Lengths: 1\r\nX-Content-Length: 1\r\nContent-Type: a\r\n\r\n", 0,
+     "GET / 1.1 h=a N f=K;"},
+    {"cl list same", REQ, 0, "POST /" H11 "Content-Length: 2 , 2\r\n\r\nab", 0, "E:CL_INVALID;"},
+    {"cl list 1000", REQ, 0, "POST /foo/bar" H11 "Content-Length: 1000,1000\r\n\r\n", 0,
+     "E:CL_INVALID;"},
+    {"cl line then list", REQ, 0, "POST /" H11 "Content-Length: 2\r\nContent-Length: 2,2\r\n\r\n",
+     0, "E:CL_INVALID;"},
     {"value ows obs-text", REQ, 0, "GET /" H11 "X-A: \t v\x80 \t\r\n\r\n", 0,
      "GET / 1.1 h=a N f=K;"},
     {"empty host", REQ, 0, "GET / HTTP/1.1\r\nHost:\r\n\r\n", 0, "GET / 1.1 h= N f=K;"},
@@ -395,8 +466,20 @@ static const struct tcase cases[] = {
      "E:TE_NOT_LAST;"},
     {"te identity", REQ, 0, "POST /" H11 "Transfer-Encoding: identity\r\n\r\n", 0,
      "E:TE_NOT_LAST;"},
+    /* issue 8 #6: a coding we do not implement before a final chunked is 501; a final
+     * coding other than chunked, or chunked twice, cannot be framed: 400 */
     {"te gzip chunked", REQ, 0, "POST /" H11 "Transfer-Encoding: gzip, chunked\r\n\r\n", 0,
      "E:TE_UNKNOWN;"},
+    {"te gzip line then chunked", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: x-foo;q=1\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
+     "E:TE_UNKNOWN;"},
+    {"te unknown final", REQ, 0, "POST /" H11 "Transfer-Encoding: x-foo\r\n\r\n", 0,
+     "E:TE_NOT_LAST;"},
+    {"te xchunked", REQ, 0, "POST /" H11 "Transfer-Encoding: xchunked\r\n\r\n", 0,
+     "E:TE_NOT_LAST;"},
+    {"te chunked lines twice", REQ, 0,
+     "POST /" H11 "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", 0,
+     "E:TE_NOT_LAST;"},
     {"te chunked twice", REQ, 0, "POST /" H11 "Transfer-Encoding: chunked, chunked\r\n\r\n", 0,
      "E:TE_NOT_LAST;"},
     {"te two lines", REQ, 0,
@@ -418,7 +501,9 @@ static const struct tcase cases[] = {
      "E:WS_COLON;"},
     {"name tab colon", REQ, 0, "POST /" H11 "Content-Length\t: 1\r\n\r\n", 0, "E:WS_COLON;"},
     {"obs fold", REQ, 0, "GET /" H11 "X: a\r\n b\r\n\r\n", 0, "E:OBS_FOLD;"},
-    {"cl list conflict", REQ, 0, "POST /" H11 "Content-Length: 1, 2\r\n\r\n", 0, "E:CL_CONFLICT;"},
+    {"cl list conflict", REQ, 0, "POST /" H11 "Content-Length: 1, 2\r\n\r\n", 0, "E:CL_INVALID;"},
+    {"cl lines conflict leading zero", REQ, 0,
+     "POST /" H11 "Content-Length: 01\r\nContent-Length: 10\r\n\r\n", 0, "E:CL_CONFLICT;"},
     {"cl lines conflict", REQ, 0, "POST /" H11 "Content-Length: 1\r\nContent-Length: 2\r\n\r\n", 0,
      "E:CL_CONFLICT;"},
     {"cl negative", REQ, 0, "POST /" H11 "Content-Length: -1\r\n\r\n", 0, "E:CL_INVALID;"},
@@ -573,6 +658,13 @@ static const struct tcase cases[] = {
     {"res bare lf", RES, HTTP_M_GET, "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", 0, "E:BARE_LF;"},
     {"res cl conflict", RES, HTTP_M_GET,
      "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 0, "E:CL_CONFLICT;"},
+    /* a response head is relayed by the engine: equal repeats are refused, not merged */
+    {"res cl repeated same", RES, HTTP_M_GET,
+     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", 0, "E:CL_DUP;"},
+    {"res cl repeated head", RES, HTTP_M_HEAD,
+     "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n", 0, "E:CL_DUP;"},
+    {"res cl list same", RES, HTTP_M_GET, "HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok", 0,
+     "E:CL_INVALID;"},
 };
 
 #define NCASES (sizeof(cases) / sizeof(cases[0]))
@@ -582,13 +674,13 @@ static void one_case(const struct tcase *c)
 	size_t len = c->len ? c->len : strlen(c->in);
 	char whole[4096], split[4096];
 
-	run_stream(c->kind, c->m, c->lim, c->in, len, NULL, 0, whole, sizeof(whole));
+	run_stream(c->kind, c->m, c->lim, c->fwd, c->in, len, NULL, 0, whole, sizeof(whole));
 	if (strcmp(whole, c->expect)) {
 		print_error("case '%s': got '%s', want '%s'\n", c->name, whole, c->expect);
 		fail();
 	}
 	for (size_t k = 0; k <= len; k++) {
-		run_stream(c->kind, c->m, c->lim, c->in, len, &k, 1, split, sizeof(split));
+		run_stream(c->kind, c->m, c->lim, c->fwd, c->in, len, &k, 1, split, sizeof(split));
 		if (strcmp(split, whole)) {
 			print_error("case '%s' split at %zu: got '%s', want '%s'\n", c->name, k,
 				    split, whole);
@@ -743,6 +835,9 @@ static void test_default_limits(void **state)
 	assert_int_equal(http_err_status(HTTP_E_HEAD_TOO_LARGE), 431);
 	assert_int_equal(http_err_status(HTTP_E_TOO_MANY_HEADERS), 431);
 	assert_int_equal(http_err_status(HTTP_E_TE_UNKNOWN), 501);
+	assert_int_equal(http_err_status(HTTP_E_TE_CHUNKED_NOT_LAST), 400);
+	assert_int_equal(http_err_status(HTTP_E_CL_INVALID), 400);
+	assert_int_equal(http_err_status(HTTP_E_CL_CONFLICT), 400);
 	assert_int_equal(http_err_status(HTTP_E_VERSION_UNSUPPORTED), 505);
 	assert_int_equal(http_err_status(HTTP_E_CL_AND_TE), 400);
 	assert_int_equal(http_err_status(HTTP_E_HOST_MISSING), 400);

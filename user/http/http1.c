@@ -91,6 +91,8 @@ static const struct {
     [HTTP_E_TOO_MANY_HEADERS] = {431, "too many header fields"},
     [HTTP_E_CL_INVALID] = {400, "invalid Content-Length"},
     [HTTP_E_CL_CONFLICT] = {400, "Content-Length values differ"},
+    [HTTP_E_CL_DUP] = {400, "more than one Content-Length"},
+    [HTTP_E_FRAMING_LOOKALIKE] = {400, "field name spells a framing field differently"},
     [HTTP_E_TE_INVALID] = {400, "invalid Transfer-Encoding"},
     [HTTP_E_TE_CHUNKED_NOT_LAST] = {400, "chunked is not the final transfer coding"},
     [HTTP_E_TE_UNKNOWN] = {501, "unknown transfer coding"},
@@ -203,6 +205,7 @@ struct hp {
 struct facts {
 	unsigned int flags;
 	uint64_t cl;
+	unsigned int n_cl; /* Content-Length field lines */
 	bool has_host;
 	struct http_slice host;
 	struct http_slice upgrade;
@@ -294,38 +297,19 @@ static bool parse_u63(struct http_slice s, uint64_t *out)
 	return true;
 }
 
-/* Content-Length: a list of identical values is allowed (RFC 9110 8.6), anything
- * else and any disagreement with an earlier field line is an error. */
+/* Content-Length: 1*DIGIT per field line; a repeated line must carry the same value
+ * (RFC 9110 8.6), a list in one value is refused (see http1.h for why). */
 static int fact_content_length(struct hp *h, struct facts *f, struct http_slice v)
 {
-	struct http_slice list = v, elem;
-	bool any = false;
+	uint64_t n;
 
-	/* an empty element ("1,,1" or "1,") is not a length: check before iterating */
-	for (size_t i = 0; i < v.len; i++) {
-		if (v.p[i] != ',')
-			continue;
-		struct http_slice left = trim_ows(v.p, i);
-		size_t j = i + 1;
-
-		while (j < v.len && http_is_ows(v.p[j]))
-			j++;
-		if (!left.len || j == v.len || v.p[j] == ',')
-			return fail(h, HTTP_E_CL_INVALID);
-	}
-	while (http_list_next(&list, &elem)) {
-		uint64_t n;
-
-		if (!parse_u63(elem, &n))
-			return fail(h, HTTP_E_CL_INVALID);
-		if ((f->flags & HTTP_F_HAS_CL) && n != f->cl)
-			return fail(h, HTTP_E_CL_CONFLICT);
-		f->cl = n;
-		f->flags |= HTTP_F_HAS_CL;
-		any = true;
-	}
-	if (!any)
+	if (!parse_u63(v, &n))
 		return fail(h, HTTP_E_CL_INVALID);
+	if ((f->flags & HTTP_F_HAS_CL) && n != f->cl)
+		return fail(h, HTTP_E_CL_CONFLICT);
+	f->cl = n;
+	f->flags |= HTTP_F_HAS_CL;
+	f->n_cl++;
 	return 0;
 }
 
@@ -380,9 +364,46 @@ static void fact_connection(struct facts *f, struct http_slice v)
 	}
 }
 
+/* Does a field name spell a framing field with other punctuation ("Content_Length",
+ * "Transfer---Encoding")? Valid tokens, but CGI/WSGI-style servers fold '_' and '-'
+ * together and some parsers skip what they do not know, so the upstream could frame
+ * by a field the proxy ignored. Letters only, case-insensitive. */
+static bool framing_lookalike(struct http_slice n)
+{
+	static const char *const names[] = {"contentlength", "transferencoding"};
+
+	if (n.len < 13 || n.len > 64)
+		return false;
+	for (size_t k = 0; k < 2; k++) {
+		const char *w = names[k];
+		size_t j = 0, i;
+		bool hyph = false, other = false;
+
+		for (i = 0; i < n.len; i++) {
+			unsigned char c = (unsigned char)n.p[i] | 0x20;
+
+			if (c >= 'a' && c <= 'z') {
+				if (!w[j] || c != (unsigned char)w[j])
+					break;
+				j++;
+			} else if (n.p[i] == '-' && j == (k ? 8u : 7u) && !hyph) {
+				hyph = true; /* the one '-' of the real name */
+			} else {
+				other = true;
+			}
+		}
+		if (i == n.len && !w[j] && (other || !hyph))
+			return true;
+	}
+	return false;
+}
+
 static int fact(struct hp *h, struct facts *f, const struct http_header *hd, bool request)
 {
 	struct http_slice n = hd->name;
+
+	if (framing_lookalike(n))
+		return fail(h, HTTP_E_FRAMING_LOOKALIKE);
 
 	switch (n.len) {
 	case 4:
@@ -740,6 +761,8 @@ int http_parse_request(const char *buf, size_t len, size_t last_len,
 		r->body = HTTP_BODY_CHUNKED;
 	} else if (f.flags & HTTP_F_HAS_CL) {
 		r->body = HTTP_BODY_LENGTH;
+		if (f.n_cl > 1)
+			f.flags |= HTTP_F_CL_DUP; /* http_write_request() forwards one */
 	} else {
 		r->body = HTTP_BODY_NONE;
 	}
@@ -846,6 +869,9 @@ int http_parse_response(const char *buf, size_t len, size_t last_len,
 		if (f.n_chunked > 1)
 			return res->err = HTTP_E_TE_CHUNKED_NOT_LAST, -1;
 	}
+	/* even equal repeats: the engine relays the head, it cannot forward one value */
+	if (f.n_cl > 1)
+		return res->err = HTTP_E_CL_DUP, -1;
 	if (st == 101)
 		res->body = HTTP_BODY_TUNNEL;
 	else if (req_method == HTTP_M_HEAD || st < 200 || st == 204 || st == 304)

@@ -12,6 +12,16 @@
  * when more bytes are needed. Every slice points into the caller's buffer (or into
  * static storage), so the buffer must outlive the results.
  *
+ * Content-Length (RFC 9110 8.6 lets a recipient reject duplicates or replace them by
+ * one value): a request may repeat the field line with the same value; it is framed by
+ * that value and http_write_request() forwards exactly one "Content-Length: N", so the
+ * upstream never sees the duplicate. A list in one field value ("1000,1000") is
+ * refused (400): that is the form that lenient parsers read differently (atoi stops at
+ * the comma, others take the last element), and AWS http-desync-guardian rates it
+ * Severe. A response is refused (502) for either form: its head is relayed by the
+ * engine, not by this codec's writer, so refusing is the only answer the codec can
+ * guarantee, and it is nginx's and Envoy's answer too.
+ *
  * Line endings: only CR LF. RFC 9112 2.2 lets a recipient accept a bare LF, but a
  * proxy that accepts what its upstream may reject (or vice versa) opens the door to
  * request smuggling, so ringmesh rejects bare LF and bare CR everywhere (head, chunk
@@ -70,9 +80,12 @@ enum http_err {
 	HTTP_E_HEADER_VALUE,	      /* 400: control byte (NUL, DEL, ...) in a field value */
 	HTTP_E_HEAD_TOO_LARGE,	      /* 431 */
 	HTTP_E_TOO_MANY_HEADERS,      /* 431 */
-	HTTP_E_CL_INVALID,  /* 400: Content-Length not 1*DIGIT (sign, hex, empty, overflow) */
-	HTTP_E_CL_CONFLICT, /* 400: differing Content-Length values */
-	HTTP_E_TE_INVALID,  /* 400: Transfer-Encoding list is not a list of tokens */
+	HTTP_E_CL_INVALID,	    /* 400: Content-Length not 1*DIGIT (sign, hex, empty, overflow,
+				     * or a comma-separated list, even of equal values) */
+	HTTP_E_CL_CONFLICT,	    /* 400: differing Content-Length values */
+	HTTP_E_CL_DUP,		    /* (response) more than one Content-Length field line */
+	HTTP_E_FRAMING_LOOKALIKE,   /* 400: "Content_Length", "Transfer---Encoding", ... */
+	HTTP_E_TE_INVALID,	    /* 400: Transfer-Encoding list is not a list of tokens */
 	HTTP_E_TE_CHUNKED_NOT_LAST, /* 400: chunked missing, not final, or repeated */
 	HTTP_E_TE_UNKNOWN,	    /* 501: a coding other than chunked (request) */
 	HTTP_E_TE_HTTP10,	    /* 400: Transfer-Encoding in an HTTP/1.0 message */
@@ -133,6 +146,7 @@ enum http_body_kind {
 #define HTTP_F_HAS_CL (1u << 6)		 /* Content-Length present */
 #define HTTP_F_HAS_TE (1u << 7)		 /* Transfer-Encoding present */
 #define HTTP_F_KEEP_ALIVE (1u << 8)	 /* persistent after this message (version + tokens) */
+#define HTTP_F_CL_DUP (1u << 9)		 /* request: several equal Content-Length field lines */
 
 struct http_request {
 	/* results; valid when http_parse_request() returned > 0 */
@@ -264,7 +278,12 @@ struct http_edit {
  * override, else Host, else the target's authority), the remaining fields in order,
  * then set and add fields, then Connection if the flags ask. Framing fields
  * (Content-Length, Transfer-Encoding) are never removed because the body is forwarded
- * untouched; removing them through edit is refused. Returns bytes written, -ENOSPC if
+ * untouched; removing them through edit is refused. They are normalised instead: the
+ * first Content-Length line becomes "Content-Length: N" (N = req->content_length) and
+ * its repeats are dropped; the first Transfer-Encoding line of a chunked request
+ * becomes "Transfer-Encoding: chunked" and the others are dropped (the parser only
+ * accepts chunked as the one coding), so the upstream frames the body from the same
+ * canonical bytes whatever spelling the client used. Returns bytes written, -ENOSPC if
  * cap is too small, -EINVAL if an edit name is not a token or a value/target/authority
  * contains CR, LF, NUL or another control byte. ed may be NULL.
  */

@@ -174,9 +174,28 @@ ssize_t http_write_request(char *out, size_t cap, const struct http_request *req
 		host = req->host;
 	put_field(&w, cstr("Host"), host);
 
-	for (size_t i = 0; i < req->n_headers; i++)
-		if (!dropped(req, ed, req->headers[i].name))
-			put_field(&w, req->headers[i].name, req->headers[i].value);
+	/* framing fields in canonical form, once each, where the first one stood */
+	bool cl_done = false, te_done = false;
+
+	for (size_t i = 0; i < req->n_headers; i++) {
+		struct http_slice name = req->headers[i].name;
+
+		if (http_slice_ieq(name, "content-length")) {
+			if (!cl_done) {
+				sbuf_str(&w, "Content-Length: ");
+				sbuf_u64(&w, req->content_length);
+				sbuf_put(&w, "\r\n", 2);
+			}
+			cl_done = true;
+		} else if (http_slice_ieq(name, "transfer-encoding") &&
+			   req->body == HTTP_BODY_CHUNKED) {
+			if (!te_done)
+				sbuf_str(&w, "Transfer-Encoding: chunked\r\n");
+			te_done = true;
+		} else if (!dropped(req, ed, name)) {
+			put_field(&w, name, req->headers[i].value);
+		}
+	}
 	for (size_t i = 0; i < ed->n_set; i++)
 		put_field(&w, ed->set[i].name, ed->set[i].value);
 	for (size_t i = 0; i < ed->n_add; i++)
