@@ -52,7 +52,7 @@ rm -f "$out/fuzz/probe"
 
 build_http1() {
 	clang "${fuzz_flags[@]}" \
-		user/http/http1.c user/http/http1_body.c user/http/http1_write.c \
+		user/http/http1.c user/http/http1_body.c user/http/http1_write.c user/common/util.c \
 		tests/fuzz/fuzz_http1.c -o "$out/fuzz/fuzz_http1" || return 1
 	# seed a fresh corpus with a few well-formed streams (byte 0: mode, see fuzz_http1.c)
 	local c="$out/fuzz/corpus-http1"
@@ -72,7 +72,7 @@ build_http1() {
 
 build_http1_resp() {
 	clang "${fuzz_flags[@]}" \
-		user/http/http1.c user/http/http1_body.c user/http/http1_write.c \
+		user/http/http1.c user/http/http1_body.c user/http/http1_write.c user/common/util.c \
 		tests/fuzz/fuzz_http1_resp.c -o "$out/fuzz/fuzz_http1_resp" || return 1
 	# byte 0: the request method and limits, byte 1: a cut point (see fuzz_http1_resp.c)
 	local c="$out/fuzz/corpus-http1_resp"
@@ -93,7 +93,7 @@ build_http1_resp() {
 
 build_cfg() {
 	# every cfg_*.c but cfg_store.c (the bpffs I/O half): the pure compiler
-	local srcs=() f
+	local srcs=(user/common/util.c) f
 	for f in user/common/cfg_*.c; do
 		[ "$f" = user/common/cfg_store.c ] || srcs+=("$f")
 	done
