@@ -48,7 +48,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 .DELETE_ON_ERROR:
 # Keep generated skeletons and objects: they are inputs of later builds, not scratch.
 .SECONDARY:
-.PHONY: all deps test unit e2e demo bench clean install-deps-check
+.PHONY: all deps test test-asan soak unit e2e demo bench clean install-deps-check
 
 all: $(BUILD)/ringmeshd $(BUILD)/ringmesh $(TOOL_BINS) $(UNIT_BINS)
 
@@ -104,6 +104,13 @@ test: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)$(MAKE) --no-print-directory SAN=1 all
 	$(Q)tests/run.sh $(BUILD) build-san
+
+# The end-to-end suites against the ASan/UBSan daemon of build-san/ (the CLI and test
+# tools stay build/'s): leaks at exit, memory errors and UB reports fail the suite.
+test-asan: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build all
+	$(Q)$(MAKE) --no-print-directory SAN=1 BUILD=build-san build-san/ringmeshd
+	$(Q)RINGMESHD=build-san/ringmeshd tests/e2e/run.sh build
 
 demo: deps all
 	$(Q)tools/demo.sh $(BUILD)
