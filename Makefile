@@ -112,6 +112,13 @@ test-asan: deps
 	$(Q)$(MAKE) --no-print-directory SAN=1 BUILD=build-san build-san/ringmeshd
 	$(Q)RINGMESHD=build-san/ringmeshd tests/e2e/run.sh build
 
+# A long run under churn, not part of make test: SOAK_MINUTES of bounded keep-alive and
+# fresh-connection load with rule applies and backend kills; RSS/fd each minute and a
+# verdict (tools/soak.sh says what it checks).
+SOAK_MINUTES ?= 30
+soak: deps all
+	$(Q)SOAK_MINUTES=$(SOAK_MINUTES) tools/soak.sh $(BUILD)
+
 demo: deps all
 	$(Q)tools/demo.sh $(BUILD)
 
