@@ -290,7 +290,7 @@ for i in 1 2 3; do kill -0 "$(cat "$TMP/b$i.pid")" 2>/dev/null || start_backend 
 T_STOP=$(now_ms)
 
 # Descriptors after the load: idle upstream connections close after IDLE_MS.
-FD_END= FD_AT=
+FD_END='' FD_AT=''
 if [ -z "$DEAD" ]; then
 	for ((s = 0; s <= FD_WAIT; s++)); do
 		FD_END=$(nfds)
