@@ -10,6 +10,14 @@
 set -u
 BUILD=${BUILD:-build}
 BUILD=$(cd "$BUILD" && pwd)
+# The daemon under test: $RINGMESHD overrides the build's own (make test-asan runs the
+# suites against build-san's ASan/UBSan daemon while the CLI and test tools stay plain).
+RINGMESHD=$(realpath "${RINGMESHD:-$BUILD/ringmeshd}")
+# Sanitizer settings for that daemon (no effect on a plain build): leaks checked at
+# exit, the first ASan error aborts, UBSan reports with a stack and goes on so the rest
+# of the suite still runs; every report lands in ringmeshd.log, which san_check reads.
+RM_ASAN_OPTIONS=${RM_ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:halt_on_error=1:detect_stack_use_after_return=1:strict_string_checks=1}
+RM_UBSAN_OPTIONS=${RM_UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=0}
 RUN_ID=${RUN_ID:-$$}
 T_PASS=0 T_FAIL=0 T_SKIP=0
 PIDS=()
@@ -27,7 +35,29 @@ check() { # check "description" command...
 	local d=$1; shift
 	if "$@" >"$TMP/check.out" 2>&1; then ok "$d"; else fail "$d"; sed 's/^/    # /' "$TMP/check.out" | head -20; fi
 }
-summary() { echo "$1: $T_PASS passed, $T_FAIL failed, $T_SKIP skipped"; [ $T_FAIL -eq 0 ]; }
+summary() {
+	san_check
+	echo "$1: $T_PASS passed, $T_FAIL failed, $T_SKIP skipped"
+	[ $T_FAIL -eq 0 ]
+}
+
+# A sanitizer report in the daemon's log is a failure of the suite even when every
+# check passed (a leak shows only at exit, a UBSan report never changes behaviour).
+# Called by summary and again at cleanup, after the daemon has stopped; each report is
+# failed (and shown) once.
+SAN_SEEN=0
+SAN_RE='ERROR: (Address|Leak|Thread|Memory)Sanitizer|runtime error:|WARNING: AddressSanitizer'
+san_check() {
+	local log=$TMP/ringmeshd.log n
+	[ -f "$log" ] || return 0
+	n=$(grep -cE "$SAN_RE" "$log")
+	[ "$n" -gt "$SAN_SEEN" ] || return 0
+	fail "ringmeshd log: $((n - SAN_SEEN)) sanitizer report(s) ($(basename "$RINGMESHD") from $(basename "$(dirname "$RINGMESHD")"))"
+	# From the first new report on: the report and its stack, enough to act on.
+	grep -nE "$SAN_RE" "$log" | sed -n "$((SAN_SEEN + 1)),\$p" | head -1 | cut -d: -f1 |
+		{ read -r from; sed -n "${from},\$p" "$log"; } | head -80 | sed 's/^/    # /'
+	SAN_SEEN=$n
+}
 
 need_root() {
 	if [ "$(id -u)" -ne 0 ]; then echo "skip: end-to-end tests need root (BPF, cgroups, netns)"; exit 77; fi
@@ -46,6 +76,11 @@ cleanup() {
 	[ -n "$RINGMESHD_PID" ] && kill -TERM "$RINGMESHD_PID" 2>/dev/null && wait_gone "$RINGMESHD_PID" 3
 	for p in "${PIDS[@]}" ${RINGMESHD_PID:-}; do kill -KILL "$p" 2>/dev/null; done
 	wait 2>/dev/null
+	# A report written after summary (a leak found when the daemon stopped here) still
+	# fails the run: through the exit status, which run.sh counts.
+	local seen=$SAN_SEEN
+	san_check
+	[ "$SAN_SEEN" -gt "$seen" ] && [ $rc -eq 0 ] && rc=1
 	# Pinned links hold the attachment: removing the pins detaches.
 	[ -d "$PIN" ] && rm -rf "$PIN"
 	# Anything still running inside our namespaces (a namespace outlives its deletion
@@ -61,7 +96,7 @@ cleanup() {
 		done
 	fi
 	rm -rf "$TMP"
-	return $rc
+	exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -115,12 +150,14 @@ start_ringmeshd() {
 		METRICS_ADDR=127.0.0.1:$(free_port)
 		set -- "$@" --metrics-listen "$METRICS_ADDR"
 	fi
+	local san=(env ASAN_OPTIONS="$RM_ASAN_OPTIONS" UBSAN_OPTIONS="$RM_UBSAN_OPTIONS")
 	if [ -n "$ns" ]; then
-		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dcg" nsenter --net=/run/netns/"$ns" \
-			"$BUILD/ringmeshd" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 8>&- &
+		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dcg" "${san[@]}" \
+			nsenter --net=/run/netns/"$ns" \
+			"$RINGMESHD" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 8>&- &
 	else
-		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dcg" \
-			"$BUILD/ringmeshd" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 8>&- &
+		sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$dcg" "${san[@]}" \
+			"$RINGMESHD" --pin-dir "$PIN" "$@" >>"$TMP/ringmeshd.log" 2>&1 8>&- &
 	fi
 	RINGMESHD_PID=$!
 	local i

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Run every end-to-end test script, one at a time (they share the machine), and
-# print the total as "e2e: N passed, N failed, N skipped".
+# print the total as "e2e: N passed, N failed, N skipped". RINGMESHD=PATH runs the
+# suites against that daemon (make test-asan: build-san/ringmeshd) with the rest of
+# BUILD's tools; a sanitizer report in its log fails the suite (lib.sh san_check).
 set -u
 build=${1:-build}
 here=$(cd "$(dirname "$0")" && pwd)
+[ -n "${RINGMESHD:-}" ] && echo "# daemon under test: $RINGMESHD"
 pass=0 fail=0 skip=0
 for t in "$here"/test_*.sh; do
 	echo "# $(basename "$t")"
