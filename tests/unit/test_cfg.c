@@ -514,6 +514,67 @@ static void test_line_breaks_and_encoding(void **state)
 	free(src);
 }
 
+/* The line index against the scan it replaced (a document's text is cut at
+ * these offsets): every line of random sources made of line-break bytes. */
+static size_t ref_line_off(const unsigned char *t, size_t len, size_t line)
+{
+	size_t off = 0;
+
+	while (line && off < len) {
+		size_t w = 0;
+
+		if (t[off] == '\r')
+			w = off + 1 < len && t[off + 1] == '\n' ? 2 : 1;
+		else if (t[off] == '\n')
+			w = 1;
+		else if (t[off] == 0xc2 && off + 1 < len && t[off + 1] == 0x85)
+			w = 2;
+		else if (t[off] == 0xe2 && off + 2 < len && t[off + 1] == 0x80 &&
+			 (t[off + 2] == 0xa8 || t[off + 2] == 0xa9))
+			w = 3;
+		if (w)
+			line--;
+		off += w ? w : 1;
+	}
+	return off;
+}
+
+static void test_line_index(void **state)
+{
+	static const unsigned char alpha[] = {'a', '\r', '\n', 0xc2, 0x85, 0xe2, 0x80, 0xa8, 0xa9};
+	static const char fixed[] = "a\r\nb\rc\nd\xc2\x85"
+				    "e\xe2\x80\xa8"
+				    "f\xe2\x80\xa9"
+				    "g\xe2\x80\xaah";
+	static const size_t want[] = {0, 3, 5, 7, 10, 14, 18};
+	unsigned char buf[300];
+	struct cfg_lines li;
+	unsigned seed = 1;
+
+	assert_int_equal(cfg_lines_index(&li, fixed, sizeof(fixed) - 1), 0);
+	assert_int_equal(li.n, 7);
+	for (size_t k = 0; k < 7; k++)
+		assert_int_equal(cfg_lines_off(&li, k), want[k]);
+	assert_int_equal(cfg_lines_off(&li, 7), sizeof(fixed) - 1);
+	cfg_lines_free(&li);
+	assert_int_equal(cfg_lines_index(&li, "", 0), 0);
+	assert_int_equal(cfg_lines_off(&li, 0), 0);
+	assert_int_equal(cfg_lines_off(&li, 5), 0);
+	cfg_lines_free(&li);
+	for (int round = 0; round < 500; round++) {
+		size_t len = (size_t)(round % 7 ? round % 97 : 299);
+
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			buf[i] = alpha[(seed >> 16) % sizeof(alpha)];
+		}
+		assert_int_equal(cfg_lines_index(&li, (const char *)buf, len), 0);
+		for (size_t line = 0; line < len + 3; line++)
+			assert_int_equal(cfg_lines_off(&li, line), ref_line_off(buf, len, line));
+		cfg_lines_free(&li);
+	}
+}
+
 static void test_describe_rule_text(void **state)
 {
 	static const char *const v2[] = {"routerule-v2.yaml", NULL};
@@ -568,6 +629,7 @@ int main(void)
 	    cmocka_unit_test(test_src_roundtrip),
 	    cmocka_unit_test(test_describe_rule_text),
 	    cmocka_unit_test(test_line_breaks_and_encoding),
+	    cmocka_unit_test(test_line_index),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -251,6 +251,16 @@ void cfg_doc_ir_free(struct cfg_doc_ir *ir);
 int cfg_doc_make(struct cfg_doc *d, struct cfg_doc_ir *ir, const char *origin, unsigned first_line,
 		 const char *text, size_t len);
 void cfg_doc_clear(struct cfg_doc *d);
+/* Line starts of a source as libyaml counts lines (CR LF, CR, LF, NEL, LS, PS):
+ * start[k] is the byte offset of 0-based line k. */
+struct cfg_lines {
+	size_t *start;
+	size_t n, len;
+};
+int cfg_lines_index(struct cfg_lines *li, const char *text, size_t len);
+/* Offset of 0-based line (len when past the last line break). */
+size_t cfg_lines_off(const struct cfg_lines *li, size_t line);
+void cfg_lines_free(struct cfg_lines *li);
 int cfg_docs_push(struct cfg_docs *docs, struct cfg_doc *d); /* moves *d */
 
 #endif /* RM_CFG_IR_H */
