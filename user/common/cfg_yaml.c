@@ -744,6 +744,7 @@ int cfg_docs_parse_counted(struct cfg_docs *out, struct cfg_skipped *skipped, co
 	struct cfg_docs tmp = {0};
 	struct cfg_skipped skip = {0};
 	struct cfg_lines lines;
+	struct cfg_doc_index seen = {0}; /* tmp by key: duplicates */
 	yaml_parser_t p;
 	int r = 0;
 
@@ -801,15 +802,19 @@ int cfg_docs_parse_counted(struct cfg_docs *out, struct cfg_skipped *skipped, co
 			cfg_doc_ir_free(ir);
 			break;
 		}
-		for (size_t i = 0; i < tmp.n; i++)
-			if (tmp.v[i].kind == ir->kind && !strcmp(tmp.v[i].ns, ir->ns) &&
-			    !strcmp(tmp.v[i].name, ir->name)) {
+		{
+			const struct cfg_doc key = {
+			    .kind = ir->kind, .ns = (char *)ir->ns, .name = (char *)ir->name};
+			size_t i = cfg_doc_index_find(&seen, &tmp, &key);
+
+			if (i != SIZE_MAX) {
 				snprintf(err, errlen,
 					 "%s:%u:%u: duplicate %s %s/%s (first at line %u)", origin,
 					 ir->pos.line, ir->pos.col, cfg_kind_name(ir->kind), ir->ns,
 					 ir->name, tmp.v[i].ir->pos.line);
 				r = -EINVAL;
 			}
+		}
 		b = cfg_lines_off(&lines, sl);
 		e = cfg_lines_off(&lines, el);
 		if (r) {
@@ -822,9 +827,12 @@ int cfg_docs_parse_counted(struct cfg_docs *out, struct cfg_skipped *skipped, co
 			cfg_doc_clear(&doc);
 			break;
 		}
+		if ((r = cfg_doc_index_add(&seen, &tmp, tmp.n - 1)))
+			break;
 	}
 	yaml_parser_delete(&p);
 	cfg_lines_free(&lines);
+	cfg_doc_index_free(&seen);
 	if (!r && skipped)
 		r = cfg_skipped_merge(skipped, &skip);
 	cfg_skipped_free(&skip);
