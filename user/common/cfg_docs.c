@@ -229,7 +229,28 @@ int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err,
 	return 0;
 }
 
-int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err, size_t errlen)
+/* A stored document whose text some document of known carries is not parsed:
+ * the merge replaces it with that one anyway (same text, same kind+namespace+
+ * name), so it only holds the key and place, ir NULL. */
+static int placeholder(struct cfg_doc *d, const struct cfg_doc *k, const char *origin,
+		       unsigned first_line, const char *text, size_t len)
+{
+	memset(d, 0, sizeof(*d));
+	d->kind = k->kind;
+	d->first_line = first_line;
+	d->ns = strdup(k->ns);
+	d->name = strdup(k->name);
+	d->origin = strdup(origin);
+	d->text = strndup(text, len);
+	if (!d->ns || !d->name || !d->origin || !d->text) {
+		cfg_doc_clear(d);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int unpack(const struct rm_cfg_src *src, struct cfg_docs *out, const struct cfg_docs *known,
+		  const struct cfg_doc_index *by_text, char *err, size_t errlen)
 {
 	struct cfg_docs tmp = {0};
 	size_t off = 0;
@@ -267,12 +288,24 @@ int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err
 			r = -EBADMSG;
 			break;
 		}
+		if (known) {
+			const struct cfg_doc key = {.text = (char *)text};
+			size_t k = cfg_doc_index_find(by_text, known, &key);
+
+			if (k != SIZE_MAX) {
+				if ((r = placeholder(&d, &known->v[k], origin, h.first_line, text,
+						     h.text_len - 1)))
+					break;
+				goto push;
+			}
+		}
 		r = cfg_doc_parse_text(origin, h.first_line, text, h.text_len - 1, &ir, err,
 				       errlen);
 		if (r)
 			break;
 		if ((r = cfg_doc_make(&d, ir, origin, h.first_line, text, h.text_len - 1)))
 			break;
+	push:
 		if ((r = cfg_docs_push(&tmp, &d))) {
 			cfg_doc_clear(&d);
 			break;
@@ -289,5 +322,39 @@ int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err
 		r = cfg_docs_push(out, &tmp.v[i]);
 	tmp.n = 0;
 	cfg_docs_free(&tmp);
+	return r;
+}
+
+int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err, size_t errlen)
+{
+	return unpack(src, out, NULL, NULL, err, errlen);
+}
+
+int cfg_src_merge(const struct rm_cfg_src *src, struct cfg_docs *add, struct cfg_docs *out,
+		  char *err, size_t errlen)
+{
+	struct cfg_docs cur = {0};
+	struct cfg_doc_index by_text;
+	int r = cfg_doc_index_build(&by_text, add, true);
+
+	if (!r)
+		r = unpack(src, &cur, add, &by_text, err, errlen);
+	cfg_doc_index_free(&by_text);
+	if (!r)
+		r = cfg_docs_merge(&cur, add);
+	else
+		cfg_docs_free(add);
+	for (size_t i = 0; !r && i < cur.n; i++)
+		if (!cur.v[i].ir) {
+			snprintf(err, errlen,
+				 "internal: stored %s %s/%s was not replaced by the applied one",
+				 cfg_kind_name(cur.v[i].kind), cur.v[i].ns, cur.v[i].name);
+			r = -EPROTO;
+		}
+	for (size_t i = 0; !r && i < cur.n; i++)
+		r = cfg_docs_push(out, &cur.v[i]);
+	if (!r)
+		cur.n = 0;
+	cfg_docs_free(&cur);
 	return r;
 }
