@@ -81,6 +81,16 @@ int cfg_doc_index_build(struct cfg_doc_index *x, const struct cfg_docs *docs, bo
 
 	memset(x, 0, sizeof(*x));
 	x->by_text = by_text;
+	/* sized once: growing rehashes every text */
+	x->cap = 64;
+	while (x->cap < 2 * (docs->n + 1))
+		x->cap *= 2;
+	x->slot = malloc(x->cap * sizeof(*x->slot));
+	if (!x->slot) {
+		x->cap = 0;
+		return -ENOMEM;
+	}
+	memset(x->slot, 0xff, x->cap * sizeof(*x->slot));
 	for (size_t i = 0; i < docs->n && !r; i++)
 		r = cfg_doc_index_add(x, docs, i);
 	if (r)
