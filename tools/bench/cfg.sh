@@ -43,11 +43,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Capacities for n services of cfggen.py, with headroom; strtab and source text by
-# the measured bytes per service (~60 and ~1,300).
+# the measured bytes per service (~60 and ~1,450 with record headers).
 caps_flags() {
 	local n=$1
 	local s=$(( (n + 63) / 64 * 64 )) r=$(( 3 * ((n + 63) / 64 * 64) ))
-	local src=$(( ( (1400 * n + 65536) / 8 ) * 8 ))
+	local src=$(( ( (1600 * n + 65536) / 8 ) * 8 ))
 	echo "-DRM_CFG_MAX_SERVICES=$s -DRM_CFG_MAX_RULES=$r -DRM_CFG_MAX_MATCHES=$((r + 64))" \
 		"-DRM_CFG_MAX_CONDS=$((r + 64)) -DRM_CFG_MAX_TARGETS=$((4 * s))" \
 		"-DRM_CFG_MAX_SUBSETS=$r -DRM_CFG_MAX_ENDPOINTS=$r -DRM_CFG_MAX_MEMBERS=$((r + 64))" \
@@ -81,6 +81,12 @@ for n in "${SIZES[@]}"; do
 	cli=$BUILD/ringmesh
 	if [ $CAPS = 1 ]; then
 		b=$BUILD-caps$n
+		# make does not see a change of -D flags: rebuild when they changed
+		if [ "$(cat "$root/$b/.caps" 2>/dev/null)" != "$(caps_flags "$n")" ]; then
+			rm -rf "${root:?}/$b"
+			mkdir -p "$root/$b"
+			caps_flags "$n" >"$root/$b/.caps"
+		fi
 		if ! CFLAGS="-O2 -g $(caps_flags "$n")" make -C "$root" -j2 BUILD="$b" "$b/ringmesh" \
 			>"$TMP/make" 2>&1; then
 			if grep -q "must stay < 4 MiB\|layout" "$TMP/make"; then
