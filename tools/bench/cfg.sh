@@ -13,18 +13,23 @@
 # a CLI whose capacities are raised to hold N services (into BUILD-capsN/, -D flags,
 # the daemon and BPF side are not rebuilt: the CLI alone needs no daemon). An N whose
 # configuration half cannot be one BPF map value (< 4 MiB) is reported as such.
+# --inproc adds a second table: the same three applies in one process without the
+# maps (tools/bench/cfgbench.c: parse, merge over the stored sources, compile, pack,
+# compare), against a library with raised capacities and the 4 MiB static checks
+# compiled out, so sizes the maps cannot hold yet are measured too.
 #
-# Usage: sudo tools/bench/cfg.sh [--build DIR] [--caps] [--rounds R] [N ...]
+# Usage: sudo tools/bench/cfg.sh [--build DIR] [--caps] [--inproc] [--rounds R] [N ...]
 #        (defaults: build, 3 rounds, N = 100 1000 10000)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-BUILD=build CAPS=0 ROUNDS=3
+BUILD=build CAPS=0 INPROC=0 ROUNDS=3
 SIZES=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) BUILD=$2; shift 2 ;;
 	--caps) CAPS=1; shift ;;
+	--inproc) INPROC=1; shift ;;
 	--rounds) ROUNDS=$2; shift 2 ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) SIZES+=("$1"); shift ;;
@@ -43,7 +48,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # Capacities for n services of cfggen.py, with headroom; strtab and source text by
-# the measured bytes per service (~60 and ~1,450 with record headers).
+# the measured bytes per service (~250 with the rules' origins, ~1,450 with record headers).
 caps_flags() {
 	local n=$1
 	local s=$(( (n + 63) / 64 * 64 )) r=$(( 3 * ((n + 63) / 64 * 64) ))
@@ -51,7 +56,7 @@ caps_flags() {
 	echo "-DRM_CFG_MAX_SERVICES=$s -DRM_CFG_MAX_RULES=$r -DRM_CFG_MAX_MATCHES=$((r + 64))" \
 		"-DRM_CFG_MAX_CONDS=$((r + 64)) -DRM_CFG_MAX_TARGETS=$((4 * s))" \
 		"-DRM_CFG_MAX_SUBSETS=$r -DRM_CFG_MAX_ENDPOINTS=$r -DRM_CFG_MAX_MEMBERS=$((r + 64))" \
-		"-DRM_CFG_MAX_LABELS=$((3 * r + 64)) -DRM_CFG_STRTAB_SIZE=$(( (128 * n + 65536) / 8 * 8 ))" \
+		"-DRM_CFG_MAX_LABELS=$((3 * r + 64)) -DRM_CFG_STRTAB_SIZE=$(( (320 * n + 65536) / 8 * 8 ))" \
 		"-DRM_CFG_SRC_SIZE=$src"
 }
 
@@ -120,4 +125,50 @@ for n in "${SIZES[@]}"; do
 		continue
 	fi
 	echo "| $n | $((3 * n)) | $((3 * n)) | $(stat "${first[@]}") | $(stat "${same[@]}") | $(stat "${one[@]}") |"
+done
+
+[ $INPROC = 1 ] || exit 0
+echo
+echo "In process, no maps (cfgbench: parse + merge + compile + pack + compare), ms:"
+echo
+echo "| services | first apply | unchanged re-apply | 1 rule changed | compiled half | sources |"
+echo "|---|---|---|---|---|---|"
+for n in "${SIZES[@]}"; do
+	b=$BUILD-inproc$n
+	flags=$(caps_flags "$n")
+	noassert='-D_Static_assert(c,m)='
+	flags_id="$flags $noassert"
+	if [ "$(cat "$root/$b/.caps" 2>/dev/null)" != "$flags_id" ]; then
+		rm -rf "${root:?}/$b"
+		mkdir -p "$root/$b"
+		printf '%s\n' "$flags_id" >"$root/$b/.caps"
+	fi
+	# make hands CFLAGS to the shell: the parentheses need quotes there
+	# shellcheck disable=SC2086 # $flags are separate words
+	if ! CFLAGS="-O2 -g $flags '$noassert'" make -C "$root" -j2 BUILD="$b" "$b/libringmesh.a" >"$TMP/make" 2>&1 ||
+		! cc -O2 -g -std=gnu11 -D_GNU_SOURCE $flags "$noassert" -I"$root/include" -I"$root/user" \
+			-I"$root/tools" -I"$root/$b" "$here/cfgbench.c" "$root/$b/libringmesh.a" \
+			-lbpf -lelf -lz -luring -lyaml -lpcre2-8 -lpthread -lm -o "$root/$b/cfgbench" \
+			>>"$TMP/make" 2>&1; then
+		echo "| $n | build failed: $(grep -m1 error "$TMP/make") | | | | |"
+		continue
+	fi
+	python3 "$here/cfggen.py" "$n" --out "$TMP/a.yaml"
+	python3 "$here/cfggen.py" "$n" --change $((n / 2)) --out "$TMP/b.yaml"
+	first=() same=() one=() half="" srcb="" fail=""
+	for ((i = 0; i < ROUNDS; i++)); do
+		out=$("$root/$b/cfgbench" "$TMP/a.yaml" "$TMP/b.yaml" 2>&1) || { fail=$out; break; }
+		first+=("$(echo "$out" | sed -n 's/.*first=\([0-9]*\).*/\1/p')")
+		same+=("$(echo "$out" | sed -n 's/.*unchanged=\([0-9]*\).*/\1/p')")
+		one+=("$(echo "$out" | sed -n 's/.*changed=\([0-9]*\) .*/\1/p')")
+		half=$(echo "$out" | sed -n 's/.*half_bytes=\([0-9]*\).*/\1/p')
+		srcb=$(echo "$out" | sed -n 's/.*src_bytes=\([0-9]*\).*/\1/p')
+	done
+	if [ -n "$fail" ]; then
+		echo "| $n | failed: $(printf '%s' "$fail" | tr '\n|' '  ') | | | | |"
+		continue
+	fi
+	echo "| $n | $(stat "${first[@]}") | $(stat "${same[@]}") | $(stat "${one[@]}") |" \
+		"$(awk -v b="$half" 'BEGIN { printf "%.1f MB", b / 1e6 }') |" \
+		"$(awk -v b="$srcb" 'BEGIN { printf "%.1f MB", b / 1e6 }') |"
 done
