@@ -133,7 +133,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct rm_cfg *a, *b;
 	static struct rm_cfg_src *src;
 	static FILE *null;
-	struct cfg_docs docs = {0}, back = {0};
+	struct cfg_docs docs = {0}, back = {0}, again = {0};
 	char err[512];
 	char *text;
 	int r;
@@ -195,8 +195,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		report_diff(a, b);
 		abort();
 	}
+	/* re-applying the same input over the store (stored documents it carries
+	 * again are not re-parsed) gives the same documents and configuration */
+	cfg_docs_free(&back);
+	CHECK(cfg_docs_parse(&again, ORIGIN, text, size, err, sizeof(err)) == 0);
+	err[0] = '\0';
+	r = cfg_src_merge(src, &again, &back, err, sizeof(err));
+	if (r) {
+		fprintf(stderr, "fuzz_cfg: re-apply over the store failed: %s\n", err);
+		abort();
+	}
+	CHECK(back.n == docs.n);
+	for (size_t i = 0; i < docs.n; i++)
+		CHECK(back.v[i].ir && back.v[i].kind == docs.v[i].kind &&
+		      !strcmp(back.v[i].ns, docs.v[i].ns) &&
+		      !strcmp(back.v[i].name, docs.v[i].name));
+	CHECK(cfg_compile(&back, b, err, sizeof(err)) == 0);
+	CHECK(cfg_used_size(a) == cfg_used_size(b) && !memcmp(a, b, cfg_used_size(a)));
 out:
 	cfg_docs_free(&docs);
+	cfg_docs_free(&again);
 	cfg_docs_free(&back);
 	free(text);
 	return 0;

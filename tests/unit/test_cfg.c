@@ -478,6 +478,91 @@ static void test_src_roundtrip(void **state)
 	cfg_docs_free(&store);
 }
 
+/* Variant v of what an apply brings, for test_src_merge. */
+static void merge_variant(int v, struct cfg_docs *add)
+{
+	static const char extra[] = "---\napiVersion: networking.istio.io/v1\n"
+				    "kind: DestinationRule\nmetadata: {name: extra, namespace: x}\n"
+				    "spec:\n  host: extra.x.svc.cluster.local\n";
+	static const char *const all[] = {
+	    "routerule-v1.yaml",       "routerule-v2.yaml",    "routerule-v3.yaml",
+	    "routerule-v4.yaml",       "dest-rule.yaml",       "serviceentry.yaml",
+	    "routerule-features.yaml", "modern/features.yaml", NULL};
+	char err[512] = "", *text, *w;
+	size_t len;
+
+	if (v == 0) { /* everything again, unchanged */
+		assert_int_equal(cfgt_load(add, all, err, sizeof(err)), 0);
+		return;
+	}
+	if (v == 4) { /* a file from the middle of the applied set: places are kept */
+		assert_int_equal(cfgt_parse(add, "dest-rule.yaml", err, sizeof(err)), 0);
+		return;
+	}
+	text = cfgt_read("modern/features.yaml", &len);
+	assert_non_null(text);
+	if (v == 2) { /* one weight changed, one document added */
+		w = strstr(text, "weight: 3");
+		assert_non_null(w);
+		w[8] = '4';
+		text = realloc(text, len + sizeof(extra));
+		assert_non_null(text);
+		memcpy(text + len, extra, sizeof(extra));
+		len += sizeof(extra) - 1;
+	}
+	/* v 3: the same text from another file */
+	assert_int_equal(cfg_docs_parse(add, v == 3 ? "moved.yaml" : "modern/features.yaml", text,
+					len, err, sizeof(err)),
+			 0);
+	free(text);
+}
+
+/* cfg_src_merge skips parsing stored documents an apply carries again: it must
+ * give what unpacking everything and merging gives, document for document. */
+static void test_src_merge(void **state)
+{
+	static const char *const all[] = {
+	    "routerule-v1.yaml",       "routerule-v2.yaml",    "routerule-v3.yaml",
+	    "routerule-v4.yaml",       "dest-rule.yaml",       "serviceentry.yaml",
+	    "routerule-features.yaml", "modern/features.yaml", NULL};
+	struct cfg_docs store = {0};
+	struct rm_cfg_src *src = malloc(sizeof(*src));
+	char err[512];
+
+	assert_non_null(src);
+	assert_int_equal(cfgt_load(&store, all, err, sizeof(err)), 0);
+	assert_int_equal(cfg_src_pack(&store, src, err, sizeof(err)), 0);
+	for (int v = 0; v < 5; v++) {
+		struct cfg_docs add1 = {0}, add2 = {0}, want = {0}, got = {0};
+
+		merge_variant(v, &add1);
+		merge_variant(v, &add2);
+		assert_int_equal(cfg_src_unpack(src, &want, err, sizeof(err)), 0);
+		assert_int_equal(cfg_docs_merge(&want, &add1), 0);
+		assert_int_equal(cfg_src_merge(src, &add2, &got, err, sizeof(err)), 0);
+		assert_int_equal(add2.n, 0);
+		assert_int_equal(got.n, want.n);
+		for (size_t i = 0; i < got.n; i++) {
+			assert_int_equal(got.v[i].kind, want.v[i].kind);
+			assert_string_equal(got.v[i].ns, want.v[i].ns);
+			assert_string_equal(got.v[i].name, want.v[i].name);
+			assert_string_equal(got.v[i].origin, want.v[i].origin);
+			assert_string_equal(got.v[i].text, want.v[i].text);
+			assert_int_equal(got.v[i].first_line, want.v[i].first_line);
+			assert_non_null(got.v[i].ir);
+			assert_int_equal(got.v[i].ir->pos.line, want.v[i].ir->pos.line);
+		}
+		assert_int_equal(cfg_compile(&want, cfg_a, err, sizeof(err)), 0);
+		assert_int_equal(cfg_compile(&got, cfg_b, err, sizeof(err)), 0);
+		assert_int_equal(cfg_used_size(cfg_a), cfg_used_size(cfg_b));
+		assert_memory_equal(cfg_a, cfg_b, cfg_used_size(cfg_a));
+		cfg_docs_free(&want);
+		cfg_docs_free(&got);
+	}
+	free(src);
+	cfg_docs_free(&store);
+}
+
 /* Regressions the fuzzer found: a lone CR is a line break to libyaml, so stored
  * documents must be cut at it too (else a recompiled store differs); UTF-16 is
  * refused with a position (its NULs would truncate the stored text). */
@@ -512,6 +597,67 @@ static void test_line_breaks_and_encoding(void **state)
 	assert_non_null(strstr(err, "u16.yaml:1:1: "));
 	assert_int_equal(store.n, 0);
 	free(src);
+}
+
+/* The line index against the scan it replaced (a document's text is cut at
+ * these offsets): every line of random sources made of line-break bytes. */
+static size_t ref_line_off(const unsigned char *t, size_t len, size_t line)
+{
+	size_t off = 0;
+
+	while (line && off < len) {
+		size_t w = 0;
+
+		if (t[off] == '\r')
+			w = off + 1 < len && t[off + 1] == '\n' ? 2 : 1;
+		else if (t[off] == '\n')
+			w = 1;
+		else if (t[off] == 0xc2 && off + 1 < len && t[off + 1] == 0x85)
+			w = 2;
+		else if (t[off] == 0xe2 && off + 2 < len && t[off + 1] == 0x80 &&
+			 (t[off + 2] == 0xa8 || t[off + 2] == 0xa9))
+			w = 3;
+		if (w)
+			line--;
+		off += w ? w : 1;
+	}
+	return off;
+}
+
+static void test_line_index(void **state)
+{
+	static const unsigned char alpha[] = {'a', '\r', '\n', 0xc2, 0x85, 0xe2, 0x80, 0xa8, 0xa9};
+	static const char fixed[] = "a\r\nb\rc\nd\xc2\x85"
+				    "e\xe2\x80\xa8"
+				    "f\xe2\x80\xa9"
+				    "g\xe2\x80\xaah";
+	static const size_t want[] = {0, 3, 5, 7, 10, 14, 18};
+	unsigned char buf[300];
+	struct cfg_lines li;
+	unsigned seed = 1;
+
+	assert_int_equal(cfg_lines_index(&li, fixed, sizeof(fixed) - 1), 0);
+	assert_int_equal(li.n, 7);
+	for (size_t k = 0; k < 7; k++)
+		assert_int_equal(cfg_lines_off(&li, k), want[k]);
+	assert_int_equal(cfg_lines_off(&li, 7), sizeof(fixed) - 1);
+	cfg_lines_free(&li);
+	assert_int_equal(cfg_lines_index(&li, "", 0), 0);
+	assert_int_equal(cfg_lines_off(&li, 0), 0);
+	assert_int_equal(cfg_lines_off(&li, 5), 0);
+	cfg_lines_free(&li);
+	for (int round = 0; round < 500; round++) {
+		size_t len = (size_t)(round % 7 ? round % 97 : 299);
+
+		for (size_t i = 0; i < len; i++) {
+			seed = seed * 1103515245u + 12345u;
+			buf[i] = alpha[(seed >> 16) % sizeof(alpha)];
+		}
+		assert_int_equal(cfg_lines_index(&li, (const char *)buf, len), 0);
+		for (size_t line = 0; line < len + 3; line++)
+			assert_int_equal(cfg_lines_off(&li, line), ref_line_off(buf, len, line));
+		cfg_lines_free(&li);
+	}
 }
 
 static void test_describe_rule_text(void **state)
@@ -568,6 +714,8 @@ int main(void)
 	    cmocka_unit_test(test_src_roundtrip),
 	    cmocka_unit_test(test_describe_rule_text),
 	    cmocka_unit_test(test_line_breaks_and_encoding),
+	    cmocka_unit_test(test_line_index),
+	    cmocka_unit_test(test_src_merge),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

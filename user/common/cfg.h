@@ -114,6 +114,11 @@ int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size
 /* Source texts in and out of a rm_cfg_src half. */
 int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err, size_t errlen);
 int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err, size_t errlen);
+/* cfg_src_unpack then cfg_docs_merge of add (consumed) into out, the same result,
+ * without parsing the stored documents whose text a document of add carries
+ * (they are replaced by it): re-applying n unchanged documents parses n, not 2n. */
+int cfg_src_merge(const struct rm_cfg_src *src, struct cfg_docs *add, struct cfg_docs *out,
+		  char *err, size_t errlen);
 
 /* Bytes of a compiled half that matter (header through the used strtab), for
  * comparing two compilations. */

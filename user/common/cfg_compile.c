@@ -13,6 +13,11 @@
 
 #include "common/cfg_ir.h"
 
+struct doc_list {
+	uint32_t *v;
+	uint32_t n, cap;
+};
+
 struct cb_ctx {
 	struct rm_cfg *o;
 	const struct cfg_docs *docs;
@@ -22,7 +27,40 @@ struct cb_ctx {
 	size_t hash_cap;
 	const char **hosts; /* service hosts, sorted */
 	unsigned nhosts;
+	/* Per host (index in hosts), the documents that can contribute to it, in
+	 * document order: walking every document for every host made compiling n
+	 * services O(n^2). A list may hold more than contributes (each builder
+	 * still checks); it never misses one. */
+	struct doc_list *se;   /* ServiceEntries declaring it (once per mention) */
+	struct doc_list *sub;  /* DestinationRules, DestinationPolicies, RouteRule routes to it */
+	struct doc_list *rule; /* RouteRules and VirtualServices with it in hosts */
+	struct doc_list we;    /* every WorkloadEntry */
 };
+
+/* Append doc d; once_per_doc: not again when d is already last. */
+static int list_add(struct doc_list *l, uint32_t d, bool once_per_doc)
+{
+	if (once_per_doc && l->n && l->v[l->n - 1] == d)
+		return 0;
+	if (l->n == l->cap) {
+		uint32_t cap = l->cap ? l->cap * 2 : 4;
+		uint32_t *v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n++] = d;
+	return 0;
+}
+
+static void lists_free(struct doc_list *l, unsigned n)
+{
+	for (unsigned i = 0; l && i < n; i++)
+		free(l[i].v);
+	free(l);
+}
 
 static int fail(struct cb_ctx *b, const struct cfg_doc_ir *ir, struct cfg_pos p, int code,
 		const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -209,26 +247,64 @@ static int collect_hosts(struct cb_ctx *b)
 	return 0;
 }
 
-static const struct cfg_doc_ir *find_se(struct cb_ctx *b, const char *host,
-					const struct cfg_doc_ir **dup)
+/* Add document d to the list of host h (collect_hosts saw every host named). */
+static int index_host(struct cb_ctx *b, struct doc_list *lists, const char *h, uint32_t d,
+		      bool once_per_doc)
 {
-	const struct cfg_doc_ir *found = NULL;
+	int i = svc_index(b, h);
 
-	*dup = NULL;
-	for (size_t d = 0; d < b->docs->n; d++) {
+	return i < 0 ? 0 : list_add(&lists[i], d, once_per_doc);
+}
+
+static int index_docs(struct cb_ctx *b)
+{
+	int r = 0;
+
+	b->se = calloc(b->nhosts + 1, sizeof(*b->se));
+	b->sub = calloc(b->nhosts + 1, sizeof(*b->sub));
+	b->rule = calloc(b->nhosts + 1, sizeof(*b->rule));
+	if (!b->se || !b->sub || !b->rule)
+		return -ENOMEM;
+	for (uint32_t d = 0; d < b->docs->n && !r; d++) {
 		const struct cfg_doc_ir *ir = b->docs->v[d].ir;
 
-		if (ir->kind != CFG_K_SERVICEENTRY)
-			continue;
-		for (unsigned i = 0; i < ir->nhosts; i++)
-			if (!strcmp(ir->hosts[i], host)) {
-				if (found && !*dup)
-					*dup = ir;
-				else if (!found)
-					found = ir;
-			}
+		switch (ir->kind) {
+		case CFG_K_SERVICEENTRY:
+			/* every mention: one ServiceEntry naming a host twice is a duplicate */
+			for (unsigned i = 0; i < ir->nhosts && !r; i++)
+				r = index_host(b, b->se, ir->hosts[i], d, false);
+			break;
+		case CFG_K_DESTRULE:
+		case CFG_K_DESTPOLICY:
+			if (ir->host)
+				r = index_host(b, b->sub, ir->host, d, true);
+			break;
+		case CFG_K_WORKLOADENTRY:
+			r = list_add(&b->we, d, false);
+			break;
+		default:
+			break;
+		}
+		if (ir->kind == CFG_K_ROUTERULE) {
+			for (unsigned j = 0; ir->nhttp && j < ir->http[0].nr && !r; j++)
+				r = index_host(b, b->sub, ir->http[0].r[j].host, d, true);
+			if (!r && ir->nhttp && ir->http[0].mirror.host)
+				r = index_host(b, b->sub, ir->http[0].mirror.host, d, true);
+		}
+		if (ir->kind == CFG_K_ROUTERULE || ir->kind == CFG_K_VIRTUALSERVICE)
+			for (unsigned i = 0; i < ir->nhosts && !r; i++)
+				r = index_host(b, b->rule, ir->hosts[i], d, true);
 	}
-	return found;
+	return r;
+}
+
+static const struct cfg_doc_ir *find_se(struct cb_ctx *b, uint32_t idx,
+					const struct cfg_doc_ir **dup)
+{
+	const struct doc_list *l = &b->se[idx];
+
+	*dup = l->n > 1 ? b->docs->v[l->v[1]].ir : NULL;
+	return l->n ? b->docs->v[l->v[0]].ir : NULL;
 }
 
 static int add_endpoint(struct cb_ctx *b, const struct cfg_doc_ir *se, uint32_t svc,
@@ -284,7 +360,7 @@ static int build_service(struct cb_ctx *b, uint32_t idx)
 	s->name_off = str(b, name, &ok);
 	s->ns_off = str(b, ns, &ok);
 	s->endpoint_first = o->n_endpoints;
-	se = find_se(b, host, &dup);
+	se = find_se(b, idx, &dup);
 	if (dup)
 		return fail(b, dup, dup->pos, -EINVAL,
 			    "host %s is already declared by ServiceEntry "
@@ -304,8 +380,8 @@ static int build_service(struct cb_ctx *b, uint32_t idx)
 		for (unsigned i = 0; i < se->neps; i++)
 			if ((r = add_endpoint(b, se, idx, &se->eps[i])))
 				return r;
-		for (size_t d = 0; se->has_selector && d < b->docs->n; d++) {
-			const struct cfg_doc_ir *we = b->docs->v[d].ir;
+		for (uint32_t w = 0; se->has_selector && w < b->we.n; w++) {
+			const struct cfg_doc_ir *we = b->docs->v[b->we.v[w]].ir;
 
 			if (we->kind != CFG_K_WORKLOADENTRY || strcmp(we->ns, se->ns) ||
 			    !lset_includes(&we->we.labels, &se->selector))
@@ -400,8 +476,8 @@ static int build_subsets(struct cb_ctx *b, uint32_t idx)
 	int r = 0;
 
 	o->services[idx].subset_first = o->n_subsets;
-	for (size_t d = 0; d < b->docs->n; d++) {
-		const struct cfg_doc_ir *ir = b->docs->v[d].ir;
+	for (uint32_t d = 0; d < b->sub[idx].n; d++) {
+		const struct cfg_doc_ir *ir = b->docs->v[b->sub[idx].v[d]].ir;
 		const struct cfg_lset *ls[64];
 		struct cfg_pos ps[64];
 		unsigned nls = 0;
@@ -718,8 +794,9 @@ static int cmp_key(const void *a, const void *c)
 static int build_rules(struct cb_ctx *b, uint32_t idx)
 {
 	const char *host = b->hosts[idx];
-	struct rule_ref *old = calloc(b->docs->n + 1, sizeof(*old));
-	struct rule_ref *vs = calloc(b->docs->n + 1, sizeof(*vs));
+	const struct doc_list *l = &b->rule[idx];
+	struct rule_ref *old = calloc(l->n + 1, sizeof(*old));
+	struct rule_ref *vs = calloc(l->n + 1, sizeof(*vs));
 	size_t nold = 0, nvs = 0;
 	int r = 0;
 
@@ -728,8 +805,8 @@ static int build_rules(struct cb_ctx *b, uint32_t idx)
 		goto out;
 	}
 	b->o->services[idx].rule_first = b->o->n_rules;
-	for (size_t d = 0; d < b->docs->n; d++) {
-		const struct cfg_doc_ir *ir = b->docs->v[d].ir;
+	for (uint32_t d = 0; d < l->n; d++) {
+		const struct cfg_doc_ir *ir = b->docs->v[l->v[d]].ir;
 		struct rule_ref *ref = NULL;
 
 		for (unsigned i = 0; i < ir->nhosts; i++)
@@ -780,7 +857,7 @@ int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size
 	b.hash = calloc(b.hash_cap, sizeof(*b.hash));
 	if (!b.hash)
 		return -ENOMEM;
-	if ((r = collect_hosts(&b)))
+	if ((r = collect_hosts(&b)) || (r = index_docs(&b)))
 		goto out;
 	if (b.nhosts > RM_CFG_MAX_SERVICES) {
 		r = fail(&b, docs->v[0].ir, (struct cfg_pos){0}, -ENOSPC,
@@ -799,6 +876,10 @@ int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size
 	/* Every name in a WorkloadEntry-selected endpoint list is resolved; warn-free. */
 out:
 	free(b.hash);
+	lists_free(b.se, b.nhosts);
+	lists_free(b.sub, b.nhosts);
+	lists_free(b.rule, b.nhosts);
+	free(b.we.v);
 	free(b.hosts);
 	if (r)
 		memset(out, 0, sizeof(*out));

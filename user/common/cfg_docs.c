@@ -4,33 +4,130 @@
  * (the user's YAML text per document, re-parsed on unpack). Pure. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/cfg_ir.h"
 
-static bool same(const struct cfg_doc *a, const struct cfg_doc *b)
+/* --- documents by (kind, namespace, name), and by text ---
+ * Open addressing over indices into a cfg_docs (which may grow: indices stay
+ * valid). Looking documents up by scanning made merging n documents into n
+ * O(n^2). */
+static uint64_t fnv64(uint64_t h, const char *s)
 {
-	return a->kind == b->kind && !strcmp(a->ns, b->ns) && !strcmp(a->name, b->name);
+	for (; *s; s++)
+		h = (h ^ (uint8_t)*s) * 1099511628211ull;
+	return (h ^ 0xff) * 1099511628211ull; /* "a" "bc" and "ab" "c" differ */
+}
+
+static uint64_t key_hash(enum cfg_kind kind, const char *ns, const char *name)
+{
+	return fnv64(fnv64(14695981039346656037ull ^ (uint64_t)kind, ns), name);
+}
+
+static uint64_t doc_hash(const struct cfg_doc_index *x, const struct cfg_doc *d)
+{
+	return x->by_text ? fnv64(14695981039346656037ull, d->text)
+			  : key_hash(d->kind, d->ns, d->name);
+}
+
+static bool doc_is(const struct cfg_doc_index *x, const struct cfg_doc *d, const struct cfg_doc *k)
+{
+	if (x->by_text)
+		return !strcmp(d->text, k->text);
+	return d->kind == k->kind && !strcmp(d->ns, k->ns) && !strcmp(d->name, k->name);
+}
+
+void cfg_doc_index_free(struct cfg_doc_index *x)
+{
+	free(x->slot);
+	x->slot = NULL;
+	x->cap = x->n = 0;
+}
+
+static void put_slot(struct cfg_doc_index *x, const struct cfg_docs *docs, size_t i)
+{
+	size_t m = x->cap - 1, s = (size_t)doc_hash(x, &docs->v[i]) & m;
+
+	while (x->slot[s] != SIZE_MAX)
+		s = (s + 1) & m;
+	x->slot[s] = i;
+}
+
+int cfg_doc_index_add(struct cfg_doc_index *x, const struct cfg_docs *docs, size_t i)
+{
+	if (2 * (x->n + 1) > x->cap) {
+		struct cfg_doc_index g = {.by_text = x->by_text, .n = x->n};
+
+		g.cap = x->cap ? 2 * x->cap : 64;
+		g.slot = malloc(g.cap * sizeof(*g.slot));
+		if (!g.slot)
+			return -ENOMEM;
+		memset(g.slot, 0xff, g.cap * sizeof(*g.slot));
+		for (size_t s = 0; s < x->cap; s++)
+			if (x->slot[s] != SIZE_MAX)
+				put_slot(&g, docs, x->slot[s]);
+		free(x->slot);
+		*x = g;
+	}
+	put_slot(x, docs, i);
+	x->n++;
+	return 0;
+}
+
+int cfg_doc_index_build(struct cfg_doc_index *x, const struct cfg_docs *docs, bool by_text)
+{
+	int r = 0;
+
+	memset(x, 0, sizeof(*x));
+	x->by_text = by_text;
+	/* sized once: growing rehashes every text */
+	x->cap = 64;
+	while (x->cap < 2 * (docs->n + 1))
+		x->cap *= 2;
+	x->slot = malloc(x->cap * sizeof(*x->slot));
+	if (!x->slot) {
+		x->cap = 0;
+		return -ENOMEM;
+	}
+	memset(x->slot, 0xff, x->cap * sizeof(*x->slot));
+	for (size_t i = 0; i < docs->n && !r; i++)
+		r = cfg_doc_index_add(x, docs, i);
+	if (r)
+		cfg_doc_index_free(x);
+	return r;
+}
+
+size_t cfg_doc_index_find(const struct cfg_doc_index *x, const struct cfg_docs *docs,
+			  const struct cfg_doc *k)
+{
+	size_t m = x->cap - 1, s;
+
+	if (!x->cap)
+		return SIZE_MAX;
+	for (s = (size_t)doc_hash(x, k) & m; x->slot[s] != SIZE_MAX; s = (s + 1) & m)
+		if (doc_is(x, &docs->v[x->slot[s]], k))
+			return x->slot[s];
+	return SIZE_MAX;
 }
 
 int cfg_docs_merge(struct cfg_docs *store, struct cfg_docs *add)
 {
-	int r = 0;
+	struct cfg_doc_index x;
+	int r = cfg_doc_index_build(&x, store, false);
 
-	for (size_t i = 0; i < add->n; i++) {
-		size_t j;
+	for (size_t i = 0; i < add->n && !r; i++) {
+		size_t j = cfg_doc_index_find(&x, store, &add->v[i]);
 
-		for (j = 0; j < store->n; j++)
-			if (same(&store->v[j], &add->v[i]))
-				break;
-		if (j < store->n) {
+		if (j != SIZE_MAX) {
 			cfg_doc_clear(&store->v[j]);
 			store->v[j] = add->v[i];
 			memset(&add->v[i], 0, sizeof(add->v[i]));
-		} else if ((r = cfg_docs_push(store, &add->v[i]))) {
-			break;
+		} else if (!(r = cfg_docs_push(store, &add->v[i]))) {
+			r = cfg_doc_index_add(&x, store, store->n - 1);
 		}
 	}
+	cfg_doc_index_free(&x);
 	cfg_docs_free(add);
 	return r;
 }
@@ -44,26 +141,40 @@ static void drop(struct cfg_docs *store, size_t j)
 
 int cfg_docs_remove(struct cfg_docs *store, const struct cfg_docs *del, char *err, size_t errlen)
 {
-	for (size_t i = 0; i < del->n; i++) {
-		size_t j;
+	struct cfg_doc_index x;
+	bool *gone = calloc(store->n + 1, sizeof(*gone));
+	size_t k = 0;
+	int r = gone ? cfg_doc_index_build(&x, store, false) : -ENOMEM;
 
-		for (j = 0; j < store->n; j++)
-			if (same(&store->v[j], &del->v[i]))
-				break;
-		if (j == store->n) {
+	if (r) {
+		free(gone);
+		return r;
+	}
+	for (size_t i = 0; i < del->n; i++) {
+		size_t j = cfg_doc_index_find(&x, store, &del->v[i]);
+
+		if (j == SIZE_MAX) {
 			snprintf(err, errlen, "%s:%u:1: %s %s/%s is not applied", del->v[i].origin,
 				 del->v[i].first_line, cfg_kind_name(del->v[i].kind), del->v[i].ns,
 				 del->v[i].name);
-			return -ENOENT;
+			r = -ENOENT;
+			goto out;
 		}
+		gone[j] = true;
 	}
-	for (size_t i = 0; i < del->n; i++)
-		for (size_t j = 0; j < store->n; j++)
-			if (same(&store->v[j], &del->v[i])) {
-				drop(store, j);
-				break;
-			}
-	return 0;
+	/* one pass keeping the order of the others (dropping one by one moved the
+	 * tail for each) */
+	for (size_t j = 0; j < store->n; j++) {
+		if (gone[j])
+			cfg_doc_clear(&store->v[j]);
+		else
+			store->v[k++] = store->v[j];
+	}
+	store->n = k;
+out:
+	cfg_doc_index_free(&x);
+	free(gone);
+	return r;
 }
 
 int cfg_docs_remove_rule(struct cfg_docs *store, const char *name, const char *ns, char *err,
@@ -128,7 +239,28 @@ int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err,
 	return 0;
 }
 
-int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err, size_t errlen)
+/* A stored document whose text some document of known carries is not parsed:
+ * the merge replaces it with that one anyway (same text, same kind+namespace+
+ * name), so it only holds the key and place, ir NULL. */
+static int placeholder(struct cfg_doc *d, const struct cfg_doc *k, const char *origin,
+		       unsigned first_line, const char *text, size_t len)
+{
+	memset(d, 0, sizeof(*d));
+	d->kind = k->kind;
+	d->first_line = first_line;
+	d->ns = strdup(k->ns);
+	d->name = strdup(k->name);
+	d->origin = strdup(origin);
+	d->text = strndup(text, len);
+	if (!d->ns || !d->name || !d->origin || !d->text) {
+		cfg_doc_clear(d);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+static int unpack(const struct rm_cfg_src *src, struct cfg_docs *out, const struct cfg_docs *known,
+		  const struct cfg_doc_index *by_text, char *err, size_t errlen)
 {
 	struct cfg_docs tmp = {0};
 	size_t off = 0;
@@ -166,12 +298,24 @@ int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err
 			r = -EBADMSG;
 			break;
 		}
+		if (known) {
+			const struct cfg_doc key = {.text = (char *)text};
+			size_t k = cfg_doc_index_find(by_text, known, &key);
+
+			if (k != SIZE_MAX) {
+				if ((r = placeholder(&d, &known->v[k], origin, h.first_line, text,
+						     h.text_len - 1)))
+					break;
+				goto push;
+			}
+		}
 		r = cfg_doc_parse_text(origin, h.first_line, text, h.text_len - 1, &ir, err,
 				       errlen);
 		if (r)
 			break;
 		if ((r = cfg_doc_make(&d, ir, origin, h.first_line, text, h.text_len - 1)))
 			break;
+	push:
 		if ((r = cfg_docs_push(&tmp, &d))) {
 			cfg_doc_clear(&d);
 			break;
@@ -188,5 +332,39 @@ int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err
 		r = cfg_docs_push(out, &tmp.v[i]);
 	tmp.n = 0;
 	cfg_docs_free(&tmp);
+	return r;
+}
+
+int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err, size_t errlen)
+{
+	return unpack(src, out, NULL, NULL, err, errlen);
+}
+
+int cfg_src_merge(const struct rm_cfg_src *src, struct cfg_docs *add, struct cfg_docs *out,
+		  char *err, size_t errlen)
+{
+	struct cfg_docs cur = {0};
+	struct cfg_doc_index by_text;
+	int r = cfg_doc_index_build(&by_text, add, true);
+
+	if (!r)
+		r = unpack(src, &cur, add, &by_text, err, errlen);
+	cfg_doc_index_free(&by_text);
+	if (!r)
+		r = cfg_docs_merge(&cur, add);
+	else
+		cfg_docs_free(add);
+	for (size_t i = 0; !r && i < cur.n; i++)
+		if (!cur.v[i].ir) {
+			snprintf(err, errlen,
+				 "internal: stored %s %s/%s was not replaced by the applied one",
+				 cfg_kind_name(cur.v[i].kind), cur.v[i].ns, cur.v[i].name);
+			r = -EPROTO;
+		}
+	for (size_t i = 0; !r && i < cur.n; i++)
+		r = cfg_docs_push(out, &cur.v[i]);
+	if (!r)
+		cur.n = 0;
+	cfg_docs_free(&cur);
 	return r;
 }

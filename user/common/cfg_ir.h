@@ -251,6 +251,30 @@ void cfg_doc_ir_free(struct cfg_doc_ir *ir);
 int cfg_doc_make(struct cfg_doc *d, struct cfg_doc_ir *ir, const char *origin, unsigned first_line,
 		 const char *text, size_t len);
 void cfg_doc_clear(struct cfg_doc *d);
+/* Line starts of a source as libyaml counts lines (CR LF, CR, LF, NEL, LS, PS):
+ * start[k] is the byte offset of 0-based line k. */
+struct cfg_lines {
+	size_t *start;
+	size_t n, len;
+};
+int cfg_lines_index(struct cfg_lines *li, const char *text, size_t len);
+/* Offset of 0-based line (len when past the last line break). */
+size_t cfg_lines_off(const struct cfg_lines *li, size_t line);
+void cfg_lines_free(struct cfg_lines *li);
+/* Documents of a cfg_docs by (kind, namespace, name), or by_text by their YAML
+ * text: hash slots holding indices (SIZE_MAX = free). */
+struct cfg_doc_index {
+	size_t *slot;
+	size_t cap, n;
+	bool by_text;
+};
+int cfg_doc_index_build(struct cfg_doc_index *x, const struct cfg_docs *docs, bool by_text);
+/* Index docs->v[i] too (after a push). */
+int cfg_doc_index_add(struct cfg_doc_index *x, const struct cfg_docs *docs, size_t i);
+/* Index of the document with k's key (or text), SIZE_MAX when none. */
+size_t cfg_doc_index_find(const struct cfg_doc_index *x, const struct cfg_docs *docs,
+			  const struct cfg_doc *k);
+void cfg_doc_index_free(struct cfg_doc_index *x);
 int cfg_docs_push(struct cfg_docs *docs, struct cfg_doc *d); /* moves *d */
 
 #endif /* RM_CFG_IR_H */

@@ -255,14 +255,26 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
 		goto out;
 	}
-	if ((e->name || e->op != CFG_OP_REPLACE) && (r = load_docs(s, &cur, cfg, src, err, errlen)))
-		goto out;
-	if (e->name)
-		r = cfg_docs_remove_rule(&cur, e->name, e->ns, err, errlen);
-	else if (e->op == CFG_OP_DELETE)
-		r = cfg_docs_remove(&cur, e->docs, err, errlen);
-	else
-		r = cfg_docs_merge(&cur, e->docs);
+	if (!e->name && e->op == CFG_OP_APPLY) {
+		/* the stored documents the apply carries again are not parsed twice */
+		uint64_t gen;
+
+		if ((r = cfg_store_snapshot(s, cfg, src, &gen))) {
+			snprintf(err, errlen, "could not read a consistent configuration");
+			goto out;
+		}
+		r = cfg_src_merge(src, e->docs, &cur, err, errlen);
+	} else {
+		if ((e->name || e->op != CFG_OP_REPLACE) &&
+		    (r = load_docs(s, &cur, cfg, src, err, errlen)))
+			goto out;
+		if (e->name)
+			r = cfg_docs_remove_rule(&cur, e->name, e->ns, err, errlen);
+		else if (e->op == CFG_OP_DELETE)
+			r = cfg_docs_remove(&cur, e->docs, err, errlen);
+		else
+			r = cfg_docs_merge(&cur, e->docs);
+	}
 	if (!r)
 		r = compile_publish(s, &cur, cfg, src, changed, generation, err, errlen);
 out:
