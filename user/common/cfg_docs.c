@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
-/* cfg_docs: the set of applied documents: merge a file into it, remove
- * documents or one rule, and pack it into / unpack it from a rm_cfg_src half
- * (the user's YAML text per document, re-parsed on unpack). Pure. */
+/* cfg_docs: documents. A source's text split into documents at libyaml's line
+ * breaks, each read into a typed IR (the common header here, the kind's spec by its
+ * parser via cfg_kinds.c); and the set of applied documents: merge a file into it,
+ * remove documents or one rule, and pack it into / unpack it from a rm_cfg_src half
+ * (the user's YAML text per document, re-parsed on unpack). Pure. Kept in one file
+ * because reading a file checks it against the set and unpacking the set reads
+ * documents again. */
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -366,5 +371,369 @@ int cfg_src_merge(const struct rm_cfg_src *src, struct cfg_docs *add, struct cfg
 	if (!r)
 		cur.n = 0;
 	cfg_docs_free(&cur);
+	return r;
+}
+
+/* --- documents --- */
+/* DNS-1123 subdomain, as Kubernetes requires of metadata.name/namespace. */
+static bool dns1123(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (!n || n > 253 || !isalnum((unsigned char)s[0]) || !isalnum((unsigned char)s[n - 1]))
+		return false;
+	for (; *s; s++)
+		if (!(islower((unsigned char)*s) || isdigit((unsigned char)*s) || *s == '-' ||
+		      *s == '.'))
+			return false;
+	return true;
+}
+
+static int doc_from_yaml(struct cfg_ctx *c, struct cfg_doc_ir *ir)
+{
+	yaml_node_t *root = yaml_document_get_root_node(c->doc);
+	yaml_node_t *api, *kind, *meta, *spec, *status, *name, *ns, *labels, *ann, *x1, *x2, *x3,
+	    *x4;
+	const struct cfg_field top[] = {{"apiVersion", &api}, {"kind", &kind},
+					{"metadata", &meta},  {"spec", &spec},
+					{"status", &status},  {NULL, NULL}};
+	const struct cfg_field mf[] = {
+	    {"name", &name},	   {"namespace", &ns},	     {"labels", &labels},
+	    {"annotations", &ann}, {"resourceVersion", &x1}, {"creationTimestamp", &x2},
+	    {"uid", &x3},	   {"generation", &x4},	     {NULL, NULL}};
+	const struct cfg_kind_info *info;
+	int r;
+
+	ir->pos = cfg_node_pos(c, root);
+	/* apiVersion and kind first: a skipped kind's other fields are not ours to judge */
+	if ((r = cfg_doc_classify(c, root, &info, ir)))
+		return r;
+	if ((r = cfg_fields(c, root, "document", top)))
+		return r;
+	ir->kind = info->k;
+	if ((r = cfg_need(c, root, meta, "metadata")) ||
+	    (r = cfg_fields(c, meta, "metadata", mf)) || (r = cfg_need(c, meta, name, "name")) ||
+	    (r = cfg_str_of(c, name, "metadata.name", &ir->name)))
+		return r;
+	if (!dns1123(ir->name))
+		return cfg_errf(c, name, "metadata.name \"%s\" is not a valid DNS-1123 name",
+				ir->name);
+	ir->ns = "default";
+	if (ns) {
+		if ((r = cfg_str_of(c, ns, "metadata.namespace", &ir->ns)))
+			return r;
+		if (!dns1123(ir->ns) || strchr(ir->ns, '.'))
+			return cfg_errf(c, ns,
+					"metadata.namespace \"%s\" is not a valid DNS-1123 "
+					"label",
+					ir->ns);
+	}
+	if (labels && labels->type != YAML_MAPPING_NODE)
+		return cfg_errf(c, labels, "metadata.labels must be a mapping");
+	if (ann && ann->type != YAML_MAPPING_NODE)
+		return cfg_errf(c, ann, "metadata.annotations must be a mapping");
+	c->ns = ir->ns;
+	if ((r = cfg_need(c, root, spec, "spec")))
+		return r;
+	return info->parse(c, spec, ir);
+}
+
+static int yaml_problem(const char *file, unsigned base, yaml_parser_t *p, char *err, size_t errlen)
+{
+	snprintf(err, errlen, "%s:%u:%u: %s%s%s", file, base + (unsigned)p->problem_mark.line + 1,
+		 (unsigned)p->problem_mark.column + 1, p->problem ? p->problem : "YAML error",
+		 p->context ? " " : "", p->context ? p->context : "");
+	return -EINVAL;
+}
+
+static struct cfg_doc_ir *ir_new(const char *file)
+{
+	struct cfg_doc_ir *ir = calloc(1, sizeof(*ir));
+
+	if (ir)
+		ir->file = cfg_arena_strdup(&ir->arena, file);
+	if (ir && !ir->file) {
+		free(ir);
+		ir = NULL;
+	}
+	return ir;
+}
+
+void cfg_doc_ir_free(struct cfg_doc_ir *ir)
+{
+	if (!ir)
+		return;
+	cfg_arena_free(&ir->arena);
+	free(ir);
+}
+
+int cfg_doc_parse_text(const char *file, unsigned first_line, const char *text, size_t len,
+		       struct cfg_doc_ir **out, char *err, size_t errlen)
+{
+	yaml_parser_t p;
+	yaml_document_t d;
+	struct cfg_doc_ir *ir;
+	struct cfg_ctx c = {.doc = &d, .file = file, .err = err, .errlen = errlen};
+	int r;
+
+	*out = NULL;
+	ir = ir_new(file);
+	if (!ir || !yaml_parser_initialize(&p)) {
+		cfg_doc_ir_free(ir);
+		return -ENOMEM;
+	}
+	c.arena = &ir->arena;
+	c.line_base = first_line ? first_line - 1 : 0;
+	/* libyaml would also take UTF-16, whose NULs the stored C strings cut short */
+	yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	if (!yaml_parser_load(&p, &d)) {
+		r = yaml_problem(file, c.line_base, &p, err, errlen);
+		goto out;
+	}
+	if (!yaml_document_get_root_node(&d) || cfg_is_null(yaml_document_get_root_node(&d))) {
+		r = -ENODATA;
+		snprintf(err, errlen, "%s:%u:1: empty document", file, first_line);
+	} else {
+		r = doc_from_yaml(&c, ir);
+		/* only consumed kinds are ever stored */
+		if (r == 1)
+			r = cfg_errf(&c, yaml_document_get_root_node(&d),
+				     "%s is not a kind ringmesh reads", ir->skip_kind);
+	}
+	yaml_document_delete(&d);
+out:
+	yaml_parser_delete(&p);
+	if (r)
+		cfg_doc_ir_free(ir);
+	else
+		*out = ir;
+	return r;
+}
+
+/* Where each line of a source starts, found in one pass: a document's text is
+ * cut at its first and last line, and rescanning the source from its start for
+ * every document made applying n documents O(n^2) (92% of a 1,000-service apply).
+ * Lines are counted as libyaml counts them for its marks (CR LF, CR, LF, and in
+ * UTF-8 NEL, LS, PS), or a document's text would be cut from the wrong lines: a
+ * stray CR shifted every later document, so the stored sources no longer
+ * re-parsed into what had been compiled. */
+int cfg_lines_index(struct cfg_lines *li, const char *text, size_t len)
+{
+	const unsigned char *t = (const unsigned char *)text;
+	size_t cap = 64, off = 0;
+
+	li->len = len;
+	li->n = 1;
+	li->start = malloc(cap * sizeof(*li->start));
+	if (!li->start)
+		return -ENOMEM;
+	li->start[0] = 0;
+	while (off < len) {
+		size_t w = 0;
+
+		if (t[off] == '\r')
+			w = off + 1 < len && t[off + 1] == '\n' ? 2 : 1;
+		else if (t[off] == '\n')
+			w = 1;
+		else if (t[off] == 0xc2 && off + 1 < len && t[off + 1] == 0x85)
+			w = 2;
+		else if (t[off] == 0xe2 && off + 2 < len && t[off + 1] == 0x80 &&
+			 (t[off + 2] == 0xa8 || t[off + 2] == 0xa9))
+			w = 3;
+		off += w ? w : 1;
+		if (!w)
+			continue;
+		if (li->n == cap) {
+			size_t *v = realloc(li->start, 2 * cap * sizeof(*v));
+
+			if (!v) {
+				cfg_lines_free(li);
+				return -ENOMEM;
+			}
+			li->start = v;
+			cap *= 2;
+		}
+		li->start[li->n++] = off;
+	}
+	return 0;
+}
+
+size_t cfg_lines_off(const struct cfg_lines *li, size_t line)
+{
+	return line < li->n ? li->start[line] : li->len;
+}
+
+void cfg_lines_free(struct cfg_lines *li)
+{
+	free(li->start);
+	memset(li, 0, sizeof(*li));
+}
+
+void cfg_doc_clear(struct cfg_doc *d)
+{
+	free(d->ns);
+	free(d->name);
+	free(d->origin);
+	free(d->text);
+	cfg_doc_ir_free(d->ir);
+	memset(d, 0, sizeof(*d));
+}
+
+int cfg_docs_push(struct cfg_docs *docs, struct cfg_doc *d)
+{
+	if (docs->n == docs->cap) {
+		size_t cap = docs->cap ? docs->cap * 2 : 8;
+		struct cfg_doc *v = realloc(docs->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		docs->v = v;
+		docs->cap = cap;
+	}
+	docs->v[docs->n++] = *d;
+	memset(d, 0, sizeof(*d));
+	return 0;
+}
+
+int cfg_doc_make(struct cfg_doc *d, struct cfg_doc_ir *ir, const char *origin, unsigned first_line,
+		 const char *text, size_t len)
+{
+	memset(d, 0, sizeof(*d));
+	d->kind = ir->kind;
+	d->ir = ir;
+	d->first_line = first_line;
+	d->ns = strdup(ir->ns);
+	d->name = strdup(ir->name);
+	d->origin = strdup(origin);
+	d->text = strndup(text, len);
+	if (!d->ns || !d->name || !d->origin || !d->text) {
+		cfg_doc_clear(d);
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+void cfg_docs_free(struct cfg_docs *docs)
+{
+	for (size_t i = 0; i < docs->n; i++)
+		cfg_doc_clear(&docs->v[i]);
+	free(docs->v);
+	memset(docs, 0, sizeof(*docs));
+}
+
+int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, size_t len,
+		   char *err, size_t errlen)
+{
+	return cfg_docs_parse_counted(out, NULL, origin, text, len, err, errlen);
+}
+
+int cfg_docs_parse_counted(struct cfg_docs *out, struct cfg_skipped *skipped, const char *origin,
+			   const char *text, size_t len, char *err, size_t errlen)
+{
+	struct cfg_docs tmp = {0};
+	struct cfg_skipped skip = {0};
+	struct cfg_lines lines;
+	struct cfg_doc_index seen = {0}; /* tmp by key: duplicates */
+	yaml_parser_t p;
+	int r = 0;
+
+	if ((r = cfg_lines_index(&lines, text, len)))
+		return r;
+	if (!yaml_parser_initialize(&p)) {
+		cfg_lines_free(&lines);
+		return -ENOMEM;
+	}
+	/* libyaml would also take UTF-16, whose NULs the stored C strings cut short */
+	yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
+	yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+	for (;;) {
+		yaml_document_t d;
+		struct cfg_doc_ir *ir;
+		struct cfg_ctx c = {.doc = &d, .file = origin, .err = err, .errlen = errlen};
+		struct cfg_doc doc;
+		size_t b, e, sl, el;
+
+		if (!yaml_parser_load(&p, &d)) {
+			r = yaml_problem(origin, 0, &p, err, errlen);
+			break;
+		}
+		if (!yaml_document_get_root_node(&d)) {
+			yaml_document_delete(&d);
+			if (p.stream_end_produced)
+				break;
+			continue; /* an empty document between two `---` */
+		}
+		/* A `---` followed by nothing (Istio's samples end so) or by comments
+		 * only is a null document: kubectl and istioctl skip it. */
+		if (cfg_is_null(yaml_document_get_root_node(&d))) {
+			yaml_document_delete(&d);
+			continue;
+		}
+		ir = ir_new(origin);
+		if (!ir) {
+			yaml_document_delete(&d);
+			r = -ENOMEM;
+			break;
+		}
+		c.arena = &ir->arena;
+		r = doc_from_yaml(&c, ir);
+		sl = d.start_mark.line;
+		el = d.end_mark.line + (d.end_mark.column ? 1 : 0);
+		yaml_document_delete(&d);
+		if (r == 1) {
+			r = cfg_skipped_add(&skip, ir->skip_kind, ir->skip_istio, ir->skip_note, 1);
+			cfg_doc_ir_free(ir);
+			if (r)
+				break;
+			continue;
+		}
+		if (r) {
+			cfg_doc_ir_free(ir);
+			break;
+		}
+		{
+			const struct cfg_doc key = {
+			    .kind = ir->kind, .ns = (char *)ir->ns, .name = (char *)ir->name};
+			size_t i = cfg_doc_index_find(&seen, &tmp, &key);
+
+			if (i != SIZE_MAX) {
+				snprintf(err, errlen,
+					 "%s:%u:%u: duplicate %s %s/%s (first at line %u)", origin,
+					 ir->pos.line, ir->pos.col, cfg_kind_name(ir->kind), ir->ns,
+					 ir->name, tmp.v[i].ir->pos.line);
+				r = -EINVAL;
+			}
+		}
+		b = cfg_lines_off(&lines, sl);
+		e = cfg_lines_off(&lines, el);
+		if (r) {
+			cfg_doc_ir_free(ir);
+			break;
+		}
+		if ((r = cfg_doc_make(&doc, ir, origin, (unsigned)sl + 1, text + b, e - b)))
+			break; /* ir freed with doc */
+		if ((r = cfg_docs_push(&tmp, &doc))) {
+			cfg_doc_clear(&doc);
+			break;
+		}
+		if ((r = cfg_doc_index_add(&seen, &tmp, tmp.n - 1)))
+			break;
+	}
+	yaml_parser_delete(&p);
+	cfg_lines_free(&lines);
+	cfg_doc_index_free(&seen);
+	if (!r && skipped)
+		r = cfg_skipped_merge(skipped, &skip);
+	cfg_skipped_free(&skip);
+	if (r) {
+		cfg_docs_free(&tmp);
+		return r;
+	}
+	for (size_t i = 0; i < tmp.n; i++)
+		if ((r = cfg_docs_push(out, &tmp.v[i])))
+			break;
+	tmp.n = 0;
+	cfg_docs_free(&tmp);
 	return r;
 }
