@@ -18,7 +18,8 @@ mkdir -p "$build/tests"
 bin=$build/tests/bpf_dp_test
 cc -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	-D_GNU_SOURCE -Iinclude -Iuser -I"$build" \
-	tests/bpf/dp_test.c user/ringmeshd/dp.c user/common/cidr.c -lbpf -lelf -lz -o "$bin" || {
+	tests/bpf/dp_test.c user/ringmeshd/dp.c user/common/cidr.c user/common/pin.c \
+	user/common/util.c -lbpf -lelf -lz -o "$bin" || {
 	echo "bpf: 0 passed, 1 failed (test did not build)"; exit 1; }
 
 cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
