@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# The Helm chart with a real Helm 3 (the one `make deps` installs): helm lint
+# --strict, `helm template` compared exactly with golden files for default and
+# non-default values, the chart's invariants, the dashboards byte for byte, every
+# rendered ringmeshd argument through the real daemon's parser, values the schema or
+# the chart must refuse. No cluster needed.
+#   tests/helm/run.sh [BUILD]          (BUILD: where ringmeshd is, default build)
+#   UPDATE_GOLDEN=1 tests/helm/run.sh  rewrite golden/*.yaml (review the diff!)
+set -u
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-build}
+case $build in /*) ;; *) build=$top/$build ;; esac
+chart=$top/helm/ringmesh
+here=$top/tests/helm
+helm=${RINGMESH_HELM:-}
+if [ -z "$helm" ]; then
+	for h in "${RINGMESH_TOOLS:-/usr/local/lib/ringmesh-tools}/helm" "$(command -v helm 2>/dev/null)"; do
+		[ -n "$h" ] && [ -x "$h" ] && { helm=$h; break; }
+	done
+fi
+if [ -z "$helm" ] || ! "$helm" version --short 2>/dev/null | grep -q '^v3\.'; then
+	echo "skip: no Helm 3 (run 'make deps', which installs one under /usr/local/lib/ringmesh-tools)"
+	exit 77
+fi
+python3 -c 'import yaml' 2>/dev/null || { echo "skip: python3 yaml module missing"; exit 77; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# Helm keeps no state for lint/template, but keep it off the caller's home anyway.
+export HELM_CACHE_HOME=$tmp/cache HELM_CONFIG_HOME=$tmp/config HELM_DATA_HOME=$tmp/data
+
+pass=0 failn=0
+ok() { pass=$((pass + 1)); echo "ok - $*"; }
+bad() { failn=$((failn + 1)); echo "not ok - $*"; }
+render() { # out args...: the one way every test renders the chart
+	local out=$1; shift
+	"$helm" template ringmesh "$chart" --namespace ringmesh-system "$@" >"$out" 2>"$out.err"
+}
+
+echo "# $("$helm" version --short)"
+
+# 1. lint --strict
+for v in default custom; do
+	vf=(); [ $v = custom ] && vf=(-f "$here/custom-values.yaml")
+	if "$helm" lint --strict "$chart" --namespace ringmesh-system "${vf[@]}" >"$tmp/lint.$v" 2>&1; then
+		ok "helm lint --strict ($v values)"
+	else
+		bad "helm lint --strict ($v values)"; sed 's/^/    # /' "$tmp/lint.$v"
+	fi
+done
+
+# 2. golden files, compared exactly
+for v in default custom; do
+	vf=(); [ $v = custom ] && vf=(-f "$here/custom-values.yaml")
+	if ! render "$tmp/$v.yaml" "${vf[@]}"; then
+		bad "helm template ($v values)"; sed 's/^/    # /' "$tmp/$v.yaml.err"; continue
+	fi
+	if [ "${UPDATE_GOLDEN:-}" = 1 ]; then
+		cp "$tmp/$v.yaml" "$here/golden/$v.yaml"; echo "# wrote golden/$v.yaml"
+	fi
+	if cmp -s "$tmp/$v.yaml" "$here/golden/$v.yaml"; then
+		ok "helm template ($v values) matches golden/$v.yaml"
+	else
+		bad "helm template ($v values) differs from golden/$v.yaml"
+		diff -u "$here/golden/$v.yaml" "$tmp/$v.yaml" | head -40 | sed 's/^/    # /'
+	fi
+done
+
+# 3. invariants and dashboards, on both renderings
+tally() { # prefix, then the checker's ok/not ok lines
+	local line
+	while IFS= read -r line; do
+		case $line in
+		"ok - "*) ok "$1: ${line#ok - }" ;;
+		"not ok - "*) bad "$1: ${line#not ok - }" ;;
+		*) bad "$1: $line" ;;
+		esac
+	done
+}
+for v in default custom; do
+	[ -s "$tmp/$v.yaml" ] || continue
+	tally "$v" < <(python3 "$here/check_rendered.py" "$tmp/$v.yaml" "$chart" invariants 2>&1)
+	tally "$v" < <(python3 "$here/check_rendered.py" "$tmp/$v.yaml" "$chart" dashboards 2>&1)
+done
+if [ -s "$tmp/custom.yaml" ] &&
+	[ "$(grep -c '^  namespace: monitoring$' "$tmp/custom.yaml")" -eq "$(ls "$chart"/dashboards/*.json | wc -l)" ]; then
+	ok "dashboards.namespace puts every dashboard there"
+else
+	bad "dashboards.namespace puts every dashboard there"
+fi
+
+# 4. every rendered ringmeshd argument through the real parser: `--help` answers only
+# after each option and value has been parsed (an unknown flag or a bad value fails).
+if [ -x "$build/ringmeshd" ]; then
+	for v in default custom; do
+		[ -s "$tmp/$v.yaml" ] || continue
+		mapfile -t args < <(python3 "$here/check_rendered.py" "$tmp/$v.yaml" "$chart" args)
+		if out=$("$build/ringmeshd" "${args[@]}" --help 2>&1 >/dev/null); then
+			ok "ringmeshd parses the $v rendering's ${#args[@]} arguments"
+		else
+			bad "ringmeshd refuses the $v rendering's arguments: $out"
+		fi
+	done
+	# The check can fail: a flag this daemon does not have, and a bad value.
+	if ! "$build/ringmeshd" "${args[@]}" --zipkin-url http://z:9411 --help >/dev/null 2>&1 &&
+		! "$build/ringmeshd" --workers two --help >/dev/null 2>&1; then
+		ok "the parser check refuses an unknown flag and a bad value"
+	else
+		bad "the parser check refuses an unknown flag and a bad value"
+	fi
+else
+	bad "no $build/ringmeshd to check the rendered arguments with (make all)"
+fi
+
+# 5. values the schema refuses (each names the value)
+refuse() { # key what --set...
+	local key=$1 what=$2; shift 2
+	if render "$tmp/r.yaml" "$@"; then
+		bad "refused: $what (rendered)"
+	elif grep -q "$key" "$tmp/r.yaml.err"; then
+		ok "refused: $what"
+	else
+		bad "refused: $what, but the message does not name $key: $(head -c 300 "$tmp/r.yaml.err")"
+	fi
+}
+refuse workers 'workers: "two"' --set-string workers=two
+refuse workers 'workers: 0' --set workers=0
+refuse workers 'workers: 65 (ringmeshd allows 1..64)' --set workers=65
+refuse podsCgroup 'podsCgroup: "" (the cgroup2 root)' --set-string podsCgroup=
+refuse podsCgroup 'podsCgroup: "/" (the cgroup2 root)' --set-string podsCgroup=/
+refuse podsCgroup 'podsCgroup: "../x"' --set-string podsCgroup=../x
+refuse podsCgroup 'podsCgroup: "kubepods/../.."' --set-string podsCgroup=kubepods/../..
+refuse cgroupRoot 'cgroupRoot: relative' --set-string cgroupRoot=sys/fs/cgroup
+refuse includeIPRanges 'includeIPRanges: []' --set 'includeIPRanges=null'
+refuse includeIPRanges 'includeIPRanges: [10.0.0.0/33]' --set 'includeIPRanges={10.0.0.0/33}'
+refuse excludeIPRanges 'excludeIPRanges: [10.0.0.300/32]' --set 'excludeIPRanges={10.0.0.300/32}'
+refuse excludePorts 'excludePorts: [0]' --set 'excludePorts={0}'
+refuse podGateway 'podGateway: "gateway"' --set-string podGateway=gateway
+refuse port 'metrics.port: 70000' --set metrics.port=70000
+refuse pullPolicy 'image.pullPolicy: Sometimes' --set image.pullPolicy=Sometimes
+refuse wrokers 'a misspelt top-level value (wrokers)' --set wrokers=2
+# values this release cannot honour: the chart fails with the reason
+refuse 'no tracing flags' 'tracing.zipkinURL (no daemon flag yet)' --set tracing.zipkinURL=http://zipkin:9411/api/v2/spans
+refuse 'no tracing flags' 'tracing.sampling (no daemon flag yet)' --set tracing.sampling=1
+refuse 'ringmesh sync' 'sync.enabled (no sync command yet)' --set sync.enabled=true
+refuse "proxy's listener" 'metrics.port: 15001 (the proxy port)' --set metrics.port=15001
+
+# 6. NOTES.txt (helm template does not render it: a copy of the chart renders it with
+# tpl into a ConfigMap)
+cp -r "$chart" "$tmp/chart"
+mv "$tmp/chart/templates/NOTES.txt" "$tmp/chart/NOTES.txt"
+cat >"$tmp/chart/templates/notes-test.yaml" <<'TPL'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: notes}
+data:
+  notes: |
+{{ tpl (.Files.Get "NOTES.txt") . | indent 4 }}
+TPL
+if "$helm" template ringmesh "$tmp/chart" --namespace ringmesh-system \
+	--show-only templates/notes-test.yaml >"$tmp/notes" 2>&1 &&
+	grep -q 'rollout status daemonset/ringmesh' "$tmp/notes" &&
+	grep -q '/healthz/ready' "$tmp/notes" && grep -q 'ringmesh status' "$tmp/notes" &&
+	grep -q 'grafana_dashboard=1' "$tmp/notes"; then
+	ok "NOTES.txt renders and says how to check the install"
+else
+	bad "NOTES.txt renders and says how to check the install"; sed 's/^/    # /' "$tmp/notes" | head
+fi
+
+echo "helm: $pass passed, $failn failed"
+[ $failn -eq 0 ]
