@@ -8,6 +8,7 @@ check_rendered.py RENDERED.yaml CHART_DIR MODE
   MODE invariants: the issue's security and operability requirements, for the
                    values in force; prints "ok - ..." / "not ok - ..." lines
   MODE dashboards: every dashboards/*.json shipped byte for byte, labelled
+  MODE caps:       the ringmeshd container's added capabilities, comma-separated
 """
 import hashlib
 import os
@@ -114,6 +115,10 @@ def main():
     if mode == "args":
         for a in container(one(docs, "DaemonSet"), "ringmeshd")["args"]:
             print(a)
+        return
+    if mode == "caps":
+        sc = container(one(docs, "DaemonSet"), "ringmeshd")["securityContext"]
+        print(",".join(sc["capabilities"]["add"]))
         return
     if mode == "invariants":
         invariants(docs)

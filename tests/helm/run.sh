@@ -29,7 +29,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Helm keeps no state for lint/template, but keep it off the caller's home anyway.
 export HELM_CACHE_HOME=$tmp/cache HELM_CONFIG_HOME=$tmp/config HELM_DATA_HOME=$tmp/data
 
-pass=0 failn=0
+pass=0 failn=0 skipn=0
 ok() { pass=$((pass + 1)); echo "ok - $*"; }
 bad() { failn=$((failn + 1)); echo "not ok - $*"; }
 render() { # out args...: the one way every test renders the chart
@@ -167,5 +167,19 @@ else
 	bad "NOTES.txt renders and says how to check the install"; sed 's/^/    # /' "$tmp/notes" | head
 fi
 
-echo "helm: $pass passed, $failn failed"
+# 7. the chart's capabilities on this kernel (root, BPF, cgroup2: else skipped)
+if [ -s "$tmp/default.yaml" ]; then
+	"$here/caps.sh" "$tmp/default.yaml" "$build" >"$tmp/caps.out" 2>&1
+	rc=$?
+	if [ $rc -eq 77 ]; then
+		skipn=$((skipn + 1)); echo "skip - capabilities: $(head -1 "$tmp/caps.out")"
+	else
+		grep '^#' "$tmp/caps.out"
+		tally caps < <(grep -E '^(not )?ok - ' "$tmp/caps.out")
+		grep -q '^caps: ' "$tmp/caps.out" || { bad "caps.sh exited $rc"; tail -5 "$tmp/caps.out" | sed 's/^/    # /'; }
+		grep '^    #' "$tmp/caps.out"
+	fi
+fi
+
+echo "helm: $pass passed, $failn failed, $skipn skipped"
 [ $failn -eq 0 ]
