@@ -101,6 +101,12 @@ if [ -x "$build/ringmeshd" ]; then
 			bad "ringmeshd refuses the $v rendering's arguments: $out"
 		fi
 	done
+	v=$("$build/ringmeshd" --version | awk '{ print $2 }')
+	if grep -qx "appVersion: \"$v\"" "$chart/Chart.yaml" && grep -qx "version: $v" "$chart/Chart.yaml"; then
+		ok "the chart's version and appVersion are ringmeshd's ($v): the default image tag exists"
+	else
+		bad "the chart's version/appVersion are not ringmeshd's $v"
+	fi
 	# The check can fail: a flag this daemon does not have, and a bad value.
 	if ! "$build/ringmeshd" "${args[@]}" --zipkin-url http://z:9411 --help >/dev/null 2>&1 &&
 		! "$build/ringmeshd" --workers two --help >/dev/null 2>&1; then
