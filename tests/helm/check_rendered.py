@@ -86,6 +86,9 @@ def invariants(docs):
     for cr in [x for x in docs if x.get("kind") == "ClusterRole"]:
         verbs = {v for r in cr["rules"] for v in r["verbs"]}
         check(verbs == {"get", "list", "watch"}, "ClusterRole is get/list/watch only")
+    us = ds["spec"]["updateStrategy"]
+    check(us["type"] == "RollingUpdate" or "rollingUpdate" not in us,
+          "rollingUpdate only with type RollingUpdate (the API refuses it with OnDelete)")
     check(pod.get("automountServiceAccountToken") is False, "no API token mounted (nothing reads the API yet)")
 
 
