@@ -101,6 +101,38 @@ if [ -x "$build/ringmeshd" ]; then
 			bad "ringmeshd refuses the $v rendering's arguments: $out"
 		fi
 	done
+	# The schema's list limits are the daemon's: the longest lists it allows render
+	# into arguments ringmeshd takes, one more is refused.
+	python3 - "$tmp" <<'PY'
+import sys
+t = sys.argv[1]
+def lists(n_ranges, n_ports, f):
+    with open(f, "w") as o:
+        o.write("includeIPRanges:\n" + "".join("  - 10.%d.%d.0/24\n" % (i // 256, i % 256) for i in range(n_ranges)))
+        o.write("excludePorts: [%s]\n" % ",".join(str(1 + i) for i in range(n_ports)))
+lists(1024, 256, t + "/max.yaml")
+lists(1024, 257, t + "/over-ports.yaml")
+lists(1025, 1, t + "/over-ranges.yaml")
+PY
+	if render "$tmp/max.yaml.out" -f "$tmp/max.yaml" &&
+		mapfile -t margs < <(python3 "$here/check_rendered.py" "$tmp/max.yaml.out" "$chart" args) &&
+		"$build/ringmeshd" "${margs[@]}" --help >/dev/null 2>"$tmp/max.err"; then
+		ok "1024 include ranges and 256 excluded ports: allowed, and ringmeshd takes them"
+	else
+		bad "1024 include ranges and 256 excluded ports: $(cat "$tmp/max.yaml.out.err" "$tmp/max.err" 2>/dev/null | head -c 300)"
+	fi
+	over_ranges=$(python3 -c 'print(",".join("10.%d.%d.0/24" % (i // 256, i % 256) for i in range(1025)))')
+	over_ports=$(python3 -c 'print(",".join(str(1 + i) for i in range(257)))')
+	for o in over-ports over-ranges; do
+		if [ $o = over-ports ]; then d=(--exclude-ports "$over_ports"); else d=(--include-ip-ranges "$over_ranges"); fi
+		if render "$tmp/$o.out" -f "$tmp/$o.yaml"; then
+			bad "schema allows $o"
+		elif "$build/ringmeshd" "${d[@]}" --help >/dev/null 2>&1; then
+			bad "schema refuses $o, but ringmeshd takes it: the limits drifted"
+		else
+			ok "schema refuses $o, and so does ringmeshd"
+		fi
+	done
 	v=$("$build/ringmeshd" --version | awk '{ print $2 }')
 	if grep -qx "appVersion: \"$v\"" "$chart/Chart.yaml" && grep -qx "version: $v" "$chart/Chart.yaml"; then
 		ok "the chart's version and appVersion are ringmeshd's ($v): the default image tag exists"
@@ -134,6 +166,8 @@ refuse workers 'workers: 0' --set workers=0
 refuse workers 'workers: 65 (ringmeshd allows 1..64)' --set workers=65
 refuse podsCgroup 'podsCgroup: "" (the cgroup2 root)' --set-string podsCgroup=
 refuse podsCgroup 'podsCgroup: "/" (the cgroup2 root)' --set-string podsCgroup=/
+refuse podsCgroup 'podsCgroup: "." (the cgroup2 root)' --set-string podsCgroup=.
+refuse podsCgroup 'podsCgroup: "kubepods/."' --set-string podsCgroup=kubepods/.
 refuse podsCgroup 'podsCgroup: "../x"' --set-string podsCgroup=../x
 refuse podsCgroup 'podsCgroup: "kubepods/../.."' --set-string podsCgroup=kubepods/../..
 refuse cgroupRoot 'cgroupRoot: relative' --set-string cgroupRoot=sys/fs/cgroup
