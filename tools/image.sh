@@ -2,8 +2,8 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # `make image`: the OCI image the Helm chart runs, built with Debian's buildah from
 # scratch: ringmeshd and the ringmesh CLI, the shared libraries they load (found by
-# ldd, from this machine's Debian packages), and the three programs the chart's
-# bpffs init container runs (sh, grep, mount) with theirs. No package manager, no
+# ldd, from this machine's Debian packages), and the two programs the chart's
+# bpffs init container runs (sh, mount) with theirs. No package manager, no
 # shell for the daemon: it is the entrypoint. Saved as an OCI archive:
 #   tools/image.sh [BUILD]   -> BUILD/ringmesh-image.tar, image localhost/ringmesh:VERSION
 # (VERSION: `ringmeshd --version`, which is the chart's appVersion). Load it on a node
@@ -51,7 +51,6 @@ add() { # src [dst]
 add "$build/ringmeshd" /usr/bin/ringmeshd
 add "$build/ringmesh" /usr/bin/ringmesh
 add /bin/dash /bin/sh
-add /bin/grep
 add /bin/mount
 printf 'root:x:0:0:root:/:/usr/bin/ringmeshd\n' >"$rootfs/etc/passwd"
 printf 'root:x:0:\n' >"$rootfs/etc/group"
@@ -90,8 +89,8 @@ if [ "$(id -u)" -eq 0 ]; then
 	done
 	got=$(chroot "$chk/root" /usr/bin/ringmeshd --version)
 	chroot "$chk/root" /usr/bin/ringmesh version >/dev/null
-	chroot "$chk/root" /bin/sh -ec 'grep -q root /etc/passwd; mount --version' >/dev/null
+	chroot "$chk/root" /bin/sh -ec 'read -r l </etc/passwd; mount --version' >/dev/null
 	[ "$got" = "ringmeshd $version" ] || { echo "Error: image's ringmeshd says '$got'" >&2; exit 1; }
 	rm -rf "$chk"
-	echo "  IMAGE    checked: ringmeshd, ringmesh, sh, grep, mount run from the archive's layer"
+	echo "  IMAGE    checked: ringmeshd, ringmesh, sh, mount run from the archive's layer"
 fi

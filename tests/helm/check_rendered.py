@@ -9,6 +9,7 @@ check_rendered.py RENDERED.yaml CHART_DIR MODE
                    values in force; prints "ok - ..." / "not ok - ..." lines
   MODE dashboards: every dashboards/*.json shipped byte for byte, labelled
   MODE caps:       the ringmeshd container's added capabilities, comma-separated
+  MODE init:       the bpffs init container's shell script
 """
 import hashlib
 import os
@@ -118,6 +119,11 @@ def main():
     if mode == "args":
         for a in container(one(docs, "DaemonSet"), "ringmeshd")["args"]:
             print(a)
+        return
+    if mode == "init":
+        pod = one(docs, "DaemonSet")["spec"]["template"]["spec"]
+        c = [i for i in pod.get("initContainers", []) if i["name"] == "mount-bpffs"][0]
+        print(c["args"][0], end="")
         return
     if mode == "caps":
         sc = container(one(docs, "DaemonSet"), "ringmeshd")["securityContext"]

@@ -207,7 +207,34 @@ else
 	bad "NOTES.txt renders and says how to check the install"; sed 's/^/    # /' "$tmp/notes" | head
 fi
 
-# 7. the chart's capabilities on this kernel (root, BPF, cgroup2: else skipped)
+# 7. the bpffs init container's script, run for real in a private mount namespace (the
+# node's /sys/fs/bpf hidden under a tmpfs there, nothing propagates out): it mounts
+# bpffs when there is none, and leaves an existing one alone (mounting over it would
+# hide every pin).
+if [ "$(id -u)" -eq 0 ] && command -v unshare >/dev/null && [ -s "$tmp/default.yaml" ]; then
+	python3 "$here/check_rendered.py" "$tmp/default.yaml" "$chart" init >"$tmp/init.sh"
+	# shellcheck disable=SC2016
+	if out=$(unshare -m --propagation private sh -ec '
+		mount -t tmpfs tmpfs /sys/fs/bpf
+		sh -ec "$(cat "$1")"
+		stat -f -c %T /sys/fs/bpf
+		n1=$(grep -c " /sys/fs/bpf " /proc/self/mounts)
+		mkdir /sys/fs/bpf/pin-stand-in
+		sh -ec "$(cat "$1")"
+		n2=$(grep -c " /sys/fs/bpf " /proc/self/mounts)
+		[ -d /sys/fs/bpf/pin-stand-in ] && echo "pin kept"
+		[ "$n1" = "$n2" ] && echo "no second mount"' sh "$tmp/init.sh" 2>&1) &&
+		[ "$(printf '%s\n' "$out" | tr '\n' '|')" = "mounted bpffs at /sys/fs/bpf|bpf_fs|bpffs already mounted at /sys/fs/bpf|pin kept|no second mount|" ]; then
+		ok "init container: mounts bpffs where there is none, keeps an existing one"
+	else
+		bad "init container: mounts bpffs where there is none, keeps an existing one"
+		printf '%s\n' "$out" | sed 's/^/    # /'
+	fi
+else
+	skipn=$((skipn + 1)); echo "skip - init container script (needs root and unshare)"
+fi
+
+# 8. the chart's capabilities on this kernel (root, BPF, cgroup2: else skipped)
 if [ -s "$tmp/default.yaml" ]; then
 	"$here/caps.sh" "$tmp/default.yaml" "$build" >"$tmp/caps.out" 2>&1
 	rc=$?
