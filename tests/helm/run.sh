@@ -34,7 +34,7 @@ ok() { pass=$((pass + 1)); echo "ok - $*"; }
 bad() { failn=$((failn + 1)); echo "not ok - $*"; }
 render() { # out args...: the one way every test renders the chart
 	local out=$1; shift
-	"$helm" template ringmesh "$chart" --namespace ringmesh-system "$@" >"$out" 2>"$out.err"
+	"$helm" template ringmesh "$chart" --namespace ringmesh-system --kube-version 1.31.0 "$@" >"$out" 2>"$out.err"
 }
 
 echo "# $("$helm" version --short)"
@@ -42,7 +42,7 @@ echo "# $("$helm" version --short)"
 # 1. lint --strict
 for v in default custom; do
 	vf=(); [ $v = custom ] && vf=(-f "$here/custom-values.yaml")
-	if "$helm" lint --strict "$chart" --namespace ringmesh-system "${vf[@]}" >"$tmp/lint.$v" 2>&1; then
+	if "$helm" lint --strict "$chart" --namespace ringmesh-system --kube-version 1.31.0 "${vf[@]}" >"$tmp/lint.$v" 2>&1; then
 		ok "helm lint --strict ($v values)"
 	else
 		bad "helm lint --strict ($v values)"; sed 's/^/    # /' "$tmp/lint.$v"
@@ -87,6 +87,17 @@ if [ -s "$tmp/custom.yaml" ] &&
 	ok "dashboards.namespace puts every dashboard there"
 else
 	bad "dashboards.namespace puts every dashboard there"
+fi
+
+# AppArmor: the field from Kubernetes 1.30, the annotation before (never both)
+aa_ann='container.apparmor.security.beta.kubernetes.io/ringmeshd: unconfined'
+if render "$tmp/k129.yaml" --kube-version 1.29.0 && grep -q "^        $aa_ann\$" "$tmp/k129.yaml" &&
+	! grep -q 'appArmorProfile:' "$tmp/k129.yaml" && [ -s "$tmp/default.yaml" ] &&
+	! grep -q 'container.apparmor' "$tmp/default.yaml" &&
+	grep -A1 '^            appArmorProfile:' "$tmp/default.yaml" | grep -q 'type: Unconfined'; then
+	ok "AppArmor unconfined: the field on Kubernetes 1.31, the annotation on 1.29"
+else
+	bad "AppArmor unconfined: the field on Kubernetes 1.31, the annotation on 1.29"
 fi
 
 # 4. every rendered ringmeshd argument through the real parser: `--help` answers only

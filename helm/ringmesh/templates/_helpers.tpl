@@ -74,6 +74,22 @@ every rendered argument with `ringmeshd ARGS --help`, which validates each value
 {{- end }}
 {{- end -}}
 
+{{/*
+AppArmor: the securityContext field from Kubernetes 1.30 on, the annotation (which
+kubelets before 1.30 read) below it. Non-empty when the field is to be rendered.
+*/}}
+{{- define "ringmesh.appArmorField" -}}
+{{- if and .Values.securityContext.appArmorProfile.type (semverCompare ">=1.30-0" .Capabilities.KubeVersion.Version) -}}yes{{- end -}}
+{{- end -}}
+
+{{- define "ringmesh.appArmorAnnotation" -}}
+{{- $p := .Values.securityContext.appArmorProfile -}}
+{{- if eq (toString $p.type) "Unconfined" -}}unconfined
+{{- else if eq (toString $p.type) "RuntimeDefault" -}}runtime/default
+{{- else if eq (toString $p.type) "Localhost" -}}{{ printf "localhost/%s" (required "securityContext.appArmorProfile.localhostProfile is required with type Localhost" $p.localhostProfile) }}
+{{- end -}}
+{{- end -}}
+
 {{/* Values this release cannot honour fail the install with the reason. */}}
 {{- define "ringmesh.validate" -}}
 {{- if .Values.sync.enabled -}}
