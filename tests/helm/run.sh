@@ -55,14 +55,19 @@ for v in default custom; do
 	if ! render "$tmp/$v.yaml" "${vf[@]}"; then
 		bad "helm template ($v values)"; sed 's/^/    # /' "$tmp/$v.yaml.err"; continue
 	fi
+	# The dashboards' JSON (checked byte for byte below) stands as one placeholder line
+	# in the goldens, so regenerating a dashboard does not touch them.
+	awk '/^  [A-Za-z0-9._-]+\.json: \|$/ { print; f = $1; sub(/:$/, "", f)
+		print "    <the bytes of dashboards/" f ">"; skip = 1; next }
+		skip && /^    / { next } { skip = 0; print }' "$tmp/$v.yaml" >"$tmp/$v.golden"
 	if [ "${UPDATE_GOLDEN:-}" = 1 ]; then
-		cp "$tmp/$v.yaml" "$here/golden/$v.yaml"; echo "# wrote golden/$v.yaml"
+		cp "$tmp/$v.golden" "$here/golden/$v.yaml"; echo "# wrote golden/$v.yaml"
 	fi
-	if cmp -s "$tmp/$v.yaml" "$here/golden/$v.yaml"; then
+	if cmp -s "$tmp/$v.golden" "$here/golden/$v.yaml"; then
 		ok "helm template ($v values) matches golden/$v.yaml"
 	else
 		bad "helm template ($v values) differs from golden/$v.yaml"
-		diff -u "$here/golden/$v.yaml" "$tmp/$v.yaml" | head -40 | sed 's/^/    # /'
+		diff -u "$here/golden/$v.yaml" "$tmp/$v.golden" | head -40 | sed 's/^/    # /'
 	fi
 done
 
