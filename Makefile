@@ -2,6 +2,7 @@
 # ringmesh build. `make` builds everything into $(BUILD)/ (default build/);
 # `make V=1` shows the commands; `make SAN=1` builds with ASan+UBSan into build-san/.
 # `make deps` installs the Debian packages the build and the tests need.
+# `make image` builds the OCI image the Helm chart (helm/ringmesh) runs.
 
 ifeq ($(SAN),1)
 BUILD ?= build-san
@@ -48,12 +49,18 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 .DELETE_ON_ERROR:
 # Keep generated skeletons and objects: they are inputs of later builds, not scratch.
 .SECONDARY:
-.PHONY: all deps test test-asan soak unit check e2e demo bench clean install-deps-check fuzz-long
+.PHONY: all deps test test-asan soak unit check e2e demo bench clean install-deps-check fuzz-long \
+	image
 
 all: $(BUILD)/ringmeshd $(BUILD)/ringmesh $(TOOL_BINS) $(UNIT_BINS)
 
 deps:
 	$(Q)tools/deps.sh
+
+# The OCI image the Helm chart runs (localhost/ringmesh:VERSION), saved as
+# $(BUILD)/ringmesh-image.tar; tools/image.sh says how to load or push it.
+image: all
+	$(Q)tools/image.sh $(BUILD)
 
 $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/lib/*.h) $(wildcard include/ringmesh/*.h)
 	$(call msg,BPF,$@)

@@ -36,6 +36,8 @@ suite check tools/check.sh "$build"
 suite unit tests/unit/run.sh "$san"
 [ -x tests/tools/run.sh ] && suite tools tests/tools/run.sh "$build"
 [ -x tests/cli/run.sh ] && suite cli tests/cli/run.sh "$build"
+# The Helm chart (lint, golden renderings, schema); exits 77 without a Helm 3.
+suite helm tests/helm/run.sh "$build"
 [ -x tests/bpf/run.sh ] && suite bpf tests/bpf/run.sh "$build"
 # 20 s per fuzzer: a smoke run against regressions; long runs: tests/fuzz/run.sh
 suite fuzz tests/fuzz/run.sh --suite 20 "$build" all

@@ -1,0 +1,104 @@
+{{/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */}}
+{{- define "ringmesh.name" -}}
+{{- .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "ringmesh.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ringmesh.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ringmesh.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "ringmesh.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "ringmesh.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ringmesh
+{{- end -}}
+
+{{- define "ringmesh.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "ringmesh.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ringmesh.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/*
+The pin dir the daemon (and later the sync container) share: ringmeshd's default,
+on the node's bpffs so that pins outlive the pod.
+*/}}
+{{- define "ringmesh.pinDir" -}}/sys/fs/bpf/ringmesh{{- end -}}
+
+{{/*
+ringmeshd's command line. Only flags this release's daemon parses (tests/helm checks
+every rendered argument with `ringmeshd ARGS --help`, which validates each value).
+*/}}
+{{- define "ringmesh.daemonArgs" -}}
+- --cgroup
+- {{ printf "/host/cgroup2/%s" (trimPrefix "/" .Values.podsCgroup) | quote }}
+- --include-ip-ranges
+- {{ join "," .Values.includeIPRanges | quote }}
+{{- with .Values.excludeIPRanges }}
+- --exclude-ip-ranges
+- {{ join "," . | quote }}
+{{- end }}
+{{- with .Values.excludePorts }}
+- --exclude-ports
+- {{ join "," . | quote }}
+{{- end }}
+{{- if .Values.workers }}
+- --workers
+- {{ int .Values.workers | toString | quote }}
+{{- end }}
+- --pod-gateway
+- {{ .Values.podGateway | quote }}
+- --pin-dir
+- {{ include "ringmesh.pinDir" . | quote }}
+- --metrics-listen
+- {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+{{- range .Values.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{/*
+AppArmor: the securityContext field from Kubernetes 1.30 on, the annotation (which
+kubelets before 1.30 read) below it. Non-empty when the field is to be rendered.
+*/}}
+{{- define "ringmesh.appArmorField" -}}
+{{- if and .Values.securityContext.appArmorProfile.type (semverCompare ">=1.30-0" .Capabilities.KubeVersion.Version) -}}yes{{- end -}}
+{{- end -}}
+
+{{- define "ringmesh.appArmorAnnotation" -}}
+{{- $p := .Values.securityContext.appArmorProfile -}}
+{{- if eq (toString $p.type) "Unconfined" -}}unconfined
+{{- else if eq (toString $p.type) "RuntimeDefault" -}}runtime/default
+{{- else if eq (toString $p.type) "Localhost" -}}{{ printf "localhost/%s" (required "securityContext.appArmorProfile.localhostProfile is required with type Localhost" $p.localhostProfile) }}
+{{- end -}}
+{{- end -}}
+
+{{/* Values this release cannot honour fail the install with the reason. */}}
+{{- define "ringmesh.validate" -}}
+{{- if .Values.sync.enabled -}}
+{{- fail "sync.enabled: the `ringmesh sync` command is not in this release of ringmesh; leave it false (configure with `ringmesh apply` meanwhile)" -}}
+{{- end -}}
+{{- if or .Values.tracing.zipkinURL (not (kindIs "invalid" .Values.tracing.sampling)) -}}
+{{- fail "tracing.zipkinURL/tracing.sampling: ringmeshd of this release has no tracing flags; leave them unset" -}}
+{{- end -}}
+{{- if eq (int .Values.metrics.port) 15001 -}}
+{{- fail "metrics.port: 15001 is the proxy's listener port" -}}
+{{- end -}}
+{{- end -}}
