@@ -540,6 +540,13 @@ static void test_refusals(void)
 	o.cgroup_path = "/tmp";
 	rc = rm_dp_open(&dp, &o, err, sizeof(err));
 	CHECK(rc == -EINVAL && strstr(err, "not a cgroup2") && !dp, "/tmp: rc %d '%s'", rc, err);
+	/* a container in its own cgroup namespace sees a non-root cgroup as its mount
+	 * and may be handed the host's real root by a hostPath: still the root */
+	rc = dp_check_cgroup(cg_mnt, cg_pods, err, sizeof(err));
+	CHECK(rc == -EINVAL && strstr(err, "root of a cgroup2 hierarchy"),
+	      "real root behind another mount: rc %d '%s'", rc, err);
+	rc = dp_check_cgroup(cg_pods, NULL, err, sizeof(err));
+	CHECK(rc == 0, "pods cgroup: rc %d '%s'", rc, err);
 	o.cgroup_path = cg_pods;
 	o.pin_dir = "relative/pins";
 	rc = rm_dp_open(&dp, &o, err, sizeof(err));

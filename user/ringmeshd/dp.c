@@ -268,6 +268,7 @@ static int check_opts(const struct rm_dp_opts *o, char *err, size_t errlen)
  * steer every process on the node, the daemon's upstreams included. */
 static int check_cgroup(const char *path, const char *mnt, char *real, char *err, size_t errlen)
 {
+	char ev[PATH_MAX + 16];
 	struct stat a, b;
 
 	if (!realpath(path, real))
@@ -277,7 +278,32 @@ static int check_cgroup(const char *path, const char *mnt, char *real, char *err
 	if (!strcmp(real, mnt) || (!stat(mnt, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino))
 		return errf_sys(err, errlen, -EINVAL,
 				"%s is the cgroup2 root; give the pods' parent cgroup", path);
+	/* The root of the hierarchy may also be reached through a path that is not the
+	 * first mount: a bind mount, or a container's hostPath of the host's cgroup2
+	 * while its own cgroup namespace makes its /sys/fs/cgroup look like a root. Only
+	 * the real root has no cgroup.events, whatever the path. */
+	if (snprintf(ev, sizeof(ev), "%s/cgroup.events", real) >= (int)sizeof(ev))
+		return errf(err, errlen, -ENAMETOOLONG, "cgroup %s: path too long", path);
+	if (access(ev, F_OK) && errno == ENOENT)
+		return errf(err, errlen, -EINVAL,
+			    "%s is the root of a cgroup2 hierarchy (it has no cgroup.events); "
+			    "give the pods' parent cgroup",
+			    path);
 	return 0;
+}
+
+int dp_check_cgroup(const char *path, const char *mnt, char *err, size_t errlen)
+{
+	char m[PATH_MAX], real[PATH_MAX];
+	int rc;
+
+	if (!mnt) {
+		rc = cgroup2_mount(m, sizeof(m));
+		if (rc)
+			return errf_sys(err, errlen, rc, "no cgroup2 mount in /proc/self/mounts");
+		mnt = m;
+	}
+	return check_cgroup(path, mnt, real, err, errlen);
 }
 
 static int setup_cfg(struct rm_dp *dp, const struct rm_dp_opts *o, const char *self_cg, char *err,

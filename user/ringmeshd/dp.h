@@ -40,6 +40,13 @@ struct rm_dp;
  * configure, attach and pin. 0 or -errno; err gets a human-readable reason.
  * Interception starts only with the first rm_dp_heartbeat(), which the caller
  * gives once it is ready to serve (configuration loaded, workers accepting). */
+/* The checks rm_dp_open() makes of opts->cgroup_path before it attaches anything:
+ * a cgroup2 directory that is not the root of the hierarchy, by whatever path (a
+ * container whose cgroup namespace makes its own /sys/fs/cgroup look like the root,
+ * given the host's root through a hostPath, is refused too). mnt: the cgroup2 mount
+ * to compare with (NULL: the first in /proc/self/mounts, as rm_dp_open uses).
+ * 0 or -EINVAL with err filled. */
+int dp_check_cgroup(const char *path, const char *mnt, char *err, size_t errlen);
 int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *opts, char *err, size_t errlen);
 
 /* Stamp the heartbeat (CLOCK_MONOTONIC) into rm_proxy. Cheap: a store into the mmapped map. */
