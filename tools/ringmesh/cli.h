@@ -119,7 +119,6 @@ struct rm_addr;
 struct rm_proxy_cfg;
 struct rm_stats_slot;
 /* Name of an rm_dpstats index (enum rm_dp_stat), NULL if unknown. */
-const char *cli_dp_stat_name(uint32_t i);
 /* "a.b.c.d:port" / "[v6]:port" for a mapped address and a network-order port. */
 const char *cli_endpoint_str(const struct rm_addr *a, uint16_t be_port, char *buf, size_t len);
 /* The fields of rm_proxy[0] as JSON members (inside an open object) or plain lines. */

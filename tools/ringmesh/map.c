@@ -20,6 +20,7 @@
 #include "ringmesh/stats.h"
 #include "common/util.h"
 #include "common/pin.h"
+#include "common/prom.h"
 #include "cli.h"
 
 /* ---- per-map entry printers ---- */
@@ -251,7 +252,7 @@ static void entry_dpstat(const struct cli_map *m, const void *key, const void *v
 
 	memcpy(&idx, key, sizeof(idx));
 	cli_percpu_sum_u64(m, val, &sum, 1);
-	name = cli_dp_stat_name(idx);
+	name = prom_dp_stat_name(idx);
 	if (!name) {
 		snprintf(buf, sizeof(buf), "reason_%u", idx);
 		name = buf;

@@ -30,28 +30,6 @@ const char *cli_addr_str(const void *addr16, char *buf, size_t len)
 	return buf;
 }
 
-static const char *const dp_stat_names[RM_DP_STAT_MAX] = {
-    [RM_DP_REDIRECTED] = "redirected",
-    [RM_DP_NOT_TCP] = "not_tcp",
-    [RM_DP_NOT_INCLUDED] = "not_included",
-    [RM_DP_EXCLUDED] = "excluded",
-    [RM_DP_PORT_EXCLUDED] = "port_excluded",
-    [RM_DP_SELF] = "self",
-    [RM_DP_STALE] = "stale",
-    [RM_DP_ORIG_FULL] = "orig_full",
-    [RM_DP_ESTABLISHED] = "established",
-    [RM_DP_SOCK_ADDED] = "sock_added",
-    [RM_DP_MSG_REDIRECT] = "msg_redirect",
-    [RM_DP_MSG_PASS] = "msg_pass",
-    [RM_DP_GETSOCKOPT] = "getsockopt",
-    [RM_DP_NOT_IPV4] = "not_ipv4",
-};
-
-const char *cli_dp_stat_name(uint32_t i)
-{
-	return i < RM_DP_STAT_MAX && dp_stat_names[i] ? dp_stat_names[i] : NULL;
-}
-
 const char *cli_endpoint_str(const struct rm_addr *a, uint16_t be_port, char *buf, size_t len)
 {
 	char ab[INET6_ADDRSTRLEN + 1];

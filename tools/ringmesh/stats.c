@@ -91,13 +91,13 @@ static int show_dp(void)
 		json_name(cli.jw, "datapath");
 		json_start_object(cli.jw);
 		for (i = 0; i < RM_DP_STAT_MAX; i++)
-			json_uint_field(cli.jw, cli_dp_stat_name(i), sums[i]);
+			json_uint_field(cli.jw, prom_dp_stat_name(i), sums[i]);
 		json_end_object(cli.jw);
 	} else {
 		printf("Data path decisions (%s, summed over %d CPUs):\n", RM_MAP_DPSTATS,
 		       cli_ncpus());
 		for (i = 0; i < RM_DP_STAT_MAX; i++)
-			printf("  %-14s %llu\n", cli_dp_stat_name(i), (unsigned long long)sums[i]);
+			printf("  %-14s %llu\n", prom_dp_stat_name(i), (unsigned long long)sums[i]);
 	}
 	return 1;
 }

@@ -247,14 +247,17 @@ int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err,
 /* A stored document whose text some document of known carries is not parsed:
  * the merge replaces it with that one anyway (same text, same kind+namespace+
  * name), so it only holds the key and place, ir NULL. */
-static int placeholder(struct cfg_doc *d, const struct cfg_doc *k, const char *origin,
-		       unsigned first_line, const char *text, size_t len)
+/* A document's own copies of its key, origin and text (ir is taken over, may be NULL). */
+static int doc_fill(struct cfg_doc *d, enum cfg_kind kind, struct cfg_doc_ir *ir, const char *ns,
+		    const char *name, const char *origin, unsigned first_line, const char *text,
+		    size_t len)
 {
 	memset(d, 0, sizeof(*d));
-	d->kind = k->kind;
+	d->kind = kind;
+	d->ir = ir;
 	d->first_line = first_line;
-	d->ns = strdup(k->ns);
-	d->name = strdup(k->name);
+	d->ns = strdup(ns);
+	d->name = strdup(name);
 	d->origin = strdup(origin);
 	d->text = strndup(text, len);
 	if (!d->ns || !d->name || !d->origin || !d->text) {
@@ -262,6 +265,12 @@ static int placeholder(struct cfg_doc *d, const struct cfg_doc *k, const char *o
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+static int placeholder(struct cfg_doc *d, const struct cfg_doc *k, const char *origin,
+		       unsigned first_line, const char *text, size_t len)
+{
+	return doc_fill(d, k->kind, NULL, k->ns, k->name, origin, first_line, text, len);
 }
 
 static int unpack(const struct rm_cfg_src *src, struct cfg_docs *out, const struct cfg_docs *known,
@@ -599,19 +608,7 @@ int cfg_docs_push(struct cfg_docs *docs, struct cfg_doc *d)
 int cfg_doc_make(struct cfg_doc *d, struct cfg_doc_ir *ir, const char *origin, unsigned first_line,
 		 const char *text, size_t len)
 {
-	memset(d, 0, sizeof(*d));
-	d->kind = ir->kind;
-	d->ir = ir;
-	d->first_line = first_line;
-	d->ns = strdup(ir->ns);
-	d->name = strdup(ir->name);
-	d->origin = strdup(origin);
-	d->text = strndup(text, len);
-	if (!d->ns || !d->name || !d->origin || !d->text) {
-		cfg_doc_clear(d);
-		return -ENOMEM;
-	}
-	return 0;
+	return doc_fill(d, ir->kind, ir, ir->ns, ir->name, origin, first_line, text, len);
 }
 
 void cfg_docs_free(struct cfg_docs *docs)
