@@ -40,3 +40,44 @@ mk_pod() {
 
 # in_ns NS cmd...: run in a netns keeping /sys (bpffs, cgroups) visible.
 in_ns() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" "$@"; }
+
+# The workshop's node, shared by the suites that route trans-service: the node netns
+# $NODE_NS, the client pod $CLIENT_NS at 10.244.0.10 and three backend pods
+# rm-$RUN_ID-v1..v3 at 10.244.0.11-13, then the cgroups PODS_CG, CLIENT_CG, DAEMON_CG.
+# SUITE names the summary printed when the node cannot be built (the suite then exits).
+workshop_pods() {
+	mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 || return 1
+	local i
+	for i in 1 2 3; do mk_pod "$NODE_NS" "rm-$RUN_ID-v$i" vb$i 10.244.0.1$i || return 1; done
+}
+workshop_node() {
+	if ! workshop_pods; then
+		fail "node netns, client pod and three backend pods set up"
+		summary "$1"
+		exit 1
+	fi
+	ok "node netns, client pod 10.244.0.10 and backend pods 10.244.0.11/.12/.13 set up"
+	PODS_CG=$(mk_cgroup pods)
+	CLIENT_CG=$(mk_cgroup pods/client)
+	DAEMON_CG=$(mk_cgroup ringmeshd)
+}
+
+# trans-service v1..v3 (rm-backend, HTTP on :8080) in the workshop's backend pods, stats
+# in $BSTATS_DIR; SUITE as above.
+workshop_backends() {
+	local i
+	for i in 1 2 3; do
+		bg back_v$i in_cg "$(mk_cgroup pods/v$i)" "rm-$RUN_ID-v$i" -- "$BUILD/rm-backend" \
+			--mode http --name trans-service --version v$i --listen 0.0.0.0:8080 \
+			--stats-file "$BSTATS_DIR/v$i.stats" --ready-file "$TMP/v$i.ready"
+	done
+	for i in 1 2 3; do
+		wait_file "$TMP/v$i.ready" 5 && wait_file "$BSTATS_DIR/v$i.stats" 5 || {
+			fail "backend v$i starts"
+			sed 's/^/    # /' "$TMP/back_v$i.log"
+			summary "$1"
+			exit 1
+		}
+	done
+	ok "backends trans-service v1, v2, v3 listening on :8080 in their pods"
+}

@@ -38,21 +38,7 @@ BSTATS_DIR=$TMP
 NODE_NS=rm-$RUN_ID-node
 CLIENT_NS=rm-$RUN_ID-c
 
-setup_node() {
-	mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 || return 1
-	local i
-	for i in 1 2 3; do mk_pod "$NODE_NS" "rm-$RUN_ID-v$i" vb$i 10.244.0.1$i || return 1; done
-}
-if ! setup_node; then
-	fail "node netns, client pod and three backend pods set up"
-	summary breaker
-	exit 1
-fi
-ok "node netns, client pod 10.244.0.10 and backend pods 10.244.0.11/.12/.13 set up"
-
-PODS_CG=$(mk_cgroup pods)
-CLIENT_CG=$(mk_cgroup pods/client)
-DAEMON_CG=$(mk_cgroup ringmeshd)
+workshop_node breaker
 
 # v2: every answer is a 500; each request's CLOCK_MONOTONIC time goes to a log, so
 # the test counts what the host really received and when.

@@ -30,31 +30,8 @@ BSTATS_DIR=$TMP
 
 NODE_NS=rm-$RUN_ID-node
 CLIENT_NS=rm-$RUN_ID-c
-setup_node() {
-	mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 || return 1
-	local i
-	for i in 1 2 3; do mk_pod "$NODE_NS" "rm-$RUN_ID-v$i" vb$i 10.244.0.1$i || return 1; done
-}
-if ! setup_node; then
-	fail "node netns, client pod and three backend pods set up"
-	summary l7-workshop
-	exit 1
-fi
-ok "node netns, client pod 10.244.0.10 and backend pods 10.244.0.11/.12/.13 set up"
-
-PODS_CG=$(mk_cgroup pods)
-CLIENT_CG=$(mk_cgroup pods/client)
-DAEMON_CG=$(mk_cgroup ringmeshd)
-for i in 1 2 3; do
-	bg back_v$i in_cg "$(mk_cgroup pods/v$i)" "rm-$RUN_ID-v$i" -- "$BUILD/rm-backend" --mode http \
-		--name trans-service --version v$i --listen 0.0.0.0:8080 \
-		--stats-file "$BSTATS_DIR/v$i.stats" --ready-file "$TMP/v$i.ready"
-done
-for i in 1 2 3; do
-	wait_file "$TMP/v$i.ready" 5 && wait_file "$BSTATS_DIR/v$i.stats" 5 ||
-		{ fail "backend v$i starts"; sed 's/^/    # /' "$TMP/back_v$i.log"; summary l7-workshop; exit 1; }
-done
-ok "backends trans-service v1, v2, v3 listening on :8080 in their pods"
+workshop_node l7-workshop
+workshop_backends l7-workshop
 
 verbatim() { # the old-API files are the workshop's, byte for byte
 	local f
