@@ -12,6 +12,7 @@
 #include "lib/maps.h"
 #include "lib/maps_cfg.h"
 #include "lib/maps_cb.h"
+#include "lib/maps_wl.h"
 #include "lib/common.h"
 #include "lib/intercept.h"
 #include "lib/estab.h"

@@ -9,7 +9,8 @@ set -euo pipefail
 # by clang-14, so --no-install-recommends below would leave it out.
 pkgs=(make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev liburing-dev
       libcmocka-dev libyaml-dev libpcre2-dev iproute2 iptables curl wrk haproxy nginx-light
-      python3 libclang-rt-14-dev prometheus unzip)
+      python3 libclang-rt-14-dev prometheus unzip libcurl4-openssl-dev libjansson-dev
+      python3-yaml python3-jsonschema)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

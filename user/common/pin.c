@@ -11,6 +11,7 @@
 #include "ringmesh/breaker.h"
 #include "ringmesh/cfg.h"
 #include "ringmesh/stats.h"
+#include "ringmesh/workload.h"
 #include "common/pin.h"
 #include "common/util.h"
 
@@ -23,7 +24,7 @@
 		.map_flags = BPF_F_MMAPABLE,                                                       \
 		.use = PIN_U_MMAP | (use_)}
 
-/* Order and rows follow bpf/lib/maps.h, maps_cfg.h and maps_cb.h. */
+/* Order and rows follow bpf/lib/maps.h, maps_cfg.h, maps_cb.h and maps_wl.h. */
 const struct pin_def pin_defs[PIN_MAX] = {
     [PIN_INCLUDE] = {RM_MAP_INCLUDE, BPF_MAP_TYPE_LPM_TRIE, sizeof(struct rm_lpm_key), sizeof(__u8),
 		     RM_MAX_RANGES, BPF_F_NO_PREALLOC, PIN_U_RUNTIME},
@@ -47,6 +48,9 @@ const struct pin_def pin_defs[PIN_MAX] = {
     ARRAY(PIN_CFG_SRC, RM_MAP_CFG_SRC, struct rm_cfg_src, RM_CFG_HALVES, 0),
     ARRAY(PIN_STATS, RM_MAP_STATS, union rm_stats_entry, RM_STATS_SLOTS, 0),
     ARRAY(PIN_BREAKER, RM_MAP_BREAKER, struct rm_cb_map, 1, PIN_U_RUNTIME),
+    /* written by `ringmesh sync`, which may start first: not PIN_U_RUNTIME */
+    [PIN_WORKLOAD] = {RM_MAP_WORKLOAD, BPF_MAP_TYPE_HASH, sizeof(__u64), sizeof(struct rm_workload),
+		      RM_MAX_WORKLOADS, BPF_F_NO_PREALLOC, 0},
 };
 
 const struct pin_def *pin_find(const char *name)

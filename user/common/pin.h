@@ -33,6 +33,7 @@ enum pin_id {
 	PIN_CFG_SRC,
 	PIN_STATS,
 	PIN_BREAKER,
+	PIN_WORKLOAD,
 	PIN_MAX,
 };
 
