@@ -512,7 +512,7 @@ static void test_inject_space(void **state)
 	assert_int_equal(trace_inject(&c, h, TRACE_MAX_HDRS, buf, sizeof(buf)), 1);
 }
 
-static void test_rate_parse(void)
+static void test_rate_parse(void **state)
 {
 	uint32_t r = 7;
 
@@ -540,7 +540,7 @@ static void test_rate_parse(void)
 	assert_int_equal(r, 7); /* untouched on error */
 }
 
-static void test_sample_rate(void)
+static void test_sample_rate(void **state)
 {
 	uint64_t hits = 0;
 
@@ -574,7 +574,7 @@ static struct trace_ctx decide(const char *const *hdrs, uint32_t ppm, uint64_t r
 	return n;
 }
 
-static void test_sampling_decision(void)
+static void test_sampling_decision(void **state)
 {
 	static const char *const tid[] = {"x-b3-traceid", "463ac35c9f6413ad", "x-b3-spanid",
 					  "a2fb4a1d1a96d312", NULL};
