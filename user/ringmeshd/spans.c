@@ -200,7 +200,7 @@ int spans_post(const struct zipkin_url *u, const char *body, size_t len, char *e
 
 /* ---- sender ---- */
 
-static void post_batch(struct spans *s, const struct zipkin_span *b, size_t n)
+static bool post_batch(struct spans *s, const struct zipkin_span *b, size_t n)
 {
 	char *body = NULL;
 	size_t len = 0;
@@ -208,7 +208,7 @@ static void post_batch(struct spans *s, const struct zipkin_span *b, size_t n)
 	int r = -ENOMEM;
 
 	if (!n)
-		return;
+		return true;
 	f = open_memstream(&body, &len);
 	if (f) {
 		r = zipkin_encode(f, b, n);
@@ -221,9 +221,10 @@ static void post_batch(struct spans *s, const struct zipkin_span *b, size_t n)
 	if (r) {
 		__atomic_fetch_add(&s->dropped_send, n, __ATOMIC_RELAXED);
 		__atomic_fetch_add(&s->posts_failed, 1, __ATOMIC_RELAXED);
-		return;
+		return false;
 	}
 	__atomic_fetch_add(&s->sent, n, __ATOMIC_RELAXED);
+	return true;
 }
 
 /* Move queued spans into the batch (up to SPANS_BATCH); how many it holds now. */
@@ -248,7 +249,10 @@ static void *sender_main(void *arg)
 	uint64_t first = 0; /* when the batch's oldest span was taken */
 	size_t n = 0;
 	bool stop = false;
-	int last_posts = 3; /* at stop: a bounded last flush, the rest is dropped */
+	/* at stop: one last post, only to a collector whose last post went through, so a
+	 * dead or hung one delays the exit by at most the post under way */
+	int last_posts = 1;
+	bool ok = true;
 
 	if (!b)
 		return NULL;
@@ -266,11 +270,17 @@ static void *sender_main(void *arg)
 			if (n < SPANS_BATCH &&
 			    !(n && (stop || mono_ns() - first >= SPANS_FLUSH_MS * 1000000ull)))
 				break;
-			if (stop && !last_posts--) {
-				__atomic_fetch_add(&s->dropped_send, n, __ATOMIC_RELAXED);
-			} else {
-				post_batch(s, b, n);
+			/* a backlog of full batches is posted back to back: look for a stop
+			 * between them, or a hung collector would hold the exit */
+			if (!stop) {
+				struct pollfd p2 = {.fd = s->stop_fd, .events = POLLIN};
+
+				stop = poll(&p2, 1, 0) > 0;
 			}
+			if (stop && (!ok || !last_posts--))
+				__atomic_fetch_add(&s->dropped_send, n, __ATOMIC_RELAXED);
+			else
+				ok = post_batch(s, b, n);
 			n = 0;
 		}
 	}
