@@ -156,7 +156,7 @@ PY
 		bad "the chart's version/appVersion are not ringmeshd's $v"
 	fi
 	# The check can fail: a flag this daemon does not have, and a bad value.
-	if ! "$build/ringmeshd" "${args[@]}" --zipkin-url http://z:9411 --help >/dev/null 2>&1 &&
+	if ! "$build/ringmeshd" "${args[@]}" --no-such-flag --help >/dev/null 2>&1 &&
 		! "$build/ringmeshd" --workers two --help >/dev/null 2>&1; then
 		ok "the parser check refuses an unknown flag and a bad value"
 	else
@@ -196,8 +196,8 @@ refuse port 'metrics.port: 70000' --set metrics.port=70000
 refuse pullPolicy 'image.pullPolicy: Sometimes' --set image.pullPolicy=Sometimes
 refuse wrokers 'a misspelt top-level value (wrokers)' --set wrokers=2
 # values this release cannot honour: the chart fails with the reason
-refuse 'no tracing flags' 'tracing.zipkinURL (no daemon flag yet)' --set tracing.zipkinURL=http://zipkin:9411/api/v2/spans
-refuse 'no tracing flags' 'tracing.sampling (no daemon flag yet)' --set tracing.sampling=1
+refuse zipkinURL 'tracing.zipkinURL: https (ringmeshd posts plain HTTP)' --set tracing.zipkinURL=https://zipkin:9411/api/v2/spans
+refuse sampling 'tracing.sampling: 101' --set tracing.sampling=101
 refuse 'ringmesh sync' 'sync.enabled (no sync command yet)' --set sync.enabled=true
 refuse "proxy's listener" 'metrics.port: 15001 (the proxy port)' --set metrics.port=15001
 

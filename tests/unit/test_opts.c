@@ -75,6 +75,36 @@ static void test_metrics_listen(void **state)
 	assert_non_null(strstr(opts_usage(), "--metrics-listen ADDR:PORT"));
 }
 
+static void test_tracing(void **state)
+{
+	assert_int_equal(PARSE(1, REQ), OPTS_RUN);
+	assert_false(o.zipkin);
+	assert_int_equal(o.trace_ppm, 10000); /* 1 % */
+	assert_int_equal(PARSE(1, REQ, "--zipkin-url", "http://127.0.0.1:9411/api/v2/spans",
+			       "--trace-sampling", "0.5"),
+			 OPTS_RUN);
+	assert_true(o.zipkin);
+	assert_string_equal(o.zipkin_url.host, "127.0.0.1");
+	assert_int_equal(o.zipkin_url.port, 9411);
+	assert_string_equal(o.zipkin_url.path, "/api/v2/spans");
+	assert_int_equal(o.trace_ppm, 5000);
+	assert_int_equal(PARSE(1, REQ, "--trace-sampling=100"), OPTS_RUN);
+	assert_int_equal(o.trace_ppm, 1000000);
+	assert_int_equal(PARSE(1, REQ, "--trace-sampling=0"), OPTS_RUN);
+	assert_int_equal(o.trace_ppm, 0);
+	expect_err(PARSE(1, REQ, "--zipkin-url", "https://zipkin:9411/api/v2/spans"),
+		   "--zipkin-url", "https is not supported");
+	expect_err(PARSE(1, REQ, "--zipkin-url", "zipkin:9411"), "--zipkin-url", "http://");
+	expect_err(PARSE(1, REQ, "--zipkin-url", "http://z:99999/"), "--zipkin-url", "1..65535");
+	expect_err(PARSE(1, REQ, "--trace-sampling", "101"), "--trace-sampling", "'101'");
+	expect_err(PARSE(1, REQ, "--trace-sampling", "-1"), "--trace-sampling", "0..100");
+	expect_err(PARSE(1, REQ, "--trace-sampling", "1%"), "--trace-sampling", "0..100");
+	expect_err(PARSE(1, REQ, "--trace-sampling", "1", "--trace-sampling", "2"),
+		   "--trace-sampling", "twice");
+	assert_non_null(strstr(opts_usage(), "--zipkin-url URL"));
+	assert_non_null(strstr(opts_usage(), "--trace-sampling PERCENT"));
+}
+
 static void test_workers_default_clamped(void **state)
 {
 	assert_int_equal(PARSE(0, REQ), OPTS_RUN);
@@ -243,6 +273,7 @@ int main(void)
 	    cmocka_unit_test(test_bad_ranges_and_ports),
 	    cmocka_unit_test(test_bad_addresses),
 	    cmocka_unit_test(test_bad_numbers),
+	    cmocka_unit_test(test_tracing),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -512,6 +512,142 @@ static void test_inject_space(void **state)
 	assert_int_equal(trace_inject(&c, h, TRACE_MAX_HDRS, buf, sizeof(buf)), 1);
 }
 
+static void test_rate_parse(void **state)
+{
+	uint32_t r = 7;
+
+	assert_int_equal(trace_rate_parse("1", &r), 0);
+	assert_int_equal(r, TRACE_RATE_DEFAULT);
+	assert_int_equal(trace_rate_parse("0", &r), 0);
+	assert_int_equal(r, 0);
+	assert_int_equal(trace_rate_parse("100", &r), 0);
+	assert_int_equal(r, TRACE_RATE_ONE);
+	assert_int_equal(trace_rate_parse("100.0000", &r), 0);
+	assert_int_equal(r, TRACE_RATE_ONE);
+	assert_int_equal(trace_rate_parse("0.01", &r), 0);
+	assert_int_equal(r, 100);
+	assert_int_equal(trace_rate_parse("2.5", &r), 0);
+	assert_int_equal(r, 25000);
+	assert_int_equal(trace_rate_parse("0.0001", &r), 0);
+	assert_int_equal(r, 1);
+	r = 7;
+	static const char *const bad[] = {
+	    "",	       "-1",	"100.01", "101",  "1e2",
+	    "0.00001", ".5",	"5.",	  " 1",	  "1 ",
+	    "abc",     "1.2.3", "+1",	  "1000", "99999999999999999999"};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(trace_rate_parse(bad[i], &r), -EINVAL);
+	assert_int_equal(r, 7); /* untouched on error */
+}
+
+static void test_sample_rate(void **state)
+{
+	uint64_t hits = 0;
+
+	assert_false(trace_sample(0, 0));
+	assert_false(trace_sample(0, UINT64_MAX));
+	assert_true(trace_sample(TRACE_RATE_ONE, 0));
+	assert_true(trace_sample(TRACE_RATE_ONE, UINT64_MAX));
+	assert_true(trace_sample(10000, 9999));
+	assert_false(trace_sample(10000, 10000));
+	assert_true(trace_sample(10000, 1000000 + 5));
+	/* every residue once: exactly the rate */
+	for (uint64_t v = 0; v < TRACE_RATE_ONE; v++)
+		hits += trace_sample(25000, v * 7919 % TRACE_RATE_ONE);
+	assert_int_equal(hits, 25000);
+}
+
+/* The upstream decision for one set of incoming headers at rate ppm, the random
+ * draw being rnd (the first value of the injected source). */
+static struct trace_ctx decide(const char *const *hdrs, uint32_t ppm, uint64_t rnd)
+{
+	struct trace_in in = {0};
+	struct trace_ctx c, n;
+	struct trace_opts o = {.trace128 = true};
+
+	for (; hdrs && hdrs[0]; hdrs += 2)
+		in_add(&in, hdrs[0], hdrs[1]);
+	trace_parse(&in, &c);
+	o.sample = trace_sample(ppm, rnd);
+	seq_set(6, 11ull, 12ull, 13ull, 14ull, 15ull, 16ull);
+	trace_next(&c, &o, &seq_rng, &n);
+	return n;
+}
+
+static void test_sampling_decision(void **state)
+{
+	static const char *const tid[] = {"x-b3-traceid", "463ac35c9f6413ad", "x-b3-spanid",
+					  "a2fb4a1d1a96d312", NULL};
+	static const char *const s1[] = {"x-b3-sampled", "1", NULL};
+	static const char *const s0[] = {"x-b3-sampled", "0", NULL};
+	static const char *const st[] = {"x-b3-sampled", "true", NULL};
+	static const char *const sf[] = {"x-b3-sampled", "false", NULL};
+	static const char *const fl[] = {"x-b3-flags", "1", "x-b3-sampled", "0", NULL};
+	static const char *const b30[] = {"b3", "0", NULL};
+	static const char *const b31[] = {"b3", "1", NULL};
+	static const char *const b3d[] = {"b3", "d", NULL};
+	static const char *const b3ids0[] = {"b3", "463ac35c9f6413ad-a2fb4a1d1a96d312-0",
+					     "x-b3-sampled", "1", NULL};
+	static const char *const b3ids[] = {"b3", "463ac35c9f6413ad-a2fb4a1d1a96d312", NULL};
+	struct trace_hdr h[TRACE_MAX_HDRS];
+	char buf[TRACE_HDR_BUF];
+	struct trace_ctx n;
+	int k;
+
+	/* no context: the rate decides, both ways, and a new 128-bit trace is a root */
+	n = decide(NULL, TRACE_RATE_ONE, 0);
+	assert_int_equal(n.sampling, TRACE_SAMPLED);
+	assert_true(n.trace128);
+	assert_int_equal(n.parent_id, 0);
+	n = decide(NULL, 0, 0);
+	assert_int_equal(n.sampling, TRACE_NOT_SAMPLED);
+	n = decide(NULL, 10000, 10000); /* 1 %, draw just above */
+	assert_int_equal(n.sampling, TRACE_NOT_SAMPLED);
+	n = decide(NULL, 10000, 9999);
+	assert_int_equal(n.sampling, TRACE_SAMPLED);
+	/* ids without a decision: the rate decides, trace and parent kept */
+	n = decide(tid, TRACE_RATE_ONE, 0);
+	assert_int_equal(n.sampling, TRACE_SAMPLED);
+	assert_int_equal(n.trace_lo, 0x463ac35c9f6413adull);
+	assert_false(n.trace128);
+	assert_int_equal(n.parent_id, 0xa2fb4a1d1a96d312ull);
+	n = decide(b3ids, 0, 0);
+	assert_int_equal(n.sampling, TRACE_NOT_SAMPLED);
+	/* x-b3-sampled 1/0 and true/false beat the rate */
+	assert_int_equal(decide(s1, 0, 0).sampling, TRACE_SAMPLED);
+	assert_int_equal(decide(st, 0, 0).sampling, TRACE_SAMPLED);
+	assert_int_equal(decide(s0, TRACE_RATE_ONE, 0).sampling, TRACE_NOT_SAMPLED);
+	assert_int_equal(decide(sf, TRACE_RATE_ONE, 0).sampling, TRACE_NOT_SAMPLED);
+	/* x-b3-flags: 1 is debug and sampled, whatever Sampled says; Flags goes upstream */
+	n = decide(fl, 0, 0);
+	assert_true(n.debug);
+	assert_int_equal(n.sampling, TRACE_SAMPLED);
+	k = trace_inject(&n, h, TRACE_MAX_HDRS, buf, sizeof(buf));
+	assert_string_equal(hv(h, k, "x-b3-flags"), "1");
+	assert_null(hv(h, k, "x-b3-sampled"));
+	/* b3 single state alone: 0 denies, 1 accepts, d is debug */
+	n = decide(b30, TRACE_RATE_ONE, 0);
+	assert_int_equal(n.sampling, TRACE_NOT_SAMPLED);
+	k = trace_inject(&n, h, TRACE_MAX_HDRS, buf, sizeof(buf));
+	assert_string_equal(hv(h, k, "x-b3-sampled"), "0");
+	n = decide(b31, 0, 0);
+	assert_int_equal(n.sampling, TRACE_SAMPLED);
+	k = trace_inject(&n, h, TRACE_MAX_HDRS, buf, sizeof(buf));
+	assert_string_equal(hv(h, k, "x-b3-sampled"), "1");
+	assert_true(strstr(hv(h, k, "b3"), "-1") != NULL);
+	n = decide(b3d, 0, 0);
+	assert_true(n.debug);
+	k = trace_inject(&n, h, TRACE_MAX_HDRS, buf, sizeof(buf));
+	assert_string_equal(hv(h, k, "x-b3-flags"), "1");
+	assert_null(hv(h, k, "x-b3-sampled"));
+	/* the single header's state wins over x-b3-sampled */
+	n = decide(b3ids0, TRACE_RATE_ONE, 0);
+	assert_int_equal(n.sampling, TRACE_NOT_SAMPLED);
+	k = trace_inject(&n, h, TRACE_MAX_HDRS, buf, sizeof(buf));
+	assert_string_equal(hv(h, k, "x-b3-sampled"), "0");
+	assert_string_equal(hv(h, k, "x-b3-parentspanid"), "a2fb4a1d1a96d312");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +663,9 @@ int main(void)
 	    cmocka_unit_test(test_child_of_single_and_debug),
 	    cmocka_unit_test(test_new_trace),
 	    cmocka_unit_test(test_inject_space),
+	    cmocka_unit_test(test_rate_parse),
+	    cmocka_unit_test(test_sample_rate),
+	    cmocka_unit_test(test_sampling_decision),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -238,6 +238,43 @@ static uint64_t nonzero(const struct trace_rng *rng)
 	return 1; /* a broken source must not produce the invalid all-zero id */
 }
 
+int trace_rate_parse(const char *s, uint32_t *ppm)
+{
+	uint64_t whole = 0, frac = 0;
+	int digits = 0, nd = 0;
+	const char *p = s;
+
+	for (; *p >= '0' && *p <= '9'; p++, nd++) {
+		whole = whole * 10 + (uint64_t)(*p - '0');
+		if (whole > 100)
+			return -EINVAL;
+	}
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++, digits++) {
+			if (digits == 4)
+				return -EINVAL;
+			frac = frac * 10 + (uint64_t)(*p - '0');
+		}
+		if (!digits)
+			return -EINVAL;
+	}
+	if (*p || !nd)
+		return -EINVAL;
+	for (int i = digits; i < 4; i++)
+		frac *= 10;
+	whole = whole * 10000 + frac;
+	if (whole > TRACE_RATE_ONE)
+		return -EINVAL;
+	*ppm = (uint32_t)whole;
+	return 0;
+}
+
+bool trace_sample(uint32_t ppm, uint64_t rnd)
+{
+	/* 2^64 % 10^6 leaves a bias of < 10^-13: irrelevant for sampling */
+	return ppm >= TRACE_RATE_ONE || rnd % TRACE_RATE_ONE < ppm;
+}
+
 void trace_uuid4(const uint8_t rnd[16], char out[TRACE_UUID_LEN + 1])
 {
 	static const char hx[] = "0123456789abcdef";

@@ -91,6 +91,20 @@ struct trace_opts {
 void trace_next(const struct trace_ctx *in, const struct trace_opts *o, const struct trace_rng *rng,
 		struct trace_ctx *out);
 
+/*
+ * Sampling rate: millionths of the requests that start a trace here (an incoming
+ * decision, x-b3-sampled, x-b3-flags, b3's state or traceparent's flag, is always
+ * honoured by trace_next; this only decides the undecided ones).
+ */
+#define TRACE_RATE_ONE 1000000u	  /* 100 % */
+#define TRACE_RATE_DEFAULT 10000u /* 1 %, Istio's PILOT_TRACE_SAMPLING default */
+
+/* "PERCENT" (0..100, up to four decimals: "0.01", "100", "2.5") in millionths.
+ * 0 or -EINVAL (not a number, more decimals, out of range). */
+int trace_rate_parse(const char *s, uint32_t *ppm);
+/* The decision for an undecided request: rnd (uniform 64 bits) below the rate. */
+bool trace_sample(uint32_t ppm, uint64_t rnd);
+
 /* UUID v4 text (36 chars + NUL) from 16 random bytes. */
 void trace_uuid4(const uint8_t rnd[16], char out[TRACE_UUID_LEN + 1]);
 

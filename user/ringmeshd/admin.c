@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include "common/prom_src.h"
 #include "common/util.h"
 #include "ringmeshd/admin.h"
+#include "ringmeshd/spans.h"
 
 #define HEAD_MAX 4096
 
@@ -75,6 +77,60 @@ static void put_text(struct prom_buf *b, const char *s)
 	b->cap = n + 1;
 }
 
+/* Append to the scrape; the first failure latches in b->err. */
+static void append(struct prom_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->err)
+		return;
+	for (int tries = 0; tries < 2; tries++) {
+		size_t room = b->cap - b->len;
+
+		va_start(ap, fmt);
+		n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->err = -EINVAL;
+			return;
+		}
+		if (b->p && (size_t)n < room) {
+			b->len += (size_t)n;
+			return;
+		}
+		char *p = realloc(b->p, b->len + (size_t)n + 4096);
+
+		if (!p) {
+			b->err = -ENOMEM;
+			return;
+		}
+		b->p = p;
+		b->cap = b->len + (size_t)n + 4096;
+	}
+}
+
+static void spans_metrics(const struct admin *a, struct prom_buf *b)
+{
+	struct spans_counts c = {0};
+
+	if (a->spans)
+		spans_get_counts(a->spans, &c);
+	append(b,
+	       "# HELP ringmesh_trace_spans_sent_total Zipkin spans the collector accepted.\n"
+	       "# TYPE ringmesh_trace_spans_sent_total counter\n"
+	       "ringmesh_trace_spans_sent_total %llu\n",
+	       (unsigned long long)c.sent);
+	append(b,
+	       "# HELP ringmesh_trace_spans_dropped_total Zipkin spans not delivered: "
+	       "reason=queue_full (the sender was behind), reason=send_failed (the collector "
+	       "was down, slow or refused the batch).\n"
+	       "# TYPE ringmesh_trace_spans_dropped_total counter\n"
+	       "ringmesh_trace_spans_dropped_total{reason=\"queue_full\"} %llu\n"
+	       "ringmesh_trace_spans_dropped_total{reason=\"send_failed\"} %llu\n",
+	       (unsigned long long)c.dropped_full, (unsigned long long)c.dropped_send);
+}
+
 static bool path_is(const char *p, size_t n, const char *want)
 {
 	size_t w = strlen(want);
@@ -114,10 +170,14 @@ void admin_answer(struct admin *a, const char *head, size_t len, int *status, co
 			put_text(b, err);
 			return;
 		}
+		spans_metrics(a, b);
+		if (b->err) {
+			*status = 500;
+			put_text(b, "out of memory\n");
+			return;
+		}
 		*status = 200;
 		*ctype = PROM_CONTENT_TYPE;
-		if (!b->p)
-			put_text(b, "");
 		return;
 	}
 	if (path_is(path, plen, "/healthz/ready")) {

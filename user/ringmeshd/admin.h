@@ -6,6 +6,9 @@
  * anything a worker holds, so it can neither stall nor slow a request.
  *
  *   GET /stats/prometheus, GET /metrics   text exposition 0.0.4
+ * The scrape also carries the process's own counters the maps do not hold (the span
+ * reporter's sent and dropped spans).
+ *
  *   GET /healthz/ready                    200 once admin_set_ready(true), else 503
  *
  * One connection at a time, HTTP/1.1 answered with Connection: close; a client that
@@ -28,8 +31,9 @@ struct admin {
 	bool running;
 	bool ready; /* atomic */
 	const char *pin_dir;
-	const char *tag;      /* istio_build tag */
-	unsigned long served; /* requests answered (atomic, for logs) */
+	const char *tag;	   /* istio_build tag */
+	unsigned long served;	   /* requests answered (atomic, for logs) */
+	const struct spans *spans; /* Zipkin reporter, its counters exported; NULL: zeros */
 };
 
 /* Bind and listen (so a taken port fails the daemon's start, as Envoy's does). 0 or
@@ -45,6 +49,7 @@ void admin_stop(struct admin *a);
 /* The answer to one request head (pure: used by the thread and the tests). Fills
  * *status, *ctype and the body into b (via prom_scrape for the metrics paths). */
 struct prom_buf;
+struct spans;
 void admin_answer(struct admin *a, const char *head, size_t len, int *status, const char **ctype,
 		  struct prom_buf *b);
 

@@ -121,6 +121,7 @@ void l7_worker_fini(struct ring_worker *w)
 		if (c->fw.cfg)
 			cfgw_drop(c->fw.cfg, lw->id);
 		free(c->cl.mem);
+		free(c->zk);
 	}
 	for (uint32_t i = 0; lw->ups && i < lw->n_ups; i++) {
 		if (lw->ups[i].state != L7U_FREE && lw->ups[i].fd >= 0)

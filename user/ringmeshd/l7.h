@@ -31,6 +31,7 @@ struct cfgw;
 struct cfgw_cfg;
 struct stats_w;
 struct cb;
+struct spans;
 
 /* Defaults (a zero field in struct l7_opts means the default). */
 #define L7_DEF_BUF (64u * 1024)	     /* client input buffer: head + kept body */
@@ -60,7 +61,9 @@ struct l7_shared {
 	 * cb_handoff counts the slots handed to each worker, still counted as open */
 	uint64_t cb_want[RM_CB_POOLS_MAX];
 	uint32_t cb_handoff[RM_CB_POOLS_MAX][64];
-	struct l7_opts o; /* defaults filled by l7_opts_fill */
+	struct l7_opts o;    /* defaults filled by l7_opts_fill */
+	struct spans *spans; /* Zipkin reporter (--zipkin-url); NULL: no spans */
+	uint32_t trace_ppm;  /* --trace-sampling: millionths of new traces sampled */
 };
 
 void l7_opts_fill(struct l7_opts *o);

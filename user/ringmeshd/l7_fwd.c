@@ -301,7 +301,7 @@ static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
 	struct trace_hdr th[TRACE_MAX_HDRS];
 	struct trace_in tin;
 	struct trace_ctx tin_ctx, tout;
-	struct trace_opts to = {false, false};
+	struct trace_opts to = {.trace128 = true}; /* Istio's trace_id_128bit */
 	struct trace_rng rng = {(uint64_t(*)(void *))l7_rand, lw};
 	struct http_edit ed;
 	struct route_req rr;
@@ -315,7 +315,11 @@ static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
 		trace_in_add(&tin, c->rq.req.headers[i].name.p, c->rq.req.headers[i].name.len,
 			     c->rq.req.headers[i].value.p, c->rq.req.headers[i].value.len);
 	trace_parse(&tin, &tin_ctx);
+	to.sample = trace_sample(lw->sh->trace_ppm, l7_rand(lw));
 	trace_next(&tin_ctx, &to, &rng, &tout);
+	c->fw.tc = tout;
+	if (lw->sh->spans && tout.sampling == TRACE_SAMPLED)
+		l7c_span_begin(lw, c);
 	r = trace_inject(&tout, th, TRACE_MAX_HDRS, scratch, TRACE_HDR_BUF);
 	for (size_t i = 0; i < sizeof(trace_names) / sizeof(trace_names[0]); i++)
 		rm[n_rm++] = trace_names[i];

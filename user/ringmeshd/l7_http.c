@@ -26,8 +26,14 @@ void l7c_record(struct l7_worker *lw, struct l7_conn *c)
 	uint64_t body = c->rq.bmode == L7_BM_KEPT ? c->rq.req_end - c->rq.head_len : c->rq.rb.wire;
 	bool ep = c->fw.ep != L7_NONE && c->fw.ep < cfg->n_eps;
 
-	if (!lw->sh->stats || !c->mt.in_req)
+	if (!c->mt.in_req)
 		return;
+	if (c->fw.span)
+		l7c_span_end(lw, c);
+	if (!lw->sh->stats) {
+		c->mt.in_req = false;
+		return;
+	}
 	stats_key_make(&k, route_service_host(cfg->t, svc), ep ? cfg->ep_version[c->fw.ep] : NULL,
 		       ep ? cfg->ep_workload[c->fw.ep] : NULL, RM_STATS_HTTP);
 	stats_request(c->fw.st && ep ? c->fw.st : stats_slot(lw->sh->stats, &k), c->mt.status,

@@ -34,6 +34,7 @@
 #include "ringmeshd/pool.h"
 #include "ringmeshd/ring.h"
 #include "policy/retry.h"
+#include "policy/trace.h"
 #include "policy/route.h"
 #include "ringmeshd/stats_w.h"
 
@@ -76,6 +77,7 @@ struct l7_seg {
 };
 
 struct l7_up;
+struct zipkin_span;
 
 /*
  * A client connection slot, split by phase. Each part is written by the file that
@@ -173,6 +175,9 @@ struct l7_fwd {
 	uint32_t uq_off;     /* bytes of uq[uq_i] already sent */
 	bool usend_busy;     /* a send to uq_up is in flight */
 	struct l7_up *uq_up; /* the upstream the queue writes to (ext ref) */
+	/* tracing: the upstream context, and whether a span is owed at the end */
+	struct trace_ctx tc; /* what went upstream in the B3 headers */
+	bool span;	     /* sampled, reporter on: c->zk holds the span's request part */
 };
 
 /* The response of the current attempt (l7_resp.c; cleared at each attempt). */
@@ -198,15 +203,17 @@ struct l7_conn {
 	uint32_t inflight;    /* ops in flight on the client socket, and sends to upstreams */
 	uint32_t next_free;   /* free list link */
 	/* timer heap nodes live with the slot; every request cancels its own at its end */
-	struct l7_tmr t_route; /* route timeout (covers retries) */
-	struct l7_tmr t_try;   /* per-try timeout */
-	struct l7_tmr t_delay; /* fault delay */
-	struct l7_client cl;   /* the client connection */
-	struct l7_req rq;      /* the current request */
-	struct l7_rec mt;      /* its outcome, for metrics */
-	struct l7_fwd fw;      /* its route and current attempt */
-	struct l7_resp rs;     /* the attempt's response */
-	struct l7_wait wt;     /* breaker wait */
+	struct l7_tmr t_route;	/* route timeout (covers retries) */
+	struct l7_tmr t_try;	/* per-try timeout */
+	struct l7_tmr t_delay;	/* fault delay */
+	struct l7_client cl;	/* the client connection */
+	struct l7_req rq;	/* the current request */
+	struct l7_rec mt;	/* its outcome, for metrics */
+	struct l7_fwd fw;	/* its route and current attempt */
+	struct l7_resp rs;	/* the attempt's response */
+	struct l7_wait wt;	/* breaker wait */
+	struct zipkin_span *zk; /* the span being built (l7_span.c), allocated at the slot's
+				 * first sampled request and kept with the slot */
 };
 
 enum l7u_state {
@@ -370,6 +377,13 @@ bool l7c_retry_admit(struct l7_conn *c);
 void l7c_cb_release(struct l7_worker *lw, struct l7_conn *c);
 /* Give the attempt's upstream connection back, never for reuse. */
 void l7c_up_drop(struct l7_worker *lw, struct l7_conn *c);
+
+/* l7_span.c: the Zipkin span of a request */
+/* The request's head is about to go upstream with context tc: take what the span
+ * needs from the request while its head is still in cbuf. */
+void l7c_span_begin(struct l7_worker *lw, struct l7_conn *c);
+/* The request is over (l7c_record): finish the span and queue it for the sender. */
+void l7c_span_end(struct l7_worker *lw, struct l7_conn *c);
 
 /* l7_resp.c: the response */
 /* A new attempt or request: clear the response part. */

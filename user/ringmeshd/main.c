@@ -26,6 +26,7 @@
 #include "ringmeshd/dp.h"
 #include "ringmeshd/l7.h"
 #include "ringmeshd/opts.h"
+#include "ringmeshd/spans.h"
 #include "ringmeshd/ring.h"
 #include "ringmeshd/stats_w.h"
 #include <time.h>
@@ -48,6 +49,8 @@ struct daemon {
 	bool cb_ok;
 	struct l7_shared l7;
 	struct admin admin; /* --metrics-listen */
+	struct spans spans; /* --zipkin-url */
+	bool spans_ok;
 	bool admin_ok;
 	bool cfg_started; /* cfgw_start returned: later publications are applies */
 };
@@ -175,6 +178,8 @@ static int create_workers(struct daemon *d, const struct rm_opts *o, char *err, 
 		d->l7.o.idle_timeout_ms = o->upstream_idle_ms;
 		d->l7.o.max_idle = o->upstream_max_idle;
 		l7_opts_fill(&d->l7.o);
+		d->l7.trace_ppm = o->trace_ppm;
+		d->l7.spans = d->spans_ok ? &d->spans : NULL;
 		cfg.l7 = &d->l7;
 	}
 	for (unsigned int i = 0; i < o->workers; i++) {
@@ -282,6 +287,26 @@ int main(int argc, char **argv)
 	inet_ntop(AF_INET, &o.listen.sin_addr, la, sizeof(la));
 	inet_ntop(AF_INET, &o.pod_gw, ga, sizeof(ga));
 
+	/* The span reporter before the admin listener, which exports its counters, and
+	 * before the workers, which push into its queues. */
+	if (o.zipkin) {
+		r = spans_init(&d.spans, &o.zipkin_url, o.workers, err, sizeof(err));
+		if (!r) {
+			r = spans_start(&d.spans, err, sizeof(err));
+			if (r)
+				spans_fini(&d.spans);
+		}
+		if (r) {
+			fprintf(stderr, "ringmeshd: %s\n", err);
+			goto out;
+		}
+		d.spans_ok = true;
+		fprintf(stderr,
+			"ringmeshd: tracing: spans to http://%s:%u%s, sampling %u.%04u %%\n",
+			o.zipkin_url.host, o.zipkin_url.port, o.zipkin_url.path,
+			o.trace_ppm / 10000, o.trace_ppm % 10000);
+	}
+
 	/* The admin listener first: probes get 503 (not a refused connection) while we
 	 * start, and a taken port is a start-up error, as with Envoy. */
 	if (o.metrics) {
@@ -289,6 +314,7 @@ int main(int argc, char **argv)
 				 sizeof(err));
 		if (!r) {
 			d.admin_ok = true;
+			d.admin.spans = d.spans_ok ? &d.spans : NULL;
 			r = admin_start(&d.admin, err, sizeof(err));
 		}
 		if (r) {
@@ -388,6 +414,9 @@ out:
 		cb_close(&d.cb);
 	if (d.admin_ok)
 		admin_stop(&d.admin);
+	/* after the workers (no more pushes) and the admin thread (no more reads) */
+	if (d.spans_ok)
+		spans_fini(&d.spans);
 	close(sfd);
 	return status;
 }

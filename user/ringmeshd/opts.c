@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 
 #include "common/util.h"
+#include "policy/trace.h"
 #include "ringmeshd/l7.h" /* L7_DEF_*: the one place of the defaults */
 #include "ringmeshd/opts.h"
 
@@ -34,6 +35,8 @@ enum opt_id {
 	O_IDLE_MS,
 	O_MAX_IDLE,
 	O_METRICS,
+	O_ZIPKIN,
+	O_SAMPLING,
 	O_VERBOSE,
 	O_HELP,
 	O_VERSION,
@@ -63,6 +66,8 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_IDLE_MS] = {"upstream-idle-timeout-ms", 0, true},
     [O_MAX_IDLE] = {"upstream-max-idle", 0, true},
     [O_METRICS] = {"metrics-listen", 0, true},
+    [O_ZIPKIN] = {"zipkin-url", 0, true},
+    [O_SAMPLING] = {"trace-sampling", 0, true},
     [O_VERBOSE] = {"verbose", 'v', false},
     [O_HELP] = {"help", 'h', false},
     [O_VERSION] = {"version", 0, false},
@@ -104,6 +109,11 @@ static const char usage_text[] =
     "                                worker, 1..10000 (default " DEF_MAX_IDLE ")\n"
     "  --metrics-listen ADDR:PORT    Prometheus metrics (/stats/prometheus, /metrics) and\n"
     "                                /healthz/ready; off disables (default " OPTS_METRICS_DEFAULT ")\n"
+    "  --zipkin-url URL              report a Zipkin v2 span per sampled request to\n"
+    "                                http://HOST[:PORT][/PATH] (path default " ZIPKIN_DEFAULT_PATH ");\n"
+    "                                https is not supported (default: off)\n"
+    "  --trace-sampling PERCENT      requests that start a trace here and are sampled,\n"
+    "                                0..100, decimals allowed (default 1, as Istio)\n"
     "  -v, --verbose                 more log lines (repeat for more)\n"
     "  -h, --help                    this text\n"
     "  --version                     print the version\n";
@@ -329,6 +339,19 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 				    v);
 		o->metrics = true;
 		return 0;
+	case O_ZIPKIN:
+		r = zipkin_url_parse(v, &o->zipkin_url, why, sizeof(why));
+		if (r < 0)
+			return errf(err, errlen, -EINVAL, "--%s %s", name, why);
+		o->zipkin = true;
+		return 0;
+	case O_SAMPLING:
+		if (trace_rate_parse(v, &o->trace_ppm))
+			return errf(err, errlen, -EINVAL,
+				    "--%s '%s': must be a percentage in 0..100 (up to four "
+				    "decimals, e.g. 1 or 0.5)",
+				    name, v);
+		return 0;
 	default:
 		return errf(err, errlen, -EINVAL, "--%s: internal error", name);
 	}
@@ -358,6 +381,7 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->metrics_listen.sin_family = AF_INET;
 	o->metrics_listen.sin_port = htons(OPTS_METRICS_PORT_DEFAULT);
 	o->metrics_listen.sin_addr.s_addr = htonl(INADDR_ANY);
+	o->trace_ppm = TRACE_RATE_DEFAULT;
 }
 
 static int find_long(const char *name, size_t len)

@@ -14,6 +14,7 @@
 
 #include "ringmesh/abi.h"
 #include "common/cidr.h"
+#include "common/zipkin.h"
 
 #define OPTS_LISTEN_DEFAULT "127.0.0.1:15001"
 #define OPTS_POD_GW_DEFAULT "169.254.7.1"
@@ -55,6 +56,9 @@ struct rm_opts {
 	unsigned int upstream_max_idle;	   /* --upstream-max-idle */
 	bool metrics;			   /* false with --metrics-listen off */
 	struct sockaddr_in metrics_listen; /* --metrics-listen */
+	bool zipkin;			   /* --zipkin-url given: spans are reported */
+	struct zipkin_url zipkin_url;	   /* ... where to */
+	uint32_t trace_ppm; /* --trace-sampling, millionths (TRACE_RATE_ONE = 100 %) */
 };
 
 /*

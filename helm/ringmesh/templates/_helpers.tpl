@@ -69,6 +69,14 @@ every rendered argument with `ringmeshd ARGS --help`, which validates each value
 - {{ include "ringmesh.pinDir" . | quote }}
 - --metrics-listen
 - {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+{{- with .Values.tracing.zipkinURL }}
+- --zipkin-url
+- {{ . | quote }}
+{{- end }}
+{{- if not (kindIs "invalid" .Values.tracing.sampling) }}
+- --trace-sampling
+- {{ .Values.tracing.sampling | toString | quote }}
+{{- end }}
 {{- range .Values.extraArgs }}
 - {{ . | quote }}
 {{- end }}
@@ -94,9 +102,6 @@ kubelets before 1.30 read) below it. Non-empty when the field is to be rendered.
 {{- define "ringmesh.validate" -}}
 {{- if .Values.sync.enabled -}}
 {{- fail "sync.enabled: the `ringmesh sync` command is not in this release of ringmesh; leave it false (configure with `ringmesh apply` meanwhile)" -}}
-{{- end -}}
-{{- if or .Values.tracing.zipkinURL (not (kindIs "invalid" .Values.tracing.sampling)) -}}
-{{- fail "tracing.zipkinURL/tracing.sampling: ringmeshd of this release has no tracing flags; leave them unset" -}}
 {{- end -}}
 {{- if eq (int .Values.metrics.port) 15001 -}}
 {{- fail "metrics.port: 15001 is the proxy's listener port" -}}
