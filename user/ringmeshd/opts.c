@@ -34,6 +34,10 @@ enum opt_id {
 	O_IDLE_MS,
 	O_MAX_IDLE,
 	O_METRICS,
+	O_GW_DEV,
+	O_DRAIN,
+	O_CTL_SOCK,
+	O_ROOT_CG,
 	O_VERBOSE,
 	O_HELP,
 	O_VERSION,
@@ -63,6 +67,10 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_IDLE_MS] = {"upstream-idle-timeout-ms", 0, true},
     [O_MAX_IDLE] = {"upstream-max-idle", 0, true},
     [O_METRICS] = {"metrics-listen", 0, true},
+    [O_GW_DEV] = {"gateway-dev", 0, true},
+    [O_DRAIN] = {"drain-timeout", 0, true},
+    [O_CTL_SOCK] = {"control-socket", 0, true},
+    [O_ROOT_CG] = {"allow-root-cgroup", 0, false},
     [O_VERBOSE] = {"verbose", 'v', false},
     [O_HELP] = {"help", 'h', false},
     [O_VERSION] = {"version", 0, false},
@@ -81,9 +89,14 @@ static const char usage_text[] =
     "the pods' cgroup and forwards the intercepted TCP connections.\n"
     "\n"
     "Required:\n"
-    "  --cgroup PATH                 pods' parent cgroup (cgroup2); never the root\n"
     "  --include-ip-ranges LIST      destinations to intercept, e.g. 10.96.0.0/12\n"
     "Options:\n"
+    "  --cgroup PATH                 pods' parent cgroup (cgroup2); a relative PATH is\n"
+    "                                taken under the cgroup2 mount (/sys/fs/cgroup or\n"
+    "                                /sys/fs/cgroup/unified); default: the kubelet's\n"
+    "                                kubepods.slice or kubepods there. Never the root\n"
+    "  --allow-root-cgroup           accept the cgroup2 root as --cgroup (every process\n"
+    "                                on the node is then intercepted)\n"
     "  --exclude-ip-ranges LIST      destinations never intercepted\n"
     "  --exclude-ports LIST          destination ports never intercepted, e.g. 22,15090\n"
     "  --listen ADDR:PORT            proxy listener (default " OPTS_LISTEN_DEFAULT ")\n"
@@ -104,6 +117,13 @@ static const char usage_text[] =
     "                                worker, 1..10000 (default " DEF_MAX_IDLE ")\n"
     "  --metrics-listen ADDR:PORT    Prometheus metrics (/stats/prometheus, /metrics) and\n"
     "                                /healthz/ready; off disables (default " OPTS_METRICS_DEFAULT ")\n"
+    "  --gateway-dev NAME            dummy interface that carries --pod-gateway in this\n"
+    "                                network namespace; off when the CNI provides the\n"
+    "                                address (default " OPTS_GW_DEV_DEFAULT ")\n"
+    "  --control-socket PATH         unix socket a successor takes the listeners over\n"
+    "                                (hand-over); off disables (default " OPTS_CTL_SOCK_DEFAULT ")\n"
+    "  --drain-timeout SECONDS       on SIGTERM or a hand-over, finish in-flight\n"
+    "                                requests for at most SECONDS, 0..3600 (default 20)\n"
     "  -v, --verbose                 more log lines (repeat for more)\n"
     "  -h, --help                    this text\n"
     "  --version                     print the version\n";
@@ -176,11 +196,11 @@ static bool path_eq(const char *a, const char *b)
 	}
 }
 
-static int check_path(const char *opt, const char *v, char *err, size_t errlen)
+static int check_path(const char *opt, const char *v, bool relative_ok, char *err, size_t errlen)
 {
 	if (!*v)
 		return errf(err, errlen, -EINVAL, "--%s: empty path", opt);
-	if (v[0] != '/')
+	if (v[0] != '/' && !relative_ok)
 		return errf(err, errlen, -EINVAL, "--%s '%s': must be an absolute path", opt, v);
 	if (has_dotdot(v))
 		return errf(err, errlen, -EINVAL, "--%s '%s': '..' components are not allowed", opt,
@@ -199,19 +219,48 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 
 	switch (id) {
 	case O_CGROUP:
-		r = check_path(name, v, err, errlen);
+		/* Relative: under the cgroup2 mount, which main() finds. */
+		r = check_path(name, v, v[0] != '/', err, errlen);
 		if (r)
 			return r;
-		/* A cheap early guard; dp checks the real mount root. */
-		if (path_eq(v, "/sys/fs/cgroup") || path_eq(v, "/sys/fs/cgroup/unified") ||
-		    path_eq(v, "/"))
-			return errf(
-			    err, errlen, -EINVAL,
-			    "--cgroup '%s': is a cgroup2 root; give the pods' parent cgroup", v);
 		o->cgroup_path = v;
 		return 0;
+	case O_GW_DEV:
+		if (!strcmp(v, "off")) {
+			o->gateway_dev = NULL;
+			return 0;
+		}
+		if (!*v || strlen(v) >= 16 || strchr(v, '/') || strchr(v, ' ') || !strcmp(v, ".") ||
+		    !strcmp(v, ".."))
+			return errf(err, errlen, -EINVAL,
+				    "--gateway-dev '%s': not an interface name (1..15 characters, "
+				    "no '/' or space) or off",
+				    v);
+		o->gateway_dev = v;
+		return 0;
+	case O_CTL_SOCK:
+		if (!strcmp(v, "off")) {
+			o->control_socket = NULL;
+			return 0;
+		}
+		r = check_path(name, v, false, err, errlen);
+		if (r)
+			return r;
+		if (strlen(v) >= 108)
+			return errf(err, errlen, -EINVAL,
+				    "--control-socket '%s': longer than a unix socket path (107)",
+				    v);
+		o->control_socket = v;
+		return 0;
+	case O_DRAIN:
+		if (parse_uint(v, 3600, &n))
+			return errf(err, errlen, -EINVAL,
+				    "--drain-timeout '%s': must be a number of seconds in 0..3600",
+				    v);
+		o->drain_timeout_ms = (unsigned int)n * 1000;
+		return 0;
 	case O_PIN_DIR:
-		r = check_path(name, v, err, errlen);
+		r = check_path(name, v, false, err, errlen);
 		if (r)
 			return r;
 		if (path_eq(v, "/") || path_eq(v, "/sys/fs/bpf"))
@@ -358,6 +407,9 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->metrics_listen.sin_family = AF_INET;
 	o->metrics_listen.sin_port = htons(OPTS_METRICS_PORT_DEFAULT);
 	o->metrics_listen.sin_addr.s_addr = htonl(INADDR_ANY);
+	o->gateway_dev = OPTS_GW_DEV_DEFAULT;
+	o->control_socket = OPTS_CTL_SOCK_DEFAULT;
+	o->drain_timeout_ms = OPTS_DRAIN_DEFAULT_S * 1000;
 }
 
 static int find_long(const char *name, size_t len)
@@ -457,6 +509,9 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 		case O_NO_L7:
 			o->l7 = false;
 			break;
+		case O_ROOT_CG:
+			o->allow_root_cgroup = true;
+			break;
 		default: {
 			int r = set_value(o, (enum opt_id)id, val, err, errlen);
 
@@ -469,10 +524,14 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 	/* --help and --version answer even when the rest of the line is incomplete. */
 	if (action != OPTS_RUN)
 		return action;
-	if (!seen[O_CGROUP])
+	/* A cheap early guard; dp checks the real root whatever the path. */
+	if (o->cgroup_path && !o->allow_root_cgroup &&
+	    (path_eq(o->cgroup_path, "/sys/fs/cgroup") ||
+	     path_eq(o->cgroup_path, "/sys/fs/cgroup/unified") || path_eq(o->cgroup_path, "/")))
 		return errf(err, errlen, -EINVAL,
-			    "--cgroup is required (the pods' parent cgroup; there is no default, "
-			    "to never attach to the root)");
+			    "--cgroup '%s': is a cgroup2 root; give the pods' parent cgroup "
+			    "(or --allow-root-cgroup to intercept every process on the node)",
+			    o->cgroup_path);
 	if (!seen[O_INCLUDE])
 		return errf(err, errlen, -EINVAL,
 			    "--include-ip-ranges is required (the destinations to intercept)");
