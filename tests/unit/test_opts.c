@@ -54,29 +54,19 @@ static void test_defaults(void **state)
 	assert_int_equal(ntohs(o.metrics_listen.sin_port), 15090);
 	assert_int_equal(o.metrics_listen.sin_addr.s_addr, htonl(INADDR_ANY));
 	assert_string_equal(o.gateway_dev, "ringmesh0");
-	assert_string_equal(o.control_socket, "/run/ringmesh/ringmeshd.sock");
-	assert_int_equal(o.drain_timeout_ms, 20000);
 	assert_false(o.allow_root_cgroup);
 }
 
-static void test_gateway_drain_control(void **state)
+static void test_gateway_dev(void **state)
 {
-	assert_int_equal(PARSE(1, REQ, "--gateway-dev", "rm-gw0", "--drain-timeout", "0",
-			       "--control-socket", "/run/x/ctl.sock"),
-			 OPTS_RUN);
+	assert_int_equal(PARSE(1, REQ, "--gateway-dev", "rm-gw0"), OPTS_RUN);
 	assert_string_equal(o.gateway_dev, "rm-gw0");
-	assert_int_equal(o.drain_timeout_ms, 0);
-	assert_string_equal(o.control_socket, "/run/x/ctl.sock");
-	assert_int_equal(PARSE(1, REQ, "--gateway-dev", "off", "--control-socket", "off"),
-			 OPTS_RUN);
+	assert_int_equal(PARSE(1, REQ, "--gateway-dev", "off"), OPTS_RUN);
 	assert_null(o.gateway_dev);
-	assert_null(o.control_socket);
 	expect_err(PARSE(1, REQ, "--gateway-dev", "a-name-too-long-x"), "--gateway-dev",
 		   "interface name");
 	expect_err(PARSE(1, REQ, "--gateway-dev", "a/b"), "'a/b'", "interface name");
-	expect_err(PARSE(1, REQ, "--drain-timeout", "3601"), "--drain-timeout '3601'", "0..3600");
-	expect_err(PARSE(1, REQ, "--drain-timeout", "5s"), "--drain-timeout '5s'", NULL);
-	expect_err(PARSE(1, REQ, "--control-socket", "rel.sock"), "--control-socket", "absolute");
+	expect_err(PARSE(1, REQ, "--gateway-dev", ""), "--gateway-dev", NULL);
 }
 
 static void test_metrics_listen(void **state)
@@ -276,7 +266,7 @@ int main(void)
 	    cmocka_unit_test(test_help_version),
 	    cmocka_unit_test(test_required),
 	    cmocka_unit_test(test_syntax_errors),
-	    cmocka_unit_test(test_gateway_drain_control),
+	    cmocka_unit_test(test_gateway_dev),
 	    cmocka_unit_test(test_bad_paths),
 	    cmocka_unit_test(test_bad_ranges_and_ports),
 	    cmocka_unit_test(test_bad_addresses),

@@ -35,8 +35,6 @@ enum opt_id {
 	O_MAX_IDLE,
 	O_METRICS,
 	O_GW_DEV,
-	O_DRAIN,
-	O_CTL_SOCK,
 	O_ROOT_CG,
 	O_VERBOSE,
 	O_HELP,
@@ -68,8 +66,6 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_MAX_IDLE] = {"upstream-max-idle", 0, true},
     [O_METRICS] = {"metrics-listen", 0, true},
     [O_GW_DEV] = {"gateway-dev", 0, true},
-    [O_DRAIN] = {"drain-timeout", 0, true},
-    [O_CTL_SOCK] = {"control-socket", 0, true},
     [O_ROOT_CG] = {"allow-root-cgroup", 0, false},
     [O_VERBOSE] = {"verbose", 'v', false},
     [O_HELP] = {"help", 'h', false},
@@ -120,10 +116,6 @@ static const char usage_text[] =
     "  --gateway-dev NAME            dummy interface that carries --pod-gateway in this\n"
     "                                network namespace; off when the CNI provides the\n"
     "                                address (default " OPTS_GW_DEV_DEFAULT ")\n"
-    "  --control-socket PATH         unix socket a successor takes the listeners over\n"
-    "                                (hand-over); off disables (default " OPTS_CTL_SOCK_DEFAULT ")\n"
-    "  --drain-timeout SECONDS       on SIGTERM or a hand-over, finish in-flight\n"
-    "                                requests for at most SECONDS, 0..3600 (default 20)\n"
     "  -v, --verbose                 more log lines (repeat for more)\n"
     "  -h, --help                    this text\n"
     "  --version                     print the version\n";
@@ -237,27 +229,6 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 				    "no '/' or space) or off",
 				    v);
 		o->gateway_dev = v;
-		return 0;
-	case O_CTL_SOCK:
-		if (!strcmp(v, "off")) {
-			o->control_socket = NULL;
-			return 0;
-		}
-		r = check_path(name, v, false, err, errlen);
-		if (r)
-			return r;
-		if (strlen(v) >= 108)
-			return errf(err, errlen, -EINVAL,
-				    "--control-socket '%s': longer than a unix socket path (107)",
-				    v);
-		o->control_socket = v;
-		return 0;
-	case O_DRAIN:
-		if (parse_uint(v, 3600, &n))
-			return errf(err, errlen, -EINVAL,
-				    "--drain-timeout '%s': must be a number of seconds in 0..3600",
-				    v);
-		o->drain_timeout_ms = (unsigned int)n * 1000;
 		return 0;
 	case O_PIN_DIR:
 		r = check_path(name, v, false, err, errlen);
@@ -408,8 +379,6 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->metrics_listen.sin_port = htons(OPTS_METRICS_PORT_DEFAULT);
 	o->metrics_listen.sin_addr.s_addr = htonl(INADDR_ANY);
 	o->gateway_dev = OPTS_GW_DEV_DEFAULT;
-	o->control_socket = OPTS_CTL_SOCK_DEFAULT;
-	o->drain_timeout_ms = OPTS_DRAIN_DEFAULT_S * 1000;
 }
 
 static int find_long(const char *name, size_t len)

@@ -20,8 +20,6 @@
 #define OPTS_METRICS_PORT_DEFAULT 15090 /* Envoy's Prometheus port: scrape configs expect it */
 #define OPTS_METRICS_DEFAULT "0.0.0.0:15090"
 #define OPTS_GW_DEV_DEFAULT "ringmesh0"
-#define OPTS_CTL_SOCK_DEFAULT "/run/ringmesh/ringmeshd.sock"
-#define OPTS_DRAIN_DEFAULT_S 20
 #define OPTS_WORKERS_MAX 64
 #define OPTS_HEARTBEAT_INTERVAL_MS 200 /* how often main() beats */
 #define OPTS_HEARTBEAT_MAX_DEFAULT_MS 1000
@@ -40,8 +38,6 @@ struct rm_opts {
 	const char *cgroup_path;	       /* --cgroup: points into argv; NULL: find it */
 	bool allow_root_cgroup;		       /* --allow-root-cgroup */
 	const char *gateway_dev;	       /* --gateway-dev; NULL with off */
-	const char *control_socket;	       /* --control-socket; NULL with off */
-	unsigned int drain_timeout_ms;	       /* --drain-timeout, in ms */
 	const char *pin_dir;		       /* --pin-dir: points into argv or a literal */
 	struct rm_cidr include[RM_MAX_RANGES]; /* --include-ip-ranges */
 	size_t n_include;
