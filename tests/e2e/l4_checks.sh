@@ -63,6 +63,15 @@ nothing_left() {
 	[ -z "$a" ] || { echo "still attached: $a"; return 1; }
 	[ ! -e "$PIN" ] || { echo "pin dir left: $(ls "$PIN")"; return 1; }
 	! pgrep -f -- "ringmeshd --pin-dir $PIN" >/dev/null || { echo "ringmeshd still running"; return 1; }
+	[ -z "${NODE_NS:-}" ] || ! ip -n "$NODE_NS" link show ringmesh0 >/dev/null 2>&1 ||
+		{ echo "gateway interface ringmesh0 left in $NODE_NS"; return 1; }
+}
+# The pod gateway is on ringmeshd's own interface in the node netns, on no veth.
+gateway_on_own_dev() {
+	ip -n "$NODE_NS" -4 -o addr show dev ringmesh0 | grep -q " $POD_GW/32 " ||
+		{ ip -n "$NODE_NS" -4 -o addr; return 1; }
+	[ "$(ip -n "$NODE_NS" -4 -o addr show | grep -c " $POD_GW/")" -eq 1 ] ||
+		{ ip -n "$NODE_NS" -4 -o addr; return 1; }
 }
 fail_open_within_2s() {
 	local t0 t1 i
@@ -85,6 +94,8 @@ l4_suite() {
 	local label=$1; shift
 	start_ringmeshd "$DAEMON_CG" "$NODE_NS" "$@" || { fail "$label: ringmeshd starts"; return; }
 	ok "$label: ringmeshd starts and status says live"
+	[ -z "${NODE_NS:-}" ] ||
+		check "$label: $POD_GW on ringmeshd's ringmesh0 only, on no veth" gateway_on_own_dev
 	check "$label: in-range connection goes through the proxy" via_proxy "$SVC_WHOAMI"
 	check "$label: 10 MiB echo through the proxy is byte-exact" bulk_10m "$SVC_ECHO"
 	check "$label: only the 2 client connections were redirected, not the proxy's upstream" \

@@ -145,7 +145,11 @@ bg() {
 start_ringmeshd() {
 	local dcg=$1 ns=$2 a; shift 2
 	METRICS_ADDR=
-	for a in "$@"; do case $a in --metrics-listen*) METRICS_ADDR=given;; esac; done
+	local gw=
+	for a in "$@"; do case $a in --metrics-listen*) METRICS_ADDR=given;; --gateway-dev*) gw=given;; esac; done
+	# No interface of ours in the machine's own namespace (safety rules); in a node
+	# netns of the test the default ringmesh0 carries the pod gateway.
+	[ -n "$gw" ] || [ -n "$ns" ] || set -- "$@" --gateway-dev off
 	if [ -z "$METRICS_ADDR" ]; then
 		METRICS_ADDR=127.0.0.1:$(free_port)
 		set -- "$@" --metrics-listen "$METRICS_ADDR"

@@ -1,10 +1,13 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # A node built only of namespaces this run creates: a "node" netns (runs ringmeshd,
-# forwards between pods) and one netns per pod joined to it by a veth. Every pod
-# reaches the node at the link-local gateway 169.254.7.1, which sits on the node side
-# of every pod veth (the address ringmeshd's connect4 rewrite sends other-netns pods
-# to). No namespace has a default route; service VIPs are routed unreachable, so a
-# missed interception fails fast instead of leaving the machine.
+# forwards between pods) and one netns per pod joined to it by a veth, routed as a
+# Calico-like CNI does: no address on any veth, pod subnets on-link in the pod, the
+# node's veth answering ARP for them (proxy_arp) and holding a /32 route per pod.
+# The pod gateway 169.254.7.1 (where connect4 sends other-netns pods) is only a host
+# route in each pod: the node owns the address on ringmeshd's own dummy interface
+# (--gateway-dev), so nothing answers it while no ringmeshd runs. No namespace has a
+# default route; service VIPs are routed unreachable, so a missed interception fails
+# fast instead of leaving the machine.
 POD_GW=169.254.7.1
 
 mk_netns() {
@@ -25,7 +28,8 @@ mk_pod() {
 	local node=$1 pod=$2 veth=$3 ip=$4; shift 4
 	mk_netns "$pod" || return 1
 	ip -n "$node" link add "$veth" type veth peer name eth0 netns "$pod" || return 1
-	ip -n "$node" addr add $POD_GW/32 dev "$veth"
+	ip netns exec "$node" sysctl -qw net.ipv4.conf."$veth".proxy_arp=1 \
+		net.ipv4.neigh."$veth".proxy_delay=0
 	ip -n "$node" link set "$veth" up
 	ip -n "$pod" link set eth0 up
 	for a in "$ip" "$@"; do
@@ -33,8 +37,8 @@ mk_pod() {
 		ip -n "$node" route add "$a/32" dev "$veth"
 	done
 	ip -n "$pod" route add $POD_GW dev eth0 scope link
-	ip -n "$pod" route add 10.244.0.0/16 via $POD_GW dev eth0 onlink
-	ip -n "$pod" route add 10.245.0.0/16 via $POD_GW dev eth0 onlink
+	ip -n "$pod" route add 10.244.0.0/16 dev eth0 scope link
+	ip -n "$pod" route add 10.245.0.0/16 dev eth0 scope link
 	ip -n "$pod" route add unreachable 10.96.0.0/12
 }
 

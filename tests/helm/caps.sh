@@ -34,14 +34,14 @@ mapfile -t chart_args < <(python3 "$here/check_rendered.py" "$rendered" - args)
 args=()
 for ((i = 0; i < ${#chart_args[@]}; i++)); do
 	case ${chart_args[i]} in
-	--cgroup | --pin-dir | --metrics-listen | --pod-gateway | --listen | --include-ip-ranges) i=$((i + 1)) ;;
+	--cgroup | --pin-dir | --metrics-listen | --pod-gateway | --listen | --include-ip-ranges | --gateway-dev) i=$((i + 1)) ;;
 	*) args+=("${chart_args[i]}") ;;
 	esac
 done
 PORT=$(free_port)
 MPORT=$(free_port)
 args+=(--cgroup "$PODS_CG" --include-ip-ranges 127.96.0.0/16 --listen "127.0.0.1:$PORT" --pod-gateway 127.0.0.7
-	--metrics-listen "127.0.0.1:$MPORT")
+	--metrics-listen "127.0.0.1:$MPORT" --gateway-dev off) # no interface in the machine's netns
 
 run_with() { # caps ("+bpf,+net_admin"): start, wait for ready or exit; 0 if ready
 	: >"$TMP/ringmeshd.log"

@@ -53,6 +53,20 @@ static void test_defaults(void **state)
 	assert_true(o.metrics);
 	assert_int_equal(ntohs(o.metrics_listen.sin_port), 15090);
 	assert_int_equal(o.metrics_listen.sin_addr.s_addr, htonl(INADDR_ANY));
+	assert_string_equal(o.gateway_dev, "ringmesh0");
+	assert_false(o.allow_root_cgroup);
+}
+
+static void test_gateway_dev(void **state)
+{
+	assert_int_equal(PARSE(1, REQ, "--gateway-dev", "rm-gw0"), OPTS_RUN);
+	assert_string_equal(o.gateway_dev, "rm-gw0");
+	assert_int_equal(PARSE(1, REQ, "--gateway-dev", "off"), OPTS_RUN);
+	assert_null(o.gateway_dev);
+	expect_err(PARSE(1, REQ, "--gateway-dev", "a-name-too-long-x"), "--gateway-dev",
+		   "interface name");
+	expect_err(PARSE(1, REQ, "--gateway-dev", "a/b"), "'a/b'", "interface name");
+	expect_err(PARSE(1, REQ, "--gateway-dev", ""), "--gateway-dev", NULL);
 }
 
 static void test_metrics_listen(void **state)
@@ -159,14 +173,16 @@ static void test_help_version(void **state)
 
 static void test_required(void **state)
 {
-	expect_err(PARSE(1, "--include-ip-ranges", "10.0.0.0/8"), "--cgroup is required", NULL);
+	/* No --cgroup: main() looks for the kubelet's pods cgroup under the cgroup2 mount. */
+	assert_int_equal(PARSE(1, "--include-ip-ranges", "10.0.0.0/8"), OPTS_RUN);
+	assert_null(o.cgroup_path);
 	expect_err(PARSE(1, "--cgroup", "/sys/fs/cgroup/unified/pods"),
 		   "--include-ip-ranges is required", NULL);
 	{
 		char *argv[] = {"ringmeshd", NULL};
 
-		expect_err(opts_parse(&o, 1, argv, 1, err, sizeof(err)), "--cgroup is required",
-			   NULL);
+		expect_err(opts_parse(&o, 1, argv, 1, err, sizeof(err)),
+			   "--include-ip-ranges is required", NULL);
 	}
 }
 
@@ -188,8 +204,19 @@ static void test_syntax_errors(void **state)
 
 static void test_bad_paths(void **state)
 {
-	expect_err(PARSE(1, "--cgroup", "pods", "--include-ip-ranges", "10.0.0.0/8"), "--cgroup",
-		   "absolute");
+	/* relative: under the cgroup2 mount */
+	assert_int_equal(
+	    PARSE(1, "--cgroup", "kubepods.slice", "--include-ip-ranges", "10.0.0.0/8"), OPTS_RUN);
+	assert_string_equal(o.cgroup_path, "kubepods.slice");
+	expect_err(PARSE(1, "--cgroup", "a/../..", "--include-ip-ranges", "10.0.0.0/8"), "--cgroup",
+		   "'..'");
+	/* the root only with the explicit override */
+	expect_err(PARSE(1, "--cgroup", "/sys/fs/cgroup", "--include-ip-ranges", "10.0.0.0/8"),
+		   "--cgroup", "--allow-root-cgroup");
+	assert_int_equal(PARSE(1, "--cgroup", "/sys/fs/cgroup", "--allow-root-cgroup",
+			       "--include-ip-ranges", "10.0.0.0/8"),
+			 OPTS_RUN);
+	assert_true(o.allow_root_cgroup);
 	expect_err(PARSE(1, "--cgroup", "", "--include-ip-ranges", "10.0.0.0/8"), "--cgroup",
 		   "empty");
 	expect_err(
@@ -269,6 +296,7 @@ int main(void)
 	    cmocka_unit_test(test_help_version),
 	    cmocka_unit_test(test_required),
 	    cmocka_unit_test(test_syntax_errors),
+	    cmocka_unit_test(test_gateway_dev),
 	    cmocka_unit_test(test_bad_paths),
 	    cmocka_unit_test(test_bad_ranges_and_ports),
 	    cmocka_unit_test(test_bad_addresses),

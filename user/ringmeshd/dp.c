@@ -73,13 +73,26 @@ static int path_join(char *out, size_t len, const char *a, const char *b)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
-/* First cgroup2 mount in our mount namespace, resolved. */
+static bool fs_is(const char *path, long magic)
+{
+	struct statfs st;
+
+	return !statfs(path, &st) && (long)st.f_type == magic;
+}
+
+/* The cgroup2 mount sysck picks (/sys/fs/cgroup, /sys/fs/cgroup/unified, else the
+ * first in our mount namespace), resolved. */
 static int cgroup2_mount(char *out, size_t len)
 {
+	static const char *const cands[] = {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"};
 	struct mntent *m;
-	FILE *f = setmntent("/proc/self/mounts", "r");
+	FILE *f;
 	int rc = -ENOENT;
 
+	for (size_t i = 0; i < sizeof(cands) / sizeof(cands[0]); i++)
+		if (fs_is(cands[i], CGROUP2_SUPER_MAGIC))
+			return realpath(cands[i], out) ? 0 : -errno;
+	f = setmntent("/proc/self/mounts", "r");
 	if (!f)
 		return -errno;
 	while ((m = getmntent(f))) {
@@ -144,13 +157,6 @@ static int mkdir_p(const char *path, mode_t mode)
 	if (mkdir(tmp, mode) && errno != EEXIST)
 		return -errno;
 	return 0;
-}
-
-static bool fs_is(const char *path, long magic)
-{
-	struct statfs st;
-
-	return !statfs(path, &st) && (long)st.f_type == magic;
 }
 
 static int ensure_bpffs(void)
@@ -266,7 +272,8 @@ static int check_opts(const struct rm_dp_opts *o, char *err, size_t errlen)
 
 /* Refuse anything but a non-root cgroup2 directory: attaching to the root would
  * steer every process on the node, the daemon's upstreams included. */
-static int check_cgroup(const char *path, const char *mnt, char *real, char *err, size_t errlen)
+static int check_cgroup(const char *path, const char *mnt, bool allow_root, char *real, char *err,
+			size_t errlen)
 {
 	char ev[PATH_MAX + 16];
 	struct stat a, b;
@@ -275,6 +282,8 @@ static int check_cgroup(const char *path, const char *mnt, char *real, char *err
 		return errf_sys(err, errlen, -errno, "cgroup %s", path);
 	if (!fs_is(real, CGROUP2_SUPER_MAGIC) || stat(real, &a) || !S_ISDIR(a.st_mode))
 		return errf_sys(err, errlen, -EINVAL, "%s is not a cgroup2 directory", path);
+	if (allow_root)
+		return 0;
 	if (!strcmp(real, mnt) || (!stat(mnt, &b) && a.st_dev == b.st_dev && a.st_ino == b.st_ino))
 		return errf_sys(err, errlen, -EINVAL,
 				"%s is the cgroup2 root; give the pods' parent cgroup", path);
@@ -303,7 +312,7 @@ int dp_check_cgroup(const char *path, const char *mnt, char *err, size_t errlen)
 			return errf_sys(err, errlen, rc, "no cgroup2 mount in /proc/self/mounts");
 		mnt = m;
 	}
-	return check_cgroup(path, mnt, real, err, errlen);
+	return check_cgroup(path, mnt, false, real, err, errlen);
 }
 
 static int setup_cfg(struct rm_dp *dp, const struct rm_dp_opts *o, const char *self_cg, char *err,
@@ -421,7 +430,7 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 	rc = cgroup2_mount(mnt, sizeof(mnt));
 	if (rc)
 		return errf_sys(err, errlen, rc, "no cgroup2 mount in /proc/self/mounts");
-	rc = check_cgroup(o->cgroup_path, mnt, pods_cg, err, errlen);
+	rc = check_cgroup(o->cgroup_path, mnt, o->allow_root_cgroup, pods_cg, err, errlen);
 	if (rc)
 		return rc;
 	rc = self_cgroup(mnt, self_cg, sizeof(self_cg));
@@ -468,8 +477,14 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 	}
 	rc = ringmesh__load(dp->skel);
 	if (rc) {
-		rc = errf_sys(err, errlen, rc, "loading the BPF programs (pins under %s)",
-			      dp->pin_dir);
+		if (rc == -EPERM || rc == -EACCES)
+			rc = errf_sys(err, errlen, rc,
+				      "loading the BPF programs (pins under %s; needs CAP_BPF, "
+				      "CAP_NET_ADMIN and CAP_PERFMON, or CAP_SYS_ADMIN)",
+				      dp->pin_dir);
+		else
+			rc = errf_sys(err, errlen, rc, "loading the BPF programs (pins under %s)",
+				      dp->pin_dir);
 		goto fail;
 	}
 	dp->orig_fd = bpf_map__fd(dp->skel->maps.rm_orig);

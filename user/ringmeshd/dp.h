@@ -32,6 +32,7 @@ struct rm_dp_opts {
 	struct in_addr pod_gw;	   /* address clients in other netns are sent to (same port) */
 	bool sockmap;		   /* enable the sk_msg shortcut */
 	uint64_t heartbeat_max_ns; /* fail open after this long without a beat (0: 5 s) */
+	bool allow_root_cgroup;	   /* --allow-root-cgroup: cgroup_path may be the root */
 };
 
 struct rm_dp;

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/resource.h>
@@ -24,11 +25,13 @@
 #include "ringmeshd/cb_pin.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/dp.h"
+#include "ringmeshd/gwdev.h"
 #include "ringmeshd/l7.h"
 #include "ringmeshd/opts.h"
 #include "ringmeshd/spans.h"
 #include "ringmeshd/ring.h"
 #include "ringmeshd/stats_w.h"
+#include "ringmeshd/sysck.h"
 #include <time.h>
 
 #ifndef RINGMESH_VERSION
@@ -53,6 +56,8 @@ struct daemon {
 	bool spans_ok;
 	bool admin_ok;
 	bool cfg_started; /* cfgw_start returned: later publications are applies */
+	bool gw_up;	  /* --gateway-dev is up with --pod-gateway on it */
+	char cg_mnt[PATH_MAX], pods_cg[PATH_MAX];
 };
 
 static void cfg_log(void *ctx, const char *msg)
@@ -157,7 +162,9 @@ static int create_workers(struct daemon *d, const struct rm_opts *o, char *err, 
 	cfg.listen[1].addr.sin_family = AF_INET;
 	cfg.listen[1].addr.sin_addr = o->pod_gw;
 	cfg.listen[1].addr.sin_port = o->listen.sin_port;
-	cfg.listen[1].freebind = true; /* no veth carries the gateway address yet */
+	/* Without --gateway-dev the CNI is to put the address on the pod veths, maybe
+	 * after we start. */
+	cfg.listen[1].freebind = true;
 	cfg.n_listen = 2;
 	cfg.sockmap = o->sockmap;
 	cfg.hooks.ctx = d;
@@ -287,6 +294,17 @@ int main(int argc, char **argv)
 	inet_ntop(AF_INET, &o.listen.sin_addr, la, sizeof(la));
 	inet_ntop(AF_INET, &o.pod_gw, ga, sizeof(ga));
 
+	/* Refuse a node that cannot work before touching it: a missing feature named
+	 * here beats a verifier dump or an io_uring EINVAL halfway through. */
+	if (sysck_kernel(err, sizeof(err)) ||
+	    sysck_cgroup2_mount(d.cg_mnt, sizeof(d.cg_mnt), err, sizeof(err)) ||
+	    sysck_pods_cgroup(o.cgroup_path, d.cg_mnt, o.allow_root_cgroup, d.pods_cg,
+			      sizeof(d.pods_cg), err, sizeof(err))) {
+		fprintf(stderr, "ringmeshd: %s\n", err);
+		close(sfd);
+		return 1;
+	}
+
 	/* The span reporter before the admin listener, which exports its counters, and
 	 * before the workers, which push into its queues. */
 	if (o.zipkin) {
@@ -323,6 +341,21 @@ int main(int argc, char **argv)
 		}
 	}
 
+	/* The pod gateway address before the listeners: pods in other netns reach it
+	 * through their default route once the node owns it on any interface. */
+	if (o.gateway_dev) {
+		bool created;
+
+		r = gwdev_up(o.gateway_dev, o.pod_gw, &created, err, sizeof(err));
+		if (r) {
+			fprintf(stderr, "ringmeshd: %s\n", err);
+			goto out;
+		}
+		d.gw_up = true;
+		fprintf(stderr, "ringmeshd: pod gateway %s on %s (%s)\n", ga, o.gateway_dev,
+			created ? "created" : "adopted");
+	}
+
 	/* Listeners first: once connect4 is attached, pods are sent to them. */
 	r = create_workers(&d, &o, err, sizeof(err));
 	if (r) {
@@ -331,7 +364,8 @@ int main(int argc, char **argv)
 	}
 
 	memset(&dpo, 0, sizeof(dpo));
-	dpo.cgroup_path = o.cgroup_path;
+	dpo.cgroup_path = d.pods_cg;
+	dpo.allow_root_cgroup = o.allow_root_cgroup;
 	dpo.pin_dir = o.pin_dir;
 	dpo.include = o.include;
 	dpo.n_include = o.n_include;
@@ -391,8 +425,8 @@ int main(int argc, char **argv)
 	fprintf(stderr,
 		"ringmeshd: attached to %s, listening on %s:%u and %s:%u, %u workers, "
 		"sockmap %s\n",
-		o.cgroup_path, la, ntohs(o.listen.sin_port), ga, ntohs(o.listen.sin_port),
-		d.n_workers, o.sockmap ? "on" : "off");
+		d.pods_cg, la, ntohs(o.listen.sin_port), ga, ntohs(o.listen.sin_port), d.n_workers,
+		o.sockmap ? "on" : "off");
 
 	status = run(&d, sfd, &o) ? 1 : 0;
 out:
@@ -417,6 +451,10 @@ out:
 	/* after the workers (no more pushes) and the admin thread (no more reads) */
 	if (d.spans_ok)
 		spans_fini(&d.spans);
+	/* A clean stop takes the address away with the listeners (it never carried
+	 * anything else); a successor adopts the interface instead. */
+	if (d.gw_up && gwdev_down(o.gateway_dev, err, sizeof(err)) && err[0])
+		fprintf(stderr, "ringmeshd: %s\n", err);
 	close(sfd);
 	return status;
 }

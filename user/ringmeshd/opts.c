@@ -37,6 +37,8 @@ enum opt_id {
 	O_METRICS,
 	O_ZIPKIN,
 	O_SAMPLING,
+	O_GW_DEV,
+	O_ROOT_CG,
 	O_VERBOSE,
 	O_HELP,
 	O_VERSION,
@@ -68,6 +70,8 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_METRICS] = {"metrics-listen", 0, true},
     [O_ZIPKIN] = {"zipkin-url", 0, true},
     [O_SAMPLING] = {"trace-sampling", 0, true},
+    [O_GW_DEV] = {"gateway-dev", 0, true},
+    [O_ROOT_CG] = {"allow-root-cgroup", 0, false},
     [O_VERBOSE] = {"verbose", 'v', false},
     [O_HELP] = {"help", 'h', false},
     [O_VERSION] = {"version", 0, false},
@@ -86,9 +90,14 @@ static const char usage_text[] =
     "the pods' cgroup and forwards the intercepted TCP connections.\n"
     "\n"
     "Required:\n"
-    "  --cgroup PATH                 pods' parent cgroup (cgroup2); never the root\n"
     "  --include-ip-ranges LIST      destinations to intercept, e.g. 10.96.0.0/12\n"
     "Options:\n"
+    "  --cgroup PATH                 pods' parent cgroup (cgroup2); a relative PATH is\n"
+    "                                taken under the cgroup2 mount (/sys/fs/cgroup or\n"
+    "                                /sys/fs/cgroup/unified); default: the kubelet's\n"
+    "                                kubepods.slice or kubepods there. Never the root\n"
+    "  --allow-root-cgroup           accept the cgroup2 root as --cgroup (every process\n"
+    "                                on the node is then intercepted)\n"
     "  --exclude-ip-ranges LIST      destinations never intercepted\n"
     "  --exclude-ports LIST          destination ports never intercepted, e.g. 22,15090\n"
     "  --listen ADDR:PORT            proxy listener (default " OPTS_LISTEN_DEFAULT ")\n"
@@ -114,6 +123,9 @@ static const char usage_text[] =
     "                                https is not supported (default: off)\n"
     "  --trace-sampling PERCENT      requests that start a trace here and are sampled,\n"
     "                                0..100, decimals allowed (default 1, as Istio)\n"
+    "  --gateway-dev NAME            dummy interface that carries --pod-gateway in this\n"
+    "                                network namespace; off when the CNI provides the\n"
+    "                                address (default " OPTS_GW_DEV_DEFAULT ")\n"
     "  -v, --verbose                 more log lines (repeat for more)\n"
     "  -h, --help                    this text\n"
     "  --version                     print the version\n";
@@ -186,11 +198,11 @@ static bool path_eq(const char *a, const char *b)
 	}
 }
 
-static int check_path(const char *opt, const char *v, char *err, size_t errlen)
+static int check_path(const char *opt, const char *v, bool relative_ok, char *err, size_t errlen)
 {
 	if (!*v)
 		return errf(err, errlen, -EINVAL, "--%s: empty path", opt);
-	if (v[0] != '/')
+	if (v[0] != '/' && !relative_ok)
 		return errf(err, errlen, -EINVAL, "--%s '%s': must be an absolute path", opt, v);
 	if (has_dotdot(v))
 		return errf(err, errlen, -EINVAL, "--%s '%s': '..' components are not allowed", opt,
@@ -209,19 +221,27 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 
 	switch (id) {
 	case O_CGROUP:
-		r = check_path(name, v, err, errlen);
+		/* Relative: under the cgroup2 mount, which main() finds. */
+		r = check_path(name, v, v[0] != '/', err, errlen);
 		if (r)
 			return r;
-		/* A cheap early guard; dp checks the real mount root. */
-		if (path_eq(v, "/sys/fs/cgroup") || path_eq(v, "/sys/fs/cgroup/unified") ||
-		    path_eq(v, "/"))
-			return errf(
-			    err, errlen, -EINVAL,
-			    "--cgroup '%s': is a cgroup2 root; give the pods' parent cgroup", v);
 		o->cgroup_path = v;
 		return 0;
+	case O_GW_DEV:
+		if (!strcmp(v, "off")) {
+			o->gateway_dev = NULL;
+			return 0;
+		}
+		if (!*v || strlen(v) >= 16 || strchr(v, '/') || strchr(v, ' ') || !strcmp(v, ".") ||
+		    !strcmp(v, ".."))
+			return errf(err, errlen, -EINVAL,
+				    "--gateway-dev '%s': not an interface name (1..15 characters, "
+				    "no '/' or space) or off",
+				    v);
+		o->gateway_dev = v;
+		return 0;
 	case O_PIN_DIR:
-		r = check_path(name, v, err, errlen);
+		r = check_path(name, v, false, err, errlen);
 		if (r)
 			return r;
 		if (path_eq(v, "/") || path_eq(v, "/sys/fs/bpf"))
@@ -382,6 +402,7 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->metrics_listen.sin_port = htons(OPTS_METRICS_PORT_DEFAULT);
 	o->metrics_listen.sin_addr.s_addr = htonl(INADDR_ANY);
 	o->trace_ppm = TRACE_RATE_DEFAULT;
+	o->gateway_dev = OPTS_GW_DEV_DEFAULT;
 }
 
 static int find_long(const char *name, size_t len)
@@ -481,6 +502,9 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 		case O_NO_L7:
 			o->l7 = false;
 			break;
+		case O_ROOT_CG:
+			o->allow_root_cgroup = true;
+			break;
 		default: {
 			int r = set_value(o, (enum opt_id)id, val, err, errlen);
 
@@ -493,10 +517,14 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 	/* --help and --version answer even when the rest of the line is incomplete. */
 	if (action != OPTS_RUN)
 		return action;
-	if (!seen[O_CGROUP])
+	/* A cheap early guard; dp checks the real root whatever the path. */
+	if (o->cgroup_path && !o->allow_root_cgroup &&
+	    (path_eq(o->cgroup_path, "/sys/fs/cgroup") ||
+	     path_eq(o->cgroup_path, "/sys/fs/cgroup/unified") || path_eq(o->cgroup_path, "/")))
 		return errf(err, errlen, -EINVAL,
-			    "--cgroup is required (the pods' parent cgroup; there is no default, "
-			    "to never attach to the root)");
+			    "--cgroup '%s': is a cgroup2 root; give the pods' parent cgroup "
+			    "(or --allow-root-cgroup to intercept every process on the node)",
+			    o->cgroup_path);
 	if (!seen[O_INCLUDE])
 		return errf(err, errlen, -EINVAL,
 			    "--include-ip-ranges is required (the destinations to intercept)");

@@ -20,6 +20,7 @@
 #define OPTS_POD_GW_DEFAULT "169.254.7.1"
 #define OPTS_METRICS_PORT_DEFAULT 15090 /* Envoy's Prometheus port: scrape configs expect it */
 #define OPTS_METRICS_DEFAULT "0.0.0.0:15090"
+#define OPTS_GW_DEV_DEFAULT "ringmesh0"
 #define OPTS_WORKERS_MAX 64
 #define OPTS_HEARTBEAT_INTERVAL_MS 200 /* how often main() beats */
 #define OPTS_HEARTBEAT_MAX_DEFAULT_MS 1000
@@ -35,7 +36,9 @@ enum opts_action {
 };
 
 struct rm_opts {
-	const char *cgroup_path;	       /* --cgroup: points into argv */
+	const char *cgroup_path;	       /* --cgroup: points into argv; NULL: find it */
+	bool allow_root_cgroup;		       /* --allow-root-cgroup */
+	const char *gateway_dev;	       /* --gateway-dev; NULL with off */
 	const char *pin_dir;		       /* --pin-dir: points into argv or a literal */
 	struct rm_cidr include[RM_MAX_RANGES]; /* --include-ip-ranges */
 	size_t n_include;
