@@ -222,6 +222,10 @@ int cfg_store_snapshot(struct cfg_store *s, struct rm_cfg *out, struct rm_cfg_sr
 int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src *src,
 		      bool *changed, uint64_t *generation);
 
+/* Unpin every half's map under pin_dir (rm_cfg-H-ID): with rm_cfg_ctl gone, what
+ * `ringmeshd` unpinning all its maps on a stop removes too. */
+void cfg_store_unpin_halves(const char *pin_dir);
+
 enum cfg_op {
 	CFG_OP_APPLY = 1,   /* merge docs into the store */
 	CFG_OP_DELETE = 2,  /* remove docs from the store */

@@ -549,3 +549,22 @@ int cfg_store_delete_rule(struct cfg_store *s, const char *pin_dir, const char *
 
 	return store_write(s, pin_dir, &e, changed, generation, err, errlen);
 }
+
+void cfg_store_unpin_halves(const char *pin_dir)
+{
+	DIR *d = opendir(pin_dir);
+	struct dirent *e;
+	char path[PATH_MAX];
+	int n;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, RM_MAP_CFG "-", strlen(RM_MAP_CFG) + 1))
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", pin_dir, e->d_name);
+		if (n > 0 && (size_t)n < sizeof(path))
+			unlink(path);
+	}
+	closedir(d);
+}

@@ -66,7 +66,7 @@ static void pool_hosts(struct cb *cb, struct cfgw_cfg *c, uint32_t pool,
  * are installed here, a moment before the flip: the counts are live state anyway. */
 static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c)
 {
-	uint32_t n_svc = route_n_services(c->t), n_sub = route_n_subsets(c->t);
+	uint32_t n_svc = route_n_services(c->t);
 	size_t total = 0;
 
 	c->cbp = calloc(c->n_pools ? c->n_pools : 1, sizeof(*c->cbp));
@@ -79,8 +79,11 @@ static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c
 			const struct rm_cfg_service *sv = &snap->services[s];
 			uint32_t n_ports = sv->n_ports <= RM_CFG_SVC_PORTS ? sv->n_ports : 0;
 
-			for (uint32_t sub = 0; sub <= n_sub; sub++) {
-				uint32_t subset = sub == n_sub ? RM_CFG_NONE : sub;
+			/* the service's own subsets (contiguous), then every endpoint: a
+			 * walk over all subsets per service was O(services x subsets) */
+			for (uint32_t k = 0; k <= sv->subset_count; k++) {
+				uint32_t subset =
+				    k == sv->subset_count ? RM_CFG_NONE : sv->subset_first + k;
 				uint32_t pool, lbp;
 				const uint32_t *m;
 				size_t n;
@@ -147,9 +150,12 @@ static int build(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg **out
 		cfg_obj_free(c);
 		return -ENOMEM;
 	}
-	for (uint32_t s = 0; s < route_n_services(c->t); s++) {
-		for (uint32_t sub = 0; sub <= route_n_subsets(c->t); sub++) {
-			uint32_t subset = sub == route_n_subsets(c->t) ? RM_CFG_NONE : sub;
+	for (uint32_t s = 0; s < route_n_services(c->t) && s < snap->n_services; s++) {
+		const struct rm_cfg_service *sv = &snap->services[s];
+
+		for (uint32_t k = 0; k <= sv->subset_count; k++) {
+			uint32_t subset =
+			    k == sv->subset_count ? RM_CFG_NONE : sv->subset_first + k;
 			uint32_t pool, lbp;
 			const uint32_t *m;
 			size_t n;
