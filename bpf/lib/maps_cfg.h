@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
- * Maps holding the compiled rules, their source documents and the metrics. The BPF
- * programs do not read them; they are declared in the BPF object so that ringmeshd
- * creates and pins them with everything else, and `ringmesh apply` (which creates
- * them itself when no daemon ran yet, with these exact parameters) and ringmeshd
- * share one set. Layouts: include/ringmesh/cfg.h and include/ringmesh/stats.h.
+ * The configuration's control word and the metrics. The BPF programs do not read
+ * them; they are declared in the BPF object so that ringmeshd creates and pins them
+ * with everything else, and `ringmesh apply` (which creates them itself when no
+ * daemon ran yet, with these exact parameters) and ringmeshd share one set. The
+ * halves of the configuration are maps the writer creates at the size it needs
+ * (user/common/cfg_store.c), not declared here. Layouts: include/ringmesh/cfg.h
+ * and include/ringmesh/stats.h.
  * Include after <bpf/bpf_helpers.h>.
  */
 #ifndef RM_BPF_MAPS_CFG_H
@@ -22,26 +24,6 @@ struct {
 	__type(value, struct rm_cfg_ctl);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rm_cfg_ctl SEC(".maps");
-
-/* The two halves of the compiled configuration (double buffered). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, RM_CFG_HALVES);
-	__type(key, __u32);
-	__type(value, struct rm_cfg);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} rm_cfg SEC(".maps");
-
-/* The applied YAML documents of each half, so a later apply can merge. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, RM_CFG_HALVES);
-	__type(key, __u32);
-	__type(value, struct rm_cfg_src);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} rm_cfg_src SEC(".maps");
 
 /* Per {service, version, workloads} counters and histograms, written by ringmeshd. */
 struct {

@@ -1,31 +1,40 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * The compiled traffic configuration: what `ringmesh apply` writes and what
- * ringmeshd's L7 router reads. Shared by bpf/ (map definitions only), user/ and
- * tools/, so it includes nothing but <linux/types.h> and "abi.h".
+ * ringmeshd's L7 router reads. Shared by bpf/ (rm_cfg_ctl only), user/ and tools/,
+ * so it includes nothing but <linux/types.h> and "abi.h".
  *
- * Three pinned, mmapable ARRAY maps:
+ * Sized by what is applied (ABI 2): no table has a build-time capacity.
  *
- *   rm_cfg_ctl  1 entry   struct rm_cfg_ctl: active half, generation, per-half seq
- *   rm_cfg      2 entries struct rm_cfg: one complete compiled configuration each
- *   rm_cfg_src  2 entries struct rm_cfg_src: the applied source documents (YAML
- *                         text) of the same half, so a later `apply` can merge
- *                         with what is loaded and recompile everything
+ *   rm_cfg_ctl      pinned, 1 entry struct rm_cfg_ctl: active half, generation,
+ *                   per-half seq, and per half the id of the map holding it
+ *   rm_cfg-H-ID     one pinned mmapable ARRAY per half H (0/1), created by the
+ *                   writer (not the BPF object: no program reads it) with
+ *                   RM_CFG_CHUNK-byte values, as many as the half needs; its
+ *                   bytes are one struct rm_cfg_half: the compiled blob and the
+ *                   applied source documents (YAML text) of that half, so a later
+ *                   `apply` can merge with what is loaded and recompile everything.
  *
  * Writer (the CLI, serialised by flock(LOCK_EX) on the pin directory itself: bpffs
  * cannot hold a regular lock file):
- *   h = !ctl.active; seq[h]++ (odd); write rm_cfg[h] and rm_cfg_src[h];
- *   seq[h]++ (even); ctl.generation++; ctl.active = h (release order).
- * Reader (ringmeshd): a = ctl.active (acquire); s = seq[a]; retry while odd; copy
- *   rm_cfg[a]; (acquire fence) retry if seq[a] != s. Readers only ever look at the
- *   active half and writers only at the inactive one, so a retry needs two flips
- *   during one copy. rm_cfg.generation equals ctl.generation once flipped.
+ *   h = !ctl.active; when rm_cfg-h-<half_id[h]> is too small (or 4x too big), create
+ *   rm_cfg-h-<new id> and pin it; seq[h]++ (odd); write it; half_id[h] = new id;
+ *   seq[h]++ (even); ctl.generation++; ctl.active = h (release order); unpin the
+ *   old map of h. A writer that dies before the flip leaves the live half alone;
+ *   the next writer unpins rm_cfg-* maps ctl does not name.
+ * Reader (ringmeshd): a = ctl.active (acquire); s = seq[a]; retry while odd; open
+ *   and mmap rm_cfg-a-<half_id[a]> if it is not the map it holds; copy the blob;
+ *   (acquire fence) retry if seq[a] != s. Readers only ever look at the active half
+ *   and writers only at the inactive one, so a retry needs two flips during one
+ *   copy; a map unpinned meanwhile stays valid while the reader holds it.
  *
- * Every variable-length thing lives in a flat array of the half and is referenced
- * by {first, count} index ranges; strings are offsets into strtab (offset 0 is the
- * empty string). RM_CFG_NONE marks an absent index. Durations are nanoseconds,
- * percentages parts per million (Istio's percentages are fractional), ports are
- * network byte order like everywhere else in the ABI.
+ * The compiled blob: struct rm_cfg_blob, then its tables, each at an 8-aligned
+ * offset from the blob's start with a count of entries (strtab: bytes). Every
+ * variable-length thing lives in such a table and is referenced by {first, count}
+ * index ranges; strings are offsets into strtab (offset 0 is the empty string).
+ * RM_CFG_NONE marks an absent index. Durations are nanoseconds, percentages parts
+ * per million (Istio's percentages are fractional), ports are network byte order
+ * like everywhere else in the ABI.
  */
 #ifndef RINGMESH_CFG_H
 #define RINGMESH_CFG_H
@@ -36,52 +45,17 @@
 
 /* Pinned map names. */
 #define RM_MAP_CFG_CTL "rm_cfg_ctl"
-#define RM_MAP_CFG "rm_cfg"
-#define RM_MAP_CFG_SRC "rm_cfg_src"
+#define RM_MAP_CFG "rm_cfg" /* prefix of the halves' pins: rm_cfg-H-ID */
 
 #define RM_CFG_MAGIC 0x52434647u /* "RCFG" */
-#define RM_CFG_ABI_VERSION 1u
+#define RM_CFG_ABI_VERSION 2u
 #define RM_CFG_HALVES 2
 #define RM_CFG_NONE 0xffffffffu	     /* absent index */
 #define RM_CFG_UNLIMITED 0xffffffffu /* breaker limit without a limit */
 
-/* Capacities of one half (overridable at build time; all sides must agree). */
-#ifndef RM_CFG_MAX_SERVICES
-#define RM_CFG_MAX_SERVICES 128
-#endif
-#ifndef RM_CFG_MAX_RULES
-#define RM_CFG_MAX_RULES 512
-#endif
-#ifndef RM_CFG_MAX_MATCHES
-#define RM_CFG_MAX_MATCHES 1024 /* match groups (OR) over all rules */
-#endif
-#ifndef RM_CFG_MAX_CONDS
-#define RM_CFG_MAX_CONDS 2048 /* conditions (AND inside a group) over all rules */
-#endif
-#ifndef RM_CFG_MAX_TARGETS
-#define RM_CFG_MAX_TARGETS 1024 /* weighted route targets over all rules */
-#endif
-#ifndef RM_CFG_MAX_HDROPS
-#define RM_CFG_MAX_HDROPS 1024 /* header add/set/remove over all rules */
-#endif
-#ifndef RM_CFG_MAX_SUBSETS
-#define RM_CFG_MAX_SUBSETS 512
-#endif
-#ifndef RM_CFG_MAX_ENDPOINTS
-#define RM_CFG_MAX_ENDPOINTS 2048
-#endif
-#ifndef RM_CFG_MAX_MEMBERS
-#define RM_CFG_MAX_MEMBERS 8192 /* subset -> endpoint membership entries */
-#endif
-#ifndef RM_CFG_MAX_LABELS
-#define RM_CFG_MAX_LABELS 8192 /* key=value pairs over subsets/endpoints/matches */
-#endif
-#ifndef RM_CFG_STRTAB_SIZE
-#define RM_CFG_STRTAB_SIZE (256 * 1024)
-#endif
-#ifndef RM_CFG_SRC_SIZE
-#define RM_CFG_SRC_SIZE (1024 * 1024 - 56) /* bytes of source text: the value is 1 MiB */
-#endif
+#define RM_CFG_CHUNK 65536u /* value size of a half's map: its size is n chunks */
+/* Entries of any one table: a guard against a runaway input, far above any mesh. */
+#define RM_CFG_TABLE_LIMIT (1u << 24)
 #define RM_CFG_SVC_ADDRS 4 /* VIPs per service */
 #define RM_CFG_SVC_PORTS 8 /* ports per service */
 
@@ -92,9 +66,10 @@ struct rm_cfg_ctl {
 	__u64 generation;  /* bumped by every flip; 0 = never written */
 	__u32 active;	   /* half the readers use: 0 or 1 */
 	__u32 pad;
-	__u64 seq[RM_CFG_HALVES]; /* seqlock per half: odd while being written */
-	__u64 updated_ns;	  /* CLOCK_REALTIME of the last flip */
-	__u64 reserved[2];
+	__u64 seq[RM_CFG_HALVES];     /* seqlock per half: odd while being written */
+	__u64 updated_ns;	      /* CLOCK_REALTIME of the last flip */
+	__u64 half_id[RM_CFG_HALVES]; /* half H lives in pin rm_cfg-H-<half_id[H]>; 0 = none */
+	__u64 reserved[8];
 };
 
 enum rm_cfg_api {
@@ -339,39 +314,39 @@ struct rm_cfg_endpoint {
 	__u16 pad;
 };
 
-/* One half: a whole configuration. */
-struct rm_cfg {
+enum rm_cfg_table {
+	RM_CFG_T_SERVICES,
+	RM_CFG_T_RULES,
+	RM_CFG_T_MATCHES,
+	RM_CFG_T_CONDS,
+	RM_CFG_T_TARGETS,
+	RM_CFG_T_HDROPS,
+	RM_CFG_T_SUBSETS,
+	RM_CFG_T_ENDPOINTS,
+	RM_CFG_T_MEMBERS, /* __u32 endpoint indices */
+	RM_CFG_T_LABELS,
+	RM_CFG_T_STRTAB, /* bytes; strtab[0] = '\0' */
+	RM_CFG_T_MAX,
+};
+
+struct rm_cfg_tab {
+	__u32 off;   /* bytes from the start of the blob, 8-aligned */
+	__u32 count; /* entries (strtab: bytes) */
+};
+
+/* Header of a compiled blob; its tables follow. */
+struct rm_cfg_blob {
 	__u32 magic; /* RM_CFG_MAGIC */
 	__u32 abi_version;
 	__u64 generation; /* ctl.generation this half was published with */
-	__u32 n_services;
-	__u32 n_rules;
-	__u32 n_matches;
-	__u32 n_conds;
-	__u32 n_targets;
-	__u32 n_hdrops;
-	__u32 n_subsets;
-	__u32 n_endpoints;
-	__u32 n_members;
-	__u32 n_labels;
-	__u32 strtab_len; /* bytes used in strtab (strtab[0] = '\0') */
-	__u32 n_docs;	  /* documents in the matching rm_cfg_src half */
+	__u32 size;	  /* bytes of the whole blob, header included */
+	__u32 n_docs;	  /* documents in the half's sources */
 	__u64 reserved[2];
-	struct rm_cfg_service services[RM_CFG_MAX_SERVICES];
-	struct rm_cfg_rule rules[RM_CFG_MAX_RULES];
-	struct rm_cfg_match matches[RM_CFG_MAX_MATCHES];
-	struct rm_cfg_cond conds[RM_CFG_MAX_CONDS];
-	struct rm_cfg_target targets[RM_CFG_MAX_TARGETS];
-	struct rm_cfg_hdrop hdrops[RM_CFG_MAX_HDROPS];
-	struct rm_cfg_subset subsets[RM_CFG_MAX_SUBSETS];
-	struct rm_cfg_endpoint endpoints[RM_CFG_MAX_ENDPOINTS];
-	__u32 members[RM_CFG_MAX_MEMBERS];
-	struct rm_cfg_label labels[RM_CFG_MAX_LABELS];
-	char strtab[RM_CFG_STRTAB_SIZE];
+	struct rm_cfg_tab tab[RM_CFG_T_MAX];
 };
 
 /*
- * The applied documents of one half: records packed back to back in text[],
+ * The applied documents of one half: records packed back to back in text,
  * each a struct rm_cfg_src_doc header followed by origin and YAML text (both
  * NUL-terminated), the record padded to 8 bytes. Kept as the user's own YAML so
  * that error positions on re-compilation still point into it.
@@ -383,18 +358,81 @@ struct rm_cfg_src_doc {
 	__u32 first_line; /* line of the document in FILE (1-based), for errors */
 };
 
-struct rm_cfg_src {
+/* Header of the sources in a half; used bytes of records follow. */
+struct rm_cfg_src_hdr {
 	__u32 magic; /* RM_CFG_MAGIC */
 	__u32 n_docs;
-	__u32 used; /* bytes of text[] in use */
+	__u32 used; /* bytes of records */
 	__u32 pad;
 	__u64 generation;
 	__u64 reserved[4];
-	char text[RM_CFG_SRC_SIZE];
+};
+
+/* The bytes of a half's map: this header, the blob at cfg_off, the sources at src_off. */
+struct rm_cfg_half {
+	__u32 magic; /* RM_CFG_MAGIC */
+	__u32 abi_version;
+	__u64 generation;
+	__u64 cfg_off, cfg_len; /* struct rm_cfg_blob and its tables */
+	__u64 src_off, src_len; /* struct rm_cfg_src_hdr and its records */
+	__u64 reserved[2];
 };
 
 #ifndef __bpf__
-_Static_assert(sizeof(struct rm_cfg_ctl) == 64, "rm_cfg_ctl layout");
+/*
+ * A compiled configuration in a process (not a map layout): the blob's tables as
+ * arrays. Built by cfg_compile (arrays of their own, grown as needed), or a view of
+ * a blob copy (cfg_store_snapshot, cfg_view): the pointers point into blob. Readers
+ * index services[0..n_services) etc. as before; cfg_free releases either kind.
+ */
+struct rm_cfg {
+	__u32 magic; /* RM_CFG_MAGIC */
+	__u32 abi_version;
+	__u64 generation;
+	__u32 n_services;
+	__u32 n_rules;
+	__u32 n_matches;
+	__u32 n_conds;
+	__u32 n_targets;
+	__u32 n_hdrops;
+	__u32 n_subsets;
+	__u32 n_endpoints;
+	__u32 n_members;
+	__u32 n_labels;
+	__u32 strtab_len; /* bytes used in strtab (strtab[0] = '\0') */
+	__u32 n_docs;	  /* documents in the matching sources */
+	struct rm_cfg_service *services;
+	struct rm_cfg_rule *rules;
+	struct rm_cfg_match *matches;
+	struct rm_cfg_cond *conds;
+	struct rm_cfg_target *targets;
+	struct rm_cfg_hdrop *hdrops;
+	struct rm_cfg_subset *subsets;
+	struct rm_cfg_endpoint *endpoints;
+	__u32 *members;
+	struct rm_cfg_label *labels;
+	char *strtab;
+	__u32 cap[RM_CFG_T_MAX]; /* entries allocated per table (own arrays) */
+	void *blob;		 /* a view: the copy the tables point into, else NULL */
+};
+
+/* The sources of a half in a process: the header's fields and the records. */
+struct rm_cfg_src {
+	__u32 magic; /* RM_CFG_MAGIC */
+	__u32 n_docs;
+	__u32 used; /* bytes of text in use */
+	__u32 pad;
+	__u64 generation;
+	char *text; /* malloc'd, cap bytes */
+	__u64 cap;
+};
+#endif
+
+#ifndef __bpf__
+_Static_assert(sizeof(struct rm_cfg_ctl) == 128, "rm_cfg_ctl layout (ABI 1 had 64 bytes)");
+_Static_assert(sizeof(struct rm_cfg_blob) == 128, "rm_cfg_blob layout");
+_Static_assert(sizeof(struct rm_cfg_half) == 64, "rm_cfg_half layout");
+_Static_assert(sizeof(struct rm_cfg_src_hdr) == 56, "rm_cfg_src_hdr layout");
 _Static_assert(sizeof(struct rm_cfg_label) == 8, "rm_cfg_label layout");
 _Static_assert(sizeof(struct rm_cfg_port) == 8, "rm_cfg_port layout");
 _Static_assert(sizeof(struct rm_cfg_service) == 48 + 16 * RM_CFG_SVC_ADDRS + 8 * RM_CFG_SVC_PORTS,
@@ -409,10 +447,6 @@ _Static_assert(sizeof(struct rm_cfg_subset) == 96, "rm_cfg_subset layout");
 _Static_assert(sizeof(struct rm_cfg_endpoint) == 38 + 2 * RM_CFG_SVC_PORTS + 2,
 	       "rm_cfg_endpoint layout");
 _Static_assert(sizeof(struct rm_cfg_src_doc) == 16, "rm_cfg_src_doc layout");
-_Static_assert(sizeof(struct rm_cfg_src) == 56 + RM_CFG_SRC_SIZE, "rm_cfg_src layout");
-_Static_assert(RM_CFG_SRC_SIZE % 8 == 0, "rm_cfg_src text is 8-aligned");
-_Static_assert(RM_CFG_STRTAB_SIZE % 8 == 0, "strtab keeps the half 8-aligned");
-_Static_assert(sizeof(struct rm_cfg) < 4u * 1024 * 1024, "one map value must stay < 4 MiB");
 #endif
 
 #endif /* RINGMESH_CFG_H */

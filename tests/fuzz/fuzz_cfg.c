@@ -59,9 +59,10 @@ static void check_err(int r, const char *err)
 static void check_half(const struct rm_cfg *c, FILE *null)
 {
 	CHECK(c->magic == RM_CFG_MAGIC && c->abi_version == RM_CFG_ABI_VERSION);
-	CHECK(c->n_services <= RM_CFG_MAX_SERVICES && c->n_rules <= RM_CFG_MAX_RULES);
-	CHECK(c->n_subsets <= RM_CFG_MAX_SUBSETS && c->n_endpoints <= RM_CFG_MAX_ENDPOINTS);
-	CHECK(c->strtab_len >= 1 && c->strtab_len <= RM_CFG_STRTAB_SIZE && !c->strtab[0]);
+	CHECK(c->n_services <= c->cap[RM_CFG_T_SERVICES] && c->n_rules <= c->cap[RM_CFG_T_RULES]);
+	CHECK(c->n_subsets <= c->cap[RM_CFG_T_SUBSETS] &&
+	      c->n_endpoints <= c->cap[RM_CFG_T_ENDPOINTS]);
+	CHECK(c->strtab_len >= 1 && c->strtab_len <= c->cap[RM_CFG_T_STRTAB] && !c->strtab[0]);
 	CHECK(!c->strtab[c->strtab_len - 1]);
 	for (uint32_t i = 0; i < c->n_services; i++) {
 		const struct rm_cfg_service *s = &c->services[i];
@@ -190,8 +191,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "fuzz_cfg: stored sources do not recompile: %s\n", err);
 		abort();
 	}
-	CHECK(cfg_used_size(a) == cfg_used_size(b));
-	if (memcmp(a, b, cfg_used_size(a))) {
+	CHECK(cfg_blob_size(a) == cfg_blob_size(b));
+	if (!cfg_equal(a, b)) {
 		report_diff(a, b);
 		abort();
 	}
@@ -211,7 +212,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		      !strcmp(back.v[i].ns, docs.v[i].ns) &&
 		      !strcmp(back.v[i].name, docs.v[i].name));
 	CHECK(cfg_compile(&back, b, err, sizeof(err)) == 0);
-	CHECK(cfg_used_size(a) == cfg_used_size(b) && !memcmp(a, b, cfg_used_size(a)));
+	CHECK(cfg_equal(a, b));
 out:
 	cfg_docs_free(&docs);
 	cfg_docs_free(&again);

@@ -334,7 +334,7 @@ static int cmp_names(const void *a, const void *b)
 static void test_bad_corpus(void **state)
 {
 	struct cfg_docs store = {0};
-	struct rm_cfg_src *src = malloc(sizeof(*src));
+	struct rm_cfg_src *src = calloc(1, sizeof(*src));
 	char *expect = cfgt_read("bad/EXPECT", NULL), *line, *save = NULL;
 	char err[512];
 	int checked = 0;
@@ -344,7 +344,7 @@ static void test_bad_corpus(void **state)
 	assert_non_null(expect);
 	assert_int_equal(cfgt_load(&store, workshop, err, sizeof(err)), 0);
 	assert_int_equal(cfg_compile(&store, cfg_a, err, sizeof(err)), 0);
-	before = cfg_used_size(cfg_a);
+	before = cfg_blob_size(cfg_a);
 	assert_int_equal(cfg_src_pack(&store, src, err, sizeof(err)), 0);
 	for (line = strtok_r(expect, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
 		char *tab = strchr(line, '\t'), rel[300], want[600];
@@ -372,8 +372,8 @@ static void test_bad_corpus(void **state)
 		cfg_docs_free(&cur);
 		/* the applied set is untouched */
 		assert_int_equal(cfg_compile(&store, cfg_b, err, sizeof(err)), 0);
-		assert_int_equal(cfg_used_size(cfg_b), before);
-		assert_memory_equal(cfg_a, cfg_b, before);
+		assert_int_equal(cfg_blob_size(cfg_b), before);
+		assert_true(cfg_equal(cfg_a, cfg_b));
 		checked++;
 	}
 	assert_true(checked >= 30);
@@ -394,6 +394,7 @@ static void test_bad_corpus(void **state)
 	}
 	(void)cmp_names;
 	free(expect);
+	cfg_src_free(src);
 	free(src);
 	cfg_docs_free(&store);
 }
@@ -451,7 +452,7 @@ static void test_src_roundtrip(void **state)
 	    "routerule-v4.yaml",       "dest-rule.yaml",       "serviceentry.yaml",
 	    "routerule-features.yaml", "modern/features.yaml", NULL};
 	struct cfg_docs store = {0}, back = {0};
-	struct rm_cfg_src *src = malloc(sizeof(*src));
+	struct rm_cfg_src *src = calloc(1, sizeof(*src));
 	char err[512];
 
 	assert_non_null(src);
@@ -467,13 +468,14 @@ static void test_src_roundtrip(void **state)
 		assert_int_equal(back.v[i].ir->pos.line, store.v[i].ir->pos.line);
 	}
 	assert_int_equal(cfg_compile(&back, cfg_b, err, sizeof(err)), 0);
-	assert_int_equal(cfg_used_size(cfg_a), cfg_used_size(cfg_b));
-	assert_memory_equal(cfg_a, cfg_b, cfg_used_size(cfg_a));
+	assert_int_equal(cfg_blob_size(cfg_a), cfg_blob_size(cfg_b));
+	assert_true(cfg_equal(cfg_a, cfg_b));
 	/* a corrupt record is refused, not trusted */
 	src->used = 12;
 	cfg_docs_free(&back);
 	assert_int_not_equal(cfg_src_unpack(src, &back, err, sizeof(err)), 0);
 	assert_int_equal(back.n, 0);
+	cfg_src_free(src);
 	free(src);
 	cfg_docs_free(&store);
 }
@@ -526,7 +528,7 @@ static void test_src_merge(void **state)
 	    "routerule-v4.yaml",       "dest-rule.yaml",       "serviceentry.yaml",
 	    "routerule-features.yaml", "modern/features.yaml", NULL};
 	struct cfg_docs store = {0};
-	struct rm_cfg_src *src = malloc(sizeof(*src));
+	struct rm_cfg_src *src = calloc(1, sizeof(*src));
 	char err[512];
 
 	assert_non_null(src);
@@ -554,11 +556,12 @@ static void test_src_merge(void **state)
 		}
 		assert_int_equal(cfg_compile(&want, cfg_a, err, sizeof(err)), 0);
 		assert_int_equal(cfg_compile(&got, cfg_b, err, sizeof(err)), 0);
-		assert_int_equal(cfg_used_size(cfg_a), cfg_used_size(cfg_b));
-		assert_memory_equal(cfg_a, cfg_b, cfg_used_size(cfg_a));
+		assert_int_equal(cfg_blob_size(cfg_a), cfg_blob_size(cfg_b));
+		assert_true(cfg_equal(cfg_a, cfg_b));
 		cfg_docs_free(&want);
 		cfg_docs_free(&got);
 	}
+	cfg_src_free(src);
 	free(src);
 	cfg_docs_free(&store);
 }
@@ -576,7 +579,7 @@ static void test_line_breaks_and_encoding(void **state)
 				  "spec: {destination: {name: svc}, precedence: 2}\n";
 	static const char utf16[] = "\xff\xfek\0i\0n\0d\0:\0 \0x\0\n\0";
 	struct cfg_docs store = {0}, back = {0};
-	struct rm_cfg_src *src = malloc(sizeof(*src));
+	struct rm_cfg_src *src = calloc(1, sizeof(*src));
 	char err[512] = "";
 
 	assert_non_null(src);
@@ -587,8 +590,8 @@ static void test_line_breaks_and_encoding(void **state)
 	assert_int_equal(cfg_src_pack(&store, src, err, sizeof(err)), 0);
 	assert_int_equal(cfg_src_unpack(src, &back, err, sizeof(err)), 0);
 	assert_int_equal(cfg_compile(&back, cfg_b, err, sizeof(err)), 0);
-	assert_int_equal(cfg_used_size(cfg_a), cfg_used_size(cfg_b));
-	assert_memory_equal(cfg_a, cfg_b, cfg_used_size(cfg_a));
+	assert_int_equal(cfg_blob_size(cfg_a), cfg_blob_size(cfg_b));
+	assert_true(cfg_equal(cfg_a, cfg_b));
 	cfg_docs_free(&back);
 	cfg_docs_free(&store);
 
@@ -596,6 +599,7 @@ static void test_line_breaks_and_encoding(void **state)
 	    cfg_docs_parse(&store, "u16.yaml", utf16, sizeof(utf16) - 1, err, sizeof(err)), 0);
 	assert_non_null(strstr(err, "u16.yaml:1:1: "));
 	assert_int_equal(store.n, 0);
+	cfg_src_free(src);
 	free(src);
 }
 
@@ -692,7 +696,9 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	cfg_free(cfg_a);
 	free(cfg_a);
+	cfg_free(cfg_b);
 	free(cfg_b);
 	return 0;
 }

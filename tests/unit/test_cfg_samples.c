@@ -547,6 +547,7 @@ static int setup(void **state)
 
 static int teardown(void **state)
 {
+	cfg_free(cfg);
 	free(cfg);
 	return 0;
 }

@@ -8,6 +8,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <bpf/bpf.h>
 
@@ -18,15 +19,19 @@ static struct rm_cfg *snap_a, *snap_b;
 
 static void cleanup_pins(void)
 {
-	static const char *const names[] = {RM_MAP_CFG_CTL, RM_MAP_CFG, RM_MAP_CFG_SRC};
-	char p[256];
+	char p[512];
+	DIR *d;
+	struct dirent *e;
 
-	if (!pin_dir[0])
+	if (!pin_dir[0] || !(d = opendir(pin_dir)))
 		return;
-	for (size_t i = 0; i < 3; i++) {
-		snprintf(p, sizeof(p), "%s/%s", pin_dir, names[i]);
-		unlink(p);
-	}
+	/* rm_cfg_ctl and the halves' rm_cfg-H-ID maps */
+	while ((e = readdir(d)))
+		if (!strncmp(e->d_name, "rm_cfg", 6)) {
+			snprintf(p, sizeof(p), "%s/%s", pin_dir, e->d_name);
+			unlink(p);
+		}
+	closedir(d);
 	rmdir(pin_dir);
 }
 
@@ -99,7 +104,7 @@ static void test_store(void **state)
 	assert_int_equal(s.ctl->generation, 6);
 	assert_int_equal(cfg_store_snapshot(&s, snap_b, NULL, &g2), 0);
 	assert_int_equal(g2, 6);
-	assert_memory_equal(snap_a, snap_b, cfg_used_size(snap_a));
+	assert_true(cfg_equal(snap_a, snap_b));
 
 	/* a second opener (another CLI invocation) sees the same documents */
 	assert_int_equal(cfg_store_open(&s2, pin_dir, false, err, sizeof(err)), 0);
@@ -128,6 +133,132 @@ static void test_store(void **state)
 	assert_int_equal(snap_b->n_rules, 2);
 	assert_int_equal(snap_b->generation, 8);
 	cfg_store_close(&s);
+}
+
+/* n ServiceEntries, one endpoint each, as one YAML text. */
+static char *many_services(unsigned n)
+{
+	size_t cap = (size_t)n * 512 + 1, len = 0;
+	char *t = malloc(cap);
+
+	assert_non_null(t);
+	for (unsigned i = 0; i < n; i++)
+		len += (size_t)snprintf(
+		    t + len, cap - len,
+		    "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+		    "metadata:\n  name: svc-%u\n  namespace: grow\nspec:\n"
+		    "  hosts: [svc-%u.grow.svc.cluster.local]\n"
+		    "  addresses: [10.%u.%u.1]\n"
+		    "  ports: [{number: 80, name: http, protocol: HTTP}]\n"
+		    "  resolution: STATIC\n"
+		    "  endpoints: [{address: 10.200.%u.%u, labels: {app: svc-%u}}]\n",
+		    i, i, 1 + i / 250, i % 250, i / 250, 1 + i % 250, i);
+	return t;
+}
+
+static int apply_text(struct cfg_store *s, const char *dir, enum cfg_op op, const char *text,
+		      bool *changed, uint64_t *gen, char *err, size_t errlen)
+{
+	struct cfg_docs d = {0};
+	int r = cfg_docs_parse(&d, "grow.yaml", text, strlen(text), err, errlen);
+
+	if (!r)
+		r = cfg_store_update(s, dir, op, &d, changed, gen, err, errlen);
+	cfg_docs_free(&d);
+	return r;
+}
+
+/* A configuration larger than a half's map grows it (a new map, pinned before the
+ * flip, the old one unpinned); a writer that died after creating a map and mid-write
+ * leaves the live configuration alone, and the next writer removes its map. */
+static void test_growth_and_crash(void **state)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_MMAPABLE);
+	char dir[160], path[512], err[512] = "";
+	struct cfg_store s;
+	struct rm_cfg *snap = calloc(1, sizeof(*snap));
+	char *small = many_services(2), *big = many_services(2000), *three = many_services(3);
+	uint64_t gen, g2, id_small, id_big;
+	uint32_t a, h;
+	size_t len_small;
+	bool changed;
+	int fd;
+
+	assert_non_null(snap);
+	if (geteuid() != 0 || access("/sys/fs/bpf", W_OK))
+		skip();
+	snprintf(dir, sizeof(dir), "%s-grow", pin_dir);
+	assert_int_equal(cfg_store_open(&s, dir, true, err, sizeof(err)), 0);
+	if (apply_text(&s, dir, CFG_OP_APPLY, small, &changed, &gen, err, sizeof(err)))
+		fail_msg("small: %s", err);
+	a = s.ctl->active;
+	id_small = s.ctl->half_id[a];
+	len_small = s.half[a].len;
+	assert_int_equal(len_small, RM_CFG_CHUNK); /* sized by what was applied */
+
+	/* 2,000 services do not fit the other half's (absent) or the first map: grown */
+	if (apply_text(&s, dir, CFG_OP_APPLY, big, &changed, &gen, err, sizeof(err)))
+		fail_msg("big: %s", err);
+	assert_true(changed);
+	assert_int_equal(gen, 2);
+	a = s.ctl->active;
+	id_big = s.ctl->half_id[a];
+	assert_true(id_big > id_small);
+	assert_true(s.half[a].len > 16 * len_small);
+	assert_int_equal(cfg_store_snapshot(&s, snap, NULL, &g2), 0);
+	assert_int_equal(g2, 2);
+	assert_int_equal(snap->n_services, 2000);
+
+	/* crash: a writer created and pinned a map for the inactive half and died
+	 * mid-write (seq odd), before the flip */
+	h = !a;
+	snprintf(path, sizeof(path), "%s/%s-%u-%llu", dir, RM_MAP_CFG, h,
+		 (unsigned long long)(id_big + 1));
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, "rm_cfg_crash", 4, RM_CFG_CHUNK, 4, &o);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+	s.ctl->seq[h] |= 1;
+	assert_int_equal(cfg_store_snapshot(&s, snap, NULL, &g2), 0);
+	assert_int_equal(g2, 2); /* the old configuration is live */
+	assert_int_equal(snap->n_services, 2000);
+
+	/* the next writer unpins the orphan and publishes; a 4x too big half shrinks */
+	if (apply_text(&s, dir, CFG_OP_REPLACE, small, &changed, &gen, err, sizeof(err)))
+		fail_msg("replace: %s", err);
+	assert_int_equal(gen, 3);
+	assert_int_equal(access(path, F_OK), -1);
+	assert_int_equal(cfg_store_snapshot(&s, snap, NULL, &g2), 0);
+	assert_int_equal(snap->n_services, 2);
+	assert_int_equal(s.ctl->seq[0] % 2, 0);
+	assert_int_equal(s.ctl->seq[1] % 2, 0);
+	if (apply_text(&s, dir, CFG_OP_REPLACE, three, &changed, &gen, err, sizeof(err)))
+		fail_msg("shrink: %s", err);
+	assert_int_equal(s.half[s.ctl->active].len, RM_CFG_CHUNK);
+	cfg_store_close(&s);
+
+	/* only ctl and the two live halves are left pinned */
+	{
+		DIR *d = opendir(dir);
+		struct dirent *e;
+		int n = 0;
+
+		assert_non_null(d);
+		while ((e = readdir(d)))
+			if (e->d_name[0] != '.') {
+				snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+				unlink(path);
+				n++;
+			}
+		closedir(d);
+		assert_int_equal(n, 3);
+	}
+	rmdir(dir);
+	cfg_free(snap);
+	free(snap);
+	free(small);
+	free(big);
+	free(three);
 }
 
 /* A pinned map with another layout is refused, not reinterpreted. */
@@ -164,7 +295,9 @@ static int setup(void **state)
 static int teardown(void **state)
 {
 	cleanup_pins();
+	cfg_free(snap_a);
 	free(snap_a);
+	cfg_free(snap_b);
 	free(snap_b);
 	return 0;
 }
@@ -173,6 +306,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_store),
+	    cmocka_unit_test(test_growth_and_crash),
 	    cmocka_unit_test(test_layout_mismatch),
 	};
 	int r;

@@ -17,11 +17,12 @@
 static struct rm_cfg *one_service_cfg(uint64_t gen)
 {
 	struct rm_cfg *c = calloc(1, sizeof(*c));
-
-	c->magic = RM_CFG_MAGIC;
-	c->abi_version = RM_CFG_ABI_VERSION;
-	c->generation = gen;
 	static const char st[] = "\0svc.ns.svc.cluster.local\0svc\0ns\0version\0v1";
+
+	assert_int_equal(cfg_init(c), 0);
+	for (int t = 0; t <= RM_CFG_T_STRTAB; t++)
+		assert_int_equal(cfg_reserve(c, t, 64), 0);
+	c->generation = gen;
 
 	memcpy(c->strtab, st, sizeof(st));
 	c->strtab_len = sizeof(st);
@@ -96,7 +97,9 @@ static void test_cfgw_publish_reclaim(void **state)
 	cfgw_quiescent(&cw, 1);
 	assert_int_equal(cfgw_reclaim(&cw), 0);
 	cfgw_fini(&cw);
+	cfg_free(snap);
 	free(snap);
+	cfg_free(bad);
 	free(bad);
 }
 

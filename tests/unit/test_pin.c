@@ -59,13 +59,15 @@ static void test_table_is_the_bpf_object(void **state)
 
 static void test_find_and_lengths(void **state)
 {
-	const struct pin_def *d = pin_find(RM_MAP_CFG);
+	const struct pin_def *d = pin_find(RM_MAP_STATS);
 	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
 
-	assert_ptr_equal(d, &pin_defs[PIN_CFG]);
+	assert_ptr_equal(d, &pin_defs[PIN_STATS]);
 	assert_null(pin_find("rm_nope"));
-	assert_int_equal(pin_elem_off(d, 1), (sizeof(struct rm_cfg) + 7) & ~(size_t)7);
-	assert_true(pin_mmap_len(d) >= pin_elem_off(d, RM_CFG_HALVES));
+	/* the halves of the configuration are sized per publish: not in the table */
+	assert_null(pin_find(RM_MAP_CFG));
+	assert_int_equal(pin_elem_off(d, 1), (sizeof(union rm_stats_entry) + 7) & ~(size_t)7);
+	assert_true(pin_mmap_len(d) >= pin_elem_off(d, RM_STATS_SLOTS));
 	assert_int_equal(pin_mmap_len(d) % pg, 0);
 	assert_int_equal(pin_mmap_len(&pin_defs[PIN_PROXY]), pg);
 }

@@ -9,26 +9,23 @@
 #   1 changed  the same file with one service's 70/30 split changed to 60/40
 # and the median (min..max) over the rounds.
 #
-# A default build holds 128 services (include/ringmesh/cfg.h): --caps builds, per N,
-# a CLI whose capacities are raised to hold N services (into BUILD-capsN/, -D flags,
-# the daemon and BPF side are not rebuilt: the CLI alone needs no daemon). An N whose
-# configuration half cannot be one BPF map value (< 4 MiB) is reported as such.
+# A default build holds whatever is applied (include/ringmesh/cfg.h: each half is a
+# map of its own, sized at publish time); "pinned" is the two halves' maps after
+# the last apply (bpftool's memlock, i.e. what the kernel allocated).
 # --inproc adds a second table: the same three applies in one process without the
 # maps (tools/bench/cfgbench.c: parse, merge over the stored sources, compile, pack,
-# compare), against a library with raised capacities and the 4 MiB static checks
-# compiled out, so sizes the maps cannot hold yet are measured too.
+# compare).
 #
-# Usage: sudo tools/bench/cfg.sh [--build DIR] [--caps] [--inproc] [--rounds R] [N ...]
+# Usage: sudo tools/bench/cfg.sh [--build DIR] [--inproc] [--rounds R] [N ...]
 #        (defaults: build, 3 rounds, N = 100 1000 10000)
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-BUILD=build CAPS=0 INPROC=0 ROUNDS=3
+BUILD=build INPROC=0 ROUNDS=3
 SIZES=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--build) BUILD=$2; shift 2 ;;
-	--caps) CAPS=1; shift ;;
 	--inproc) INPROC=1; shift ;;
 	--rounds) ROUNDS=$2; shift 2 ;;
 	-h|--help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -46,19 +43,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# Capacities for n services of cfggen.py, with headroom; strtab and source text by
-# the measured bytes per service (~250 with the rules' origins, ~1,450 with record headers).
-caps_flags() {
-	local n=$1
-	local s=$(( (n + 63) / 64 * 64 )) r=$(( 3 * ((n + 63) / 64 * 64) ))
-	local src=$(( ( (1600 * n + 65536) / 8 ) * 8 ))
-	echo "-DRM_CFG_MAX_SERVICES=$s -DRM_CFG_MAX_RULES=$r -DRM_CFG_MAX_MATCHES=$((r + 64))" \
-		"-DRM_CFG_MAX_CONDS=$((r + 64)) -DRM_CFG_MAX_TARGETS=$((4 * s))" \
-		"-DRM_CFG_MAX_SUBSETS=$r -DRM_CFG_MAX_ENDPOINTS=$r -DRM_CFG_MAX_MEMBERS=$((r + 64))" \
-		"-DRM_CFG_MAX_LABELS=$((3 * r + 64)) -DRM_CFG_STRTAB_SIZE=$(( (320 * n + 65536) / 8 * 8 ))" \
-		"-DRM_CFG_SRC_SIZE=$src"
-}
 
 # ms since the epoch, as a float
 now_ms() { date +%s.%N | awk '{ printf "%.3f", $1 * 1000 }'; }
@@ -80,29 +64,10 @@ stat() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END {
 echo "ringmesh apply, wall ms from the CLI: $(uname -r), $(nproc) CPUs, $ROUNDS rounds," \
 	"median (min..max); git $(git -C "$root" rev-parse --short HEAD 2>/dev/null)"
 echo
-echo "| services | rules | documents | first apply | unchanged re-apply | 1 rule changed |"
-echo "|---|---|---|---|---|---|"
+echo "| services | rules | documents | first apply | unchanged re-apply | 1 rule changed | pinned (2 halves) |"
+echo "|---|---|---|---|---|---|---|"
 for n in "${SIZES[@]}"; do
 	cli=$BUILD/ringmesh
-	if [ $CAPS = 1 ]; then
-		b=$BUILD-caps$n
-		# make does not see a change of -D flags: rebuild when they changed
-		if [ "$(cat "$root/$b/.caps" 2>/dev/null)" != "$(caps_flags "$n")" ]; then
-			rm -rf "${root:?}/$b"
-			mkdir -p "$root/$b"
-			caps_flags "$n" >"$root/$b/.caps"
-		fi
-		if ! CFLAGS="-O2 -g $(caps_flags "$n")" make -C "$root" -j2 BUILD="$b" "$b/ringmesh" \
-			>"$TMP/make" 2>&1; then
-			if grep -q "must stay < 4 MiB\|layout" "$TMP/make"; then
-				echo "| $n | $((3 * n)) | $((3 * n)) | does not fit: one half > 4 MiB (one BPF map value) | | |"
-			else
-				echo "| $n | build with raised caps failed: $(grep -m1 error "$TMP/make") | | | | |"
-			fi
-			continue
-		fi
-		cli=$root/$b/ringmesh
-	fi
 	[ -x "$cli" ] || { echo "cfg.sh: $cli not built"; exit 1; }
 	python3 "$here/cfggen.py" "$n" --out "$TMP/a.yaml"
 	python3 "$here/cfggen.py" "$n" --change $((n / 2)) --out "$TMP/b.yaml"
@@ -117,6 +82,8 @@ for n in "${SIZES[@]}"; do
 		ms=$(run_ms "$cli" "$TMP/b.yaml") || { fail=$(tail -c 200 "$TMP/out"); rm -rf "$PIN"; break; }
 		grep -q "generation 2" "$TMP/out" || { fail="changed apply did not publish: $(cat "$TMP/out")"; rm -rf "$PIN"; break; }
 		one+=("$ms")
+		pinned=$(for f in "$PIN"/rm_cfg-*; do bpftool map show pinned "$f"; done |
+			sed -n 's/.*memlock \([0-9]*\)B.*/\1/p' | awk '{ s += $1 } END { printf "%.1f MiB", s / 1048576 }')
 		rm -rf "$PIN"
 		PIN=""
 	done
@@ -124,7 +91,7 @@ for n in "${SIZES[@]}"; do
 		echo "| $n | $((3 * n)) | $((3 * n)) | failed: $(printf '%s' "$fail" | tr '\n|' '  ') | | |"
 		continue
 	fi
-	echo "| $n | $((3 * n)) | $((3 * n)) | $(stat "${first[@]}") | $(stat "${same[@]}") | $(stat "${one[@]}") |"
+	echo "| $n | $((3 * n)) | $((3 * n)) | $(stat "${first[@]}") | $(stat "${same[@]}") | $(stat "${one[@]}") | $pinned |"
 done
 
 [ $INPROC = 1 ] || exit 0
@@ -134,21 +101,11 @@ echo
 echo "| services | first apply | unchanged re-apply | 1 rule changed | compiled half | sources |"
 echo "|---|---|---|---|---|---|"
 for n in "${SIZES[@]}"; do
-	b=$BUILD-inproc$n
-	flags=$(caps_flags "$n")
-	noassert='-D_Static_assert(c,m)='
-	flags_id="$flags $noassert"
-	if [ "$(cat "$root/$b/.caps" 2>/dev/null)" != "$flags_id" ]; then
-		rm -rf "${root:?}/$b"
-		mkdir -p "$root/$b"
-		printf '%s\n' "$flags_id" >"$root/$b/.caps"
-	fi
-	# make hands CFLAGS to the shell: the parentheses need quotes there
-	# shellcheck disable=SC2086 # $flags are separate words
-	if ! CFLAGS="-O2 -g $flags '$noassert'" make -C "$root" -j2 BUILD="$b" "$b/libringmesh.a" >"$TMP/make" 2>&1 ||
-		! cc -O2 -g -std=gnu11 -D_GNU_SOURCE $flags "$noassert" -I"$root/include" -I"$root/user" \
+	b=$BUILD
+	if ! make -C "$root" -j2 BUILD="$b" "$b/libringmesh.a" >"$TMP/make" 2>&1 ||
+		! cc -O2 -g -std=gnu11 -D_GNU_SOURCE -I"$root/include" -I"$root/user" \
 			-I"$root/tools" -I"$root/$b" "$here/cfgbench.c" "$root/$b/libringmesh.a" \
-			-lbpf -lelf -lz -luring -lyaml -lpcre2-8 -lpthread -lm -o "$root/$b/cfgbench" \
+			-lbpf -lelf -lz -luring -lyaml -lpcre2-8 -lpthread -lm -o "$TMP/cfgbench" \
 			>>"$TMP/make" 2>&1; then
 		echo "| $n | build failed: $(grep -m1 error "$TMP/make") | | | | |"
 		continue
@@ -157,7 +114,7 @@ for n in "${SIZES[@]}"; do
 	python3 "$here/cfggen.py" "$n" --change $((n / 2)) --out "$TMP/b.yaml"
 	first=() same=() one=() half="" srcb="" fail=""
 	for ((i = 0; i < ROUNDS; i++)); do
-		out=$("$root/$b/cfgbench" "$TMP/a.yaml" "$TMP/b.yaml" 2>&1) || { fail=$out; break; }
+		out=$("$TMP/cfgbench" "$TMP/a.yaml" "$TMP/b.yaml" 2>&1) || { fail=$out; break; }
 		first+=("$(echo "$out" | sed -n 's/.*first=\([0-9]*\).*/\1/p')")
 		same+=("$(echo "$out" | sed -n 's/.*unchanged=\([0-9]*\).*/\1/p')")
 		one+=("$(echo "$out" | sed -n 's/.*changed=\([0-9]*\) .*/\1/p')")

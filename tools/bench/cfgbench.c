@@ -2,9 +2,8 @@
 /*
  * In-process timing of what `ringmesh apply` does besides touching the maps:
  * parse the file, merge over the stored sources (cfg_src_merge), compile, pack
- * the sources, compare with the previous half. For configurations that cannot be
- * one BPF map value yet (a half must stay < 4 MiB, issue 13), built by
- * tools/bench/cfg.sh --inproc against a library whose capacities are raised.
+ * the sources, compare with the previous half: the CPU part of an apply without
+ * the maps. Built by tools/bench/cfg.sh --inproc.
  * Prints "first=MS unchanged=MS changed=MS" (CPU-bound wall ms, one run each).
  * Usage: cfgbench FILE CHANGED_FILE
  */
@@ -68,11 +67,18 @@ static int apply(const char *path, struct rm_cfg *cfg, struct rm_cfg *prev, stru
 	if (!r)
 		r = cfg_src_pack(&cur, nsrc, err, sizeof(err));
 	if (!r) {
-		*changed = cfg_used_size(cfg) != cfg_used_size(prev) ||
-			   memcmp(cfg, prev, cfg_used_size(cfg)) || nsrc->used != src->used ||
+		struct rm_cfg t;
+		struct rm_cfg_src ts;
+
+		*changed = !cfg_equal(cfg, prev) || nsrc->used != src->used ||
 			   memcmp(nsrc->text, src->text, nsrc->used);
-		memcpy(src, nsrc, sizeof(*src));
-		memcpy(prev, cfg, sizeof(*cfg));
+		/* the new one becomes the previous one: swap, nothing leaks */
+		t = *prev;
+		*prev = *cfg;
+		*cfg = t;
+		ts = *src;
+		*src = *nsrc;
+		*nsrc = ts;
 	}
 	*ms = now_ms() - t0;
 	if (r)
@@ -106,8 +112,12 @@ int main(int argc, char **argv)
 	}
 	printf("first=%.0f unchanged=%.0f changed=%.0f services=%u rules=%u endpoints=%u "
 	       "half_bytes=%zu src_bytes=%u\n",
-	       a, b, c, cfg->n_services, cfg->n_rules, cfg->n_endpoints, cfg_used_size(cfg),
+	       a, b, c, prev->n_services, prev->n_rules, prev->n_endpoints, cfg_blob_size(prev),
 	       src->used);
+	cfg_free(cfg);
+	cfg_free(prev);
+	cfg_src_free(src);
+	cfg_src_free(nsrc);
 	free(cfg);
 	free(prev);
 	free(src);

@@ -42,7 +42,7 @@ static const struct rm_cfg_subset *cfg_subset(const struct rm_cfg *cfg, const st
 	snprintf(sub, sizeof(sub), "%.*s", KEYSTR(p->subset));
 	if (!*sub)
 		return NULL;
-	for (uint32_t i = 0; i < cfg->n_subsets && i < RM_CFG_MAX_SUBSETS; i++) {
+	for (uint32_t i = 0; i < cfg->n_subsets; i++) {
 		const struct rm_cfg_subset *s = &cfg->subsets[i];
 
 		if (s->service < cfg->n_services &&

@@ -406,7 +406,7 @@ int cli_cfg_read(struct rm_cfg **out, uint64_t *generation, char *err, size_t er
 	int ret;
 
 	*out = NULL;
-	cfg = malloc(sizeof(*cfg));
+	cfg = calloc(1, sizeof(*cfg));
 	if (!cfg)
 		return -ENOMEM;
 	ret = cfg_store_open(&s, cli.pin_dir, false, buf, sizeof(buf));

@@ -92,7 +92,7 @@ static int ep_list(int argc, char **argv)
 		p_err("out of memory");
 		return -1;
 	}
-	for (i = 0; gen && i < cfg->n_endpoints && i < RM_CFG_MAX_ENDPOINTS; i++) {
+	for (i = 0; gen && i < cfg->n_endpoints; i++) {
 		const struct rm_cfg_endpoint *e = &cfg->endpoints[i];
 		const char *svc = e->service < cfg->n_services
 				      ? cfg_str(cfg, cfg->services[e->service].host_off)

@@ -294,90 +294,6 @@ static void entry_cfg_ctl(const struct cli_map *m, const void *key, const void *
 	}
 }
 
-static void entry_cfg(const struct cli_map *m, const void *key, const void *val)
-{
-	const struct rm_cfg *c = val;
-	uint32_t idx;
-
-	memcpy(&idx, key, sizeof(idx));
-	if (cli.jw) {
-		json_start_object(cli.jw);
-		json_uint_field(cli.jw, "half", idx);
-		json_bool_field(cli.jw, "initialised", c->magic == RM_CFG_MAGIC);
-		json_uint_field(cli.jw, "generation", c->generation);
-		json_uint_field(cli.jw, "services", c->n_services);
-		json_uint_field(cli.jw, "rules", c->n_rules);
-		json_uint_field(cli.jw, "matches", c->n_matches);
-		json_uint_field(cli.jw, "conditions", c->n_conds);
-		json_uint_field(cli.jw, "targets", c->n_targets);
-		json_uint_field(cli.jw, "header_ops", c->n_hdrops);
-		json_uint_field(cli.jw, "subsets", c->n_subsets);
-		json_uint_field(cli.jw, "endpoints", c->n_endpoints);
-		json_uint_field(cli.jw, "members", c->n_members);
-		json_uint_field(cli.jw, "labels", c->n_labels);
-		json_uint_field(cli.jw, "strtab_bytes", c->strtab_len);
-		json_uint_field(cli.jw, "documents", c->n_docs);
-		json_end_object(cli.jw);
-	} else if (c->magic != RM_CFG_MAGIC) {
-		printf("half %u: empty\n", idx);
-	} else {
-		printf("half %u: generation %llu  services %u  rules %u  matches %u  conditions %u"
-		       "  targets %u  subsets %u  endpoints %u  labels %u  strtab %u bytes"
-		       "  documents %u\n",
-		       idx, (unsigned long long)c->generation, c->n_services, c->n_rules,
-		       c->n_matches, c->n_conds, c->n_targets, c->n_subsets, c->n_endpoints,
-		       c->n_labels, c->strtab_len, c->n_docs);
-	}
-}
-
-static void entry_cfg_src(const struct cli_map *m, const void *key, const void *val)
-{
-	const struct rm_cfg_src *s = val;
-	uint32_t idx, off = 0, i;
-
-	memcpy(&idx, key, sizeof(idx));
-	if (cli.jw) {
-		json_start_object(cli.jw);
-		json_uint_field(cli.jw, "half", idx);
-		json_uint_field(cli.jw, "generation", s->generation);
-		json_name(cli.jw, "documents");
-		json_start_array(cli.jw);
-	} else {
-		printf("half %u: generation %llu  %u documents, %u bytes\n", idx,
-		       (unsigned long long)s->generation, s->magic == RM_CFG_MAGIC ? s->n_docs : 0,
-		       s->used);
-	}
-	/* walk the records defensively: a torn or foreign value must not run us off the end */
-	for (i = 0; s->magic == RM_CFG_MAGIC && i < s->n_docs; i++) {
-		struct rm_cfg_src_doc d;
-		const char *origin;
-
-		if (s->used > RM_CFG_SRC_SIZE || off + sizeof(d) > s->used)
-			break;
-		memcpy(&d, s->text + off, sizeof(d));
-		if (d.rec_len < sizeof(d) || d.rec_len > s->used - off || !d.origin_len ||
-		    d.origin_len + d.text_len + sizeof(d) > d.rec_len)
-			break;
-		origin = s->text + off + sizeof(d);
-		if (cli.jw) {
-			json_start_object(cli.jw);
-			json_name(cli.jw, "origin");
-			json_string_len(cli.jw, origin, strnlen(origin, d.origin_len));
-			json_uint_field(cli.jw, "line", d.first_line);
-			json_uint_field(cli.jw, "bytes", d.text_len ? d.text_len - 1 : 0);
-			json_end_object(cli.jw);
-		} else {
-			printf("  %.*s:%u  %u bytes\n", (int)strnlen(origin, d.origin_len), origin,
-			       d.first_line, d.text_len ? d.text_len - 1 : 0);
-		}
-		off += d.rec_len;
-	}
-	if (cli.jw) {
-		json_end_array(cli.jw);
-		json_end_object(cli.jw);
-	}
-}
-
 static void entry_stats(const struct cli_map *m, const void *key, const void *val)
 {
 	const union rm_stats_entry *e = val;
@@ -415,7 +331,7 @@ static const struct decoder {
     {RM_MAP_INCLUDE, entry_lpm}, {RM_MAP_EXCLUDE, entry_lpm},	  {RM_MAP_XPORTS, entry_xport},
     {RM_MAP_ORIG, entry_orig},	 {RM_MAP_ORIG_CK, entry_orig_ck}, {RM_MAP_SOCKS, entry_sock},
     {RM_MAP_PROXY, entry_proxy}, {RM_MAP_DPSTATS, entry_dpstat},  {RM_MAP_CFG_CTL, entry_cfg_ctl},
-    {RM_MAP_CFG, entry_cfg},	 {RM_MAP_CFG_SRC, entry_cfg_src}, {RM_MAP_STATS, entry_stats},
+    {RM_MAP_STATS, entry_stats},
 };
 
 static entry_fn decoder_for(const char *name, const struct cli_map *m, bool *no_value)

@@ -249,7 +249,7 @@ static int rule_list(int argc, char **argv)
 		p_err("out of memory");
 		return -1;
 	}
-	for (si = 0; gen && si < cfg->n_services && si < RM_CFG_MAX_SERVICES; si++) {
+	for (si = 0; gen && si < cfg->n_services; si++) {
 		const struct rm_cfg_service *s = &cfg->services[si];
 
 		for (k = 0; k < s->rule_count && s->rule_first + k < cfg->n_rules; k++) {

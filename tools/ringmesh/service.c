@@ -94,7 +94,7 @@ static int svc_list(int argc, char **argv)
 		p_err("out of memory");
 		return -1;
 	}
-	for (si = 0; gen && si < cfg->n_services && si < RM_CFG_MAX_SERVICES; si++) {
+	for (si = 0; gen && si < cfg->n_services; si++) {
 		const struct rm_cfg_service *s = &cfg->services[si];
 		char addrs[256] = "", ports[256] = "", rules[16], subs[16], eps[16], a[64];
 
@@ -136,7 +136,7 @@ static int svc_find(const struct rm_cfg *cfg, const char *name)
 
 	if (idx >= 0)
 		return idx;
-	for (i = 0; i < cfg->n_services && i < RM_CFG_MAX_SERVICES; i++) {
+	for (i = 0; i < cfg->n_services; i++) {
 		const struct rm_cfg_service *s = &cfg->services[i];
 		char both[512];
 

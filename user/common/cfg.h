@@ -16,6 +16,7 @@
 #ifndef RM_CFG_H
 #define RM_CFG_H
 
+#include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -106,7 +107,8 @@ int cfg_docs_remove_rule(struct cfg_docs *store, const char *name, const char *n
 
 void cfg_docs_free(struct cfg_docs *d);
 
-/* Compile a set of documents into one half (out is fully overwritten; magic,
+/* Compile a set of documents into one configuration (out: zeroed, or a previous
+ * result, which is freed first; release with cfg_free; magic,
  * abi_version set, generation 0). Cross-document checks (duplicate hosts,
  * unknown subsets, capacities) report the offending document's position. */
 int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size_t errlen);
@@ -120,9 +122,27 @@ int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err
 int cfg_src_merge(const struct rm_cfg_src *src, struct cfg_docs *add, struct cfg_docs *out,
 		  char *err, size_t errlen);
 
-/* Bytes of a compiled half that matter (header through the used strtab), for
- * comparing two compilations. */
-size_t cfg_used_size(const struct rm_cfg *cfg);
+/* --- a compiled configuration in memory (cfg_blob.c) --- */
+/* An empty configuration with arrays of its own (magic, ABI, strtab "\0"). */
+int cfg_init(struct rm_cfg *c);
+/* Room for n entries of table t (own arrays only; grows by doubling, zeroed).
+ * -ENOSPC beyond RM_CFG_TABLE_LIMIT or on a view. */
+int cfg_reserve(struct rm_cfg *c, enum rm_cfg_table t, size_t n);
+/* Frees the arrays or the viewed blob; c is zeroed. NULL and zeroed c are fine. */
+void cfg_free(struct rm_cfg *c);
+/* Bytes of c packed as a blob, and the packing (buf holds cfg_blob_size bytes).
+ * Two packings of one configuration are byte-identical. */
+size_t cfg_blob_size(const struct rm_cfg *c);
+void cfg_blob_write(const struct rm_cfg *c, void *buf);
+/* The same configuration, byte for byte once packed (generation included). */
+bool cfg_equal(const struct rm_cfg *a, const struct rm_cfg *b);
+/* out becomes a view of blob (malloc'd, len bytes), which it owns from then on
+ * (cfg_free); every table checked to lie within it. -EBADMSG/-EPROTO with err
+ * filled (blob not taken). */
+int cfg_view(struct rm_cfg *out, void *blob, size_t len, char *err, size_t errlen);
+/* Room for n bytes of source records; cfg_src_free releases them (zeroed src). */
+int cfg_src_reserve(struct rm_cfg_src *s, size_t n);
+void cfg_src_free(struct rm_cfg_src *s);
 
 /* --- reading a compiled half --- */
 const char *cfg_str(const struct rm_cfg *cfg, uint32_t off); /* "" when out of range */
@@ -156,14 +176,24 @@ int cfg_endpoint_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out);
 int cfg_describe_all(const struct rm_cfg *cfg, FILE *out);
 
 /* --- the pinned store (I/O) --- */
+/* One half's map as this process holds it. */
+struct cfg_store_half {
+	uint64_t id; /* ctl.half_id it was opened for; 0 = none */
+	int fd;
+	void *mem; /* the whole mapping: struct rm_cfg_half ... */
+	size_t len;
+};
+
 struct cfg_store {
-	int ctl_fd, cfg_fd, src_fd, lock_fd;
-	struct rm_cfg_ctl *ctl;		    /* mmapped rm_cfg_ctl[0] */
-	struct rm_cfg *half[RM_CFG_HALVES]; /* mmapped rm_cfg[0..1] */
-	struct rm_cfg_src *src[RM_CFG_HALVES];
-	void *ctl_map, *cfg_map, *src_map; /* whole mappings, for munmap */
-	size_t ctl_map_len, cfg_map_len, src_map_len;
+	int ctl_fd, lock_fd;
+	struct rm_cfg_ctl *ctl; /* mmapped rm_cfg_ctl[0] */
+	void *ctl_map;		/* whole mapping, for munmap */
+	size_t ctl_map_len;
+	struct cfg_store_half half[RM_CFG_HALVES];
 	bool locked;
+	char pin_dir[PATH_MAX];
+	/* maps of the halves this store created and unpinned (tests) */
+	unsigned int maps_created, maps_removed;
 };
 
 /* Open the pinned maps under pin_dir; with create, create and pin missing ones
@@ -178,16 +208,23 @@ void cfg_store_close(struct cfg_store *s); /* also unlocks */
 int cfg_store_lock(struct cfg_store *s, const char *pin_dir);
 void cfg_store_unlock(struct cfg_store *s);
 
-/* Consistent copy of the active half (and its sources when src != NULL);
- * generation 0 with an all-zero half when nothing was ever published. */
+/* Consistent copy of the active half (and its sources when src != NULL): out
+ * becomes a view of its own blob copy (out: zeroed or a previous result, freed
+ * first; release with cfg_free), src's text is malloc'd (cfg_src_free). Generation 0 with
+ * an empty configuration when nothing was ever published. */
 int cfg_store_snapshot(struct cfg_store *s, struct rm_cfg *out, struct rm_cfg_src *src,
 		       uint64_t *generation);
 
 /* Write cfg/src into the inactive half under its seqlock and flip. When both are
- * byte-identical to the active half nothing happens and *changed = false. The
+ * byte-identical to the active half nothing happens and *changed = false. A half
+ * whose map is too small (or more than 4x too big) gets a new map first. The
  * caller must hold the lock. */
 int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src *src,
 		      bool *changed, uint64_t *generation);
+
+/* Unpin every half's map under pin_dir (rm_cfg-H-ID): with rm_cfg_ctl gone, what
+ * `ringmeshd` unpinning all its maps on a stop removes too. */
+void cfg_store_unpin_halves(const char *pin_dir);
 
 enum cfg_op {
 	CFG_OP_APPLY = 1,   /* merge docs into the store */

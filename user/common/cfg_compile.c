@@ -24,7 +24,7 @@ struct cb_ctx {
 	char *err;
 	size_t errlen;
 	uint32_t *hash; /* strtab offsets by string hash (0 = free) */
-	size_t hash_cap;
+	size_t hash_cap, hash_n;
 	const char **hosts; /* service hosts, sorted */
 	unsigned nhosts;
 	/* Per host (index in hosts), the documents that can contribute to it, in
@@ -91,7 +91,30 @@ static uint32_t fnv(const char *s)
 	return h;
 }
 
-/* Intern s in strtab; 0 for NULL/"" or when full (*ok cleared). */
+static int rehash(struct cb_ctx *b)
+{
+	size_t cap = b->hash_cap * 2;
+	uint32_t *h = calloc(cap, sizeof(*h));
+
+	if (!h)
+		return -ENOMEM;
+	for (size_t j = 0; j < b->hash_cap; j++) {
+		uint32_t off = b->hash[j];
+		size_t i;
+
+		if (!off)
+			continue;
+		for (i = fnv(b->o->strtab + off) & (cap - 1); h[i]; i = (i + 1) & (cap - 1))
+			;
+		h[i] = off;
+	}
+	free(b->hash);
+	b->hash = h;
+	b->hash_cap = cap;
+	return 0;
+}
+
+/* Intern s in strtab; 0 for NULL/"" or when out of memory (*ok cleared). */
 static uint32_t str(struct cb_ctx *b, const char *s, bool *ok)
 {
 	struct rm_cfg *o = b->o;
@@ -108,7 +131,7 @@ static uint32_t str(struct cb_ctx *b, const char *s, bool *ok)
 			return off;
 	}
 	len = strlen(s) + 1;
-	if (o->strtab_len + len > RM_CFG_STRTAB_SIZE) {
+	if (cfg_reserve(o, RM_CFG_T_STRTAB, o->strtab_len + len)) {
 		*ok = false;
 		return 0;
 	}
@@ -116,14 +139,21 @@ static uint32_t str(struct cb_ctx *b, const char *s, bool *ok)
 	memcpy(o->strtab + off, s, len);
 	o->strtab_len += (uint32_t)len;
 	b->hash[i] = off;
+	/* at most half full: a probe always ends at a free slot */
+	if (++b->hash_n * 2 > b->hash_cap && rehash(b)) {
+		*ok = false;
+		return 0;
+	}
 	return off;
 }
 
-#define NEED(b, ir, pos, cnt, max, what)                                                           \
+/* Room for one more entry of table t (count cnt); tables grow with the input. */
+#define NEED(b, ir, pos, t, cnt, what)                                                             \
 	do {                                                                                       \
-		if ((cnt) >= (max))                                                                \
-			return fail(b, ir, pos, -ENOSPC, "too many %s (capacity %u)", what,        \
-				    (unsigned)(max));                                              \
+		int need_r_ = cfg_reserve(b->o, t, (size_t)(cnt) + 1);                             \
+		if (need_r_)                                                                       \
+			return fail(b, ir, pos, need_r_, "too many %s (limit %u)", what,           \
+				    RM_CFG_TABLE_LIMIT);                                           \
 	} while (0)
 
 static int labels_put(struct cb_ctx *b, const struct cfg_doc_ir *ir, struct cfg_pos pos,
@@ -134,9 +164,8 @@ static int labels_put(struct cb_ctx *b, const struct cfg_doc_ir *ir, struct cfg_
 
 	*first = o->n_labels;
 	*count = l->n;
-	if (o->n_labels + l->n > RM_CFG_MAX_LABELS)
-		return fail(b, ir, pos, -ENOSPC, "too many labels (capacity %u)",
-			    RM_CFG_MAX_LABELS);
+	if (cfg_reserve(o, RM_CFG_T_LABELS, (size_t)o->n_labels + l->n))
+		return fail(b, ir, pos, -ENOSPC, "too many labels (limit %u)", RM_CFG_TABLE_LIMIT);
 	for (unsigned i = 0; i < l->n; i++) {
 		o->labels[o->n_labels].key_off = str(b, l->v[i].k, &ok);
 		o->labels[o->n_labels].val_off = str(b, l->v[i].v, &ok);
@@ -315,7 +344,7 @@ static int add_endpoint(struct cb_ctx *b, const struct cfg_doc_ir *se, uint32_t 
 	bool ok = true;
 	int r;
 
-	NEED(b, se, e->pos, o->n_endpoints, RM_CFG_MAX_ENDPOINTS, "endpoints");
+	NEED(b, se, e->pos, RM_CFG_T_ENDPOINTS, o->n_endpoints, "endpoints");
 	ep = &o->endpoints[o->n_endpoints];
 	ep->addr = e->addr;
 	ep->family = e->family;
@@ -454,7 +483,7 @@ static int new_subset(struct cb_ctx *b, const struct cfg_doc_ir *ir, struct cfg_
 	bool ok = true;
 	int r;
 
-	NEED(b, ir, pos, o->n_subsets, RM_CFG_MAX_SUBSETS, "subsets");
+	NEED(b, ir, pos, RM_CFG_T_SUBSETS, o->n_subsets, "subsets");
 	s = &o->subsets[o->n_subsets++];
 	s->service = svc;
 	s->name_off = str(b, name, &ok);
@@ -611,6 +640,7 @@ out:
 static int build_members(struct cb_ctx *b)
 {
 	struct rm_cfg *o = b->o;
+	int r;
 
 	for (uint32_t i = 0; i < o->n_subsets; i++) {
 		struct rm_cfg_subset *s = &o->subsets[i];
@@ -623,10 +653,10 @@ static int build_members(struct cb_ctx *b)
 					    o->endpoints[e].label_count, s->label_first,
 					    s->label_count))
 				continue;
-			if (o->n_members >= RM_CFG_MAX_MEMBERS)
-				return fail(b, b->docs->v[0].ir, (struct cfg_pos){0}, -ENOSPC,
-					    "too many subset members (capacity %u)",
-					    RM_CFG_MAX_MEMBERS);
+			if ((r = cfg_reserve(o, RM_CFG_T_MEMBERS, (size_t)o->n_members + 1)))
+				return fail(b, b->docs->v[0].ir, (struct cfg_pos){0}, r,
+					    "too many subset members (limit %u)",
+					    RM_CFG_TABLE_LIMIT);
 			o->members[o->n_members++] = e;
 		}
 		s->member_count = o->n_members - s->member_first;
@@ -678,7 +708,7 @@ static int put_rule(struct cb_ctx *b, const struct cfg_doc_ir *ir, const struct 
 	bool ok = true;
 	int r;
 
-	NEED(b, ir, h->pos, o->n_rules, RM_CFG_MAX_RULES, "rules");
+	NEED(b, ir, h->pos, RM_CFG_T_RULES, o->n_rules, "rules");
 	ru = &o->rules[o->n_rules++];
 	ru->service = svc;
 	ru->name_off = str(b, ir->name, &ok);
@@ -694,14 +724,14 @@ static int put_rule(struct cb_ctx *b, const struct cfg_doc_ir *ir, const struct 
 		const struct cfg_match_ir *m = &h->m[i];
 		struct rm_cfg_match *om;
 
-		NEED(b, ir, h->pos, o->n_matches, RM_CFG_MAX_MATCHES, "match groups");
+		NEED(b, ir, h->pos, RM_CFG_T_MATCHES, o->n_matches, "match groups");
 		om = &o->matches[o->n_matches++];
 		om->cond_first = o->n_conds;
 		om->src_name_off = str(b, m->src_name, &ok);
 		for (unsigned j = 0; j < m->n; j++) {
 			struct rm_cfg_cond *c;
 
-			NEED(b, ir, h->pos, o->n_conds, RM_CFG_MAX_CONDS, "match conditions");
+			NEED(b, ir, h->pos, RM_CFG_T_CONDS, o->n_conds, "match conditions");
 			c = &o->conds[o->n_conds++];
 			c->field = m->c[j].field;
 			c->op = m->c[j].op;
@@ -721,7 +751,7 @@ static int put_rule(struct cb_ctx *b, const struct cfg_doc_ir *ir, const struct 
 		struct rm_cfg_target *t;
 		int si = svc_index(b, d->host);
 
-		NEED(b, ir, d->pos, o->n_targets, RM_CFG_MAX_TARGETS, "route targets");
+		NEED(b, ir, d->pos, RM_CFG_T_TARGETS, o->n_targets, "route targets");
 		t = &o->targets[o->n_targets++];
 		t->service = (uint32_t)si;
 		t->weight = d->weight;
@@ -734,7 +764,7 @@ static int put_rule(struct cb_ctx *b, const struct cfg_doc_ir *ir, const struct 
 	for (unsigned i = 0; i < h->nh; i++) {
 		struct rm_cfg_hdrop *hd;
 
-		NEED(b, ir, h->pos, o->n_hdrops, RM_CFG_MAX_HDROPS, "header operations");
+		NEED(b, ir, h->pos, RM_CFG_T_HDROPS, o->n_hdrops, "header operations");
 		hd = &o->hdrops[o->n_hdrops++];
 		hd->kind = h->h[i].kind;
 		hd->response = h->h[i].resp;
@@ -845,23 +875,21 @@ int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size
 	struct cb_ctx b = {.o = out, .docs = docs, .err = err, .errlen = errlen};
 	int r;
 
-	memset(out, 0, sizeof(*out));
-	out->magic = RM_CFG_MAGIC;
-	out->abi_version = RM_CFG_ABI_VERSION;
-	out->strtab_len = 1;
+	cfg_free(out);
+	if ((r = cfg_init(out)))
+		return r;
 	out->n_docs = (uint32_t)docs->n;
-	b.hash_cap = 1;
-	/* more slots than strings can ever fit (each takes >= 2 bytes): probing ends */
-	while (b.hash_cap <= RM_CFG_STRTAB_SIZE / 2)
-		b.hash_cap <<= 1;
+	b.hash_cap = 1024;
 	b.hash = calloc(b.hash_cap, sizeof(*b.hash));
-	if (!b.hash)
+	if (!b.hash) {
+		cfg_free(out);
 		return -ENOMEM;
+	}
 	if ((r = collect_hosts(&b)) || (r = index_docs(&b)))
 		goto out;
-	if (b.nhosts > RM_CFG_MAX_SERVICES) {
+	if (b.nhosts > RM_CFG_TABLE_LIMIT || cfg_reserve(out, RM_CFG_T_SERVICES, b.nhosts)) {
 		r = fail(&b, docs->v[0].ir, (struct cfg_pos){0}, -ENOSPC,
-			 "too many services: %u (capacity %u)", b.nhosts, RM_CFG_MAX_SERVICES);
+			 "too many services: %u (limit %u)", b.nhosts, RM_CFG_TABLE_LIMIT);
 		goto out;
 	}
 	out->n_services = b.nhosts;
@@ -882,11 +910,6 @@ out:
 	free(b.we.v);
 	free(b.hosts);
 	if (r)
-		memset(out, 0, sizeof(*out));
+		cfg_free(out);
 	return r;
-}
-
-size_t cfg_used_size(const struct rm_cfg *cfg)
-{
-	return offsetof(struct rm_cfg, strtab) + cfg->strtab_len;
 }

@@ -215,21 +215,22 @@ int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err,
 {
 	size_t used = 0;
 
-	memset(out, 0, offsetof(struct rm_cfg_src, text));
 	out->magic = RM_CFG_MAGIC;
+	out->n_docs = 0;
+	out->used = 0;
+	out->generation = 0;
 	for (size_t i = 0; i < docs->n; i++) {
 		const struct cfg_doc *d = &docs->v[i];
 		size_t ol = strlen(d->origin) + 1, tl = strlen(d->text) + 1;
 		size_t rec = (sizeof(struct rm_cfg_src_doc) + ol + tl + 7) & ~(size_t)7;
 		struct rm_cfg_src_doc h = {(uint32_t)rec, (uint32_t)ol, (uint32_t)tl,
 					   d->first_line};
+		int r = cfg_src_reserve(out, used + rec);
 
-		if (used + rec > RM_CFG_SRC_SIZE) {
-			snprintf(err, errlen,
-				 "%s:%u:1: the applied documents exceed the %u bytes "
-				 "kept for them",
-				 d->origin, d->first_line, RM_CFG_SRC_SIZE);
-			return -ENOSPC;
+		if (r) {
+			snprintf(err, errlen, "%s:%u:1: the applied documents exceed %zu bytes",
+				 d->origin, d->first_line, used);
+			return r;
 		}
 		memcpy(out->text + used, &h, sizeof(h));
 		memcpy(out->text + used + sizeof(h), d->origin, ol);
@@ -237,8 +238,6 @@ int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err,
 		memset(out->text + used + sizeof(h) + ol + tl, 0, rec - sizeof(h) - ol - tl);
 		used += rec;
 	}
-	/* Zero the tail so two packs of the same documents compare equal. */
-	memset(out->text + used, 0, RM_CFG_SRC_SIZE - used);
 	out->n_docs = (uint32_t)docs->n;
 	out->used = (uint32_t)used;
 	return 0;
@@ -286,7 +285,7 @@ static int unpack(const struct rm_cfg_src *src, struct cfg_docs *out, const stru
 		snprintf(err, errlen, "stored documents: bad magic 0x%x", src->magic);
 		return -EBADMSG;
 	}
-	if (src->used > RM_CFG_SRC_SIZE) {
+	if (src->used > src->cap || (src->used && !src->text)) {
 		snprintf(err, errlen, "stored documents: corrupt size %u", src->used);
 		return -EBADMSG;
 	}

@@ -14,7 +14,7 @@
 
 const char *cfg_str(const struct rm_cfg *cfg, uint32_t off)
 {
-	if (off >= cfg->strtab_len || off >= RM_CFG_STRTAB_SIZE)
+	if (off >= cfg->strtab_len)
 		return "";
 	return cfg->strtab + off;
 }
@@ -69,7 +69,7 @@ const char *cfg_fmt_labels(const struct rm_cfg *cfg, uint32_t first, uint32_t co
 {
 	struct sbuf b = sbuf_make(buf, len);
 
-	for (uint32_t i = 0; i < count && first + i < RM_CFG_MAX_LABELS; i++) {
+	for (uint32_t i = 0; i < count && first + i < cfg->n_labels; i++) {
 		const struct rm_cfg_label *l = &cfg->labels[first + i];
 
 		sbuf_printf(&b, "%s%s=%s", i ? "," : "", cfg_str(cfg, l->key_off),
@@ -340,7 +340,7 @@ int cfg_subset_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out)
 	fprintf(out, "  endpoints");
 	if (!s->member_count)
 		fprintf(out, " none");
-	for (uint32_t m = 0; m < s->member_count && s->member_first + m < RM_CFG_MAX_MEMBERS; m++) {
+	for (uint32_t m = 0; m < s->member_count && s->member_first + m < cfg->n_members; m++) {
 		uint32_t e = cfg->members[s->member_first + m];
 
 		if (e < cfg->n_endpoints)
@@ -433,7 +433,7 @@ int cfg_service_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out)
 
 int cfg_describe_all(const struct rm_cfg *cfg, FILE *out)
 {
-	for (uint32_t i = 0; i < cfg->n_services && i < RM_CFG_MAX_SERVICES; i++) {
+	for (uint32_t i = 0; i < cfg->n_services; i++) {
 		const struct rm_cfg_service *s = &cfg->services[i];
 
 		if (i)
@@ -459,7 +459,7 @@ int cfg_rule_find(const struct rm_cfg *cfg, const char *name, const char *ns)
 {
 	int found = -ENOENT;
 
-	for (uint32_t i = 0; i < cfg->n_rules && i < RM_CFG_MAX_RULES; i++) {
+	for (uint32_t i = 0; i < cfg->n_rules; i++) {
 		const struct rm_cfg_rule *r = &cfg->rules[i];
 
 		if (strcmp(cfg_str(cfg, r->name_off), name) ||
@@ -476,7 +476,7 @@ int cfg_rule_find(const struct rm_cfg *cfg, const char *name, const char *ns)
 
 int cfg_service_find(const struct rm_cfg *cfg, const char *host)
 {
-	for (uint32_t i = 0; i < cfg->n_services && i < RM_CFG_MAX_SERVICES; i++)
+	for (uint32_t i = 0; i < cfg->n_services; i++)
 		if (!strcmp(cfg_str(cfg, cfg->services[i].host_off), host))
 			return (int)i;
 	return -ENOENT;

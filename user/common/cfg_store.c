@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /* cfg_store: the pinned configuration on bpffs. Opens (or creates and pins, with
- * the parameters of common/pin.c's table) rm_cfg_ctl, rm_cfg and rm_cfg_src, mmaps
- * them, publishes a compiled half under its seqlock and flips the active index,
- * and takes consistent snapshots. Writers serialise with flock on the pin dir. */
+ * the parameters of common/pin.c's table) rm_cfg_ctl and mmaps it; each half lives
+ * in a map of its own, rm_cfg-H-ID, created at the size a publish needs (see
+ * include/ringmesh/cfg.h). Publishes a half under its seqlock and flips the active
+ * index, and takes consistent snapshots. Writers serialise with flock on the pin
+ * dir. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -16,31 +19,88 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
+#include <bpf/bpf.h>
+
 #include "common/cfg.h"
 #include "common/pin.h"
 #include "common/util.h"
 
-/* Open (or create and pin) one map of the store and map it whole. */
-static int open_map(enum pin_id id, const char *pin_dir, bool create, int *fd, void **mem,
-		    size_t *len, char *err, size_t errlen)
+/* Path of half h's map with id: pin_dir/rm_cfg-H-ID (bpffs refuses dots in names) */
+static int half_path(const struct cfg_store *s, uint32_t h, uint64_t id, char *buf, size_t len)
 {
-	struct pin_map m;
-	int r = pin_open(&m, id, pin_dir, PIN_O_MMAP | (create ? PIN_O_CREATE : 0), err, errlen);
+	int n =
+	    snprintf(buf, len, "%s/%s-%u-%llu", s->pin_dir, RM_MAP_CFG, h, (unsigned long long)id);
 
-	if (r)
-		return r;
-	*fd = m.fd;
-	*mem = m.mem;
-	*len = m.mem_len;
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+static void half_close(struct cfg_store_half *m)
+{
+	if (m->mem)
+		munmap(m->mem, m->len);
+	if (m->fd >= 0)
+		close(m->fd);
+	memset(m, 0, sizeof(*m));
+	m->fd = -1;
+}
+
+/* mmap a half's map whole after checking it is one of ours. */
+static int half_map(struct cfg_store_half *m, int fd, uint64_t id)
+{
+	struct bpf_map_info info = {0};
+	uint32_t ilen = sizeof(info);
+	void *mem;
+	size_t len;
+
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen))
+		return -errno;
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.key_size != 4 ||
+	    info.value_size != RM_CFG_CHUNK || !(info.map_flags & BPF_F_MMAPABLE) ||
+	    !info.max_entries)
+		return -EPROTO;
+	len = (size_t)info.max_entries * RM_CFG_CHUNK;
+	mem = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	m->id = id;
+	m->fd = fd;
+	m->mem = mem;
+	m->len = len;
 	return 0;
+}
+
+/* Hold the map ctl names for half h (reopened when the id changed). */
+static int half_open(struct cfg_store *s, uint32_t h, uint64_t id)
+{
+	struct cfg_store_half *m = &s->half[h];
+	char path[PATH_MAX];
+	int fd, r;
+
+	if (m->mem && m->id == id)
+		return 0;
+	half_close(m);
+	if (!id)
+		return -ENOENT;
+	if ((r = half_path(s, h, id, path, sizeof(path))))
+		return r;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -errno;
+	if ((r = half_map(m, fd, id)))
+		close(fd);
+	return r;
 }
 
 int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err, size_t errlen)
 {
+	struct pin_map m;
 	int r;
 
 	memset(s, 0, sizeof(*s));
-	s->ctl_fd = s->cfg_fd = s->src_fd = s->lock_fd = -1;
+	s->ctl_fd = s->lock_fd = s->half[0].fd = s->half[1].fd = -1;
+	if (strlen(pin_dir) + 64 >= sizeof(s->pin_dir))
+		return errf(err, errlen, -ENAMETOOLONG, "pin dir %s: name too long", pin_dir);
+	snprintf(s->pin_dir, sizeof(s->pin_dir), "%s", pin_dir);
 	if (create && mkdir(pin_dir, 0700) && errno != EEXIST) {
 		r = -errno;
 		snprintf(err, errlen, "mkdir %s: %s", pin_dir, strerror(errno));
@@ -51,19 +111,20 @@ int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *
 		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
 		return r;
 	}
-	if ((r = open_map(PIN_CFG_CTL, pin_dir, create, &s->ctl_fd, &s->ctl_map, &s->ctl_map_len,
-			  err, errlen)) ||
-	    (r = open_map(PIN_CFG, pin_dir, create, &s->cfg_fd, &s->cfg_map, &s->cfg_map_len, err,
-			  errlen)) ||
-	    (r = open_map(PIN_CFG_SRC, pin_dir, create, &s->src_fd, &s->src_map, &s->src_map_len,
-			  err, errlen)))
+	r = pin_open(&m, PIN_CFG_CTL, pin_dir, PIN_O_MMAP | (create ? PIN_O_CREATE : 0), err,
+		     errlen);
+	if (r)
 		goto fail;
+	s->ctl_fd = m.fd;
+	s->ctl_map = m.mem;
+	s->ctl_map_len = m.mem_len;
 	s->ctl = s->ctl_map;
-	for (uint32_t h = 0; h < RM_CFG_HALVES; h++) {
-		s->half[h] =
-		    (struct rm_cfg *)((char *)s->cfg_map + pin_elem_off(&pin_defs[PIN_CFG], h));
-		s->src[h] = (struct rm_cfg_src *)((char *)s->src_map +
-						  pin_elem_off(&pin_defs[PIN_CFG_SRC], h));
+	if (s->ctl->magic == RM_CFG_MAGIC && s->ctl->abi_version != RM_CFG_ABI_VERSION) {
+		r = errf(err, errlen, -EPROTO,
+			 "%s/%s: configuration ABI %u, this build has %u: built from other "
+			 "headers?",
+			 pin_dir, RM_MAP_CFG_CTL, s->ctl->abi_version, RM_CFG_ABI_VERSION);
+		goto fail;
 	}
 	cfg_store_unlock(s); /* creation done; writers lock per update */
 	return 0;
@@ -76,20 +137,14 @@ void cfg_store_close(struct cfg_store *s)
 {
 	if (s->ctl_map)
 		munmap(s->ctl_map, s->ctl_map_len);
-	if (s->cfg_map)
-		munmap(s->cfg_map, s->cfg_map_len);
-	if (s->src_map)
-		munmap(s->src_map, s->src_map_len);
 	if (s->ctl_fd >= 0)
 		close(s->ctl_fd);
-	if (s->cfg_fd >= 0)
-		close(s->cfg_fd);
-	if (s->src_fd >= 0)
-		close(s->src_fd);
+	for (uint32_t h = 0; h < RM_CFG_HALVES; h++)
+		half_close(&s->half[h]);
 	if (s->lock_fd >= 0)
 		close(s->lock_fd); /* drops the flock */
 	memset(s, 0, sizeof(*s));
-	s->ctl_fd = s->cfg_fd = s->src_fd = s->lock_fd = -1;
+	s->ctl_fd = s->lock_fd = s->half[0].fd = s->half[1].fd = -1;
 }
 
 int cfg_store_lock(struct cfg_store *s, const char *pin_dir)
@@ -118,18 +173,60 @@ void cfg_store_unlock(struct cfg_store *s)
 	s->locked = false;
 }
 
+/* The blob and source bytes inside a mapped half, bounds-checked: 0 or -EBADMSG. */
+static int half_parts(const struct cfg_store_half *m, const struct rm_cfg_half *hh, size_t *cfg_off,
+		      size_t *cfg_len, size_t *src_off, size_t *src_len)
+{
+	if (hh->magic != RM_CFG_MAGIC || hh->cfg_off > m->len ||
+	    hh->cfg_len > m->len - hh->cfg_off || hh->src_off > m->len ||
+	    hh->src_len > m->len - hh->src_off || hh->cfg_len < sizeof(struct rm_cfg_blob) ||
+	    hh->src_len < sizeof(struct rm_cfg_src_hdr))
+		return -EBADMSG;
+	*cfg_off = hh->cfg_off;
+	*cfg_len = hh->cfg_len;
+	*src_off = hh->src_off;
+	*src_len = hh->src_len;
+	return 0;
+}
+
+static int src_from(struct rm_cfg_src *src, const char *p, size_t len)
+{
+	struct rm_cfg_src_hdr sh;
+
+	memcpy(&sh, p, sizeof(sh));
+	if (sh.used > len - sizeof(sh))
+		return -EBADMSG;
+	memset(src, 0, sizeof(*src));
+	if (cfg_src_reserve(src, sh.used ? sh.used : 1))
+		return -ENOMEM;
+	memcpy(src->text, p + sizeof(sh), sh.used);
+	src->magic = sh.magic;
+	src->n_docs = sh.n_docs;
+	src->used = sh.used;
+	src->generation = sh.generation;
+	return 0;
+}
+
 int cfg_store_snapshot(struct cfg_store *s, struct rm_cfg *out, struct rm_cfg_src *src,
 		       uint64_t *generation)
 {
+	char err[160];
+
+	cfg_free(out);
 	for (int tries = 0; tries < 1000000; tries++) {
 		uint32_t a;
-		uint64_t s1, s2, gen;
+		uint64_t s1, s2, gen, id;
+		size_t co = 0, cl = 0, so = 0, sl = 0;
+		struct rm_cfg_half hh;
+		void *blob = NULL;
+		int r;
 
 		gen = __atomic_load_n(&s->ctl->generation, __ATOMIC_ACQUIRE);
 		a = __atomic_load_n(&s->ctl->active, __ATOMIC_ACQUIRE) & 1;
 		if (!gen) {
 			/* never published: an empty configuration */
-			memset(out, 0, sizeof(*out));
+			if ((r = cfg_init(out)))
+				return r;
 			if (src)
 				memset(src, 0, sizeof(*src));
 			*generation = 0;
@@ -140,23 +237,117 @@ int cfg_store_snapshot(struct cfg_store *s, struct rm_cfg *out, struct rm_cfg_sr
 			sched_yield();
 			continue;
 		}
-		memcpy(out, s->half[a], sizeof(*out));
-		if (src)
-			memcpy(src, s->src[a], sizeof(*src));
+		id = __atomic_load_n(&s->ctl->half_id[a], __ATOMIC_ACQUIRE);
+		r = half_open(s, a, id);
+		if (!r) {
+			memcpy(&hh, s->half[a].mem, sizeof(hh));
+			r = half_parts(&s->half[a], &hh, &co, &cl, &so, &sl);
+		}
+		if (!r && !(blob = malloc(cl)))
+			return -ENOMEM;
+		if (!r) {
+			memcpy(blob, (char *)s->half[a].mem + co, cl);
+			if (src)
+				r = src_from(src, (char *)s->half[a].mem + so, sl);
+		}
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		s2 = __atomic_load_n(&s->ctl->seq[a], __ATOMIC_RELAXED);
-		if (s1 == s2) {
+		if (s1 == s2 && id == __atomic_load_n(&s->ctl->half_id[a], __ATOMIC_RELAXED)) {
+			/* consistent: what was read is what was published */
+			if (r || (r = cfg_view(out, blob, cl, err, sizeof(err)))) {
+				/* published bytes this build cannot read */
+				free(blob);
+				if (src)
+					cfg_src_free(src);
+				return r == -ENOMEM ? r : -EBADMSG;
+			}
 			*generation = out->generation;
 			return 0;
 		}
+		free(blob);
+		if (src)
+			cfg_src_free(src);
 	}
 	return -EAGAIN;
 }
 
-static bool src_equal(const struct rm_cfg_src *a, const struct rm_cfg_src *b)
+/* Unpin the halves' maps ctl does not name: left by a writer that died between
+ * creating a map and its flip. Under the writer lock. */
+static void remove_strays(struct cfg_store *s)
 {
-	return a->magic == b->magic && a->n_docs == b->n_docs && a->used == b->used &&
-	       a->used <= RM_CFG_SRC_SIZE && !memcmp(a->text, b->text, a->used);
+	DIR *d = opendir(s->pin_dir);
+	struct dirent *e;
+	size_t pl = strlen(RM_MAP_CFG);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		unsigned int h;
+		unsigned long long id;
+		char path[PATH_MAX], tail;
+
+		if (strncmp(e->d_name, RM_MAP_CFG "-", pl + 1) ||
+		    sscanf(e->d_name + pl, "-%u-%llu%c", &h, &id, &tail) != 2 || h >= RM_CFG_HALVES)
+			continue;
+		if (id == s->ctl->half_id[h])
+			continue;
+		if (!half_path(s, h, id, path, sizeof(path)) && !unlink(path))
+			s->maps_removed++;
+	}
+	closedir(d);
+}
+
+/* A new map for half h able to hold need bytes (headroom: small growths reuse it),
+ * pinned under a fresh id. The caller flips half_id[h] to it. */
+static int half_create(struct cfg_store *s, uint32_t h, size_t need, struct cfg_store_half *m,
+		       uint64_t *id)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = BPF_F_MMAPABLE);
+	uint64_t nid =
+	    (s->ctl->half_id[0] > s->ctl->half_id[1] ? s->ctl->half_id[0] : s->ctl->half_id[1]) + 1;
+	size_t chunks = (need + need / 4 + RM_CFG_CHUNK - 1) / RM_CFG_CHUNK;
+	char path[PATH_MAX], name[16];
+	int fd, r;
+
+	if (chunks > UINT32_MAX)
+		return -E2BIG;
+	if ((r = half_path(s, h, nid, path, sizeof(path))))
+		return r;
+	snprintf(name, sizeof(name), "rm_cfg_h%u", h);
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, name, 4, RM_CFG_CHUNK, (uint32_t)chunks, &o);
+	if (fd < 0)
+		return -errno;
+	if (bpf_obj_pin(fd, path)) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	if ((r = half_map(m, fd, nid))) {
+		unlink(path);
+		close(fd);
+		return r;
+	}
+	s->maps_created++;
+	*id = nid;
+	return 0;
+}
+
+static bool same_as(const struct cfg_store *s, uint32_t a, const void *blob, size_t cl,
+		    const struct rm_cfg_src *src)
+{
+	const struct cfg_store_half *m = &s->half[a];
+	struct rm_cfg_half hh;
+	size_t co, l, so, sl;
+	struct rm_cfg_src_hdr sh;
+
+	memcpy(&hh, m->mem, sizeof(hh));
+	if (half_parts(m, &hh, &co, &l, &so, &sl) || l != cl ||
+	    memcmp((char *)m->mem + co, blob, cl))
+		return false;
+	memcpy(&sh, (char *)m->mem + so, sizeof(sh));
+	return sh.magic == src->magic && sh.n_docs == src->n_docs && sh.used == src->used &&
+	       sl >= sizeof(sh) + src->used &&
+	       !memcmp((char *)m->mem + so + sizeof(sh), src->text, src->used);
 }
 
 int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src *src,
@@ -165,31 +356,82 @@ int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src
 	struct rm_cfg_ctl *ctl = s->ctl;
 	uint32_t a = __atomic_load_n(&ctl->active, __ATOMIC_ACQUIRE) & 1, h = !a;
 	uint64_t gen = __atomic_load_n(&ctl->generation, __ATOMIC_ACQUIRE);
-	uint64_t seq;
+	size_t cl = cfg_blob_size(cfg), so = sizeof(struct rm_cfg_half) + cl;
+	size_t sl = sizeof(struct rm_cfg_src_hdr) + src->used, need = so + sl;
+	struct cfg_store_half fresh = {.fd = -1}, *m;
+	struct rm_cfg_src_hdr sh = {0};
+	struct rm_cfg_half hh = {0};
+	uint64_t seq, nid = 0;
+	char *blob;
+	int r;
 
 	if (!s->locked)
 		return -ENOLCK;
 	*changed = false;
-	if (gen) {
-		size_t used = cfg_used_size(cfg);
+	remove_strays(s);
+	if (!(blob = malloc(cl)))
+		return -ENOMEM;
+	cfg->generation = 0;
+	if (gen && !half_open(s, a, ctl->half_id[a])) {
+		struct rm_cfg_blob *bh = (struct rm_cfg_blob *)blob;
 
-		cfg->generation = s->half[a]->generation;
-		if (used == cfg_used_size(s->half[a]) && !memcmp(cfg, s->half[a], used) &&
-		    src_equal(src, s->src[a])) {
+		cfg->generation =
+		    ((struct rm_cfg_blob *)((char *)s->half[a].mem + sizeof(struct rm_cfg_half)))
+			->generation;
+		cfg_blob_write(cfg, blob);
+		bh->generation = cfg->generation;
+		if (same_as(s, a, blob, cl, src)) {
 			*generation = gen;
+			free(blob);
 			return 0;
 		}
 	}
 	gen++;
 	cfg->generation = gen;
 	src->generation = gen;
+	cfg_blob_write(cfg, blob);
+	/* the inactive half's map, or a new one when it is too small or 4x too big */
+	m = &s->half[h];
+	if (half_open(s, h, ctl->half_id[h]) || m->len < need ||
+	    (m->len > 4 * need && m->len > 16 * (size_t)RM_CFG_CHUNK)) {
+		if ((r = half_create(s, h, need, &fresh, &nid))) {
+			free(blob);
+			return r;
+		}
+		m = &fresh;
+	}
 	seq = __atomic_load_n(&ctl->seq[h], __ATOMIC_RELAXED);
 	if (seq & 1)
 		seq++; /* a writer died mid-write; the lock says nobody is writing now */
 	__atomic_store_n(&ctl->seq[h], seq + 1, __ATOMIC_RELAXED);
 	__atomic_thread_fence(__ATOMIC_RELEASE);
-	memcpy(s->half[h], cfg, sizeof(*cfg));
-	memcpy(s->src[h], src, sizeof(*src));
+	hh.magic = RM_CFG_MAGIC;
+	hh.abi_version = RM_CFG_ABI_VERSION;
+	hh.generation = gen;
+	hh.cfg_off = sizeof(hh);
+	hh.cfg_len = cl;
+	hh.src_off = so;
+	hh.src_len = sl;
+	memcpy(m->mem, &hh, sizeof(hh));
+	memcpy((char *)m->mem + hh.cfg_off, blob, cl);
+	sh.magic = src->magic;
+	sh.n_docs = src->n_docs;
+	sh.used = src->used;
+	sh.generation = gen;
+	memcpy((char *)m->mem + so, &sh, sizeof(sh));
+	if (src->used)
+		memcpy((char *)m->mem + so + sizeof(sh), src->text, src->used);
+	free(blob);
+	if (m == &fresh) {
+		uint64_t old = ctl->half_id[h];
+		char path[PATH_MAX];
+
+		__atomic_store_n(&ctl->half_id[h], nid, __ATOMIC_RELEASE);
+		half_close(&s->half[h]);
+		s->half[h] = fresh;
+		if (old && !half_path(s, h, old, path, sizeof(path)) && !unlink(path))
+			s->maps_removed++;
+	}
 	__atomic_store_n(&ctl->seq[h], seq + 2, __ATOMIC_RELEASE);
 	ctl->magic = RM_CFG_MAGIC;
 	ctl->abi_version = RM_CFG_ABI_VERSION;
@@ -218,8 +460,10 @@ static int compile_publish(struct cfg_store *s, struct cfg_docs *docs, struct rm
 			   struct rm_cfg_src *src, bool *changed, uint64_t *generation, char *err,
 			   size_t errlen)
 {
-	int r = cfg_compile(docs, cfg, err, errlen);
+	int r;
 
+	cfg_free(cfg); /* the snapshot the edit started from */
+	r = cfg_compile(docs, cfg, err, errlen);
 	if (!r)
 		r = cfg_src_pack(docs, src, err, errlen);
 	if (!r && (r = cfg_store_publish(s, cfg, src, changed, generation)))
@@ -241,8 +485,8 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 		       bool *changed, uint64_t *generation, char *err, size_t errlen)
 {
 	struct cfg_docs cur = {0};
-	struct rm_cfg *cfg = malloc(sizeof(*cfg));
-	struct rm_cfg_src *src = malloc(sizeof(*src));
+	struct rm_cfg *cfg = calloc(1, sizeof(*cfg));
+	struct rm_cfg_src *src = calloc(1, sizeof(*src));
 	bool held = s->locked;
 	int r;
 
@@ -281,6 +525,8 @@ out:
 	if (!held)
 		cfg_store_unlock(s);
 	cfg_docs_free(&cur);
+	cfg_free(cfg);
+	cfg_src_free(src);
 	free(cfg);
 	free(src);
 	return r;
@@ -302,4 +548,23 @@ int cfg_store_delete_rule(struct cfg_store *s, const char *pin_dir, const char *
 	const struct store_edit e = {.name = name, .ns = ns};
 
 	return store_write(s, pin_dir, &e, changed, generation, err, errlen);
+}
+
+void cfg_store_unpin_halves(const char *pin_dir)
+{
+	DIR *d = opendir(pin_dir);
+	struct dirent *e;
+	char path[PATH_MAX];
+	int n;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (strncmp(e->d_name, RM_MAP_CFG "-", strlen(RM_MAP_CFG) + 1))
+			continue;
+		n = snprintf(path, sizeof(path), "%s/%s", pin_dir, e->d_name);
+		if (n > 0 && (size_t)n < sizeof(path))
+			unlink(path);
+	}
+	closedir(d);
 }

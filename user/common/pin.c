@@ -44,8 +44,6 @@ const struct pin_def pin_defs[PIN_MAX] = {
 		     RM_DP_STAT_MAX, 0, PIN_U_RUNTIME},
     /* rules survive a daemon restart: not PIN_U_RUNTIME */
     ARRAY(PIN_CFG_CTL, RM_MAP_CFG_CTL, struct rm_cfg_ctl, 1, 0),
-    ARRAY(PIN_CFG, RM_MAP_CFG, struct rm_cfg, RM_CFG_HALVES, 0),
-    ARRAY(PIN_CFG_SRC, RM_MAP_CFG_SRC, struct rm_cfg_src, RM_CFG_HALVES, 0),
     ARRAY(PIN_STATS, RM_MAP_STATS, union rm_stats_entry, RM_STATS_SLOTS, 0),
     ARRAY(PIN_BREAKER, RM_MAP_BREAKER, struct rm_cb_map, 1, PIN_U_RUNTIME),
     /* written by `ringmesh sync`, which may start first: not PIN_U_RUNTIME */

@@ -245,13 +245,14 @@ static int check_cfg(const struct rm_cfg *c, char *err, size_t errlen)
 	if (c->abi_version != RM_CFG_ABI_VERSION)
 		return errf(err, errlen, -EINVAL, "configuration: ABI version %u, expected %u",
 			    c->abi_version, RM_CFG_ABI_VERSION);
-	if (c->n_services > RM_CFG_MAX_SERVICES || c->n_rules > RM_CFG_MAX_RULES ||
-	    c->n_matches > RM_CFG_MAX_MATCHES || c->n_conds > RM_CFG_MAX_CONDS ||
-	    c->n_targets > RM_CFG_MAX_TARGETS || c->n_hdrops > RM_CFG_MAX_HDROPS ||
-	    c->n_subsets > RM_CFG_MAX_SUBSETS || c->n_endpoints > RM_CFG_MAX_ENDPOINTS ||
-	    c->n_members > RM_CFG_MAX_MEMBERS || c->n_labels > RM_CFG_MAX_LABELS)
-		return errf(err, errlen, -EINVAL, "configuration: a count exceeds its capacity");
-	if (c->strtab_len == 0 || c->strtab_len > RM_CFG_STRTAB_SIZE || c->strtab[0] != '\0' ||
+	/* a table with entries but no array: a count beyond what was built */
+	if ((c->n_services && !c->services) || (c->n_rules && !c->rules) ||
+	    (c->n_matches && !c->matches) || (c->n_conds && !c->conds) ||
+	    (c->n_targets && !c->targets) || (c->n_hdrops && !c->hdrops) ||
+	    (c->n_subsets && !c->subsets) || (c->n_endpoints && !c->endpoints) ||
+	    (c->n_members && !c->members) || (c->n_labels && !c->labels))
+		return errf(err, errlen, -EINVAL, "configuration: a count exceeds its table");
+	if (c->strtab_len == 0 || !c->strtab || c->strtab[0] != '\0' ||
 	    c->strtab[c->strtab_len - 1] != '\0')
 		return errf(err, errlen, -EINVAL, "configuration: malformed string table");
 	return 0;

@@ -35,7 +35,7 @@ static void label_of(const struct rm_cfg *cfg, const struct rm_cfg_endpoint *e, 
 	for (uint32_t i = 0; i < e->label_count; i++) {
 		uint32_t li = e->label_first + i;
 
-		if (li >= cfg->n_labels || li >= RM_CFG_MAX_LABELS)
+		if (li >= cfg->n_labels)
 			break;
 		if (!strcmp(cfg_str(cfg, cfg->labels[li].key_off), key)) {
 			snprintf(out, len, "%s", cfg_str(cfg, cfg->labels[li].val_off));
@@ -66,7 +66,7 @@ static void pool_hosts(struct cb *cb, struct cfgw_cfg *c, uint32_t pool,
  * are installed here, a moment before the flip: the counts are live state anyway. */
 static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c)
 {
-	uint32_t n_svc = route_n_services(c->t), n_sub = route_n_subsets(c->t);
+	uint32_t n_svc = route_n_services(c->t);
 	size_t total = 0;
 
 	c->cbp = calloc(c->n_pools ? c->n_pools : 1, sizeof(*c->cbp));
@@ -79,8 +79,11 @@ static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c
 			const struct rm_cfg_service *sv = &snap->services[s];
 			uint32_t n_ports = sv->n_ports <= RM_CFG_SVC_PORTS ? sv->n_ports : 0;
 
-			for (uint32_t sub = 0; sub <= n_sub; sub++) {
-				uint32_t subset = sub == n_sub ? RM_CFG_NONE : sub;
+			/* the service's own subsets (contiguous), then every endpoint: a
+			 * walk over all subsets per service was O(services x subsets) */
+			for (uint32_t k = 0; k <= sv->subset_count; k++) {
+				uint32_t subset =
+				    k == sv->subset_count ? RM_CFG_NONE : sv->subset_first + k;
 				uint32_t pool, lbp;
 				const uint32_t *m;
 				size_t n;
@@ -139,7 +142,7 @@ static int build(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg **out
 	}
 	c->gen = route_generation(c->t);
 	c->n_pools = route_n_pools(c->t);
-	c->n_eps = snap->n_endpoints <= RM_CFG_MAX_ENDPOINTS ? snap->n_endpoints : 0;
+	c->n_eps = snap->n_endpoints;
 	c->lb = calloc(c->n_pools ? c->n_pools : 1, sizeof(*c->lb));
 	c->ep_version = calloc(c->n_eps ? c->n_eps : 1, sizeof(*c->ep_version));
 	c->ep_workload = calloc(c->n_eps ? c->n_eps : 1, sizeof(*c->ep_workload));
@@ -147,9 +150,12 @@ static int build(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg **out
 		cfg_obj_free(c);
 		return -ENOMEM;
 	}
-	for (uint32_t s = 0; s < route_n_services(c->t); s++) {
-		for (uint32_t sub = 0; sub <= route_n_subsets(c->t); sub++) {
-			uint32_t subset = sub == route_n_subsets(c->t) ? RM_CFG_NONE : sub;
+	for (uint32_t s = 0; s < route_n_services(c->t) && s < snap->n_services; s++) {
+		const struct rm_cfg_service *sv = &snap->services[s];
+
+		for (uint32_t k = 0; k <= sv->subset_count; k++) {
+			uint32_t subset =
+			    k == sv->subset_count ? RM_CFG_NONE : sv->subset_first + k;
 			uint32_t pool, lbp;
 			const uint32_t *m;
 			size_t n;
@@ -189,12 +195,12 @@ int cfgw_init(struct cfgw *cw, unsigned int n_readers, char *err, size_t errlen)
 	cw->n_readers = n_readers;
 	/* The empty configuration is built like any other, so readers never see NULL. */
 	empty = calloc(1, sizeof(*empty));
-	if (!empty)
+	if (!empty || cfg_init(empty)) {
+		free(empty);
 		return -ENOMEM;
-	empty->magic = RM_CFG_MAGIC;
-	empty->abi_version = RM_CFG_ABI_VERSION;
-	empty->strtab_len = 1;
+	}
 	r = build(NULL, empty, &cw->cur, err, errlen);
+	cfg_free(empty);
 	free(empty);
 	return r;
 }
@@ -277,7 +283,7 @@ int cfgw_poll(struct cfgw *cw)
 	gen = __atomic_load_n(&cw->store.ctl->generation, __ATOMIC_ACQUIRE);
 	if (gen == cw->seen_gen)
 		return 0;
-	if (!cw->snap && !(cw->snap = malloc(sizeof(*cw->snap))))
+	if (!cw->snap && !(cw->snap = calloc(1, sizeof(*cw->snap))))
 		return -ENOMEM;
 	r = cfg_store_snapshot(&cw->store, cw->snap, NULL, &gen);
 	if (r)
@@ -393,6 +399,7 @@ void cfgw_fini(struct cfgw *cw)
 	cw->cur = NULL;
 	if (cw->store_open)
 		cfg_store_close(&cw->store);
+	cfg_free(cw->snap);
 	free(cw->snap);
 	cw->snap = NULL;
 }

@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 
 #include "ringmesh/breaker.h"
+#include "common/cfg.h"
 #include "common/pin.h"
 #include "common/util.h"
 #include "ringmeshd/dp.h"
@@ -602,9 +603,13 @@ static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
 	if (dp->cfg)
 		munmap(dp->cfg, dp->cfg_len);
 	if (dp->skel) {
-		if (unpin == DP_UNPIN_ALL)
+		if (unpin == DP_UNPIN_ALL) {
 			bpf_object__for_each_map(m, dp->skel->obj) if (bpf_map__is_pinned(m))
 			    bpf_map__unpin(m, NULL);
+			/* the configuration's halves are the store's maps, not the object's */
+			if (dp->pin_dir[0])
+				cfg_store_unpin_halves(dp->pin_dir);
+		}
 		ringmesh__destroy(dp->skel);
 	}
 	if (unpin == DP_UNPIN_OURS && dp->pin_dir[0])
