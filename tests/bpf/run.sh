@@ -11,15 +11,16 @@ if [ "$(id -u)" -ne 0 ]; then
 	echo "bpf: 0 passed, 0 failed (skipped: needs root)"
 	exit 77
 fi
-# Only the BPF object and its skeleton are needed, not the whole library.
-make --no-print-directory -s BUILD="$build" "$build/ringmesh.skel.h" || {
+# The BPF object, its skeleton and the library (dp.c unpins the configuration store).
+make --no-print-directory -s BUILD="$build" "$build/ringmesh.skel.h" "$build/libringmesh.a" || {
 	echo "bpf: 0 passed, 1 failed (BPF object did not build)"; exit 1; }
 mkdir -p "$build/tests"
 bin=$build/tests/bpf_dp_test
 cc -std=gnu11 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
 	-D_GNU_SOURCE -Iinclude -Iuser -I"$build" \
 	tests/bpf/dp_test.c user/ringmeshd/dp.c user/common/cidr.c user/common/pin.c \
-	user/common/util.c -lbpf -lelf -lz -o "$bin" || {
+	user/common/util.c "$build/libringmesh.a" -lbpf -lelf -lz -luring -lyaml -lpcre2-8 -lpthread -lm \
+	-o "$bin" || {
 	echo "bpf: 0 passed, 1 failed (test did not build)"; exit 1; }
 
 cgmnt=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
