@@ -35,21 +35,23 @@
 #define RM_WL_F_HOSTNET (1u << 1)      /* hostNetwork pod (shares the node's netns) */
 
 struct rm_workload {
-	__u32 n_labels;			  /* pairs in labels */
-	__u32 labels_len;		  /* bytes used in labels */
-	__u32 flags;			  /* RM_WL_F_* */
+	__u32 n_labels;	  /* pairs in labels */
+	__u32 labels_len; /* bytes used in labels */
+	__u32 flags;	  /* RM_WL_F_* */
 	__u32 pad;
-	__u64 updated_ns;		  /* CLOCK_REALTIME of the write */
-	char uid[RM_WL_UID_LEN];	  /* metadata.uid */
-	char ns[RM_WL_NAME_LEN];	  /* metadata.namespace */
-	char pod[RM_WL_NAME_LEN];	  /* metadata.name */
-	char workload[RM_WL_NAME_LEN];	  /* owner (ReplicaSet's pod-template hash trimmed) */
-	char app[RM_WL_NAME_LEN];	  /* label app (app.kubernetes.io/name) */
-	char version[RM_WL_NAME_LEN];	  /* label version (app.kubernetes.io/version) */
-	char canon_svc[RM_WL_NAME_LEN];	  /* service.istio.io/canonical-name, else app, else workload */
-	char canon_rev[RM_WL_NAME_LEN];	  /* service.istio.io/canonical-revision, else version, else latest */
-	char sa[RM_WL_NAME_LEN];	  /* spec.serviceAccountName */
-	char service[RM_WL_SVC_LEN];	  /* FQDN of the first Service selecting the pod, or "" */
+	__u64 updated_ns;		/* CLOCK_REALTIME of the write */
+	char uid[RM_WL_UID_LEN];	/* metadata.uid */
+	char ns[RM_WL_NAME_LEN];	/* metadata.namespace */
+	char pod[RM_WL_NAME_LEN];	/* metadata.name */
+	char workload[RM_WL_NAME_LEN];	/* owner (ReplicaSet's pod-template hash trimmed) */
+	char app[RM_WL_NAME_LEN];	/* label app (app.kubernetes.io/name) */
+	char version[RM_WL_NAME_LEN];	/* label version (app.kubernetes.io/version) */
+	char canon_svc[RM_WL_NAME_LEN]; /* service.istio.io/canonical-name, else app, else workload
+					 */
+	char canon_rev[RM_WL_NAME_LEN]; /* service.istio.io/canonical-revision, else version, else
+					   latest */
+	char sa[RM_WL_NAME_LEN];	/* spec.serviceAccountName */
+	char service[RM_WL_SVC_LEN];	/* FQDN of the first Service selecting the pod, or "" */
 	char labels[RM_WL_LABELS_LEN];
 };
 
