@@ -5,6 +5,30 @@
 #define RM_BPF_INTERCEPT_H
 
 #include "lib/common.h"
+#include "lib/maps_wl.h"
+
+/* Deepest cgroup level looked at for a pod. Kubelet's pod cgroups sit at level 3
+ * (kubepods.slice/kubepods-<qos>.slice/...pod<uid>.slice) or 2 on a node's own
+ * hierarchy; a node nested in a container (kind) adds a few. Bounded for the verifier. */
+#define RM_WL_MAX_LEVEL 24
+
+/* The calling pod: the deepest ancestor of the current task's cgroup (itself
+ * included) that has an rm_workload record, 0 when none has. Levels count from the
+ * root (0); the helper returns 0 past the task's own level. */
+static __always_inline __u64 rm_pod_cgroup(void)
+{
+	__u64 pod = 0;
+
+	for (int lvl = 1; lvl <= RM_WL_MAX_LEVEL; lvl++) {
+		__u64 id = bpf_get_current_ancestor_cgroup_id(lvl);
+
+		if (!id)
+			break;
+		if (bpf_map_lookup_elem(&rm_workload, &id))
+			pod = id;
+	}
+	return pod;
+}
 
 static __always_inline int rm_range_hit(void *trie, const struct rm_addr *a)
 {
@@ -63,6 +87,7 @@ static __always_inline __u32 rm_connect4(struct bpf_sock_addr *ctx)
 		return RM_DP_STALE;
 
 	o.family = RM_AF_INET;
+	o.pod_cgroup_id = rm_pod_cgroup();
 	o.netns_cookie = bpf_get_netns_cookie(ctx);
 	o.msg_mode = RM_MSG_UNDECIDED;
 	cookie = bpf_get_socket_cookie(ctx);

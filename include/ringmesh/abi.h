@@ -85,10 +85,13 @@ struct rm_orig {
 	__be16 port;
 	__u16 family;
 	__u32 tgid;	    /* client process */
-	__u64 cgroup_id;    /* client cgroup (the pod), for source matching */
+	__u64 cgroup_id;    /* the client task's own cgroup (the daemon's self check) */
 	__u64 netns_cookie; /* client netns */
 	__u32 msg_mode;	    /* sk_msg decision for pod->proxy bytes, RM_MSG_* */
 	__u32 pad;
+	/* The deepest ancestor of cgroup_id (or cgroup_id itself) with an rm_workload
+	 * record: the calling pod, for source matching and metrics; 0 = unknown caller. */
+	__u64 pod_cgroup_id;
 };
 
 enum rm_msg_mode {
@@ -137,7 +140,7 @@ enum rm_dp_stat {
 _Static_assert(sizeof(struct rm_addr) == 16, "rm_addr layout");
 _Static_assert(sizeof(struct rm_lpm_key) == 20, "rm_lpm_key layout");
 _Static_assert(sizeof(struct rm_tuple) == 40, "rm_tuple layout");
-_Static_assert(sizeof(struct rm_orig) == 48, "rm_orig layout");
+_Static_assert(sizeof(struct rm_orig) == 56, "rm_orig layout");
 _Static_assert(sizeof(struct rm_proxy_cfg) == 80, "rm_proxy_cfg layout");
 #endif
 

@@ -145,14 +145,15 @@ struct rm_cfg_cond {
 	__u32 pad2;
 };
 
-/* One OR alternative: every condition and every source label must match. */
+/* One OR alternative: every condition and every source condition must match; a
+ * caller the node does not know (no rm_workload record) fails every source one. */
 struct rm_cfg_match {
 	__u32 cond_first;
 	__u32 cond_count;
 	__u32 src_label_first; /* labels the calling workload must carry */
 	__u32 src_label_count;
 	__u32 src_name_off; /* old API match.source.name (service of the caller), or 0 */
-	__u32 pad;
+	__u32 src_ns_off;   /* sourceNamespace: the caller's namespace, or 0 */
 };
 
 struct rm_cfg_target {

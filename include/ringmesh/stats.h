@@ -13,7 +13,8 @@
  * than configuration indices so counters survive configuration flips. When no
  * slot is found the worker counts into the overflow slot (below) and hdr.dropped.
  *
- * Series: a slot is one destination key (service, version, workload, protocol)
+ * Series: a slot is one key (destination service, version, workload; the calling
+ * workload, its namespace, app, version, canonical service and revision; protocol)
  * and holds RM_STATS_ROWS rows, one per (response code, response flags) pair, each
  * with the three HTTP histograms; a request count is the duration histogram's
  * count, so istio_requests_total and the histograms' _count agree by construction.
@@ -98,8 +99,13 @@ struct rm_stats_key {
 	char dst_service[RM_STATS_NAME_LEN];  /* FQDN; "unknown" when unresolved */
 	char dst_version[RM_STATS_SHORT_LEN]; /* version label (or subset name) */
 	char dst_workload[RM_STATS_SHORT_LEN];
+	/* the calling pod (its rm_workload record), "unknown" when the node has none */
 	char src_workload[RM_STATS_SHORT_LEN];
 	char src_version[RM_STATS_SHORT_LEN];
+	char src_namespace[RM_STATS_SHORT_LEN];
+	char src_app[RM_STATS_SHORT_LEN];
+	char src_canon_svc[RM_STATS_SHORT_LEN];
+	char src_canon_rev[RM_STATS_SHORT_LEN];
 	__u8 proto; /* enum rm_stats_proto */
 	__u8 pad[7];
 };
@@ -159,7 +165,7 @@ union rm_stats_entry {
 };
 
 #ifndef __bpf__
-_Static_assert(sizeof(struct rm_stats_key) == RM_STATS_NAME_LEN + 4 * RM_STATS_SHORT_LEN + 8,
+_Static_assert(sizeof(struct rm_stats_key) == RM_STATS_NAME_LEN + 8 * RM_STATS_SHORT_LEN + 8,
 	       "rm_stats_key layout");
 _Static_assert(sizeof(struct rm_stats_hist) == (RM_STATS_BUCKETS + 1) * 8, "rm_stats_hist layout");
 _Static_assert(sizeof(struct rm_stats_row) == 8 + 3 * sizeof(struct rm_stats_hist),

@@ -7,7 +7,8 @@
  * `sourceNamespace` and the old API's `match.source`, and to fill the source_*
  * labels of the Istio metrics. A process in any cgroup below a pod's cgroup is that
  * pod: connect4 resolves the connecting task's ancestors against this map and
- * records the pod's cgroup id in rm_orig.cgroup_id.
+ * records the pod's cgroup id in rm_orig.pod_cgroup_id (rm_orig.cgroup_id stays the
+ * task's own cgroup).
  *
  * Strings are NUL-terminated and NUL-padded; "" means not known. labels holds the
  * pod's labels as "key=value\0" pairs, n_labels of them in labels_len bytes; a pod

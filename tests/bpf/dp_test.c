@@ -28,6 +28,7 @@
 
 #include "common/cidr.h"
 #include "ringmeshd/dp.h"
+#include "ringmesh/workload.h"
 
 #define SO_ORIGINAL_DST_OPT 80
 #define VIP "127.96.0.20"
@@ -36,6 +37,9 @@
 
 static int n_pass, n_fail;
 static char cg_mnt[PATH_MAX], cg_pods[PATH_MAX], cg_d[PATH_MAX], pin_dir[PATH_MAX];
+/* pod identity: a pod cgroup below the pods' and a container cgroup below it */
+static char cg_pod[PATH_MAX + 16], cg_ctr[PATH_MAX + 32];
+static const char *client_cg; /* where clients run; NULL = cg_pods */
 static struct rm_dp *g_dp;
 static pid_t g_owner;
 
@@ -106,6 +110,8 @@ static void cleanup(void)
 	rm_pins();
 	while (waitpid(-1, NULL, WNOHANG) > 0)
 		;
+	rmdir(cg_ctr);
+	rmdir(cg_pod);
 	rmdir(cg_pods);
 	rmdir(cg_d);
 }
@@ -448,7 +454,7 @@ static struct client client_start(const struct client_args *a)
 		struct client_res r = {0};
 
 		close(p[0]);
-		if (move_to(cg_pods, getpid()))
+		if (move_to(client_cg ? client_cg : cg_pods, getpid()))
 			r.connect_err = -1000;
 		else
 			client_main(a, &r);
@@ -612,6 +618,92 @@ static void test_intercept(struct rm_dp *dp, int lfd, bool want_sockopt, bool so
 		CHECK(r.connect_err == 0 && r.ok, "client: connect_err %d ok %d", r.connect_err,
 		      r.ok);
 	}
+}
+
+/* One intercepted connect from a client in cgroup cg: the rm_orig entry the proxy
+ * finds (pod_cgroup_id and cgroup_id in *o), 0 or -errno. */
+static int orig_of_client(struct rm_dp *dp, int lfd, const char *cg, struct rm_orig *o)
+{
+	struct client_args a = {.kind = C_TCP_HELLO, .ip = VIP, .port = VPORT};
+	struct sockaddr_in local, peer;
+	socklen_t len = sizeof(local), plen = sizeof(peer);
+	struct client c;
+	char buf[8];
+	int afd, rc = -ETIMEDOUT;
+
+	rm_dp_heartbeat(dp);
+	client_cg = cg;
+	c = client_start(&a);
+	client_cg = NULL;
+	afd = accept_within(lfd, 3000);
+	if (afd >= 0) {
+		getsockname(afd, (struct sockaddr *)&local, &len);
+		getpeername(afd, (struct sockaddr *)&peer, &plen);
+		rc = rm_dp_orig_lookup(dp, (struct sockaddr *)&local, (struct sockaddr *)&peer, o);
+		if (recv(afd, buf, 5, MSG_WAITALL) != 5 || send(afd, "ok", 2, 0) != 2)
+			rc = rc ? rc : -EIO;
+		rm_dp_orig_forget(dp, (struct sockaddr *)&local, (struct sockaddr *)&peer);
+		close(afd);
+	}
+	if (client_wait(c).connect_err)
+		rc = rc ? rc : -ECONNREFUSED;
+	return rc;
+}
+
+/* "A process in any cgroup below the pod's is that pod": connect4 records the
+ * deepest ancestor with an rm_workload record, else 0; cgroup_id stays the task's. */
+static void test_pod_identity(struct rm_dp *dp, int lfd)
+{
+	struct rm_workload w = {0};
+	struct rm_orig o;
+	char path[PATH_MAX * 2];
+	__u64 pods = ino_of(cg_pods), pod, ctr;
+	int fd, rc;
+
+	snprintf(cg_pod, sizeof(cg_pod), "%s/pod-1", cg_pods);
+	snprintf(cg_ctr, sizeof(cg_ctr), "%s/ctr-1", cg_pod);
+	snprintf(path, sizeof(path), "%s/%s", pin_dir, RM_MAP_WORKLOAD);
+	fd = bpf_obj_get(path);
+	CHECK(fd >= 0, "open %s: %s", path, strerror(errno));
+	if (fd < 0 || mkdir(cg_pod, 0755) || mkdir(cg_ctr, 0755)) {
+		CHECK(0, "pod cgroups: %s", strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	pod = ino_of(cg_pod);
+	ctr = ino_of(cg_ctr);
+
+	rc = orig_of_client(dp, lfd, cg_ctr, &o);
+	CHECK(rc == 0 && o.pod_cgroup_id == 0 && o.cgroup_id == ctr,
+	      "no record: rc %d pod %llu cgroup %llu", rc, (unsigned long long)o.pod_cgroup_id,
+	      (unsigned long long)o.cgroup_id);
+
+	snprintf(w.ns, sizeof(w.ns), "ns-a");
+	rc = bpf_map_update_elem(fd, &pod, &w, BPF_ANY);
+	rc |= bpf_map_update_elem(fd, &pods, &w, BPF_ANY);
+	CHECK(rc == 0, "write records: %s", strerror(errno));
+	rc = orig_of_client(dp, lfd, cg_ctr, &o);
+	CHECK(rc == 0 && o.pod_cgroup_id == pod && o.cgroup_id == ctr,
+	      "container below the pod: rc %d pod %llu (want %llu) cgroup %llu (want %llu)", rc,
+	      (unsigned long long)o.pod_cgroup_id, (unsigned long long)pod,
+	      (unsigned long long)o.cgroup_id, (unsigned long long)ctr);
+	rc = orig_of_client(dp, lfd, cg_pod, &o);
+	CHECK(rc == 0 && o.pod_cgroup_id == pod, "in the pod's own cgroup: rc %d pod %llu", rc,
+	      (unsigned long long)o.pod_cgroup_id);
+
+	bpf_map_delete_elem(fd, &pod);
+	rc = orig_of_client(dp, lfd, cg_ctr, &o);
+	CHECK(rc == 0 && o.pod_cgroup_id == pods,
+	      "record only two levels up: rc %d pod %llu (want %llu)", rc,
+	      (unsigned long long)o.pod_cgroup_id, (unsigned long long)pods);
+	bpf_map_delete_elem(fd, &pods);
+	rc = orig_of_client(dp, lfd, cg_ctr, &o);
+	CHECK(rc == 0 && o.pod_cgroup_id == 0, "records deleted: rc %d pod %llu", rc,
+	      (unsigned long long)o.pod_cgroup_id);
+	close(fd);
+	rmdir(cg_ctr);
+	rmdir(cg_pod);
 }
 
 static void expect_refused(struct rm_dp *dp, enum client_kind kind, const char *ip, int port,
@@ -890,6 +982,7 @@ int main(void)
 
 		if (dp) {
 			test_intercept(dp, lfd, true, true);
+			test_pod_identity(dp, lfd);
 			stream_case(dp, lfd, 0, RM_MSG_REDIRECT, "sockmap redirect-first");
 			stream_case(dp, lfd, 1000, RM_MSG_TCP, "sockmap tcp-first");
 			rm_dp_close(dp, true);

@@ -376,9 +376,9 @@ bpftool map create "$PIN/rm_proxy" type array key 4 value 80 entries 1 name rm_p
 bpftool map create "$PIN/rm_dpstats" type percpu_array key 4 value 8 entries 14 name rm_dpstats &&
 bpftool map create "$PIN/rm_include" type lpm_trie key 20 value 1 entries 16 name rm_include flags 1 &&
 bpftool map create "$PIN/rm_xports" type hash key 2 value 1 entries 16 name rm_xports &&
-bpftool map create "$PIN/rm_orig" type lru_hash key 40 value 48 entries 16 name rm_orig &&
+bpftool map create "$PIN/rm_orig" type lru_hash key 40 value 56 entries 16 name rm_orig &&
 bpftool map create "$PIN/rm_socks" type sockhash key 40 value 4 entries 16 name rm_socks &&
-bpftool map create "$PIN/rm_stats" type array key 4 value 4496 entries 1024 name rm_stats flags 0x400 &&
+bpftool map create "$PIN/rm_stats" type array key 4 value 4688 entries 1024 name rm_stats flags 0x400 &&
 bpftool map create "$PIN/odd_map" type hash key 3 value 5 entries 4 name odd_map ||
 	{ bad "bpftool map create"; echo "cli: $pass passed, $fail failed"; exit 1; }
 
@@ -398,15 +398,16 @@ upd("rm_proxy", struct.pack("<I", 0), proxy)
 upd("rm_include", struct.pack("<I", 96 + 24) + mapped("10.244.0.0"), b"\x01")
 upd("rm_xports", struct.pack("<H", 15090), b"\x01")
 tup = mapped("10.244.0.5") + mapped("10.96.0.20") + struct.pack(">HH", 40000, 8080) + struct.pack("<HH", 2, 0)
-orig = mapped("10.96.0.20") + struct.pack(">H", 8080) + struct.pack("<HIQQII", 2, 777, 11, 22, 1, 0)
+orig = mapped("10.96.0.20") + struct.pack(">H", 8080) + struct.pack("<HIQQIIQ", 2, 777, 11, 22, 1, 0, 0)
 upd("rm_orig", tup, orig)
 upd("rm_dpstats", struct.pack("<I", 0), struct.pack("<Q", 7))
 upd("odd_map", b"abc", b"\x00\x01\x02\"\xff")
-hdr = struct.pack("<IIQQQ", 0x52535441, 1024, 1, 0, 3).ljust(4496, b"\0")
+hdr = struct.pack("<IIQQQ", 0x52535441, 1024, 1, 0, 3).ljust(4688, b"\0")
 upd("rm_stats", struct.pack("<I", 0), hdr)
 def s(txt, n): return txt.encode().ljust(n, b"\0")
 key = (s("trans-service.order-system-production.svc.cluster.local", 128) + s("v1", 48)
-       + s("trans-service-v1", 48) + s("curl", 48) + s("unknown", 48) + bytes([1]) + b"\0" * 7)
+       + s("trans-service-v1", 48) + s("curl", 48) + s("unknown", 48)
+       + s("shop", 48) + s("curl", 48) + s("curl", 48) + s("latest", 48) + bytes([1]) + b"\0" * 7)
 # rows (stats.h): id = used | code << 32 | flags; duration/request/response histograms of
 # 20 buckets + sum. 9 x 200 in 1..5 ms, 1 x 503 UO (flag bit 0) under 0.5 ms.
 def hist(b, n, total): return struct.pack("<20Q", *[n if i == b else 0 for i in range(20)]) + struct.pack("<Q", total)
@@ -415,7 +416,7 @@ def row(code, flags, n, dbucket, dsum):
 rows = row(200, 0, 9, 2, 9 * 3000) + row(503, 1, 1, 0, 100)
 rows = rows.ljust(8 * 512, b"\0")
 slot = struct.pack("<II", 2, 0) + key + struct.pack("<QQ", 0, 0) + struct.pack("<4Q", 3, 2, 100, 200) + b"\0" * 16 + rows
-assert len(slot) == 4496, len(slot)
+assert len(slot) == 4688, len(slot)
 upd("rm_stats", struct.pack("<I", 5), slot)
 EOF
 }

@@ -172,6 +172,58 @@ static void test_route_to_other_service(void **state)
 	cfg_docs_free(&d);
 }
 
+/* sourceNamespace (modern) and match.source with labels (old API) compile to the
+ * match's source fields; `describe` shows them. */
+static void test_source_match(void **state)
+{
+	static const char text[] =
+	    "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: vs}\n"
+	    "spec:\n  hosts: [front]\n  http:\n  - match:\n    - sourceNamespace: team-a\n"
+	    "      sourceLabels: {app: cli, version: v1}\n    route:\n"
+	    "    - destination: {host: front}\n"
+	    "---\napiVersion: config.istio.io/v1alpha2\nkind: RouteRule\nmetadata: {name: rr}\n"
+	    "spec:\n  destination: {name: back}\n  precedence: 2\n"
+	    "  match:\n    source: {name: front, labels: {version: v2}}\n"
+	    "  route:\n  - labels: {version: v1}\n";
+	struct cfg_docs d = {0};
+	const struct rm_cfg_match *m;
+	char err[256], lb[128], *out = NULL;
+	size_t olen = 0;
+	FILE *f;
+	bool seen_vs = false, seen_rr = false;
+
+	assert_int_equal(cfg_docs_parse(&d, "t", text, sizeof(text) - 1, err, sizeof(err)), 0);
+	if (cfg_compile(&d, cfg_a, err, sizeof(err)))
+		fail_msg("%s", err);
+	for (uint32_t i = 0; i < cfg_a->n_rules; i++) {
+		const struct rm_cfg_rule *r = &cfg_a->rules[i];
+
+		assert_int_equal(r->match_count, 1);
+		m = &cfg_a->matches[r->match_first];
+		cfg_fmt_labels(cfg_a, m->src_label_first, m->src_label_count, lb, sizeof(lb));
+		if (r->api == RM_API_VIRTUALSERVICE) {
+			assert_string_equal(cfg_str(cfg_a, m->src_ns_off), "team-a");
+			assert_int_equal(m->src_name_off, 0);
+			assert_string_equal(lb, "app=cli,version=v1");
+			seen_vs = true;
+		} else {
+			assert_int_equal(m->src_ns_off, 0);
+			assert_string_equal(cfg_str(cfg_a, m->src_name_off),
+					    "front.default.svc.cluster.local");
+			assert_string_equal(lb, "version=v2");
+			seen_rr = true;
+		}
+	}
+	assert_true(seen_vs && seen_rr);
+	f = open_memstream(&out, &olen);
+	assert_int_equal(cfg_describe_all(cfg_a, f), 0);
+	fclose(f);
+	if (!strstr(out, "source namespace team-a and source labels app=cli,version=v1"))
+		fail_msg("describe:\n%s", out);
+	free(out);
+	cfg_docs_free(&d);
+}
+
 static void labels_of(const struct rm_cfg *c, uint32_t sub, char *buf, size_t len)
 {
 	if (sub == RM_CFG_NONE)
@@ -712,6 +764,7 @@ int main(void)
 	    cmocka_unit_test(test_golden_features),
 	    cmocka_unit_test(test_precedence_order),
 	    cmocka_unit_test(test_precedence_ties),
+	    cmocka_unit_test(test_source_match),
 	    cmocka_unit_test(test_route_to_other_service),
 	    cmocka_unit_test(test_modern_equals_old),
 	    cmocka_unit_test(test_equivalence_detects_difference),

@@ -798,6 +798,14 @@ static void test_match_and_or_source(void **state)
 	r = add_rule(c, svc, "from-billing", 0, RM_API_ROUTERULE);
 	mm = add_match(c, r);
 	mm->src_name_off = str(c, "billing");
+	r = add_rule(c, svc, "from-ns-a", 0, RM_API_VIRTUALSERVICE);
+	mm = add_match(c, r);
+	mm->src_ns_off = str(c, "ns-a");
+	add_labels(c, "version=v9", &mm->src_label_first, &mm->src_label_count);
+	r = add_rule(c, svc, "old-source-with-labels", 0, RM_API_ROUTERULE);
+	mm = add_match(c, r);
+	mm->src_name_off = str(c, "ratings.ns-b.svc.cluster.local");
+	add_labels(c, "version=v9", &mm->src_label_first, &mm->src_label_count);
 	t = build_ok(c);
 
 	req_init(&q, "POST", "/api/x", NULL);
@@ -831,6 +839,42 @@ static void test_match_and_or_source(void **state)
 	assert_int_equal(decide(t, svc, &q).rule, 2);
 	q.r.src_service = S("billingx");
 	assert_int_equal(decide(t, svc, &q).outcome, ROUTE_NO_ROUTE);
+
+	/* sourceNamespace and sourceLabels together: both must hold */
+	{
+		struct route_label v9[] = {{S("version"), S("v9")}};
+
+		req_init(&q, "GET", "/", NULL);
+		q.r.src_labels = v9;
+		q.r.n_src_labels = 1;
+		q.r.src_namespace = S("ns-a");
+		assert_int_equal(decide(t, svc, &q).rule, 3);
+		q.r.src_namespace = S("ns-ab");
+		assert_int_equal(decide(t, svc, &q).outcome, ROUTE_NO_ROUTE);
+		q.r.src_namespace = S("ns-");
+		assert_int_equal(decide(t, svc, &q).outcome, ROUTE_NO_ROUTE);
+		q.r.src_namespace = S("");
+		assert_int_equal(decide(t, svc, &q).outcome, ROUTE_NO_ROUTE);
+		q.r.src_namespace = S("ns-a");
+		q.r.n_src_labels = 0;
+		assert_int_equal(decide(t, svc, &q).outcome, ROUTE_NO_ROUTE);
+
+		/* old API source: service and labels */
+		req_init(&q, "GET", "/", NULL);
+		q.r.src_labels = v9;
+		q.r.n_src_labels = 1;
+		q.r.src_service = S("ratings.ns-b.svc.cluster.local");
+		assert_int_equal(decide(t, svc, &q).rule, 4);
+		q.r.src_service = S("ratings.ns-c.svc.cluster.local");
+		assert_int_equal(decide(t, svc, &q).outcome, ROUTE_NO_ROUTE);
+		q.r.src_service = S("ratings.ns-b.svc.cluster.local");
+		q.r.n_src_labels = 0;
+		assert_int_equal(decide(t, svc, &q).outcome, ROUTE_NO_ROUTE);
+
+		/* an unknown caller (no record: nothing known) matches no source rule */
+		req_init(&q, "GET", "/", NULL);
+		assert_int_equal(decide(t, svc, &q).outcome, ROUTE_NO_ROUTE);
+	}
 	route_free(t);
 	free(c);
 }

@@ -143,6 +143,14 @@ void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
 	key_field("source_workload", k->src_workload, sizeof(k->src_workload));
 	json_name(cli.jw, "source_version");
 	key_field("source_version", k->src_version, sizeof(k->src_version));
+	json_name(cli.jw, "source_workload_namespace");
+	key_field("source_workload_namespace", k->src_namespace, sizeof(k->src_namespace));
+	json_name(cli.jw, "source_app");
+	key_field("source_app", k->src_app, sizeof(k->src_app));
+	json_name(cli.jw, "source_canonical_service");
+	key_field("source_canonical_service", k->src_canon_svc, sizeof(k->src_canon_svc));
+	json_name(cli.jw, "source_canonical_revision");
+	key_field("source_canonical_revision", k->src_canon_rev, sizeof(k->src_canon_rev));
 	json_string_field(cli.jw, "protocol",
 			  k->proto == RM_STATS_HTTP  ? "http"
 			  : k->proto == RM_STATS_TCP ? "tcp"

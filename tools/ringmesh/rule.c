@@ -94,6 +94,11 @@ static void match_summary(const struct rm_cfg *cfg, const struct rm_cfg_rule *r,
 				    cfg_str(cfg, m->src_name_off));
 			first = false;
 		}
+		if (m->src_ns_off) {
+			sbuf_printf(b, "%ssourceNamespace=%s", first ? "" : " && ",
+				    cfg_str(cfg, m->src_ns_off));
+			first = false;
+		}
 		if (first)
 			sbuf_printf(b, "*");
 	}
@@ -196,6 +201,8 @@ static void rule_json(const struct rm_cfg *cfg, uint32_t idx, uint32_t pos, cons
 							 m->src_label_count, buf, sizeof(buf)));
 		if (m->src_name_off)
 			json_string_field(cli.jw, "source_name", cfg_str(cfg, m->src_name_off));
+		if (m->src_ns_off)
+			json_string_field(cli.jw, "source_namespace", cfg_str(cfg, m->src_ns_off));
 		json_end_object(cli.jw);
 	}
 	json_end_array(cli.jw);

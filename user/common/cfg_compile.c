@@ -728,6 +728,7 @@ static int put_rule(struct cb_ctx *b, const struct cfg_doc_ir *ir, const struct 
 		om = &o->matches[o->n_matches++];
 		om->cond_first = o->n_conds;
 		om->src_name_off = str(b, m->src_name, &ok);
+		om->src_ns_off = str(b, m->src_ns, &ok);
 		for (unsigned j = 0; j < m->n; j++) {
 			struct rm_cfg_cond *c;
 

@@ -46,6 +46,7 @@ struct cfg_match_ir {
 	unsigned n;
 	struct cfg_lset src;
 	const char *src_name;
+	const char *src_ns; /* sourceNamespace, or NULL */
 };
 
 struct cfg_dest_ir {

@@ -58,14 +58,8 @@ static int match_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_match_ir *m
 
 	if ((r = cfg_fields(c, n, "match", f)))
 		return r;
-	if (port || gw || qp || iuc || woh || sns || sname) {
-		yaml_node_t *x = port  ? port
-				 : gw  ? gw
-				 : qp  ? qp
-				 : iuc ? iuc
-				 : woh ? woh
-				 : sns ? sns
-				       : sname;
+	if (port || gw || qp || iuc || woh || sname) {
+		yaml_node_t *x = port ? port : gw ? gw : qp ? qp : iuc ? iuc : woh ? woh : sname;
 
 		return cfg_errf(c, x, "this match field is not supported by ringmesh");
 	}
@@ -107,6 +101,12 @@ static int match_entry(struct cfg_ctx *c, yaml_node_t *n, struct cfg_match_ir *m
 	}
 	if (sl && (r = cfg_labels_of(c, sl, "sourceLabels", &m->src)))
 		return r;
+	if (sns) {
+		if ((r = cfg_str_of(c, sns, "sourceNamespace", &m->src_ns)))
+			return r;
+		if (!*m->src_ns)
+			return cfg_errf(c, sns, "sourceNamespace must not be empty");
+	}
 	return 0;
 }
 

@@ -216,6 +216,11 @@ int cfg_rule_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out)
 				cfg_str(cfg, mg->src_name_off));
 			first = false;
 		}
+		if (mg->src_ns_off) {
+			fprintf(out, "%ssource namespace %s", first ? " " : " and ",
+				cfg_str(cfg, mg->src_ns_off));
+			first = false;
+		}
 		if (mg->src_label_count) {
 			fprintf(out, "%ssource labels %s", first ? " " : " and ",
 				cfg_fmt_labels(cfg, mg->src_label_first, mg->src_label_count, lb,

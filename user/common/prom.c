@@ -290,12 +290,14 @@ static void istio_labels(struct prom_buf *b, enum reporter rep, const struct rm_
 	split_fqdn(k->dst_service, sizeof(k->dst_service), &name_len, &ns, &ns_len);
 	labelz(b, &first, "reporter", rep == REP_SOURCE ? "source" : "destination");
 	labelk(b, &first, "source_workload", k->src_workload, sizeof(k->src_workload));
-	labelz(b, &first, "source_workload_namespace", "unknown");
+	labelk(b, &first, "source_workload_namespace", k->src_namespace, sizeof(k->src_namespace));
+	/* Istio sets it from the peer's certificate: no mTLS here, so "unknown" as Istio
+	 * reports it for plain-text callers (the service account is in `workload list`) */
 	labelz(b, &first, "source_principal", "unknown");
-	labelz(b, &first, "source_app", "unknown");
+	labelk(b, &first, "source_app", k->src_app, sizeof(k->src_app));
 	labelk(b, &first, "source_version", k->src_version, sizeof(k->src_version));
-	labelk(b, &first, "source_canonical_service", k->src_workload, sizeof(k->src_workload));
-	labelk(b, &first, "source_canonical_revision", k->src_version, sizeof(k->src_version));
+	labelk(b, &first, "source_canonical_service", k->src_canon_svc, sizeof(k->src_canon_svc));
+	labelk(b, &first, "source_canonical_revision", k->src_canon_rev, sizeof(k->src_canon_rev));
 	labelz(b, &first, "source_cluster", "unknown");
 	labelk(b, &first, "destination_workload", k->dst_workload, sizeof(k->dst_workload));
 	label(b, &first, "destination_workload_namespace", ns, ns_len);

@@ -30,6 +30,7 @@ struct route_match {
 	uint32_t cond_first, cond_count;
 	uint32_t src_first, src_count; /* into labels */
 	const char *src_name;	       /* "" = any caller */
+	const char *src_ns;	       /* "" = any namespace */
 };
 
 struct route_rule {
@@ -409,13 +410,14 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 
 		if (!range_ok(cm->cond_first, cm->cond_count, t->n_conds) ||
 		    !range_ok(cm->src_label_first, cm->src_label_count, t->n_labels) ||
-		    !str_ok(t, cm->src_name_off))
+		    !str_ok(t, cm->src_name_off) || !str_ok(t, cm->src_ns_off))
 			return errf(err, errlen, -EINVAL, "rule %s: match %u out of bounds", rn, m);
 		mm->cond_first = cm->cond_first;
 		mm->cond_count = cm->cond_count;
 		mm->src_first = cm->src_label_first;
 		mm->src_count = cm->src_label_count;
 		mm->src_name = str_at(t, cm->src_name_off);
+		mm->src_ns = str_at(t, cm->src_ns_off);
 		for (uint32_t k = 0; k < cm->src_label_count; k++) {
 			const struct rm_cfg_label *l = &t->labels[cm->src_label_first + k];
 
@@ -703,6 +705,8 @@ static bool src_match(const struct route_table *t, const struct route_match *m,
 		      const struct route_req *req)
 {
 	if (m->src_name[0] && !src_name_match(m->src_name, req->src_service))
+		return false;
+	if (m->src_ns[0] && !slice_eq(req->src_namespace, m->src_ns, strlen(m->src_ns)))
 		return false;
 	for (uint32_t i = 0; i < m->src_count; i++) {
 		const struct rm_cfg_label *l = &t->labels[m->src_first + i];

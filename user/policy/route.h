@@ -74,7 +74,8 @@ struct route_req {
 	/* the calling workload; n_src_labels may be 0 */
 	const struct route_label *src_labels;
 	size_t n_src_labels;
-	struct route_slice src_service; /* caller's service host or name, may be empty */
+	struct route_slice src_service;	  /* caller's service host or name, may be empty */
+	struct route_slice src_namespace; /* caller's namespace, empty when unknown */
 };
 
 enum route_outcome {

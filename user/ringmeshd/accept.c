@@ -18,6 +18,7 @@
 #include "ringmeshd/l7.h"
 #include "ringmeshd/ring.h"
 #include "ringmeshd/stats_w.h"
+#include "common/util.h"
 
 /* From <linux/netfilter_ipv4.h>, which clashes with <netinet/in.h>. */
 #ifndef SO_ORIGINAL_DST
@@ -128,6 +129,11 @@ static int tcp_endpoint(struct ring_worker *w, struct cfgw_cfg *cfg, int svc,
 		stats_key_make(&k, route_service_host(cfg->t, (uint32_t)svc),
 			       ep < cfg->n_eps ? cfg->ep_version[ep] : NULL,
 			       ep < cfg->n_eps ? cfg->ep_workload[ep] : NULL, RM_STATS_TCP);
+		{
+			const struct wl_ident *id = wl_get(&w->wl, orig->pod_cgroup_id, mono_ns());
+
+			stats_key_source(&k, id ? &id->rec : NULL);
+		}
 		*st = stats_slot(sw, &k);
 	}
 	return 0;

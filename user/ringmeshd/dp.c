@@ -533,6 +533,13 @@ int rm_dp_orig_lookup(struct rm_dp *dp, const struct sockaddr *local, const stru
 	return bpf_map_lookup_elem(dp->orig_fd, &pod, out) ? -errno : 0;
 }
 
+int rm_dp_workload_lookup(struct rm_dp *dp, uint64_t id, struct rm_workload *out)
+{
+	__u64 k = id;
+
+	return bpf_map_lookup_elem(bpf_map__fd(dp->skel->maps.rm_workload), &k, out) ? -errno : 0;
+}
+
 void rm_dp_orig_forget(struct rm_dp *dp, const struct sockaddr *local, const struct sockaddr *peer)
 {
 	struct rm_tuple own, pod;

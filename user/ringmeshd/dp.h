@@ -17,6 +17,7 @@
 #include <netinet/in.h>
 
 #include "ringmesh/abi.h"
+#include "ringmesh/workload.h"
 #include "common/cidr.h"
 
 struct rm_dp_opts {
@@ -58,6 +59,9 @@ void rm_dp_heartbeat(struct rm_dp *dp);
  * when the connection was not intercepted, or -errno. */
 int rm_dp_orig_lookup(struct rm_dp *dp, const struct sockaddr *local, const struct sockaddr *peer,
 		      struct rm_orig *out);
+
+/* The rm_workload record of pod cgroup id: 0, -ENOENT when there is none, -errno. */
+int rm_dp_workload_lookup(struct rm_dp *dp, uint64_t id, struct rm_workload *out);
 
 /* Forget a connection's original destination (after the proxy closed it). */
 void rm_dp_orig_forget(struct rm_dp *dp, const struct sockaddr *local, const struct sockaddr *peer);

@@ -244,7 +244,7 @@ static int hdr_get(const void *ctx, const char *lname, size_t idx, struct route_
 	return -ENOENT;
 }
 
-static void mk_rr(struct l7_conn *c, struct route_req *rr)
+static void mk_rr(struct l7_worker *lw, struct l7_conn *c, struct route_req *rr)
 {
 	const struct http_request *q = &c->rq.req;
 
@@ -267,6 +267,7 @@ static void mk_rr(struct l7_conn *c, struct route_req *rr)
 	rr->scheme.len = 4;
 	rr->hdr_get = hdr_get;
 	rr->hdr_ctx = q;
+	wl_fill_req(wl_get(&lw->w->wl, c->cl.orig.pod_cgroup_id, mono_ns()), rr);
 }
 
 void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c)
@@ -277,7 +278,7 @@ void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c)
 	c->fw.cfg = lw->cur;
 	cfgw_hold(c->fw.cfg, lw->id);
 	svc = route_find_service(c->fw.cfg->t, &c->cl.orig.addr, c->cl.orig.port);
-	mk_rr(c, &rr);
+	mk_rr(lw, c, &rr);
 	if (svc < 0 || route_decide(c->fw.cfg->t, (uint32_t)svc, &rr, l7_rand(lw), &c->fw.d)) {
 		c->mt.sflags |= L7_FLAG(RM_STATS_F_NR);
 		l7c_reply(lw, c, 404, NULL, NULL, 0, false);
@@ -352,7 +353,7 @@ static ssize_t build_head(struct l7_worker *lw, struct l7_conn *c)
 	ed.n_add = n_add;
 	ed.flags = HTTP_EDIT_STRIP_HOP | (c->rq.upgrade ? HTTP_EDIT_KEEP_UPGRADE : 0);
 	if (c->fw.d.rewrite_uri) {
-		mk_rr(c, &rr);
+		mk_rr(lw, c, &rr);
 		r = route_rewrite_path(&c->fw.d, &rr, scratch + TRACE_HDR_BUF,
 				       lw->rbuf_size - TRACE_HDR_BUF);
 		if (r < 0)
@@ -388,7 +389,7 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c)
 		struct http_header h = {{"location", 8}, {loc, 0}};
 		int r;
 
-		mk_rr(c, &rr);
+		mk_rr(lw, c, &rr);
 		r = route_redirect_location(&c->fw.d, &rr, loc, sizeof(loc));
 		if (r < 0) {
 			l7c_reply(lw, c, 500, NULL, NULL, 0, true);
@@ -497,6 +498,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 		stats_key_make(&k, route_service_host(cfg->t, c->fw.d.target_service),
 			       ep < cfg->n_eps ? cfg->ep_version[ep] : NULL,
 			       ep < cfg->n_eps ? cfg->ep_workload[ep] : NULL, RM_STATS_HTTP);
+		stats_key_source(&k, l7_src_record(lw, c));
 		c->fw.st = stats_slot(lw->sh->stats, &k);
 	}
 	if (c->fw.d.retry_per_try_ns && c->fw.d.retry_attempts)

@@ -36,6 +36,7 @@ void l7c_record(struct l7_worker *lw, struct l7_conn *c)
 	}
 	stats_key_make(&k, route_service_host(cfg->t, svc), ep ? cfg->ep_version[c->fw.ep] : NULL,
 		       ep ? cfg->ep_workload[c->fw.ep] : NULL, RM_STATS_HTTP);
+	stats_key_source(&k, l7_src_record(lw, c));
 	stats_request(c->fw.st && ep ? c->fw.st : stats_slot(lw->sh->stats, &k), c->mt.status,
 		      c->mt.sflags, (mono_ns() - c->mt.t0) / 1000, c->rq.head_len + body,
 		      c->mt.resp_bytes);

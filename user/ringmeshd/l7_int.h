@@ -279,6 +279,14 @@ struct l7_worker {
 	struct l7_tmr t_cb;
 };
 
+/* The calling pod's record (NULL: unknown caller), through the worker's cache. */
+static inline const struct rm_workload *l7_src_record(struct l7_worker *lw, const struct l7_conn *c)
+{
+	const struct wl_ident *id = wl_get(&lw->w->wl, c->cl.orig.pod_cgroup_id, mono_ns());
+
+	return id ? &id->rec : NULL;
+}
+
 static inline struct l7_worker *l7w(struct ring_worker *w)
 {
 	return (struct l7_worker *)w->l7;

@@ -98,6 +98,11 @@ static void hook_on_close(void *ctx, const struct sockaddr *local, const struct 
 	rm_dp_orig_forget(((struct daemon *)ctx)->dp, local, peer);
 }
 
+static int hook_wl_fetch(void *ctx, uint64_t id, struct rm_workload *out)
+{
+	return rm_dp_workload_lookup(((struct daemon *)ctx)->dp, id, out);
+}
+
 /* Two descriptors per connection: ask for the hard limit rather than fail at 1024. */
 static void raise_nofile(void)
 {
@@ -171,6 +176,7 @@ static int create_workers(struct daemon *d, const struct rm_opts *o, char *err, 
 	cfg.hooks.orig_lookup = hook_lookup;
 	cfg.hooks.sock_add = hook_sock_add;
 	cfg.hooks.on_close = hook_on_close;
+	cfg.hooks.wl_fetch = hook_wl_fetch;
 	if (o->l7) {
 		r = cfgw_init(&d->cw, o->workers, err, errlen);
 		if (r)

@@ -148,6 +148,10 @@ int ring_worker_create(struct ring_worker **out, const struct ring_config *cfg, 
 		errf(err, errlen, r, "cannot allocate %u connection slots", w->cfg.max_conns);
 		goto fail;
 	}
+	if ((r = wl_cache_init(&w->wl, 128, 0, w->cfg.hooks.wl_fetch, w->cfg.hooks.ctx))) {
+		errf(err, errlen, r, "cannot allocate the pod identity cache");
+		goto fail;
+	}
 	if (w->cfg.l7 && (r = l7_worker_init(w))) {
 		errf(err, errlen, r, "cannot allocate the L7 state of %u connections",
 		     w->cfg.max_conns);
@@ -527,6 +531,7 @@ void ring_worker_destroy(struct ring_worker *w)
 	}
 	l4_fini(w);
 	l7_worker_fini(w);
+	wl_cache_fini(&w->wl);
 	for (unsigned int i = 0; i < RING_MAX_LISTEN; i++)
 		if (w->lfd[i] >= 0)
 			close(w->lfd[i]);

@@ -23,6 +23,7 @@
 #include <liburing.h>
 
 #include "ringmesh/abi.h"
+#include "ringmeshd/wl.h"
 
 #define RING_MAX_LISTEN 4
 
@@ -39,6 +40,9 @@ struct ring_hooks {
 			const struct sockaddr *peer);
 	/* A connection whose lookup succeeded is closed (forget its rm_orig entry). May be NULL. */
 	void (*on_close)(void *ctx, const struct sockaddr *local, const struct sockaddr *peer);
+	/* The rm_workload record of a pod cgroup id: 0, -ENOENT, -errno. May be NULL
+	 * (every caller unknown). Read through the worker's cache (wl.h). */
+	int (*wl_fetch)(void *ctx, uint64_t id, struct rm_workload *out);
 };
 
 struct ring_listen {
@@ -193,6 +197,7 @@ struct ring_worker {
 	struct ring_stats stats;
 	struct __kernel_timespec connect_ts; /* cfg.connect_timeout_ms */
 	void *l7;			     /* struct l7_worker, when cfg.l7 */
+	struct wl_cache wl;		     /* pod identities of callers (cfg.hooks.wl_fetch) */
 
 	pthread_t thread;
 	bool thread_started;

@@ -83,10 +83,36 @@ void stats_key_make(struct rm_stats_key *k, const char *service, const char *ver
 	put_str(k->dst_service, sizeof(k->dst_service), service);
 	put_str(k->dst_version, sizeof(k->dst_version), version);
 	put_str(k->dst_workload, sizeof(k->dst_workload), workload);
-	put_str(k->src_workload, sizeof(k->src_workload), NULL);
-	put_str(k->src_version, sizeof(k->src_version), NULL);
+	stats_key_source(k, NULL);
 	k->proto = proto;
 }
+
+/* A record's string field: NUL-terminated within its array, or "" */
+#define WL_STR(f) (src && memchr(src->f, 0, sizeof(src->f)) ? src->f : "")
+
+void stats_key_source(struct rm_stats_key *k, const struct rm_workload *src)
+{
+	const char *wl = WL_STR(workload), *app = WL_STR(app), *ver = WL_STR(version);
+	const char *cs = WL_STR(canon_svc), *cr = WL_STR(canon_rev);
+
+	memset(k->src_workload, 0, sizeof(k->src_workload));
+	memset(k->src_version, 0, sizeof(k->src_version));
+	memset(k->src_namespace, 0, sizeof(k->src_namespace));
+	memset(k->src_app, 0, sizeof(k->src_app));
+	memset(k->src_canon_svc, 0, sizeof(k->src_canon_svc));
+	memset(k->src_canon_rev, 0, sizeof(k->src_canon_rev));
+	put_str(k->src_workload, sizeof(k->src_workload), wl);
+	put_str(k->src_version, sizeof(k->src_version), ver);
+	put_str(k->src_namespace, sizeof(k->src_namespace), WL_STR(ns));
+	put_str(k->src_app, sizeof(k->src_app), app);
+	put_str(k->src_canon_svc, sizeof(k->src_canon_svc), *cs ? cs : *app ? app : wl);
+	put_str(k->src_canon_rev, sizeof(k->src_canon_rev),
+		*cr    ? cr
+		: *ver ? ver
+		: src  ? "latest"
+		       : NULL);
+}
+#undef WL_STR
 
 uint32_t stats_key_hash(const struct rm_stats_key *k)
 {

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "ringmesh/stats.h"
+#include "ringmesh/workload.h"
 
 struct stats_w {
 	union rm_stats_entry *e; /* RM_STATS_SLOTS entries: [0] header, then slots */
@@ -35,6 +36,10 @@ void stats_w_attach(struct stats_w *s, union rm_stats_entry *mem, uint32_t n, ui
 /* Fill a key (NUL-padded, truncated to the field; NULL or "" -> "unknown"). */
 void stats_key_make(struct rm_stats_key *k, const char *service, const char *version,
 		    const char *workload, uint8_t proto);
+/* The calling workload's fields of a key made by stats_key_make, from its pod's
+ * record (NULL: an unknown caller, every field "unknown"). The canonical service and
+ * revision default as Istio's do: app, else workload; version, else "latest". */
+void stats_key_source(struct rm_stats_key *k, const struct rm_workload *src);
 uint32_t stats_key_hash(const struct rm_stats_key *k);
 
 /* The slot counting key: found, or claimed; the overflow slot (and hdr.dropped
