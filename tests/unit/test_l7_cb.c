@@ -144,9 +144,14 @@ static struct l7_up *up_new(struct l7_worker *lw, struct rm_cb_pool *p, const st
 	uint32_t gen;
 
 	assert_int_equal(cb_conn_try_open(p), 0);
-	assert_int_not_equal(lw->u_free, L7_NONE);
-	up = &lw->ups[lw->u_free];
-	lw->u_free = up->next_free;
+	/* as up_alloc: a freed slot first, else the next never-used one */
+	if (lw->u_free != L7_NONE) {
+		up = &lw->ups[lw->u_free];
+		lw->u_free = up->next_free;
+	} else {
+		assert_true(lw->u_used < lw->n_ups);
+		up = &lw->ups[lw->u_used++];
+	}
 	gen = up->gen + 1;
 	memset(up, 0, sizeof(*up));
 	up->gen = gen;

@@ -84,13 +84,9 @@ int l7_worker_init(struct ring_worker *w)
 		l7_worker_fini(w);
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		lw->conns[i].next_free = i + 1 < n ? i + 1 : L7_NONE;
-		lw->conns[i].cl.fd = -1;
-		lw->ups[i].next_free = i + 1 < n ? i + 1 : L7_NONE;
-		lw->ups[i].fd = -1;
-	}
-	lw->c_free = lw->u_free = 0;
+	/* Slots are taken in order on first use (l7c_alloc, up_alloc), not threaded
+	 * onto a free list here: writing every slot would make all of them resident. */
+	lw->c_free = lw->u_free = L7_NONE;
 	l7_tmr_init(&lw->t_cb, L7_T_CB);
 	lw->cbuf_size = sh->o.buf_size;
 	lw->obuf_size = (uint32_t)sh->o.lim.max_head + 8192;
@@ -177,13 +173,17 @@ struct l7_conn *l7c_alloc(struct l7_worker *lw)
 	uint32_t gen;
 	char *m;
 
-	if (lw->c_free == L7_NONE)
+	if (lw->c_free == L7_NONE && lw->c_used >= lw->n_conns)
 		return NULL;
 	m = mem_get(lw->cmem_free, &lw->n_cmem_free, lw->cmem_size);
 	if (!m)
 		return NULL;
-	c = &lw->conns[lw->c_free];
-	lw->c_free = c->next_free;
+	if (lw->c_free != L7_NONE) {
+		c = &lw->conns[lw->c_free];
+		lw->c_free = c->next_free;
+	} else {
+		c = &lw->conns[lw->c_used++];
+	}
 	gen = c->gen + 1;
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
@@ -343,13 +343,17 @@ static struct l7_up *up_alloc(struct l7_worker *lw)
 	uint32_t gen;
 	char *b;
 
-	if (lw->u_free == L7_NONE)
+	if (lw->u_free == L7_NONE && lw->u_used >= lw->n_ups)
 		return NULL;
 	b = mem_get(lw->umem_free, &lw->n_umem_free, lw->umem_size);
 	if (!b)
 		return NULL;
-	up = &lw->ups[lw->u_free];
-	lw->u_free = up->next_free;
+	if (lw->u_free != L7_NONE) {
+		up = &lw->ups[lw->u_free];
+		lw->u_free = up->next_free;
+	} else {
+		up = &lw->ups[lw->u_used++];
+	}
 	gen = up->gen + 1;
 	memset(up, 0, sizeof(*up));
 	up->gen = gen;

@@ -257,6 +257,9 @@ struct l7_worker {
 	uint32_t n_conns, c_free;
 	struct l7_up *ups;
 	uint32_t n_ups, u_free;
+	/* slots below these were used once (the free lists hold them); the arrays are
+	 * zeroed mappings, so the pages of slots never used are never resident */
+	uint32_t c_used, u_used;
 	struct l7_theap th;
 	struct pool pool;
 	struct cfgw_cfg *cur; /* refreshed every loop iteration */
