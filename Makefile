@@ -39,6 +39,11 @@ MAINS := user/ringmeshd/main.c tools/ringmesh/main.c $(wildcard tools/bin/*.c)
 LIB_SRCS := $(filter-out $(MAINS),$(wildcard user/common/*.c user/http/*.c user/policy/*.c \
 	user/ringmeshd/*.c tools/ringmesh/*.c))
 LIB_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(LIB_SRCS))
+# The Kubernetes client of `ringmesh sync` (user/k8s): its own archive, linked into
+# the CLI and its unit tests only; ringmeshd never links libcurl or jansson.
+K8S_SRCS := $(wildcard user/k8s/*.c)
+K8S_OBJS := $(patsubst %.c,$(BUILD)/obj/%.o,$(K8S_SRCS))
+K8S_LIBS := $(shell pkg-config --libs libcurl jansson)
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
@@ -81,6 +86,10 @@ $(BUILD)/libringmesh.a: $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && ar rcs $@ $^
 
+$(BUILD)/libk8s.a: $(K8S_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
 $(BUILD)/ringmeshd: $(BUILD)/obj/user/ringmeshd/main.o $(BUILD)/libringmesh.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
@@ -92,6 +101,12 @@ $(BUILD)/ringmesh: $(BUILD)/obj/tools/ringmesh/main.o $(BUILD)/libringmesh.a
 $(BUILD)/%: $(BUILD)/obj/tools/bin/%.o $(BUILD)/libringmesh.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+$(BUILD)/tests/test_k8s%: $(BUILD)/obj/tests/unit/test_k8s%.o $(BUILD)/libk8s.a \
+		$(BUILD)/libringmesh.a
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) $(K8S_LIBS) -lcmocka -o $@
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libringmesh.a
 	$(call msg,LINK,$@)

@@ -105,6 +105,9 @@ int cfg_docs_remove(struct cfg_docs *store, const struct cfg_docs *del, char *er
 int cfg_docs_remove_rule(struct cfg_docs *store, const char *name, const char *ns, char *err,
 			 size_t errlen);
 
+/* Remove every document whose origin starts with prefix (the sync's "k8s:"). */
+void cfg_docs_remove_origin(struct cfg_docs *store, const char *prefix);
+
 void cfg_docs_free(struct cfg_docs *d);
 
 /* Compile a set of documents into one configuration (out: zeroed, or a previous
@@ -238,6 +241,12 @@ enum cfg_op {
 int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
 		     struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
 		     size_t errlen);
+
+/* `ringmesh sync`: the documents of origin prefix become docs (consumed), the
+ * others (applied from files) stay; the same lock, compile and publish. */
+int cfg_store_sync(struct cfg_store *s, const char *pin_dir, const char *prefix,
+		   struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
+		   size_t errlen);
 
 /* `rule delete NAME [namespace NS]` through the same path. */
 int cfg_store_delete_rule(struct cfg_store *s, const char *pin_dir, const char *name,

@@ -144,6 +144,15 @@ static void drop(struct cfg_docs *store, size_t j)
 	store->n--;
 }
 
+void cfg_docs_remove_origin(struct cfg_docs *store, const char *prefix)
+{
+	size_t n = strlen(prefix);
+
+	for (size_t j = store->n; j-- > 0;)
+		if (store->v[j].origin && !strncmp(store->v[j].origin, prefix, n))
+			drop(store, j);
+}
+
 int cfg_docs_remove(struct cfg_docs *store, const struct cfg_docs *del, char *err, size_t errlen)
 {
 	struct cfg_doc_index x;

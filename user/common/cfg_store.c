@@ -477,6 +477,7 @@ struct store_edit {
 	enum cfg_op op;
 	struct cfg_docs *docs;
 	const char *name, *ns;
+	const char *prefix; /* sync: replace the documents of this origin prefix */
 };
 
 /* Every write: lock the pin dir, load what is stored (a replace starts empty),
@@ -509,10 +510,13 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 		}
 		r = cfg_src_merge(src, e->docs, &cur, err, errlen);
 	} else {
-		if ((e->name || e->op != CFG_OP_REPLACE) &&
+		if ((e->name || e->prefix || e->op != CFG_OP_REPLACE) &&
 		    (r = load_docs(s, &cur, cfg, src, err, errlen)))
 			goto out;
-		if (e->name)
+		if (e->prefix) {
+			cfg_docs_remove_origin(&cur, e->prefix);
+			r = cfg_docs_merge(&cur, e->docs);
+		} else if (e->name)
 			r = cfg_docs_remove_rule(&cur, e->name, e->ns, err, errlen);
 		else if (e->op == CFG_OP_DELETE)
 			r = cfg_docs_remove(&cur, e->docs, err, errlen);
@@ -537,6 +541,15 @@ int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
 		     size_t errlen)
 {
 	const struct store_edit e = {.op = op, .docs = docs};
+
+	return store_write(s, pin_dir, &e, changed, generation, err, errlen);
+}
+
+int cfg_store_sync(struct cfg_store *s, const char *pin_dir, const char *prefix,
+		   struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
+		   size_t errlen)
+{
+	const struct store_edit e = {.op = CFG_OP_REPLACE, .docs = docs, .prefix = prefix};
 
 	return store_write(s, pin_dir, &e, changed, generation, err, errlen);
 }
