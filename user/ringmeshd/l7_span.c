@@ -17,16 +17,25 @@
 #include "ringmeshd/spans.h"
 
 /*
- * localEndpoint.serviceName: Istio's "<app>.<namespace>" of the calling pod.
- * ringmeshd does not know the caller's pod yet (pod identity, rm_workload, is being
- * added): until then "unknown", which is what Envoy reports without a local
- * cluster name. The one place to fill it from the caller's identity.
+ * localEndpoint.serviceName: Istio's "<app>.<namespace>" of the calling pod, from the
+ * pod identity connect4 recorded (rm_workload, through the worker's cache): the app
+ * label, else the canonical service, else the workload. "unknown" for a caller with
+ * no record, which is what Envoy reports without a local cluster name.
  */
 static void caller_service(struct l7_worker *lw, const struct l7_conn *c, char *out, size_t cap)
 {
-	(void)lw;
-	(void)c;
-	snprintf(out, cap, "unknown");
+	const struct wl_ident *id = wl_get(&lw->w->wl, c->cl.orig.pod_cgroup_id, mono_ns());
+	const char *name = NULL;
+
+	if (id && id->known)
+		name = id->rec.app[0]	      ? id->rec.app
+		       : id->rec.canon_svc[0] ? id->rec.canon_svc
+		       : id->rec.workload[0]  ? id->rec.workload
+					      : NULL;
+	if (name && id->rec.ns[0])
+		snprintf(out, cap, "%s.%s", name, id->rec.ns);
+	else
+		snprintf(out, cap, "unknown");
 }
 
 static void set_slice(char *f, size_t cap, struct http_slice s)
