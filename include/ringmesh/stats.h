@@ -90,6 +90,7 @@ enum rm_stats_flag {
 	RM_STATS_F_NR,	   /* no route */
 	RM_STATS_F_FI,	   /* fault injected (abort) */
 	RM_STATS_F_DI,	   /* fault injected (delay) */
+	RM_STATS_F_DC,	   /* downstream connection termination (client left mid-request) */
 	RM_STATS_F_MAX,
 };
 #define RM_STATS_FLAGS_PAD 12 /* array length for rm_stats_flag, room to grow */

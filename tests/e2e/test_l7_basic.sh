@@ -295,6 +295,27 @@ flip() {
 }
 check "config flip under load: zero errors, v1 then v3, new rule live within 100 ms" flip
 
+# A client that gives up before the answer: Envoy's DC (downstream connection
+# termination), counted with response code 0, not as an upstream failure.
+dc_flags() {
+	"$BUILD/ringmesh" --pin-dir "$PIN" -j stats | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+print(sum(s["response_flags"].get("DC", 0) for s in (d.get("requests") or {}).get("slots", [])
+          if s["destination_service"].startswith("trans-service")))'
+}
+client_leaves() {
+	local before after code
+	before=$(dc_flags) || return 1
+	for _ in 1 2 3; do client curl -s -o /dev/null --max-time 0.3 "$VIP/?delay=2s"; done
+	sleep 2.5 # past the backend's answer, had the proxy kept waiting for it
+	code=$(client curl -s -o /dev/null -w '%{http_code}' "$VIP/")
+	after=$(dc_flags) || return 1
+	echo "DC before $before, after 3 abandoned requests $after; next request $code"
+	[ $((after - before)) = 3 ] && [ "$code" = 200 ]
+}
+check "a client leaving mid-request is counted with flag DC; the next request is served" client_leaves
+
 stats() {
 	local out; out=$("$BUILD/ringmesh" --pin-dir "$PIN" -j stats) || { echo "$out"; return 1; }
 	echo "$out" | python3 -c '

@@ -98,7 +98,7 @@ static const char *const flag_names[RM_STATS_F_MAX] = {
     [RM_STATS_F_UO] = "UO",   [RM_STATS_F_UT] = "UT", [RM_STATS_F_UH] = "UH",
     [RM_STATS_F_UF] = "UF",   [RM_STATS_F_UC] = "UC", [RM_STATS_F_URX] = "URX",
     [RM_STATS_F_UPE] = "UPE", [RM_STATS_F_NR] = "NR", [RM_STATS_F_FI] = "FI",
-    [RM_STATS_F_DI] = "DI",
+    [RM_STATS_F_DI] = "DI",   [RM_STATS_F_DC] = "DC",
 };
 
 /* Fixed-size key fields are NUL-padded but a writer bug must not make us overrun. */

@@ -21,9 +21,9 @@ static const struct {
 	enum rm_stats_flag f;
 	const char *name;
 } flag_order[] = {
-    {RM_STATS_F_UH, "UH"},   {RM_STATS_F_UT, "UT"},   {RM_STATS_F_UF, "UF"}, {RM_STATS_F_UC, "UC"},
-    {RM_STATS_F_UO, "UO"},   {RM_STATS_F_NR, "NR"},   {RM_STATS_F_DI, "DI"}, {RM_STATS_F_FI, "FI"},
-    {RM_STATS_F_URX, "URX"}, {RM_STATS_F_UPE, "UPE"},
+    {RM_STATS_F_UH, "UH"}, {RM_STATS_F_UT, "UT"},   {RM_STATS_F_UF, "UF"},   {RM_STATS_F_UC, "UC"},
+    {RM_STATS_F_UO, "UO"}, {RM_STATS_F_NR, "NR"},   {RM_STATS_F_DI, "DI"},   {RM_STATS_F_FI, "FI"},
+    {RM_STATS_F_DC, "DC"}, {RM_STATS_F_URX, "URX"}, {RM_STATS_F_UPE, "UPE"},
 };
 
 /* Flags of replies the proxy made itself: no upstream (destination) saw the answer. */

@@ -181,10 +181,12 @@ void l7c_on_send(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 	c->cl.csend_busy = false;
 	if (c->state == L7C_CLOSING || res <= 0) {
 		release_cq_up(lw, c, false);
-		if (c->state == L7C_CLOSING)
+		if (c->state == L7C_CLOSING) {
 			l7c_maybe_free(lw, c);
-		else
+		} else {
+			c->mt.sflags |= L7_FLAG(RM_STATS_F_DC); /* the client went away */
 			l7c_abort(lw, c);
+		}
 		return;
 	}
 	c->cl.cq_off += (uint32_t)res;
@@ -419,8 +421,11 @@ void l7c_on_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res)
 			l7c_close(lw, c); /* idle keep-alive connection closed by the client */
 		else if (c->state == L7C_TUNNEL && c->fw.up && !c->cl.csend_busy)
 			l7c_close(lw, c);
-		else
+		else {
+			/* mid-request or before the response was all sent: Envoy's DC */
+			c->mt.sflags |= L7_FLAG(RM_STATS_F_DC);
 			l7c_abort(lw, c);
+		}
 		return;
 	}
 	c->cl.clen += (uint32_t)res;
