@@ -550,6 +550,11 @@ else
 	tj "workload add, bad label" nz "${P[@]}" workload add --cgroup "$WPOD" --namespace a --label =x
 	tj "workload list still two after bad input" 0 "${P[@]}" workload list
 	jpy "json: bad input lost nothing" "len(d) == 2 and [w for w in d if w['pod'] == 'reviews-v2-abc' and w['version'] == 'v2']"
+	tj "workload add again replaces the record" 0 "${P[@]}" workload add --cgroup "$WPOD" --namespace shop \
+		--pod reviews-v3-def --label app=reviews --label version=v3
+	jpy "json: add prints the cgroup id" "d == {'cgroup_id': $(stat -c %i "$WPOD")}"
+	tj "workload list after replace" 0 "${P[@]}" workload list
+	jpy "json: replaced in place" "len(d) == 2 and [w for w in d if w['pod'] == 'reviews-v3-def' and w['version'] == 'v3' and w['workload'] == 'reviews-v3-def' and w['service'] == '']"
 	t "workload delete" 0 "^deleted workload with cgroup id $(stat -c %i "$WPOD")" "${P[@]}" workload delete --cgroup "$WPOD"
 	t "workload delete again" nz "^Error: no workload with cgroup id $(stat -c %i "$WPOD")" "${P[@]}" workload delete --cgroup "$WPOD"
 	t "workload delete, not cgroup2" nz "^Error: $TMP is not on cgroup2" "${P[@]}" workload delete --cgroup "$TMP"
