@@ -80,7 +80,7 @@ t "-h" 0 "Usage: ringmesh" -h
 t "no object: help and error" nz "Error: no OBJECT given"
 t "version" 0 "^ringmesh v[0-9]" version
 t "-V" 0 "^ringmesh v[0-9]" -V
-for obj in apply delete rule service endpoint map status stats; do
+for obj in apply delete rule service endpoint map status stats workload; do
 	t "$obj help" 0 "Usage: ringmesh $obj" "$obj" help
 done
 t "rule help grammar" 0 "RULE := \{ NAME \| NS/NAME" rule help
@@ -499,6 +499,72 @@ rm -f "$PIN/rm_stats"
 t "stats: absent map said clearly" 0 "Requests: rm_stats not pinned at $PIN" "${P[@]}" stats
 tj "stats without rm_stats" 0 "${P[@]}" stats
 jpy "json: stats absent map" "d['requests'] is None and 'not pinned' in d['requests_absent']"
+
+echo "# workload: pod identities in rm_workload"
+CGROUP2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
+t "workload help" 0 "Usage: ringmesh workload" workload help
+t "workload list, not pinned" nz "^Error: rm_workload not pinned at $TMP/none" --pin-dir "$TMP/none" workload list
+t "workload add, not pinned" nz "^Error: rm_workload not pinned at $TMP/none" --pin-dir "$TMP/none" \
+	workload add --cgroup "$CGROUP2" --namespace a
+tj "workload list, not pinned" nz --pin-dir "$TMP/none" workload list
+if [ -z "$CGROUP2" ]; then
+	echo "skip - workload: no cgroup2 mount"
+else
+	WCG=$CGROUP2/rm-cli-$$
+	WPOD=$WCG/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod0a1b2c3d_1111_2222_3333_444455556666.slice
+	mkdir -p "$WPOD" "$WCG/kubepods/besteffort/pod9f8e7d6c-1111-2222-3333-444455556666"
+	WPOD2=$WCG/kubepods/besteffort/pod9f8e7d6c-1111-2222-3333-444455556666
+	trap 'find "$WCG" -depth -type d -exec rmdir {} \; 2>/dev/null; cleanup' EXIT
+	bpftool map create "$PIN/rm_workload" type hash key 8 value 1728 entries 4096 name rm_workload flags 1 ||
+		bad "bpftool map create rm_workload"
+	t "workload list, empty" 0 "^no workloads at $PIN" "${P[@]}" workload list
+	t "workload add" 0 "^workload shop/reviews-v2-abc: cgroup id $(stat -c %i "$WPOD")\$" "${P[@]}" workload add \
+		--cgroup "$WPOD" --namespace shop --pod reviews-v2-abc --workload reviews-v2 \
+		--label app=reviews --label version=v2 --label empty= --service-account bookinfo-reviews \
+		--service reviews.shop.svc.cluster.local
+	t "workload add (cgroupfs path, abbreviated)" 0 "cgroup id" "${P[@]}" w a --cgroup "$WPOD2" \
+		--namespace other --label app.kubernetes.io/name=ratings --label service.istio.io/canonical-revision=r7
+	t "workload list" 0 "$(stat -c %i "$WPOD") +shop +reviews-v2-abc +reviews-v2 +reviews +v2 +bookinfo-reviews +reviews.shop.svc.cluster.local +app=reviews,version=v2,empty=" \
+		"${P[@]}" workload list
+	tj "workload list" 0 "${P[@]}" workload list
+	jpy "json: workload list, two records" "len(d) == 2"
+	jpy "json: workload fields" "[w for w in d if w['pod'] == 'reviews-v2-abc' and w['cgroup_id'] == $(stat -c %i "$WPOD") and w['namespace'] == 'shop' and w['workload'] == 'reviews-v2' and w['app'] == 'reviews' and w['version'] == 'v2' and w['canonical_service'] == 'reviews' and w['canonical_revision'] == 'v2' and w['service_account'] == 'bookinfo-reviews' and w['service'] == 'reviews.shop.svc.cluster.local' and w['labels'] == {'app': 'reviews', 'version': 'v2', 'empty': ''} and w['uid'] == '0a1b2c3d-1111-2222-3333-444455556666']"
+	jpy "json: defaults (app from app.kubernetes.io/name, canonical revision label, uid from pod<uid>)" \
+		"[w for w in d if w['namespace'] == 'other' and w['app'] == 'ratings' and w['version'] == '' and w['canonical_service'] == 'ratings' and w['canonical_revision'] == 'r7' and w['pod'] == '' and w['uid'] == '9f8e7d6c-1111-2222-3333-444455556666']"
+	t "workload add without --namespace" nz "^Error: 'workload add' needs --namespace NS" "${P[@]}" workload add --cgroup "$WPOD"
+	t "workload add without --cgroup" nz "^Error: 'workload add' needs --cgroup PATH" "${P[@]}" workload add --namespace a
+	t "workload add, bad label" nz "^Error: bad label 'novalue': want KEY=VALUE" "${P[@]}" workload add \
+		--cgroup "$WPOD" --namespace a --label novalue
+	t "workload add, label twice" nz "^Error: label 'a' given twice" "${P[@]}" workload add \
+		--cgroup "$WPOD" --namespace a --label a=1 --label a=2
+	many=()
+	for i in $(seq 1 40); do many+=(--label "key$i=$(printf 'v%.0s' $(seq 1 30))"); done
+	t "workload add, labels do not fit" nz "^Error: labels do not fit: at most 1024 bytes" "${P[@]}" workload add \
+		--cgroup "$WPOD" --namespace a "${many[@]}"
+	t "workload add, name too long" nz "^Error: namespace '.*' is too long: at most 63" "${P[@]}" workload add \
+		--cgroup "$WPOD" --namespace "$(printf 'n%.0s' $(seq 1 64))"
+	t "workload add, not cgroup2" nz "^Error: $TMP is not on cgroup2" "${P[@]}" workload add --cgroup "$TMP" --namespace a
+	t "workload add, missing cgroup" nz "^Error: $WCG/nope: No such file" "${P[@]}" workload add --cgroup "$WCG/nope" --namespace a
+	t "workload add, option without value" nz "^Error: 'workload add': --pod needs a value" "${P[@]}" workload add --pod
+	t "workload add, stray argument" nz "^Error: 'workload add': unexpected argument 'x'" "${P[@]}" workload add x
+	tj "workload add, bad label" nz "${P[@]}" workload add --cgroup "$WPOD" --namespace a --label =x
+	tj "workload list still two after bad input" 0 "${P[@]}" workload list
+	jpy "json: bad input lost nothing" "len(d) == 2 and [w for w in d if w['pod'] == 'reviews-v2-abc' and w['version'] == 'v2']"
+	tj "workload add again replaces the record" 0 "${P[@]}" workload add --cgroup "$WPOD" --namespace shop \
+		--pod reviews-v3-def --label app=reviews --label version=v3
+	jpy "json: add prints the cgroup id" "d == {'cgroup_id': $(stat -c %i "$WPOD")}"
+	tj "workload list after replace" 0 "${P[@]}" workload list
+	jpy "json: replaced in place" "len(d) == 2 and [w for w in d if w['pod'] == 'reviews-v3-def' and w['version'] == 'v3' and w['workload'] == 'reviews-v3-def' and w['service'] == '']"
+	t "workload delete" 0 "^deleted workload with cgroup id $(stat -c %i "$WPOD")" "${P[@]}" workload delete --cgroup "$WPOD"
+	t "workload delete again" nz "^Error: no workload with cgroup id $(stat -c %i "$WPOD")" "${P[@]}" workload delete --cgroup "$WPOD"
+	t "workload delete, not cgroup2" nz "^Error: $TMP is not on cgroup2" "${P[@]}" workload delete --cgroup "$TMP"
+	t "workload delete, no argument" nz "^Error: usage: ringmesh workload delete" "${P[@]}" workload delete
+	tj "workload delete --id" 0 "${P[@]}" workload delete --id "$(stat -c %i "$WPOD2")"
+	jpy "json: deleted id" "d == {'deleted': $(stat -c %i "$WPOD2")}"
+	t "workload list, empty again" 0 "^no workloads at $PIN" "${P[@]}" workload list
+	rm -f "$PIN/rm_workload"
+	find "$WCG" -depth -type d -exec rmdir {} \;
+fi
 
 # A default build holds what is applied (no build-time capacity): 2,000 services,
 # 6,000 rules into a pin dir of its own; the halves' maps grow to fit.

@@ -100,6 +100,8 @@ void cli_map_close(struct cli_map *m);
  * type, key and value size: cli_map_open's results, or -EPROTO with m->why set (the
  * daemon was built from other headers). */
 int cli_pin_open(int pin_id, struct cli_map *m);
+/* The same, read-write when write is set (commands that change a map). */
+int cli_pin_open_mode(int pin_id, bool write, struct cli_map *m);
 /* Value size as the kernel exchanges it with userspace (per-CPU maps: one 8-byte aligned
  * slot per possible CPU). */
 size_t cli_map_value_size(const struct cli_map *m);
@@ -145,5 +147,6 @@ int do_status(int argc, char **argv);
 int do_stats(int argc, char **argv);
 int do_breaker(int argc, char **argv);
 int do_batch(int argc, char **argv);
+int do_workload(int argc, char **argv);
 
 #endif /* RM_CLI_MAIN_H */

@@ -320,8 +320,13 @@ int cli_map_open(const char *name, bool write, struct cli_map *m)
 
 int cli_pin_open(int pin_id, struct cli_map *m)
 {
+	return cli_pin_open_mode(pin_id, false, m);
+}
+
+int cli_pin_open_mode(int pin_id, bool write, struct cli_map *m)
+{
 	const struct pin_def *d = &pin_defs[pin_id];
-	int r = cli_map_open(d->name, false, m);
+	int r = cli_map_open(d->name, write, m);
 
 	if (r)
 		return r;
