@@ -409,10 +409,37 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c)
 	}
 	c->fw.olen = (uint32_t)n;
 	c->fw.tries_left = 1 + (c->rq.bmode == L7_BM_STREAM ? 0 : c->fw.d.retry_attempts);
+	c->fw.n_tried = 0;
 	c->state = L7C_FWD;
 	if (c->fw.d.timeout_ns)
 		l7_tmr_arm(&lw->th, &c->t_route, mono_ns() + c->fw.d.timeout_ns);
 	attempt(lw, c);
+}
+
+static bool tried_before(const struct l7_conn *c, uint32_t ep)
+{
+	for (uint32_t i = 0; i < c->fw.n_tried; i++)
+		if (c->fw.tried[i] == ep)
+			return true;
+	return false;
+}
+
+/* The balancer's pick, re-drawn (up to L7_REPICKS times) while it is an endpoint an
+ * earlier attempt of this request went to, as Istio's retries do; the endpoint picked
+ * is remembered for the next attempt. 0, or lb_pick's error. */
+static int pick_host(struct l7_worker *lw, struct l7_conn *c, struct lb_state *lb,
+		     const uint32_t *m, size_t n, const struct lb_hooks *hk, size_t *pos)
+{
+	int r;
+
+	for (int i = 0;; i++) {
+		r = lb_pick(lb, m, n, hk, l7_rand(lw), pos);
+		if (r || n < 2 || i == L7_REPICKS || !tried_before(c, m[*pos]))
+			break;
+	}
+	if (!r && c->fw.n_tried < L7_TRIED_MAX && !tried_before(c, m[*pos]))
+		c->fw.tried[c->fw.n_tried++] = m[*pos];
+	return r;
 }
 
 static void attempt(struct l7_worker *lw, struct l7_conn *c)
@@ -463,7 +490,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 		hkp = &hk;
 	}
 	/* -ENOENT: every member ejected */
-	if (lb_pick(&cfg->lb[pool], m, n, hkp, l7_rand(lw), &pos) ||
+	if (pick_host(lw, c, &cfg->lb[pool], m, n, hkp, &pos) ||
 	    route_endpoint(cfg->t, (ep = m[pos]), &e)) {
 		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
 		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);

@@ -146,18 +146,26 @@ struct l7_rec {
 };
 
 /* Forwarding: the route decision and the current upstream attempt (l7_fwd.c). */
+/* Istio's default retry host predicate (Envoy's previous_hosts with
+ * host_selection_retry_max_attempts 5): a retry re-picks up to L7_REPICKS times to
+ * avoid the endpoints the request already tried; the first L7_TRIED_MAX are kept. */
+#define L7_TRIED_MAX 8
+#define L7_REPICKS 5
+
 struct l7_fwd {
-	struct cfgw_cfg *cfg;	  /* configuration held (cfgw_hold) from dispatch to finish */
-	struct route_decision d;  /* what the route said */
-	uint32_t olen;		  /* bytes of the upstream head in cl.obuf */
-	uint32_t tries_left;	  /* attempts left, the current one excluded */
-	struct l7_up *up;	  /* the attempt's upstream connection, or NULL */
-	uint32_t ep;		  /* the attempt's endpoint, L7_NONE before one is chosen */
-	struct rm_stats_slot *st; /* metrics slot of that endpoint */
-	enum retry_fail why;	  /* how the last attempt failed */
-	bool retry_wait;	  /* a failed attempt waits for its send to complete */
-	bool head_sent;		  /* the upstream head went out for this attempt */
-	bool req_done;		  /* the whole request is at the upstream */
+	struct cfgw_cfg *cfg;	      /* configuration held (cfgw_hold) from dispatch to finish */
+	struct route_decision d;      /* what the route said */
+	uint32_t olen;		      /* bytes of the upstream head in cl.obuf */
+	uint32_t tries_left;	      /* attempts left, the current one excluded */
+	struct l7_up *up;	      /* the attempt's upstream connection, or NULL */
+	uint32_t ep;		      /* the attempt's endpoint, L7_NONE before one is chosen */
+	struct rm_stats_slot *st;     /* metrics slot of that endpoint */
+	enum retry_fail why;	      /* how the last attempt failed */
+	uint32_t tried[L7_TRIED_MAX]; /* endpoints this request's attempts went to */
+	uint32_t n_tried;	      /* entries used in tried */
+	bool retry_wait;	      /* a failed attempt waits for its send to complete */
+	bool head_sent;		      /* the upstream head went out for this attempt */
+	bool req_done;		      /* the whole request is at the upstream */
 	/* circuit breaker of the attempt (pool and host slots may be NULL) */
 	struct rm_cb_pool *cbp;	     /* the breaker pool of the chosen subset */
 	struct rm_cb_host *cbh;	     /* the chosen host's outlier slot */
