@@ -140,9 +140,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int r;
 
 	if (!a) {
-		a = malloc(sizeof(*a));
-		b = malloc(sizeof(*b));
-		src = malloc(sizeof(*src));
+		a = calloc(1, sizeof(*a)); /* cfg_compile frees what it is given */
+		b = calloc(1, sizeof(*b));
+		src = calloc(1, sizeof(*src));
 		null = fopen("/dev/null", "w");
 		CHECK(a && b && src && null);
 	}
