@@ -369,6 +369,7 @@ static void test_workshop_rule1_all_v1(void **state)
 	struct route_decision d = decide(t, w.svc, &q);
 	assert_string_equal(d.rule_name, "order-system-production/trans-service-default");
 	route_free(t);
+	cfg_free(w.c);
 	free(w.c);
 }
 
@@ -405,6 +406,7 @@ static void test_workshop_rule12_feature_flag(void **state)
 	req_hdr(&q, "x-dev-user", "super-secret2");
 	assert_int_equal(decide(t, w.svc, &q).target_subset, w.v1);
 	route_free(t);
+	cfg_free(w.c);
 	free(w.c);
 }
 
@@ -452,6 +454,7 @@ static void test_workshop_rule123_canary_shadows(void **state)
 	assert_true(chi2(cnt, wt, 2, n) < 10.83);
 	assert_in_range(cnt[1], 29000, 31000);
 	route_free(t);
+	cfg_free(w.c);
 	free(w.c);
 }
 
@@ -476,6 +479,7 @@ static void test_workshop_rule1234_bulkhead(void **state)
 		assert_int_equal(d.timeout_ns, 5000000000ull);
 	}
 	route_free(t);
+	cfg_free(w.c);
 	free(w.c);
 }
 
@@ -520,6 +524,7 @@ static void test_find_service_and_pools(void **state)
 	assert_int_equal(route_endpoint_port(t, 1, htons(8080)), htons(9090));
 	assert_int_equal(route_endpoint_port(t, 1, htons(1)), 0);
 	route_free(t);
+	cfg_free(w.c);
 	free(w.c);
 }
 
@@ -533,7 +538,13 @@ static void test_table_owns_its_data(void **state)
 
 	workshop(&w, true, true, false, false);
 	t = build_ok(w.c);
-	memset(w.c, 0xa5, sizeof(*w.c));
+	/* scribble over the snapshot's tables, then free them */
+	memset(w.c->strtab, 0xa5, w.c->strtab_len);
+	memset(w.c->rules, 0xa5, w.c->n_rules * sizeof(*w.c->rules));
+	memset(w.c->services, 0xa5, w.c->n_services * sizeof(*w.c->services));
+	memset(w.c->conds, 0xa5, w.c->n_conds * sizeof(*w.c->conds));
+	memset(w.c->targets, 0xa5, w.c->n_targets * sizeof(*w.c->targets));
+	cfg_free(w.c);
 	free(w.c);
 	req_init(&q, "GET", "/", NULL);
 	req_hdr(&q, "x-dev-user", "super-secret");
@@ -580,6 +591,7 @@ static void test_no_rules_and_no_route(void **state)
 
 	assert_int_equal(route_decide(t, 5, &q.r, 0, &d), -EINVAL);
 	route_free(t);
+	cfg_free(c);
 	free(c);
 }
 
@@ -607,6 +619,7 @@ static void mt_one(struct mt *m, uint8_t field, uint8_t op, const char *name, co
 static void mt_free(struct mt *m)
 {
 	route_free(m->t);
+	cfg_free(m->c);
 	free(m->c);
 }
 
@@ -876,6 +889,7 @@ static void test_match_and_or_source(void **state)
 		assert_int_equal(decide(t, svc, &q).outcome, ROUTE_NO_ROUTE);
 	}
 	route_free(t);
+	cfg_free(c);
 	free(c);
 }
 
@@ -957,6 +971,7 @@ static void weighted(const uint32_t *w, size_t k, double crit)
 		print_error("chi2 %.2f >= %.2f\n", x, crit);
 	assert_true(x < crit);
 	route_free(t);
+	cfg_free(c);
 	free(c);
 }
 
@@ -1013,6 +1028,7 @@ static void test_faults_independent(void **state)
 	assert_in_range(aborted, 19621, 20379);
 	assert_in_range(both, 9716, 10284);
 	route_free(t);
+	cfg_free(c);
 	free(c);
 }
 
@@ -1100,6 +1116,7 @@ static void test_redirect_rewrite_hdrops(void **state)
 	route_rewrite_path(&d, &q.r, buf, sizeof(buf));
 	assert_string_equal(buf, "/page");
 	route_free(t);
+	cfg_free(c);
 	free(c);
 }
 
@@ -1117,36 +1134,43 @@ static void test_build_errors(void **state)
 	workshop(&w, true, false, false, false);
 	w.c->magic = 0;
 	assert_int_equal(build_err(w.c, "bad magic"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	workshop(&w, true, false, false, false);
 	w.c->abi_version = 1;
 	assert_int_equal(build_err(w.c, "ABI version 1"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	workshop(&w, true, false, false, false);
 	w.c->strtab[w.c->strtab_len - 1] = 'x';
 	assert_int_equal(build_err(w.c, "string table"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	workshop(&w, true, false, false, false);
 	w.c->rules[0].name_off = w.c->strtab_len + 5;
 	assert_int_equal(build_err(w.c, "string offset"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	workshop(&w, true, false, false, false);
 	w.c->targets[0].weight = 0;
 	assert_int_equal(build_err(w.c, "every route weight is 0"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	workshop(&w, true, false, false, false);
 	w.c->members[0] = 77;
 	assert_int_equal(build_err(w.c, "member 77 out of range"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	workshop(&w, true, true, false, false);
 	w.c->rules[0].match_count = 5;
 	assert_int_equal(build_err(w.c, "index range out of bounds"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	/* a target subset of another service */
@@ -1157,6 +1181,7 @@ static void test_build_errors(void **state)
 	add_subset(c, s2, "app=other", RM_LB_RANDOM);
 	c->targets[0].subset = 3;
 	assert_int_equal(build_err(c, "is not a subset of service"), -EINVAL);
+	cfg_free(c);
 	free(c);
 
 	/* two services on one VIP and port */
@@ -1164,6 +1189,7 @@ static void test_build_errors(void **state)
 	c = w.c;
 	add_service(c, "dup.default.svc.cluster.local", "10.96.0.20", 8080);
 	assert_int_equal(build_err(c, "already belong to service trans-service"), -EINVAL);
+	cfg_free(c);
 	free(c);
 
 	/* a regex PCRE2 refuses */
@@ -1171,17 +1197,20 @@ static void test_build_errors(void **state)
 	w.c->conds[0].op = RM_OP_REGEX;
 	w.c->conds[0].value_off = str(w.c, "([a-z]+");
 	assert_int_equal(build_err(w.c, "regex \"([a-z]+\": missing closing parenthesis"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	workshop(&w, true, true, false, false);
 	w.c->conds[0].name_off = str(w.c, "X-Dev-User");
 	assert_int_equal(build_err(w.c, "not lower-case"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	workshop(&w, true, true, false, false);
 	w.c->rules[1].abort_ppm = 1000;
 	w.c->rules[1].abort_status = 42;
 	assert_int_equal(build_err(w.c, "abort status 42"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 
 	/* a rule inside another service's range */
@@ -1189,6 +1218,7 @@ static void test_build_errors(void **state)
 	w.c->rules[0].service = 1;
 	w.c->n_services = 2;
 	assert_int_equal(build_err(w.c, "belongs to service 1"), -EINVAL);
+	cfg_free(w.c);
 	free(w.c);
 }
 
