@@ -226,6 +226,43 @@ fi
 ratio() {
 	awk -v a="$1" -v b="$2" 'BEGIN { if (a != "" && b > 0) printf "%.2f", a / b; else print "-" }'
 }
+
+# OBS_ROUNDS=N: the cost of observability, N interleaved rounds of ringmesh with the
+# metrics endpoint off and no tracing ("bare") against metrics on (scraped once a
+# second) and Zipkin spans at Istio's 1 % to a receiver ("obs"), medians compared.
+OBS_ROUNDS=${OBS_ROUNDS:-0}
+declare -a OBS_BARE OBS_ON
+if [ "$OBS_ROUNDS" -gt 0 ]; then
+	ZCG=$(mk_cgroup servers/zipkin)
+	bg zipkin in_cg "$ZCG" "$NS" -- /usr/bin/python3 "$here/../../tests/e2e/zipkin_recv.py" \
+		--port 0 --port-file "$TMP/zipkin.port" --out "$TMP/spans.jsonl" --errors "$TMP/spans.err"
+	wait_file "$TMP/zipkin.port" 5 || { echo "zipkin receiver did not start"; exit 1; }
+	ZPORT=$(cat "$TMP/zipkin.port")
+	for ((round = 1; round <= OBS_ROUNDS; round++)); do
+		for mode in bare obs; do
+			if [ $mode = bare ]; then
+				set -- --metrics-listen off
+			else
+				set -- --metrics-listen 127.0.0.1:15390 \
+					--zipkin-url "http://127.0.0.1:$ZPORT/api/v2/spans" --trace-sampling 1
+			fi
+			start_ringmeshd "$DCG" "$NS" --cgroup "$PODS" --workers 1 --listen 127.0.0.1:$LP \
+				--include-ip-ranges $VIP/32 "$@" || { echo "ringmeshd ($mode) did not start"; exit 1; }
+			"$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$TMP/rules.yaml" >/dev/null || exit 1
+			scraper=
+			if [ $mode = obs ]; then
+				in_ns "$NS" bash -c 'while :; do curl -s -o /dev/null http://127.0.0.1:15390/stats/prometheus; sleep 1; done' &
+				scraper=$!
+			fi
+			measure "obs-$mode-$round" "http://$VIP:$PORT/"
+			[ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null; }
+			stop_ringmeshd
+			if [ $mode = bare ]; then OBS_BARE+=("${R[obs-$mode-$round,rps]}"); else OBS_ON+=("${R[obs-$mode-$round,rps]}"); fi
+		done
+	done
+	stop_cg "$ZCG"
+fi
+median() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.2f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 echo
 echo "| path | requests/s | p50 µs | p99 µs | errors |"
 echo "|---|---|---|---|---|"
@@ -247,3 +284,13 @@ for k in direct ringmesh haproxy nginx; do
 			"${R[$k,p99]} ($(ratio "${R[$k,p99]}" "${R[direct,p99]}")x) | $e |"
 	fi
 done
+if [ "$OBS_ROUNDS" -gt 0 ]; then
+	mb=$(median "${OBS_BARE[@]}") mo=$(median "${OBS_ON[@]}")
+	echo
+	echo "observability cost, $OBS_ROUNDS interleaved rounds of ${SECS}s, c$CONNS, 1 worker:"
+	echo "| ringmesh | requests/s per round | median |"
+	echo "|---|---|---|"
+	echo "| metrics off, no tracing | ${OBS_BARE[*]} | $mb |"
+	echo "| metrics on (scraped 1/s), Zipkin 1 % | ${OBS_ON[*]} | $mo ($(ratio "$mo" "$mb")x) |"
+	echo "spans received: $(wc -l <"$TMP/spans.jsonl" 2>/dev/null || echo 0)"
+fi
