@@ -231,7 +231,7 @@ ratio() {
 # metrics endpoint off and no tracing ("bare") against metrics on (scraped once a
 # second) and Zipkin spans at Istio's 1 % to a receiver ("obs"), medians compared.
 OBS_ROUNDS=${OBS_ROUNDS:-0}
-declare -a OBS_BARE OBS_ON
+declare -a OBS_BARE OBS_ON OBS_BARE_CPU OBS_ON_CPU
 if [ "$OBS_ROUNDS" -gt 0 ]; then
 	ZCG=$(mk_cgroup servers/zipkin)
 	bg zipkin in_cg "$ZCG" "$NS" -- /usr/bin/python3 "$here/../../tests/e2e/zipkin_recv.py" \
@@ -254,10 +254,19 @@ if [ "$OBS_ROUNDS" -gt 0 ]; then
 				in_ns "$NS" bash -c 'while :; do curl -s -o /dev/null http://127.0.0.1:15390/stats/prometheus; sleep 1; done' &
 				scraper=$!
 			fi
+			u0=$(awk '$1 == "usage_usec" { print $2 }' "$DCG/cpu.stat")
 			measure "obs-$mode-$round" "http://$VIP:$PORT/"
+			u1=$(awk '$1 == "usage_usec" { print $2 }' "$DCG/cpu.stat")
 			[ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null; }
 			stop_ringmeshd
-			if [ $mode = bare ]; then OBS_BARE+=("${R[obs-$mode-$round,rps]}"); else OBS_ON+=("${R[obs-$mode-$round,rps]}"); fi
+			# the daemon's CPU per request (its cgroup's usage), steadier than req/s here
+			cpr=$(awk -v u=$((u1 - u0)) -v r="${R[obs-$mode-$round,rps]}" -v s=$SECS \
+				'BEGIN { printf "%.2f", u / (r * s) }')
+			if [ $mode = bare ]; then
+				OBS_BARE+=("${R[obs-$mode-$round,rps]}") OBS_BARE_CPU+=("$cpr")
+			else
+				OBS_ON+=("${R[obs-$mode-$round,rps]}") OBS_ON_CPU+=("$cpr")
+			fi
 		done
 	done
 	stop_cg "$ZCG"
@@ -288,9 +297,11 @@ if [ "$OBS_ROUNDS" -gt 0 ]; then
 	mb=$(median "${OBS_BARE[@]}") mo=$(median "${OBS_ON[@]}")
 	echo
 	echo "observability cost, $OBS_ROUNDS interleaved rounds of ${SECS}s, c$CONNS, 1 worker:"
-	echo "| ringmesh | requests/s per round | median |"
-	echo "|---|---|---|"
-	echo "| metrics off, no tracing | ${OBS_BARE[*]} | $mb |"
-	echo "| metrics on (scraped 1/s), Zipkin 1 % | ${OBS_ON[*]} | $mo ($(ratio "$mo" "$mb")x) |"
+	cb=$(median "${OBS_BARE_CPU[@]}") co=$(median "${OBS_ON_CPU[@]}")
+	echo "| ringmesh | requests/s per round | median | daemon CPU µs/request per round | median |"
+	echo "|---|---|---|---|---|"
+	echo "| metrics off, no tracing | ${OBS_BARE[*]} | $mb | ${OBS_BARE_CPU[*]} | $cb |"
+	echo "| metrics on (scraped 1/s), Zipkin 1 % | ${OBS_ON[*]} | $mo ($(ratio "$mo" "$mb")x) |" \
+		"${OBS_ON_CPU[*]} | $co ($(ratio "$co" "$cb")x) |"
 	echo "spans received: $(wc -l <"$TMP/spans.jsonl" 2>/dev/null || echo 0)"
 fi
