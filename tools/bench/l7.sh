@@ -21,6 +21,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 RUN_ID=bench7-$$
 . "$here/../../tests/e2e/lib.sh"
 . "$here/../../tests/e2e/netns.sh"
+. "$here/lib.sh" # wait_listen, stop_cg
 need_root
 for t in wrk haproxy nginx; do
 	command -v $t >/dev/null || { echo "$t missing: make deps"; exit 1; }
@@ -136,27 +137,6 @@ spec:
     - {destination: {host: bench, subset: v2}, weight: 50}
 EOF
 
-# wait_listen ADDR:PORT: something accepts there (inside the namespace)
-wait_listen() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		in_ns "$NS" ss -Htln "src $1" | grep -q . && return 0
-		sleep 0.1
-	done
-	return 1
-}
-
-# stop_cg CG: end the processes this run started in CG (by pid) and wait for them, so
-# the next path is measured on an idle machine. bg's pid is only a wrapper shell.
-stop_cg() {
-	local p i
-	for p in $(cat "$1/cgroup.procs"); do kill -TERM "$p" 2>/dev/null; done
-	for ((i = 0; i < 30; i++)); do
-		[ -z "$(cat "$1/cgroup.procs")" ] && return 0
-		sleep 0.1
-	done
-	for p in $(cat "$1/cgroup.procs"); do kill -KILL "$p" 2>/dev/null; done
-}
 
 # wrk output -> R[name,rps|p50|p99|err]; latencies in µs
 us() { # "123.45us" / "1.23ms" / "1.00s" -> µs

@@ -14,6 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 RUN_ID=benchm-$$
 . "$here/../../tests/e2e/lib.sh"
 . "$here/../../tests/e2e/netns.sh"
+. "$here/lib.sh" # wait_listen, stop_cg
 need_root
 command -v haproxy >/dev/null || { echo "haproxy missing: make deps"; exit 1; }
 case "$STEPS" in *[!0-9,]* | "") echo "usage: $0 [BUILD] [N,N,...]"; exit 2;; esac
@@ -65,23 +66,6 @@ spec:
   - {address: $B1, ports: {http: $PORT}, labels: {app: bench, version: v1}}
 EOC
 
-wait_listen() {
-	local i
-	for ((i = 0; i < 50; i++)); do
-		in_ns "$NS" ss -Htln "src $1" | grep -q . && return 0
-		sleep 0.1
-	done
-	return 1
-}
-stop_cg() {
-	local p i
-	for p in $(cat "$1/cgroup.procs"); do kill -TERM "$p" 2>/dev/null; done
-	for ((i = 0; i < 30; i++)); do
-		[ -z "$(cat "$1/cgroup.procs")" ] && return 0
-		sleep 0.1
-	done
-	for p in $(cat "$1/cgroup.procs"); do kill -KILL "$p" 2>/dev/null; done
-}
 kib() { awk -v k="$2" '$1 == k":" { print $2 }' "/proc/$1/status"; }
 rss() { echo "$(kib "$1" VmRSS)/$(kib "$1" RssAnon)"; } # KiB VmRSS/RssAnon
 
