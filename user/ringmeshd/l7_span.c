@@ -24,16 +24,15 @@
  */
 static void caller_service(struct l7_worker *lw, const struct l7_conn *c, char *out, size_t cap)
 {
-	const struct wl_ident *id = wl_get(&lw->w->wl, c->cl.orig.pod_cgroup_id, mono_ns());
-	const char *name = NULL;
+	const struct rm_workload *w = l7_src_record(lw, c);
+	const char *name = !w		     ? NULL
+			   : w->app[0]	     ? w->app
+			   : w->canon_svc[0] ? w->canon_svc
+			   : w->workload[0]  ? w->workload
+					     : NULL;
 
-	if (id && id->known)
-		name = id->rec.app[0]	      ? id->rec.app
-		       : id->rec.canon_svc[0] ? id->rec.canon_svc
-		       : id->rec.workload[0]  ? id->rec.workload
-					      : NULL;
-	if (name && id->rec.ns[0])
-		snprintf(out, cap, "%s.%s", name, id->rec.ns);
+	if (name && w->ns[0])
+		snprintf(out, cap, "%s.%s", name, w->ns);
 	else
 		snprintf(out, cap, "unknown");
 }
