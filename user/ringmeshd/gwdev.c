@@ -22,6 +22,16 @@ struct nlreq {
 	char body[512];
 };
 
+/* Start a request of type and flags with a zeroed fixed header of hdr bytes (the
+ * caller's NLMSG_DATA pointer); nl_talk adds the request and ack flags. */
+static void nl_req(struct nlreq *r, uint16_t type, uint16_t flags, size_t hdr)
+{
+	memset(r, 0, sizeof(*r));
+	r->h.nlmsg_len = NLMSG_LENGTH(hdr);
+	r->h.nlmsg_type = type;
+	r->h.nlmsg_flags = flags;
+}
+
 static void *nl_tail(struct nlmsghdr *h)
 {
 	return (char *)h + NLMSG_ALIGN(h->nlmsg_len);
@@ -127,10 +137,8 @@ static int link_get(int fd, const char *name, int *ifindex, bool *dummy)
 	struct rtattr *a;
 	int rc, len;
 
-	memset(&r, 0, sizeof(r));
 	memset(rep, 0, sizeof(rep));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
-	r.h.nlmsg_type = RTM_GETLINK;
+	nl_req(&r, RTM_GETLINK, 0, sizeof(*ifi));
 	nl_attr(&r.h, IFLA_IFNAME, name, strlen(name) + 1);
 	rc = nl_talk(fd, &r.h, rep, sizeof(rep));
 	if (rc)
@@ -160,10 +168,7 @@ static int link_new(int fd, const char *name, const char *kind)
 	struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
 	struct rtattr *li;
 
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
-	r.h.nlmsg_type = RTM_NEWLINK;
-	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+	nl_req(&r, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
 	nl_attr(&r.h, IFLA_IFNAME, name, strlen(name) + 1);
 	li = nl_attr(&r.h, IFLA_LINKINFO, NULL, 0);
@@ -177,9 +182,7 @@ static int link_up(int fd, int ifindex)
 	struct nlreq r;
 	struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
 
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
-	r.h.nlmsg_type = RTM_NEWLINK;
+	nl_req(&r, RTM_NEWLINK, 0, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
 	ifi->ifi_index = ifindex;
 	ifi->ifi_flags = IFF_UP;
@@ -192,11 +195,8 @@ static int addr_add(int fd, int ifindex, struct in_addr a)
 	struct nlreq r;
 	struct ifaddrmsg *ifa = NLMSG_DATA(&r.h);
 
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(*ifa));
-	r.h.nlmsg_type = RTM_NEWADDR;
 	/* REPLACE: an adopted interface may carry the address already. */
-	r.h.nlmsg_flags = NLM_F_CREATE | NLM_F_REPLACE;
+	nl_req(&r, RTM_NEWADDR, NLM_F_CREATE | NLM_F_REPLACE, sizeof(*ifa));
 	ifa->ifa_family = AF_INET;
 	ifa->ifa_prefixlen = 32;
 	ifa->ifa_scope = RT_SCOPE_UNIVERSE;
@@ -211,9 +211,7 @@ static int link_del(int fd, int ifindex)
 	struct nlreq r;
 	struct ifinfomsg *ifi = NLMSG_DATA(&r.h);
 
-	memset(&r, 0, sizeof(r));
-	r.h.nlmsg_len = NLMSG_LENGTH(sizeof(*ifi));
-	r.h.nlmsg_type = RTM_DELLINK;
+	nl_req(&r, RTM_DELLINK, 0, sizeof(*ifi));
 	ifi->ifi_family = AF_UNSPEC;
 	ifi->ifi_index = ifindex;
 	return nl_talk(fd, &r.h, NULL, 0);
