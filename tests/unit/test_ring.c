@@ -986,6 +986,7 @@ int main(void)
 	int rc = cmocka_run_group_tests(tests, NULL, NULL);
 
 	if (eintr_seen)
-		printf("test_ring: %d socket call(s) interrupted (EINTR) and retried\n", eintr_seen);
+		printf("test_ring: %d socket call(s) interrupted (EINTR) and retried\n",
+		       eintr_seen);
 	return rc;
 }

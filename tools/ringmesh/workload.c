@@ -11,41 +11,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <sys/stat.h>
-#include <sys/vfs.h>
-#include <linux/magic.h>
 #include <bpf/bpf.h>
 
 #include "ringmesh/workload.h"
 #include "common/pin.h"
+#include "common/wlrec.h"
 #include "cli.h"
 
 /* The cgroup id of a cgroup2 directory: its inode number, as bpf_get_current_cgroup_id()
  * and bpf_get_current_ancestor_cgroup_id() report it. */
 static int wl_cgroup_id(const char *path, __u64 *id)
 {
-	struct statfs sfs;
-	struct stat st;
+	unsigned long long v;
+	int r = wlrec_cgroup_id(path, &v);
 
-	if (statfs(path, &sfs)) {
-		p_err("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (sfs.f_type != CGROUP2_SUPER_MAGIC) {
+	if (r == -EMEDIUMTYPE)
 		p_err("%s is not on cgroup2: the key is a cgroup2 directory (a pod's cgroup "
 		      "under kubepods)",
 		      path);
-		return -1;
-	}
-	if (stat(path, &st)) {
-		p_err("%s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (!S_ISDIR(st.st_mode)) {
+	else if (r == -ENOTDIR)
 		p_err("%s is not a cgroup directory", path);
+	else if (r)
+		p_err("%s: %s", path, strerror(-r));
+	if (r)
 		return -1;
-	}
-	*id = st.st_ino;
+	*id = v;
 	return 0;
 }
 
@@ -70,99 +60,44 @@ static int wl_open(bool write, struct cli_map *m)
 	return 0;
 }
 
-/* The value of label key in w's labels, or NULL. */
-static const char *wl_label(const struct rm_workload *w, const char *key)
-{
-	size_t klen = strlen(key), off = 0;
-	__u32 i;
-
-	for (i = 0; i < w->n_labels && off < w->labels_len && off < sizeof(w->labels); i++) {
-		const char *kv = &w->labels[off];
-		size_t len = strnlen(kv, sizeof(w->labels) - off);
-
-		if (len > klen && !strncmp(kv, key, klen) && kv[klen] == '=')
-			return kv + klen + 1;
-		off += len + 1;
-	}
-	return NULL;
-}
-
 /* Copy s into a field of len bytes; -1 after p_err() when it does not fit. */
 static int wl_set(char *dst, size_t len, const char *s, const char *what)
 {
-	if (strlen(s) >= len) {
+	if (wlrec_set(dst, len, s)) {
 		p_err("%s '%s' is too long: at most %zu characters", what, s, len - 1);
 		return -1;
 	}
-	strncpy(dst, s, len); /* NUL-padded, as workload.h says */
 	return 0;
 }
 
 static int wl_add_label(struct rm_workload *w, const char *kv)
 {
 	const char *eq = strchr(kv, '=');
-	size_t len = strlen(kv) + 1;
+	int r;
 
 	if (!eq || eq == kv) {
 		p_err("bad label '%s': want KEY=VALUE", kv);
 		return -1;
 	}
-	{ /* the value may be empty, as in Kubernetes */
-		char key[256];
-		size_t klen = (size_t)(eq - kv);
-
-		if (klen >= sizeof(key)) {
-			p_err("bad label '%s': key too long", kv);
-			return -1;
-		}
-		memcpy(key, kv, klen);
-		key[klen] = '\0';
-		if (wl_label(w, key)) {
-			p_err("label '%s' given twice", key);
-			return -1;
-		}
-	}
-	if (w->labels_len + len > sizeof(w->labels)) {
-		p_err("labels do not fit: at most %zu bytes of KEY=VALUE pairs (one NUL each), "
-		      "'%s' would need %zu",
-		      sizeof(w->labels), kv, (size_t)w->labels_len + len);
+	/* the value may be empty, as in Kubernetes */
+	r = wlrec_add_label(w, kv, (size_t)(eq - kv), eq + 1);
+	if (r == -EEXIST) {
+		p_err("label '%.*s' given twice", (int)(eq - kv), kv);
 		return -1;
 	}
-	memcpy(&w->labels[w->labels_len], kv, len);
-	w->labels_len += len;
-	w->n_labels++;
+	if (r) {
+		p_err("labels do not fit: at most %zu bytes of KEY=VALUE pairs (one NUL each), "
+		      "'%s' would need %zu",
+		      sizeof(w->labels), kv, (size_t)w->labels_len + strlen(kv) + 1);
+		return -1;
+	}
 	return 0;
-}
-
-/* The pod UID from a kubelet cgroup name: pod<uid> (cgroupfs) or
- * kubepods-<qos>-pod<uid with _>.slice (systemd). "" when the path says nothing. */
-static void wl_uid_from_path(const char *path, char *uid, size_t len)
-{
-	const char *base = strrchr(path, '/'), *p;
-	size_t n, i;
-
-	uid[0] = '\0';
-	base = base ? base + 1 : path;
-	if (!*base) /* trailing slash */
-		return;
-	if (!strncmp(base, "pod", 3))
-		p = base + 3;
-	else if ((p = strstr(base, "-pod")))
-		p += 4;
-	else
-		return;
-	n = strcspn(p, ".");
-	if (n != 36 || n >= len)
-		return;
-	for (i = 0; i < n; i++)
-		uid[i] = p[i] == '_' ? '-' : p[i];
-	uid[n] = '\0';
 }
 
 static int wl_add(int argc, char **argv)
 {
 	const char *cgroup = NULL, *ns = NULL, *pod = "", *workload = NULL, *app = NULL;
-	const char *version = NULL, *sa = "", *service = "", *uid = NULL, *v;
+	const char *version = NULL, *sa = "", *service = "", *uid = NULL;
 	struct rm_workload w;
 	struct timespec ts;
 	struct cli_map m;
@@ -213,48 +148,24 @@ static int wl_add(int argc, char **argv)
 		p_err("'workload add' needs --namespace NS");
 		return -1;
 	}
-	/* Istio's defaults: app and version from the labels; the canonical service from
-	 * service.istio.io/canonical-name, else app, else the workload; the revision from
-	 * service.istio.io/canonical-revision, else version, else "latest". A pod with no
-	 * owner is its own workload. */
-	if (!app)
-		app = (v = wl_label(&w, "app"))			     ? v
-		      : (v = wl_label(&w, "app.kubernetes.io/name")) ? v
-								     : "";
-	if (!version)
-		version = (v = wl_label(&w, "version"))			    ? v
-			  : (v = wl_label(&w, "app.kubernetes.io/version")) ? v
-									    : "";
-	if (!workload)
-		workload = pod;
 	if (wl_set(w.ns, sizeof(w.ns), ns, "namespace") ||
 	    wl_set(w.pod, sizeof(w.pod), pod, "pod") ||
-	    wl_set(w.workload, sizeof(w.workload), workload, "workload") ||
-	    wl_set(w.app, sizeof(w.app), app, "app") ||
-	    wl_set(w.version, sizeof(w.version), version, "version") ||
+	    (workload && wl_set(w.workload, sizeof(w.workload), workload, "workload")) ||
+	    (app && wl_set(w.app, sizeof(w.app), app, "app")) ||
+	    (version && wl_set(w.version, sizeof(w.version), version, "version")) ||
 	    wl_set(w.sa, sizeof(w.sa), sa, "service account") ||
-	    wl_set(w.service, sizeof(w.service), service, "service"))
+	    wl_set(w.service, sizeof(w.service), service, "service") ||
+	    (uid && wl_set(w.uid, sizeof(w.uid), uid, "uid")))
 		return -1;
-	v = wl_label(&w, "service.istio.io/canonical-name");
-	if (wl_set(w.canon_svc, sizeof(w.canon_svc),
-		   v	  ? v
-		   : *app ? app
-			  : workload,
-		   "canonical service"))
+	/* Istio's defaults for what was not given (wlrec.h); a pod with no owner is its
+	 * own workload. */
+	if (wlrec_defaults(&w)) {
+		p_err("a label's value is too long for the record: at most %zu characters",
+		      sizeof(w.app) - 1);
 		return -1;
-	v = wl_label(&w, "service.istio.io/canonical-revision");
-	if (wl_set(w.canon_rev, sizeof(w.canon_rev),
-		   v	      ? v
-		   : *version ? version
-			      : "latest",
-		   "canonical revision"))
-		return -1;
-	if (uid) {
-		if (wl_set(w.uid, sizeof(w.uid), uid, "uid"))
-			return -1;
-	} else {
-		wl_uid_from_path(cgroup, w.uid, sizeof(w.uid));
 	}
+	if (!uid)
+		wlrec_uid_from_cgroup(cgroup, w.uid, sizeof(w.uid));
 	if (wl_cgroup_id(cgroup, &id))
 		return -1;
 	clock_gettime(CLOCK_REALTIME, &ts);
