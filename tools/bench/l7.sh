@@ -211,7 +211,10 @@ ratio() {
 # metrics endpoint off and no tracing ("bare") against metrics on (scraped once a
 # second) and Zipkin spans at Istio's 1 % to a receiver ("obs"), medians compared.
 OBS_ROUNDS=${OBS_ROUNDS:-0}
-declare -a OBS_BARE OBS_ON OBS_BARE_CPU OBS_ON_CPU
+# OBS_SPLIT="met trc" adds metrics alone and tracing alone to each round; OBS_PERF=DIR
+# records each round's daemon with perf record -g and perf stat into DIR.
+OBS_SPLIT=${OBS_SPLIT:-} OBS_PERF=${OBS_PERF:-}
+declare -a OBS_BARE OBS_ON OBS_BARE_CPU OBS_ON_CPU OBS_MET OBS_MET_CPU OBS_TRC OBS_TRC_CPU
 if [ "$OBS_ROUNDS" -gt 0 ]; then
 	ZCG=$(mk_cgroup servers/zipkin)
 	bg zipkin in_cg "$ZCG" "$NS" -- /usr/bin/python3 "$here/../../tests/e2e/zipkin_recv.py" \
@@ -219,34 +222,48 @@ if [ "$OBS_ROUNDS" -gt 0 ]; then
 	wait_file "$TMP/zipkin.port" 5 || { echo "zipkin receiver did not start"; exit 1; }
 	ZPORT=$(cat "$TMP/zipkin.port")
 	for ((round = 1; round <= OBS_ROUNDS; round++)); do
-		for mode in bare obs; do
-			if [ $mode = bare ]; then
-				set -- --metrics-listen off
-			else
-				set -- --metrics-listen 127.0.0.1:15390 \
-					--zipkin-url "http://127.0.0.1:$ZPORT/api/v2/spans" --trace-sampling 1
-			fi
+		for mode in bare obs $OBS_SPLIT; do
+			case $mode in
+			bare) set -- --metrics-listen off;;
+			obs) set -- --metrics-listen 127.0.0.1:15390 \
+				--zipkin-url "http://127.0.0.1:$ZPORT/api/v2/spans" --trace-sampling 1;;
+			met) set -- --metrics-listen 127.0.0.1:15390;;
+			trc) set -- --metrics-listen off \
+				--zipkin-url "http://127.0.0.1:$ZPORT/api/v2/spans" --trace-sampling 1;;
+			esac
 			start_ringmeshd "$DCG" "$NS" --cgroup "$PODS" --workers 1 --listen 127.0.0.1:$LP \
 				--include-ip-ranges $VIP/32 "$@" || { echo "ringmeshd ($mode) did not start"; exit 1; }
 			"$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$TMP/rules.yaml" >/dev/null || exit 1
 			scraper=
-			if [ $mode = obs ]; then
+			if [ $mode = obs ] || [ $mode = met ]; then
 				in_ns "$NS" bash -c 'while :; do curl -s -o /dev/null http://127.0.0.1:15390/stats/prometheus; sleep 1; done' &
 				scraper=$!
 			fi
 			u0=$(awk '$1 == "usage_usec" { print $2 }' "$DCG/cpu.stat")
+			perfp=
+			if [ -n "$OBS_PERF" ]; then
+				perf record -q -g -o "$OBS_PERF/perf.$mode.$round.data" -p "$RINGMESHD_PID" \
+					-- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
+				perfp=$!
+				perf stat -e task-clock,context-switches,cpu-migrations,page-faults \
+					-o "$OBS_PERF/stat.$mode.$round.txt" -p "$RINGMESHD_PID" \
+					-- sleep $((SECS > 2 ? SECS - 1 : 1)) >/dev/null 2>&1 &
+				perfp="$perfp $!"
+			fi
 			measure "obs-$mode-$round" "http://$VIP:$PORT/"
+			[ -n "$perfp" ] && wait $perfp
 			u1=$(awk '$1 == "usage_usec" { print $2 }' "$DCG/cpu.stat")
 			[ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null; }
 			stop_ringmeshd
 			# the daemon's CPU per request (its cgroup's usage), steadier than req/s here
 			cpr=$(awk -v u=$((u1 - u0)) -v r="${R[obs-$mode-$round,rps]}" -v s=$SECS \
 				'BEGIN { printf "%.2f", u / (r * s) }')
-			if [ $mode = bare ]; then
-				OBS_BARE+=("${R[obs-$mode-$round,rps]}") OBS_BARE_CPU+=("$cpr")
-			else
-				OBS_ON+=("${R[obs-$mode-$round,rps]}") OBS_ON_CPU+=("$cpr")
-			fi
+			case $mode in
+			bare) OBS_BARE+=("${R[obs-$mode-$round,rps]}") OBS_BARE_CPU+=("$cpr");;
+			obs) OBS_ON+=("${R[obs-$mode-$round,rps]}") OBS_ON_CPU+=("$cpr");;
+			met) OBS_MET+=("${R[obs-$mode-$round,rps]}") OBS_MET_CPU+=("$cpr");;
+			trc) OBS_TRC+=("${R[obs-$mode-$round,rps]}") OBS_TRC_CPU+=("$cpr");;
+			esac
 		done
 	done
 	stop_cg "$ZCG"
@@ -283,5 +300,14 @@ if [ "$OBS_ROUNDS" -gt 0 ]; then
 	echo "| metrics off, no tracing | ${OBS_BARE[*]} | $mb | ${OBS_BARE_CPU[*]} | $cb |"
 	echo "| metrics on (scraped 1/s), Zipkin 1 % | ${OBS_ON[*]} | $mo ($(ratio "$mo" "$mb")x) |" \
 		"${OBS_ON_CPU[*]} | $co ($(ratio "$co" "$cb")x) |"
+	for mode in $OBS_SPLIT; do
+		case $mode in
+		met) n="metrics on (scraped 1/s), no tracing"; v=("${OBS_MET[@]}") vc=("${OBS_MET_CPU[@]}");;
+		trc) n="metrics off, Zipkin 1 %"; v=("${OBS_TRC[@]}") vc=("${OBS_TRC_CPU[@]}");;
+		*) continue;;
+		esac
+		m=$(median "${v[@]}") mc=$(median "${vc[@]}")
+		echo "| $n | ${v[*]} | $m ($(ratio "$m" "$mb")x) | ${vc[*]} | $mc ($(ratio "$mc" "$cb")x) |"
+	done
 	echo "spans received: $(wc -l <"$TMP/spans.jsonl" 2>/dev/null || echo 0)"
 fi
