@@ -106,5 +106,6 @@ if start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml"; then
 else
 	echo "ringmeshd did not start"
 fi
+rec meta load_end mem - - "$(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$BENCH_OUT" != "$TMP/figures.tsv" ] || python3 "$here/summary.py" "$BENCH_OUT"
 exit 0
