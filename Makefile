@@ -54,7 +54,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
 .DELETE_ON_ERROR:
 # Keep generated skeletons and objects: they are inputs of later builds, not scratch.
 .SECONDARY:
-.PHONY: all deps test test-asan soak unit check e2e demo bench clean install-deps-check fuzz-long \
+.PHONY: all deps test test-asan soak unit check e2e demo bench bench-quick clean install-deps-check fuzz-long \
 	image
 
 all: $(BUILD)/ringmeshd $(BUILD)/ringmesh $(TOOL_BINS) $(UNIT_BINS)
@@ -149,9 +149,14 @@ soak: deps all
 demo: deps all
 	$(Q)tools/demo.sh $(BUILD)
 
+# The benchmark (tools/bench/run.sh): interleaved rounds, medians and ranges, tables
+# and plot in $(BUILD)/bench; bench-quick is the short run (~4 min, not ~12).
+# BENCH_ARGS=--publish also updates README.md, tools/bench/results.md and bench.png.
 bench: deps all
-	$(Q)tools/bench/l4.sh $(BUILD)
-	$(Q)tools/bench/l7.sh $(BUILD)
+	$(Q)tools/bench/run.sh --build $(BUILD) $(BENCH_ARGS)
+
+bench-quick: deps all
+	$(Q)tools/bench/run.sh --quick --build $(BUILD) $(BENCH_ARGS)
 
 # Long fuzzing (not in CI): each libFuzzer target to 10 million executions, growing and
 # then minimising the committed corpus tests/fuzz/corpus/TARGET/. FUZZ=http1 (or

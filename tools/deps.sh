@@ -5,12 +5,13 @@
 set -euo pipefail
 # prometheus: the real scraper (and promtool) of tests/e2e/test_metrics.sh; its own
 # service is stopped below, the test runs one of its own on loopback.
+# gnuplot-nox: the plot of tools/bench/run.sh (make bench).
 # libclang-rt-14-dev: clang's libFuzzer/sanitizer runtimes (tests/fuzz), only recommended
 # by clang-14, so --no-install-recommends below would leave it out.
 pkgs=(make gcc clang llvm pkg-config libbpf-dev bpftool libelf-dev zlib1g-dev liburing-dev
       libcmocka-dev libyaml-dev libpcre2-dev iproute2 iptables curl wrk haproxy nginx-light
       python3 libclang-rt-14-dev prometheus unzip libcurl4-openssl-dev libjansson-dev
-      python3-yaml python3-jsonschema)
+      python3-yaml python3-jsonschema gnuplot-nox)
 missing=()
 for p in "${pkgs[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+# The benchmark (`make bench`, `make bench-quick`): L7 (l7.sh: direct, ringmesh,
+# ringmesh --no-sockmap, HAProxy, nginx at 1..1,024 connections, CPU per request at a
+# paced load), memory (mem.sh: RSS idle and holding 1k/10k idle connections) and L4
+# (l4.sh: sk_msg, plain TCP, iptables REDIRECT), each in interleaved rounds; then
+# summary.py's tables (medians, ranges, "within noise") and plot.gp's plot.
+# Each phase takes the end-to-end lock (/tmp/ringmesh-e2e.lock) for itself, as every
+# e2e suite does, so no other suite runs while it measures and none waits for the
+# whole benchmark. (Do not wrap this in `flock` on that lock: the phases would wait
+# for the wrapper.)
+#   full   (~12 min on 2 CPUs): L7 3 rounds x 4 s, L4 3 rounds x 3 s + 2 GiB bulk,
+#          memory at 1,000 and 10,000 connections
+#   --quick (~4 min): L7 3 rounds x 1 s, L4 3 rounds x 1 s + 256 MiB, memory at 1,000
+# Output in OUT (default BUILD/bench, not committed): figures.tsv, bench.md, bench.dat,
+# bench.png. --publish then copies bench.md and bench.png to tools/bench/results.md and
+# tools/bench/bench.png and puts the tables into README.md (between the bench markers).
+# Usage: sudo tools/bench/run.sh [--quick] [--build DIR] [--out DIR] [--only l7,mem,l4]
+#        [--publish]
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+BUILD=build OUT= QUICK=0 ONLY=l7,mem,l4 PUBLISH=0
+while [ $# -gt 0 ]; do
+	case $1 in
+	--quick) QUICK=1; shift ;;
+	--build) BUILD=$2; shift 2 ;;
+	--out) OUT=$2; shift 2 ;;
+	--only) ONLY=$2; shift 2 ;;
+	--publish) PUBLISH=1; shift ;;
+	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+	*) echo "unknown argument $1 (--help)"; exit 2 ;;
+	esac
+done
+[ "$(id -u)" = 0 ] || { echo "run.sh: needs root (BPF, cgroups, netns)"; exit 1; }
+OUT=${OUT:-$BUILD/bench}
+mkdir -p "$OUT" || exit 1
+OUT=$(cd "$OUT" && pwd)
+export BENCH_OUT=$OUT/figures.tsv
+: >"$BENCH_OUT"
+if [ $QUICK = 1 ]; then
+	L7=(1 1,8,64,256,1024 3) L4=(1 3 256M) MEM=1000
+else
+	L7=(4 1,8,64,256,1024 3) L4=(3 3 2G) MEM=1000,10000
+fi
+
+rc=0
+phase() { # name script args...
+	local name=$1; shift
+	case ",$ONLY," in *",$name,"*) ;; *) return 0 ;; esac
+	# wait (up to 30 min) for the lock to be free before the phase takes it (its own
+	# wait is 15 min)
+	flock -w 1800 /tmp/ringmesh-e2e.lock true
+	echo "== $name: $*"
+	"$@" || { echo "== $name failed"; rc=1; }
+}
+phase l7 "$here/l7.sh" "$BUILD" "${L7[@]}"
+phase mem "$here/mem.sh" "$BUILD" "$MEM"
+phase l4 "$here/l4.sh" "$BUILD" "${L4[@]}"
+
+python3 "$here/summary.py" --out "$OUT/bench.md" --plot-data "$OUT/bench.dat" \
+	--img bench.png "$BENCH_OUT" || exit 1
+if [ -s "$OUT/bench.dat" ]; then
+	sub="$(nproc) CPUs, $(uname -r)$([ $QUICK = 1 ] && echo ", --quick")"
+	gnuplot -e "dat='$OUT/bench.dat'; png='$OUT/bench.png'; subtitle='$sub'" "$here/plot.gp" ||
+		{ echo "gnuplot failed (make deps)"; rc=1; }
+fi
+echo
+cat "$OUT/bench.md"
+echo
+echo "written: $OUT/bench.md $OUT/bench.png ($OUT/figures.tsv: every figure)"
+if [ $PUBLISH = 1 ]; then
+	python3 "$here/summary.py" --out "$here/results.md" --img bench.png "$BENCH_OUT" &&
+		python3 "$here/summary.py" --readme "$root/README.md" --img tools/bench/bench.png \
+			--out /dev/null "$BENCH_OUT" || rc=1
+	[ -f "$OUT/bench.png" ] && cp "$OUT/bench.png" "$here/bench.png"
+	echo "published: tools/bench/results.md, tools/bench/bench.png, README.md"
+fi
+exit $rc

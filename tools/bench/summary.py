@@ -1,0 +1,342 @@
+# SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+"""Tables of tools/bench (a benchmark helper, not a test).
+
+Reads the figures the benchmark scripts write (TSV: phase, path, metric, conns, round,
+value; see rec in tools/bench/lib.sh) and prints Markdown: every figure as the median
+of its rounds with the range (min-max), and comparisons that rank two results only
+when their ranges do not overlap ("within noise" otherwise; with 3 rounds each,
+disjoint ranges are a one-sided rank test at p = 0.05, fewer than 3 rounds are not
+ranked). Optionally writes the plot's data (--plot-data FILE, one gnuplot block per L7
+path) and replaces the part of a README between "<!-- bench:begin -->" and
+"<!-- bench:end -->" with the tables (--readme FILE).
+
+Usage: python3 summary.py [--out MD] [--plot-data DAT] [--img PNG] [--readme FILE] TSV...
+"""
+import argparse
+import re
+import statistics
+import sys
+
+L7_PATHS = [("direct", "direct"), ("ringmesh", "ringmesh"),
+            ("nosockmap", "ringmesh --no-sockmap"), ("haproxy", "HAProxy"),
+            ("nginx", "nginx")]
+L4_PATHS = [("direct", "direct"), ("sockmap", "ringmesh, sk_msg shortcut"),
+            ("nosockmap", "ringmesh, --no-sockmap (plain TCP)"),
+            ("iptables", "ringmesh via iptables REDIRECT")]
+MIN_RANKED = 3
+
+
+def load(files):
+    fig, meta, errs = {}, {}, {}
+    for f in files:
+        for line in open(f):
+            p = line.rstrip("\n").split("\t")
+            if len(p) != 6:
+                continue
+            phase, path, metric, conns, rnd, val = p
+            if phase == "meta":
+                meta.setdefault((path, metric), []).append(val)
+            elif metric == "err":
+                errs.setdefault((phase, path, conns), []).append(f"r{rnd}: {val}")
+            else:
+                fig.setdefault((phase, path, metric, conns), []).append(val)
+    return fig, meta, errs
+
+
+def num(vals):
+    out = []
+    for v in vals:
+        try:
+            out.append(float(v))
+        except ValueError:
+            pass
+    return out
+
+
+class Stat:
+    def __init__(self, vals):
+        self.v = sorted(vals)
+        self.n = len(self.v)
+        self.med = statistics.median(self.v) if self.v else None
+        self.lo = self.v[0] if self.v else None
+        self.hi = self.v[-1] if self.v else None
+
+
+def stat(fig, *key):
+    s = Stat(num(fig.get(key, [])))
+    return s if s.n else None
+
+
+def f_rate(x):
+    return f"{x / 1000:.1f}k" if x >= 10000 else f"{x:.0f}"
+
+
+def f_lat(x):
+    return f"{x / 1000:.2f} ms" if x >= 1000 else f"{x:.0f} µs"
+
+
+def f_plain(x):
+    return f"{x:.1f}" if x < 100 else f"{x:.0f}"
+
+
+def cell(s, f):
+    if s is None:
+        return "-"
+    if s.n == 1:
+        return f(s.med)
+    return f"{f(s.med)} ({f(s.lo)}–{f(s.hi)})"
+
+
+def compare(a, b, higher_better):
+    """ratio a/b of the medians and a word: ahead, behind, within noise, not ranked"""
+    if a is None or b is None or not b.med:
+        return None, "-"
+    r = a.med / b.med
+    if min(a.n, b.n) < MIN_RANKED:
+        return r, "not ranked"
+    if a.lo <= b.hi and b.lo <= a.hi:
+        return r, "within noise"
+    better = a.med > b.med if higher_better else a.med < b.med
+    return r, "ahead" if better else "behind"
+
+
+def cmp_cell(a, b, higher_better):
+    r, w = compare(a, b, higher_better)
+    return "-" if r is None else f"{r:.2f}x, {w}"
+
+
+def conns_of(fig, phase):
+    return sorted({int(k[3]) for k in fig if k[0] == phase and k[3].isdigit()})
+
+
+def rounds_of(fig, phase):
+    return max((len(v) for k, v in fig.items() if k[0] == phase), default=0)
+
+
+def l7_tables(fig, errs, out):
+    cs = conns_of(fig, "l7")
+    if not cs:
+        return
+    paths = [(k, n) for k, n in L7_PATHS if any(x[0] == "l7" and x[1] == k for x in fig)]
+    out.append(f"#### L7: small GET over keep-alive, by client connections "
+               f"({rounds_of(fig, 'l7')} rounds)\n")
+    for metric, title, f in (("rps", "requests/s", f_rate), ("p50", "p50 latency", f_lat),
+                             ("p99", "p99 latency", f_lat),
+                             ("cpu", "proxy CPU µs per request", f_plain)):
+        out.append(f"| {title} | " + " | ".join(n for _, n in paths) + " |")
+        out.append("|---" * (len(paths) + 1) + "|")
+        for c in cs:
+            row = [cell(stat(fig, "l7", k, metric, str(c)), f) if not
+                   (metric == "cpu" and k == "direct") else "-" for k, _ in paths]
+            out.append(f"| {c} conns | " + " | ".join(row) + " |")
+        out.append("")
+    out.append("ringmesh against the others (ratio of medians; ahead/behind only when the "
+               "ranges do not overlap):\n")
+    others = [(k, n) for k, n in paths if k not in ("ringmesh", "direct")]
+    out.append("| conns | " + " | ".join(f"req/s vs {n}" for _, n in others) + " | " +
+               " | ".join(f"p99 vs {n}" for _, n in others) + " |")
+    out.append("|---" * (2 * len(others) + 1) + "|")
+    for c in cs:
+        rm = [stat(fig, "l7", "ringmesh", m, str(c)) for m in ("rps", "p99")]
+        row = [cmp_cell(rm[0], stat(fig, "l7", k, "rps", str(c)), True) for k, _ in others]
+        row += [cmp_cell(rm[1], stat(fig, "l7", k, "p99", str(c)), False) for k, _ in others]
+        out.append(f"| {c} | " + " | ".join(row) + " |")
+    out.append("")
+    e = [f"{k[1]} c{k[2]}: {'; '.join(v)}" for k, v in sorted(errs.items()) if k[0] == "l7"]
+    if e:
+        out.append("wrk reported errors: " + " · ".join(e) + "\n")
+
+
+def paced_table(fig, errs, out):
+    paths = [(k, n) for k, n in L7_PATHS if stat(fig, "paced", k, "cpu", "9")]
+    if not paths:
+        return
+    out.append(f"#### Proxy CPU per request at a paced load ({rounds_of(fig, 'paced')} rounds)\n")
+    out.append("wrk -c9, every connection 2 ms between requests (at most 4.5k req/s); the "
+               "proxy's cgroup CPU time over the requests completed.\n")
+    hap = stat(fig, "paced", "haproxy", "cpu", "9")
+    out.append("| proxy | requests/s | CPU µs per request | against HAProxy |")
+    out.append("|---|---|---|---|")
+    for k, n in paths:
+        c = stat(fig, "paced", k, "cpu", "9")
+        vs = "-" if k == "haproxy" else cmp_cell(c, hap, False)
+        out.append(f"| {n} | {cell(stat(fig, 'paced', k, 'rps', '9'), f_rate)} | "
+                   f"{cell(c, f_plain)} | {vs} |")
+    out.append("")
+
+
+def mem_table(fig, meta, out):
+    names = [("ringmesh", "ringmesh (1 worker)"), ("haproxy", "HAProxy (nbthread 1)"),
+             ("nginx", "nginx (1 worker, master + worker)")]
+    names = [(k, n) for k, n in names if ("mem", k, "rss", "idle") in fig]
+    if not names:
+        return
+    steps = sorted({int(k[3]) for k in fig if k[0] == "mem" and k[3].isdigit()})
+    out.append("#### Resident memory (VmRSS, MiB) holding idle keep-alive connections (one round)\n")
+    out.append("| proxy | idle | " + " | ".join(f"{s:,} conns" for s in steps) +
+               " | 3 s after all closed | per idle connection |")
+    out.append("|---" * (len(steps) + 4) + "|")
+
+    def rss(k, step):
+        v = fig.get(("mem", k, "rss", step))
+        return float(v[0].split("/")[0]) if v else None
+
+    def ok(k, step):
+        v = num(fig.get(("mem", k, "ok", step), []))
+        return int(v[0]) if v else None
+
+    for k, n in names:
+        row = [f"{rss(k, 'idle') / 1024:.1f}"]
+        for s in steps:
+            r, o = rss(k, str(s)), ok(k, str(s))
+            t = "-" if r is None else f"{r / 1024:.1f}"
+            if o is not None and o < s:
+                t += f" (only {o:,} held)"
+            row.append(t)
+        c = rss(k, "closed")
+        row.append("-" if c is None else f"{c / 1024:.1f}")
+        per = "-"
+        if len(steps) >= 2:
+            a, b = steps[0], steps[-1]
+            ra, rb, oa, ob = rss(k, str(a)), rss(k, str(b)), ok(k, str(a)), ok(k, str(b))
+            if None not in (ra, rb, oa, ob) and ob > oa:
+                per = f"{(rb - ra) / (ob - oa):.2f} KiB"
+        row.append(per)
+        out.append(f"| {n} | " + " | ".join(row) + " |")
+    out.append("")
+
+
+L4_COLS = [("rr1", "1", "rr 1 conn (req/s)", f_rate, True),
+           ("rr1_p50", "1", "p50", f_lat, False), ("rr1_p99", "1", "p99", f_lat, False),
+           ("rr8", "8", "rr 8 conns (req/s)", f_rate, True),
+           ("bulk", "1", "bulk (MB/s)", f_plain, True)]
+
+
+def l4_table(fig, out):
+    paths = [(k, n) for k, n in L4_PATHS if stat(fig, "l4", k, "rr1", "1")]
+    if not paths:
+        return
+    out.append(f"#### L4: 64 B round trips and bulk ({rounds_of(fig, 'l4')} rounds)\n")
+    out.append("| path | " + " | ".join(c[2] for c in L4_COLS) + " |")
+    out.append("|---" * (len(L4_COLS) + 1) + "|")
+    for k, n in paths:
+        out.append(f"| {n} | " + " | ".join(cell(stat(fig, "l4", k, m, c), f)
+                                            for m, c, _, f, _ in L4_COLS) + " |")
+    out.append("")
+
+
+def sockmap_verdict(fig, out):
+    """sk_msg shortcut against plain TCP, every figure measured for both"""
+    rows = []
+    for m, c, title, f, hb in L4_COLS:
+        a, b = stat(fig, "l4", "sockmap", m, c), stat(fig, "l4", "nosockmap", m, c)
+        if a and b:
+            rows.append((f"L4 {title}", a, b, f, hb))
+    for c in conns_of(fig, "l7"):
+        for m, t, f, hb in (("rps", "req/s", f_rate, True), ("p99", "p99", f_lat, False)):
+            a = stat(fig, "l7", "ringmesh", m, str(c))
+            b = stat(fig, "l7", "nosockmap", m, str(c))
+            if a and b:
+                rows.append((f"L7 {t} at {c} conns", a, b, f, hb))
+    if not rows:
+        return None
+    out.append("#### sk_msg shortcut against plain TCP (`--no-sockmap`)\n")
+    out.append("| figure | sk_msg | plain TCP | sk_msg / TCP |")
+    out.append("|---|---|---|---|")
+    words = []
+    for t, a, b, f, hb in rows:
+        r, w = compare(a, b, hb)
+        words.append(w)
+        out.append(f"| {t} | {cell(a, f)} | {cell(b, f)} | {r:.2f}x, {w} |")
+    ahead, behind = words.count("ahead"), words.count("behind")
+    ranked = len(words) - words.count("not ranked")
+    out.append("")
+    if ranked < len(words):
+        v = "fewer than 3 rounds: not ranked, no recommendation"
+    elif ahead * 2 >= len(words) and behind == 0:
+        v = (f"sk_msg clearly ahead (ahead in {ahead} of {len(words)} figures, behind in "
+             f"none): keep it the default")
+    else:
+        v = (f"sk_msg not clearly ahead (ahead in {ahead}, behind in {behind}, within noise "
+             f"in {len(words) - ahead - behind} of {len(words)} figures): by the rule of "
+             f"issue 13 the default should be plain TCP")
+    out.append(f"Verdict (clearly ahead = ahead in at least half of the figures and behind "
+               f"in none): **{v}**.\n")
+    return v
+
+
+def obs_table(fig, out):
+    b, o = stat(fig, "obs", "bare", "rps", "8"), stat(fig, "obs", "obs", "rps", "8")
+    if not b or not o:
+        return
+    bc, oc = stat(fig, "obs", "bare", "cpu", "8"), stat(fig, "obs", "obs", "cpu", "8")
+    out.append(f"#### Observability cost, ringmesh c8 ({b.n} rounds)\n")
+    out.append("| ringmesh | requests/s | daemon CPU µs/request |")
+    out.append("|---|---|---|")
+    out.append(f"| metrics off, no tracing | {cell(b, f_rate)} | {cell(bc, f_plain)} |")
+    out.append(f"| metrics on (scraped 1/s), Zipkin 1 % | {cell(o, f_rate)} "
+               f"({cmp_cell(o, b, True)}) | {cell(oc, f_plain)} ({cmp_cell(oc, bc, False)}) |")
+    out.append("")
+
+
+def plot_data(fig, path):
+    with open(path, "w") as f:
+        for k, n in L7_PATHS:
+            cs = [c for c in conns_of(fig, "l7") if stat(fig, "l7", k, "rps", str(c))]
+            if not cs:
+                continue
+            f.write(f'"{n}"\n')
+            for c in cs:
+                r, p = stat(fig, "l7", k, "rps", str(c)), stat(fig, "l7", k, "p99", str(c))
+                f.write(f"{c} {r.med} {r.lo} {r.hi} {p.med / 1000} {p.lo / 1000} "
+                        f"{p.hi / 1000}\n")
+            f.write("\n\n")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out")
+    ap.add_argument("--plot-data")
+    ap.add_argument("--img")
+    ap.add_argument("--readme")
+    ap.add_argument("tsv", nargs="+")
+    a = ap.parse_args()
+    fig, meta, errs = load(a.tsv)
+    out = []
+    machines = sorted({v for k, vs in meta.items() if k[0] == "machine" for v in vs})
+    out.append("Measured on: " + "; ".join(dict.fromkeys(
+        re.sub(r", load average.*", "", m) for m in machines)) + ".")
+    for ph in ("l7", "l4", "mem"):
+        for s in meta.get(("setup", ph), []):
+            loads = [re.sub(r".*load average ", "", m) for m in meta.get(("machine", ph), [])]
+            end = meta.get(("load_end", ph), ["?"])
+            out.append(f"{ph}: {s}; load average {loads[0] if loads else '?'} at the start, "
+                       f"{end[0]} at the end.")
+    out.append("Every figure: the median of its rounds, the range (min–max) in brackets; "
+               "two results are ranked only when their ranges do not overlap (with 3 rounds, "
+               "a one-sided rank test at p = 0.05), \"within noise\" otherwise.\n")
+    if a.img:
+        out.append(f"![requests/s and p99 against client connections]({a.img})\n")
+    l7_tables(fig, errs, out)
+    paced_table(fig, errs, out)
+    mem_table(fig, meta, out)
+    l4_table(fig, out)
+    sockmap_verdict(fig, out)
+    obs_table(fig, out)
+    md = "\n".join(out).rstrip() + "\n"
+    if a.out:
+        open(a.out, "w").write(md)
+    else:
+        sys.stdout.write(md)
+    if a.plot_data:
+        plot_data(fig, a.plot_data)
+    if a.readme:
+        t = open(a.readme).read()
+        b, e = "<!-- bench:begin -->\n", "<!-- bench:end -->"
+        if b not in t or e not in t:
+            sys.exit(f"{a.readme}: no {b.strip()} ... {e} markers")
+        i, j = t.index(b) + len(b), t.index(e)
+        open(a.readme, "w").write(t[:i] + md + t[j:])
+
+
+main()
