@@ -186,17 +186,25 @@ static int map_write(struct k8s_pods *p, struct pod_ent *e, unsigned long long i
 	return 0;
 }
 
+/* Room for one more element in the array *arr of n used, *cap allocated. */
+static int grow(void **arr, size_t n, size_t *cap, size_t elem)
+{
+	size_t c = *cap ? *cap * 2 : 32;
+	void *a;
+
+	if (n < *cap)
+		return 0;
+	if (!(a = reallocarray(*arr, c, elem)))
+		return -ENOMEM;
+	*arr = a;
+	*cap = c;
+	return 0;
+}
+
 static int add_cg(struct k8s_pods *p, const char *uid, unsigned long long id)
 {
-	if (p->ncg == p->cgcap) {
-		size_t cap = p->cgcap ? p->cgcap * 2 : 64;
-		struct pod_cg *n = realloc(p->cgs, cap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		p->cgs = n;
-		p->cgcap = cap;
-	}
+	if (grow((void **)&p->cgs, p->ncg, &p->cgcap, sizeof(*p->cgs)))
+		return -ENOMEM;
 	memcpy(p->cgs[p->ncg].uid, uid, sizeof(p->cgs[p->ncg].uid));
 	p->cgs[p->ncg++].id = id;
 	return 0;
@@ -353,15 +361,8 @@ int k8s_pods_update(struct k8s_pods *p, json_t *pod)
 	}
 	e = find(p, w.uid);
 	if (!e) {
-		if (p->n == p->cap) {
-			size_t cap = p->cap ? p->cap * 2 : 32;
-			struct pod_ent *n = realloc(p->ents, cap * sizeof(*n));
-
-			if (!n)
-				return -ENOMEM;
-			p->ents = n;
-			p->cap = cap;
-		}
+		if (grow((void **)&p->ents, p->n, &p->cap, sizeof(*p->ents)))
+			return -ENOMEM;
 		e = &p->ents[p->n++];
 		memset(e, 0, sizeof(*e));
 		e->dirty = true;
