@@ -97,6 +97,11 @@ echo "  $ROUNDS interleaved rounds, wrk -t1 -c{$CONNS} -d${SECS}s, keep-alive GE
 rec meta setup l7 - - "$ROUNDS rounds of ${SECS}s, wrk -t1 --latency, backend $BACKEND;\
  $(haproxy -v | awk 'NR == 1 { print "HAProxy " $3 }'), $(nginx -v 2>&1 | sed 's|.*/|nginx |')"
 
+# thread_ms /proc/PID/task/TID: the thread's CPU time (user + system) in ms
+thread_ms() {
+	awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f", ($14 + $15) * 1000 / hz }' "$1/stat"
+}
+
 # path NAME: its URL and proxy cgroup in P_URL, P_CG; starts ringmeshd for its paths
 path_up() {
 	P_CG=
@@ -167,14 +172,24 @@ if [ "$OBS_ROUNDS" -gt 0 ]; then
 			esac
 			start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" "$@" ||
 				{ echo "ringmeshd ($mode) did not start"; exit 1; }
+			# one scraper process for the run, as a Prometheus elsewhere would be (a
+			# curl started every second costs this machine more than the scrape)
 			scraper=
 			if [ $mode = obs ] || [ $mode = met ]; then
-				in_ns "$NS" bash -c 'while :; do curl -s -o /dev/null http://127.0.0.1:15390/stats/prometheus; sleep 1; done' &
+				in_ns "$NS" curl -s -o /dev/null --rate 1/s \
+					"http://127.0.0.1:15390/stats/prometheus?[1-100000]" &
 				scraper=$!
 			fi
 			wrk_run "obs-$mode-$round" "$CLIENT_CG" "http://$VIP:$PORT/" 8 "$SECS" "$DCG" &&
 				rec obs "$mode" rps 8 $round "$W_rps" && rec obs "$mode" cpu 8 $round "$W_cpu"
 			[ -n "$scraper" ] && { kill "$scraper"; wait "$scraper" 2>/dev/null; }
+			# what the exporter and the span sender threads used (ms, since start)
+			for t in /proc/$RINGMESHD_PID/task/*; do
+				case $(cat "$t/comm" 2>/dev/null) in
+				rm-admin) rec obs "$mode" adm 8 $round "$(thread_ms "$t")" ;;
+				rm-spans) rec obs "$mode" snd 8 $round "$(thread_ms "$t")" ;;
+				esac
+			done
 			stop_ringmeshd
 		done
 	done

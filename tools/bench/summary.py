@@ -285,6 +285,16 @@ def obs_table(fig, out):
         out.append(f"| {t} | {cell(o, f_rate)} ({cmp_cell(o, b, True)}) | "
                    f"{cell(oc, f_plain)} ({cmp_cell(oc, bc, False)}) |")
     out.append("")
+    th = [(t, stat(fig, "obs", m, "adm", "8"), stat(fig, "obs", m, "snd", "8")) for m, t in OBS_MODES]
+    th = [x for x in th if x[1] or x[2]]
+    if th:
+        out.append("Of the daemon's CPU, its exporter thread (rm-admin) and span sender (rm-spans) "
+                   "used, per round (ms, start included):\n")
+        out.append("| ringmesh | rm-admin ms | rm-spans ms |")
+        out.append("|---|---|---|")
+        for t, a, s in th:
+            out.append(f"| {t} | {cell(a, f_plain)} | {cell(s, f_plain)} |")
+        out.append("")
 
 
 def plot_data(fig, path):

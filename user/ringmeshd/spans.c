@@ -294,6 +294,7 @@ int spans_start(struct spans *s, char *err, size_t errlen)
 
 	if (r)
 		return errf(err, errlen, -r, "span sender: %s", strerror(r));
+	pthread_setname_np(s->thread, "rm-spans");
 	s->running = true;
 	return 0;
 }
