@@ -30,6 +30,7 @@ CONNS=${3:-1,8,64,256,1024}
 ROUNDS=${4:-3}
 BACKEND=${BACKEND:-nginx}
 PATHS=${PATHS:-direct ringmesh nosockmap haproxy nginx}
+[ "$PATHS" = none ] && PATHS= # PATHS=none OBS_ROUNDS=N: the observability rounds alone
 here=$(cd "$(dirname "$0")" && pwd)
 RUN_ID=bench7-$$
 . "$here/../../tests/e2e/lib.sh"
