@@ -117,6 +117,7 @@ static struct l7_conn *conn_new(struct l7_worker *lw, struct rm_cb_pool *p,
 	struct l7_conn *c = l7c_alloc(lw);
 
 	assert_non_null(c);
+	assert_int_equal(l7c_mem_get(lw, c), 0);
 	memcpy(c->cl.obuf, head, sizeof(head) - 1);
 	c->fw.olen = sizeof(head) - 1;
 	c->state = L7C_FWD;
@@ -156,7 +157,7 @@ static struct l7_up *up_new(struct l7_worker *lw, struct rm_cb_pool *p, const st
 	memset(up, 0, sizeof(*up));
 	up->gen = gen;
 	up->fd = -1;
-	up->buf = malloc(lw->umem_size);
+	up->buf = bufpool_get(&lw->upool);
 	assert_non_null(up->buf);
 	pool_link_init(&up->link);
 	l7_tmr_init(&up->t_idle, L7_T_IDLE);

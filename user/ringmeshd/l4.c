@@ -44,12 +44,10 @@ int l4_init(struct ring_worker *w)
 		w->starved = NULL;
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		w->conns[i].next_free = i + 1 < n ? i + 1 : L4_SLOT_NONE;
-		w->conns[i].side[0].fd = -1;
-		w->conns[i].side[1].fd = -1;
-	}
-	w->free_head = 0;
+	/* Slots are taken in order on first use (slot_alloc), not threaded onto the free
+	 * list here: writing every slot would make all of them resident. */
+	w->free_head = L4_SLOT_NONE;
+	w->conns_used = 0;
 	w->starved_head = 0;
 	w->starved_len = 0;
 	return 0;
@@ -60,7 +58,7 @@ void l4_fini(struct ring_worker *w)
 	if (!w->conns)
 		return;
 	/* Only after io_uring_queue_exit: no operation can still use these fds. */
-	for (uint32_t i = 0; i < w->cfg.max_conns; i++)
+	for (uint32_t i = 0; i < w->conns_used; i++)
 		for (int s = 0; s < 2; s++)
 			if (w->conns[i].state != L4_FREE && w->conns[i].side[s].fd >= 0)
 				close(w->conns[i].side[s].fd);
@@ -75,10 +73,14 @@ static struct l4_conn *slot_alloc(struct ring_worker *w)
 	struct l4_conn *c;
 	uint32_t gen;
 
-	if (w->free_head == L4_SLOT_NONE)
+	if (w->free_head != L4_SLOT_NONE) {
+		c = &w->conns[w->free_head];
+		w->free_head = c->next_free;
+	} else if (w->conns_used < w->cfg.max_conns) {
+		c = &w->conns[w->conns_used++];
+	} else {
 		return NULL;
-	c = &w->conns[w->free_head];
-	w->free_head = c->next_free;
+	}
 	gen = c->gen + 1;
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
@@ -575,7 +577,7 @@ int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct so
 
 void l4_abort_all(struct ring_worker *w)
 {
-	for (uint32_t i = 0; i < w->cfg.max_conns; i++)
+	for (uint32_t i = 0; i < w->conns_used; i++)
 		if (w->conns[i].state != L4_FREE)
 			abort_conn(w, &w->conns[i]);
 }

@@ -372,6 +372,8 @@ static int ring_setup(struct ring_worker *w, char *err, size_t errlen)
 	for (uint32_t i = 0; i < w->cfg.buf_count; i++)
 		ring_buf_recycle(w, i);
 	buf_publish(w);
+	if (w->l7 && (r = l7_ring_setup(w)))
+		return errf(err, errlen, r, "io_uring buffer ring of L7 reads: %s", strerror(-r));
 
 	for (unsigned int i = 0; i < w->cfg.n_listen; i++) {
 		r = arm_accept(w, i);

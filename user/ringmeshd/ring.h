@@ -191,6 +191,7 @@ struct ring_worker {
 	/* Connection slots (l4). */
 	struct l4_conn *conns;	      /* cfg.max_conns entries */
 	uint32_t free_head;	      /* free slot list through l4_conn.next_free */
+	uint32_t conns_used;	      /* slots below this were used once (the rest never touched) */
 	struct ring_starved *starved; /* FIFO, 2 * max_conns entries */
 	uint32_t starved_head, starved_len;
 
