@@ -157,6 +157,7 @@ static struct l7_up *up_new(struct l7_worker *lw, struct rm_cb_pool *p, const st
 	memset(up, 0, sizeof(*up));
 	up->gen = gen;
 	up->fd = -1;
+	lw->u_live++;
 	up->buf = bufpool_get(&lw->upool);
 	assert_non_null(up->buf);
 	pool_link_init(&up->link);

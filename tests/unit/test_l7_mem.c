@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <cmocka.h>
 
@@ -30,7 +31,7 @@
 #include "ringmeshd/l7_int.h"
 #include "ringmeshd/ring.h"
 
-#define NCONN 8
+#define NCONN 128
 #define NBLOCKS 2 /* the pool: fewer blocks than connections */
 
 static const char req[] = "GET / HTTP/1.1\r\nhost: svc\r\n\r\n";
@@ -91,9 +92,12 @@ static int fx_teardown(void **state)
 	return 0;
 }
 
-/* An accepted client connection (the socket: one end of a socket pair). */
+/* An accepted client connection (the socket: one end of a socket pair), in the slot
+ * l7c_alloc chose: a free one, else the next never used. */
 static struct l7_conn *conn_open(struct fx *f)
 {
+	struct l7_worker *lw = f->lw;
+	uint32_t slot = lw->c_free != L7_NONE ? lw->c_free : lw->c_used;
 	struct conn_admit a;
 	int sv[2];
 
@@ -102,7 +106,8 @@ static struct l7_conn *conn_open(struct fx *f)
 	close(sv[1]);
 	a.fd = sv[0];
 	assert_int_equal(l7_accept(f->w, &a, -1), 0);
-	return &f->lw->conns[f->lw->c_used - 1];
+	assert_int_not_equal(lw->conns[slot].state, L7C_FREE);
+	return &lw->conns[slot];
 }
 
 static void complete(struct fx *f, struct l7_conn *c, enum ring_op op, int32_t res,
@@ -309,6 +314,63 @@ static void test_close_gives_back(void **state)
 	assert_int_equal(lw->pb_held, 0);
 }
 
+/* Resident pages among the whole pages of conns[from, to). */
+static size_t conns_resident(struct l7_worker *lw, uint32_t from, uint32_t to)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)&lw->conns[from] + page - 1) & ~(page - 1);
+	uintptr_t b = (uintptr_t)&lw->conns[to] & ~(page - 1);
+	unsigned char v[256];
+	size_t r = 0;
+
+	assert_true(b > a && (b - a) / page <= sizeof(v));
+	assert_int_equal(mincore((void *)a, b - a, v), 0);
+	for (size_t i = 0; i < (b - a) / page; i++)
+		r += v[i] & 1;
+	return r;
+}
+
+/* After a crowd of connections closes, the slots above the highest one still open
+ * are forgotten and their pages dropped; new connections fill the lowest free slots. */
+static void test_closed_slots_trimmed(void **state)
+{
+	struct fx *f = *state;
+	struct l7_worker *lw = f->lw;
+	struct l7_conn *c[100];
+	uint64_t now = mono_ns();
+
+	for (int i = 0; i < 100; i++) {
+		c[i] = conn_open(f);
+		request_arrives(f, c[i]); /* each took a block for a moment */
+		reply_sent(f, c[i]);
+	}
+	assert_int_equal(lw->c_used, 100);
+	assert_true(conns_resident(lw, 52, 100) > 0);
+	l7_tick(f->w, now);
+	assert_int_equal(lw->c_used, 100); /* all open: nothing to trim */
+	for (int i = 0; i < 100; i++) {
+		if (i == 0 || i == 50)
+			continue;
+		l7c_abort(lw, c[i]);
+		complete(f, c[i], RING_OP_L7_CRECV, -ECANCELED, 0); /* the cancelled recv */
+		assert_int_equal(c[i]->state, L7C_FREE);
+	}
+	now += 2000ull * 1000000ull;
+	l7_tick(f->w, now);
+	assert_int_equal(lw->c_live, 2);
+	assert_int_equal(lw->c_used, 51);
+	assert_int_equal(conns_resident(lw, 52, 100), 0);
+	assert_int_equal(c[50]->state, L7C_HEAD); /* the open ones are untouched */
+	assert_true(c[50]->cl.crecv_busy);
+	/* the lowest free slot comes first, then the next */
+	assert_ptr_equal(conn_open(f), &lw->conns[1]);
+	assert_ptr_equal(conn_open(f), &lw->conns[2]);
+	/* the pools follow their demand down as well (at least the kept blocks stay) */
+	now += 2000ull * 1000000ull;
+	l7_tick(f->w, now);
+	assert_true(bufpool_warm(&lw->cpool) <= NBLOCKS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -317,6 +379,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_no_provided_buffer, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_reader_does_not_pin, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_close_gives_back, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_closed_slots_trimmed, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -190,10 +190,75 @@ static uint16_t pb_taken(struct l7_worker *lw, uint32_t flags)
 	return (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
 }
 
-/* Every minute fraction of a second: pages of buffers that demand no longer needs go
- * back to the kernel. The provided buffers only while no request is under way and
- * only when the kernel fills them in this thread alone (DEFER_TASKRUN), so that no
- * recv copies into a page being dropped. */
+/* The whole pages of elements [from, to) of an array of elements of size sz go back to
+ * the kernel (they read as zeroes afterwards). */
+static void slots_drop(void *base, size_t sz, uint32_t from, uint32_t to)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)base + from * sz + page - 1) & ~(page - 1);
+	uintptr_t b = ((uintptr_t)base + to * sz) & ~(page - 1);
+
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
+/* Slots are worth trimming when most of those ever used are free. */
+static bool slots_sparse(uint32_t live, uint32_t used)
+{
+	return used >= 64 && live < used / 2;
+}
+
+/* Client slots above the highest one in use are forgotten (l7c_alloc takes them fresh
+ * again, their generation restarting: a free slot has nothing in flight) and their
+ * pages dropped; the free list is rebuilt lowest first, so that new connections
+ * fill the bottom and the next trim finds the top free. */
+static void conns_trim(struct l7_worker *lw)
+{
+	uint32_t top = lw->c_used;
+
+	if (!slots_sparse(lw->c_live, lw->c_used))
+		return;
+	while (top && lw->conns[top - 1].state == L7C_FREE)
+		top--;
+	lw->c_free = L7_NONE;
+	for (uint32_t i = top; i-- > 0;) {
+		if (lw->conns[i].state == L7C_FREE) {
+			lw->conns[i].next_free = lw->c_free;
+			lw->c_free = i;
+		}
+	}
+	for (uint32_t i = top; i < lw->c_used; i++) {
+		free(lw->conns[i].zk);
+		lw->conns[i].zk = NULL;
+	}
+	slots_drop(lw->conns, sizeof(*lw->conns), top, lw->c_used);
+	lw->c_used = top;
+}
+
+/* The same for upstream connection slots. */
+static void ups_trim(struct l7_worker *lw)
+{
+	uint32_t top = lw->u_used;
+
+	if (!slots_sparse(lw->u_live, lw->u_used))
+		return;
+	while (top && lw->ups[top - 1].state == L7U_FREE)
+		top--;
+	lw->u_free = L7_NONE;
+	for (uint32_t i = top; i-- > 0;) {
+		if (lw->ups[i].state == L7U_FREE) {
+			lw->ups[i].next_free = lw->u_free;
+			lw->u_free = i;
+		}
+	}
+	slots_drop(lw->ups, sizeof(*lw->ups), top, lw->u_used);
+	lw->u_used = top;
+}
+
+/* Every second: pages of buffers and slots that demand no longer needs go back to
+ * the kernel. The provided buffers only while no request is under way and only when
+ * the kernel fills them in this thread alone (DEFER_TASKRUN), so that no recv copies
+ * into a page being dropped. */
 static void mem_trim(struct l7_worker *lw, uint64_t now)
 {
 	if (now < lw->next_trim)
@@ -201,6 +266,8 @@ static void mem_trim(struct l7_worker *lw, uint64_t now)
 	lw->next_trim = now + L7_TRIM_NS;
 	bufpool_trim(&lw->cpool);
 	bufpool_trim(&lw->upool);
+	conns_trim(lw);
+	ups_trim(lw);
 	if (lw->pb_dirty && !lw->cpool.used && !lw->pb_held &&
 	    (lw->w->ring_flags & IORING_SETUP_DEFER_TASKRUN)) {
 		madvise(lw->pbufs, lw->pbufs_bytes, MADV_DONTNEED);
@@ -237,6 +304,7 @@ struct l7_conn *l7c_alloc(struct l7_worker *lw)
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
 	c->cl.fd = -1;
+	lw->c_live++;
 	l7_tmr_init(&c->t_route, L7_T_ROUTE);
 	l7_tmr_init(&c->t_try, L7_T_TRY);
 	l7_tmr_init(&c->t_delay, L7_T_DELAY);
@@ -325,6 +393,7 @@ void l7c_free(struct l7_worker *lw, struct l7_conn *c)
 	c->state = L7C_FREE;
 	c->next_free = lw->c_free;
 	lw->c_free = (uint32_t)(c - lw->conns);
+	lw->c_live--;
 	RING_STAT_ADD(w, active, -1);
 	RING_STAT_ADD(w, closed, 1);
 }
@@ -387,6 +456,7 @@ static void up_finish(struct l7_worker *lw, struct l7_up *up)
 	up->state = L7U_FREE;
 	up->next_free = lw->u_free;
 	lw->u_free = (uint32_t)(up - lw->ups);
+	lw->u_live--;
 }
 
 static void up_maybe_finish(struct l7_worker *lw, struct l7_up *up)
@@ -468,6 +538,7 @@ static struct l7_up *up_alloc(struct l7_worker *lw)
 	up->gen = gen;
 	up->fd = -1;
 	up->buf = b;
+	lw->u_live++;
 	pool_link_init(&up->link);
 	l7_tmr_init(&up->t_idle, L7_T_IDLE);
 	return up;

@@ -298,6 +298,7 @@ struct l7_worker {
 	/* slots below these were used once (the free lists hold them); the arrays are
 	 * zeroed mappings, so the pages of slots never used are never resident */
 	uint32_t c_used, u_used;
+	uint32_t c_live, u_live; /* slots allocated now */
 	struct l7_theap th;
 	struct pool pool;
 	struct cfgw_cfg *cur; /* refreshed every loop iteration */

@@ -21,7 +21,7 @@
 #include "ringmeshd/l4.h"
 #include "ringmeshd/l7.h"
 
-#define RING_DEF_MAX_CONNS 8192
+#define RING_DEF_MAX_CONNS 65536
 #define RING_DEF_BUF_COUNT 1024
 #define RING_DEF_BUF_SIZE 16384
 #define RING_DEF_QD 512
