@@ -110,8 +110,7 @@ static struct l7_conn *conn_open(struct fx *f)
 	return &lw->conns[slot];
 }
 
-static void complete(struct fx *f, struct l7_conn *c, enum ring_op op, int32_t res,
-		     uint32_t flags)
+static void complete(struct fx *f, struct l7_conn *c, enum ring_op op, int32_t res, uint32_t flags)
 {
 	l7_complete(f->w, ring_ud(op, 0, (uint32_t)(c - f->lw->conns), c->gen), res, flags);
 }

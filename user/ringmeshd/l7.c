@@ -91,10 +91,10 @@ int l7_worker_init(struct ring_worker *w)
 	/* provided buffers: page-aligned mappings, the kernel maps the ring */
 	lw->pbr_bytes = L7_PB_COUNT * sizeof(struct io_uring_buf);
 	lw->pbufs_bytes = (size_t)L7_PB_COUNT * L7_PB_SIZE;
-	lw->pbr = mmap(NULL, lw->pbr_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-		       -1, 0);
-	lw->pbufs = mmap(NULL, lw->pbufs_bytes, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	lw->pbr =
+	    mmap(NULL, lw->pbr_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	lw->pbufs =
+	    mmap(NULL, lw->pbufs_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	lw->pb_mask = (uint32_t)io_uring_buf_ring_mask(L7_PB_COUNT);
 	if (lw->pbr == MAP_FAILED)
 		lw->pbr = NULL;
@@ -331,8 +331,8 @@ int l7c_mem_get(struct l7_worker *lw, struct l7_conn *c)
 
 void l7c_mem_put(struct l7_worker *lw, struct l7_conn *c)
 {
-	if (!c->cl.mem || c->cl.clen || c->cl.crecv_busy || c->cl.csend_busy ||
-	    c->fw.usend_busy || c->fw.up || c->cl.cq_up)
+	if (!c->cl.mem || c->cl.clen || c->cl.crecv_busy || c->cl.csend_busy || c->fw.usend_busy ||
+	    c->fw.up || c->cl.cq_up)
 		return;
 	bufpool_put(&lw->cpool, c->cl.mem);
 	c->cl.mem = c->cl.cbuf = c->cl.obuf = c->cl.rbuf = NULL;

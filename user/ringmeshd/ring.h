@@ -54,7 +54,7 @@ struct ring_listen {
 struct ring_config {
 	struct ring_listen listen[RING_MAX_LISTEN];
 	unsigned int n_listen;
-	unsigned int max_conns;	  /* connection slots (default 65536, used on demand); more are refused */
+	unsigned int max_conns;	  /* connection slots (default 65536, used on demand) */
 	unsigned int buf_count;	  /* provided buffers, power of two <= 32768 (default 1024) */
 	unsigned int buf_size;	  /* bytes per buffer (default 16384) */
 	unsigned int queue_depth; /* SQ entries (default 512); CQ gets 4x */
