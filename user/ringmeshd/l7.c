@@ -190,69 +190,49 @@ static uint16_t pb_taken(struct l7_worker *lw, uint32_t flags)
 	return (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
 }
 
-/* The whole pages of elements [from, to) of an array of elements of size sz go back to
- * the kernel (they read as zeroes afterwards). */
-static void slots_drop(void *base, size_t sz, uint32_t from, uint32_t to)
+/*
+ * Slot arrays (client and upstream connections): elements of size sz whose state
+ * (an enum, 0 when free) sits at offset st and whose free-list link at offset nx;
+ * [0, *used) were used once. When most of those are free, the ones above the highest
+ * in use are forgotten (taken fresh again later, their generation restarting: a free
+ * slot has nothing in flight) and their whole pages dropped; the free list is rebuilt
+ * lowest first, so that new connections fill the bottom and the next trim finds the
+ * top free. forget (may be NULL) lets go of what a forgotten slot points to.
+ */
+static void slots_trim(void *base, size_t sz, size_t st, size_t nx, uint32_t live, uint32_t *used,
+		       uint32_t *free_head, void (*forget)(void *slot))
 {
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-	uintptr_t a = ((uintptr_t)base + from * sz + page - 1) & ~(page - 1);
-	uintptr_t b = ((uintptr_t)base + to * sz) & ~(page - 1);
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a, b;
+	uint32_t old = *used, top = old;
+	char *p = base;
 
+	if (old < 64 || live >= old / 2)
+		return;
+	while (top && !*(const int *)(void *)(p + (top - 1) * sz + st))
+		top--;
+	*free_head = L7_NONE;
+	for (uint32_t i = top; i-- > 0;) {
+		if (!*(const int *)(void *)(p + i * sz + st)) {
+			*(uint32_t *)(void *)(p + i * sz + nx) = *free_head;
+			*free_head = i;
+		}
+	}
+	for (uint32_t i = top; forget && i < old; i++)
+		forget(p + i * sz);
+	a = ((uintptr_t)p + top * sz + page - 1) & ~(page - 1);
+	b = ((uintptr_t)p + old * sz) & ~(page - 1);
 	if (b > a)
 		madvise((void *)a, b - a, MADV_DONTNEED);
+	*used = top;
 }
 
-/* Slots are worth trimming when most of those ever used are free. */
-static bool slots_sparse(uint32_t live, uint32_t used)
+/* A client slot keeps its span buffer across requests (l7_span.c). */
+static void conn_forget(void *slot)
 {
-	return used >= 64 && live < used / 2;
-}
+	struct l7_conn *c = slot;
 
-/* Client slots above the highest one in use are forgotten (l7c_alloc takes them fresh
- * again, their generation restarting: a free slot has nothing in flight) and their
- * pages dropped; the free list is rebuilt lowest first, so that new connections
- * fill the bottom and the next trim finds the top free. */
-static void conns_trim(struct l7_worker *lw)
-{
-	uint32_t top = lw->c_used;
-
-	if (!slots_sparse(lw->c_live, lw->c_used))
-		return;
-	while (top && lw->conns[top - 1].state == L7C_FREE)
-		top--;
-	lw->c_free = L7_NONE;
-	for (uint32_t i = top; i-- > 0;) {
-		if (lw->conns[i].state == L7C_FREE) {
-			lw->conns[i].next_free = lw->c_free;
-			lw->c_free = i;
-		}
-	}
-	for (uint32_t i = top; i < lw->c_used; i++) {
-		free(lw->conns[i].zk);
-		lw->conns[i].zk = NULL;
-	}
-	slots_drop(lw->conns, sizeof(*lw->conns), top, lw->c_used);
-	lw->c_used = top;
-}
-
-/* The same for upstream connection slots. */
-static void ups_trim(struct l7_worker *lw)
-{
-	uint32_t top = lw->u_used;
-
-	if (!slots_sparse(lw->u_live, lw->u_used))
-		return;
-	while (top && lw->ups[top - 1].state == L7U_FREE)
-		top--;
-	lw->u_free = L7_NONE;
-	for (uint32_t i = top; i-- > 0;) {
-		if (lw->ups[i].state == L7U_FREE) {
-			lw->ups[i].next_free = lw->u_free;
-			lw->u_free = i;
-		}
-	}
-	slots_drop(lw->ups, sizeof(*lw->ups), top, lw->u_used);
-	lw->u_used = top;
+	free(c->zk);
+	c->zk = NULL;
 }
 
 /* Every second: pages of buffers and slots that demand no longer needs go back to
@@ -266,8 +246,11 @@ static void mem_trim(struct l7_worker *lw, uint64_t now)
 	lw->next_trim = now + L7_TRIM_NS;
 	bufpool_trim(&lw->cpool);
 	bufpool_trim(&lw->upool);
-	conns_trim(lw);
-	ups_trim(lw);
+	slots_trim(lw->conns, sizeof(*lw->conns), offsetof(struct l7_conn, state),
+		   offsetof(struct l7_conn, next_free), lw->c_live, &lw->c_used, &lw->c_free,
+		   conn_forget);
+	slots_trim(lw->ups, sizeof(*lw->ups), offsetof(struct l7_up, state),
+		   offsetof(struct l7_up, next_free), lw->u_live, &lw->u_used, &lw->u_free, NULL);
 	if (lw->pb_dirty && !lw->cpool.used && !lw->pb_held &&
 	    (lw->w->ring_flags & IORING_SETUP_DEFER_TASKRUN)) {
 		madvise(lw->pbufs, lw->pbufs_bytes, MADV_DONTNEED);
