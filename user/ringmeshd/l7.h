@@ -36,7 +36,7 @@ struct spans;
 /* Defaults (a zero field in struct l7_opts means the default). */
 #define L7_DEF_BUF (64u * 1024)	     /* client input buffer: head + kept body */
 #define L7_DEF_MAX_HEAD (60u * 1024) /* Envoy's max_request_headers_kb */
-#define L7_DEF_MAX_IDLE 64	     /* idle upstream connections per endpoint per worker */
+#define L7_DEF_MAX_IDLE 1024	     /* most idle upstream connections per endpoint per worker */
 #define L7_DEF_IDLE_MS 60000	     /* idle upstream connection lifetime */
 #define L7_DEF_CONNECT_MS 5000
 #define L7_DEF_RETRY_BUF (64u * 1024) /* bodies up to this are kept for retries */

@@ -67,6 +67,7 @@ static uint32_t find(struct pool *p, const struct pool_key *key, bool create)
 				return POOL_NONE;
 			b->used = true;
 			b->key = *key;
+			b->limit = p->max_idle < POOL_START_IDLE ? p->max_idle : POOL_START_IDLE;
 			p->n_used++;
 			return i;
 		}
@@ -84,8 +85,13 @@ int pool_put(struct pool *p, const struct pool_key *key, struct pool_link *l)
 	if (i == POOL_NONE)
 		return -ENOSPC;
 	b = &p->b[i];
-	if (b->n_idle >= p->max_idle)
-		return -ENOSPC;
+	if (b->n_idle >= b->limit) {
+		if (!b->missed || b->limit >= p->max_idle)
+			return -ENOSPC;
+		/* demand outgrew the bound: keep this one and the next as many */
+		b->limit = b->limit > p->max_idle / 2 ? p->max_idle : 2 * b->limit;
+		b->missed = false;
+	}
 	l->bucket = i;
 	l->prev = &b->head;
 	l->next = b->head.next;
@@ -109,11 +115,15 @@ void pool_remove(struct pool *p, struct pool_link *l)
 
 struct pool_link *pool_get(struct pool *p, const struct pool_key *key)
 {
-	uint32_t i = find(p, key, false);
+	uint32_t i = find(p, key, true); /* a miss is remembered in the key's bucket */
 	struct pool_link *l;
 
-	if (i == POOL_NONE || !p->b[i].n_idle)
+	if (i == POOL_NONE)
 		return NULL;
+	if (!p->b[i].n_idle) {
+		p->b[i].missed = true;
+		return NULL;
+	}
 	l = p->b[i].head.next;
 	pool_remove(p, l);
 	return l;
@@ -124,4 +134,11 @@ uint32_t pool_idle(const struct pool *p, const struct pool_key *key)
 	uint32_t i = find((struct pool *)p, key, false);
 
 	return i == POOL_NONE ? 0 : p->b[i].n_idle;
+}
+
+uint32_t pool_limit(const struct pool *p, const struct pool_key *key)
+{
+	uint32_t i = find((struct pool *)p, key, false);
+
+	return i == POOL_NONE ? 0 : p->b[i].limit;
 }
