@@ -2,6 +2,8 @@
 /* Helpers l4 and l7 share (conn.h). */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
 
 #include <liburing.h>
 
@@ -61,4 +63,31 @@ void conn_linger0(int fd)
 	struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
 	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+}
+
+void conn_slots_trim(void *base, size_t sz, size_t st, size_t nx, uint32_t live, uint32_t *used,
+		     uint32_t *free_head, void (*forget)(void *slot))
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a, b;
+	uint32_t old = *used, top = old;
+	char *p = base;
+
+	if (old < 64 || live >= old / 2)
+		return;
+	while (top && !*(const int *)(void *)(p + (top - 1) * sz + st))
+		top--;
+	*free_head = CONN_SLOT_NONE;
+	for (uint32_t i = top; i-- > 0;) {
+		if (!*(const int *)(void *)(p + i * sz + st)) {
+			*(uint32_t *)(void *)(p + i * sz + nx) = *free_head;
+			*free_head = i;
+		}
+	}
+	for (uint32_t i = top; forget && i < old; i++)
+		forget(p + i * sz);
+	a = ((uintptr_t)p + top * sz + page - 1) & ~(page - 1);
+	b = ((uintptr_t)p + old * sz) & ~(page - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
+	*used = top;
 }

@@ -42,4 +42,18 @@ int conn_prep_connect(struct io_uring *ring, int fd, const struct sockaddr_stora
 /* SO_LINGER{1,0}: the final close of fd sends a reset. */
 void conn_linger0(int fd);
 
+/*
+ * Connection slot arrays (l4's, l7's client and upstream ones): elements of size sz
+ * whose state (an enum, 0 when free) sits at offset st and whose free-list link (a
+ * uint32_t, CONN_SLOT_NONE at the end) at offset nx; [0, *used) were used once, live
+ * are in use now. When most of those are free, the slots above the highest in use are
+ * forgotten (taken fresh again later, their generation restarting: a free slot has
+ * nothing in flight) and their whole pages go back to the kernel; the free list is
+ * rebuilt lowest first, so that new connections fill the bottom and the next trim
+ * finds the top free. forget (may be NULL) lets go of what a forgotten slot points to.
+ */
+#define CONN_SLOT_NONE UINT32_MAX
+void conn_slots_trim(void *base, size_t sz, size_t st, size_t nx, uint32_t live, uint32_t *used,
+		     uint32_t *free_head, void (*forget)(void *slot));
+
 #endif /* RM_CONN_H */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 
 #include "ringmeshd/conn.h"
 #include "ringmeshd/l4.h"
@@ -81,6 +82,7 @@ static struct l4_conn *slot_alloc(struct ring_worker *w)
 	} else {
 		return NULL;
 	}
+	w->conns_live++;
 	gen = c->gen + 1;
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
@@ -171,6 +173,7 @@ static void finish(struct ring_worker *w, struct l4_conn *c)
 	c->state = L4_FREE;
 	c->next_free = w->free_head;
 	w->free_head = slot_of(w, c);
+	w->conns_live--;
 }
 
 static void maybe_finish(struct ring_worker *w, struct l4_conn *c)
@@ -350,6 +353,8 @@ void l4_priv_released(struct ring_worker *w, uint32_t bid)
 	struct l4_side *sd = &c->side[i % 2];
 
 	sd->priv_busy = false;
+	/* used only when the pool ran dry: its pages go back until the next time */
+	madvise(ring_buf_data(w, bid), w->cfg.buf_size, MADV_DONTNEED);
 	if (c->state == L4_OPEN && sd->starved) {
 		sd->starved = false; /* its FIFO entry is skipped */
 		try_arm(w, c, i % 2);
@@ -498,6 +503,8 @@ void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 	unsigned int s = ring_ud_side(ud);
 	struct l4_conn *c;
 
+	if (flags & IORING_CQE_F_BUFFER)
+		w->bufs_dirty = true;
 	if (slot >= w->cfg.max_conns || w->conns[slot].gen != ring_ud_gen(ud) ||
 	    w->conns[slot].state == L4_FREE) {
 		/* Cannot happen while slots outlive their ops; never leak a buffer though. */
@@ -580,4 +587,21 @@ void l4_abort_all(struct ring_worker *w)
 	for (uint32_t i = 0; i < w->conns_used; i++)
 		if (w->conns[i].state != L4_FREE)
 			abort_conn(w, &w->conns[i]);
+}
+
+void l4_trim(struct ring_worker *w, uint64_t now)
+{
+	if (now < w->next_trim)
+		return;
+	w->next_trim = now + L4_TRIM_NS;
+	conn_slots_trim(w->conns, sizeof(*w->conns), offsetof(struct l4_conn, state),
+			offsetof(struct l4_conn, next_free), w->conns_live, &w->conns_used,
+			&w->free_head, NULL);
+	/* The pool's pages, once every buffer is back and the kernel fills them in this
+	 * thread alone (DEFER_TASKRUN), so that no recv copies into a page being dropped. */
+	if (w->bufs_dirty && w->bufs_free == w->cfg.buf_count &&
+	    (w->ring_flags & IORING_SETUP_DEFER_TASKRUN)) {
+		madvise(w->bufs, w->bufs_bytes, MADV_DONTNEED);
+		w->bufs_dirty = false;
+	}
 }

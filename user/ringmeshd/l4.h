@@ -87,6 +87,11 @@ int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct so
 /* A completion of an l4 op (RING_OP_RECV, _SEND, _CONNECT, _CONNECT_TIMEOUT). */
 void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags);
 
+/* Once a second at most (called every loop pass): slots and pool pages that demand
+ * no longer needs go back to the kernel. */
+#define L4_TRIM_NS (1000ull * 1000000ull)
+void l4_trim(struct ring_worker *w, uint64_t now);
+
 /* A private buffer (id >= buf_count) was sent or dropped: its side may read again. */
 void l4_priv_released(struct ring_worker *w, uint32_t bid);
 

@@ -190,42 +190,6 @@ static uint16_t pb_taken(struct l7_worker *lw, uint32_t flags)
 	return (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
 }
 
-/*
- * Slot arrays (client and upstream connections): elements of size sz whose state
- * (an enum, 0 when free) sits at offset st and whose free-list link at offset nx;
- * [0, *used) were used once. When most of those are free, the ones above the highest
- * in use are forgotten (taken fresh again later, their generation restarting: a free
- * slot has nothing in flight) and their whole pages dropped; the free list is rebuilt
- * lowest first, so that new connections fill the bottom and the next trim finds the
- * top free. forget (may be NULL) lets go of what a forgotten slot points to.
- */
-static void slots_trim(void *base, size_t sz, size_t st, size_t nx, uint32_t live, uint32_t *used,
-		       uint32_t *free_head, void (*forget)(void *slot))
-{
-	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE), a, b;
-	uint32_t old = *used, top = old;
-	char *p = base;
-
-	if (old < 64 || live >= old / 2)
-		return;
-	while (top && !*(const int *)(void *)(p + (top - 1) * sz + st))
-		top--;
-	*free_head = L7_NONE;
-	for (uint32_t i = top; i-- > 0;) {
-		if (!*(const int *)(void *)(p + i * sz + st)) {
-			*(uint32_t *)(void *)(p + i * sz + nx) = *free_head;
-			*free_head = i;
-		}
-	}
-	for (uint32_t i = top; forget && i < old; i++)
-		forget(p + i * sz);
-	a = ((uintptr_t)p + top * sz + page - 1) & ~(page - 1);
-	b = ((uintptr_t)p + old * sz) & ~(page - 1);
-	if (b > a)
-		madvise((void *)a, b - a, MADV_DONTNEED);
-	*used = top;
-}
-
 /* A client slot keeps its span buffer across requests (l7_span.c). */
 static void conn_forget(void *slot)
 {
@@ -246,11 +210,12 @@ static void mem_trim(struct l7_worker *lw, uint64_t now)
 	lw->next_trim = now + L7_TRIM_NS;
 	bufpool_trim(&lw->cpool);
 	bufpool_trim(&lw->upool);
-	slots_trim(lw->conns, sizeof(*lw->conns), offsetof(struct l7_conn, state),
-		   offsetof(struct l7_conn, next_free), lw->c_live, &lw->c_used, &lw->c_free,
-		   conn_forget);
-	slots_trim(lw->ups, sizeof(*lw->ups), offsetof(struct l7_up, state),
-		   offsetof(struct l7_up, next_free), lw->u_live, &lw->u_used, &lw->u_free, NULL);
+	conn_slots_trim(lw->conns, sizeof(*lw->conns), offsetof(struct l7_conn, state),
+			offsetof(struct l7_conn, next_free), lw->c_live, &lw->c_used, &lw->c_free,
+			conn_forget);
+	conn_slots_trim(lw->ups, sizeof(*lw->ups), offsetof(struct l7_up, state),
+			offsetof(struct l7_up, next_free), lw->u_live, &lw->u_used, &lw->u_free,
+			NULL);
 	if (lw->pb_dirty && !lw->cpool.used && !lw->pb_held &&
 	    (lw->w->ring_flags & IORING_SETUP_DEFER_TASKRUN)) {
 		madvise(lw->pbufs, lw->pbufs_bytes, MADV_DONTNEED);

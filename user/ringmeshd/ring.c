@@ -453,6 +453,7 @@ static int run_loop(struct ring_worker *w)
 		io_uring_cq_advance(&w->ring, n);
 		buf_publish(w);
 		l4_feed_starved(w);
+		l4_trim(w, mono_ns());
 		if (w->l7)
 			next = l7_tick(w, mono_ns());
 	}
