@@ -16,8 +16,6 @@
 #include "ringmeshd/l4.h"
 #include "ringmeshd/stats_w.h"
 
-#define L4_SLOT_NONE UINT32_MAX
-
 static void abort_conn(struct ring_worker *w, struct l4_conn *c);
 static void try_arm(struct ring_worker *w, struct l4_conn *c, unsigned int s);
 
@@ -36,19 +34,17 @@ int l4_init(struct ring_worker *w)
 {
 	uint32_t n = w->cfg.max_conns;
 
+	/* Slots are taken in order on first use (conn_slots_take): writing every slot
+	 * here would make all of them resident. */
 	w->conns = calloc(n, sizeof(*w->conns));
 	w->starved = calloc((size_t)n * 2, sizeof(*w->starved));
-	if (!w->conns || !w->starved) {
+	if (!w->conns || !w->starved || conn_slots_init(&w->slots, n)) {
 		free(w->conns);
 		free(w->starved);
 		w->conns = NULL;
 		w->starved = NULL;
 		return -ENOMEM;
 	}
-	/* Slots are taken in order on first use (slot_alloc), not threaded onto the free
-	 * list here: writing every slot would make all of them resident. */
-	w->free_head = L4_SLOT_NONE;
-	w->conns_used = 0;
 	w->starved_head = 0;
 	w->starved_len = 0;
 	return 0;
@@ -59,30 +55,25 @@ void l4_fini(struct ring_worker *w)
 	if (!w->conns)
 		return;
 	/* Only after io_uring_queue_exit: no operation can still use these fds. */
-	for (uint32_t i = 0; i < w->conns_used; i++)
+	for (uint32_t i = 0; i < w->slots.used; i++)
 		for (int s = 0; s < 2; s++)
 			if (w->conns[i].state != L4_FREE && w->conns[i].side[s].fd >= 0)
 				close(w->conns[i].side[s].fd);
 	free(w->conns);
 	free(w->starved);
+	conn_slots_fini(&w->slots);
 	w->conns = NULL;
 	w->starved = NULL;
 }
 
 static struct l4_conn *slot_alloc(struct ring_worker *w)
 {
+	uint32_t i = conn_slots_take(&w->slots), gen;
 	struct l4_conn *c;
-	uint32_t gen;
 
-	if (w->free_head != L4_SLOT_NONE) {
-		c = &w->conns[w->free_head];
-		w->free_head = c->next_free;
-	} else if (w->conns_used < w->cfg.max_conns) {
-		c = &w->conns[w->conns_used++];
-	} else {
+	if (i == CONN_SLOT_NONE)
 		return NULL;
-	}
-	w->conns_live++;
+	c = &w->conns[i];
 	gen = c->gen + 1;
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
@@ -171,9 +162,7 @@ static void finish(struct ring_worker *w, struct l4_conn *c)
 	RING_STAT_ADD(w, active, -1);
 	RING_STAT_ADD(w, closed, 1);
 	c->state = L4_FREE;
-	c->next_free = w->free_head;
-	w->free_head = slot_of(w, c);
-	w->conns_live--;
+	conn_slots_give(&w->slots, slot_of(w, c));
 }
 
 static void maybe_finish(struct ring_worker *w, struct l4_conn *c)
@@ -584,9 +573,14 @@ int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct so
 
 void l4_abort_all(struct ring_worker *w)
 {
-	for (uint32_t i = 0; i < w->conns_used; i++)
+	for (uint32_t i = 0; i < w->slots.used; i++)
 		if (w->conns[i].state != L4_FREE)
 			abort_conn(w, &w->conns[i]);
+}
+
+static bool slot_is_free(const void *e)
+{
+	return ((const struct l4_conn *)e)->state == L4_FREE;
 }
 
 void l4_trim(struct ring_worker *w, uint64_t now)
@@ -594,9 +588,7 @@ void l4_trim(struct ring_worker *w, uint64_t now)
 	if (now < w->next_trim)
 		return;
 	w->next_trim = now + L4_TRIM_NS;
-	conn_slots_trim(w->conns, sizeof(*w->conns), offsetof(struct l4_conn, state),
-			offsetof(struct l4_conn, next_free), w->conns_live, &w->conns_used,
-			&w->free_head, NULL);
+	conn_slots_trim(&w->slots, w->conns, sizeof(*w->conns), slot_is_free, NULL);
 	/* The pool's pages, once every buffer is back and the kernel fills them in this
 	 * thread alone (DEFER_TASKRUN), so that no recv copies into a page being dropped. */
 	if (w->bufs_dirty && w->bufs_free == w->cfg.buf_count &&

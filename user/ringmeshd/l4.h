@@ -62,7 +62,6 @@ struct l4_conn {
 	enum l4_state state;
 	uint32_t gen;		       /* bumped on every reuse: stale completions are recognised */
 	uint32_t inflight;	       /* ops in flight (a multishot recv counts once) */
-	uint32_t next_free;	       /* free list link */
 	bool reset;		       /* ending by reset: SO_LINGER{1,0} set on both sockets */
 	bool orig_known;	       /* lookup succeeded: call hooks.on_close at the end */
 	struct sockaddr_storage local; /* client socket's local address (the listener) */

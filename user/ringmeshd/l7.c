@@ -100,7 +100,8 @@ int l7_worker_init(struct ring_worker *w)
 		lw->pbr = NULL;
 	if (lw->pbufs == MAP_FAILED)
 		lw->pbufs = NULL;
-	if (!lw->conns || !lw->ups || !lw->pbr || !lw->pbufs ||
+	if (!lw->conns || !lw->ups || !lw->pbr || !lw->pbufs || conn_slots_init(&lw->cs, n) ||
+	    conn_slots_init(&lw->us, n) ||
 	    bufpool_init(&lw->cpool, lw->cmem_size, sh->o.req_bufs < n ? sh->o.req_bufs : n,
 			 L7_MEM_KEEP) ||
 	    bufpool_init(&lw->upool, lw->umem_size, n, L7_MEM_KEEP) ||
@@ -109,9 +110,6 @@ int l7_worker_init(struct ring_worker *w)
 		l7_worker_fini(w);
 		return -ENOMEM;
 	}
-	/* Slots are taken in order on first use (l7c_alloc, up_alloc), not threaded
-	 * onto a free list here: writing every slot would make all of them resident. */
-	lw->c_free = lw->u_free = L7_NONE;
 	l7_tmr_init(&lw->t_cb, L7_T_CB);
 	lw->connect_ts.tv_sec = sh->o.connect_timeout_ms / 1000;
 	lw->connect_ts.tv_nsec = (long long)(sh->o.connect_timeout_ms % 1000) * 1000000;
@@ -128,7 +126,7 @@ void l7_worker_fini(struct ring_worker *w)
 	if (!lw)
 		return;
 	/* After io_uring_queue_exit: nothing in flight can use these. */
-	for (uint32_t i = 0; lw->conns && i < lw->c_used; i++) {
+	for (uint32_t i = 0; lw->conns && i < lw->cs.used; i++) {
 		struct l7_conn *c = &lw->conns[i];
 
 		if (c->state != L7C_FREE && c->cl.fd >= 0)
@@ -137,7 +135,7 @@ void l7_worker_fini(struct ring_worker *w)
 			cfgw_drop(c->fw.cfg, lw->id);
 		free(c->zk);
 	}
-	for (uint32_t i = 0; lw->ups && i < lw->u_used; i++)
+	for (uint32_t i = 0; lw->ups && i < lw->us.used; i++)
 		if (lw->ups[i].state != L7U_FREE && lw->ups[i].fd >= 0)
 			close(lw->ups[i].fd);
 	bufpool_fini(&lw->cpool);
@@ -148,6 +146,8 @@ void l7_worker_fini(struct ring_worker *w)
 		munmap(lw->pbufs, lw->pbufs_bytes);
 	free(lw->conns);
 	free(lw->ups);
+	conn_slots_fini(&lw->cs);
+	conn_slots_fini(&lw->us);
 	l7_theap_fini(&lw->th);
 	pool_fini(&lw->pool);
 	free(lw);
@@ -190,13 +190,23 @@ static uint16_t pb_taken(struct l7_worker *lw, uint32_t flags)
 	return (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
 }
 
-/* A client slot keeps its span buffer across requests (l7_span.c). */
-static void conn_forget(void *slot)
+static bool conn_is_free(const void *e)
 {
-	struct l7_conn *c = slot;
+	return ((const struct l7_conn *)e)->state == L7C_FREE;
+}
+
+/* A client slot keeps its span buffer across requests (l7_span.c). */
+static void conn_forget(void *e)
+{
+	struct l7_conn *c = e;
 
 	free(c->zk);
 	c->zk = NULL;
+}
+
+static bool up_is_free(const void *e)
+{
+	return ((const struct l7_up *)e)->state == L7U_FREE;
 }
 
 /* Every second: pages of buffers and slots that demand no longer needs go back to
@@ -210,12 +220,8 @@ static void mem_trim(struct l7_worker *lw, uint64_t now)
 	lw->next_trim = now + L7_TRIM_NS;
 	bufpool_trim(&lw->cpool);
 	bufpool_trim(&lw->upool);
-	conn_slots_trim(lw->conns, sizeof(*lw->conns), offsetof(struct l7_conn, state),
-			offsetof(struct l7_conn, next_free), lw->c_live, &lw->c_used, &lw->c_free,
-			conn_forget);
-	conn_slots_trim(lw->ups, sizeof(*lw->ups), offsetof(struct l7_up, state),
-			offsetof(struct l7_up, next_free), lw->u_live, &lw->u_used, &lw->u_free,
-			NULL);
+	conn_slots_trim(&lw->cs, lw->conns, sizeof(*lw->conns), conn_is_free, conn_forget);
+	conn_slots_trim(&lw->us, lw->ups, sizeof(*lw->ups), up_is_free, NULL);
 	if (lw->pb_dirty && !lw->cpool.used && !lw->pb_held &&
 	    (lw->w->ring_flags & IORING_SETUP_DEFER_TASKRUN)) {
 		madvise(lw->pbufs, lw->pbufs_bytes, MADV_DONTNEED);
@@ -237,22 +243,16 @@ static uint64_t up_ud(struct l7_worker *lw, struct l7_up *up, enum ring_op op)
 
 struct l7_conn *l7c_alloc(struct l7_worker *lw)
 {
+	uint32_t i = conn_slots_take(&lw->cs), gen;
 	struct l7_conn *c;
-	uint32_t gen;
 
-	if (lw->c_free == L7_NONE && lw->c_used >= lw->n_conns)
+	if (i == CONN_SLOT_NONE)
 		return NULL;
-	if (lw->c_free != L7_NONE) {
-		c = &lw->conns[lw->c_free];
-		lw->c_free = c->next_free;
-	} else {
-		c = &lw->conns[lw->c_used++];
-	}
+	c = &lw->conns[i];
 	gen = c->gen + 1;
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
 	c->cl.fd = -1;
-	lw->c_live++;
 	l7_tmr_init(&c->t_route, L7_T_ROUTE);
 	l7_tmr_init(&c->t_try, L7_T_TRY);
 	l7_tmr_init(&c->t_delay, L7_T_DELAY);
@@ -339,9 +339,7 @@ void l7c_free(struct l7_worker *lw, struct l7_conn *c)
 	bufpool_put(&lw->cpool, c->cl.mem);
 	c->cl.mem = NULL;
 	c->state = L7C_FREE;
-	c->next_free = lw->c_free;
-	lw->c_free = (uint32_t)(c - lw->conns);
-	lw->c_live--;
+	conn_slots_give(&lw->cs, (uint32_t)(c - lw->conns));
 	RING_STAT_ADD(w, active, -1);
 	RING_STAT_ADD(w, closed, 1);
 }
@@ -402,9 +400,7 @@ static void up_finish(struct l7_worker *lw, struct l7_up *up)
 	bufpool_put(&lw->upool, up->buf);
 	up->buf = NULL;
 	up->state = L7U_FREE;
-	up->next_free = lw->u_free;
-	lw->u_free = (uint32_t)(up - lw->ups);
-	lw->u_live--;
+	conn_slots_give(&lw->us, (uint32_t)(up - lw->ups));
 }
 
 static void up_maybe_finish(struct l7_worker *lw, struct l7_up *up)
@@ -466,27 +462,23 @@ void l7_up_arm_recv(struct l7_worker *lw, struct l7_up *up)
 
 static struct l7_up *up_alloc(struct l7_worker *lw)
 {
+	uint32_t i = conn_slots_take(&lw->us), gen;
 	struct l7_up *up;
-	uint32_t gen;
 	char *b;
 
-	if (lw->u_free == L7_NONE && lw->u_used >= lw->n_ups)
+	if (i == CONN_SLOT_NONE)
 		return NULL;
 	b = bufpool_get(&lw->upool);
-	if (!b)
+	if (!b) {
+		conn_slots_give(&lw->us, i);
 		return NULL;
-	if (lw->u_free != L7_NONE) {
-		up = &lw->ups[lw->u_free];
-		lw->u_free = up->next_free;
-	} else {
-		up = &lw->ups[lw->u_used++];
 	}
+	up = &lw->ups[i];
 	gen = up->gen + 1;
 	memset(up, 0, sizeof(*up));
 	up->gen = gen;
 	up->fd = -1;
 	up->buf = b;
-	lw->u_live++;
 	pool_link_init(&up->link);
 	l7_tmr_init(&up->t_idle, L7_T_IDLE);
 	return up;
@@ -728,10 +720,10 @@ void l7_abort_all(struct ring_worker *w)
 {
 	struct l7_worker *lw = l7w(w);
 
-	for (uint32_t i = 0; i < lw->c_used; i++)
+	for (uint32_t i = 0; i < lw->cs.used; i++)
 		if (lw->conns[i].state != L7C_FREE && lw->conns[i].state != L7C_CLOSING)
 			l7c_abort(lw, &lw->conns[i]);
-	for (uint32_t i = 0; i < lw->u_used; i++)
+	for (uint32_t i = 0; i < lw->us.used; i++)
 		if (lw->ups[i].state == L7U_IDLE)
 			up_close(lw, &lw->ups[i]);
 }

@@ -33,6 +33,7 @@
 #include "ringmesh/stats.h"
 #include "policy/cb.h"
 #include "ringmeshd/cfgwatch.h"
+#include "ringmeshd/conn.h"
 #include "http/http1.h"
 #include "ringmeshd/l7.h"
 #include "ringmeshd/timer.h"
@@ -238,7 +239,6 @@ struct l7_conn {
 	enum l7c_state state; /* the request state machine (every phase moves it) */
 	uint32_t gen;	      /* bumped on every reuse: stale completions are recognised */
 	uint32_t inflight;    /* ops in flight on the client socket, and sends to upstreams */
-	uint32_t next_free;   /* free list link */
 	/* timer heap nodes live with the slot; every request cancels its own at its end */
 	struct l7_tmr t_route;	/* route timeout (covers retries) */
 	struct l7_tmr t_try;	/* per-try timeout */
@@ -267,7 +267,6 @@ struct l7_up {
 	uint32_t gen;
 	uint32_t inflight; /* own ops: recv, connect, link timeout */
 	uint32_t ext;	   /* sends of a client connection on fd / from buf */
-	uint32_t next_free;
 	int fd;
 	bool recv_busy;
 	bool broken; /* EOF or error seen: never reuse */
@@ -292,13 +291,12 @@ struct l7_worker {
 	struct l7_shared *sh;
 	unsigned int id;
 	struct l7_conn *conns;
-	uint32_t n_conns, c_free;
+	uint32_t n_conns;
 	struct l7_up *ups;
-	uint32_t n_ups, u_free;
-	/* slots below these were used once (the free lists hold them); the arrays are
+	uint32_t n_ups;
+	/* slots of conns and ups, taken in order on first use (conn.h): the arrays are
 	 * zeroed mappings, so the pages of slots never used are never resident */
-	uint32_t c_used, u_used;
-	uint32_t c_live, u_live; /* slots allocated now */
+	struct conn_slots cs, us;
 	struct l7_theap th;
 	struct pool pool;
 	struct cfgw_cfg *cur; /* refreshed every loop iteration */

@@ -23,6 +23,7 @@
 #include <liburing.h>
 
 #include "ringmesh/abi.h"
+#include "ringmeshd/conn.h"
 #include "ringmeshd/wl.h"
 
 #define RING_MAX_LISTEN 4
@@ -190,9 +191,7 @@ struct ring_worker {
 
 	/* Connection slots (l4). */
 	struct l4_conn *conns;	      /* cfg.max_conns entries */
-	uint32_t free_head;	      /* free slot list through l4_conn.next_free */
-	uint32_t conns_used;	      /* slots below this were used once (the rest never touched) */
-	uint32_t conns_live;	      /* slots in use now */
+	struct conn_slots slots;      /* which of them are taken (conn.h) */
 	uint64_t next_trim;	      /* l4_trim's next run (mono ns) */
 	bool bufs_dirty;	      /* pool buffers were filled since their pages were dropped */
 	struct ring_starved *starved; /* FIFO, 2 * max_conns entries */
