@@ -24,8 +24,8 @@ int pool_init(struct pool *p, uint32_t n_buckets, uint32_t max_idle)
 		return -ENOMEM;
 	p->n_buckets = n;
 	p->max_idle = max_idle;
-	for (uint32_t i = 0; i < n; i++)
-		p->b[i].head.prev = p->b[i].head.next = &p->b[i].head;
+	/* a bucket's list head is set when the bucket is claimed: writing all of them
+	 * here would make every page of the table resident */
 	return 0;
 }
 
@@ -67,6 +67,7 @@ static uint32_t find(struct pool *p, const struct pool_key *key, bool create)
 				return POOL_NONE;
 			b->used = true;
 			b->key = *key;
+			b->head.prev = b->head.next = &b->head;
 			b->limit = p->max_idle < POOL_START_IDLE ? p->max_idle : POOL_START_IDLE;
 			p->n_used++;
 			return i;
