@@ -100,6 +100,7 @@ void conn_slots_give(struct conn_slots *s, uint32_t i)
 {
 	s->stack[s->n_free++] = i;
 	s->live--;
+	s->given = true;
 }
 
 size_t conn_slots_trim(struct conn_slots *s, void *base, size_t sz,
@@ -109,8 +110,11 @@ size_t conn_slots_trim(struct conn_slots *s, void *base, size_t sz,
 	char *p = base;
 	size_t dropped = 0;
 
-	if (s->used < 64 || s->live >= s->used / 2)
+	/* nothing freed since the last scan: nothing new to drop (and a scan would
+	 * fault the dropped pages in again to read their slots) */
+	if (!s->given || s->used < 64 || s->live >= s->used / 2)
 		return 0;
+	s->given = false;
 	for (uint32_t i = 0; i < s->used;) {
 		uint32_t j = i;
 		uintptr_t a, b;

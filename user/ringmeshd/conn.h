@@ -59,6 +59,7 @@ struct conn_slots {
 	uint32_t used;	 /* slots [0, used) were taken once */
 	uint32_t live;	 /* taken now */
 	uint32_t n;	 /* capacity */
+	bool given;	 /* a slot was given back since the last trim */
 };
 
 /* 0 or -ENOMEM. */
