@@ -117,6 +117,7 @@ static struct l7_conn *conn_new(struct l7_worker *lw, struct rm_cb_pool *p,
 	struct l7_conn *c = l7c_alloc(lw);
 
 	assert_non_null(c);
+	assert_int_equal(l7c_mem_get(lw, c), 0);
 	memcpy(c->cl.obuf, head, sizeof(head) - 1);
 	c->fw.olen = sizeof(head) - 1;
 	c->state = L7C_FWD;
@@ -141,22 +142,18 @@ static void pend(struct l7_worker *lw, struct l7_conn *c)
 static struct l7_up *up_new(struct l7_worker *lw, struct rm_cb_pool *p, const struct pool_key *k)
 {
 	struct l7_up *up;
-	uint32_t gen;
+	uint32_t gen, i;
 
 	assert_int_equal(cb_conn_try_open(p), 0);
 	/* as up_alloc: a freed slot first, else the next never-used one */
-	if (lw->u_free != L7_NONE) {
-		up = &lw->ups[lw->u_free];
-		lw->u_free = up->next_free;
-	} else {
-		assert_true(lw->u_used < lw->n_ups);
-		up = &lw->ups[lw->u_used++];
-	}
+	i = conn_slots_take(&lw->us);
+	assert_int_not_equal(i, CONN_SLOT_NONE);
+	up = &lw->ups[i];
 	gen = up->gen + 1;
 	memset(up, 0, sizeof(*up));
 	up->gen = gen;
 	up->fd = -1;
-	up->buf = malloc(lw->umem_size);
+	up->buf = bufpool_get(&lw->upool);
 	assert_non_null(up->buf);
 	pool_link_init(&up->link);
 	l7_tmr_init(&up->t_idle, L7_T_IDLE);

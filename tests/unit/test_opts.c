@@ -55,6 +55,8 @@ static void test_defaults(void **state)
 	assert_int_equal(o.metrics_listen.sin_addr.s_addr, htonl(INADDR_ANY));
 	assert_string_equal(o.gateway_dev, "ringmesh0");
 	assert_false(o.allow_root_cgroup);
+	assert_int_equal(o.upstream_max_idle, 1024);
+	assert_int_equal(o.request_buffers, 4096);
 }
 
 static void test_gateway_dev(void **state)
@@ -284,6 +286,11 @@ static void test_bad_numbers(void **state)
 	assert_int_equal(o.heartbeat_max_ms, 400);
 	assert_int_equal(PARSE(1, REQ, "--heartbeat-max-ms", "60000"), OPTS_RUN);
 	assert_int_equal(o.heartbeat_max_ms, 60000);
+	expect_err(PARSE(1, REQ, "--request-buffers", "15"), "--request-buffers '15'",
+		   "16..1000000");
+	expect_err(PARSE(1, REQ, "--request-buffers", "1000001"), "--request-buffers", NULL);
+	assert_int_equal(PARSE(1, REQ, "--request-buffers", "64"), OPTS_RUN);
+	assert_int_equal(o.request_buffers, 64);
 }
 
 int main(void)

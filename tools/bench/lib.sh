@@ -192,11 +192,12 @@ start_proxy() {
 	bg "$name" in_cg "$cg" "$NS" -- "$@"
 }
 
-# start_rm DCG PODS VIP RULES [ringmeshd args...]: ringmeshd, 1 worker, intercepting
-# VIP/32 for the processes under PODS, with RULES applied
+# start_rm DCG PODS VIP RULES [ringmeshd args...]: ringmeshd, $RM_WORKERS workers
+# (default 1), intercepting VIP/32 for the processes under PODS, with RULES applied
 start_rm() {
 	local dcg=$1 pods=$2 vip=$3 rules=$4; shift 4
-	start_ringmeshd "$dcg" "$NS" --cgroup "$pods" --workers 1 --listen 127.0.0.1:15001 \
+	start_ringmeshd "$dcg" "$NS" --cgroup "$pods" --workers "${RM_WORKERS:-1}" \
+		--listen 127.0.0.1:15001 \
 		--include-ip-ranges "$vip/32" "$@" || return 1
 	"$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$rules" >"$TMP/apply.out" 2>&1 && return 0
 	echo "apply failed: $(head -1 "$TMP/apply.out")"

@@ -5,10 +5,12 @@
 # keep-alive connections, each after one small GET, in a network namespace of its own.
 # VmRSS and RssAnon (/proc/PID/status) idle, at each step, and 3 s after every
 # connection closed; the summary gives the cost per idle connection between the first
-# and the last step (by connections actually held). One round: RSS does not vary with
+# and the last step (by connections actually held). ringmeshd is measured with one
+# worker and again with two (the cost of a worker). One round: RSS does not vary with
 # the machine's load the way throughput does.
-# Usage: sudo tools/bench/mem.sh [BUILD] [STEPS]   (STEPS default 1000,10000; a worker
-# has 8192 connection slots, the descriptor hard limit here is 20000)
+# Usage: sudo tools/bench/mem.sh [BUILD] [STEPS]   (STEPS default 1000,10000; HAProxy
+# needs two descriptors per connection: the limit is raised where that is allowed,
+# else its maxconn is what fits and the table says how many it held)
 set -u
 BUILD=${1:-build}
 STEPS=${2:-1000,10000}
@@ -23,9 +25,16 @@ case "$STEPS" in *[!0-9,]* | "") echo "usage: $0 [BUILD] [N,N,...]"; exit 2;; es
 for n in ${STEPS//,/ }; do
 	[ "$n" -ge 1 ] && [ "$n" -le 20000 ] || { echo "steps 1..20000"; exit 2; }
 done
-ulimit -n "$(ulimit -Hn)" 2>/dev/null  # the client holds up to 20000 sockets
 BENCH_OUT=${BENCH_OUT:-$TMP/figures.tsv}
 last=${STEPS##*,}
+# HAProxy refuses to start below 2 descriptors per connection (client and server side):
+# raise the limit where we may (CAP_SYS_RESOURCE), else HAProxy holds what fits
+need=$((2 * last + 1000))
+hard=$(ulimit -Hn)
+[ "$hard" = unlimited ] || [ "$hard" -ge $need ] || ulimit -Hn $need 2>/dev/null
+ulimit -n "$(ulimit -Hn)" 2>/dev/null
+hap_max=$((last + 100)) lim=$(ulimit -n)
+[ "$lim" = unlimited ] || [ $((2 * hap_max + 100)) -le "$lim" ] || hap_max=$(((lim - 100) / 2))
 
 NS=rm-$RUN_ID
 mk_netns "$NS" || exit 1
@@ -38,7 +47,7 @@ bg backend in_cg "$BACK_CG" "$NS" -- "$BUILD/rm-backend" --mode http --name benc
 	--listen $B1:$PORT --ready-file "$TMP/b.ready"
 wait_file "$TMP/b.ready" 5 || { echo "backend did not start"; cat "$TMP/backend.log"; exit 1; }
 
-haproxy_cfg "$TMP/haproxy.cfg" $HAP:$PORT $((last + 100)) $B1:$PORT
+haproxy_cfg "$TMP/haproxy.cfg" $HAP:$PORT $hap_max $B1:$PORT
 nginx_conf "$TMP/nginx" $NGX:$PORT $((last + 100)) $B1:$PORT
 rules_yaml "$TMP/rules.yaml" $VIP $PORT $B1
 
@@ -100,12 +109,15 @@ else
 fi
 stop_cg "$NGX_CG"
 
-if start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml"; then
-	run ringmesh "$DCG" $VIP
-	stop_ringmeshd
-else
-	echo "ringmeshd did not start"
-fi
+for w in 1 2; do
+	name=ringmesh; [ $w -eq 1 ] || name=ringmesh$w
+	if RM_WORKERS=$w start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml"; then
+		run $name "$DCG" $VIP
+		stop_ringmeshd
+	else
+		echo "ringmeshd ($w workers) did not start"
+	fi
+done
 rec meta load_end mem - - "$(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$BENCH_OUT" != "$TMP/figures.tsv" ] || python3 "$here/summary.py" "$BENCH_OUT"
 exit 0

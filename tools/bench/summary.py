@@ -166,7 +166,8 @@ def paced_table(fig, errs, out):
 
 
 def mem_table(fig, meta, out):
-    names = [("ringmesh", "ringmesh (1 worker)"), ("haproxy", "HAProxy (nbthread 1)"),
+    names = [("ringmesh", "ringmesh (1 worker)"), ("ringmesh2", "ringmesh (2 workers)"),
+             ("haproxy", "HAProxy (nbthread 1)"),
              ("nginx", "nginx (1 worker, master + worker)")]
     names = [(k, n) for k, n in names if ("mem", k, "rss", "idle") in fig]
     if not names:

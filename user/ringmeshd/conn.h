@@ -10,6 +10,7 @@
 #define RM_CONN_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -41,5 +42,42 @@ int conn_prep_connect(struct io_uring *ring, int fd, const struct sockaddr_stora
 
 /* SO_LINGER{1,0}: the final close of fd sends a reset. */
 void conn_linger0(int fd);
+
+/*
+ * Connection slots (l4's, l7's client and upstream ones): indexes into an array the
+ * caller owns. Slots are taken in order on first use ([0, used) were used once, the
+ * rest never touched, so their pages are never resident) and a given-back one is
+ * taken again first (LIFO, its cache lines warm). The free ones are kept in a stack
+ * of their own, not linked through the slots, so that conn_slots_trim can give the
+ * pages of free slots back to the kernel wherever they are.
+ */
+#define CONN_SLOT_NONE UINT32_MAX
+
+struct conn_slots {
+	uint32_t *stack; /* free slots, the last given back on top */
+	uint32_t n_free; /* entries in stack */
+	uint32_t used;	 /* slots [0, used) were taken once */
+	uint32_t live;	 /* taken now */
+	uint32_t n;	 /* capacity */
+	bool given;	 /* a slot was given back since the last trim */
+};
+
+/* 0 or -ENOMEM. */
+int conn_slots_init(struct conn_slots *s, uint32_t n);
+void conn_slots_fini(struct conn_slots *s);
+/* A slot to use, or CONN_SLOT_NONE when all n are taken. */
+uint32_t conn_slots_take(struct conn_slots *s);
+void conn_slots_give(struct conn_slots *s, uint32_t i);
+
+/*
+ * When most slots ever used are free: the whole pages of the array base (elements of
+ * size sz) that hold only free slots go back to the kernel (MADV_DONTNEED: they read
+ * as zeroes afterwards, and a slot taken again starts from zero, its generation
+ * included, which is safe because a free slot has nothing in flight). free_slot(e)
+ * tells whether element e is free; forget (may be NULL) lets go of what a free slot
+ * whose page is dropped points to. Returns the pages dropped.
+ */
+size_t conn_slots_trim(struct conn_slots *s, void *base, size_t sz,
+		       bool (*free_slot)(const void *e), void (*forget)(void *e));
 
 #endif /* RM_CONN_H */

@@ -10,12 +10,11 @@
 #include <string.h>
 #include <unistd.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 
 #include "ringmeshd/conn.h"
 #include "ringmeshd/l4.h"
 #include "ringmeshd/stats_w.h"
-
-#define L4_SLOT_NONE UINT32_MAX
 
 static void abort_conn(struct ring_worker *w, struct l4_conn *c);
 static void try_arm(struct ring_worker *w, struct l4_conn *c, unsigned int s);
@@ -35,21 +34,17 @@ int l4_init(struct ring_worker *w)
 {
 	uint32_t n = w->cfg.max_conns;
 
+	/* Slots are taken in order on first use (conn_slots_take): writing every slot
+	 * here would make all of them resident. */
 	w->conns = calloc(n, sizeof(*w->conns));
 	w->starved = calloc((size_t)n * 2, sizeof(*w->starved));
-	if (!w->conns || !w->starved) {
+	if (!w->conns || !w->starved || conn_slots_init(&w->slots, n)) {
 		free(w->conns);
 		free(w->starved);
 		w->conns = NULL;
 		w->starved = NULL;
 		return -ENOMEM;
 	}
-	for (uint32_t i = 0; i < n; i++) {
-		w->conns[i].next_free = i + 1 < n ? i + 1 : L4_SLOT_NONE;
-		w->conns[i].side[0].fd = -1;
-		w->conns[i].side[1].fd = -1;
-	}
-	w->free_head = 0;
 	w->starved_head = 0;
 	w->starved_len = 0;
 	return 0;
@@ -60,25 +55,25 @@ void l4_fini(struct ring_worker *w)
 	if (!w->conns)
 		return;
 	/* Only after io_uring_queue_exit: no operation can still use these fds. */
-	for (uint32_t i = 0; i < w->cfg.max_conns; i++)
+	for (uint32_t i = 0; i < w->slots.used; i++)
 		for (int s = 0; s < 2; s++)
 			if (w->conns[i].state != L4_FREE && w->conns[i].side[s].fd >= 0)
 				close(w->conns[i].side[s].fd);
 	free(w->conns);
 	free(w->starved);
+	conn_slots_fini(&w->slots);
 	w->conns = NULL;
 	w->starved = NULL;
 }
 
 static struct l4_conn *slot_alloc(struct ring_worker *w)
 {
+	uint32_t i = conn_slots_take(&w->slots), gen;
 	struct l4_conn *c;
-	uint32_t gen;
 
-	if (w->free_head == L4_SLOT_NONE)
+	if (i == CONN_SLOT_NONE)
 		return NULL;
-	c = &w->conns[w->free_head];
-	w->free_head = c->next_free;
+	c = &w->conns[i];
 	gen = c->gen + 1;
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
@@ -167,8 +162,7 @@ static void finish(struct ring_worker *w, struct l4_conn *c)
 	RING_STAT_ADD(w, active, -1);
 	RING_STAT_ADD(w, closed, 1);
 	c->state = L4_FREE;
-	c->next_free = w->free_head;
-	w->free_head = slot_of(w, c);
+	conn_slots_give(&w->slots, slot_of(w, c));
 }
 
 static void maybe_finish(struct ring_worker *w, struct l4_conn *c)
@@ -348,6 +342,8 @@ void l4_priv_released(struct ring_worker *w, uint32_t bid)
 	struct l4_side *sd = &c->side[i % 2];
 
 	sd->priv_busy = false;
+	/* used only when the pool ran dry: its pages go back until the next time */
+	madvise(ring_buf_data(w, bid), w->cfg.buf_size, MADV_DONTNEED);
 	if (c->state == L4_OPEN && sd->starved) {
 		sd->starved = false; /* its FIFO entry is skipped */
 		try_arm(w, c, i % 2);
@@ -496,6 +492,8 @@ void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 	unsigned int s = ring_ud_side(ud);
 	struct l4_conn *c;
 
+	if (flags & IORING_CQE_F_BUFFER)
+		w->bufs_dirty = true;
 	if (slot >= w->cfg.max_conns || w->conns[slot].gen != ring_ud_gen(ud) ||
 	    w->conns[slot].state == L4_FREE) {
 		/* Cannot happen while slots outlive their ops; never leak a buffer though. */
@@ -575,7 +573,27 @@ int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct so
 
 void l4_abort_all(struct ring_worker *w)
 {
-	for (uint32_t i = 0; i < w->cfg.max_conns; i++)
+	for (uint32_t i = 0; i < w->slots.used; i++)
 		if (w->conns[i].state != L4_FREE)
 			abort_conn(w, &w->conns[i]);
+}
+
+static bool slot_is_free(const void *e)
+{
+	return ((const struct l4_conn *)e)->state == L4_FREE;
+}
+
+void l4_trim(struct ring_worker *w, uint64_t now)
+{
+	if (now < w->next_trim)
+		return;
+	w->next_trim = now + L4_TRIM_NS;
+	conn_slots_trim(&w->slots, w->conns, sizeof(*w->conns), slot_is_free, NULL);
+	/* The pool's pages, once every buffer is back and the kernel fills them in this
+	 * thread alone (DEFER_TASKRUN), so that no recv copies into a page being dropped. */
+	if (w->bufs_dirty && w->bufs_free == w->cfg.buf_count &&
+	    (w->ring_flags & IORING_SETUP_DEFER_TASKRUN)) {
+		madvise(w->bufs, w->bufs_bytes, MADV_DONTNEED);
+		w->bufs_dirty = false;
+	}
 }

@@ -62,7 +62,6 @@ struct l4_conn {
 	enum l4_state state;
 	uint32_t gen;		       /* bumped on every reuse: stale completions are recognised */
 	uint32_t inflight;	       /* ops in flight (a multishot recv counts once) */
-	uint32_t next_free;	       /* free list link */
 	bool reset;		       /* ending by reset: SO_LINGER{1,0} set on both sockets */
 	bool orig_known;	       /* lookup succeeded: call hooks.on_close at the end */
 	struct sockaddr_storage local; /* client socket's local address (the listener) */
@@ -86,6 +85,11 @@ int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct so
 
 /* A completion of an l4 op (RING_OP_RECV, _SEND, _CONNECT, _CONNECT_TIMEOUT). */
 void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags);
+
+/* Once a second at most (called every loop pass): slots and pool pages that demand
+ * no longer needs go back to the kernel. */
+#define L4_TRIM_NS (1000ull * 1000000ull)
+void l4_trim(struct ring_worker *w, uint64_t now);
 
 /* A private buffer (id >= buf_count) was sent or dropped: its side may read again. */
 void l4_priv_released(struct ring_worker *w, uint32_t bid);

@@ -11,14 +11,18 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/tcp.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
 #include "policy/cb.h"
 #include "ringmeshd/conn.h"
 #include "ringmeshd/l7_int.h"
 
-#define L7_MEM_CACHE 256 /* free buffer blocks kept per kind and worker */
 #define L7_POOL_BUCKETS 4096
+/* How often the buffer pools give the pages of blocks that demand no longer needs
+ * back to the kernel, and how many free blocks of each stay resident regardless. */
+#define L7_TRIM_NS (1000ull * 1000000ull)
+#define L7_MEM_KEEP 8
 
 void l7_opts_fill(struct l7_opts *o)
 {
@@ -46,6 +50,8 @@ void l7_opts_fill(struct l7_opts *o)
 		o->retry_buf = L7_DEF_RETRY_BUF;
 	if (o->retry_buf > o->buf_size - o->lim.max_head)
 		o->retry_buf = o->buf_size > o->lim.max_head ? o->buf_size - o->lim.max_head : 0;
+	if (!o->req_bufs)
+		o->req_bufs = L7_DEF_REQ_BUFS;
 }
 
 uint64_t l7_rand(struct l7_worker *lw)
@@ -76,24 +82,35 @@ int l7_worker_init(struct ring_worker *w)
 	lw->n_ups = n;
 	lw->conns = calloc(n, sizeof(*lw->conns));
 	lw->ups = calloc(n, sizeof(*lw->ups));
-	lw->cmem_free = calloc(L7_MEM_CACHE, sizeof(void *));
-	lw->umem_free = calloc(L7_MEM_CACHE, sizeof(void *));
-	if (!lw->conns || !lw->ups || !lw->cmem_free || !lw->umem_free ||
-	    l7_theap_init(&lw->th, 4 * n) ||
-	    pool_init(&lw->pool, L7_POOL_BUCKETS, sh->o.max_idle)) {
-		l7_worker_fini(w);
-		return -ENOMEM;
-	}
-	/* Slots are taken in order on first use (l7c_alloc, up_alloc), not threaded
-	 * onto a free list here: writing every slot would make all of them resident. */
-	lw->c_free = lw->u_free = L7_NONE;
-	l7_tmr_init(&lw->t_cb, L7_T_CB);
 	lw->cbuf_size = sh->o.buf_size;
 	lw->obuf_size = (uint32_t)sh->o.lim.max_head + 8192;
 	lw->rbuf_size = (uint32_t)sh->o.lim.max_head + 4096;
 	lw->cmem_size = (size_t)lw->cbuf_size + lw->obuf_size + lw->rbuf_size +
 			2 * L7_MAX_HDRS * sizeof(struct http_header);
 	lw->umem_size = sh->o.buf_size;
+	/* provided buffers: page-aligned mappings, the kernel maps the ring */
+	lw->pbr_bytes = L7_PB_COUNT * sizeof(struct io_uring_buf);
+	lw->pbufs_bytes = (size_t)L7_PB_COUNT * L7_PB_SIZE;
+	lw->pbr =
+	    mmap(NULL, lw->pbr_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	lw->pbufs =
+	    mmap(NULL, lw->pbufs_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	lw->pb_mask = (uint32_t)io_uring_buf_ring_mask(L7_PB_COUNT);
+	if (lw->pbr == MAP_FAILED)
+		lw->pbr = NULL;
+	if (lw->pbufs == MAP_FAILED)
+		lw->pbufs = NULL;
+	if (!lw->conns || !lw->ups || !lw->pbr || !lw->pbufs || conn_slots_init(&lw->cs, n) ||
+	    conn_slots_init(&lw->us, n) ||
+	    bufpool_init(&lw->cpool, lw->cmem_size, sh->o.req_bufs < n ? sh->o.req_bufs : n,
+			 L7_MEM_KEEP) ||
+	    bufpool_init(&lw->upool, lw->umem_size, n, L7_MEM_KEEP) ||
+	    l7_theap_init(&lw->th, 4 * n) ||
+	    pool_init(&lw->pool, L7_POOL_BUCKETS, sh->o.max_idle)) {
+		l7_worker_fini(w);
+		return -ENOMEM;
+	}
+	l7_tmr_init(&lw->t_cb, L7_T_CB);
 	lw->connect_ts.tv_sec = sh->o.connect_timeout_ms / 1000;
 	lw->connect_ts.tv_nsec = (long long)(sh->o.connect_timeout_ms % 1000) * 1000000;
 	if (getrandom(&lw->rng, sizeof(lw->rng), 0) != sizeof(lw->rng) || !lw->rng)
@@ -109,50 +126,107 @@ void l7_worker_fini(struct ring_worker *w)
 	if (!lw)
 		return;
 	/* After io_uring_queue_exit: nothing in flight can use these. */
-	for (uint32_t i = 0; lw->conns && i < lw->n_conns; i++) {
+	for (uint32_t i = 0; lw->conns && i < lw->cs.used; i++) {
 		struct l7_conn *c = &lw->conns[i];
 
 		if (c->state != L7C_FREE && c->cl.fd >= 0)
 			close(c->cl.fd);
 		if (c->fw.cfg)
 			cfgw_drop(c->fw.cfg, lw->id);
-		free(c->cl.mem);
 		free(c->zk);
 	}
-	for (uint32_t i = 0; lw->ups && i < lw->n_ups; i++) {
+	for (uint32_t i = 0; lw->ups && i < lw->us.used; i++)
 		if (lw->ups[i].state != L7U_FREE && lw->ups[i].fd >= 0)
 			close(lw->ups[i].fd);
-		free(lw->ups[i].buf);
-	}
-	for (uint32_t i = 0; i < lw->n_cmem_free; i++)
-		free(lw->cmem_free[i]);
-	for (uint32_t i = 0; i < lw->n_umem_free; i++)
-		free(lw->umem_free[i]);
-	free(lw->cmem_free);
-	free(lw->umem_free);
+	bufpool_fini(&lw->cpool);
+	bufpool_fini(&lw->upool);
+	if (lw->pbr)
+		munmap(lw->pbr, lw->pbr_bytes);
+	if (lw->pbufs)
+		munmap(lw->pbufs, lw->pbufs_bytes);
 	free(lw->conns);
 	free(lw->ups);
+	conn_slots_fini(&lw->cs);
+	conn_slots_fini(&lw->us);
 	l7_theap_fini(&lw->th);
 	pool_fini(&lw->pool);
 	free(lw);
 	w->l7 = NULL;
 }
 
-static void *mem_get(void **cache, uint32_t *n, size_t size)
+int l7_ring_setup(struct ring_worker *w)
 {
-	if (*n)
-		return cache[--*n];
-	return malloc(size);
+	struct l7_worker *lw = l7w(w);
+	struct io_uring_buf_reg reg;
+	int r;
+
+	/* liburing 2.3 has no io_uring_setup_buf_ring: register our own mapping. */
+	io_uring_buf_ring_init(lw->pbr);
+	memset(&reg, 0, sizeof(reg));
+	reg.ring_addr = (uint64_t)(uintptr_t)lw->pbr;
+	reg.ring_entries = L7_PB_COUNT;
+	reg.bgid = L7_BGID;
+	r = io_uring_register_buf_ring(&w->ring, &reg, 0);
+	if (r)
+		return r;
+	lw->pb_held = L7_PB_COUNT;
+	for (uint32_t i = 0; i < L7_PB_COUNT; i++)
+		l7_pb_recycle(lw, (uint16_t)i);
+	return 0;
 }
 
-static void mem_put(void **cache, uint32_t *n, void *p)
+void l7_pb_recycle(struct l7_worker *lw, uint16_t bid)
 {
-	if (!p)
+	io_uring_buf_ring_add(lw->pbr, l7_pb_data(lw, bid), L7_PB_SIZE, bid, (int)lw->pb_mask, 0);
+	io_uring_buf_ring_advance(lw->pbr, 1);
+	lw->pb_held--;
+}
+
+/* The kernel filled provided buffer bid (a CQE with IORING_CQE_F_BUFFER). */
+static uint16_t pb_taken(struct l7_worker *lw, uint32_t flags)
+{
+	lw->pb_held++;
+	lw->pb_dirty = true;
+	return (uint16_t)(flags >> IORING_CQE_BUFFER_SHIFT);
+}
+
+static bool conn_is_free(const void *e)
+{
+	return ((const struct l7_conn *)e)->state == L7C_FREE;
+}
+
+/* A client slot keeps its span buffer across requests (l7_span.c). */
+static void conn_forget(void *e)
+{
+	struct l7_conn *c = e;
+
+	free(c->zk);
+	c->zk = NULL;
+}
+
+static bool up_is_free(const void *e)
+{
+	return ((const struct l7_up *)e)->state == L7U_FREE;
+}
+
+/* Every second: pages of buffers and slots that demand no longer needs go back to
+ * the kernel. The provided buffers only while no request is under way and only when
+ * the kernel fills them in this thread alone (DEFER_TASKRUN), so that no recv copies
+ * into a page being dropped. */
+static void mem_trim(struct l7_worker *lw, uint64_t now)
+{
+	if (now < lw->next_trim)
 		return;
-	if (*n < L7_MEM_CACHE)
-		cache[(*n)++] = p;
-	else
-		free(p);
+	lw->next_trim = now + L7_TRIM_NS;
+	bufpool_trim(&lw->cpool);
+	bufpool_trim(&lw->upool);
+	conn_slots_trim(&lw->cs, lw->conns, sizeof(*lw->conns), conn_is_free, conn_forget);
+	conn_slots_trim(&lw->us, lw->ups, sizeof(*lw->ups), up_is_free, NULL);
+	if (lw->pb_dirty && !lw->cpool.used && !lw->pb_held &&
+	    (lw->w->ring_flags & IORING_SETUP_DEFER_TASKRUN)) {
+		madvise(lw->pbufs, lw->pbufs_bytes, MADV_DONTNEED);
+		lw->pb_dirty = false;
+	}
 }
 
 uint64_t l7_conn_ud(struct l7_worker *lw, struct l7_conn *c, enum ring_op op)
@@ -169,35 +243,81 @@ static uint64_t up_ud(struct l7_worker *lw, struct l7_up *up, enum ring_op op)
 
 struct l7_conn *l7c_alloc(struct l7_worker *lw)
 {
+	uint32_t i = conn_slots_take(&lw->cs), gen;
 	struct l7_conn *c;
-	uint32_t gen;
-	char *m;
 
-	if (lw->c_free == L7_NONE && lw->c_used >= lw->n_conns)
+	if (i == CONN_SLOT_NONE)
 		return NULL;
-	m = mem_get(lw->cmem_free, &lw->n_cmem_free, lw->cmem_size);
-	if (!m)
-		return NULL;
-	if (lw->c_free != L7_NONE) {
-		c = &lw->conns[lw->c_free];
-		lw->c_free = c->next_free;
-	} else {
-		c = &lw->conns[lw->c_used++];
-	}
+	c = &lw->conns[i];
 	gen = c->gen + 1;
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
 	c->cl.fd = -1;
+	l7_tmr_init(&c->t_route, L7_T_ROUTE);
+	l7_tmr_init(&c->t_try, L7_T_TRY);
+	l7_tmr_init(&c->t_delay, L7_T_DELAY);
+	return c;
+}
+
+int l7c_mem_get(struct l7_worker *lw, struct l7_conn *c)
+{
+	char *m;
+
+	if (c->cl.mem)
+		return 0;
+	m = bufpool_get(&lw->cpool);
+	if (!m)
+		return -ENOBUFS;
 	c->cl.mem = m;
 	c->cl.cbuf = m;
 	c->cl.obuf = m + lw->cbuf_size;
 	c->cl.rbuf = c->cl.obuf + lw->obuf_size;
 	c->cl.hdrs = (struct http_header *)(void *)(c->cl.rbuf + lw->rbuf_size);
 	c->cl.rhdrs = c->cl.hdrs + L7_MAX_HDRS;
-	l7_tmr_init(&c->t_route, L7_T_ROUTE);
-	l7_tmr_init(&c->t_try, L7_T_TRY);
-	l7_tmr_init(&c->t_delay, L7_T_DELAY);
-	return c;
+	return 0;
+}
+
+void l7c_mem_put(struct l7_worker *lw, struct l7_conn *c)
+{
+	if (!c->cl.mem || c->cl.clen || c->cl.crecv_busy || c->cl.csend_busy || c->fw.usend_busy ||
+	    c->fw.up || c->cl.cq_up)
+		return;
+	bufpool_put(&lw->cpool, c->cl.mem);
+	c->cl.mem = c->cl.cbuf = c->cl.obuf = c->cl.rbuf = NULL;
+	c->cl.hdrs = c->cl.rhdrs = NULL;
+}
+
+void l7c_mem_wait(struct l7_worker *lw, struct l7_conn *c)
+{
+	if (c->cl.mem_wait)
+		return;
+	c->cl.mem_wait = true;
+	c->cl.mw_next = NULL;
+	if (lw->mw_tail)
+		lw->mw_tail->cl.mw_next = c;
+	else
+		lw->mw_head = c;
+	lw->mw_tail = c;
+	RING_STAT_ADD(lw->w, enobufs, 1);
+}
+
+/* c leaves the FIFO of waiters (it is closing). */
+static void mem_wait_leave(struct l7_worker *lw, struct l7_conn *c)
+{
+	struct l7_conn **pp = &lw->mw_head, *prev = NULL;
+
+	if (!c->cl.mem_wait)
+		return;
+	while (*pp && *pp != c) {
+		prev = *pp;
+		pp = &(*pp)->cl.mw_next;
+	}
+	if (*pp)
+		*pp = c->cl.mw_next;
+	if (lw->mw_tail == c)
+		lw->mw_tail = prev;
+	c->cl.mem_wait = false;
+	c->cl.mw_next = NULL;
 }
 
 void l7c_free(struct l7_worker *lw, struct l7_conn *c)
@@ -211,11 +331,15 @@ void l7c_free(struct l7_worker *lw, struct l7_conn *c)
 	if (c->cl.fd >= 0)
 		close(c->cl.fd);
 	c->cl.fd = -1;
-	mem_put(lw->cmem_free, &lw->n_cmem_free, c->cl.mem);
+	mem_wait_leave(lw, c);
+	if (c->cl.pb_held) {
+		c->cl.pb_held = false;
+		l7_pb_recycle(lw, c->cl.pb);
+	}
+	bufpool_put(&lw->cpool, c->cl.mem);
 	c->cl.mem = NULL;
 	c->state = L7C_FREE;
-	c->next_free = lw->c_free;
-	lw->c_free = (uint32_t)(c - lw->conns);
+	conn_slots_give(&lw->cs, (uint32_t)(c - lw->conns));
 	RING_STAT_ADD(w, active, -1);
 	RING_STAT_ADD(w, closed, 1);
 }
@@ -273,11 +397,10 @@ static void up_finish(struct l7_worker *lw, struct l7_up *up)
 	if (up->fd >= 0)
 		close(up->fd);
 	up->fd = -1;
-	mem_put(lw->umem_free, &lw->n_umem_free, up->buf);
+	bufpool_put(&lw->upool, up->buf);
 	up->buf = NULL;
 	up->state = L7U_FREE;
-	up->next_free = lw->u_free;
-	lw->u_free = (uint32_t)(up - lw->ups);
+	conn_slots_give(&lw->us, (uint32_t)(up - lw->ups));
 }
 
 static void up_maybe_finish(struct l7_worker *lw, struct l7_up *up)
@@ -339,21 +462,18 @@ void l7_up_arm_recv(struct l7_worker *lw, struct l7_up *up)
 
 static struct l7_up *up_alloc(struct l7_worker *lw)
 {
+	uint32_t i = conn_slots_take(&lw->us), gen;
 	struct l7_up *up;
-	uint32_t gen;
 	char *b;
 
-	if (lw->u_free == L7_NONE && lw->u_used >= lw->n_ups)
+	if (i == CONN_SLOT_NONE)
 		return NULL;
-	b = mem_get(lw->umem_free, &lw->n_umem_free, lw->umem_size);
-	if (!b)
+	b = bufpool_get(&lw->upool);
+	if (!b) {
+		conn_slots_give(&lw->us, i);
 		return NULL;
-	if (lw->u_free != L7_NONE) {
-		up = &lw->ups[lw->u_free];
-		lw->u_free = up->next_free;
-	} else {
-		up = &lw->ups[lw->u_used++];
 	}
+	up = &lw->ups[i];
 	gen = up->gen + 1;
 	memset(up, 0, sizeof(*up));
 	up->gen = gen;
@@ -508,6 +628,18 @@ void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 	uint32_t slot = ring_ud_slot(ud);
 	enum ring_op op = ring_ud_op(ud);
 
+	if (flags & IORING_CQE_F_BUFFER) {
+		/* only a client recv selects buffers: if it is stale, give the buffer back */
+		uint16_t bid = pb_taken(lw, flags);
+
+		if (op != RING_OP_L7_CRECV || slot >= lw->n_conns ||
+		    lw->conns[slot].gen != ring_ud_gen(ud) || lw->conns[slot].state == L7C_FREE) {
+			l7_pb_recycle(lw, bid);
+			return;
+		}
+		l7c_on_recv(lw, &lw->conns[slot], res, bid);
+		return;
+	}
 	if (op == RING_OP_L7_URECV || op == RING_OP_L7_UCONN || op == RING_OP_L7_UCONN_TO) {
 		struct l7_up *up;
 
@@ -530,7 +662,7 @@ void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 		return;
 	switch (op) {
 	case RING_OP_L7_CRECV:
-		l7c_on_recv(lw, &lw->conns[slot], res);
+		l7c_on_recv(lw, &lw->conns[slot], res, L7_PB_NONE);
 		break;
 	case RING_OP_L7_CSEND:
 		l7c_on_send(lw, &lw->conns[slot], res);
@@ -541,7 +673,6 @@ void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 	default:
 		break;
 	}
-	(void)flags;
 }
 
 uint64_t l7_tick(struct ring_worker *w, uint64_t now)
@@ -570,6 +701,9 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now)
 	}
 	if (lw->any_kick)
 		l7_cb_run_kicks(lw);
+	if (lw->mw_head)
+		l7c_mem_serve(lw);
+	mem_trim(lw, now);
 	cfgw_quiescent(cw, lw->id);
 	lw->cur = cfgw_current(cw);
 	return l7_theap_next(&lw->th);
@@ -586,10 +720,10 @@ void l7_abort_all(struct ring_worker *w)
 {
 	struct l7_worker *lw = l7w(w);
 
-	for (uint32_t i = 0; i < lw->n_conns; i++)
+	for (uint32_t i = 0; i < lw->cs.used; i++)
 		if (lw->conns[i].state != L7C_FREE && lw->conns[i].state != L7C_CLOSING)
 			l7c_abort(lw, &lw->conns[i]);
-	for (uint32_t i = 0; i < lw->n_ups; i++)
+	for (uint32_t i = 0; i < lw->us.used; i++)
 		if (lw->ups[i].state == L7U_IDLE)
 			up_close(lw, &lw->ups[i]);
 }

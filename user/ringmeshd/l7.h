@@ -36,10 +36,14 @@ struct spans;
 /* Defaults (a zero field in struct l7_opts means the default). */
 #define L7_DEF_BUF (64u * 1024)	     /* client input buffer: head + kept body */
 #define L7_DEF_MAX_HEAD (60u * 1024) /* Envoy's max_request_headers_kb */
-#define L7_DEF_MAX_IDLE 64	     /* idle upstream connections per endpoint per worker */
+#define L7_DEF_MAX_IDLE 1024	     /* most idle upstream connections per endpoint per worker */
 #define L7_DEF_IDLE_MS 60000	     /* idle upstream connection lifetime */
 #define L7_DEF_CONNECT_MS 5000
 #define L7_DEF_RETRY_BUF (64u * 1024) /* bodies up to this are kept for retries */
+/* Client connections of a worker with a request under way at once: each borrows one
+ * buffer block while it is (an idle keep-alive connection holds none); more wait,
+ * not read, until a block comes back. */
+#define L7_DEF_REQ_BUFS 4096
 
 struct l7_opts {
 	struct http_limits lim; /* request and response head limits */
@@ -48,6 +52,7 @@ struct l7_opts {
 	uint32_t idle_timeout_ms;
 	uint32_t connect_timeout_ms;
 	uint32_t retry_buf; /* a request body larger than this is streamed, never retried */
+	uint32_t req_bufs;  /* buffer blocks per worker (at most its connection slots) */
 };
 
 /* Daemon-wide state every worker shares (owned by main). */
@@ -71,6 +76,9 @@ void l7_opts_fill(struct l7_opts *o);
 /* Per-worker state (called from the worker thread / owner). */
 int l7_worker_init(struct ring_worker *w);
 void l7_worker_fini(struct ring_worker *w);
+/* In the worker thread once its io_uring exists: register the provided buffers of
+ * idle connections' reads. 0 or -errno. */
+int l7_ring_setup(struct ring_worker *w);
 
 /* An admitted connection to an HTTP port of declared service svc. 0: l7 owns a->fd
  * and the original-destination entry from here on; -ENOMEM: no free slot (the

@@ -127,14 +127,23 @@ void l7c_arm_recv(struct l7_worker *lw, struct l7_conn *c)
 {
 	struct io_uring_sqe *sqe;
 
-	if (c->cl.crecv_busy || c->state == L7C_CLOSING || c->cl.clen >= lw->cbuf_size)
+	if (c->cl.crecv_busy || c->cl.mem_wait || c->state == L7C_CLOSING ||
+	    c->cl.clen >= lw->cbuf_size)
 		return;
 	sqe = ring_get_sqe(lw->w);
 	if (!sqe) {
 		l7c_abort(lw, c);
 		return;
 	}
-	io_uring_prep_recv(sqe, c->cl.fd, c->cl.cbuf + c->cl.clen, lw->cbuf_size - c->cl.clen, 0);
+	if (c->cl.mem) {
+		io_uring_prep_recv(sqe, c->cl.fd, c->cl.cbuf + c->cl.clen,
+				   lw->cbuf_size - c->cl.clen, 0);
+	} else {
+		/* idle, no block: the kernel picks a provided buffer when bytes arrive */
+		io_uring_prep_recv(sqe, c->cl.fd, NULL, L7_PB_SIZE, 0);
+		sqe->flags |= IOSQE_BUFFER_SELECT;
+		sqe->buf_group = L7_BGID;
+	}
 	io_uring_sqe_set_data64(sqe, l7_conn_ud(lw, c, RING_OP_L7_CRECV));
 	c->cl.crecv_busy = true;
 	c->inflight++;
@@ -249,10 +258,12 @@ void l7c_next_request(struct l7_worker *lw, struct l7_conn *c)
 	l7c_fwd_reset(c);
 	l7c_resp_reset(c);
 	c->state = L7C_HEAD;
-	if (c->cl.clen)
+	if (c->cl.clen) {
 		advance(lw, c);
-	else
+	} else {
+		l7c_mem_put(lw, c); /* idle: the block goes back to the pool */
 		l7c_arm_recv(lw, c);
+	}
 }
 
 static void c_sent(struct l7_worker *lw, struct l7_conn *c)
@@ -425,16 +436,74 @@ static void advance(struct l7_worker *lw, struct l7_conn *c)
 	l7c_dispatch(lw, c);
 }
 
-void l7c_on_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res)
+/* The recv of a connection without a block: move what the provided buffer pb got
+ * into a block, or wait for one (holding pb, not reading). false: c waits. */
+static bool take_block(struct l7_worker *lw, struct l7_conn *c, int32_t res, uint32_t pb)
+{
+	if (l7c_mem_get(lw, c)) {
+		if (pb != L7_PB_NONE) {
+			c->cl.pb_held = true;
+			c->cl.pb = (uint16_t)pb;
+			c->cl.pb_len = (uint32_t)res;
+		}
+		l7c_mem_wait(lw, c);
+		return false;
+	}
+	if (pb != L7_PB_NONE) {
+		memcpy(c->cl.cbuf + c->cl.clen, l7_pb_data(lw, (uint16_t)pb), (size_t)res);
+		l7_pb_recycle(lw, (uint16_t)pb);
+	}
+	return true;
+}
+
+void l7c_mem_serve(struct l7_worker *lw)
+{
+	struct l7_conn *c;
+
+	while ((c = lw->mw_head) && bufpool_avail(&lw->cpool)) {
+		lw->mw_head = c->cl.mw_next;
+		if (!lw->mw_head)
+			lw->mw_tail = NULL;
+		c->cl.mem_wait = false;
+		c->cl.mw_next = NULL;
+		if (c->state == L7C_CLOSING)
+			continue; /* l7c_free gives its buffer back */
+		if (!c->cl.pb_held) {
+			/* its recv found no provided buffer: read into a block directly */
+			l7c_mem_get(lw, c);
+			l7c_arm_recv(lw, c);
+			continue;
+		}
+		c->cl.pb_held = false;
+		take_block(lw, c, (int32_t)c->cl.pb_len, c->cl.pb);
+		c->cl.clen += c->cl.pb_len;
+		advance(lw, c);
+	}
+}
+
+void l7c_on_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res, uint32_t pb)
 {
 	uint32_t old = c->cl.clen;
 
 	c->inflight--;
 	c->cl.crecv_busy = false;
+	if (pb != L7_PB_NONE && (c->state == L7C_CLOSING || res <= 0)) {
+		l7_pb_recycle(lw, (uint16_t)pb);
+		pb = L7_PB_NONE;
+	}
 	if (c->state == L7C_CLOSING) {
 		l7c_maybe_free(lw, c);
 		return;
 	}
+	if (res == -ENOBUFS && !c->cl.mem) {
+		/* no provided buffer left: the bytes wait in the socket for a block */
+		RING_STAT_ADD(lw->w, enobufs, 1);
+		if (take_block(lw, c, 0, L7_PB_NONE))
+			l7c_arm_recv(lw, c);
+		return;
+	}
+	if (res > 0 && pb != L7_PB_NONE && !take_block(lw, c, res, pb))
+		return;
 	if (res <= 0) {
 		if (c->state == L7C_HEAD && c->cl.clen == 0 && !c->cl.csend_busy)
 			l7c_close(lw, c); /* idle keep-alive connection closed by the client */

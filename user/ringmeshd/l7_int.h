@@ -5,9 +5,14 @@
  * l7_http.c (client side), l7_fwd.c (route, attempts), l7_resp.c (responses).
  * Not for other modules.
  *
- * Buffers: a client connection owns one block (input buffer, upstream head,
- * client-bound head, header arrays), an upstream connection one input buffer;
- * both come from per-worker free lists, so a busy worker allocates nothing.
+ * Buffers: a client connection borrows one block (input buffer, upstream head,
+ * client-bound head, header arrays) from the worker's pool (bufpool.h) when bytes
+ * of a request arrive and gives it back when it goes idle (nothing pending, nothing
+ * in flight); while it idles, its recv selects a small buffer from the worker's
+ * provided-buffer group (l7.c), whose bytes move into a block at once. When no block
+ * is left the connection waits in a FIFO, not reading, until one comes back. An
+ * upstream connection borrows one input buffer from a second pool for its life.
+ * A busy worker allocates nothing.
  *
  * Lifetimes: an object is freed only when none of its io_uring ops is in flight.
  * Sends that a client connection makes on its upstream's socket (request) or from
@@ -28,10 +33,12 @@
 #include "ringmesh/stats.h"
 #include "policy/cb.h"
 #include "ringmeshd/cfgwatch.h"
+#include "ringmeshd/conn.h"
 #include "http/http1.h"
 #include "ringmeshd/l7.h"
 #include "ringmeshd/timer.h"
 #include "ringmeshd/pool.h"
+#include "ringmeshd/bufpool.h"
 #include "ringmeshd/ring.h"
 #include "policy/retry.h"
 #include "policy/trace.h"
@@ -39,6 +46,12 @@
 #include "ringmeshd/stats_w.h"
 
 #define L7_MAX_HDRS 128
+/* Provided buffers for the recv of an idle client connection: the first bytes of
+ * its next request land here and move into a block at once. */
+#define L7_BGID 1
+#define L7_PB_COUNT 256
+#define L7_PB_SIZE 4096
+#define L7_PB_NONE UINT32_MAX
 #define L7_NONE UINT32_MAX
 #define L7_FLAG(f) (1u << (f)) /* bit of enum rm_stats_flag in l7_conn.sflags */
 
@@ -100,8 +113,14 @@ struct l7_client {
 	struct rm_orig orig;	       /* original destination: the service's VIP and port */
 	__be16 port;		       /* original destination port */
 	int svc; /* service of orig (admission; refreshed by each routed request) */
-	/* memory: one block per slot (l7c_alloc), cut into the buffers below */
-	char *mem;		   /* the block, for the free list */
+	/* memory: a block borrowed while a request is under way (l7c_mem_get), cut into
+	 * the buffers below; all NULL while the connection idles */
+	char *mem;		   /* the block, to give back */
+	bool mem_wait;		   /* in the worker's FIFO of connections waiting for a block */
+	bool pb_held;		   /* ... holding the bytes of provided buffer pb */
+	uint16_t pb;		   /* that buffer's id */
+	uint32_t pb_len;	   /* bytes in it */
+	struct l7_conn *mw_next;   /* next in that FIFO */
 	char *cbuf;		   /* client bytes [0, clen): the current request first */
 	uint32_t clen;		   /* bytes in cbuf */
 	char *obuf;		   /* the upstream request head (fw.olen bytes) */
@@ -220,7 +239,6 @@ struct l7_conn {
 	enum l7c_state state; /* the request state machine (every phase moves it) */
 	uint32_t gen;	      /* bumped on every reuse: stale completions are recognised */
 	uint32_t inflight;    /* ops in flight on the client socket, and sends to upstreams */
-	uint32_t next_free;   /* free list link */
 	/* timer heap nodes live with the slot; every request cancels its own at its end */
 	struct l7_tmr t_route;	/* route timeout (covers retries) */
 	struct l7_tmr t_try;	/* per-try timeout */
@@ -249,7 +267,6 @@ struct l7_up {
 	uint32_t gen;
 	uint32_t inflight; /* own ops: recv, connect, link timeout */
 	uint32_t ext;	   /* sends of a client connection on fd / from buf */
-	uint32_t next_free;
 	int fd;
 	bool recv_busy;
 	bool broken; /* EOF or error seen: never reuse */
@@ -274,21 +291,30 @@ struct l7_worker {
 	struct l7_shared *sh;
 	unsigned int id;
 	struct l7_conn *conns;
-	uint32_t n_conns, c_free;
+	uint32_t n_conns;
 	struct l7_up *ups;
-	uint32_t n_ups, u_free;
-	/* slots below these were used once (the free lists hold them); the arrays are
+	uint32_t n_ups;
+	/* slots of conns and ups, taken in order on first use (conn.h): the arrays are
 	 * zeroed mappings, so the pages of slots never used are never resident */
-	uint32_t c_used, u_used;
+	struct conn_slots cs, us;
 	struct l7_theap th;
 	struct pool pool;
 	struct cfgw_cfg *cur; /* refreshed every loop iteration */
 	uint64_t rng;
-	void **cmem_free; /* free client blocks */
-	uint32_t n_cmem_free;
-	void **umem_free;
-	uint32_t n_umem_free;
+	struct bufpool cpool; /* client blocks (cmem_size each) */
+	struct bufpool upool; /* upstream input buffers (umem_size each) */
 	size_t cmem_size, umem_size;
+	/* client connections waiting for a block (FIFO through l7_client.mw_next) */
+	struct l7_conn *mw_head, *mw_tail;
+	uint64_t next_trim; /* when the pools give unused pages back next (mono ns) */
+	/* provided buffers (group L7_BGID) for the recv of a connection without a block */
+	struct io_uring_buf_ring *pbr;
+	size_t pbr_bytes;
+	uint8_t *pbufs;
+	size_t pbufs_bytes;
+	uint32_t pb_mask;
+	uint32_t pb_held; /* buffers not in the kernel's ring (filled, not yet given back) */
+	bool pb_dirty;	  /* some were filled since their pages were last dropped */
 	uint32_t cbuf_size, obuf_size, rbuf_size;
 	struct __kernel_timespec connect_ts;
 	/* breaker: pending requests per pool slot (FIFO), pools to serve at the next
@@ -363,13 +389,28 @@ void l7_cb_run_kicks(struct l7_worker *lw);
 
 /* l7_http.c: the client side of the request life cycle */
 void l7c_start(struct l7_worker *lw, struct l7_conn *c);
-void l7c_on_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res);
+/* A client recv completed; pb: the provided buffer it filled, or L7_PB_NONE. */
+void l7c_on_recv(struct l7_worker *lw, struct l7_conn *c, int32_t res, uint32_t pb);
+/* Blocks came back: give them to the connections waiting, in order. */
+void l7c_mem_serve(struct l7_worker *lw);
 void l7c_on_send(struct l7_worker *lw, struct l7_conn *c, int32_t res);
 void l7c_abort(struct l7_worker *lw, struct l7_conn *c);
 void l7c_maybe_free(struct l7_worker *lw, struct l7_conn *c);
 /* A client connection slot with its buffers (NULL when none is free), and back. */
 struct l7_conn *l7c_alloc(struct l7_worker *lw);
 void l7c_free(struct l7_worker *lw, struct l7_conn *c);
+/* Borrow a block for c (0), or -ENOBUFS when none is left. */
+int l7c_mem_get(struct l7_worker *lw, struct l7_conn *c);
+/* c went idle: give its block back (only with nothing in flight that uses it). */
+void l7c_mem_put(struct l7_worker *lw, struct l7_conn *c);
+/* c waits for a block (holding a provided buffer's bytes when pb_held). */
+void l7c_mem_wait(struct l7_worker *lw, struct l7_conn *c);
+/* A provided buffer (its id in a CQE's flags) back to the kernel. */
+void l7_pb_recycle(struct l7_worker *lw, uint16_t bid);
+static inline uint8_t *l7_pb_data(struct l7_worker *lw, uint16_t bid)
+{
+	return lw->pbufs + (size_t)bid * L7_PB_SIZE;
+}
 /* Everything for the client is sent: close with a FIN. */
 void l7c_close(struct l7_worker *lw, struct l7_conn *c);
 void l7c_arm_recv(struct l7_worker *lw, struct l7_conn *c);

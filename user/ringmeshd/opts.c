@@ -34,6 +34,7 @@ enum opt_id {
 	O_CONN_TO,
 	O_IDLE_MS,
 	O_MAX_IDLE,
+	O_REQ_BUFS,
 	O_METRICS,
 	O_ZIPKIN,
 	O_SAMPLING,
@@ -67,6 +68,7 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_CONN_TO] = {"connect-timeout-ms", 0, true},
     [O_IDLE_MS] = {"upstream-idle-timeout-ms", 0, true},
     [O_MAX_IDLE] = {"upstream-max-idle", 0, true},
+    [O_REQ_BUFS] = {"request-buffers", 0, true},
     [O_METRICS] = {"metrics-listen", 0, true},
     [O_ZIPKIN] = {"zipkin-url", 0, true},
     [O_SAMPLING] = {"trace-sampling", 0, true},
@@ -81,6 +83,7 @@ static const struct opt_def opt_defs[O_MAX] = {
 #define DEF_CONNECT STR(L7_DEF_CONNECT_MS)
 #define DEF_IDLE STR(L7_DEF_IDLE_MS)
 #define DEF_MAX_IDLE STR(L7_DEF_MAX_IDLE)
+#define DEF_REQ_BUFS STR(L7_DEF_REQ_BUFS)
 
 /* clang-format off */
 static const char usage_text[] =
@@ -114,8 +117,13 @@ static const char usage_text[] =
     "  --connect-timeout-ms MS       upstream connect timeout, 10..600000 (default " DEF_CONNECT ")\n"
     "  --upstream-idle-timeout-ms MS idle keep-alive upstream connections are closed\n"
     "                                after MS, 100..3600000 (default " DEF_IDLE ")\n"
-    "  --upstream-max-idle N         idle upstream connections kept per endpoint and\n"
-    "                                worker, 1..10000 (default " DEF_MAX_IDLE ")\n"
+    "  --upstream-max-idle N         most idle upstream connections kept per endpoint\n"
+    "                                and worker, 1..10000 (default " DEF_MAX_IDLE "); the pool\n"
+    "                                keeps 64 and grows towards N with demand\n"
+    "  --request-buffers N           HTTP requests under way at once per worker\n"
+    "                                (16..1000000, default " DEF_REQ_BUFS "): each borrows a\n"
+    "                                buffer block meanwhile, an idle connection\n"
+    "                                holds none; more wait, not read\n"
     "  --metrics-listen ADDR:PORT    Prometheus metrics (/stats/prometheus, /metrics) and\n"
     "                                /healthz/ready; off disables (default " OPTS_METRICS_DEFAULT ")\n"
     "  --zipkin-url URL              report a Zipkin v2 span per sampled request to\n"
@@ -344,6 +352,12 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 				    name, v);
 		o->upstream_max_idle = (unsigned int)n;
 		return 0;
+	case O_REQ_BUFS:
+		if (parse_uint(v, 1000000000, &n) || n < 16 || n > 1000000)
+			return errf(err, errlen, -EINVAL,
+				    "--%s '%s': must be a number in 16..1000000", name, v);
+		o->request_buffers = (unsigned int)n;
+		return 0;
 	case O_METRICS:
 		if (!strcmp(v, "off")) {
 			o->metrics = false;
@@ -397,6 +411,7 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->connect_timeout_ms = L7_DEF_CONNECT_MS;
 	o->upstream_idle_ms = L7_DEF_IDLE_MS;
 	o->upstream_max_idle = L7_DEF_MAX_IDLE;
+	o->request_buffers = L7_DEF_REQ_BUFS;
 	o->metrics = true;
 	o->metrics_listen.sin_family = AF_INET;
 	o->metrics_listen.sin_port = htons(OPTS_METRICS_PORT_DEFAULT);

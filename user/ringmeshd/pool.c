@@ -24,8 +24,8 @@ int pool_init(struct pool *p, uint32_t n_buckets, uint32_t max_idle)
 		return -ENOMEM;
 	p->n_buckets = n;
 	p->max_idle = max_idle;
-	for (uint32_t i = 0; i < n; i++)
-		p->b[i].head.prev = p->b[i].head.next = &p->b[i].head;
+	/* a bucket's list head is set when the bucket is claimed: writing all of them
+	 * here would make every page of the table resident */
 	return 0;
 }
 
@@ -67,6 +67,8 @@ static uint32_t find(struct pool *p, const struct pool_key *key, bool create)
 				return POOL_NONE;
 			b->used = true;
 			b->key = *key;
+			b->head.prev = b->head.next = &b->head;
+			b->limit = p->max_idle < POOL_START_IDLE ? p->max_idle : POOL_START_IDLE;
 			p->n_used++;
 			return i;
 		}
@@ -84,8 +86,13 @@ int pool_put(struct pool *p, const struct pool_key *key, struct pool_link *l)
 	if (i == POOL_NONE)
 		return -ENOSPC;
 	b = &p->b[i];
-	if (b->n_idle >= p->max_idle)
-		return -ENOSPC;
+	if (b->n_idle >= b->limit) {
+		if (!b->missed || b->limit >= p->max_idle)
+			return -ENOSPC;
+		/* demand outgrew the bound: keep this one and the next as many */
+		b->limit = b->limit > p->max_idle / 2 ? p->max_idle : 2 * b->limit;
+		b->missed = false;
+	}
 	l->bucket = i;
 	l->prev = &b->head;
 	l->next = b->head.next;
@@ -109,11 +116,15 @@ void pool_remove(struct pool *p, struct pool_link *l)
 
 struct pool_link *pool_get(struct pool *p, const struct pool_key *key)
 {
-	uint32_t i = find(p, key, false);
+	uint32_t i = find(p, key, true); /* a miss is remembered in the key's bucket */
 	struct pool_link *l;
 
-	if (i == POOL_NONE || !p->b[i].n_idle)
+	if (i == POOL_NONE)
 		return NULL;
+	if (!p->b[i].n_idle) {
+		p->b[i].missed = true;
+		return NULL;
+	}
 	l = p->b[i].head.next;
 	pool_remove(p, l);
 	return l;
@@ -124,4 +135,11 @@ uint32_t pool_idle(const struct pool *p, const struct pool_key *key)
 	uint32_t i = find((struct pool *)p, key, false);
 
 	return i == POOL_NONE ? 0 : p->b[i].n_idle;
+}
+
+uint32_t pool_limit(const struct pool *p, const struct pool_key *key)
+{
+	uint32_t i = find((struct pool *)p, key, false);
+
+	return i == POOL_NONE ? 0 : p->b[i].limit;
 }

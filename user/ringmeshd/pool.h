@@ -5,7 +5,12 @@
  * the endpoints a worker has talked to) and an LRU list per bucket of embedded
  * links. A get returns the most recently parked connection (its socket is the one
  * least likely to have been closed by the server); the idle count per endpoint is
- * bounded. What a link belongs to, and its idle timer, are the caller's business.
+ * bounded, and the bound follows demand: it starts at POOL_START_IDLE and doubles
+ * (up to max_idle) when a connection comes back over it after a get found none
+ * idle there, that is, when the endpoint needed more connections at once than the
+ * pool kept (else each burst would close what the next one opens again). What goes
+ * unused is closed by the caller's idle timer. What a link belongs to, and its idle
+ * timer, are the caller's business.
  *
  * Pure: no I/O, no allocation after pool_init.
  */
@@ -33,9 +38,13 @@ struct pool_link {
 };
 #define POOL_NONE UINT32_MAX
 
+#define POOL_START_IDLE 64u
+
 struct pool_bucket {
 	struct pool_key key;
 	bool used;
+	bool missed;	/* a get found none idle since limit last grew */
+	uint32_t limit; /* idle connections kept now (POOL_START_IDLE..max_idle) */
 	uint32_t n_idle;
 	struct pool_link head; /* sentinel: head.next is the most recent */
 };
@@ -44,7 +53,7 @@ struct pool {
 	struct pool_bucket *b;
 	uint32_t n_buckets; /* power of two */
 	uint32_t n_used;
-	uint32_t max_idle; /* per endpoint */
+	uint32_t max_idle; /* per endpoint, the most the bound grows to */
 	uint64_t parked;   /* idle connections now, all endpoints */
 };
 
@@ -58,8 +67,8 @@ static inline void pool_link_init(struct pool_link *l)
 	l->bucket = POOL_NONE;
 }
 
-/* Park l under key. -ENOSPC when the endpoint already has max_idle parked or no
- * bucket is free (the caller closes the connection instead). */
+/* Park l under key. -ENOSPC when the endpoint already has its bound parked (and
+ * it cannot grow) or no bucket is free (the caller closes the connection instead). */
 int pool_put(struct pool *p, const struct pool_key *key, struct pool_link *l);
 
 /* Take the most recently parked link for key, or NULL. */
@@ -68,7 +77,8 @@ struct pool_link *pool_get(struct pool *p, const struct pool_key *key);
 /* Unpark l (its connection closed or timed out while idle); no-op if not parked. */
 void pool_remove(struct pool *p, struct pool_link *l);
 
-/* Idle connections parked for key. */
+/* Idle connections parked for key, and the bound they are kept to now. */
 uint32_t pool_idle(const struct pool *p, const struct pool_key *key);
+uint32_t pool_limit(const struct pool *p, const struct pool_key *key);
 
 #endif /* RM_POOL_H */

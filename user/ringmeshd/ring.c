@@ -21,7 +21,7 @@
 #include "ringmeshd/l4.h"
 #include "ringmeshd/l7.h"
 
-#define RING_DEF_MAX_CONNS 8192
+#define RING_DEF_MAX_CONNS 65536
 #define RING_DEF_BUF_COUNT 1024
 #define RING_DEF_BUF_SIZE 16384
 #define RING_DEF_QD 512
@@ -372,6 +372,8 @@ static int ring_setup(struct ring_worker *w, char *err, size_t errlen)
 	for (uint32_t i = 0; i < w->cfg.buf_count; i++)
 		ring_buf_recycle(w, i);
 	buf_publish(w);
+	if (w->l7 && (r = l7_ring_setup(w)))
+		return errf(err, errlen, r, "io_uring buffer ring of L7 reads: %s", strerror(-r));
 
 	for (unsigned int i = 0; i < w->cfg.n_listen; i++) {
 		r = arm_accept(w, i);
@@ -451,6 +453,7 @@ static int run_loop(struct ring_worker *w)
 		io_uring_cq_advance(&w->ring, n);
 		buf_publish(w);
 		l4_feed_starved(w);
+		l4_trim(w, mono_ns());
 		if (w->l7)
 			next = l7_tick(w, mono_ns());
 	}

@@ -23,6 +23,7 @@
 #include <liburing.h>
 
 #include "ringmesh/abi.h"
+#include "ringmeshd/conn.h"
 #include "ringmeshd/wl.h"
 
 #define RING_MAX_LISTEN 4
@@ -54,7 +55,7 @@ struct ring_listen {
 struct ring_config {
 	struct ring_listen listen[RING_MAX_LISTEN];
 	unsigned int n_listen;
-	unsigned int max_conns;	  /* connection slots (default 8192); more are refused */
+	unsigned int max_conns;	  /* connection slots (default 65536, used on demand) */
 	unsigned int buf_count;	  /* provided buffers, power of two <= 32768 (default 1024) */
 	unsigned int buf_size;	  /* bytes per buffer (default 16384) */
 	unsigned int queue_depth; /* SQ entries (default 512); CQ gets 4x */
@@ -190,7 +191,9 @@ struct ring_worker {
 
 	/* Connection slots (l4). */
 	struct l4_conn *conns;	      /* cfg.max_conns entries */
-	uint32_t free_head;	      /* free slot list through l4_conn.next_free */
+	struct conn_slots slots;      /* which of them are taken (conn.h) */
+	uint64_t next_trim;	      /* l4_trim's next run (mono ns) */
+	bool bufs_dirty;	      /* pool buffers were filled since their pages were dropped */
 	struct ring_starved *starved; /* FIFO, 2 * max_conns entries */
 	uint32_t starved_head, starved_len;
 
