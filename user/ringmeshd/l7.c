@@ -593,3 +593,19 @@ void l7_abort_all(struct ring_worker *w)
 		if (lw->ups[i].state == L7U_IDLE)
 			up_close(lw, &lw->ups[i]);
 }
+
+void l7_drain(struct ring_worker *w, uint64_t now)
+{
+	struct l7_worker *lw = l7w(w);
+
+	for (uint32_t i = 0; i < lw->n_conns; i++) {
+		struct l7_conn *c = &lw->conns[i];
+
+		if (c->state == L7C_FREE || c->state == L7C_CLOSING)
+			continue;
+		c->rq.req_keep = false; /* a request in flight: its response closes */
+		if (c->state == L7C_HEAD && !c->cl.clen && !c->cl.csend_busy && !c->mt.in_req &&
+		    now - c->cl.idle_ns >= (uint64_t)L7_DRAIN_IDLE_MS * 1000000ull)
+			l7c_close(lw, c);
+	}
+}
