@@ -25,7 +25,7 @@
  * A successor that dies before TAKEN closes the connection: the predecessor takes
  * its programs and identity back and offers the sockets again to the next one.
  *
- * The pin dir's flock orders what the protocol cannot see. Every live daemon holds
+ * The flock of the pin dir's HO_LOCK_NAME directory orders what the protocol cannot see. Every live daemon holds
  * it shared. A daemon with nobody answering on the name may start fresh (remove a
  * dead daemon's leftovers) only once it holds it exclusive, which no live daemon
  * allows; it tries the name again while it waits, since a successor that has just
@@ -76,9 +76,13 @@ int ho_send(int fd, enum ho_type type, const int *fds, unsigned int n, unsigned 
  * the rest closed) with m->n_fds their number. */
 int ho_recv(int fd, struct ho_msg *m, int *fds, unsigned int max, int timeout_ms);
 
-/* flock(op) of the pin dir (created if needed; LOCK_SH, LOCK_EX, | LOCK_NB): fd, or
- * -EWOULDBLOCK, -errno. A dir removed by the last holder meanwhile is made anew. */
+#define HO_LOCK_NAME "rm_daemon" /* bpffs refuses names with a dot */
+
+/* flock(op) of pin_dir/HO_LOCK_NAME (created if needed; LOCK_SH, LOCK_EX, | LOCK_NB):
+ * fd, or -EWOULDBLOCK, -errno. One removed by the last holder meanwhile is made anew. */
 int ho_lock(const char *pin_dir, int op);
+/* Remove it (a clean stop, holding it exclusive, before the pin dir goes). */
+void ho_lock_remove(const char *pin_dir);
 /* Change the lock held on fd (not atomic: flock(2) drops it first). 0 or -errno. */
 int ho_relock(int fd, int op);
 void ho_unlock(int fd);

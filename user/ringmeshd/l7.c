@@ -130,9 +130,11 @@ void l7_worker_fini(struct ring_worker *w)
 		free(lw->umem_free[i]);
 	free(lw->cmem_free);
 	free(lw->umem_free);
+	/* the heap's nodes live in the slots: a timer still armed (an idle upstream after
+	 * a drain) is touched by the fini */
+	l7_theap_fini(&lw->th);
 	free(lw->conns);
 	free(lw->ups);
-	l7_theap_fini(&lw->th);
 	pool_fini(&lw->pool);
 	free(lw);
 	w->l7 = NULL;

@@ -89,6 +89,7 @@ struct daemon {
 	bool handed;  /* the successor said TAKEN: it owns everything shared */
 	bool taken;   /* we said TAKEN to our predecessor */
 	int inh[HO_MAX_FDS]; /* sockets taken over: proxy listeners, then the admin's */
+	int inh_which[HO_MAX_FDS]; /* the address of each proxy one: 0 --listen, 1 the gateway */
 	unsigned int n_inh, n_inh_proxy;
 	int inh_admin;
 
@@ -224,13 +225,9 @@ static int assign_listeners(struct daemon *d, const struct rm_opts *o, unsigned 
 		unsigned int seen = 0, got = 0;
 
 		for (unsigned int k = 0; k < d->n_inh_proxy; k++) {
-			struct sockaddr_in sin;
-			socklen_t len = sizeof(sin);
-
-			if (d->inh[k] < 0 || getsockname(d->inh[k], (struct sockaddr *)&sin, &len) ||
-			    !same_addr(&sin, &want[a]))
+			if (d->inh_which[k] != (int)a)
 				continue;
-			if (seen++ % o->workers != i)
+			if (seen++ % o->workers != i || d->inh[k] < 0)
 				continue;
 			if (n == RING_MAX_LISTEN)
 				return errf(err, errlen, -E2BIG,
@@ -287,6 +284,16 @@ static int create_workers(struct daemon *d, const struct rm_opts *o, char *err, 
 		d->l7.trace_ppm = o->trace_ppm;
 		d->l7.spans = d->spans_ok ? &d->spans : NULL;
 		cfg.l7 = &d->l7;
+	}
+	for (unsigned int k = 0; k < d->n_inh_proxy; k++) {
+		struct sockaddr_in sin, gw = {.sin_family = AF_INET,
+					      .sin_addr = o->pod_gw,
+					      .sin_port = o->listen.sin_port};
+		socklen_t len = sizeof(sin);
+
+		d->inh_which[k] = -1;
+		if (!getsockname(d->inh[k], (struct sockaddr *)&sin, &len))
+			d->inh_which[k] = same_addr(&sin, &o->listen) ? 0 : same_addr(&sin, &gw) ? 1 : -1;
 	}
 	for (unsigned int i = 0; i < o->workers; i++) {
 		cfg.id = i;
@@ -903,6 +910,8 @@ out:
 	if (d.cw_ok)
 		cfgw_stop(&d.cw);
 	remove = may_remove(&d, &o);
+	if (remove && d.lock_fd >= 0)
+		ho_lock_remove(d.pin); /* the pin dir goes with it */
 	if (remove)
 		rm_dp_close(d.dp, true);
 	else
