@@ -35,7 +35,10 @@
 #include <sys/file.h>
 #include <sys/signalfd.h>
 
+#include <bpf/bpf.h>
+
 #include "common/util.h"
+#include "ringmesh/abi.h"
 #include "policy/cb.h"
 #include "ringmeshd/admin.h"
 #include "ringmeshd/cb_pin.h"
@@ -367,6 +370,50 @@ static int lock_shared(struct daemon *d, char *err, size_t errlen)
 #define TAKE_OVER_TRIES 600 /* a minute of a predecessor that neither answers nor stops */
 
 /*
+ * With the pin dir exclusive nobody who speaks the hand-over is alive, yet a fresh
+ * heartbeat in rm_proxy says a daemon serves: one of a release without the hand-over
+ * (or one that died within heartbeat_max). Starting fresh would detach it, and its
+ * clean stop would later unpin us: wait for its beat to go stale, or refuse.
+ */
+static int old_daemon_check(struct daemon *d, char *err, size_t errlen)
+{
+	char path[PATH_MAX];
+	int fd;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", d->pin, RM_MAP_PROXY) >= sizeof(path))
+		return 0;
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;
+	for (int i = 0; i < 50; i++) {
+		union {
+			struct rm_proxy_cfg c;
+			char raw[256];
+		} v;
+		struct bpf_map_info info;
+		__u32 len = sizeof(info), key = 0;
+		uint64_t now = mono_ns();
+
+		memset(&v, 0, sizeof(v));
+		memset(&info, 0, sizeof(info));
+		if (bpf_obj_get_info_by_fd(fd, &info, &len) || info.value_size > sizeof(v) ||
+		    bpf_map_lookup_elem(fd, &key, &v) || !v.c.heartbeat_ns ||
+		    now - v.c.heartbeat_ns >= v.c.heartbeat_max_ns) {
+			close(fd);
+			return 0;
+		}
+		usleep(TAKE_OVER_RETRY_MS * 1000);
+	}
+	close(fd);
+	return errf(err, errlen, -EBUSY,
+		    "a ringmeshd serves %s but does not hand over (a release before the "
+		    "hand-over?): stop it first (for a DaemonSet, update once with maxSurge 0, "
+		    "maxUnavailable 1)",
+		    d->pin);
+}
+
+
+/*
  * Find the daemon serving our pin dir and take its sockets: 1 when we take over
  * (d->pred_fd open, the sockets in d->inh), 0 when there is none (we hold the pin
  * dir exclusive: a fresh start), or -errno with err filled when one is there and
@@ -379,8 +426,8 @@ static int take_over(struct daemon *d, char *err, size_t errlen)
 		int fd = ho_connect(d->pin), r;
 
 		if (fd == -ECONNREFUSED || fd == -ENOENT) {
-			if (d->lock_fd >= 0)
-				return 0; /* exclusive, and still nobody: we are alone */
+			if (d->lock_fd >= 0) /* exclusive, and still nobody: we are alone */
+				return old_daemon_check(d, err, errlen);
 			d->lock_fd = ho_lock(d->pin, LOCK_EX | LOCK_NB);
 			if (d->lock_fd >= 0)
 				continue; /* try the name once more, now that nobody can start */
