@@ -334,7 +334,7 @@ static int adopt_link(struct rm_dp *dp, int slot, struct bpf_program *prog, int 
 		dp->links[slot] = l;
 		return 0;
 	}
-	bpf_link__destroy(l); /* our descriptor only: the link stays pinned... */
+	bpf_link__destroy(l);		     /* our descriptor only: the link stays pinned... */
 	if (unlink(path) && errno != ENOENT) /* ...until here; its daemon holds it */
 		return errf_sys(err, errlen, -errno, "removing %s", path);
 	return attach_pinned(dp, slot, prog, cg_fd, err, errlen);
@@ -503,8 +503,8 @@ static int fill_maps(struct rm_dp *dp, const struct rm_dp_opts *o, char *err, si
 		rc = sync_ranges(bpf_map__fd(s->maps.rm_exclude), o->exclude, o->n_exclude);
 		if (rc)
 			return errf_sys(err, errlen, rc, "updating %s", RM_MAP_EXCLUDE);
-		rc = sync_keys(bpf_map__fd(s->maps.rm_xports), o->exclude_ports,
-			       o->n_exclude_ports, sizeof(__u16), RM_MAX_XPORTS);
+		rc = sync_keys(bpf_map__fd(s->maps.rm_xports), o->exclude_ports, o->n_exclude_ports,
+			       sizeof(__u16), RM_MAX_XPORTS);
 		if (rc)
 			return errf_sys(err, errlen, rc, "updating %s", RM_MAP_XPORTS);
 		return 0;

@@ -134,7 +134,9 @@ int ho_recv(int fd, struct ho_msg *m, int *fds, unsigned int max, int timeout_ms
 		struct cmsghdr align;
 	} u;
 	struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
-	struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+	struct msghdr mh = {.msg_iov = &iov,
+			    .msg_iovlen = 1,
+			    .msg_control = u.buf,
 			    .msg_controllen = sizeof(u.buf)};
 	struct pollfd p = {.fd = fd, .events = POLLIN};
 	unsigned int got = 0;
@@ -203,7 +205,8 @@ int ho_lock(const char *pin_dir, int op)
 		struct stat a, b;
 		int fd;
 
-		if ((mkdir(pin_dir, 0700) && errno != EEXIST) || (mkdir(path, 0700) && errno != EEXIST))
+		if ((mkdir(pin_dir, 0700) && errno != EEXIST) ||
+		    (mkdir(path, 0700) && errno != EEXIST))
 			return -errno;
 		fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (fd < 0)
@@ -216,7 +219,8 @@ int ho_lock(const char *pin_dir, int op)
 			return rc;
 		}
 		/* The holder may have removed it (a clean stop): lock the new one. */
-		if (!fstat(fd, &a) && !stat(path, &b) && a.st_ino == b.st_ino && a.st_dev == b.st_dev)
+		if (!fstat(fd, &a) && !stat(path, &b) && a.st_ino == b.st_ino &&
+		    a.st_dev == b.st_dev)
 			return fd;
 		close(fd);
 	}

@@ -25,13 +25,12 @@
  * A successor that dies before TAKEN closes the connection: the predecessor takes
  * its programs and identity back and offers the sockets again to the next one.
  *
- * The flock of the pin dir's HO_LOCK_NAME directory orders what the protocol cannot see. Every live daemon holds
- * it shared. A daemon with nobody answering on the name may start fresh (remove a
- * dead daemon's leftovers) only once it holds it exclusive, which no live daemon
- * allows; it tries the name again while it waits, since a successor that has just
- * taken over binds the name a moment after its predecessor let it go. A clean stop
- * removes the pins only if it gets the lock exclusive, that is, if no other daemon
- * (a successor that took over) uses them.
+ * The flock of the pin dir's HO_LOCK_NAME directory orders what the protocol cannot see. Every live
+ * daemon holds it shared. A daemon with nobody answering on the name may start fresh (remove a dead
+ * daemon's leftovers) only once it holds it exclusive, which no live daemon allows; it tries the
+ * name again while it waits, since a successor that has just taken over binds the name a moment
+ * after its predecessor let it go. A clean stop removes the pins only if it gets the lock
+ * exclusive, that is, if no other daemon (a successor that took over) uses them.
  */
 #ifndef RM_HANDOVER_H
 #define RM_HANDOVER_H

@@ -84,21 +84,21 @@ struct daemon {
 	char pin[PATH_MAX]; /* the pin dir, resolved: names the hand-over socket */
 
 	/* hand-over (handover.h) */
-	int lock_fd;  /* the pin dir's flock while we start fresh or remove it all */
-	int ho_lfd;   /* a successor connects here; -1 while one is being served */
-	int succ_fd;  /* the successor we offered our sockets to */
-	int pred_fd;  /* the predecessor we took over from, until it exits (EOF) */
+	int lock_fd; /* the pin dir's flock while we start fresh or remove it all */
+	int ho_lfd;  /* a successor connects here; -1 while one is being served */
+	int succ_fd; /* the successor we offered our sockets to */
+	int pred_fd; /* the predecessor we took over from, until it exits (EOF) */
 	pid_t succ_pid, pred_pid;
-	bool handed;  /* the successor said TAKEN: it owns everything shared */
-	bool taken;   /* we said TAKEN to our predecessor */
-	int inh[HO_MAX_FDS]; /* sockets taken over: proxy listeners, then the admin's */
+	bool handed;		   /* the successor said TAKEN: it owns everything shared */
+	bool taken;		   /* we said TAKEN to our predecessor */
+	int inh[HO_MAX_FDS];	   /* sockets taken over: proxy listeners, then the admin's */
 	int inh_which[HO_MAX_FDS]; /* the address of each proxy one: 0 --listen, 1 the gateway */
 	unsigned int n_inh, n_inh_proxy;
 	int inh_admin;
 
 	/* drain */
 	bool draining;
-	bool signalled; /* SIGTERM/SIGINT seen: a second one ends the drain */
+	bool signalled;			 /* SIGTERM/SIGINT seen: a second one ends the drain */
 	uint64_t drain_start, drain_end; /* CLOCK_MONOTONIC ns */
 	bool accept_stopped;		 /* workers told RING_DRAIN */
 };
@@ -296,7 +296,9 @@ static int create_workers(struct daemon *d, const struct rm_opts *o, char *err, 
 
 		d->inh_which[k] = -1;
 		if (!getsockname(d->inh[k], (struct sockaddr *)&sin, &len))
-			d->inh_which[k] = same_addr(&sin, &o->listen) ? 0 : same_addr(&sin, &gw) ? 1 : -1;
+			d->inh_which[k] = same_addr(&sin, &o->listen) ? 0
+					  : same_addr(&sin, &gw)      ? 1
+								      : -1;
 	}
 	for (unsigned int i = 0; i < o->workers; i++) {
 		cfg.id = i;
@@ -412,7 +414,6 @@ static int old_daemon_check(struct daemon *d, char *err, size_t errlen)
 		    d->pin);
 }
 
-
 /*
  * Find the daemon serving our pin dir and take its sockets: 1 when we take over
  * (d->pred_fd open, the sockets in d->inh), 0 when there is none (we hold the pin
@@ -456,15 +457,16 @@ static int take_over(struct daemon *d, char *err, size_t errlen)
 		}
 		if (r) {
 			close(fd);
-			return errf(err, errlen, r,
-				    "hand-over from the ringmeshd serving %s: %s", d->pin,
+			return errf(err, errlen, r, "hand-over from the ringmeshd serving %s: %s",
+				    d->pin,
 				    r == -EPROTO ? "it speaks another hand-over version; stop it "
 						   "first"
 						 : strerror(-r));
 		}
 		d->n_inh = m.n_fds;
 		d->n_inh_proxy = m.n_proxy <= m.n_fds ? m.n_proxy : m.n_fds;
-		d->inh_admin = m.has_admin && m.n_fds > d->n_inh_proxy ? d->inh[d->n_inh_proxy] : -1;
+		d->inh_admin =
+		    m.has_admin && m.n_fds > d->n_inh_proxy ? d->inh[d->n_inh_proxy] : -1;
 		if (d->inh_admin >= 0)
 			d->inh[d->n_inh_proxy] = -1; /* admin's own, see main */
 		d->pred_fd = fd;
@@ -472,8 +474,8 @@ static int take_over(struct daemon *d, char *err, size_t errlen)
 		r = lock_shared(d, err, errlen);
 		return r ? r : 1;
 	}
-	return errf(err, errlen, -EBUSY,
-		    "a ringmeshd holds %s but neither hands over nor stops", d->pin);
+	return errf(err, errlen, -EBUSY, "a ringmeshd holds %s but neither hands over nor stops",
+		    d->pin);
 }
 
 /* Everything a successor needs to accept where we do: each worker's listeners and
@@ -515,8 +517,7 @@ static void on_successor(struct daemon *d)
 	if (!r)
 		r = offer_sockets(d, fd);
 	if (r) {
-		fprintf(stderr, "ringmeshd: hand-over to a successor failed: %s\n",
-			strerror(-r));
+		fprintf(stderr, "ringmeshd: hand-over to a successor failed: %s\n", strerror(-r));
 		close(fd);
 		return;
 	}
@@ -643,7 +644,8 @@ static int run(struct daemon *d, int sfd, const struct rm_opts *o)
 				fprintf(stderr, "ringmeshd: %s, %s\n", strsignal((int)si.ssi_signo),
 					d->handed ? "draining goes on" : "draining, then stopping");
 				if (!d->handed) {
-					/* A stop, not an upgrade: new connects go direct from now on. */
+					/* A stop, not an upgrade: new connects go direct from now
+					 * on. */
 					rm_dp_fail_open(d->dp);
 					start_drain(d, o, false);
 					log_active("draining", d, o);
@@ -715,8 +717,10 @@ static bool may_remove(struct daemon *d, const struct rm_opts *o)
 		if (!ho_relock(d->lock_fd, LOCK_EX | LOCK_NB))
 			return true;
 		if (mono_ns() >= until) {
-			fprintf(stderr, "ringmeshd: another ringmeshd still uses %s: its pins "
-					"are left to it\n", d->pin);
+			fprintf(stderr,
+				"ringmeshd: another ringmeshd still uses %s: its pins "
+				"are left to it\n",
+				d->pin);
 			return false;
 		}
 		usleep(100 * 1000);
@@ -815,9 +819,8 @@ int main(int argc, char **argv)
 		struct sockaddr_in sin;
 		socklen_t len = sizeof(sin);
 
-		if (d.inh_admin >= 0 &&
-		    (getsockname(d.inh_admin, (struct sockaddr *)&sin, &len) ||
-		     !same_addr(&sin, &o.metrics_listen))) {
+		if (d.inh_admin >= 0 && (getsockname(d.inh_admin, (struct sockaddr *)&sin, &len) ||
+					 !same_addr(&sin, &o.metrics_listen))) {
 			close(d.inh_admin); /* another --metrics-listen: ours is bound anew */
 			d.inh_admin = -1;
 		}

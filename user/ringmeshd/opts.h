@@ -65,7 +65,7 @@ struct rm_opts {
 	struct sockaddr_in metrics_listen; /* --metrics-listen */
 	bool zipkin;			   /* --zipkin-url given: spans are reported */
 	struct zipkin_url zipkin_url;	   /* ... where to */
-	uint32_t trace_ppm; /* --trace-sampling, millionths (TRACE_RATE_ONE = 100 %) */
+	uint32_t trace_ppm;	      /* --trace-sampling, millionths (TRACE_RATE_ONE = 100 %) */
 	unsigned int drain_timeout_s; /* --drain-timeout */
 };
 

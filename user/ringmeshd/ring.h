@@ -185,8 +185,8 @@ struct ring_worker {
 	int wake_fd;				  /* eventfd: stop request from the owning thread */
 	uint64_t wake_val;			  /* read target for RING_OP_WAKE */
 	bool stopping;				  /* RING_STOP: resetting, then return */
-	bool draining;		/* RING_DRAIN_ACCEPT or later: no keep-alive (l7 reads it) */
-	bool accept_off;	/* accepts cancelled (RING_DRAIN, RING_STOP) */
+	bool draining;		 /* RING_DRAIN_ACCEPT or later: no keep-alive (l7 reads it) */
+	bool accept_off;	 /* accepts cancelled (RING_DRAIN, RING_STOP) */
 	enum ring_mode req_mode; /* atomic: what the owner asked (ring_worker_set_mode) */
 	uint64_t drain_sweep_ns; /* next look for idle connections to close */
 	/* The kernel honours a multishot recv's total byte cap. Without it one task-work
