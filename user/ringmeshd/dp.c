@@ -208,22 +208,6 @@ static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
 	return 0;
 }
 
-static int fill_ranges(int fd, const struct rm_cidr *c, size_t n)
-{
-	__u8 one = 1;
-
-	for (size_t i = 0; i < n; i++) {
-		struct rm_lpm_key k;
-		int rc;
-
-		rm_cidr_lpm_key(&c[i], &k);
-		rc = bpf_map_update_elem(fd, &k, &one, BPF_ANY);
-		if (rc)
-			return rc;
-	}
-	return 0;
-}
-
 /*
  * Make the hash or trie fd hold exactly the n keys of want (ksz bytes each): a
  * successor's flags replace its predecessor's in the kept maps, new keys first, so
@@ -490,38 +474,22 @@ static int setup_cfg(struct rm_dp *dp, const struct rm_dp_opts *o, const char *s
 	return 0;
 }
 
+/* On a hand-over the kept maps hold the predecessor's ranges: ours replace them. */
 static int fill_maps(struct rm_dp *dp, const struct rm_dp_opts *o, char *err, size_t errlen)
 {
 	struct ringmesh *s = dp->skel;
-	__u8 one = 1;
 	int rc;
 
-	if (o->adopt) {
-		rc = sync_ranges(bpf_map__fd(s->maps.rm_include), o->include, o->n_include);
-		if (rc)
-			return errf_sys(err, errlen, rc, "updating %s", RM_MAP_INCLUDE);
-		rc = sync_ranges(bpf_map__fd(s->maps.rm_exclude), o->exclude, o->n_exclude);
-		if (rc)
-			return errf_sys(err, errlen, rc, "updating %s", RM_MAP_EXCLUDE);
-		rc = sync_keys(bpf_map__fd(s->maps.rm_xports), o->exclude_ports, o->n_exclude_ports,
-			       sizeof(__u16), RM_MAX_XPORTS);
-		if (rc)
-			return errf_sys(err, errlen, rc, "updating %s", RM_MAP_XPORTS);
-		return 0;
-	}
-	rc = fill_ranges(bpf_map__fd(s->maps.rm_include), o->include, o->n_include);
+	rc = sync_ranges(bpf_map__fd(s->maps.rm_include), o->include, o->n_include);
 	if (rc)
 		return errf_sys(err, errlen, rc, "filling %s", RM_MAP_INCLUDE);
-	rc = fill_ranges(bpf_map__fd(s->maps.rm_exclude), o->exclude, o->n_exclude);
+	rc = sync_ranges(bpf_map__fd(s->maps.rm_exclude), o->exclude, o->n_exclude);
 	if (rc)
 		return errf_sys(err, errlen, rc, "filling %s", RM_MAP_EXCLUDE);
-	for (size_t i = 0; i < o->n_exclude_ports; i++) {
-		__u16 port = o->exclude_ports[i];
-
-		rc = bpf_map_update_elem(bpf_map__fd(s->maps.rm_xports), &port, &one, BPF_ANY);
-		if (rc)
-			return errf_sys(err, errlen, rc, "filling %s", RM_MAP_XPORTS);
-	}
+	rc = sync_keys(bpf_map__fd(s->maps.rm_xports), o->exclude_ports, o->n_exclude_ports,
+		       sizeof(__u16), RM_MAX_XPORTS);
+	if (rc)
+		return errf_sys(err, errlen, rc, "filling %s", RM_MAP_XPORTS);
 	return 0;
 }
 
@@ -851,8 +819,7 @@ int rm_dp_reclaim(struct rm_dp *dp, char *err, size_t errlen)
 	rm_addr_from_v4(&c->listen_addr, o.listen.sin_addr.s_addr);
 	rm_addr_from_v4(&c->pod_gw_addr, o.pod_gw.s_addr);
 	c->listen_port = o.listen.sin_port;
-	o.adopt = true; /* the successor's ranges, replaced by ours */
-	rc = fill_maps(dp, &o, err, errlen);
+	rc = fill_maps(dp, &o, err, errlen); /* the successor's ranges, replaced by ours */
 	if (rc)
 		return rc;
 	if ((rc = reclaim_link(dp, DP_L_CONNECT4, s->progs.rm_connect4_prog)) ||
