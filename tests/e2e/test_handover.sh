@@ -107,6 +107,8 @@ sleep 0.3
 check "the first daemon serves on" sh -c "kill -0 $OLD && grep -q 'went away before taking over: serving on' '$TMP/ringmeshd.log'"
 check "requests still reach v1 through it" v1_ok
 check "ringmesh status: live" cli status
+ready() { [ "$(in_ns "$NODE_NS" curl -s -o /dev/null -w '%{http_code}' -m 2 "http://$METRICS_ADDR/healthz/ready")" = 200 ]; }
+check "/healthz/ready: 200 again (503 only while a successor was being served)" ready
 kill "$PID_hold" 2>/dev/null
 
 # --- the hand-over under load
@@ -178,6 +180,7 @@ B=$(counted "$TMP/m.before") A=$(counted "$TMP/m.after")
 check ":15090 (now the new daemon's) counts on from the old one's $B: $A >= $B + $WRK_N + $FRESH_N" \
 	[ "$A" -ge $((B + ${WRK_N:-0} + ${FRESH_N:-0})) ]
 check "ringmesh status: live" cli status
+check "/healthz/ready on the shared metrics port: 200 (the new daemon's)" ready
 check "a request after the hand-over reaches v1" v1_ok
 
 # --- SIGTERM with slow requests in flight: they complete, then nothing is left

@@ -525,6 +525,10 @@ static void on_successor(struct daemon *d)
 	d->succ_pid = (pid_t)m.pid;
 	close(d->ho_lfd);
 	d->ho_lfd = -1;
+	/* The successor's readiness probe reaches whichever daemon accepts on the shared
+	 * port: until it has taken over, the answer must not be ours. */
+	if (d->admin_ok)
+		admin_set_ready(&d->admin, false);
 	fprintf(stderr, "ringmeshd: hand-over: sockets offered to pid %d\n", (int)m.pid);
 }
 
@@ -586,10 +590,13 @@ static void on_successor_msg(struct daemon *d, const struct rm_opts *o)
 		(int)d->succ_pid);
 	if (rm_dp_reclaim(d->dp, err, sizeof(err)))
 		fprintf(stderr, "ringmeshd: taking the data path back: %s\n", err);
-	if (d->draining)
+	if (d->draining) {
 		rm_dp_fail_open(d->dp); /* stopping all the same */
-	else
+	} else {
 		rm_dp_heartbeat(d->dp);
+		if (d->admin_ok)
+			admin_set_ready(&d->admin, true);
+	}
 	d->ho_lfd = ho_listen(d->pin);
 }
 
