@@ -7,7 +7,7 @@
 # orig_full counters stand still; the VIP is routed unreachable in the pod, so a
 # bypass would fail anyway), the old daemon exits 0, rules and counters are kept (the
 # :15090 counter does not reset). A successor that fails half-way leaves the first
-# one serving. Then a SIGTERM with slow requests in flight: they complete, and the
+# one serving; a third daemon takes over from the second in turn. Then a SIGTERM with slow requests in flight: they complete, and the
 # clean stop leaves nothing attached, pinned or running.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -183,6 +183,18 @@ check "ringmesh status: live" cli status
 check "/healthz/ready on the shared metrics port: 200 (the new daemon's)" ready
 check "a request after the hand-over reaches v1" v1_ok
 
+# --- a second hand-over: the new daemon answers on the name in turn
+daemon "$TMP/third.log" "${DARGS[@]}"
+THIRD=$!
+for _ in $(seq 100); do kill -0 "$NEW" 2>/dev/null || break; sleep 0.1; done
+wait "$NEW"
+brc=$?
+check "a third daemon takes over from the second, which exits 0 ($brc)" \
+	sh -c "[ $brc = 0 ] && grep -q 'taking over from pid $NEW' '$TMP/third.log'"
+NEW=$THIRD
+RINGMESHD_PID=$NEW
+check "requests reach v1 through the third" v1_ok
+
 # --- SIGTERM with slow requests in flight: they complete, then nothing is left
 for i in 1 2 3; do
 	client curl -s -m 10 -o "$TMP/slow$i.body" -w '%{http_code}' -H 'x-rm-delay: 2s' \
@@ -198,11 +210,11 @@ wait_gone "$NEW" 15
 wait "$NEW"
 nrc=$?
 RINGMESHD_PID=
-sed 's/^/    # /' "$TMP/new.log" | tail -6
-check "the new daemon's clean stop exits 0 ($nrc)" [ "$nrc" = 0 ]
+sed 's/^/    # /' "$TMP/third.log" | tail -6
+check "the last daemon's clean stop exits 0 ($nrc)" [ "$nrc" = 0 ]
 check "nothing attached under our cgroups" [ -z "$(attached)" ]
 check "nothing pinned (no $PIN)" [ ! -e "$PIN" ]
-check "no ringmeshd of ours running" sh -c "! kill -0 $OLD 2>/dev/null && ! kill -0 $NEW 2>/dev/null"
+check "no ringmeshd of ours running" sh -c "! kill -0 $OLD 2>/dev/null && ! kill -0 $NEW 2>/dev/null && ! pgrep -f -- 'ringmeshd --pin-dir $PIN' >/dev/null"
 check "the pod gateway interface is gone" sh -c "! ip -n '$NODE_NS' link show ringmesh0 >/dev/null 2>&1"
 
 summary handover
