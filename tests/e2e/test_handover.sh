@@ -214,7 +214,8 @@ sed 's/^/    # /' "$TMP/third.log" | tail -6
 check "the last daemon's clean stop exits 0 ($nrc)" [ "$nrc" = 0 ]
 check "nothing attached under our cgroups" [ -z "$(attached)" ]
 check "nothing pinned (no $PIN)" [ ! -e "$PIN" ]
-check "no ringmeshd of ours running" sh -c "! kill -0 $OLD 2>/dev/null && ! kill -0 $NEW 2>/dev/null && ! pgrep -f -- 'ringmeshd --pin-dir $PIN' >/dev/null"
+none_running() { ! pgrep -f -- "ringmeshd --pin-dir $PIN" || { ps -f -p "$(pgrep -d, -f -- "ringmeshd --pin-dir $PIN")"; return 1; }; }
+check "no ringmeshd of ours running" none_running
 check "the pod gateway interface is gone" sh -c "! ip -n '$NODE_NS' link show ringmesh0 >/dev/null 2>&1"
 
 summary handover
