@@ -83,6 +83,9 @@ static __always_inline __u32 rm_connect4(struct bpf_sock_addr *ctx)
 	o.tgid = bpf_get_current_pid_tgid() >> 32;
 	if (o.cgroup_id == cfg->daemon_cgroup_id || o.tgid == cfg->daemon_tgid)
 		return RM_DP_SELF;
+	/* a predecessor still draining its requests during a hand-over */
+	if (cfg->prev_tgid && (o.cgroup_id == cfg->prev_cgroup_id || o.tgid == cfg->prev_tgid))
+		return RM_DP_SELF;
 	if (!rm_daemon_alive(cfg, bpf_ktime_get_ns()))
 		return RM_DP_STALE;
 

@@ -113,6 +113,11 @@ struct rm_proxy_cfg {
 	struct rm_addr pod_gw_addr; /* for clients in other netns (link-local on each veth) */
 	__be16 listen_port;
 	__u16 pad[3];
+	/* The daemon that handed over to this one, while it drains (its upstream
+	 * connections are not to be intercepted either); 0 when there is none. */
+	__u64 prev_cgroup_id;
+	__u32 prev_tgid;
+	__u32 pad2;
 };
 
 #define RM_PF_SOCKMAP (1u << 0) /* sk_msg shortcut enabled */
@@ -141,7 +146,7 @@ _Static_assert(sizeof(struct rm_addr) == 16, "rm_addr layout");
 _Static_assert(sizeof(struct rm_lpm_key) == 20, "rm_lpm_key layout");
 _Static_assert(sizeof(struct rm_tuple) == 40, "rm_tuple layout");
 _Static_assert(sizeof(struct rm_orig) == 56, "rm_orig layout");
-_Static_assert(sizeof(struct rm_proxy_cfg) == 80, "rm_proxy_cfg layout");
+_Static_assert(sizeof(struct rm_proxy_cfg) == 96, "rm_proxy_cfg layout");
 #endif
 
 #endif /* RINGMESH_ABI_H */

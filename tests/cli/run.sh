@@ -372,7 +372,7 @@ printf '%s\n' "$out" | head -1 | grep -q "^skipped 16 documents" &&
 rm -rf "$PIN2"
 
 echo "# data-path maps as a daemon pins them (faked with bpftool)"
-bpftool map create "$PIN/rm_proxy" type array key 4 value 80 entries 1 name rm_proxy flags 0x400 &&
+bpftool map create "$PIN/rm_proxy" type array key 4 value 96 entries 1 name rm_proxy flags 0x400 &&
 bpftool map create "$PIN/rm_dpstats" type percpu_array key 4 value 8 entries 14 name rm_dpstats &&
 bpftool map create "$PIN/rm_include" type lpm_trie key 20 value 1 entries 16 name rm_include flags 1 &&
 bpftool map create "$PIN/rm_xports" type hash key 2 value 1 entries 16 name rm_xports &&
@@ -393,7 +393,8 @@ def upd(m, k, v):
 def mapped(ip): return b"\0" * 10 + b"\xff\xff" + socket.inet_aton(ip)
 hb = 0 if age < 0 else time.monotonic_ns() - int(age * 1e9)
 proxy = (struct.pack("<QQQQII", hb, 3_000_000_000, 1234, 5678, 4242, 1) + mapped("127.0.0.1")
-         + mapped("169.254.7.1") + struct.pack(">H", 15001) + b"\0" * 6)
+         + mapped("169.254.7.1") + struct.pack(">H", 15001) + b"\0" * 6
+         + struct.pack("<QII", 0, 0, 0))  # prev_cgroup_id, prev_tgid: no hand-over
 upd("rm_proxy", struct.pack("<I", 0), proxy)
 upd("rm_include", struct.pack("<I", 96 + 24) + mapped("10.244.0.0"), b"\x01")
 upd("rm_xports", struct.pack("<H", 15090), b"\x01")
@@ -454,7 +455,7 @@ tj "map dump rm_orig" 0 "${P[@]}" map dump rm_orig
 jpy "json: rm_orig decoded" "d['entries'][0]['orig_dst'] == '10.96.0.20:8080' and d['entries'][0]['local'] == '10.244.0.5:40000'"
 tj "map dump rm_dpstats" 0 "${P[@]}" map dump rm_dpstats
 jpy "json: per-CPU counter summed over CPUs" "d['entries'][0]['reason'] == 'redirected' and d['entries'][0]['count'] > 0 and d['entries'][0]['count'] % 7 == 0"
-t "map list" 0 "^rm_proxy +array +4 +80 +1 " "${P[@]}" map list
+t "map list" 0 "^rm_proxy +array +4 +96 +1 " "${P[@]}" map list
 
 t "stats" 0 "redirected +[0-9]+" "${P[@]}" stats
 t "stats: request table" 0 "trans-service.order-system-production.svc.cluster.local +v1 +curl +10 +9 +0 +0 +1 +0 +3 +2" "${P[@]}" stats

@@ -146,7 +146,11 @@ start_ringmeshd() {
 	local dcg=$1 ns=$2 a; shift 2
 	METRICS_ADDR=
 	local gw=
-	for a in "$@"; do case $a in --metrics-listen*) METRICS_ADDR=given;; --gateway-dev*) gw=given;; esac; done
+	local drain=
+	for a in "$@"; do case $a in --metrics-listen*) METRICS_ADDR=given;; --gateway-dev*) gw=given;; --drain-timeout*) drain=given;; esac; done
+	# A stop drains: a connection a check left open would hold it for the default 20 s,
+	# past stop_ringmeshd's 5 s. Suites about the drain give their own.
+	[ -n "$drain" ] || set -- "$@" --drain-timeout 3
 	# No interface of ours in the machine's own namespace (safety rules); in a node
 	# netns of the test the default ringmesh0 carries the pod gateway.
 	[ -n "$gw" ] || [ -n "$ns" ] || set -- "$@" --gateway-dev off

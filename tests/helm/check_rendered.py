@@ -72,8 +72,10 @@ def invariants(docs):
     cg = args[args.index("--cgroup") + 1]
     check(cg.startswith("/host/cgroup2/") and len(cg) > len("/host/cgroup2/"),
           "--cgroup is below the mounted cgroup2 root, never the root (%s)" % cg)
-    port = d["ports"][0]["containerPort"]
-    check(args[args.index("--metrics-listen") + 1] == "0.0.0.0:%d" % port, "metrics port reaches --metrics-listen")
+    port = int(args[args.index("--metrics-listen") + 1].rsplit(":", 1)[1])
+    # hostNetwork turns a container port into a host port, which the scheduler allows
+    # once per node: the surge pod of an update would stay Pending.
+    check(not d.get("ports"), "no container ports (they would be host ports: no surge pod)")
     for p in ("readinessProbe", "livenessProbe"):
         g = d.get(p, {}).get("httpGet", {})
         check(g.get("path") == "/healthz/ready" and g.get("port") == port, p + " on /healthz/ready")
@@ -90,6 +92,14 @@ def invariants(docs):
     us = ds["spec"]["updateStrategy"]
     check(us["type"] == "RollingUpdate" or "rollingUpdate" not in us,
           "rollingUpdate only with type RollingUpdate (the API refuses it with OnDelete)")
+    if us["type"] == "RollingUpdate":
+        ru = us.get("rollingUpdate", {})
+        check(ru.get("maxSurge") == 1 and ru.get("maxUnavailable") == 0,
+              "RollingUpdate surges (maxSurge 1, maxUnavailable 0): the new daemon takes over")
+    drain = int(args[args.index("--drain-timeout") + 1])
+    check(pod["terminationGracePeriodSeconds"] >= drain + 5,
+          "terminationGracePeriodSeconds %d outlasts --drain-timeout %d"
+          % (pod["terminationGracePeriodSeconds"], drain))
     check(pod.get("automountServiceAccountToken") is False, "no API token mounted (nothing reads the API yet)")
 
 

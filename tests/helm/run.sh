@@ -200,6 +200,9 @@ refuse zipkinURL 'tracing.zipkinURL: https (ringmeshd posts plain HTTP)' --set t
 refuse sampling 'tracing.sampling: 101' --set tracing.sampling=101
 refuse 'ringmesh sync' 'sync.enabled (no sync command yet)' --set sync.enabled=true
 refuse "proxy's listener" 'metrics.port: 15001 (the proxy port)' --set metrics.port=15001
+refuse terminationGracePeriodSeconds 'terminationGracePeriodSeconds under drainTimeout + 5' \
+	--set drainTimeout=30 --set terminationGracePeriodSeconds=30
+refuse drainTimeout 'drainTimeout: 3601 (ringmeshd allows 0..3600)' --set drainTimeout=3601
 
 # 6. NOTES.txt (helm template does not render it: a copy of the chart renders it with
 # tpl into a ConfigMap)

@@ -76,9 +76,15 @@ void cli_proxy_fields(const struct rm_proxy_cfg *p, uint64_t now_ns)
 		json_bool_field(cli.jw, "heartbeat_fresh", fresh);
 		json_uint_field(cli.jw, "daemon_cgroup_id", p->daemon_cgroup_id);
 		json_uint_field(cli.jw, "daemon_netns_cookie", p->daemon_netns_cookie);
+		if (p->prev_tgid)
+			json_uint_field(cli.jw, "draining_pid", p->prev_tgid);
+		else
+			json_null_field(cli.jw, "draining_pid");
 		return;
 	}
 	printf("  daemon pid     %u\n", p->daemon_tgid);
+	if (p->prev_tgid)
+		printf("  draining pid   %u (handed over to the daemon above)\n", p->prev_tgid);
 	printf("  listen         %s (pods in other netns: %s)\n", listen, gw);
 	printf("  flags          %s%s\n", p->flags & RM_PF_SOCKMAP ? "sockmap" : "none",
 	       p->flags & ~RM_PF_SOCKMAP ? " +unknown" : "");

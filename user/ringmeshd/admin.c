@@ -25,16 +25,38 @@
 
 #define HEAD_MAX 4096
 
+static void admin_init(struct admin *a, const char *pin_dir, const char *tag)
+{
+	memset(a, 0, sizeof(*a));
+	a->lfd = a->stop_fd = -1;
+	a->pin_dir = pin_dir;
+	a->tag = tag;
+}
+
+int admin_adopt(struct admin *a, int fd, const char *pin_dir, const char *tag, char *err,
+		size_t errlen)
+{
+	int r;
+
+	admin_init(a, pin_dir, tag);
+	a->lfd = fd;
+	a->stop_fd = eventfd(0, EFD_CLOEXEC);
+	if (a->stop_fd >= 0)
+		return 0;
+	r = -errno;
+	snprintf(err, errlen, "eventfd: %s", strerror(-r));
+	close(fd);
+	a->lfd = -1;
+	return r;
+}
+
 int admin_listen(struct admin *a, const struct sockaddr_in *addr, const char *pin_dir,
 		 const char *tag, char *err, size_t errlen)
 {
 	char as[INET_ADDRSTRLEN];
 	int one = 1, r;
 
-	memset(a, 0, sizeof(*a));
-	a->stop_fd = -1;
-	a->pin_dir = pin_dir;
-	a->tag = tag;
+	admin_init(a, pin_dir, tag);
 	inet_ntop(AF_INET, &addr->sin_addr, as, sizeof(as));
 	a->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (a->lfd < 0)

@@ -40,6 +40,10 @@ struct admin {
  * -errno with err filled. */
 int admin_listen(struct admin *a, const struct sockaddr_in *addr, const char *pin_dir,
 		 const char *tag, char *err, size_t errlen);
+/* The same with a listening socket handed over by a predecessor (handover.h), owned
+ * from here on. */
+int admin_adopt(struct admin *a, int fd, const char *pin_dir, const char *tag, char *err,
+		size_t errlen);
 /* Start serving (readiness 503 until admin_set_ready). */
 int admin_start(struct admin *a, char *err, size_t errlen);
 void admin_set_ready(struct admin *a, bool ready);

@@ -38,7 +38,9 @@
 #define DP_BPFFS "/sys/fs/bpf"
 #define DP_HEARTBEAT_MAX_DEFAULT (5ull * 1000 * 1000 * 1000)
 
-enum dp_unpin { DP_UNPIN_NONE, DP_UNPIN_OURS, DP_UNPIN_ALL };
+/* What a teardown removes. KEEP: nothing shared (a successor serves with all of it);
+ * NONE: our links and the heartbeat; OURS: those and the runtime maps; ALL: every pin. */
+enum dp_unpin { DP_UNPIN_KEEP, DP_UNPIN_NONE, DP_UNPIN_OURS, DP_UNPIN_ALL };
 
 enum { DP_L_CONNECT4, DP_L_SOCKOPS, DP_L_GETSOCKOPT, DP_L_MAX };
 
@@ -63,6 +65,8 @@ struct rm_dp {
 	int orig_fd, socks_fd;
 	int msg_prog_fd; /* attached to rm_socks when >= 0 */
 	bool sockmap;
+	struct rm_dp_opts o; /* for rm_dp_reclaim (its lists are the caller's) */
+	__u64 self_cg_id;    /* our cgroup's id, written into rm_proxy */
 	char pin_dir[PATH_MAX];
 	char note[256];
 };
@@ -204,20 +208,50 @@ static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
 	return 0;
 }
 
-static int fill_ranges(int fd, const struct rm_cidr *c, size_t n)
+/*
+ * Make the hash or trie fd hold exactly the n keys of want (ksz bytes each): a
+ * successor's flags replace its predecessor's in the kept maps, new keys first, so
+ * a range both name is never missing.
+ */
+static int sync_keys(int fd, const void *want, size_t n, size_t ksz, size_t max)
 {
+	char *have = calloc(max + 1, ksz), key[sizeof(struct rm_lpm_key)];
+	size_t nh = 0;
 	__u8 one = 1;
+	int rc = 0;
+
+	if (!have || ksz > sizeof(key)) {
+		free(have);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n && !rc; i++)
+		if (bpf_map_update_elem(fd, (const char *)want + i * ksz, &one, BPF_ANY))
+			rc = -errno;
+	while (!rc && nh <= max &&
+	       !bpf_map_get_next_key(fd, nh ? have + (nh - 1) * ksz : NULL, have + nh * ksz))
+		nh++;
+	for (size_t i = 0; i < nh && !rc; i++) {
+		bool keep = false;
+
+		memcpy(key, have + i * ksz, ksz);
+		for (size_t j = 0; j < n && !keep; j++)
+			keep = !memcmp(key, (const char *)want + j * ksz, ksz);
+		if (!keep && bpf_map_delete_elem(fd, key) && errno != ENOENT)
+			rc = -errno;
+	}
+	free(have);
+	return rc;
+}
+
+static int sync_ranges(int fd, const struct rm_cidr *c, size_t n)
+{
+	struct rm_lpm_key k[RM_MAX_RANGES];
 
 	for (size_t i = 0; i < n; i++) {
-		struct rm_lpm_key k;
-		int rc;
-
-		rm_cidr_lpm_key(&c[i], &k);
-		rc = bpf_map_update_elem(fd, &k, &one, BPF_ANY);
-		if (rc)
-			return rc;
+		memset(&k[i], 0, sizeof(k[i]));
+		rm_cidr_lpm_key(&c[i], &k[i]);
 	}
-	return 0;
+	return sync_keys(fd, k, n, sizeof(k[0]), RM_MAX_RANGES);
 }
 
 static int netns_cookie(__u64 *out)
@@ -250,6 +284,87 @@ static int attach_pinned(struct rm_dp *dp, int slot, struct bpf_program *prog, i
 	if (rc)
 		return errf_sys(err, errlen, rc, "pinning %s", path);
 	return 0;
+}
+
+/*
+ * A hand-over: the predecessor's pinned link on the same cgroup gets our program
+ * (bpf_link_update: the hook is never empty, and never runs both). A link on another
+ * cgroup (a changed --cgroup; getsockopt on the predecessor's own cgroup) is left to
+ * its daemon, whose exit detaches it, and ours takes its pin.
+ */
+static int adopt_link(struct rm_dp *dp, int slot, struct bpf_program *prog, int cg_fd, char *err,
+		      size_t errlen)
+{
+	struct bpf_link_info info;
+	__u32 ilen = sizeof(info);
+	char path[PATH_MAX];
+	struct bpf_link *l;
+	struct stat st;
+	int rc;
+
+	if (path_join(path, sizeof(path), dp->pin_dir, dp_link_names[slot]))
+		return errf_sys(err, errlen, -ENAMETOOLONG, "pin dir %s", dp->pin_dir);
+	l = bpf_link__open(path);
+	if (!l)
+		return attach_pinned(dp, slot, prog, cg_fd, err, errlen);
+	memset(&info, 0, sizeof(info));
+	if (!bpf_obj_get_info_by_fd(bpf_link__fd(l), &info, &ilen) && !fstat(cg_fd, &st) &&
+	    info.type == BPF_LINK_TYPE_CGROUP && info.cgroup.cgroup_id == (__u64)st.st_ino) {
+		rc = bpf_link__update_program(l, prog);
+		if (rc) {
+			bpf_link__destroy(l);
+			return errf_sys(err, errlen, rc, "replacing the program of %s", path);
+		}
+		dp->links[slot] = l;
+		return 0;
+	}
+	bpf_link__destroy(l);		     /* our descriptor only: the link stays pinned... */
+	if (unlink(path) && errno != ENOENT) /* ...until here; its daemon holds it */
+		return errf_sys(err, errlen, -errno, "removing %s", path);
+	return attach_pinned(dp, slot, prog, cg_fd, err, errlen);
+}
+
+static int link_id(int fd, __u32 *id)
+{
+	struct bpf_link_info info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &len))
+		return -errno;
+	*id = info.id;
+	return 0;
+}
+
+/* A successor that failed before taking over may have replaced our programs or our
+ * pins: ours again, in both. */
+static int reclaim_link(struct rm_dp *dp, int slot, struct bpf_program *prog)
+{
+	struct bpf_link *l = dp->links[slot];
+	char path[PATH_MAX];
+	__u32 ours = 0, theirs = 0;
+	int fd, rc;
+
+	if (!l)
+		return 0;
+	rc = bpf_link__update_program(l, prog);
+	if (rc)
+		return rc;
+	if (path_join(path, sizeof(path), dp->pin_dir, dp_link_names[slot]) ||
+	    link_id(bpf_link__fd(l), &ours))
+		return -EINVAL;
+	fd = bpf_obj_get(path);
+	if (fd >= 0) {
+		rc = link_id(fd, &theirs);
+		if (!rc && theirs == ours) {
+			close(fd);
+			return 0;
+		}
+		bpf_link_detach(fd);
+		close(fd);
+		unlink(path);
+	}
+	return bpf_obj_pin(bpf_link__fd(l), path) ? -errno : 0;
 }
 
 static int check_opts(const struct rm_dp_opts *o, char *err, size_t errlen)
@@ -338,37 +453,43 @@ static int setup_cfg(struct rm_dp *dp, const struct rm_dp_opts *o, const char *s
 	if (rc)
 		return errf_sys(err, errlen, rc, "netns cookie (SO_NETNS_COOKIE)");
 
-	memset(c, 0, sizeof(*c));
+	dp->self_cg_id = st.st_ino;
+	if (o->adopt) {
+		/* The predecessor's beat stays in place (no instant of fail-open) and its
+		 * identity moves to prev_ before ours replaces it: its upstream connections
+		 * are never intercepted while it drains. */
+		__atomic_store_n(&c->prev_cgroup_id, c->daemon_cgroup_id, __ATOMIC_RELAXED);
+		__atomic_store_n(&c->prev_tgid, c->daemon_tgid, __ATOMIC_RELEASE);
+	} else {
+		memset(c, 0, sizeof(*c));
+	}
 	c->heartbeat_max_ns = o->heartbeat_max_ns ? o->heartbeat_max_ns : DP_HEARTBEAT_MAX_DEFAULT;
-	c->daemon_cgroup_id = st.st_ino;
 	c->daemon_netns_cookie = cookie;
-	c->daemon_tgid = (__u32)getpid();
 	c->flags = o->sockmap ? RM_PF_SOCKMAP : 0;
 	rm_addr_from_v4(&c->listen_addr, o->listen.sin_addr.s_addr);
 	rm_addr_from_v4(&c->pod_gw_addr, o->pod_gw.s_addr);
 	c->listen_port = o->listen.sin_port;
+	__atomic_store_n(&c->daemon_cgroup_id, dp->self_cg_id, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->daemon_tgid, (__u32)getpid(), __ATOMIC_RELEASE);
 	return 0;
 }
 
+/* On a hand-over the kept maps hold the predecessor's ranges: ours replace them. */
 static int fill_maps(struct rm_dp *dp, const struct rm_dp_opts *o, char *err, size_t errlen)
 {
 	struct ringmesh *s = dp->skel;
-	__u8 one = 1;
 	int rc;
 
-	rc = fill_ranges(bpf_map__fd(s->maps.rm_include), o->include, o->n_include);
+	rc = sync_ranges(bpf_map__fd(s->maps.rm_include), o->include, o->n_include);
 	if (rc)
 		return errf_sys(err, errlen, rc, "filling %s", RM_MAP_INCLUDE);
-	rc = fill_ranges(bpf_map__fd(s->maps.rm_exclude), o->exclude, o->n_exclude);
+	rc = sync_ranges(bpf_map__fd(s->maps.rm_exclude), o->exclude, o->n_exclude);
 	if (rc)
 		return errf_sys(err, errlen, rc, "filling %s", RM_MAP_EXCLUDE);
-	for (size_t i = 0; i < o->n_exclude_ports; i++) {
-		__u16 port = o->exclude_ports[i];
-
-		rc = bpf_map_update_elem(bpf_map__fd(s->maps.rm_xports), &port, &one, BPF_ANY);
-		if (rc)
-			return errf_sys(err, errlen, rc, "filling %s", RM_MAP_XPORTS);
-	}
+	rc = sync_keys(bpf_map__fd(s->maps.rm_xports), o->exclude_ports, o->n_exclude_ports,
+		       sizeof(__u16), RM_MAX_XPORTS);
+	if (rc)
+		return errf_sys(err, errlen, rc, "filling %s", RM_MAP_XPORTS);
 	return 0;
 }
 
@@ -378,10 +499,12 @@ static int attach_all(struct rm_dp *dp, const char *mnt, const char *pods_cg, co
 	struct ringmesh *s = dp->skel;
 	int rc;
 
-	rc = attach_pinned(dp, DP_L_CONNECT4, s->progs.rm_connect4_prog, dp->cg_fd, err, errlen);
+	int (*attach)(struct rm_dp *, int, struct bpf_program *, int, char *, size_t) =
+	    dp->o.adopt ? adopt_link : attach_pinned;
+
+	rc = attach(dp, DP_L_CONNECT4, s->progs.rm_connect4_prog, dp->cg_fd, err, errlen);
 	if (!rc)
-		rc = attach_pinned(dp, DP_L_SOCKOPS, s->progs.rm_sockops_prog, dp->cg_fd, err,
-				   errlen);
+		rc = attach(dp, DP_L_SOCKOPS, s->progs.rm_sockops_prog, dp->cg_fd, err, errlen);
 	if (rc)
 		return rc;
 
@@ -400,12 +523,13 @@ static int attach_all(struct rm_dp *dp, const char *mnt, const char *pods_cg, co
 		dp->dcg_fd = open(self_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 		if (dp->dcg_fd < 0)
 			return errf_sys(err, errlen, -errno, "opening own cgroup %s", self_cg);
-		rc = attach_pinned(dp, DP_L_GETSOCKOPT, s->progs.rm_getsockopt_prog, dp->dcg_fd,
-				   err, errlen);
+		rc = attach(dp, DP_L_GETSOCKOPT, s->progs.rm_getsockopt_prog, dp->dcg_fd, err,
+			    errlen);
 		if (rc)
 			return rc;
 	}
 
+	/* A predecessor's verdict program on rm_socks is replaced in one exchange. */
 	rc = bpf_prog_attach(bpf_program__fd(s->progs.rm_msg_prog), dp->socks_fd,
 			     BPF_SK_MSG_VERDICT, 0);
 	if (rc)
@@ -415,6 +539,21 @@ static int attach_all(struct rm_dp *dp, const char *mnt, const char *pods_cg, co
 }
 
 static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin);
+
+int rm_dp_pin_dir(const char *pin_dir, char *err, size_t errlen)
+{
+	int rc = ensure_bpffs();
+
+	if (rc)
+		return errf_sys(err, errlen, rc, "mounting bpffs at %s", DP_BPFFS);
+	rc = mkdir_p(pin_dir, 0700);
+	if (rc)
+		return errf_sys(err, errlen, rc, "creating pin dir %s", pin_dir);
+	if (!fs_is(pin_dir, BPF_FS_MAGIC))
+		return errf_sys(err, errlen, -EINVAL, "pin dir %s is not on a bpf filesystem",
+				pin_dir);
+	return 0;
+}
 
 int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t errlen)
 {
@@ -438,15 +577,9 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 	if (rc)
 		return errf_sys(err, errlen, rc, "own cgroup2 path from /proc/self/cgroup");
 
-	rc = ensure_bpffs();
+	rc = rm_dp_pin_dir(o->pin_dir, err, errlen);
 	if (rc)
-		return errf_sys(err, errlen, rc, "mounting bpffs at %s", DP_BPFFS);
-	rc = mkdir_p(o->pin_dir, 0700);
-	if (rc)
-		return errf_sys(err, errlen, rc, "creating pin dir %s", o->pin_dir);
-	if (!fs_is(o->pin_dir, BPF_FS_MAGIC))
-		return errf_sys(err, errlen, -EINVAL, "pin dir %s is not on a bpf filesystem",
-				o->pin_dir);
+		return rc;
 
 	dp = calloc(1, sizeof(*dp));
 	if (!dp)
@@ -457,7 +590,9 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 		rc = errf_sys(err, errlen, -errno, "pin dir %s", o->pin_dir);
 		goto fail;
 	}
-	rc = remove_leftovers(dp->pin_dir, err, errlen);
+	dp->o = *o;
+	/* A predecessor that hands over still uses all of it; a dead one left it. */
+	rc = o->adopt ? 0 : remove_leftovers(dp->pin_dir, err, errlen);
 	if (rc)
 		goto fail;
 
@@ -478,7 +613,13 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 	}
 	rc = ringmesh__load(dp->skel);
 	if (rc) {
-		if (rc == -EPERM || rc == -EACCES)
+		if (o->adopt && rc == -EINVAL)
+			rc = errf_sys(err, errlen, rc,
+				      "loading the BPF programs over the maps pinned under %s: "
+				      "the running ringmeshd's maps have another layout; stop it "
+				      "first (no hand-over between these versions)",
+				      dp->pin_dir);
+		else if (rc == -EPERM || rc == -EACCES)
 			rc = errf_sys(err, errlen, rc,
 				      "loading the BPF programs (pins under %s; needs CAP_BPF, "
 				      "CAP_NET_ADMIN and CAP_PERFMON, or CAP_SYS_ADMIN)",
@@ -504,8 +645,9 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 	*out = dp;
 	return 0;
 fail:
-	/* Our fresh maps go, but never the rules maps a previous daemon left. */
-	dp_teardown(dp, DP_UNPIN_OURS);
+	/* Our fresh maps go, but never the rules maps a previous daemon left; on a
+	 * hand-over nothing is ours yet: the predecessor takes its programs back. */
+	dp_teardown(dp, o->adopt ? DP_UNPIN_KEEP : DP_UNPIN_OURS);
 	return rc;
 }
 
@@ -597,15 +739,17 @@ static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
 	char path[PATH_MAX];
 
 	/* Fail open first: connects that race with the detach go direct. */
-	if (dp->cfg)
+	if (dp->cfg && unpin != DP_UNPIN_KEEP)
 		__atomic_store_n(&dp->cfg->heartbeat_ns, 0, __ATOMIC_RELEASE);
 	for (int i = 0; i < DP_L_MAX; i++) {
 		if (!dp->links[i])
 			continue;
-		bpf_link__unpin(dp->links[i]);
+		/* KEEP: closing our descriptor of a pinned link leaves it attached */
+		if (unpin != DP_UNPIN_KEEP)
+			bpf_link__unpin(dp->links[i]);
 		bpf_link__destroy(dp->links[i]);
 	}
-	if (dp->msg_prog_fd >= 0)
+	if (dp->msg_prog_fd >= 0 && unpin != DP_UNPIN_KEEP)
 		bpf_prog_detach2(dp->msg_prog_fd, dp->socks_fd, BPF_SK_MSG_VERDICT);
 	if (dp->cfg)
 		munmap(dp->cfg, dp->cfg_len);
@@ -625,7 +769,7 @@ static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
 			    !path_join(path, sizeof(path), dp->pin_dir, pin_defs[i].name))
 				unlink(path);
 	/* Someone else's files may share the dir: then it stays. */
-	if (unpin != DP_UNPIN_NONE && dp->pin_dir[0])
+	if ((unpin == DP_UNPIN_OURS || unpin == DP_UNPIN_ALL) && dp->pin_dir[0])
 		rmdir(dp->pin_dir);
 	if (dp->cg_fd >= 0)
 		close(dp->cg_fd);
@@ -638,4 +782,52 @@ void rm_dp_close(struct rm_dp *dp, bool unpin)
 {
 	if (dp)
 		dp_teardown(dp, unpin ? DP_UNPIN_ALL : DP_UNPIN_NONE);
+}
+
+void rm_dp_release(struct rm_dp *dp)
+{
+	if (dp)
+		dp_teardown(dp, DP_UNPIN_KEEP);
+}
+
+void rm_dp_fail_open(struct rm_dp *dp)
+{
+	if (dp && dp->cfg)
+		__atomic_store_n(&dp->cfg->heartbeat_ns, 0, __ATOMIC_RELEASE);
+}
+
+void rm_dp_forget_prev(struct rm_dp *dp)
+{
+	if (!dp || !dp->cfg)
+		return;
+	__atomic_store_n(&dp->cfg->prev_tgid, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&dp->cfg->prev_cgroup_id, 0, __ATOMIC_RELEASE);
+}
+
+int rm_dp_reclaim(struct rm_dp *dp, char *err, size_t errlen)
+{
+	struct ringmesh *s = dp->skel;
+	struct rm_proxy_cfg *c = dp->cfg;
+	struct rm_dp_opts o = dp->o;
+	int rc;
+
+	__atomic_store_n(&c->daemon_cgroup_id, dp->self_cg_id, __ATOMIC_RELEASE);
+	__atomic_store_n(&c->daemon_tgid, (__u32)getpid(), __ATOMIC_RELEASE);
+	rm_dp_forget_prev(dp);
+	c->heartbeat_max_ns = o.heartbeat_max_ns ? o.heartbeat_max_ns : DP_HEARTBEAT_MAX_DEFAULT;
+	c->flags = o.sockmap ? RM_PF_SOCKMAP : 0;
+	rm_addr_from_v4(&c->listen_addr, o.listen.sin_addr.s_addr);
+	rm_addr_from_v4(&c->pod_gw_addr, o.pod_gw.s_addr);
+	c->listen_port = o.listen.sin_port;
+	rc = fill_maps(dp, &o, err, errlen); /* the successor's ranges, replaced by ours */
+	if (rc)
+		return rc;
+	if ((rc = reclaim_link(dp, DP_L_CONNECT4, s->progs.rm_connect4_prog)) ||
+	    (rc = reclaim_link(dp, DP_L_SOCKOPS, s->progs.rm_sockops_prog)) ||
+	    (rc = reclaim_link(dp, DP_L_GETSOCKOPT, s->progs.rm_getsockopt_prog)))
+		return errf_sys(err, errlen, rc, "taking the links back");
+	if (dp->msg_prog_fd >= 0 &&
+	    (rc = bpf_prog_attach(dp->msg_prog_fd, dp->socks_fd, BPF_SK_MSG_VERDICT, 0)))
+		return errf_sys(err, errlen, rc, "attaching sk_msg to %s", RM_MAP_SOCKS);
+	return 0;
 }

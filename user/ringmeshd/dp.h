@@ -34,6 +34,10 @@ struct rm_dp_opts {
 	bool sockmap;		   /* enable the sk_msg shortcut */
 	uint64_t heartbeat_max_ns; /* fail open after this long without a beat (0: 5 s) */
 	bool allow_root_cgroup;	   /* --allow-root-cgroup: cgroup_path may be the root */
+	/* Take over from the ringmeshd that serves pin_dir now (handover.h): its pinned
+	 * maps are kept (rules, counters, breaker state, connections in flight), its
+	 * links get our programs, and its beat goes on until ours. */
+	bool adopt;
 };
 
 struct rm_dp;
@@ -50,6 +54,10 @@ struct rm_dp;
  * 0 or -EINVAL with err filled. */
 int dp_check_cgroup(const char *path, const char *mnt, char *err, size_t errlen);
 int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *opts, char *err, size_t errlen);
+
+/* Mount bpffs if needed and create pin_dir on it (rm_dp_open does it too; the daemon
+ * needs the dir earlier, to lock it). 0 or -errno with err filled. */
+int rm_dp_pin_dir(const char *pin_dir, char *err, size_t errlen);
 
 /* Stamp the heartbeat (CLOCK_MONOTONIC) into rm_proxy. Cheap: a store into the mmapped map. */
 void rm_dp_heartbeat(struct rm_dp *dp);
@@ -80,5 +88,19 @@ const char *rm_dp_note(const struct rm_dp *dp);
 /* Detach and, when unpin is true (clean stop), remove every pin. Stops the heartbeat
  * first so that connect4 fails open before the links go. NULL-safe. */
 void rm_dp_close(struct rm_dp *dp, bool unpin);
+
+/* A hand-over happened: close our descriptors only. The links (with the successor's
+ * programs), the maps and the heartbeat are the successor's. NULL-safe. */
+void rm_dp_release(struct rm_dp *dp);
+
+/* Stop intercepting new connections (a stop with no successor): heartbeat 0. */
+void rm_dp_fail_open(struct rm_dp *dp);
+
+/* The predecessor is gone: its connections are no longer exempt. */
+void rm_dp_forget_prev(struct rm_dp *dp);
+
+/* A successor failed before taking over: our programs, identity and ranges again
+ * (it may have replaced any of them). 0 or -errno with err filled. */
+int rm_dp_reclaim(struct rm_dp *dp, char *err, size_t errlen);
 
 #endif /* RM_DP_H */

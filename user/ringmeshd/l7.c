@@ -138,6 +138,9 @@ void l7_worker_fini(struct ring_worker *w)
 	for (uint32_t i = 0; lw->ups && i < lw->us.used; i++)
 		if (lw->ups[i].state != L7U_FREE && lw->ups[i].fd >= 0)
 			close(lw->ups[i].fd);
+	/* the heap's nodes live in the slots: a timer still armed (an idle upstream after
+	 * a drain) is touched by the fini */
+	l7_theap_fini(&lw->th);
 	bufpool_fini(&lw->cpool);
 	bufpool_fini(&lw->upool);
 	if (lw->pbr)
@@ -148,7 +151,6 @@ void l7_worker_fini(struct ring_worker *w)
 	free(lw->ups);
 	conn_slots_fini(&lw->cs);
 	conn_slots_fini(&lw->us);
-	l7_theap_fini(&lw->th);
 	pool_fini(&lw->pool);
 	free(lw);
 	w->l7 = NULL;
@@ -726,4 +728,20 @@ void l7_abort_all(struct ring_worker *w)
 	for (uint32_t i = 0; i < lw->us.used; i++)
 		if (lw->ups[i].state == L7U_IDLE)
 			up_close(lw, &lw->ups[i]);
+}
+
+void l7_drain(struct ring_worker *w, uint64_t now)
+{
+	struct l7_worker *lw = l7w(w);
+
+	for (uint32_t i = 0; i < lw->cs.used; i++) {
+		struct l7_conn *c = &lw->conns[i];
+
+		if (c->state == L7C_FREE || c->state == L7C_CLOSING)
+			continue;
+		c->rq.req_keep = false; /* a request in flight: its response closes */
+		if (c->state == L7C_HEAD && !c->cl.clen && !c->cl.csend_busy && !c->mt.in_req &&
+		    now - c->cl.idle_ns >= (uint64_t)L7_DRAIN_IDLE_MS * 1000000ull)
+			l7c_close(lw, c);
+	}
 }

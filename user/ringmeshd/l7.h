@@ -104,4 +104,12 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now);
 /* Reset everything (worker stopping). */
 void l7_abort_all(struct ring_worker *w);
 
+/* A drain (ring_mode) looks at the connections: every response from now on ends its
+ * connection (Connection: close), and one waiting between requests since
+ * L7_DRAIN_IDLE_MS or longer is closed with a FIN. Not at once: a client that got a
+ * response a moment ago may have its next request on the wire, which then gets a
+ * response, where a FIN would have made it fail. */
+#define L7_DRAIN_IDLE_MS 200
+void l7_drain(struct ring_worker *w, uint64_t now);
+
 #endif /* RM_L7_H */

@@ -199,7 +199,7 @@ void l7_cb_free_idle(struct l7_worker *lw, const struct rm_cb_pool *p)
 
 	if (i >= RM_CB_POOLS || !lw->idle_by[i])
 		return;
-	for (uint32_t u = 0; u < lw->n_ups; u++) {
+	for (uint32_t u = 0; u < lw->us.used; u++) {
 		struct l7_up *up = &lw->ups[u];
 
 		if (up->state == L7U_IDLE && up->cb_idle && up->cbp == p) {
@@ -217,7 +217,7 @@ static void yield_idle(struct l7_worker *lw, uint32_t i)
 
 	if (!__atomic_load_n(&p->pending, __ATOMIC_RELAXED))
 		return;
-	for (uint32_t u = 0; u < lw->n_ups; u++) {
+	for (uint32_t u = 0; u < lw->us.used; u++) {
 		struct l7_up *up = &lw->ups[u];
 
 		if (up->state == L7U_IDLE && up->cb_idle && up->cbp == p) {

@@ -238,6 +238,7 @@ void l7c_stream_consumed(struct l7_conn *c)
 void l7c_start(struct l7_worker *lw, struct l7_conn *c)
 {
 	c->state = L7C_HEAD;
+	c->cl.idle_ns = mono_ns();
 	l7c_fwd_reset(c);
 	l7c_arm_recv(lw, c);
 }
@@ -258,6 +259,7 @@ void l7c_next_request(struct l7_worker *lw, struct l7_conn *c)
 	l7c_fwd_reset(c);
 	l7c_resp_reset(c);
 	c->state = L7C_HEAD;
+	c->cl.idle_ns = mono_ns();
 	if (c->cl.clen) {
 		advance(lw, c);
 	} else {
@@ -396,7 +398,8 @@ static void advance(struct l7_worker *lw, struct l7_conn *c)
 	c->rq.head_len = (uint32_t)r;
 	c->rq.method = c->rq.req.method_id;
 	c->rq.vminor = c->rq.req.version_minor;
-	c->rq.req_keep = c->rq.req.flags & HTTP_F_KEEP_ALIVE;
+	/* a draining worker answers with Connection: close (ring_mode) */
+	c->rq.req_keep = (c->rq.req.flags & HTTP_F_KEEP_ALIVE) && !lw->w->draining;
 	c->rq.upgrade =
 	    (c->rq.req.flags & HTTP_F_UPGRADE) && (c->rq.req.flags & HTTP_F_CONN_UPGRADE);
 	c->rq.req_end = c->rq.head_len;

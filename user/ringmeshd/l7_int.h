@@ -108,6 +108,7 @@ struct l7_client {
 	bool csend_busy;  /* a send on fd is in flight */
 	bool close_after; /* close the client once the current response is sent */
 	bool orig_known;  /* original destination found by lookup: forget it at the end */
+	uint64_t idle_ns; /* when it last waited for a request with nothing sent (drain) */
 	struct sockaddr_storage local; /* fd's local address (our listener) */
 	struct sockaddr_storage peer;  /* the client */
 	struct rm_orig orig;	       /* original destination: the service's VIP and port */

@@ -39,6 +39,7 @@ enum opt_id {
 	O_ZIPKIN,
 	O_SAMPLING,
 	O_GW_DEV,
+	O_DRAIN,
 	O_ROOT_CG,
 	O_VERBOSE,
 	O_HELP,
@@ -73,6 +74,7 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_ZIPKIN] = {"zipkin-url", 0, true},
     [O_SAMPLING] = {"trace-sampling", 0, true},
     [O_GW_DEV] = {"gateway-dev", 0, true},
+    [O_DRAIN] = {"drain-timeout", 0, true},
     [O_ROOT_CG] = {"allow-root-cgroup", 0, false},
     [O_VERBOSE] = {"verbose", 'v', false},
     [O_HELP] = {"help", 'h', false},
@@ -134,6 +136,9 @@ static const char usage_text[] =
     "  --gateway-dev NAME            dummy interface that carries --pod-gateway in this\n"
     "                                network namespace; off when the CNI provides the\n"
     "                                address (default " OPTS_GW_DEV_DEFAULT ")\n"
+    "  --drain-timeout SECONDS       after a hand-over to a successor or a SIGTERM,\n"
+    "                                in-flight requests get this long before the\n"
+    "                                rest are reset, 0..3600 (default " STR(OPTS_DRAIN_DEFAULT_S) ")\n"
     "  -v, --verbose                 more log lines (repeat for more)\n"
     "  -h, --help                    this text\n"
     "  --version                     print the version\n";
@@ -346,6 +351,13 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 				    name, v);
 		o->upstream_idle_ms = (unsigned int)n;
 		return 0;
+	case O_DRAIN:
+		if (parse_uint(v, 1000000, &n) || n > OPTS_DRAIN_MAX_S)
+			return errf(err, errlen, -EINVAL,
+				    "--%s '%s': must be a number of seconds in 0..%d", name, v,
+				    OPTS_DRAIN_MAX_S);
+		o->drain_timeout_s = (unsigned int)n;
+		return 0;
 	case O_MAX_IDLE:
 		if (parse_uint(v, 1000000, &n) || n < 1 || n > 10000)
 			return errf(err, errlen, -EINVAL, "--%s '%s': must be a number in 1..10000",
@@ -418,6 +430,7 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->metrics_listen.sin_addr.s_addr = htonl(INADDR_ANY);
 	o->trace_ppm = TRACE_RATE_DEFAULT;
 	o->gateway_dev = OPTS_GW_DEV_DEFAULT;
+	o->drain_timeout_s = OPTS_DRAIN_DEFAULT_S;
 }
 
 static int find_long(const char *name, size_t len)

@@ -27,6 +27,10 @@
 /* Fail-open age must leave room for a late beat or two, or connect4 flaps. */
 #define OPTS_HEARTBEAT_MAX_MIN_MS (2 * OPTS_HEARTBEAT_INTERVAL_MS)
 #define OPTS_HEARTBEAT_MAX_MAX_MS 60000
+/* --drain-timeout: Envoy's --drain-time-s is 600; a DaemonSet's grace period is what
+ * bounds ours, and Kubernetes' default of 30 s must cover it. */
+#define OPTS_DRAIN_DEFAULT_S 20
+#define OPTS_DRAIN_MAX_S 3600
 
 /* What opts_parse() asks the caller to do. */
 enum opts_action {
@@ -62,7 +66,8 @@ struct rm_opts {
 	struct sockaddr_in metrics_listen; /* --metrics-listen */
 	bool zipkin;			   /* --zipkin-url given: spans are reported */
 	struct zipkin_url zipkin_url;	   /* ... where to */
-	uint32_t trace_ppm; /* --trace-sampling, millionths (TRACE_RATE_ONE = 100 %) */
+	uint32_t trace_ppm;	      /* --trace-sampling, millionths (TRACE_RATE_ONE = 100 %) */
+	unsigned int drain_timeout_s; /* --drain-timeout */
 };
 
 /*

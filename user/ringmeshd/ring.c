@@ -99,19 +99,29 @@ int ring_worker_create(struct ring_worker **out, const struct ring_config *cfg, 
 
 	*out = NULL;
 	w = calloc(1, sizeof(*w));
-	if (!w)
+	if (!w) {
+		for (unsigned int i = 0; i < cfg->n_listen && i < RING_MAX_LISTEN; i++)
+			if (cfg->listen[i].inherited)
+				close(cfg->listen[i].fd);
 		return errf(err, errlen, -ENOMEM, "out of memory");
+	}
 	w->cfg = *cfg;
 	for (unsigned int i = 0; i < RING_MAX_LISTEN; i++)
 		w->lfd[i] = -1;
 	w->wake_fd = -1;
 	pthread_mutex_init(&w->init_lock, NULL);
 	pthread_cond_init(&w->init_cond, NULL);
+	/* Inherited sockets are the worker's from here on, whatever fails next. */
+	for (unsigned int i = 0; i < w->cfg.n_listen && i < RING_MAX_LISTEN; i++)
+		if (w->cfg.listen[i].inherited)
+			w->lfd[i] = w->cfg.listen[i].fd;
 	r = fill_defaults(&w->cfg, err, errlen);
 	if (r)
 		goto fail;
 
 	for (unsigned int i = 0; i < w->cfg.n_listen; i++) {
+		if (w->cfg.listen[i].inherited)
+			continue;
 		r = listen_socket(&w->cfg.listen[i], err, errlen);
 		if (r < 0)
 			goto fail;
@@ -248,6 +258,7 @@ static void on_accept(struct ring_worker *w, unsigned int i, int32_t res, uint32
 {
 	if (res >= 0) {
 		RING_STAT_ADD(w, accepted, 1);
+		/* Accepted before a drain's cancel took effect: served like any other. */
 		if (w->stopping)
 			close(res);
 		else
@@ -258,7 +269,7 @@ static void on_accept(struct ring_worker *w, unsigned int i, int32_t res, uint32
 	if (flags & IORING_CQE_F_MORE)
 		return;
 	w->accept_armed[i] = false;
-	if (w->stopping)
+	if (w->accept_off)
 		return;
 	/* Out of descriptors or memory: re-arming at once would spin; wait a little. */
 	if (res == -EMFILE || res == -ENFILE || res == -ENOMEM || res == -ENOBUFS) {
@@ -273,11 +284,11 @@ static void on_accept(struct ring_worker *w, unsigned int i, int32_t res, uint32
 	arm_accept(w, i);
 }
 
-static void start_stop(struct ring_worker *w)
+static void accept_stop(struct ring_worker *w)
 {
-	if (w->stopping)
+	if (w->accept_off)
 		return;
-	w->stopping = true;
+	w->accept_off = true;
 	for (unsigned int i = 0; i < w->cfg.n_listen; i++) {
 		struct io_uring_sqe *sqe;
 
@@ -286,9 +297,50 @@ static void start_stop(struct ring_worker *w)
 		io_uring_prep_cancel_fd(sqe, w->lfd[i], IORING_ASYNC_CANCEL_ALL);
 		io_uring_sqe_set_data64(sqe, ring_ud(RING_OP_CANCEL, 0, 0, 0));
 	}
+}
+
+static void start_stop(struct ring_worker *w)
+{
+	if (w->stopping)
+		return;
+	w->stopping = true;
+	w->draining = true;
+	accept_stop(w);
 	l4_abort_all(w);
 	if (w->l7)
 		l7_abort_all(w);
+}
+
+/* Idle HTTP connections are looked at this often during a drain. */
+#define RING_DRAIN_SWEEP_NS 50000000ull
+
+static void drain_sweep(struct ring_worker *w, uint64_t now)
+{
+	if (!w->draining || w->stopping || now < w->drain_sweep_ns)
+		return;
+	w->drain_sweep_ns = now + RING_DRAIN_SWEEP_NS;
+	if (w->l7)
+		l7_drain(w, now);
+}
+
+static int arm_wake(struct ring_worker *w);
+
+/* The owner asked for a mode: apply it, and keep listening for the next unless stopped. */
+static void on_wake(struct ring_worker *w)
+{
+	enum ring_mode m = __atomic_load_n(&w->req_mode, __ATOMIC_ACQUIRE);
+
+	if (m >= RING_STOP) {
+		start_stop(w);
+		return;
+	}
+	if (m >= RING_DRAIN_ACCEPT && !w->draining) {
+		w->draining = true;
+		drain_sweep(w, mono_ns());
+	}
+	if (m >= RING_DRAIN)
+		accept_stop(w);
+	arm_wake(w);
 }
 
 static void dispatch(struct ring_worker *w, const struct io_uring_cqe *cqe)
@@ -300,11 +352,11 @@ static void dispatch(struct ring_worker *w, const struct io_uring_cqe *cqe)
 		on_accept(w, ring_ud_slot(ud), cqe->res, cqe->flags);
 		break;
 	case RING_OP_ACCEPT_RETRY:
-		if (!w->stopping)
+		if (!w->accept_off)
 			arm_accept(w, ring_ud_slot(ud));
 		break;
 	case RING_OP_WAKE:
-		start_stop(w);
+		on_wake(w);
 		break;
 	case RING_OP_CANCEL:
 		break;
@@ -402,6 +454,29 @@ static void init_report(struct ring_worker *w, int rc)
  * (configuration reclamation) when it is idle. */
 #define RING_MAX_WAIT_NS 100000000ull
 
+/* A drain is over: no connection left, and no accept that could still complete
+ * (an accept's last completion comes with its cancel; one in the queue unread
+ * would be a connection lost). */
+static bool drained(const struct ring_worker *w)
+{
+	if (!w->accept_off || w->stats.active)
+		return false;
+	for (unsigned int i = 0; i < w->cfg.n_listen; i++)
+		if (w->accept_armed[i])
+			return false;
+	return true;
+}
+
+/* Stopping: once nothing is open or the grace is over. Draining: once drained. */
+static bool loop_done(struct ring_worker *w, uint64_t now, uint64_t *deadline)
+{
+	if (!w->stopping)
+		return drained(w);
+	if (!*deadline)
+		*deadline = now + RING_STOP_GRACE_NS;
+	return !w->stats.active || now > *deadline;
+}
+
 static int run_loop(struct ring_worker *w)
 {
 	uint64_t deadline = 0, next = UINT64_MAX;
@@ -421,19 +496,13 @@ static int run_loop(struct ring_worker *w)
 				wait = RING_MAX_WAIT_NS;
 			ts.tv_sec = (long long)(wait / 1000000000ull);
 			ts.tv_nsec = (long long)(wait % 1000000000ull);
-			if (w->stopping) {
-				if (!deadline)
-					deadline = now + RING_STOP_GRACE_NS;
-				if (!w->stats.active || now > deadline)
-					break;
-			}
+			if (loop_done(w, now, &deadline))
+				break;
 			r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
-		} else if (w->stopping) {
+		} else if (w->stopping || w->draining) {
 			struct __kernel_timespec ts = {.tv_nsec = 50000000};
 
-			if (!deadline)
-				deadline = mono_ns() + RING_STOP_GRACE_NS;
-			if (!w->stats.active || mono_ns() > deadline)
+			if (loop_done(w, mono_ns(), &deadline))
 				break;
 			r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 		} else {
@@ -456,6 +525,8 @@ static int run_loop(struct ring_worker *w)
 		l4_trim(w, mono_ns());
 		if (w->l7)
 			next = l7_tick(w, mono_ns());
+		if (w->draining)
+			drain_sweep(w, mono_ns());
 	}
 	return rc;
 }
@@ -504,13 +575,31 @@ int ring_worker_start(struct ring_worker *w, char *err, size_t errlen)
 	return r;
 }
 
-void ring_worker_stop(struct ring_worker *w)
+void ring_worker_set_mode(struct ring_worker *w, enum ring_mode m)
 {
 	uint64_t one = 1;
 
-	if (w && w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof(one)) < 0) {
-		/* An eventfd write fails only at a counter overflow: a stop is pending anyway. */
+	if (!w || m <= __atomic_load_n(&w->req_mode, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&w->req_mode, m, __ATOMIC_RELEASE);
+	if (w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof(one)) < 0) {
+		/* An eventfd write fails only at a counter overflow: a wake is pending anyway. */
 	}
+}
+
+void ring_worker_stop(struct ring_worker *w)
+{
+	ring_worker_set_mode(w, RING_STOP);
+}
+
+int ring_worker_listen_fd(const struct ring_worker *w, unsigned int i)
+{
+	return i < w->cfg.n_listen ? w->lfd[i] : -1;
+}
+
+uint64_t ring_worker_active(const struct ring_worker *w)
+{
+	return __atomic_load_n(&w->stats.active, __ATOMIC_RELAXED);
 }
 
 int ring_worker_join(struct ring_worker *w)

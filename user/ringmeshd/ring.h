@@ -26,7 +26,9 @@
 #include "ringmeshd/conn.h"
 #include "ringmeshd/wl.h"
 
-#define RING_MAX_LISTEN 4
+/* Two addresses, each with up to 8 sockets: a successor with fewer workers than its
+ * predecessor accepts on all the sockets it was handed (handover.h). */
+#define RING_MAX_LISTEN 16
 
 /* Callbacks into the daemon (the kernel side). ctx is passed back untouched. */
 struct ring_hooks {
@@ -49,6 +51,23 @@ struct ring_hooks {
 struct ring_listen {
 	struct sockaddr_in addr; /* port 0: ephemeral (tests; read it with ring_worker_port) */
 	bool freebind;		 /* IP_FREEBIND: bind before any interface carries the address */
+	int fd;			 /* >= 0 with inherited: a listening socket handed over, owned
+				  * by the worker from create on (addr is then not bound) */
+	bool inherited;
+};
+
+/*
+ * What the owner asks of a worker (ring_worker_set_mode); modes only go forward.
+ * A drain closes each HTTP connection after its current response (Connection: close)
+ * and idle keep-alive ones with a FIN; L4 connections run until they end.
+ */
+enum ring_mode {
+	RING_RUN = 0,
+	RING_DRAIN_ACCEPT, /* drain, still accepting: a stop with no successor, whose queues
+			    * still get the connects that raced with the heartbeat's end */
+	RING_DRAIN,	   /* drain, not accepting (a successor serves the same sockets);
+			    * the thread returns once its last connection is closed */
+	RING_STOP,	   /* reset what is open and return (a drain's deadline) */
 };
 
 /* Zero means "default" for every number. */
@@ -166,7 +185,11 @@ struct ring_worker {
 	struct __kernel_timespec accept_retry_ts; /* for RING_OP_ACCEPT_RETRY */
 	int wake_fd;				  /* eventfd: stop request from the owning thread */
 	uint64_t wake_val;			  /* read target for RING_OP_WAKE */
-	bool stopping;				  /* stop requested: no new connections */
+	bool stopping;				  /* RING_STOP: resetting, then return */
+	bool draining;		 /* RING_DRAIN_ACCEPT or later: no keep-alive (l7 reads it) */
+	bool accept_off;	 /* accepts cancelled (RING_DRAIN, RING_STOP) */
+	enum ring_mode req_mode; /* atomic: what the owner asked (ring_worker_set_mode) */
+	uint64_t drain_sweep_ns; /* next look for idle connections to close */
 	/* The kernel honours a multishot recv's total byte cap. Without it one task-work
 	 * pass can drain a whole socket buffer into the pool before a pause takes effect;
 	 * cleared at the first -EINVAL (older kernels reject the field). */
@@ -230,6 +253,15 @@ int ring_worker_start(struct ring_worker *w, char *err, size_t errlen);
 
 /* Ask the worker to stop: it stops accepting, resets what is open and returns. */
 void ring_worker_stop(struct ring_worker *w);
+
+/* Ask for a mode (enum ring_mode) from the owning thread; an earlier one is ignored. */
+void ring_worker_set_mode(struct ring_worker *w, enum ring_mode m);
+
+/* The listening socket of listener i (-1 if none), for a hand-over: still the worker's. */
+int ring_worker_listen_fd(const struct ring_worker *w, unsigned int i);
+
+/* Connections open now (any thread). */
+uint64_t ring_worker_active(const struct ring_worker *w);
 
 /* Wait for the thread after ring_worker_stop. Returns its exit status (0 or -errno). */
 int ring_worker_join(struct ring_worker *w);

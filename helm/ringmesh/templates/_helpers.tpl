@@ -69,6 +69,8 @@ every rendered argument with `ringmeshd ARGS --help`, which validates each value
 - {{ include "ringmesh.pinDir" . | quote }}
 - --metrics-listen
 - {{ printf "0.0.0.0:%d" (int .Values.metrics.port) | quote }}
+- --drain-timeout
+- {{ int .Values.drainTimeout | toString | quote }}
 {{- with .Values.tracing.zipkinURL }}
 - --zipkin-url
 - {{ . | quote }}
@@ -102,6 +104,9 @@ kubelets before 1.30 read) below it. Non-empty when the field is to be rendered.
 {{- define "ringmesh.validate" -}}
 {{- if .Values.sync.enabled -}}
 {{- fail "sync.enabled: the `ringmesh sync` command is not in this release of ringmesh; leave it false (configure with `ringmesh apply` meanwhile)" -}}
+{{- end -}}
+{{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.drainTimeout) 5 | int) -}}
+{{- fail (printf "terminationGracePeriodSeconds: %d does not outlast drainTimeout %d (give at least drainTimeout + 5): the kubelet would kill ringmeshd in the middle of its drain" (int .Values.terminationGracePeriodSeconds) (int .Values.drainTimeout)) -}}
 {{- end -}}
 {{- if eq (int .Values.metrics.port) 15001 -}}
 {{- fail "metrics.port: 15001 is the proxy's listener port" -}}
