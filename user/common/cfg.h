@@ -108,6 +108,9 @@ int cfg_docs_remove_rule(struct cfg_docs *store, const char *name, const char *n
 /* Remove every document whose origin starts with prefix (the sync's "k8s:"). */
 void cfg_docs_remove_origin(struct cfg_docs *store, const char *prefix);
 
+/* Remove (and free) document i, keeping the others' order. */
+void cfg_docs_drop(struct cfg_docs *d, size_t i);
+
 void cfg_docs_free(struct cfg_docs *d);
 
 /* Compile a set of documents into one configuration (out: zeroed, or a previous

@@ -144,6 +144,12 @@ static void drop(struct cfg_docs *store, size_t j)
 	store->n--;
 }
 
+void cfg_docs_drop(struct cfg_docs *d, size_t i)
+{
+	if (i < d->n)
+		drop(d, i);
+}
+
 void cfg_docs_remove_origin(struct cfg_docs *store, const char *prefix)
 {
 	size_t n = strlen(prefix);
