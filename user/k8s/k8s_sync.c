@@ -47,8 +47,11 @@ static const struct k8s_resource resources[KS_N] = {
     [KS_DR] = {"DestinationRule", "networking.istio.io", {"v1", "v1beta1"}, "destinationrules"},
     [KS_SE] = {"ServiceEntry", "networking.istio.io", {"v1", "v1beta1"}, "serviceentries"},
     [KS_WE] = {"WorkloadEntry", "networking.istio.io", {"v1", "v1beta1"}, "workloadentries"},
-    [KS_RR] = {"RouteRule", "config.istio.io", {"v1alpha2"}, "routerules"},
-    [KS_DP] = {"DestinationPolicy", "config.istio.io", {"v1alpha2"}, "destinationpolicies"},
+    [KS_RR] = {"RouteRule", "config.istio.io", {"v1alpha2", "v1beta1", "v1alpha1"}, "routerules"},
+    [KS_DP] = {"DestinationPolicy",
+	       "config.istio.io",
+	       {"v1alpha2", "v1beta1", "v1alpha1"},
+	       "destinationpolicies"},
 };
 
 struct skip {
