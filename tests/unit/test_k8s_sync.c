@@ -134,7 +134,8 @@ static bool has_origin(const struct cfg_docs *d, const char *origin)
 static void test_docs(void **state)
 {
 	struct k8s_sync *s = new_sync();
-	struct cfg_docs stored = {0}, out = {0};
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
 	struct rm_cfg cfg = {0};
 	char err[512];
 	int si, r;
@@ -145,11 +146,11 @@ static void test_docs(void **state)
 	assert_true(k8s_sync_dirty(s));
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
 	assert_false(k8s_sync_dirty(s));
-	assert_int_equal(out.n, 3);
-	assert_true(has_origin(&out, "k8s:Service/shop/reviews"));
-	assert_true(has_origin(&out, "k8s:DestinationRule/shop/reviews"));
-	assert_true(has_origin(&out, "k8s:VirtualService/shop/reviews"));
-	assert_int_equal(compile(&stored, &out, &cfg), 0);
+	assert_int_equal(out->n, 3);
+	assert_true(has_origin(out, "k8s:Service/shop/reviews"));
+	assert_true(has_origin(out, "k8s:DestinationRule/shop/reviews"));
+	assert_true(has_origin(out, "k8s:VirtualService/shop/reviews"));
+	assert_int_equal(compile(&stored, out, &cfg), 0);
 	si = cfg_service_find(&cfg, "reviews.shop.svc.cluster.local");
 	assert_true(si >= 0);
 	/* the unready endpoint is left out; the pods' labels make the subsets */
@@ -164,7 +165,49 @@ static void test_docs(void **state)
 	assert_false(k8s_sync_skipped(s, 0, &(const char *){0}, &(const char *){0},
 				      &(const char *){0}, &(const char *){0}));
 	cfg_free(&cfg);
-	cfg_docs_free(&out);
+
+	/* built again after a change: the unchanged objects' documents are the
+	 * same parsed ones, the changed one is parsed anew */
+	{
+		const struct cfg_doc_ir *dr = NULL, *vs = NULL;
+
+		for (size_t i = 0; i < out->n; i++) {
+			if (!strcmp(out->v[i].origin, "k8s:DestinationRule/shop/reviews"))
+				dr = out->v[i].ir;
+			if (!strcmp(out->v[i].origin, "k8s:VirtualService/shop/reviews"))
+				vs = out->v[i].ir;
+		}
+		ev(s, KS_VS, K8S_EV_MODIFIED, VS("reviews", "reviews", "v2", "60"));
+		assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+		assert_int_equal(out->n, 3);
+		for (size_t i = 0; i < out->n; i++) {
+			if (!strcmp(out->v[i].origin, "k8s:DestinationRule/shop/reviews"))
+				assert_ptr_equal(out->v[i].ir, dr);
+			if (!strcmp(out->v[i].origin, "k8s:VirtualService/shop/reviews"))
+				assert_ptr_not_equal(out->v[i].ir, vs);
+		}
+	}
+
+	/* a pod's labels changed: its Service's endpoints follow (v2 -> v1) */
+	ev(s, KS_PODMETA, K8S_EV_MODIFIED, POD("r2", "v1"));
+	assert_true(k8s_sync_dirty(s));
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	si = cfg_service_find(&cfg, "reviews.shop.svc.cluster.local");
+	assert_true(si >= 0);
+	assert_int_equal(cfg.subsets[cfg.services[si].subset_first].member_count, 2);
+	assert_int_equal(cfg.subsets[cfg.services[si].subset_first + 1].member_count, 0);
+	cfg_free(&cfg);
+	/* and the slice losing an endpoint */
+	ev(s, KS_SLICE, K8S_EV_MODIFIED,
+	   "{\"metadata\":{\"name\":\"reviews-1\",\"namespace\":\"shop\",\"labels\":{"
+	   "\"kubernetes.io/service-name\":\"reviews\"}},\"addressType\":\"IPv4\",\"ports\":[{"
+	   "\"name\":\"http\",\"port\":9080}],\"endpoints\":[{\"addresses\":[\"10.1.0.1\"]}]}");
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	si = cfg_service_find(&cfg, "reviews.shop.svc.cluster.local");
+	assert_int_equal(cfg.services[si].endpoint_count, 1);
+	cfg_free(&cfg);
 
 	/* a MODIFIED that changes only the resourceVersion changes nothing */
 	ev(s, KS_SERVICE, K8S_EV_MODIFIED,
@@ -177,16 +220,16 @@ static void test_docs(void **state)
 	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"}}");
 	assert_true(k8s_sync_dirty(s));
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
-	assert_int_equal(out.n, 2);
-	assert_false(has_origin(&out, "k8s:VirtualService/shop/reviews"));
-	cfg_docs_free(&out);
+	assert_int_equal(out->n, 2);
+	assert_false(has_origin(out, "k8s:VirtualService/shop/reviews"));
 	k8s_sync_free(s);
 }
 
 static void test_bad_objects(void **state)
 {
 	struct k8s_sync *s = new_sync();
-	struct cfg_docs stored = {0}, out = {0};
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
 	struct rm_cfg cfg = {0};
 	const char *kind, *ns, *name, *error;
 	char err[512];
@@ -203,9 +246,9 @@ static void test_bad_objects(void **state)
 	log = open_memstream(&logtext, &loglen);
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, log, err, sizeof(err)), 0);
 	fclose(log);
-	assert_int_equal(out.n, 3);
-	assert_true(has_origin(&out, "k8s:VirtualService/shop/a-good"));
-	assert_int_equal(compile(&stored, &out, &cfg), 0);
+	assert_int_equal(out->n, 3);
+	assert_true(has_origin(out, "k8s:VirtualService/shop/a-good"));
+	assert_int_equal(compile(&stored, out, &cfg), 0);
 	cfg_free(&cfg);
 	/* each skipped with the compiler's message, logged naming ns/name */
 	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
@@ -220,7 +263,6 @@ static void test_bad_objects(void **state)
 	assert_non_null(strstr(logtext, "sync: skipped VirtualService shop/b-subset: "));
 	assert_non_null(strstr(logtext, "sync: skipped VirtualService shop/c-weight: "));
 	free(logtext);
-	cfg_docs_free(&out);
 
 	/* logged once: the same rejection again is not */
 	logtext = NULL;
@@ -228,10 +270,9 @@ static void test_bad_objects(void **state)
 	ev(s, KS_VS, K8S_EV_MODIFIED, VS("a-good", "reviews", "v2", "60"));
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, log, err, sizeof(err)), 0);
 	fclose(log);
-	assert_int_equal(out.n, 3);
+	assert_int_equal(out->n, 3);
 	assert_string_equal(logtext, "");
 	free(logtext);
-	cfg_docs_free(&out);
 	k8s_sync_free(s);
 }
 
@@ -249,7 +290,8 @@ static void test_conflict_with_file(void **state)
 				   "  resolution: STATIC\n"
 				   "  endpoints: [{address: 10.2.0.1}]\n";
 	struct k8s_sync *s = new_sync();
-	struct cfg_docs stored = {0}, out = {0};
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
 	struct rm_cfg cfg = {0};
 	const char *kind, *ns, *name, *error;
 	char err[512];
@@ -261,14 +303,42 @@ static void test_conflict_with_file(void **state)
 	list(s, KS_VS, NULL);
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
 	assert_int_equal(stored.n, 1);
-	assert_int_equal(out.n, 0);
+	assert_int_equal(out->n, 0);
 	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
 	assert_string_equal(kind, "Service");
 	assert_string_equal(name, "reviews");
-	assert_int_equal(compile(&stored, &out, &cfg), 0);
+	assert_int_equal(compile(&stored, out, &cfg), 0);
 	cfg_free(&cfg);
 	cfg_docs_free(&stored);
-	cfg_docs_free(&out);
+	k8s_sync_free(s);
+}
+
+/* An Istio ServiceEntry named as a Service: one document of each kind/ns/name,
+ * the Istio object's. */
+static void test_same_name(void **state)
+{
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	const char *kind, *ns, *name, *error;
+	char err[512];
+
+	base_lists(s);
+	list(s, KS_DR, NULL);
+	list(s, KS_VS, NULL);
+	list(s, KS_SE,
+	     "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"},\"spec\":{\"hosts\":"
+	     "[\"reviews.example.com\"],\"addresses\":[\"10.96.2.2\"],\"ports\":[{\"number\":80,"
+	     "\"name\":\"http\",\"protocol\":\"HTTP\"}],\"resolution\":\"STATIC\",\"endpoints\":"
+	     "[{\"address\":\"10.4.0.1\"}]}}",
+	     NULL);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 1);
+	assert_true(has_origin(out, "k8s:ServiceEntry/shop/reviews"));
+	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	assert_string_equal(kind, "Service");
+	assert_non_null(
+	    strstr(error, "another object from the API declares ServiceEntry shop/reviews"));
 	k8s_sync_free(s);
 }
 
@@ -291,7 +361,8 @@ static void test_carry_over(void **state)
 				   "  resolution: STATIC\n"
 				   "  endpoints: [{address: 10.3.0.1}]\n";
 	struct k8s_sync *s = new_sync();
-	struct cfg_docs stored = {0}, out = {0};
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
 	char err[512];
 
 	base_lists(s);
@@ -304,9 +375,8 @@ static void test_carry_over(void **state)
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
 	assert_int_equal(stored.n, 1);
 	assert_string_equal(stored.v[0].origin, "ext.yaml");
-	assert_true(has_origin(&out, "k8s:VirtualService/shop/old"));
-	assert_true(has_origin(&out, "k8s:Service/shop/reviews"));
-	cfg_docs_free(&out);
+	assert_true(has_origin(out, "k8s:VirtualService/shop/old"));
+	assert_true(has_origin(out, "k8s:Service/shop/reviews"));
 	cfg_docs_free(&stored);
 
 	/* listed empty (or the group absent): gone */
@@ -316,8 +386,7 @@ static void test_carry_over(void **state)
 	k8s_sync_absent(s, KS_VS);
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
 	assert_int_equal(stored.n, 0);
-	assert_false(has_origin(&out, "k8s:VirtualService/shop/old"));
-	cfg_docs_free(&out);
+	assert_false(has_origin(out, "k8s:VirtualService/shop/old"));
 	cfg_docs_free(&stored);
 	k8s_sync_free(s);
 }
@@ -341,7 +410,8 @@ static void test_relist(void **state)
 static void test_status(void **state)
 {
 	struct k8s_sync *s = new_sync();
-	struct cfg_docs stored = {0}, out = {0};
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
 	char err[512], path[] = "/tmp/test_k8s_sync.XXXXXX", *text, *shown = NULL;
 	size_t len = 0;
 	json_t *j;
@@ -398,7 +468,6 @@ static void test_status(void **state)
 	assert_int_equal(k8s_sync_status_show(path, NULL, stdout, false, 0, err, sizeof(err)),
 			 -ENOENT);
 	free(text);
-	cfg_docs_free(&out);
 	k8s_sync_free(s);
 }
 
@@ -410,6 +479,7 @@ int main(void)
 	    cmocka_unit_test(test_conflict_with_file),
 	    cmocka_unit_test(test_carry_over),
 	    cmocka_unit_test(test_relist),
+	    cmocka_unit_test(test_same_name),
 	    cmocka_unit_test(test_status),
 	};
 

@@ -73,15 +73,17 @@ bool k8s_sync_dirty(const struct k8s_sync *s);
 unsigned k8s_sync_count(const struct k8s_sync *s, unsigned idx);
 
 /* The documents of the cache. stored: what the store holds now (unpacked); on
- * return it holds only the documents not of the sync (the files'), and out the
- * sync's: built from the cache for resources listed at least once, carried
- * over from stored for the others (the last rules stay while the API is not
- * reachable). Objects the compiler rejects, alone or with the rest, are left
- * out and recorded (k8s_sync_skipped, logged to log when not NULL, once per
- * object and message). 0, or -errno with err when even the files' documents
- * do not compile. */
-int k8s_sync_docs(struct k8s_sync *s, struct cfg_docs *stored, struct cfg_docs *out, FILE *log,
-		  char *err, size_t errlen);
+ * return it holds only the documents not of the sync (the files'), and *docs
+ * the sync's (owned by s, valid until the next call): built from the cache for
+ * resources listed at least once, carried over from stored for the others (the
+ * last rules stay while the API is not reachable). An object whose document
+ * text did not change since the last call is not parsed again. Objects the
+ * compiler rejects, alone or with the rest, are left out and recorded
+ * (k8s_sync_skipped, logged to log when not NULL, once per object and
+ * message). 0, or -errno with err when even the files' documents do not
+ * compile. */
+int k8s_sync_docs(struct k8s_sync *s, struct cfg_docs *stored, const struct cfg_docs **docs,
+		  FILE *log, char *err, size_t errlen);
 /* Skipped object i of the last k8s_sync_docs: false past the end. */
 bool k8s_sync_skipped(const struct k8s_sync *s, size_t i, const char **kind, const char **ns,
 		      const char **name, const char **error);
