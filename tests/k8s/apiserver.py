@@ -31,7 +31,8 @@ path, query, token, status and how a watch ended, for the tests to assert on.
 
 Usage:
   apiserver.py serve --port P --control-port C [--tls-cert F --tls-key F] [--token T]...
-                     [--ready-file F] [--log FILE] [--generate S,E,P] [FIXTURE.json|yaml...]
+                     [--ready-file F] [--log FILE] [--generate S,E,P] [--split]
+                     [--absent GROUP]... [--expire-mode status|event] [FIXTURE.json|yaml...]
   apiserver.py ctl C VERB [JSON | @FILE]        (POST /VERB to the control port)
   apiserver.py apply C FILE...                  (YAML or JSON documents -> /apply)
   apiserver.py delete C FILE...
@@ -327,13 +328,19 @@ class Double:
             self.ssl = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             self.ssl.load_cert_chain(args.tls_cert, args.tls_key)
 
-    # the log
-    def record(self, e):
+    # the log: an entry is listed from the request's start (a watch in progress shows,
+    # "open": true) and written to the log file when it is done
+    def record_start(self, e):
         with self.log_lock:
             e["n"] = len(self.log) + 1
-            e["t"] = round(time.time(), 3)
+            e["open"] = True
             self.log.append(e)
-            if self.logf:
+
+    def record_end(self, e):
+        e["t"] = round(time.time(), 3)
+        e.pop("open", None)
+        if self.logf:
+            with self.log_lock:
                 self.logf.write(json.dumps(e) + "\n")
 
     # the API listener
@@ -455,13 +462,14 @@ class ApiHandler(BaseHTTPRequestHandler):
                  "token": tok,
                  "accept": self.headers.get("Accept", ""),
                  "ua": self.headers.get("User-Agent", "")}
+        d.record_start(entry)
         try:
             self.serve(d, u.path, q, tok, entry)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError) as e:
             entry.setdefault("end", f"client gone: {type(e).__name__}")
             self.close_connection = True
         finally:
-            d.record(entry)
+            d.record_end(entry)
 
     def serve(self, d, path, q, tok, entry):
         while d.hung.is_set():  # stop answering (connection held open)
@@ -840,7 +848,7 @@ class ControlHandler(BaseHTTPRequestHandler):
         if u.path == "/log":
             since = int(q.get("since", 0))
             with d.log_lock:
-                out = [e for e in d.log if e["n"] > since]
+                out = [dict(e) for e in d.log[since:]]
             return self.reply(200, out)
         if u.path == "/state":
             st = d.store
@@ -1327,6 +1335,9 @@ def main():
     s.add_argument("--history", type=int, default=200000)
     s.add_argument("--bookmark-every", type=float, default=0)
     s.add_argument("--generate", help="SERVICES,ENDPOINTS,PODS[,NODE]")
+    s.add_argument("--split", action="store_true", help="start in split-chunks mode")
+    s.add_argument("--absent", action="append", default=[], help="a group not installed")
+    s.add_argument("--expire-mode", choices=("status", "event"), default="status")
     s.add_argument("fixtures", nargs="*")
     c = sub.add_parser("ctl")
     c.add_argument("port", type=int)
@@ -1358,6 +1369,9 @@ def main():
         return
 
     d = Double(a)
+    d.split = a.split
+    d.expire_mode = a.expire_mode
+    d.store.absent.update(a.absent)
     for f in a.fixtures:
         for x in load_docs(f):
             d.store.apply(x)

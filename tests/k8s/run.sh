@@ -7,6 +7,7 @@
 # against the repository's rule files. No privileges needed; loopback only.
 # Prints "k8s-double: N passed, N failed".
 set -u
+export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the tree
 here=$(cd "$(dirname "$0")" && pwd)
 TMP=$(mktemp -d /tmp/rm-k8s-double.XXXX)
 PIDS=()
