@@ -270,11 +270,13 @@ class Store:
             return self.rv
 
     def snapshot(self, r):
+        """(rv, (keys, [(key, obj)])) of resource r now, kept for its continue tokens."""
         with self.lock:
             k = (r.key, self.rv)
             snap = self.snapshots.get(k)
             if snap is None:
-                snap = sorted(r.objs.items())
+                items = sorted(r.objs.items())
+                snap = ([k for k, _ in items], items)
                 # a few lists in flight at a time; older tokens expire (410), as etcd's
                 # compaction expires them after ~5 minutes
                 if len(self.snapshots) > 64:
@@ -520,7 +522,7 @@ class ApiHandler(BaseHTTPRequestHandler):
 
         if watch:
             return self.watch(d, r, version, q, sel, meta, entry)
-        return self.list(d, r, version, q, sel, meta, entry)
+        return self.list(d, r, version, q, sel, meta, entry, bool(ns or fsel or lsel))
 
     def not_found(self, entry):
         self.send_json(404, status(404, "NotFound",
@@ -583,7 +585,7 @@ class ApiHandler(BaseHTTPRequestHandler):
         out.update(o)
         return out
 
-    def list(self, d, r, version, q, sel, meta, entry):
+    def list(self, d, r, version, q, sel, meta, entry, filtered):
         limit = int(q.get("limit") or 0)
         cont = q.get("continue")
         st = d.store
@@ -604,9 +606,10 @@ class ApiHandler(BaseHTTPRequestHandler):
                     "inconsistent list - objects that were created, modified, or deleted "
                     "between the time the first chunk was returned and now may show up in "
                     "the list."), entry)
-            i = bisect.bisect_right([k for k, _ in snap], start)
+            keys, snap = snap
+            i = bisect.bisect_right(keys, start)
         else:
-            rv, snap = st.snapshot(r)
+            rv, (keys, snap) = st.snapshot(r)
             i = 0
         items = []
         j = i
@@ -615,10 +618,10 @@ class ApiHandler(BaseHTTPRequestHandler):
                 items.append(self.shape(r, version, snap[j][1], meta, True))
             j += 1
         md = {"resourceVersion": str(rv)}
-        rest = sum(1 for k in range(j, len(snap)) if sel(snap[k][1])) if j < len(snap) else 0
-        if rest:
+        if j < len(snap):  # stopped at the limit: more keys follow (matching or not)
             md["continue"] = encode_continue(rv, snap[j - 1][0])
-            md["remainingItemCount"] = rest
+            if not filtered:  # the apiserver gives no count with a selector
+                md["remainingItemCount"] = len(snap) - j
         body = {"kind": "PartialObjectMetadataList" if meta else r.kind + "List",
                 "apiVersion": "meta.k8s.io/v1" if meta else r.api_version(version),
                 "metadata": md, "items": items}

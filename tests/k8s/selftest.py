@@ -343,6 +343,12 @@ ok("fieldSelector watch: a pod leaving the node is DELETED, one arriving ADDED, 
    [("DELETED", "a2"), ("ADDED", "c1")], str([(e["type"], e["object"]["metadata"]["name"])
                                               for e in ev]))
 w.close()
+r, f1 = get_json("/api/v1/pods?limit=1&fieldSelector=spec.nodeName%3Dnode-a")
+r, f2 = get_json("/api/v1/pods?limit=1&fieldSelector=spec.nodeName%3Dnode-a&continue=" +
+                 urllib.parse.quote(f1["metadata"]["continue"]))
+ok("fieldSelector list paged: continue without remainingItemCount (as with any selector)",
+   [x["metadata"]["name"] for x in f1["items"] + f2["items"]] == ["a1", "c1"] and
+   "remainingItemCount" not in f1["metadata"], json.dumps(f1["metadata"])[:80])
 r, _ = get_json("/api/v1/pods?fieldSelector=spec.bogus%3Dx")
 ok("fieldSelector on an unknown field -> 400", r.status == 400)
 ML = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
