@@ -109,7 +109,8 @@ EOF
 }
 # dlog PYEXPR: the entries of the double's request log (e, its query q) for which it
 # holds, one per line as JSON (requests in progress too: "open"); LOGN: the log's
-# length at a mark (dlog_mark)
+# length at a mark (dlog_mark), LOGT its time (requests ended after it: e['t'] > LOGT;
+# n counts requests by their start)
 dlog() {
 	dctl log | python3 -c '
 import json, sys
@@ -118,7 +119,7 @@ for e in json.load(sys.stdin):
     if eval(sys.argv[1]):
         print(json.dumps(e))' "$1"
 }
-dlog_mark() { LOGN=$(dctl log | python3 -c 'import json,sys; l = json.load(sys.stdin); print(l[-1]["n"] if l else 0)'); }
+dlog_mark() { LOGT=$(date +%s.%N) LOGN=$(dctl log | python3 -c 'import json,sys; l = json.load(sys.stdin); print(l[-1]["n"] if l else 0)'); }
 # until_ok SECONDS cmd...: retry every 0.1 s; the last try's output stays
 until_ok() {
 	local t=$1 i; shift
@@ -303,7 +304,7 @@ dlog_mark
 dctl expire '{"mode": "event"}' >/dev/null
 events_410() { # the streams ended by an ERROR 410 event (HTTP 200), then re-lists
 	local p=/apis/networking.istio.io/v1/virtualservices n
-	n=$(dlog "e['n'] > $LOGN and e.get('end') == 'ERROR 410'" | wc -l)
+	n=$(dlog "e.get('t', 0) > $LOGT and e.get('end') == 'ERROR 410'" | wc -l)
 	echo "$n watch streams ended by an ERROR event with code 410"
 	[ "$n" -ge 6 ] || return 1
 	dlog "e['n'] > $LOGN and e['path'] == '$p' and e.get('status') == 410" | grep -q . &&
@@ -380,7 +381,7 @@ wck "bad object in the cluster: the other VirtualService's change still applies"
 skipped_named() {
 	local out; out=$(sync_status) || return 1
 	echo "$out"
-	echo "$out" | grep -q "VirtualService $NS/trans-service-broken: .*seventy" &&
+	echo "$out" | grep -q "VirtualService $NS/trans-service-broken: .*weight" &&
 		echo "$out" | grep -q "VirtualService $NS/trans-service-v9: .*v9" &&
 		st "len(s['skipped']) == 2 and all(x['namespace'] == '$NS' and x['kind'] == 'VirtualService' and x['error'] for x in s['skipped'])" >/dev/null
 }
