@@ -367,23 +367,6 @@ static void doc_key(const struct cfg_doc *d, char *buf, size_t len)
 	snprintf(buf, len, "%d/%s/%s", d->kind, d->ns, d->name);
 }
 
-/* Append d to dst, taking it (d is zeroed). */
-static int doc_push(struct cfg_docs *dst, struct cfg_doc *d)
-{
-	if (dst->n == dst->cap) {
-		size_t cap = dst->cap ? dst->cap * 2 : 16;
-		struct cfg_doc *v = realloc(dst->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		dst->v = v;
-		dst->cap = cap;
-	}
-	dst->v[dst->n++] = *d;
-	memset(d, 0, sizeof(*d));
-	return 0;
-}
-
 /* One object's document into out: the last build's when its text is the same,
  * else parsed; a rejected one, or a second of one kind/ns/name, is recorded. */
 static int add_text(struct k8s_sync *s, struct cfg_docs *out, const char *kind, const char *key,
@@ -401,7 +384,7 @@ static int add_text(struct k8s_sync *s, struct cfg_docs *out, const char *kind, 
 		struct cfg_doc *p = &s->prev.v[json_integer_value(j)];
 
 		if (p->text && !strcmp(p->text, text)) {
-			r = doc_push(out, p);
+			r = cfg_docs_push(out, p);
 			reused = true;
 		}
 	}
@@ -558,7 +541,7 @@ static int carry_over(struct k8s_sync *s, struct cfg_docs *stored, struct cfg_do
 			if (!listed && !json_object_get(s->keys, dk)) {
 				r = json_object_set_new(s->keys, dk, json_true())
 					? -ENOMEM
-					: doc_push(out, &stored->v[i]);
+					: cfg_docs_push(out, &stored->v[i]);
 			}
 			break;
 		}
