@@ -1073,7 +1073,7 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 {
 	struct k8s_opts ko = {.verbose = s->o.verbose};
 	struct cfg_store store = {0};
-	uint64_t status_ns = 0, retry_ns = 0, pods_ns = 0;
+	uint64_t status_ns = 0, retry_ns = 0, pods_ns = 0, pods_seen = 0;
 	bool open = false;
 	int sfd = signal_fd(), r = 0;
 	/* without a node name there are no local pods to watch (KS_POD is last) */
@@ -1120,6 +1120,12 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 				mark(s);
 				retry_ns = now + RETRY_NS;
 			}
+			status_ns = 0;
+		}
+		if (s->pods && k8s_pods_stat(s->pods)->writes + k8s_pods_stat(s->pods)->deletes !=
+				   pods_seen) { /* a pod's record written: shown at once */
+			pods_seen =
+			    k8s_pods_stat(s->pods)->writes + k8s_pods_stat(s->pods)->deletes;
 			status_ns = 0;
 		}
 		if (now - status_ns >= STATUS_EVERY_NS) {
