@@ -453,7 +453,6 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	struct pool_key key;
 	struct sockaddr_storage ss;
 	socklen_t slen;
-	struct rm_stats_key k;
 	struct rm_cb_host *const *hosts = NULL;
 	struct cb_lb_ctx lbc;
 	struct lb_hooks hk;
@@ -520,14 +519,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	c->fw.uss = ss;
 	c->fw.uslen = slen;
 	c->fw.ep = ep;
-	c->fw.st = NULL;
-	if (lw->sh->stats) {
-		stats_key_make(&k, route_service_host(cfg->t, c->fw.d.target_service),
-			       ep < cfg->n_eps ? cfg->ep_version[ep] : NULL,
-			       ep < cfg->n_eps ? cfg->ep_workload[ep] : NULL, RM_STATS_HTTP);
-		stats_key_source(&k, l7_src_record(lw, c));
-		c->fw.st = stats_slot(lw->sh->stats, &k);
-	}
+	c->fw.st = l7c_stats_slot(lw, c, cfg, c->fw.d.target_service, ep);
 	if (c->fw.d.retry_per_try_ns && c->fw.d.retry_attempts)
 		l7_tmr_arm(&lw->th, &c->t_try, mono_ns() + c->fw.d.retry_per_try_ns);
 	/* requests wait here, or (at the limit) in another worker: queue behind them */

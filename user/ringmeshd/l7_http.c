@@ -17,30 +17,49 @@ static void advance(struct l7_worker *lw, struct l7_conn *c);
 
 /* ---- metrics ---- */
 
+struct rm_stats_slot *l7c_stats_slot(struct l7_worker *lw, struct l7_conn *c,
+				     const struct cfgw_cfg *cfg, uint32_t svc, uint32_t ep)
+{
+	const struct wl_ident *id = wl_get(&lw->w->wl, c->cl.orig.pod_cgroup_id, mono_ns());
+	struct l7_stc *m = &c->stc;
+	struct rm_stats_key k;
+	bool has_ep = ep < cfg->n_eps;
+
+	if (!lw->sh->stats)
+		return NULL;
+	if (m->sl && m->cfg_gen == cfg->gen && m->svc == svc && m->ep == ep && m->id == id &&
+	    (!id || m->wl_fetched == id->fetched_ns))
+		return m->sl;
+	stats_key_make(&k, route_service_host(cfg->t, svc), has_ep ? cfg->ep_version[ep] : NULL,
+		       has_ep ? cfg->ep_workload[ep] : NULL, RM_STATS_HTTP);
+	stats_key_source(&k, id ? &id->rec : NULL);
+	*m = (struct l7_stc){.sl = stats_slot(lw->sh->stats, &k),
+			     .id = id,
+			     .cfg_gen = cfg->gen,
+			     .wl_fetched = id ? id->fetched_ns : 0,
+			     .svc = svc,
+			     .ep = ep};
+	return m->sl;
+}
+
 void l7c_record(struct l7_worker *lw, struct l7_conn *c)
 {
 	struct cfgw_cfg *cfg = c->fw.cfg ? c->fw.cfg : lw->cur;
-	struct rm_stats_key k;
 	uint32_t svc =
 	    c->fw.d.outcome == ROUTE_FORWARD ? c->fw.d.target_service : (uint32_t)c->cl.svc;
 	uint64_t body = c->rq.bmode == L7_BM_KEPT ? c->rq.req_end - c->rq.head_len : c->rq.rb.wire;
 	bool ep = c->fw.ep != L7_NONE && c->fw.ep < cfg->n_eps;
+	struct rm_stats_slot *sl;
 
 	if (!c->mt.in_req)
 		return;
 	if (c->fw.span)
 		l7c_span_end(lw, c);
-	if (!lw->sh->stats) {
-		c->mt.in_req = false;
-		return;
-	}
-	stats_key_make(&k, route_service_host(cfg->t, svc), ep ? cfg->ep_version[c->fw.ep] : NULL,
-		       ep ? cfg->ep_workload[c->fw.ep] : NULL, RM_STATS_HTTP);
-	stats_key_source(&k, l7_src_record(lw, c));
-	stats_request(c->fw.st && ep ? c->fw.st : stats_slot(lw->sh->stats, &k), c->mt.status,
-		      c->mt.sflags, (mono_ns() - c->mt.t0) / 1000, c->rq.head_len + body,
-		      c->mt.resp_bytes);
 	c->mt.in_req = false;
+	sl = c->fw.st && ep ? c->fw.st : l7c_stats_slot(lw, c, cfg, svc, ep ? c->fw.ep : L7_NONE);
+	if (sl)
+		stats_request(sl, c->mt.status, c->mt.sflags, (mono_ns() - c->mt.t0) / 1000,
+			      c->rq.head_len + body, c->mt.resp_bytes);
 }
 
 void l7c_timers_off(struct l7_worker *lw, struct l7_conn *c)

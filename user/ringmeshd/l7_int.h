@@ -205,6 +205,17 @@ struct l7_wait {
 	struct l7_conn *wprev; /* previous in it (towards the head) */
 };
 
+/* The metrics slot the connection's last request was counted under, with what it was
+ * for: keep-alive requests to the same endpoint from the same caller (the usual case)
+ * skip building the ~520-byte key, hashing and comparing it. */
+struct l7_stc {
+	struct rm_stats_slot *sl; /* NULL: nothing cached */
+	const struct wl_ident *id;
+	uint64_t cfg_gen;
+	uint64_t wl_fetched; /* the caller's record as it was read */
+	uint32_t svc, ep;
+};
+
 struct l7_conn {
 	enum l7c_state state; /* the request state machine (every phase moves it) */
 	uint32_t gen;	      /* bumped on every reuse: stale completions are recognised */
@@ -220,6 +231,7 @@ struct l7_conn {
 	struct l7_fwd fw;	/* its route and current attempt */
 	struct l7_resp rs;	/* the attempt's response */
 	struct l7_wait wt;	/* breaker wait */
+	struct l7_stc stc;	/* metrics slot cache */
 	struct zipkin_span *zk; /* the span being built (l7_span.c), allocated at the slot's
 				 * first sampled request and kept with the slot */
 };
@@ -371,6 +383,10 @@ void l7c_next_request(struct l7_worker *lw, struct l7_conn *c);
 /* STREAM / tunnel: the client bytes at sbase went upstream; drop them from cbuf. */
 void l7c_stream_consumed(struct l7_conn *c);
 void l7c_record(struct l7_worker *lw, struct l7_conn *c);
+/* The metrics slot of a request to service svc, endpoint ep (L7_NONE or out of range:
+ * none chosen) from this connection's caller; NULL without a stats map. */
+struct rm_stats_slot *l7c_stats_slot(struct l7_worker *lw, struct l7_conn *c,
+				     const struct cfgw_cfg *cfg, uint32_t svc, uint32_t ep);
 void l7c_timers_off(struct l7_worker *lw, struct l7_conn *c);
 
 /* l7_fwd.c: route, attempts, upstream sends, the breaker counts of an attempt */
