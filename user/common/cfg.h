@@ -108,6 +108,9 @@ int cfg_docs_remove_rule(struct cfg_docs *store, const char *name, const char *n
 /* Remove every document whose origin starts with prefix (the sync's "k8s:"). */
 void cfg_docs_remove_origin(struct cfg_docs *store, const char *prefix);
 
+/* Append d to docs, taking it (d is zeroed). 0 or -ENOMEM. */
+int cfg_docs_push(struct cfg_docs *docs, struct cfg_doc *d);
+
 /* Remove (and free) document i, keeping the others' order. */
 void cfg_docs_drop(struct cfg_docs *d, size_t i);
 

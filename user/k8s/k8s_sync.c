@@ -79,6 +79,9 @@ struct k8s_sync {
 	 * for the namespaces where a Service, slice or pod changed */
 	json_t *svc_text, *ns_dirty;
 	bool svc_all_dirty;
+	/* remote pods are kept as their labels alone, one shared object per
+	 * distinct label set (a Deployment's pods share theirs) */
+	json_t *labels_intern;
 	/* the loop's */
 	struct k8s_client *cl;
 	struct k8s_pods *pods;
@@ -118,7 +121,8 @@ struct k8s_sync *k8s_sync_new(const struct k8s_sync_opts *o, char *err, size_t e
 		}
 	s->svc_text = json_object();
 	s->ns_dirty = json_object();
-	if (!s->svc_text || !s->ns_dirty) {
+	s->labels_intern = json_object();
+	if (!s->svc_text || !s->ns_dirty || !s->labels_intern) {
 		k8s_sync_free(s);
 		errf(err, errlen, -ENOMEM, "out of memory");
 		return NULL;
@@ -155,6 +159,7 @@ void k8s_sync_free(struct k8s_sync *s)
 	json_decref(s->keys);
 	json_decref(s->svc_text);
 	json_decref(s->ns_dirty);
+	json_decref(s->labels_intern);
 	free(s);
 }
 
@@ -225,6 +230,38 @@ void k8s_sync_absent(struct k8s_sync *s, unsigned idx)
 	mark(s);
 }
 
+/* The labels of a pod (a new reference), the interned copy of its label set. */
+static json_t *pod_labels_of(struct k8s_sync *s, json_t *pod)
+{
+	json_t *l = json_object_get(json_object_get(pod, "metadata"), "labels"), *in;
+	char *text =
+	    json_is_object(l) ? json_dumps(l, JSON_COMPACT | JSON_SORT_KEYS) : strdup("{}");
+
+	if (!text)
+		return NULL;
+	in = json_object_get(s->labels_intern, text);
+	if (!in) {
+		in = json_is_object(l) ? json_deep_copy(l) : json_object();
+		if (!in || json_object_set_new(s->labels_intern, text, in)) {
+			free(text);
+			return NULL;
+		}
+	}
+	free(text);
+	return json_incref(in);
+}
+
+/* Label sets no pod uses any more (held by the table alone). */
+static void labels_sweep(struct k8s_sync *s)
+{
+	const char *k;
+	json_t *v;
+	void *tmp;
+
+	json_object_foreach_safe(s->labels_intern, tmp, k, v) if (v->refcount == 1)
+	    json_object_del(s->labels_intern, k);
+}
+
 void k8s_sync_event(struct k8s_sync *s, unsigned idx, int ev, void *object, const char *version)
 {
 	json_t *obj = object, *old, *st, *md, *tab;
@@ -251,6 +288,8 @@ void k8s_sync_event(struct k8s_sync *s, unsigned idx, int ev, void *object, cons
 		s->cache[idx] = s->pending[idx];
 		s->pending[idx] = NULL;
 		s->synced[idx] = true;
+		if (idx == KS_PODMETA)
+			labels_sweep(s);
 		return;
 	}
 	if (!obj || obj_key(obj, key, sizeof(key)))
@@ -268,6 +307,11 @@ void k8s_sync_event(struct k8s_sync *s, unsigned idx, int ev, void *object, cons
 	}
 	if (idx == KS_POD && s->pods)
 		k8s_pods_update(s->pods, obj);
+	if (idx == KS_PODMETA) {
+		if (!(st = pod_labels_of(s, obj)))
+			return;
+		goto store;
+	}
 	g = s->res[idx].group;
 	snprintf(apiv, sizeof(apiv), "%s%s%s", g, *g ? "/" : "", version ? version : "v1");
 	st = k8s_strip(s->res[idx].name, apiv, obj);
@@ -277,13 +321,14 @@ void k8s_sync_event(struct k8s_sync *s, unsigned idx, int ev, void *object, cons
 	json_object_del(md, "resourceVersion");
 	if (!json_object_get(md, "namespace"))
 		json_object_set_new(md, "namespace", json_string("default"));
+store:
 	old = json_object_get(tab, key);
-	if (old && json_equal(old, st)) {
+	if (old && (old == st || json_equal(old, st))) {
 		json_decref(st);
 		return;
 	}
 	if (tab == s->cache[idx]) {
-		svc_touch(s, idx, md_str(st, "namespace"));
+		svc_touch(s, idx, md_str(obj, "namespace") ? md_str(obj, "namespace") : "default");
 		mark(s);
 	}
 	json_object_set_new(tab, key, st);
@@ -317,9 +362,10 @@ static json_t *pod_labels(void *arg, const char *ns, const char *name)
 	json_t *p;
 
 	snprintf(key, sizeof(key), "%s/%s", ns, name);
-	p = json_object_get(s->cache[KS_PODMETA], key);
-	if (!p)
-		p = json_object_get(s->cache[KS_POD], key);
+	p = json_object_get(s->cache[KS_PODMETA], key); /* the labels themselves */
+	if (p)
+		return p;
+	p = json_object_get(s->cache[KS_POD], key);
 	return json_object_get(json_object_get(p, "metadata"), "labels");
 }
 
@@ -367,23 +413,6 @@ static void doc_key(const struct cfg_doc *d, char *buf, size_t len)
 	snprintf(buf, len, "%d/%s/%s", d->kind, d->ns, d->name);
 }
 
-/* Append d to dst, taking it (d is zeroed). */
-static int doc_push(struct cfg_docs *dst, struct cfg_doc *d)
-{
-	if (dst->n == dst->cap) {
-		size_t cap = dst->cap ? dst->cap * 2 : 16;
-		struct cfg_doc *v = realloc(dst->v, cap * sizeof(*v));
-
-		if (!v)
-			return -ENOMEM;
-		dst->v = v;
-		dst->cap = cap;
-	}
-	dst->v[dst->n++] = *d;
-	memset(d, 0, sizeof(*d));
-	return 0;
-}
-
 /* One object's document into out: the last build's when its text is the same,
  * else parsed; a rejected one, or a second of one kind/ns/name, is recorded. */
 static int add_text(struct k8s_sync *s, struct cfg_docs *out, const char *kind, const char *key,
@@ -401,7 +430,7 @@ static int add_text(struct k8s_sync *s, struct cfg_docs *out, const char *kind, 
 		struct cfg_doc *p = &s->prev.v[json_integer_value(j)];
 
 		if (p->text && !strcmp(p->text, text)) {
-			r = doc_push(out, p);
+			r = cfg_docs_push(out, p);
 			reused = true;
 		}
 	}
@@ -558,7 +587,7 @@ static int carry_over(struct k8s_sync *s, struct cfg_docs *stored, struct cfg_do
 			if (!listed && !json_object_get(s->keys, dk)) {
 				r = json_object_set_new(s->keys, dk, json_true())
 					? -ENOMEM
-					: doc_push(out, &stored->v[i]);
+					: cfg_docs_push(out, &stored->v[i]);
 			}
 			break;
 		}
@@ -1044,7 +1073,7 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 {
 	struct k8s_opts ko = {.verbose = s->o.verbose};
 	struct cfg_store store = {0};
-	uint64_t status_ns = 0, retry_ns = 0, pods_ns = 0;
+	uint64_t status_ns = 0, retry_ns = 0, pods_ns = 0, pods_seen = 0;
 	bool open = false;
 	int sfd = signal_fd(), r = 0;
 	/* without a node name there are no local pods to watch (KS_POD is last) */
@@ -1091,6 +1120,12 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 				mark(s);
 				retry_ns = now + RETRY_NS;
 			}
+			status_ns = 0;
+		}
+		if (s->pods && k8s_pods_stat(s->pods)->writes + k8s_pods_stat(s->pods)->deletes !=
+				   pods_seen) { /* a pod's record written: shown at once */
+			pods_seen =
+			    k8s_pods_stat(s->pods)->writes + k8s_pods_stat(s->pods)->deletes;
 			status_ns = 0;
 		}
 		if (now - status_ns >= STATUS_EVERY_NS) {

@@ -195,6 +195,7 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *arg)
 		int r;
 
 		f->got_200 = true;
+		f->cl->reachable = true; /* a watch that streams: the API answers again */
 		r = k8s_stream_feed(&f->st, p, n, on_line, f);
 		if (r < 0) {
 			set_err(f, "watch stream: %s", strerror(-r));
