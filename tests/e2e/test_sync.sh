@@ -421,14 +421,9 @@ wck "sourceLabels: web-frontend (kubepods-burstable-pod<uid>.slice/…scope) -> 
 wck "sourceNamespace: batch-report in reporting (besteffort/pod<uid>/…) -> v3" from_cg "$CG_B" v3
 wck "a caller in no pod's cgroup -> v1" from_cg "$CLIENT_CG" v1
 in_ns "$NODE_NS" curl -s -m 5 "http://$METRICS_ADDR/stats/prometheus" >"$TMP/metrics.txt"
-msum() {
-	awk -v m="$*" 'BEGIN { n = split(m, want, " ") }
-		/^istio_requests_total\{/ { for (i = 1; i <= n; i++) if (index($0, want[i]) == 0) next; s += $NF }
-		END { print s + 0 }' "$TMP/metrics.txt"
-}
 mwant() { # NAME WANT MATCHERS...
 	local name=$1 w=$2 got; shift 2
-	got=$(msum 'reporter="source"' "$@")
+	got=$(requests_sum "$TMP/metrics.txt" 'reporter="source"' "$@")
 	if [ "$got" = "$w" ]; then ok "metrics: $name ($got)"; else
 		fail "metrics: $name: got $got, want $w"
 		grep '^istio_requests_total{reporter="source"' "$TMP/metrics.txt" | grep -v unknown | head -6 | sed 's/^/    # /'
