@@ -459,6 +459,18 @@ wck "API back: the sync converges without a restart (all v1)" seen_within 35000 
 back() { kill -0 $SYNC_PID && until_ok 35 st 's["reachable"] and all(x["state"] == "watching" for x in s["kinds"])'; }
 check "API back: same sync process, every resource watched again" back
 
+# ---- the API stops answering (connections held, nothing sent): rules stay; answering
+# again, the open watches deliver what changed meanwhile
+dctl hang '{}' >/dev/null
+kapply "$RULES/vs-step4-bulkhead.yaml"
+sleep 2
+wck "API hung: the last rules stay, the change made meanwhile not seen (all v1)" all_to 40 v1
+dctl unhang '{}' >/dev/null
+APPLIED_NS=$(now_ns)
+wck "API answering again: the held watch delivers the change (all v3)" seen_within 2000 v3
+kapply "$RULES/vs-step1-default.yaml"
+wck "and the next change applies as usual (all v1)" until_ok 3 all_to 20 v1
+
 # ---- 401: the token rotates; the sync re-reads its token file
 dlog_mark
 dctl token '{"tokens": ["t2"]}' >/dev/null
