@@ -94,9 +94,11 @@ $(BUILD)/ringmeshd: $(BUILD)/obj/user/ringmeshd/main.o $(BUILD)/libringmesh.a
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
-$(BUILD)/ringmesh: $(BUILD)/obj/tools/ringmesh/main.o $(BUILD)/libringmesh.a
+# `sync` (tools/ringmesh/sync.c) calls into libk8s.a, which calls back into libringmesh.a
+$(BUILD)/ringmesh: $(BUILD)/obj/tools/ringmesh/main.o $(BUILD)/libringmesh.a $(BUILD)/libk8s.a
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(LDFLAGS) $< -Wl,--start-group $(filter %.a,$^) -Wl,--end-group $(LDLIBS) \
+		$(K8S_LIBS) -o $@
 
 $(BUILD)/%: $(BUILD)/obj/tools/bin/%.o $(BUILD)/libringmesh.a
 	$(call msg,LINK,$@)

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # Every suite `make test` runs, in order, one at a time (they share the machine):
 # the structure checks, unit tests under ASan/UBSan, then the tools', CLI, BPF, fuzz and
-# end-to-end suites.
+# end-to-end suites (the API double's self-test before the e2e that uses it).
 # Each suite prints "NAME: N passed, N failed[, N skipped]"; this prints the total.
 set -u
 build=${1:-build}
@@ -36,6 +36,9 @@ suite check tools/check.sh "$build"
 suite unit tests/unit/run.sh "$san"
 [ -x tests/tools/run.sh ] && suite tools tests/tools/run.sh "$build"
 [ -x tests/cli/run.sh ] && suite cli tests/cli/run.sh "$build"
+# The Kubernetes API server double the sync's e2e runs against, checked against the
+# API reference's protocol (loopback, no privileges).
+suite k8s-double tests/k8s/run.sh
 # The Helm chart (lint, golden renderings, schema); exits 77 without a Helm 3.
 suite helm tests/helm/run.sh "$build"
 [ -x tests/bpf/run.sh ] && suite bpf tests/bpf/run.sh "$build"

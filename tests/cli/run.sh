@@ -567,6 +567,35 @@ else
 	find "$WCG" -depth -type d -exec rmdir {} \;
 fi
 
+# sync: grammar and the status file (the command against an API: tests/e2e/test_sync.sh)
+echo "# sync"
+t "sync help" 0 "sync status \[--status-file FILE\]" sync help
+t "sync: unknown argument" nz "^Error: 'sync': unknown or incomplete argument '--frob'" sync --frob
+t "sync: --cgroup needs a node" nz "^Error: --cgroup needs --node-name" \
+	sync --node-name "" --cgroup /sys/fs/cgroup/none
+t "sync: missing kubeconfig" nz "^Error: .*$TMP/none.kubeconfig" sync --kubeconfig "$TMP/none.kubeconfig"
+tj "sync runs until stopped" nz sync --kubeconfig "$TMP/none.kubeconfig"
+t "sync status, no sync ran" nz "^Error: no sync status at $TMP/nosync.json" \
+	sync status --status-file "$TMP/nosync.json"
+tj "sync status, no sync ran" nz sync status --status-file "$TMP/nosync.json"
+cat >"$TMP/sync.json" <<'EOS'
+{"pid": 999999999, "updated_ns": 1, "started_ns": 1, "pin_dir": "/x", "node": "n1",
+ "reachable": false, "last_event_ns": 0, "generation": 4, "published_ns": 1, "documents": 3,
+ "publish_error": "", "kinds": [{"kind": "VirtualService", "objects": 2, "listed": true,
+ "version": "v1", "state": "backoff", "events": 5, "lists": 1, "relists_410": 1, "errors": 2,
+ "last_error": "list: Couldn't connect to server"}],
+ "skipped": [{"kind": "VirtualService", "namespace": "shop", "name": "bad",
+ "error": "k8s:VirtualService/shop/bad:1:9: subset \"v9\" of reviews is not defined"}]}
+EOS
+t "sync status: not running" 0 "^sync not running \(pid 999999999\), node n1, API unreachable" \
+	sync status --status-file "$TMP/sync.json"
+t "sync status: kinds" 0 "VirtualService +v1 +backoff +2 +5 +1 +1 +2  list: Couldn't connect" \
+	sync st --status-file "$TMP/sync.json"
+t "sync status: skipped objects" 0 "^    VirtualService shop/bad: k8s:VirtualService/shop/bad:1:9: subset" \
+	sync status --status-file "$TMP/sync.json"
+tj "sync status" 0 sync status --status-file "$TMP/sync.json"
+jpy "json: sync status fields" "d['running'] is False and d['generation'] == 4 and d['skipped'][0]['name'] == 'bad' and d['kinds'][0]['relists_410'] == 1"
+
 # A default build holds what is applied (no build-time capacity): 2,000 services,
 # 6,000 rules into a pin dir of its own; the halves' maps grow to fit.
 PIN2=$PIN-scale

@@ -193,6 +193,15 @@ attached() {
 	bpftool cgroup tree "$CG" 2>/dev/null | awk '/^\// { path = $1; next } NF >= 3 && $1 ~ /^[0-9]+$/ { print path, $2 }'
 }
 
+# requests_sum FILE LABEL-MATCHERS...: the sum of istio_requests_total over the lines of
+# a Prometheus scrape (FILE) that have all of the matchers ('source_app="x"')
+requests_sum() {
+	local f=$1; shift
+	awk -v m="$*" 'BEGIN { n = split(m, want, " ") }
+		/^istio_requests_total\{/ { for (i = 1; i <= n; i++) if (index($0, want[i]) == 0) next; s += $NF }
+		END { print s + 0 }' "$f"
+}
+
 free_port() { # a TCP port free on 127.0.0.1 now
 	local p
 	while :; do

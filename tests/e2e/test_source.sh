@@ -112,11 +112,7 @@ want "pod B unchanged -> v3" "$CG_B" "v3=$N"
 
 # The Istio metrics: requests summed by source, from the daemon's metrics port.
 curl -s -m 5 "http://$METRICS_ADDR/stats/prometheus" >"$TMP/metrics.txt"
-msum() { # LABEL-MATCHERS...: sum of istio_requests_total over the lines that have all of them
-	awk -v m="$*" 'BEGIN { n = split(m, want, " ") }
-		/^istio_requests_total\{/ { for (i = 1; i <= n; i++) if (index($0, want[i]) == 0) next; s += $NF }
-		END { print s + 0 }' "$TMP/metrics.txt"
-}
+msum() { requests_sum "$TMP/metrics.txt" "$@"; }
 # Both reporters count each request once (this node is the caller's and the
 # destination's): check the source side, and that the destination side agrees.
 mwant() { # NAME WANT MATCHERS...

@@ -169,6 +169,10 @@ olds_served() {
 	echo $n
 }
 
+# How live_apply applies a file: `ringmesh apply`; a suite that configures through
+# something else (test_sync.sh: the Kubernetes API double) redefines it after sourcing.
+live_apply_file() { "$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$1"; }
+
 # live_apply FILE NEWVER OLDVERS [HEADER...]: apply FILE while 4 keep-alive connections
 # load the VIP for 4 s. Passes when no request failed (transport errors, non-200),
 # every answer came from OLDVERS or NEWVER, fresh connections see NEWVER within 1 s of
@@ -187,8 +191,7 @@ live_apply() {
 	PIDS+=($lp)
 	sleep 1.5
 	ta0=$(now_ns)
-	"$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$file" ||
-		{ wait $lp; echo "apply failed"; return 1; }
+	live_apply_file "$file" || { wait $lp; echo "apply failed"; return 1; }
 	ta1=$(now_ns)
 	local i out
 	for ((i = 0; i < 60; i++)); do

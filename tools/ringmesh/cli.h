@@ -148,5 +148,6 @@ int do_stats(int argc, char **argv);
 int do_breaker(int argc, char **argv);
 int do_batch(int argc, char **argv);
 int do_workload(int argc, char **argv);
+int do_sync(int argc, char **argv);
 
 #endif /* RM_CLI_MAIN_H */

@@ -23,7 +23,7 @@ static int do_help(int argc, char **argv)
 		 "       %1$s version\n"
 		 "\n"
 		 "       OBJECT := { apply | delete | rule | service | endpoint | map | status |\n"
-		 "                   stats | breaker | batch | workload }\n"
+		 "                   stats | breaker | batch | workload | sync }\n"
 		 "       " HELP_SPEC_OPTIONS "\n"
 		 "\n"
 		 "       %1$s apply -f FILE      load Istio YAML (RouteRule, VirtualService, ...)\n"
@@ -37,6 +37,7 @@ static int do_help(int argc, char **argv)
 		 "       %1$s breaker show       circuit breaker and outlier ejection state\n"
 		 "       %1$s batch file FILE    one command per line (- for stdin)\n"
 		 "       %1$s workload { list | add | delete }  pod identities by cgroup\n"
+		 "       %1$s sync [status]      follow the Kubernetes API server\n"
 		 "\n"
 		 "       Objects and commands may be abbreviated (%1$s ru li). The pin dir\n"
 		 "       defaults to " RM_PIN_DIR_DEFAULT ".\n",
@@ -57,13 +58,11 @@ static int do_version(int argc, char **argv)
 }
 
 static const struct cli_cmd objects[] = {
-    {"help", do_help},	       {"apply", do_apply},
-    {"delete", do_delete},     {"rule", do_rule},
-    {"service", do_service},   {"endpoint", do_endpoint},
-    {"map", do_map},	       {"status", do_status},
-    {"stats", do_stats},       {"breaker", do_breaker},
-    {"version", do_version},   {"batch", do_batch},
-    {"workload", do_workload}, {0},
+    {"help", do_help},	       {"apply", do_apply},	{"delete", do_delete},
+    {"rule", do_rule},	       {"service", do_service}, {"endpoint", do_endpoint},
+    {"map", do_map},	       {"status", do_status},	{"stats", do_stats},
+    {"breaker", do_breaker},   {"version", do_version}, {"batch", do_batch},
+    {"workload", do_workload}, {"sync", do_sync},	{0},
 };
 
 static int run_command(int argc, char **argv)

@@ -236,7 +236,9 @@ static void rule_json(const struct rm_cfg *cfg, uint32_t idx, uint32_t pos, cons
 
 static int rule_list(int argc, char **argv)
 {
-	static const char *const hdr[] = {"NAME", "KIND", "SERVICE", "ORDER", "MATCH", "ROUTES"};
+	/* ORIGIN: the file and line, or the sync's k8s:KIND/NS/NAME */
+	static const char *const hdr[] = {"NAME",  "KIND",   "SERVICE", "ORDER",
+					  "MATCH", "ROUTES", "ORIGIN"};
 	struct cli_table *t = NULL;
 	struct rm_cfg *cfg;
 	uint64_t gen;
@@ -251,7 +253,7 @@ static int rule_list(int argc, char **argv)
 		return -1;
 	if (cli.jw) {
 		json_start_array(cli.jw);
-	} else if (!(t = cli_table_new(6, hdr))) {
+	} else if (!(t = cli_table_new(7, hdr))) {
 		free(cfg);
 		p_err("out of memory");
 		return -1;
@@ -284,7 +286,7 @@ static int rule_list(int argc, char **argv)
 			sbuf_text(&mb);
 			sbuf_text(&rb);
 			if (cli_table_rowf(t, name, api_name(r->api), cfg_str(cfg, s->name_off),
-					   order, match, routes)) {
+					   order, match, routes, cfg_str(cfg, r->origin_off))) {
 				p_err("out of memory");
 				ret = -1;
 				goto out;

@@ -17,6 +17,7 @@
 #include "ringmesh/cfg.h"
 #include "common/util.h"
 #include "common/pin.h"
+#include "k8s/k8s_sync.h"
 #include "cli.h"
 
 static double ns_to_s(uint64_t ns)
@@ -55,6 +56,22 @@ static void cfg_summary(void)
 		       cfg->n_endpoints == 1 ? "" : "s");
 	}
 	free(cfg);
+}
+
+/* The line of `ringmesh sync`, when one ran with this pin dir (its default
+ * status file): nothing when none did. */
+static void sync_summary(void)
+{
+	char path[512], err[512];
+
+	k8s_sync_status_path(cli.pin_dir, path, sizeof(path));
+	if (cli.jw) {
+		json_name(cli.jw, "sync");
+		if (k8s_sync_status_show(path, cli.jw, NULL, true, realtime_ns(), err, sizeof(err)))
+			json_null(cli.jw);
+	} else {
+		k8s_sync_status_show(path, NULL, stdout, true, realtime_ns(), err, sizeof(err));
+	}
 }
 
 static int status_show(int argc, char **argv)
@@ -109,11 +126,13 @@ static int status_show(int argc, char **argv)
 		json_string_field(cli.jw, "pin_dir", cli.pin_dir);
 		cli_proxy_fields(&p, now);
 		cfg_summary();
+		sync_summary();
 		json_end_object(cli.jw);
 	} else {
 		printf("ringmeshd alive at %s\n", cli.pin_dir);
 		cli_proxy_fields(&p, now);
 		cfg_summary();
+		sync_summary();
 	}
 	return 0;
 }

@@ -108,6 +108,12 @@ int cfg_docs_remove_rule(struct cfg_docs *store, const char *name, const char *n
 /* Remove every document whose origin starts with prefix (the sync's "k8s:"). */
 void cfg_docs_remove_origin(struct cfg_docs *store, const char *prefix);
 
+/* Append d to docs, taking it (d is zeroed). 0 or -ENOMEM. */
+int cfg_docs_push(struct cfg_docs *docs, struct cfg_doc *d);
+
+/* Remove (and free) document i, keeping the others' order. */
+void cfg_docs_drop(struct cfg_docs *d, size_t i);
+
 void cfg_docs_free(struct cfg_docs *d);
 
 /* Compile a set of documents into one configuration (out: zeroed, or a previous
@@ -119,6 +125,9 @@ int cfg_compile(const struct cfg_docs *docs, struct rm_cfg *out, char *err, size
 /* Source texts in and out of a rm_cfg_src half. */
 int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err, size_t errlen);
 int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err, size_t errlen);
+/* The same without the documents whose origin starts with prefix (not parsed). */
+int cfg_src_unpack_except(const struct rm_cfg_src *src, const char *prefix, struct cfg_docs *out,
+			  char *err, size_t errlen);
 /* cfg_src_unpack then cfg_docs_merge of add (consumed) into out, the same result,
  * without parsing the stored documents whose text a document of add carries
  * (they are replaced by it): re-applying n unchanged documents parses n, not 2n. */
@@ -242,10 +251,14 @@ int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
 		     struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
 		     size_t errlen);
 
-/* `ringmesh sync`: the documents of origin prefix become docs (consumed), the
- * others (applied from files) stay; the same lock, compile and publish. */
+/* `ringmesh sync`: the documents of origin prefix become docs, the others
+ * (applied from files) stay; the same lock, compile and publish. docs is
+ * borrowed (left as it is, so the sync keeps its parsed documents from one
+ * generation to the next): every one of them has an origin starting with
+ * prefix, no two the same kind, namespace and name. The stored documents of
+ * prefix are not parsed. */
 int cfg_store_sync(struct cfg_store *s, const char *pin_dir, const char *prefix,
-		   struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
+		   const struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
 		   size_t errlen);
 
 /* `rule delete NAME [namespace NS]` through the same path. */

@@ -144,6 +144,12 @@ static void drop(struct cfg_docs *store, size_t j)
 	store->n--;
 }
 
+void cfg_docs_drop(struct cfg_docs *d, size_t i)
+{
+	if (i < d->n)
+		drop(d, i);
+}
+
 void cfg_docs_remove_origin(struct cfg_docs *store, const char *prefix)
 {
 	size_t n = strlen(prefix);
@@ -282,7 +288,7 @@ static int placeholder(struct cfg_doc *d, const struct cfg_doc *k, const char *o
 }
 
 static int unpack(const struct rm_cfg_src *src, struct cfg_docs *out, const struct cfg_docs *known,
-		  const struct cfg_doc_index *by_text, char *err, size_t errlen)
+		  const struct cfg_doc_index *by_text, const char *except, char *err, size_t errlen)
 {
 	struct cfg_docs tmp = {0};
 	size_t off = 0;
@@ -319,6 +325,10 @@ static int unpack(const struct rm_cfg_src *src, struct cfg_docs *out, const stru
 		if (origin[h.origin_len - 1] || text[h.text_len - 1]) {
 			r = -EBADMSG;
 			break;
+		}
+		if (except && !strncmp(origin, except, strlen(except))) {
+			off += h.rec_len;
+			continue;
 		}
 		if (known) {
 			const struct cfg_doc key = {.text = (char *)text};
@@ -359,7 +369,13 @@ static int unpack(const struct rm_cfg_src *src, struct cfg_docs *out, const stru
 
 int cfg_src_unpack(const struct rm_cfg_src *src, struct cfg_docs *out, char *err, size_t errlen)
 {
-	return unpack(src, out, NULL, NULL, err, errlen);
+	return unpack(src, out, NULL, NULL, NULL, err, errlen);
+}
+
+int cfg_src_unpack_except(const struct rm_cfg_src *src, const char *prefix, struct cfg_docs *out,
+			  char *err, size_t errlen)
+{
+	return unpack(src, out, NULL, NULL, prefix, err, errlen);
 }
 
 int cfg_src_merge(const struct rm_cfg_src *src, struct cfg_docs *add, struct cfg_docs *out,
@@ -370,7 +386,7 @@ int cfg_src_merge(const struct rm_cfg_src *src, struct cfg_docs *add, struct cfg
 	int r = cfg_doc_index_build(&by_text, add, true);
 
 	if (!r)
-		r = unpack(src, &cur, add, &by_text, err, errlen);
+		r = unpack(src, &cur, add, &by_text, NULL, err, errlen);
 	cfg_doc_index_free(&by_text);
 	if (!r)
 		r = cfg_docs_merge(&cur, add);

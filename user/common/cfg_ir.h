@@ -276,6 +276,5 @@ int cfg_doc_index_add(struct cfg_doc_index *x, const struct cfg_docs *docs, size
 size_t cfg_doc_index_find(const struct cfg_doc_index *x, const struct cfg_docs *docs,
 			  const struct cfg_doc *k);
 void cfg_doc_index_free(struct cfg_doc_index *x);
-int cfg_docs_push(struct cfg_docs *docs, struct cfg_doc *d); /* moves *d */
 
 #endif /* RM_CFG_IR_H */

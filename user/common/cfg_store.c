@@ -443,8 +443,9 @@ int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src
 	return 0;
 }
 
+/* The stored documents, but those of origin except (replaced: not parsed). */
 static int load_docs(struct cfg_store *s, struct cfg_docs *docs, struct rm_cfg *scratch,
-		     struct rm_cfg_src *src, char *err, size_t errlen)
+		     struct rm_cfg_src *src, const char *except, char *err, size_t errlen)
 {
 	uint64_t gen;
 	int r = cfg_store_snapshot(s, scratch, src, &gen);
@@ -453,7 +454,7 @@ static int load_docs(struct cfg_store *s, struct cfg_docs *docs, struct rm_cfg *
 		snprintf(err, errlen, "could not read a consistent configuration");
 		return r;
 	}
-	return gen ? cfg_src_unpack(src, docs, err, errlen) : 0;
+	return gen ? cfg_src_unpack_except(src, except, docs, err, errlen) : 0;
 }
 
 static int compile_publish(struct cfg_store *s, struct cfg_docs *docs, struct rm_cfg *cfg,
@@ -477,7 +478,8 @@ struct store_edit {
 	enum cfg_op op;
 	struct cfg_docs *docs;
 	const char *name, *ns;
-	const char *prefix; /* sync: replace the documents of this origin prefix */
+	const char *prefix;		 /* sync: replace the documents of this origin prefix */
+	const struct cfg_docs *borrowed; /* sync: ... with these (left to the caller) */
 };
 
 /* Every write: lock the pin dir, load what is stored (a replace starts empty),
@@ -511,11 +513,17 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 		r = cfg_src_merge(src, e->docs, &cur, err, errlen);
 	} else {
 		if ((e->name || e->prefix || e->op != CFG_OP_REPLACE) &&
-		    (r = load_docs(s, &cur, cfg, src, err, errlen)))
+		    (r = load_docs(s, &cur, cfg, src, e->prefix, err, errlen)))
 			goto out;
 		if (e->prefix) {
-			cfg_docs_remove_origin(&cur, e->prefix);
-			r = cfg_docs_merge(&cur, e->docs);
+			struct cfg_docs view = {.v =
+						    malloc((e->borrowed->n + 1) * sizeof(*view.v))};
+
+			/* shallow copies, merged; taken back out of cur below */
+			for (size_t i = 0; view.v && i < e->borrowed->n; i++)
+				view.v[view.n++] = e->borrowed->v[i];
+			view.cap = view.n;
+			r = view.v ? cfg_docs_merge(&cur, &view) : -ENOMEM;
 		} else if (e->name)
 			r = cfg_docs_remove_rule(&cur, e->name, e->ns, err, errlen);
 		else if (e->op == CFG_OP_DELETE)
@@ -525,6 +533,9 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 	}
 	if (!r)
 		r = compile_publish(s, &cur, cfg, src, changed, generation, err, errlen);
+	for (size_t i = 0; e->prefix && i < cur.n; i++)
+		if (cur.v[i].origin && !strncmp(cur.v[i].origin, e->prefix, strlen(e->prefix)))
+			memset(&cur.v[i], 0, sizeof(cur.v[i]));
 out:
 	if (!held)
 		cfg_store_unlock(s);
@@ -546,10 +557,10 @@ int cfg_store_update(struct cfg_store *s, const char *pin_dir, enum cfg_op op,
 }
 
 int cfg_store_sync(struct cfg_store *s, const char *pin_dir, const char *prefix,
-		   struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
+		   const struct cfg_docs *docs, bool *changed, uint64_t *generation, char *err,
 		   size_t errlen)
 {
-	const struct store_edit e = {.op = CFG_OP_REPLACE, .docs = docs, .prefix = prefix};
+	const struct store_edit e = {.op = CFG_OP_REPLACE, .prefix = prefix, .borrowed = docs};
 
 	return store_write(s, pin_dir, &e, changed, generation, err, errlen);
 }

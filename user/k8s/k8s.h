@@ -136,8 +136,12 @@ struct k8s_client *k8s_client_new(struct k8s_conf *conf, const struct k8s_opts *
 				  const struct k8s_resource *res, unsigned nres, k8s_event_fn fn,
 				  void *arg, char *err, size_t errlen);
 /* Run transfers and timers for at most timeout_ms; returns after any event was
- * delivered or the time is up. 0 or -errno. */
+ * delivered, a wake descriptor became readable, or the time is up. 0 or -errno. */
 int k8s_client_step(struct k8s_client *c, int timeout_ms);
+/* Also wait for POLLIN on fd in k8s_client_step (the caller's inotify descriptor
+ * or signalfd), up to K8S_WAKE_FDS of them. 0 or -ENOSPC. */
+#define K8S_WAKE_FDS 4
+int k8s_client_wake_fd(struct k8s_client *c, int fd);
 const struct k8s_rstat *k8s_client_stat(const struct k8s_client *c, unsigned idx);
 /* The API answered the last request (any HTTP status but a transport failure, 401, 403). */
 bool k8s_client_reachable(const struct k8s_client *c);

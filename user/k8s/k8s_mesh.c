@@ -80,9 +80,32 @@ json_t *k8s_strip(const char *kind, const char *api_version, json_t *obj)
 	}
 	json_object_set_new(o, "metadata", md);
 	if (!strcmp(kind, "EndpointSlice")) {
+		json_t *eps = json_array(), *ep;
+		size_t i;
+
 		copy(o, obj, "addressType");
-		copy(o, obj, "endpoints");
 		copy(o, obj, "ports");
+		/* of an endpoint: its addresses, whether it is ready and which pod it is */
+		json_array_foreach(json_object_get(obj, "endpoints"), i, ep)
+		{
+			json_t *e = json_object(), *tr = json_object_get(ep, "targetRef"), *t;
+			json_t *ready = json_object_get(json_object_get(ep, "conditions"), "ready");
+
+			if (!e)
+				break;
+			copy(e, ep, "addresses");
+			if (ready)
+				json_object_set_new(e, "conditions",
+						    json_pack("{s:O}", "ready", ready));
+			if (tr && (t = json_object())) {
+				copy(t, tr, "kind");
+				copy(t, tr, "namespace");
+				copy(t, tr, "name");
+				json_object_set_new(e, "targetRef", t);
+			}
+			json_array_append_new(eps, e);
+		}
+		json_object_set_new(o, "endpoints", eps);
 		return o;
 	}
 	if (!strcmp(kind, "Pod")) {

@@ -62,6 +62,8 @@ struct k8s_client {
 	bool reachable;
 	bool delivered;
 	uint64_t rnd;
+	struct curl_waitfd wake[K8S_WAKE_FDS];
+	unsigned nwake;
 };
 
 static uint32_t rnd32(struct k8s_client *c)
@@ -193,6 +195,7 @@ static size_t on_data(char *p, size_t sz, size_t nm, void *arg)
 		int r;
 
 		f->got_200 = true;
+		f->cl->reachable = true; /* a watch that streams: the API answers again */
 		r = k8s_stream_feed(&f->st, p, n, on_line, f);
 		if (r < 0) {
 			set_err(f, "watch stream: %s", strerror(-r));
@@ -537,9 +540,25 @@ int k8s_client_step(struct k8s_client *c, int timeout_ms)
 			if (!c->rf[i].h && c->rf[i].next_ns < next)
 				next = c->rf[i].next_ns;
 		wait = next > now ? (int)((next - now + MS - 1) / MS) : 0;
-		if (wait > 0 && curl_multi_poll(c->multi, NULL, 0, wait, NULL) != CURLM_OK)
+		for (unsigned i = 0; i < c->nwake; i++)
+			c->wake[i].revents = 0;
+		if (wait > 0 &&
+		    curl_multi_poll(c->multi, c->wake, c->nwake, wait, NULL) != CURLM_OK)
 			return -EIO;
+		for (unsigned i = 0; i < c->nwake; i++)
+			if (c->wake[i].revents)
+				return 0;
 	}
+}
+
+int k8s_client_wake_fd(struct k8s_client *c, int fd)
+{
+	if (c->nwake >= K8S_WAKE_FDS)
+		return -ENOSPC;
+	c->wake[c->nwake].fd = fd;
+	c->wake[c->nwake].events = CURL_WAIT_POLLIN;
+	c->wake[c->nwake++].revents = 0;
+	return 0;
 }
 
 const struct k8s_rstat *k8s_client_stat(const struct k8s_client *c, unsigned idx)

@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
+/*
+ * The sync's engine without a connection (user/k8s/k8s_sync.c): reflector events
+ * into the cache, a Service + EndpointSlice + pods + DestinationRule +
+ * VirtualService into documents that compile to the service, subsets and
+ * weights a file gives; objects the compiler rejects alone (parse) and with the
+ * others (cross-document: blamed by origin, or found by bisection when the
+ * error names a file's document) skipped and recorded while the rest applies;
+ * the stored documents of resources not listed yet kept; a re-list dropping
+ * the objects it does not announce; the status file's text.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "common/cfg.h"
+#include "k8s/k8s.h"
+#include "k8s/k8s_sync.h"
+
+static json_t *obj(const char *text)
+{
+	json_error_t e;
+	json_t *j = json_loads(text, 0, &e);
+
+	if (!j)
+		fail_msg("bad test JSON %d:%d: %s", e.line, e.column, e.text);
+	return j;
+}
+
+static void ev(struct k8s_sync *s, unsigned idx, int type, const char *text)
+{
+	json_t *j = text ? obj(text) : NULL;
+
+	k8s_sync_event(s, idx, type, j, idx >= KS_VS && idx <= KS_WE ? "v1" : "v1");
+	json_decref(j);
+}
+
+/* A complete list of resource idx with the given objects (NULL-terminated). */
+static void list(struct k8s_sync *s, unsigned idx, ...)
+{
+	va_list ap;
+	const char *t;
+
+	ev(s, idx, K8S_EV_SYNC_BEGIN, NULL);
+	va_start(ap, idx);
+	while ((t = va_arg(ap, const char *)))
+		ev(s, idx, K8S_EV_ADDED, t);
+	va_end(ap);
+	ev(s, idx, K8S_EV_SYNC_END, NULL);
+}
+
+#define SVC                                                                                        \
+	"{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\",\"resourceVersion\":\"7\"},"   \
+	"\"spec\":{\"clusterIP\":\"10.96.0.10\",\"ports\":[{\"name\":\"http\",\"port\":9080,"      \
+	"\"protocol\":\"TCP\"}]}}"
+#define SLICE                                                                                      \
+	"{\"metadata\":{\"name\":\"reviews-1\",\"namespace\":\"shop\",\"labels\":{"                \
+	"\"kubernetes.io/service-name\":\"reviews\"}},\"addressType\":\"IPv4\",\"ports\":[{"       \
+	"\"name\":\"http\",\"port\":9080}],\"endpoints\":["                                        \
+	"{\"addresses\":[\"10.1.0.1\"],\"targetRef\":{\"kind\":\"Pod\",\"namespace\":\"shop\","    \
+	"\"name\":\"r1\"}},"                                                                       \
+	"{\"addresses\":[\"10.1.0.2\"],\"conditions\":{\"ready\":true},\"targetRef\":{\"kind\":"   \
+	"\"Pod\",\"namespace\":\"shop\",\"name\":\"r2\"}},"                                        \
+	"{\"addresses\":[\"10.1.0.3\"],\"conditions\":{\"ready\":false}}]}"
+#define POD(name, v)                                                                               \
+	"{\"metadata\":{\"name\":\"" name "\",\"namespace\":\"shop\",\"uid\":\"u-" name "\","      \
+	"\"labels\":{\"app\":\"reviews\",\"version\":\"" v "\"}}}"
+#define DR                                                                                         \
+	"{\"apiVersion\":\"networking.istio.io/v1\",\"kind\":\"DestinationRule\",\"metadata\":{"   \
+	"\"name\":\"reviews\",\"namespace\":\"shop\"},\"spec\":{\"host\":\"reviews\",\"subsets\":" \
+	"[{\"name\":\"v1\",\"labels\":{\"version\":\"v1\"}},{\"name\":\"v2\",\"labels\":{"         \
+	"\"version\":\"v2\"}}]}}"
+#define VS(name, host, subset, w)                                                                  \
+	"{\"metadata\":{\"name\":\"" name                                                          \
+	"\",\"namespace\":\"shop\"},\"spec\":{\"hosts\":[\"" host                                  \
+	"\"],\"http\":[{\"route\":[{\"destination\":{\"host\":\"reviews\",\"subset\":\"v1\"},"     \
+	"\"weight\":" w "},{\"destination\":{\"host\":\"reviews\",\"subset\":\"" subset "\"},"     \
+	"\"weight\":30}]}]}}"
+
+static struct k8s_sync *new_sync(void)
+{
+	struct k8s_sync_opts o = {.pin_dir = "/sys/fs/bpf/x", .node = "n1"};
+	char err[256];
+	struct k8s_sync *s = k8s_sync_new(&o, err, sizeof(err));
+
+	assert_non_null(s);
+	return s;
+}
+
+/* Everything but the Istio kinds listed empty. */
+static void base_lists(struct k8s_sync *s)
+{
+	list(s, KS_SERVICE, SVC, NULL);
+	list(s, KS_SLICE, SLICE, NULL);
+	list(s, KS_PODMETA, POD("r1", "v1"), POD("r2", "v2"), NULL);
+	for (unsigned i = KS_SE; i <= KS_DP; i++)
+		list(s, i, NULL);
+}
+
+static int compile(const struct cfg_docs *base, const struct cfg_docs *out, struct rm_cfg *cfg)
+{
+	struct cfg_docs all = {0};
+	char err[512];
+	int r;
+
+	all.v = calloc(base->n + out->n + 1, sizeof(*all.v));
+	for (size_t i = 0; i < base->n; i++)
+		all.v[all.n++] = base->v[i];
+	for (size_t i = 0; i < out->n; i++)
+		all.v[all.n++] = out->v[i];
+	r = cfg_compile(&all, cfg, err, sizeof(err));
+	if (r)
+		print_message("compile: %s\n", err);
+	free(all.v);
+	return r;
+}
+
+static bool has_origin(const struct cfg_docs *d, const char *origin)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (!strcmp(d->v[i].origin, origin))
+			return true;
+	return false;
+}
+
+static void test_docs(void **state)
+{
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	struct rm_cfg cfg = {0};
+	char err[512];
+	int si, r;
+
+	base_lists(s);
+	list(s, KS_DR, DR, NULL);
+	list(s, KS_VS, VS("reviews", "reviews", "v2", "70"), NULL);
+	assert_true(k8s_sync_dirty(s));
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_false(k8s_sync_dirty(s));
+	assert_int_equal(out->n, 3);
+	assert_true(has_origin(out, "k8s:Service/shop/reviews"));
+	assert_true(has_origin(out, "k8s:DestinationRule/shop/reviews"));
+	assert_true(has_origin(out, "k8s:VirtualService/shop/reviews"));
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	si = cfg_service_find(&cfg, "reviews.shop.svc.cluster.local");
+	assert_true(si >= 0);
+	/* the unready endpoint is left out; the pods' labels make the subsets */
+	assert_int_equal(cfg.services[si].endpoint_count, 2);
+	assert_int_equal(cfg.services[si].subset_count, 2);
+	assert_int_equal(cfg.subsets[cfg.services[si].subset_first].member_count, 1);
+	assert_int_equal(cfg.services[si].rule_count, 1);
+	r = cfg_rule_find(&cfg, "reviews", "shop");
+	assert_true(r >= 0);
+	assert_int_equal(cfg.rules[r].target_count, 2);
+	assert_int_equal(cfg.targets[cfg.rules[r].target_first].weight, 70);
+	assert_false(k8s_sync_skipped(s, 0, &(const char *){0}, &(const char *){0},
+				      &(const char *){0}, &(const char *){0}));
+	cfg_free(&cfg);
+
+	/* built again after a change: the unchanged objects' documents are the
+	 * same parsed ones, the changed one is parsed anew */
+	{
+		const struct cfg_doc_ir *dr = NULL, *vs = NULL;
+
+		for (size_t i = 0; i < out->n; i++) {
+			if (!strcmp(out->v[i].origin, "k8s:DestinationRule/shop/reviews"))
+				dr = out->v[i].ir;
+			if (!strcmp(out->v[i].origin, "k8s:VirtualService/shop/reviews"))
+				vs = out->v[i].ir;
+		}
+		ev(s, KS_VS, K8S_EV_MODIFIED, VS("reviews", "reviews", "v2", "60"));
+		assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+		assert_int_equal(out->n, 3);
+		for (size_t i = 0; i < out->n; i++) {
+			if (!strcmp(out->v[i].origin, "k8s:DestinationRule/shop/reviews"))
+				assert_ptr_equal(out->v[i].ir, dr);
+			if (!strcmp(out->v[i].origin, "k8s:VirtualService/shop/reviews"))
+				assert_ptr_not_equal(out->v[i].ir, vs);
+		}
+	}
+
+	/* a pod's labels changed: its Service's endpoints follow (v2 -> v1) */
+	ev(s, KS_PODMETA, K8S_EV_MODIFIED, POD("r2", "v1"));
+	assert_true(k8s_sync_dirty(s));
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	si = cfg_service_find(&cfg, "reviews.shop.svc.cluster.local");
+	assert_true(si >= 0);
+	assert_int_equal(cfg.subsets[cfg.services[si].subset_first].member_count, 2);
+	assert_int_equal(cfg.subsets[cfg.services[si].subset_first + 1].member_count, 0);
+	cfg_free(&cfg);
+	/* and the slice losing an endpoint */
+	ev(s, KS_SLICE, K8S_EV_MODIFIED,
+	   "{\"metadata\":{\"name\":\"reviews-1\",\"namespace\":\"shop\",\"labels\":{"
+	   "\"kubernetes.io/service-name\":\"reviews\"}},\"addressType\":\"IPv4\",\"ports\":[{"
+	   "\"name\":\"http\",\"port\":9080}],\"endpoints\":[{\"addresses\":[\"10.1.0.1\"]}]}");
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	si = cfg_service_find(&cfg, "reviews.shop.svc.cluster.local");
+	assert_int_equal(cfg.services[si].endpoint_count, 1);
+	cfg_free(&cfg);
+
+	/* a MODIFIED that changes only the resourceVersion changes nothing */
+	ev(s, KS_SERVICE, K8S_EV_MODIFIED,
+	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\",\"resourceVersion\":\"9\"},"
+	   "\"spec\":{\"clusterIP\":\"10.96.0.10\",\"ports\":[{\"name\":\"http\",\"port\":9080,"
+	   "\"protocol\":\"TCP\"}]}}");
+	assert_false(k8s_sync_dirty(s));
+	/* DELETED removes the rule */
+	ev(s, KS_VS, K8S_EV_DELETED,
+	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"}}");
+	assert_true(k8s_sync_dirty(s));
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 2);
+	assert_false(has_origin(out, "k8s:VirtualService/shop/reviews"));
+	k8s_sync_free(s);
+}
+
+static void test_bad_objects(void **state)
+{
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	struct rm_cfg cfg = {0};
+	const char *kind, *ns, *name, *error;
+	char err[512];
+	FILE *log;
+	char *logtext = NULL;
+	size_t loglen = 0;
+
+	base_lists(s);
+	list(s, KS_DR, DR, NULL);
+	/* good; a subset no DestinationRule defines (only the set finds it); a weight
+	 * that is not a number (the object alone is rejected) */
+	list(s, KS_VS, VS("a-good", "reviews", "v2", "70"), VS("b-subset", "other", "v9", "70"),
+	     VS("c-weight", "third", "v2", "\"x\""), NULL);
+	log = open_memstream(&logtext, &loglen);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, log, err, sizeof(err)), 0);
+	fclose(log);
+	assert_int_equal(out->n, 3);
+	assert_true(has_origin(out, "k8s:VirtualService/shop/a-good"));
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	cfg_free(&cfg);
+	/* each skipped with the compiler's message, logged naming ns/name */
+	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	assert_string_equal(kind, "VirtualService");
+	assert_string_equal(ns, "shop");
+	assert_string_equal(name, "c-weight");
+	assert_non_null(strstr(error, "k8s:VirtualService/shop/c-weight:"));
+	assert_true(k8s_sync_skipped(s, 1, &kind, &ns, &name, &error));
+	assert_string_equal(name, "b-subset");
+	assert_non_null(strstr(error, "\"v9\""));
+	assert_false(k8s_sync_skipped(s, 2, &kind, &ns, &name, &error));
+	assert_non_null(strstr(logtext, "sync: skipped VirtualService shop/b-subset: "));
+	assert_non_null(strstr(logtext, "sync: skipped VirtualService shop/c-weight: "));
+	free(logtext);
+
+	/* logged once: the same rejection again is not */
+	logtext = NULL;
+	log = open_memstream(&logtext, &loglen);
+	ev(s, KS_VS, K8S_EV_MODIFIED, VS("a-good", "reviews", "v2", "60"));
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, log, err, sizeof(err)), 0);
+	fclose(log);
+	assert_int_equal(out->n, 3);
+	assert_string_equal(logtext, "");
+	free(logtext);
+
+	/* without validation only the object rejected alone is left out; validating
+	 * after drops the one the set rejects */
+	ev(s, KS_VS, K8S_EV_MODIFIED, VS("a-good", "reviews", "v2", "50"));
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 4);
+	assert_true(has_origin(out, "k8s:VirtualService/shop/b-subset"));
+	assert_int_not_equal(compile(&stored, out, &cfg), 0);
+	assert_int_equal(k8s_sync_validate(s, &stored, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 3);
+	assert_false(has_origin(out, "k8s:VirtualService/shop/b-subset"));
+	assert_true(k8s_sync_skipped(s, 1, &kind, &ns, &name, &error));
+	assert_string_equal(name, "b-subset");
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	cfg_free(&cfg);
+	k8s_sync_free(s);
+}
+
+/* A file declares the host the Service does: whichever document the compiler
+ * names, the sync's object goes and the file's stays. */
+static void test_conflict_with_file(void **state)
+{
+	static const char file[] = "apiVersion: networking.istio.io/v1\n"
+				   "kind: ServiceEntry\n"
+				   "metadata: {name: by-hand, namespace: shop}\n"
+				   "spec:\n"
+				   "  hosts: [reviews.shop.svc.cluster.local]\n"
+				   "  addresses: [10.96.0.99]\n"
+				   "  ports: [{number: 9080, name: http, protocol: HTTP}]\n"
+				   "  resolution: STATIC\n"
+				   "  endpoints: [{address: 10.2.0.1}]\n";
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	struct rm_cfg cfg = {0};
+	const char *kind, *ns, *name, *error;
+	char err[512];
+
+	assert_int_equal(cfg_docs_parse(&stored, "hand.yaml", file, strlen(file), err, sizeof(err)),
+			 0);
+	base_lists(s);
+	list(s, KS_DR, NULL);
+	list(s, KS_VS, NULL);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(stored.n, 1);
+	assert_int_equal(out->n, 0);
+	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	assert_string_equal(kind, "Service");
+	assert_string_equal(name, "reviews");
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	cfg_free(&cfg);
+	cfg_docs_free(&stored);
+	k8s_sync_free(s);
+}
+
+/* An Istio ServiceEntry named as a Service: one document of each kind/ns/name,
+ * the Istio object's. */
+static void test_same_name(void **state)
+{
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	const char *kind, *ns, *name, *error;
+	char err[512];
+
+	base_lists(s);
+	list(s, KS_DR, NULL);
+	list(s, KS_VS, NULL);
+	list(s, KS_SE,
+	     "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"},\"spec\":{\"hosts\":"
+	     "[\"reviews.example.com\"],\"addresses\":[\"10.96.2.2\"],\"ports\":[{\"number\":80,"
+	     "\"name\":\"http\",\"protocol\":\"HTTP\"}],\"resolution\":\"STATIC\",\"endpoints\":"
+	     "[{\"address\":\"10.4.0.1\"}]}}",
+	     NULL);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 1);
+	assert_true(has_origin(out, "k8s:ServiceEntry/shop/reviews"));
+	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	assert_string_equal(kind, "Service");
+	assert_non_null(
+	    strstr(error, "another object from the API declares ServiceEntry shop/reviews"));
+	k8s_sync_free(s);
+}
+
+/* Stored documents of resources not listed yet stay; once listed, the list rules. */
+static void test_carry_over(void **state)
+{
+	static const char vs[] = "apiVersion: networking.istio.io/v1\n"
+				 "kind: VirtualService\n"
+				 "metadata: {name: old, namespace: shop}\n"
+				 "spec:\n"
+				 "  hosts: [reviews]\n"
+				 "  http: [{route: [{destination: {host: reviews}}]}]\n";
+	static const char file[] = "apiVersion: networking.istio.io/v1\n"
+				   "kind: ServiceEntry\n"
+				   "metadata: {name: ext, namespace: shop}\n"
+				   "spec:\n"
+				   "  hosts: [ext.example.com]\n"
+				   "  addresses: [10.96.1.1]\n"
+				   "  ports: [{number: 80, name: http, protocol: HTTP}]\n"
+				   "  resolution: STATIC\n"
+				   "  endpoints: [{address: 10.3.0.1}]\n";
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	char err[512];
+
+	base_lists(s);
+	assert_int_equal(cfg_docs_parse(&stored, "k8s:VirtualService/shop/old", vs, strlen(vs), err,
+					sizeof(err)),
+			 0);
+	assert_int_equal(cfg_docs_parse(&stored, "ext.yaml", file, strlen(file), err, sizeof(err)),
+			 0);
+	/* VirtualServices not listed: the stored one stays */
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(stored.n, 1);
+	assert_string_equal(stored.v[0].origin, "ext.yaml");
+	assert_true(has_origin(out, "k8s:VirtualService/shop/old"));
+	assert_true(has_origin(out, "k8s:Service/shop/reviews"));
+	cfg_docs_free(&stored);
+
+	/* listed empty (or the group absent): gone */
+	assert_int_equal(cfg_docs_parse(&stored, "k8s:VirtualService/shop/old", vs, strlen(vs), err,
+					sizeof(err)),
+			 0);
+	k8s_sync_absent(s, KS_VS);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(stored.n, 0);
+	assert_false(has_origin(out, "k8s:VirtualService/shop/old"));
+	cfg_docs_free(&stored);
+	k8s_sync_free(s);
+}
+
+/* A re-list (after a 410) announces what exists: the rest is gone at its end,
+ * and not before. */
+static void test_relist(void **state)
+{
+	struct k8s_sync *s = new_sync();
+
+	list(s, KS_VS, VS("a", "reviews", "v2", "70"), VS("b", "reviews", "v2", "70"), NULL);
+	assert_int_equal(k8s_sync_count(s, KS_VS), 2);
+	ev(s, KS_VS, K8S_EV_SYNC_BEGIN, NULL);
+	ev(s, KS_VS, K8S_EV_ADDED, VS("b", "reviews", "v2", "70"));
+	assert_int_equal(k8s_sync_count(s, KS_VS), 2);
+	ev(s, KS_VS, K8S_EV_SYNC_END, NULL);
+	assert_int_equal(k8s_sync_count(s, KS_VS), 1);
+	k8s_sync_free(s);
+}
+
+static void test_status(void **state)
+{
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	char err[512], path[] = "/tmp/test_k8s_sync.XXXXXX", *text, *shown = NULL;
+	size_t len = 0;
+	json_t *j;
+	FILE *f;
+	int fd;
+
+	k8s_sync_status_path("/sys/fs/bpf/ringmesh", err, sizeof(err));
+	assert_string_equal(err, "/run/ringmesh/sync-sys_fs_bpf_ringmesh.json");
+	k8s_sync_status_path("/sys/fs/bpf//rm-x/", err, sizeof(err));
+	assert_string_equal(err, "/run/ringmesh/sync-sys_fs_bpf_rm-x.json");
+
+	base_lists(s);
+	list(s, KS_DR, DR, NULL);
+	list(s, KS_VS, VS("bad", "other", "v9", "70"), NULL);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	text = k8s_sync_status_text(s, 1000000000000ull);
+	assert_non_null(text);
+	j = json_loads(text, 0, NULL);
+	assert_non_null(j);
+	assert_int_equal(json_integer_value(json_object_get(j, "pid")), getpid());
+	assert_int_equal(json_array_size(json_object_get(j, "skipped")), 1);
+	assert_string_equal(json_string_value(json_object_get(
+				json_array_get(json_object_get(j, "skipped"), 0), "name")),
+			    "bad");
+	assert_int_equal(json_array_size(json_object_get(j, "kinds")), KS_N);
+	json_decref(j);
+
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	/* written at t=1000 s; read 3 s later by this (live) pid: running */
+	f = open_memstream(&shown, &len);
+	assert_int_equal(
+	    k8s_sync_status_show(path, NULL, f, false, 1003000000000ull, err, sizeof(err)), 0);
+	fclose(f);
+	assert_non_null(strstr(shown, "sync running (pid "));
+	assert_non_null(strstr(shown, "node n1, API unreachable"));
+	assert_non_null(strstr(shown, "written 3.0 s ago"));
+	assert_non_null(strstr(shown, "skipped        1 object:\n    VirtualService shop/bad: "));
+	assert_non_null(strstr(shown, "  Service "));
+	free(shown);
+	/* 20 s later: not running any more */
+	shown = NULL;
+	f = open_memstream(&shown, &len);
+	assert_int_equal(
+	    k8s_sync_status_show(path, NULL, f, true, 1020000000000ull, err, sizeof(err)), 0);
+	fclose(f);
+	assert_non_null(strstr(
+	    shown, "  sync           not running, API unreachable, 0 documents (generation 0)"));
+	assert_non_null(strstr(shown, "1 skipped\n"));
+	free(shown);
+	unlink(path);
+	assert_int_equal(k8s_sync_status_show(path, NULL, stdout, false, 0, err, sizeof(err)),
+			 -ENOENT);
+	free(text);
+	k8s_sync_free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	    cmocka_unit_test(test_docs),
+	    cmocka_unit_test(test_bad_objects),
+	    cmocka_unit_test(test_conflict_with_file),
+	    cmocka_unit_test(test_carry_over),
+	    cmocka_unit_test(test_relist),
+	    cmocka_unit_test(test_same_name),
+	    cmocka_unit_test(test_status),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
