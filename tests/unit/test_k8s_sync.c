@@ -144,7 +144,7 @@ static void test_docs(void **state)
 	list(s, KS_DR, DR, NULL);
 	list(s, KS_VS, VS("reviews", "reviews", "v2", "70"), NULL);
 	assert_true(k8s_sync_dirty(s));
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	assert_false(k8s_sync_dirty(s));
 	assert_int_equal(out->n, 3);
 	assert_true(has_origin(out, "k8s:Service/shop/reviews"));
@@ -178,7 +178,7 @@ static void test_docs(void **state)
 				vs = out->v[i].ir;
 		}
 		ev(s, KS_VS, K8S_EV_MODIFIED, VS("reviews", "reviews", "v2", "60"));
-		assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+		assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 		assert_int_equal(out->n, 3);
 		for (size_t i = 0; i < out->n; i++) {
 			if (!strcmp(out->v[i].origin, "k8s:DestinationRule/shop/reviews"))
@@ -191,7 +191,7 @@ static void test_docs(void **state)
 	/* a pod's labels changed: its Service's endpoints follow (v2 -> v1) */
 	ev(s, KS_PODMETA, K8S_EV_MODIFIED, POD("r2", "v1"));
 	assert_true(k8s_sync_dirty(s));
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	assert_int_equal(compile(&stored, out, &cfg), 0);
 	si = cfg_service_find(&cfg, "reviews.shop.svc.cluster.local");
 	assert_true(si >= 0);
@@ -203,7 +203,7 @@ static void test_docs(void **state)
 	   "{\"metadata\":{\"name\":\"reviews-1\",\"namespace\":\"shop\",\"labels\":{"
 	   "\"kubernetes.io/service-name\":\"reviews\"}},\"addressType\":\"IPv4\",\"ports\":[{"
 	   "\"name\":\"http\",\"port\":9080}],\"endpoints\":[{\"addresses\":[\"10.1.0.1\"]}]}");
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	assert_int_equal(compile(&stored, out, &cfg), 0);
 	si = cfg_service_find(&cfg, "reviews.shop.svc.cluster.local");
 	assert_int_equal(cfg.services[si].endpoint_count, 1);
@@ -219,7 +219,7 @@ static void test_docs(void **state)
 	ev(s, KS_VS, K8S_EV_DELETED,
 	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"}}");
 	assert_true(k8s_sync_dirty(s));
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	assert_int_equal(out->n, 2);
 	assert_false(has_origin(out, "k8s:VirtualService/shop/reviews"));
 	k8s_sync_free(s);
@@ -244,7 +244,7 @@ static void test_bad_objects(void **state)
 	list(s, KS_VS, VS("a-good", "reviews", "v2", "70"), VS("b-subset", "other", "v9", "70"),
 	     VS("c-weight", "third", "v2", "\"x\""), NULL);
 	log = open_memstream(&logtext, &loglen);
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, log, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, log, err, sizeof(err)), 0);
 	fclose(log);
 	assert_int_equal(out->n, 3);
 	assert_true(has_origin(out, "k8s:VirtualService/shop/a-good"));
@@ -268,11 +268,26 @@ static void test_bad_objects(void **state)
 	logtext = NULL;
 	log = open_memstream(&logtext, &loglen);
 	ev(s, KS_VS, K8S_EV_MODIFIED, VS("a-good", "reviews", "v2", "60"));
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, log, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, log, err, sizeof(err)), 0);
 	fclose(log);
 	assert_int_equal(out->n, 3);
 	assert_string_equal(logtext, "");
 	free(logtext);
+
+	/* without validation only the object rejected alone is left out; validating
+	 * after drops the one the set rejects */
+	ev(s, KS_VS, K8S_EV_MODIFIED, VS("a-good", "reviews", "v2", "50"));
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 4);
+	assert_true(has_origin(out, "k8s:VirtualService/shop/b-subset"));
+	assert_int_not_equal(compile(&stored, out, &cfg), 0);
+	assert_int_equal(k8s_sync_validate(s, &stored, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 3);
+	assert_false(has_origin(out, "k8s:VirtualService/shop/b-subset"));
+	assert_true(k8s_sync_skipped(s, 1, &kind, &ns, &name, &error));
+	assert_string_equal(name, "b-subset");
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	cfg_free(&cfg);
 	k8s_sync_free(s);
 }
 
@@ -301,7 +316,7 @@ static void test_conflict_with_file(void **state)
 	base_lists(s);
 	list(s, KS_DR, NULL);
 	list(s, KS_VS, NULL);
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	assert_int_equal(stored.n, 1);
 	assert_int_equal(out->n, 0);
 	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
@@ -332,7 +347,7 @@ static void test_same_name(void **state)
 	     "\"name\":\"http\",\"protocol\":\"HTTP\"}],\"resolution\":\"STATIC\",\"endpoints\":"
 	     "[{\"address\":\"10.4.0.1\"}]}}",
 	     NULL);
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	assert_int_equal(out->n, 1);
 	assert_true(has_origin(out, "k8s:ServiceEntry/shop/reviews"));
 	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
@@ -372,7 +387,7 @@ static void test_carry_over(void **state)
 	assert_int_equal(cfg_docs_parse(&stored, "ext.yaml", file, strlen(file), err, sizeof(err)),
 			 0);
 	/* VirtualServices not listed: the stored one stays */
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	assert_int_equal(stored.n, 1);
 	assert_string_equal(stored.v[0].origin, "ext.yaml");
 	assert_true(has_origin(out, "k8s:VirtualService/shop/old"));
@@ -384,7 +399,7 @@ static void test_carry_over(void **state)
 					sizeof(err)),
 			 0);
 	k8s_sync_absent(s, KS_VS);
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	assert_int_equal(stored.n, 0);
 	assert_false(has_origin(out, "k8s:VirtualService/shop/old"));
 	cfg_docs_free(&stored);
@@ -426,7 +441,7 @@ static void test_status(void **state)
 	base_lists(s);
 	list(s, KS_DR, DR, NULL);
 	list(s, KS_VS, VS("bad", "other", "v9", "70"), NULL);
-	assert_int_equal(k8s_sync_docs(s, &stored, &out, NULL, err, sizeof(err)), 0);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	text = k8s_sync_status_text(s, 1000000000000ull);
 	assert_non_null(text);
 	j = json_loads(text, 0, NULL);

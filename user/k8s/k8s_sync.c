@@ -82,6 +82,9 @@ struct k8s_sync {
 	/* remote pods are kept as their labels alone, one shared object per
 	 * distinct label set (a Deployment's pods share theirs) */
 	json_t *labels_intern;
+	/* objects the last validation dropped for errors only the whole set shows:
+	 * while there are, every build is validated before it is published */
+	unsigned rejected_with_set;
 	/* the loop's */
 	struct k8s_client *cl;
 	struct k8s_pods *pods;
@@ -654,6 +657,7 @@ static size_t blamed(const struct cfg_docs *out, const char *err)
 static int drop_rejected(struct k8s_sync *s, const struct cfg_docs *base, struct cfg_docs *out,
 			 char *err, size_t errlen)
 {
+	s->rejected_with_set = 0;
 	char e2[1024];
 	json_t *keys = NULL;
 	int r = 0;
@@ -688,14 +692,15 @@ static int drop_rejected(struct k8s_sync *s, const struct cfg_docs *base, struct
 		}
 		skip_origin(s, out->v[i].origin, err);
 		cfg_docs_drop(out, i);
+		s->rejected_with_set++;
 	}
 	json_decref(keys);
 	return r;
 }
 
-static void log_new_skips(struct k8s_sync *s, FILE *log)
+static void log_new_skips(struct k8s_sync *s, size_t from, FILE *log)
 {
-	for (size_t i = 0; log && i < s->nskips; i++) {
+	for (size_t i = from; log && i < s->nskips; i++) {
 		const struct skip *k = &s->skips[i];
 		bool seen = false;
 
@@ -726,7 +731,7 @@ static bool all_listed(const struct k8s_sync *s)
 }
 
 int k8s_sync_docs(struct k8s_sync *s, struct cfg_docs *stored, const struct cfg_docs **docs,
-		  FILE *log, char *err, size_t errlen)
+		  bool validate, FILE *log, char *err, size_t errlen)
 {
 	bool services = services_listed(s);
 	struct cfg_docs *out = &s->built;
@@ -765,9 +770,19 @@ int k8s_sync_docs(struct k8s_sync *s, struct cfg_docs *stored, const struct cfg_
 	cfg_docs_free(&s->prev);
 	if (r == -ENOMEM)
 		return errf(err, errlen, r, "out of memory");
-	if (!r)
+	if (!r && validate)
 		r = drop_rejected(s, stored, out, err, errlen);
-	log_new_skips(s, log);
+	log_new_skips(s, 0, log);
+	return r;
+}
+
+int k8s_sync_validate(struct k8s_sync *s, const struct cfg_docs *base, FILE *log, char *err,
+		      size_t errlen)
+{
+	size_t from = s->nskips;
+	int r = drop_rejected(s, base, &s->built, err, errlen);
+
+	log_new_skips(s, from, log);
 	return r;
 }
 
@@ -968,6 +983,7 @@ static int publish(struct k8s_sync *s, struct cfg_store *store, bool *open)
 	uint64_t gen = 0;
 	bool changed = false;
 	uint64_t t0 = mono_ns(), t1 = 0, t2 = 0;
+	bool validate;
 	size_t n;
 	int r = 0;
 
@@ -985,13 +1001,23 @@ static int publish(struct k8s_sync *s, struct cfg_store *store, bool *open)
 	else if (gen)
 		r = cfg_src_unpack(&src, &stored, err, sizeof(err));
 	t1 = mono_ns();
+	/* the set compiles as a whole as the last one did: published without a
+	 * compile of its own first (cfg_store_sync compiles it), validated only
+	 * when that fails */
+	validate = s->rejected_with_set || !s->publishes;
 	if (!r)
-		r = k8s_sync_docs(s, &stored, &out, stderr, err, sizeof(err));
-	n = out ? out->n : 0;
+		r = k8s_sync_docs(s, &stored, &out, validate, stderr, err, sizeof(err));
 	t2 = mono_ns();
 	if (!r)
 		r = cfg_store_sync(store, s->o.pin_dir, K8S_SYNC_ORIGIN, out, &changed, &gen, err,
 				   sizeof(err));
+	if (r && out && !validate) {
+		r = k8s_sync_validate(s, &stored, stderr, err, sizeof(err));
+		if (!r)
+			r = cfg_store_sync(store, s->o.pin_dir, K8S_SYNC_ORIGIN, out, &changed,
+					   &gen, err, sizeof(err));
+	}
+	n = out ? out->n : 0;
 	if (!r) {
 		s->ndocs = n;
 		s->generation = gen;

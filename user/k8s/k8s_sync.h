@@ -80,10 +80,16 @@ unsigned k8s_sync_count(const struct k8s_sync *s, unsigned idx);
  * text did not change since the last call is not parsed again. Objects the
  * compiler rejects, alone or with the rest, are left out and recorded
  * (k8s_sync_skipped, logged to log when not NULL, once per object and
- * message). 0, or -errno with err when even the files' documents do not
- * compile. */
+ * message); with validate, also those it rejects only with the others (else
+ * see k8s_sync_validate). 0, or -errno with err when even the files'
+ * documents do not compile. */
 int k8s_sync_docs(struct k8s_sync *s, struct cfg_docs *stored, const struct cfg_docs **docs,
-		  FILE *log, char *err, size_t errlen);
+		  bool validate, FILE *log, char *err, size_t errlen);
+/* Without validate, k8s_sync_docs leaves out only the objects rejected alone;
+ * this drops those the compiler rejects with the rest (base: the files'
+ * documents, k8s_sync_docs's stored on return) from the last build. */
+int k8s_sync_validate(struct k8s_sync *s, const struct cfg_docs *base, FILE *log, char *err,
+		      size_t errlen);
 /* Skipped object i of the last k8s_sync_docs: false past the end. */
 bool k8s_sync_skipped(const struct k8s_sync *s, size_t i, const char **kind, const char **ns,
 		      const char **name, const char **error);
