@@ -349,6 +349,16 @@ r, f2 = get_json("/api/v1/pods?limit=1&fieldSelector=spec.nodeName%3Dnode-a&cont
 ok("fieldSelector list paged: continue without remainingItemCount (as with any selector)",
    [x["metadata"]["name"] for x in f1["items"] + f2["items"]] == ["a1", "c1"] and
    "remainingItemCount" not in f1["metadata"], json.dumps(f1["metadata"])[:80])
+w = Resp("/api/v1/pods?watch=1&timeoutSeconds=30&fieldSelector=spec.nodeName%3Dnode-a")
+ev = w.events(2)
+ok("watch without a resourceVersion: the current state first, as ADDED events",
+   sorted((e["type"], e["object"]["metadata"]["name"]) for e in ev) ==
+   [("ADDED", "a1"), ("ADDED", "c1")], str([e["object"]["metadata"]["name"] for e in ev]))
+w.close()
+r, j = get_json("/api/v1/services?labelSelector=" + urllib.parse.quote("app in (s1,s3),app!=s3"))
+ok("labelSelector: set and inequality requirements",
+   [x["metadata"]["name"] for x in j["items"]] == ["s1"], str([x["metadata"]["name"]
+                                                                for x in j["items"]]))
 r, _ = get_json("/api/v1/pods?fieldSelector=spec.bogus%3Dx")
 ok("fieldSelector on an unknown field -> 400", r.status == 400)
 ML = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"

@@ -9,7 +9,8 @@
 #   RSS            the sync's VmRSS and VmHWM once converged
 #   apply-to-live  ROUNDS edits of one VirtualService (the double's store written, the
 #                  watch event sent) to the sync's publish of the new generation
-#                  (the status file's published_ns; the edit checked in rule list)
+#                  (the status file's published_ns; the edit checked in rule list),
+#                  with the sync's own split of each publish (read, documents, publish)
 # The double is plain HTTP here: Python's TLS would dominate the list time. The list
 # time includes the double's own JSON encoding (one Python process, 2 CPUs shared).
 # Usage: sudo tools/bench/sync_scale.sh [BUILD] [S,E,P] [ROUNDS]
@@ -65,7 +66,7 @@ ctl_post apply "$TMP/vs.json" >/dev/null || { echo "control apply failed"; exit 
 
 t_start=$(date +%s%N)
 "$BUILD/ringmesh" --pin-dir "$PIN" sync --kubeconfig "$TMP/kubeconfig" --node-name node-1 \
-	--status-file "$SSTAT" >"$TMP/sync.log" 2>&1 8>&- &
+	--status-file "$SSTAT" -v >"$TMP/sync.log" 2>&1 8>&- &
 SYNC=$!
 PIDS+=($SYNC)
 converged() {
@@ -148,4 +149,6 @@ ringmesh sync against $NSVC Services / $NEP endpoints / $NPOD Pods (1 in 100 on 
   first publish      $pub_s s after the sync started ($docs documents)
   sync RSS           $((rss / 1024)) MiB (peak $((hwm / 1024)) MiB)   [the double: $((drss / 1024)) MiB]
   apply-to-live      median $med ms over $ROUNDS edits of one VirtualService: $sorted(ms)
+  the sync's own account of its last publishes (-v):
+$(grep '^sync: read ' "$TMP/sync.log" | tail -$((ROUNDS + 1)) | sed 's/^/    /')
 EOF
