@@ -106,6 +106,11 @@ def invariants(docs):
         smounts = {m["name"]: m for m in s["volumeMounts"]}
         check(smounts.get("bpffs", {}).get("mountPath") == "/sys/fs/bpf" and
               smounts.get("cgroup2", {}).get("readOnly") is True, "sync: bpffs, cgroup2 read-only")
+        # its status file (/run/ringmesh) is read by `ringmesh sync status` in either
+        # container, and the root filesystems are read-only
+        check(smounts.get("run", {}).get("mountPath") == "/run/ringmesh" and
+              mounts.get("run", {}).get("mountPath") == "/run/ringmesh" and
+              "emptyDir" in vols.get("run", {}), "sync: /run/ringmesh shared with ringmeshd (emptyDir)")
     check(pod.get("automountServiceAccountToken") is ("sync" in names),
           "API token mounted exactly when the sync container runs")
     for cr in [x for x in docs if x.get("kind") == "ClusterRole"]:
