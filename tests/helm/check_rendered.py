@@ -9,6 +9,8 @@ check_rendered.py RENDERED.yaml CHART_DIR MODE
                    values in force; prints "ok - ..." / "not ok - ..." lines
   MODE dashboards: every dashboards/*.json shipped byte for byte, labelled
   MODE caps:       the ringmeshd container's added capabilities, comma-separated
+  MODE sync-caps:  the sync container's
+  MODE sync-args:  the sync container's args, one per line
   MODE init:       the bpffs init container's shell script
 """
 import hashlib
@@ -85,7 +87,34 @@ def invariants(docs):
     init = pod.get("initContainers", [])
     for c in init:
         check(c["name"] == "mount-bpffs", "the only init container mounts bpffs")
-    check(all(c["name"] == "ringmeshd" for c in pod["containers"]), "no sync container in this release")
+    names = [c["name"] for c in pod["containers"]]
+    check(names in (["ringmeshd"], ["ringmeshd", "sync"]), "containers ringmeshd [and sync] (%s)" % names)
+    if "sync" in names:
+        s = container(ds, "sync")
+        ssc = s["securityContext"]
+        sargs = s["args"]
+        check(ssc.get("privileged") is False and ssc.get("allowPrivilegeEscalation") is False
+              and ssc.get("readOnlyRootFilesystem") is True, "sync: unprivileged, read-only root")
+        check(ssc["capabilities"].get("drop") == ["ALL"] and
+              not {"SYS_ADMIN", "NET_ADMIN", "ALL"} & set(ssc["capabilities"].get("add", [])),
+              "sync: capabilities dropped to ALL, no SYS_ADMIN/NET_ADMIN")
+        check("sync" in sargs and sargs[sargs.index("--pin-dir") + 1] == args[args.index("--pin-dir") + 1],
+              "sync: writes the daemon's pin dir")
+        check(sargs[sargs.index("--cgroup") + 1] == cg, "sync: pods' cgroup is the daemon's")
+        env = {e["name"]: e for e in s.get("env", [])}
+        check(sargs[sargs.index("--node-name") + 1] == "$(NODE_NAME)" and
+              env.get("NODE_NAME", {}).get("valueFrom", {}).get("fieldRef", {}).get("fieldPath")
+              == "spec.nodeName", "sync: --node-name from the downward API (spec.nodeName)")
+        smounts = {m["name"]: m for m in s["volumeMounts"]}
+        check(smounts.get("bpffs", {}).get("mountPath") == "/sys/fs/bpf" and
+              smounts.get("cgroup2", {}).get("readOnly") is True, "sync: bpffs, cgroup2 read-only")
+        # its status file (/run/ringmesh) is read by `ringmesh sync status` in either
+        # container, and the root filesystems are read-only
+        check(smounts.get("run", {}).get("mountPath") == "/run/ringmesh" and
+              mounts.get("run", {}).get("mountPath") == "/run/ringmesh" and
+              "emptyDir" in vols.get("run", {}), "sync: /run/ringmesh shared with ringmeshd (emptyDir)")
+    check(pod.get("automountServiceAccountToken") is ("sync" in names),
+          "API token mounted exactly when the sync container runs")
     for cr in [x for x in docs if x.get("kind") == "ClusterRole"]:
         verbs = {v for r in cr["rules"] for v in r["verbs"]}
         check(verbs == {"get", "list", "watch"}, "ClusterRole is get/list/watch only")
@@ -100,7 +129,6 @@ def invariants(docs):
     check(pod["terminationGracePeriodSeconds"] >= drain + 5,
           "terminationGracePeriodSeconds %d outlasts --drain-timeout %d"
           % (pod["terminationGracePeriodSeconds"], drain))
-    check(pod.get("automountServiceAccountToken") is False, "no API token mounted (nothing reads the API yet)")
 
 
 # Istio's dashboards as fetched from istio/istio@86c9f01fd735fb01d8192f5bcaf0d424afb7f14c
@@ -147,8 +175,13 @@ def main():
         c = [i for i in pod.get("initContainers", []) if i["name"] == "mount-bpffs"][0]
         print(c["args"][0], end="")
         return
-    if mode == "caps":
-        sc = container(one(docs, "DaemonSet"), "ringmeshd")["securityContext"]
+    if mode == "sync-args":
+        for a in container(one(docs, "DaemonSet"), "sync")["args"]:
+            print(a)
+        return
+    if mode in ("caps", "sync-caps"):
+        name = "ringmeshd" if mode == "caps" else "sync"
+        sc = container(one(docs, "DaemonSet"), name)["securityContext"]
         print(",".join(sc["capabilities"]["add"]))
         return
     if mode == "invariants":

@@ -87,6 +87,18 @@ for v in default custom; do
 	tally "$v" < <(python3 "$here/check_rendered.py" "$tmp/$v.yaml" "$chart" invariants 2>&1)
 	tally "$v" < <(python3 "$here/check_rendered.py" "$tmp/$v.yaml" "$chart" dashboards 2>&1)
 done
+# sync off: ringmeshd alone, no API token in the pod, the rest as before
+if render "$tmp/nosync.yaml" --set sync.enabled=false; then
+	tally nosync < <(python3 "$here/check_rendered.py" "$tmp/nosync.yaml" "$chart" invariants 2>&1)
+	if ! grep -q '^        - name: sync$' "$tmp/nosync.yaml" &&
+		grep -q '^      automountServiceAccountToken: false$' "$tmp/nosync.yaml"; then
+		ok "sync.enabled=false: no sync container, no API token"
+	else
+		bad "sync.enabled=false: no sync container, no API token"
+	fi
+else
+	bad "sync.enabled=false renders"
+fi
 if [ -s "$tmp/custom.yaml" ] &&
 	[ "$(grep -c '^  namespace: monitoring$' "$tmp/custom.yaml")" -eq "$(ls "$chart"/dashboards/*.json | wc -l)" ]; then
 	ok "dashboards.namespace puts every dashboard there"
@@ -198,7 +210,7 @@ refuse wrokers 'a misspelt top-level value (wrokers)' --set wrokers=2
 # values this release cannot honour: the chart fails with the reason
 refuse zipkinURL 'tracing.zipkinURL: https (ringmeshd posts plain HTTP)' --set tracing.zipkinURL=https://zipkin:9411/api/v2/spans
 refuse sampling 'tracing.sampling: 101' --set tracing.sampling=101
-refuse 'ringmesh sync' 'sync.enabled (no sync command yet)' --set sync.enabled=true
+refuse clusterDomain 'sync.clusterDomain: "Cluster Local"' --set-string 'sync.clusterDomain=Cluster Local'
 refuse "proxy's listener" 'metrics.port: 15001 (the proxy port)' --set metrics.port=15001
 refuse terminationGracePeriodSeconds 'terminationGracePeriodSeconds under drainTimeout + 5' \
 	--set drainTimeout=30 --set terminationGracePeriodSeconds=30

@@ -84,6 +84,22 @@ every rendered argument with `ringmeshd ARGS --help`, which validates each value
 {{- end }}
 {{- end -}}
 
+{{/* The `ringmesh sync` container's arguments: the daemon's pin dir and pods' cgroup. */}}
+{{- define "ringmesh.syncArgs" -}}
+- --pin-dir
+- {{ include "ringmesh.pinDir" . | quote }}
+- sync
+- --node-name
+- $(NODE_NAME)
+- --domain
+- {{ .Values.sync.clusterDomain | quote }}
+- --cgroup
+- {{ printf "/host/cgroup2/%s" (trimPrefix "/" .Values.podsCgroup) | quote }}
+{{- range .Values.sync.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}
+
 {{/*
 AppArmor: the securityContext field from Kubernetes 1.30 on, the annotation (which
 kubelets before 1.30 read) below it. Non-empty when the field is to be rendered.
@@ -102,9 +118,6 @@ kubelets before 1.30 read) below it. Non-empty when the field is to be rendered.
 
 {{/* Values this release cannot honour fail the install with the reason. */}}
 {{- define "ringmesh.validate" -}}
-{{- if .Values.sync.enabled -}}
-{{- fail "sync.enabled: the `ringmesh sync` command is not in this release of ringmesh; leave it false (configure with `ringmesh apply` meanwhile)" -}}
-{{- end -}}
 {{- if lt (int .Values.terminationGracePeriodSeconds) (add (int .Values.drainTimeout) 5 | int) -}}
 {{- fail (printf "terminationGracePeriodSeconds: %d does not outlast drainTimeout %d (give at least drainTimeout + 5): the kubelet would kill ringmeshd in the middle of its drain" (int .Values.terminationGracePeriodSeconds) (int .Values.drainTimeout)) -}}
 {{- end -}}
