@@ -65,6 +65,66 @@ setpriv_caps() { # BPF,NET_ADMIN -> +bpf,+net_admin
 	echo "${out#,}"
 }
 
+# The sync container's set: `ringmesh sync` with the rendered flags (pin dir, cgroup and
+# node swapped for this run's) and only its capabilities, against the API double over
+# plain HTTP, must publish the API's 3,000 Services into the daemon's maps (more than the
+# configuration map the daemon starts with holds: the sync must create a bigger one,
+# which is what CAP_BPF is for; opening and writing existing pins needs none on kernels
+# from 6.5 on); without any one of them it must not.
+scaps=$(python3 "$here/check_rendered.py" "$rendered" - sync-caps 2>/dev/null)
+mapfile -t sync_args < <(python3 "$here/check_rendered.py" "$rendered" - sync-args 2>/dev/null)
+sargs=()
+for ((i = 0; i < ${#sync_args[@]}; i++)); do
+	case ${sync_args[i]} in
+	--pin-dir | --cgroup | --node-name) i=$((i + 1)) ;;
+	sync) ;;
+	*) sargs+=("${sync_args[i]}") ;;
+	esac
+done
+sync_with() { # setpriv caps: run the sync up to 5 s; 0 when the API's Service reached the maps
+	local ok=1 i
+	setpriv --no-new-privs --inh-caps=-all --bounding-set="-all${1:+,$1}" \
+		"$BUILD/ringmesh" --pin-dir "$PIN" sync "${sargs[@]}" --kubeconfig "$TMP/kubeconfig" \
+		--node-name node-1 --cgroup "$PODS_CG" --status-file "$TMP/sync.json" \
+		>"$TMP/sync.log" 2>&1 8>&- &
+	local pid=$!
+	for ((i = 0; i < 50; i++)); do
+		if "$BUILD/ringmesh" --pin-dir "$PIN" service list 2>/dev/null |
+			grep -q "svc-2999.ns-29.svc"; then
+			ok=0; break
+		fi
+		kill -0 $pid 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -TERM $pid 2>/dev/null; wait $pid 2>/dev/null
+	return $ok
+}
+sync_caps_check() {
+	[ -n "$scaps" ] || { echo "# no sync container rendered"; return 0; }
+	local api ctl drop rest
+	api=$(free_port) ctl=$(free_port)
+	printf 'apiVersion: v1\nkind: Config\ncurrent-context: d\nclusters:\n- name: d\n  cluster: {server: "http://127.0.0.1:%s"}\ncontexts:\n- name: d\n  context: {cluster: d, user: u}\nusers:\n- name: u\n  user: {token: t1}\n' \
+		"$api" >"$TMP/kubeconfig"
+	bg double python3 "$here/../k8s/apiserver.py" serve --port "$api" --control-port "$ctl" \
+		--token t1 --ready-file "$TMP/double.ready" --generate 3000,6000,3000
+	wait_file "$TMP/double.ready" 10 || { fail "API double starts"; return; }
+	# the refusals first: the maps still hold nothing of the API
+	for drop in ${scaps//,/ }; do
+		rest=$(echo ",$scaps," | sed "s/,$drop,/,/; s/^,//; s/,$//")
+		if sync_with "$(setpriv_caps "$rest")"; then
+			fail "without $drop the sync still publishes: the chart need not add it"
+		else
+			ok "without $drop the sync cannot publish ($(grep -m1 -i 'error\|denied\|permitted' "$TMP/sync.log" | cut -c1-120))"
+		fi
+	done
+	if sync_with "$(setpriv_caps "$scaps")"; then
+		ok "sync with only its capabilities ($scaps) publishes the API's 3,000 Services"
+	else
+		fail "sync with only its capabilities ($scaps) publishes the API's 3,000 Services"
+		sed 's/^/    # /' "$TMP/sync.log" | tail -5
+	fi
+}
+
 echo "# chart adds: $caps; args: ${args[*]}"
 if run_with "$(setpriv_caps "$caps")"; then
 	ok "ready with only the chart's capabilities ($caps)"
@@ -84,6 +144,7 @@ if run_with "$(setpriv_caps "$caps")"; then
 		sh -c 'setpriv --no-new-privs --inh-caps=-all --bounding-set="$1" "$2" --pin-dir "$3" -j stats |
 			python3 -c "import json,sys; n = json.load(sys.stdin)[\"datapath\"][\"redirected\"]; print(\"redirected\", n); sys.exit(n < 2)"' \
 		sh "-all,$(setpriv_caps "$caps")" "$BUILD/ringmesh" "$PIN"
+	sync_caps_check
 	stop_ringmeshd
 	check "a clean stop exits 0" [ $? -eq 0 ]
 	check "and leaves nothing attached" [ -z "$(attached)" ]
