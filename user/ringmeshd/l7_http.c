@@ -20,13 +20,14 @@ static void advance(struct l7_worker *lw, struct l7_conn *c);
 struct rm_stats_slot *l7c_stats_slot(struct l7_worker *lw, struct l7_conn *c,
 				     const struct cfgw_cfg *cfg, uint32_t svc, uint32_t ep)
 {
-	const struct wl_ident *id = wl_get(&lw->w->wl, c->cl.orig.pod_cgroup_id, mono_ns());
+	const struct wl_ident *id;
 	struct l7_stc *m = &c->stc;
 	struct rm_stats_key k;
 	bool has_ep = ep < cfg->n_eps;
 
 	if (!lw->sh->stats)
 		return NULL;
+	id = wl_get(&lw->w->wl, c->cl.orig.pod_cgroup_id, mono_ns());
 	if (m->sl && m->cfg_gen == cfg->gen && m->svc == svc && m->ep == ep && m->id == id &&
 	    (!id || m->wl_fetched == id->fetched_ns))
 		return m->sl;
