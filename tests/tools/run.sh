@@ -215,5 +215,39 @@ kill -TERM "$pid"; wait "$pid"; rc=$?
 [ $rc -eq 0 ]
 check "SIGTERM exits 0" $? "rc=$rc"
 
+# --- the benchmark's sk_msg verdict (tools/bench/summary.py), on synthetic figures
+# figs ROUNDS SK_RPS TCP_RPS SK_RR TCP_RR: L7 req/s at 8 and 64 conns, L4 rr at 1 conn;
+# round r adds r to every value, so equal inputs overlap and a gap of 100 does not.
+figs() {
+	local r c
+	for r in $(seq "$1"); do
+		for c in 8 64; do
+			printf 'l7\tringmesh\trps\t%s\t%s\t%s\n' "$c" "$r" $(($2 + r))
+			printf 'l7\tnosockmap\trps\t%s\t%s\t%s\n' "$c" "$r" $(($3 + r))
+			printf 'l7\tringmesh\tp99\t%s\t%s\t%s\n' "$c" "$r" $((500 + 50 * r))
+			printf 'l7\tnosockmap\tp99\t%s\t%s\t%s\n' "$c" "$r" $((520 + 50 * r))
+		done
+		printf 'l4\tsockmap\trr1\t1\t%s\t%s\n' "$r" $(($4 + r))
+		printf 'l4\tnosockmap\trr1\t1\t%s\t%s\n' "$r" $(($5 + r))
+	done
+}
+verdict() { python3 "$(dirname "$0")/../../tools/bench/summary.py" "$1" | grep '^Verdict'; }
+figs 3 1000 800 500 500 >"$tmp/v1.tsv"
+v=$(verdict "$tmp/v1.tsv")
+printf '%s' "$v" | grep -q 'sk_msg clearly ahead (ahead in L7 requests/s (2 of 2); 2 of 5'
+check "verdict: L7 req/s ahead, the rest within noise -> keep sk_msg" $? "$v"
+figs 3 1000 800 400 500 >"$tmp/v2.tsv"
+v=$(verdict "$tmp/v2.tsv")
+printf '%s' "$v" | grep -q 'not clearly ahead (2 of 5 figures ahead, 1 behind.*plain TCP'
+check "verdict: one figure behind -> plain TCP" $? "$v"
+figs 3 1000 1000 500 500 >"$tmp/v3.tsv"
+v=$(verdict "$tmp/v3.tsv")
+printf '%s' "$v" | grep -q 'not clearly ahead (0 of 5 figures ahead, 0 behind, no group'
+check "verdict: all within noise -> plain TCP" $? "$v"
+figs 2 1000 800 500 500 >"$tmp/v4.tsv"
+v=$(verdict "$tmp/v4.tsv")
+printf '%s' "$v" | grep -q 'fewer than 3 rounds'
+check "verdict: 2 rounds are not ranked" $? "$v"
+
 echo "tools: $pass passed, $fail failed"
 [ $fail -eq 0 ]
