@@ -23,6 +23,9 @@
 # OBS_ROUNDS=N: afterwards, N interleaved rounds of ringmesh (c8) with metrics off and no
 # tracing against metrics scraped once a second plus Zipkin spans at 1 %, the order
 # rotated per round. OBS_MODES="bare met trc obs" adds metrics alone and tracing alone.
+# WORKERS=N: every proxy on N workers/threads (ringmeshd --workers N, HAProxy nbthread N,
+# nginx worker_processes N) and wrk on N threads; the figures are then phase "l7wN"
+# (the backend stays one nginx worker).
 set -u
 BUILD=${1:-build}
 SECS=${2:-5}
@@ -30,6 +33,9 @@ CONNS=${3:-1,8,64,256,1024}
 ROUNDS=${4:-3}
 BACKEND=${BACKEND:-nginx}
 PATHS=${PATHS:-direct ringmesh nosockmap haproxy nginx}
+WORKERS=${WORKERS:-1}
+case $WORKERS in 1) PH=l7 ;; [2-8]) PH=l7w$WORKERS ;; *) echo "WORKERS 1..8"; exit 2 ;; esac
+export RM_WORKERS=$WORKERS WRK_THREADS=$WORKERS
 [ "$PATHS" = none ] && PATHS= # PATHS=none OBS_ROUNDS=N: the observability rounds alone
 here=$(cd "$(dirname "$0")" && pwd)
 RUN_ID=bench7-$$
@@ -74,8 +80,8 @@ else
 fi || { echo "backend did not start"; tail -5 "$TMP/backend.log"; exit 1; }
 in_ns "$NS" curl -sf -o /dev/null "http://$B1:$PORT/" || { echo "backend not answering"; exit 1; }
 
-haproxy_cfg "$TMP/haproxy.cfg" $HAP:$PORT 8192 $B1:$PORT $B2:$PORT
-nginx_conf "$TMP/nginx" $NGX:$PORT 8192 $B1:$PORT $B2:$PORT
+THREADS=$WORKERS haproxy_cfg "$TMP/haproxy.cfg" $HAP:$PORT 8192 $B1:$PORT $B2:$PORT
+THREADS=$WORKERS nginx_conf "$TMP/nginx" $NGX:$PORT 8192 $B1:$PORT $B2:$PORT
 rules_yaml "$TMP/rules.yaml" $VIP $PORT $B1 $B2
 # wrk's pacing: every connection waits 2 ms after each response (9 connections: at
 # most 4.5k requests/s), the same offered load for every proxy
@@ -93,9 +99,9 @@ start_proxy nginx "$NGX_CG" nginx -e "$TMP/nginx/logs/error.log" -p "$TMP/nginx"
 	-c "$TMP/nginx/nginx.conf"
 wait_listen $NGX:$PORT || { echo "nginx did not start"; tail -5 "$TMP/nginx/logs/error.log"; exit 1; }
 
-echo "ringmesh L7 benchmark: $(machine l7)"
-echo "  $ROUNDS interleaved rounds, wrk -t1 -c{$CONNS} -d${SECS}s, keep-alive GET /, backend $BACKEND"
-rec meta setup l7 - - "$ROUNDS rounds of ${SECS}s, wrk -t1 --latency, backend $BACKEND;\
+echo "ringmesh L7 benchmark: $(machine $PH)"
+echo "  $ROUNDS interleaved rounds, $WORKERS worker(s), wrk -t$WORKERS -c{$CONNS} -d${SECS}s, keep-alive GET /, backend $BACKEND"
+rec meta setup $PH - - "$ROUNDS rounds of ${SECS}s, $WORKERS worker(s) each, wrk -t$WORKERS --latency, backend $BACKEND;\
  $(haproxy -v | awk 'NR == 1 { print "HAProxy " $3 }'), $(nginx -v 2>&1 | sed 's|.*/|nginx |')"
 
 # thread_ms /proc/PID/task/TID: the thread's CPU time (user + system) in ms
@@ -122,19 +128,19 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	echo "round $round/$ROUNDS (load average $(cut -d' ' -f1 /proc/loadavg))"
 	for p in $(order $round $PATHS); do
 		if ! path_up "$p"; then
-			rec l7 "$p" err - $round "did not start"
+			rec $PH "$p" err - $round "did not start"
 			continue
 		fi
 		for c in ${CONNS//,/ }; do
 			if wrk_run "$p-c$c-r$round" "$CLIENT_CG" "$P_URL" "$c" "$SECS" "$P_CG"; then
-				rec l7 "$p" rps "$c" $round "$W_rps"
-				rec l7 "$p" p50 "$c" $round "$W_p50"
-				rec l7 "$p" p99 "$c" $round "$W_p99"
-				rec l7 "$p" cpu "$c" $round "$W_cpu"
+				rec $PH "$p" rps "$c" $round "$W_rps"
+				rec $PH "$p" p50 "$c" $round "$W_p50"
+				rec $PH "$p" p99 "$c" $round "$W_p99"
+				rec $PH "$p" cpu "$c" $round "$W_cpu"
 			fi
-			[ -z "$W_err" ] || rec l7 "$p" err "$c" $round "$W_err"
+			[ -z "$W_err" ] || rec $PH "$p" err "$c" $round "$W_err"
 		done
-		if [ -n "$P_CG" ] && wrk_run "$p-paced-r$round" "$CLIENT_CG" "$P_URL" 9 "$SECS" \
+		if [ -n "$P_CG" ] && [ $WORKERS = 1 ] && wrk_run "$p-paced-r$round" "$CLIENT_CG" "$P_URL" 9 "$SECS" \
 			"$P_CG" "$TMP/paced.lua"; then
 			rec paced "$p" rps 9 $round "$W_rps"
 			rec paced "$p" cpu 9 $round "$W_cpu"
@@ -198,6 +204,6 @@ if [ "$OBS_ROUNDS" -gt 0 ]; then
 	echo "span batches posted: $(grep -c 'POST /api/v2/spans' "$TMP/zipkin/logs/access.log" 2>/dev/null || echo 0)"
 fi
 echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
-rec meta load_end l7 - - "$(cut -d' ' -f1-3 /proc/loadavg)"
+rec meta load_end $PH - - "$(cut -d' ' -f1-3 /proc/loadavg)"
 [ "$BENCH_OUT" != "$TMP/figures.tsv" ] || python3 "$here/summary.py" "$BENCH_OUT"
 exit 0

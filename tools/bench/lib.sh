@@ -53,13 +53,13 @@ order() {
 
 # ---- the L7 proxies' configurations (l7.sh, mem.sh), written at run time ----
 
-# haproxy_cfg FILE BIND MAXCONN SERVER...: http mode, nbthread 1, keep-alive both
-# sides, round robin over the servers (equal weights)
+# haproxy_cfg FILE BIND MAXCONN SERVER...: http mode, nbthread $THREADS (default 1),
+# keep-alive both sides, round robin over the servers (equal weights)
 haproxy_cfg() {
 	local f=$1 bind=$2 maxconn=$3 s i=0; shift 3
 	cat >"$f" <<EOC
 global
-	nbthread 1
+	nbthread ${THREADS:-1}
 	maxconn $maxconn
 	ulimit-n $(ulimit -Hn)
 defaults
@@ -79,7 +79,7 @@ EOC
 	for s in "$@"; do i=$((i + 1)); echo "	server v$i $s weight 50" >>"$f"; done
 }
 
-# nginx_conf DIR LISTEN CONNS [UPSTREAM...]: worker_processes 1, access_log off, every
+# nginx_conf DIR LISTEN CONNS [UPSTREAM...]: worker_processes $THREADS (default 1), access_log off, every
 # path under DIR; a proxy with upstream keepalive 64 over the UPSTREAMs, or without
 # any a static server answering "ok" on each LISTEN (comma-separated): the benchmark's
 # backend, whose responses do not grow with the request's headers (rm-backend's JSON
@@ -90,7 +90,7 @@ nginx_conf() {
 	mkdir -p "$d/logs"
 	{
 		cat <<EOC
-worker_processes 1;
+worker_processes ${THREADS:-1};
 worker_rlimit_nofile $(ulimit -Hn);
 daemon off;
 user root;
@@ -212,13 +212,13 @@ us() {
 		printf "%.1f", n }'
 }
 
-# wrk_run NAME CLIENT_CG URL CONNS SECS [PROXY_CG [LUA]]: one wrk run (1 thread,
+# wrk_run NAME CLIENT_CG URL CONNS SECS [PROXY_CG [LUA]]: one wrk run ($WRK_THREADS threads, default 1,
 # keep-alive, --latency), its output in $TMP/wrk.NAME. Sets W_rps, W_p50, W_p99 (µs),
 # W_err ("" when none) and W_cpu, the CPU µs PROXY_CG used per completed request ("-"
 # without PROXY_CG). Returns 1 when wrk gave no figures.
 wrk_run() {
 	local name=$1 cg=$2 url=$3 c=$4 s=$5 pcg=${6:-} lua=${7:-} out u0 u1 n2 se reqs
-	local args=(-t1 -c"$c" -d"${s}s" --latency)
+	local args=(-t"${WRK_THREADS:-1}" -c"$c" -d"${s}s" --latency)
 	[ -n "$lua" ] && args+=(-s "$lua")
 	[ -n "$pcg" ] && u0=$(cg_usec "$pcg")
 	out=$(in_cg "$cg" "$NS" -- timeout $((s + 30)) wrk "${args[@]}" "$url" 2>&1)

@@ -147,6 +147,37 @@ def l7_tables(fig, errs, out):
         out.append("wrk reported errors: " + " · ".join(e) + "\n")
 
 
+def workers_tables(fig, errs, out):
+    """phase l7wN (l7.sh WORKERS=N): every proxy on N workers/threads, ringmesh first"""
+    for ph in sorted({k[0] for k in fig if re.fullmatch(r"l7w[0-9]+", k[0])}):
+        n = ph[3:]
+        paths = [(k, nm) for k, nm in L7_PATHS if k != "direct" and stat(
+            fig, ph, k, "rps", str(conns_of(fig, ph)[0]))]
+        if not paths or paths[0][0] != "ringmesh":
+            continue
+        others = paths[1:]
+        out.append(f"#### L7 on {n} workers ({rounds_of(fig, ph)} rounds)\n")
+        out.append(f"ringmeshd `--workers {n}`, HAProxy `nbthread {n}`, nginx "
+                   f"`worker_processes {n}`, wrk `-t{n}`; the same 2 CPUs for all.\n")
+        out.append("| conns | " + " | ".join(f"req/s {nm}" for _, nm in paths) + " | " +
+                   " | ".join(f"p99 {nm}" for _, nm in paths) + " | " +
+                   " | ".join(f"ringmesh req/s vs {nm}" for _, nm in others) + " | " +
+                   " | ".join(f"ringmesh p99 vs {nm}" for _, nm in others) + " |")
+        out.append("|---" * (2 * len(paths) + 2 * len(others) + 1) + "|")
+        for c in conns_of(fig, ph):
+            st = {k: (stat(fig, ph, k, "rps", str(c)), stat(fig, ph, k, "p99", str(c)))
+                  for k, _ in paths}
+            row = [cell(st[k][0], f_rate) for k, _ in paths]
+            row += [cell(st[k][1], f_lat) for k, _ in paths]
+            row += [cmp_cell(st["ringmesh"][0], st[k][0], True) for k, _ in others]
+            row += [cmp_cell(st["ringmesh"][1], st[k][1], False) for k, _ in others]
+            out.append(f"| {c} | " + " | ".join(row) + " |")
+        out.append("")
+        e = [f"{k[1]} c{k[2]}: {'; '.join(v)}" for k, v in sorted(errs.items()) if k[0] == ph]
+        if e:
+            out.append("wrk reported errors: " + " · ".join(e) + "\n")
+
+
 def paced_table(fig, errs, out):
     paths = [(k, n) for k, n in L7_PATHS if stat(fig, "paced", k, "cpu", "9")]
     if not paths:
@@ -351,7 +382,9 @@ def main():
     machines = sorted({v for k, vs in meta.items() if k[0] == "machine" for v in vs})
     out.append("Measured on: " + "; ".join(dict.fromkeys(
         re.sub(r", load average.*", "", m) for m in machines)) + ".")
-    for ph in ("l7", "l4", "mem"):
+    phases = sorted({k[1] for k in meta if k[0] == "setup"},
+                    key=lambda p: (["l7", "l4", "mem"] + [p]).index(p))
+    for ph in phases:
         for s in meta.get(("setup", ph), []):
             loads = [re.sub(r".*load average ", "", m) for m in meta.get(("machine", ph), [])]
             end = meta.get(("load_end", ph), ["?"])
@@ -364,6 +397,7 @@ def main():
         out.append(f"![requests/s and p99 against client connections]({a.img})\n")
     l7_tables(fig, errs, out)
     paced_table(fig, errs, out)
+    workers_tables(fig, errs, out)
     mem_table(fig, meta, out)
     l4_table(fig, out)
     sockmap_verdict(fig, out)
