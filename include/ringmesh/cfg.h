@@ -49,6 +49,7 @@
 
 #define RM_CFG_MAGIC 0x52434647u /* "RCFG" */
 #define RM_CFG_ABI_VERSION 2u
+#define RM_CFG_DOMAIN_LEN 64 /* rm_cfg_ctl.domain, NUL included */
 #define RM_CFG_HALVES 2
 #define RM_CFG_NONE 0xffffffffu	     /* absent index */
 #define RM_CFG_UNLIMITED 0xffffffffu /* breaker limit without a limit */
@@ -69,7 +70,10 @@ struct rm_cfg_ctl {
 	__u64 seq[RM_CFG_HALVES];     /* seqlock per half: odd while being written */
 	__u64 updated_ns;	      /* CLOCK_REALTIME of the last flip */
 	__u64 half_id[RM_CFG_HALVES]; /* half H lives in pin rm_cfg-H-<half_id[H]>; 0 = none */
-	__u64 reserved[8];
+	/* The cluster domain short names were resolved in ("name" in a rule of namespace ns
+	 * -> name.ns.svc.<domain>), NUL-terminated; "" = cluster.local. Written under the
+	 * writer lock (cfg_store), read by writers only: the daemon never parses. */
+	char domain[RM_CFG_DOMAIN_LEN];
 };
 
 enum rm_cfg_api {

@@ -371,6 +371,29 @@ printf '%s\n' "$out" | head -1 | grep -q "^skipped 16 documents" &&
 	bad "delete -f the mixed file" "$out"
 rm -rf "$PIN2"
 
+echo "# the cluster domain: Istio's bookinfo rules (short hosts) in a cluster of corp.local"
+PIN2=$PIN-domain
+sed 's/svc\.cluster\.local/svc.corp.local/' "$here/../cfg/bookinfo-serviceentries.yaml" >"$TMP/se-corp.yaml"
+BI=(-f "$TMP/se-corp.yaml" -f "$S/networking/destination-rule-all.yaml"
+	-f "$S/networking/virtual-service-all-v1.yaml")
+t "cluster.local: the short hosts are services of their own" 0 \
+	"^applied 12 documents: 4 rules, 8 services" "${P2[@]}" apply "${BI[@]}"
+t "--domain corp.local: the rules land on the entries" 0 \
+	"^applied 12 documents: 4 rules, 4 services, 6 endpoints" "${P2[@]}" apply --domain corp.local "${BI[@]}"
+t "rule list: reviews routed on reviews.default.svc.corp.local" 0 "^default/reviews +VirtualService +reviews " \
+	"${P2[@]}" rule list
+tj "service show" 0 "${P2[@]}" service list
+jpy "json: every service is an entry's corp.local host" \
+	"sorted(s['host'] for s in d) == sorted(h + '.default.svc.corp.local' for h in ('details', 'productpage', 'ratings', 'reviews'))"
+t "apply without --domain: the stored domain, unchanged" 0 "^unchanged" "${P2[@]}" apply "${BI[@]}"
+t "--domain not a DNS name" nz "^Error: cluster domain \"Corp_Local\": not a DNS name" \
+	"${P2[@]}" apply --domain Corp_Local "${BI[@]}"
+t "--domain without a value" nz "^Error: 'apply': --domain needs a cluster domain" "${P2[@]}" apply -f "$TMP/se-corp.yaml" --domain
+t "--domain alone" nz "^Error: 'apply' needs -f" "${P2[@]}" apply --domain corp.local
+t "--domain cluster.local again: 8 services" 0 "^applied 12 documents: 4 rules, 8 services" \
+	"${P2[@]}" apply --domain cluster.local "${BI[@]}"
+rm -rf "$PIN2"
+
 echo "# data-path maps as a daemon pins them (faked with bpftool)"
 bpftool map create "$PIN/rm_proxy" type array key 4 value 96 entries 1 name rm_proxy flags 0x400 &&
 bpftool map create "$PIN/rm_dpstats" type percpu_array key 4 value 8 entries 14 name rm_dpstats &&
@@ -430,7 +453,7 @@ for pat in "daemon pid +4242" "listen +127.0.0.1:15001" "flags +sockmap" "heartb
 	printf '%s\n' "$out" | grep -Eq "$pat" && ok "status shows /$pat/" || bad "status shows /$pat/" "$out"
 done
 tj "status live" 0 "${P[@]}" status
-jpy "json: status live" "d['alive'] and d['daemon_pid'] == 4242 and d['flags'] == ['sockmap'] and d['heartbeat_fresh'] and d['config']['rules'] == 4"
+jpy "json: status live" "d['alive'] and d['daemon_pid'] == 4242 and d['flags'] == ['sockmap'] and d['heartbeat_fresh'] and d['config']['rules'] == 4 and d['config']['domain'] == 'cluster.local'"
 fill 3.5
 t "status: stale heartbeat" nz "^Error: stale heartbeat \(3\.[5-9] s old\): daemon dead\?" "${P[@]}" status
 tj "status stale" nz "${P[@]}" status

@@ -284,6 +284,118 @@ static void test_layout_mismatch(void **state)
 	rmdir(dir);
 }
 
+/* A ServiceEntry of a cluster whose domain is corp.local, and a VirtualService and
+ * DestinationRule naming it by its short name, as users write them. */
+static const char domain_docs[] =
+    "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+    "metadata: {name: reviews, namespace: bookinfo}\n"
+    "spec:\n  hosts: [reviews.bookinfo.svc.corp.local]\n  addresses: [10.96.7.7]\n"
+    "  ports: [{number: 9080, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
+    "  endpoints:\n  - {address: 10.244.1.1, labels: {version: v1}}\n"
+    "  - {address: 10.244.1.2, labels: {version: v2}}\n"
+    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+    "metadata: {name: reviews, namespace: bookinfo}\n"
+    "spec:\n  host: reviews\n  subsets:\n  - {name: v1, labels: {version: v1}}\n"
+    "  - {name: v2, labels: {version: v2}}\n"
+    "---\napiVersion: networking.istio.io/v1\nkind: VirtualService\n"
+    "metadata: {name: reviews, namespace: bookinfo}\n"
+    "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: "
+    "v2}\n";
+
+static const char other_doc[] =
+    "apiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"
+    "metadata: {name: ratings, namespace: bookinfo}\n"
+    "spec:\n  hosts: [ratings.bookinfo.svc.corp.local]\n  addresses: [10.96.7.8]\n"
+    "  ports: [{number: 9080, name: http, protocol: HTTP}]\n  resolution: STATIC\n"
+    "  endpoints:\n  - {address: 10.244.1.3}\n";
+
+/* The cluster domain: short names resolve in the store's; a write parsed in another is
+ * refused unless it sets the domain, which re-resolves every stored document. */
+static void test_domain(void **state)
+{
+	char dir[160], err[512] = "", d[RM_CFG_DOMAIN_LEN];
+	struct cfg_store s;
+	bool changed;
+	uint64_t gen = 0, g2;
+
+	/* what a kubelet's --cluster-domain may be */
+	assert_int_equal(cfg_domain_check("cluster.local", err, sizeof(err)), 0);
+	assert_int_equal(cfg_domain_check("corp.example-1.io", err, sizeof(err)), 0);
+	assert_int_equal(cfg_domain_check("local", err, sizeof(err)), 0);
+	assert_int_equal(cfg_domain_check("Corp.local", err, sizeof(err)), -EINVAL);
+	assert_non_null(strstr(err, "not a DNS name"));
+	assert_int_equal(cfg_domain_check("a..b", err, sizeof(err)), -EINVAL);
+	assert_int_equal(cfg_domain_check("-a.b", err, sizeof(err)), -EINVAL);
+	assert_int_equal(cfg_domain_check("a-.b", err, sizeof(err)), -EINVAL);
+	assert_int_equal(cfg_domain_check("a.b.", err, sizeof(err)), -EINVAL);
+	assert_int_equal(cfg_domain_check("", err, sizeof(err)), -EINVAL);
+	assert_int_equal(
+	    cfg_domain_check("a123456789012345678901234567890.b12345678901234567890123456789012",
+			     err, sizeof(err)),
+	    -EINVAL);
+	assert_non_null(strstr(err, "1 to 63 characters"));
+	assert_int_equal(cfg_set_domain("x_y"), -EINVAL);
+	assert_string_equal(cfg_domain(), "cluster.local");
+
+	if (geteuid() != 0 || access("/sys/fs/bpf", W_OK))
+		skip();
+	snprintf(dir, sizeof(dir), "%s-dom", pin_dir);
+	assert_int_equal(cfg_store_open(&s, dir, true, err, sizeof(err)), 0);
+	cfg_store_domain(&s, d);
+	assert_string_equal(d, "cluster.local");
+
+	/* in cluster.local "reviews" is another service than the entry's host */
+	assert_int_equal(
+	    apply_text(&s, dir, CFG_OP_APPLY, domain_docs, &changed, &gen, err, sizeof(err)), 0);
+	assert_int_equal(cfg_store_snapshot(&s, snap_a, NULL, &g2), 0);
+	assert_int_equal(snap_a->n_services, 2);
+
+	/* parsed in corp.local and told to set it: one service, the rule on the entry */
+	assert_int_equal(cfg_set_domain("corp.local"), 0);
+	s.set_domain = true;
+	assert_int_equal(
+	    apply_text(&s, dir, CFG_OP_APPLY, other_doc, &changed, &gen, err, sizeof(err)), 0);
+	assert_true(changed);
+	cfg_store_domain(&s, d);
+	assert_string_equal(d, "corp.local");
+	assert_int_equal(cfg_store_snapshot(&s, snap_a, NULL, &g2), 0);
+	/* the stored VirtualService was resolved again: reviews and ratings, no third */
+	assert_int_equal(snap_a->n_services, 2);
+	assert_int_equal(cfg_rule_find(snap_a, "reviews", "bookinfo"), 0);
+	assert_int_equal(snap_a->n_rules, 1);
+
+	/* a write parsed in another domain, not setting it, is refused: nothing changes */
+	s.set_domain = false;
+	assert_int_equal(cfg_set_domain(NULL), 0);
+	assert_int_equal(
+	    apply_text(&s, dir, CFG_OP_APPLY, other_doc, &changed, &gen, err, sizeof(err)),
+	    -ESTALE);
+	assert_non_null(strstr(err, "resolves short names in corp.local"));
+	assert_false(changed);
+	assert_int_equal(s.ctl->generation, g2);
+
+	/* parsed in the store's: fine, and unchanged input stays unchanged */
+	assert_int_equal(cfg_set_domain("corp.local"), 0);
+	assert_int_equal(
+	    apply_text(&s, dir, CFG_OP_APPLY, domain_docs, &changed, &gen, err, sizeof(err)), 0);
+	assert_false(changed);
+	assert_int_equal(gen, g2);
+
+	/* back to cluster.local, set: the short names leave the entries again */
+	assert_int_equal(cfg_set_domain(NULL), 0);
+	s.set_domain = true;
+	assert_int_equal(
+	    apply_text(&s, dir, CFG_OP_APPLY, other_doc, &changed, &gen, err, sizeof(err)), 0);
+	assert_true(changed);
+	assert_int_equal(cfg_store_snapshot(&s, snap_a, NULL, &g2), 0);
+	assert_int_equal(snap_a->n_services, 3);
+	cfg_store_close(&s);
+	cfg_store_unpin_halves(dir);
+	snprintf(err, sizeof(err), "%s/%s", dir, RM_MAP_CFG_CTL);
+	unlink(err);
+	rmdir(dir);
+}
+
 static int setup(void **state)
 {
 	snprintf(pin_dir, sizeof(pin_dir), "/sys/fs/bpf/rm-h3a-test-%d", (int)getpid());
@@ -308,6 +420,7 @@ int main(void)
 	    cmocka_unit_test(test_store),
 	    cmocka_unit_test(test_growth_and_crash),
 	    cmocka_unit_test(test_layout_mismatch),
+	    cmocka_unit_test(test_domain),
 	};
 	int r;
 

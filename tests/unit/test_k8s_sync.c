@@ -225,6 +225,40 @@ static void test_docs(void **state)
 	k8s_sync_free(s);
 }
 
+/* A cluster of domain corp.local: the Service is reviews.shop.svc.corp.local and the
+ * rules' short hosts resolve there too, so the VirtualService routes the Service
+ * (with cluster.local for its short names it would make a service of its own). */
+static void test_domain(void **state)
+{
+	struct k8s_sync_opts o = {.pin_dir = "/sys/fs/bpf/x", .node = "n1", .domain = "corp.local"};
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	struct rm_cfg cfg = {0};
+	char err[512];
+	struct k8s_sync *s;
+	int si;
+
+	o.domain = "Corp";
+	assert_null(k8s_sync_new(&o, err, sizeof(err)));
+	assert_non_null(strstr(err, "not a DNS name"));
+	o.domain = "corp.local";
+	s = k8s_sync_new(&o, err, sizeof(err));
+	assert_non_null(s);
+	base_lists(s);
+	list(s, KS_DR, DR, NULL);
+	list(s, KS_VS, VS("reviews", "reviews", "v2", "70"), NULL);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(compile(&stored, out, &cfg), 0);
+	assert_int_equal(cfg.n_services, 1);
+	si = cfg_service_find(&cfg, "reviews.shop.svc.corp.local");
+	assert_true(si >= 0);
+	assert_int_equal(cfg.services[si].rule_count, 1);
+	assert_int_equal(cfg.services[si].subset_count, 2);
+	cfg_free(&cfg);
+	k8s_sync_free(s);
+	assert_int_equal(cfg_set_domain(NULL), 0); /* the other tests' */
+}
+
 static void test_bad_objects(void **state)
 {
 	struct k8s_sync *s = new_sync();
@@ -489,13 +523,10 @@ static void test_status(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_docs),
-	    cmocka_unit_test(test_bad_objects),
-	    cmocka_unit_test(test_conflict_with_file),
-	    cmocka_unit_test(test_carry_over),
-	    cmocka_unit_test(test_relist),
-	    cmocka_unit_test(test_same_name),
-	    cmocka_unit_test(test_status),
+	    cmocka_unit_test(test_docs),	cmocka_unit_test(test_domain),
+	    cmocka_unit_test(test_bad_objects), cmocka_unit_test(test_conflict_with_file),
+	    cmocka_unit_test(test_carry_over),	cmocka_unit_test(test_relist),
+	    cmocka_unit_test(test_same_name),	cmocka_unit_test(test_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

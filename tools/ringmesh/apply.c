@@ -185,10 +185,37 @@ static int read_all(const char *path, char **out, size_t *len)
 /* Parse the -f arguments of argv into docs, counting the documents of kinds
  * ringmesh does not consume in skipped. The first invalid file stops us: its
  * error is what the user has to fix, and nothing has been written yet. */
+/* --domain given: the store takes it (else its own is checked again under the lock) */
+static bool set_domain;
+
+/* The cluster domain to resolve short names in before anything is parsed: --domain,
+ * else the one the stored configuration was resolved in. */
+static int domain_for_parse(const char *want)
+{
+	struct cfg_store store;
+	char err[256] = "", stored[RM_CFG_DOMAIN_LEN];
+
+	set_domain = want != NULL;
+	if (want) {
+		if (cfg_domain_check(want, err, sizeof(err))) {
+			p_err("%s", err);
+			return -1;
+		}
+		return cfg_set_domain(want);
+	}
+	if (cfg_store_open(&store, cli.pin_dir, false, err, sizeof(err)))
+		return 0; /* nothing stored (or it fails again where it matters): cluster.local */
+	cfg_store_domain(&store, stored);
+	cfg_store_close(&store);
+	return cfg_set_domain(stored);
+}
+
 static int parse_files(int argc, char **argv, const char *cmd, struct cfg_docs *docs,
 		       struct cfg_skipped *skipped)
 {
 	struct file_list files = {0};
+	const char *domain = NULL;
+	bool any_file = false;
 	size_t i;
 	int ret = 0;
 
@@ -197,8 +224,17 @@ static int parse_files(int argc, char **argv, const char *cmd, struct cfg_docs *
 		return -1;
 	}
 	while (argc > 0 && !ret) {
-		if (strcmp(argv[0], "-f") && strcmp(argv[0], "--filename") &&
-		    strcmp(argv[0], "--file")) {
+		if (!strcmp(argv[0], "--domain")) {
+			if (argc < 2) {
+				p_err("'%s': --domain needs a cluster domain", cmd);
+				ret = -1;
+				break;
+			}
+			domain = argv[1];
+			argc -= 2;
+			argv += 2;
+		} else if (strcmp(argv[0], "-f") && strcmp(argv[0], "--filename") &&
+			   strcmp(argv[0], "--file")) {
 			p_err("'%s': unexpected argument '%s'; expected -f FILE|DIR|-", cmd,
 			      argv[0]);
 			ret = -1;
@@ -207,10 +243,17 @@ static int parse_files(int argc, char **argv, const char *cmd, struct cfg_docs *
 			ret = -1;
 		} else {
 			ret = expand_arg(&files, argv[1]);
+			any_file = true;
 			argc -= 2;
 			argv += 2;
 		}
 	}
+	if (!ret && !any_file) {
+		p_err("'%s' needs -f FILE|DIR|-; try '%s %s help'", cmd, cli.bin, cmd);
+		ret = -1;
+	}
+	if (!ret)
+		ret = domain_for_parse(domain);
 	for (i = 0; i < files.n && !ret; i++) {
 		char err[512] = "";
 		char *text;
@@ -441,6 +484,7 @@ static int update(enum cfg_op op, const char *cmd, struct cfg_docs *docs,
 		      *err ? err : strerror(-ret));
 		return -1;
 	}
+	store.set_domain = set_domain;
 	ret = cfg_store_update(&store, cli.pin_dir, op, docs, &changed, &gen, err, sizeof(err));
 	cfg_store_close(&store);
 	cfg_docs_free(docs);
@@ -471,12 +515,12 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 	int ret;
 
 	if (argc >= 1 && cli_is_prefix(argv[0], "help") && strcmp(argv[0], "-")) {
-		char text[1536];
+		char text[2048];
 
 		snprintf(
 		    text, sizeof(text),
-		    "Usage: %1$s %2$s FILES\n"
-		    "       %1$s %3$s FILES\n"
+		    "Usage: %1$s %2$s FILES [--domain DOMAIN]\n"
+		    "       %1$s %3$s FILES [--domain DOMAIN]\n"
 		    "\n"
 		    "       " HELP_SPEC_FILES "\n"
 		    "       " HELP_SPEC_OPTIONS "\n"
@@ -490,7 +534,11 @@ static int run_update(enum cfg_op op, int argc, char **argv, const char *cmd)
 		    "       generation, so the next request already sees the new rules.\n"
 		    "       Documents of kinds ringmesh does not consume (Kubernetes objects kept\n"
 		    "       beside the rules, Istio's Gateway, Sidecar, EnvoyFilter, ...) are\n"
-		    "       skipped and counted on one line; empty documents are ignored.\n",
+		    "       skipped and counted on one line; empty documents are ignored.\n"
+		    "       A short host (reviews in a rule of namespace ns) means\n"
+		    "       reviews.ns.svc.DOMAIN: the cluster domain the configuration was\n"
+		    "       resolved in (cluster.local until one is given); --domain changes it\n"
+		    "       and resolves every applied document in the new one.\n",
 		    cli.bin, cmd, op == CFG_OP_DELETE ? "apply" : "delete");
 		return cli_help_print(text);
 	}

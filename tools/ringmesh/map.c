@@ -18,6 +18,7 @@
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
 #include "ringmesh/stats.h"
+#include "common/cfg.h"
 #include "common/util.h"
 #include "common/pin.h"
 #include "common/prom.h"
@@ -273,6 +274,7 @@ static void entry_cfg_ctl(const struct cli_map *m, const void *key, const void *
 	struct rm_cfg_ctl c;
 
 	memcpy(&c, val, sizeof(c));
+	c.domain[sizeof(c.domain) - 1] = 0;
 	if (cli.jw) {
 		json_start_object(cli.jw);
 		json_bool_field(cli.jw, "initialised", c.magic == RM_CFG_MAGIC);
@@ -285,12 +287,14 @@ static void entry_cfg_ctl(const struct cli_map *m, const void *key, const void *
 		json_uint(cli.jw, c.seq[1]);
 		json_end_array(cli.jw);
 		json_uint_field(cli.jw, "updated_ns", c.updated_ns);
+		json_string_field(cli.jw, "domain", *c.domain ? c.domain : CFG_DEFAULT_DOMAIN);
 		json_end_object(cli.jw);
 	} else {
-		printf("magic %s  abi %u  generation %llu  active half %u  seq [%llu, %llu]\n",
+		printf("magic %s  abi %u  generation %llu  active half %u  seq [%llu, %llu]  "
+		       "domain %s\n",
 		       c.magic == RM_CFG_MAGIC ? "ok" : "unset", c.abi_version,
 		       (unsigned long long)c.generation, c.active, (unsigned long long)c.seq[0],
-		       (unsigned long long)c.seq[1]);
+		       (unsigned long long)c.seq[1], *c.domain ? c.domain : CFG_DEFAULT_DOMAIN);
 	}
 }
 

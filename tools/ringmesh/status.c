@@ -15,6 +15,7 @@
 
 #include "ringmesh/abi.h"
 #include "ringmesh/cfg.h"
+#include "common/cfg.h"
 #include "common/util.h"
 #include "common/pin.h"
 #include "k8s/k8s_sync.h"
@@ -31,6 +32,13 @@ static void cfg_summary(void)
 	struct rm_cfg *cfg = NULL;
 	uint64_t gen = 0;
 	int ret = cli_cfg_read(&cfg, &gen, NULL, 0);
+	char domain[RM_CFG_DOMAIN_LEN] = CFG_DEFAULT_DOMAIN, err[256];
+	struct cfg_store store;
+
+	if (!ret && !cfg_store_open(&store, cli.pin_dir, false, err, sizeof(err))) {
+		cfg_store_domain(&store, domain);
+		cfg_store_close(&store);
+	}
 
 	if (cli.jw) {
 		json_name(cli.jw, "config");
@@ -43,6 +51,7 @@ static void cfg_summary(void)
 			json_uint_field(cli.jw, "rules", gen ? cfg->n_rules : 0);
 			json_uint_field(cli.jw, "subsets", gen ? cfg->n_subsets : 0);
 			json_uint_field(cli.jw, "endpoints", gen ? cfg->n_endpoints : 0);
+			json_string_field(cli.jw, "domain", domain);
 			json_end_object(cli.jw);
 		}
 	} else if (ret) {
@@ -50,10 +59,11 @@ static void cfg_summary(void)
 	} else if (!gen) {
 		printf("  config         generation 0 (empty)\n");
 	} else {
-		printf("  config         generation %llu: %u rule%s, %u service%s, %u endpoint%s\n",
+		printf("  config         generation %llu: %u rule%s, %u service%s, %u endpoint%s; "
+		       "short names in %s\n",
 		       (unsigned long long)gen, cfg->n_rules, cfg->n_rules == 1 ? "" : "s",
 		       cfg->n_services, cfg->n_services == 1 ? "" : "s", cfg->n_endpoints,
-		       cfg->n_endpoints == 1 ? "" : "s");
+		       cfg->n_endpoints == 1 ? "" : "s", domain);
 	}
 	free(cfg);
 }

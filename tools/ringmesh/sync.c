@@ -35,7 +35,8 @@ static int sync_help(int argc, char **argv)
 	    "\n"
 	    "       --node-name NODE  this node ($NODE_NAME): its pods give pod identity\n"
 	    "       --cgroup DIR      the pods' parent cgroup (ringmeshd's --cgroup)\n"
-	    "       --domain DOMAIN   cluster domain of Service hosts (cluster.local)\n"
+	    "       --domain DOMAIN   cluster domain of Service hosts and of the rules'\n"
+	    "                         short names (cluster.local)\n"
 	    "       --status-file F   default /run/ringmesh/sync-<pin dir>.json\n",
 	    cli.bin);
 	return cli_help_print(text);

@@ -187,6 +187,18 @@ int cfg_endpoint_describe(const struct rm_cfg *cfg, uint32_t idx, FILE *out);
 /* Everything: services, then their rules, subsets and endpoints. */
 int cfg_describe_all(const struct rm_cfg *cfg, FILE *out);
 
+/* --- the cluster domain (cfg_yaml.c) --- */
+/* Istio resolves a short host ("reviews" in a rule of namespace ns) to
+ * reviews.ns.svc.<cluster domain>. The parser uses this process's domain, which
+ * starts as cluster.local; the store records the one its documents were resolved in
+ * (rm_cfg_ctl.domain) and refuses documents resolved in another (see cfg_store). */
+#define CFG_DEFAULT_DOMAIN "cluster.local"
+/* 0, or -EINVAL with the reason in err: DNS-1123 labels, under RM_CFG_DOMAIN_LEN. */
+int cfg_domain_check(const char *d, char *err, size_t errlen);
+/* Set the domain later parses resolve in (NULL/"" = cluster.local): 0 or -EINVAL. */
+int cfg_set_domain(const char *d);
+const char *cfg_domain(void);
+
 /* --- the pinned store (I/O) --- */
 /* One half's map as this process holds it. */
 struct cfg_store_half {
@@ -203,6 +215,11 @@ struct cfg_store {
 	size_t ctl_map_len;
 	struct cfg_store_half half[RM_CFG_HALVES];
 	bool locked;
+	/* Every write resolves the stored documents in the store's domain and needs the
+	 * caller's documents parsed in it too (cfg_domain() at the call): a mismatch is
+	 * -ESTALE. With set_domain the caller's domain becomes the store's instead (and
+	 * every stored document is resolved in it): `apply --domain`, `sync --domain`. */
+	bool set_domain;
 	char pin_dir[PATH_MAX];
 	/* maps of the halves this store created and unpinned (tests) */
 	unsigned int maps_created, maps_removed;
@@ -213,6 +230,10 @@ struct cfg_store {
  * ringmeshd's libbpf reuses them). -ENOENT when absent and !create. */
 int cfg_store_open(struct cfg_store *s, const char *pin_dir, bool create, char *err, size_t errlen);
 void cfg_store_close(struct cfg_store *s); /* also unlocks */
+/* The domain the stored documents were resolved in (cluster.local when none was
+ * recorded), copied to buf (RM_CFG_DOMAIN_LEN). Read without the lock: a parse that
+ * starts from it is checked again under the lock. */
+void cfg_store_domain(const struct cfg_store *s, char *buf);
 
 /* Exclusive writer lock: flock(LOCK_EX) on the pin directory (bpffs cannot hold a
  * regular lock file). cfg_store_update/delete_rule take and release it

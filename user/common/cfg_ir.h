@@ -204,7 +204,8 @@ int cfg_header_name(const struct cfg_ctx *c, yaml_node_t *n, const char *name);
 int cfg_regex_check(const struct cfg_ctx *c, yaml_node_t *n, const char *re);
 int cfg_addr_of(const struct cfg_ctx *c, yaml_node_t *n, struct rm_addr *a, uint16_t *family,
 		bool allow_cidr);
-/* Istio name resolution: short name -> name.ns.svc.cluster.local; dots: as given. */
+/* Istio name resolution: short name -> name.ns.svc.<domain>; dots: as given. A NULL
+ * or empty domain is the process's cluster domain (cfg_set_domain in common/cfg.h). */
 const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns, const char *domain);
 yaml_node_t *cfg_item(const struct cfg_ctx *c, yaml_node_item_t it);
 

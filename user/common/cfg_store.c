@@ -133,6 +133,35 @@ fail:
 	return r;
 }
 
+void cfg_store_domain(const struct cfg_store *s, char *buf)
+{
+	memcpy(buf, s->ctl->domain, RM_CFG_DOMAIN_LEN);
+	buf[RM_CFG_DOMAIN_LEN - 1] = 0;
+	if (!*buf)
+		snprintf(buf, RM_CFG_DOMAIN_LEN, "%s", CFG_DEFAULT_DOMAIN);
+}
+
+/* Under the lock: the domain this write resolves in. The caller's documents were
+ * parsed in cfg_domain(); the stored ones are parsed from here on in the same. */
+static int write_domain(struct cfg_store *s, bool *set, char *err, size_t errlen)
+{
+	char stored[RM_CFG_DOMAIN_LEN];
+
+	cfg_store_domain(s, stored);
+	*set = false;
+	if (!strcmp(stored, cfg_domain()))
+		return 0;
+	if (!s->set_domain) {
+		snprintf(err, errlen,
+			 "the configuration at %s resolves short names in %s, these documents "
+			 "were read for %s (it changed meanwhile?): run it again",
+			 s->pin_dir, stored, cfg_domain());
+		return -ESTALE;
+	}
+	*set = true;
+	return 0;
+}
+
 void cfg_store_close(struct cfg_store *s)
 {
 	if (s->ctl_map)
@@ -490,7 +519,7 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 	struct cfg_docs cur = {0};
 	struct rm_cfg *cfg = calloc(1, sizeof(*cfg));
 	struct rm_cfg_src *src = calloc(1, sizeof(*src));
-	bool held = s->locked;
+	bool held = s->locked, new_domain = false;
 	int r;
 
 	*changed = false;
@@ -502,6 +531,8 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 		snprintf(err, errlen, "lock %s: %s", pin_dir, strerror(-r));
 		goto out;
 	}
+	if ((r = write_domain(s, &new_domain, err, errlen)))
+		goto out;
 	if (!e->name && e->op == CFG_OP_APPLY) {
 		/* the stored documents the apply carries again are not parsed twice */
 		uint64_t gen;
@@ -533,6 +564,11 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 	}
 	if (!r)
 		r = compile_publish(s, &cur, cfg, src, changed, generation, err, errlen);
+	if (!r && new_domain) {
+		/* the stored documents were resolved in it: from now on the store's */
+		memset(s->ctl->domain, 0, sizeof(s->ctl->domain));
+		memcpy(s->ctl->domain, cfg_domain(), strlen(cfg_domain()));
+	}
 	for (size_t i = 0; e->prefix && i < cur.n; i++)
 		if (cur.v[i].origin && !strncmp(cur.v[i].origin, e->prefix, strlen(e->prefix)))
 			memset(&cur.v[i], 0, sizeof(cur.v[i]));

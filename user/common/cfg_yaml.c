@@ -467,6 +467,60 @@ int cfg_addr_of(const struct cfg_ctx *c, yaml_node_t *n, struct rm_addr *a, uint
 	return 0;
 }
 
+/* The cluster domain this process resolves short names in. */
+static char cluster_domain[RM_CFG_DOMAIN_LEN] = CFG_DEFAULT_DOMAIN;
+
+int cfg_domain_check(const char *d, char *err, size_t errlen)
+{
+	size_t n = strlen(d), label = 0;
+
+	if (!n || n >= RM_CFG_DOMAIN_LEN) {
+		snprintf(err, errlen, "cluster domain \"%s\": 1 to %d characters", d,
+			 RM_CFG_DOMAIN_LEN - 1);
+		return -EINVAL;
+	}
+	/* DNS-1123 labels (what a kubelet's --cluster-domain may be), dot separated */
+	for (size_t i = 0; i <= n; i++) {
+		char ch = d[i];
+
+		if (ch == '.' || !ch) {
+			if (!label || d[i - 1] == '-')
+				goto bad;
+			label = 0;
+		} else if ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+			   (ch == '-' && label)) {
+			if (++label > 63)
+				goto bad;
+		} else {
+			goto bad;
+		}
+	}
+	return 0;
+bad:
+	snprintf(err, errlen,
+		 "cluster domain \"%s\": not a DNS name (lower-case labels of a-z, 0-9 and "
+		 "'-', separated by dots)",
+		 d);
+	return -EINVAL;
+}
+
+int cfg_set_domain(const char *d)
+{
+	char err[160];
+
+	if (!d || !*d)
+		d = CFG_DEFAULT_DOMAIN;
+	if (cfg_domain_check(d, err, sizeof(err)))
+		return -EINVAL;
+	snprintf(cluster_domain, sizeof(cluster_domain), "%s", d);
+	return 0;
+}
+
+const char *cfg_domain(void)
+{
+	return cluster_domain;
+}
+
 const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns, const char *domain)
 {
 	char *s;
@@ -477,7 +531,7 @@ const char *cfg_fqdn(const struct cfg_ctx *c, const char *name, const char *ns, 
 	if (!ns || !*ns)
 		ns = c->ns;
 	if (!domain || !*domain)
-		domain = "cluster.local";
+		domain = cluster_domain;
 	len = strlen(name) + strlen(ns) + strlen(domain) + 8;
 	s = cfg_arena_alloc(c->arena, len);
 	if (s)

@@ -109,7 +109,12 @@ struct k8s_sync *k8s_sync_new(const struct k8s_sync_opts *o, char *err, size_t e
 	}
 	s->o = *o;
 	if (!s->o.domain || !*s->o.domain)
-		s->o.domain = "cluster.local";
+		s->o.domain = CFG_DEFAULT_DOMAIN;
+	/* rules' short names resolve in it too, and the store is told so on publish */
+	if (cfg_domain_check(s->o.domain, err, errlen) || cfg_set_domain(s->o.domain)) {
+		free(s);
+		return NULL;
+	}
 	memcpy(s->res, resources, sizeof(s->res));
 	if (o->node && *o->node) {
 		snprintf(s->pod_query, sizeof(s->pod_query), "fieldSelector=spec.nodeName%%3D%s",
@@ -991,6 +996,9 @@ static int publish(struct k8s_sync *s, struct cfg_store *store, bool *open)
 		r = cfg_store_open(store, s->o.pin_dir, true, err, sizeof(err));
 		if (r)
 			goto out;
+		/* the cluster's domain is the store's: files applied by hand are resolved
+		 * in it too */
+		store->set_domain = true;
 		*open = true;
 	}
 	r = cfg_store_snapshot(store, &cfg, &src, &gen);
