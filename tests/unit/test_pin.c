@@ -66,8 +66,9 @@ static void test_find_and_lengths(void **state)
 	assert_null(pin_find("rm_nope"));
 	/* the halves of the configuration are sized per publish: not in the table */
 	assert_null(pin_find(RM_MAP_CFG));
-	assert_int_equal(pin_elem_off(d, 1), (sizeof(union rm_stats_entry) + 7) & ~(size_t)7);
-	assert_true(pin_mmap_len(d) >= pin_elem_off(d, RM_STATS_SLOTS));
+	assert_int_equal(pin_elem_off(d, 1), RM_STATS_PAGE);
+	assert_true(pin_mmap_len(d) >= RM_STATS_BYTES(RM_STATS_SLOTS, RM_STATS_POOL_ROWS));
+	assert_true(pin_mmap_len(d) < RM_STATS_BYTES(RM_STATS_SLOTS, RM_STATS_POOL_ROWS) + pg);
 	assert_int_equal(pin_mmap_len(d) % pg, 0);
 	assert_int_equal(pin_mmap_len(&pin_defs[PIN_PROXY]), pg);
 }
