@@ -122,6 +122,66 @@ struct watch_prev {
 	double secs; /* interval; 0 on the first round */
 };
 
+/* The workers' buffer pools (hdr.wk): what connections borrow while bytes are in
+ * flight, and how often one had to wait for a block. */
+static void show_workers(const struct rm_stats_hdr *h)
+{
+	static const char *const hdr[] = {
+	    "WORKER",	       "CLIENT_IN_USE", "CLIENT_BLOCKS",  "CLIENT_WAITS",
+	    "UPSTREAM_IN_USE", "UPSTREAM_BUFS", "UPSTREAM_WAITS", "RESIDENT_KIB",
+	};
+	uint32_t n = h ? __atomic_load_n(&h->n_wk, __ATOMIC_RELAXED) : 0;
+	struct cli_table *t = NULL;
+
+	if (n > RM_STATS_WORKERS)
+		n = RM_STATS_WORKERS;
+	if (cli.jw) {
+		json_name(cli.jw, "workers");
+		json_start_array(cli.jw);
+	} else {
+		if (!n)
+			return;
+		t = cli_table_new(8, hdr);
+		if (!t)
+			return;
+		printf("\nBuffer pools (per worker, refreshed every second):\n");
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct rm_stats_wk w;
+		char c[8][24];
+
+		memcpy(&w, &h->wk[i], sizeof(w));
+		if (cli.jw) {
+			json_start_object(cli.jw);
+			json_uint_field(cli.jw, "worker", i);
+			json_uint_field(cli.jw, "client_in_use", w.bufs_used);
+			json_uint_field(cli.jw, "client_blocks", w.bufs);
+			json_uint_field(cli.jw, "client_waits", w.buf_waits);
+			json_uint_field(cli.jw, "upstream_in_use", w.up_bufs_used);
+			json_uint_field(cli.jw, "upstream_bufs", w.up_bufs);
+			json_uint_field(cli.jw, "upstream_waits", w.up_buf_waits);
+			json_uint_field(cli.jw, "resident_bytes", w.bufs_resident);
+			json_end_object(cli.jw);
+			continue;
+		}
+		u64s(c[0], i);
+		u64s(c[1], w.bufs_used);
+		u64s(c[2], w.bufs);
+		u64s(c[3], w.buf_waits);
+		u64s(c[4], w.up_bufs_used);
+		u64s(c[5], w.up_bufs);
+		u64s(c[6], w.up_buf_waits);
+		u64s(c[7], w.bufs_resident / 1024);
+		cli_table_rowf(t, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+	}
+	if (cli.jw) {
+		json_end_array(cli.jw);
+	} else {
+		cli_table_print(t);
+		cli_table_free(t);
+	}
+}
+
 static int show_requests(struct watch_prev *wp)
 {
 	static const char *const hdr[] = {
@@ -238,11 +298,14 @@ static int show_requests(struct watch_prev *wp)
 	}
 	if (cli.jw) {
 		json_end_array(cli.jw);
+		show_workers(h);
 		json_end_object(cli.jw);
-	} else if (live) {
-		cli_table_print(t);
 	} else {
-		printf("  no traffic recorded\n");
+		if (live)
+			cli_table_print(t);
+		else
+			printf("  no traffic recorded\n");
+		show_workers(h);
 	}
 	cli_table_free(t);
 	free(s);

@@ -39,6 +39,9 @@ enum pin_id {
 #define PIN_U_MMAP (1u << 0)	 /* an mmapable array its users map whole */
 #define PIN_U_RUNTIME (1u << 1)	 /* daemon state: a new ringmeshd starts it empty */
 #define PIN_U_NO_VALUE (1u << 2) /* values cannot be read back (sock maps hold fds) */
+/* counters only: kept across restarts, but a pin of another layout (left by another
+ * version) is re-created by a fresh start: its counters restart as after a reboot */
+#define PIN_U_COUNTERS (1u << 3)
 
 struct pin_def {
 	const char *name;     /* RM_MAP_* */

@@ -173,10 +173,32 @@ static int ensure_bpffs(void)
 	return 0;
 }
 
+/* Is the counter map pinned at path of another layout than d (another version left
+ * it)? Then a fresh start re-creates it, saying so, rather than failing to load. */
+static bool counters_stale(const struct pin_def *d, const char *path)
+{
+	struct bpf_map_info info;
+	uint32_t ilen = sizeof(info);
+	char why[512];
+	bool stale;
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return false;
+	memset(&info, 0, sizeof(info));
+	stale = !bpf_obj_get_info_by_fd(fd, &info, &ilen) &&
+		pin_check(d, &info, PIN_CHECK_ALL, path, why, sizeof(why));
+	close(fd);
+	if (stale)
+		fprintf(stderr, "ringmeshd: %s; re-creating it (its counters restart)\n", why);
+	return stale;
+}
+
 /*
  * A dead daemon's links still attach its programs (they are pinned): detach them
  * outright, which also covers a pin someone still holds open, then drop the pins.
- * Its data-path maps go too so the new programs start from empty state.
+ * Its data-path maps go too so the new programs start from empty state, and counter
+ * maps another version left with another layout.
  */
 static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
 {
@@ -198,10 +220,12 @@ static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
 		}
 	}
 	for (int i = 0; i < PIN_MAX; i++) {
-		if (!(pin_defs[i].use & PIN_U_RUNTIME))
+		if (!(pin_defs[i].use & (PIN_U_RUNTIME | PIN_U_COUNTERS)))
 			continue;
 		if (path_join(path, sizeof(path), pin_dir, pin_defs[i].name))
 			return errf_sys(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
+		if (!(pin_defs[i].use & PIN_U_RUNTIME) && !counters_stale(&pin_defs[i], path))
+			continue;
 		if (unlink(path) && errno != ENOENT)
 			return errf_sys(err, errlen, -errno, "removing old map %s", path);
 	}
