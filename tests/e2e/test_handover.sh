@@ -111,6 +111,27 @@ ready() { [ "$(in_ns "$NODE_NS" curl -s -o /dev/null -w '%{http_code}' -m 2 "htt
 check "/healthz/ready: 200 again (503 only while a successor was being served)" ready
 kill "$PID_hold" 2>/dev/null
 
+# --- a successor that finds rm_stats of another layout (what a version with another
+# metrics layout meets): refused with the reason, and the first daemon serves on
+mv "$PIN/rm_stats" "$PIN/rm_stats.live" &&
+	bpftool map create "$PIN/rm_stats" type array key 4 value 4688 entries 1024 name rm_stats \
+		flags 0x400 || fail "an old-layout rm_stats swapped in"
+daemon "$TMP/layout.log" "${DARGS[@]}"
+LAYOUT=$!
+wait "$LAYOUT"
+lrc=$?
+rm -f "$PIN/rm_stats" && mv "$PIN/rm_stats.live" "$PIN/rm_stats"
+sed 's/^/    # /' "$TMP/layout.log"
+check "a successor finding rm_stats of another layout exits non-zero ($lrc)" [ "$lrc" != 0 ]
+check "... saying why: no hand-over between these versions" \
+	grep -q "maps have another layout; stop it first (no hand-over between these versions)" "$TMP/layout.log"
+sleep 0.3
+check "the first daemon serves on (twice back)" \
+	sh -c "kill -0 $OLD && [ \$(grep -c 'went away before taking over: serving on' '$TMP/ringmeshd.log') -ge 2 ]"
+check "requests still reach v1 through it" v1_ok
+stats_seen() { cli stats | grep -q "$SVC"; }
+check "its counters read back (its rm_stats pinned again)" stats_seen
+
 # --- the hand-over under load
 cat >"$TMP/fresh.py" <<'PY'
 # One new connection per request until the deadline: the clients a hand-over's
