@@ -125,6 +125,9 @@ struct prom_series;
 const char *cli_endpoint_str(const struct rm_addr *a, uint16_t be_port, char *buf, size_t len);
 /* The fields of rm_proxy[0] as JSON members (inside an open object) or plain lines. */
 void cli_proxy_fields(const struct rm_proxy_cfg *p, uint64_t now_ns);
+struct rm_stats_hdr;
+/* The rm_stats header's members (NULL: not initialised), inside an open JSON object. */
+void cli_stats_hdr_fields(const struct rm_stats_hdr *h);
 /* One live rm_stats slot as a JSON object or a plain line. */
 void cli_stats_slot_print(uint32_t idx, const struct prom_series *s);
 

@@ -326,14 +326,8 @@ static int dump_stats(const struct cli_map *m)
 		json_start_array(cli.jw);
 		json_start_object(cli.jw);
 		json_uint_field(cli.jw, "index", 0);
-		json_bool_field(cli.jw, "initialised", h);
 		json_uint_field(cli.jw, "slots", h ? h->n_slots : 0);
-		json_uint_field(cli.jw, "rows", h ? h->rows_used : 0);
-		json_uint_field(cli.jw, "rows_max", h ? h->n_rows : 0);
-		json_uint_field(cli.jw, "started_ns", h ? h->started_ns : 0);
-		json_uint_field(cli.jw, "dropped", h ? h->dropped : 0);
-		json_uint_field(cli.jw, "pool_full", h ? h->pool_full : 0);
-		json_uint_field(cli.jw, "generation", h ? h->generation : 0);
+		cli_stats_hdr_fields(h);
 		json_end_object(cli.jw);
 	} else if (h) {
 		printf(

@@ -120,6 +120,17 @@ static void key_field(const char *name, const char *s, size_t len)
 		json_string(cli.jw, "unknown");
 }
 
+void cli_stats_hdr_fields(const struct rm_stats_hdr *h)
+{
+	json_bool_field(cli.jw, "initialised", h);
+	json_uint_field(cli.jw, "started_ns", h ? h->started_ns : 0);
+	json_uint_field(cli.jw, "dropped", h ? h->dropped : 0);
+	json_uint_field(cli.jw, "generation", h ? h->generation : 0);
+	json_uint_field(cli.jw, "rows", h ? h->rows_used : 0);
+	json_uint_field(cli.jw, "rows_max", h ? h->n_rows : 0);
+	json_uint_field(cli.jw, "pool_full", h ? h->pool_full : 0);
+}
+
 void cli_stats_slot_print(uint32_t idx, const struct prom_series *s)
 {
 	static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};

@@ -222,14 +222,8 @@ static int show_requests(struct watch_prev *wp)
 	if (cli.jw) {
 		json_name(cli.jw, "requests");
 		json_start_object(cli.jw);
-		json_bool_field(cli.jw, "initialised", h);
-		json_uint_field(cli.jw, "started_ns", h ? h->started_ns : 0);
-		json_uint_field(cli.jw, "dropped", h ? h->dropped : 0);
-		json_uint_field(cli.jw, "generation", h ? h->generation : 0);
+		cli_stats_hdr_fields(h);
 		json_uint_field(cli.jw, "slots_max", m.s.n_slots ? m.s.n_slots - 1 : 0);
-		json_uint_field(cli.jw, "rows", h ? h->rows_used : 0);
-		json_uint_field(cli.jw, "rows_max", m.s.n_rows);
-		json_uint_field(cli.jw, "pool_full", h ? h->pool_full : 0);
 		json_name(cli.jw, "slots");
 		json_start_array(cli.jw);
 	} else {

@@ -533,34 +533,47 @@ static void tcp_family(struct ctx *c, const char *name, const char *help, size_t
 
 static void own_workers(struct prom_buf *b, const struct rm_stats_hdr *h)
 {
+	/* per family: the client pool's field and the upstream pool's (u32 or u64) */
+	static const struct {
+		const char *name, *type, *help;
+		size_t off[2];
+		bool u32;
+	} f[] = {
+	    {"ringmesh_worker_buffer_waits_total",
+	     "counter",
+	     "Times a connection found its worker's buffer pool empty and waited for a block "
+	     "(pool=client: request/response blocks, pool=upstream: upstream input buffers).",
+	     {offsetof(struct rm_stats_wk, buf_waits), offsetof(struct rm_stats_wk, up_buf_waits)},
+	     false},
+	    {"ringmesh_worker_buffers_in_use",
+	     "gauge",
+	     "Blocks of the worker's buffer pool borrowed by connections with bytes in flight.",
+	     {offsetof(struct rm_stats_wk, bufs_used), offsetof(struct rm_stats_wk, up_bufs_used)},
+	     true},
+	    {"ringmesh_worker_buffers",
+	     "gauge",
+	     "Blocks in the worker's buffer pool.",
+	     {offsetof(struct rm_stats_wk, bufs), offsetof(struct rm_stats_wk, up_bufs)},
+	     true},
+	};
 	static const char *const pool[2] = {"client", "upstream"};
 	uint32_t n = __atomic_load_n(&h->n_wk, __ATOMIC_RELAXED);
 
 	if (n > RM_STATS_WORKERS)
 		n = RM_STATS_WORKERS;
-	family(b, "ringmesh_worker_buffer_waits_total", "counter",
-	       "Times a connection found its worker's buffer pool empty and waited for a block "
-	       "(pool=client: request/response blocks, pool=upstream: upstream input buffers).");
-	for (uint32_t i = 0; i < n; i++) {
-		putf(b, "ringmesh_worker_buffer_waits_total{worker=\"%u\",pool=\"%s\"} %llu\n", i,
-		     pool[0], LD(&h->wk[i], buf_waits));
-		putf(b, "ringmesh_worker_buffer_waits_total{worker=\"%u\",pool=\"%s\"} %llu\n", i,
-		     pool[1], LD(&h->wk[i], up_buf_waits));
-	}
-	family(b, "ringmesh_worker_buffers_in_use", "gauge",
-	       "Blocks of the worker's buffer pool borrowed by connections with bytes in flight.");
-	for (uint32_t i = 0; i < n; i++) {
-		putf(b, "ringmesh_worker_buffers_in_use{worker=\"%u\",pool=\"%s\"} %llu\n", i,
-		     pool[0], LD(&h->wk[i], bufs_used));
-		putf(b, "ringmesh_worker_buffers_in_use{worker=\"%u\",pool=\"%s\"} %llu\n", i,
-		     pool[1], LD(&h->wk[i], up_bufs_used));
-	}
-	family(b, "ringmesh_worker_buffers", "gauge", "Blocks in the worker's buffer pool.");
-	for (uint32_t i = 0; i < n; i++) {
-		putf(b, "ringmesh_worker_buffers{worker=\"%u\",pool=\"%s\"} %llu\n", i, pool[0],
-		     LD(&h->wk[i], bufs));
-		putf(b, "ringmesh_worker_buffers{worker=\"%u\",pool=\"%s\"} %llu\n", i, pool[1],
-		     LD(&h->wk[i], up_bufs));
+	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+		family(b, f[k].name, f[k].type, f[k].help);
+		for (uint32_t i = 0; i < n; i++)
+			for (int p = 0; p < 2; p++) {
+				const char *v = (const char *)&h->wk[i] + f[k].off[p];
+
+				putf(b, "%s{worker=\"%u\",pool=\"%s\"} %llu\n", f[k].name, i,
+				     pool[p],
+				     f[k].u32 ? (unsigned long long)__atomic_load_n(
+						    (const uint32_t *)v, __ATOMIC_RELAXED)
+					      : (unsigned long long)__atomic_load_n(
+						    (const uint64_t *)v, __ATOMIC_RELAXED));
+			}
 	}
 	family(b, "ringmesh_worker_buffer_resident_bytes", "gauge",
 	       "Bytes of the worker's buffer blocks whose pages may be resident (borrowed, or "
