@@ -60,8 +60,9 @@
  *
  * Workers: hdr.wk[i] is worker i's buffer pools (client blocks, upstream input
  * buffers: in use, size, waits), refreshed by the worker once a second. Only the
- * daemon whose pid is hdr.wk_pid writes them (a successor takes them over when it
- * opens the map).
+ * daemon whose pid is hdr.wk_pid writes them: a successor takes them over when it
+ * opens the map; any daemon takes them over when no write came for
+ * RM_STATS_WK_STALE_NS (its owner went away, e.g. a successor that failed).
  *
  * Histogram buckets are Envoy's defaults (HistogramSettingsImpl::defaultBuckets), in
  * thousandths of the unit: duration is recorded in microseconds (bounds 0.5 ms ..
@@ -86,6 +87,7 @@
 #endif
 #define RM_STATS_PROBE 32
 #define RM_STATS_WORKERS 64 /* worker entries in the header (hdr.wk) */
+#define RM_STATS_WK_STALE_NS (3000ull * 1000000ull)
 
 #define RM_STATS_NAME_LEN 128 /* destination service FQDN */
 #define RM_STATS_SHORT_LEN 48 /* workload, app, version */
@@ -218,7 +220,8 @@ struct rm_stats_hdr {
 	__u64 pool_full; /* requests counted in the overflow slot's row: the pool was empty */
 	__u32 wk_pid;	 /* the daemon that writes wk[] */
 	__u32 n_wk;	 /* entries of wk[] in use (workers of that daemon) */
-	__u64 reserved[4];
+	__u64 wk_ns;	 /* CLOCK_MONOTONIC of its last write */
+	__u64 reserved[3];
 	struct rm_stats_wk wk[RM_STATS_WORKERS];
 };
 

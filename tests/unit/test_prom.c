@@ -358,7 +358,7 @@ static void test_pool_full(void **state)
 	assert_int_equal(bufpool_init(&cp, 4096, 8, 1), 0);
 	assert_int_equal(bufpool_init(&up, 4096, 8, 1), 0);
 	assert_non_null(bufpool_get(&cp));
-	stats_worker_bufs(&sw, 0, &cp, &up);
+	stats_worker_bufs(&sw, 0, &cp, &up, 1);
 	t = render(&v);
 	has_line(t, "istio_requests_total{" SRC_LABELS("200", "-") "} 1");
 	assert_non_null(strstr(t, "istio_requests_total{reporter=\"source\""));

@@ -21,6 +21,7 @@
 
 #define NS 64
 #define NR 128
+#define NSEC 1000000000ull
 
 /* a map of NS slots and NR rows (the biggest layout used here) */
 static _Alignas(64) unsigned char mem[RM_STATS_BYTES(NS, NR)];
@@ -300,7 +301,7 @@ static void test_stats_workers(void **state)
 		assert_non_null(bufpool_get(&cp));
 	assert_null(bufpool_get(&cp)); /* a connection waits */
 	b = bufpool_get(&up);
-	stats_worker_bufs(&s, 1, &cp, &up);
+	stats_worker_bufs(&s, 1, &cp, &up, NSEC);
 	assert_int_equal(s.h->n_wk, 2);
 	assert_int_equal(s.h->wk[1].buf_waits, 1);
 	assert_int_equal(s.h->wk[1].bufs_used, 4);
@@ -308,17 +309,23 @@ static void test_stats_workers(void **state)
 	assert_int_equal(s.h->wk[1].up_bufs_used, 1);
 	assert_int_equal(s.h->wk[1].up_bufs, 2);
 	assert_int_equal(s.h->wk[1].bufs_resident, 4 * 8192 + 4096);
-	stats_worker_bufs(&s, RM_STATS_WORKERS, &cp, &up); /* beyond the table: left out */
+	stats_worker_bufs(&s, RM_STATS_WORKERS, &cp, &up, NSEC); /* beyond the table */
 	assert_int_equal(s.h->n_wk, 2);
 	/* a successor takes the entries over: the predecessor no longer writes them */
 	stats_w_attach(&succ, mem, 8, 16, 2);
 	succ.pid = s.pid + 1;
 	s.h->wk_pid = succ.pid;
-	stats_worker_bufs(&s, 0, &cp, &up);
-	assert_int_equal(s.h->n_wk, 0);
-	assert_int_equal(s.h->wk[0].bufs, 0);
-	stats_worker_bufs(&succ, 0, &cp, &up);
+	stats_worker_bufs(&succ, 0, &cp, &up, 2 * NSEC);
 	assert_int_equal(s.h->wk[0].bufs, 4);
+	s.h->wk[0].bufs = 0;
+	stats_worker_bufs(&s, 0, &cp, &up, 3 * NSEC);
+	assert_int_equal(s.h->wk_pid, succ.pid);
+	assert_int_equal(s.h->wk[0].bufs, 0);
+	/* the successor went away (no write for RM_STATS_WK_STALE_NS): ours again */
+	stats_worker_bufs(&s, 0, &cp, &up, 2 * NSEC + RM_STATS_WK_STALE_NS);
+	assert_int_equal(s.h->wk_pid, s.pid);
+	assert_int_equal(s.h->wk[0].bufs, 4);
+	assert_int_equal(s.h->n_wk, 1);
 	bufpool_put(&up, b);
 	bufpool_fini(&cp);
 	bufpool_fini(&up);

@@ -371,14 +371,24 @@ void stats_cfg_rejected(struct stats_w *s, uint64_t rejected)
 #define PUT(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 
 void stats_worker_bufs(struct stats_w *s, unsigned int worker, const struct bufpool *cp,
-		       const struct bufpool *up)
+		       const struct bufpool *up, uint64_t now_ns)
 {
 	struct rm_stats_wk *w;
 	uint32_t n;
 
-	if (!s || !s->h || worker >= RM_STATS_WORKERS ||
-	    __atomic_load_n(&s->h->wk_pid, __ATOMIC_RELAXED) != s->pid)
+	if (!s || !s->h || worker >= RM_STATS_WORKERS)
 		return;
+	n = __atomic_load_n(&s->h->wk_pid, __ATOMIC_RELAXED);
+	if (n != s->pid) {
+		uint64_t last = __atomic_load_n(&s->h->wk_ns, __ATOMIC_RELAXED);
+
+		/* another daemon's, unless it stopped writing: then ours again */
+		if (now_ns < last + RM_STATS_WK_STALE_NS ||
+		    !__atomic_compare_exchange_n(&s->h->wk_pid, &n, s->pid, false, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED))
+			return;
+		__atomic_store_n(&s->h->n_wk, 0, __ATOMIC_RELAXED);
+	}
 	w = &s->h->wk[worker];
 	PUT(&w->buf_waits, cp->exhausted);
 	PUT(&w->up_buf_waits, up->exhausted);
@@ -388,6 +398,7 @@ void stats_worker_bufs(struct stats_w *s, unsigned int worker, const struct bufp
 	PUT(&w->up_bufs, up->n);
 	PUT(&w->bufs_resident,
 	    (uint64_t)bufpool_warm(cp) * cp->size + (uint64_t)bufpool_warm(up) * up->size);
+	PUT(&s->h->wk_ns, now_ns);
 	n = __atomic_load_n(&s->h->n_wk, __ATOMIC_RELAXED);
 	while (n <= worker && !__atomic_compare_exchange_n(&s->h->n_wk, &n, worker + 1, true,
 							   __ATOMIC_RELAXED, __ATOMIC_RELAXED))

@@ -68,9 +68,11 @@ void stats_set_generation(struct stats_w *s, uint64_t gen);
 void stats_cfg_applied(struct stats_w *s, uint64_t latency_us);
 /* The daemon's count of refused configurations so far. */
 void stats_cfg_rejected(struct stats_w *s, uint64_t rejected);
-/* Worker `worker` publishes its buffer pools: client blocks cp, upstream input
- * buffers up (hdr.wk, hdr.n_wk; workers beyond RM_STATS_WORKERS are left out). */
+/* Worker `worker` publishes its buffer pools at now_ns (CLOCK_MONOTONIC): client
+ * blocks cp, upstream input buffers up (hdr.wk, hdr.n_wk; workers beyond
+ * RM_STATS_WORKERS are left out). Only while the entries are ours (stats.h,
+ * "Workers"). */
 void stats_worker_bufs(struct stats_w *s, unsigned int worker, const struct bufpool *cp,
-		       const struct bufpool *up);
+		       const struct bufpool *up, uint64_t now_ns);
 
 #endif /* RM_STATS_W_H */
