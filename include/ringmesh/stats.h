@@ -18,7 +18,8 @@
  * map of it is refused as "another layout" (stop the old daemon: no hand-over between
  * the two) and re-created on a fresh start.
  *
- * Sizing: RM_STATS_SLOTS keys (1,024), RM_STATS_POOL_ROWS rows (2 per key). A key
+ * Sizing: RM_STATS_SLOTS keys (1,024), RM_STATS_POOL_ROWS rows (2 per key); the
+ * daemon's --stats-keys K makes it K and 2 K (the map's page count follows). A key
  * is one (destination, caller) pair; nearly all see one or two (code, flags) pairs
  * over their life (200, and one error or a no-response row), so 2 per key averaged
  * over a node's keys leaves room for keys with many error codes while a busy
@@ -235,8 +236,11 @@ struct rm_stats_page {
 #define RM_STATS_ROW_OFF(ns)                                                                       \
 	((RM_STATS_SLOT_OFF + (__u64)(ns) * sizeof(struct rm_stats_slot) + 63) & ~63ull)
 #define RM_STATS_BYTES(ns, nr) (RM_STATS_ROW_OFF(ns) + (__u64)(nr) * sizeof(struct rm_stats_row))
-#define RM_STATS_MAP_PAGES                                                                         \
-	((RM_STATS_BYTES(RM_STATS_SLOTS, RM_STATS_POOL_ROWS) + RM_STATS_PAGE - 1) / RM_STATS_PAGE)
+#define RM_STATS_PAGES(ns, nr) ((RM_STATS_BYTES(ns, nr) + RM_STATS_PAGE - 1) / RM_STATS_PAGE)
+#define RM_STATS_MAP_PAGES RM_STATS_PAGES(RM_STATS_SLOTS, RM_STATS_POOL_ROWS)
+/* ringmeshd --stats-keys K: K slots and 2 K rows (the defaults are K = RM_STATS_SLOTS) */
+#define RM_STATS_KEYS_MIN 16
+#define RM_STATS_KEYS_MAX 65536
 
 #ifndef __bpf__
 _Static_assert(sizeof(struct rm_stats_key) == RM_STATS_NAME_LEN + 8 * RM_STATS_SHORT_LEN + 8,

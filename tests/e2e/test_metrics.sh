@@ -343,4 +343,23 @@ stop_prom() {
 check "prometheus stops" stop_prom
 check "ringmeshd: clean stop exits 0" stop_ringmeshd
 check "after stop: nothing attached, pinned or running" nothing_left
+
+# --stats-keys: rm_stats follows the capacity asked for (64 keys, 128 rows: 27 pages),
+# and an rm_stats of the default size left pinned is re-created, not refused
+mkdir -p "$PIN" && bpftool map create "$PIN/rm_stats" type array key 4 value 4096 entries 413 \
+	name rm_stats flags 0x400 || fail "a default-size rm_stats pinned"
+if start_ringmeshd "$DAEMON_CG" "$NODE_NS" --cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 \
+	--listen 127.0.0.1:15001 --pod-gateway $POD_GW --workers 1 --stats-keys 64; then
+	sized() {
+		local m
+		bpftool -j map show pinned "$PIN/rm_stats" | pyj 'print("rm_stats pages:", d["max_entries"]); sys.exit(d["max_entries"] != 27)' || return 1
+		m=$("$BUILD/ringmesh" --pin-dir "$PIN" stats --prometheus) || return 1
+		grep -x 'ringmesh_stats_keys_max 63' <<<"$m" && grep -x 'ringmesh_stats_rows_max 128' <<<"$m"
+	}
+	check "--stats-keys 64: a map of 27 pages, 63 keys and 128 rows exported" sized
+	check "... the default-size map it found re-created" grep -q "rm_stats: pinned map has another layout.*x 413.*re-creating it" "$TMP/ringmeshd.log"
+	check "ringmeshd --stats-keys 64: clean stop exits 0" stop_ringmeshd
+else
+	fail "ringmeshd --stats-keys 64 starts"
+fi
 summary metrics

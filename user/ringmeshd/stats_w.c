@@ -59,33 +59,35 @@ void stats_w_attach(struct stats_w *s, void *mem, uint32_t n_slots, uint32_t n_r
 	init_map(s, mem, n_slots, n_rows, realtime_ns);
 }
 
-int stats_w_open(struct stats_w *s, const char *pin_dir, uint64_t realtime_ns, char *err,
-		 size_t errlen)
+int stats_w_open(struct stats_w *s, const char *pin_dir, uint32_t keys, uint64_t realtime_ns,
+		 char *err, size_t errlen)
 {
+	uint32_t ns = keys ? keys : RM_STATS_SLOTS, nr = keys ? 2 * keys : RM_STATS_POOL_ROWS;
 	const struct rm_stats_hdr *h;
 	struct pin_map m;
 	int r;
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
-	r = pin_open(&m, PIN_STATS, pin_dir, PIN_O_MMAP, err, errlen);
+	r = pin_open_sized(&m, PIN_STATS, pin_dir, PIN_O_MMAP, (uint32_t)RM_STATS_PAGES(ns, nr),
+			   err, errlen);
 	if (r)
 		return r;
 	h = m.mem;
 	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == RM_STATS_MAGIC &&
-	    (h->n_slots != RM_STATS_SLOTS || h->n_rows != RM_STATS_POOL_ROWS ||
-	     h->slot_off != RM_STATS_SLOT_OFF || h->row_off != RM_STATS_ROW_OFF(RM_STATS_SLOTS))) {
+	    (h->n_slots != ns || h->n_rows != nr || h->slot_off != RM_STATS_SLOT_OFF ||
+	     h->row_off != RM_STATS_ROW_OFF(ns))) {
 		r = errf(err, errlen, -EPROTO,
 			 "%s: pinned map has another layout (%u keys, %u rows; want %u, %u): "
 			 "built from other headers?",
-			 m.path, h->n_slots, h->n_rows, RM_STATS_SLOTS, RM_STATS_POOL_ROWS);
+			 m.path, h->n_slots, h->n_rows, ns, nr);
 		pin_close(&m);
 		return r;
 	}
 	s->fd = m.fd;
 	s->map = m.mem;
 	s->map_len = m.mem_len;
-	init_map(s, s->map, RM_STATS_SLOTS, RM_STATS_POOL_ROWS, realtime_ns);
+	init_map(s, s->map, ns, nr, realtime_ns);
 	return 0;
 }
 

@@ -30,11 +30,12 @@ struct stats_w {
 	int fd;
 };
 
-/* Open pin_dir/rm_stats, mmap it and initialise the header (layout, started_ns =
- * realtime_ns) if it has no magic; take over the worker entries. 0 or -errno with
- * err filled. */
-int stats_w_open(struct stats_w *s, const char *pin_dir, uint64_t realtime_ns, char *err,
-		 size_t errlen);
+/* Open pin_dir/rm_stats, sized for keys slots and 2 x keys rows (0: the defaults,
+ * RM_STATS_SLOTS and RM_STATS_POOL_ROWS), mmap it and initialise the header
+ * (layout, started_ns = realtime_ns) if it has no magic; take over the worker
+ * entries. 0 or -errno with err filled (-EPROTO: another layout). */
+int stats_w_open(struct stats_w *s, const char *pin_dir, uint32_t keys, uint64_t realtime_ns,
+		 char *err, size_t errlen);
 void stats_w_close(struct stats_w *s);
 
 /* Use zeroed caller memory of RM_STATS_BYTES(n_slots, n_rows) bytes instead (tests);
