@@ -25,13 +25,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rm_cfg_ctl SEC(".maps");
 
-/* Per {service, version, workloads} counters and histograms, written by ringmeshd. */
+/* Per {service, version, workloads} counters and histograms, written by ringmeshd: a run
+ * of pages holding the header, the key slots and the row pool (stats.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, RM_STATS_SLOTS);
+	__uint(max_entries, RM_STATS_MAP_PAGES);
 	__type(key, __u32);
-	__type(value, union rm_stats_entry);
+	__type(value, struct rm_stats_page);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rm_stats SEC(".maps");
 

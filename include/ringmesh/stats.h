@@ -4,30 +4,68 @@
  * write it with atomic adds; `ringmesh stats` and the Prometheus endpoint read
  * it. Includes nothing but <linux/types.h>.
  *
- * Entry 0 is a struct rm_stats_hdr padded to a slot; entries 1..RM_STATS_SLOTS-1
- * are struct rm_stats_slot, found by open addressing: start at
- * 2 + key_hash % (RM_STATS_SLOTS - 2), probe linearly, at most RM_STATS_PROBE
- * slots. A worker claims a free slot with CAS state FREE -> CLAIMING, writes the
- * key and key_hash, then stores state = LIVE (release). Readers skip slots that
- * are not LIVE and compare the key, never the hash alone. Keys are strings rather
- * than configuration indices so counters survive configuration flips. When no
- * slot is found the worker counts into the overflow slot (below) and hdr.dropped.
+ * Layout: the map is a run of RM_STATS_MAP_PAGES values of RM_STATS_PAGE bytes that
+ * every user mmaps whole, holding three regions (offsets in the header, so a reader
+ * never assumes them):
+ *   - the header (struct rm_stats_hdr) in the first page, so that a lookup of key 0
+ *     reads it;
+ *   - n_slots key slots (struct rm_stats_slot) at slot_off;
+ *   - a pool of n_rows rows (struct rm_stats_row) at row_off, shared by all keys.
+ * The map's memory follows what is counted, not the worst case: a key holds small
+ * row indices, and the ~500 B rows are taken from the pool when a key first sees a
+ * (response code, response flags) pair. The old layout (magic "RSTA": 8 rows inside
+ * every slot, 4.6 MiB of which ~85% was never used) has another value size: a pinned
+ * map of it is refused as "another layout" (stop the old daemon: no hand-over between
+ * the two) and re-created on a fresh start.
+ *
+ * Sizing: RM_STATS_SLOTS keys (1,024), RM_STATS_POOL_ROWS rows (2 per key); the
+ * daemon's --stats-keys K makes it K and 2 K (the map's page count follows). A key
+ * is one (destination, caller) pair; nearly all see one or two (code, flags) pairs
+ * over their life (200, and one error or a no-response row), so 2 per key averaged
+ * over a node's keys leaves room for keys with many error codes while a busy
+ * error-free node never uses more than one per key. With the defaults: 413 pages,
+ * 1.61 MiB (a 4 KiB header, 1024 x 624 B slots, 2048 x 512 B rows).
+ *
+ * Keys: slot 0 is the overflow slot; slots 1.. are found by open addressing: start
+ * at 1 + key_hash % (n_slots - 1), probe linearly, at most RM_STATS_PROBE slots. A
+ * worker claims a free slot with CAS state FREE -> CLAIMING, writes the key and
+ * key_hash, then stores state = LIVE (release). Readers skip slots that are not
+ * LIVE and compare the key, never the hash alone. Keys are strings rather than
+ * configuration indices so counters survive configuration flips. When no slot is
+ * found the worker counts into the overflow slot (dst_service "overflow") and
+ * hdr.dropped.
  *
  * Series: a slot is one key (destination service, version, workload; the calling
  * workload, its namespace, app, version, canonical service and revision; protocol)
- * and holds RM_STATS_ROWS rows, one per (response code, response flags) pair, each
- * with the three HTTP histograms; a request count is the duration histogram's
+ * and holds up to RM_STATS_ROWS rows, one per (response code, response flags) pair,
+ * each with the three HTTP histograms; a request count is the duration histogram's
  * count, so istio_requests_total and the histograms' _count agree by construction.
- * A row is claimed by CAS of its id; the last row of a slot is never claimed: it
- * counts the requests whose (code, flags) found no free row (exported with
- * response_code "overflow"). Slot 1 is never probed: it is the overflow slot,
- * counting every key that found no slot of its own (hdr.dropped says how often).
- * So per node at most (RM_STATS_SLOTS - 2) keys x (RM_STATS_ROWS - 1) code/flag
- * rows, plus the overflow series, are exported, and nothing is lost.
+ * slot.rows[i] is 0 (no row), RM_STATS_ROW_CLAIMING, or 1 + the row's index in the
+ * pool. A position is claimed by CAS 0 -> CLAIMING; the claimer takes a row from the
+ * pool (CAS bump of hdr.rows_used, never past n_rows), writes its id and stores the
+ * index (release), or stores 0 back when the pool is empty; others wait out a
+ * CLAIMING position (a few stores). Rows are never given back while the map lives.
+ * The last position of a slot is never claimed for a (code, flags): it holds the
+ * key's overflow row (exported with response_code "overflow"), counting the
+ * requests whose pair found no position, or no row in the pool. When the pool
+ * cannot give the key an overflow row either, the request counts in the overflow
+ * slot's overflow row, reserved at init (pool row 0), and in hdr.pool_full. So per
+ * node at most (RM_STATS_SLOTS - 1) keys x (RM_STATS_ROWS - 1) code/flag rows, and
+ * at most n_rows rows in all, plus the overflow series are exported, and nothing is
+ * lost.
  *
- * Consistent reads: writers bracket every update of a slot with wbegin++ (acquire)
- * and wend++ (release); a reader that reads wend, copies the slot, then (after an
- * acquire fence) reads wbegin and finds them equal saw no write in progress.
+ * Consistent reads: writers bracket every update of a slot's counters and rows with
+ * wbegin++ (acquire) and wend++ (release) of the slot that owns the row; a reader
+ * that reads wend, copies the slot and the rows its indices name (indices loaded
+ * with acquire), then (after an acquire fence) reads wbegin and finds them equal saw
+ * no write in progress.
+ *
+ * Workers: hdr.wk[i] is worker i's buffer pools (client blocks, upstream input
+ * buffers: in use, size, waits), refreshed by the worker at its memory trim (once a
+ * second while it has events to handle). Only the
+ * daemon whose pid is hdr.wk_pid writes them: a successor takes them over when it
+ * opens the map; any daemon takes them over when no write came for
+ * RM_STATS_WK_STALE_NS (its owner went away, e.g. a successor that failed).
  *
  * Histogram buckets are Envoy's defaults (HistogramSettingsImpl::defaultBuckets), in
  * thousandths of the unit: duration is recorded in microseconds (bounds 0.5 ms ..
@@ -41,12 +79,18 @@
 #include <linux/types.h>
 
 #define RM_MAP_STATS "rm_stats"
-#define RM_STATS_MAGIC 0x52535441u /* "RSTA" */
+#define RM_STATS_MAGIC 0x52535432u /* "RST2": keys and a shared row pool */
 
+#define RM_STATS_PAGE 4096 /* the map's value size: one page of the mapping */
 #ifndef RM_STATS_SLOTS
-#define RM_STATS_SLOTS 1024 /* including the header entry */
+#define RM_STATS_SLOTS 1024 /* key slots, the overflow slot included */
+#endif
+#ifndef RM_STATS_POOL_ROWS
+#define RM_STATS_POOL_ROWS (2 * RM_STATS_SLOTS) /* rows shared by the keys (see "Sizing") */
 #endif
 #define RM_STATS_PROBE 32
+#define RM_STATS_WORKERS 64 /* worker entries in the header (hdr.wk) */
+#define RM_STATS_WK_STALE_NS (3000ull * 1000000ull)
 
 #define RM_STATS_NAME_LEN 128 /* destination service FQDN */
 #define RM_STATS_SHORT_LEN 48 /* workload, app, version */
@@ -61,9 +105,10 @@
 #define RM_STATS_BUCKETS 20 /* 19 bounds + Inf */
 
 #ifndef RM_STATS_ROWS
-#define RM_STATS_ROWS 8 /* (code, flags) rows per slot, the last one for overflow */
+#define RM_STATS_ROWS 8 /* row positions per slot, the last one for overflow */
 #endif
-#define RM_STATS_OVERFLOW_SLOT 1 /* entry index of the overflow slot */
+#define RM_STATS_OVERFLOW_SLOT 0	  /* slot index of the overflow slot */
+#define RM_STATS_ROW_CLAIMING 0xffffffffu /* slot.rows[i] while its row is being taken */
 /* dst_service of the overflow slot, and response_code of overflow rows */
 #define RM_STATS_OVERFLOW_NAME "overflow"
 
@@ -117,16 +162,18 @@ struct rm_stats_hist {
 	__u64 sum;
 };
 
-/* rm_stats_row.id: RM_STATS_ROW_USED | code << 32 | flags (bit per rm_stats_flag). */
+/* rm_stats_row.id: RM_STATS_ROW_USED | code << 32 | flags (bit per rm_stats_flag);
+ * a key's overflow row has RM_STATS_ROW_OVERFLOW. */
 #define RM_STATS_ROW_USED (1ull << 63)
+#define RM_STATS_ROW_OVERFLOW (RM_STATS_ROW_USED | (1ull << 62))
 #define RM_STATS_ROW_ID(code, flags)                                                               \
 	(RM_STATS_ROW_USED | ((__u64)((code)&0xffff) << 32) | (__u64)(__u32)(flags))
 #define RM_STATS_ROW_CODE(id) ((unsigned)(((id) >> 32) & 0xffff))
 #define RM_STATS_ROW_FLAGS(id) ((__u32)(id))
 
-/* One (response code, response flags) series of a slot. code 0 = no response sent. */
+/* One (response code, response flags) series of a key. code 0 = no response sent. */
 struct rm_stats_row {
-	__u64 id;		   /* 0 = free; RM_STATS_ROW_ID(); the overflow row keeps 0 */
+	__u64 id;		   /* 0 = free; RM_STATS_ROW_ID() or RM_STATS_ROW_OVERFLOW */
 	struct rm_stats_hist dur;  /* request duration, us */
 	struct rm_stats_hist req;  /* request wire bytes (head + body) */
 	struct rm_stats_hist resp; /* response wire bytes */
@@ -144,13 +191,24 @@ struct rm_stats_slot {
 	__u64 tcp_sent_bytes;	  /* proxy -> upstream */
 	__u64 tcp_received_bytes; /* upstream -> proxy */
 	__u64 reserved[2];
-	struct rm_stats_row rows[RM_STATS_ROWS];
+	__u32 rows[RM_STATS_ROWS]; /* 0, RM_STATS_ROW_CLAIMING, or 1 + index in the pool */
 };
 
-/* rm_stats[0], padded to the slot size. */
+/* Worker i's buffer pools (bufpool.h), written by that worker once a second. */
+struct rm_stats_wk {
+	__u64 buf_waits;     /* times a connection found no client block free (it waited) */
+	__u64 up_buf_waits;  /* times an upstream connection found no input buffer free */
+	__u32 bufs_used;     /* client blocks borrowed now */
+	__u32 bufs;	     /* client blocks in the pool */
+	__u32 up_bufs_used;  /* upstream input buffers borrowed now */
+	__u32 up_bufs;	     /* upstream input buffers in the pool */
+	__u64 bufs_resident; /* bytes of both pools' blocks whose pages may be resident */
+};
+
+/* The first page of rm_stats. */
 struct rm_stats_hdr {
 	__u32 magic;		 /* RM_STATS_MAGIC once the daemon initialised the map */
-	__u32 n_slots;		 /* RM_STATS_SLOTS */
+	__u32 n_slots;		 /* key slots (RM_STATS_SLOTS), the overflow slot included */
 	__u64 started_ns;	 /* CLOCK_REALTIME when the daemon (re)initialised counters */
 	__u64 dropped;		 /* lookups that found no slot (counted in the overflow slot) */
 	__u64 generation;	 /* config generation last seen by the daemon */
@@ -158,12 +216,33 @@ struct rm_stats_hdr {
 	__u64 cfg_rejected;	 /* configurations it refused (kept the previous one) */
 	__u64 cfg_apply_last_us; /* flip by the CLI -> live in the daemon, last one */
 	struct rm_stats_hist cfg_apply; /* the same, every apply (us) */
+	__u32 n_rows;			/* rows in the pool (RM_STATS_POOL_ROWS) */
+	__u32 rows_used;		/* rows taken from the pool, <= n_rows */
+	__u64 slot_off;			/* byte offset of slot 0 in the map */
+	__u64 row_off;			/* byte offset of pool row 0 */
+	__u64 pool_full; /* requests counted in the overflow slot's row: the pool was empty */
+	__u32 wk_pid;	 /* the daemon that writes wk[] */
+	__u32 n_wk;	 /* entries of wk[] in use (workers of that daemon) */
+	__u64 wk_ns;	 /* CLOCK_MONOTONIC of its last write */
+	__u64 reserved[3];
+	struct rm_stats_wk wk[RM_STATS_WORKERS];
 };
 
-union rm_stats_entry {
-	struct rm_stats_hdr hdr;
-	struct rm_stats_slot slot;
+/* A page of the map, its value type. */
+struct rm_stats_page {
+	__u8 b[RM_STATS_PAGE];
 };
+
+/* The regions of a map with ns slots and nr rows (header, slots, 64-byte aligned rows). */
+#define RM_STATS_SLOT_OFF ((__u64)RM_STATS_PAGE)
+#define RM_STATS_ROW_OFF(ns)                                                                       \
+	((RM_STATS_SLOT_OFF + (__u64)(ns) * sizeof(struct rm_stats_slot) + 63) & ~63ull)
+#define RM_STATS_BYTES(ns, nr) (RM_STATS_ROW_OFF(ns) + (__u64)(nr) * sizeof(struct rm_stats_row))
+#define RM_STATS_PAGES(ns, nr) ((RM_STATS_BYTES(ns, nr) + RM_STATS_PAGE - 1) / RM_STATS_PAGE)
+#define RM_STATS_MAP_PAGES RM_STATS_PAGES(RM_STATS_SLOTS, RM_STATS_POOL_ROWS)
+/* ringmeshd --stats-keys K: K slots and 2 K rows (the defaults are K = RM_STATS_SLOTS) */
+#define RM_STATS_KEYS_MIN 16
+#define RM_STATS_KEYS_MAX 65536
 
 #ifndef __bpf__
 _Static_assert(sizeof(struct rm_stats_key) == RM_STATS_NAME_LEN + 8 * RM_STATS_SHORT_LEN + 8,
@@ -172,12 +251,13 @@ _Static_assert(sizeof(struct rm_stats_hist) == (RM_STATS_BUCKETS + 1) * 8, "rm_s
 _Static_assert(sizeof(struct rm_stats_row) == 8 + 3 * sizeof(struct rm_stats_hist),
 	       "rm_stats_row layout");
 _Static_assert(sizeof(struct rm_stats_slot) % 8 == 0, "rm_stats_slot alignment");
-_Static_assert(sizeof(union rm_stats_entry) == sizeof(struct rm_stats_slot),
-	       "rm_stats entries are slot sized");
-_Static_assert(sizeof(struct rm_stats_slot) == 8 + sizeof(struct rm_stats_key) + 8 * 8 +
-						   RM_STATS_ROWS * sizeof(struct rm_stats_row),
+_Static_assert(sizeof(struct rm_stats_slot) ==
+		   8 + sizeof(struct rm_stats_key) + 8 * 8 + RM_STATS_ROWS * sizeof(__u32),
 	       "rm_stats_slot layout");
+_Static_assert(sizeof(struct rm_stats_wk) == 40, "rm_stats_wk layout");
+_Static_assert(sizeof(struct rm_stats_hdr) <= RM_STATS_PAGE, "the header is the first page");
 _Static_assert(RM_STATS_ROWS >= 2, "a row of its own and the overflow row");
+_Static_assert(RM_STATS_SLOTS >= 2 && RM_STATS_POOL_ROWS >= 1, "an overflow slot and its row");
 #endif
 
 #endif /* RINGMESH_STATS_H */

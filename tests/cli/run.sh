@@ -401,7 +401,8 @@ bpftool map create "$PIN/rm_include" type lpm_trie key 20 value 1 entries 16 nam
 bpftool map create "$PIN/rm_xports" type hash key 2 value 1 entries 16 name rm_xports &&
 bpftool map create "$PIN/rm_orig" type lru_hash key 40 value 56 entries 16 name rm_orig &&
 bpftool map create "$PIN/rm_socks" type sockhash key 40 value 4 entries 16 name rm_socks &&
-bpftool map create "$PIN/rm_stats" type array key 4 value 4688 entries 1024 name rm_stats flags 0x400 &&
+# rm_stats (stats.h): pages of 4096 B holding the header, 1024 key slots and 2048 rows
+bpftool map create "$PIN/rm_stats" type array key 4 value 4096 entries 413 name rm_stats flags 0x400 &&
 bpftool map create "$PIN/odd_map" type hash key 3 value 5 entries 4 name odd_map ||
 	{ bad "bpftool map create"; echo "cli: $pass passed, $fail failed"; exit 1; }
 
@@ -426,8 +427,18 @@ orig = mapped("10.96.0.20") + struct.pack(">H", 8080) + struct.pack("<HIQQIIQ", 
 upd("rm_orig", tup, orig)
 upd("rm_dpstats", struct.pack("<I", 0), struct.pack("<Q", 7))
 upd("odd_map", b"abc", b"\x00\x01\x02\"\xff")
-hdr = struct.pack("<IIQQQ", 0x52535441, 1024, 1, 0, 3).ljust(4688, b"\0")
-upd("rm_stats", struct.pack("<I", 0), hdr)
+# rm_stats: the header (magic "RST2", 1024 slots, started 1, dropped 0, generation 3; then
+# 2048 rows of which 3 used, the regions' offsets; worker 0's buffer pools), slot 5
+# naming pool rows 1 and 2 (row 0 is the overflow slot's reserved row)
+NS, NR, SLOT, ROW, PAGE = 1024, 2048, 624, 512, 4096
+slot_off = PAGE
+row_off = (slot_off + NS * SLOT + 63) & ~63
+m = bytearray(413 * PAGE)
+assert row_off + NR * ROW <= len(m) < row_off + NR * ROW + PAGE
+struct.pack_into("<IIQQQ", m, 0, 0x52535432, NS, 1, 0, 3)
+struct.pack_into("<IIQQQ", m, 224, NR, 3, slot_off, row_off, 0)
+struct.pack_into("<II", m, 256, 4242, 1)
+struct.pack_into("<QQIIIIQ", m, 296, 5, 0, 2, 4096, 1, 8192, 12345)
 def s(txt, n): return txt.encode().ljust(n, b"\0")
 key = (s("trans-service.order-system-production.svc.cluster.local", 128) + s("v1", 48)
        + s("trans-service-v1", 48) + s("curl", 48) + s("unknown", 48)
@@ -437,11 +448,15 @@ key = (s("trans-service.order-system-production.svc.cluster.local", 128) + s("v1
 def hist(b, n, total): return struct.pack("<20Q", *[n if i == b else 0 for i in range(20)]) + struct.pack("<Q", total)
 def row(code, flags, n, dbucket, dsum):
     return struct.pack("<Q", (1 << 63) | (code << 32) | flags) + hist(dbucket, n, dsum) + hist(6, n, 90 * n) + hist(9, n, 900 * n)
-rows = row(200, 0, 9, 2, 9 * 3000) + row(503, 1, 1, 0, 100)
-rows = rows.ljust(8 * 512, b"\0")
-slot = struct.pack("<II", 2, 0) + key + struct.pack("<QQ", 0, 0) + struct.pack("<4Q", 3, 2, 100, 200) + b"\0" * 16 + rows
-assert len(slot) == 4688, len(slot)
-upd("rm_stats", struct.pack("<I", 5), slot)
+slot = (struct.pack("<II", 2, 0) + key + struct.pack("<QQ", 0, 0) + struct.pack("<4Q", 3, 2, 100, 200)
+        + b"\0" * 16 + struct.pack("<8I", 2, 3, 0, 0, 0, 0, 0, 0))
+assert len(slot) == SLOT, len(slot)
+m[slot_off + 5 * SLOT:slot_off + 6 * SLOT] = slot
+m[row_off:row_off + ROW] = struct.pack("<Q", 3 << 62).ljust(ROW, b"\0")
+m[row_off + ROW:row_off + 3 * ROW] = row(200, 0, 9, 2, 9 * 3000) + row(503, 1, 1, 0, 100)
+for pg in sorted({0, (slot_off + 5 * SLOT) // PAGE, (slot_off + 6 * SLOT - 1) // PAGE,
+                  row_off // PAGE, (row_off + 3 * ROW - 1) // PAGE}):
+    upd("rm_stats", struct.pack("<I", pg), m[pg * PAGE:(pg + 1) * PAGE])
 EOF
 }
 fill 0.2 || bad "fill fake maps"
@@ -486,6 +501,12 @@ tj "stats" 0 "${P[@]}" stats
 jpy "json: stats" "d['datapath']['redirected'] % 7 == 0 and d['datapath']['redirected'] > 0 and d['requests']['slots'][0]['requests'] == 10 and d['requests']['slots'][0]['code_class']['5xx'] == 1 and d['requests']['slots'][0]['tcp']['opened'] == 3"
 t "stats: p50/p90/p99 from the histograms" 0 "trans-service.order-system-production.svc.cluster.local +v1 +curl +10 .* +3 +2 +2\.78 +4\.56 +4\.96 *$" "${P[@]}" stats
 jpy "json: stats quantiles and series" "d['requests']['slots'][0]['duration_ms']['p50'] > 1 and d['requests']['slots'][0]['series'] == [{'code': 200, 'response_flags': '-', 'requests': 9}, {'code': 503, 'response_flags': 'UO', 'requests': 1}]"
+t "stats: buffer pools per worker" 0 "^ *0 +2 +4096 +5 +1 +8192 +0 +12 *$" "${P[@]}" stats
+t "stats: rows of the pool" 0 "^Requests \(rm_stats, config generation 3, 0 lookups in the overflow slot, 3 of 2048 rows used" "${P[@]}" stats
+tj "stats" 0 "${P[@]}" stats
+jpy "json: stats workers and rows" "d['requests']['workers'] == [{'worker': 0, 'client_in_use': 2, 'client_blocks': 4096, 'client_waits': 5, 'upstream_in_use': 1, 'upstream_bufs': 8192, 'upstream_waits': 0, 'resident_bytes': 12345}] and d['requests']['rows'] == 3 and d['requests']['rows_max'] == 2048"
+t "stats --prometheus: buffer waits" 0 '^ringmesh_worker_buffer_waits_total\{worker="0",pool="client"\} 5$' "${P[@]}" stats --prometheus
+t "stats --prometheus: rows" 0 '^ringmesh_stats_rows 3$' "${P[@]}" stats --prometheus
 t "stats --watch 1 --count 2: two rounds with a rate column" 0 "REQ/S" "${P[@]}" stats --watch 1 --count 2
 n=$(R stats --watch 1 --count 2 2>&1 | grep -c '^Requests (rm_stats')
 [ "$n" = 2 ] && ok "stats --watch 1 --count 2 prints 2 rounds" || bad "stats --watch 1 --count 2 prints 2 rounds" "$n"

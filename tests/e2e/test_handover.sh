@@ -111,6 +111,37 @@ ready() { [ "$(in_ns "$NODE_NS" curl -s -o /dev/null -w '%{http_code}' -m 2 "htt
 check "/healthz/ready: 200 again (503 only while a successor was being served)" ready
 kill "$PID_hold" 2>/dev/null
 
+# --- a successor that finds rm_stats of another layout (what a version with another
+# metrics layout meets): refused with the reason, and the first daemon serves on. The
+# first one keeps its map through its mapping; its pin is restored by id afterwards.
+STATS_ID=$(bpftool -j map show pinned "$PIN/rm_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+if [ -n "$STATS_ID" ] && rm -f "$PIN/rm_stats" &&
+	bpftool map create "$PIN/rm_stats" type array key 4 value 4688 entries 1024 name rm_stats \
+		flags 0x400; then
+	daemon "$TMP/layout.log" "${DARGS[@]}"
+	LAYOUT=$!
+	RINGMESHD_PID=$LAYOUT # should it take over after all, cleanup stops it
+	for _ in $(seq 100); do kill -0 "$LAYOUT" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$LAYOUT" 2>/dev/null && kill -TERM "$LAYOUT"
+	wait "$LAYOUT"
+	lrc=$?
+	RINGMESHD_PID=$OLD
+	sed 's/^/    # /' "$TMP/layout.log"
+	check "a successor finding rm_stats of another layout exits non-zero ($lrc)" [ "$lrc" != 0 ]
+	check "... saying why: no hand-over between these versions" \
+		grep -q "maps have another layout; stop it first (no hand-over between these versions)" "$TMP/layout.log"
+else
+	fail "an old-layout rm_stats swapped in"
+fi
+rm -f "$PIN/rm_stats"
+bpftool map pin id "$STATS_ID" "$PIN/rm_stats" || fail "rm_stats pinned again (id $STATS_ID)"
+sleep 0.3
+check "the first daemon serves on (back twice now)" \
+	sh -c "kill -0 $OLD && [ \$(grep -c 'went away before taking over: serving on' '$TMP/ringmeshd.log') -ge 2 ]"
+check "requests still reach v1 through it" v1_ok
+stats_seen() { cli stats | grep -q "$SVC"; }
+check "its counters read back (its rm_stats pinned again)" stats_seen
+
 # --- the hand-over under load
 cat >"$TMP/fresh.py" <<'PY'
 # One new connection per request until the deadline: the clients a hand-over's

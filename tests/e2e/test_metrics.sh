@@ -51,6 +51,10 @@ papi() { # PromQL -> JSON of /api/v1/query
 }
 pyj() { python3 -c "import json,sys; d=json.load(sys.stdin); $1" "${@:2}"; }
 
+# An older version's rm_stats left in the pin dir (8 rows in every slot: another
+# layout): a fresh start re-creates it instead of failing to load its programs.
+mkdir -p "$PIN" && bpftool map create "$PIN/rm_stats" type array key 4 value 4688 entries 1024 \
+	name rm_stats flags 0x400 || fail "an old-layout rm_stats pinned"
 # Only the VIP range: pod IPs are not services, so every proxied request is counted.
 start_ringmeshd "$DAEMON_CG" "$NODE_NS" --cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 \
 	--listen 127.0.0.1:15001 --pod-gateway $POD_GW --workers 2 \
@@ -69,6 +73,10 @@ ready_200() {
 	return 1
 }
 check "/healthz/ready: 200 once configuration is loaded and workers accept" ready_200
+check "the old-layout rm_stats was re-created, said so" \
+	grep -q "rm_stats: pinned map has another layout.*re-creating it" "$TMP/ringmeshd.log"
+new_layout() { bpftool -j map show pinned "$PIN/rm_stats" | pyj 'print(d["bytes_value"], d["max_entries"]); sys.exit(d["bytes_value"] != 4096)'; }
+check "rm_stats now has the new layout (pages: header, keys, row pool)" new_layout
 same_body() {
 	local a b
 	a=$(node_curl "http://127.0.0.1:$MPORT/metrics" | grep -v '^ringmesh_datapath') || return 1
@@ -289,6 +297,28 @@ breaker_metrics() {
 }
 wck "ringmesh_*: breaker overflows == the UO 503s, config generation, data path" breaker_metrics
 
+# rm_stats' row pool: one row per source series (each row counted at least one
+# request), plus the overflow slot's reserved row; the workers' buffer pools
+stats_pool() {
+	python3 - "$TMP/final.txt" <<'PY'
+import re, sys
+t = open(sys.argv[1]).read()
+def val(name):
+    m = re.search("^" + re.escape(name) + r" (\d+)$", t, re.M)
+    return int(m.group(1)) if m else None
+rows, rmax, pool = val("ringmesh_stats_rows"), val("ringmesh_stats_rows_max"), val('ringmesh_stats_overflow_total{kind="pool"}')
+series = len(re.findall(r'^istio_requests_total\{reporter="source"', t, re.M))
+wk = {(int(w), p): int(v) for w, p, v in re.findall(r'^ringmesh_worker_buffers\{worker="(\d+)",pool="(\w+)"\} (\d+)$', t, re.M)}
+used = {(int(w), p): int(v) for w, p, v in re.findall(r'^ringmesh_worker_buffers_in_use\{worker="(\d+)",pool="(\w+)"\} (\d+)$', t, re.M)}
+print("rows", rows, "of", rmax, "for", series, "source series; pool overflows", pool, "; buffers", wk, "in use", used)
+ok = rows == series + 1 and rmax == 2048 and pool == 0
+ok = ok and sorted(wk) == [(0, "client"), (0, "upstream"), (1, "client"), (1, "upstream")]
+ok = ok and all(v > 0 for v in wk.values()) and all(used[k] <= wk[k] for k in wk)
+sys.exit(not ok)
+PY
+}
+wck "rm_stats rows: one per source series (+ the reserved one); both workers' buffer pools exported" stats_pool
+
 dashboards() {
 	in_ns "$NODE_NS" python3 "$here/dash_queries.py" --prom "http://127.0.0.1:$PPORT" \
 		--var "service=$SVC" --var qrep=destination --var workload=trans-service \
@@ -313,4 +343,23 @@ stop_prom() {
 check "prometheus stops" stop_prom
 check "ringmeshd: clean stop exits 0" stop_ringmeshd
 check "after stop: nothing attached, pinned or running" nothing_left
+
+# --stats-keys: rm_stats follows the capacity asked for (64 keys, 128 rows: 27 pages),
+# and an rm_stats of the default size left pinned is re-created, not refused
+mkdir -p "$PIN" && bpftool map create "$PIN/rm_stats" type array key 4 value 4096 entries 413 \
+	name rm_stats flags 0x400 || fail "a default-size rm_stats pinned"
+if start_ringmeshd "$DAEMON_CG" "$NODE_NS" --cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 \
+	--listen 127.0.0.1:15001 --pod-gateway $POD_GW --workers 1 --stats-keys 64; then
+	sized() {
+		local m
+		bpftool -j map show pinned "$PIN/rm_stats" | pyj 'print("rm_stats pages:", d["max_entries"]); sys.exit(d["max_entries"] != 27)' || return 1
+		m=$("$BUILD/ringmesh" --pin-dir "$PIN" stats --prometheus) || return 1
+		grep -x 'ringmesh_stats_keys_max 63' <<<"$m" && grep -x 'ringmesh_stats_rows_max 128' <<<"$m"
+	}
+	check "--stats-keys 64: a map of 27 pages, 63 keys and 128 rows exported" sized
+	check "... the default-size map it found re-created" grep -q "rm_stats: pinned map has another layout.*x 413.*re-creating it" "$TMP/ringmeshd.log"
+	check "ringmeshd --stats-keys 64: clean stop exits 0" stop_ringmeshd
+else
+	fail "ringmeshd --stats-keys 64 starts"
+fi
 summary metrics

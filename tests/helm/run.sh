@@ -192,6 +192,8 @@ refuse() { # key what --set...
 refuse workers 'workers: "two"' --set-string workers=two
 refuse workers 'workers: 0' --set workers=0
 refuse workers 'workers: 65 (ringmeshd allows 1..64)' --set workers=65
+refuse statsKeys 'statsKeys: 15 (ringmeshd allows 16..65536)' --set statsKeys=15
+refuse statsKeys 'statsKeys: 65537' --set statsKeys=65537
 refuse podsCgroup 'podsCgroup: "" (the cgroup2 root)' --set-string podsCgroup=
 refuse podsCgroup 'podsCgroup: "/" (the cgroup2 root)' --set-string podsCgroup=/
 refuse podsCgroup 'podsCgroup: "." (the cgroup2 root)' --set-string podsCgroup=.

@@ -66,8 +66,9 @@ static void test_find_and_lengths(void **state)
 	assert_null(pin_find("rm_nope"));
 	/* the halves of the configuration are sized per publish: not in the table */
 	assert_null(pin_find(RM_MAP_CFG));
-	assert_int_equal(pin_elem_off(d, 1), (sizeof(union rm_stats_entry) + 7) & ~(size_t)7);
-	assert_true(pin_mmap_len(d) >= pin_elem_off(d, RM_STATS_SLOTS));
+	assert_int_equal(pin_elem_off(d, 1), RM_STATS_PAGE);
+	assert_true(pin_mmap_len(d) >= RM_STATS_BYTES(RM_STATS_SLOTS, RM_STATS_POOL_ROWS));
+	assert_true(pin_mmap_len(d) < RM_STATS_BYTES(RM_STATS_SLOTS, RM_STATS_POOL_ROWS) + pg);
 	assert_int_equal(pin_mmap_len(d) % pg, 0);
 	assert_int_equal(pin_mmap_len(&pin_defs[PIN_PROXY]), pg);
 }
@@ -109,6 +110,26 @@ static void test_open_create_and_refuse(void **state)
 	assert_int_equal(pin_open(&m, PIN_STATS, pin_dir, PIN_O_MMAP, err, sizeof(err)), -EPROTO);
 	assert_non_null(strstr(err, "another layout"));
 	assert_null(m.mem);
+	/* ... unless asked for that capacity (--stats-keys) */
+	assert_int_equal(pin_open_sized(&m, PIN_STATS, pin_dir, PIN_O_MMAP, 8, err, sizeof(err)),
+			 0);
+	assert_int_equal(m.mem_len, 8 * RM_STATS_PAGE);
+	pin_close(&m);
+	/* the old layout (8 rows in every 4688 B slot): refused even for decoding */
+	unlink(path);
+	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, RM_MAP_STATS, 4, 4688, 1024, &o);
+	assert_true(fd >= 0);
+	assert_int_equal(bpf_obj_pin(fd, path), 0);
+	close(fd);
+	assert_int_equal(pin_open(&m, PIN_STATS, pin_dir, PIN_O_RDONLY, err, sizeof(err)), -EPROTO);
+	assert_non_null(strstr(err, "another layout"));
+	/* created at the capacity asked for */
+	unlink(path);
+	assert_int_equal(pin_open_sized(&m, PIN_STATS, pin_dir, PIN_O_CREATE | PIN_O_MMAP,
+					(uint32_t)RM_STATS_PAGES(16, 32), err, sizeof(err)),
+			 0);
+	assert_int_equal(m.info.max_entries, RM_STATS_PAGES(16, 32));
+	pin_close(&m);
 	/* another value size: refused even for decoding */
 	assert_int_equal(pin_open(&m, PIN_CFG_CTL, pin_dir, 0, err, sizeof(err)), -ENOENT);
 	snprintf(path, sizeof(path), "%s/%s", pin_dir, RM_MAP_CFG_CTL);

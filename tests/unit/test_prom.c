@@ -21,9 +21,11 @@
 
 #include "common/prom.h"
 #include "ringmeshd/admin.h"
+#include "ringmeshd/bufpool.h"
 #include "ringmeshd/stats_w.h"
 
 #define NS 16
+#define NR 32
 #define SVC "trans-service.order-system-production.svc.cluster.local"
 
 /* The label sets the source and destination copies of one row must carry. */
@@ -56,7 +58,7 @@
 	"destination_cluster=\"unknown\",request_protocol=\"http\",response_code=\"" code "\","    \
 	"grpc_response_status=\"\",response_flags=\"-\",connection_security_policy=\"none\""
 
-static union rm_stats_entry mem[NS];
+static _Alignas(64) unsigned char mem[RM_STATS_BYTES(NS, NR)];
 static struct stats_w sw;
 
 static char *render(const struct prom_view *v)
@@ -98,15 +100,15 @@ static struct rm_stats_slot *fill(void)
 	struct rm_stats_slot *sl;
 
 	memset(mem, 0, sizeof(mem));
-	stats_w_attach(&sw, mem, NS, 1);
+	stats_w_attach(&sw, mem, NS, NR, 1);
 	stats_key_make(&k, SVC, "v1", "trans-service", RM_STATS_HTTP);
 	sl = stats_slot(&sw, &k);
-	stats_request(sl, 200, 0, 700, 120, 300);     /* 0.7 ms */
-	stats_request(sl, 200, 0, 12000, 120, 3000);  /* 12 ms */
-	stats_request(sl, 200, 0, 5000000, 120, 300); /* 5 s */
-	stats_request(sl, 503, 1u << RM_STATS_F_UO, 100, 80, 200);
-	stats_request(sl, 504, 1u << RM_STATS_F_UT, 5000100, 80, 150);
-	stats_request(sl, 200, 1u << RM_STATS_F_DI, 1000, 80, 150);
+	stats_request(&sw, sl, 200, 0, 700, 120, 300);	   /* 0.7 ms */
+	stats_request(&sw, sl, 200, 0, 12000, 120, 3000);  /* 12 ms */
+	stats_request(&sw, sl, 200, 0, 5000000, 120, 300); /* 5 s */
+	stats_request(&sw, sl, 503, 1u << RM_STATS_F_UO, 100, 80, 200);
+	stats_request(&sw, sl, 504, 1u << RM_STATS_F_UT, 5000100, 80, 150);
+	stats_request(&sw, sl, 200, 1u << RM_STATS_F_DI, 1000, 80, 150);
 	stats_tcp(sl, 3, 2, 1000, 5000);
 	stats_set_generation(&sw, 7);
 	stats_cfg_applied(&sw, 2500);
@@ -115,7 +117,7 @@ static struct rm_stats_slot *fill(void)
 
 static void test_istio_requests(void **state)
 {
-	struct prom_view v = {.stats = mem, .n_stats = NS, .tag = "0.1.0"};
+	struct prom_view v = {.stats = mem, .stats_len = sizeof(mem), .tag = "0.1.0"};
 	char *t;
 
 	fill();
@@ -149,7 +151,7 @@ static void test_istio_requests(void **state)
 
 static void test_istio_histograms(void **state)
 {
-	struct prom_view v = {.stats = mem, .n_stats = NS};
+	struct prom_view v = {.stats = mem, .stats_len = sizeof(mem)};
 	static const char *const le[] = {
 	    "0.5",   "1",      "5",	 "10",	    "25",      "50",	"100",
 	    "250",   "500",    "1000",	 "2500",    "5000",    "10000", "30000",
@@ -190,8 +192,11 @@ static void test_istio_histograms(void **state)
 static void test_tcp_and_own(void **state)
 {
 	uint64_t dp[RM_DP_STAT_MAX] = {0};
-	struct prom_view v = {
-	    .stats = mem, .n_stats = NS, .dp = dp, .has_store_gen = true, .store_gen = 8};
+	struct prom_view v = {.stats = mem,
+			      .stats_len = sizeof(mem),
+			      .dp = dp,
+			      .has_store_gen = true,
+			      .store_gen = 8};
 	char *t;
 
 	dp[RM_DP_REDIRECTED] = 42;
@@ -229,7 +234,10 @@ static void test_tcp_and_own(void **state)
 	has_line(t, "ringmesh_config_apply_duration_seconds_sum 0.002500");
 	has_line(t, "ringmesh_config_apply_duration_seconds_count 1");
 	has_line(t, "ringmesh_stats_keys 1");
-	has_line(t, "ringmesh_stats_keys_max 14");
+	has_line(t, "ringmesh_stats_keys_max 15");
+	has_line(t, "ringmesh_stats_rows 5"); /* 4 (code, flags) rows and the reserved one */
+	has_line(t, "ringmesh_stats_rows_max 32");
+	has_line(t, "ringmesh_stats_overflow_total{kind=\"pool\"} 0");
 	has_line(t, "ringmesh_stats_overflow_total{kind=\"key\"} 0");
 	has_line(t, "istio_build{component=\"ringmesh\",tag=\"unknown\"} 1");
 }
@@ -278,24 +286,24 @@ static void test_breaker(void **state)
 
 static void test_overflow_and_escaping(void **state)
 {
-	struct prom_view v = {.stats = mem, .n_stats = NS};
+	struct prom_view v = {.stats = mem, .stats_len = sizeof(mem)};
 	struct rm_stats_key k;
 	struct rm_stats_slot *sl;
 	char *t;
 
 	memset(mem, 0, sizeof(mem));
-	stats_w_attach(&sw, mem, NS, 1);
+	stats_w_attach(&sw, mem, NS, NR, 1);
 	stats_key_make(&k, "odd-host:8080", "v\"1\\\n", NULL, RM_STATS_HTTP);
 	sl = stats_slot(&sw, &k);
 	for (int c = 0; c < RM_STATS_ROWS + 1; c++)
-		stats_request(sl, 400 + c, 0, 10, 1, 1);
-	/* keys beyond the table: 14 probed entries, the rest in the overflow slot */
+		stats_request(&sw, sl, 400 + c, 0, 10, 1, 1);
+	/* keys beyond the table: 15 probed slots, the rest in the overflow slot */
 	for (int i = 0; i < 20; i++) {
 		char ver[16];
 
 		snprintf(ver, sizeof(ver), "x%d", i);
 		stats_key_make(&k, "many.ns.svc.cluster.local", ver, NULL, RM_STATS_HTTP);
-		stats_request(stats_slot(&sw, &k), 200, 0, 10, 1, 1);
+		stats_request(&sw, stats_slot(&sw, &k), 200, 0, 10, 1, 1);
 	}
 	t = render(&v);
 	/* a host that is no FQDN: name = host, namespace unknown; the value escaped */
@@ -306,12 +314,12 @@ static void test_overflow_and_escaping(void **state)
 			       "response_code=\"overflow\",grpc_response_status=\"\","
 			       "response_flags=\"-\",connection_security_policy=\"unknown\"} 2\n"));
 	has_line(t, "ringmesh_stats_overflow_total{kind=\"code\"} 2");
-	assert_true(mem[0].hdr.dropped > 0);
+	assert_true(sw.h->dropped > 0);
 	{
 		char want[96];
 
 		snprintf(want, sizeof(want), "ringmesh_stats_overflow_total{kind=\"key\"} %llu",
-			 (unsigned long long)mem[0].hdr.dropped);
+			 (unsigned long long)sw.h->dropped);
 		has_line(t, want);
 	}
 	assert_non_null(strstr(t, "destination_service=\"overflow\",destination_service_name="
@@ -329,6 +337,51 @@ static void test_overflow_and_escaping(void **state)
 		}
 		assert_int_equal(total, 20);
 	}
+}
+
+/* The row pool runs out: the requests are in overflow series, counted, none lost. */
+static void test_pool_full(void **state)
+{
+	struct prom_view v = {.stats = mem, .stats_len = sizeof(mem)};
+	struct rm_stats_key k;
+	struct bufpool cp, up;
+	char *t;
+
+	memset(mem, 0, sizeof(mem));
+	stats_w_attach(&sw, mem, NS, 3, 1);
+	stats_key_make(&k, SVC, "v1", "trans-service", RM_STATS_HTTP);
+	stats_request(&sw, stats_slot(&sw, &k), 200, 0, 10, 1, 1);
+	stats_request(&sw, stats_slot(&sw, &k), 201, 0, 10, 1, 1);
+	stats_request(&sw, stats_slot(&sw, &k), 202, 0, 10, 1, 1);
+	stats_key_make(&k, SVC, "v2", "trans-service", RM_STATS_HTTP);
+	stats_request(&sw, stats_slot(&sw, &k), 200, 0, 10, 1, 1);
+	assert_int_equal(bufpool_init(&cp, 4096, 8, 1), 0);
+	assert_int_equal(bufpool_init(&up, 4096, 8, 1), 0);
+	assert_non_null(bufpool_get(&cp));
+	stats_worker_bufs(&sw, 0, &cp, &up, 1);
+	t = render(&v);
+	has_line(t, "istio_requests_total{" SRC_LABELS("200", "-") "} 1");
+	assert_non_null(strstr(t, "istio_requests_total{reporter=\"source\""));
+	/* 201 took the last row; 202 and v2's 200 went to the overflow slot's row */
+	assert_non_null(
+	    strstr(t, "destination_service=\"overflow\",destination_service_name="
+		      "\"overflow\",destination_service_namespace=\"unknown\","
+		      "destination_canonical_service=\"unknown\",destination_canonical_"
+		      "revision=\"unknown\",destination_cluster=\"unknown\",request_"
+		      "protocol=\"http\",response_code=\"overflow\",grpc_response_status="
+		      "\"\",response_flags=\"-\",connection_security_policy=\"unknown\"} 2\n"));
+	has_line(t, "ringmesh_stats_rows 3");
+	has_line(t, "ringmesh_stats_rows_max 3");
+	has_line(t, "ringmesh_stats_overflow_total{kind=\"pool\"} 2");
+	has_line(t, "ringmesh_stats_overflow_total{kind=\"code\"} 2");
+	has_line(t, "ringmesh_stats_keys 3"); /* v1, v2 and the overflow slot */
+	has_line(t, "ringmesh_worker_buffers_in_use{worker=\"0\",pool=\"client\"} 1");
+	has_line(t, "ringmesh_worker_buffers{worker=\"0\",pool=\"upstream\"} 8");
+	has_line(t, "ringmesh_worker_buffer_waits_total{worker=\"0\",pool=\"client\"} 0");
+	has_line(t, "ringmesh_worker_buffer_resident_bytes{worker=\"0\"} 4096");
+	assert_int_equal(count_of(t, "# TYPE "), count_of(t, "# HELP "));
+	bufpool_fini(&cp);
+	bufpool_fini(&up);
 }
 
 static void test_quantile(void **state)
@@ -362,38 +415,48 @@ static void *hammer_main(void *arg)
 {
 	struct hammer *h = arg;
 
-	while (!h->stop)
-		stats_request(h->sl, 200, 0, 10, 10, 10);
+	/* new codes now and then: rows are taken from the pool while readers copy */
+	for (unsigned n = 0; !h->stop; n++)
+		stats_request(&sw, h->sl, 200 + (n >> 12) % 6, 0, 10, 10, 10);
 	return NULL;
 }
 
 static void test_consistent_copy(void **state)
 {
-	static struct rm_stats_slot cp;
+	static struct prom_series cp;
+	struct prom_stats ps;
 	struct rm_stats_key k;
 	struct hammer h = {0};
 	pthread_t t[2];
 	int quiet = 0;
 
 	memset(mem, 0, sizeof(mem));
-	stats_w_attach(&sw, mem, NS, 1);
+	stats_w_attach(&sw, mem, NS, NR, 1);
 	stats_key_make(&k, SVC, "v1", NULL, RM_STATS_HTTP);
 	h.sl = stats_slot(&sw, &k);
+	assert_int_equal(prom_stats_locate(mem, sizeof(mem), &ps), 0);
 	for (int i = 0; i < 2; i++)
 		pthread_create(&t[i], NULL, hammer_main, &h);
 	for (int i = 0; i < 100000; i++) {
-		uint64_t a = 0, b = 0, c = 0;
+		uint64_t n = 0;
 
-		if (prom_slot_copy(h.sl, &cp))
+		if (prom_series_copy(&ps, (uint32_t)(h.sl - sw.slots), &cp))
 			continue;
 		quiet++;
-		for (int j = 0; j < RM_STATS_BUCKETS; j++) {
-			a += cp.rows[0].dur.b[j];
-			b += cp.rows[0].req.b[j];
-			c += cp.rows[0].resp.b[j];
+		for (int r = 0; r < RM_STATS_ROWS; r++) {
+			uint64_t a = 0, b = 0, c = 0;
+
+			for (int j = 0; j < RM_STATS_BUCKETS; j++) {
+				a += cp.rows[r].dur.b[j];
+				b += cp.rows[r].req.b[j];
+				c += cp.rows[r].resp.b[j];
+			}
+			assert_true(a == b && b == c);
+			assert_true(cp.rows[r].dur.sum == 10 * a && cp.rows[r].req.sum == 10 * a);
+			n += a;
 		}
-		assert_true(a == b && b == c);
-		assert_true(cp.rows[0].dur.sum == 10 * a && cp.rows[0].req.sum == 10 * a);
+		/* every update finished before the copy, none after: all rows agree */
+		assert_true(n == cp.sl.wend);
 	}
 	h.stop = 1;
 	for (int i = 0; i < 2; i++)
@@ -492,10 +555,15 @@ static void test_admin_thread(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_istio_requests),	  cmocka_unit_test(test_istio_histograms),
-	    cmocka_unit_test(test_tcp_and_own),		  cmocka_unit_test(test_breaker),
-	    cmocka_unit_test(test_overflow_and_escaping), cmocka_unit_test(test_quantile),
-	    cmocka_unit_test(test_consistent_copy),	  cmocka_unit_test(test_admin_answers),
+	    cmocka_unit_test(test_istio_requests),
+	    cmocka_unit_test(test_istio_histograms),
+	    cmocka_unit_test(test_tcp_and_own),
+	    cmocka_unit_test(test_breaker),
+	    cmocka_unit_test(test_overflow_and_escaping),
+	    cmocka_unit_test(test_pool_full),
+	    cmocka_unit_test(test_quantile),
+	    cmocka_unit_test(test_consistent_copy),
+	    cmocka_unit_test(test_admin_answers),
 	    cmocka_unit_test(test_admin_thread),
 	};
 

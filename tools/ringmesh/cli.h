@@ -119,14 +119,17 @@ const char *cli_proto_name(unsigned int proto);
 const char *cli_addr_str(const void *rm_addr16, char *buf, size_t len);
 struct rm_addr;
 struct rm_proxy_cfg;
-struct rm_stats_slot;
+struct prom_series;
 /* Name of an rm_dpstats index (enum rm_dp_stat), NULL if unknown. */
 /* "a.b.c.d:port" / "[v6]:port" for a mapped address and a network-order port. */
 const char *cli_endpoint_str(const struct rm_addr *a, uint16_t be_port, char *buf, size_t len);
 /* The fields of rm_proxy[0] as JSON members (inside an open object) or plain lines. */
 void cli_proxy_fields(const struct rm_proxy_cfg *p, uint64_t now_ns);
+struct rm_stats_hdr;
+/* The rm_stats header's members (NULL: not initialised), inside an open JSON object. */
+void cli_stats_hdr_fields(const struct rm_stats_hdr *h);
 /* One live rm_stats slot as a JSON object or a plain line. */
-void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s);
+void cli_stats_slot_print(uint32_t idx, const struct prom_series *s);
 
 struct rm_cfg;
 /* Consistent copy of the active configuration half (malloc'ed, free() it) and its

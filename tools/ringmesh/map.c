@@ -22,6 +22,7 @@
 #include "common/util.h"
 #include "common/pin.h"
 #include "common/prom.h"
+#include "common/prom_src.h"
 #include "cli.h"
 
 /* ---- per-map entry printers ---- */
@@ -298,33 +299,66 @@ static void entry_cfg_ctl(const struct cli_map *m, const void *key, const void *
 	}
 }
 
-static void entry_stats(const struct cli_map *m, const void *key, const void *val)
+/* rm_stats is a run of pages holding a header, key slots and a row pool (stats.h):
+ * decoded whole, as the header and the live slots, not page by page. */
+static int dump_stats(const struct cli_map *m)
 {
-	const union rm_stats_entry *e = val;
-	uint32_t idx;
+	struct prom_stats_map sm;
+	const struct rm_stats_hdr *h;
+	struct prom_series *s;
+	size_t n = 1;
+	char why[256];
 
-	memcpy(&idx, key, sizeof(idx));
-	if (idx == 0) {
-		if (cli.jw) {
-			json_start_object(cli.jw);
-			json_uint_field(cli.jw, "index", 0);
-			json_bool_field(cli.jw, "initialised", e->hdr.magic == RM_STATS_MAGIC);
-			json_uint_field(cli.jw, "slots", e->hdr.n_slots);
-			json_uint_field(cli.jw, "started_ns", e->hdr.started_ns);
-			json_uint_field(cli.jw, "dropped", e->hdr.dropped);
-			json_uint_field(cli.jw, "generation", e->hdr.generation);
-			json_end_object(cli.jw);
-		} else {
-			printf("header: %s  slots %u  dropped %llu  generation %llu\n",
-			       e->hdr.magic == RM_STATS_MAGIC ? "initialised" : "not initialised",
-			       e->hdr.n_slots, (unsigned long long)e->hdr.dropped,
-			       (unsigned long long)e->hdr.generation);
-		}
-		return;
+	if (prom_stats_map_open(&sm, cli.pin_dir, why, sizeof(why))) {
+		p_err("%s", why);
+		return -1;
 	}
-	if (e->slot.state != RM_STATS_LIVE)
-		return; /* free slots are noise: an array always has every index */
-	cli_stats_slot_print(idx, &e->slot);
+	s = malloc(sizeof(*s));
+	if (!s) {
+		prom_stats_map_close(&sm);
+		p_err("out of memory");
+		return -1;
+	}
+	h = sm.s.h;
+	if (cli.jw) {
+		json_start_object(cli.jw);
+		json_string_field(cli.jw, "map", RM_MAP_STATS);
+		json_string_field(cli.jw, "type", cli_map_type_str(m->info.type));
+		json_uint_field(cli.jw, "id", m->info.id);
+		json_bool_field(cli.jw, "decoded", true);
+		json_name(cli.jw, "entries");
+		json_start_array(cli.jw);
+		json_start_object(cli.jw);
+		json_uint_field(cli.jw, "index", 0);
+		json_uint_field(cli.jw, "slots", h ? h->n_slots : 0);
+		cli_stats_hdr_fields(h);
+		json_end_object(cli.jw);
+	} else if (h) {
+		printf(
+		    "header: initialised  slots %u  rows %u of %u  dropped %llu  pool_full %llu  "
+		    "generation %llu\n",
+		    h->n_slots, h->rows_used, h->n_rows, (unsigned long long)h->dropped,
+		    (unsigned long long)h->pool_full, (unsigned long long)h->generation);
+	} else {
+		printf("header: not initialised\n");
+	}
+	for (uint32_t i = 0; i < sm.s.n_slots; i++) {
+		if (__atomic_load_n(&sm.s.slots[i].state, __ATOMIC_ACQUIRE) != RM_STATS_LIVE)
+			continue; /* free slots are noise */
+		prom_series_copy(&sm.s, i, s);
+		cli_stats_slot_print(i, s);
+		n++;
+	}
+	if (cli.jw) {
+		json_end_array(cli.jw);
+		json_end_object(cli.jw);
+	} else {
+		printf("Found %zu element%s (the header and the live slots of %u pages)\n", n,
+		       n == 1 ? "" : "s", m->info.max_entries);
+	}
+	free(s);
+	prom_stats_map_close(&sm);
+	return 0;
 }
 
 /* Entry printers of the maps common/pin.c knows; the layout comes from its table. */
@@ -335,7 +369,6 @@ static const struct decoder {
     {RM_MAP_INCLUDE, entry_lpm}, {RM_MAP_EXCLUDE, entry_lpm},	  {RM_MAP_XPORTS, entry_xport},
     {RM_MAP_ORIG, entry_orig},	 {RM_MAP_ORIG_CK, entry_orig_ck}, {RM_MAP_SOCKS, entry_sock},
     {RM_MAP_PROXY, entry_proxy}, {RM_MAP_DPSTATS, entry_dpstat},  {RM_MAP_CFG_CTL, entry_cfg_ctl},
-    {RM_MAP_STATS, entry_stats},
 };
 
 static entry_fn decoder_for(const char *name, const struct cli_map *m, bool *no_value)
@@ -375,6 +408,12 @@ static int map_dump_one(const char *name)
 		return -1;
 	}
 	d = decoder_for(name, &m, &no_value);
+	if (!strcmp(name, RM_MAP_STATS) &&
+	    !pin_check(pin_find(name), &m.info, PIN_CHECK_SHAPE, m.path, NULL, 0)) {
+		err = dump_stats(&m);
+		cli_map_close(&m);
+		return err;
+	}
 	key = calloc(1, m.info.key_size ? m.info.key_size : 1);
 	next = calloc(1, m.info.key_size ? m.info.key_size : 1);
 	val = calloc(1, cli_map_value_size(&m) ? cli_map_value_size(&m) : 1);

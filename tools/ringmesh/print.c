@@ -120,10 +120,21 @@ static void key_field(const char *name, const char *s, size_t len)
 		json_string(cli.jw, "unknown");
 }
 
-void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
+void cli_stats_hdr_fields(const struct rm_stats_hdr *h)
+{
+	json_bool_field(cli.jw, "initialised", h);
+	json_uint_field(cli.jw, "started_ns", h ? h->started_ns : 0);
+	json_uint_field(cli.jw, "dropped", h ? h->dropped : 0);
+	json_uint_field(cli.jw, "generation", h ? h->generation : 0);
+	json_uint_field(cli.jw, "rows", h ? h->rows_used : 0);
+	json_uint_field(cli.jw, "rows_max", h ? h->n_rows : 0);
+	json_uint_field(cli.jw, "pool_full", h ? h->pool_full : 0);
+}
+
+void cli_stats_slot_print(uint32_t idx, const struct prom_series *s)
 {
 	static const char *const cls[6] = {"none", "1xx", "2xx", "3xx", "4xx", "5xx"};
-	const struct rm_stats_key *k = &s->key;
+	const struct rm_stats_key *k = &s->sl.key;
 	struct prom_slot_sum a;
 	int i;
 
@@ -134,7 +145,7 @@ void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
 		       idx, KEYSTR(k->dst_service), KEYSTR(k->dst_version), KEYSTR(k->src_workload),
 		       (unsigned long long)a.requests, (unsigned long long)a.code_class[2],
 		       (unsigned long long)a.code_class[4], (unsigned long long)a.code_class[5],
-		       (unsigned long long)s->tcp_opened, (unsigned long long)s->tcp_closed);
+		       (unsigned long long)s->sl.tcp_opened, (unsigned long long)s->sl.tcp_closed);
 		return;
 	}
 	json_start_object(cli.jw);
@@ -219,10 +230,10 @@ void cli_stats_slot_print(uint32_t idx, const struct rm_stats_slot *s)
 	json_uint_field(cli.jw, "response_bytes_sum", a.resp_bytes_sum);
 	json_name(cli.jw, "tcp");
 	json_start_object(cli.jw);
-	json_uint_field(cli.jw, "opened", s->tcp_opened);
-	json_uint_field(cli.jw, "closed", s->tcp_closed);
-	json_uint_field(cli.jw, "sent_bytes", s->tcp_sent_bytes);
-	json_uint_field(cli.jw, "received_bytes", s->tcp_received_bytes);
+	json_uint_field(cli.jw, "opened", s->sl.tcp_opened);
+	json_uint_field(cli.jw, "closed", s->sl.tcp_closed);
+	json_uint_field(cli.jw, "sent_bytes", s->sl.tcp_sent_bytes);
+	json_uint_field(cli.jw, "received_bytes", s->sl.tcp_received_bytes);
 	json_end_object(cli.jw);
 	json_end_object(cli.jw);
 }

@@ -122,6 +122,66 @@ struct watch_prev {
 	double secs; /* interval; 0 on the first round */
 };
 
+/* The workers' buffer pools (hdr.wk): what connections borrow while bytes are in
+ * flight, and how often one had to wait for a block. */
+static void show_workers(const struct rm_stats_hdr *h)
+{
+	static const char *const hdr[] = {
+	    "WORKER",	       "CLIENT_IN_USE", "CLIENT_BLOCKS",  "CLIENT_WAITS",
+	    "UPSTREAM_IN_USE", "UPSTREAM_BUFS", "UPSTREAM_WAITS", "RESIDENT_KIB",
+	};
+	uint32_t n = h ? __atomic_load_n(&h->n_wk, __ATOMIC_RELAXED) : 0;
+	struct cli_table *t = NULL;
+
+	if (n > RM_STATS_WORKERS)
+		n = RM_STATS_WORKERS;
+	if (cli.jw) {
+		json_name(cli.jw, "workers");
+		json_start_array(cli.jw);
+	} else {
+		if (!n)
+			return;
+		t = cli_table_new(8, hdr);
+		if (!t)
+			return;
+		printf("\nBuffer pools (per worker, refreshed every second):\n");
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		struct rm_stats_wk w;
+		char c[8][24];
+
+		memcpy(&w, &h->wk[i], sizeof(w));
+		if (cli.jw) {
+			json_start_object(cli.jw);
+			json_uint_field(cli.jw, "worker", i);
+			json_uint_field(cli.jw, "client_in_use", w.bufs_used);
+			json_uint_field(cli.jw, "client_blocks", w.bufs);
+			json_uint_field(cli.jw, "client_waits", w.buf_waits);
+			json_uint_field(cli.jw, "upstream_in_use", w.up_bufs_used);
+			json_uint_field(cli.jw, "upstream_bufs", w.up_bufs);
+			json_uint_field(cli.jw, "upstream_waits", w.up_buf_waits);
+			json_uint_field(cli.jw, "resident_bytes", w.bufs_resident);
+			json_end_object(cli.jw);
+			continue;
+		}
+		u64s(c[0], i);
+		u64s(c[1], w.bufs_used);
+		u64s(c[2], w.bufs);
+		u64s(c[3], w.buf_waits);
+		u64s(c[4], w.up_bufs_used);
+		u64s(c[5], w.up_bufs);
+		u64s(c[6], w.up_buf_waits);
+		u64s(c[7], w.bufs_resident / 1024);
+		cli_table_rowf(t, c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]);
+	}
+	if (cli.jw) {
+		json_end_array(cli.jw);
+	} else {
+		cli_table_print(t);
+		cli_table_free(t);
+	}
+}
+
 static int show_requests(struct watch_prev *wp)
 {
 	static const char *const hdr[] = {
@@ -129,7 +189,7 @@ static int show_requests(struct watch_prev *wp)
 	    "NO_RESP", "CONN_OPEN", "CONN_CLOSED", "P50_MS",   "P90_MS", "P99_MS", "REQ/S",
 	};
 	struct prom_stats_map m;
-	struct rm_stats_slot *s = NULL;
+	struct prom_series *s = NULL;
 	struct cli_table *t = NULL;
 	const struct rm_stats_hdr *h;
 	char why[256];
@@ -158,24 +218,23 @@ static int show_requests(struct watch_prev *wp)
 		p_err("out of memory");
 		return -1;
 	}
-	h = &m.e[0].hdr;
+	h = m.s.h;
 	if (cli.jw) {
 		json_name(cli.jw, "requests");
 		json_start_object(cli.jw);
-		json_bool_field(cli.jw, "initialised", h->magic == RM_STATS_MAGIC);
-		json_uint_field(cli.jw, "started_ns", h->started_ns);
-		json_uint_field(cli.jw, "dropped", h->dropped);
-		json_uint_field(cli.jw, "generation", h->generation);
+		cli_stats_hdr_fields(h);
+		json_uint_field(cli.jw, "slots_max", m.s.n_slots ? m.s.n_slots - 1 : 0);
 		json_name(cli.jw, "slots");
 		json_start_array(cli.jw);
 	} else {
-		if (h->magic != RM_STATS_MAGIC)
+		if (!h)
 			printf("Requests (%s): not initialised by a daemon yet\n", RM_MAP_STATS);
 		else
 			printf("Requests (%s, config generation %llu, %llu lookups in the overflow "
-			       "slot):\n",
+			       "slot, %u of %u rows used, %llu requests found none):\n",
 			       RM_MAP_STATS, (unsigned long long)h->generation,
-			       (unsigned long long)h->dropped);
+			       (unsigned long long)h->dropped, h->rows_used, h->n_rows,
+			       (unsigned long long)h->pool_full);
 		t = cli_table_new(ncols, hdr);
 		if (!t) {
 			free(s);
@@ -184,37 +243,37 @@ static int show_requests(struct watch_prev *wp)
 			return -1;
 		}
 	}
-	if (wp && wp->n != m.n) {
+	if (wp && wp->n != m.s.n_slots) {
 		free(wp->req);
-		wp->req = calloc(m.n, sizeof(*wp->req));
-		wp->n = wp->req ? m.n : 0;
+		wp->req = calloc(m.s.n_slots, sizeof(*wp->req));
+		wp->n = wp->req ? m.s.n_slots : 0;
 		wp->secs = 0;
 	}
-	for (i = 1; i < m.n; i++) {
+	for (i = 0; i < m.s.n_slots; i++) {
 		struct prom_slot_sum a;
 		char c[13][24], svc[RM_STATS_NAME_LEN + 1], ver[RM_STATS_SHORT_LEN + 1],
 		    src[RM_STATS_SHORT_LEN + 1];
 
-		if (__atomic_load_n(&m.e[i].slot.state, __ATOMIC_ACQUIRE) != RM_STATS_LIVE)
+		if (__atomic_load_n(&m.s.slots[i].state, __ATOMIC_ACQUIRE) != RM_STATS_LIVE)
 			continue;
-		prom_slot_copy(&m.e[i].slot, s);
+		prom_series_copy(&m.s, i, s);
 		live++;
 		if (cli.jw) {
 			cli_stats_slot_print(i, s);
 			continue;
 		}
 		prom_slot_sum(s, &a);
-		snprintf(svc, sizeof(svc), "%.*s", KEYSTR(s->key.dst_service));
-		snprintf(ver, sizeof(ver), "%.*s", KEYSTR(s->key.dst_version));
-		snprintf(src, sizeof(src), "%.*s", KEYSTR(s->key.src_workload));
+		snprintf(svc, sizeof(svc), "%.*s", KEYSTR(s->sl.key.dst_service));
+		snprintf(ver, sizeof(ver), "%.*s", KEYSTR(s->sl.key.dst_version));
+		snprintf(src, sizeof(src), "%.*s", KEYSTR(s->sl.key.src_workload));
 		u64s(c[0], a.requests);
 		u64s(c[1], a.code_class[2]);
 		u64s(c[2], a.code_class[3]);
 		u64s(c[3], a.code_class[4]);
 		u64s(c[4], a.code_class[5]);
 		u64s(c[5], a.code_class[0]);
-		u64s(c[6], s->tcp_opened);
-		u64s(c[7], s->tcp_closed);
+		u64s(c[6], s->sl.tcp_opened);
+		u64s(c[7], s->sl.tcp_closed);
 		ms_str(c[8], prom_quantile(a.dur, 0.5));
 		ms_str(c[9], prom_quantile(a.dur, 0.9));
 		ms_str(c[10], prom_quantile(a.dur, 0.99));
@@ -233,11 +292,14 @@ static int show_requests(struct watch_prev *wp)
 	}
 	if (cli.jw) {
 		json_end_array(cli.jw);
+		show_workers(h);
 		json_end_object(cli.jw);
-	} else if (live) {
-		cli_table_print(t);
 	} else {
-		printf("  no traffic recorded\n");
+		if (live)
+			cli_table_print(t);
+		else
+			printf("  no traffic recorded\n");
+		show_workers(h);
 	}
 	cli_table_free(t);
 	free(s);

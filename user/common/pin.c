@@ -44,7 +44,7 @@ const struct pin_def pin_defs[PIN_MAX] = {
 		     RM_DP_STAT_MAX, 0, PIN_U_RUNTIME},
     /* rules survive a daemon restart: not PIN_U_RUNTIME */
     ARRAY(PIN_CFG_CTL, RM_MAP_CFG_CTL, struct rm_cfg_ctl, 1, 0),
-    ARRAY(PIN_STATS, RM_MAP_STATS, union rm_stats_entry, RM_STATS_SLOTS, 0),
+    ARRAY(PIN_STATS, RM_MAP_STATS, struct rm_stats_page, RM_STATS_MAP_PAGES, PIN_U_COUNTERS),
     ARRAY(PIN_BREAKER, RM_MAP_BREAKER, struct rm_cb_map, 1, PIN_U_RUNTIME),
     /* written by `ringmesh sync`, which may start first: not PIN_U_RUNTIME */
     [PIN_WORKLOAD] = {RM_MAP_WORKLOAD, BPF_MAP_TYPE_HASH, sizeof(__u64), sizeof(struct rm_workload),
@@ -90,11 +90,10 @@ size_t pin_mmap_len(const struct pin_def *d)
 	return (len + pg - 1) & ~(pg - 1);
 }
 
-/* Create the map as its row says and pin it: the fd, or -errno with err filled. */
-static int create_pinned(struct pin_map *m, const struct bpf_obj_get_opts *go, char *err,
-			 size_t errlen)
+/* Create the map as d says and pin it: the fd, or -errno with err filled. */
+static int create_pinned(struct pin_map *m, const struct pin_def *d,
+			 const struct bpf_obj_get_opts *go, char *err, size_t errlen)
 {
-	const struct pin_def *d = m->def;
 	LIBBPF_OPTS(bpf_map_create_opts, o, .map_flags = d->map_flags);
 	int fd, r;
 
@@ -115,8 +114,20 @@ static int create_pinned(struct pin_map *m, const struct bpf_obj_get_opts *go, c
 int pin_open(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned int flags, char *err,
 	     size_t errlen)
 {
+	if ((int)id < 0 || id >= PIN_MAX) {
+		memset(m, 0, sizeof(*m));
+		m->fd = -1;
+		return errf(err, errlen, -EINVAL, "no pinned map %d", (int)id);
+	}
+	return pin_open_sized(m, id, pin_dir, flags, pin_defs[id].max_entries, err, errlen);
+}
+
+int pin_open_sized(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned int flags,
+		   uint32_t max_entries, char *err, size_t errlen)
+{
 	LIBBPF_OPTS(bpf_obj_get_opts, go, .file_flags = (flags & PIN_O_RDONLY) ? BPF_F_RDONLY : 0);
 	uint32_t ilen = sizeof(m->info);
+	struct pin_def d;
 	int n, r;
 
 	memset(m, 0, sizeof(*m));
@@ -124,6 +135,8 @@ int pin_open(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned in
 	if ((int)id < 0 || id >= PIN_MAX)
 		return errf(err, errlen, -EINVAL, "no pinned map %d", (int)id);
 	m->def = &pin_defs[id];
+	d = *m->def;
+	d.max_entries = max_entries;
 	n = snprintf(m->path, sizeof(m->path), "%s/%s", pin_dir, m->def->name);
 	if (n < 0 || (size_t)n >= sizeof(m->path))
 		return errf(err, errlen, -ENAMETOOLONG, "pin dir %s: name too long", pin_dir);
@@ -131,7 +144,7 @@ int pin_open(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned in
 	if (r < 0) {
 		r = -errno;
 		if (r == -ENOENT && (flags & PIN_O_CREATE))
-			r = create_pinned(m, &go, err, errlen);
+			r = create_pinned(m, &d, &go, err, errlen);
 		else
 			errf_sys(err, errlen, r, "open %s", m->path);
 		if (r < 0)
@@ -142,7 +155,7 @@ int pin_open(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned in
 		r = errf_sys(err, errlen, -errno, "%s: not a map", m->path);
 		goto fail;
 	}
-	r = pin_check(m->def, &m->info,
+	r = pin_check(&d, &m->info,
 		      (flags & (PIN_O_MMAP | PIN_O_CREATE)) ? PIN_CHECK_ALL : PIN_CHECK_SHAPE,
 		      m->path, err, errlen);
 	if (r)
@@ -152,7 +165,7 @@ int pin_open(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned in
 			r = errf(err, errlen, -EINVAL, "%s: not mapped read-write", m->path);
 			goto fail;
 		}
-		m->mem_len = pin_mmap_len(m->def);
+		m->mem_len = pin_mmap_len(&d);
 		m->mem = mmap(NULL, m->mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
 		if (m->mem == MAP_FAILED) {
 			m->mem = NULL;

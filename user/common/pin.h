@@ -39,6 +39,9 @@ enum pin_id {
 #define PIN_U_MMAP (1u << 0)	 /* an mmapable array its users map whole */
 #define PIN_U_RUNTIME (1u << 1)	 /* daemon state: a new ringmeshd starts it empty */
 #define PIN_U_NO_VALUE (1u << 2) /* values cannot be read back (sock maps hold fds) */
+/* counters only: kept across restarts, but a pin of another layout (left by another
+ * version) is re-created by a fresh start: its counters restart as after a reboot */
+#define PIN_U_COUNTERS (1u << 3)
 
 struct pin_def {
 	const char *name;     /* RM_MAP_* */
@@ -97,6 +100,10 @@ struct pin_map {
  */
 int pin_open(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned int flags, char *err,
 	     size_t errlen);
+/* The same for a map whose capacity is a run-time choice (rm_stats: --stats-keys):
+ * created, checked and mapped with max_entries instead of the table's. */
+int pin_open_sized(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned int flags,
+		   uint32_t max_entries, char *err, size_t errlen);
 void pin_close(struct pin_map *m);
 
 #endif /* RM_PIN_H */

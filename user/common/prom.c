@@ -165,14 +165,52 @@ static void family(struct prom_buf *b, const char *name, const char *type, const
 	putf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
+#define LD(p, f) ((unsigned long long)__atomic_load_n(&(p)->f, __ATOMIC_RELAXED))
+
 /* ---- slots ---- */
 
-int prom_slot_copy(const struct rm_stats_slot *live, struct rm_stats_slot *out)
+int prom_stats_locate(const void *mem, size_t len, struct prom_stats *ps)
 {
+	const struct rm_stats_hdr *h = mem;
+	uint64_t slots_end, rows_end;
+
+	memset(ps, 0, sizeof(*ps));
+	if (!mem || len < sizeof(*h) ||
+	    __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != RM_STATS_MAGIC)
+		return -ENOENT;
+	slots_end = h->slot_off + (uint64_t)h->n_slots * sizeof(struct rm_stats_slot);
+	rows_end = h->row_off + (uint64_t)h->n_rows * sizeof(struct rm_stats_row);
+	if (h->n_slots < 1 || h->n_rows < 1 || h->slot_off < sizeof(*h) || h->slot_off % 8 ||
+	    h->row_off % 8 || h->row_off < slots_end || slots_end > len || rows_end > len)
+		return -EINVAL;
+	ps->h = h;
+	ps->slots = (const struct rm_stats_slot *)((const char *)mem + h->slot_off);
+	ps->rows = (const struct rm_stats_row *)((const char *)mem + h->row_off);
+	ps->n_slots = h->n_slots;
+	ps->n_rows = h->n_rows;
+	return 0;
+}
+
+int prom_series_copy(const struct prom_stats *ps, uint32_t slot, struct prom_series *out)
+{
+	const struct rm_stats_slot *live = &ps->slots[slot];
+
 	for (int tries = 0; tries < 1000; tries++) {
 		uint64_t e = __atomic_load_n(&live->wend, __ATOMIC_ACQUIRE), bgn;
 
-		memcpy(out, live, sizeof(*out));
+		memcpy(&out->sl, live, sizeof(out->sl));
+		for (int i = 0; i < RM_STATS_ROWS; i++) {
+			/* acquire: the row's id was written before its index */
+			uint32_t ix = __atomic_load_n(&live->rows[i], __ATOMIC_ACQUIRE);
+
+			if (!ix || ix > ps->n_rows) {
+				out->sl.rows[i] = 0; /* none, or still being taken */
+				memset(&out->rows[i], 0, sizeof(out->rows[i]));
+				continue;
+			}
+			out->sl.rows[i] = ix;
+			memcpy(&out->rows[i], &ps->rows[ix - 1], sizeof(out->rows[i]));
+		}
 		__atomic_thread_fence(__ATOMIC_ACQUIRE);
 		bgn = __atomic_load_n(&live->wbegin, __ATOMIC_RELAXED);
 		if (bgn == e)
@@ -190,7 +228,7 @@ uint64_t prom_row_count(const struct rm_stats_row *r)
 	return n;
 }
 
-void prom_slot_sum(const struct rm_stats_slot *s, struct prom_slot_sum *out)
+void prom_slot_sum(const struct prom_series *s, struct prom_slot_sum *out)
 {
 	memset(out, 0, sizeof(*out));
 	for (int i = 0; i < RM_STATS_ROWS; i++) {
@@ -250,7 +288,7 @@ enum reporter { REP_SOURCE, REP_DESTINATION };
 
 struct ctx {
 	struct prom_buf *b;
-	struct rm_stats_slot *s; /* consistent copies of the live slots */
+	struct prom_series *s; /* consistent copies of the live slots */
 	uint32_t n;
 	bool *is_overflow_slot;
 };
@@ -278,10 +316,10 @@ static void split_fqdn(const char *svc, size_t cap, size_t *name_len, const char
 
 /* The labels of a series, in the Envoy filter's order; code < 0: the TCP set (no
  * response_code, no grpc_response_status). */
-static void istio_labels(struct prom_buf *b, enum reporter rep, const struct rm_stats_slot *s,
+static void istio_labels(struct prom_buf *b, enum reporter rep, const struct prom_series *s,
 			 bool http, int code, bool overflow_row, uint32_t flags)
 {
-	const struct rm_stats_key *k = &s->key;
+	const struct rm_stats_key *k = &s->sl.key;
 	const char *ns;
 	size_t name_len, ns_len;
 	char fl[64], cs[16];
@@ -337,7 +375,7 @@ static bool row_reported(const struct rm_stats_row *r, int idx, enum reporter re
 	return idx != RM_STATS_ROWS - 1 && code && !(RM_STATS_ROW_FLAGS(r->id) & LOCAL_FLAGS);
 }
 
-static bool slot_http(const struct rm_stats_slot *s)
+static bool slot_http(const struct prom_series *s)
 {
 	for (int i = 0; i < RM_STATS_ROWS; i++)
 		if (prom_row_count(&s->rows[i]))
@@ -348,8 +386,8 @@ static bool slot_http(const struct rm_stats_slot *s)
 /* The row series i of slot s reports for rep, or NULL. On the destination side the
  * caller's proxy flags are gone, so rows that differ only by them are one series:
  * the first such row answers their sum (into tmp), the others NULL. */
-static const struct rm_stats_row *series_row(enum reporter rep, const struct rm_stats_slot *s,
-					     int i, struct rm_stats_row *tmp)
+static const struct rm_stats_row *series_row(enum reporter rep, const struct prom_series *s, int i,
+					     struct rm_stats_row *tmp)
 {
 	const struct rm_stats_row *r = &s->rows[i];
 	unsigned code = RM_STATS_ROW_CODE(r->id);
@@ -388,7 +426,7 @@ static const struct rm_stats_row *series_row(enum reporter rep, const struct rm_
 
 static void requests_total(struct ctx *c)
 {
-	const struct rm_stats_slot *s;
+	const struct prom_series *s;
 	const struct rm_stats_row *r;
 	struct rm_stats_row tmp_;
 
@@ -439,7 +477,7 @@ static void put_le(struct prom_buf *b, int i, int digits)
 
 static void hist_family(struct ctx *c, const char *name, const char *help, size_t off, bool micro)
 {
-	const struct rm_stats_slot *s;
+	const struct prom_series *s;
 	const struct rm_stats_row *r;
 	struct rm_stats_row tmp_;
 
@@ -477,20 +515,73 @@ static void tcp_family(struct ctx *c, const char *name, const char *help, size_t
 	family(c->b, name, "counter", help);
 	for (int rep = REP_SOURCE; rep <= REP_DESTINATION; rep++) {
 		for (uint32_t i = 0; i < c->n; i++) {
-			const struct rm_stats_slot *s = &c->s[i];
-			uint64_t v = *(const uint64_t *)((const char *)s + off);
+			const struct prom_series *s = &c->s[i];
+			uint64_t v = *(const uint64_t *)((const char *)&s->sl + off);
 
-			if (!s->tcp_opened && !s->tcp_closed)
+			if (!s->sl.tcp_opened && !s->sl.tcp_closed)
 				continue;
 			putf(c->b, "%s{", name);
 			istio_labels(c->b, (enum reporter)rep, s,
-				     s->key.proto == RM_STATS_HTTP || slot_http(s), -1, false, 0);
+				     s->sl.key.proto == RM_STATS_HTTP || slot_http(s), -1, false,
+				     0);
 			putf(c->b, "} %llu\n", (unsigned long long)v);
 		}
 	}
 }
 
 /* ---- ringmesh's own ---- */
+
+static void own_workers(struct prom_buf *b, const struct rm_stats_hdr *h)
+{
+	/* per family: the client pool's field and the upstream pool's (u32 or u64) */
+	static const struct {
+		const char *name, *type, *help;
+		size_t off[2];
+		bool u32;
+	} f[] = {
+	    {"ringmesh_worker_buffer_waits_total",
+	     "counter",
+	     "Times a connection found its worker's buffer pool empty and waited for a block "
+	     "(pool=client: request/response blocks, pool=upstream: upstream input buffers).",
+	     {offsetof(struct rm_stats_wk, buf_waits), offsetof(struct rm_stats_wk, up_buf_waits)},
+	     false},
+	    {"ringmesh_worker_buffers_in_use",
+	     "gauge",
+	     "Blocks of the worker's buffer pool borrowed by connections with bytes in flight.",
+	     {offsetof(struct rm_stats_wk, bufs_used), offsetof(struct rm_stats_wk, up_bufs_used)},
+	     true},
+	    {"ringmesh_worker_buffers",
+	     "gauge",
+	     "Blocks in the worker's buffer pool.",
+	     {offsetof(struct rm_stats_wk, bufs), offsetof(struct rm_stats_wk, up_bufs)},
+	     true},
+	};
+	static const char *const pool[2] = {"client", "upstream"};
+	uint32_t n = __atomic_load_n(&h->n_wk, __ATOMIC_RELAXED);
+
+	if (n > RM_STATS_WORKERS)
+		n = RM_STATS_WORKERS;
+	for (size_t k = 0; k < sizeof(f) / sizeof(f[0]); k++) {
+		family(b, f[k].name, f[k].type, f[k].help);
+		for (uint32_t i = 0; i < n; i++)
+			for (int p = 0; p < 2; p++) {
+				const char *v = (const char *)&h->wk[i] + f[k].off[p];
+
+				putf(b, "%s{worker=\"%u\",pool=\"%s\"} %llu\n", f[k].name, i,
+				     pool[p],
+				     f[k].u32 ? (unsigned long long)__atomic_load_n(
+						    (const uint32_t *)v, __ATOMIC_RELAXED)
+					      : (unsigned long long)__atomic_load_n(
+						    (const uint64_t *)v, __ATOMIC_RELAXED));
+			}
+	}
+	family(b, "ringmesh_worker_buffer_resident_bytes", "gauge",
+	       "Bytes of the worker's buffer blocks whose pages may be resident (borrowed, or "
+	       "given back and not yet trimmed).");
+	for (uint32_t i = 0; i < n; i++)
+		putf(b, "ringmesh_worker_buffer_resident_bytes{worker=\"%u\"} %llu\n", i,
+		     LD(&h->wk[i], bufs_resident));
+}
 
 static void own_stats(struct ctx *c, const struct rm_stats_hdr *h)
 {
@@ -504,15 +595,23 @@ static void own_stats(struct ctx *c, const struct rm_stats_hdr *h)
 	putf(c->b, "ringmesh_stats_keys %u\n", c->n);
 	family(c->b, "ringmesh_stats_keys_max", "gauge",
 	       "Keys rm_stats can hold; more go to the overflow series.");
-	putf(c->b, "ringmesh_stats_keys_max %u\n", h->n_slots > 2 ? h->n_slots - 2 : 0);
+	putf(c->b, "ringmesh_stats_keys_max %u\n", h->n_slots > 1 ? h->n_slots - 1 : 0);
+	family(c->b, "ringmesh_stats_rows", "gauge",
+	       "Rows (one per key and response code and flags) taken from the rm_stats row pool.");
+	putf(c->b, "ringmesh_stats_rows %llu\n", LD(h, rows_used));
+	family(c->b, "ringmesh_stats_rows_max", "gauge",
+	       "Rows the pool holds; past them a key's new codes go to its overflow series.");
+	putf(c->b, "ringmesh_stats_rows_max %u\n", h->n_rows);
 	family(
 	    c->b, "ringmesh_stats_overflow_total", "counter",
 	    "Samples counted in an overflow series: kind=key in destination_service=\"overflow\", "
-	    "kind=code in response_code=\"overflow\".");
+	    "kind=code in response_code=\"overflow\" (all keys), kind=pool those of kind=code "
+	    "that found the row pool empty and went to destination_service=\"overflow\".");
 	putf(c->b, "ringmesh_stats_overflow_total{kind=\"key\"} %llu\n",
 	     (unsigned long long)h->dropped);
 	putf(c->b, "ringmesh_stats_overflow_total{kind=\"code\"} %llu\n",
 	     (unsigned long long)ovf_rows);
+	putf(c->b, "ringmesh_stats_overflow_total{kind=\"pool\"} %llu\n", LD(h, pool_full));
 	family(c->b, "ringmesh_config_generation", "gauge",
 	       "Configuration generation live in ringmeshd.");
 	putf(c->b, "ringmesh_config_generation %llu\n", (unsigned long long)h->generation);
@@ -535,6 +634,7 @@ static void own_stats(struct ctx *c, const struct rm_stats_hdr *h)
 	     (unsigned long long)(h->cfg_apply.sum / 1000000),
 	     (unsigned long long)(h->cfg_apply.sum % 1000000));
 	putf(c->b, "ringmesh_config_apply_duration_seconds_count %llu\n", (unsigned long long)cum);
+	own_workers(c->b, h);
 }
 
 static void own_dp(struct prom_buf *b, const uint64_t *dp)
@@ -554,8 +654,6 @@ static void pool_labels(struct prom_buf *b, const struct rm_cb_pool *p)
 	labelk(b, &first, "destination_service", p->service, sizeof(p->service));
 	label(b, &first, "subset", p->subset, strnlen(p->subset, sizeof(p->subset)));
 }
-
-#define LD(p, f) ((unsigned long long)__atomic_load_n(&(p)->f, __ATOMIC_RELAXED))
 
 static void own_cb(struct prom_buf *b, const struct rm_cb_map *m)
 {
@@ -637,20 +735,18 @@ int prom_render(const struct prom_view *v, struct prom_buf *b)
 {
 	struct ctx c = {.b = b};
 	const struct rm_stats_hdr *h = NULL;
+	struct prom_stats ps;
 	bool first = true;
 
-	if (v->stats && v->n_stats > 1 &&
-	    __atomic_load_n(&v->stats[0].hdr.magic, __ATOMIC_ACQUIRE) == RM_STATS_MAGIC) {
-		h = &v->stats[0].hdr;
-		c.s = malloc(sizeof(*c.s) * (v->n_stats - 1));
+	if (!prom_stats_locate(v->stats, v->stats_len, &ps)) {
+		h = ps.h;
+		c.s = malloc(sizeof(*c.s) * ps.n_slots);
 		if (!c.s)
 			return -ENOMEM;
-		for (uint32_t i = 1; i < v->n_stats; i++) {
-			const struct rm_stats_slot *live = &v->stats[i].slot;
-
-			if (__atomic_load_n(&live->state, __ATOMIC_ACQUIRE) != RM_STATS_LIVE)
+		for (uint32_t i = 0; i < ps.n_slots; i++) {
+			if (__atomic_load_n(&ps.slots[i].state, __ATOMIC_ACQUIRE) != RM_STATS_LIVE)
 				continue;
-			prom_slot_copy(live, &c.s[c.n++]);
+			prom_series_copy(&ps, i, &c.s[c.n++]);
 		}
 	}
 	if (h) {

@@ -39,8 +39,8 @@ void prom_buf_free(struct prom_buf *b);
 
 /* What to render. Any pointer may be NULL (map not pinned): its metrics are left out. */
 struct prom_view {
-	const union rm_stats_entry *stats; /* n_stats entries, [0] the header */
-	uint32_t n_stats;
+	const void *stats; /* the mapped rm_stats (stats.h), stats_len bytes */
+	size_t stats_len;
 	const uint64_t *dp;	    /* RM_DP_STAT_MAX counters summed over CPUs */
 	const struct rm_cb_map *cb; /* breaker state */
 	bool has_store_gen;
@@ -51,10 +51,28 @@ struct prom_view {
 /* Render the view. 0 or -ENOMEM. */
 int prom_render(const struct prom_view *v, struct prom_buf *b);
 
-/* A consistent copy of a live slot (stats.h, "Consistent reads"). 0, or -EAGAIN when
- * writers never left it quiet within the retries: the copy is then still usable, each
- * histogram consistent with itself (counts are derived from buckets). */
-int prom_slot_copy(const struct rm_stats_slot *live, struct rm_stats_slot *out);
+/* The regions of a mapped rm_stats, located from its header (stats.h, "Layout"). */
+struct prom_stats {
+	const struct rm_stats_hdr *h;
+	const struct rm_stats_slot *slots; /* n_slots */
+	const struct rm_stats_row *rows;   /* the pool: n_rows */
+	uint32_t n_slots, n_rows;
+};
+/* 0; -ENOENT: not initialised by a daemon (no magic); -EINVAL: the header's regions
+ * do not fit in len bytes. */
+int prom_stats_locate(const void *mem, size_t len, struct prom_stats *ps);
+
+/* One key's series, copied: its slot and, for each row position i, the pool row
+ * sl.rows[i] names (all zero where it names none; position RM_STATS_ROWS - 1 is the
+ * key's overflow row). */
+struct prom_series {
+	struct rm_stats_slot sl;
+	struct rm_stats_row rows[RM_STATS_ROWS];
+};
+/* A consistent copy of slot i's series (stats.h, "Consistent reads"). 0, or -EAGAIN
+ * when writers never left it quiet within the retries: the copy is then still usable,
+ * each histogram consistent with itself (counts are derived from buckets). */
+int prom_series_copy(const struct prom_stats *ps, uint32_t i, struct prom_series *out);
 
 /* A slot summed over its rows, for `ringmesh stats`. */
 struct prom_slot_sum {
@@ -65,7 +83,7 @@ struct prom_slot_sum {
 	uint64_t dur[RM_STATS_BUCKETS]; /* merged duration buckets (not cumulative) */
 	uint64_t dur_sum_us, req_bytes_sum, resp_bytes_sum;
 };
-void prom_slot_sum(const struct rm_stats_slot *s, struct prom_slot_sum *out);
+void prom_slot_sum(const struct prom_series *s, struct prom_slot_sum *out);
 
 /* Requests of a row (its duration histogram's count). */
 uint64_t prom_row_count(const struct rm_stats_row *r);

@@ -56,34 +56,41 @@ int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err
 		snprintf(err, errlen, "%s/%s: %s", pin_dir, RM_MAP_STATS, strerror(-fd));
 		return fd;
 	}
-	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != sizeof(union rm_stats_entry) ||
-	    info.max_entries < 2 || !(info.map_flags & BPF_F_MMAPABLE)) {
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != RM_STATS_PAGE ||
+	    info.max_entries < 1 || !(info.map_flags & BPF_F_MMAPABLE)) {
 		snprintf(err, errlen,
-			 "%s/%s: value size %u, this ringmesh expects %zu: daemon and "
+			 "%s/%s: value size %u, this ringmesh expects %u: daemon and "
 			 "CLI versions differ",
-			 pin_dir, RM_MAP_STATS, info.value_size, sizeof(union rm_stats_entry));
+			 pin_dir, RM_MAP_STATS, info.value_size, RM_STATS_PAGE);
 		close(fd);
 		return -EINVAL;
 	}
-	m->len = page_round((size_t)info.max_entries * sizeof(union rm_stats_entry));
-	m->e = mmap(NULL, m->len, PROT_READ, MAP_SHARED, fd, 0);
-	if (m->e == MAP_FAILED) {
+	m->len = page_round((size_t)info.max_entries * RM_STATS_PAGE);
+	m->mem = mmap(NULL, m->len, PROT_READ, MAP_SHARED, fd, 0);
+	if (m->mem == MAP_FAILED) {
 		int r = -errno;
 
-		m->e = NULL;
+		m->mem = NULL;
 		snprintf(err, errlen, "mmap %s/%s: %s", pin_dir, RM_MAP_STATS, strerror(-r));
 		close(fd);
 		return r;
 	}
 	m->fd = fd;
-	m->n = info.max_entries;
+	if (prom_stats_locate(m->mem, m->len, &m->s) == -EINVAL) {
+		snprintf(err, errlen,
+			 "%s/%s: its header describes regions beyond the map: daemon "
+			 "and CLI versions differ",
+			 pin_dir, RM_MAP_STATS);
+		prom_stats_map_close(m);
+		return -EINVAL;
+	}
 	return 0;
 }
 
 void prom_stats_map_close(struct prom_stats_map *m)
 {
-	if (m->e)
-		munmap(m->e, m->len);
+	if (m->mem)
+		munmap(m->mem, m->len);
 	if (m->fd >= 0)
 		close(m->fd);
 	memset(m, 0, sizeof(*m));
@@ -161,8 +168,8 @@ int prom_scrape(const char *pin_dir, const char *tag, struct prom_buf *b, char *
 	if (r && r != -ENOENT)
 		return r;
 	if (!r) {
-		v.stats = sm.e;
-		v.n_stats = sm.n;
+		v.stats = sm.mem;
+		v.stats_len = sm.len;
 	}
 	if (!read_dp(pin_dir, dp))
 		v.dp = dp;

@@ -19,9 +19,9 @@ int prom_scrape(const char *pin_dir, const char *tag, struct prom_buf *b, char *
 /* A read-only mmap of the pinned rm_stats (0 or -errno with err filled). */
 struct prom_stats_map {
 	int fd;
-	union rm_stats_entry *e;
-	uint32_t n;
+	void *mem; /* len bytes */
 	size_t len;
+	struct prom_stats s; /* its regions; s.h NULL while no daemon initialised it */
 };
 int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err, size_t errlen);
 void prom_stats_map_close(struct prom_stats_map *m);

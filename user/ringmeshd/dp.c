@@ -19,6 +19,7 @@
 #include <bpf/libbpf.h>
 
 #include "ringmesh/breaker.h"
+#include "ringmesh/stats.h"
 #include "common/cfg.h"
 #include "common/pin.h"
 #include "common/util.h"
@@ -173,12 +174,42 @@ static int ensure_bpffs(void)
 	return 0;
 }
 
+/* rm_stats' pages for --stats-keys k (0: the default): k slots, 2 k rows. */
+static uint32_t rm_stats_pages(uint32_t k)
+{
+	if (!k)
+		return RM_STATS_MAP_PAGES;
+	return (uint32_t)RM_STATS_PAGES(k, 2 * (uint64_t)k);
+}
+
+/* Is the counter map pinned at path of another layout than d (another version left
+ * it)? Then a fresh start re-creates it, saying so, rather than failing to load. */
+static bool counters_stale(const struct pin_def *d, const char *path)
+{
+	struct bpf_map_info info;
+	uint32_t ilen = sizeof(info);
+	char why[512];
+	bool stale;
+	int fd = bpf_obj_get(path);
+
+	if (fd < 0)
+		return false;
+	memset(&info, 0, sizeof(info));
+	stale = !bpf_obj_get_info_by_fd(fd, &info, &ilen) &&
+		pin_check(d, &info, PIN_CHECK_ALL, path, why, sizeof(why));
+	close(fd);
+	if (stale)
+		fprintf(stderr, "ringmeshd: %s; re-creating it (its counters restart)\n", why);
+	return stale;
+}
+
 /*
  * A dead daemon's links still attach its programs (they are pinned): detach them
  * outright, which also covers a pin someone still holds open, then drop the pins.
- * Its data-path maps go too so the new programs start from empty state.
+ * Its data-path maps go too so the new programs start from empty state, and counter
+ * maps another version left with another layout.
  */
-static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
+static int remove_leftovers(const char *pin_dir, uint32_t stats_pages, char *err, size_t errlen)
 {
 	char path[PATH_MAX];
 
@@ -198,10 +229,16 @@ static int remove_leftovers(const char *pin_dir, char *err, size_t errlen)
 		}
 	}
 	for (int i = 0; i < PIN_MAX; i++) {
-		if (!(pin_defs[i].use & PIN_U_RUNTIME))
+		struct pin_def d = pin_defs[i];
+
+		if (!(d.use & (PIN_U_RUNTIME | PIN_U_COUNTERS)))
 			continue;
-		if (path_join(path, sizeof(path), pin_dir, pin_defs[i].name))
+		if (path_join(path, sizeof(path), pin_dir, d.name))
 			return errf_sys(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
+		if (i == PIN_STATS)
+			d.max_entries = stats_pages; /* --stats-keys */
+		if (!(d.use & PIN_U_RUNTIME) && !counters_stale(&d, path))
+			continue;
 		if (unlink(path) && errno != ENOENT)
 			return errf_sys(err, errlen, -errno, "removing old map %s", path);
 	}
@@ -592,7 +629,8 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 	}
 	dp->o = *o;
 	/* A predecessor that hands over still uses all of it; a dead one left it. */
-	rc = o->adopt ? 0 : remove_leftovers(dp->pin_dir, err, errlen);
+	rc = o->adopt ? 0
+		      : remove_leftovers(dp->pin_dir, rm_stats_pages(o->stats_keys), err, errlen);
 	if (rc)
 		goto fail;
 
@@ -611,7 +649,9 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 		rc = errf_sys(err, errlen, -errno, "opening the BPF object");
 		goto fail;
 	}
-	rc = ringmesh__load(dp->skel);
+	rc = bpf_map__set_max_entries(dp->skel->maps.rm_stats, rm_stats_pages(o->stats_keys));
+	if (!rc)
+		rc = ringmesh__load(dp->skel);
 	if (rc) {
 		if (o->adopt && rc == -EINVAL)
 			rc = errf_sys(err, errlen, rc,

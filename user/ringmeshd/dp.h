@@ -34,6 +34,7 @@ struct rm_dp_opts {
 	bool sockmap;		   /* enable the sk_msg shortcut */
 	uint64_t heartbeat_max_ns; /* fail open after this long without a beat (0: 5 s) */
 	bool allow_root_cgroup;	   /* --allow-root-cgroup: cgroup_path may be the root */
+	uint32_t stats_keys;	   /* --stats-keys: rm_stats' key slots (0: RM_STATS_SLOTS) */
 	/* Take over from the ringmeshd that serves pin_dir now (handover.h): its pinned
 	 * maps are kept (rules, counters, breaker state, connections in flight), its
 	 * links get our programs, and its beat goes on until ours. */

@@ -222,6 +222,7 @@ static void mem_trim(struct l7_worker *lw, uint64_t now)
 	lw->next_trim = now + L7_TRIM_NS;
 	bufpool_trim(&lw->cpool);
 	bufpool_trim(&lw->upool);
+	stats_worker_bufs(lw->sh->stats, lw->id, &lw->cpool, &lw->upool, now);
 	conn_slots_trim(&lw->cs, lw->conns, sizeof(*lw->conns), conn_is_free, conn_forget);
 	conn_slots_trim(&lw->us, lw->ups, sizeof(*lw->ups), up_is_free, NULL);
 	if (lw->pb_dirty && !lw->cpool.used && !lw->pb_held &&

@@ -59,8 +59,9 @@ void l7c_record(struct l7_worker *lw, struct l7_conn *c)
 	c->mt.in_req = false;
 	sl = c->fw.st && ep ? c->fw.st : l7c_stats_slot(lw, c, cfg, svc, ep ? c->fw.ep : L7_NONE);
 	if (sl)
-		stats_request(sl, c->mt.status, c->mt.sflags, (mono_ns() - c->mt.t0) / 1000,
-			      c->rq.head_len + body, c->mt.resp_bytes);
+		stats_request(lw->sh->stats, sl, c->mt.status, c->mt.sflags,
+			      (mono_ns() - c->mt.t0) / 1000, c->rq.head_len + body,
+			      c->mt.resp_bytes);
 }
 
 void l7c_timers_off(struct l7_worker *lw, struct l7_conn *c)

@@ -887,6 +887,7 @@ int main(int argc, char **argv)
 	dpo.pod_gw = o.pod_gw;
 	dpo.sockmap = o.sockmap;
 	dpo.heartbeat_max_ns = (uint64_t)o.heartbeat_max_ms * 1000000ull;
+	dpo.stats_keys = o.stats_keys;
 	dpo.adopt = d.pred_pid != 0;
 	r = rm_dp_open(&d.dp, &dpo, err, sizeof(err));
 	if (r) {
@@ -897,7 +898,8 @@ int main(int argc, char **argv)
 
 	if (o.l7) {
 		/* The maps are pinned by dp: metrics and rules can be opened now. */
-		r = stats_w_open(&d.stats, o.pin_dir, realtime_ns(), err, sizeof(err));
+		r = stats_w_open(&d.stats, o.pin_dir, o.stats_keys, realtime_ns(), err,
+				 sizeof(err));
 		if (r)
 			fprintf(stderr, "ringmeshd: metrics disabled: %s\n", err);
 		else

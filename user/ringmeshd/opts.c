@@ -12,6 +12,7 @@
 
 #include "common/util.h"
 #include "policy/trace.h"
+#include "ringmesh/stats.h"
 #include "ringmeshd/l7.h" /* L7_DEF_*: the one place of the defaults */
 #include "ringmeshd/opts.h"
 
@@ -35,6 +36,7 @@ enum opt_id {
 	O_IDLE_MS,
 	O_MAX_IDLE,
 	O_REQ_BUFS,
+	O_STATS_KEYS,
 	O_METRICS,
 	O_ZIPKIN,
 	O_SAMPLING,
@@ -70,6 +72,7 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_IDLE_MS] = {"upstream-idle-timeout-ms", 0, true},
     [O_MAX_IDLE] = {"upstream-max-idle", 0, true},
     [O_REQ_BUFS] = {"request-buffers", 0, true},
+    [O_STATS_KEYS] = {"stats-keys", 0, true},
     [O_METRICS] = {"metrics-listen", 0, true},
     [O_ZIPKIN] = {"zipkin-url", 0, true},
     [O_SAMPLING] = {"trace-sampling", 0, true},
@@ -126,6 +129,11 @@ static const char usage_text[] =
     "                                (16..1000000, default " DEF_REQ_BUFS "): each borrows a\n"
     "                                buffer block meanwhile, an idle connection\n"
     "                                holds none; more wait, not read\n"
+    "  --stats-keys N                metric keys (destination x caller) rm_stats holds,\n"
+    "                                " STR(RM_STATS_KEYS_MIN) ".." STR(RM_STATS_KEYS_MAX) " (default " STR(RM_STATS_SLOTS) "), with 2 N rows of\n"
+    "                                (code, flags) series in a shared pool; more are\n"
+    "                                counted in the overflow series. Another N re-creates\n"
+    "                                the map at a fresh start; no hand-over across it\n"
     "  --metrics-listen ADDR:PORT    Prometheus metrics (/stats/prometheus, /metrics) and\n"
     "                                /healthz/ready; off disables (default " OPTS_METRICS_DEFAULT ")\n"
     "  --zipkin-url URL              report a Zipkin v2 span per sampled request to\n"
@@ -369,6 +377,12 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 			return errf(err, errlen, -EINVAL,
 				    "--%s '%s': must be a number in 16..1000000", name, v);
 		o->request_buffers = (unsigned int)n;
+		return 0;
+	case O_STATS_KEYS:
+		if (parse_uint(v, 1000000000, &n) || n < RM_STATS_KEYS_MIN || n > RM_STATS_KEYS_MAX)
+			return errf(err, errlen, -EINVAL, "--%s '%s': must be a number in %u..%u",
+				    name, v, RM_STATS_KEYS_MIN, RM_STATS_KEYS_MAX);
+		o->stats_keys = (uint32_t)n;
 		return 0;
 	case O_METRICS:
 		if (!strcmp(v, "off")) {

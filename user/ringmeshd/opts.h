@@ -68,6 +68,7 @@ struct rm_opts {
 	struct zipkin_url zipkin_url;	   /* ... where to */
 	uint32_t trace_ppm;	      /* --trace-sampling, millionths (TRACE_RATE_ONE = 100 %) */
 	unsigned int drain_timeout_s; /* --drain-timeout */
+	uint32_t stats_keys;	      /* --stats-keys: rm_stats' key slots (0: the default) */
 };
 
 /*

@@ -2,7 +2,9 @@
 /*
  * rm_stats writer. Slots are claimed FREE -> CLAIMING by CAS, filled, then made
  * LIVE with a release store; a thread that meets a CLAIMING slot waits for it (the
- * claimer is a few stores away from LIVE) because the key may be its own.
+ * claimer is a few stores away from LIVE) because the key may be its own. A slot's
+ * row positions are claimed the same way, each filled with a row of the shared
+ * pool (stats.h, "Series").
  */
 #include <errno.h>
 #include <stdio.h>
@@ -11,48 +13,81 @@
 #include <sys/mman.h>
 
 #include "common/pin.h"
+#include "common/util.h"
+#include "ringmeshd/bufpool.h"
 #include "ringmeshd/stats_w.h"
 
 static const uint64_t bounds_milli[RM_STATS_BUCKETS - 1] = RM_STATS_BOUNDS_MILLI;
 
-static void init_hdr(struct stats_w *s, uint64_t realtime_ns)
+/* Point s at the regions of mem, laid out for n_slots and n_rows; the header is
+ * written when mem has no magic yet (a fresh map is all zeros). */
+static void init_map(struct stats_w *s, void *mem, uint32_t n_slots, uint32_t n_rows,
+		     uint64_t realtime_ns)
 {
-	struct rm_stats_hdr *h = &s->e[0].hdr;
+	struct rm_stats_hdr *h = mem;
 
-	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == RM_STATS_MAGIC)
-		return;
-	h->n_slots = s->n;
-	h->started_ns = realtime_ns;
-	h->dropped = 0;
-	__atomic_store_n(&h->magic, RM_STATS_MAGIC, __ATOMIC_RELEASE);
+	s->h = h;
+	s->slots = (struct rm_stats_slot *)((char *)mem + RM_STATS_SLOT_OFF);
+	s->rows = (struct rm_stats_row *)((char *)mem + RM_STATS_ROW_OFF(n_slots));
+	s->n_slots = n_slots;
+	s->n_rows = n_rows;
+	s->pid = (uint32_t)getpid();
+	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != RM_STATS_MAGIC) {
+		h->n_slots = n_slots;
+		h->n_rows = n_rows;
+		h->slot_off = RM_STATS_SLOT_OFF;
+		h->row_off = RM_STATS_ROW_OFF(n_slots);
+		h->started_ns = realtime_ns;
+		h->dropped = 0;
+		/* pool row 0: the overflow slot's overflow row, the last resort */
+		s->rows[0].id = RM_STATS_ROW_OVERFLOW;
+		s->slots[RM_STATS_OVERFLOW_SLOT].rows[RM_STATS_ROWS - 1] = 1;
+		h->rows_used = 1;
+		__atomic_store_n(&h->magic, RM_STATS_MAGIC, __ATOMIC_RELEASE);
+	}
+	/* the worker entries are ours now (a predecessor stops writing them) */
+	__atomic_store_n(&h->wk_pid, s->pid, __ATOMIC_RELAXED);
+	__atomic_store_n(&h->n_wk, 0, __ATOMIC_RELAXED);
+	memset(h->wk, 0, sizeof(h->wk));
 }
 
-void stats_w_attach(struct stats_w *s, union rm_stats_entry *mem, uint32_t n, uint64_t realtime_ns)
+void stats_w_attach(struct stats_w *s, void *mem, uint32_t n_slots, uint32_t n_rows,
+		    uint64_t realtime_ns)
 {
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
-	s->e = mem;
-	s->n = n;
-	init_hdr(s, realtime_ns);
+	init_map(s, mem, n_slots, n_rows, realtime_ns);
 }
 
-int stats_w_open(struct stats_w *s, const char *pin_dir, uint64_t realtime_ns, char *err,
-		 size_t errlen)
+int stats_w_open(struct stats_w *s, const char *pin_dir, uint32_t keys, uint64_t realtime_ns,
+		 char *err, size_t errlen)
 {
+	uint32_t ns = keys ? keys : RM_STATS_SLOTS, nr = keys ? 2 * keys : RM_STATS_POOL_ROWS;
+	const struct rm_stats_hdr *h;
 	struct pin_map m;
 	int r;
 
 	memset(s, 0, sizeof(*s));
 	s->fd = -1;
-	r = pin_open(&m, PIN_STATS, pin_dir, PIN_O_MMAP, err, errlen);
+	r = pin_open_sized(&m, PIN_STATS, pin_dir, PIN_O_MMAP, (uint32_t)RM_STATS_PAGES(ns, nr),
+			   err, errlen);
 	if (r)
 		return r;
+	h = m.mem;
+	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == RM_STATS_MAGIC &&
+	    (h->n_slots != ns || h->n_rows != nr || h->slot_off != RM_STATS_SLOT_OFF ||
+	     h->row_off != RM_STATS_ROW_OFF(ns))) {
+		r = errf(err, errlen, -EPROTO,
+			 "%s: pinned map has another layout (%u keys, %u rows; want %u, %u): "
+			 "built from other headers?",
+			 m.path, h->n_slots, h->n_rows, ns, nr);
+		pin_close(&m);
+		return r;
+	}
 	s->fd = m.fd;
 	s->map = m.mem;
 	s->map_len = m.mem_len;
-	s->n = m.info.max_entries;
-	s->e = s->map;
-	init_hdr(s, realtime_ns);
+	init_map(s, s->map, ns, nr, realtime_ns);
 	return 0;
 }
 
@@ -124,12 +159,20 @@ uint32_t stats_key_hash(const struct rm_stats_key *k)
 	return h;
 }
 
-/* Entries 0 (header) and RM_STATS_OVERFLOW_SLOT are never probed. */
+/* Slot RM_STATS_OVERFLOW_SLOT is never probed. */
 #define FIRST_PROBED (RM_STATS_OVERFLOW_SLOT + 1)
+
+/* Wait out a claimer between its CAS and its release store (a few stores). */
+static uint32_t wait_claimed(const uint32_t *p, uint32_t v, uint32_t claiming)
+{
+	while (v == claiming)
+		v = __atomic_load_n(p, __ATOMIC_ACQUIRE);
+	return v;
+}
 
 static struct rm_stats_slot *overflow_slot(struct stats_w *s)
 {
-	struct rm_stats_slot *sl = &s->e[RM_STATS_OVERFLOW_SLOT].slot;
+	struct rm_stats_slot *sl = &s->slots[RM_STATS_OVERFLOW_SLOT];
 	uint32_t st = __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
 
 	if (st == RM_STATS_FREE) {
@@ -144,8 +187,7 @@ static struct rm_stats_slot *overflow_slot(struct stats_w *s)
 		}
 		st = exp;
 	}
-	while (st == RM_STATS_CLAIMING)
-		st = __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
+	wait_claimed(&sl->state, st, RM_STATS_CLAIMING);
 	return sl;
 }
 
@@ -153,13 +195,13 @@ struct rm_stats_slot *stats_slot(struct stats_w *s, const struct rm_stats_key *k
 {
 	uint32_t h, nslots, start;
 
-	if (!s || !s->e || s->n <= FIRST_PROBED)
+	if (!s || !s->h || s->n_slots <= FIRST_PROBED)
 		return NULL;
 	h = stats_key_hash(k);
-	nslots = s->n - FIRST_PROBED;
+	nslots = s->n_slots - FIRST_PROBED;
 	start = h % nslots;
 	for (uint32_t p = 0; p < RM_STATS_PROBE && p < nslots; p++) {
-		struct rm_stats_slot *sl = &s->e[FIRST_PROBED + (start + p) % nslots].slot;
+		struct rm_stats_slot *sl = &s->slots[FIRST_PROBED + (start + p) % nslots];
 		uint32_t st = __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
 
 		if (st == RM_STATS_FREE) {
@@ -174,13 +216,12 @@ struct rm_stats_slot *stats_slot(struct stats_w *s, const struct rm_stats_key *k
 			}
 			st = exp;
 		}
-		while (st == RM_STATS_CLAIMING)
-			st = __atomic_load_n(&sl->state, __ATOMIC_ACQUIRE);
+		st = wait_claimed(&sl->state, st, RM_STATS_CLAIMING);
 		if (st == RM_STATS_LIVE && sl->key_hash == h && !memcmp(&sl->key, k, sizeof(*k)))
 			return sl;
 	}
 	/* counted, not lost: the sample goes to the overflow slot */
-	__atomic_fetch_add(&s->e[0].hdr.dropped, 1, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&s->h->dropped, 1, __ATOMIC_RELAXED);
 	return overflow_slot(s);
 }
 
@@ -206,24 +247,61 @@ static void wend(struct rm_stats_slot *sl)
 	__atomic_fetch_add(&sl->wend, 1, __ATOMIC_RELEASE);
 }
 
-/* The row of (code, flags): found, claimed, or the overflow row. */
-static struct rm_stats_row *row_of(struct rm_stats_slot *sl, uint64_t id)
+/* A row of the pool for id: 1 + its index, or 0 when the pool is empty. The bump
+ * never passes n_rows, so rows_used is exact. */
+static uint32_t pool_take(struct stats_w *s, uint64_t id)
 {
-	for (int i = 0; i < RM_STATS_ROWS - 1; i++) {
-		uint64_t cur = __atomic_load_n(&sl->rows[i].id, __ATOMIC_ACQUIRE);
+	uint32_t n = __atomic_load_n(&s->h->rows_used, __ATOMIC_RELAXED);
 
-		if (cur == 0) {
-			uint64_t exp = 0;
-
-			if (__atomic_compare_exchange_n(&sl->rows[i].id, &exp, id, false,
-							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				return &sl->rows[i];
-			cur = exp;
+	while (n < s->n_rows)
+		if (__atomic_compare_exchange_n(&s->h->rows_used, &n, n + 1, true, __ATOMIC_RELAXED,
+						__ATOMIC_RELAXED)) {
+			/* published by the release store of its index */
+			__atomic_store_n(&s->rows[n].id, id, __ATOMIC_RELAXED);
+			return n + 1;
 		}
-		if (cur == id)
-			return &sl->rows[i];
+	return 0;
+}
+
+/* The row at position i of sl: the one there, or (free position) one taken from
+ * the pool for id. 1 + pool index, or 0: free and the pool is empty. */
+static uint32_t row_at(struct stats_w *s, struct rm_stats_slot *sl, int i, uint64_t id)
+{
+	uint32_t *p = &sl->rows[i], exp = 0, ix;
+
+	ix = wait_claimed(p, __atomic_load_n(p, __ATOMIC_ACQUIRE), RM_STATS_ROW_CLAIMING);
+	if (ix)
+		return ix;
+	if (!__atomic_compare_exchange_n(p, &exp, RM_STATS_ROW_CLAIMING, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_ACQUIRE))
+		return wait_claimed(p, exp, RM_STATS_ROW_CLAIMING);
+	ix = pool_take(s, id);
+	__atomic_store_n(p, ix, __ATOMIC_RELEASE); /* 0: the position stays free */
+	return ix;
+}
+
+/* The row of (code, flags) in sl: found, claimed, the key's overflow row, or (the
+ * pool is empty) the overflow slot's reserved one; *owner is the slot whose
+ * wbegin/wend bracket its update. */
+static struct rm_stats_row *row_of(struct stats_w *s, struct rm_stats_slot *sl, uint64_t id,
+				   struct rm_stats_slot **owner)
+{
+	uint32_t ix;
+
+	*owner = sl;
+	for (int i = 0; i < RM_STATS_ROWS - 1; i++) {
+		ix = row_at(s, sl, i, id);
+		if (!ix || ix > s->n_rows)
+			break;
+		if (__atomic_load_n(&s->rows[ix - 1].id, __ATOMIC_RELAXED) == id)
+			return &s->rows[ix - 1];
 	}
-	return &sl->rows[RM_STATS_ROWS - 1];
+	ix = row_at(s, sl, RM_STATS_ROWS - 1, RM_STATS_ROW_OVERFLOW);
+	if (ix && ix <= s->n_rows)
+		return &s->rows[ix - 1];
+	__atomic_fetch_add(&s->h->pool_full, 1, __ATOMIC_RELAXED);
+	*owner = overflow_slot(s);
+	return &s->rows[0];
 }
 
 static void hist_add(struct rm_stats_hist *h, uint64_t v, uint64_t v_milli)
@@ -232,22 +310,23 @@ static void hist_add(struct rm_stats_hist *h, uint64_t v, uint64_t v_milli)
 	ADD(&h->sum, v);
 }
 
-void stats_request(struct rm_stats_slot *sl, int code, uint32_t flags, uint64_t dur_us,
-		   uint64_t req_bytes, uint64_t resp_bytes)
+void stats_request(struct stats_w *s, struct rm_stats_slot *sl, int code, uint32_t flags,
+		   uint64_t dur_us, uint64_t req_bytes, uint64_t resp_bytes)
 {
+	struct rm_stats_slot *owner;
 	struct rm_stats_row *r;
 
-	if (!sl)
+	if (!s || !s->h || !sl)
 		return;
 	if (code < 0 || code > 999)
 		code = 0;
 	flags &= (1u << RM_STATS_F_MAX) - 1;
-	r = row_of(sl, RM_STATS_ROW_ID((unsigned)code, flags));
-	wbegin(sl);
+	r = row_of(s, sl, RM_STATS_ROW_ID((unsigned)code, flags), &owner);
+	wbegin(owner);
 	hist_add(&r->dur, dur_us, dur_us); /* us are thousandths of the ms bounds */
 	hist_add(&r->req, req_bytes, req_bytes * 1000);
 	hist_add(&r->resp, resp_bytes, resp_bytes * 1000);
-	wend(sl);
+	wend(owner);
 }
 
 void stats_tcp(struct rm_stats_slot *sl, uint64_t opened, uint64_t closed, uint64_t sent,
@@ -269,17 +348,17 @@ void stats_tcp(struct rm_stats_slot *sl, uint64_t opened, uint64_t closed, uint6
 
 void stats_set_generation(struct stats_w *s, uint64_t gen)
 {
-	if (s && s->e)
-		__atomic_store_n(&s->e[0].hdr.generation, gen, __ATOMIC_RELAXED);
+	if (s && s->h)
+		__atomic_store_n(&s->h->generation, gen, __ATOMIC_RELAXED);
 }
 
 void stats_cfg_applied(struct stats_w *s, uint64_t latency_us)
 {
 	struct rm_stats_hdr *h;
 
-	if (!s || !s->e)
+	if (!s || !s->h)
 		return;
-	h = &s->e[0].hdr;
+	h = s->h;
 	__atomic_store_n(&h->cfg_apply_last_us, latency_us, __ATOMIC_RELAXED);
 	hist_add(&h->cfg_apply, latency_us, latency_us);
 	ADD(&h->cfg_applies, 1);
@@ -287,6 +366,43 @@ void stats_cfg_applied(struct stats_w *s, uint64_t latency_us)
 
 void stats_cfg_rejected(struct stats_w *s, uint64_t rejected)
 {
-	if (s && s->e)
-		__atomic_store_n(&s->e[0].hdr.cfg_rejected, rejected, __ATOMIC_RELAXED);
+	if (s && s->h)
+		__atomic_store_n(&s->h->cfg_rejected, rejected, __ATOMIC_RELAXED);
+}
+
+#define PUT(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
+
+void stats_worker_bufs(struct stats_w *s, unsigned int worker, const struct bufpool *cp,
+		       const struct bufpool *up, uint64_t now_ns)
+{
+	struct rm_stats_wk *w;
+	uint32_t n;
+
+	if (!s || !s->h || worker >= RM_STATS_WORKERS)
+		return;
+	n = __atomic_load_n(&s->h->wk_pid, __ATOMIC_RELAXED);
+	if (n != s->pid) {
+		uint64_t last = __atomic_load_n(&s->h->wk_ns, __ATOMIC_RELAXED);
+
+		/* another daemon's, unless it stopped writing: then ours again */
+		if (now_ns < last + RM_STATS_WK_STALE_NS ||
+		    !__atomic_compare_exchange_n(&s->h->wk_pid, &n, s->pid, false, __ATOMIC_RELAXED,
+						 __ATOMIC_RELAXED))
+			return;
+		__atomic_store_n(&s->h->n_wk, 0, __ATOMIC_RELAXED);
+	}
+	w = &s->h->wk[worker];
+	PUT(&w->buf_waits, cp->exhausted);
+	PUT(&w->up_buf_waits, up->exhausted);
+	PUT(&w->bufs_used, cp->used);
+	PUT(&w->bufs, cp->n);
+	PUT(&w->up_bufs_used, up->used);
+	PUT(&w->up_bufs, up->n);
+	PUT(&w->bufs_resident,
+	    (uint64_t)bufpool_warm(cp) * cp->size + (uint64_t)bufpool_warm(up) * up->size);
+	PUT(&s->h->wk_ns, now_ns);
+	n = __atomic_load_n(&s->h->n_wk, __ATOMIC_RELAXED);
+	while (n <= worker && !__atomic_compare_exchange_n(&s->h->n_wk, &n, worker + 1, true,
+							   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+		;
 }

@@ -63,6 +63,10 @@ every rendered argument with `ringmeshd ARGS --help`, which validates each value
 - --workers
 - {{ int .Values.workers | toString | quote }}
 {{- end }}
+{{- if .Values.statsKeys }}
+- --stats-keys
+- {{ int .Values.statsKeys | toString | quote }}
+{{- end }}
 - --pod-gateway
 - {{ .Values.podGateway | quote }}
 - --pin-dir
