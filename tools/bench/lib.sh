@@ -185,6 +185,26 @@ EOC
 	done
 }
 
+# start_backend CG ADDRS PORT: the benchmark's backend ($BACKEND: nginx, the default,
+# answering a fixed "ok", or rm for rm-backend's JSON echo of the request) as background
+# "backend" in CG, listening on every ADDR (comma-separated) at PORT; waits until it answers.
+start_backend() {
+	local cg=$1 addrs=$2 port=$3 a l=() r=()
+	for a in ${addrs//,/ }; do l+=("$a:$port"); r+=(--listen "$a:$port"); done
+	if [ "${BACKEND:-nginx}" = nginx ]; then
+		nginx_conf "$TMP/backend" "$(IFS=,; echo "${l[*]}")" 8192
+		start_proxy backend "$cg" nginx -e "$TMP/backend/logs/error.log" -p "$TMP/backend" \
+			-c "$TMP/backend/nginx.conf"
+		for a in "${l[@]}"; do wait_listen "$a" || { a=; break; }; done
+		[ -n "$a" ]
+	else
+		start_proxy backend "$cg" "$BUILD/rm-backend" --mode http --name bench --version v1 \
+			"${r[@]}" --ready-file "$TMP/b.ready"
+		wait_file "$TMP/b.ready" 5
+	fi || { echo "backend did not start"; tail -5 "$TMP/backend.log"; return 1; }
+	in_ns "$NS" curl -sf -o /dev/null "http://${l[0]}/" || { echo "backend not answering"; return 1; }
+}
+
 # start_proxy NAME CG CMD...: start CMD in CG (inside $NS) as background NAME; the
 # caller waits for its listener.
 start_proxy() {
@@ -194,11 +214,13 @@ start_proxy() {
 
 # start_rm DCG PODS VIP RULES [ringmeshd args...]: ringmeshd, $RM_WORKERS workers
 # (default 1), intercepting VIP/32 for the processes under PODS, with RULES applied
+# (RULES "": none, the caller applies its own)
 start_rm() {
 	local dcg=$1 pods=$2 vip=$3 rules=$4; shift 4
 	start_ringmeshd "$dcg" "$NS" --cgroup "$pods" --workers "${RM_WORKERS:-1}" \
 		--listen 127.0.0.1:15001 \
 		--include-ip-ranges "$vip/32" "$@" || return 1
+	[ -n "$rules" ] || return 0
 	"$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$rules" >"$TMP/apply.out" 2>&1 && return 0
 	echo "apply failed: $(head -1 "$TMP/apply.out")"
 	stop_ringmeshd
