@@ -298,6 +298,80 @@ def obs_table(fig, out):
         out.append("")
 
 
+CFG_GOALS_N = "1000"  # issue 13: 1,000 services with 3,000 rules
+
+
+def f_ms(x):
+    return f"{x / 1000:.2f} s" if x >= 1000 else f"{x:.0f} ms" if x >= 10 else f"{x:.1f} ms"
+
+
+def f_mib(x):
+    return f"{x / 1024:.1f} MiB"
+
+
+def cfgscale_goals(fig, base, out):
+    """issue 13's goals, each against the medians at 1,000 services"""
+    n = CFG_GOALS_N
+    goals = [("first apply", "first_ms", 1000), ("one rule changed", "one_ms", 300),
+             ("live after the flip", "one_live", 100)]
+    words = []
+    for t, m, lim in goals:
+        st = stat(fig, "cfgscale", n, m, "-")
+        if st:
+            words.append(f"{t} {f_ms(st.med)} (≤ {f_ms(lim)}: "
+                         f"{'met' if st.med <= lim else '**not met**'})")
+    a = stat(fig, "cfgscale", n, "rps", str(next(iter(conns_of(fig, "cfgscale")), "-")))
+    if a and base and base[0] is not a:
+        r, w = compare(a, base[0], True)
+        ok = "met" if w == "within noise" or w == "ahead" else \
+            "fewer than 3 rounds" if w == "not ranked" else "**not met**"
+        words.append(f"req/s {r:.2f}x of 1 service, {w} ({ok})")
+    if words:
+        out.append("Goals of issue 13 at 1,000 services (medians): " + "; ".join(words) + ".\n")
+
+
+def cfgscale_table(fig, errs, out):
+    """tools/bench/cfgscale.sh: apply and flip-to-live, and routing cost, against N"""
+    ns = sorted({int(k[1]) for k in fig if k[0] == "cfgscale" and k[1].isdigit()})
+    if not ns:
+        return
+    cs = conns_of(fig, "cfgscale")
+    c = str(cs[0]) if cs else "-"
+    rounds = max((len(fig.get(("cfgscale", str(n), "first_ms", "-"), [])) for n in ns),
+                 default=0)
+    out.append(f"#### Configuration scale ({rounds} rounds, the sizes' order rotated)\n")
+    out.append("N services of tools/bench/cfggen.py (3 rules, 3 subsets, 3 endpoints each) "
+               "applied with `ringmesh apply` to a live ringmeshd (1 worker). Wall time from "
+               "the CLI, which returns once the daemon serves the new generation; \"live\": "
+               "the daemon's own flip-to-live time (ringmesh_config_apply_duration_seconds); "
+               "\"1 rule changed\": one service's split 70/30 <-> 60/40, several per round. "
+               f"Then wrk -t1 -c{c} on one of the services (GET /api: a header rule tried, "
+               "then a prefix with a weighted split); req/s and CPU against 1 service.\n")
+    out.append("| services | rules | first apply | live | unchanged re-apply | 1 rule changed "
+               "| live | req/s | vs 1 service | p99 | daemon CPU µs/req | vs 1 service "
+               "| daemon RSS |")
+    out.append("|---" * 13 + "|")
+    b = str(ns[0])
+    base = (stat(fig, "cfgscale", b, "rps", c), stat(fig, "cfgscale", b, "cpu", c))
+    for n in ns:
+        k = str(n)
+        rps, cpu = stat(fig, "cfgscale", k, "rps", c), stat(fig, "cfgscale", k, "cpu", c)
+        row = [f"{n:,}", f"{3 * n:,}"]
+        row += [cell(stat(fig, "cfgscale", k, m, "-"), f_ms)
+                for m in ("first_ms", "first_live", "same_ms", "one_ms", "one_live")]
+        row += [cell(rps, f_rate), "-" if n == ns[0] else cmp_cell(rps, base[0], True),
+                cell(stat(fig, "cfgscale", k, "p99", c), f_lat), cell(cpu, f_plain),
+                "-" if n == ns[0] else cmp_cell(cpu, base[1], False),
+                cell(stat(fig, "cfgscale", k, "rss_kib", "-"), f_mib)]
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    if ns[0] == 1:
+        cfgscale_goals(fig, base, out)
+    e = [f"N={k[1]}: {'; '.join(v)}" for k, v in sorted(errs.items()) if k[0] == "cfgscale"]
+    if e:
+        out.append("errors: " + " · ".join(e) + "\n")
+
+
 def plot_data(fig, path):
     with open(path, "w") as f:
         for k, n in L7_PATHS:
@@ -325,7 +399,7 @@ def main():
     machines = sorted({v for k, vs in meta.items() if k[0] == "machine" for v in vs})
     out.append("Measured on: " + "; ".join(dict.fromkeys(
         re.sub(r", load average.*", "", m) for m in machines)) + ".")
-    for ph in ("l7", "l4", "mem"):
+    for ph in ("l7", "l4", "mem", "cfgscale"):
         for s in meta.get(("setup", ph), []):
             loads = [re.sub(r".*load average ", "", m) for m in meta.get(("machine", ph), [])]
             end = meta.get(("load_end", ph), ["?"])
@@ -342,6 +416,7 @@ def main():
     l4_table(fig, out)
     sockmap_verdict(fig, out)
     obs_table(fig, out)
+    cfgscale_table(fig, errs, out)
     md = "\n".join(out).rstrip() + "\n"
     if a.out:
         open(a.out, "w").write(md)
