@@ -16,7 +16,11 @@
 #   routing    wrk -t1 -c$CONNS for SECONDS on GET /api of the real service (its
 #              header rule tried, then the /api prefix's 70/30 split): req/s, p99,
 #              and the daemon's CPU µs per request (its cgroup); RSS after it
+#   router     the daemon's router alone, in process (tools/bench/cfgbench.c --route):
+#              ns per request to that one service, and to every service in turn
 # Figures go to $BENCH_OUT for summary.py's "Configuration scale" table.
+# PROFILE=DIR: perf record -e cpu-clock -g of the daemon during each wrk run, into
+# DIR/perf.N.rROUND.data (for `perf report -i`; a profile costs the figures some CPU).
 # Usage: sudo tools/bench/cfgscale.sh [BUILD] [SECONDS] [N,...] [ROUNDS]
 #        (defaults: build 4 1,100,1000,10000 3; FLIPS=3 CONNS=8)
 set -u
@@ -51,6 +55,8 @@ BACK_CG=$(mk_cgroup servers/backend)
 VIP=127.96.0.40 E1=127.96.0.41 E2=127.96.0.42 E3=127.96.0.43 PORT=8080
 start_backend "$BACK_CG" $E1,$E2,$E3 $PORT || exit 1
 
+cfgbench_build "$here/../.." "$BUILD" "$TMP/cfgbench" "$TMP/cfgbench.log" ||
+	{ echo "cfgbench did not build:"; tail -5 "$TMP/cfgbench.log"; exit 1; }
 for n in ${SIZES//,/ }; do
 	python3 "$here/cfggen.py" "$n" --live "$((n - 1))=$VIP,$E1,$E2,$E3" --out "$TMP/a.$n.yaml" &&
 		python3 "$here/cfggen.py" "$n" --live "$((n - 1))=$VIP,$E1,$E2,$E3" \
@@ -127,19 +133,36 @@ measure() {
 	done
 	echo "$line"
 	# routed by the daemon, to the service the file names (not merely accepted)
+	prof=
 	if ! in_cg "$CLIENT_CG" "$NS" -- curl -sf -o /dev/null "http://$VIP:$PORT/api"; then
 		rec cfgscale "$n" err - "$r" "GET /api through ringmeshd failed"
-	elif wrk_run "cfgscale-$n-r$r" "$CLIENT_CG" "http://$VIP:$PORT/api" "$CONNS" "$SECS" "$DCG"; then
-		rec cfgscale "$n" rps "$CONNS" "$r" "$W_rps"
-		rec cfgscale "$n" p99 "$CONNS" "$r" "$W_p99"
-		rec cfgscale "$n" cpu "$CONNS" "$r" "$W_cpu"
+	else
+		if [ -n "${PROFILE:-}" ]; then
+			mkdir -p "$PROFILE"
+			perf record -q -e cpu-clock -g -p "$RINGMESHD_PID" -o "$PROFILE/perf.$n.r$r.data" \
+				-- sleep "$SECS" >/dev/null 2>&1 8>&- &
+			prof=$!
+		fi
+		if wrk_run "cfgscale-$n-r$r" "$CLIENT_CG" "http://$VIP:$PORT/api" "$CONNS" "$SECS" "$DCG"; then
+			rec cfgscale "$n" rps "$CONNS" "$r" "$W_rps"
+			rec cfgscale "$n" p99 "$CONNS" "$r" "$W_p99"
+			rec cfgscale "$n" cpu "$CONNS" "$r" "$W_cpu"
+			in_ns "$NS" curl -sf "http://$METRICS_ADDR/stats/prometheus" >"$TMP/prom.$n"
+			[ "$(requests_sum "$TMP/prom.$n" "destination_service_name=\"svc-$((n - 1))\"")" -gt 0 ] ||
+				rec cfgscale "$n" err - "$r" "no request counted for svc-$((n - 1))"
+		fi
 		[ -z "$W_err" ] || rec cfgscale "$n" err "$CONNS" "$r" "$W_err"
-		in_ns "$NS" curl -sf "http://$METRICS_ADDR/stats/prometheus" >"$TMP/prom.$n"
-		[ "$(requests_sum "$TMP/prom.$n" "destination_service_name=\"svc-$((n - 1))\"")" -gt 0 ] ||
-			rec cfgscale "$n" err - "$r" "no request counted for svc-$((n - 1))"
 	fi
+	[ -z "$prof" ] || wait "$prof"
 	rec cfgscale "$n" rss_kib - "$r" "$(awk '/^VmRSS/ { print $2 }' /proc/$RINGMESHD_PID/status)"
 	stop_ringmeshd
+	if line=$("$TMP/cfgbench" --route "$TMP/a.$n.yaml" 2>&1); then
+		rec cfgscale "$n" route_one - "$r" "$(echo "$line" | sed -n 's/.*route_one_ns=\([0-9.]*\).*/\1/p')"
+		rec cfgscale "$n" route_all - "$r" "$(echo "$line" | sed -n 's/.*route_all_ns=\([0-9.]*\).*/\1/p')"
+		echo "  router: $line"
+	else
+		rec cfgscale "$n" err - "$r" "cfgbench: $line"
+	fi
 }
 
 for ((round = 1; round <= ROUNDS; round++)); do

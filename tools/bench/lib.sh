@@ -51,6 +51,17 @@ order() {
 	for ((i = 0; i < n; i++)); do echo "${a[(i + r - 1) % n]}"; done
 }
 
+# cfgbench_build ROOT BUILD OUT LOG: tools/bench/cfgbench.c against BUILD's
+# libringmesh.a (made first) as OUT; the compiler's output in LOG
+cfgbench_build() {
+	local root=$1 b=$2
+	case $b in /*) ;; *) b=$root/$b ;; esac
+	make -C "$root" -j2 BUILD="$b" "$b/libringmesh.a" >"$4" 2>&1 &&
+		cc -O2 -g -std=gnu11 -D_GNU_SOURCE -I"$root/include" -I"$root/user" \
+			-I"$root/tools" -I"$b" "$root/tools/bench/cfgbench.c" "$b/libringmesh.a" \
+			-lbpf -lelf -lz -luring -lyaml -lpcre2-8 -lpthread -lm -o "$3" >>"$4" 2>&1
+}
+
 # ---- the L7 proxies' configurations (l7.sh, mem.sh), written at run time ----
 
 # haproxy_cfg FILE BIND MAXCONN SERVER...: http mode, nbthread 1, keep-alive both

@@ -326,6 +326,10 @@ def cfgscale_goals(fig, base, out):
         ok = "met" if w == "within noise" or w == "ahead" else \
             "fewer than 3 rounds" if w == "not ranked" else "**not met**"
         words.append(f"req/s {r:.2f}x of 1 service, {w} ({ok})")
+    r1, rn = stat(fig, "cfgscale", "1", "route_one", "-"), stat(fig, "cfgscale", n, "route_one", "-")
+    if r1 and rn:
+        words.append(f"the router alone {rn.med:.0f} ns per request against {r1.med:.0f} ns "
+                     f"with 1 service ({rn.med / r1.med:.2f}x)")
     if words:
         out.append("Goals of issue 13 at 1,000 services (medians): " + "; ".join(words) + ".\n")
 
@@ -343,26 +347,39 @@ def cfgscale_table(fig, errs, out):
     out.append("N services of tools/bench/cfggen.py (3 rules, 3 subsets, 3 endpoints each) "
                "applied with `ringmesh apply` to a live ringmeshd (1 worker). Wall time from "
                "the CLI, which returns once the daemon serves the new generation; \"live\": "
-               "the daemon's own flip-to-live time (ringmesh_config_apply_duration_seconds); "
-               "\"1 rule changed\": one service's split 70/30 <-> 60/40, several per round. "
-               f"Then wrk -t1 -c{c} on one of the services (GET /api: a header rule tried, "
-               "then a prefix with a weighted split); req/s and CPU against 1 service.\n")
+               "the daemon's own flip-to-live time (ringmesh_config_apply_duration_seconds, "
+               "its 20 ms poll included); \"1 rule changed\": one service's split 70/30 <-> "
+               "60/40, several per round.\n")
     out.append("| services | rules | first apply | live | unchanged re-apply | 1 rule changed "
-               "| live | req/s | vs 1 service | p99 | daemon CPU µs/req | vs 1 service "
-               "| daemon RSS |")
-    out.append("|---" * 13 + "|")
-    b = str(ns[0])
-    base = (stat(fig, "cfgscale", b, "rps", c), stat(fig, "cfgscale", b, "cpu", c))
+               "| live | daemon RSS |")
+    out.append("|---" * 8 + "|")
     for n in ns:
         k = str(n)
-        rps, cpu = stat(fig, "cfgscale", k, "rps", c), stat(fig, "cfgscale", k, "cpu", c)
         row = [f"{n:,}", f"{3 * n:,}"]
         row += [cell(stat(fig, "cfgscale", k, m, "-"), f_ms)
                 for m in ("first_ms", "first_live", "same_ms", "one_ms", "one_live")]
-        row += [cell(rps, f_rate), "-" if n == ns[0] else cmp_cell(rps, base[0], True),
-                cell(stat(fig, "cfgscale", k, "p99", c), f_lat), cell(cpu, f_plain),
-                "-" if n == ns[0] else cmp_cell(cpu, base[1], False),
-                cell(stat(fig, "cfgscale", k, "rss_kib", "-"), f_mib)]
+        row.append(cell(stat(fig, "cfgscale", k, "rss_kib", "-"), f_mib))
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append(f"Routing with N services loaded: wrk -t1 -c{c} through the daemon to one of "
+               "them (GET /api: its header rule tried, then a prefix with a weighted split), "
+               "against 1 service; and the router alone in process (tools/bench/cfgbench.c: "
+               "find the service, decide, pick the pool), to that one service and to every "
+               "service in turn (the table's size in the caches).\n")
+    out.append("| services | req/s | vs 1 service | p99 | daemon CPU µs/req | vs 1 service "
+               "| router, 1 service | router, all in turn |")
+    out.append("|---" * 8 + "|")
+    b = str(ns[0])
+    base = (stat(fig, "cfgscale", b, "rps", c), stat(fig, "cfgscale", b, "cpu", c))
+    f_ns = lambda x: f"{x:.0f} ns"
+    for n in ns:
+        k = str(n)
+        rps, cpu = stat(fig, "cfgscale", k, "rps", c), stat(fig, "cfgscale", k, "cpu", c)
+        row = [f"{n:,}", cell(rps, f_rate), "-" if n == ns[0] else cmp_cell(rps, base[0], True),
+               cell(stat(fig, "cfgscale", k, "p99", c), f_lat), cell(cpu, f_plain),
+               "-" if n == ns[0] else cmp_cell(cpu, base[1], False),
+               cell(stat(fig, "cfgscale", k, "route_one", "-"), f_ns),
+               cell(stat(fig, "cfgscale", k, "route_all", "-"), f_ns)]
         out.append("| " + " | ".join(row) + " |")
     out.append("")
     if ns[0] == 1:
