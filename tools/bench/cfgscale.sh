@@ -20,7 +20,8 @@
 #              ns per request to that one service, and to every service in turn
 # Figures go to $BENCH_OUT for summary.py's "Configuration scale" table.
 # PROFILE=DIR: perf record -e cpu-clock -g of the daemon during each wrk run, into
-# DIR/perf.N.rROUND.data (for `perf report -i`; a profile costs the figures some CPU).
+# DIR/perf.N.rROUND.data, and during the applies, DIR/apply.N.rROUND.data (for
+# `perf report -i`; a profile costs the figures some CPU).
 # Usage: sudo tools/bench/cfgscale.sh [BUILD] [SECONDS] [N,...] [ROUNDS]
 #        (defaults: build 4 1,100,1000,10000 3; FLIPS=3 CONNS=8)
 set -u
@@ -106,6 +107,14 @@ measure() {
 	rm -rf "$PIN"
 	start_rm "$DCG" "$PODS" $VIP "" || { rec cfgscale "$n" err - "$r" "ringmeshd did not start"; return 1; }
 	line="  N=$n:"
+	prof=
+	if [ -n "${PROFILE:-}" ]; then
+		mkdir -p "$PROFILE"
+		perf record -q -e cpu-clock -g -p "$RINGMESHD_PID" -o "$PROFILE/apply.$n.r$r.data" \
+			>/dev/null 2>&1 8>&- &
+		prof=$!
+		sleep 0.5 # attached before the first apply
+	fi
 	if apply_ms "$TMP/a.$n.yaml" changed; then
 		rec cfgscale "$n" first_ms - "$r" "$A_wall"
 		rec cfgscale "$n" first_live - "$r" "$A_live"
@@ -132,6 +141,7 @@ measure() {
 		fi
 	done
 	echo "$line"
+	[ -z "$prof" ] || { kill -INT "$prof"; wait "$prof"; }
 	# routed by the daemon, to the service the file names (not merely accepted)
 	prof=
 	if ! in_cg "$CLIENT_CG" "$NS" -- curl -sf -o /dev/null "http://$VIP:$PORT/api"; then
