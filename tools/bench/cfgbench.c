@@ -99,8 +99,8 @@ static int apply(const char *path, struct rm_cfg *cfg, struct rm_cfg *prev, stru
 
 /* ns per routed request over ROUTE_ITERS requests, to the services in order[] (n of
  * them, repeated); -1 when the table cannot be built or a request is not forwarded */
-static double route_ns(const struct route_table *t, const struct rm_cfg *cfg,
-		       const uint32_t *order, uint32_t n)
+static double route_ns(const struct route_table *t, const struct rm_cfg *cfg, const uint32_t *order,
+		       uint32_t n)
 {
 	static const struct route_hdrs none = {0};
 	struct route_req req = {
@@ -175,7 +175,8 @@ int main(int argc, char **argv)
 	if (!cfg || !prev || !src || !nsrc)
 		return 1;
 	if (!strcmp(argv[1], "--route")) {
-		if (apply(argv[2], cfg, prev, src, nsrc, &a, &ca) || route_bench(prev, &one, &all)) {
+		if (apply(argv[2], cfg, prev, src, nsrc, &a, &ca) ||
+		    route_bench(prev, &one, &all)) {
 			fprintf(stderr, "cfgbench: the router did not forward GET /api\n");
 			return 1;
 		}
