@@ -259,6 +259,73 @@ static void test_domain(void **state)
 	assert_int_equal(cfg_set_domain(NULL), 0); /* the other tests' */
 }
 
+#define SVC_WEB                                                                                    \
+	"{\"metadata\":{\"name\":\"front\",\"namespace\":\"web\"},\"spec\":{\"clusterIP\":"        \
+	"\"10.96.0.20\",\"ports\":[{\"name\":\"http\",\"port\":80,\"protocol\":\"TCP\"}]}}"
+#define SLICE_WEB                                                                                  \
+	"{\"metadata\":{\"name\":\"front-1\",\"namespace\":\"web\",\"labels\":{"                   \
+	"\"kubernetes.io/service-name\":\"front\"}},\"addressType\":\"IPv4\",\"ports\":[{"         \
+	"\"name\":\"http\",\"port\":80}],\"endpoints\":[{\"addresses\":[\"10.2.0.1\"]}]}"
+
+static const struct cfg_doc_ir *ir_of(const struct cfg_docs *d, const char *origin)
+{
+	for (size_t i = 0; i < d->n; i++)
+		if (!strcmp(d->v[i].origin, origin))
+			return d->v[i].ir;
+	return NULL;
+}
+
+/* A Service's document is made again only when an event touched its namespace; a
+ * deleted Service's goes, and comes back with it. */
+static void test_service_texts(void **state)
+{
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	const struct cfg_doc_ir *shop, *web;
+	char err[512];
+
+	list(s, KS_SERVICE, SVC, SVC_WEB, NULL);
+	list(s, KS_SLICE, SLICE, SLICE_WEB, NULL);
+	list(s, KS_PODMETA, POD("r1", "v1"), POD("r2", "v2"), NULL);
+	for (unsigned i = KS_SE; i <= KS_DP; i++)
+		list(s, i, NULL);
+	list(s, KS_DR, DR, NULL);
+	list(s, KS_VS, VS("reviews", "reviews", "v2", "70"), NULL);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 4);
+	shop = ir_of(out, "k8s:Service/shop/reviews");
+	web = ir_of(out, "k8s:Service/web/front");
+	assert_non_null(shop);
+	assert_non_null(web);
+
+	/* a VirtualService edited: both Services' documents are the same parsed ones */
+	ev(s, KS_VS, K8S_EV_MODIFIED, VS("reviews", "reviews", "v2", "60"));
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_ptr_equal(ir_of(out, "k8s:Service/shop/reviews"), shop);
+	assert_ptr_equal(ir_of(out, "k8s:Service/web/front"), web);
+
+	/* a pod of shop relabelled: shop's Service made again (its text changed), web's not */
+	ev(s, KS_PODMETA, K8S_EV_MODIFIED, POD("r2", "v1"));
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_non_null(ir_of(out, "k8s:Service/shop/reviews"));
+	assert_ptr_not_equal(ir_of(out, "k8s:Service/shop/reviews"), shop);
+	assert_ptr_equal(ir_of(out, "k8s:Service/web/front"), web);
+
+	/* web's Service deleted: its document goes; added again: it is back */
+	ev(s, KS_SERVICE, K8S_EV_DELETED,
+	   "{\"metadata\":{\"name\":\"front\",\"namespace\":\"web\"}}");
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 3);
+	assert_null(ir_of(out, "k8s:Service/web/front"));
+	assert_non_null(ir_of(out, "k8s:Service/shop/reviews"));
+	ev(s, KS_SERVICE, K8S_EV_ADDED, SVC_WEB);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 4);
+	assert_non_null(ir_of(out, "k8s:Service/web/front"));
+	k8s_sync_free(s);
+}
+
 static void test_bad_objects(void **state)
 {
 	struct k8s_sync *s = new_sync();
@@ -523,10 +590,15 @@ static void test_status(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_docs),	cmocka_unit_test(test_domain),
-	    cmocka_unit_test(test_bad_objects), cmocka_unit_test(test_conflict_with_file),
-	    cmocka_unit_test(test_carry_over),	cmocka_unit_test(test_relist),
-	    cmocka_unit_test(test_same_name),	cmocka_unit_test(test_status),
+	    cmocka_unit_test(test_docs),
+	    cmocka_unit_test(test_domain),
+	    cmocka_unit_test(test_service_texts),
+	    cmocka_unit_test(test_bad_objects),
+	    cmocka_unit_test(test_conflict_with_file),
+	    cmocka_unit_test(test_carry_over),
+	    cmocka_unit_test(test_relist),
+	    cmocka_unit_test(test_same_name),
+	    cmocka_unit_test(test_status),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

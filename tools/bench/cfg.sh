@@ -14,7 +14,8 @@
 # the last apply (bpftool's memlock, i.e. what the kernel allocated).
 # --inproc adds a second table: the same three applies in one process without the
 # maps (tools/bench/cfgbench.c: parse, merge over the stored sources, compile, pack,
-# compare).
+# compare), and the router's cost per request (find the service, decide, pick the
+# pool) to one service and to every service in turn.
 #
 # Usage: sudo tools/bench/cfg.sh [--build DIR] [--inproc] [--rounds R] [N ...]
 #        (defaults: build, 3 rounds, N = 100 1000 10000)
@@ -34,6 +35,7 @@ while [ $# -gt 0 ]; do
 done
 [ ${#SIZES[@]} -gt 0 ] || SIZES=(100 1000 10000)
 [ "$(id -u)" = 0 ] || { echo "cfg.sh: needs root (bpffs pin dir)"; exit 1; }
+. "$here/lib.sh" # cfgbench_build
 
 TMP=$(mktemp -d /tmp/rm-cfgbench.XXXXXX)
 PIN=""
@@ -98,21 +100,16 @@ done
 echo
 echo "In process, no maps (cfgbench: parse + merge + compile + pack + compare), ms:"
 echo
-echo "| services | first apply | unchanged re-apply | 1 rule changed | compiled half | sources |"
-echo "|---|---|---|---|---|---|"
+echo "| services | first apply | unchanged re-apply | 1 rule changed | compiled half | sources | route 1 service | route all services |"
+echo "|---|---|---|---|---|---|---|---|"
 for n in "${SIZES[@]}"; do
-	b=$BUILD
-	if ! make -C "$root" -j2 BUILD="$b" "$b/libringmesh.a" >"$TMP/make" 2>&1 ||
-		! cc -O2 -g -std=gnu11 -D_GNU_SOURCE -I"$root/include" -I"$root/user" \
-			-I"$root/tools" -I"$root/$b" "$here/cfgbench.c" "$root/$b/libringmesh.a" \
-			-lbpf -lelf -lz -luring -lyaml -lpcre2-8 -lpthread -lm -o "$TMP/cfgbench" \
-			>>"$TMP/make" 2>&1; then
+	if ! cfgbench_build "$root" "$BUILD" "$TMP/cfgbench" "$TMP/make"; then
 		echo "| $n | build failed: $(grep -m1 error "$TMP/make") | | | | |"
 		continue
 	fi
 	python3 "$here/cfggen.py" "$n" --out "$TMP/a.yaml"
 	python3 "$here/cfggen.py" "$n" --change $((n / 2)) --out "$TMP/b.yaml"
-	first=() same=() one=() half="" srcb="" fail=""
+	first=() same=() one=() r1=() ra=() half="" srcb="" fail=""
 	for ((i = 0; i < ROUNDS; i++)); do
 		out=$("$TMP/cfgbench" "$TMP/a.yaml" "$TMP/b.yaml" 2>&1) || { fail=$out; break; }
 		first+=("$(echo "$out" | sed -n 's/.*first=\([0-9]*\).*/\1/p')")
@@ -120,6 +117,8 @@ for n in "${SIZES[@]}"; do
 		one+=("$(echo "$out" | sed -n 's/.*changed=\([0-9]*\) .*/\1/p')")
 		half=$(echo "$out" | sed -n 's/.*half_bytes=\([0-9]*\).*/\1/p')
 		srcb=$(echo "$out" | sed -n 's/.*src_bytes=\([0-9]*\).*/\1/p')
+		r1+=("$(echo "$out" | sed -n 's/.*route_one_ns=\([0-9]*\).*/\1/p')")
+		ra+=("$(echo "$out" | sed -n 's/.*route_all_ns=\([0-9]*\).*/\1/p')")
 	done
 	if [ -n "$fail" ]; then
 		echo "| $n | failed: $(printf '%s' "$fail" | tr '\n|' '  ') | | | | |"
@@ -127,5 +126,6 @@ for n in "${SIZES[@]}"; do
 	fi
 	echo "| $n | $(stat "${first[@]}") | $(stat "${same[@]}") | $(stat "${one[@]}") |" \
 		"$(awk -v b="$half" 'BEGIN { printf "%.1f MB", b / 1e6 }') |" \
-		"$(awk -v b="$srcb" 'BEGIN { printf "%.1f MB", b / 1e6 }') |"
+		"$(awk -v b="$srcb" 'BEGIN { printf "%.1f MB", b / 1e6 }') |" \
+		"$(stat "${r1[@]}") ns | $(stat "${ra[@]}") ns |"
 done

@@ -12,7 +12,12 @@ between v1 and v2, and a default route to v1. That is 3 documents, 3 rules,
 --change K rewrites the split of service K (70/30 -> 60/40): one changed rule
 among all the others, for the "one rule changed" figure.
 
-Usage: cfggen.py N [--change K] [--out FILE]   (default: stdout)
+--live K=VIP,EP1,EP2,EP3 gives service K that VIP and those endpoints instead of
+the synthetic ones: the one service a benchmark sends requests to
+(tools/bench/cfgscale.sh), with the same rules as every other.
+
+Usage: cfggen.py N [--change K] [--live K=VIP,EP1,EP2,EP3] [--out FILE]
+       (default: stdout)
 """
 import argparse
 import sys
@@ -86,18 +91,22 @@ def ip(net, n):
     return "10.%d.%d.%d" % (net, (n >> 8) & 255, n & 255)
 
 
-def service(i, change):
+def service(i, change, live):
     # VIPs from 10.100.0.0/14 upwards, endpoints from 10.200.0.0 upwards:
     # 65,536 addresses per /16, three endpoints per service.
     e = 3 * i
+    addrs = [ip(100 + i // 65536, i % 65536)]
+    addrs += [ip(200 + (e + k) // 65536, (e + k) % 65536) for k in range(3)]
+    if live and live[0] == i:
+        addrs = live[1]
     w1, w2 = (60, 40) if i == change else (70, 30)
     return SE.format(
         name="svc-%d" % i,
         ns="bench-%d" % (i // 1000),
-        vip=ip(100 + i // 65536, i % 65536),
-        ep0=ip(200 + e // 65536, e % 65536),
-        ep1=ip(200 + (e + 1) // 65536, (e + 1) % 65536),
-        ep2=ip(200 + (e + 2) // 65536, (e + 2) % 65536),
+        vip=addrs[0],
+        ep0=addrs[1],
+        ep1=addrs[2],
+        ep2=addrs[3],
         w1=w1,
         w2=w2,
     )
@@ -107,13 +116,20 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("n", type=int, help="number of services")
     ap.add_argument("--change", type=int, default=-1, help="service whose split changes")
+    ap.add_argument("--live", help="K=VIP,EP1,EP2,EP3: service K's real addresses")
     ap.add_argument("--out", help="output file (default stdout)")
     a = ap.parse_args()
     if a.n < 1 or a.n > 50 * 65536 // 3:
         ap.error("n out of range")
+    live = None
+    if a.live:
+        k, _, addrs = a.live.partition("=")
+        live = (int(k), addrs.split(","))
+        if len(live[1]) != 4 or not 0 <= live[0] < a.n:
+            ap.error("--live K=VIP,EP1,EP2,EP3 with 0 <= K < N")
     out = open(a.out, "w") if a.out else sys.stdout
     for i in range(a.n):
-        out.write(service(i, a.change))
+        out.write(service(i, a.change, live))
     if a.out:
         out.close()
 

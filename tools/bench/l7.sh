@@ -68,17 +68,7 @@ HAP_CG=$(mk_cgroup servers/haproxy)
 NGX_CG=$(mk_cgroup servers/nginx)
 VIP=127.96.0.20 B1=127.96.0.21 B2=127.96.0.22 HAP=127.96.0.30 NGX=127.96.0.31 PORT=8080
 
-if [ "$BACKEND" = nginx ]; then
-	nginx_conf "$TMP/backend" "$B1:$PORT,$B2:$PORT" 8192
-	start_proxy backend "$BACK_CG" nginx -e "$TMP/backend/logs/error.log" -p "$TMP/backend" \
-		-c "$TMP/backend/nginx.conf"
-	wait_listen $B1:$PORT && wait_listen $B2:$PORT
-else
-	start_proxy backend "$BACK_CG" "$BUILD/rm-backend" --mode http --name bench --version v1 \
-		--listen $B1:$PORT --listen $B2:$PORT --ready-file "$TMP/b.ready"
-	wait_file "$TMP/b.ready" 5
-fi || { echo "backend did not start"; tail -5 "$TMP/backend.log"; exit 1; }
-in_ns "$NS" curl -sf -o /dev/null "http://$B1:$PORT/" || { echo "backend not answering"; exit 1; }
+start_backend "$BACK_CG" $B1,$B2 $PORT || exit 1
 
 THREADS=$WORKERS haproxy_cfg "$TMP/haproxy.cfg" $HAP:$PORT 8192 $B1:$PORT $B2:$PORT
 THREADS=$WORKERS nginx_conf "$TMP/nginx" $NGX:$PORT 8192 $B1:$PORT $B2:$PORT

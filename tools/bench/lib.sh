@@ -51,6 +51,17 @@ order() {
 	for ((i = 0; i < n; i++)); do echo "${a[(i + r - 1) % n]}"; done
 }
 
+# cfgbench_build ROOT BUILD OUT LOG: tools/bench/cfgbench.c against BUILD's
+# libringmesh.a (made first) as OUT; the compiler's output in LOG
+cfgbench_build() {
+	local root=$1 b=$2
+	case $b in /*) ;; *) b=$root/$b ;; esac
+	make -C "$root" -j2 BUILD="$b" "$b/libringmesh.a" >"$4" 2>&1 &&
+		cc -O2 -g -std=gnu11 -D_GNU_SOURCE -I"$root/include" -I"$root/user" \
+			-I"$root/tools" -I"$b" "$root/tools/bench/cfgbench.c" "$b/libringmesh.a" \
+			-lbpf -lelf -lz -luring -lyaml -lpcre2-8 -lpthread -lm -o "$3" >>"$4" 2>&1
+}
+
 # ---- the L7 proxies' configurations (l7.sh, mem.sh), written at run time ----
 
 # haproxy_cfg FILE BIND MAXCONN SERVER...: http mode, nbthread $THREADS (default 1),
@@ -185,6 +196,26 @@ EOC
 	done
 }
 
+# start_backend CG ADDRS PORT: the benchmark's backend ($BACKEND: nginx, the default,
+# answering a fixed "ok", or rm for rm-backend's JSON echo of the request) as background
+# "backend" in CG, listening on every ADDR (comma-separated) at PORT; waits until it answers.
+start_backend() {
+	local cg=$1 addrs=$2 port=$3 a l=() r=()
+	for a in ${addrs//,/ }; do l+=("$a:$port"); r+=(--listen "$a:$port"); done
+	if [ "${BACKEND:-nginx}" = nginx ]; then
+		nginx_conf "$TMP/backend" "$(IFS=,; echo "${l[*]}")" 8192
+		start_proxy backend "$cg" nginx -e "$TMP/backend/logs/error.log" -p "$TMP/backend" \
+			-c "$TMP/backend/nginx.conf"
+		for a in "${l[@]}"; do wait_listen "$a" || { a=; break; }; done
+		[ -n "$a" ]
+	else
+		start_proxy backend "$cg" "$BUILD/rm-backend" --mode http --name bench --version v1 \
+			"${r[@]}" --ready-file "$TMP/b.ready"
+		wait_file "$TMP/b.ready" 5
+	fi || { echo "backend did not start"; tail -5 "$TMP/backend.log"; return 1; }
+	in_ns "$NS" curl -sf -o /dev/null "http://${l[0]}/" || { echo "backend not answering"; return 1; }
+}
+
 # start_proxy NAME CG CMD...: start CMD in CG (inside $NS) as background NAME; the
 # caller waits for its listener.
 start_proxy() {
@@ -194,11 +225,13 @@ start_proxy() {
 
 # start_rm DCG PODS VIP RULES [ringmeshd args...]: ringmeshd, $RM_WORKERS workers
 # (default 1), intercepting VIP/32 for the processes under PODS, with RULES applied
+# (RULES "": none, the caller applies its own)
 start_rm() {
 	local dcg=$1 pods=$2 vip=$3 rules=$4; shift 4
 	start_ringmeshd "$dcg" "$NS" --cgroup "$pods" --workers "${RM_WORKERS:-1}" \
 		--listen 127.0.0.1:15001 \
 		--include-ip-ranges "$vip/32" "$@" || return 1
+	[ -n "$rules" ] || return 0
 	"$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$rules" >"$TMP/apply.out" 2>&1 && return 0
 	echo "apply failed: $(head -1 "$TMP/apply.out")"
 	stop_ringmeshd

@@ -3,26 +3,30 @@
 # The benchmark (`make bench`, `make bench-quick`): L7 (l7.sh: direct, ringmesh,
 # ringmesh --no-sockmap, HAProxy, nginx at 1..1,024 connections, CPU per request at a
 # paced load; then ringmesh, HAProxy and nginx on 2 workers each), memory (mem.sh: RSS
-# idle and holding 1k/10k idle connections) and L4
-# (l4.sh: sk_msg, plain TCP, iptables REDIRECT), each in interleaved rounds; then
+# idle and holding 1k/10k idle connections), L4 (l4.sh: sk_msg, plain TCP, iptables
+# REDIRECT) and configuration scale (cfgscale.sh: apply, flip-to-live and routing cost
+# with 1..10,000 services loaded), each in interleaved rounds; then
 # summary.py's tables (medians, ranges, "within noise") and plot.gp's plot.
 # Each phase takes the end-to-end lock (/tmp/ringmesh-e2e.lock) for itself, as every
 # e2e suite does, so no other suite runs while it measures and none waits for the
 # whole benchmark. (Do not wrap this in `flock` on that lock: the phases would wait
 # for the wrapper.)
-#   full   (~14 min on 2 CPUs): L7 3 rounds x 4 s (2 workers: 8, 64, 256 connections),
-#          L4 3 rounds x 3 s + 2 GiB bulk, memory at 1,000 and 10,000 connections
-#   --quick (~4 min): L7 3 rounds x 1 s (2 workers: 64), L4 3 rounds x 1 s + 256 MiB,
-#          memory at 1,000
+#   full   (~17 min on 2 CPUs): L7 3 rounds x 4 s (2 workers: 8, 64, 256 connections),
+#          L4 3 rounds x 3 s + 2 GiB bulk, memory at 1,000 and 10,000 connections,
+#          configuration scale 3 rounds of 1/100/1,000/10,000 services (3 one-rule
+#          flips, 4 s of wrk each)
+#   --quick (~6 min): L7 3 rounds x 1 s (2 workers: 64), L4 3 rounds x 1 s + 256 MiB,
+#          memory at 1,000, configuration scale 3 rounds (1 flip, 1 s of wrk)
 # Output in OUT (default BUILD/bench, not committed): figures.tsv, bench.md, bench.dat,
 # bench.png. --publish then copies bench.md and bench.png to tools/bench/results.md and
 # tools/bench/bench.png and puts the tables into README.md (between the bench markers).
-# Usage: sudo tools/bench/run.sh [--quick] [--build DIR] [--out DIR] [--only l7,l7w2,mem,l4]
+# Usage: sudo tools/bench/run.sh [--quick] [--build DIR] [--out DIR]
+#        [--only l7,l7w2,mem,l4,cfgscale]
 #        [--publish]
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-BUILD=build OUT= QUICK=0 ONLY=l7,l7w2,mem,l4 PUBLISH=0
+BUILD=build OUT= QUICK=0 ONLY=l7,l7w2,mem,l4,cfgscale PUBLISH=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--quick) QUICK=1; shift ;;
@@ -41,10 +45,13 @@ OUT=$(cd "$OUT" && pwd)
 export BENCH_OUT=$OUT/figures.tsv
 : >"$BENCH_OUT"
 if [ $QUICK = 1 ]; then
-	L7=(1 1,8,64,256,1024 3) L7W=(1 64 3) L4=(1 3 256M) MEM=1000
+	L7=(1 1,8,64,256,1024 3) L7W=(1 64 3) L4=(1 3 256M) MEM=1000 CFG=(1 1,100,1000,10000 3)
+	FLIPS=1
 else
 	L7=(4 1,8,64,256,1024 3) L7W=(4 8,64,256 3) L4=(3 3 2G) MEM=1000,10000
+	CFG=(4 1,100,1000,10000 3) FLIPS=3
 fi
+export FLIPS
 
 rc=0
 phase() { # name script args...
@@ -61,6 +68,7 @@ phase l7 "$here/l7.sh" "$BUILD" "${L7[@]}"
 phase l7w2 env WORKERS=2 PATHS="ringmesh haproxy nginx" "$here/l7.sh" "$BUILD" "${L7W[@]}"
 phase mem "$here/mem.sh" "$BUILD" "$MEM"
 phase l4 "$here/l4.sh" "$BUILD" "${L4[@]}"
+phase cfgscale "$here/cfgscale.sh" "$BUILD" "${CFG[@]}"
 
 python3 "$here/summary.py" --out "$OUT/bench.md" --plot-data "$OUT/bench.dat" \
 	--img bench.png "$BENCH_OUT" || exit 1

@@ -355,6 +355,97 @@ def obs_table(fig, out):
         out.append("")
 
 
+CFG_GOALS_N = "1000"  # issue 13: 1,000 services with 3,000 rules
+
+
+def f_ms(x):
+    return f"{x / 1000:.2f} s" if x >= 1000 else f"{x:.0f} ms" if x >= 10 else f"{x:.1f} ms"
+
+
+def f_mib(x):
+    return f"{x / 1024:.1f} MiB"
+
+
+def cfgscale_goals(fig, base, out):
+    """issue 13's goals, each against the medians at 1,000 services"""
+    n = CFG_GOALS_N
+    goals = [("first apply", "first_ms", 1000), ("one rule changed", "one_ms", 300),
+             ("live after the flip", "one_live", 100)]
+    words = []
+    for t, m, lim in goals:
+        st = stat(fig, "cfgscale", n, m, "-")
+        if st:
+            words.append(f"{t} {f_ms(st.med)} (≤ {f_ms(lim)}: "
+                         f"{'met' if st.med <= lim else '**not met**'})")
+    a = stat(fig, "cfgscale", n, "rps", str(next(iter(conns_of(fig, "cfgscale")), "-")))
+    if a and base and base[0] is not a:
+        r, w = compare(a, base[0], True)
+        ok = "met" if w == "within noise" or w == "ahead" else \
+            "fewer than 3 rounds" if w == "not ranked" else "**not met**"
+        words.append(f"req/s {r:.2f}x of 1 service, {w} ({ok})")
+    r1, rn = stat(fig, "cfgscale", "1", "route_one", "-"), stat(fig, "cfgscale", n, "route_one", "-")
+    if r1 and rn:
+        words.append(f"the router alone {rn.med:.0f} ns per request against {r1.med:.0f} ns "
+                     f"with 1 service ({rn.med / r1.med:.2f}x)")
+    if words:
+        out.append("Goals of issue 13 at 1,000 services (medians): " + "; ".join(words) + ".\n")
+
+
+def cfgscale_table(fig, errs, out):
+    """tools/bench/cfgscale.sh: apply and flip-to-live, and routing cost, against N"""
+    ns = sorted({int(k[1]) for k in fig if k[0] == "cfgscale" and k[1].isdigit()})
+    if not ns:
+        return
+    cs = conns_of(fig, "cfgscale")
+    c = str(cs[0]) if cs else "-"
+    rounds = max((len(fig.get(("cfgscale", str(n), "first_ms", "-"), [])) for n in ns),
+                 default=0)
+    out.append(f"#### Configuration scale ({rounds} rounds, the sizes' order rotated)\n")
+    out.append("N services of tools/bench/cfggen.py (3 rules, 3 subsets, 3 endpoints each) "
+               "applied with `ringmesh apply` to a live ringmeshd (1 worker). Wall time from "
+               "the CLI, which returns once the daemon serves the new generation; \"live\": "
+               "the daemon's own flip-to-live time (ringmesh_config_apply_duration_seconds, "
+               "its 20 ms poll included); \"1 rule changed\": one service's split 70/30 <-> "
+               "60/40, several per round.\n")
+    out.append("| services | rules | first apply | live | unchanged re-apply | 1 rule changed "
+               "| live | daemon RSS |")
+    out.append("|---" * 8 + "|")
+    for n in ns:
+        k = str(n)
+        row = [f"{n:,}", f"{3 * n:,}"]
+        row += [cell(stat(fig, "cfgscale", k, m, "-"), f_ms)
+                for m in ("first_ms", "first_live", "same_ms", "one_ms", "one_live")]
+        row.append(cell(stat(fig, "cfgscale", k, "rss_kib", "-"), f_mib))
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append(f"Routing with N services loaded: wrk -t1 -c{c} through the daemon to one of "
+               "them (GET /api: its header rule tried, then a prefix with a weighted split), "
+               "against 1 service; and the router alone in process (tools/bench/cfgbench.c: "
+               "find the service, decide, pick the pool), to that one service and to every "
+               "service in turn (the table's size in the caches).\n")
+    out.append("| services | req/s | vs 1 service | p99 | daemon CPU µs/req | vs 1 service "
+               "| router, 1 service | router, all in turn |")
+    out.append("|---" * 8 + "|")
+    b = str(ns[0])
+    base = (stat(fig, "cfgscale", b, "rps", c), stat(fig, "cfgscale", b, "cpu", c))
+    f_ns = lambda x: f"{x:.0f} ns"
+    for n in ns:
+        k = str(n)
+        rps, cpu = stat(fig, "cfgscale", k, "rps", c), stat(fig, "cfgscale", k, "cpu", c)
+        row = [f"{n:,}", cell(rps, f_rate), "-" if n == ns[0] else cmp_cell(rps, base[0], True),
+               cell(stat(fig, "cfgscale", k, "p99", c), f_lat), cell(cpu, f_plain),
+               "-" if n == ns[0] else cmp_cell(cpu, base[1], False),
+               cell(stat(fig, "cfgscale", k, "route_one", "-"), f_ns),
+               cell(stat(fig, "cfgscale", k, "route_all", "-"), f_ns)]
+        out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    if ns[0] == 1:
+        cfgscale_goals(fig, base, out)
+    e = [f"N={k[1]}: {'; '.join(v)}" for k, v in sorted(errs.items()) if k[0] == "cfgscale"]
+    if e:
+        out.append("errors: " + " · ".join(e) + "\n")
+
+
 def plot_data(fig, path):
     with open(path, "w") as f:
         for k, n in L7_PATHS:
@@ -383,7 +474,7 @@ def main():
     out.append("Measured on: " + "; ".join(dict.fromkeys(
         re.sub(r", load average.*", "", m) for m in machines)) + ".")
     phases = sorted({k[1] for k in meta if k[0] == "setup"},
-                    key=lambda p: (["l7", "l4", "mem"] + [p]).index(p))
+                    key=lambda p: (["l7", "l4", "mem", "cfgscale"] + [p]).index(p))
     for ph in phases:
         for s in meta.get(("setup", ph), []):
             loads = [re.sub(r".*load average ", "", m) for m in meta.get(("machine", ph), [])]
@@ -402,6 +493,7 @@ def main():
     l4_table(fig, out)
     sockmap_verdict(fig, out)
     obs_table(fig, out)
+    cfgscale_table(fig, errs, out)
     md = "\n".join(out).rstrip() + "\n"
     if a.out:
         open(a.out, "w").write(md)

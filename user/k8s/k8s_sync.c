@@ -502,52 +502,75 @@ static json_t *service_text(struct k8s_sync *s, const char *key, json_t *svc, js
 	return t;
 }
 
+/* Slices by namespace: each namespace's EndpointSlices (borrowed references). */
+static json_t *slices_by_ns(struct k8s_sync *s)
+{
+	json_t *by_ns = json_object(), *sl;
+	const char *k;
+
+	if (!by_ns)
+		return NULL;
+	json_object_foreach(s->cache[KS_SLICE], k, sl)
+	{
+		const char *ns = md_str(sl, "namespace");
+		json_t *a = json_object_get(by_ns, ns ? ns : "default");
+
+		if (!a && (a = json_array()))
+			json_object_set_new(by_ns, ns ? ns : "default", a);
+		if (!a || json_array_append(a, sl)) {
+			json_decref(by_ns);
+			return NULL;
+		}
+	}
+	return by_ns;
+}
+
+/*
+ * Every Service's document into out. svc_text (a Service's text, or false when it
+ * is not routed) is updated in place, only for the Services of the namespaces an
+ * event touched since the last build: an edit elsewhere (a VirtualService) reuses
+ * all 10,000 texts without rebuilding the table that holds them. A deleted Service
+ * touched its namespace, so its text goes when a namespace is dirty.
+ */
 static int add_services(struct k8s_sync *s, struct cfg_docs *out)
 {
-	json_t *by_ns = NULL, *empty = json_array(), *texts = json_object(), *sl, *svc, *t;
+	bool dirty = s->svc_all_dirty || json_object_size(s->ns_dirty);
+	json_t *by_ns = NULL, *empty = json_array(), *svc, *t;
 	const char *k, **keys = NULL;
 	size_t n = 0;
-	int r = empty && texts ? 0 : -ENOMEM;
+	void *tmp;
+	int r = empty ? 0 : -ENOMEM;
 
 	if (!r && !(keys = sorted_keys(s->cache[KS_SERVICE], &n)))
 		r = -ENOMEM;
 	for (size_t i = 0; !r && i < n; i++) {
 		svc = json_object_get(s->cache[KS_SERVICE], keys[i]);
 		t = json_object_get(s->svc_text, keys[i]);
-		if (t && !s->svc_all_dirty &&
-		    !json_object_get(s->ns_dirty, md_str(svc, "namespace"))) {
-			json_incref(t);
-		} else {
-			if (!by_ns) { /* the slices by namespace, once per build that needs them */
-				by_ns = json_object();
-				json_object_foreach(s->cache[KS_SLICE], k, sl)
-				{
-					const char *ns = md_str(sl, "namespace");
-					json_t *a = json_object_get(by_ns, ns ? ns : "default");
-
-					if (!a && (a = json_array()))
-						json_object_set_new(by_ns, ns ? ns : "default", a);
-					if (!a || json_array_append(a, sl))
-						r = -ENOMEM;
-				}
-			}
+		if (!t || s->svc_all_dirty ||
+		    (dirty && json_object_get(s->ns_dirty, md_str(svc, "namespace")))) {
+			/* the slices by namespace, once per build that needs them */
+			if (!by_ns && !(by_ns = slices_by_ns(s)))
+				r = -ENOMEM;
 			t = r ? NULL : service_text(s, keys[i], svc, by_ns, empty);
-		}
-		if (!t || json_object_set_new(texts, keys[i], t)) {
-			r = -ENOMEM;
-			break;
+			if (!t || json_object_set_new(s->svc_text, keys[i], t)) {
+				r = -ENOMEM;
+				break;
+			}
 		}
 		if (json_is_string(t))
 			r = add_text(s, out, "Service", keys[i], json_string_value(t));
 	}
+	if (!r && dirty) /* the texts of Services gone */
+		json_object_foreach_safe(s->svc_text, tmp, k, t)
+		{
+			if (!json_object_get(s->cache[KS_SERVICE], k))
+				json_object_del(s->svc_text, k);
+		}
 	if (!r) {
-		json_decref(s->svc_text);
-		s->svc_text = json_incref(texts);
 		json_object_clear(s->ns_dirty);
 		s->svc_all_dirty = false;
 	}
 	free(keys);
-	json_decref(texts);
 	json_decref(by_ns);
 	json_decref(empty);
 	return r;
