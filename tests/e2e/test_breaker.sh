@@ -452,6 +452,25 @@ EOF
 }
 wck "re-tuned workshop policy: eject at the 3rd error, back, out 2 s/4 s/6 s" retune_run
 
+# rm_breaker has a build-time size (RM_CB_POOLS pools, RM_CB_HOSTS hosts): 100 more
+# services (400 balancer pools) overflow it; the pools left out run without limits, and
+# the daemon says so in its log and in ringmesh_breaker_table_full_total.
+table_full() {
+	local n=0 full
+	python3 "$here/../../tools/bench/cfggen.py" 100 --out "$TMP/many.yaml" &&
+		rm_apply "$TMP/many.yaml" >/dev/null || return 1
+	while [ $n -lt 50 ] && ! grep -q "breaker table full" "$TMP/ringmeshd.log"; do
+		sleep 0.1; n=$((n + 1))
+	done
+	grep "breaker table full" "$TMP/ringmeshd.log" | tail -1
+	grep -Eq "breaker table full \([0-9]+ pools, [0-9]+ hosts\): [1-9][0-9]* balancer pools" \
+		"$TMP/ringmeshd.log" || return 1
+	full=$(rm_cli stats --prometheus | sed -n 's/^ringmesh_breaker_table_full_total{table="pools"} //p')
+	echo "ringmesh_breaker_table_full_total{table=\"pools\"} $full"
+	[ "${full:-0}" -gt 0 ]
+}
+check "a configuration with more pools than rm_breaker holds: logged and counted" table_full
+
 check "ringmeshd: clean stop exits 0" stop_ringmeshd
 check "after stop: nothing attached, pinned or running" nothing_left
 summary breaker

@@ -58,6 +58,8 @@ static void pool_hosts(struct cb *cb, struct cfgw_cfg *c, uint32_t pool,
 			if (route_endpoint(c->t, m[i], &e) || !port)
 				continue;
 			c->cbh[b->off + pi * b->n + i] = cb_host(cb, b->p, &e.addr, port, e.family);
+			if (!c->cbh[b->off + pi * b->n + i])
+				c->cb_hosts_unslotted++;
 		}
 	}
 }
@@ -102,8 +104,10 @@ static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c
 				p = cb_pool(cb, route_service_host(c->t, s),
 					    route_subset_name(c->t, subset));
 				c->cbp[pool].p = p;
-				if (!p)
+				if (!p) {
+					c->cb_pools_unslotted++;
 					continue;
+				}
 				/* now: a new interval reschedules the pool's sweep */
 				cb_pool_configure(p, route_subset_breaker(c->t, subset),
 						  (uint32_t)n, c->gen, mono_ns());
@@ -308,8 +312,17 @@ int cfgw_poll(struct cfgw *cw)
 		uint64_t flip = __atomic_load_n(&cw->store.ctl->updated_ns, __ATOMIC_RELAXED);
 		uint64_t now = realtime_ns();
 
+		const struct cfgw_cfg *c = cfgw_current(cw);
+
 		logf_(cw, "configuration generation %llu live, %.1f ms after its flip",
 		      (unsigned long long)gen, flip && now > flip ? (now - flip) / 1e6 : 0.0);
+		if (c->cb_pools_unslotted || c->cb_hosts_unslotted)
+			logf_(cw,
+			      "breaker table full (%u pools, %u hosts): %u balancer pools and %u "
+			      "hosts of generation %llu run without connection limits or outlier "
+			      "ejection (ringmesh_breaker_table_full_total)",
+			      RM_CB_POOLS, RM_CB_HOSTS, c->cb_pools_unslotted,
+			      c->cb_hosts_unslotted, (unsigned long long)gen);
 	}
 	return 1;
 }

@@ -50,6 +50,9 @@ struct cfgw_cfg {
 	/* breaker slots (NULL when the daemon runs without a breaker), per pool */
 	struct cfgw_cbpool *cbp;
 	struct rm_cb_host **cbh;
+	/* pools and host slots of this configuration the full rm_breaker table left
+	 * without state (they run without limits or ejection) */
+	uint32_t cb_pools_unslotted, cb_hosts_unslotted;
 	uint32_t uses[CFGW_MAX_READERS];    /* requests holding it, per worker (own slot only) */
 	uint64_t qs_snap[CFGW_MAX_READERS]; /* readers' quiescent counts when retired */
 	struct cfgw_cfg *next;		    /* retired list */
