@@ -2,7 +2,8 @@
 /*
  * The response of an L7 request: the upstream head parsed (interim 1xx passed on to
  * HTTP/1.1 clients, a retriable status turned into a retry), rewritten for the
- * client, the body streamed from the upstream's buffer without copies, and the end
+ * client (the body read with it copied behind it: one send), the rest of the body
+ * streamed from the upstream's buffer without copies, and the end
  * of the exchange: the connection parked or closed, the client's next request.
  */
 #include <errno.h>
@@ -117,6 +118,16 @@ static void resp_head(struct l7_worker *lw, struct l7_conn *c, struct http_respo
 	s[0].len = (uint32_t)h;
 	s[1].p = up->buf + up->off;
 	s[1].len = (uint32_t)n;
+	if (n && (size_t)n <= lw->rbuf_size - (size_t)h) {
+		/* The body read with the head follows it in one send: one SQE, one
+		 * completion and one segment to the client instead of two of each (the
+		 * copy costs less than the second send). up stays pinned for its n bytes,
+		 * consumed when the send completes, as with two segments. */
+		memcpy(c->cl.rbuf + h, s[1].p, (size_t)n);
+		s[0].len += (uint32_t)n;
+		l7c_send(lw, c, s, 1, up, (uint32_t)n);
+		return;
+	}
 	l7c_send(lw, c, s, n ? 2 : 1, up, (uint32_t)n);
 }
 
