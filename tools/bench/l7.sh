@@ -25,6 +25,8 @@
 # rotated per round. OBS_MODES="bare met trc obs" adds metrics alone and tracing alone.
 # BUILD_B=DIR PATHS="ringmesh ringmesh_b ...": an A/B of two builds' ringmeshd, each
 # path run like ringmesh, interleaved like every path (BUILD's CLI for both).
+# PACED=0: no paced phase (e.g. CONNS=1 ROUNDS=10 for the c1 tail alone); PROF then
+# applies to the runs by connection count (PATH-cCONNS-rROUND.*).
 # CONNS=none: the paced load alone (with PATHS="ringmesh haproxy", the CPU-per-request
 # comparison). PROF=perf|stat|strace|trace|ops: during each paced run (SECS - 2 s of
 # it, from 1 s in), also profile the proxy (perf record -e cpu-clock -g), count its
@@ -51,6 +53,7 @@ for t in wrk haproxy nginx; do
 	command -v $t >/dev/null || { echo "$t missing: make deps"; exit 1; }
 done
 [ "$CONNS" = none ] && CONNS=
+PACED=${PACED:-1}
 PROF=${PROF:-}
 case $PROF in "" | ops | perf | stat | strace | trace) ;;
 *) echo "PROF ops, perf, stat, strace or trace"; exit 2;; esac
@@ -147,7 +150,7 @@ prof_start() {
 	ev=raw_syscalls:sys_enter,sched:sched_switch,syscalls:sys_enter_io_uring_enter
 	ev=$ev,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom
 	ev=$ev,io_uring:io_uring_submit_req,io_uring:io_uring_complete,io_uring:io_uring_task_add
-	ev=$ev,io_uring:io_uring_local_work_run
+	ev=$ev,io_uring:io_uring_local_work_run,page-faults
 	case $PROF in
 	ops) (sleep 1; exec perf record -q -e io_uring:io_uring_submit_req -p "$pids" -o "$out" \
 		-- sleep 2) >/dev/null 2>&1 & ;;
@@ -162,7 +165,7 @@ prof_start() {
 	esac
 	PROF_PID=$!
 }
-prof_wait() { [ -z "$PROF_PID" ] || wait "$PROF_PID" 2>/dev/null; PROF_PID=; }
+prof_wait() { [ -z "${PROF_PID:-}" ] || wait "$PROF_PID" 2>/dev/null; PROF_PID=; }
 
 for ((round = 1; round <= ROUNDS; round++)); do
 	echo "round $round/$ROUNDS (load average $(cut -d' ' -f1 /proc/loadavg))"
@@ -172,6 +175,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			continue
 		fi
 		for c in ${CONNS//,/ }; do
+			[ -n "$P_CG" ] && [ "$PACED" = 0 ] && prof_start "$p-c$c-r$round" "$P_CG"
 			if wrk_run "$p-c$c-r$round" "$CLIENT_CG" "$P_URL" "$c" "$SECS" "$P_CG"; then
 				rec l7 "$p" rps "$c" $round "$W_rps"
 				rec l7 "$p" p50 "$c" $round "$W_p50"
@@ -179,9 +183,10 @@ for ((round = 1; round <= ROUNDS; round++)); do
 				rec l7 "$p" cpu "$c" $round "$W_cpu"
 			fi
 			[ -z "$W_err" ] || rec l7 "$p" err "$c" $round "$W_err"
+			prof_wait
 		done
-		[ -n "$P_CG" ] && prof_start "$p-r$round" "$P_CG"
-		if [ -n "$P_CG" ] && wrk_run "$p-paced-r$round" "$CLIENT_CG" "$P_URL" 9 "$SECS" \
+		[ -n "$P_CG" ] && [ "$PACED" = 1 ] && prof_start "$p-r$round" "$P_CG"
+		if [ -n "$P_CG" ] && [ "$PACED" = 1 ] && wrk_run "$p-paced-r$round" "$CLIENT_CG" "$P_URL" 9 "$SECS" \
 			"$P_CG" "$TMP/paced.lua"; then
 			rec paced "$p" rps 9 $round "$W_rps"
 			rec paced "$p" cpu 9 $round "$W_cpu"
