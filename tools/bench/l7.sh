@@ -160,8 +160,9 @@ prof_start() {
 		sleep $((SECS > 2 ? SECS - 2 : 1))) >/dev/null 2>&1 & ;;
 	trace) (sleep 1; exec perf trace -s -p "$pids" -o "$out" -- \
 		sleep $((SECS > 2 ? SECS - 2 : 1))) >/dev/null 2>&1 & ;;
+	# shellcheck disable=SC2086 # one -p per pid
 	strace) (sleep 1; exec timeout -s INT $((SECS > 2 ? SECS - 2 : 1)) \
-		strace -c -f -o "$out" $(sed 's/^/-p /' "$2/cgroup.procs")) >/dev/null 2>&1 & ;;
+		strace -c -f -o "$out" -p ${pids//,/ -p }) >/dev/null 2>&1 & ;;
 	esac
 	PROF_PID=$!
 }
