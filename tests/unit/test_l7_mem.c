@@ -382,6 +382,52 @@ static void test_closed_slots_trimmed(void **state)
 	assert_true(bufpool_warm(&lw->cpool) <= NBLOCKS);
 }
 
+/* Resident pages of the provided buffers. */
+static size_t pbufs_resident(struct l7_worker *lw)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE), n = lw->pbufs_bytes / page, r = 0;
+	unsigned char *v = calloc(n, 1);
+
+	assert_non_null(v);
+	assert_int_equal(mincore(lw->pbufs, n * page, v), 0);
+	for (size_t i = 0; i < n; i++)
+		r += v[i] & 1;
+	free(v);
+	return r;
+}
+
+/* The provided buffers' pages go back once a whole trim period passed without a
+ * request filling one, not at every trim that finds no request under way (a single
+ * connection between two requests): a steady load keeps them resident. */
+static void test_provided_buffers_trimmed_when_idle(void **state)
+{
+	struct fx *f = *state;
+	struct l7_worker *lw = f->lw;
+	struct l7_conn *c = conn_open(f);
+	uint64_t now = mono_ns();
+
+	f->w->ring_flags |= IORING_SETUP_DEFER_TASKRUN; /* filled by this thread alone */
+	for (int period = 0; period < 3; period++) {
+		/* a request in every period, none under way at the trim */
+		request_arrives(f, c);
+		reply_sent(f, c);
+		assert_idle(c);
+		now += 1100ull * 1000000ull;
+		l7_tick(f->w, now);
+		assert_int_equal(lw->pb_held, 0);
+		assert_true(pbufs_resident(lw) >= (size_t)period + 1);
+	}
+	/* a period without requests: the next trim drops them */
+	now += 1100ull * 1000000ull;
+	l7_tick(f->w, now);
+	assert_int_equal(pbufs_resident(lw), 0);
+	assert_false(lw->pb_dirty);
+	/* and a buffer whose page was dropped serves the next request */
+	request_arrives(f, c);
+	reply_sent(f, c);
+	assert_idle(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -391,6 +437,8 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_slow_reader_does_not_pin, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_close_gives_back, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_closed_slots_trimmed, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_provided_buffers_trimmed_when_idle, fx_setup,
+					    fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

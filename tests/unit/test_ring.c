@@ -794,6 +794,39 @@ static void test_memory_after_close(void **state)
 }
 
 /*
+ * The same with no traffic after the close: the worker's once-a-second trim runs on
+ * its own timer (nothing else would wake an idle L4 worker), so within a few seconds
+ * of idleness the slots' and the pool's pages are back with the kernel.
+ */
+static void test_memory_when_idle(void **state)
+{
+	size_t pool_pages, slot_pages, pool_now = 0, slot_now = 0;
+	bool pool_kept = !(wk->ring_flags & IORING_SETUP_DEFER_TASKRUN);
+
+	run_concurrent(200, 64 * 1024);
+	settle();
+	pool_pages = resident_pages(wk->bufs, wk->bufs_bytes);
+	slot_pages = slots_resident(0, 200);
+	assert_true(pool_pages >= 64);
+	assert_true(slot_pages >= 20);
+	/* no connection, no byte from here: only the worker's timer can trim */
+	for (int i = 0; i < 40; i++) {
+		usleep(100 * 1000);
+		pool_now = resident_pages(wk->bufs, wk->bufs_bytes);
+		slot_now = slots_resident(0, 200);
+		if (slot_now == 0 && (pool_kept || pool_now == 0))
+			break;
+	}
+	print_message("    idle: pool pages resident %zu -> %zu, slot pages %zu -> %zu\n",
+		      pool_pages, pool_now, slot_pages, slot_now);
+	assert_int_equal(slot_now, 0);
+	if (!pool_kept)
+		assert_int_equal(pool_now, 0);
+	echo_once(); /* and the worker still serves */
+	assert_int_equal(settle().resets, 0);
+}
+
+/*
  * Clients that write but do not read pin buffers in both directions (up to high
  * water each), so 8 of them drain a pool of 32: readers get -ENOBUFS and must
  * resume once the clients read again, with every byte intact.
@@ -1032,6 +1065,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_connect_failure, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_200_concurrent, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_memory_after_close, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_memory_when_idle, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pool_exhaustion, setup_small_pool, teardown),
 	    cmocka_unit_test_setup_teardown(test_backpressure_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_with_open_connection, setup, teardown),

@@ -26,6 +26,18 @@
 # WORKERS=N: every proxy on N workers/threads (ringmeshd --workers N, HAProxy nbthread N,
 # nginx worker_processes N) and wrk on N threads; the figures are then phase "l7wN"
 # (the backend stays one nginx worker).
+# BUILD_B=DIR PATHS="ringmesh ringmesh_b ...": an A/B of two builds' ringmeshd, each
+# path run like ringmesh, interleaved like every path (BUILD's CLI for both).
+# PACED=0: no paced phase (e.g. CONNS=1 ROUNDS=10 for the c1 tail alone); PROF then
+# applies to the runs by connection count (PATH-cCONNS-rROUND.*).
+# CONNS=none: the paced load alone (with PATHS="ringmesh haproxy", the CPU-per-request
+# comparison). PROF=perf|stat|strace|trace|ops: during each paced run (SECS - 2 s of
+# it, from 1 s in), also profile the proxy (perf record -e cpu-clock -g), count its
+# syscalls, context switches and io_uring submissions/completions (perf stat on
+# tracepoints: cheap), count them by name (strace -c -f: distorts its timing and
+# CPU, so only for counting), summarise them (perf trace -s) or record 2 s of its
+# io_uring submissions (ops: `perf script` shows each one's opcode), output in
+# $PROF_DIR (default: the run's directory) as PATH-rROUND.{perf,stat,strace,trace,ops}.
 set -u
 BUILD=${1:-build}
 SECS=${2:-5}
@@ -46,6 +58,11 @@ need_root
 for t in wrk haproxy nginx; do
 	command -v $t >/dev/null || { echo "$t missing: make deps"; exit 1; }
 done
+[ "$CONNS" = none ] && CONNS=
+PACED=${PACED:-1}
+PROF=${PROF:-}
+case $PROF in "" | ops | perf | stat | strace | trace) ;;
+*) echo "PROF ops, perf, stat, strace or trace"; exit 2;; esac
 case "$SECS$ROUNDS${CONNS//,/}" in
 *[!0-9]* | "") echo "usage: $0 [BUILD] [SECONDS] [CONNS,...] [ROUNDS]"; exit 2;;
 esac
@@ -57,6 +74,7 @@ done
 case $BACKEND in nginx | rm) ;; *) echo "BACKEND nginx or rm"; exit 2;; esac
 ulimit -n "$(ulimit -Hn)" 2>/dev/null # wrk -c1024, the proxies' two sockets per client
 BENCH_OUT=${BENCH_OUT:-$TMP/figures.tsv}
+PROF_DIR=${PROF_DIR:-$TMP}
 
 NS=rm-$RUN_ID
 mk_netns "$NS" || exit 1
@@ -109,10 +127,42 @@ path_up() {
 	ringmesh) P_URL=http://$VIP:$PORT/ P_CG=$DCG; start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" ;;
 	nosockmap) P_URL=http://$VIP:$PORT/ P_CG=$DCG
 		start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" --no-sockmap ;;
+	ringmesh_b) [ -n "${BUILD_B:-}" ] || { echo "ringmesh_b: set BUILD_B"; return 1; }
+		P_URL=http://$VIP:$PORT/ P_CG=$DCG
+		RINGMESHD=$(realpath "$BUILD_B/ringmeshd") \
+			start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" ;;
 	*) echo "unknown path $1"; return 1 ;;
 	esac
 }
-path_down() { case $1 in ringmesh | nosockmap) stop_ringmeshd ;; esac; }
+path_down() { case $1 in ringmesh | nosockmap | ringmesh_b) stop_ringmeshd ;; esac; }
+
+# prof_start NAME CG: with PROF, start the profiler on CG's processes for the paced run
+# (SECS long, 1 s into it so the connections' setup stays out); its pid in PROF_PID
+prof_start() {
+	local pids out=$PROF_DIR/$1.$PROF ev
+	PROF_PID=
+	[ -n "$PROF" ] || return 0
+	pids=$(paste -sd, "$2/cgroup.procs")
+	ev=raw_syscalls:sys_enter,sched:sched_switch,syscalls:sys_enter_io_uring_enter
+	ev=$ev,syscalls:sys_enter_epoll_wait,syscalls:sys_enter_sendto,syscalls:sys_enter_recvfrom
+	ev=$ev,io_uring:io_uring_submit_req,io_uring:io_uring_complete,io_uring:io_uring_task_add
+	ev=$ev,io_uring:io_uring_local_work_run,page-faults
+	case $PROF in
+	ops) (sleep 1; exec perf record -q -e io_uring:io_uring_submit_req -p "$pids" -o "$out" \
+		-- sleep 2) >/dev/null 2>&1 & ;;
+	stat) (sleep 1; exec perf stat -x, -e "$ev" -p "$pids" -o "$out" -- \
+		sleep $((SECS > 2 ? SECS - 2 : 1))) >/dev/null 2>&1 & ;;
+	perf) (sleep 1; exec perf record -q -e cpu-clock -g -p "$pids" -o "$out" -- \
+		sleep $((SECS > 2 ? SECS - 2 : 1))) >/dev/null 2>&1 & ;;
+	trace) (sleep 1; exec perf trace -s -p "$pids" -o "$out" -- \
+		sleep $((SECS > 2 ? SECS - 2 : 1))) >/dev/null 2>&1 & ;;
+	# shellcheck disable=SC2086 # one -p per pid
+	strace) (sleep 1; exec timeout -s INT $((SECS > 2 ? SECS - 2 : 1)) \
+		strace -c -f -o "$out" -p ${pids//,/ -p }) >/dev/null 2>&1 & ;;
+	esac
+	PROF_PID=$!
+}
+prof_wait() { [ -z "${PROF_PID:-}" ] || wait "$PROF_PID" 2>/dev/null; PROF_PID=; }
 
 for ((round = 1; round <= ROUNDS; round++)); do
 	echo "round $round/$ROUNDS (load average $(cut -d' ' -f1 /proc/loadavg))"
@@ -122,6 +172,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			continue
 		fi
 		for c in ${CONNS//,/ }; do
+			[ -n "$P_CG" ] && [ "$PACED" = 0 ] && prof_start "$p-c$c-r$round" "$P_CG"
 			if wrk_run "$p-c$c-r$round" "$CLIENT_CG" "$P_URL" "$c" "$SECS" "$P_CG"; then
 				rec $PH "$p" rps "$c" $round "$W_rps"
 				rec $PH "$p" p50 "$c" $round "$W_p50"
@@ -129,13 +180,17 @@ for ((round = 1; round <= ROUNDS; round++)); do
 				rec $PH "$p" cpu "$c" $round "$W_cpu"
 			fi
 			[ -z "$W_err" ] || rec $PH "$p" err "$c" $round "$W_err"
+			prof_wait
 		done
-		if [ -n "$P_CG" ] && [ $WORKERS = 1 ] && wrk_run "$p-paced-r$round" "$CLIENT_CG" "$P_URL" 9 "$SECS" \
+		[ -n "$P_CG" ] && [ "$PACED" = 1 ] && [ $WORKERS = 1 ] && prof_start "$p-r$round" "$P_CG"
+		if [ -n "$P_CG" ] && [ "$PACED" = 1 ] && [ $WORKERS = 1 ] &&
+			wrk_run "$p-paced-r$round" "$CLIENT_CG" "$P_URL" 9 "$SECS" \
 			"$P_CG" "$TMP/paced.lua"; then
 			rec paced "$p" rps 9 $round "$W_rps"
 			rec paced "$p" cpu 9 $round "$W_cpu"
 			[ -z "$W_err" ] || rec paced "$p" err 9 $round "$W_err"
 		fi
+		prof_wait
 		path_down "$p"
 	done
 done

@@ -112,7 +112,7 @@ size_t conn_slots_trim(struct conn_slots *s, void *base, size_t sz,
 
 	/* nothing freed since the last scan: nothing new to drop (and a scan would
 	 * fault the dropped pages in again to read their slots) */
-	if (!s->given || s->used < 64 || s->live >= s->used / 2)
+	if (!conn_slots_trimmable(s))
 		return 0;
 	s->given = false;
 	for (uint32_t i = 0; i < s->used;) {

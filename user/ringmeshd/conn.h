@@ -80,4 +80,11 @@ void conn_slots_give(struct conn_slots *s, uint32_t i);
 size_t conn_slots_trim(struct conn_slots *s, void *base, size_t sz,
 		       bool (*free_slot)(const void *e), void (*forget)(void *e));
 
+/* Whether conn_slots_trim would scan: a slot was given back since the last scan and
+ * most slots ever used are free. */
+static inline bool conn_slots_trimmable(const struct conn_slots *s)
+{
+	return s->given && s->used >= 64 && s->live < s->used / 2;
+}
+
 #endif /* RM_CONN_H */

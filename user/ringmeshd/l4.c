@@ -583,17 +583,27 @@ static bool slot_is_free(const void *e)
 	return ((const struct l4_conn *)e)->state == L4_FREE;
 }
 
+/* The pool's pages can go: every buffer is back and the kernel fills them in this
+ * thread alone (DEFER_TASKRUN), so that no recv copies into a page being dropped. */
+static bool bufs_trimmable(const struct ring_worker *w)
+{
+	return w->bufs_dirty && w->bufs_free == w->cfg.buf_count &&
+	       (w->ring_flags & IORING_SETUP_DEFER_TASKRUN);
+}
+
 void l4_trim(struct ring_worker *w, uint64_t now)
 {
 	if (now < w->next_trim)
 		return;
 	w->next_trim = now + L4_TRIM_NS;
 	conn_slots_trim(&w->slots, w->conns, sizeof(*w->conns), slot_is_free, NULL);
-	/* The pool's pages, once every buffer is back and the kernel fills them in this
-	 * thread alone (DEFER_TASKRUN), so that no recv copies into a page being dropped. */
-	if (w->bufs_dirty && w->bufs_free == w->cfg.buf_count &&
-	    (w->ring_flags & IORING_SETUP_DEFER_TASKRUN)) {
+	if (bufs_trimmable(w)) {
 		madvise(w->bufs, w->bufs_bytes, MADV_DONTNEED);
 		w->bufs_dirty = false;
 	}
+}
+
+uint64_t l4_trim_next(const struct ring_worker *w)
+{
+	return conn_slots_trimmable(&w->slots) || bufs_trimmable(w) ? w->next_trim : UINT64_MAX;
 }

@@ -90,6 +90,9 @@ void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
  * no longer needs go back to the kernel. */
 #define L4_TRIM_NS (1000ull * 1000000ull)
 void l4_trim(struct ring_worker *w, uint64_t now);
+/* When l4_trim has pages to give back: its next run (mono ns); else UINT64_MAX. An
+ * idle worker waits for it, so its memory follows the load down without traffic. */
+uint64_t l4_trim_next(const struct ring_worker *w);
 
 /* A private buffer (id >= buf_count) was sent or dropped: its side may read again. */
 void l4_priv_released(struct ring_worker *w, uint32_t bid);

@@ -316,6 +316,7 @@ struct l7_worker {
 	uint32_t pb_mask;
 	uint32_t pb_held; /* buffers not in the kernel's ring (filled, not yet given back) */
 	bool pb_dirty;	  /* some were filled since their pages were last dropped */
+	bool pb_recent;	  /* some were filled since the last trim */
 	uint32_t cbuf_size, obuf_size, rbuf_size;
 	struct __kernel_timespec connect_ts;
 	/* breaker: pending requests per pool slot (FIFO), pools to serve at the next

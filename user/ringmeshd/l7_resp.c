@@ -2,11 +2,13 @@
 /*
  * The response of an L7 request: the upstream head parsed (interim 1xx passed on to
  * HTTP/1.1 clients, a retriable status turned into a retry), rewritten for the
- * client, the body streamed from the upstream's buffer without copies, and the end
+ * client (the body read with it copied behind it: one send), the rest of the body
+ * streamed from the upstream's buffer without copies, and the end
  * of the exchange: the connection parked or closed, the client's next request.
  */
 #include <errno.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "http/http1_resp.h"
 #include "policy/cb.h"
@@ -66,6 +68,27 @@ void l7c_resp_complete(struct l7_worker *lw, struct l7_conn *c)
 		l7c_next_request(lw, c);
 }
 
+/* An answer slower than this is checked for a client that gave up meanwhile. */
+#define L7_DC_PROBE_NS (10ull * 1000000ull)
+
+/*
+ * Did the client go away (EOF or reset) while its request was upstream? Nothing
+ * reads the client socket then, and a send to a closed peer succeeds (only a later
+ * one fails, once its reset is back), so the response head would go out as a
+ * success. One peek, and only for slow answers: a client gives up after a timeout of
+ * its own, and a syscall on every fast response would cost more than it finds.
+ */
+static bool client_gone(struct l7_conn *c)
+{
+	char b;
+	ssize_t n;
+
+	if (mono_ns() - c->mt.t0 < L7_DC_PROBE_NS)
+		return false;
+	n = recv(c->cl.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static void resp_head(struct l7_worker *lw, struct l7_conn *c, struct http_response *res, int r)
 {
 	struct l7_up *up = c->fw.up;
@@ -112,11 +135,28 @@ static void resp_head(struct l7_worker *lw, struct l7_conn *c, struct http_respo
 		up->broken = true;
 		n = 0;
 	}
+	if (client_gone(c)) {
+		/* Envoy's DC, with response code 0: nothing of the answer went out */
+		c->mt.status = 0;
+		c->mt.sflags |= L7_FLAG(RM_STATS_F_DC);
+		l7c_abort(lw, c);
+		return;
+	}
 	c->rs.resp_sent_head = true;
 	s[0].p = c->cl.rbuf;
 	s[0].len = (uint32_t)h;
 	s[1].p = up->buf + up->off;
 	s[1].len = (uint32_t)n;
+	if (n && (size_t)n <= lw->rbuf_size - (size_t)h) {
+		/* The body read with the head follows it in one send: one SQE, one
+		 * completion and one segment to the client instead of two of each (the
+		 * copy costs less than the second send). up stays pinned for its n bytes,
+		 * consumed when the send completes, as with two segments. */
+		memcpy(c->cl.rbuf + h, s[1].p, (size_t)n);
+		s[0].len += (uint32_t)n;
+		l7c_send(lw, c, s, 1, up, (uint32_t)n);
+		return;
+	}
 	l7c_send(lw, c, s, n ? 2 : 1, up, (uint32_t)n);
 }
 

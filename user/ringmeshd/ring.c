@@ -477,6 +477,17 @@ static bool loop_done(struct ring_worker *w, uint64_t now, uint64_t *deadline)
 	return !w->stats.active || now > *deadline;
 }
 
+/* Submit, then wait for a completion until mono time `until` at the latest. */
+static int submit_wait_until(struct ring_worker *w, uint64_t now, uint64_t until)
+{
+	uint64_t wait = until > now ? until - now : 0;
+	struct __kernel_timespec ts = {.tv_sec = (long long)(wait / 1000000000ull),
+				       .tv_nsec = (long long)(wait % 1000000000ull)};
+	struct io_uring_cqe *cqe;
+
+	return io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+}
+
 static int run_loop(struct ring_worker *w)
 {
 	uint64_t deadline = 0, next = UINT64_MAX;
@@ -485,26 +496,24 @@ static int run_loop(struct ring_worker *w)
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		unsigned int head, n = 0;
+		uint64_t now;
 		int r;
 
 		if (w->l7) {
-			uint64_t now = mono_ns();
-			uint64_t wait = next > now ? next - now : 0;
-			struct __kernel_timespec ts;
-
-			if (wait > RING_MAX_WAIT_NS)
-				wait = RING_MAX_WAIT_NS;
-			ts.tv_sec = (long long)(wait / 1000000000ull);
-			ts.tv_nsec = (long long)(wait % 1000000000ull);
+			now = mono_ns();
 			if (loop_done(w, now, &deadline))
 				break;
-			r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+			if (next > now + RING_MAX_WAIT_NS)
+				next = now + RING_MAX_WAIT_NS;
+			r = submit_wait_until(w, now, next);
 		} else if (w->stopping || w->draining) {
-			struct __kernel_timespec ts = {.tv_nsec = 50000000};
-
-			if (loop_done(w, mono_ns(), &deadline))
+			now = mono_ns();
+			if (loop_done(w, now, &deadline))
 				break;
-			r = io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
+			r = submit_wait_until(w, now, now + 50000000ull);
+		} else if ((next = l4_trim_next(w)) != UINT64_MAX) {
+			/* pages to give back: the trim runs on time even if no event comes */
+			r = submit_wait_until(w, mono_ns(), next);
 		} else {
 			r = io_uring_submit_and_wait(&w->ring, 1);
 		}
@@ -522,11 +531,12 @@ static int run_loop(struct ring_worker *w)
 		io_uring_cq_advance(&w->ring, n);
 		buf_publish(w);
 		l4_feed_starved(w);
-		l4_trim(w, mono_ns());
+		now = mono_ns(); /* one clock read for the pass's housekeeping */
+		l4_trim(w, now);
 		if (w->l7)
-			next = l7_tick(w, mono_ns());
+			next = l7_tick(w, now);
 		if (w->draining)
-			drain_sweep(w, mono_ns());
+			drain_sweep(w, now);
 	}
 	return rc;
 }
