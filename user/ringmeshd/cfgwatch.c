@@ -396,9 +396,9 @@ void cfgw_log_full(struct cfgw *cw)
 	    ((pools == cw->full_pools && hosts == cw->full_hosts) || now - cw->full_ns < 1000000000ull))
 		return;
 	logf_(cw,
-	      "breaker table full (%u pools, %u hosts in use on this node): %u balancer pools "
-	      "and %u hosts in use in generation %llu run without connection limits or outlier "
-	      "ejection (ringmesh_breaker_table_full_total)",
+	      "breaker table full (%u pools, %u hosts): %u balancer pools and %u hosts in use "
+	      "in generation %llu run without connection limits or outlier ejection; the "
+	      "table bounds the pools in use on this node (ringmesh_breaker_table_full_total)",
 	      RM_CB_POOLS, RM_CB_HOSTS, pools, hosts, (unsigned long long)c->gen);
 	cw->full_gen = c->gen;
 	cw->full_pools = pools;
