@@ -282,10 +282,10 @@ static uint32_t pool_of(const struct cfgw_cfg *c, const struct rm_cfg *snap, uin
 	const uint32_t *m;
 	size_t n;
 
-	assert_int_equal(route_pool(c->t, svc,
-				    k == SUBSETS ? RM_CFG_NONE : snap->services[svc].subset_first + k,
-				    &pool, &m, &n, &lbp),
-			 0);
+	assert_int_equal(
+	    route_pool(c->t, svc, k == SUBSETS ? RM_CFG_NONE : snap->services[svc].subset_first + k,
+		       &pool, &m, &n, &lbp),
+	    0);
 	return pool;
 }
 

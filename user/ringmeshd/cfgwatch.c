@@ -187,14 +187,13 @@ struct rm_cb_host *const *cfgw_cb_hosts(const struct cfgw_cfg *c, uint32_t pool,
 		return NULL;
 	b = &c->cbp[pool];
 	p = __atomic_load_n(&b->p, __ATOMIC_ACQUIRE);
-	if (!p || p == CFGW_CB_CLAIMING || p == CFGW_CB_FULL || (uint32_t)pi >= b->n_ports ||
-	    !b->n)
+	if (!p || p == CFGW_CB_CLAIMING || p == CFGW_CB_FULL || (uint32_t)pi >= b->n_ports || !b->n)
 		return NULL;
 	return &c->cbh[b->off + (uint32_t)pi * b->n];
 }
 
-static int build(struct cb *cb, int *sweep_kick, const struct rm_cfg *snap,
-		 struct cfgw_cfg **out, char *err, size_t errlen)
+static int build(struct cb *cb, int *sweep_kick, const struct rm_cfg *snap, struct cfgw_cfg **out,
+		 char *err, size_t errlen)
 {
 	struct cfgw_cfg *c = calloc(1, sizeof(*c));
 	int r;
@@ -392,8 +391,8 @@ void cfgw_log_full(struct cfgw *cw)
 
 	if (!pools && !hosts)
 		return;
-	if (c->gen == cw->full_gen &&
-	    ((pools == cw->full_pools && hosts == cw->full_hosts) || now - cw->full_ns < 1000000000ull))
+	if (c->gen == cw->full_gen && ((pools == cw->full_pools && hosts == cw->full_hosts) ||
+				       now - cw->full_ns < 1000000000ull))
 		return;
 	logf_(cw,
 	      "breaker table full (%u pools, %u hosts): %u balancer pools and %u hosts in use "
@@ -439,7 +438,7 @@ static void *watch_main(void *arg)
 		if (now >= next_poll) {
 			if (cfgw_poll(cw) > 0)
 				cw->next_sweep_ns = 0; /* new limits: sweep at once */
-			cfgw_log_full(cw); /* pools claimed by requests since */
+			cfgw_log_full(cw);	       /* pools claimed by requests since */
 			cfgw_reclaim(cw);
 			next_poll = now + CFGW_POLL_MS * 1000000ull;
 		}

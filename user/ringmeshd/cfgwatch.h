@@ -46,7 +46,7 @@
 struct cfgw_cbpool {
 	struct rm_cb_pool *p;
 	uint32_t off, n_ports, n;
-	uint32_t svc, subset;		  /* route_pool's arguments */
+	uint32_t svc, subset;		/* route_pool's arguments */
 	__be16 ports[RM_CFG_SVC_PORTS]; /* the service's port numbers */
 };
 
@@ -62,9 +62,9 @@ struct cfgw_cfg {
 	/* breaker slots (NULL when the daemon runs without a breaker), per pool */
 	struct cfgw_cbpool *cbp;
 	struct rm_cb_host **cbh;
-	struct cb *cb;		/* where cfgw_cb_pool claims slots */
-	int *sweep_kick;	/* cfgw.sweep_kick: a request that claims a pool with outlier
-				 * detection sets it, so the watcher follows its schedule */
+	struct cb *cb;	 /* where cfgw_cb_pool claims slots */
+	int *sweep_kick; /* cfgw.sweep_kick: a request that claims a pool with outlier
+			  * detection sets it, so the watcher follows its schedule */
 	/* pools and host slots of this configuration, in use or claimed at the flip,
 	 * that the full rm_breaker table left without state (they run without limits or
 	 * ejection); atomic: workers count them when they claim */
