@@ -8,7 +8,9 @@
  * and at a clean stop, so a restarted daemon begins with empty counters.
  * Includes nothing but <linux/types.h> and the other ABI headers.
  *
- * Pools: one slot per balancer pool (a subset, or a whole service with subset ""),
+ * Pools: one slot per balancer pool in use (a subset, or a whole service with subset
+ * ""): ringmeshd claims it at the first request that uses the pool, so the table
+ * bounds the pools in use on the node, not the pools configured. Slots are
  * keyed by strings (service FQDN, subset name) rather than configuration indices,
  * because indices change across configuration flips while a pool's live counts
  * (connections, pending, active requests, retries in flight) must not. Found by

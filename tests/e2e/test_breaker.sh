@@ -3,8 +3,9 @@
 # Circuit breaking and outlier ejection, end to end, on the node of netns.sh (a node
 # netns running ringmeshd with 2 workers, a client pod, three backend pods behind the
 # VIP 10.96.0.20:8080 of trans-service):
-#   - the workshop's dest-rule.yaml (DestinationPolicy) applies as is and its limits
-#     show in `ringmesh breaker show -j`
+#   - the workshop's dest-rule.yaml (DestinationPolicy) applies as is; its pool takes
+#     no rm_breaker slot until a request uses it, then its limits show in
+#     `ringmesh breaker show -j` (checked in the re-tune scenario)
 #   - ejection: subset "pair" = v1 (healthy rm-backend) + v2 (a responder that always
 #     answers 500, logging each request's time); 3 consecutive 5xx eject v2 (it saw
 #     exactly 3 requests), everything then goes to v1, v2 returns after ~1 s, is
@@ -23,6 +24,8 @@
 #     requests/s is ejected at exactly its 3rd error each time, out ~2 s, ~4 s, ~6 s
 #     (k x 2 s), after a healthy second ~2 s again (k decays), and breaker show shows
 #     it in afterwards, never "due back"
+#   - 100 more services (400 pools) configured take no slot; requests to all of them
+#     overflow the table: logged and counted in ringmesh_breaker_table_full_total
 # Usage: sudo [BUILD=build] [BREAKER_WORKERS=2] tests/e2e/test_breaker.sh
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -121,8 +124,16 @@ print("pool %s: connections max 100, pending 10, active 1000, 10/conn, 7 errors,
       % p["subset"])'
 }
 check "dest-rule.yaml (workshop DestinationPolicy) applies as is" rm_apply "$RULES/dest-rule.yaml"
+# a pool takes its rm_breaker slot at its first request: configured, v3's is not shown
+# (its limits are checked once requests used it, in the re-tune scenario below)
 sleep 0.2
-wck "breaker show -j: the DestinationPolicy's limits on subset v3" dp_limits
+no_v3_pool() {
+	bk_json | pyj '
+ps = [p for p in d["pools"] if p["service"].startswith("trans-service.") and p["subset"]]
+assert not ps, "pools no request used hold slots: %s" % ps
+print("no subset pool of trans-service in rm_breaker before a request used one")'
+}
+wck "breaker show -j: a configured pool no request used takes no slot" no_v3_pool
 check "dest-rule.yaml deleted again" rm_delete "$RULES/dest-rule.yaml"
 
 check "breaker-destinationrule.yaml (pair / slow / perconn) applied" \
@@ -349,11 +360,12 @@ retune_run() {
 		rm_delete "$RULES/breaker-destinationrule.yaml" >/dev/null || return 1
 	rm_apply "$RULES/breaker-routerule-v3.yaml" && rm_apply "$RULES/dest-rule.yaml" || return 1
 	sleep 0.2
-	dp_limits | tail -1 || return 1
-	# healthy traffic through the workshop policy: the pool's sweep is now 2 min ahead
+	# healthy traffic through the workshop policy: its first request claims the pool
+	# with the policy's limits, so the pool's sweep is now 2 min ahead
 	cl_load http --connect "$VIP" --conns 1 --requests 20 --timeout 3s \
 		--count-header x-backend-version >"$TMP/retune0.load" 2>&1
 	grep -q 'version.v3=20' "$TMP/retune0.load" || { cat "$TMP/retune0.load"; return 1; }
+	dp_limits | tail -1 || return 1
 	rm_apply "$RULES/dest-rule-tuned.yaml" || return 1
 	sleep 0.2
 	bk_json | pyj '
@@ -452,24 +464,52 @@ EOF
 }
 wck "re-tuned workshop policy: eject at the 3rd error, back, out 2 s/4 s/6 s" retune_run
 
-# rm_breaker has a build-time size (RM_CB_POOLS pools, RM_CB_HOSTS hosts): 100 more
-# services (400 balancer pools) overflow it; the pools left out run without limits, and
-# the daemon says so in its log and in ringmesh_breaker_table_full_total.
+# rm_breaker has a build-time size (RM_CB_POOLS pools, RM_CB_HOSTS hosts) and holds
+# the pools in use on the node, not the pools configured: 100 more services (400
+# balancer pools) take no slot until used. Requests to all of them (/ -> v1, x-canary
+# -> v3, /api -> v1 or v2: ~280 pools in use with the node's own) overflow it; the
+# pools left out run without limits, as the daemon says in its log and in
+# ringmesh_breaker_table_full_total.
+npools() { bk_json | pyj 'print(len(d["pools"]))'; }
 table_full() {
-	local n=0 full
+	local n=0 full before after
+	before=$(npools) || return 1
 	python3 "$here/../../tools/bench/cfggen.py" 100 --out "$TMP/many.yaml" &&
 		rm_apply "$TMP/many.yaml" >/dev/null || return 1
+	sleep 0.3
+	after=$(npools) || return 1
+	echo "pools in rm_breaker: $before before, $after after 100 services (400 pools) configured"
+	[ "$after" -eq "$before" ] || return 1
+	if grep -q "breaker table full" "$TMP/ringmeshd.log"; then
+		echo "logged full before any request to them"; return 1
+	fi
+	full=$(rm_cli stats --prometheus | sed -n 's/^ringmesh_breaker_table_full_total{table="pools"} //p')
+	[ "${full:-1}" -eq 0 ] || { echo "table_full_total $full before any request to them"; return 1; }
+	sed -n 's/^  addresses: \[\(.*\)\]$/\1/p' "$TMP/many.yaml" >"$TMP/many.vips"
+	[ "$(wc -l <"$TMP/many.vips")" -eq 100 ] || { echo "VIPs: $(wc -l <"$TMP/many.vips")"; return 1; }
+	# one curl per service (7 requests), 100 at once; their endpoints do not exist
+	in_cg "$CLIENT_CG" "$CLIENT_NS" -- sh -c 'while read -r v; do
+		u=http://$v:8080
+		curl -s -m 1 -o /dev/null $u/ --next -s -m 1 -o /dev/null -H "x-canary: yes" $u/ \
+			--next -s -m 1 -o /dev/null $u/api --next -s -m 1 -o /dev/null $u/api \
+			--next -s -m 1 -o /dev/null $u/api --next -s -m 1 -o /dev/null $u/api \
+			--next -s -m 1 -o /dev/null $u/api &
+	done <"$1"; wait' sh "$TMP/many.vips"
 	while [ $n -lt 50 ] && ! grep -q "breaker table full" "$TMP/ringmeshd.log"; do
 		sleep 0.1; n=$((n + 1))
 	done
+	after=$(npools) || return 1
+	echo "pools in rm_breaker after the requests: $after"
 	grep "breaker table full" "$TMP/ringmeshd.log" | tail -1
-	grep -Eq "breaker table full \([0-9]+ pools, [0-9]+ hosts\): [1-9][0-9]* balancer pools" \
+	grep -Eq "breaker table full \([0-9]+ pools, [0-9]+ hosts\): [1-9][0-9]* balancer pools and [0-9]+ hosts in use" \
 		"$TMP/ringmeshd.log" || return 1
 	full=$(rm_cli stats --prometheus | sed -n 's/^ringmesh_breaker_table_full_total{table="pools"} //p')
 	echo "ringmesh_breaker_table_full_total{table=\"pools\"} $full"
-	[ "${full:-0}" -gt 0 ]
+	[ "${full:-0}" -gt 0 ] && [ "$after" -gt "$before" ] || return 1
+	echo "$before pools in use, still $before after 100 services configured, $after after" \
+		"requests to all; table_full_total{pools} $full"
 }
-check "a configuration with more pools than rm_breaker holds: logged and counted" table_full
+wck "100 more services take no slot until used; pools in use past the table: logged and counted" table_full
 
 check "ringmeshd: clean stop exits 0" stop_ringmeshd
 check "after stop: nothing attached, pinned or running" nothing_left

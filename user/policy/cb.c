@@ -83,7 +83,9 @@ static bool claim(uint32_t *state)
 					   __ATOMIC_ACQUIRE);
 }
 
-struct rm_cb_pool *cb_pool(struct cb *cb, const char *service, const char *subset)
+/* Find the pool slot of (service, subset); with create, claim a free one on the way. */
+static struct rm_cb_pool *pool_lookup(struct cb *cb, const char *service, const char *subset,
+				      bool create)
 {
 	char svc[RM_CB_SERVICE_LEN], sub[RM_CB_SUBSET_LEN];
 	uint32_t h;
@@ -98,6 +100,9 @@ struct rm_cb_pool *cb_pool(struct cb *cb, const char *service, const char *subse
 		uint32_t st = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
 
 		if (st == RM_CB_FREE) {
+			/* no deletes: the key is never past the first free slot */
+			if (!create)
+				return NULL;
 			if (claim(&p->state)) {
 				memcpy(p->service, svc, sizeof(svc));
 				memcpy(p->subset, sub, sizeof(sub));
@@ -113,8 +118,19 @@ struct rm_cb_pool *cb_pool(struct cb *cb, const char *service, const char *subse
 		    !memcmp(p->subset, sub, sizeof(sub)))
 			return p;
 	}
-	ADD(&cb->m->hdr.pools_dropped, 1);
+	if (create)
+		ADD(&cb->m->hdr.pools_dropped, 1);
 	return NULL;
+}
+
+struct rm_cb_pool *cb_pool(struct cb *cb, const char *service, const char *subset)
+{
+	return pool_lookup(cb, service, subset, true);
+}
+
+struct rm_cb_pool *cb_pool_find(struct cb *cb, const char *service, const char *subset)
+{
+	return pool_lookup(cb, service, subset, false);
 }
 
 uint32_t cb_pool_index(const struct cb *cb, const struct rm_cb_pool *p)

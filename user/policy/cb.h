@@ -57,6 +57,9 @@ void cb_limits_default(struct rm_cfg_breaker *lim);
  * claimed. NULL when RM_CB_PROBE slots from its home are taken (hdr.pools_dropped
  * counted). Names longer than the fields are truncated. */
 struct rm_cb_pool *cb_pool(struct cb *cb, const char *service, const char *subset);
+/* The pool slot of (service, subset) if it has been claimed, else NULL; claims
+ * nothing and counts nothing. */
+struct rm_cb_pool *cb_pool_find(struct cb *cb, const char *service, const char *subset);
 /* Install the limits a pool enforces from now on (lim NULL = cb_limits_default), and
  * its host count for max_ejection_percent. Call on every configuration flip for each
  * pool of the new configuration; live counts are untouched. With outlier detection

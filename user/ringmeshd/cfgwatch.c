@@ -44,33 +44,94 @@ static void label_of(const struct rm_cfg *cfg, const struct rm_cfg_endpoint *e, 
 	}
 }
 
-/* Host slots of one pool: members x ports of its service (endpoint port numbers). */
-static void pool_hosts(struct cb *cb, struct cfgw_cfg *c, uint32_t pool,
-		       const struct rm_cfg_service *sv, const uint32_t *m)
+/* Claim the host slots of one pool: members x ports of its service (endpoint port
+ * numbers); returns how many found no slot. Written before the pool is published. */
+static uint32_t pool_hosts(struct cfgw_cfg *c, uint32_t pool, struct rm_cb_pool *p,
+			   const uint32_t *m)
 {
 	const struct cfgw_cbpool *b = &c->cbp[pool];
+	uint32_t none = 0;
 
 	for (uint32_t pi = 0; pi < b->n_ports; pi++) {
 		for (uint32_t i = 0; i < b->n; i++) {
 			struct route_endpoint e;
-			__be16 port = route_endpoint_port(c->t, m[i], sv->ports[pi].port);
+			__be16 port = route_endpoint_port(c->t, m[i], b->ports[pi]);
+			struct rm_cb_host **h = &c->cbh[b->off + pi * b->n + i];
 
 			if (route_endpoint(c->t, m[i], &e) || !port)
 				continue;
-			c->cbh[b->off + pi * b->n + i] = cb_host(cb, b->p, &e.addr, port, e.family);
-			if (!c->cbh[b->off + pi * b->n + i])
-				c->cb_hosts_unslotted++;
+			*h = cb_host(c->cb, p, &e.addr, port, e.family);
+			if (!*h)
+				none++;
 		}
 	}
+	return none;
 }
 
-/* Breaker slots of every pool; a full slot table leaves NULLs (fail open). Limits
- * are installed here, a moment before the flip: the counts are live state anyway. */
+/* Give a pool its slot: limits of this generation, host slots. Nothing is published. */
+static struct rm_cb_pool *pool_slot(struct cfgw_cfg *c, uint32_t pool, struct rm_cb_pool *p,
+				    bool flip)
+{
+	const struct cfgw_cbpool *b = &c->cbp[pool];
+	const struct rm_cfg_breaker *lim = route_subset_breaker(c->t, b->subset);
+	uint32_t idx, lbp, none;
+	const uint32_t *m;
+	size_t n;
+
+	if (route_pool(c->t, b->svc, b->subset, &idx, &m, &n, &lbp) || idx != pool)
+		return CFGW_CB_FULL; /* cannot happen: build found it */
+	/*
+	 * A request of an older configuration claiming late must not put its limits
+	 * over this generation's: the flip installs them unconditionally (a generation
+	 * that went back still applies), a first use only over older ones.
+	 */
+	if (flip || __atomic_load_n(&p->generation, __ATOMIC_RELAXED) <= c->gen)
+		cb_pool_configure(p, lim, (uint32_t)n, c->gen, mono_ns());
+	none = pool_hosts(c, pool, p, m);
+	if (none)
+		__atomic_fetch_add(&c->cb_hosts_unslotted, none, __ATOMIC_RELAXED);
+	/* the watcher's sweep must follow this pool's interval from now on */
+	if (lim && lim->outlier && c->sweep_kick)
+		__atomic_store_n(c->sweep_kick, 1, __ATOMIC_RELEASE);
+	return p;
+}
+
+struct rm_cb_pool *cfgw_cb_claim(struct cfgw_cfg *c, uint32_t pool)
+{
+	struct cfgw_cbpool *b = &c->cbp[pool];
+	struct rm_cb_pool *p = NULL;
+
+	if (__atomic_compare_exchange_n(&b->p, &p, CFGW_CB_CLAIMING, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE)) {
+		p = cb_pool(c->cb, route_service_host(c->t, b->svc),
+			    route_subset_name(c->t, b->subset));
+		if (p) {
+			p = pool_slot(c, pool, p, false);
+		} else {
+			__atomic_fetch_add(&c->cb_pools_unslotted, 1, __ATOMIC_RELAXED);
+			p = CFGW_CB_FULL;
+		}
+		__atomic_store_n(&b->p, p, __ATOMIC_RELEASE);
+		return p;
+	}
+	/* another worker is claiming it: a few hash probes away */
+	while (p == CFGW_CB_CLAIMING)
+		p = __atomic_load_n(&b->p, __ATOMIC_ACQUIRE);
+	return p;
+}
+
+/*
+ * Breaker state per pool: where its host slots go, and for pools that already have
+ * a slot (used before) that slot with this generation's limits, installed here a
+ * moment before the flip (the counts are live state anyway). Pools never used take
+ * no slot until their first request (cfgw_cb_claim).
+ */
 static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c)
 {
 	uint32_t n_svc = route_n_services(c->t);
 	size_t total = 0;
 
+	c->cb = cb;
 	c->cbp = calloc(c->n_pools ? c->n_pools : 1, sizeof(*c->cbp));
 	if (!c->cbp)
 		return -ENOMEM;
@@ -89,29 +150,28 @@ static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c
 				uint32_t pool, lbp;
 				const uint32_t *m;
 				size_t n;
+				struct cfgw_cbpool *b;
 				struct rm_cb_pool *p;
 
 				if (route_pool(c->t, s, subset, &pool, &m, &n, &lbp) ||
 				    pool >= c->n_pools)
 					continue;
+				b = &c->cbp[pool];
 				if (!pass) {
-					c->cbp[pool].off = (uint32_t)total;
-					c->cbp[pool].n_ports = n_ports;
-					c->cbp[pool].n = (uint32_t)n;
+					b->off = (uint32_t)total;
+					b->n_ports = n_ports;
+					b->n = (uint32_t)n;
+					b->svc = s;
+					b->subset = subset;
+					for (uint32_t pi = 0; pi < n_ports; pi++)
+						b->ports[pi] = sv->ports[pi].port;
 					total += (size_t)n_ports * n;
 					continue;
 				}
-				p = cb_pool(cb, route_service_host(c->t, s),
-					    route_subset_name(c->t, subset));
-				c->cbp[pool].p = p;
-				if (!p) {
-					c->cb_pools_unslotted++;
-					continue;
-				}
-				/* now: a new interval reschedules the pool's sweep */
-				cb_pool_configure(p, route_subset_breaker(c->t, subset),
-						  (uint32_t)n, c->gen, mono_ns());
-				pool_hosts(cb, c, pool, sv, m);
+				p = cb_pool_find(cb, route_service_host(c->t, s),
+						 route_subset_name(c->t, subset));
+				if (p)
+					b->p = pool_slot(c, pool, p, true);
 			}
 		}
 	}
@@ -121,17 +181,19 @@ static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c
 struct rm_cb_host *const *cfgw_cb_hosts(const struct cfgw_cfg *c, uint32_t pool, int pi)
 {
 	const struct cfgw_cbpool *b;
+	const struct rm_cb_pool *p;
 
 	if (!c->cbp || !c->cbh || pool >= c->n_pools || pi < 0)
 		return NULL;
 	b = &c->cbp[pool];
-	if (!b->p || (uint32_t)pi >= b->n_ports || !b->n)
+	p = __atomic_load_n(&b->p, __ATOMIC_ACQUIRE);
+	if (!p || p == CFGW_CB_CLAIMING || p == CFGW_CB_FULL || (uint32_t)pi >= b->n_ports || !b->n)
 		return NULL;
 	return &c->cbh[b->off + (uint32_t)pi * b->n];
 }
 
-static int build(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg **out, char *err,
-		 size_t errlen)
+static int build(struct cb *cb, int *sweep_kick, const struct rm_cfg *snap, struct cfgw_cfg **out,
+		 char *err, size_t errlen)
 {
 	struct cfgw_cfg *c = calloc(1, sizeof(*c));
 	int r;
@@ -145,6 +207,7 @@ static int build(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg **out
 		return r;
 	}
 	c->gen = route_generation(c->t);
+	c->sweep_kick = sweep_kick;
 	c->n_pools = route_n_pools(c->t);
 	c->n_eps = snap->n_endpoints;
 	c->lb = calloc(c->n_pools ? c->n_pools : 1, sizeof(*c->lb));
@@ -203,7 +266,7 @@ int cfgw_init(struct cfgw *cw, unsigned int n_readers, char *err, size_t errlen)
 		free(empty);
 		return -ENOMEM;
 	}
-	r = build(NULL, empty, &cw->cur, err, errlen);
+	r = build(NULL, NULL, empty, &cw->cur, err, errlen);
 	cfg_free(empty);
 	free(empty);
 	return r;
@@ -212,7 +275,7 @@ int cfgw_init(struct cfgw *cw, unsigned int n_readers, char *err, size_t errlen)
 int cfgw_publish(struct cfgw *cw, const struct rm_cfg *snap, char *err, size_t errlen)
 {
 	struct cfgw_cfg *c, *old;
-	int r = build(cw->cb, snap, &c, err, errlen);
+	int r = build(cw->cb, &cw->sweep_kick, snap, &c, err, errlen);
 
 	if (r) {
 		cw->rejected++;
@@ -312,19 +375,34 @@ int cfgw_poll(struct cfgw *cw)
 		uint64_t flip = __atomic_load_n(&cw->store.ctl->updated_ns, __ATOMIC_RELAXED);
 		uint64_t now = realtime_ns();
 
-		const struct cfgw_cfg *c = cfgw_current(cw);
-
 		logf_(cw, "configuration generation %llu live, %.1f ms after its flip",
 		      (unsigned long long)gen, flip && now > flip ? (now - flip) / 1e6 : 0.0);
-		if (c->cb_pools_unslotted || c->cb_hosts_unslotted)
-			logf_(cw,
-			      "breaker table full (%u pools, %u hosts): %u balancer pools and %u "
-			      "hosts of generation %llu run without connection limits or outlier "
-			      "ejection (ringmesh_breaker_table_full_total)",
-			      RM_CB_POOLS, RM_CB_HOSTS, c->cb_pools_unslotted,
-			      c->cb_hosts_unslotted, (unsigned long long)gen);
 	}
+	cfgw_log_full(cw);
 	return 1;
+}
+
+void cfgw_log_full(struct cfgw *cw)
+{
+	const struct cfgw_cfg *c = cfgw_current(cw);
+	uint32_t pools = __atomic_load_n(&c->cb_pools_unslotted, __ATOMIC_RELAXED);
+	uint32_t hosts = __atomic_load_n(&c->cb_hosts_unslotted, __ATOMIC_RELAXED);
+	uint64_t now = mono_ns();
+
+	if (!pools && !hosts)
+		return;
+	if (c->gen == cw->full_gen && ((pools == cw->full_pools && hosts == cw->full_hosts) ||
+				       now - cw->full_ns < 1000000000ull))
+		return;
+	logf_(cw,
+	      "breaker table full (%u pools, %u hosts): %u balancer pools and %u hosts in use "
+	      "in generation %llu run without connection limits or outlier ejection; the "
+	      "table bounds the pools in use on this node (ringmesh_breaker_table_full_total)",
+	      RM_CB_POOLS, RM_CB_HOSTS, pools, hosts, (unsigned long long)c->gen);
+	cw->full_gen = c->gen;
+	cw->full_pools = pools;
+	cw->full_hosts = hosts;
+	cw->full_ns = now;
 }
 
 uint64_t cfgw_sweep(struct cfgw *cw, uint64_t now)
@@ -333,6 +411,9 @@ uint64_t cfgw_sweep(struct cfgw *cw, uint64_t now)
 
 	if (!cw->cb)
 		return now + 1000000000ull;
+	/* a pool claimed by a request may bring a short interval: sweep at once */
+	if (__atomic_exchange_n(&cw->sweep_kick, 0, __ATOMIC_ACQ_REL))
+		cw->next_sweep_ns = 0;
 	if (now >= cw->next_sweep_ns) {
 		cb_sweep(cw->cb, now, NULL, 0, &next);
 		/* a new configuration may bring a short interval: look again within 1 s */
@@ -357,6 +438,7 @@ static void *watch_main(void *arg)
 		if (now >= next_poll) {
 			if (cfgw_poll(cw) > 0)
 				cw->next_sweep_ns = 0; /* new limits: sweep at once */
+			cfgw_log_full(cw);	       /* pools claimed by requests since */
 			cfgw_reclaim(cw);
 			next_poll = now + CFGW_POLL_MS * 1000000ull;
 		}

@@ -31,11 +31,23 @@
 #define CFGW_MAX_READERS 64
 #define CFGW_POLL_MS 20
 
-/* A pool's breaker: its rm_cb_pool (NULL = table full, fails open) and host slots
- * cbh[off + port index * n + member], aligned with route_pool's members. */
+/*
+ * A pool's breaker: its rm_cb_pool and host slots cbh[off + port index * n + member],
+ * aligned with route_pool's members. Slots are claimed on the first request that uses
+ * the pool in this configuration (cfgw_cb_pool), not when the configuration is built:
+ * the rm_breaker table bounds the pools in use on the node, not the pools configured.
+ * A pool that already has a slot (used in an earlier generation) gets it, its new
+ * limits and its host slots at build time, so a limit change applies at the flip.
+ * p (atomic): NULL = not claimed yet, CFGW_CB_CLAIMING = being claimed by a worker,
+ * CFGW_CB_FULL = no slot (table full: fails open), else the slot.
+ */
+#define CFGW_CB_CLAIMING ((struct rm_cb_pool *)(uintptr_t)1)
+#define CFGW_CB_FULL ((struct rm_cb_pool *)(uintptr_t)2)
 struct cfgw_cbpool {
 	struct rm_cb_pool *p;
 	uint32_t off, n_ports, n;
+	uint32_t svc, subset;		/* route_pool's arguments */
+	__be16 ports[RM_CFG_SVC_PORTS]; /* the service's port numbers */
 };
 
 /* One published configuration. */
@@ -50,8 +62,12 @@ struct cfgw_cfg {
 	/* breaker slots (NULL when the daemon runs without a breaker), per pool */
 	struct cfgw_cbpool *cbp;
 	struct rm_cb_host **cbh;
-	/* pools and host slots of this configuration the full rm_breaker table left
-	 * without state (they run without limits or ejection) */
+	struct cb *cb;	 /* where cfgw_cb_pool claims slots */
+	int *sweep_kick; /* cfgw.sweep_kick: a request that claims a pool with outlier
+			  * detection sets it, so the watcher follows its schedule */
+	/* pools and host slots of this configuration, in use or claimed at the flip,
+	 * that the full rm_breaker table left without state (they run without limits or
+	 * ejection); atomic: workers count them when they claim */
 	uint32_t cb_pools_unslotted, cb_hosts_unslotted;
 	uint32_t uses[CFGW_MAX_READERS];    /* requests holding it, per worker (own slot only) */
 	uint64_t qs_snap[CFGW_MAX_READERS]; /* readers' quiescent counts when retired */
@@ -89,6 +105,10 @@ struct cfgw {
 	 * installs its pools' limits, and the watcher thread runs the outlier sweep */
 	struct cb *cb;
 	uint64_t next_sweep_ns;
+	int sweep_kick; /* atomic: set by workers, cfgw_sweep sweeps at once */
+	/* the last "breaker table full" log line: generation, counts, when */
+	uint64_t full_gen, full_ns;
+	uint32_t full_pools, full_hosts;
 };
 
 /* Set up with an empty configuration (no services: every connection is L4). */
@@ -108,9 +128,33 @@ unsigned int cfgw_reclaim(struct cfgw *cw);
  * (logged once per generation). */
 int cfgw_poll(struct cfgw *cw);
 
-/* The host slots of pool (index of route_pool) for service port index pi (of
- * route_service_port), aligned with the pool's members; NULL when there are none. */
+/* Slow path of cfgw_cb_pool: claim the pool's slot and host slots (once, whichever
+ * worker comes first; the others wait a moment and get the same). */
+struct rm_cb_pool *cfgw_cb_claim(struct cfgw_cfg *c, uint32_t pool);
+
+/* The breaker slot of pool (index of route_pool) for a request of this
+ * configuration: claimed and configured with its limits on the first use, then one
+ * load. NULL when the daemon runs without a breaker or the table is full (fail open). */
+static inline struct rm_cb_pool *cfgw_cb_pool(struct cfgw_cfg *c, uint32_t pool)
+{
+	struct rm_cb_pool *p;
+
+	if (!c->cbp || pool >= c->n_pools)
+		return NULL;
+	p = __atomic_load_n(&c->cbp[pool].p, __ATOMIC_ACQUIRE);
+	if (__builtin_expect(p == NULL || p == CFGW_CB_CLAIMING, 0))
+		p = cfgw_cb_claim(c, pool);
+	return p == CFGW_CB_FULL ? NULL : p;
+}
+
+/* The host slots of pool for service port index pi (of route_service_port), aligned
+ * with the pool's members; NULL when there are none or the pool has no slot (call
+ * cfgw_cb_pool first). */
 struct rm_cb_host *const *cfgw_cb_hosts(const struct cfgw_cfg *c, uint32_t pool, int pi);
+
+/* Log "breaker table full" when the current configuration's unslotted counts grew
+ * (at most once a second); the watcher thread calls it after every poll. */
+void cfgw_log_full(struct cfgw *cw);
 
 /* Run the outlier sweep when due (now: CLOCK_MONOTONIC ns); returns the time the
  * watcher must look again: at most 1 s ahead, at least 1 ms. */

@@ -475,7 +475,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	}
 	c->fw.cbh = NULL;
 	if (lw->sh->cb && cfg->cbp) {
-		c->fw.cbp = cfg->cbp[pool].p;
+		c->fw.cbp = cfgw_cb_pool(cfg, pool);
 		hosts = cfgw_cb_hosts(
 		    cfg, pool, route_service_port(cfg->t, c->fw.d.target_service, sport, NULL));
 		lbc.cb = lw->sh->cb;
