@@ -231,23 +231,22 @@ figs() {
 		printf 'l4\tnosockmap\trr1\t1\t%s\t%s\n' "$r" $(($5 + r))
 	done
 }
-verdict() { python3 "$(dirname "$0")/../../tools/bench/summary.py" "$1" | grep '^Verdict'; }
-figs 3 1000 800 500 500 >"$tmp/v1.tsv"
-v=$(verdict "$tmp/v1.tsv")
-printf '%s' "$v" | grep -q 'sk_msg clearly ahead (ahead in L7 requests/s (2 of 2); 2 of 5'
-check "verdict: L7 req/s ahead, the rest within noise -> keep sk_msg" $? "$v"
-figs 3 1000 800 400 500 >"$tmp/v2.tsv"
-v=$(verdict "$tmp/v2.tsv")
-printf '%s' "$v" | grep -q 'not clearly ahead (2 of 5 figures ahead, 1 behind.*plain TCP'
-check "verdict: one figure behind -> plain TCP" $? "$v"
-figs 3 1000 1000 500 500 >"$tmp/v3.tsv"
-v=$(verdict "$tmp/v3.tsv")
-printf '%s' "$v" | grep -q 'not clearly ahead (0 of 5 figures ahead, 0 behind, no group'
-check "verdict: all within noise -> plain TCP" $? "$v"
-figs 2 1000 800 500 500 >"$tmp/v4.tsv"
-v=$(verdict "$tmp/v4.tsv")
-printf '%s' "$v" | grep -q 'fewer than 3 rounds'
-check "verdict: 2 rounds are not ranked" $? "$v"
+# vcase NAME PATTERN FIGS-ARGS...: the verdict on figs' figures matches PATTERN
+vcase() {
+	local name=$1 pat=$2 v
+	shift 2
+	figs "$@" >"$tmp/verdict.tsv"
+	v=$(python3 "$(dirname "$0")/../../tools/bench/summary.py" "$tmp/verdict.tsv" | grep '^Verdict')
+	printf '%s' "$v" | grep -q "$pat"
+	check "verdict: $name" $? "$v"
+}
+vcase "L7 req/s ahead, the rest within noise -> keep sk_msg" \
+	'sk_msg clearly ahead (ahead in L7 requests/s (2 of 2); 2 of 5' 3 1000 800 500 500
+vcase "one figure behind -> plain TCP" \
+	'not clearly ahead (2 of 5 figures ahead, 1 behind.*plain TCP' 3 1000 800 400 500
+vcase "all within noise -> plain TCP" \
+	'not clearly ahead (0 of 5 figures ahead, 0 behind, no group' 3 1000 1000 500 500
+vcase "2 rounds are not ranked" 'fewer than 3 rounds' 2 1000 800 500 500
 
 echo "tools: $pass passed, $fail failed"
 [ $fail -eq 0 ]
