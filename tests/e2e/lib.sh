@@ -81,8 +81,10 @@ cleanup() {
 	local seen=$SAN_SEEN
 	san_check
 	[ "$SAN_SEEN" -gt "$seen" ] && [ $rc -eq 0 ] && rc=1
-	# Pinned links hold the attachment: removing the pins detaches.
+	# Pinned links hold the attachment: removing the pins detaches. "$PIN"-NAME: a
+	# suite's further pin dirs (a second configuration store).
 	[ -d "$PIN" ] && rm -rf "$PIN"
+	for d in "$PIN"-*; do [ -d "$d" ] && rm -rf "$d"; done
 	# Anything still running inside our namespaces (a namespace outlives its deletion
 	# while a process holds it) is ours: kill it first.
 	for ns in "${NETNS[@]}"; do

@@ -494,6 +494,30 @@ stop_sync() {
 }
 check "sync: SIGTERM -> exits 0" stop_sync
 wck "after the sync stops: the published rules stay (all v3)" all_to 40 v3
+
+# ---- a cluster whose domain is corp.local: a second sync of the same API into a pin dir
+# of its own (no daemon: the store is created by the sync). The Service is
+# trans-service.NS.svc.corp.local, and the VirtualService's short host resolves there too,
+# so its rules are the Service's (with cluster.local they would make a service of their own).
+PIN_CORP=$PIN-corp
+corp_sync() {
+	local pid out rules
+	"$BUILD/ringmesh" --pin-dir "$PIN_CORP" sync --kubeconfig "$TMP/kubeconfig" \
+		--node-name node-1 --domain corp.local --status-file "$TMP/sync-corp.json" \
+		>"$TMP/sync-corp.log" 2>&1 8>&- &
+	pid=$!
+	PIDS+=($pid)
+	SSTAT=$TMP/sync-corp.json until_ok 10 st 's["generation"] > 0 and k["VirtualService"]["listed"]' >/dev/null
+	out=$("$BUILD/ringmesh" --pin-dir "$PIN_CORP" service list 2>&1)
+	rules=$("$BUILD/ringmesh" --pin-dir "$PIN_CORP" rule list 2>&1)
+	kill -TERM $pid; wait_gone $pid 5; wait $pid
+	echo "$out"; echo "$rules"
+	echo "$out" | grep -qE "^trans-service\.$NS\.svc\.corp\.local +$NS +10\.96\.0\.20 " &&
+		! echo "$out" | grep -q "cluster\.local" &&
+		echo "$rules" | grep -qE "^$NS/trans-service +VirtualService +trans-service .* k8s:VirtualService/$NS/trans-service"
+}
+check "sync --domain corp.local: trans-service.$NS.svc.corp.local, and the VirtualService's short host on it" corp_sync
+rm -rf "$PIN_CORP"
 check "ringmeshd: clean stop exits 0" stop_ringmeshd
 check "after stop: nothing attached, pinned or running" nothing_left
 summary sync
