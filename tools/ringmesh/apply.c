@@ -192,7 +192,6 @@ static bool set_domain;
  * else the one the stored configuration was resolved in. */
 static int domain_for_parse(const char *want)
 {
-	struct cfg_store store;
 	char err[256] = "", stored[RM_CFG_DOMAIN_LEN];
 
 	set_domain = want != NULL;
@@ -203,10 +202,8 @@ static int domain_for_parse(const char *want)
 		}
 		return cfg_set_domain(want);
 	}
-	if (cfg_store_open(&store, cli.pin_dir, false, err, sizeof(err)))
-		return 0; /* nothing stored (or it fails again where it matters): cluster.local */
-	cfg_store_domain(&store, stored);
-	cfg_store_close(&store);
+	/* nothing stored (or it fails again where it matters): cluster.local */
+	cfg_store_domain_at(cli.pin_dir, stored);
 	return cfg_set_domain(stored);
 }
 

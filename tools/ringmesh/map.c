@@ -273,9 +273,10 @@ static void entry_dpstat(const struct cli_map *m, const void *key, const void *v
 static void entry_cfg_ctl(const struct cli_map *m, const void *key, const void *val)
 {
 	struct rm_cfg_ctl c;
+	char domain[RM_CFG_DOMAIN_LEN];
 
 	memcpy(&c, val, sizeof(c));
-	c.domain[sizeof(c.domain) - 1] = 0;
+	cfg_ctl_domain(&c, domain);
 	if (cli.jw) {
 		json_start_object(cli.jw);
 		json_bool_field(cli.jw, "initialised", c.magic == RM_CFG_MAGIC);
@@ -288,14 +289,14 @@ static void entry_cfg_ctl(const struct cli_map *m, const void *key, const void *
 		json_uint(cli.jw, c.seq[1]);
 		json_end_array(cli.jw);
 		json_uint_field(cli.jw, "updated_ns", c.updated_ns);
-		json_string_field(cli.jw, "domain", *c.domain ? c.domain : CFG_DEFAULT_DOMAIN);
+		json_string_field(cli.jw, "domain", domain);
 		json_end_object(cli.jw);
 	} else {
 		printf("magic %s  abi %u  generation %llu  active half %u  seq [%llu, %llu]  "
 		       "domain %s\n",
 		       c.magic == RM_CFG_MAGIC ? "ok" : "unset", c.abi_version,
 		       (unsigned long long)c.generation, c.active, (unsigned long long)c.seq[0],
-		       (unsigned long long)c.seq[1], *c.domain ? c.domain : CFG_DEFAULT_DOMAIN);
+		       (unsigned long long)c.seq[1], domain);
 	}
 }
 

@@ -32,13 +32,9 @@ static void cfg_summary(void)
 	struct rm_cfg *cfg = NULL;
 	uint64_t gen = 0;
 	int ret = cli_cfg_read(&cfg, &gen, NULL, 0);
-	char domain[RM_CFG_DOMAIN_LEN] = CFG_DEFAULT_DOMAIN, err[256];
-	struct cfg_store store;
+	char domain[RM_CFG_DOMAIN_LEN];
 
-	if (!ret && !cfg_store_open(&store, cli.pin_dir, false, err, sizeof(err))) {
-		cfg_store_domain(&store, domain);
-		cfg_store_close(&store);
-	}
+	cfg_store_domain_at(cli.pin_dir, domain);
 
 	if (cli.jw) {
 		json_name(cli.jw, "config");

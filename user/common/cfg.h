@@ -234,6 +234,10 @@ void cfg_store_close(struct cfg_store *s); /* also unlocks */
  * recorded), copied to buf (RM_CFG_DOMAIN_LEN). Read without the lock: a parse that
  * starts from it is checked again under the lock. */
 void cfg_store_domain(const struct cfg_store *s, char *buf);
+/* The same from a control block's bytes (a map dump), and from pin_dir's store
+ * (opened and closed; cluster.local when there is none). */
+void cfg_ctl_domain(const struct rm_cfg_ctl *ctl, char *buf);
+void cfg_store_domain_at(const char *pin_dir, char *buf);
 
 /* Exclusive writer lock: flock(LOCK_EX) on the pin directory (bpffs cannot hold a
  * regular lock file). cfg_store_update/delete_rule take and release it

@@ -133,12 +133,29 @@ fail:
 	return r;
 }
 
-void cfg_store_domain(const struct cfg_store *s, char *buf)
+void cfg_ctl_domain(const struct rm_cfg_ctl *ctl, char *buf)
 {
-	memcpy(buf, s->ctl->domain, RM_CFG_DOMAIN_LEN);
+	memcpy(buf, ctl->domain, RM_CFG_DOMAIN_LEN);
 	buf[RM_CFG_DOMAIN_LEN - 1] = 0;
 	if (!*buf)
 		snprintf(buf, RM_CFG_DOMAIN_LEN, "%s", CFG_DEFAULT_DOMAIN);
+}
+
+void cfg_store_domain(const struct cfg_store *s, char *buf)
+{
+	cfg_ctl_domain(s->ctl, buf);
+}
+
+void cfg_store_domain_at(const char *pin_dir, char *buf)
+{
+	struct cfg_store s;
+	char err[256];
+
+	snprintf(buf, RM_CFG_DOMAIN_LEN, "%s", CFG_DEFAULT_DOMAIN);
+	if (cfg_store_open(&s, pin_dir, false, err, sizeof(err)))
+		return;
+	cfg_store_domain(&s, buf);
+	cfg_store_close(&s);
 }
 
 /* Under the lock: the domain this write resolves in. The caller's documents were
