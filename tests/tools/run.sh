@@ -248,5 +248,31 @@ vcase "all within noise -> plain TCP" \
 	'not clearly ahead (0 of 5 figures ahead, 0 behind, no group' 3 1000 1000 500 500
 vcase "2 rounds are not ranked" 'fewer than 3 rounds' 2 1000 800 500 500
 
+# --- the benchmark's ranking (summary.py compare): a one-sided rank test on the rounds
+# rcase NAME PATTERN "RINGMESH RPS..." "HAPROXY RPS...": the c8 req/s comparison
+rcase() {
+	local name=$1 pat=$2 r v a=($3) b=($4)
+	: >"$tmp/rank.tsv"
+	for r in "${!a[@]}"; do
+		printf 'l7\tringmesh\trps\t8\t%s\t%s\n' $((r + 1)) "${a[$r]}" >>"$tmp/rank.tsv"
+	done
+	for r in "${!b[@]}"; do
+		printf 'l7\thaproxy\trps\t8\t%s\t%s\n' $((r + 1)) "${b[$r]}" >>"$tmp/rank.tsv"
+	done
+	v=$(python3 "$(dirname "$0")/../../tools/bench/summary.py" "$tmp/rank.tsv" | grep '^| 8 |')
+	printf '%s' "$v" | grep -q "$pat"
+	check "rank: $name" $? "$v"
+}
+rcase "3 rounds, disjoint ranges -> ahead" '1.10x, ahead' "110 111 112" "100 101 102"
+rcase "3 rounds, touching ranges -> within noise" 'within noise' "102 111 112" "100 101 102"
+rcase "5 rounds, one slow round, 4 of 25 pairs reversed (p 0.048) -> ahead" \
+	'1.11x, ahead' "106 110 120 130 92" "90 95 99 105 101"
+rcase "5 rounds, 5 of 25 pairs reversed (p 0.075) -> within noise" \
+	'within noise' "106 110 120 130 89" "90 95 99 105 101"
+rcase "5 rounds, slower in every round -> behind" '0.90x, behind' \
+	"90 91 92 93 94" "100 101 102 103 104"
+rcase "5 against 3 rounds, disjoint (p 0.018) -> ahead" 'ahead' \
+	"110 111 112 113 114" "100 101 102"
+
 echo "tools: $pass passed, $fail failed"
 [ $fail -eq 0 ]
