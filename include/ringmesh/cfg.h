@@ -253,7 +253,12 @@ struct rm_cfg_rule {
 	__u32 cors_expose_off;
 	__u32 cors_max_age_s;
 	__u32 cors_credentials; /* 0 unset, 1 false, 2 true */
-	__u32 pad[2];
+	/* CORS allowed origins: conditions (RM_MF_HEADER "origin", exact/prefix/regex) in
+	 * conds[], outside every match group; an origin is allowed when one matches, and an
+	 * exact "*" allows any (Envoy's allow_origin_string_match). cors_origins_off keeps
+	 * the list as written, for humans. */
+	__u32 cors_origin_first;
+	__u32 cors_origin_count;
 };
 
 enum rm_cfg_lb {

@@ -263,6 +263,88 @@ assert h["x-b3-parentspanid"] == "a2fb4a1d1a96d312" and h["x-b3-spanid"] != "a2f
 }
 check "an incoming x-request-id is kept and the B3 span becomes the parent" keep_reqid
 
+# corsPolicy as Envoy's CORS filter applies it (Istio: lists joined with ",", maxAge in s)
+vs cors <<'Y'
+  - match: [{uri: {prefix: /api}}]
+    route: [{destination: {host: trans-service.order-system-production.svc.cluster.local, subset: v1}}]
+    corsPolicy:
+      allowOrigins: [{exact: "https://shop.example.com"}, {regex: "https://[a-z]+\\.corp\\.example"}]
+      allowMethods: [GET, POST]
+      allowHeaders: [x-user, content-type]
+      exposeHeaders: [x-backend-version]
+      maxAge: 24h
+      allowCredentials: true
+  - route: [{destination: {host: trans-service.order-system-production.svc.cluster.local, subset: v2}}]
+    corsPolicy: {allowOrigin: ["*"], allowMethods: ["*"], allowHeaders: ["*"]}
+Y
+apply "$TMP/cors.yaml" && sleep 0.15
+# hdrs ARGS...: the response head of curl ARGS, lower-cased names, CR stripped
+hdrs() { client curl -s -o "$TMP/cors.body" -D - "$@" | tr -d '\r' | sed 's/^\([^:]*\):/\L\1:/'; }
+cors_preflight() {
+	local out; out=$(hdrs -X OPTIONS -H 'Origin: https://shop.example.com' \
+		-H 'Access-Control-Request-Method: POST' "$VIP/api/orders")
+	echo "$out"
+	echo "$out" | grep -q '^HTTP/1.1 200' &&
+		echo "$out" | grep -qx 'access-control-allow-origin: https://shop.example.com' &&
+		echo "$out" | grep -qx 'access-control-allow-methods: GET,POST' &&
+		echo "$out" | grep -qx 'access-control-allow-headers: x-user,content-type' &&
+		echo "$out" | grep -qx 'access-control-max-age: 86400' &&
+		echo "$out" | grep -qx 'access-control-allow-credentials: true' &&
+		! echo "$out" | grep -q '^x-backend-version:' && [ ! -s "$TMP/cors.body" ]
+}
+check "CORS preflight from an allowed origin: answered by the proxy (200, the policy's headers)" cors_preflight
+cors_denied() {
+	local out; out=$(hdrs -X OPTIONS -H 'Origin: https://evil.example' \
+		-H 'Access-Control-Request-Method: POST' "$VIP/api/orders")
+	echo "$out"
+	echo "$out" | grep -qx 'x-backend-version: v1' && ! echo "$out" | grep -q '^access-control-'
+}
+check "CORS preflight from another origin: forwarded to v1, no CORS headers" cors_denied
+cors_simple() {
+	local out; out=$(hdrs -H 'Origin: https://eu.corp.example' "$VIP/api/orders")
+	echo "$out"
+	echo "$out" | grep -q '^HTTP/1.1 200' && echo "$out" | grep -qx 'x-backend-version: v1' &&
+		echo "$out" | grep -qx 'access-control-allow-origin: https://eu.corp.example' &&
+		echo "$out" | grep -qx 'access-control-allow-credentials: true' &&
+		echo "$out" | grep -qx 'access-control-expose-headers: x-backend-version' &&
+		! echo "$out" | grep -q '^access-control-allow-methods:'
+}
+check "CORS simple request from a regex-allowed origin: v1's answer with the origin echoed" cors_simple
+cors_none() {
+	local a b; a=$(hdrs "$VIP/api/orders"); b=$(hdrs -H 'Origin: https://eu.corp.example.evil' "$VIP/api/x")
+	echo "$a"; echo "$b"
+	echo "$a" | grep -qx 'x-backend-version: v1' && ! echo "$a$b" | grep -q '^access-control-' &&
+		echo "$b" | grep -qx 'x-backend-version: v1'
+}
+check "CORS: no Origin, or one the regex does not match whole: no CORS headers" cors_none
+cors_star() {
+	local out; out=$(hdrs -X OPTIONS -H 'Origin: http://localhost:3000' \
+		-H 'Access-Control-Request-Method: PUT' -H 'Access-Control-Request-Headers: x-a,x-b' "$VIP/other")
+	echo "$out"
+	echo "$out" | grep -qx 'access-control-allow-origin: http://localhost:3000' &&
+		echo "$out" | grep -qx 'access-control-allow-methods: PUT' &&
+		echo "$out" | grep -qx 'access-control-allow-headers: x-a,x-b' &&
+		! echo "$out" | grep -q '^access-control-allow-credentials:' &&
+		! echo "$out" | grep -q '^access-control-max-age:'
+}
+check "CORS allowOrigin \"*\", methods and headers \"*\": the preflight's own asks echoed" cors_star
+cors_python() { # a real client library: http.client, a keep-alive preflight then the request
+	client python3 - <<'P'
+import http.client
+c = http.client.HTTPConnection("10.96.0.20", 8080, timeout=5)
+c.request("OPTIONS", "/api/a", headers={"Origin": "https://shop.example.com",
+                                        "Access-Control-Request-Method": "GET"})
+r = c.getresponse(); r.read()
+assert r.status == 200 and r.getheader("access-control-allow-origin") == "https://shop.example.com", r.getheaders()
+c.request("GET", "/api/a", headers={"Origin": "https://shop.example.com"})
+r = c.getresponse(); r.read()
+assert r.status == 200 and r.getheader("access-control-allow-origin") == "https://shop.example.com", r.getheaders()
+assert r.getheader("x-backend-version") == "v1", r.getheaders()
+print("ok", r.getheaders())
+P
+}
+check "CORS with Python's http.client: preflight and request on one keep-alive connection" cors_python
+
 vs flip1 <<Y
   - route: [{destination: {host: $SVC, subset: v1}}]
 Y

@@ -1120,6 +1120,113 @@ static void test_redirect_rewrite_hdrops(void **state)
 	free(c);
 }
 
+/* An allowed origin of rule r (a condition outside every match group). */
+static void add_cors_origin(struct rm_cfg *c, struct rm_cfg_rule *r, uint8_t op, const char *v)
+{
+	struct rm_cfg_cond *k = &c->conds[c->n_conds++];
+
+	if (!r->cors_origin_count)
+		r->cors_origin_first = c->n_conds - 1;
+	k->field = RM_MF_HEADER;
+	k->op = op;
+	k->name_off = str(c, "origin");
+	k->value_off = str(c, v);
+	r->cors_origin_count++;
+}
+
+static enum route_cors_verdict cors_of(struct route_table *t, uint32_t svc, const char *method,
+				       const char *origin, const char *acrm, bool *pre, int *rule)
+{
+	struct route_slice o = {0};
+	struct route_decision d;
+	struct req q;
+
+	req_init(&q, method, "/api/x", NULL);
+	if (origin)
+		req_hdr(&q, "Origin", origin);
+	if (acrm)
+		req_hdr(&q, "Access-Control-Request-Method", acrm);
+	d = decide(t, svc, &q);
+	*rule = d.rule;
+	return route_cors_check(t, d.rule, &q.r, &o, pre);
+}
+
+static void test_cors(void **state)
+{
+	struct rm_cfg *c = cfg_new();
+	struct route_table *t;
+	struct rm_cfg_rule *r;
+	const struct route_cors_policy *p;
+	uint32_t svc, svc2;
+	bool pre;
+	int rule;
+
+	svc = add_service(c, "c.default.svc.cluster.local", "10.96.0.7", 80);
+	add_endpoint(c, svc, "10.244.4.1", "app=c");
+	r = add_rule(c, svc, "cors", 0, RM_API_VIRTUALSERVICE);
+	r->flags |= RM_RF_CORS;
+	add_cors_origin(c, r, RM_OP_EXACT, "https://shop.example.com");
+	add_cors_origin(c, r, RM_OP_PREFIX, "http://localhost:");
+	add_cors_origin(c, r, RM_OP_REGEX, "https://[a-z]+\\.corp\\.example");
+	r->cors_methods_off = str(c, "GET,POST");
+	r->cors_expose_off = str(c, "x-a");
+	r->cors_max_age_s = 600;
+	r->cors_credentials = 2;
+	svc2 = add_service(c, "star.default.svc.cluster.local", "10.96.0.8", 80);
+	add_endpoint(c, svc2, "10.244.4.2", "app=s");
+	r = add_rule(c, svc2, "star", 0, RM_API_VIRTUALSERVICE);
+	r->flags |= RM_RF_CORS;
+	add_cors_origin(c, r, RM_OP_EXACT, "*");
+	t = build_ok(c);
+
+	p = route_cors_policy(t, 0);
+	assert_non_null(p);
+	assert_string_equal(p->methods, "GET,POST");
+	assert_string_equal(p->headers, "");
+	assert_string_equal(p->expose, "x-a");
+	assert_int_equal(p->max_age_s, 600);
+	assert_true(p->credentials);
+	assert_null(route_cors_policy(t, ROUTE_RULE_NONE));
+
+	assert_int_equal(cors_of(t, svc, "GET", NULL, NULL, &pre, &rule), ROUTE_CORS_NONE);
+	assert_int_equal(cors_of(t, svc, "GET", "", NULL, &pre, &rule), ROUTE_CORS_NONE);
+	assert_int_equal(cors_of(t, svc, "GET", "https://shop.example.com", NULL, &pre, &rule),
+			 ROUTE_CORS_ALLOWED);
+	assert_false(pre);
+	assert_int_equal(cors_of(t, svc, "OPTIONS", "https://shop.example.com", "PUT", &pre, &rule),
+			 ROUTE_CORS_ALLOWED);
+	assert_true(pre);
+	/* OPTIONS without Access-Control-Request-Method (or an empty one): no preflight */
+	cors_of(t, svc, "OPTIONS", "https://shop.example.com", NULL, &pre, &rule);
+	assert_false(pre);
+	cors_of(t, svc, "OPTIONS", "https://shop.example.com", "", &pre, &rule);
+	assert_false(pre);
+	assert_int_equal(cors_of(t, svc, "GET", "https://shop.example.com.evil", NULL, &pre, &rule),
+			 ROUTE_CORS_DENIED);
+	assert_int_equal(cors_of(t, svc, "GET", "http://localhost:3000", NULL, &pre, &rule),
+			 ROUTE_CORS_ALLOWED);
+	assert_int_equal(cors_of(t, svc, "GET", "https://eu.corp.example", NULL, &pre, &rule),
+			 ROUTE_CORS_ALLOWED);
+	/* a regex matches the whole origin */
+	assert_int_equal(cors_of(t, svc, "GET", "https://eu.corp.example.evil", NULL, &pre, &rule),
+			 ROUTE_CORS_DENIED);
+	assert_int_equal(cors_of(t, svc, "GET", "https://EU.corp.example", NULL, &pre, &rule),
+			 ROUTE_CORS_DENIED);
+	assert_int_equal(cors_of(t, svc2, "GET", "null", NULL, &pre, &rule), ROUTE_CORS_ALLOWED);
+	assert_int_equal(rule, 1);
+	assert_false(route_cors_policy(t, 1)->credentials);
+	route_free(t);
+
+	/* an origin condition that is not a header one, or out of range, is refused */
+	c->conds[c->rules[1].cors_origin_first].field = RM_MF_URI;
+	assert_int_equal(build_err(c, "not a header condition"), -EINVAL);
+	c->conds[c->rules[1].cors_origin_first].field = RM_MF_HEADER;
+	c->rules[1].cors_origin_count = 100;
+	assert_int_equal(build_err(c, "corsPolicy out of bounds"), -EINVAL);
+	cfg_free(c);
+	free(c);
+}
+
 /* ---- validation ---- */
 
 static void test_build_errors(void **state)
@@ -1241,6 +1348,7 @@ int main(void)
 	    cmocka_unit_test(test_weights_chi_square),
 	    cmocka_unit_test(test_faults_independent),
 	    cmocka_unit_test(test_redirect_rewrite_hdrops),
+	    cmocka_unit_test(test_cors),
 	    cmocka_unit_test(test_build_errors),
 	};
 

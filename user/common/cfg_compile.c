@@ -800,6 +800,18 @@ static int put_rule(struct cb_ctx *b, const struct cfg_doc_ir *ir, const struct 
 	ru->cors_expose_off = str(b, h->cors_expose, &ok);
 	ru->cors_max_age_s = h->cors_max_age_s;
 	ru->cors_credentials = h->cors_credentials;
+	ru->cors_origin_first = o->n_conds;
+	for (unsigned i = 0; i < h->n_cors_orig; i++) {
+		struct rm_cfg_cond *c;
+
+		NEED(b, ir, h->pos, RM_CFG_T_CONDS, o->n_conds, "match conditions");
+		c = &o->conds[o->n_conds++];
+		c->field = h->cors_orig[i].field;
+		c->op = h->cors_orig[i].op;
+		c->name_off = str(b, h->cors_orig[i].name, &ok);
+		c->value_off = str(b, h->cors_orig[i].value, &ok);
+	}
+	ru->cors_origin_count = o->n_conds - ru->cors_origin_first;
 	return ok ? 0 : fail(b, ir, h->pos, -ENOSPC, "string table full");
 }
 

@@ -83,6 +83,8 @@ struct cfg_http_ir { /* one rule */
 	uint32_t mirror_ppm;
 	const char *cors_origins, *cors_methods, *cors_headers, *cors_expose;
 	uint32_t cors_max_age_s, cors_credentials;
+	struct cfg_cond_ir *cors_orig; /* allowed origins (header "origin" conditions) */
+	unsigned n_cors_orig;
 	struct cfg_hop_ir *h;
 	unsigned nh;
 };

@@ -72,28 +72,101 @@ int cfg_strmatch_of(const struct cfg_ctx *c, yaml_node_t *n, const char *what, u
 	return 0;
 }
 
+/* corsPolicy of both APIs, as Istio gives it to Envoy: allowOrigins (StringMatch) or
+ * the older allowOrigin (strings, each an exact match; allowOrigins wins when both are
+ * there), the lists joined with ",", maxAge in whole seconds. unmatchedPreflights
+ * FORWARD is Envoy's default; IGNORE (answer them without CORS headers) is not done. */
 int cfg_cors_of(struct cfg_ctx *c, yaml_node_t *n, struct cfg_http_ir *h, bool modern)
 {
-	yaml_node_t *orig, *meth, *hdr, *exp, *age, *cred, *origs;
-	const struct cfg_field f[] = {{"allowOrigin", &orig},	   {"allowOrigins", &origs},
-				      {"allowMethods", &meth},	   {"allowHeaders", &hdr},
-				      {"exposeHeaders", &exp},	   {"maxAge", &age},
-				      {"allowCredentials", &cred}, {NULL, NULL}};
+	yaml_node_t *orig, *meth, *hdr, *exp, *age, *cred, *origs, *unm;
+	const struct cfg_field f[] = {
+	    {"allowOrigin", &orig},	 {"allowOrigins", &origs},	{"allowMethods", &meth},
+	    {"allowHeaders", &hdr},	 {"exposeHeaders", &exp},	{"maxAge", &age},
+	    {"allowCredentials", &cred}, {"unmatchedPreflights", &unm}, {NULL, NULL}};
+	yaml_node_item_t *it = NULL;
+	unsigned cnt = 0;
 	uint64_t ns;
 	bool b;
 	int r;
 
 	if ((r = cfg_fields(c, n, "corsPolicy", f)))
 		return r;
-	if (origs)
-		return cfg_errf(c, origs,
-				"allowOrigins (StringMatch) is not supported; use "
-				"allowOrigin");
+	if (unm) {
+		const char *v;
+
+		if ((r = cfg_str_of(c, unm, "unmatchedPreflights", &v)))
+			return r;
+		if (!strcmp(v, "IGNORE"))
+			return cfg_unsupported(c, unm, "unmatchedPreflights: IGNORE");
+		if (strcmp(v, "FORWARD") && strcmp(v, "UNSPECIFIED"))
+			return cfg_errf(c, unm,
+					"unmatchedPreflights: \"%s\" is not FORWARD or IGNORE", v);
+	}
 	if ((orig && (r = cfg_strlist_of(c, orig, "allowOrigin", &h->cors_origins))) ||
 	    (meth && (r = cfg_strlist_of(c, meth, "allowMethods", &h->cors_methods))) ||
 	    (hdr && (r = cfg_strlist_of(c, hdr, "allowHeaders", &h->cors_headers))) ||
 	    (exp && (r = cfg_strlist_of(c, exp, "exposeHeaders", &h->cors_expose))))
 		return r;
+	if (origs) {
+		size_t len = 1;
+		char *s;
+
+		if (cfg_seq_of(c, origs, "allowOrigins", &it, &cnt))
+			return -EINVAL;
+		h->cors_orig = cfg_arena_alloc(c->arena, (cnt ? cnt : 1) * sizeof(*h->cors_orig));
+		if (!h->cors_orig)
+			return -ENOMEM;
+		for (unsigned i = 0; i < cnt; i++) {
+			struct cfg_cond_ir *cd = &h->cors_orig[i];
+
+			cd->field = RM_MF_HEADER;
+			cd->name = "origin";
+			if ((r = cfg_strmatch_of(c, cfg_item(c, it[i]), "allowOrigins", &cd->op,
+						 &cd->value)))
+				return r;
+			len += strlen(cd->value) + 8;
+		}
+		h->n_cors_orig = cnt;
+		/* as written, for `rule show`: "exact:https://a prefix:https://b." */
+		s = cfg_arena_alloc(c->arena, len);
+		if (!s)
+			return -ENOMEM;
+		*s = 0;
+		for (unsigned i = 0; i < cnt; i++) {
+			static const char *opn[] = {"?", "exact", "prefix", "regex"};
+			const struct cfg_cond_ir *cd = &h->cors_orig[i];
+
+			if (i)
+				strcat(s, " ");
+			strcat(s, opn[cd->op <= RM_OP_REGEX ? cd->op : 0]);
+			strcat(s, ":");
+			strcat(s, cd->value);
+		}
+		h->cors_origins = s;
+	} else if (h->cors_origins) {
+		const char *p = h->cors_origins;
+
+		cnt = 1;
+		for (const char *q = p; *q; q++)
+			cnt += *q == ',';
+		h->cors_orig = cfg_arena_alloc(c->arena, cnt * sizeof(*h->cors_orig));
+		if (!h->cors_orig)
+			return -ENOMEM;
+		for (unsigned i = 0; i < cnt; i++) {
+			const char *e = strchr(p, ',');
+			size_t l = e ? (size_t)(e - p) : strlen(p);
+			char *v = cfg_arena_alloc(c->arena, l + 1);
+
+			if (!v)
+				return -ENOMEM;
+			memcpy(v, p, l);
+			v[l] = 0;
+			h->cors_orig[i] = (struct cfg_cond_ir){
+			    .field = RM_MF_HEADER, .op = RM_OP_EXACT, .name = "origin", .value = v};
+			p += l + (e ? 1 : 0);
+		}
+		h->n_cors_orig = cnt;
+	}
 	if (age) {
 		if ((r = cfg_dur_of(c, age, "maxAge", &ns)))
 			return r;

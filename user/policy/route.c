@@ -34,9 +34,10 @@ struct route_match {
 };
 
 struct route_rule {
-	char *name;		     /* "namespace/name" */
-	const struct rm_cfg_rule *c; /* the copied cfg rule (numbers, flags) */
-	uint64_t total_weight;	     /* sum of target weights */
+	char *name;		       /* "namespace/name" */
+	const struct rm_cfg_rule *c;   /* the copied cfg rule (numbers, flags) */
+	uint64_t total_weight;	       /* sum of target weights */
+	struct route_cors_policy cors; /* RM_RF_CORS: strings table-owned */
 };
 
 struct route_vip {
@@ -458,6 +459,32 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 		if (ret)
 			return ret;
 	}
+	if (cr->flags & RM_RF_CORS) {
+		if (!range_ok(cr->cors_origin_first, cr->cors_origin_count, t->n_conds) ||
+		    !str_ok(t, cr->cors_methods_off) || !str_ok(t, cr->cors_headers_off) ||
+		    !str_ok(t, cr->cors_expose_off) || !str_ok(t, cr->cors_origins_off))
+			return errf(err, errlen, -EINVAL, "rule %s: corsPolicy out of bounds", rn);
+		for (uint32_t k = cr->cors_origin_first;
+		     k < cr->cors_origin_first + cr->cors_origin_count; k++) {
+			if (cfg->conds[k].field != RM_MF_HEADER)
+				return errf(
+				    err, errlen, -EINVAL,
+				    "rule %s: corsPolicy origin %u is not a header condition", rn,
+				    k);
+			if (t->conds[k].field)
+				continue;
+			ret = build_cond(t, k, &cfg->conds[k], rn, err, errlen);
+			if (ret)
+				return ret;
+		}
+		rr->cors = (struct route_cors_policy){
+		    .methods = str_at(t, cr->cors_methods_off),
+		    .headers = str_at(t, cr->cors_headers_off),
+		    .expose = str_at(t, cr->cors_expose_off),
+		    .max_age_s = cr->cors_max_age_s,
+		    .credentials = cr->cors_credentials == 2,
+		};
+	}
 	if (cr->delay_ppm > 1000000 || cr->abort_ppm > 1000000 || cr->mirror_ppm > 1000000)
 		return errf(err, errlen, -EINVAL, "rule %s: a percentage exceeds 100%%", rn);
 	if (cr->abort_ppm && (cr->abort_status < 200 || cr->abort_status > 599))
@@ -748,6 +775,40 @@ static size_t rewrite_strip(const struct route_table *t, int match, const struct
 		}
 	}
 	return whole;
+}
+
+const struct route_cors_policy *route_cors_policy(const struct route_table *t, int rule)
+{
+	if (rule < 0 || (uint32_t)rule >= t->n_rules || !(t->rules[rule].c->flags & RM_RF_CORS))
+		return NULL;
+	return &t->rules[rule].cors;
+}
+
+/* Envoy's CORS filter on a request the rule matched: an Origin (non-empty) makes it a
+ * CORS request; it is allowed when a matcher matches the origin or the literal "*"; a
+ * preflight is an OPTIONS with a non-empty Access-Control-Request-Method. */
+enum route_cors_verdict route_cors_check(const struct route_table *t, int rule,
+					 const struct route_req *req, struct route_slice *origin,
+					 bool *preflight)
+{
+	const struct rm_cfg_rule *cr;
+	struct route_slice o = {0}, m = {0};
+
+	*preflight = false;
+	if (!route_cors_policy(t, rule) || !req->hdr_get ||
+	    req->hdr_get(req->hdr_ctx, "origin", 0, &o) || !o.len)
+		return ROUTE_CORS_NONE;
+	*origin = o;
+	*preflight = slice_eq(req->method, "OPTIONS", 7) &&
+		     !req->hdr_get(req->hdr_ctx, "access-control-request-method", 0, &m) && m.len;
+	cr = t->rules[rule].c;
+	for (uint32_t i = 0; i < cr->cors_origin_count; i++) {
+		const struct route_cond *c = &t->conds[cr->cors_origin_first + i];
+
+		if (op_match(t, c, "*", 1) || op_match(t, c, o.p, o.len))
+			return ROUTE_CORS_ALLOWED;
+	}
+	return ROUTE_CORS_DENIED;
 }
 
 static bool draw(uint64_t rnd, uint64_t k, uint32_t ppm)

@@ -129,6 +129,19 @@ struct route_decision {
 
 struct route_table;
 
+/* A rule's corsPolicy as Envoy gets it from Istio (lists joined with ","; "" = not set). */
+struct route_cors_policy {
+	const char *methods, *headers, *expose;
+	uint32_t max_age_s; /* 0 = not set */
+	bool credentials;
+};
+
+enum route_cors_verdict {
+	ROUTE_CORS_NONE = 0, /* the rule has no corsPolicy, or the request no Origin */
+	ROUTE_CORS_DENIED,   /* a CORS request from an origin the policy does not allow */
+	ROUTE_CORS_ALLOWED,
+};
+
 /* Endpoint as the proxy needs it. */
 struct route_endpoint {
 	struct rm_addr addr;
@@ -160,6 +173,19 @@ int route_find_service(const struct route_table *t, const struct rm_addr *dst, _
  */
 int route_decide(const struct route_table *t, uint32_t svc, const struct route_req *req,
 		 uint64_t rnd, struct route_decision *out);
+
+/* The corsPolicy of the decided rule (route_decision.rule), NULL when it has none. */
+const struct route_cors_policy *route_cors_policy(const struct route_table *t, int rule);
+
+/*
+ * CORS on a request the rule matched (Envoy's filter): NONE without a policy or an
+ * Origin; else the Origin in *origin (the request's bytes), whether the request is a
+ * preflight (OPTIONS with an Access-Control-Request-Method) in *preflight, and
+ * whether an allowed-origin matcher matches it (or the literal "*").
+ */
+enum route_cors_verdict route_cors_check(const struct route_table *t, int rule,
+					 const struct route_req *req, struct route_slice *origin,
+					 bool *preflight);
 
 /*
  * The path to send upstream after a rewrite (query kept): writes a NUL-terminated

@@ -270,6 +270,71 @@ static void mk_rr(struct l7_worker *lw, struct l7_conn *c, struct route_req *rr)
 	wl_fill_req(wl_get(&lw->w->wl, c->cl.orig.pod_cgroup_id, mono_ns()), rr);
 }
 
+/* Envoy's CORS filter, before any fault: a preflight from an allowed origin is answered
+ * here (200, the policy's headers; "*" for methods or headers echoes what the preflight
+ * asks for); a simple request from one has its Origin echoed on the response (resp_head).
+ * A preflight from another origin goes upstream (Envoy's forwardNotMatchingPreflights,
+ * Istio's unmatchedPreflights FORWARD). True when the request was answered. */
+static bool cors_preflight(struct l7_worker *lw, struct l7_conn *c, const struct route_req *rr)
+{
+	const struct route_table *t = c->fw.cfg->t;
+	const struct route_cors_policy *p = route_cors_policy(t, c->fw.d.rule);
+	struct http_header h[5];
+	struct route_slice o, v;
+	char age[16];
+	size_t n = 0;
+	bool pre;
+
+	if (!p || route_cors_check(t, c->fw.d.rule, rr, &o, &pre) != ROUTE_CORS_ALLOWED)
+		return false;
+	if (!pre) {
+		c->fw.cors = true;
+		return false;
+	}
+	h[n++] = (struct http_header){{"access-control-allow-origin", 27}, {o.p, o.len}};
+	if (p->credentials)
+		h[n++] =
+		    (struct http_header){{"access-control-allow-credentials", 32}, {"true", 4}};
+	if (*p->methods) {
+		v = (struct route_slice){p->methods, strlen(p->methods)};
+		if (!strcmp(p->methods, "*"))
+			hdr_get(&c->rq.req, "access-control-request-method", 0, &v);
+		h[n++] = (struct http_header){{"access-control-allow-methods", 28}, {v.p, v.len}};
+	}
+	if (*p->headers) {
+		v = (struct route_slice){p->headers, strlen(p->headers)};
+		if (!strcmp(p->headers, "*") &&
+		    hdr_get(&c->rq.req, "access-control-request-headers", 0, &v))
+			v.len = 0;
+		if (v.len)
+			h[n++] = (struct http_header){{"access-control-allow-headers", 28},
+						      {v.p, v.len}};
+	}
+	if (p->max_age_s) {
+		int l = snprintf(age, sizeof(age), "%u", p->max_age_s);
+
+		h[n++] = (struct http_header){{"access-control-max-age", 22}, {age, (size_t)l}};
+	}
+	l7c_reply(lw, c, 200, NULL, h, n, false);
+	return true;
+}
+
+/* The allowed Origin of a simple CORS request, kept (NUL-terminated) after the upstream
+ * head of olen bytes: the request's own bytes may be gone when the response comes. */
+static void cors_keep_origin(struct l7_worker *lw, struct l7_conn *c, size_t olen)
+{
+	struct route_slice o;
+
+	if (hdr_get(&c->rq.req, "origin", 0, &o) || o.len >= UINT16_MAX ||
+	    o.len + 1 > lw->obuf_size - olen) {
+		c->fw.cors = false;
+		return;
+	}
+	memcpy(c->cl.obuf + olen, o.p, o.len);
+	c->cl.obuf[olen + o.len] = 0;
+	c->fw.cors_len = (uint16_t)o.len;
+}
+
 void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c)
 {
 	struct route_req rr;
@@ -285,6 +350,8 @@ void l7c_dispatch(struct l7_worker *lw, struct l7_conn *c)
 		return;
 	}
 	c->cl.svc = svc;
+	if ((c->fw.d.rule_flags & RM_RF_CORS) && cors_preflight(lw, c, &rr))
+		return;
 	if (c->fw.d.delay_ns) {
 		c->mt.sflags |= L7_FLAG(RM_STATS_F_DI);
 		c->state = L7C_DELAY;
@@ -408,6 +475,8 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c)
 		return;
 	}
 	c->fw.olen = (uint32_t)n;
+	if (c->fw.cors)
+		cors_keep_origin(lw, c, (size_t)n);
 	c->fw.tries_left = 1 + (c->rq.bmode == L7_BM_STREAM ? 0 : c->fw.d.retry_attempts);
 	c->fw.n_tried = 0;
 	c->state = L7C_FWD;

@@ -186,6 +186,8 @@ struct l7_fwd {
 	bool retry_wait;	      /* a failed attempt waits for its send to complete */
 	bool head_sent;		      /* the upstream head went out for this attempt */
 	bool req_done;		      /* the whole request is at the upstream */
+	bool cors;		      /* an allowed CORS request: its Origin goes on the response */
+	uint16_t cors_len;	      /* ... copied, NUL-terminated, after the head in cl.obuf */
 	/* circuit breaker of the attempt (pool and host slots may be NULL) */
 	struct rm_cb_pool *cbp;	     /* the breaker pool of the chosen subset */
 	struct rm_cb_host *cbh;	     /* the chosen host's outlier slot */

@@ -21,9 +21,12 @@ _Static_assert((int)HTTP_HOP_SET == (int)RM_HDR_SET && (int)HTTP_HOP_ADD == (int
 		   (int)HTTP_HOP_REMOVE == (int)RM_HDR_REMOVE,
 	       "http1_resp op kinds are the compiled rules' kinds");
 
-/* The route's response edits, in order, for the head writer; -ENOSPC past the cap. */
-static ssize_t resp_ops(const struct route_decision *d, struct http_hdr_op *ops)
+/* The route's response edits, in order, for the head writer, then CORS's (Envoy's
+ * filter sets its headers after the route's); -ENOSPC past the cap. */
+static ssize_t resp_ops(const struct l7_conn *c, struct http_hdr_op *ops)
 {
+	const struct route_decision *d = &c->fw.d;
+	const struct route_cors_policy *p;
 	size_t n = 0;
 
 	for (size_t i = 0; i < d->n_hdrops; i++) {
@@ -36,6 +39,18 @@ static ssize_t resp_ops(const struct route_decision *d, struct http_hdr_op *ops)
 		ops[n].value = d->hdrops[i].value;
 		n++;
 	}
+	if (!c->fw.cors || !c->fw.cors_len || !(p = route_cors_policy(c->fw.cfg->t, d->rule)))
+		return (ssize_t)n;
+	if (n + 3 > MAX_RESP_OPS)
+		return -ENOSPC;
+	ops[n++] = (struct http_hdr_op){HTTP_HOP_SET, "access-control-allow-origin",
+					c->cl.obuf + c->fw.olen};
+	if (p->credentials)
+		ops[n++] =
+		    (struct http_hdr_op){HTTP_HOP_SET, "access-control-allow-credentials", "true"};
+	if (*p->expose)
+		ops[n++] =
+		    (struct http_hdr_op){HTTP_HOP_SET, "access-control-expose-headers", p->expose};
 	return (ssize_t)n;
 }
 
@@ -118,7 +133,7 @@ static void resp_head(struct l7_worker *lw, struct l7_conn *c, struct http_respo
 		fl |= HTTP_RH_CLOSE;
 	else if (c->rq.vminor == 0)
 		fl |= HTTP_RH_KEEPALIVE;
-	n_ops = resp_ops(&c->fw.d, ops);
+	n_ops = resp_ops(c, ops);
 	h = n_ops < 0
 		? n_ops
 		: http_write_response_head(c->cl.rbuf, lw->rbuf_size, res, ops, (size_t)n_ops, fl);
