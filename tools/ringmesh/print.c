@@ -100,13 +100,6 @@ void cli_proxy_fields(const struct rm_proxy_cfg *p, uint64_t now_ns)
 
 /* ---- metric slots ---- */
 
-static const char *const flag_names[RM_STATS_F_MAX] = {
-    [RM_STATS_F_UO] = "UO",   [RM_STATS_F_UT] = "UT", [RM_STATS_F_UH] = "UH",
-    [RM_STATS_F_UF] = "UF",   [RM_STATS_F_UC] = "UC", [RM_STATS_F_URX] = "URX",
-    [RM_STATS_F_UPE] = "UPE", [RM_STATS_F_NR] = "NR", [RM_STATS_F_FI] = "FI",
-    [RM_STATS_F_DI] = "DI",   [RM_STATS_F_DC] = "DC",
-};
-
 /* Fixed-size key fields are NUL-padded but a writer bug must not make us overrun. */
 #define KEYSTR(f) ((int)strnlen((f), sizeof(f))), (f)
 
@@ -205,7 +198,8 @@ void cli_stats_slot_print(uint32_t idx, const struct prom_series *s)
 	json_name(cli.jw, "response_flags");
 	json_start_object(cli.jw);
 	for (i = 0; i < RM_STATS_F_MAX; i++)
-		json_uint_field(cli.jw, flag_names[i], a.flags[i]);
+		if (prom_flag_name(i))
+			json_uint_field(cli.jw, prom_flag_name(i), a.flags[i]);
 	json_end_object(cli.jw);
 	json_uint_field(cli.jw, "overflow", a.overflow);
 	json_name(cli.jw, "duration_ms");

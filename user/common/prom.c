@@ -49,6 +49,14 @@ static const char *const dp_names[RM_DP_STAT_MAX] = {
     [RM_DP_NOT_IPV4] = "not_ipv4",
 };
 
+const char *prom_flag_name(uint32_t f)
+{
+	for (size_t i = 0; i < sizeof(flag_order) / sizeof(flag_order[0]); i++)
+		if (flag_order[i].f == f)
+			return flag_order[i].name;
+	return NULL;
+}
+
 const char *prom_dp_stat_name(uint32_t i)
 {
 	return i < RM_DP_STAT_MAX ? dp_names[i] : NULL;

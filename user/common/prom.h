@@ -98,5 +98,7 @@ double prom_quantile(const uint64_t *buckets, double q);
 const char *prom_flags_str(uint32_t mask, char *buf, size_t len);
 /* Name of an rm_dpstats counter (enum rm_dp_stat), NULL if unknown. */
 const char *prom_dp_stat_name(uint32_t i);
+/* Envoy's name of a response flag (enum rm_stats_flag: "UO", "DC", ...), NULL if none. */
+const char *prom_flag_name(uint32_t f);
 
 #endif /* RM_PROM_H */
