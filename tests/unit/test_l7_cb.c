@@ -30,7 +30,7 @@
 
 struct fx {
 	struct cfgw cw;
-	struct rm_cb_map *map;
+	void *map; /* rm_breaker's memory, the default size */
 	struct cb cb;
 	struct l7_shared sh;
 	struct ring_worker *w[2];
@@ -48,9 +48,11 @@ static int fx_setup(void **state)
 
 	assert_non_null(f);
 	assert_int_equal(cfgw_init(&f->cw, 2, err, sizeof(err)), 0);
-	f->map = calloc(1, sizeof(*f->map));
+	f->map = calloc(1, RM_CB_BYTES(RM_CB_POOLS, RM_CB_HOSTS));
 	assert_non_null(f->map);
-	cb_attach(&f->cb, f->map, 1);
+	assert_int_equal(cb_attach(&f->cb, f->map, RM_CB_BYTES(RM_CB_POOLS, RM_CB_HOSTS),
+				   RM_CB_POOLS, RM_CB_HOSTS, 1),
+			 0);
 	f->p = cb_pool(&f->cb, "svc.ns.svc.cluster.local", NULL);
 	assert_non_null(f->p);
 	cb_limits_default(&lim);
@@ -59,7 +61,7 @@ static int fx_setup(void **state)
 	assert_int_equal(cb_pool_configure(f->p, &lim, 1, 1, 0), 0);
 	f->slot = cb_pool_index(&f->cb, f->p);
 	f->sh.cw = &f->cw;
-	f->sh.cb = &f->cb;
+	assert_int_equal(l7_shared_cb(&f->sh, &f->cb), 0);
 	l7_opts_fill(&f->sh.o);
 	for (int i = 0; i < 2; i++) {
 		struct ring_worker *w = calloc(1, sizeof(*w));
@@ -99,6 +101,7 @@ static int fx_teardown(void **state)
 		free(f->w[i]);
 	}
 	cfgw_fini(&f->cw);
+	l7_shared_cb(&f->sh, NULL);
 	free(f->map);
 	free(f);
 	return 0;
@@ -325,7 +328,7 @@ static void test_wake_serves_in_order(void **state)
 	/* its request done, the connection is parked: that wakes the waiters */
 	l7_up_release(lw, up, true);
 	assert_int_equal(up->state, L7U_IDLE);
-	assert_true(lw->any_kick);
+	assert_true(lw->n_kicked > 0);
 	l7_cb_run_kicks(lw);
 	/* the first waiter has it; the next finds no connection and stays first */
 	assert_ptr_equal(c[1]->fw.up, up);
@@ -350,7 +353,7 @@ static void test_wake_serves_in_order(void **state)
 	assert_int_equal(conns(f), BASE_CONNS);
 	/* the freed slot wakes the rest, in order; their connections cannot be made
 	 * here (no address family), and each failed one gives its slot back once */
-	assert_true(lw->any_kick);
+	assert_true(lw->n_kicked > 0);
 	l7_cb_run_kicks(lw);
 	assert_int_equal(queue(lw, f->slot, q, 4), 0);
 	for (int i = 0; i < 3; i += 2) {

@@ -20,25 +20,73 @@
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 
-static void init_hdr(struct rm_cb_map *m, uint64_t realtime_ns)
+void cb_size(uint32_t pools, uint32_t hosts, uint32_t *n_pools, uint32_t *n_hosts)
 {
-	struct rm_cb_hdr *h = &m->hdr;
-
-	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == RM_CB_MAGIC)
-		return;
-	h->abi_version = RM_CB_ABI_VERSION;
-	h->n_pools = RM_CB_POOLS;
-	h->n_hosts = RM_CB_HOSTS;
-	h->started_ns = realtime_ns;
-	__atomic_store_n(&h->magic, RM_CB_MAGIC, __ATOMIC_RELEASE);
+	*n_pools = pools ? pools : RM_CB_POOLS;
+	*n_hosts = hosts ? hosts : *n_pools * RM_CB_HOSTS_PER_POOL;
 }
 
-void cb_attach(struct cb *cb, struct rm_cb_map *mem, uint64_t realtime_ns)
+uint32_t cb_pages(uint32_t n_pools, uint32_t n_hosts)
 {
+	return (uint32_t)RM_CB_PAGES(n_pools, n_hosts);
+}
+
+int cb_locate(struct cb *cb, const void *mem, size_t len)
+{
+	const struct rm_cb_hdr *h = mem;
+	uint64_t np, nh;
+
 	memset(cb, 0, sizeof(*cb));
 	cb->fd = -1;
-	cb->m = mem;
-	init_hdr(mem, realtime_ns);
+	if (!mem || len < sizeof(*h) || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != RM_CB_MAGIC)
+		return -ENOENT;
+	if (h->abi_version != RM_CB_ABI_VERSION)
+		return -EPROTO;
+	np = h->n_pools;
+	nh = h->n_hosts;
+	if (!np || !nh || np > RM_CB_POOLS_MAX || nh > RM_CB_HOSTS_MAX ||
+	    h->pool_off < sizeof(*h) || h->pool_off % 8 || h->host_off % 8 ||
+	    h->pool_off + np * sizeof(struct rm_cb_pool) > h->host_off ||
+	    h->host_off + nh * sizeof(struct rm_cb_host) > len)
+		return -EINVAL;
+	cb->h = (struct rm_cb_hdr *)h;
+	cb->pools = (struct rm_cb_pool *)((char *)mem + h->pool_off);
+	cb->hosts = (struct rm_cb_host *)((char *)mem + h->host_off);
+	cb->n_pools = (uint32_t)np;
+	cb->n_hosts = (uint32_t)nh;
+	return 0;
+}
+
+int cb_attach(struct cb *cb, void *mem, size_t len, uint32_t n_pools, uint32_t n_hosts,
+	      uint64_t realtime_ns)
+{
+	struct rm_cb_hdr *h = mem;
+	int r;
+
+	memset(cb, 0, sizeof(*cb));
+	cb->fd = -1;
+	if (!n_pools || !n_hosts || n_pools > RM_CB_POOLS_MAX || n_hosts > RM_CB_HOSTS_MAX)
+		return -EINVAL;
+	if (RM_CB_BYTES(n_pools, n_hosts) > len)
+		return -ENOSPC;
+	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != RM_CB_MAGIC) {
+		h->abi_version = RM_CB_ABI_VERSION;
+		h->n_pools = n_pools;
+		h->n_hosts = n_hosts;
+		h->pool_off = RM_CB_POOL_OFF;
+		h->host_off = RM_CB_HOST_OFF(n_pools);
+		h->started_ns = realtime_ns;
+		__atomic_store_n(&h->magic, RM_CB_MAGIC, __ATOMIC_RELEASE);
+	}
+	r = cb_locate(cb, mem, len);
+	if (r)
+		return r == -ENOENT ? -EPROTO : r;
+	if (cb->n_pools != n_pools || cb->n_hosts != n_hosts) {
+		memset(cb, 0, sizeof(*cb));
+		cb->fd = -1;
+		return -EPROTO;
+	}
+	return 0;
 }
 
 void cb_limits_default(struct rm_cfg_breaker *lim)
@@ -90,13 +138,13 @@ static struct rm_cb_pool *pool_lookup(struct cb *cb, const char *service, const 
 	char svc[RM_CB_SERVICE_LEN], sub[RM_CB_SUBSET_LEN];
 	uint32_t h;
 
-	if (!cb || !cb->m)
+	if (!cb || !cb->pools)
 		return NULL;
 	put_str(svc, sizeof(svc), service);
 	put_str(sub, sizeof(sub), subset);
 	h = fnv(fnv(2166136261u, svc, sizeof(svc)), sub, sizeof(sub));
-	for (uint32_t i = 0; i < RM_CB_PROBE && i < RM_CB_POOLS; i++) {
-		struct rm_cb_pool *p = &cb->m->pools[(h + i) % RM_CB_POOLS];
+	for (uint32_t i = 0; i < RM_CB_PROBE && i < cb->n_pools; i++) {
+		struct rm_cb_pool *p = &cb->pools[(h + i) % cb->n_pools];
 		uint32_t st = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
 
 		if (st == RM_CB_FREE) {
@@ -109,6 +157,7 @@ static struct rm_cb_pool *pool_lookup(struct cb *cb, const char *service, const 
 				p->key_hash = h;
 				cb_limits_default(&p->lim);
 				__atomic_store_n(&p->state, RM_CB_LIVE, __ATOMIC_RELEASE);
+				ADD(&cb->h->pools_used, 1);
 				return p;
 			}
 			st = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
@@ -119,7 +168,7 @@ static struct rm_cb_pool *pool_lookup(struct cb *cb, const char *service, const 
 			return p;
 	}
 	if (create)
-		ADD(&cb->m->hdr.pools_dropped, 1);
+		ADD(&cb->h->pools_dropped, 1);
 	return NULL;
 }
 
@@ -135,7 +184,7 @@ struct rm_cb_pool *cb_pool_find(struct cb *cb, const char *service, const char *
 
 uint32_t cb_pool_index(const struct cb *cb, const struct rm_cb_pool *p)
 {
-	return (uint32_t)(p - cb->m->pools);
+	return (uint32_t)(p - cb->pools);
 }
 
 /* Bring the pool's next sweep forward to `at` (never back: a sweep already due stays due). */
@@ -194,7 +243,7 @@ struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const stru
 	struct rm_cb_host_key k;
 	uint32_t h;
 
-	if (!cb || !cb->m || !p || !addr)
+	if (!cb || !cb->hosts || !p || !addr)
 		return NULL;
 	memset(&k, 0, sizeof(k));
 	k.pool = cb_pool_index(cb, p);
@@ -202,8 +251,8 @@ struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const stru
 	k.port = port;
 	k.addr = *addr;
 	h = fnv(2166136261u, &k, sizeof(k));
-	for (uint32_t i = 0; i < RM_CB_PROBE && i < RM_CB_HOSTS; i++) {
-		struct rm_cb_host *s = &cb->m->hosts[(h + i) % RM_CB_HOSTS];
+	for (uint32_t i = 0; i < RM_CB_PROBE && i < cb->n_hosts; i++) {
+		struct rm_cb_host *s = &cb->hosts[(h + i) % cb->n_hosts];
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
 		if (st == RM_CB_FREE) {
@@ -211,6 +260,7 @@ struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const stru
 				s->key = k;
 				s->key_hash = h;
 				__atomic_store_n(&s->state, RM_CB_LIVE, __ATOMIC_RELEASE);
+				ADD(&cb->h->hosts_used, 1);
 				return s;
 			}
 			st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
@@ -219,7 +269,7 @@ struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const stru
 		if (st == RM_CB_LIVE && s->key_hash == h && !memcmp(&s->key, &k, sizeof(k)))
 			return s;
 	}
-	ADD(&cb->m->hdr.hosts_dropped, 1);
+	ADD(&cb->h->hosts_dropped, 1);
 	return NULL;
 }
 
@@ -444,9 +494,9 @@ int cb_host_result(struct cb *cb, struct rm_cb_host *h, enum cb_outcome o, uint6
 	struct rm_cb_pool *p;
 	bool hit = false, gateway;
 
-	if (!cb || !cb->m || !h || h->key.pool >= RM_CB_POOLS)
+	p = h ? cb_pool_at(cb, h->key.pool) : NULL;
+	if (!p)
 		return 0;
-	p = &cb->m->pools[h->key.pool];
 	if (o == CB_LOCAL_OVERFLOW || o < CB_SUCCESS || o >= CB_OUTCOME_MAX)
 		return 0;
 	/*
@@ -491,8 +541,7 @@ bool cb_host_available(const struct cb *cb, const struct rm_cb_host *h, uint64_t
 
 	if (!h)
 		return true;
-	if (cb && cb->m && h->key.pool < RM_CB_POOLS)
-		p = &cb->m->pools[h->key.pool];
+	p = cb_pool_at(cb, h->key.pool);
 	ph = cb_host_phase(p, h, now);
 	return ph == CB_PHASE_IN || ph == CB_PHASE_OVERDUE;
 }
@@ -524,28 +573,37 @@ static bool pool_due(struct rm_cb_pool *p, uint64_t now, uint64_t *next)
 
 size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max, uint64_t *next_ns)
 {
-	bool due[RM_CB_POOLS];
-	uint64_t next = UINT64_MAX;
+	/* a bit per pool slot (cb_locate bounds n_pools): 8 KiB at most */
+	uint64_t next = UINT64_MAX, due[(RM_CB_POOLS_MAX + 63) / 64];
+	bool any = false;
 	size_t n = 0;
 
-	if (!cb || !cb->m)
+	if (!cb || !cb->pools)
 		goto done;
-	for (uint32_t i = 0; i < RM_CB_POOLS; i++) {
-		struct rm_cb_pool *p = &cb->m->pools[i];
+	memset(due, 0, ((size_t)cb->n_pools + 63) / 64 * sizeof(due[0]));
+	for (uint32_t i = 0; i < cb->n_pools; i++) {
+		struct rm_cb_pool *p = &cb->pools[i];
 
-		due[i] = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == RM_CB_LIVE &&
-			 pool_due(p, now, &next);
+		if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == RM_CB_LIVE &&
+		    pool_due(p, now, &next)) {
+			due[i / 64] |= 1ull << (i % 64);
+			any = true;
+		}
 	}
-	for (uint32_t i = 0; i < RM_CB_HOSTS; i++) {
-		struct rm_cb_host *h = &cb->m->hosts[i];
+	/* no pool due: the host slots (16 x as many) need no walk */
+	for (uint32_t i = 0; any && i < cb->n_hosts; i++) {
+		struct rm_cb_host *h = &cb->hosts[i];
 		struct rm_cb_pool *p;
+		uint32_t pi;
 		uint64_t back;
 		bool on;
 
-		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE ||
-		    h->key.pool >= RM_CB_POOLS || !due[h->key.pool])
+		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE)
 			continue;
-		p = &cb->m->pools[h->key.pool];
+		pi = h->key.pool;
+		if (pi >= cb->n_pools || !(due[pi / 64] & (1ull << (pi % 64))))
+			continue;
+		p = &cb->pools[pi];
 		on = LD(&p->lim.outlier);
 		if (__atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) == RM_CB_OUT) {
 			if (on && now < LD(&h->ejected_until_ns))
@@ -564,7 +622,7 @@ size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max
 		if (LD(&h->eject_k) && now >= back && now - back >= LD(&p->lim.interval_ns))
 			dec(&h->eject_k);
 	}
-	ST(&cb->m->hdr.last_sweep_ns, now);
+	ST(&cb->h->last_sweep_ns, now);
 done:
 	if (next_ns)
 		*next_ns = next;
