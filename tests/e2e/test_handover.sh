@@ -111,6 +111,21 @@ ready() { [ "$(in_ns "$NODE_NS" curl -s -o /dev/null -w '%{http_code}' -m 2 "htt
 check "/healthz/ready: 200 again (503 only while a successor was being served)" ready
 kill "$PID_hold" 2>/dev/null
 
+# A successor that should be refused: started, given 10 s to exit (then stopped),
+# its exit status in REFUSED_RC and its log shown.
+refused_successor() { # LOG args...
+	local log=$1 pid; shift
+	daemon "$log" "$@"
+	pid=$!
+	RINGMESHD_PID=$pid # should it take over after all, cleanup stops it
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$pid" 2>/dev/null && kill -TERM "$pid"
+	wait "$pid"
+	REFUSED_RC=$?
+	RINGMESHD_PID=$OLD
+	sed 's/^/    # /' "$log"
+}
+
 # --- a successor that finds rm_stats of another layout (what a version with another
 # metrics layout meets): refused with the reason, and the first daemon serves on. The
 # first one keeps its map through its mapping; its pin is restored by id afterwards.
@@ -118,16 +133,9 @@ STATS_ID=$(bpftool -j map show pinned "$PIN/rm_stats" | python3 -c 'import json,
 if [ -n "$STATS_ID" ] && rm -f "$PIN/rm_stats" &&
 	bpftool map create "$PIN/rm_stats" type array key 4 value 4688 entries 1024 name rm_stats \
 		flags 0x400; then
-	daemon "$TMP/layout.log" "${DARGS[@]}"
-	LAYOUT=$!
-	RINGMESHD_PID=$LAYOUT # should it take over after all, cleanup stops it
-	for _ in $(seq 100); do kill -0 "$LAYOUT" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$LAYOUT" 2>/dev/null && kill -TERM "$LAYOUT"
-	wait "$LAYOUT"
-	lrc=$?
-	RINGMESHD_PID=$OLD
-	sed 's/^/    # /' "$TMP/layout.log"
-	check "a successor finding rm_stats of another layout exits non-zero ($lrc)" [ "$lrc" != 0 ]
+	refused_successor "$TMP/layout.log" "${DARGS[@]}"
+	check "a successor finding rm_stats of another layout exits non-zero ($REFUSED_RC)" \
+		[ "$REFUSED_RC" != 0 ]
 	check "... saying why: no hand-over between these versions" \
 		grep -q "maps have another layout; stop it first (no hand-over between these versions)" "$TMP/layout.log"
 else
@@ -145,16 +153,8 @@ check "its counters read back (its rm_stats pinned again)" stats_seen
 # --- a successor asked for another rm_breaker size (--breaker-pools 512, hosts
 # following) than the running daemon's default (256 pools, 4,096 hosts): refused
 # before it touches anything, naming both sizes, and the first daemon serves on.
-daemon "$TMP/size.log" "${DARGS[@]}" --breaker-pools 512
-SIZED=$!
-RINGMESHD_PID=$SIZED # should it take over after all, cleanup stops it
-for _ in $(seq 100); do kill -0 "$SIZED" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$SIZED" 2>/dev/null && kill -TERM "$SIZED"
-wait "$SIZED"
-src=$?
-RINGMESHD_PID=$OLD
-sed 's/^/    # /' "$TMP/size.log"
-check "a successor asked for --breaker-pools 512 exits non-zero ($src)" [ "$src" != 0 ]
+refused_successor "$TMP/size.log" "${DARGS[@]}" --breaker-pools 512
+check "a successor asked for --breaker-pools 512 exits non-zero ($REFUSED_RC)" [ "$REFUSED_RC" != 0 ]
 check "... saying which sizes differ" grep -qF \
 	"rm_breaker: the running ringmeshd's map has 161 pages (256 pools, 4096 hosts), this one asks for 321 (--breaker-pools 512 --breaker-hosts 8192): stop it first (no hand-over across a change of size)" \
 	"$TMP/size.log"

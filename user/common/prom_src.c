@@ -102,14 +102,22 @@ int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err
 	return 0;
 }
 
+/* The other end of map_pages (a NULL mem or fd -1 is not open). */
+static void unmap_pages(int *fd, void **mem, size_t *len)
+{
+	if (*mem)
+		munmap(*mem, *len);
+	if (*fd >= 0)
+		close(*fd);
+	*mem = NULL;
+	*len = 0;
+	*fd = -1;
+}
+
 void prom_stats_map_close(struct prom_stats_map *m)
 {
-	if (m->mem)
-		munmap(m->mem, m->len);
-	if (m->fd >= 0)
-		close(m->fd);
-	memset(m, 0, sizeof(*m));
-	m->fd = -1;
+	unmap_pages(&m->fd, &m->mem, &m->len);
+	memset(&m->s, 0, sizeof(m->s));
 }
 
 int prom_cb_map_open(struct prom_cb_map *m, const char *pin_dir, char *err, size_t errlen)
@@ -134,12 +142,9 @@ int prom_cb_map_open(struct prom_cb_map *m, const char *pin_dir, char *err, size
 
 void prom_cb_map_close(struct prom_cb_map *m)
 {
-	if (m->mem)
-		munmap(m->mem, m->len);
-	if (m->fd >= 0)
-		close(m->fd);
-	memset(m, 0, sizeof(*m));
-	m->fd = -1;
+	unmap_pages(&m->fd, &m->mem, &m->len);
+	memset(&m->cb, 0, sizeof(m->cb));
+	m->cb.fd = -1;
 }
 
 /* rm_dpstats summed over CPUs into out; 0, -ENOENT (not pinned) or -errno. */
