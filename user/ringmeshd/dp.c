@@ -204,6 +204,8 @@ static bool counters_stale(const struct pin_def *d, const char *path)
 	return stale;
 }
 
+_Static_assert(RM_STATS_PAGE == RM_CB_PAGE, "one page buffer reads both headers");
+
 /* rm_breaker's pages for --breaker-pools p and --breaker-hosts h (0: the defaults). */
 static uint32_t rm_breaker_pages(uint32_t p, uint32_t h)
 {
@@ -225,7 +227,7 @@ static int check_kept_size(const char *pin_dir, enum pin_id id, uint32_t pages, 
 	struct bpf_map_info info;
 	uint32_t ilen = sizeof(info), key = 0;
 	char path[PATH_MAX], theirs[96] = "";
-	__u8 page[4096];
+	__u8 page[RM_STATS_PAGE]; /* = RM_CB_PAGE: the first page holds either header */
 	int fd, rc = 0;
 
 	if (path_join(path, sizeof(path), pin_dir, d->name))
