@@ -34,9 +34,11 @@
  * the hash alone.
  *
  * Hosts: one slot per (pool slot, endpoint address, port), found the same way in the
- * host region (key_hash % n_hosts). Outlier detection is per pool as in Envoy/Istio,
- * where each subset is a cluster: an endpoint in two subsets is judged in each
- * independently.
+ * host region (key_hash % n_hosts). A claimer also pushes its slot on its pool's list
+ * (pool.host_head -> host.next, CAS on the head before the slot goes LIVE; nothing is
+ * ever unlinked), so the outlier sweep visits the hosts of the pools that are due,
+ * not the whole region. Outlier detection is per pool as in Envoy/Istio, where each
+ * subset is a cluster: an endpoint in two subsets is judged in each independently.
  *
  * Slots are never freed while the daemon runs (a pool or host that leaves the
  * configuration keeps its slot); a full table is counted in the header and the
@@ -126,7 +128,9 @@ struct rm_cb_pool {
 	__u64 rq_overflow;	/* 503 UO: httpMaxRequests */
 	__u64 retry_overflow;	/* retries not made: httpMaxRetries */
 	__u64 ejections_total;	/* ejections of this pool's hosts */
-	__u64 reserved[2];
+	__u32 host_head;	/* 1 + the host slot last claimed for the pool, 0: none */
+	__u32 pad;
+	__u64 reserved[1];
 };
 
 struct rm_cb_host_key {
@@ -145,7 +149,7 @@ struct rm_cb_host {
 	__u32 ejected;		   /* enum rm_cb_eject_state */
 	__u32 eject_k;		   /* ejections in a row: the next lasts (k + 1) x base */
 	__u32 active;		   /* requests in flight to this host, all workers */
-	__u32 pad;
+	__u32 next;		   /* 1 + the pool's host slot claimed before, 0: the first */
 	__u64 ejected_at_ns;
 	__u64 ejected_until_ns; /* valid while ejected == RM_CB_OUT */
 	__u64 unejected_at_ns;	/* last return by a sweep (0 = never ejected) */
@@ -175,7 +179,7 @@ struct rm_cb_page {
 _Static_assert(sizeof(struct rm_cb_hdr) == 128, "rm_cb_hdr layout");
 _Static_assert(sizeof(struct rm_cb_hdr) <= RM_CB_PAGE, "the header is the first page");
 _Static_assert(sizeof(struct rm_cb_pool) ==
-		   8 + RM_CB_SERVICE_LEN + RM_CB_SUBSET_LEN + 56 + 8 + 24 + 8 + 5 * 8 + 16,
+		   8 + RM_CB_SERVICE_LEN + RM_CB_SUBSET_LEN + 56 + 8 + 24 + 8 + 5 * 8 + 8 + 8,
 	       "rm_cb_pool layout");
 _Static_assert(sizeof(struct rm_cb_host_key) == 24, "rm_cb_host_key layout");
 _Static_assert(sizeof(struct rm_cb_host) == 8 + 24 + 24 + 8 * 8 + 16, "rm_cb_host layout");

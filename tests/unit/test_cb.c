@@ -278,10 +278,11 @@ static void test_claims_nondefault(void **state)
 		assert_ptr_equal(cb_pool_find(&cb, name, i % 2 ? "v1" : NULL), got[i]);
 	}
 	assert_int_equal(cb.h->pools_used, n);
-	/* hosts: the 50 slots of this table, then none */
+	/* hosts: the 50 slots of this table, then none; all on their pool's list, newest
+	 * first, each once */
+	high = got[0] ? got[0] : high;
 	for (uint32_t i = 0; i < 200; i++) {
-		hs[nhs] =
-		    cb_host(&cb, got[0] ? got[0] : high, &x, htobe16((uint16_t)(1000 + i)), 2);
+		hs[nhs] = cb_host(&cb, high, &x, htobe16((uint16_t)(1000 + i)), 2);
 		if (hs[nhs]) {
 			assert_true(hs[nhs] >= cb.hosts && hs[nhs] < cb.hosts + nh);
 			nhs++;
@@ -290,6 +291,16 @@ static void test_claims_nondefault(void **state)
 	assert_true(nhs <= nh && nhs >= nh * 9 / 10);
 	assert_int_equal(cb.h->hosts_used, nhs);
 	assert_int_equal(cb.h->hosts_dropped, 200 - nhs);
+	{
+		uint32_t at = high->host_head, k = nhs;
+
+		while (at) {
+			assert_true(k > 0 && at <= nh);
+			assert_ptr_equal(&cb.hosts[at - 1], hs[--k]);
+			at = cb.hosts[at - 1].next;
+		}
+		assert_int_equal(k, 0);
+	}
 	free(got);
 	free(mem);
 

@@ -241,12 +241,16 @@ struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const stru
 			   __be16 port, uint16_t family)
 {
 	struct rm_cb_host_key k;
+	struct rm_cb_pool *pool;
 	uint32_t h;
 
 	if (!cb || !cb->hosts || !p || !addr)
 		return NULL;
 	memset(&k, 0, sizeof(k));
 	k.pool = cb_pool_index(cb, p);
+	pool = cb_pool_at(cb, k.pool);
+	if (!pool)
+		return NULL;
 	k.family = family;
 	k.port = port;
 	k.addr = *addr;
@@ -257,8 +261,16 @@ struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const stru
 
 		if (st == RM_CB_FREE) {
 			if (claim(&s->state)) {
+				uint32_t head = __atomic_load_n(&pool->host_head, __ATOMIC_ACQUIRE);
+
 				s->key = k;
 				s->key_hash = h;
+				/* on the pool's list (for the sweep) before it is LIVE */
+				do
+					ST(&s->next, head);
+				while (!__atomic_compare_exchange_n(
+				    &pool->host_head, &head, (uint32_t)(s - cb->hosts) + 1, true,
+				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 				__atomic_store_n(&s->state, RM_CB_LIVE, __ATOMIC_RELEASE);
 				ADD(&cb->h->hosts_used, 1);
 				return s;
@@ -571,40 +583,22 @@ static bool pool_due(struct rm_cb_pool *p, uint64_t now, uint64_t *next)
 					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
-size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max, uint64_t *next_ns)
+/* The sweep of one due pool: its hosts, through its list (at most n_hosts of them,
+ * whatever the memory says). */
+static size_t sweep_pool(struct cb *cb, uint32_t pi, uint64_t now, struct rm_cb_host **out,
+			 size_t max, size_t n)
 {
-	/* a bit per pool slot (cb_locate bounds n_pools): 8 KiB at most */
-	uint64_t next = UINT64_MAX, due[(RM_CB_POOLS_MAX + 63) / 64];
-	bool any = false;
-	size_t n = 0;
+	struct rm_cb_pool *p = &cb->pools[pi];
+	bool on = LD(&p->lim.outlier);
+	uint32_t at = __atomic_load_n(&p->host_head, __ATOMIC_ACQUIRE);
 
-	if (!cb || !cb->pools)
-		goto done;
-	memset(due, 0, ((size_t)cb->n_pools + 63) / 64 * sizeof(due[0]));
-	for (uint32_t i = 0; i < cb->n_pools; i++) {
-		struct rm_cb_pool *p = &cb->pools[i];
-
-		if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == RM_CB_LIVE &&
-		    pool_due(p, now, &next)) {
-			due[i / 64] |= 1ull << (i % 64);
-			any = true;
-		}
-	}
-	/* no pool due: the host slots (16 x as many) need no walk */
-	for (uint32_t i = 0; any && i < cb->n_hosts; i++) {
-		struct rm_cb_host *h = &cb->hosts[i];
-		struct rm_cb_pool *p;
-		uint32_t pi;
+	for (uint32_t steps = 0; at && at <= cb->n_hosts && steps < cb->n_hosts; steps++) {
+		struct rm_cb_host *h = &cb->hosts[at - 1];
 		uint64_t back;
-		bool on;
 
-		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE)
+		at = LD(&h->next);
+		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE || h->key.pool != pi)
 			continue;
-		pi = h->key.pool;
-		if (pi >= cb->n_pools || !(due[pi / 64] & (1ull << (pi % 64))))
-			continue;
-		p = &cb->pools[pi];
-		on = LD(&p->lim.outlier);
 		if (__atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) == RM_CB_OUT) {
 			if (on && now < LD(&h->ejected_until_ns))
 				continue;
@@ -621,6 +615,23 @@ size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max
 		back = LD(&h->unejected_at_ns);
 		if (LD(&h->eject_k) && now >= back && now - back >= LD(&p->lim.interval_ns))
 			dec(&h->eject_k);
+	}
+	return n;
+}
+
+size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max, uint64_t *next_ns)
+{
+	uint64_t next = UINT64_MAX;
+	size_t n = 0;
+
+	if (!cb || !cb->pools)
+		goto done;
+	for (uint32_t i = 0; i < cb->n_pools; i++) {
+		struct rm_cb_pool *p = &cb->pools[i];
+
+		if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == RM_CB_LIVE &&
+		    pool_due(p, now, &next))
+			n = sweep_pool(cb, i, now, out, max, n);
 	}
 	ST(&cb->h->last_sweep_ns, now);
 done:
