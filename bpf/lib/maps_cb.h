@@ -10,13 +10,14 @@
 
 #include "ringmesh/breaker.h"
 
-/* One value holding every pool and host slot: mmapped whole by the daemon. */
+/* Pages holding the header, the pool and the host slots: mmapped whole by the daemon,
+ * which sets max_entries for its --breaker-pools/--breaker-hosts before the load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(map_flags, BPF_F_MMAPABLE);
-	__uint(max_entries, 1);
+	__uint(max_entries, RM_CB_MAP_PAGES);
 	__type(key, __u32);
-	__type(value, struct rm_cb_map);
+	__type(value, struct rm_cb_page);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } rm_breaker SEC(".maps");
 

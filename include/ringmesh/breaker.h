@@ -1,12 +1,26 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * Circuit breaker and outlier-ejection state: the pinned, mmapable ARRAY map
- * "rm_breaker" with ONE entry, struct rm_cb_map (header, pool slots, host slots),
- * like rm_cfg holds a whole half in one value: the daemon mmaps it once and every
- * worker thread (or process) mutates it with atomics; `ringmesh breaker show`
- * copies it with one lookup. Runtime state: ringmeshd removes it when it starts
- * and at a clean stop, so a restarted daemon begins with empty counters.
- * Includes nothing but <linux/types.h> and the other ABI headers.
+ * "rm_breaker". The daemon mmaps it whole and every worker thread (or process)
+ * mutates it with atomics; `ringmesh breaker show` and the exporter map it
+ * read-only. Runtime state: ringmeshd removes it when it starts and at a clean stop,
+ * so a restarted daemon begins with empty counters. Includes nothing but
+ * <linux/types.h> and the other ABI headers.
+ *
+ * Layout: like rm_stats, a run of RM_CB_PAGES(n_pools, n_hosts) values of RM_CB_PAGE
+ * bytes, holding three regions whose offsets and sizes are in the header, so a reader
+ * never assumes them:
+ *   - the header (struct rm_cb_hdr) in the first page;
+ *   - n_pools pool slots (struct rm_cb_pool) at pool_off;
+ *   - n_hosts host slots (struct rm_cb_host) at host_off.
+ * Sizing is ringmeshd's choice at run time: --breaker-pools N (default RM_CB_POOLS,
+ * 256) and --breaker-hosts M (default RM_CB_HOSTS_PER_POOL x N, 4,096), ~2.5 KiB per
+ * pool with its 16 hosts: 644 KiB (161 pages) with the defaults. One value holding
+ * it all (the layout "RCBR" had) is bounded by the largest map value: older kernels
+ * refuse values over KMALLOC_MAX_SIZE (4 MiB, ~1,600 pools); 6.18 takes up to INT_MAX,
+ * but a syscall lookup then copies all of it. Pages have neither bound. A pinned map
+ * of another size or layout is re-created by a fresh start and refuses a hand-over
+ * (stop the old daemon first).
  *
  * Pools: one slot per balancer pool in use (a subset, or a whole service with subset
  * ""): ringmeshd claims it at the first request that uses the pool, so the table
@@ -14,13 +28,17 @@
  * keyed by strings (service FQDN, subset name) rather than configuration indices,
  * because indices change across configuration flips while a pool's live counts
  * (connections, pending, active requests, retries in flight) must not. Found by
- * open addressing from key_hash % RM_CB_POOLS, probing linearly at most
- * RM_CB_PROBE slots; claimed FREE -> CLAIMING by CAS, key written, then LIVE
- * (release). Readers skip non-LIVE slots and compare the key, never the hash alone.
+ * open addressing from key_hash % n_pools, probing linearly at most RM_CB_PROBE
+ * slots; claimed FREE -> CLAIMING by CAS, key written, then LIVE (release), and
+ * counted in hdr.pools_used. Readers skip non-LIVE slots and compare the key, never
+ * the hash alone.
  *
- * Hosts: one slot per (pool slot, endpoint address, port), found the same way in
- * hosts[]. Outlier detection is per pool as in Envoy/Istio, where each subset is a
- * cluster: an endpoint in two subsets is judged in each independently.
+ * Hosts: one slot per (pool slot, endpoint address, port), found the same way in the
+ * host region (key_hash % n_hosts). A claimer also pushes its slot on its pool's list
+ * (pool.host_head -> host.next, CAS on the head before the slot goes LIVE; nothing is
+ * ever unlinked), so the outlier sweep visits the hosts of the pools that are due,
+ * not the whole region. Outlier detection is per pool as in Envoy/Istio, where each
+ * subset is a cluster: an endpoint in two subsets is judged in each independently.
  *
  * Slots are never freed while the daemon runs (a pool or host that leaves the
  * configuration keeps its slot); a full table is counted in the header and the
@@ -38,15 +56,22 @@
 #include "ringmesh/cfg.h"
 
 #define RM_MAP_BREAKER "rm_breaker"
-#define RM_CB_MAGIC 0x52434252u /* "RCBR" */
-#define RM_CB_ABI_VERSION 1u
+#define RM_CB_MAGIC 0x52434232u /* "RCB2": header page, pool and host regions */
+#define RM_CB_ABI_VERSION 2u
 
+#define RM_CB_PAGE 4096 /* the map's value size: one page of the mapping */
 #ifndef RM_CB_POOLS
-#define RM_CB_POOLS 256 /* pool slots */
+#define RM_CB_POOLS 256 /* pool slots by default (--breaker-pools) */
 #endif
+#define RM_CB_HOSTS_PER_POOL 16 /* host slots per pool slot by default (--breaker-hosts) */
 #ifndef RM_CB_HOSTS
-#define RM_CB_HOSTS 4096 /* host slots (pool x endpoint port) */
+#define RM_CB_HOSTS (RM_CB_HOSTS_PER_POOL * RM_CB_POOLS) /* host slots (pool x endpoint port) */
 #endif
+/* ringmeshd --breaker-pools N, --breaker-hosts M */
+#define RM_CB_POOLS_MIN 16
+#define RM_CB_POOLS_MAX 65536
+#define RM_CB_HOSTS_MIN 16
+#define RM_CB_HOSTS_MAX 1048576 /* RM_CB_HOSTS_PER_POOL x RM_CB_POOLS_MAX */
 #define RM_CB_PROBE 32
 
 #define RM_CB_SERVICE_LEN 128 /* service FQDN, NUL-padded */
@@ -65,16 +90,21 @@ enum rm_cb_eject_state {
 	RM_CB_OUT = 2,	    /* ejected until ejected_until_ns, then until a sweep returns it */
 };
 
+/* The first page of rm_breaker. */
 struct rm_cb_hdr {
 	__u32 magic;	     /* RM_CB_MAGIC once the daemon initialised the map */
 	__u32 abi_version;   /* RM_CB_ABI_VERSION */
-	__u32 n_pools;	     /* RM_CB_POOLS */
-	__u32 n_hosts;	     /* RM_CB_HOSTS */
+	__u32 n_pools;	     /* pool slots (--breaker-pools) */
+	__u32 n_hosts;	     /* host slots (--breaker-hosts) */
 	__u64 started_ns;    /* CLOCK_REALTIME when the daemon (re)initialised the state */
 	__u64 pools_dropped; /* pool lookups that found no slot (failed open) */
 	__u64 hosts_dropped; /* host lookups that found no slot (failed open) */
 	__u64 last_sweep_ns; /* CLOCK_MONOTONIC of the last outlier sweep */
-	__u64 reserved[2];
+	__u64 pool_off;	     /* byte offset of pool slot 0 in the map */
+	__u64 host_off;	     /* byte offset of host slot 0 */
+	__u32 pools_used;    /* pool slots claimed, <= n_pools */
+	__u32 hosts_used;    /* host slots claimed, <= n_hosts */
+	__u64 reserved[7];
 };
 
 /* Live state of one pool. Limits are the daemon's copy of what it enforces (the
@@ -98,11 +128,13 @@ struct rm_cb_pool {
 	__u64 rq_overflow;	/* 503 UO: httpMaxRequests */
 	__u64 retry_overflow;	/* retries not made: httpMaxRetries */
 	__u64 ejections_total;	/* ejections of this pool's hosts */
-	__u64 reserved[2];
+	__u32 host_head;	/* 1 + the host slot last claimed for the pool, 0: none */
+	__u32 pad;
+	__u64 reserved[1];
 };
 
 struct rm_cb_host_key {
-	__u32 pool;	     /* index in rm_cb_map.pools */
+	__u32 pool;	     /* index of the pool slot */
 	__u16 family;	     /* AF_INET or AF_INET6 */
 	__be16 port;	     /* network order */
 	struct rm_addr addr; /* IPv4 mapped */
@@ -117,7 +149,7 @@ struct rm_cb_host {
 	__u32 ejected;		   /* enum rm_cb_eject_state */
 	__u32 eject_k;		   /* ejections in a row: the next lasts (k + 1) x base */
 	__u32 active;		   /* requests in flight to this host, all workers */
-	__u32 pad;
+	__u32 next;		   /* 1 + the pool's host slot claimed before, 0: the first */
 	__u64 ejected_at_ns;
 	__u64 ejected_until_ns; /* valid while ejected == RM_CB_OUT */
 	__u64 unejected_at_ns;	/* last return by a sweep (0 = never ejected) */
@@ -129,22 +161,34 @@ struct rm_cb_host {
 	__u64 reserved[2];
 };
 
-/* rm_breaker[0]: the whole state. */
-struct rm_cb_map {
-	struct rm_cb_hdr hdr;
-	struct rm_cb_pool pools[RM_CB_POOLS];
-	struct rm_cb_host hosts[RM_CB_HOSTS];
+/* A page of the map, its value type. */
+struct rm_cb_page {
+	__u8 b[RM_CB_PAGE];
 };
 
+/* The regions of a map with np pool and nh host slots (header page, pools, 64-byte
+ * aligned hosts). */
+#define RM_CB_POOL_OFF ((__u64)RM_CB_PAGE)
+#define RM_CB_HOST_OFF(np)                                                                         \
+	((RM_CB_POOL_OFF + (__u64)(np) * sizeof(struct rm_cb_pool) + 63) & ~63ull)
+#define RM_CB_BYTES(np, nh) (RM_CB_HOST_OFF(np) + (__u64)(nh) * sizeof(struct rm_cb_host))
+#define RM_CB_PAGES(np, nh) ((RM_CB_BYTES(np, nh) + RM_CB_PAGE - 1) / RM_CB_PAGE)
+#define RM_CB_MAP_PAGES RM_CB_PAGES(RM_CB_POOLS, RM_CB_HOSTS)
+
 #ifndef __bpf__
-_Static_assert(sizeof(struct rm_cb_hdr) == 64, "rm_cb_hdr layout");
+_Static_assert(sizeof(struct rm_cb_hdr) == 128, "rm_cb_hdr layout");
+_Static_assert(sizeof(struct rm_cb_hdr) <= RM_CB_PAGE, "the header is the first page");
 _Static_assert(sizeof(struct rm_cb_pool) ==
-		   8 + RM_CB_SERVICE_LEN + RM_CB_SUBSET_LEN + 56 + 8 + 24 + 8 + 5 * 8 + 16,
+		   8 + RM_CB_SERVICE_LEN + RM_CB_SUBSET_LEN + 56 + 8 + 24 + 8 + 5 * 8 + 8 + 8,
 	       "rm_cb_pool layout");
 _Static_assert(sizeof(struct rm_cb_host_key) == 24, "rm_cb_host_key layout");
 _Static_assert(sizeof(struct rm_cb_host) == 8 + 24 + 24 + 8 * 8 + 16, "rm_cb_host layout");
 _Static_assert((RM_CB_SERVICE_LEN + RM_CB_SUBSET_LEN) % 8 == 0, "pool limits stay 8-aligned");
-_Static_assert(sizeof(struct rm_cb_map) < 4u * 1024 * 1024, "one map value must stay < 4 MiB");
+_Static_assert(sizeof(struct rm_cb_pool) % 64 == 0, "pool slots stay 64-byte aligned");
+_Static_assert(RM_CB_POOLS >= RM_CB_POOLS_MIN && RM_CB_POOLS <= RM_CB_POOLS_MAX &&
+		   RM_CB_HOSTS >= RM_CB_HOSTS_MIN && RM_CB_HOSTS <= RM_CB_HOSTS_MAX,
+	       "the default sizes are within the option's bounds");
+_Static_assert(RM_CB_HOSTS_MAX == RM_CB_HOSTS_PER_POOL * RM_CB_POOLS_MAX, "hosts follow pools");
 #endif
 
 #endif /* RINGMESH_BREAKER_H */

@@ -502,6 +502,9 @@ bpftool map create "$PIN/rm_orig" type lru_hash key 40 value 56 entries 16 name 
 bpftool map create "$PIN/rm_socks" type sockhash key 40 value 4 entries 16 name rm_socks &&
 # rm_stats (stats.h): pages of 4096 B holding the header, 1024 key slots and 2048 rows
 bpftool map create "$PIN/rm_stats" type array key 4 value 4096 entries 413 name rm_stats flags 0x400 &&
+# rm_breaker (breaker.h) of a daemon run with --breaker-pools 512 --breaker-hosts 100:
+# the header page, 512 x 384 B pools, 100 x 136 B hosts
+bpftool map create "$PIN/rm_breaker" type array key 4 value 4096 entries 53 name rm_breaker flags 0x400 &&
 bpftool map create "$PIN/odd_map" type hash key 3 value 5 entries 4 name odd_map ||
 	{ bad "bpftool map create"; echo "cli: $pass passed, $fail failed"; exit 1; }
 
@@ -556,6 +559,26 @@ m[row_off + ROW:row_off + 3 * ROW] = row(200, 0, 9, 2, 9 * 3000) + row(503, 1, 1
 for pg in sorted({0, (slot_off + 5 * SLOT) // PAGE, (slot_off + 6 * SLOT - 1) // PAGE,
                   row_off // PAGE, (row_off + 3 * ROW - 1) // PAGE}):
     upd("rm_stats", struct.pack("<I", pg), m[pg * PAGE:(pg + 1) * PAGE])
+# rm_breaker: header ("RCB2", ABI 2, 512 pools, 100 hosts, started 1, 4 pool lookups
+# dropped, 0 host ones, last sweep 0, the regions' offsets, 1 pool and 1 host used);
+# pool slot 300 (past the default table's 256) live with 2 connections open, host slot
+# 50 of it live, 3 errors in a row
+NP, NH, POOL, HOST = 512, 100, 384, 136
+pool_off, host_off = PAGE, (PAGE + NP * POOL + 63) & ~63
+b = bytearray(53 * PAGE)
+assert host_off + NH * HOST <= len(b) < host_off + NH * HOST + PAGE
+struct.pack_into("<IIIIQQQQQQII", b, 0, 0x52434232, 2, NP, NH, 1, 4, 0, 0, pool_off, host_off, 1, 1)
+p = pool_off + 300 * POOL
+struct.pack_into("<II", b, p, 2, 0)
+b[p + 8:p + 8 + 128] = s("reviews.default.svc.cluster.local", 128)
+b[p + 136:p + 136 + 96] = s("v2", 96)
+struct.pack_into("<QIII", b, p + 288, 3, 4, 2, 0)  # generation, n_hosts, connections, pending
+h = host_off + 50 * HOST
+struct.pack_into("<II", b, h, 2, 0)
+b[h + 8:h + 32] = struct.pack("<IH", 300, 2) + struct.pack(">H", 9080) + mapped("10.244.0.11")
+struct.pack_into("<I", b, h + 32, 3)
+for pg in sorted({0, p // PAGE, (p + POOL - 1) // PAGE, h // PAGE, (h + HOST - 1) // PAGE}):
+    upd("rm_breaker", struct.pack("<I", pg), b[pg * PAGE:(pg + 1) * PAGE])
 EOF
 }
 fill 0.2 || bad "fill fake maps"
@@ -563,11 +586,19 @@ fill 0.2 || bad "fill fake maps"
 t "status: live daemon" 0 "^ringmeshd alive at $PIN" "${P[@]}" status
 out=$(R status 2>&1)
 for pat in "daemon pid +4242" "listen +127.0.0.1:15001" "flags +sockmap" "heartbeat +0\.[0-9] s ago" \
-	"config +generation [0-9]+: 4 rules, 1 service, 3 endpoints"; do
+	"config +generation [0-9]+: 4 rules, 1 service, 3 endpoints" \
+	"breaker +1 of 512 pools, 1 of 100 hosts in use; full: 4 pool and 0 host lookups unlimited"; do
 	printf '%s\n' "$out" | grep -Eq "$pat" && ok "status shows /$pat/" || bad "status shows /$pat/" "$out"
 done
 tj "status live" 0 "${P[@]}" status
 jpy "json: status live" "d['alive'] and d['daemon_pid'] == 4242 and d['flags'] == ['sockmap'] and d['heartbeat_fresh'] and d['config']['rules'] == 4 and d['config']['domain'] == 'cluster.local'"
+jpy "json: status breaker sizes and use" "d['breaker'] == {'pools_used': 1, 'pools_max': 512, 'hosts_used': 1, 'hosts_max': 100, 'pools_dropped': 4, 'hosts_dropped': 0}"
+# breaker show reads the regions where the header puts them (not the default sizes')
+t "breaker show: the pool in slot 300" 0 "^reviews\.default\.svc\.cluster\.local +v2 +2/0 " "${P[@]}" breaker show
+t "breaker show: its host, 3 errors in a row" 0 "^reviews\.default\.svc\.cluster\.local +v2 +10\.244\.0\.11:9080 +3 " "${P[@]}" breaker show
+t "breaker show: slots in use of the table's" 0 "^  slots in use: 1 of 512 pools, 1 of 100 hosts" "${P[@]}" breaker show
+tj "breaker show" 0 "${P[@]}" breaker show reviews
+jpy "json: breaker show sizes, the pool and its host" "d['pools_max'] == 512 and d['hosts_max'] == 100 and d['pools_dropped'] == 4 and [p['slot'] for p in d['pools']] == [300] and d['pools'][0]['connections']['current'] == 2 and [h['host'] for h in d['hosts']] == ['10.244.0.11:9080'] and d['hosts'][0]['consecutive_errors'] == 3"
 fill 3.5
 t "status: stale heartbeat" nz "^Error: stale heartbeat \(3\.[5-9] s old\): daemon dead\?" "${P[@]}" status
 tj "status stale" nz "${P[@]}" status

@@ -26,6 +26,8 @@
 #     it in afterwards, never "due back"
 #   - 100 more services (400 pools) configured take no slot; requests to all of them
 #     overflow the table: logged and counted in ringmesh_breaker_table_full_total
+#   - the same with ringmeshd --breaker-pools 512 (over a leftover rm_breaker of the
+#     default size, re-created): more than 256 pools in use, none left unlimited
 # Usage: sudo [BUILD=build] [BREAKER_WORKERS=2] tests/e2e/test_breaker.sh
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -464,13 +466,23 @@ EOF
 }
 wck "re-tuned workshop policy: eject at the 3rd error, back, out 2 s/4 s/6 s" retune_run
 
-# rm_breaker has a build-time size (RM_CB_POOLS pools, RM_CB_HOSTS hosts) and holds
-# the pools in use on the node, not the pools configured: 100 more services (400
-# balancer pools) take no slot until used. Requests to all of them (/ -> v1, x-canary
-# -> v3, /api -> v1 or v2: ~280 pools in use with the node's own) overflow it; the
-# pools left out run without limits, as the daemon says in its log and in
-# ringmesh_breaker_table_full_total.
+# rm_breaker holds the pools in use on the node, not the pools configured, 256 by
+# default (--breaker-pools): 100 more services (400 balancer pools) take no slot until
+# used. Requests to all of them (/ -> v1, x-canary -> v3, /api -> v1 or v2: ~280 pools
+# in use with the node's own) overflow it; the pools left out run without limits, as
+# the daemon says in its log and in ringmesh_breaker_table_full_total.
 npools() { bk_json | pyj 'print(len(d["pools"]))'; }
+full_pools() { rm_cli stats --prometheus | sed -n 's/^ringmesh_breaker_table_full_total{table="pools"} //p'; }
+# one curl per service of many.yaml (7 requests), 100 at once; their endpoints do not exist
+hit_many() {
+	in_cg "$CLIENT_CG" "$CLIENT_NS" -- sh -c 'while read -r v; do
+		u=http://$v:8080
+		curl -s -m 1 -o /dev/null $u/ --next -s -m 1 -o /dev/null -H "x-canary: yes" $u/ \
+			--next -s -m 1 -o /dev/null $u/api --next -s -m 1 -o /dev/null $u/api \
+			--next -s -m 1 -o /dev/null $u/api --next -s -m 1 -o /dev/null $u/api \
+			--next -s -m 1 -o /dev/null $u/api &
+	done <"$1"; wait' sh "$TMP/many.vips"
+}
 table_full() {
 	local n=0 full before after
 	before=$(npools) || return 1
@@ -483,18 +495,13 @@ table_full() {
 	if grep -q "breaker table full" "$TMP/ringmeshd.log"; then
 		echo "logged full before any request to them"; return 1
 	fi
-	full=$(rm_cli stats --prometheus | sed -n 's/^ringmesh_breaker_table_full_total{table="pools"} //p')
+	full=$(full_pools)
 	[ "${full:-1}" -eq 0 ] || { echo "table_full_total $full before any request to them"; return 1; }
+	rm_cli stats --prometheus | grep -x 'ringmesh_breaker_pools_max 256' || return 1
+	rm_cli stats --prometheus | grep -x 'ringmesh_breaker_hosts_max 4096' || return 1
 	sed -n 's/^  addresses: \[\(.*\)\]$/\1/p' "$TMP/many.yaml" >"$TMP/many.vips"
 	[ "$(wc -l <"$TMP/many.vips")" -eq 100 ] || { echo "VIPs: $(wc -l <"$TMP/many.vips")"; return 1; }
-	# one curl per service (7 requests), 100 at once; their endpoints do not exist
-	in_cg "$CLIENT_CG" "$CLIENT_NS" -- sh -c 'while read -r v; do
-		u=http://$v:8080
-		curl -s -m 1 -o /dev/null $u/ --next -s -m 1 -o /dev/null -H "x-canary: yes" $u/ \
-			--next -s -m 1 -o /dev/null $u/api --next -s -m 1 -o /dev/null $u/api \
-			--next -s -m 1 -o /dev/null $u/api --next -s -m 1 -o /dev/null $u/api \
-			--next -s -m 1 -o /dev/null $u/api &
-	done <"$1"; wait' sh "$TMP/many.vips"
+	hit_many
 	while [ $n -lt 50 ] && ! grep -q "breaker table full" "$TMP/ringmeshd.log"; do
 		sleep 0.1; n=$((n + 1))
 	done
@@ -503,13 +510,51 @@ table_full() {
 	grep "breaker table full" "$TMP/ringmeshd.log" | tail -1
 	grep -Eq "breaker table full \([0-9]+ pools, [0-9]+ hosts\): [1-9][0-9]* balancer pools and [0-9]+ hosts in use" \
 		"$TMP/ringmeshd.log" || return 1
-	full=$(rm_cli stats --prometheus | sed -n 's/^ringmesh_breaker_table_full_total{table="pools"} //p')
+	full=$(full_pools)
 	echo "ringmesh_breaker_table_full_total{table=\"pools\"} $full"
 	[ "${full:-0}" -gt 0 ] && [ "$after" -gt "$before" ] || return 1
 	echo "$before pools in use, still $before after 100 services configured, $after after" \
 		"requests to all; table_full_total{pools} $full"
 }
 wck "100 more services take no slot until used; pools in use past the table: logged and counted" table_full
+
+# --breaker-pools 512 (hosts follow: 8,192): the same pools in use all get a slot. The
+# daemon stops (its clean stop removes the pin dir, rules included) and a default-size
+# rm_breaker is left pinned, as a daemon killed before would leave it: the fresh start
+# re-creates it at its own size (321 pages), and the 100 services are applied again.
+table_sized() {
+	local n=0 pages after full logged m
+	stop_ringmeshd || { echo "clean stop"; return 1; }
+	mkdir -p "$PIN" && bpftool map create "$PIN/rm_breaker" type array key 4 value 4096 \
+		entries 161 name rm_breaker flags 0x400 || return 1
+	logged=$(grep -c "breaker table full" "$TMP/ringmeshd.log")
+	start_ringmeshd "$DAEMON_CG" "$NODE_NS" --cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 \
+		--listen 127.0.0.1:15001 --pod-gateway $POD_GW --workers "$WORKERS" \
+		--breaker-pools 512 || { echo "ringmeshd --breaker-pools 512 starts"; return 1; }
+	pages=$(bpftool -j map show pinned "$PIN/rm_breaker" | pyj 'print(d["max_entries"])')
+	echo "rm_breaker: $pages pages"
+	[ "$pages" = 321 ] || return 1
+	rm_apply "$TMP/many.yaml" >/dev/null || return 1
+	m=$(rm_cli stats --prometheus)
+	grep -x 'ringmesh_breaker_pools_max 512' <<<"$m" && grep -x 'ringmesh_breaker_hosts_max 8192' <<<"$m" ||
+		return 1
+	hit_many
+	# the requests' pools are claimed by now; wait for the curls' 1 s timeouts to pass
+	while [ $n -lt 20 ] && [ "$(npools)" -lt 257 ]; do sleep 0.1; n=$((n + 1)); done
+	after=$(npools) || return 1
+	full=$(full_pools)
+	m=$(rm_cli stats --prometheus)
+	grep '^ringmesh_breaker_slots' <<<"$m"
+	echo "pools in rm_breaker after the requests: $after; table_full_total{pools} $full"
+	[ "$after" -gt 256 ] && [ "$after" -le 512 ] && [ "${full:-1}" -eq 0 ] || return 1
+	grep -x "ringmesh_breaker_slots{table=\"pools\"} $after" <<<"$m" || return 1
+	rm_cli breaker show | grep -x "  slots in use: $after of 512 pools, [0-9]* of 8192 hosts (ringmeshd --breaker-pools, --breaker-hosts)" ||
+		{ rm_cli breaker show | head -3; return 1; }
+	[ "$(grep -c "breaker table full" "$TMP/ringmeshd.log")" -eq "$logged" ] ||
+		{ echo "logged full again:"; grep "breaker table full" "$TMP/ringmeshd.log" | tail -1; return 1; }
+	echo "rm_breaker re-created at $pages pages; $after pools in use of 512, table_full_total{pools} 0"
+}
+wck "--breaker-pools 512: a leftover map of the default size re-created; >256 pools in use, none unlimited" table_sized
 
 check "ringmeshd: clean stop exits 0" stop_ringmeshd
 check "after stop: nothing attached, pinned or running" nothing_left

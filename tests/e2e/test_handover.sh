@@ -6,8 +6,8 @@
 # each): no request fails, no connection skips the mesh (rm_dpstats' stale and
 # orig_full counters stand still; the VIP is routed unreachable in the pod, so a
 # bypass would fail anyway), the old daemon exits 0, rules and counters are kept (the
-# :15090 counter does not reset). A successor that fails half-way leaves the first
-# one serving; a third daemon takes over from the second in turn. Then a SIGTERM with slow requests in flight: they complete, and the
+# :15090 counter does not reset). A successor that fails half-way, or is asked for
+# another rm_breaker size, leaves the first one serving; a third daemon takes over from the second in turn. Then a SIGTERM with slow requests in flight: they complete, and the
 # clean stop leaves nothing attached, pinned or running.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -111,6 +111,21 @@ ready() { [ "$(in_ns "$NODE_NS" curl -s -o /dev/null -w '%{http_code}' -m 2 "htt
 check "/healthz/ready: 200 again (503 only while a successor was being served)" ready
 kill "$PID_hold" 2>/dev/null
 
+# A successor that should be refused: started, given 10 s to exit (then stopped),
+# its exit status in REFUSED_RC and its log shown.
+refused_successor() { # LOG args...
+	local log=$1 pid; shift
+	daemon "$log" "$@"
+	pid=$!
+	RINGMESHD_PID=$pid # should it take over after all, cleanup stops it
+	for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+	kill -0 "$pid" 2>/dev/null && kill -TERM "$pid"
+	wait "$pid"
+	REFUSED_RC=$?
+	RINGMESHD_PID=$OLD
+	sed 's/^/    # /' "$log"
+}
+
 # --- a successor that finds rm_stats of another layout (what a version with another
 # metrics layout meets): refused with the reason, and the first daemon serves on. The
 # first one keeps its map through its mapping; its pin is restored by id afterwards.
@@ -118,16 +133,9 @@ STATS_ID=$(bpftool -j map show pinned "$PIN/rm_stats" | python3 -c 'import json,
 if [ -n "$STATS_ID" ] && rm -f "$PIN/rm_stats" &&
 	bpftool map create "$PIN/rm_stats" type array key 4 value 4688 entries 1024 name rm_stats \
 		flags 0x400; then
-	daemon "$TMP/layout.log" "${DARGS[@]}"
-	LAYOUT=$!
-	RINGMESHD_PID=$LAYOUT # should it take over after all, cleanup stops it
-	for _ in $(seq 100); do kill -0 "$LAYOUT" 2>/dev/null || break; sleep 0.1; done
-	kill -0 "$LAYOUT" 2>/dev/null && kill -TERM "$LAYOUT"
-	wait "$LAYOUT"
-	lrc=$?
-	RINGMESHD_PID=$OLD
-	sed 's/^/    # /' "$TMP/layout.log"
-	check "a successor finding rm_stats of another layout exits non-zero ($lrc)" [ "$lrc" != 0 ]
+	refused_successor "$TMP/layout.log" "${DARGS[@]}"
+	check "a successor finding rm_stats of another layout exits non-zero ($REFUSED_RC)" \
+		[ "$REFUSED_RC" != 0 ]
 	check "... saying why: no hand-over between these versions" \
 		grep -q "maps have another layout; stop it first (no hand-over between these versions)" "$TMP/layout.log"
 else
@@ -141,6 +149,21 @@ check "the first daemon serves on (back twice now)" \
 check "requests still reach v1 through it" v1_ok
 stats_seen() { cli stats | grep -q "$SVC"; }
 check "its counters read back (its rm_stats pinned again)" stats_seen
+
+# --- a successor asked for another rm_breaker size (--breaker-pools 512, hosts
+# following) than the running daemon's default (256 pools, 4,096 hosts): refused
+# before it touches anything, naming both sizes, and the first daemon serves on.
+refused_successor "$TMP/size.log" "${DARGS[@]}" --breaker-pools 512
+check "a successor asked for --breaker-pools 512 exits non-zero ($REFUSED_RC)" [ "$REFUSED_RC" != 0 ]
+check "... saying which sizes differ" grep -qF \
+	"rm_breaker: the running ringmeshd's map has 161 pages (256 pools, 4096 hosts), this one asks for 321 (--breaker-pools 512 --breaker-hosts 8192): stop it first (no hand-over across a change of size)" \
+	"$TMP/size.log"
+sleep 0.3
+check "the first daemon serves on (back three times now)" \
+	sh -c "kill -0 $OLD && [ \$(grep -c 'went away before taking over: serving on' '$TMP/ringmeshd.log') -ge 3 ]"
+check "requests still reach v1 through it" v1_ok
+bk_default() { [ "$(cli -j breaker show | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pools_max"], d["hosts_max"])')" = "256 4096" ]; }
+check "its rm_breaker is the one it had: 256 pools, 4096 hosts" bk_default
 
 # --- the hand-over under load
 cat >"$TMP/fresh.py" <<'PY'

@@ -25,7 +25,8 @@
 #define T0 (1000 * SEC) /* a monotonic clock far from zero */
 
 struct fx {
-	struct rm_cb_map *m;
+	void *m; /* the map's memory, RM_CB_BYTES of the defaults */
+	size_t len;
 	struct cb cb;
 	struct rm_cb_pool *p;
 	struct rm_cb_host *h[16];
@@ -36,9 +37,10 @@ static int setup(void **state)
 	struct fx *f = calloc(1, sizeof(*f));
 
 	assert_non_null(f);
-	f->m = calloc(1, sizeof(*f->m));
+	f->len = RM_CB_BYTES(RM_CB_POOLS, RM_CB_HOSTS);
+	f->m = calloc(1, f->len);
 	assert_non_null(f->m);
-	cb_attach(&f->cb, f->m, 42);
+	assert_int_equal(cb_attach(&f->cb, f->m, f->len, RM_CB_POOLS, RM_CB_HOSTS, 42), 0);
 	*state = f;
 	return 0;
 }
@@ -106,8 +108,8 @@ static void test_slots(void **state)
 	struct rm_cb_host *h1, *h2, *h3;
 	struct rm_addr x = addr_of(0);
 
-	assert_int_equal(f->m->hdr.magic, RM_CB_MAGIC);
-	assert_int_equal(f->m->hdr.started_ns, 42);
+	assert_int_equal(f->cb.h->magic, RM_CB_MAGIC);
+	assert_int_equal(f->cb.h->started_ns, 42);
 	a = cb_pool(&f->cb, "svc", "v1");
 	b = cb_pool(&f->cb, "svc", "v2");
 	c = cb_pool(&f->cb, "svc", NULL);
@@ -143,14 +145,191 @@ static void test_pool_table_full(void **state)
 			got++;
 	}
 	assert_true(got <= RM_CB_POOLS);
-	assert_int_equal(f->m->hdr.pools_dropped, (uint64_t)(RM_CB_POOLS + 8 - got));
-	assert_true(f->m->hdr.pools_dropped >= 8);
+	assert_int_equal(f->cb.h->pools_dropped, (uint64_t)(RM_CB_POOLS + 8 - got));
+	assert_true(f->cb.h->pools_dropped >= 8);
+	assert_int_equal(f->cb.h->pools_used, got);
 	/* a pool without a slot fails open */
 	assert_int_equal(cb_request_try_start(NULL, NULL), 0);
 	assert_int_equal(cb_conn_try_open(NULL), 0);
 	assert_int_equal(cb_pending_try_enter(NULL), 0);
 	assert_int_equal(cb_retry_try_start(NULL), 0);
 	assert_true(cb_host_available(&f->cb, NULL, T0));
+}
+
+/* --breaker-pools / --breaker-hosts: the sizes, the pages, where the regions lie. */
+static void test_sizes(void **state)
+{
+	uint32_t np, nh;
+
+	(void)state;
+	cb_size(0, 0, &np, &nh);
+	assert_int_equal(np, 256);
+	assert_int_equal(nh, 4096);
+	/* the defaults: a 4 KiB header, 256 x 384 B pools, 4096 x 136 B hosts */
+	assert_int_equal(cb_pages(np, nh), 161);
+	assert_int_equal(RM_CB_MAP_PAGES, 161);
+	cb_size(512, 0, &np, &nh);
+	assert_int_equal(np, 512);
+	assert_int_equal(nh, 8192); /* hosts follow: 16 per pool */
+	assert_int_equal(RM_CB_HOST_OFF(512), 4096 + 512 * 384);
+	assert_int_equal(cb_pages(np, nh), (4096 + 512 * 384 + 8192 * 136 + 4095) / 4096);
+	cb_size(512, 100, &np, &nh);
+	assert_int_equal(nh, 100);
+	cb_size(RM_CB_POOLS_MAX, 0, &np, &nh);
+	assert_int_equal(nh, RM_CB_HOSTS_MAX);
+	/* hosts stay 64-byte aligned whatever the pool count */
+	assert_int_equal(RM_CB_HOST_OFF(17) % 64, 0);
+}
+
+/* A map initialised for some sizes is that map: other sizes, a short mapping, a
+ * header of another layout or one pointing past the mapping are refused. */
+static void test_attach_and_locate(void **state)
+{
+	size_t len = RM_CB_BYTES(1000, 3000);
+	void *mem = calloc(1, len);
+	struct rm_cb_hdr *h = mem;
+	struct cb cb, ro;
+
+	(void)state;
+	assert_non_null(mem);
+	assert_int_equal(cb_locate(&ro, mem, len), -ENOENT); /* no daemon yet */
+	assert_int_equal(cb_attach(&cb, mem, len - 1, 1000, 3000, 7), -ENOSPC);
+	assert_int_equal(h->magic, 0);
+	assert_int_equal(cb_attach(&cb, mem, len, RM_CB_POOLS_MAX + 1, 3000, 7), -EINVAL);
+	assert_int_equal(cb_attach(&cb, mem, len, 1000, 3000, 7), 0);
+	assert_int_equal(h->n_pools, 1000);
+	assert_int_equal(h->n_hosts, 3000);
+	assert_int_equal(h->pool_off, RM_CB_PAGE);
+	assert_int_equal(h->host_off, RM_CB_HOST_OFF(1000));
+	assert_ptr_equal(cb.pools, (char *)mem + RM_CB_PAGE);
+	assert_ptr_equal(cb.hosts, (char *)mem + RM_CB_HOST_OFF(1000));
+	/* attached again (a successor): the same state, not re-initialised */
+	h->pools_dropped = 5;
+	assert_int_equal(cb_attach(&cb, mem, len, 1000, 3000, 8), 0);
+	assert_int_equal(h->started_ns, 7);
+	assert_int_equal(h->pools_dropped, 5);
+	/* another size: refused, nothing written */
+	assert_int_equal(cb_attach(&cb, mem, len, 1000, 2999, 9), -EPROTO);
+	assert_null(cb.pools);
+	assert_int_equal(cb_attach(&cb, mem, len, 256, 4096, 9), -EPROTO);
+	assert_int_equal(h->n_pools, 1000);
+	/* readers take the sizes from the header */
+	assert_int_equal(cb_locate(&ro, mem, len), 0);
+	assert_int_equal(ro.n_pools, 1000);
+	assert_int_equal(ro.n_hosts, 3000);
+	assert_ptr_equal(ro.hosts, (char *)mem + RM_CB_HOST_OFF(1000));
+	assert_int_equal(cb_locate(&ro, mem, len - 8), -EINVAL); /* hosts past the end */
+	h->n_hosts = RM_CB_HOSTS_MAX + 1;
+	assert_int_equal(cb_locate(&ro, mem, RM_CB_BYTES(1000, RM_CB_HOSTS_MAX + 1)), -EINVAL);
+	h->n_hosts = 3000;
+	h->abi_version = 1;
+	assert_int_equal(cb_locate(&ro, mem, len), -EPROTO);
+	free(mem);
+}
+
+/*
+ * At a size other than the default (600 pools: more than the 256 of the defaults, not
+ * a power of two): claims fill the table up to the probe bound, every slot in the
+ * region and none twice; past it new pools fail open and are counted, while the ones
+ * with a slot are still found. Then a pool past the default's 256 slots is swept.
+ */
+static void test_claims_nondefault(void **state)
+{
+	const uint32_t np = 600, nh = 50;
+	size_t len = RM_CB_BYTES(np, nh);
+	void *mem = calloc(1, len);
+	struct rm_cb_pool **got = calloc(4 * np, sizeof(*got));
+	struct rm_cb_host *hs[200], *out[4];
+	struct rm_cfg_breaker l = lim_outlier(1, 100 * MS, 10 * MS, 100);
+	struct rm_cb_pool *high = NULL;
+	struct rm_addr x = addr_of(0);
+	uint32_t n = 0, nhs = 0, tries = 4 * np;
+	uint64_t next;
+	char name[32];
+	struct cb cb;
+
+	(void)state;
+	assert_non_null(mem);
+	assert_non_null(got);
+	assert_int_equal(cb_attach(&cb, mem, len, np, nh, 1), 0);
+	for (uint32_t i = 0; i < tries; i++) {
+		snprintf(name, sizeof(name), "svc-%u.ns", i);
+		got[i] = cb_pool(&cb, name, i % 2 ? "v1" : NULL);
+		if (!got[i])
+			continue;
+		assert_true(got[i] >= cb.pools && got[i] < cb.pools + np);
+		for (uint32_t j = 0; j < i; j++)
+			assert_ptr_not_equal(got[j], got[i]);
+		if (cb_pool_index(&cb, got[i]) >= RM_CB_POOLS)
+			high = got[i];
+		n++;
+	}
+	/* more than the default table holds, at most this one's; nearly full */
+	assert_true(n > RM_CB_POOLS);
+	assert_true(n <= np);
+	assert_true(n >= np * 9 / 10);
+	assert_int_equal(cb.h->pools_used, n);
+	assert_int_equal(cb.h->pools_dropped, tries - n);
+	/* full: a new pool fails open, counted; the claimed ones are found, unchanged */
+	assert_null(cb_pool(&cb, "one-more.ns", "v9"));
+	assert_int_equal(cb.h->pools_dropped, tries - n + 1);
+	for (uint32_t i = 0; i < tries; i++) {
+		snprintf(name, sizeof(name), "svc-%u.ns", i);
+		assert_ptr_equal(cb_pool_find(&cb, name, i % 2 ? "v1" : NULL), got[i]);
+	}
+	assert_int_equal(cb.h->pools_used, n);
+	/* hosts: the 50 slots of this table, then none; all on their pool's list, newest
+	 * first, each once */
+	high = got[0] ? got[0] : high;
+	for (uint32_t i = 0; i < 200; i++) {
+		hs[nhs] = cb_host(&cb, high, &x, htobe16((uint16_t)(1000 + i)), 2);
+		if (hs[nhs]) {
+			assert_true(hs[nhs] >= cb.hosts && hs[nhs] < cb.hosts + nh);
+			nhs++;
+		}
+	}
+	assert_true(nhs <= nh && nhs >= nh * 9 / 10);
+	assert_int_equal(cb.h->hosts_used, nhs);
+	assert_int_equal(cb.h->hosts_dropped, 200 - nhs);
+	{
+		uint32_t at = high->host_head, k = nhs;
+
+		while (at) {
+			assert_true(k > 0 && at <= nh);
+			assert_ptr_equal(&cb.hosts[at - 1], hs[--k]);
+			at = cb.hosts[at - 1].next;
+		}
+		assert_int_equal(k, 0);
+	}
+	free(got);
+	free(mem);
+
+	/* a pool beyond slot 255 is swept like any other (a sweep bounded by the
+	 * default would leave its host out for ever) */
+	len = RM_CB_BYTES(np, 16 * np);
+	mem = calloc(1, len);
+	assert_non_null(mem);
+	assert_int_equal(cb_attach(&cb, mem, len, np, 16 * np, 1), 0);
+	high = NULL;
+	for (uint32_t i = 0; !high && i < tries; i++) {
+		struct rm_cb_pool *p;
+
+		snprintf(name, sizeof(name), "svc-%u.ns", i);
+		p = cb_pool(&cb, name, NULL);
+		if (p && cb_pool_index(&cb, p) >= RM_CB_POOLS)
+			high = p;
+	}
+	assert_non_null(high);
+	assert_int_equal(cb_pool_configure(high, &l, 2, 1, T0), 0);
+	hs[0] = cb_host(&cb, high, &x, htobe16(80), 2);
+	assert_non_null(hs[0]);
+	assert_int_equal(hs[0]->key.pool, cb_pool_index(&cb, high));
+	assert_int_equal(cb_host_result(&cb, hs[0], CB_5XX, T0), 1);
+	assert_false(cb_host_available(&cb, hs[0], T0 + MS));
+	assert_int_equal(cb_sweep(&cb, T0 + 200 * MS, out, 4, &next), 1);
+	assert_ptr_equal(out[0], hs[0]);
+	assert_true(cb_host_available(&cb, hs[0], T0 + 200 * MS));
+	free(mem);
 }
 
 static void test_configure_rejects(void **state)
@@ -310,7 +489,7 @@ static void test_sweep_timing(void **state)
 	assert_true(cb_host_available(&f->cb, f->h[1], T0 + 109 * MS));
 	assert_int_equal(f->h[1]->unejected_at_ns, T0 + 109 * MS);
 	assert_int_equal(f->p->ejected, 0);
-	assert_int_equal(f->m->hdr.last_sweep_ns, T0 + 109 * MS);
+	assert_int_equal(f->cb.h->last_sweep_ns, T0 + 109 * MS);
 	/* returned once only */
 	assert_int_equal(cb_sweep(&f->cb, T0 + 200 * MS, out, 4, NULL), 0);
 	/* with a 1 ns interval every sweep looks: not a nanosecond early, then at once */
@@ -969,6 +1148,9 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_slots, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_pool_table_full, setup, teardown),
+	    cmocka_unit_test(test_sizes),
+	    cmocka_unit_test(test_attach_and_locate),
+	    cmocka_unit_test(test_claims_nondefault),
 	    cmocka_unit_test_setup_teardown(test_configure_rejects, setup, teardown),
 	    cmocka_unit_test(test_outcome_of_status),
 	    cmocka_unit_test_setup_teardown(test_eject_exactly_n, setup, teardown),

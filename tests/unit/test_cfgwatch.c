@@ -210,10 +210,22 @@ static struct rm_cfg *many_cfg(uint32_t n_svc, uint64_t gen, uint32_t max_conn)
 
 struct cbfx {
 	struct cfgw cw;
-	struct rm_cb_map *map;
+	void *map; /* rm_breaker's memory */
 	struct cb cb;
 	struct rm_cfg *snap;
 };
+
+/* The breaker memory for np pools and nh hosts, attached to f->cb (which the
+ * watcher's cb points to). */
+static void cbfx_map(struct cbfx *f, uint32_t np, uint32_t nh)
+{
+	size_t len = RM_CB_BYTES(np, nh);
+
+	free(f->map);
+	f->map = calloc(1, len);
+	assert_non_null(f->map);
+	assert_int_equal(cb_attach(&f->cb, f->map, len, np, nh, 1), 0);
+}
 
 static void cbfx_publish(struct cbfx *f, uint32_t n_svc, uint64_t gen, uint32_t max_conn)
 {
@@ -236,9 +248,7 @@ static int cbfx_setup(void **state)
 
 	assert_non_null(f);
 	assert_int_equal(cfgw_init(&f->cw, 4, err, sizeof(err)), 0);
-	f->map = calloc(1, sizeof(*f->map));
-	assert_non_null(f->map);
-	cb_attach(&f->cb, f->map, 1);
+	cbfx_map(f, RM_CB_POOLS, RM_CB_HOSTS);
 	f->cw.cb = &f->cb;
 	*state = f;
 	return 0;
@@ -256,20 +266,20 @@ static int cbfx_teardown(void **state)
 	return 0;
 }
 
-static uint32_t live_pools(const struct rm_cb_map *m)
+static uint32_t live_pools(const struct cb *m)
 {
 	uint32_t n = 0;
 
-	for (uint32_t i = 0; i < RM_CB_POOLS; i++)
+	for (uint32_t i = 0; i < m->n_pools; i++)
 		n += m->pools[i].state == RM_CB_LIVE;
 	return n;
 }
 
-static uint32_t live_hosts(const struct rm_cb_map *m)
+static uint32_t live_hosts(const struct cb *m)
 {
 	uint32_t n = 0;
 
-	for (uint32_t i = 0; i < RM_CB_HOSTS; i++)
+	for (uint32_t i = 0; i < m->n_hosts; i++)
 		n += m->hosts[i].state == RM_CB_LIVE;
 	return n;
 }
@@ -303,9 +313,9 @@ static void test_cfgw_cb_first_use(void **state)
 	cbfx_publish(f, 1000, 3, 10); /* 4,000 pools: far more than RM_CB_POOLS */
 	c = cfgw_current(&f->cw);
 	assert_int_equal(c->n_pools, 4000);
-	assert_int_equal(live_pools(f->map), 0);
-	assert_int_equal(live_hosts(f->map), 0);
-	assert_int_equal(f->map->hdr.pools_dropped, 0);
+	assert_int_equal(live_pools(&f->cb), 0);
+	assert_int_equal(live_hosts(&f->cb), 0);
+	assert_int_equal(f->cb.h->pools_dropped, 0);
 	assert_int_equal(c->cb_pools_unslotted, 0);
 	pool = pool_of(c, f->snap, 7, 0);
 	assert_null(cfgw_cb_hosts(c, pool, 0)); /* not claimed yet */
@@ -324,8 +334,8 @@ static void test_cfgw_cb_first_use(void **state)
 	assert_non_null(h[0]);
 	assert_int_equal(h[0]->key.pool, cb_pool_index(&f->cb, p));
 	assert_int_equal(h[0]->key.port, htons(8080));
-	assert_int_equal(live_pools(f->map), 1);
-	assert_int_equal(live_hosts(f->map), 1);
+	assert_int_equal(live_pools(&f->cb), 1);
+	assert_int_equal(live_hosts(&f->cb), 1);
 	assert_ptr_equal(cfgw_cb_pool(c, pool), p);
 	assert_ptr_equal(c->cbp[pool].p, p); /* cached: one load from now on */
 	/* the whole-service pool: Envoy's defaults, both endpoints */
@@ -333,8 +343,8 @@ static void test_cfgw_cb_first_use(void **state)
 	assert_non_null(p);
 	assert_string_equal(p->subset, "");
 	assert_int_equal(p->lim.max_connections, RM_CB_OLD_MAX_CONNECTIONS);
-	assert_int_equal(live_pools(f->map), 2);
-	assert_int_equal(live_hosts(f->map), 3);
+	assert_int_equal(live_pools(&f->cb), 2);
+	assert_int_equal(live_hosts(&f->cb), 3);
 	/* an ejection of a lazily claimed pool's host is returned by the sweep */
 	h = cfgw_cb_hosts(c, pool, 0);
 	for (int i = 0; i < 5; i++)
@@ -387,9 +397,9 @@ static void test_cfgw_cb_race(void **state)
 		assert_non_null(r[0].got);
 		for (int i = 1; i < 4; i++)
 			assert_ptr_equal(r[i].got, r[0].got);
-		assert_int_equal(live_pools(f->map), round + 1);
+		assert_int_equal(live_pools(&f->cb), round + 1);
 	}
-	assert_int_equal(f->map->hdr.pools_dropped, 0);
+	assert_int_equal(f->cb.h->pools_dropped, 0);
 	assert_int_equal(c->cb_pools_unslotted, 0);
 }
 
@@ -409,7 +419,7 @@ static void test_cfgw_cb_flip(void **state)
 	assert_non_null(p);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(cb_conn_try_open(p), 0);
-	assert_int_equal(live_pools(f->map), 1);
+	assert_int_equal(live_pools(&f->cb), 1);
 	cbfx_publish(f, 50, 6, 20);
 	c = cfgw_current(&f->cw);
 	pool = pool_of(c, f->snap, 3, 2);
@@ -419,8 +429,8 @@ static void test_cfgw_cb_flip(void **state)
 	assert_int_equal(p->generation, 6);
 	assert_int_equal(p->connections, 3);
 	assert_null(c->cbp[pool_of(c, f->snap, 4, 2)].p);
-	assert_int_equal(live_pools(f->map), 1);
-	assert_int_equal(live_hosts(f->map), 2);
+	assert_int_equal(live_pools(&f->cb), 1);
+	assert_int_equal(live_hosts(&f->cb), 2);
 	/* a late first use by a request of the old generation keeps the new limits */
 	p = cfgw_cb_pool(c, pool_of(c, f->snap, 4, 2));
 	assert_non_null(p);
@@ -446,26 +456,51 @@ static void test_cfgw_cb_scale(void **state)
 		assert_non_null(cfgw_cb_pool(c, pool_of(c, f->snap, s, 2)));
 		assert_non_null(cfgw_cb_pool(c, pool_of(c, f->snap, s, SUBSETS)));
 	}
-	assert_int_equal(live_pools(f->map), 20);
-	assert_int_equal(live_hosts(f->map), 40);
+	assert_int_equal(live_pools(&f->cb), 20);
+	assert_int_equal(live_hosts(&f->cb), 40);
 	assert_int_equal(c->cb_pools_unslotted, 0);
 	/* every pool of the 1,000 services in use: the table bounds what is in use */
 	for (uint32_t s = 0; s < 1000; s++)
 		for (uint32_t k = 0; k <= SUBSETS; k++)
 			none += !cfgw_cb_pool(c, pool_of(c, f->snap, s, k));
-	assert_true(live_pools(f->map) <= RM_CB_POOLS);
-	assert_true(live_pools(f->map) > RM_CB_POOLS / 2);
-	assert_int_equal(none, 4000 - live_pools(f->map));
+	assert_true(live_pools(&f->cb) <= RM_CB_POOLS);
+	assert_true(live_pools(&f->cb) > RM_CB_POOLS / 2);
+	assert_int_equal(none, 4000 - live_pools(&f->cb));
 	assert_int_equal(c->cb_pools_unslotted, none);
-	dropped = (uint32_t)f->map->hdr.pools_dropped;
+	dropped = (uint32_t)f->cb.h->pools_dropped;
 	assert_int_equal(dropped, none);
 	unslotted = c->cb_pools_unslotted;
 	/* a pool left out is not looked up again by every request */
 	for (uint32_t s = 0; s < 1000; s++)
 		for (uint32_t k = 0; k <= SUBSETS; k++)
 			cfgw_cb_pool(c, pool_of(c, f->snap, s, k));
-	assert_int_equal(f->map->hdr.pools_dropped, dropped);
+	assert_int_equal(f->cb.h->pools_dropped, dropped);
 	assert_int_equal(c->cb_pools_unslotted, unslotted);
+}
+
+/* The same 4,000 pools in use with a table sized for them (--breaker-pools 8192):
+ * every one gets its slot and its hosts, nothing fails open. */
+static void test_cfgw_cb_scale_sized(void **state)
+{
+	struct cbfx *f = *state;
+	struct cfgw_cfg *c;
+	uint32_t none = 0;
+
+	cbfx_map(f, 8192, 16 * 8192);
+	cbfx_publish(f, 1000, 8, 10);
+	c = cfgw_current(&f->cw);
+	for (uint32_t s = 0; s < 1000; s++)
+		for (uint32_t k = 0; k <= SUBSETS; k++)
+			none += !cfgw_cb_pool(c, pool_of(c, f->snap, s, k));
+	assert_int_equal(none, 0);
+	assert_int_equal(live_pools(&f->cb), 4000);
+	assert_int_equal(f->cb.h->pools_used, 4000);
+	assert_int_equal(f->cb.h->pools_dropped, 0);
+	assert_int_equal(c->cb_pools_unslotted, 0);
+	assert_int_equal(c->cb_hosts_unslotted, 0);
+	assert_true(live_hosts(&f->cb) >= 4000);
+	assert_int_equal(f->cb.h->hosts_used, live_hosts(&f->cb));
+	assert_int_equal(f->cb.h->hosts_dropped, 0);
 }
 
 int main(void)
@@ -476,6 +511,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_race, cbfx_setup, cbfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_flip, cbfx_setup, cbfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_scale, cbfx_setup, cbfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_cfgw_cb_scale_sized, cbfx_setup, cbfx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

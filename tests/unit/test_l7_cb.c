@@ -30,7 +30,7 @@
 
 struct fx {
 	struct cfgw cw;
-	struct rm_cb_map *map;
+	void *map; /* rm_breaker's memory, the default size */
 	struct cb cb;
 	struct l7_shared sh;
 	struct ring_worker *w[2];
@@ -40,18 +40,28 @@ struct fx {
 	struct pool_key key;
 };
 
+/* rm_breaker's pool slots for the next fixture (0: the default) */
+static uint32_t fx_pools;
+
 static int fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
+	uint32_t np = fx_pools ? fx_pools : RM_CB_POOLS, nh = 16 * np;
 	struct rm_cfg_breaker lim;
 	char err[256];
 
 	assert_non_null(f);
 	assert_int_equal(cfgw_init(&f->cw, 2, err, sizeof(err)), 0);
-	f->map = calloc(1, sizeof(*f->map));
+	f->map = calloc(1, RM_CB_BYTES(np, nh));
 	assert_non_null(f->map);
-	cb_attach(&f->cb, f->map, 1);
+	assert_int_equal(cb_attach(&f->cb, f->map, RM_CB_BYTES(np, nh), np, nh, 1), 0);
 	f->p = cb_pool(&f->cb, "svc.ns.svc.cluster.local", NULL);
+	/* a larger table: the pool under test in a slot past the default's */
+	for (int i = 0; np > RM_CB_POOLS && f->p && cb_pool_index(&f->cb, f->p) < RM_CB_POOLS;
+	     i++) {
+		snprintf(err, sizeof(err), "svc-%d.ns.svc.cluster.local", i);
+		f->p = cb_pool(&f->cb, err, NULL);
+	}
 	assert_non_null(f->p);
 	cb_limits_default(&lim);
 	lim.max_connections = BASE_CONNS + 1;
@@ -59,7 +69,7 @@ static int fx_setup(void **state)
 	assert_int_equal(cb_pool_configure(f->p, &lim, 1, 1, 0), 0);
 	f->slot = cb_pool_index(&f->cb, f->p);
 	f->sh.cw = &f->cw;
-	f->sh.cb = &f->cb;
+	assert_int_equal(l7_shared_cb(&f->sh, &f->cb), 0);
 	l7_opts_fill(&f->sh.o);
 	for (int i = 0; i < 2; i++) {
 		struct ring_worker *w = calloc(1, sizeof(*w));
@@ -99,6 +109,7 @@ static int fx_teardown(void **state)
 		free(f->w[i]);
 	}
 	cfgw_fini(&f->cw);
+	l7_shared_cb(&f->sh, NULL);
 	free(f->map);
 	free(f);
 	return 0;
@@ -325,7 +336,7 @@ static void test_wake_serves_in_order(void **state)
 	/* its request done, the connection is parked: that wakes the waiters */
 	l7_up_release(lw, up, true);
 	assert_int_equal(up->state, L7U_IDLE);
-	assert_true(lw->any_kick);
+	assert_true(lw->n_kicked > 0);
 	l7_cb_run_kicks(lw);
 	/* the first waiter has it; the next finds no connection and stays first */
 	assert_ptr_equal(c[1]->fw.up, up);
@@ -350,7 +361,7 @@ static void test_wake_serves_in_order(void **state)
 	assert_int_equal(conns(f), BASE_CONNS);
 	/* the freed slot wakes the rest, in order; their connections cannot be made
 	 * here (no address family), and each failed one gives its slot back once */
-	assert_true(lw->any_kick);
+	assert_true(lw->n_kicked > 0);
 	l7_cb_run_kicks(lw);
 	assert_int_equal(queue(lw, f->slot, q, 4), 0);
 	for (int i = 0; i < 3; i += 2) {
@@ -674,7 +685,51 @@ static void test_up_idle_yield_hands_over(void **state)
 	assert_int_equal(b->state, L7U_FREE);
 }
 
+/* The same with --breaker-pools 1024: every array the workers keep per pool slot
+ * follows the map's size. */
+static int fx_setup_sized(void **state)
+{
+	int r;
+
+	fx_pools = 1024;
+	r = fx_setup(state);
+	fx_pools = 0;
+	assert_true(((struct fx *)*state)->slot >= RM_CB_POOLS);
+	assert_int_equal(((struct fx *)*state)->lw[0]->cb_pools, 1024);
+	return r;
+}
+
+/* The poll walks the pools with waiters or idle connections (act), no others. */
+static void test_poll_walks_active_pools(void **state)
+{
+	struct fx *f = *state;
+	struct l7_worker *w0 = f->lw[0], *w1 = f->lw[1];
+	struct l7_up *a = up_new(w0, f->p, &f->key);
+	struct l7_conn *c = conn_new(w1, f->p, &f->key);
+
+	assert_int_equal(w0->n_act, 0);
+	l7_up_release(w0, a, true);
+	assert_int_equal(w0->n_act, 1);
+	assert_int_equal(w0->act[0], f->slot);
+	assert_int_equal(w0->act_pos[f->slot], 1);
+	assert_int_equal(w1->n_act, 0);
+	pend(w1, c);
+	assert_int_equal(w1->n_act, 1);
+	assert_int_equal(w1->act[0], f->slot);
+	/* the poll finds the idle one while a request waits elsewhere, and it goes */
+	l7_cb_on_timer(w0, 0);
+	assert_int_equal(w0->idle_by[f->slot], 0);
+	assert_int_equal(w0->n_act, 0);
+	assert_int_equal(w0->act_pos[f->slot], 0);
+	up_complete(f, 0, a, RING_OP_L7_URECV, -ECANCELED);
+	l7c_abort(w1, c);
+	assert_int_equal(w1->n_act, 0);
+	assert_int_equal(w1->act_pos[f->slot], 0);
+	assert_int_equal(conns(f), BASE_CONNS);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
+#define B(fn) cmocka_unit_test_setup_teardown(fn, fx_setup_sized, fx_teardown)
 
 int main(void)
 {
@@ -690,6 +745,18 @@ int main(void)
 	    T(test_handoff_race),
 	    T(test_up_close_paths),
 	    T(test_up_idle_yield_hands_over),
+	    T(test_poll_walks_active_pools),
+	    B(test_fifo_order_and_leave_once),
+	    B(test_queue_first),
+	    B(test_wake_serves_in_order),
+	    B(test_route_timeout_and_abort_leave_once),
+	    B(test_handoff_none_and_idle),
+	    B(test_handoff_drained_when_waiters_leave),
+	    B(test_handoff_to_stopped_waiter),
+	    B(test_handoff_race),
+	    B(test_up_close_paths),
+	    B(test_up_idle_yield_hands_over),
+	    B(test_poll_walks_active_pools),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

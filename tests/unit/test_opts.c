@@ -57,7 +57,9 @@ static void test_defaults(void **state)
 	assert_false(o.allow_root_cgroup);
 	assert_int_equal(o.upstream_max_idle, 1024);
 	assert_int_equal(o.request_buffers, 4096);
-	assert_int_equal(o.stats_keys, 0); /* rm_stats' compiled-in capacity */
+	assert_int_equal(o.stats_keys, 0);    /* rm_stats' compiled-in capacity */
+	assert_int_equal(o.breaker_pools, 0); /* rm_breaker's: 256 pools, 16 hosts each */
+	assert_int_equal(o.breaker_hosts, 0);
 }
 
 static void test_gateway_dev(void **state)
@@ -296,6 +298,16 @@ static void test_bad_numbers(void **state)
 	expect_err(PARSE(1, REQ, "--stats-keys", "65537"), "--stats-keys", NULL);
 	assert_int_equal(PARSE(1, REQ, "--stats-keys", "4096"), OPTS_RUN);
 	assert_int_equal(o.stats_keys, 4096);
+	expect_err(PARSE(1, REQ, "--breaker-pools", "15"), "--breaker-pools '15'", "16..65536");
+	expect_err(PARSE(1, REQ, "--breaker-pools", "65537"), "--breaker-pools", NULL);
+	expect_err(PARSE(1, REQ, "--breaker-pools", "-1"), "--breaker-pools", NULL);
+	assert_int_equal(PARSE(1, REQ, "--breaker-pools", "512"), OPTS_RUN);
+	assert_int_equal(o.breaker_pools, 512);
+	assert_int_equal(o.breaker_hosts, 0); /* follows: 16 per pool */
+	expect_err(PARSE(1, REQ, "--breaker-hosts", "15"), "--breaker-hosts '15'", "16..1048576");
+	expect_err(PARSE(1, REQ, "--breaker-hosts", "1048577"), "--breaker-hosts", NULL);
+	assert_int_equal(PARSE(1, REQ, "--breaker-hosts", "100000"), OPTS_RUN);
+	assert_int_equal(o.breaker_hosts, 100000);
 }
 
 int main(void)

@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "common/prom.h"
+#include "policy/cb.h"
 #include "ringmeshd/admin.h"
 #include "ringmeshd/bufpool.h"
 #include "ringmeshd/stats_w.h"
@@ -244,25 +245,37 @@ static void test_tcp_and_own(void **state)
 
 static void test_breaker(void **state)
 {
-	static struct rm_cb_map cb;
-	struct prom_view v = {.cb = &cb};
+	/* a map of another size than the defaults (--breaker-pools 300 --breaker-hosts
+	 * 40), its live pool past the default's 256 slots: read from the header's sizes */
+	size_t len = RM_CB_BYTES(300, 40);
+	void *mem = calloc(1, len);
+	struct prom_view v = {.cb = mem, .cb_len = len};
+	struct rm_cb_pool *p;
+	struct cb cb;
 	char *t;
 
-	memset(&cb, 0, sizeof(cb));
-	cb.hdr.magic = RM_CB_MAGIC;
-	cb.hdr.hosts_dropped = 3;
-	cb.pools[5].state = RM_CB_LIVE;
-	strcpy(cb.pools[5].service, SVC);
-	strcpy(cb.pools[5].subset, "v3");
-	cb.pools[5].connections = 1;
-	cb.pools[5].pending = 1;
-	cb.pools[5].requests = 2;
-	cb.pools[5].ejected = 1;
-	cb.pools[5].n_hosts = 4;
-	cb.pools[5].pending_overflow = 9;
-	cb.pools[5].ejections_total = 5;
-	cb.pools[6].state = RM_CB_CLAIMING; /* not live: not shown */
+	assert_non_null(mem);
+	assert_int_equal(cb_attach(&cb, mem, len, 300, 40, 1), 0);
+	cb.h->hosts_dropped = 3;
+	cb.h->pools_used = 2;
+	cb.h->hosts_used = 7;
+	p = &cb.pools[280];
+	p->state = RM_CB_LIVE;
+	strcpy(p->service, SVC);
+	strcpy(p->subset, "v3");
+	p->connections = 1;
+	p->pending = 1;
+	p->requests = 2;
+	p->ejected = 1;
+	p->n_hosts = 4;
+	p->pending_overflow = 9;
+	p->ejections_total = 5;
+	cb.pools[299].state = RM_CB_CLAIMING; /* not live: not shown */
 	t = render(&v);
+	has_line(t, "ringmesh_breaker_pools_max 300");
+	has_line(t, "ringmesh_breaker_hosts_max 40");
+	has_line(t, "ringmesh_breaker_slots{table=\"pools\"} 2");
+	has_line(t, "ringmesh_breaker_slots{table=\"hosts\"} 7");
 	has_line(t,
 		 "ringmesh_breaker_connections{destination_service=\"" SVC "\",subset=\"v3\"} 1");
 	has_line(t, "ringmesh_breaker_pending{destination_service=\"" SVC "\",subset=\"v3\"} 1");
@@ -282,6 +295,11 @@ static void test_breaker(void **state)
 	/* no rm_stats in the view: no Istio series, but istio_build */
 	assert_null(strstr(t, "istio_requests_total"));
 	has_line(t, "istio_build{component=\"ringmesh\",tag=\"unknown\"} 1");
+	/* a mapping shorter than its header says: no breaker metrics at all */
+	v.cb_len = len - 64;
+	t = render(&v);
+	assert_null(strstr(t, "ringmesh_breaker_"));
+	free(mem);
 }
 
 static void test_overflow_and_escaping(void **state)

@@ -12,7 +12,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <bpf/bpf.h>
 
 #include "ringmesh/breaker.h"
 #include "ringmesh/cfg.h"
@@ -20,6 +19,7 @@
 #include "policy/cb.h"
 #include "common/util.h"
 #include "common/pin.h"
+#include "common/prom_src.h"
 #include "cli.h"
 
 /* Fixed-size key fields are NUL-padded; a writer bug must not make us overrun. */
@@ -105,7 +105,7 @@ static const char *dur_str(uint64_t ns, char *buf, size_t len)
 	return buf;
 }
 
-static int print_pools(const struct rm_cb_map *m, const struct bk_pool_view *v, size_t nv)
+static int print_pools(const struct cb *m, const struct bk_pool_view *v, size_t nv)
 {
 	static const char *const hdr[] = {
 	    "SERVICE", "SUBSET", "CONNECTIONS", "PENDING",   "ACTIVE",
@@ -207,8 +207,7 @@ static const char *phase_name(enum cb_phase ph)
 	return "?";
 }
 
-static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, size_t nv,
-		       uint64_t now)
+static int print_hosts(const struct cb *m, const struct bk_pool_view *v, size_t nv, uint64_t now)
 {
 	static const char *const hdr[] = {
 	    "SERVICE", "SUBSET",   "HOST",	"ERRORS", "GW_ERRORS",
@@ -224,7 +223,7 @@ static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 	t = cli.jw ? NULL : cli_table_new(10, hdr);
 	if (!cli.jw && !t)
 		return -ENOMEM;
-	for (uint32_t i = 0; i < RM_CB_HOSTS; i++) {
+	for (uint32_t i = 0; i < m->n_hosts; i++) {
 		const struct rm_cb_host *h = &m->hosts[i];
 		const struct rm_cb_pool *p;
 		char svc[RM_CB_SERVICE_LEN + 1], sub[RM_CB_SUBSET_LEN + 1], addr[80], c[6][48],
@@ -233,9 +232,9 @@ static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 		uint64_t left = 0, sweep_in = 0;
 		enum cb_phase ph;
 
-		if (h->state != RM_CB_LIVE || h->key.pool >= RM_CB_POOLS)
+		p = cb_pool_at(m, h->key.pool);
+		if (h->state != RM_CB_LIVE || !p)
 			continue;
-		p = &m->pools[h->key.pool];
 		for (size_t j = 0; j < nv && !sel; j++)
 			sel = v[j].p == p;
 		if (!sel)
@@ -320,17 +319,30 @@ static int print_hosts(const struct rm_cb_map *m, const struct bk_pool_view *v, 
 	return 0;
 }
 
+/* "Slots: ..." and the tables-full line of the human output. */
+static void print_slots(const struct rm_cb_hdr *h)
+{
+	printf("  slots in use: %u of %u pools, %u of %u hosts (ringmeshd --breaker-pools, "
+	       "--breaker-hosts)\n",
+	       h->pools_used, h->n_pools, h->hosts_used, h->n_hosts);
+	if (h->pools_dropped || h->hosts_dropped)
+		printf("  tables full: %llu pool and %llu host lookups went unlimited\n",
+		       (unsigned long long)h->pools_dropped, (unsigned long long)h->hosts_dropped);
+}
+
 static int breaker_show(int argc, char **argv)
 {
 	const char *want = "";
 	struct bk_pool_view *v = NULL;
 	struct rm_cfg *cfg = NULL;
-	struct rm_cb_map *m = NULL;
-	struct cli_map map;
+	struct prom_cb_map map;
+	struct rm_cb_hdr hdr;
+	struct cb m;
+	void *copy = NULL;
 	uint64_t gen = 0, now;
 	size_t nv = 0;
-	char err[256];
-	uint32_t key = 0;
+	char err[512];
+	bool live;
 	int r, ret = -1;
 
 	if (argc > 1) {
@@ -339,38 +351,38 @@ static int breaker_show(int argc, char **argv)
 	}
 	if (argc == 1)
 		want = argv[0];
-	r = cli_pin_open(PIN_BREAKER, &map);
+	r = prom_cb_map_open(&map, cli.pin_dir, err, sizeof(err));
 	if (r == -ENOENT) {
 		p_err("%s not pinned at %s: no ringmeshd runs with this pin dir (start it, or "
 		      "give --pin-dir)",
 		      RM_MAP_BREAKER, cli.pin_dir);
 		return -1;
 	}
-	if (r == -EPROTO) {
-		p_err("%s", map.why);
-		return -1;
-	}
 	if (r) {
-		p_err("cannot open %s/%s: %s", cli.pin_dir, RM_MAP_BREAKER,
-		      r == -EINVAL ? "not a map" : strerror(-r));
+		p_err("%s", err);
 		return -1;
 	}
-	m = malloc(sizeof(*m));
-	v = calloc(RM_CB_POOLS, sizeof(*v));
-	if (!m || !v) {
+	/* one copy, read as of one moment rather than while the workers move on */
+	copy = malloc(map.len);
+	if (!copy) {
 		p_err("out of memory");
 		goto out;
 	}
-	if (bpf_map_lookup_elem(map.fd, &key, m)) {
-		p_err("reading %s: %s", map.path, strerror(errno));
+	memcpy(copy, map.mem, map.len);
+	memset(&hdr, 0, sizeof(hdr));
+	memcpy(&hdr, copy, sizeof(hdr));
+	live = !cb_locate(&m, copy, map.len);
+	v = calloc(live ? m.n_pools : 1, sizeof(*v));
+	if (!v) {
+		p_err("out of memory");
 		goto out;
 	}
 	now = mono_ns();
 	/* limits are shown from the config when there is one; absent is not an error */
 	if (cli_cfg_read(&cfg, &gen, err, sizeof(err)))
 		cfg = NULL;
-	for (uint32_t i = 0; i < RM_CB_POOLS; i++) {
-		const struct rm_cb_pool *p = &m->pools[i];
+	for (uint32_t i = 0; live && i < m.n_pools; i++) {
+		const struct rm_cb_pool *p = &m.pools[i];
 		const struct rm_cfg_subset *s;
 
 		if (p->state != RM_CB_LIVE || !svc_selected(p, want))
@@ -381,22 +393,26 @@ static int breaker_show(int argc, char **argv)
 		v[nv].lim = s ? s->cb : p->lim;
 		nv++;
 	}
-	if (*want && !nv && m->hdr.magic == RM_CB_MAGIC) {
+	if (*want && !nv && live) {
 		p_err("no breaker state for service '%s' (no request has reached it)", want);
 		goto out;
 	}
 	if (cli.jw) {
 		json_start_object(cli.jw);
 		json_string_field(cli.jw, "pin_dir", cli.pin_dir);
-		json_bool_field(cli.jw, "initialised", m->hdr.magic == RM_CB_MAGIC);
-		json_uint_field(cli.jw, "started_ns", m->hdr.started_ns);
-		json_uint_field(cli.jw, "pools_dropped", m->hdr.pools_dropped);
-		json_uint_field(cli.jw, "hosts_dropped", m->hdr.hosts_dropped);
+		json_bool_field(cli.jw, "initialised", live);
+		json_uint_field(cli.jw, "started_ns", live ? hdr.started_ns : 0);
+		json_uint_field(cli.jw, "pools_max", live ? hdr.n_pools : 0);
+		json_uint_field(cli.jw, "hosts_max", live ? hdr.n_hosts : 0);
+		json_uint_field(cli.jw, "pools_used", live ? hdr.pools_used : 0);
+		json_uint_field(cli.jw, "hosts_used", live ? hdr.hosts_used : 0);
+		json_uint_field(cli.jw, "pools_dropped", live ? hdr.pools_dropped : 0);
+		json_uint_field(cli.jw, "hosts_dropped", live ? hdr.hosts_dropped : 0);
 		if (cfg)
 			json_uint_field(cli.jw, "config_generation", gen);
 		else
 			json_null_field(cli.jw, "config_generation");
-	} else if (m->hdr.magic != RM_CB_MAGIC) {
+	} else if (!live) {
 		printf("Breaker state (%s): not initialised by a daemon yet\n", RM_MAP_BREAKER);
 	} else {
 		printf("Breaker state (%s; limits from %s", RM_MAP_BREAKER,
@@ -405,12 +421,10 @@ static int breaker_show(int argc, char **argv)
 			printf("%llu, or the daemon's copy for pools not in it",
 			       (unsigned long long)gen);
 		printf(")\n");
-		if (m->hdr.pools_dropped || m->hdr.hosts_dropped)
-			printf("  tables full: %llu pool and %llu host lookups went unlimited\n",
-			       (unsigned long long)m->hdr.pools_dropped,
-			       (unsigned long long)m->hdr.hosts_dropped);
+		print_slots(&hdr);
 	}
-	if (print_pools(m, v, nv) || print_hosts(m, v, nv, now)) {
+	/* not initialised: m is empty, the tables say "none yet" */
+	if (print_pools(&m, v, nv) || print_hosts(&m, v, nv, now)) {
 		p_err("out of memory");
 		goto out;
 	}
@@ -420,8 +434,8 @@ static int breaker_show(int argc, char **argv)
 out:
 	free(cfg);
 	free(v);
-	free(m);
-	cli_map_close(&map);
+	free(copy);
+	prom_cb_map_close(&map);
 	return ret;
 }
 

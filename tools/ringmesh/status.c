@@ -18,6 +18,7 @@
 #include "common/cfg.h"
 #include "common/util.h"
 #include "common/pin.h"
+#include "common/prom_src.h"
 #include "k8s/k8s_sync.h"
 #include "cli.h"
 
@@ -62,6 +63,46 @@ static void cfg_summary(void)
 		       cfg->n_endpoints == 1 ? "" : "s", domain);
 	}
 	free(cfg);
+}
+
+/* The breaker table's use against its size (--breaker-pools, --breaker-hosts): nothing
+ * (null) without one the daemon initialised. */
+static void breaker_summary(void)
+{
+	struct prom_cb_map m;
+	const struct rm_cb_hdr *h;
+	char err[512];
+
+	if (prom_cb_map_open(&m, cli.pin_dir, err, sizeof(err)) || !m.cb.h) {
+		prom_cb_map_close(&m);
+		if (cli.jw) {
+			json_name(cli.jw, "breaker");
+			json_null(cli.jw);
+		}
+		return;
+	}
+	h = m.cb.h;
+	if (cli.jw) {
+		json_name(cli.jw, "breaker");
+		json_start_object(cli.jw);
+		json_uint_field(cli.jw, "pools_used", h->pools_used);
+		json_uint_field(cli.jw, "pools_max", m.cb.n_pools);
+		json_uint_field(cli.jw, "hosts_used", h->hosts_used);
+		json_uint_field(cli.jw, "hosts_max", m.cb.n_hosts);
+		json_uint_field(cli.jw, "pools_dropped", h->pools_dropped);
+		json_uint_field(cli.jw, "hosts_dropped", h->hosts_dropped);
+		json_end_object(cli.jw);
+	} else {
+		printf("  breaker        %u of %u pools, %u of %u hosts in use", h->pools_used,
+		       m.cb.n_pools, h->hosts_used, m.cb.n_hosts);
+		if (h->pools_dropped || h->hosts_dropped)
+			printf("; full: %llu pool and %llu host lookups unlimited "
+			       "(--breaker-pools, --breaker-hosts)",
+			       (unsigned long long)h->pools_dropped,
+			       (unsigned long long)h->hosts_dropped);
+		printf("\n");
+	}
+	prom_cb_map_close(&m);
 }
 
 /* The line of `ringmesh sync`, when one ran with this pin dir (its default
@@ -132,12 +173,14 @@ static int status_show(int argc, char **argv)
 		json_string_field(cli.jw, "pin_dir", cli.pin_dir);
 		cli_proxy_fields(&p, now);
 		cfg_summary();
+		breaker_summary();
 		sync_summary();
 		json_end_object(cli.jw);
 	} else {
 		printf("ringmeshd alive at %s\n", cli.pin_dir);
 		cli_proxy_fields(&p, now);
 		cfg_summary();
+		breaker_summary();
 		sync_summary();
 	}
 	return 0;

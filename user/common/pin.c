@@ -45,7 +45,7 @@ const struct pin_def pin_defs[PIN_MAX] = {
     /* rules survive a daemon restart: not PIN_U_RUNTIME */
     ARRAY(PIN_CFG_CTL, RM_MAP_CFG_CTL, struct rm_cfg_ctl, 1, 0),
     ARRAY(PIN_STATS, RM_MAP_STATS, struct rm_stats_page, RM_STATS_MAP_PAGES, PIN_U_COUNTERS),
-    ARRAY(PIN_BREAKER, RM_MAP_BREAKER, struct rm_cb_map, 1, PIN_U_RUNTIME),
+    ARRAY(PIN_BREAKER, RM_MAP_BREAKER, struct rm_cb_page, RM_CB_MAP_PAGES, PIN_U_RUNTIME),
     /* written by `ringmesh sync`, which may start first: not PIN_U_RUNTIME */
     [PIN_WORKLOAD] = {RM_MAP_WORKLOAD, BPF_MAP_TYPE_HASH, sizeof(__u64), sizeof(struct rm_workload),
 		      RM_MAX_WORKLOADS, BPF_F_NO_PREALLOC, 0},

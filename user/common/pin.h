@@ -100,7 +100,8 @@ struct pin_map {
  */
 int pin_open(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned int flags, char *err,
 	     size_t errlen);
-/* The same for a map whose capacity is a run-time choice (rm_stats: --stats-keys):
+/* The same for a map whose capacity is a run-time choice (rm_stats: --stats-keys;
+ * rm_breaker: --breaker-pools, --breaker-hosts):
  * created, checked and mapped with max_entries instead of the table's. */
 int pin_open_sized(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned int flags,
 		   uint32_t max_entries, char *err, size_t errlen);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "common/prom.h"
+#include "policy/cb.h"
 
 static const uint64_t bounds_milli[RM_STATS_BUCKETS - 1] = RM_STATS_BOUNDS_MILLI;
 
@@ -663,7 +664,7 @@ static void pool_labels(struct prom_buf *b, const struct rm_cb_pool *p)
 	label(b, &first, "subset", p->subset, strnlen(p->subset, sizeof(p->subset)));
 }
 
-static void own_cb(struct prom_buf *b, const struct rm_cb_map *m)
+static void own_cb(struct prom_buf *b, const void *mem, size_t len)
 {
 	static const struct {
 		const char *name, *type, *help;
@@ -696,12 +697,14 @@ static void own_cb(struct prom_buf *b, const struct rm_cb_map *m)
 	    {"retries", offsetof(struct rm_cb_pool, retry_overflow)},
 	};
 
-	if (__atomic_load_n(&m->hdr.magic, __ATOMIC_ACQUIRE) != RM_CB_MAGIC)
+	struct cb m;
+
+	if (cb_locate(&m, mem, len))
 		return;
 	for (size_t k = 0; k < sizeof(g) / sizeof(g[0]); k++) {
 		family(b, g[k].name, g[k].type, g[k].help);
-		for (uint32_t i = 0; i < RM_CB_POOLS; i++) {
-			const struct rm_cb_pool *p = &m->pools[i];
+		for (uint32_t i = 0; i < m.n_pools; i++) {
+			const struct rm_cb_pool *p = &m.pools[i];
 			const char *f = (const char *)p + g[k].off;
 			unsigned long long v;
 
@@ -717,8 +720,8 @@ static void own_cb(struct prom_buf *b, const struct rm_cb_map *m)
 	family(b, "ringmesh_breaker_overflows_total", "counter",
 	       "Limits reached: connections (the request waited), pending and requests (503 UO), "
 	       "retries (not made).");
-	for (uint32_t i = 0; i < RM_CB_POOLS; i++) {
-		const struct rm_cb_pool *p = &m->pools[i];
+	for (uint32_t i = 0; i < m.n_pools; i++) {
+		const struct rm_cb_pool *p = &m.pools[i];
 
 		if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE)
 			continue;
@@ -734,9 +737,21 @@ static void own_cb(struct prom_buf *b, const struct rm_cb_map *m)
 	family(b, "ringmesh_breaker_table_full_total", "counter",
 	       "Pool or host lookups that found no slot in rm_breaker (failed open: no limit).");
 	putf(b, "ringmesh_breaker_table_full_total{table=\"pools\"} %llu\n",
-	     LD(&m->hdr, pools_dropped));
+	     LD(m.h, pools_dropped));
 	putf(b, "ringmesh_breaker_table_full_total{table=\"hosts\"} %llu\n",
-	     LD(&m->hdr, hosts_dropped));
+	     LD(m.h, hosts_dropped));
+	family(b, "ringmesh_breaker_slots", "gauge",
+	       "Slots of rm_breaker in use: pools (service x subset) and hosts (pool x endpoint "
+	       "port) that have had a request.");
+	putf(b, "ringmesh_breaker_slots{table=\"pools\"} %llu\n", LD(m.h, pools_used));
+	putf(b, "ringmesh_breaker_slots{table=\"hosts\"} %llu\n", LD(m.h, hosts_used));
+	family(b, "ringmesh_breaker_pools_max", "gauge",
+	       "Pool slots of rm_breaker (ringmeshd --breaker-pools): pools in use past them run "
+	       "without limits.");
+	putf(b, "ringmesh_breaker_pools_max %u\n", m.n_pools);
+	family(b, "ringmesh_breaker_hosts_max", "gauge",
+	       "Host slots of rm_breaker (ringmeshd --breaker-hosts).");
+	putf(b, "ringmesh_breaker_hosts_max %u\n", m.n_hosts);
 }
 
 int prom_render(const struct prom_view *v, struct prom_buf *b)
@@ -795,7 +810,7 @@ int prom_render(const struct prom_view *v, struct prom_buf *b)
 	if (v->dp)
 		own_dp(b, v->dp);
 	if (v->cb)
-		own_cb(b, v->cb);
+		own_cb(b, v->cb, v->cb_len);
 	free(c.s);
 	return b->err;
 }

@@ -41,8 +41,9 @@ void prom_buf_free(struct prom_buf *b);
 struct prom_view {
 	const void *stats; /* the mapped rm_stats (stats.h), stats_len bytes */
 	size_t stats_len;
-	const uint64_t *dp;	    /* RM_DP_STAT_MAX counters summed over CPUs */
-	const struct rm_cb_map *cb; /* breaker state */
+	const uint64_t *dp; /* RM_DP_STAT_MAX counters summed over CPUs */
+	const void *cb;	    /* the mapped rm_breaker (breaker.h), cb_len bytes */
+	size_t cb_len;
 	bool has_store_gen;
 	uint64_t store_gen; /* rm_cfg_ctl generation: what the CLI last flipped */
 	const char *tag;    /* istio_build tag (the ringmesh version) */

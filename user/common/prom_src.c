@@ -44,38 +44,53 @@ static size_t page_round(size_t n)
 	return (n + page - 1) & ~(page - 1);
 }
 
-int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err, size_t errlen)
+/* A read-only mapping of the pinned array of pages pin_dir/name: fd, mem and len of m
+ * set, or -errno with err filled (-EINVAL: not pages of that size). */
+static int map_pages(const char *pin_dir, const char *name, uint32_t page, int *fd_out, void **mem,
+		     size_t *len, char *err, size_t errlen)
 {
 	struct bpf_map_info info;
 	int fd;
 
-	memset(m, 0, sizeof(*m));
-	m->fd = -1;
-	fd = open_pinned(pin_dir, RM_MAP_STATS, &info);
+	*fd_out = -1;
+	*mem = NULL;
+	*len = 0;
+	fd = open_pinned(pin_dir, name, &info);
 	if (fd < 0) {
-		snprintf(err, errlen, "%s/%s: %s", pin_dir, RM_MAP_STATS, strerror(-fd));
+		snprintf(err, errlen, "%s/%s: %s", pin_dir, name, strerror(-fd));
 		return fd;
 	}
-	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != RM_STATS_PAGE ||
-	    info.max_entries < 1 || !(info.map_flags & BPF_F_MMAPABLE)) {
+	if (info.type != BPF_MAP_TYPE_ARRAY || info.value_size != page || info.max_entries < 1 ||
+	    !(info.map_flags & BPF_F_MMAPABLE)) {
 		snprintf(err, errlen,
 			 "%s/%s: value size %u, this ringmesh expects %u: daemon and "
 			 "CLI versions differ",
-			 pin_dir, RM_MAP_STATS, info.value_size, RM_STATS_PAGE);
+			 pin_dir, name, info.value_size, page);
 		close(fd);
 		return -EINVAL;
 	}
-	m->len = page_round((size_t)info.max_entries * RM_STATS_PAGE);
-	m->mem = mmap(NULL, m->len, PROT_READ, MAP_SHARED, fd, 0);
-	if (m->mem == MAP_FAILED) {
+	*len = page_round((size_t)info.max_entries * page);
+	*mem = mmap(NULL, *len, PROT_READ, MAP_SHARED, fd, 0);
+	if (*mem == MAP_FAILED) {
 		int r = -errno;
 
-		m->mem = NULL;
-		snprintf(err, errlen, "mmap %s/%s: %s", pin_dir, RM_MAP_STATS, strerror(-r));
+		*mem = NULL;
+		snprintf(err, errlen, "mmap %s/%s: %s", pin_dir, name, strerror(-r));
 		close(fd);
 		return r;
 	}
-	m->fd = fd;
+	*fd_out = fd;
+	return 0;
+}
+
+int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err, size_t errlen)
+{
+	int r;
+
+	memset(m, 0, sizeof(*m));
+	r = map_pages(pin_dir, RM_MAP_STATS, RM_STATS_PAGE, &m->fd, &m->mem, &m->len, err, errlen);
+	if (r)
+		return r;
 	if (prom_stats_locate(m->mem, m->len, &m->s) == -EINVAL) {
 		snprintf(err, errlen,
 			 "%s/%s: its header describes regions beyond the map: daemon "
@@ -87,14 +102,49 @@ int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err
 	return 0;
 }
 
+/* The other end of map_pages (a NULL mem or fd -1 is not open). */
+static void unmap_pages(int *fd, void **mem, size_t *len)
+{
+	if (*mem)
+		munmap(*mem, *len);
+	if (*fd >= 0)
+		close(*fd);
+	*mem = NULL;
+	*len = 0;
+	*fd = -1;
+}
+
 void prom_stats_map_close(struct prom_stats_map *m)
 {
-	if (m->mem)
-		munmap(m->mem, m->len);
-	if (m->fd >= 0)
-		close(m->fd);
+	unmap_pages(&m->fd, &m->mem, &m->len);
+	memset(&m->s, 0, sizeof(m->s));
+}
+
+int prom_cb_map_open(struct prom_cb_map *m, const char *pin_dir, char *err, size_t errlen)
+{
+	int r;
+
 	memset(m, 0, sizeof(*m));
-	m->fd = -1;
+	r = map_pages(pin_dir, RM_MAP_BREAKER, RM_CB_PAGE, &m->fd, &m->mem, &m->len, err, errlen);
+	if (r)
+		return r;
+	r = cb_locate(&m->cb, m->mem, m->len);
+	if (r == -EINVAL || r == -EPROTO) {
+		snprintf(err, errlen,
+			 "%s/%s: its header describes %s: daemon and CLI versions differ", pin_dir,
+			 RM_MAP_BREAKER,
+			 r == -EPROTO ? "another layout" : "regions beyond the map");
+		prom_cb_map_close(m);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+void prom_cb_map_close(struct prom_cb_map *m)
+{
+	unmap_pages(&m->fd, &m->mem, &m->len);
+	memset(&m->cb, 0, sizeof(m->cb));
+	m->cb.fd = -1;
 }
 
 /* rm_dpstats summed over CPUs into out; 0, -ENOENT (not pinned) or -errno. */
@@ -157,11 +207,10 @@ int prom_scrape(const char *pin_dir, const char *tag, struct prom_buf *b, char *
 {
 	struct prom_view v = {.tag = tag};
 	struct prom_stats_map sm;
-	struct bpf_map_info info;
+	struct prom_cb_map cm;
 	uint64_t dp[RM_DP_STAT_MAX];
-	void *cbm = NULL;
-	size_t cb_len = page_round(sizeof(struct rm_cb_map));
-	int r, cb_fd;
+	char cerr[256];
+	int r;
 
 	err[0] = '\0';
 	r = prom_stats_map_open(&sm, pin_dir, err, errlen);
@@ -175,24 +224,15 @@ int prom_scrape(const char *pin_dir, const char *tag, struct prom_buf *b, char *
 		v.dp = dp;
 	if (!read_store_gen(pin_dir, &v.store_gen))
 		v.has_store_gen = true;
-	cb_fd = open_pinned(pin_dir, RM_MAP_BREAKER, &info);
-	if (cb_fd >= 0) {
-		if (info.type == BPF_MAP_TYPE_ARRAY &&
-		    info.value_size == sizeof(struct rm_cb_map) &&
-		    (info.map_flags & BPF_F_MMAPABLE)) {
-			cbm = mmap(NULL, cb_len, PROT_READ, MAP_SHARED, cb_fd, 0);
-			if (cbm == MAP_FAILED)
-				cbm = NULL;
-		}
-		v.cb = cbm;
+	/* a breaker map of another version only leaves its metrics out */
+	if (!prom_cb_map_open(&cm, pin_dir, cerr, sizeof(cerr))) {
+		v.cb = cm.mem;
+		v.cb_len = cm.len;
 	}
 	r = prom_render(&v, b);
 	if (r)
 		snprintf(err, errlen, "rendering metrics: %s", strerror(-r));
-	if (cbm)
-		munmap(cbm, cb_len);
-	if (cb_fd >= 0)
-		close(cb_fd);
+	prom_cb_map_close(&cm);
 	prom_stats_map_close(&sm);
 	return r;
 }

@@ -11,6 +11,7 @@
 #define RM_PROM_SRC_H
 
 #include "common/prom.h"
+#include "policy/cb.h"
 
 /* Render the maps of pin_dir into b. 0, or -errno (-ENOMEM, or a map of another
  * version: -EINVAL) with err filled. */
@@ -25,5 +26,15 @@ struct prom_stats_map {
 };
 int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err, size_t errlen);
 void prom_stats_map_close(struct prom_stats_map *m);
+
+/* The same of the pinned rm_breaker: -ENOENT not pinned, -EINVAL another layout. */
+struct prom_cb_map {
+	int fd;
+	void *mem; /* len bytes */
+	size_t len;
+	struct cb cb; /* its regions (cb_locate); cb.h NULL while no daemon initialised it */
+};
+int prom_cb_map_open(struct prom_cb_map *m, const char *pin_dir, char *err, size_t errlen);
+void prom_cb_map_close(struct prom_cb_map *m);
 
 #endif /* RM_PROM_SRC_H */

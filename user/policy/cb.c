@@ -20,25 +20,73 @@
 #define ST(p, v) __atomic_store_n((p), (v), __ATOMIC_RELAXED)
 #define ADD(p, v) __atomic_fetch_add((p), (v), __ATOMIC_RELAXED)
 
-static void init_hdr(struct rm_cb_map *m, uint64_t realtime_ns)
+void cb_size(uint32_t pools, uint32_t hosts, uint32_t *n_pools, uint32_t *n_hosts)
 {
-	struct rm_cb_hdr *h = &m->hdr;
-
-	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) == RM_CB_MAGIC)
-		return;
-	h->abi_version = RM_CB_ABI_VERSION;
-	h->n_pools = RM_CB_POOLS;
-	h->n_hosts = RM_CB_HOSTS;
-	h->started_ns = realtime_ns;
-	__atomic_store_n(&h->magic, RM_CB_MAGIC, __ATOMIC_RELEASE);
+	*n_pools = pools ? pools : RM_CB_POOLS;
+	*n_hosts = hosts ? hosts : *n_pools * RM_CB_HOSTS_PER_POOL;
 }
 
-void cb_attach(struct cb *cb, struct rm_cb_map *mem, uint64_t realtime_ns)
+uint32_t cb_pages(uint32_t n_pools, uint32_t n_hosts)
 {
+	return (uint32_t)RM_CB_PAGES(n_pools, n_hosts);
+}
+
+int cb_locate(struct cb *cb, const void *mem, size_t len)
+{
+	const struct rm_cb_hdr *h = mem;
+	uint64_t np, nh;
+
 	memset(cb, 0, sizeof(*cb));
 	cb->fd = -1;
-	cb->m = mem;
-	init_hdr(mem, realtime_ns);
+	if (!mem || len < sizeof(*h) || __atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != RM_CB_MAGIC)
+		return -ENOENT;
+	if (h->abi_version != RM_CB_ABI_VERSION)
+		return -EPROTO;
+	np = h->n_pools;
+	nh = h->n_hosts;
+	if (!np || !nh || np > RM_CB_POOLS_MAX || nh > RM_CB_HOSTS_MAX ||
+	    h->pool_off < sizeof(*h) || h->pool_off % 8 || h->host_off % 8 ||
+	    h->pool_off + np * sizeof(struct rm_cb_pool) > h->host_off ||
+	    h->host_off + nh * sizeof(struct rm_cb_host) > len)
+		return -EINVAL;
+	cb->h = (struct rm_cb_hdr *)h;
+	cb->pools = (struct rm_cb_pool *)((char *)mem + h->pool_off);
+	cb->hosts = (struct rm_cb_host *)((char *)mem + h->host_off);
+	cb->n_pools = (uint32_t)np;
+	cb->n_hosts = (uint32_t)nh;
+	return 0;
+}
+
+int cb_attach(struct cb *cb, void *mem, size_t len, uint32_t n_pools, uint32_t n_hosts,
+	      uint64_t realtime_ns)
+{
+	struct rm_cb_hdr *h = mem;
+	int r;
+
+	memset(cb, 0, sizeof(*cb));
+	cb->fd = -1;
+	if (!n_pools || !n_hosts || n_pools > RM_CB_POOLS_MAX || n_hosts > RM_CB_HOSTS_MAX)
+		return -EINVAL;
+	if (RM_CB_BYTES(n_pools, n_hosts) > len)
+		return -ENOSPC;
+	if (__atomic_load_n(&h->magic, __ATOMIC_ACQUIRE) != RM_CB_MAGIC) {
+		h->abi_version = RM_CB_ABI_VERSION;
+		h->n_pools = n_pools;
+		h->n_hosts = n_hosts;
+		h->pool_off = RM_CB_POOL_OFF;
+		h->host_off = RM_CB_HOST_OFF(n_pools);
+		h->started_ns = realtime_ns;
+		__atomic_store_n(&h->magic, RM_CB_MAGIC, __ATOMIC_RELEASE);
+	}
+	r = cb_locate(cb, mem, len);
+	if (r)
+		return r == -ENOENT ? -EPROTO : r;
+	if (cb->n_pools != n_pools || cb->n_hosts != n_hosts) {
+		memset(cb, 0, sizeof(*cb));
+		cb->fd = -1;
+		return -EPROTO;
+	}
+	return 0;
 }
 
 void cb_limits_default(struct rm_cfg_breaker *lim)
@@ -90,13 +138,13 @@ static struct rm_cb_pool *pool_lookup(struct cb *cb, const char *service, const 
 	char svc[RM_CB_SERVICE_LEN], sub[RM_CB_SUBSET_LEN];
 	uint32_t h;
 
-	if (!cb || !cb->m)
+	if (!cb || !cb->pools)
 		return NULL;
 	put_str(svc, sizeof(svc), service);
 	put_str(sub, sizeof(sub), subset);
 	h = fnv(fnv(2166136261u, svc, sizeof(svc)), sub, sizeof(sub));
-	for (uint32_t i = 0; i < RM_CB_PROBE && i < RM_CB_POOLS; i++) {
-		struct rm_cb_pool *p = &cb->m->pools[(h + i) % RM_CB_POOLS];
+	for (uint32_t i = 0; i < RM_CB_PROBE && i < cb->n_pools; i++) {
+		struct rm_cb_pool *p = &cb->pools[(h + i) % cb->n_pools];
 		uint32_t st = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
 
 		if (st == RM_CB_FREE) {
@@ -109,6 +157,7 @@ static struct rm_cb_pool *pool_lookup(struct cb *cb, const char *service, const 
 				p->key_hash = h;
 				cb_limits_default(&p->lim);
 				__atomic_store_n(&p->state, RM_CB_LIVE, __ATOMIC_RELEASE);
+				ADD(&cb->h->pools_used, 1);
 				return p;
 			}
 			st = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE);
@@ -119,7 +168,7 @@ static struct rm_cb_pool *pool_lookup(struct cb *cb, const char *service, const 
 			return p;
 	}
 	if (create)
-		ADD(&cb->m->hdr.pools_dropped, 1);
+		ADD(&cb->h->pools_dropped, 1);
 	return NULL;
 }
 
@@ -135,7 +184,7 @@ struct rm_cb_pool *cb_pool_find(struct cb *cb, const char *service, const char *
 
 uint32_t cb_pool_index(const struct cb *cb, const struct rm_cb_pool *p)
 {
-	return (uint32_t)(p - cb->m->pools);
+	return (uint32_t)(p - cb->pools);
 }
 
 /* Bring the pool's next sweep forward to `at` (never back: a sweep already due stays due). */
@@ -192,25 +241,38 @@ struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const stru
 			   __be16 port, uint16_t family)
 {
 	struct rm_cb_host_key k;
+	struct rm_cb_pool *pool;
 	uint32_t h;
 
-	if (!cb || !cb->m || !p || !addr)
+	if (!cb || !cb->hosts || !p || !addr)
 		return NULL;
 	memset(&k, 0, sizeof(k));
 	k.pool = cb_pool_index(cb, p);
+	pool = cb_pool_at(cb, k.pool);
+	if (!pool)
+		return NULL;
 	k.family = family;
 	k.port = port;
 	k.addr = *addr;
 	h = fnv(2166136261u, &k, sizeof(k));
-	for (uint32_t i = 0; i < RM_CB_PROBE && i < RM_CB_HOSTS; i++) {
-		struct rm_cb_host *s = &cb->m->hosts[(h + i) % RM_CB_HOSTS];
+	for (uint32_t i = 0; i < RM_CB_PROBE && i < cb->n_hosts; i++) {
+		struct rm_cb_host *s = &cb->hosts[(h + i) % cb->n_hosts];
 		uint32_t st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
 
 		if (st == RM_CB_FREE) {
 			if (claim(&s->state)) {
+				uint32_t head = __atomic_load_n(&pool->host_head, __ATOMIC_ACQUIRE);
+
 				s->key = k;
 				s->key_hash = h;
+				/* on the pool's list (for the sweep) before it is LIVE */
+				do
+					ST(&s->next, head);
+				while (!__atomic_compare_exchange_n(
+				    &pool->host_head, &head, (uint32_t)(s - cb->hosts) + 1, true,
+				    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE));
 				__atomic_store_n(&s->state, RM_CB_LIVE, __ATOMIC_RELEASE);
+				ADD(&cb->h->hosts_used, 1);
 				return s;
 			}
 			st = __atomic_load_n(&s->state, __ATOMIC_ACQUIRE);
@@ -219,7 +281,7 @@ struct rm_cb_host *cb_host(struct cb *cb, const struct rm_cb_pool *p, const stru
 		if (st == RM_CB_LIVE && s->key_hash == h && !memcmp(&s->key, &k, sizeof(k)))
 			return s;
 	}
-	ADD(&cb->m->hdr.hosts_dropped, 1);
+	ADD(&cb->h->hosts_dropped, 1);
 	return NULL;
 }
 
@@ -444,9 +506,9 @@ int cb_host_result(struct cb *cb, struct rm_cb_host *h, enum cb_outcome o, uint6
 	struct rm_cb_pool *p;
 	bool hit = false, gateway;
 
-	if (!cb || !cb->m || !h || h->key.pool >= RM_CB_POOLS)
+	p = h ? cb_pool_at(cb, h->key.pool) : NULL;
+	if (!p)
 		return 0;
-	p = &cb->m->pools[h->key.pool];
 	if (o == CB_LOCAL_OVERFLOW || o < CB_SUCCESS || o >= CB_OUTCOME_MAX)
 		return 0;
 	/*
@@ -491,8 +553,7 @@ bool cb_host_available(const struct cb *cb, const struct rm_cb_host *h, uint64_t
 
 	if (!h)
 		return true;
-	if (cb && cb->m && h->key.pool < RM_CB_POOLS)
-		p = &cb->m->pools[h->key.pool];
+	p = cb_pool_at(cb, h->key.pool);
 	ph = cb_host_phase(p, h, now);
 	return ph == CB_PHASE_IN || ph == CB_PHASE_OVERDUE;
 }
@@ -522,31 +583,22 @@ static bool pool_due(struct rm_cb_pool *p, uint64_t now, uint64_t *next)
 					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
-size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max, uint64_t *next_ns)
+/* The sweep of one due pool: its hosts, through its list (at most n_hosts of them,
+ * whatever the memory says). */
+static size_t sweep_pool(struct cb *cb, uint32_t pi, uint64_t now, struct rm_cb_host **out,
+			 size_t max, size_t n)
 {
-	bool due[RM_CB_POOLS];
-	uint64_t next = UINT64_MAX;
-	size_t n = 0;
+	struct rm_cb_pool *p = &cb->pools[pi];
+	bool on = LD(&p->lim.outlier);
+	uint32_t at = __atomic_load_n(&p->host_head, __ATOMIC_ACQUIRE);
 
-	if (!cb || !cb->m)
-		goto done;
-	for (uint32_t i = 0; i < RM_CB_POOLS; i++) {
-		struct rm_cb_pool *p = &cb->m->pools[i];
-
-		due[i] = __atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == RM_CB_LIVE &&
-			 pool_due(p, now, &next);
-	}
-	for (uint32_t i = 0; i < RM_CB_HOSTS; i++) {
-		struct rm_cb_host *h = &cb->m->hosts[i];
-		struct rm_cb_pool *p;
+	for (uint32_t steps = 0; at && at <= cb->n_hosts && steps < cb->n_hosts; steps++) {
+		struct rm_cb_host *h = &cb->hosts[at - 1];
 		uint64_t back;
-		bool on;
 
-		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE ||
-		    h->key.pool >= RM_CB_POOLS || !due[h->key.pool])
+		at = LD(&h->next);
+		if (__atomic_load_n(&h->state, __ATOMIC_ACQUIRE) != RM_CB_LIVE || h->key.pool != pi)
 			continue;
-		p = &cb->m->pools[h->key.pool];
-		on = LD(&p->lim.outlier);
 		if (__atomic_load_n(&h->ejected, __ATOMIC_ACQUIRE) == RM_CB_OUT) {
 			if (on && now < LD(&h->ejected_until_ns))
 				continue;
@@ -564,7 +616,24 @@ size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max
 		if (LD(&h->eject_k) && now >= back && now - back >= LD(&p->lim.interval_ns))
 			dec(&h->eject_k);
 	}
-	ST(&cb->m->hdr.last_sweep_ns, now);
+	return n;
+}
+
+size_t cb_sweep(struct cb *cb, uint64_t now, struct rm_cb_host **out, size_t max, uint64_t *next_ns)
+{
+	uint64_t next = UINT64_MAX;
+	size_t n = 0;
+
+	if (!cb || !cb->pools)
+		goto done;
+	for (uint32_t i = 0; i < cb->n_pools; i++) {
+		struct rm_cb_pool *p = &cb->pools[i];
+
+		if (__atomic_load_n(&p->state, __ATOMIC_ACQUIRE) == RM_CB_LIVE &&
+		    pool_due(p, now, &next))
+			n = sweep_pool(cb, i, now, out, max, n);
+	}
+	ST(&cb->h->last_sweep_ns, now);
 done:
 	if (next_ns)
 		*next_ns = next;

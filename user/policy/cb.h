@@ -37,17 +37,38 @@
 
 #include "ringmesh/breaker.h"
 
+/* The shared state's regions (breaker.h, "Layout"), located from its header. */
 struct cb {
-	struct rm_cb_map *m; /* the shared state */
-	void *map;	     /* mmapped region (NULL when attached to caller memory) */
+	struct rm_cb_hdr *h;
+	struct rm_cb_pool *pools; /* n_pools slots */
+	struct rm_cb_host *hosts; /* n_hosts slots */
+	uint32_t n_pools, n_hosts;
+	void *map; /* mmapped region (NULL when attached to caller memory) */
 	size_t map_len;
 	int fd;
 };
 
-/* Use caller memory (zeroed or previously initialised): the pinned map's mapping
- * (cb_open), tests, or another mapping of the same map. Initialises it when it has
- * no magic (started_ns = realtime_ns). */
-void cb_attach(struct cb *cb, struct rm_cb_map *mem, uint64_t realtime_ns);
+/* The sizes of a map for ringmeshd's --breaker-pools and --breaker-hosts (0: the
+ * defaults, RM_CB_POOLS and RM_CB_HOSTS_PER_POOL per pool), and its page count. */
+void cb_size(uint32_t pools, uint32_t hosts, uint32_t *n_pools, uint32_t *n_hosts);
+uint32_t cb_pages(uint32_t n_pools, uint32_t n_hosts);
+
+/* Use caller memory of len bytes (zeroed or previously initialised): the pinned map's
+ * mapping (cb_open), tests, or another mapping of the same map. Initialises it for
+ * n_pools and n_hosts slots when it has no magic (started_ns = realtime_ns). 0;
+ * -EINVAL: sizes out of RM_CB_*_MIN..MAX; -ENOSPC: len is too small for them;
+ * -EPROTO: initialised with other sizes or another layout. */
+int cb_attach(struct cb *cb, void *mem, size_t len, uint32_t n_pools, uint32_t n_hosts,
+	      uint64_t realtime_ns);
+/* A reader's view of an initialised map of len bytes (the CLI, the exporter): 0;
+ * -ENOENT: no daemon initialised it (no magic); -EPROTO: another layout; -EINVAL: its
+ * header describes regions beyond len. */
+int cb_locate(struct cb *cb, const void *mem, size_t len);
+/* Pool slot i (< n_pools) of a host key, or NULL. */
+static inline struct rm_cb_pool *cb_pool_at(const struct cb *cb, uint32_t i)
+{
+	return cb && cb->pools && i < cb->n_pools ? &cb->pools[i] : NULL;
+}
 
 /* Limits of a pool without a subset policy (a whole service): Envoy's cluster
  * defaults (1024 connections/pending/requests, 3 retries), outlier detection off. */

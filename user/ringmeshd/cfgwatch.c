@@ -397,8 +397,10 @@ void cfgw_log_full(struct cfgw *cw)
 	logf_(cw,
 	      "breaker table full (%u pools, %u hosts): %u balancer pools and %u hosts in use "
 	      "in generation %llu run without connection limits or outlier ejection; the "
-	      "table bounds the pools in use on this node (ringmesh_breaker_table_full_total)",
-	      RM_CB_POOLS, RM_CB_HOSTS, pools, hosts, (unsigned long long)c->gen);
+	      "table bounds the pools in use on this node (ringmesh_breaker_table_full_total; "
+	      "ringmeshd --breaker-pools, --breaker-hosts)",
+	      c->cb ? c->cb->n_pools : 0, c->cb ? c->cb->n_hosts : 0, pools, hosts,
+	      (unsigned long long)c->gen);
 	cw->full_gen = c->gen;
 	cw->full_pools = pools;
 	cw->full_hosts = hosts;

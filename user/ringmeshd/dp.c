@@ -23,6 +23,7 @@
 #include "common/cfg.h"
 #include "common/pin.h"
 #include "common/util.h"
+#include "policy/cb.h"
 #include "ringmeshd/dp.h"
 #include "ringmesh.skel.h"
 
@@ -201,6 +202,61 @@ static bool counters_stale(const struct pin_def *d, const char *path)
 	if (stale)
 		fprintf(stderr, "ringmeshd: %s; re-creating it (its counters restart)\n", why);
 	return stale;
+}
+
+_Static_assert(RM_STATS_PAGE == RM_CB_PAGE, "one page buffer reads both headers");
+
+/* rm_breaker's pages for --breaker-pools p and --breaker-hosts h (0: the defaults). */
+static uint32_t rm_breaker_pages(uint32_t p, uint32_t h)
+{
+	uint32_t np, nh;
+
+	cb_size(p, h, &np, &nh);
+	return cb_pages(np, nh);
+}
+
+/*
+ * A hand-over keeps the predecessor's maps. One of another size than ours (another
+ * --stats-keys, --breaker-pools or --breaker-hosts) is refused here, saying which
+ * sizes differ, rather than by the load's "another layout"; the predecessor serves on.
+ */
+static int check_kept_size(const char *pin_dir, enum pin_id id, uint32_t pages, const char *ours,
+			   char *err, size_t errlen)
+{
+	const struct pin_def *d = &pin_defs[id];
+	struct bpf_map_info info;
+	uint32_t ilen = sizeof(info), key = 0;
+	char path[PATH_MAX], theirs[96] = "";
+	__u8 page[RM_STATS_PAGE]; /* = RM_CB_PAGE: the first page holds either header */
+	int fd, rc = 0;
+
+	if (path_join(path, sizeof(path), pin_dir, d->name))
+		return errf_sys(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
+	fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0; /* not there: the load creates it */
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen) || info.value_size != d->value_size ||
+	    info.value_size != sizeof(page) || info.max_entries == pages) {
+		close(fd); /* same size, or another layout: the load says so */
+		return 0;
+	}
+	if (!bpf_map_lookup_elem(fd, &key, page)) {
+		const struct rm_stats_hdr *sh = (const void *)page;
+		const struct rm_cb_hdr *ch = (const void *)page;
+
+		if (id == PIN_STATS && sh->magic == RM_STATS_MAGIC)
+			snprintf(theirs, sizeof(theirs), " (%u keys)", sh->n_slots);
+		else if (id == PIN_BREAKER && ch->magic == RM_CB_MAGIC)
+			snprintf(theirs, sizeof(theirs), " (%u pools, %u hosts)", ch->n_pools,
+				 ch->n_hosts);
+	}
+	rc = errf(err, errlen, -EPROTO,
+		  "%s: the running ringmeshd's map has %u pages%s, this one asks for %u (%s): "
+		  "stop it first (no hand-over across a change of size)",
+		  path, info.max_entries, theirs, pages, ours);
+	close(fd);
+	return rc;
 }
 
 /*
@@ -629,8 +685,22 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 	}
 	dp->o = *o;
 	/* A predecessor that hands over still uses all of it; a dead one left it. */
-	rc = o->adopt ? 0
-		      : remove_leftovers(dp->pin_dir, rm_stats_pages(o->stats_keys), err, errlen);
+	if (o->adopt) {
+		uint32_t np, nh;
+		char ours[96];
+
+		snprintf(ours, sizeof(ours), "--stats-keys %u",
+			 o->stats_keys ? o->stats_keys : RM_STATS_SLOTS);
+		rc = check_kept_size(dp->pin_dir, PIN_STATS, rm_stats_pages(o->stats_keys), ours,
+				     err, errlen);
+		cb_size(o->breaker_pools, o->breaker_hosts, &np, &nh);
+		snprintf(ours, sizeof(ours), "--breaker-pools %u --breaker-hosts %u", np, nh);
+		if (!rc)
+			rc = check_kept_size(dp->pin_dir, PIN_BREAKER, cb_pages(np, nh), ours, err,
+					     errlen);
+	} else {
+		rc = remove_leftovers(dp->pin_dir, rm_stats_pages(o->stats_keys), err, errlen);
+	}
 	if (rc)
 		goto fail;
 
@@ -650,6 +720,9 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 		goto fail;
 	}
 	rc = bpf_map__set_max_entries(dp->skel->maps.rm_stats, rm_stats_pages(o->stats_keys));
+	if (!rc)
+		rc = bpf_map__set_max_entries(dp->skel->maps.rm_breaker,
+					      rm_breaker_pages(o->breaker_pools, o->breaker_hosts));
 	if (!rc)
 		rc = ringmesh__load(dp->skel);
 	if (rc) {

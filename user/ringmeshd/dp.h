@@ -35,6 +35,8 @@ struct rm_dp_opts {
 	uint64_t heartbeat_max_ns; /* fail open after this long without a beat (0: 5 s) */
 	bool allow_root_cgroup;	   /* --allow-root-cgroup: cgroup_path may be the root */
 	uint32_t stats_keys;	   /* --stats-keys: rm_stats' key slots (0: RM_STATS_SLOTS) */
+	uint32_t breaker_pools;	   /* --breaker-pools, --breaker-hosts (0: cb_size's defaults) */
+	uint32_t breaker_hosts;
 	/* Take over from the ringmeshd that serves pin_dir now (handover.h): its pinned
 	 * maps are kept (rules, counters, breaker state, connections in flight), its
 	 * links get our programs, and its beat goes on until ours. */

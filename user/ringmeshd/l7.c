@@ -106,7 +106,7 @@ int l7_worker_init(struct ring_worker *w)
 			 L7_MEM_KEEP) ||
 	    bufpool_init(&lw->upool, lw->umem_size, n, L7_MEM_KEEP) ||
 	    l7_theap_init(&lw->th, 4 * n) ||
-	    pool_init(&lw->pool, L7_POOL_BUCKETS, sh->o.max_idle)) {
+	    pool_init(&lw->pool, L7_POOL_BUCKETS, sh->o.max_idle) || l7_cb_worker_init(lw)) {
 		l7_worker_fini(w);
 		return -ENOMEM;
 	}
@@ -152,6 +152,7 @@ void l7_worker_fini(struct ring_worker *w)
 	conn_slots_fini(&lw->cs);
 	conn_slots_fini(&lw->us);
 	pool_fini(&lw->pool);
+	l7_cb_worker_fini(lw);
 	free(lw);
 	w->l7 = NULL;
 }
@@ -162,6 +163,9 @@ int l7_ring_setup(struct ring_worker *w)
 	struct io_uring_buf_reg reg;
 	int r;
 
+	r = l7_cb_worker_init(lw); /* the breaker map opened after l7_worker_init */
+	if (r)
+		return r;
 	/* liburing 2.3 has no io_uring_setup_buf_ring: register our own mapping. */
 	io_uring_buf_ring_init(lw->pbr);
 	memset(&reg, 0, sizeof(reg));
@@ -709,7 +713,7 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now)
 				l7c_on_timer(lw, c, t);
 		}
 	}
-	if (lw->any_kick)
+	if (lw->n_kicked)
 		l7_cb_run_kicks(lw);
 	if (lw->mw_head)
 		l7c_mem_serve(lw);

@@ -23,8 +23,6 @@
 #include "ringmesh/breaker.h"
 #include "http/http1.h"
 
-#define RM_CB_POOLS_MAX RM_CB_POOLS
-
 struct ring_worker;
 struct conn_admit;
 struct cfgw;
@@ -60,18 +58,24 @@ struct l7_shared {
 	struct cfgw *cw;       /* published configuration */
 	struct stats_w *stats; /* NULL: no metrics */
 	struct cb *cb; /* circuit breaker state (rm_breaker); NULL: no limits, no ejection */
-	/* per breaker pool slot, a bit per worker with requests pending for a connection:
-	 * the others hand their connection slots over to such a worker instead of reusing
-	 * them (else the worker that frees a slot would always win it back), and
-	 * cb_handoff counts the slots handed to each worker, still counted as open */
-	uint64_t cb_want[RM_CB_POOLS_MAX];
-	uint32_t cb_handoff[RM_CB_POOLS_MAX][64];
+	/* per breaker pool slot (cb->n_pools), a bit per worker with requests pending for
+	 * a connection: the others hand their connection slots over to such a worker
+	 * instead of reusing them (else the worker that frees a slot would always win it
+	 * back), and cb_handoff counts the slots handed to each worker, still counted as
+	 * open (l7_shared_cb allocates both) */
+	uint64_t *cb_want;
+	uint32_t (*cb_handoff)[64];
 	struct l7_opts o;    /* defaults filled by l7_opts_fill */
 	struct spans *spans; /* Zipkin reporter (--zipkin-url); NULL: no spans */
 	uint32_t trace_ppm;  /* --trace-sampling: millionths of new traces sampled */
 };
 
 void l7_opts_fill(struct l7_opts *o);
+
+/* Give the workers the breaker state cb (mapped, sized from its header): sets sh->cb
+ * and allocates the per-pool arrays above. NULL frees them and unsets it. 0 or
+ * -ENOMEM (then sh has none). Before the workers run, after they stopped. */
+int l7_shared_cb(struct l7_shared *sh, struct cb *cb);
 
 /* Per-worker state (called from the worker thread / owner). */
 int l7_worker_init(struct ring_worker *w);

@@ -321,13 +321,19 @@ struct l7_worker {
 	bool pb_recent;	  /* some were filled since the last trim */
 	uint32_t cbuf_size, obuf_size, rbuf_size;
 	struct __kernel_timespec connect_ts;
-	/* breaker: pending requests per pool slot (FIFO), pools to serve at the next
-	 * tick, idle connections per pool slot, and the poll timer */
-	struct l7_conn *wq_head[RM_CB_POOLS], *wq_tail[RM_CB_POOLS];
-	uint8_t kick[RM_CB_POOLS];
-	bool any_kick;
+	/* breaker, per pool slot (cb_pools of them: the map's, l7_cb_worker_init):
+	 * pending requests (FIFO) and idle connections; the pools that have either
+	 * (act, so that the poll walks those alone; act_pos[i] is 1 + the position of i
+	 * in act, 0 when not there); the pools to serve at the next tick (kicked, each
+	 * once while kick[i] is set; room for 2 x cb_pools, see l7_cb_run_kicks); and
+	 * the poll timer */
+	uint32_t cb_pools;
+	struct l7_conn **wq_head, **wq_tail;
+	uint32_t *idle_by;
+	uint32_t *act, *act_pos, n_act;
+	uint8_t *kick;
+	uint32_t *kicked, n_kicked;
 	uint32_t n_waiting;
-	uint32_t idle_by[RM_CB_POOLS];
 	uint32_t n_idle_cb;
 	struct l7_tmr t_cb;
 };
@@ -361,6 +367,12 @@ uint64_t l7_conn_ud(struct l7_worker *lw, struct l7_conn *c, enum ring_op op);
 void l7_up_close_idle(struct l7_worker *lw, struct l7_up *up);
 
 /* l7_cb.c: pending requests and the breaker poll */
+/* The per-pool arrays for the breaker map of lw->sh (none without one): 0 or -ENOMEM.
+ * Called at init and again once the worker runs (the map opens after the workers
+ * are created); does nothing the second time. */
+int l7_cb_worker_init(struct l7_worker *lw);
+void l7_cb_worker_fini(struct l7_worker *lw);
+/* The pool slot of p, or lw->cb_pools when there is none (no breaker). */
 uint32_t l7_cb_slot(struct l7_worker *lw, const struct rm_cb_pool *p);
 void l7_cb_wait(struct l7_worker *lw, struct l7_conn *c);
 void l7_cb_wait_leave(struct l7_worker *lw, struct l7_conn *c);

@@ -888,6 +888,8 @@ int main(int argc, char **argv)
 	dpo.sockmap = o.sockmap;
 	dpo.heartbeat_max_ns = (uint64_t)o.heartbeat_max_ms * 1000000ull;
 	dpo.stats_keys = o.stats_keys;
+	dpo.breaker_pools = o.breaker_pools;
+	dpo.breaker_hosts = o.breaker_hosts;
 	dpo.adopt = d.pred_pid != 0;
 	r = rm_dp_open(&d.dp, &dpo, err, sizeof(err));
 	if (r) {
@@ -905,7 +907,16 @@ int main(int argc, char **argv)
 		else
 			d.stats_ok = true;
 		d.l7.stats = d.stats_ok ? &d.stats : NULL;
-		r = cb_open(&d.cb, o.pin_dir, realtime_ns(), err, sizeof(err));
+		r = cb_open(&d.cb, o.pin_dir, o.breaker_pools, o.breaker_hosts, realtime_ns(), err,
+			    sizeof(err));
+		if (!r) {
+			r = l7_shared_cb(&d.l7, &d.cb);
+			if (r) {
+				snprintf(err, sizeof(err), "%u pools: %s", d.cb.n_pools,
+					 strerror(-r));
+				cb_close(&d.cb);
+			}
+		}
 		if (r) {
 			/* no limits and no ejection rather than no proxy: fail open */
 			fprintf(stderr, "ringmeshd: circuit breaking disabled: %s\n", err);
@@ -984,6 +995,7 @@ out:
 		stats_w_close(&d.stats);
 	if (d.cb_ok)
 		cb_close(&d.cb);
+	l7_shared_cb(&d.l7, NULL);
 	if (d.admin_ok)
 		admin_stop(&d.admin);
 	/* after the workers (no more pushes) and the admin thread (no more reads) */

@@ -12,6 +12,7 @@
 
 #include "common/util.h"
 #include "policy/trace.h"
+#include "ringmesh/breaker.h"
 #include "ringmesh/stats.h"
 #include "ringmeshd/l7.h" /* L7_DEF_*: the one place of the defaults */
 #include "ringmeshd/opts.h"
@@ -37,6 +38,8 @@ enum opt_id {
 	O_MAX_IDLE,
 	O_REQ_BUFS,
 	O_STATS_KEYS,
+	O_CB_POOLS,
+	O_CB_HOSTS,
 	O_METRICS,
 	O_ZIPKIN,
 	O_SAMPLING,
@@ -73,6 +76,8 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_MAX_IDLE] = {"upstream-max-idle", 0, true},
     [O_REQ_BUFS] = {"request-buffers", 0, true},
     [O_STATS_KEYS] = {"stats-keys", 0, true},
+    [O_CB_POOLS] = {"breaker-pools", 0, true},
+    [O_CB_HOSTS] = {"breaker-hosts", 0, true},
     [O_METRICS] = {"metrics-listen", 0, true},
     [O_ZIPKIN] = {"zipkin-url", 0, true},
     [O_SAMPLING] = {"trace-sampling", 0, true},
@@ -134,6 +139,15 @@ static const char usage_text[] =
     "                                (code, flags) series in a shared pool; more are\n"
     "                                counted in the overflow series. Another N re-creates\n"
     "                                the map at a fresh start; no hand-over across it\n"
+    "  --breaker-pools N             balancer pools (service x subset) in use on the node\n"
+    "                                that get circuit breaking and outlier ejection,\n"
+    "                                " STR(RM_CB_POOLS_MIN) ".." STR(RM_CB_POOLS_MAX) " (default " STR(RM_CB_POOLS) ", ~2.5 KiB each); pools\n"
+    "                                past it run without limits (counted in\n"
+    "                                ringmesh_breaker_table_full_total)\n"
+    "  --breaker-hosts M             their host slots (pool x endpoint port),\n"
+    "                                " STR(RM_CB_HOSTS_MIN) ".." STR(RM_CB_HOSTS_MAX) " (default " STR(RM_CB_HOSTS_PER_POOL) " per pool). Other\n"
+    "                                sizes re-create rm_breaker at a fresh start; no\n"
+    "                                hand-over across them\n"
     "  --metrics-listen ADDR:PORT    Prometheus metrics (/stats/prometheus, /metrics) and\n"
     "                                /healthz/ready; off disables (default " OPTS_METRICS_DEFAULT ")\n"
     "  --zipkin-url URL              report a Zipkin v2 span per sampled request to\n"
@@ -183,6 +197,19 @@ static int parse_uint(const char *s, unsigned long max, unsigned long *out)
 		v = v * 10 + (unsigned long)(*s - '0');
 	}
 	*out = v;
+	return 0;
+}
+
+/* A map's capacity (--stats-keys, --breaker-pools, --breaker-hosts) in min..max. */
+static int parse_size(const char *name, const char *v, uint32_t min, uint32_t max, uint32_t *out,
+		      char *err, size_t errlen)
+{
+	unsigned long n;
+
+	if (parse_uint(v, 1000000000, &n) || n < min || n > max)
+		return errf(err, errlen, -EINVAL, "--%s '%s': must be a number in %u..%u", name, v,
+			    min, max);
+	*out = (uint32_t)n;
 	return 0;
 }
 
@@ -379,11 +406,14 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 		o->request_buffers = (unsigned int)n;
 		return 0;
 	case O_STATS_KEYS:
-		if (parse_uint(v, 1000000000, &n) || n < RM_STATS_KEYS_MIN || n > RM_STATS_KEYS_MAX)
-			return errf(err, errlen, -EINVAL, "--%s '%s': must be a number in %u..%u",
-				    name, v, RM_STATS_KEYS_MIN, RM_STATS_KEYS_MAX);
-		o->stats_keys = (uint32_t)n;
-		return 0;
+		return parse_size(name, v, RM_STATS_KEYS_MIN, RM_STATS_KEYS_MAX, &o->stats_keys,
+				  err, errlen);
+	case O_CB_POOLS:
+		return parse_size(name, v, RM_CB_POOLS_MIN, RM_CB_POOLS_MAX, &o->breaker_pools, err,
+				  errlen);
+	case O_CB_HOSTS:
+		return parse_size(name, v, RM_CB_HOSTS_MIN, RM_CB_HOSTS_MAX, &o->breaker_hosts, err,
+				  errlen);
 	case O_METRICS:
 		if (!strcmp(v, "off")) {
 			o->metrics = false;

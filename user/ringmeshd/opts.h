@@ -69,6 +69,8 @@ struct rm_opts {
 	uint32_t trace_ppm;	      /* --trace-sampling, millionths (TRACE_RATE_ONE = 100 %) */
 	unsigned int drain_timeout_s; /* --drain-timeout */
 	uint32_t stats_keys;	      /* --stats-keys: rm_stats' key slots (0: the default) */
+	uint32_t breaker_pools;	      /* --breaker-pools: rm_breaker's pool slots (0: default) */
+	uint32_t breaker_hosts;	      /* --breaker-hosts: its host slots (0: 16 per pool) */
 };
 
 /*

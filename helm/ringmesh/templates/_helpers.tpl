@@ -67,6 +67,14 @@ every rendered argument with `ringmeshd ARGS --help`, which validates each value
 - --stats-keys
 - {{ int .Values.statsKeys | toString | quote }}
 {{- end }}
+{{- if .Values.breakerPools }}
+- --breaker-pools
+- {{ int .Values.breakerPools | toString | quote }}
+{{- end }}
+{{- if .Values.breakerHosts }}
+- --breaker-hosts
+- {{ int .Values.breakerHosts | toString | quote }}
+{{- end }}
 - --pod-gateway
 - {{ .Values.podGateway | quote }}
 - --pin-dir
