@@ -259,7 +259,8 @@ check "stalls: latencies as measured (101 requests, p99 0.1 ms, max 30 ms)" $? "
 # sample adds 73 more (29595 ... 435 us), so its p99 is the largest added one
 sline 'wrk would print p99 29\.59 ms$' >/dev/null
 check "stalls: the p99 wrk prints after its correction (29.59 ms)" $? "$st"
-sline '^ +1  ringmeshd-w0 +__lock_sock < lock_sock_nested < tcp_bpf_recvmsg < sock_recvmsg$' >/dev/null
+sline '^  uninterruptible sleeps \(D\) of client, proxy, backend \(in 1 of the 1 requests over 10 ms\):$' >/dev/null &&
+	sline '^ +1  ringmeshd-w0 +__lock_sock < lock_sock_nested < tcp_bpf_recvmsg < sock_recvmsg$' >/dev/null
 check "stalls: the proxy's D sleep on the socket lock, with its stack" $? "$st"
 sline '^  psock work items run: sk_psock_backlog 1$' >/dev/null
 check "stalls: psock work items counted, others not" $? "$st"

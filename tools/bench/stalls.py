@@ -261,8 +261,12 @@ def report(name, tr, roles, slowest):
               f" {ms(wrk_p99(lat, len(tr.fds), runtime))}")
     ds = collections.Counter((tr.comm.get(tid, "?"), st) for t, tid, st in tr.dsleep_at
                              if role_of(tid, tr.comm.get(tid, ""), roles))
+    slow = [(t0, t1) for us, t0, t1, fd in tr.reqs if us > SLOW_US]
+    with_d = sum(1 for t0, t1 in slow if any(
+        t0 <= t <= t1 and role_of(tid, tr.comm.get(tid, ""), roles) for t, tid, st in tr.dsleep_at))
     if ds:
-        print("  uninterruptible sleeps (D) of client, proxy, backend:")
+        print(f"  uninterruptible sleeps (D) of client, proxy, backend"
+              f" (in {with_d} of the {len(slow)} requests over {SLOW_US // 1000} ms):")
         for (comm, st), n in ds.most_common(8):
             print(f"    {n:6d}  {comm:14s} {st}")
     else:
