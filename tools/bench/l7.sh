@@ -178,14 +178,14 @@ prof_start() {
 }
 # sched_roles CG: "proxy TID..." and "backend TID..." for tools/bench/stalls.py
 sched_roles() {
-	local role cg p
+	local role cg p t
 	for role in proxy backend; do
 		cg=$1
 		[ $role = backend ] && cg=$BACK_CG
 		printf '%s' $role
-		for p in $(cat "$cg/cgroup.procs"); do
-			printf ' %s' $(ls "/proc/$p/task" 2>/dev/null)
-		done
+		while read -r p; do
+			for t in /proc/"$p"/task/*; do [ -e "$t" ] && printf ' %s' "${t##*/}"; done
+		done <"$cg/cgroup.procs"
 		echo
 	done
 }
