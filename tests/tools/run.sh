@@ -262,6 +262,9 @@ check "stalls: the p99 wrk prints after its correction (29.59 ms)" $? "$st"
 sline '^  uninterruptible sleeps \(D\) of client, proxy, backend \(in 1 of the 1 requests over 10 ms\):$' >/dev/null &&
 	sline '^ +1  ringmeshd-w0 +__lock_sock < lock_sock_nested < tcp_bpf_recvmsg < sock_recvmsg$' >/dev/null
 check "stalls: the proxy's D sleep on the socket lock, with its stack" $? "$st"
+# 29.0 of the 30 ms someone runnable, 0.1 ms the proxy in D, 0.9 ms only running
+sline '^  the 1 requests over 10 ms: of their time, 97 % with a thread of client, proxy or backend waiting for a CPU, 0\.3 % else with one in D, 3 % else with one running, 0 % with all asleep$' >/dev/null
+check "stalls: the slow requests' time split (waiting for a CPU, D, running, asleep)" $? "$st"
 sline '^  psock work items run: sk_psock_backlog 1$' >/dev/null
 check "stalls: psock work items counted, others not" $? "$st"
 sline '^    client +wrk +ms: sleep 21\.0, runnable 8\.9, run 0\.1$' >/dev/null &&

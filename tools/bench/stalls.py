@@ -15,6 +15,8 @@ prints per run:
   sk_msg path: __lock_sock in tcp_bpf_sendmsg_redir / tcp_bpf_recvmsg, a socket lock
   held by the other side of a redirect), and psock work items run (sk_psock_backlog
   would be the psock's deferred delivery; an sk_msg ingress redirect never uses it);
+- of the time of all requests over 10 ms: how much had a thread of client, proxy
+  (its workers) or backend waiting for a CPU, else in D, else running, else all asleep;
 - the N slowest requests: for each thread of the client (comm wrk), the proxy and the
   backend, how long it ran, waited for a CPU (runnable: woken or preempted) and slept,
   and what ran on the CPUs meanwhile.
@@ -26,6 +28,7 @@ Usage: python3 stalls.py [--slowest N] [--script] FILE...
   `perf script -F comm,tid,cpu,time,event,trace,ip,sym` of it.
 """
 import argparse
+import bisect
 import collections
 import math
 import os
@@ -71,6 +74,7 @@ class Trace:
 
     def __init__(self):
         self.states = collections.defaultdict(list)  # tid -> [(t, state)]
+        self.times = {}  # tid -> the times of its states, for bisect
         self.comm = {}
         self.cpu = collections.defaultdict(list)  # cpu -> [(t, comm, tid)] switch-ins
         self.dsleep_at = []  # (t, tid, stack) of each switch into D with a stack
@@ -151,30 +155,34 @@ class Trace:
             self.states[nxt].append((t, "run"))
         self.cpu[cpu].append((t, d["next_comm"], nxt))
 
-    def time_in(self, tid, t0, t1):
-        """Seconds in each state between t0 and t1 (state before the first event:
-        what that event left, e.g. 'run' before a switch-out)."""
-        out = collections.Counter()
+    def spans(self, tid, t0, t1):
+        """(from, to, state) of tid between t0 and t1; the state before the first event
+        is what that event leaves (e.g. 'run' before a switch-out)."""
         ev = self.states.get(tid, [])
-        before = None
-        for i, (t, s) in enumerate(ev):
-            if t >= t0:
-                break
-            before = s
+        if tid not in self.times:
+            self.times[tid] = [t for t, _ in ev]
+        i = bisect.bisect_left(self.times[tid], t0)
+        if i:
+            cur = ev[i - 1][1]
+        elif ev:
+            cur = {"run": "runnable", "runnable": "sleep"}.get(ev[0][1], "run")
         else:
-            i = len(ev)
-        if before is None and i < len(ev):
-            nxt = ev[i][1]
-            before = {"run": "runnable", "runnable": "sleep"}.get(nxt, "run")
-        cur, at = before, t0
-        for t, s in ev[i:]:
+            return []
+        out, at = [], t0
+        for t, st in ev[i:]:
             if t > t1:
                 break
-            if cur:
-                out[cur] += t - at
-            cur, at = s, t
-        if cur:
-            out[cur] += t1 - at
+            if t > at:
+                out.append((at, t, cur))
+            cur, at = st, t
+        out.append((at, t1, cur))
+        return out
+
+    def time_in(self, tid, t0, t1):
+        """Seconds in each state between t0 and t1."""
+        out = collections.Counter()
+        for a, b, st in self.spans(tid, t0, t1):
+            out[st] += b - a
         return out
 
     def on_cpus(self, t0, t1):
@@ -210,6 +218,38 @@ def role_of(tid, comm, roles):
     if comm == "nginx":
         return "proxy/backend"
     return None
+
+
+def path_tids(tr, roles):
+    """The threads a request passes: the client's, the proxy's workers (ringmeshd-wN;
+    all of its threads when none is named so) and the backend's."""
+    tids = [t for t in tr.states if role_of(t, tr.comm.get(t, ""), roles)]
+    workers = [t for t in tids if role_of(t, tr.comm[t], roles) != "client" and
+               re.search(r"-w\d+$", tr.comm[t])]
+    return [t for t in tids if role_of(t, tr.comm[t], roles) in ("client", "backend") or
+            not workers or t in workers]
+
+
+PRECEDENCE = ("runnable", "D", "run")  # what an instant counts as, first match
+
+
+def where(tr, tids, t0, t1):
+    """Seconds of [t0, t1] in which some thread of tids waited for a CPU, else slept in
+    D, else ran; the rest, all of them asleep."""
+    marks = collections.defaultdict(lambda: collections.Counter())
+    for tid in tids:
+        for a, b, st in tr.spans(tid, t0, t1):
+            if st in PRECEDENCE:
+                marks[a][st] += 1
+                marks[b][st] -= 1
+    out, live, prev = collections.Counter(), collections.Counter(), t0
+    for t in sorted(marks):
+        cls = next((st for st in PRECEDENCE if live[st] > 0), "asleep")
+        out[cls] += t - prev
+        live.update(marks[t])
+        prev = t
+    out["asleep"] += t1 - prev
+    return out
 
 
 def wrk_p99(lat, conns, runtime_us):
@@ -271,6 +311,16 @@ def report(name, tr, roles, slowest):
             print(f"    {n:6d}  {comm:14s} {st}")
     else:
         print("  uninterruptible sleeps (D) of client, proxy, backend: none")
+    if slow:
+        tids, tot = path_tids(tr, roles), collections.Counter()
+        for t0, t1 in slow:
+            tot.update(where(tr, tids, t0, t1))
+        whole = sum(tot.values()) or 1
+        print(f"  the {len(slow)} requests over {SLOW_US // 1000} ms: of their time,"
+              f" {100 * tot['runnable'] / whole:.0f} % with a thread of client, proxy or"
+              f" backend waiting for a CPU, {100 * tot['D'] / whole:.1f} % else with one in D,"
+              f" {100 * tot['run'] / whole:.0f} % else with one running,"
+              f" {100 * tot['asleep'] / whole:.0f} % with all asleep")
     work = ", ".join(f"{k} {v}" for k, v in sorted(tr.work.items())) or "none"
     print(f"  psock work items run: {work}")
     for us, t0, t1, fd in sorted(tr.reqs, reverse=True)[:slowest]:
