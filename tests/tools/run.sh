@@ -273,6 +273,30 @@ rcase "5 rounds, slower in every round -> behind" '0.90x, behind' \
 	"90 91 92 93 94" "100 101 102 103 104"
 rcase "5 against 3 rounds, disjoint (p 0.018) -> ahead" 'ahead' \
 	"110 111 112 113 114" "100 101 102"
+# --- where slow requests went (tools/bench/stalls.py), on a synthetic scheduler trace:
+# one request of 30 ms among 100 of 100 us, its proxy waiting 20 ms for a CPU
+python3 "$(dirname "$0")/stalls_trace.py" "$tmp/stalls.text"
+st=$(python3 "$(dirname "$0")/../../tools/bench/stalls.py" --script --slowest 1 "$tmp/stalls.text" 2>&1)
+sline() { printf '%s\n' "$st" | grep -E -- "$1"; }
+sline '^  101 requests on 1 connection\(s\) .*p50 0\.10 ms, p99 0\.10 ms, max 30\.00 ms; 1 over 10 ms;' >/dev/null
+check "stalls: latencies as measured (101 requests, p99 0.1 ms, max 30 ms)" $? "$st"
+# wrk's coordinated-omission correction: interval 41000 us / 101 = 405 us, the 30 ms
+# sample adds 73 more (29595 ... 435 us), so its p99 is the largest added one
+sline 'wrk would print p99 29\.59 ms$' >/dev/null
+check "stalls: the p99 wrk prints after its correction (29.59 ms)" $? "$st"
+sline '^  uninterruptible sleeps \(D\) of client, proxy, backend \(in 1 of the 1 requests over 10 ms\):$' >/dev/null &&
+	sline '^ +1  ringmeshd-w0 +__lock_sock < lock_sock_nested < tcp_bpf_recvmsg < sock_recvmsg$' >/dev/null
+check "stalls: the proxy's D sleep on the socket lock, with its stack" $? "$st"
+# 29.0 of the 30 ms someone runnable, 0.1 ms the proxy in D, 0.9 ms only running
+sline '^  the 1 requests over 10 ms: of their time, 97 % with a thread of client, proxy or backend waiting for a CPU, 0\.3 % else with one in D, 3 % else with one running, 0 % with all asleep$' >/dev/null
+check "stalls: the slow requests' time split (waiting for a CPU, D, running, asleep)" $? "$st"
+sline '^  psock work items run: sk_psock_backlog 1$' >/dev/null
+check "stalls: psock work items counted, others not" $? "$st"
+sline '^    client +wrk +ms: sleep 21\.0, runnable 8\.9, run 0\.1$' >/dev/null &&
+	sline '^    proxy +ringmeshd-w0 +ms: runnable 20\.1, sleep 8\.9, run 0\.9, D 0\.1$' >/dev/null &&
+	sline '^    on the CPUs \(60\.0 CPU-ms\): sh 59\.0, ringmeshd-w0 0\.9, wrk 0\.1$' >/dev/null &&
+	! sline 'nginx' >/dev/null
+check "stalls: the slow request's time per thread (running, runnable, asleep) and the CPUs' use" $? "$st"
 
 echo "tools: $pass passed, $fail failed"
 [ $fail -eq 0 ]

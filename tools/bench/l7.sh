@@ -36,8 +36,13 @@
 # syscalls, context switches and io_uring submissions/completions (perf stat on
 # tracepoints: cheap), count them by name (strace -c -f: distorts its timing and
 # CPU, so only for counting), summarise them (perf trace -s) or record 2 s of its
-# io_uring submissions (ops: `perf script` shows each one's opcode), output in
-# $PROF_DIR (default: the run's directory) as PATH-rROUND.{perf,stat,strace,trace,ops}.
+# io_uring submissions (ops: `perf script` shows each one's opcode), or record the whole
+# machine's scheduling with wrk's request syscalls (sched: system-wide sched_switch and
+# sched_wakeup, kernel stacks of switches into D, psock work items, wrk's write/read;
+# tools/bench/stalls.py FILE... says where the slowest requests' time went), output in
+# $PROF_DIR (default: the run's directory, removed at exit: set it to keep them) as
+# PATH-rROUND.{perf,stat,strace,trace,ops,sched} (sched: and a .roles file of the
+# proxy's and the backend's thread ids).
 set -u
 BUILD=${1:-build}
 SECS=${2:-5}
@@ -61,8 +66,8 @@ done
 [ "$CONNS" = none ] && CONNS=
 PACED=${PACED:-1}
 PROF=${PROF:-}
-case $PROF in "" | ops | perf | stat | strace | trace) ;;
-*) echo "PROF ops, perf, stat, strace or trace"; exit 2;; esac
+case $PROF in "" | ops | perf | sched | stat | strace | trace) ;;
+*) echo "PROF ops, perf, sched, stat, strace or trace"; exit 2;; esac
 case "$SECS$ROUNDS${CONNS//,/}" in
 *[!0-9]* | "") echo "usage: $0 [BUILD] [SECONDS] [CONNS,...] [ROUNDS]"; exit 2;;
 esac
@@ -154,6 +159,15 @@ prof_start() {
 		sleep $((SECS > 2 ? SECS - 2 : 1))) >/dev/null 2>&1 & ;;
 	perf) (sleep 1; exec perf record -q -e cpu-clock -g -p "$pids" -o "$out" -- \
 		sleep $((SECS > 2 ? SECS - 2 : 1))) >/dev/null 2>&1 & ;;
+	sched) sched_roles "$2" >"$out.roles"
+		(sleep 1; exec perf record -q -a -o "$out" -e "sched:sched_switch/call-graph=no/" \
+			-e "sched:sched_wakeup/call-graph=no/" \
+			-e "sched:sched_switch/call-graph=fp/" --filter "prev_state == 2" \
+			-e "workqueue:workqueue_execute_start/call-graph=no/" \
+			-e "syscalls:sys_enter_write/call-graph=no/" --filter 'comm == "wrk"' \
+			-e "syscalls:sys_enter_read/call-graph=no/" --filter 'comm == "wrk"' \
+			-e "syscalls:sys_exit_read/call-graph=no/" --filter 'comm == "wrk"' \
+			-- sleep $((SECS > 2 ? SECS - 2 : 1))) >/dev/null 2>&1 & ;;
 	trace) (sleep 1; exec perf trace -s -p "$pids" -o "$out" -- \
 		sleep $((SECS > 2 ? SECS - 2 : 1))) >/dev/null 2>&1 & ;;
 	# shellcheck disable=SC2086 # one -p per pid
@@ -161,6 +175,19 @@ prof_start() {
 		strace -c -f -o "$out" -p ${pids//,/ -p }) >/dev/null 2>&1 & ;;
 	esac
 	PROF_PID=$!
+}
+# sched_roles CG: "proxy TID..." and "backend TID..." for tools/bench/stalls.py
+sched_roles() {
+	local role cg p t
+	for role in proxy backend; do
+		cg=$1
+		[ $role = backend ] && cg=$BACK_CG
+		printf '%s' $role
+		while read -r p; do
+			for t in /proc/"$p"/task/*; do [ -e "$t" ] && printf ' %s' "${t##*/}"; done
+		done <"$cg/cgroup.procs"
+		echo
+	done
 }
 prof_wait() { [ -z "${PROF_PID:-}" ] || wait "$PROF_PID" 2>/dev/null; PROF_PID=; }
 

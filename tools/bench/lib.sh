@@ -25,6 +25,9 @@ stop_cg() {
 
 # cg_usec CG: CPU time (µs) the processes of CG have used so far (cgroup2 cpu.stat)
 cg_usec() { awk '$1 == "usage_usec" { print $2 }' "$1/cpu.stat"; }
+# steal_ms: CPU time the hypervisor gave to others while this VM's CPUs wanted it, all
+# CPUs, since boot (/proc/stat "steal", in USER_HZ ticks)
+steal_ms() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.0f", $9 * 1000 / hz }' /proc/stat; }
 
 # rec PHASE PATH METRIC CONNS ROUND VALUE: one figure, a line of $BENCH_OUT (TSV) for
 # tools/bench/summary.py; nothing without BENCH_OUT.
@@ -247,14 +250,17 @@ us() {
 
 # wrk_run NAME CLIENT_CG URL CONNS SECS [PROXY_CG [LUA]]: one wrk run ($WRK_THREADS threads, default 1,
 # keep-alive, --latency), its output in $TMP/wrk.NAME. Sets W_rps, W_p50, W_p99 (µs),
-# W_err ("" when none) and W_cpu, the CPU µs PROXY_CG used per completed request ("-"
-# without PROXY_CG). Returns 1 when wrk gave no figures.
+# W_err ("" when none), W_cpu, the CPU µs PROXY_CG used per completed request ("-"
+# without PROXY_CG), and W_steal, the ms of CPU the hypervisor took meanwhile (a round's
+# tail on a VM can be its host's). Returns 1 when wrk gave no figures.
 wrk_run() {
-	local name=$1 cg=$2 url=$3 c=$4 s=$5 pcg=${6:-} lua=${7:-} out u0 u1 n2 se reqs
+	local name=$1 cg=$2 url=$3 c=$4 s=$5 pcg=${6:-} lua=${7:-} out u0 u1 n2 se reqs st0
 	local args=(-t"${WRK_THREADS:-1}" -c"$c" -d"${s}s" --latency)
 	[ -n "$lua" ] && args+=(-s "$lua")
 	[ -n "$pcg" ] && u0=$(cg_usec "$pcg")
+	st0=$(steal_ms)
 	out=$(in_cg "$cg" "$NS" -- timeout $((s + 30)) wrk "${args[@]}" "$url" 2>&1)
+	W_steal=$(($(steal_ms) - st0))
 	[ -n "$pcg" ] && u1=$(cg_usec "$pcg")
 	echo "$out" >"$TMP/wrk.$name"
 	W_rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
@@ -275,6 +281,6 @@ wrk_run() {
 		echo "  $name: wrk failed:"; sed 's/^/    /' "$TMP/wrk.$name" | tail -5
 		return 1
 	fi
-	echo "  $name: $W_rps req/s, p50 $W_p50 µs, p99 $W_p99 µs, proxy CPU $W_cpu µs/req" \
-		"${W_err:+ ($W_err)}"
+	echo "  $name: $W_rps req/s, p50 $W_p50 µs, p99 $W_p99 µs, proxy CPU $W_cpu µs/req," \
+		"steal $W_steal ms${W_err:+ ($W_err)}"
 }
