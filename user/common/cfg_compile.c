@@ -699,6 +699,29 @@ static int resolve_subset(struct cb_ctx *b, const struct cfg_doc_ir *ir,
 	return fail(b, ir, d->pos, -EINVAL, "internal: no subset for {%s}", name);
 }
 
+/* Conditions (a match group's, or a corsPolicy's origins) appended to conds[]. */
+static int put_conds(struct cb_ctx *b, const struct cfg_doc_ir *ir, struct cfg_pos pos,
+		     const struct cfg_cond_ir *v, unsigned n, uint32_t *first, uint32_t *count)
+{
+	struct rm_cfg *o = b->o;
+	bool ok = true;
+
+	*first = o->n_conds;
+	for (unsigned j = 0; j < n; j++) {
+		struct rm_cfg_cond *c;
+
+		NEED(b, ir, pos, RM_CFG_T_CONDS, o->n_conds, "match conditions");
+		c = &o->conds[o->n_conds++];
+		c->field = v[j].field;
+		c->op = v[j].op;
+		c->name_off = str(b, v[j].name, &ok);
+		/* an empty value is legal ("" exact): keep it distinguishable */
+		c->value_off = str(b, v[j].value, &ok);
+	}
+	*count = o->n_conds - *first;
+	return ok ? 0 : fail(b, ir, pos, -ENOSPC, "string table full");
+}
+
 static int put_rule(struct cb_ctx *b, const struct cfg_doc_ir *ir, const struct cfg_http_ir *h,
 		    uint32_t svc)
 {
@@ -726,21 +749,10 @@ static int put_rule(struct cb_ctx *b, const struct cfg_doc_ir *ir, const struct 
 
 		NEED(b, ir, h->pos, RM_CFG_T_MATCHES, o->n_matches, "match groups");
 		om = &o->matches[o->n_matches++];
-		om->cond_first = o->n_conds;
 		om->src_name_off = str(b, m->src_name, &ok);
 		om->src_ns_off = str(b, m->src_ns, &ok);
-		for (unsigned j = 0; j < m->n; j++) {
-			struct rm_cfg_cond *c;
-
-			NEED(b, ir, h->pos, RM_CFG_T_CONDS, o->n_conds, "match conditions");
-			c = &o->conds[o->n_conds++];
-			c->field = m->c[j].field;
-			c->op = m->c[j].op;
-			c->name_off = str(b, m->c[j].name, &ok);
-			c->value_off = str(b, m->c[j].value, &ok);
-			/* an empty value is legal ("" exact): keep it distinguishable */
-		}
-		om->cond_count = o->n_conds - om->cond_first;
+		if ((r = put_conds(b, ir, h->pos, m->c, m->n, &om->cond_first, &om->cond_count)))
+			return r;
 		if ((r = labels_put(b, ir, h->pos, &m->src, &om->src_label_first,
 				    &om->src_label_count)))
 			return r;
@@ -800,18 +812,9 @@ static int put_rule(struct cb_ctx *b, const struct cfg_doc_ir *ir, const struct 
 	ru->cors_expose_off = str(b, h->cors_expose, &ok);
 	ru->cors_max_age_s = h->cors_max_age_s;
 	ru->cors_credentials = h->cors_credentials;
-	ru->cors_origin_first = o->n_conds;
-	for (unsigned i = 0; i < h->n_cors_orig; i++) {
-		struct rm_cfg_cond *c;
-
-		NEED(b, ir, h->pos, RM_CFG_T_CONDS, o->n_conds, "match conditions");
-		c = &o->conds[o->n_conds++];
-		c->field = h->cors_orig[i].field;
-		c->op = h->cors_orig[i].op;
-		c->name_off = str(b, h->cors_orig[i].name, &ok);
-		c->value_off = str(b, h->cors_orig[i].value, &ok);
-	}
-	ru->cors_origin_count = o->n_conds - ru->cors_origin_first;
+	if ((r = put_conds(b, ir, h->pos, h->cors_orig, h->n_cors_orig, &ru->cors_origin_first,
+			   &ru->cors_origin_count)))
+		return r;
 	return ok ? 0 : fail(b, ir, h->pos, -ENOSPC, "string table full");
 }
 
