@@ -7,7 +7,9 @@
  * others (cross-document: blamed by origin, or found by bisection when the
  * error names a file's document) skipped and recorded while the rest applies;
  * the stored documents of resources not listed yet kept; a re-list dropping
- * the objects it does not announce; the status file's text.
+ * the objects it does not announce; the status file's text; the publish
+ * schedule (a change after a quiet spell at once, a burst coalesced, a stream
+ * published every debounce).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -587,6 +589,93 @@ static void test_status(void **state)
 	k8s_sync_free(s);
 }
 
+#define MSEC 1000000ull
+
+/*
+ * The publish schedule against a simulated loop at 1 ms resolution: changes at
+ * the given times (ms from 1,000 on, sorted), each publish taking pub_ms;
+ * returns the publishes, with each change's wait (change to the publish that
+ * covers it) in wait[] and each publish's start in at[].
+ */
+static unsigned simulate(const unsigned *ch, unsigned n, unsigned pub_ms, unsigned *wait,
+			 uint64_t *at, unsigned max_pub)
+{
+	struct k8s_debounce d = {0};
+	unsigned next = 0, covered = 0, pubs = 0;
+	uint64_t t;
+
+	for (t = 1000; next < n || d.pending; t++) {
+		uint64_t now = t * MSEC;
+
+		while (next < n && 1000 + ch[next] <= t) {
+			k8s_debounce_change(&d, now);
+			next++;
+		}
+		if (d.pending && now >= k8s_debounce_due(&d)) {
+			assert_true(pubs < max_pub);
+			at[pubs++] = t;
+			for (; covered < next; covered++) /* what the publish read */
+				wait[covered] = (unsigned)(t - (1000 + ch[covered]));
+			/* changes during the publish are seen after it */
+			t += pub_ms;
+			k8s_debounce_done(&d, t * MSEC);
+		}
+		assert_true(t < 100000);
+	}
+	assert_int_equal(covered, n);
+	return pubs;
+}
+
+static void test_debounce(void **state)
+{
+	struct k8s_debounce d = {0};
+	unsigned ch[400], wait[400];
+	uint64_t at[400];
+	unsigned n;
+
+	assert_int_equal(k8s_debounce_due(&d), UINT64_MAX);
+	/* the first change ever, and one after a quiet spell: due at once */
+	k8s_debounce_change(&d, 5 * MSEC);
+	assert_int_equal(k8s_debounce_due(&d), 5 * MSEC);
+	k8s_debounce_done(&d, 6 * MSEC);
+	assert_int_equal(k8s_debounce_due(&d), UINT64_MAX);
+	k8s_debounce_change(&d, 500 * MSEC);
+	k8s_debounce_change(&d, 501 * MSEC); /* read with it: the same publish */
+	assert_int_equal(k8s_debounce_due(&d), 500 * MSEC);
+	k8s_debounce_done(&d, 510 * MSEC);
+	/* soon after a publish: waits for the debounce from its end */
+	k8s_debounce_change(&d, 520 * MSEC);
+	assert_int_equal(k8s_debounce_due(&d), (510 + K8S_SYNC_DEBOUNCE_MS) * MSEC);
+
+	/* quiet: three changes 1 s apart are three publishes, none waits */
+	ch[0] = 0, ch[1] = 1000, ch[2] = 2000;
+	assert_int_equal(simulate(ch, 3, 20, wait, at, 3), 3);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(wait[i], 0);
+
+	/* a burst: a change, then 20 more in the next 30 ms: the first alone at
+	 * once, the rest coalesced into one publish the debounce after it */
+	for (n = 0; n < 21; n++)
+		ch[n] = n ? 10 + n : 0;
+	assert_int_equal(simulate(ch, n, 5, wait, at, 2), 2);
+	assert_int_equal(wait[0], 0);
+	assert_int_equal(at[1], at[0] + 5 + K8S_SYNC_DEBOUNCE_MS);
+	for (unsigned i = 1; i < n; i++)
+		assert_true(wait[i] <= 5 + K8S_SYNC_DEBOUNCE_MS);
+
+	/* a stream: a change every 5 ms for 2 s still publishes, every debounce +
+	 * publish time, and no change waits longer than that */
+	for (n = 0; n < 400; n++)
+		ch[n] = 5 * n;
+	unsigned pubs = simulate(ch, n, 10, wait, at, 400);
+	assert_true(pubs >= 2000 / (10 + K8S_SYNC_DEBOUNCE_MS) - 1);
+	assert_true(pubs <= 2000 / (10 + K8S_SYNC_DEBOUNCE_MS) + 2);
+	for (unsigned i = 0; i < n; i++)
+		assert_true(wait[i] <= 10 + K8S_SYNC_DEBOUNCE_MS);
+	for (unsigned i = 1; i < pubs; i++)
+		assert_int_equal(at[i] - at[i - 1], 10 + K8S_SYNC_DEBOUNCE_MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -599,6 +688,7 @@ int main(void)
 	    cmocka_unit_test(test_relist),
 	    cmocka_unit_test(test_same_name),
 	    cmocka_unit_test(test_status),
+	    cmocka_unit_test(test_debounce),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,7 +66,7 @@ struct k8s_sync {
 	json_t *pending[KS_N]; /* a list in progress */
 	bool synced[KS_N];     /* listed at least once */
 	bool dirty;
-	uint64_t dirty_ns; /* mono_ns of the first change not published */
+	struct k8s_debounce db;
 	uint64_t start_ns;
 	struct skip *skips, *old_skips;
 	size_t nskips, nold_skips;
@@ -180,10 +180,31 @@ static void svc_touch(struct k8s_sync *s, unsigned idx, const char *ns)
 		s->svc_all_dirty = true;
 }
 
+void k8s_debounce_change(struct k8s_debounce *d, uint64_t now)
+{
+	if (!d->pending)
+		d->first_ns = now;
+	d->pending = true;
+}
+
+void k8s_debounce_done(struct k8s_debounce *d, uint64_t now)
+{
+	d->pending = false;
+	d->done_ns = now;
+}
+
+uint64_t k8s_debounce_due(const struct k8s_debounce *d)
+{
+	uint64_t gap = d->done_ns ? d->done_ns + K8S_SYNC_DEBOUNCE_MS * MS : 0;
+
+	if (!d->pending)
+		return UINT64_MAX;
+	return d->first_ns > gap ? d->first_ns : gap;
+}
+
 static void mark(struct k8s_sync *s)
 {
-	if (!s->dirty)
-		s->dirty_ns = mono_ns();
+	k8s_debounce_change(&s->db, mono_ns());
 	s->dirty = true;
 }
 
@@ -1148,16 +1169,13 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 	if (!s->res[KS_POD].query)
 		k8s_sync_absent(s, KS_POD);
 	for (;;) {
-		uint64_t now = mono_ns(), due = s->dirty_ns + K8S_SYNC_DEBOUNCE_MS * MS;
+		uint64_t now = mono_ns(), due = k8s_debounce_due(&s->db);
 		int wait = 200;
 
-		if (s->dirty) {
-			if (due < retry_ns)
-				due = retry_ns;
-			wait = due > now ? (int)((due - now) / MS) + 1 : 0;
-			if (wait > 200)
-				wait = 200;
-		}
+		if (due < retry_ns)
+			due = retry_ns;
+		if (s->dirty && due < now + 200 * MS)
+			wait = due > now ? (int)((due - now + MS - 1) / MS) : 0;
 		if ((r = k8s_client_step(s->cl, wait)))
 			fprintf(stderr, "sync: %s\n", strerror(-r));
 		if (signalled(sfd))
@@ -1172,8 +1190,13 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 			if (st && st->state == K8S_R_ABSENT)
 				k8s_sync_absent(s, i);
 		}
-		if (s->dirty && now >= s->dirty_ns + K8S_SYNC_DEBOUNCE_MS * MS && now >= retry_ns) {
-			if (publish(s, &store, &open)) {
+		if (s->dirty && now >= k8s_debounce_due(&s->db) && now >= retry_ns) {
+			int p = publish(s, &store, &open);
+
+			/* what arrives from now on waits for the debounce, a failed set
+			 * for the retry */
+			k8s_debounce_done(&s->db, mono_ns());
+			if (p) {
 				mark(s);
 				retry_ns = now + RETRY_NS;
 			}
