@@ -431,6 +431,83 @@ static void test_conflict_with_file(void **state)
 	k8s_sync_free(s);
 }
 
+#define SE_REVIEWS                                                                                 \
+	"{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"},\"spec\":{\"hosts\":"         \
+	"[\"reviews.example.com\"],\"addresses\":[\"10.96.2.2\"],\"ports\":[{\"number\":80,"       \
+	"\"name\":\"http\",\"protocol\":\"HTTP\"}],\"resolution\":\"STATIC\",\"endpoints\":"       \
+	"[{\"address\":\"10.4.0.1\"}]}}"
+
+/* While no Service, slice or pod changes, the Services' documents move from one
+ * build to the next as a block: through Istio objects added before them (their
+ * place shifts), edited, and an Istio ServiceEntry that takes a Service's name
+ * (the Service skipped, back once it goes). */
+static void test_service_block(void **state)
+{
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	const struct cfg_doc_ir *shop, *web;
+	const char *kind, *ns, *name, *error;
+	char err[512];
+
+	list(s, KS_SERVICE, SVC, SVC_WEB, NULL);
+	list(s, KS_SLICE, SLICE, SLICE_WEB, NULL);
+	list(s, KS_PODMETA, POD("r1", "v1"), POD("r2", "v2"), NULL);
+	for (unsigned i = KS_VS; i <= KS_DP; i++)
+		list(s, i, NULL);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 2);
+	shop = ir_of(out, "k8s:Service/shop/reviews");
+	web = ir_of(out, "k8s:Service/web/front");
+	assert_non_null(shop);
+	assert_non_null(web);
+	ev(s, KS_DR, K8S_EV_ADDED, DR);
+	for (int round = 0; round < 3; round++) {
+		ev(s, KS_VS, round ? K8S_EV_MODIFIED : K8S_EV_ADDED,
+		   round & 1 ? VS("reviews", "reviews", "v2", "60")
+			     : VS("reviews", "reviews", "v2", "70"));
+		assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+		assert_int_equal(out->n, 4);
+		assert_true(has_origin(out, "k8s:VirtualService/shop/reviews"));
+		assert_true(has_origin(out, "k8s:DestinationRule/shop/reviews"));
+		assert_ptr_equal(ir_of(out, "k8s:Service/shop/reviews"), shop);
+		assert_ptr_equal(ir_of(out, "k8s:Service/web/front"), web);
+		assert_false(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	}
+	/* an Istio ServiceEntry named as shop's Service: that one skipped */
+	ev(s, KS_VS, K8S_EV_DELETED,
+	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"}}");
+	ev(s, KS_DR, K8S_EV_DELETED,
+	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"}}");
+	ev(s, KS_SE, K8S_EV_ADDED, SE_REVIEWS);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 2);
+	assert_true(has_origin(out, "k8s:ServiceEntry/shop/reviews"));
+	assert_null(ir_of(out, "k8s:Service/shop/reviews"));
+	assert_ptr_equal(ir_of(out, "k8s:Service/web/front"), web);
+	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	assert_string_equal(kind, "Service");
+	/* and again (the block of the last build lacks it: not moved as it is) */
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 2);
+	assert_null(ir_of(out, "k8s:Service/shop/reviews"));
+	/* the ServiceEntry gone: the Service is back (parsed again), then moves as a
+	 * block again */
+	ev(s, KS_SE, K8S_EV_DELETED,
+	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"}}");
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+		assert_int_equal(out->n, 2);
+		if (!round)
+			shop = ir_of(out, "k8s:Service/shop/reviews");
+		assert_non_null(shop);
+		assert_ptr_equal(ir_of(out, "k8s:Service/shop/reviews"), shop);
+		assert_ptr_equal(ir_of(out, "k8s:Service/web/front"), web);
+		assert_false(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	}
+	k8s_sync_free(s);
+}
+
 /* An Istio ServiceEntry named as a Service: one document of each kind/ns/name,
  * the Istio object's. */
 static void test_same_name(void **state)
@@ -689,6 +766,7 @@ int main(void)
 	    cmocka_unit_test(test_same_name),
 	    cmocka_unit_test(test_status),
 	    cmocka_unit_test(test_debounce),
+	    cmocka_unit_test(test_service_block),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
