@@ -234,6 +234,15 @@ int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err,
 	out->n_docs = 0;
 	out->used = 0;
 	out->generation = 0;
+	/* sized once: 10,000 documents are megabytes, grown by doubling they are
+	 * copied again and again */
+	for (size_t i = 0; i < docs->n; i++)
+		used += (sizeof(struct rm_cfg_src_doc) + strlen(docs->v[i].origin) +
+			 strlen(docs->v[i].text) + 2 + 7) &
+			~(size_t)7;
+	if (used <= UINT32_MAX / 2)
+		cfg_src_reserve(out, used); /* else failed below, with a message */
+	used = 0;
 	for (size_t i = 0; i < docs->n; i++) {
 		const struct cfg_doc *d = &docs->v[i];
 		size_t ol = strlen(d->origin) + 1, tl = strlen(d->text) + 1;
