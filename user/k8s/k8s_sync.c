@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -1215,6 +1216,12 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 
 	if (sfd < 0)
 		return errf(err, errlen, sfd, "signalfd: %s", strerror(-sfd));
+	/* a publish at 10,000 Services allocates and frees tens of megabytes (the
+	 * compiled tables, the packed sources, the blob): kept in the heap for the
+	 * next one instead of mmapped and faulted in page by page each time (20% of
+	 * a publish); RSS stays at the peak the first publish reached */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 128 << 20);
 	s->cl = k8s_client_new(conf, &ko, s->res, nres, on_event, s, err, errlen);
 	if (!s->cl) {
 		close(sfd);
