@@ -612,7 +612,8 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 			for (size_t i = 0; view.v && i < e->borrowed->n; i++)
 				view.v[view.n++] = e->borrowed->v[i];
 			view.cap = view.n;
-			r = view.v ? cfg_docs_merge(&cur, &view) : -ENOMEM;
+			/* unique by cfg_store_sync's contract: the files' few indexed */
+			r = view.v ? cfg_docs_merge_unique(&cur, &view) : -ENOMEM;
 		} else if (e->name)
 			r = cfg_docs_remove_rule(&cur, e->name, e->ns, err, errlen);
 		else if (e->op == CFG_OP_DELETE)
