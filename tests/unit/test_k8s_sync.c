@@ -269,6 +269,17 @@ static void test_domain(void **state)
 	"\"kubernetes.io/service-name\":\"front\"}},\"addressType\":\"IPv4\",\"ports\":[{"         \
 	"\"name\":\"http\",\"port\":80}],\"endpoints\":[{\"addresses\":[\"10.2.0.1\"]}]}"
 
+/* Services shop/reviews and web/front with their slices and pods, every other
+ * kind listed empty. */
+static void two_services(struct k8s_sync *s)
+{
+	list(s, KS_SERVICE, SVC, SVC_WEB, NULL);
+	list(s, KS_SLICE, SLICE, SLICE_WEB, NULL);
+	list(s, KS_PODMETA, POD("r1", "v1"), POD("r2", "v2"), NULL);
+	for (unsigned i = KS_VS; i <= KS_DP; i++)
+		list(s, i, NULL);
+}
+
 static const struct cfg_doc_ir *ir_of(const struct cfg_docs *d, const char *origin)
 {
 	for (size_t i = 0; i < d->n; i++)
@@ -287,11 +298,7 @@ static void test_service_texts(void **state)
 	const struct cfg_doc_ir *shop, *web;
 	char err[512];
 
-	list(s, KS_SERVICE, SVC, SVC_WEB, NULL);
-	list(s, KS_SLICE, SLICE, SLICE_WEB, NULL);
-	list(s, KS_PODMETA, POD("r1", "v1"), POD("r2", "v2"), NULL);
-	for (unsigned i = KS_SE; i <= KS_DP; i++)
-		list(s, i, NULL);
+	two_services(s);
 	list(s, KS_DR, DR, NULL);
 	list(s, KS_VS, VS("reviews", "reviews", "v2", "70"), NULL);
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
@@ -450,11 +457,7 @@ static void test_service_block(void **state)
 	const char *kind, *ns, *name, *error;
 	char err[512];
 
-	list(s, KS_SERVICE, SVC, SVC_WEB, NULL);
-	list(s, KS_SLICE, SLICE, SLICE_WEB, NULL);
-	list(s, KS_PODMETA, POD("r1", "v1"), POD("r2", "v2"), NULL);
-	for (unsigned i = KS_VS; i <= KS_DP; i++)
-		list(s, i, NULL);
+	two_services(s);
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
 	assert_int_equal(out->n, 2);
 	shop = ir_of(out, "k8s:Service/shop/reviews");
