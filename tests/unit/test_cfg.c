@@ -470,6 +470,33 @@ static void test_merge_and_delete(void **state)
 	assert_string_equal(rule_name(cfg_a, 0), "trans-service-default");
 	assert_int_equal(cfg_a->rules[0].precedence, 9);
 	assert_int_equal(cfg_a->rules[0].target_count, 0);
+	/* unique adds (the sync's): into an empty set appended in order, over a set
+	 * replacing in place */
+	{
+		struct cfg_docs u = {0}, w = {0}, ref = {0};
+
+		assert_int_equal(cfgt_load(&w, workshop, err, sizeof(err)), 0);
+		assert_int_equal(cfgt_load(&ref, workshop, err, sizeof(err)), 0);
+		assert_int_equal(cfg_docs_merge_unique(&u, &w), 0);
+		assert_int_equal(w.n, 0);
+		assert_int_equal(u.n, ref.n);
+		for (size_t i = 0; i < u.n; i++)
+			assert_string_equal(u.v[i].name, ref.v[i].name);
+		assert_int_equal(cfg_docs_parse(&add, "-", v1b, sizeof(v1b) - 1, err, sizeof(err)),
+				 0);
+		assert_int_equal(cfg_docs_merge_unique(&u, &add), 0);
+		assert_int_equal(u.n, ref.n);
+		for (size_t i = 0; i < u.n; i++) {
+			assert_string_equal(u.v[i].name, ref.v[i].name);
+			assert_string_equal(u.v[i].origin,
+					    strcmp(u.v[i].name, "trans-service-default") ||
+						    u.v[i].kind != CFG_K_ROUTERULE
+						? ref.v[i].origin
+						: "-");
+		}
+		cfg_docs_free(&u);
+		cfg_docs_free(&ref);
+	}
 	/* delete -f */
 	assert_int_equal(cfgt_parse(&del, "routerule-v2.yaml", err, sizeof(err)), 0);
 	assert_int_equal(cfg_docs_remove(&store, &del, err, sizeof(err)), 0);

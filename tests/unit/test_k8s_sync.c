@@ -7,7 +7,9 @@
  * others (cross-document: blamed by origin, or found by bisection when the
  * error names a file's document) skipped and recorded while the rest applies;
  * the stored documents of resources not listed yet kept; a re-list dropping
- * the objects it does not announce; the status file's text.
+ * the objects it does not announce; the status file's text; the publish
+ * schedule (a change after a quiet spell at once, a burst coalesced, a stream
+ * published every debounce).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -267,6 +269,17 @@ static void test_domain(void **state)
 	"\"kubernetes.io/service-name\":\"front\"}},\"addressType\":\"IPv4\",\"ports\":[{"         \
 	"\"name\":\"http\",\"port\":80}],\"endpoints\":[{\"addresses\":[\"10.2.0.1\"]}]}"
 
+/* Services shop/reviews and web/front with their slices and pods, every other
+ * kind listed empty. */
+static void two_services(struct k8s_sync *s)
+{
+	list(s, KS_SERVICE, SVC, SVC_WEB, NULL);
+	list(s, KS_SLICE, SLICE, SLICE_WEB, NULL);
+	list(s, KS_PODMETA, POD("r1", "v1"), POD("r2", "v2"), NULL);
+	for (unsigned i = KS_VS; i <= KS_DP; i++)
+		list(s, i, NULL);
+}
+
 static const struct cfg_doc_ir *ir_of(const struct cfg_docs *d, const char *origin)
 {
 	for (size_t i = 0; i < d->n; i++)
@@ -285,11 +298,7 @@ static void test_service_texts(void **state)
 	const struct cfg_doc_ir *shop, *web;
 	char err[512];
 
-	list(s, KS_SERVICE, SVC, SVC_WEB, NULL);
-	list(s, KS_SLICE, SLICE, SLICE_WEB, NULL);
-	list(s, KS_PODMETA, POD("r1", "v1"), POD("r2", "v2"), NULL);
-	for (unsigned i = KS_SE; i <= KS_DP; i++)
-		list(s, i, NULL);
+	two_services(s);
 	list(s, KS_DR, DR, NULL);
 	list(s, KS_VS, VS("reviews", "reviews", "v2", "70"), NULL);
 	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
@@ -426,6 +435,79 @@ static void test_conflict_with_file(void **state)
 	assert_int_equal(compile(&stored, out, &cfg), 0);
 	cfg_free(&cfg);
 	cfg_docs_free(&stored);
+	k8s_sync_free(s);
+}
+
+#define SE_REVIEWS                                                                                 \
+	"{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"},\"spec\":{\"hosts\":"         \
+	"[\"reviews.example.com\"],\"addresses\":[\"10.96.2.2\"],\"ports\":[{\"number\":80,"       \
+	"\"name\":\"http\",\"protocol\":\"HTTP\"}],\"resolution\":\"STATIC\",\"endpoints\":"       \
+	"[{\"address\":\"10.4.0.1\"}]}}"
+
+/* While no Service, slice or pod changes, the Services' documents move from one
+ * build to the next as a block: through Istio objects added before them (their
+ * place shifts), edited, and an Istio ServiceEntry that takes a Service's name
+ * (the Service skipped, back once it goes). */
+static void test_service_block(void **state)
+{
+	struct k8s_sync *s = new_sync();
+	struct cfg_docs stored = {0};
+	const struct cfg_docs *out = NULL;
+	const struct cfg_doc_ir *shop, *web;
+	const char *kind, *ns, *name, *error;
+	char err[512];
+
+	two_services(s);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, true, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 2);
+	shop = ir_of(out, "k8s:Service/shop/reviews");
+	web = ir_of(out, "k8s:Service/web/front");
+	assert_non_null(shop);
+	assert_non_null(web);
+	ev(s, KS_DR, K8S_EV_ADDED, DR);
+	for (int round = 0; round < 3; round++) {
+		ev(s, KS_VS, round ? K8S_EV_MODIFIED : K8S_EV_ADDED,
+		   round & 1 ? VS("reviews", "reviews", "v2", "60")
+			     : VS("reviews", "reviews", "v2", "70"));
+		assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+		assert_int_equal(out->n, 4);
+		assert_true(has_origin(out, "k8s:VirtualService/shop/reviews"));
+		assert_true(has_origin(out, "k8s:DestinationRule/shop/reviews"));
+		assert_ptr_equal(ir_of(out, "k8s:Service/shop/reviews"), shop);
+		assert_ptr_equal(ir_of(out, "k8s:Service/web/front"), web);
+		assert_false(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	}
+	/* an Istio ServiceEntry named as shop's Service: that one skipped */
+	ev(s, KS_VS, K8S_EV_DELETED,
+	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"}}");
+	ev(s, KS_DR, K8S_EV_DELETED,
+	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"}}");
+	ev(s, KS_SE, K8S_EV_ADDED, SE_REVIEWS);
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 2);
+	assert_true(has_origin(out, "k8s:ServiceEntry/shop/reviews"));
+	assert_null(ir_of(out, "k8s:Service/shop/reviews"));
+	assert_ptr_equal(ir_of(out, "k8s:Service/web/front"), web);
+	assert_true(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	assert_string_equal(kind, "Service");
+	/* and again (the block of the last build lacks it: not moved as it is) */
+	assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+	assert_int_equal(out->n, 2);
+	assert_null(ir_of(out, "k8s:Service/shop/reviews"));
+	/* the ServiceEntry gone: the Service is back (parsed again), then moves as a
+	 * block again */
+	ev(s, KS_SE, K8S_EV_DELETED,
+	   "{\"metadata\":{\"name\":\"reviews\",\"namespace\":\"shop\"}}");
+	for (int round = 0; round < 2; round++) {
+		assert_int_equal(k8s_sync_docs(s, &stored, &out, false, NULL, err, sizeof(err)), 0);
+		assert_int_equal(out->n, 2);
+		if (!round)
+			shop = ir_of(out, "k8s:Service/shop/reviews");
+		assert_non_null(shop);
+		assert_ptr_equal(ir_of(out, "k8s:Service/shop/reviews"), shop);
+		assert_ptr_equal(ir_of(out, "k8s:Service/web/front"), web);
+		assert_false(k8s_sync_skipped(s, 0, &kind, &ns, &name, &error));
+	}
 	k8s_sync_free(s);
 }
 
@@ -587,6 +669,93 @@ static void test_status(void **state)
 	k8s_sync_free(s);
 }
 
+#define MSEC 1000000ull
+
+/*
+ * The publish schedule against a simulated loop at 1 ms resolution: changes at
+ * the given times (ms from 1,000 on, sorted), each publish taking pub_ms;
+ * returns the publishes, with each change's wait (change to the publish that
+ * covers it) in wait[] and each publish's start in at[].
+ */
+static unsigned simulate(const unsigned *ch, unsigned n, unsigned pub_ms, unsigned *wait,
+			 uint64_t *at, unsigned max_pub)
+{
+	struct k8s_debounce d = {0};
+	unsigned next = 0, covered = 0, pubs = 0;
+	uint64_t t;
+
+	for (t = 1000; next < n || d.pending; t++) {
+		uint64_t now = t * MSEC;
+
+		while (next < n && 1000 + ch[next] <= t) {
+			k8s_debounce_change(&d, now);
+			next++;
+		}
+		if (d.pending && now >= k8s_debounce_due(&d)) {
+			assert_true(pubs < max_pub);
+			at[pubs++] = t;
+			for (; covered < next; covered++) /* what the publish read */
+				wait[covered] = (unsigned)(t - (1000 + ch[covered]));
+			/* changes during the publish are seen after it */
+			t += pub_ms;
+			k8s_debounce_done(&d, t * MSEC);
+		}
+		assert_true(t < 100000);
+	}
+	assert_int_equal(covered, n);
+	return pubs;
+}
+
+static void test_debounce(void **state)
+{
+	struct k8s_debounce d = {0};
+	unsigned ch[400], wait[400];
+	uint64_t at[400];
+	unsigned n;
+
+	assert_int_equal(k8s_debounce_due(&d), UINT64_MAX);
+	/* the first change ever, and one after a quiet spell: due at once */
+	k8s_debounce_change(&d, 5 * MSEC);
+	assert_int_equal(k8s_debounce_due(&d), 5 * MSEC);
+	k8s_debounce_done(&d, 6 * MSEC);
+	assert_int_equal(k8s_debounce_due(&d), UINT64_MAX);
+	k8s_debounce_change(&d, 500 * MSEC);
+	k8s_debounce_change(&d, 501 * MSEC); /* read with it: the same publish */
+	assert_int_equal(k8s_debounce_due(&d), 500 * MSEC);
+	k8s_debounce_done(&d, 510 * MSEC);
+	/* soon after a publish: waits for the debounce from its end */
+	k8s_debounce_change(&d, 520 * MSEC);
+	assert_int_equal(k8s_debounce_due(&d), (510 + K8S_SYNC_DEBOUNCE_MS) * MSEC);
+
+	/* quiet: three changes 1 s apart are three publishes, none waits */
+	ch[0] = 0, ch[1] = 1000, ch[2] = 2000;
+	assert_int_equal(simulate(ch, 3, 20, wait, at, 3), 3);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(wait[i], 0);
+
+	/* a burst: a change, then 20 more in the next 30 ms: the first alone at
+	 * once, the rest coalesced into one publish the debounce after it */
+	for (n = 0; n < 21; n++)
+		ch[n] = n ? 10 + n : 0;
+	assert_int_equal(simulate(ch, n, 5, wait, at, 2), 2);
+	assert_int_equal(wait[0], 0);
+	assert_int_equal(at[1], at[0] + 5 + K8S_SYNC_DEBOUNCE_MS);
+	for (unsigned i = 1; i < n; i++)
+		assert_true(wait[i] <= 5 + K8S_SYNC_DEBOUNCE_MS);
+
+	/* a stream: a change every 5 ms for 2 s still publishes, every debounce +
+	 * publish time, and no change waits longer than that */
+	for (n = 0; n < 400; n++)
+		ch[n] = 5 * n;
+	unsigned pubs = simulate(ch, n, 10, wait, at, 400);
+	assert_true(pubs >= 2000 / (10 + K8S_SYNC_DEBOUNCE_MS) - 1);
+	assert_true(pubs <= 2000 / (10 + K8S_SYNC_DEBOUNCE_MS) + 2);
+	for (unsigned i = 0; i < n; i++)
+		assert_true(wait[i] <= 10 + K8S_SYNC_DEBOUNCE_MS);
+	for (unsigned i = 1; i < pubs; i++)
+		assert_int_equal(at[i] - at[i - 1], 10 + K8S_SYNC_DEBOUNCE_MS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -599,6 +768,8 @@ int main(void)
 	    cmocka_unit_test(test_relist),
 	    cmocka_unit_test(test_same_name),
 	    cmocka_unit_test(test_status),
+	    cmocka_unit_test(test_debounce),
+	    cmocka_unit_test(test_service_block),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -95,6 +95,9 @@ int cfg_docs_parse(struct cfg_docs *out, const char *origin, const char *text, s
 /* Documents of add replace those of store with the same kind+namespace+name, the
  * others are appended (store order kept). add is emptied (ownership moves). */
 int cfg_docs_merge(struct cfg_docs *store, struct cfg_docs *add);
+/* The same when no two documents of add are the same kind+namespace+name (the
+ * sync's): only store's are indexed, none when store is empty. */
+int cfg_docs_merge_unique(struct cfg_docs *store, struct cfg_docs *add);
 
 /* Remove from store each document of del (same kind+namespace+name). Every one
  * must be present: otherwise -ENOENT, err names the first missing, store intact. */

@@ -116,25 +116,38 @@ size_t cfg_doc_index_find(const struct cfg_doc_index *x, const struct cfg_docs *
 	return SIZE_MAX;
 }
 
-int cfg_docs_merge(struct cfg_docs *store, struct cfg_docs *add)
+/* unique: no two documents of add are the same kind+namespace+name, so only
+ * store's own are indexed (and none at all when store is empty) */
+static int merge(struct cfg_docs *store, struct cfg_docs *add, bool unique)
 {
-	struct cfg_doc_index x;
-	int r = cfg_doc_index_build(&x, store, false);
+	struct cfg_doc_index x = {0};
+	bool look = !unique || store->n;
+	int r = look ? cfg_doc_index_build(&x, store, false) : 0;
 
 	for (size_t i = 0; i < add->n && !r; i++) {
-		size_t j = cfg_doc_index_find(&x, store, &add->v[i]);
+		size_t j = look ? cfg_doc_index_find(&x, store, &add->v[i]) : SIZE_MAX;
 
 		if (j != SIZE_MAX) {
 			cfg_doc_clear(&store->v[j]);
 			store->v[j] = add->v[i];
 			memset(&add->v[i], 0, sizeof(add->v[i]));
-		} else if (!(r = cfg_docs_push(store, &add->v[i]))) {
+		} else if (!(r = cfg_docs_push(store, &add->v[i])) && !unique) {
 			r = cfg_doc_index_add(&x, store, store->n - 1);
 		}
 	}
 	cfg_doc_index_free(&x);
 	cfg_docs_free(add);
 	return r;
+}
+
+int cfg_docs_merge(struct cfg_docs *store, struct cfg_docs *add)
+{
+	return merge(store, add, false);
+}
+
+int cfg_docs_merge_unique(struct cfg_docs *store, struct cfg_docs *add)
+{
+	return merge(store, add, true);
 }
 
 static void drop(struct cfg_docs *store, size_t j)
@@ -234,6 +247,15 @@ int cfg_src_pack(const struct cfg_docs *docs, struct rm_cfg_src *out, char *err,
 	out->n_docs = 0;
 	out->used = 0;
 	out->generation = 0;
+	/* sized once: 10,000 documents are megabytes, grown by doubling they are
+	 * copied again and again */
+	for (size_t i = 0; i < docs->n; i++)
+		used += (sizeof(struct rm_cfg_src_doc) + strlen(docs->v[i].origin) +
+			 strlen(docs->v[i].text) + 2 + 7) &
+			~(size_t)7;
+	if (used <= UINT32_MAX / 2)
+		cfg_src_reserve(out, used); /* else failed below, with a message */
+	used = 0;
 	for (size_t i = 0; i < docs->n; i++) {
 		const struct cfg_doc *d = &docs->v[i];
 		size_t ol = strlen(d->origin) + 1, tl = strlen(d->text) + 1;

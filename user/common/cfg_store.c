@@ -489,14 +489,51 @@ int cfg_store_publish(struct cfg_store *s, struct rm_cfg *cfg, struct rm_cfg_src
 	return 0;
 }
 
+/* Under the writer lock the active half cannot change: its sources are read in
+ * place (view: text points into the mapping, not to be freed), without copying
+ * them or the compiled half. 0 with view set (zeroed when nothing was
+ * published), or -errno for the caller's copy (cfg_store_snapshot). */
+static int locked_src(struct cfg_store *s, struct rm_cfg_src *view)
+{
+	uint32_t a = __atomic_load_n(&s->ctl->active, __ATOMIC_ACQUIRE) & 1;
+	size_t co, cl, so, sl;
+	struct rm_cfg_src_hdr sh;
+	struct rm_cfg_half hh;
+	int r;
+
+	memset(view, 0, sizeof(*view));
+	if (!s->locked)
+		return -ENOLCK;
+	if (!__atomic_load_n(&s->ctl->generation, __ATOMIC_ACQUIRE))
+		return 0;
+	if ((r = half_open(s, a, s->ctl->half_id[a])))
+		return r;
+	memcpy(&hh, s->half[a].mem, sizeof(hh));
+	if ((r = half_parts(&s->half[a], &hh, &co, &cl, &so, &sl)))
+		return r;
+	memcpy(&sh, (char *)s->half[a].mem + so, sizeof(sh));
+	if (sh.used > sl - sizeof(sh))
+		return -EBADMSG;
+	view->magic = sh.magic;
+	view->n_docs = sh.n_docs;
+	view->used = sh.used;
+	view->generation = sh.generation;
+	view->text = (char *)s->half[a].mem + so + sizeof(sh);
+	view->cap = sh.used;
+	return 0;
+}
+
 /* The stored documents, but those of origin except (replaced: not parsed). */
 static int load_docs(struct cfg_store *s, struct cfg_docs *docs, struct rm_cfg *scratch,
 		     struct rm_cfg_src *src, const char *except, char *err, size_t errlen)
 {
+	struct rm_cfg_src view;
 	uint64_t gen;
-	int r = cfg_store_snapshot(s, scratch, src, &gen);
+	int r;
 
-	if (r) {
+	if (!locked_src(s, &view))
+		return cfg_src_unpack_except(&view, except, docs, err, errlen);
+	if ((r = cfg_store_snapshot(s, scratch, src, &gen))) {
 		snprintf(err, errlen, "could not read a consistent configuration");
 		return r;
 	}
@@ -552,13 +589,17 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 		goto out;
 	if (!e->name && e->op == CFG_OP_APPLY) {
 		/* the stored documents the apply carries again are not parsed twice */
+		struct rm_cfg_src view;
 		uint64_t gen;
 
-		if ((r = cfg_store_snapshot(s, cfg, src, &gen))) {
+		if (!locked_src(s, &view)) {
+			r = cfg_src_merge(&view, e->docs, &cur, err, errlen);
+		} else if ((r = cfg_store_snapshot(s, cfg, src, &gen))) {
 			snprintf(err, errlen, "could not read a consistent configuration");
 			goto out;
+		} else {
+			r = cfg_src_merge(src, e->docs, &cur, err, errlen);
 		}
-		r = cfg_src_merge(src, e->docs, &cur, err, errlen);
 	} else {
 		if ((e->name || e->prefix || e->op != CFG_OP_REPLACE) &&
 		    (r = load_docs(s, &cur, cfg, src, e->prefix, err, errlen)))
@@ -571,7 +612,8 @@ static int store_write(struct cfg_store *s, const char *pin_dir, const struct st
 			for (size_t i = 0; view.v && i < e->borrowed->n; i++)
 				view.v[view.n++] = e->borrowed->v[i];
 			view.cap = view.n;
-			r = view.v ? cfg_docs_merge(&cur, &view) : -ENOMEM;
+			/* unique by cfg_store_sync's contract: the files' few indexed */
+			r = view.v ? cfg_docs_merge_unique(&cur, &view) : -ENOMEM;
 		} else if (e->name)
 			r = cfg_docs_remove_rule(&cur, e->name, e->ns, err, errlen);
 		else if (e->op == CFG_OP_DELETE)

@@ -11,6 +11,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -66,7 +67,7 @@ struct k8s_sync {
 	json_t *pending[KS_N]; /* a list in progress */
 	bool synced[KS_N];     /* listed at least once */
 	bool dirty;
-	uint64_t dirty_ns; /* mono_ns of the first change not published */
+	struct k8s_debounce db;
 	uint64_t start_ns;
 	struct skip *skips, *old_skips;
 	size_t nskips, nold_skips;
@@ -79,6 +80,12 @@ struct k8s_sync {
 	 * for the namespaces where a Service, slice or pod changed */
 	json_t *svc_text, *ns_dirty;
 	bool svc_all_dirty;
+	/* the last build's Service documents, built[svc_first..+svc_n), when they
+	 * are every routed Service's, in order, none skipped or dropped: while no
+	 * Service, slice or pod changes they are moved into the next build as they
+	 * are (no per-Service lookup, key or text compare) */
+	size_t svc_first, svc_n;
+	bool svc_block;
 	/* remote pods are kept as their labels alone, one shared object per
 	 * distinct label set (a Deployment's pods share theirs) */
 	json_t *labels_intern;
@@ -180,10 +187,31 @@ static void svc_touch(struct k8s_sync *s, unsigned idx, const char *ns)
 		s->svc_all_dirty = true;
 }
 
+void k8s_debounce_change(struct k8s_debounce *d, uint64_t now)
+{
+	if (!d->pending)
+		d->first_ns = now;
+	d->pending = true;
+}
+
+void k8s_debounce_done(struct k8s_debounce *d, uint64_t now)
+{
+	d->pending = false;
+	d->done_ns = now;
+}
+
+uint64_t k8s_debounce_due(const struct k8s_debounce *d)
+{
+	uint64_t gap = d->done_ns ? d->done_ns + K8S_SYNC_DEBOUNCE_MS * MS : 0;
+
+	if (!d->pending)
+		return UINT64_MAX;
+	return d->first_ns > gap ? d->first_ns : gap;
+}
+
 static void mark(struct k8s_sync *s)
 {
-	if (!s->dirty)
-		s->dirty_ns = mono_ns();
+	k8s_debounce_change(&s->db, mono_ns());
 	s->dirty = true;
 }
 
@@ -537,9 +565,11 @@ static int add_services(struct k8s_sync *s, struct cfg_docs *out)
 	bool dirty = s->svc_all_dirty || json_object_size(s->ns_dirty);
 	json_t *by_ns = NULL, *empty = json_array(), *svc, *t;
 	const char *k, **keys = NULL;
-	size_t n = 0;
+	size_t n = 0, routed = 0, skips = s->nskips;
 	void *tmp;
 	int r = empty ? 0 : -ENOMEM;
+
+	s->svc_first = out->n;
 
 	if (!r && !(keys = sorted_keys(s->cache[KS_SERVICE], &n)))
 		r = -ENOMEM;
@@ -557,8 +587,10 @@ static int add_services(struct k8s_sync *s, struct cfg_docs *out)
 				break;
 			}
 		}
-		if (json_is_string(t))
+		if (json_is_string(t)) {
 			r = add_text(s, out, "Service", keys[i], json_string_value(t));
+			routed++;
+		}
 	}
 	if (!r && dirty) /* the texts of Services gone */
 		json_object_foreach_safe(s->svc_text, tmp, k, t)
@@ -570,10 +602,43 @@ static int add_services(struct k8s_sync *s, struct cfg_docs *out)
 		json_object_clear(s->ns_dirty);
 		s->svc_all_dirty = false;
 	}
+	s->svc_n = out->n - s->svc_first;
+	s->svc_block = !r && s->svc_n == routed && s->nskips == skips;
 	free(keys);
 	json_decref(by_ns);
 	json_decref(empty);
 	return r;
+}
+
+/* The last build's Service documents moved into out as they are, when nothing
+ * they are built from changed and no object from Istio's APIs in out declares a
+ * Service's ServiceEntry (which would push one out): true, else false with out
+ * untouched (add_services then). prev: the last build, whose block is valid. */
+static bool reuse_services(struct k8s_sync *s, struct cfg_docs *prev, struct cfg_docs *out)
+{
+	size_t first = out->n;
+	char key[600];
+
+	if (s->svc_all_dirty || json_object_size(s->ns_dirty))
+		return false;
+	for (size_t i = 0; i < out->n; i++) {
+		const struct cfg_doc *d = &out->v[i];
+
+		snprintf(key, sizeof(key), "%s/%s", d->ns, d->name);
+		if (d->kind == CFG_K_SERVICEENTRY && json_object_get(s->cache[KS_SERVICE], key))
+			return false;
+	}
+	for (size_t i = 0; i < s->svc_n; i++)
+		if (cfg_docs_push(out, &prev->v[s->svc_first + i])) {
+			/* back where they were: the build goes the long way */
+			while (out->n > first) {
+				out->n--;
+				prev->v[s->svc_first + out->n - first] = out->v[out->n];
+			}
+			return false;
+		}
+	s->svc_first = first;
+	return true;
 }
 
 static int add_istio(struct k8s_sync *s, struct cfg_docs *out, unsigned idx)
@@ -721,6 +786,7 @@ static int drop_rejected(struct k8s_sync *s, const struct cfg_docs *base, struct
 		skip_origin(s, out->v[i].origin, err);
 		cfg_docs_drop(out, i);
 		s->rejected_with_set++;
+		s->svc_block = false; /* the indexes moved */
 	}
 	json_decref(keys);
 	return r;
@@ -758,10 +824,17 @@ static bool all_listed(const struct k8s_sync *s)
 	return services_listed(s);
 }
 
+static int prev_index(struct k8s_sync *s, size_t i)
+{
+	return json_object_set_new(s->prev_idx, s->prev.v[i].origin, json_integer((json_int_t)i))
+		   ? -ENOMEM
+		   : 0;
+}
+
 int k8s_sync_docs(struct k8s_sync *s, struct cfg_docs *stored, const struct cfg_docs **docs,
 		  bool validate, FILE *log, char *err, size_t errlen)
 {
-	bool services = services_listed(s);
+	bool services = services_listed(s), block;
 	struct cfg_docs *out = &s->built;
 	int r = 0;
 
@@ -773,7 +846,8 @@ int k8s_sync_docs(struct k8s_sync *s, struct cfg_docs *stored, const struct cfg_
 	s->nold_skips = s->nskips;
 	s->skips = NULL;
 	s->nskips = 0;
-	/* the last build becomes prev, indexed by origin */
+	/* the last build becomes prev, indexed by origin (but for a Service block
+	 * that may move as it is; when it does not, it is indexed below) */
 	cfg_docs_free(&s->prev);
 	s->prev = s->built;
 	memset(&s->built, 0, sizeof(s->built));
@@ -781,17 +855,21 @@ int k8s_sync_docs(struct k8s_sync *s, struct cfg_docs *stored, const struct cfg_
 	json_decref(s->keys);
 	s->prev_idx = json_object();
 	s->keys = json_object();
+	block = services && all_listed(s) && s->svc_block && s->svc_first + s->svc_n <= s->prev.n;
+	s->svc_block = false;
 	if (!s->prev_idx || !s->keys)
 		return errf(err, errlen, -ENOMEM, "out of memory");
-	for (size_t i = 0; i < s->prev.n; i++)
-		if (json_object_set_new(s->prev_idx, s->prev.v[i].origin,
-					json_integer((json_int_t)i)))
-			return errf(err, errlen, -ENOMEM, "out of memory");
+	for (size_t i = 0; !r && i < s->prev.n; i++)
+		if (!block || i < s->svc_first || i >= s->svc_first + s->svc_n)
+			r = prev_index(s, i);
 	/* Istio's objects first: a Service's ServiceEntry does not push out one */
 	for (unsigned idx = KS_VS; !r && idx <= KS_DP; idx++)
 		if (s->synced[idx])
 			r = add_istio(s, out, idx);
-	if (!r && services)
+	if (!r && block && !(s->svc_block = reuse_services(s, &s->prev, out)))
+		for (size_t i = s->svc_first; !r && i < s->svc_first + s->svc_n; i++)
+			r = prev_index(s, i);
+	if (!r && services && !s->svc_block)
 		r = add_services(s, out);
 	if (!r)
 		r = carry_over(s, stored, out, services);
@@ -1138,6 +1216,12 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 
 	if (sfd < 0)
 		return errf(err, errlen, sfd, "signalfd: %s", strerror(-sfd));
+	/* a publish at 10,000 Services allocates and frees tens of megabytes (the
+	 * compiled tables, the packed sources, the blob): kept in the heap for the
+	 * next one instead of mmapped and faulted in page by page each time (20% of
+	 * a publish); RSS stays at the peak the first publish reached */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 128 << 20);
 	s->cl = k8s_client_new(conf, &ko, s->res, nres, on_event, s, err, errlen);
 	if (!s->cl) {
 		close(sfd);
@@ -1148,16 +1232,13 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 	if (!s->res[KS_POD].query)
 		k8s_sync_absent(s, KS_POD);
 	for (;;) {
-		uint64_t now = mono_ns(), due = s->dirty_ns + K8S_SYNC_DEBOUNCE_MS * MS;
+		uint64_t now = mono_ns(), due = k8s_debounce_due(&s->db);
 		int wait = 200;
 
-		if (s->dirty) {
-			if (due < retry_ns)
-				due = retry_ns;
-			wait = due > now ? (int)((due - now) / MS) + 1 : 0;
-			if (wait > 200)
-				wait = 200;
-		}
+		if (due < retry_ns)
+			due = retry_ns;
+		if (s->dirty && due < now + 200 * MS)
+			wait = due > now ? (int)((due - now + MS - 1) / MS) : 0;
 		if ((r = k8s_client_step(s->cl, wait)))
 			fprintf(stderr, "sync: %s\n", strerror(-r));
 		if (signalled(sfd))
@@ -1172,8 +1253,13 @@ int k8s_sync_run(struct k8s_sync *s, struct k8s_conf *conf, char *err, size_t er
 			if (st && st->state == K8S_R_ABSENT)
 				k8s_sync_absent(s, i);
 		}
-		if (s->dirty && now >= s->dirty_ns + K8S_SYNC_DEBOUNCE_MS * MS && now >= retry_ns) {
-			if (publish(s, &store, &open)) {
+		if (s->dirty && now >= k8s_debounce_due(&s->db) && now >= retry_ns) {
+			int p = publish(s, &store, &open);
+
+			/* what arrives from now on waits for the debounce, a failed set
+			 * for the retry */
+			k8s_debounce_done(&s->db, mono_ns());
+			if (p) {
 				mark(s);
 				retry_ns = now + RETRY_NS;
 			}

@@ -40,7 +40,25 @@ enum k8s_sync_res {
 };
 
 #define K8S_SYNC_ORIGIN "k8s:"
+/* Two publishes are at least this far apart (from the end of one to the start of
+ * the next): a change after a quiet spell is published at once, the changes
+ * arriving within this of the last publish (a burst, a continuous stream) are
+ * coalesced into the next one, published this long after the last. */
 #define K8S_SYNC_DEBOUNCE_MS 50
+
+/* The publish schedule (pure: the loop passes mono_ns times; unit-tested). */
+struct k8s_debounce {
+	uint64_t first_ns; /* first change not published yet */
+	uint64_t done_ns;  /* end of the last publish (0: none yet) */
+	bool pending;
+};
+/* A change at now. */
+void k8s_debounce_change(struct k8s_debounce *d, uint64_t now);
+/* A publish ended at now (what changed since is pending again with a change). */
+void k8s_debounce_done(struct k8s_debounce *d, uint64_t now);
+/* When the pending changes are due: max(first change, last publish + the
+ * debounce); UINT64_MAX when nothing is pending. */
+uint64_t k8s_debounce_due(const struct k8s_debounce *d);
 
 struct k8s_sync_opts {
 	const char *pin_dir;
