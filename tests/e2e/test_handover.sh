@@ -13,7 +13,8 @@
 # under load with nothing failing. A successor that fails half-way, or finds a
 # configuration map (rm_cfg_ctl) of another layout, leaves the first one serving with
 # its own maps pinned again. Then a SIGTERM with slow requests in flight: they
-# complete, and the clean stop leaves nothing attached, pinned or running.
+# complete, and the clean stop leaves nothing attached, pinned or running. Last, the
+# release before the paged rm_breaker (built from git) hands over to this one.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/netns.sh"
@@ -75,12 +76,13 @@ scrape() { in_ns "$NODE_NS" curl -s -m 3 "http://$METRICS_ADDR/stats/prometheus"
 # requests the mesh counted for the service (the destination reporter's series)
 counted() { python3 "$here/prom_text.py" counts "$SVC" "$1" | awk '$1 == "destination" { n += $NF } END { print n + 0 }'; }
 dpstat() { cli -j stats | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["datapath"][sys.argv[1]])' "$1"; }
-# a ringmeshd on the same pin dir, outside the pods' cgroup, in the node netns
+# a ringmeshd (RMD_BIN, default ours) on the same pin dir, outside the pods' cgroup,
+# in the node netns
 daemon() { # LOG args...
 	local log=$1; shift
 	sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$DAEMON_CG" \
 		env ASAN_OPTIONS="$RM_ASAN_OPTIONS" UBSAN_OPTIONS="$RM_UBSAN_OPTIONS" \
-		nsenter --net=/run/netns/"$NODE_NS" "$RINGMESHD" --pin-dir "$PIN" "$@" \
+		nsenter --net=/run/netns/"$NODE_NS" "${RMD_BIN:-$RINGMESHD}" --pin-dir "$PIN" "$@" \
 		>>"$log" 2>&1 8>&- &
 }
 DARGS=(--cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 --listen 127.0.0.1:15001
@@ -309,5 +311,49 @@ check "nothing pinned (no $PIN)" [ ! -e "$PIN" ]
 none_running() { ! pgrep -f -- "ringmeshd --pin-dir $PIN" || { ps -f -p "$(pgrep -d, -f -- "ringmeshd --pin-dir $PIN")"; return 1; }; }
 check "no ringmeshd of ours running" none_running
 check "the pod gateway interface is gone" sh -c "! ip -n '$NODE_NS' link show ringmesh0 >/dev/null 2>&1"
+
+# --- from the release before, whose rm_breaker is one value (RCBR, before the paged
+# table): that ringmeshd, built from git, serves, and ours takes over from it under
+# load with a fresh table of the paged layout; then a clean stop leaves nothing.
+OLD_REV=347deec # main before the merge of the paged rm_breaker (branch cb-size)
+TOP=$(cd "$here/../.." && pwd)
+if ! git -C "$TOP" cat-file -e "$OLD_REV^{commit}" 2>/dev/null; then
+	skip "hand-over from the release before: no git history with $OLD_REV here"
+elif ! { mkdir -p "$TMP/old" && git -C "$TOP" archive "$OLD_REV" | tar -x -C "$TMP/old" &&
+	make -C "$TMP/old" -j2 build/ringmeshd >"$TMP/old-build.log" 2>&1; }; then
+	tail -5 "$TMP/old-build.log" | sed 's/^/    # /'
+	fail "ringmeshd of $OLD_REV builds"
+else
+	RMD_BIN=$TMP/old/build/ringmeshd daemon "$TMP/xold.log" "${DARGS[@]}"
+	XOLD=$!
+	RINGMESHD_PID=$XOLD
+	for _ in $(seq 100); do grep -q 'attached to' "$TMP/xold.log" && break; sleep 0.1; done
+	check "the release before ($OLD_REV) starts fresh" grep -q 'attached to' "$TMP/xold.log"
+	cli apply -f "$TMP/rules.yaml" >/dev/null
+	check "a request through it reaches v1" v1_ok
+	check "its rm_breaker is the one-value table (1 entry)" sh -c \
+		"bpftool -j map show pinned '$PIN/rm_breaker' | grep -q '\"max_entries\":1,'"
+	STATS_ID=$(map_id rm_stats)
+	load_start
+	daemon "$TMP/xnew.log" "${DARGS[@]}"
+	XNEW=$!
+	RINGMESHD_PID=$XNEW
+	handed_over "from $OLD_REV" "$XOLD" "$XNEW" "$TMP/xnew.log" "$TMP/xold.log"
+	load_check "from $OLD_REV"
+	check "ours says it starts a fresh rm_breaker in place of the older layout" grep -qF \
+		"rm_breaker: predecessor's table is another layout (one value of" "$TMP/xnew.log"
+	check "ringmesh breaker show: 256 pools, 4096 hosts ($(bk_size))" [ "$(bk_size)" = "256 4096" ]
+	check "rm_stats kept (id $STATS_ID -> $(map_id rm_stats))" [ "$(map_id rm_stats)" = "$STATS_ID" ]
+	check "a request after the hand-over reaches v1" v1_ok
+	kill -TERM "$XNEW"
+	wait_gone "$XNEW" 15
+	wait "$XNEW"
+	nrc=$?
+	RINGMESHD_PID=
+	check "its clean stop exits 0 ($nrc)" [ "$nrc" = 0 ]
+	check "nothing attached under our cgroups" [ -z "$(attached)" ]
+	check "nothing pinned (no $PIN)" [ ! -e "$PIN" ]
+	check "no ringmeshd of ours running" none_running
+fi
 
 summary handover

@@ -268,8 +268,12 @@ static void rt_describe(enum pin_id id, int fd, const struct bpf_map_info *info,
 	out[0] = '\0';
 	*a = *b = 0;
 	if (info->value_size != sizeof(page) || bpf_map_lookup_elem(fd, &key, page)) {
-		snprintf(out, len, "another layout (%u values of %u bytes, an older release)",
-			 info->max_entries, info->value_size);
+		if (info->max_entries == 1)
+			snprintf(out, len, "another layout (one value of %u bytes, an older release)",
+				 info->value_size);
+		else
+			snprintf(out, len, "another layout (%u values of %u bytes, an older release)",
+				 info->max_entries, info->value_size);
 		return;
 	}
 	if (id == PIN_STATS && sh->magic == RM_STATS_MAGIC) {
