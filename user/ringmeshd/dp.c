@@ -78,9 +78,9 @@ struct rm_dp {
 	int orig_fd, socks_fd;
 	int msg_prog_fd; /* attached to rm_socks when >= 0 */
 	bool sockmap;
-	struct rm_dp_opts o; /* for rm_dp_reclaim (its lists are the caller's) */
-	__u64 self_cg_id;    /* our cgroup's id, written into rm_proxy */
-	int pred_rt[DP_RT_MAX];	     /* DP_RT_*: the predecessor's map we pinned a fresh one over */
+	struct rm_dp_opts o;	/* for rm_dp_reclaim (its lists are the caller's) */
+	__u64 self_cg_id;	/* our cgroup's id, written into rm_proxy */
+	int pred_rt[DP_RT_MAX]; /* DP_RT_*: the predecessor's map we pinned a fresh one over */
 	char pin_dir[PATH_MAX];
 	char note[256];
 };
@@ -227,14 +227,33 @@ static uint32_t rm_breaker_pages(uint32_t p, uint32_t h)
 	return cb_pages(np, nh);
 }
 
+/* Where repin() pins first: name_next (bpffs takes no dots in names). */
+static int next_path(const char *pin_dir, const char *name, char *out, size_t len)
+{
+	int n = snprintf(out, len, "%s/%s_next", pin_dir, name);
+
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* A name_next a daemon killed inside repin() left: nothing uses it. */
+static void unlink_next(const char *pin_dir)
+{
+	char tmp[PATH_MAX];
+
+	for (int i = 0; i < DP_RT_MAX; i++)
+		if (!next_path(pin_dir, pin_defs[dp_rt_ids[i]].name, tmp, sizeof(tmp)))
+			unlink(tmp);
+}
+
 /* Pin fd at pin_dir/name in place of what is there, in one rename: a reader of the
  * path sees the old map or the new one, never none. 0 or -errno. */
 static int repin(const char *pin_dir, const char *name, int fd)
 {
 	char path[PATH_MAX], tmp[PATH_MAX];
-	int n = snprintf(tmp, sizeof(tmp), "%s/%s_next", pin_dir, name); /* bpffs: no dots */
+	int n;
 
-	if (n < 0 || (size_t)n >= sizeof(tmp) || path_join(path, sizeof(path), pin_dir, name))
+	if (next_path(pin_dir, name, tmp, sizeof(tmp)) ||
+	    path_join(path, sizeof(path), pin_dir, name))
 		return -ENAMETOOLONG;
 	unlink(tmp);
 	if (bpf_obj_pin(fd, tmp))
@@ -269,10 +288,12 @@ static void rt_describe(enum pin_id id, int fd, const struct bpf_map_info *info,
 	*a = *b = 0;
 	if (info->value_size != sizeof(page) || bpf_map_lookup_elem(fd, &key, page)) {
 		if (info->max_entries == 1)
-			snprintf(out, len, "another layout (one value of %u bytes, an older release)",
+			snprintf(out, len,
+				 "another layout (one value of %u bytes, an older release)",
 				 info->value_size);
 		else
-			snprintf(out, len, "another layout (%u values of %u bytes, an older release)",
+			snprintf(out, len,
+				 "another layout (%u values of %u bytes, an older release)",
 				 info->max_entries, info->value_size);
 		return;
 	}
@@ -337,7 +358,8 @@ static int fresh_runtime_map(const char *pin_dir, int rt, uint32_t pages, uint32
 		nfd = bpf_map_create(d.type, d.name, d.key_size, d.value_size, pages, &mo);
 	}
 	if (nfd < 0) {
-		rc = errf_sys(err, errlen, -errno, "creating a fresh %s of %u pages", d.name, pages);
+		rc =
+		    errf_sys(err, errlen, -errno, "creating a fresh %s of %u pages", d.name, pages);
 		close(fd);
 		return rc;
 	}
@@ -347,7 +369,8 @@ static int fresh_runtime_map(const char *pin_dir, int rt, uint32_t pages, uint32
 		close(fd);
 		return errf_sys(err, errlen, rc, "pinning a fresh %s", path);
 	}
-	fprintf(stderr, "ringmeshd: %s: predecessor's %s is %s, this daemon asks for %s: "
+	fprintf(stderr,
+		"ringmeshd: %s: predecessor's %s is %s, this daemon asks for %s: "
 		"starting a fresh %s; %s\n",
 		d.name, id == PIN_STATS ? "map" : "table", theirs, ours,
 		id == PIN_STATS ? "map" : "table",
@@ -366,6 +389,7 @@ static int remove_leftovers(const char *pin_dir, uint32_t stats_pages, char *err
 {
 	char path[PATH_MAX];
 
+	unlink_next(pin_dir);
 	for (int i = 0; i < DP_L_MAX; i++) {
 		int fd, rc;
 
@@ -1000,8 +1024,10 @@ static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
 			    !path_join(path, sizeof(path), dp->pin_dir, pin_defs[i].name))
 				unlink(path);
 	/* Someone else's files may share the dir: then it stays. */
-	if ((unpin == DP_UNPIN_OURS || unpin == DP_UNPIN_ALL) && dp->pin_dir[0])
+	if ((unpin == DP_UNPIN_OURS || unpin == DP_UNPIN_ALL) && dp->pin_dir[0]) {
+		unlink_next(dp->pin_dir);
 		rmdir(dp->pin_dir);
+	}
 	if (dp->cg_fd >= 0)
 		close(dp->cg_fd);
 	if (dp->dcg_fd >= 0)
@@ -1066,7 +1092,8 @@ static int reclaim_runtime_maps(struct rm_dp *dp)
 		rc = repin(dp->pin_dir, name, ours);
 		if (rc)
 			return rc;
-		fprintf(stderr, "ringmeshd: %s: the successor's fresh map dropped, ours pinned again\n",
+		fprintf(stderr,
+			"ringmeshd: %s: the successor's fresh map dropped, ours pinned again\n",
 			name);
 	}
 	return 0;
