@@ -275,7 +275,8 @@ static __u32 map_id(int fd)
 	return bpf_obj_get_info_by_fd(fd, &info, &ilen) ? 0 : info.id;
 }
 
-/* What the map at fd (of info) holds, in its header's words, or "" when it has none. */
+/* What the map at fd (of info) holds, in its header's words, for the log; *a and *b
+ * the header's counts (keys; pools and hosts), 0 when it has no header of ours. */
 static void rt_describe(enum pin_id id, int fd, const struct bpf_map_info *info, char *out,
 			size_t len, uint32_t *a, uint32_t *b)
 {
@@ -315,7 +316,7 @@ static void rt_describe(enum pin_id id, int fd, const struct bpf_map_info *info,
  * older release's layout) cannot be kept: a fresh one of our size is pinned in its
  * place, before the load reuses it by name. The predecessor keeps writing its own
  * through its mappings while it drains; its map is kept in *pred (an fd) so that a
- * hand-over that does not complete pins it back (dp_restore_pred).
+ * hand-over that does not complete pins it back (dp_pred_maps).
  */
 static int fresh_runtime_map(const char *pin_dir, int rt, uint32_t pages, uint32_t want_a,
 			     uint32_t want_b, int *pred, char *err, size_t errlen)

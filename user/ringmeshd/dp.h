@@ -98,7 +98,7 @@ void rm_dp_close(struct rm_dp *dp, bool unpin);
  * programs), the maps and the heartbeat are the successor's. NULL-safe. */
 void rm_dp_release(struct rm_dp *dp);
 
-/* The predecessor took our TAKEN: the hand-over is complete. Until then a teardown
+/* The predecessor was told TAKEN: the hand-over is complete. Until then a teardown
  * without unpinning (rm_dp_release) pins back the predecessor's rm_stats/rm_breaker
  * where rm_dp_open() had pinned fresh ones of another size. NULL-safe. */
 void rm_dp_taken(struct rm_dp *dp);
