@@ -96,8 +96,19 @@ cli rule list >"$TMP/rules.before"
 v1_ok() { client curl -s -m 3 http://10.96.0.20:8080/ | grep -q '"version":"v1"'; }
 check "a request through the mesh reaches v1" v1_ok
 
+map_id() { bpftool -j map show pinned "$PIN/$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+bk_size() { cli -j breaker show | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pools_max"], d["hosts_max"])'; }
+stats_slots() { cli -j stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"]["slots_max"] + 1)'; }
+
 # --- a successor that fails half-way: its --metrics-listen port is taken, which it
-# finds only after it was handed the sockets; the first daemon takes all back.
+# finds only after it was handed the sockets; the first daemon takes all back. An
+# rm_breaker of another size is pinned over the first daemon's beforehand (what a
+# successor killed between its fresh table and TAKEN leaves): the first daemon pins
+# its own again when it takes everything back.
+BK_ID0=$(map_id rm_breaker)
+rm -f "$PIN/rm_breaker"
+bpftool map create "$PIN/rm_breaker" type array key 4 value 4096 entries 321 name rm_breaker \
+	flags 0x400 || fail "a fresh rm_breaker swapped in"
 TAKEN_PORT=$(free_port)
 bg hold in_ns "$NODE_NS" python3 -c '
 import socket, sys, time
@@ -116,6 +127,8 @@ check "requests still reach v1 through it" v1_ok
 check "ringmesh status: live" cli status
 ready() { [ "$(in_ns "$NODE_NS" curl -s -o /dev/null -w '%{http_code}' -m 2 "http://$METRICS_ADDR/healthz/ready")" = 200 ]; }
 check "/healthz/ready: 200 again (503 only while a successor was being served)" ready
+check "its own rm_breaker pinned again (id $BK_ID0 -> $(map_id rm_breaker)), saying so" sh -c \
+	"[ '$(map_id rm_breaker)' = '$BK_ID0' ] && grep -qF \"rm_breaker: the successor's fresh map dropped, ours pinned again\" '$TMP/ringmeshd.log'"
 kill "$PID_hold" 2>/dev/null
 
 # A successor that should be refused: started, given 10 s to exit (then stopped),
@@ -133,16 +146,13 @@ refused_successor() { # LOG args...
 	sed 's/^/    # /' "$log"
 }
 
-map_id() { bpftool -j map show pinned "$PIN/$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
-bk_size() { cli -j breaker show | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pools_max"], d["hosts_max"])'; }
-stats_slots() { cli -j stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"]["slots_max"] + 1)'; }
 
 # --- a successor that finds rm_cfg_ctl (a configuration map, kept across a hand-over)
 # of another layout, as a version with another configuration layout would: refused
 # with the reason, after it had pinned a fresh rm_breaker for its --breaker-pools 1024;
 # that one goes, the first daemon's is pinned again, and it serves on. The first one
 # keeps its rm_cfg_ctl through its mapping; its pin is restored by id afterwards.
-CTL_ID=$(map_id rm_cfg_ctl) BK_ID0=$(map_id rm_breaker)
+CTL_ID=$(map_id rm_cfg_ctl)
 if [ -n "$CTL_ID" ] && [ -n "$BK_ID0" ] && rm -f "$PIN/rm_cfg_ctl" &&
 	bpftool map create "$PIN/rm_cfg_ctl" type array key 4 value 24 entries 1 name rm_cfg_ctl \
 		flags 0x400; then
