@@ -6,9 +6,15 @@
 # each): no request fails, no connection skips the mesh (rm_dpstats' stale and
 # orig_full counters stand still; the VIP is routed unreachable in the pod, so a
 # bypass would fail anyway), the old daemon exits 0, rules and counters are kept (the
-# :15090 counter does not reset). A successor that fails half-way, or is asked for
-# another rm_breaker size, leaves the first one serving; a third daemon takes over from the second in turn. Then a SIGTERM with slow requests in flight: they complete, and the
-# clean stop leaves nothing attached, pinned or running.
+# :15090 counter does not reset). A successor asked for another rm_breaker size
+# (--breaker-pools 512) takes over all the same, with a fresh table of its size pinned
+# in place of the old one (breaker state is runtime state), and a third one asked for
+# another --stats-keys takes over from it the same way (its counters restart), both
+# under load with nothing failing. A successor that fails half-way, or finds a
+# configuration map (rm_cfg_ctl) of another layout, leaves the first one serving with
+# its own maps pinned again. Then a SIGTERM with slow requests in flight: they
+# complete, and the clean stop leaves nothing attached, pinned or running. Last, the
+# release before the paged rm_breaker (built from git) hands over to this one.
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 . "$here/netns.sh"
@@ -70,12 +76,13 @@ scrape() { in_ns "$NODE_NS" curl -s -m 3 "http://$METRICS_ADDR/stats/prometheus"
 # requests the mesh counted for the service (the destination reporter's series)
 counted() { python3 "$here/prom_text.py" counts "$SVC" "$1" | awk '$1 == "destination" { n += $NF } END { print n + 0 }'; }
 dpstat() { cli -j stats | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["datapath"][sys.argv[1]])' "$1"; }
-# a ringmeshd on the same pin dir, outside the pods' cgroup, in the node netns
+# a ringmeshd (RMD_BIN, default ours) on the same pin dir, outside the pods' cgroup,
+# in the node netns
 daemon() { # LOG args...
 	local log=$1; shift
 	sh -c 'echo $$ > "$0/cgroup.procs" && exec "$@"' "$DAEMON_CG" \
 		env ASAN_OPTIONS="$RM_ASAN_OPTIONS" UBSAN_OPTIONS="$RM_UBSAN_OPTIONS" \
-		nsenter --net=/run/netns/"$NODE_NS" "$RINGMESHD" --pin-dir "$PIN" "$@" \
+		nsenter --net=/run/netns/"$NODE_NS" "${RMD_BIN:-$RINGMESHD}" --pin-dir "$PIN" "$@" \
 		>>"$log" 2>&1 8>&- &
 }
 DARGS=(--cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 --listen 127.0.0.1:15001
@@ -89,8 +96,19 @@ cli rule list >"$TMP/rules.before"
 v1_ok() { client curl -s -m 3 http://10.96.0.20:8080/ | grep -q '"version":"v1"'; }
 check "a request through the mesh reaches v1" v1_ok
 
+map_id() { bpftool -j map show pinned "$PIN/$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
+bk_size() { cli -j breaker show | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pools_max"], d["hosts_max"])'; }
+stats_slots() { cli -j stats | python3 -c 'import json,sys; print(json.load(sys.stdin)["requests"]["slots_max"] + 1)'; }
+
 # --- a successor that fails half-way: its --metrics-listen port is taken, which it
-# finds only after it was handed the sockets; the first daemon takes all back.
+# finds only after it was handed the sockets; the first daemon takes all back. An
+# rm_breaker of another size is pinned over the first daemon's beforehand (what a
+# successor killed between its fresh table and TAKEN leaves): the first daemon pins
+# its own again when it takes everything back.
+BK_ID0=$(map_id rm_breaker)
+rm -f "$PIN/rm_breaker"
+bpftool map create "$PIN/rm_breaker" type array key 4 value 4096 entries 321 name rm_breaker \
+	flags 0x400 || fail "a fresh rm_breaker swapped in"
 TAKEN_PORT=$(free_port)
 bg hold in_ns "$NODE_NS" python3 -c '
 import socket, sys, time
@@ -109,6 +127,8 @@ check "requests still reach v1 through it" v1_ok
 check "ringmesh status: live" cli status
 ready() { [ "$(in_ns "$NODE_NS" curl -s -o /dev/null -w '%{http_code}' -m 2 "http://$METRICS_ADDR/healthz/ready")" = 200 ]; }
 check "/healthz/ready: 200 again (503 only while a successor was being served)" ready
+check "its own rm_breaker pinned again (id $BK_ID0 -> $(map_id rm_breaker)), saying so" sh -c \
+	"[ '$(map_id rm_breaker)' = '$BK_ID0' ] && grep -qF \"rm_breaker: the successor's fresh map dropped, ours pinned again\" '$TMP/ringmeshd.log'"
 kill "$PID_hold" 2>/dev/null
 
 # A successor that should be refused: started, given 10 s to exit (then stopped),
@@ -126,44 +146,39 @@ refused_successor() { # LOG args...
 	sed 's/^/    # /' "$log"
 }
 
-# --- a successor that finds rm_stats of another layout (what a version with another
-# metrics layout meets): refused with the reason, and the first daemon serves on. The
-# first one keeps its map through its mapping; its pin is restored by id afterwards.
-STATS_ID=$(bpftool -j map show pinned "$PIN/rm_stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-if [ -n "$STATS_ID" ] && rm -f "$PIN/rm_stats" &&
-	bpftool map create "$PIN/rm_stats" type array key 4 value 4688 entries 1024 name rm_stats \
+
+# --- a successor that finds rm_cfg_ctl (a configuration map, kept across a hand-over)
+# of another layout, as a version with another configuration layout would: refused
+# with the reason, after it had pinned a fresh rm_breaker for its --breaker-pools 1024;
+# that one goes, the first daemon's is pinned again, and it serves on. The first one
+# keeps its rm_cfg_ctl through its mapping; its pin is restored by id afterwards.
+CTL_ID=$(map_id rm_cfg_ctl)
+if [ -n "$CTL_ID" ] && [ -n "$BK_ID0" ] && rm -f "$PIN/rm_cfg_ctl" &&
+	bpftool map create "$PIN/rm_cfg_ctl" type array key 4 value 24 entries 1 name rm_cfg_ctl \
 		flags 0x400; then
-	refused_successor "$TMP/layout.log" "${DARGS[@]}"
-	check "a successor finding rm_stats of another layout exits non-zero ($REFUSED_RC)" \
+	refused_successor "$TMP/layout.log" "${DARGS[@]}" --breaker-pools 1024
+	check "a successor finding rm_cfg_ctl of another layout exits non-zero ($REFUSED_RC)" \
 		[ "$REFUSED_RC" != 0 ]
 	check "... saying why: no hand-over between these versions" \
 		grep -q "maps have another layout; stop it first (no hand-over between these versions)" "$TMP/layout.log"
+	check "... after starting a fresh rm_breaker of 1024 pools" \
+		grep -qF "rm_breaker: predecessor's table is 256 pools, 4096 hosts, this daemon asks for 1024 pools" "$TMP/layout.log"
+	check "... which it took back: the first daemon's rm_breaker pinned again" \
+		grep -qF "rm_breaker: the hand-over did not complete: the predecessor's map pinned again" "$TMP/layout.log"
 else
-	fail "an old-layout rm_stats swapped in"
+	fail "an old-layout rm_cfg_ctl swapped in"
 fi
-rm -f "$PIN/rm_stats"
-bpftool map pin id "$STATS_ID" "$PIN/rm_stats" || fail "rm_stats pinned again (id $STATS_ID)"
+rm -f "$PIN/rm_cfg_ctl"
+bpftool map pin id "$CTL_ID" "$PIN/rm_cfg_ctl" || fail "rm_cfg_ctl pinned again (id $CTL_ID)"
 sleep 0.3
 check "the first daemon serves on (back twice now)" \
 	sh -c "kill -0 $OLD && [ \$(grep -c 'went away before taking over: serving on' '$TMP/ringmeshd.log') -ge 2 ]"
 check "requests still reach v1 through it" v1_ok
 stats_seen() { cli stats | grep -q "$SVC"; }
-check "its counters read back (its rm_stats pinned again)" stats_seen
-
-# --- a successor asked for another rm_breaker size (--breaker-pools 512, hosts
-# following) than the running daemon's default (256 pools, 4,096 hosts): refused
-# before it touches anything, naming both sizes, and the first daemon serves on.
-refused_successor "$TMP/size.log" "${DARGS[@]}" --breaker-pools 512
-check "a successor asked for --breaker-pools 512 exits non-zero ($REFUSED_RC)" [ "$REFUSED_RC" != 0 ]
-check "... saying which sizes differ" grep -qF \
-	"rm_breaker: the running ringmeshd's map has 161 pages (256 pools, 4096 hosts), this one asks for 321 (--breaker-pools 512 --breaker-hosts 8192): stop it first (no hand-over across a change of size)" \
-	"$TMP/size.log"
-sleep 0.3
-check "the first daemon serves on (back three times now)" \
-	sh -c "kill -0 $OLD && [ \$(grep -c 'went away before taking over: serving on' '$TMP/ringmeshd.log') -ge 3 ]"
-check "requests still reach v1 through it" v1_ok
-bk_default() { [ "$(cli -j breaker show | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pools_max"], d["hosts_max"])')" = "256 4096" ]; }
-check "its rm_breaker is the one it had: 256 pools, 4096 hosts" bk_default
+check "its counters read back" stats_seen
+check "its rm_breaker is pinned (id $BK_ID0 -> $(map_id rm_breaker)): 256 pools, 4096 hosts ($(bk_size))" \
+	[ "$(map_id rm_breaker)" = "$BK_ID0" -a "$(bk_size)" = "256 4096" ]
+check "its rules read back" sh -c "'$BUILD/ringmesh' --pin-dir '$PIN' rule list | cmp -s - '$TMP/rules.before'"
 
 # --- the hand-over under load
 cat >"$TMP/fresh.py" <<'PY'
@@ -192,41 +207,67 @@ while time.monotonic() < end:
             errors.append(repr(e))
 print(json.dumps({"ok": ok, "fail": fail, "versions": versions, "peers": peers, "errors": errors}))
 PY
+# Load from both kinds of clients for 6 s (load_start), and what must hold of it once
+# it is over, whatever daemon served it (load_check NAME).
+load_start() {
+	STALE0=$(dpstat stale) FULL0=$(dpstat orig_full) REDIR0=$(dpstat redirected)
+	client wrk -t2 -c8 -d6s http://10.96.0.20:8080/ >"$TMP/wrk.out" 2>&1 &
+	WRK=$!
+	client python3 "$TMP/fresh.py" 6 >"$TMP/fresh.json" 2>&1 &
+	FRESH=$!
+	sleep 2
+}
+jf() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$TMP/fresh.json" "$1"; }
+load_check() { # NAME
+	wait "$WRK"
+	wait "$FRESH"
+	sed 's/^/    # /' "$TMP/wrk.out"
+	echo "    # fresh connections: $(cat "$TMP/fresh.json")"
+	WRK_N=$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")
+	check "$1: wrk (8 keep-alive connections): ${WRK_N:-no} requests, no socket error, no non-2xx" \
+		sh -c "[ '${WRK_N:-0}' -gt 1000 ] && ! grep -qE 'Socket errors|Non-2xx' '$TMP/wrk.out'"
+	FRESH_N=$(jf 'd["ok"]')
+	check "$1: fresh connections: $FRESH_N requests, none failed" [ "$(jf 'd["fail"]')" = 0 -a "${FRESH_N:-0}" -gt 100 ]
+	check "$1: every fresh request answered by v1 (the rule)" [ "$(jf 'd["versions"].get("v1", 0)')" = "$FRESH_N" ]
+	check "$1: the backend never saw the client pod's own address (no bypass)" \
+		[ "$(jf 'd["peers"].get("10.244.0.10", 0)')" = 0 ]
+	check "$1: rm_dpstats: no connection failed open (stale $STALE0 -> $(dpstat stale))" [ "$(dpstat stale)" = "$STALE0" ]
+	check "$1: rm_dpstats: no original destination lost (orig_full $FULL0 -> $(dpstat orig_full))" [ "$(dpstat orig_full)" = "$FULL0" ]
+	REDIR1=$(dpstat redirected)
+	check "$1: rm_dpstats: every fresh connection redirected ($((REDIR1 - REDIR0)) >= $FRESH_N)" [ $((REDIR1 - REDIR0)) -ge "${FRESH_N:-1}" ]
+}
+# After PRED handed over to SUCC (whose log is LOG): PRED exited 0, having drained.
+handed_over() { # NAME PRED SUCC LOG PRED_LOG
+	local rc
+	for _ in $(seq 100); do kill -0 "$2" 2>/dev/null || break; sleep 0.1; done
+	wait "$2"
+	rc=$?
+	check "$1: the old daemon exits 0 after the hand-over ($rc)" [ "$rc" = 0 ]
+	check "$1: ... having handed over and drained" grep -q "handed over to pid $3, exiting" "$5"
+	check "$1: the new daemon took over (no fresh start)" sh -c "kill -0 $3 && grep -q 'taking over from pid $2' '$4'"
+	check "$1: the old daemon served some of the requests (accepted > 0 at its exit)" \
+		sh -c "grep 'exit: accepted' '$5' | tail -1 | grep -qv 'accepted 0,'"
+}
+
+# The successor asks for --breaker-pools 512 (hosts following: 8,192), the running
+# daemon has the default 256 pools, 4,096 hosts: a fresh rm_breaker of its size is
+# pinned in place of the old one, everything else is kept.
 scrape >"$TMP/m.before"
-STALE0=$(dpstat stale) FULL0=$(dpstat orig_full) REDIR0=$(dpstat redirected)
-client wrk -t2 -c8 -d6s http://10.96.0.20:8080/ >"$TMP/wrk.out" 2>&1 &
-WRK=$!
-client python3 "$TMP/fresh.py" 6 >"$TMP/fresh.json" 2>&1 &
-FRESH=$!
-sleep 2
-daemon "$TMP/new.log" "${DARGS[@]}"
+STATS_ID=$(map_id rm_stats)
+load_start
+daemon "$TMP/new.log" "${DARGS[@]}" --breaker-pools 512
 NEW=$!
 RINGMESHD_PID=$NEW # cleanup stops the new one
-for _ in $(seq 100); do kill -0 "$OLD" 2>/dev/null || break; sleep 0.1; done
-wait "$OLD"
-orc=$?
-check "the old daemon exits 0 after the hand-over ($orc)" [ "$orc" = 0 ]
-check "... having handed over and drained" grep -q "handed over to pid $NEW, exiting" "$TMP/ringmeshd.log"
-check "the new daemon took over (no fresh start)" sh -c "kill -0 $NEW && grep -q 'taking over from pid $OLD' '$TMP/new.log'"
-wait "$WRK"
-wait "$FRESH"
-sed 's/^/    # /' "$TMP/wrk.out"
-echo "    # fresh connections: $(cat "$TMP/fresh.json")"
-WRK_N=$(awk '/requests in/ { print $1 }' "$TMP/wrk.out")
-check "wrk (8 keep-alive connections): ${WRK_N:-no} requests, no socket error, no non-2xx" \
-	sh -c "[ '${WRK_N:-0}' -gt 1000 ] && ! grep -qE 'Socket errors|Non-2xx' '$TMP/wrk.out'"
-jf() { python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2], {"d": d}))' "$TMP/fresh.json" "$1"; }
-FRESH_N=$(jf 'd["ok"]')
-check "fresh connections: $FRESH_N requests, none failed" [ "$(jf 'd["fail"]')" = 0 -a "${FRESH_N:-0}" -gt 100 ]
-check "every fresh request answered by v1 (the rule)" [ "$(jf 'd["versions"].get("v1", 0)')" = "$FRESH_N" ]
-check "the backend never saw the client pod's own address (no bypass)" \
-	[ "$(jf 'd["peers"].get("10.244.0.10", 0)')" = 0 ]
-check "rm_dpstats: no connection failed open (stale $STALE0 -> $(dpstat stale))" [ "$(dpstat stale)" = "$STALE0" ]
-check "rm_dpstats: no original destination lost (orig_full $FULL0 -> $(dpstat orig_full))" [ "$(dpstat orig_full)" = "$FULL0" ]
-REDIR1=$(dpstat redirected)
-check "rm_dpstats: every fresh connection redirected ($((REDIR1 - REDIR0)) >= $FRESH_N)" [ $((REDIR1 - REDIR0)) -ge "${FRESH_N:-1}" ]
-check "the old daemon served some of them (accepted > 0 at its exit)" \
-	sh -c "grep 'exit: accepted' '$TMP/ringmeshd.log' | grep -qv 'accepted 0,'"
+handed_over "--breaker-pools 512" "$OLD" "$NEW" "$TMP/new.log" "$TMP/ringmeshd.log"
+load_check "--breaker-pools 512"
+check "the new daemon says it starts a fresh rm_breaker, and why" grep -qF \
+	"rm_breaker: predecessor's table is 256 pools, 4096 hosts, this daemon asks for 512 pools, 8192 hosts (--breaker-pools/--breaker-hosts): starting a fresh table; breaker state restarts" \
+	"$TMP/new.log"
+check "ringmesh breaker show: 512 pools, 8192 hosts ($(bk_size))" [ "$(bk_size)" = "512 8192" ]
+check "ringmesh status: the breaker table's new size" sh -c "'$BUILD/ringmesh' --pin-dir '$PIN' status | grep -q 'of 512 pools, .* of 8192 hosts'"
+check "rm_breaker is another map (id $BK_ID0 -> $(map_id rm_breaker)), left pinned by the old daemon's exit" \
+	[ -n "$(map_id rm_breaker)" -a "$(map_id rm_breaker)" != "$BK_ID0" ]
+check "rm_stats kept (id $STATS_ID -> $(map_id rm_stats))" [ "$(map_id rm_stats)" = "$STATS_ID" ]
 cli rule list >"$TMP/rules.after"
 check "rules kept" cmp -s "$TMP/rules.before" "$TMP/rules.after"
 scrape >"$TMP/m.after"
@@ -237,17 +278,26 @@ check "ringmesh status: live" cli status
 check "/healthz/ready on the shared metrics port: 200 (the new daemon's)" ready
 check "a request after the hand-over reaches v1" v1_ok
 
-# --- a second hand-over: the new daemon answers on the name in turn
-daemon "$TMP/third.log" "${DARGS[@]}"
+# --- a second hand-over, the successor asked for --stats-keys 2048 (the default is
+# 1,024): a fresh rm_stats, the breaker table of the same size kept.
+BK_ID1=$(map_id rm_breaker) STATS_ID=$(map_id rm_stats)
+load_start
+daemon "$TMP/third.log" "${DARGS[@]}" --breaker-pools 512 --stats-keys 2048
 THIRD=$!
-for _ in $(seq 100); do kill -0 "$NEW" 2>/dev/null || break; sleep 0.1; done
-wait "$NEW"
-brc=$?
-check "a third daemon takes over from the second, which exits 0 ($brc)" \
-	sh -c "[ $brc = 0 ] && grep -q 'taking over from pid $NEW' '$TMP/third.log'"
+RINGMESHD_PID=$THIRD
+handed_over "--stats-keys 2048" "$NEW" "$THIRD" "$TMP/third.log" "$TMP/new.log"
+load_check "--stats-keys 2048"
 NEW=$THIRD
-RINGMESHD_PID=$NEW
+check "the third daemon says it starts a fresh rm_stats, and why" grep -qF \
+	"rm_stats: predecessor's map is 1024 keys, this daemon asks for 2048 keys (--stats-keys): starting a fresh map; counters restart" \
+	"$TMP/third.log"
+check "ringmesh stats: 2048 key slots ($(stats_slots))" [ "$(stats_slots)" = 2048 ]
+check "rm_stats is another map (id $STATS_ID -> $(map_id rm_stats))" \
+	[ -n "$(map_id rm_stats)" -a "$(map_id rm_stats)" != "$STATS_ID" ]
+check "rm_breaker kept (id $BK_ID1 -> $(map_id rm_breaker)), 512 pools ($(bk_size))" \
+	[ "$(map_id rm_breaker)" = "$BK_ID1" -a "$(bk_size)" = "512 8192" ]
 check "requests reach v1 through the third" v1_ok
+check "the third daemon's counters see them" stats_seen
 
 # --- SIGTERM with slow requests in flight: they complete, then nothing is left
 for i in 1 2 3; do
@@ -271,5 +321,49 @@ check "nothing pinned (no $PIN)" [ ! -e "$PIN" ]
 none_running() { ! pgrep -f -- "ringmeshd --pin-dir $PIN" || { ps -f -p "$(pgrep -d, -f -- "ringmeshd --pin-dir $PIN")"; return 1; }; }
 check "no ringmeshd of ours running" none_running
 check "the pod gateway interface is gone" sh -c "! ip -n '$NODE_NS' link show ringmesh0 >/dev/null 2>&1"
+
+# --- from the release before, whose rm_breaker is one value (RCBR, before the paged
+# table): that ringmeshd, built from git, serves, and ours takes over from it under
+# load with a fresh table of the paged layout; then a clean stop leaves nothing.
+OLD_REV=347deec # main before the merge of the paged rm_breaker (branch cb-size)
+TOP=$(cd "$here/../.." && pwd)
+if ! git -C "$TOP" cat-file -e "$OLD_REV^{commit}" 2>/dev/null; then
+	skip "hand-over from the release before: no git history with $OLD_REV here"
+elif ! { mkdir -p "$TMP/old" && git -C "$TOP" archive "$OLD_REV" | tar -x -C "$TMP/old" &&
+	make -C "$TMP/old" -j2 build/ringmeshd >"$TMP/old-build.log" 2>&1; }; then
+	tail -5 "$TMP/old-build.log" | sed 's/^/    # /'
+	fail "ringmeshd of $OLD_REV builds"
+else
+	RMD_BIN=$TMP/old/build/ringmeshd daemon "$TMP/xold.log" "${DARGS[@]}"
+	XOLD=$!
+	RINGMESHD_PID=$XOLD
+	for _ in $(seq 100); do grep -q 'attached to' "$TMP/xold.log" && break; sleep 0.1; done
+	check "the release before ($OLD_REV) starts fresh" grep -q 'attached to' "$TMP/xold.log"
+	cli apply -f "$TMP/rules.yaml" >/dev/null
+	check "a request through it reaches v1" v1_ok
+	check "its rm_breaker is the one-value table (1 entry)" sh -c \
+		"bpftool -j map show pinned '$PIN/rm_breaker' | grep -q '\"max_entries\":1,'"
+	STATS_ID=$(map_id rm_stats)
+	load_start
+	daemon "$TMP/xnew.log" "${DARGS[@]}"
+	XNEW=$!
+	RINGMESHD_PID=$XNEW
+	handed_over "from $OLD_REV" "$XOLD" "$XNEW" "$TMP/xnew.log" "$TMP/xold.log"
+	load_check "from $OLD_REV"
+	check "ours says it starts a fresh rm_breaker in place of the older layout" grep -qF \
+		"rm_breaker: predecessor's table is another layout (one value of" "$TMP/xnew.log"
+	check "ringmesh breaker show: 256 pools, 4096 hosts ($(bk_size))" [ "$(bk_size)" = "256 4096" ]
+	check "rm_stats kept (id $STATS_ID -> $(map_id rm_stats))" [ "$(map_id rm_stats)" = "$STATS_ID" ]
+	check "a request after the hand-over reaches v1" v1_ok
+	kill -TERM "$XNEW"
+	wait_gone "$XNEW" 15
+	wait "$XNEW"
+	nrc=$?
+	RINGMESHD_PID=
+	check "its clean stop exits 0 ($nrc)" [ "$nrc" = 0 ]
+	check "nothing attached under our cgroups" [ -z "$(attached)" ]
+	check "nothing pinned (no $PIN)" [ ! -e "$PIN" ]
+	check "no ringmeshd of ours running" none_running
+fi
 
 summary handover

@@ -52,6 +52,17 @@ static const char *const dp_link_names[DP_L_MAX] = {
     [DP_L_GETSOCKOPT] = RM_LINK_GETSOCKOPT,
 };
 
+/*
+ * The runtime maps a successor may re-create rather than keep: no BPF program reads
+ * them (maps_cfg.h, maps_cb.h), and a fresh start begins them empty anyway.
+ */
+enum { DP_RT_STATS, DP_RT_BREAKER, DP_RT_MAX };
+
+static const enum pin_id dp_rt_ids[DP_RT_MAX] = {
+    [DP_RT_STATS] = PIN_STATS,
+    [DP_RT_BREAKER] = PIN_BREAKER,
+};
+
 /* The maps this module owns are pin.c's PIN_U_RUNTIME rows: a restart recreates them;
  * the rules/stats maps of maps_cfg.h are not among them so that loaded rules survive a
  * daemon restart. The breaker state is runtime state like the counters: a new daemon
@@ -67,8 +78,9 @@ struct rm_dp {
 	int orig_fd, socks_fd;
 	int msg_prog_fd; /* attached to rm_socks when >= 0 */
 	bool sockmap;
-	struct rm_dp_opts o; /* for rm_dp_reclaim (its lists are the caller's) */
-	__u64 self_cg_id;    /* our cgroup's id, written into rm_proxy */
+	struct rm_dp_opts o;	/* for rm_dp_reclaim (its lists are the caller's) */
+	__u64 self_cg_id;	/* our cgroup's id, written into rm_proxy */
+	int pred_rt[DP_RT_MAX]; /* DP_RT_*: the predecessor's map we pinned a fresh one over */
 	char pin_dir[PATH_MAX];
 	char note[256];
 };
@@ -215,48 +227,157 @@ static uint32_t rm_breaker_pages(uint32_t p, uint32_t h)
 	return cb_pages(np, nh);
 }
 
-/*
- * A hand-over keeps the predecessor's maps. One of another size than ours (another
- * --stats-keys, --breaker-pools or --breaker-hosts) is refused here, saying which
- * sizes differ, rather than by the load's "another layout"; the predecessor serves on.
- */
-static int check_kept_size(const char *pin_dir, enum pin_id id, uint32_t pages, const char *ours,
-			   char *err, size_t errlen)
+/* Where repin() pins first: name_next (bpffs takes no dots in names). */
+static int next_path(const char *pin_dir, const char *name, char *out, size_t len)
 {
-	const struct pin_def *d = &pin_defs[id];
-	struct bpf_map_info info;
-	uint32_t ilen = sizeof(info), key = 0;
-	char path[PATH_MAX], theirs[96] = "";
-	__u8 page[RM_STATS_PAGE]; /* = RM_CB_PAGE: the first page holds either header */
-	int fd, rc = 0;
+	int n = snprintf(out, len, "%s/%s_next", pin_dir, name);
 
-	if (path_join(path, sizeof(path), pin_dir, d->name))
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* A name_next a daemon killed inside repin() left: nothing uses it. */
+static void unlink_next(const char *pin_dir)
+{
+	char tmp[PATH_MAX];
+
+	for (int i = 0; i < DP_RT_MAX; i++)
+		if (!next_path(pin_dir, pin_defs[dp_rt_ids[i]].name, tmp, sizeof(tmp)))
+			unlink(tmp);
+}
+
+/* Pin fd at pin_dir/name in place of what is there, in one rename: a reader of the
+ * path sees the old map or the new one, never none. 0 or -errno. */
+static int repin(const char *pin_dir, const char *name, int fd)
+{
+	char path[PATH_MAX], tmp[PATH_MAX];
+	int n;
+
+	if (next_path(pin_dir, name, tmp, sizeof(tmp)) ||
+	    path_join(path, sizeof(path), pin_dir, name))
+		return -ENAMETOOLONG;
+	unlink(tmp);
+	if (bpf_obj_pin(fd, tmp))
+		return -errno;
+	if (rename(tmp, path)) {
+		n = -errno;
+		unlink(tmp);
+		return n;
+	}
+	return 0;
+}
+
+static __u32 map_id(int fd)
+{
+	struct bpf_map_info info;
+	uint32_t ilen = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	return bpf_obj_get_info_by_fd(fd, &info, &ilen) ? 0 : info.id;
+}
+
+/* What the map at fd (of info) holds, in its header's words, for the log; *a and *b
+ * the header's counts (keys; pools and hosts), 0 when it has no header of ours. */
+static void rt_describe(enum pin_id id, int fd, const struct bpf_map_info *info, char *out,
+			size_t len, uint32_t *a, uint32_t *b)
+{
+	__u8 page[RM_STATS_PAGE]; /* = RM_CB_PAGE: the first page holds either header */
+	const struct rm_stats_hdr *sh = (const void *)page;
+	const struct rm_cb_hdr *ch = (const void *)page;
+	uint32_t key = 0;
+
+	out[0] = '\0';
+	*a = *b = 0;
+	if (info->value_size != sizeof(page) || bpf_map_lookup_elem(fd, &key, page)) {
+		if (info->max_entries == 1)
+			snprintf(out, len,
+				 "another layout (one value of %u bytes, an older release)",
+				 info->value_size);
+		else
+			snprintf(out, len,
+				 "another layout (%u values of %u bytes, an older release)",
+				 info->max_entries, info->value_size);
+		return;
+	}
+	if (id == PIN_STATS && sh->magic == RM_STATS_MAGIC) {
+		*a = sh->n_slots;
+		snprintf(out, len, "%u keys", sh->n_slots);
+	} else if (id == PIN_BREAKER && ch->magic == RM_CB_MAGIC) {
+		*a = ch->n_pools;
+		*b = ch->n_hosts;
+		snprintf(out, len, "%u pools, %u hosts", ch->n_pools, ch->n_hosts);
+	} else {
+		snprintf(out, len, "%u pages", info->max_entries);
+	}
+}
+
+/*
+ * A hand-over keeps the predecessor's maps, but a runtime map of another size or
+ * layout than ours (another --stats-keys, --breaker-pools or --breaker-hosts, or an
+ * older release's layout) cannot be kept: a fresh one of our size is pinned in its
+ * place, before the load reuses it by name. The predecessor keeps writing its own
+ * through its mappings while it drains; its map is kept in *pred (an fd) so that a
+ * hand-over that does not complete pins it back (dp_pred_maps).
+ */
+static int fresh_runtime_map(const char *pin_dir, int rt, uint32_t pages, uint32_t want_a,
+			     uint32_t want_b, int *pred, char *err, size_t errlen)
+{
+	enum pin_id id = dp_rt_ids[rt];
+	struct pin_def d = pin_defs[id];
+	struct bpf_map_info info;
+	uint32_t ilen = sizeof(info), a, b;
+	char path[PATH_MAX], theirs[128], ours[96], why[512];
+	int fd, nfd, rc;
+
+	*pred = -1;
+	if (path_join(path, sizeof(path), pin_dir, d.name))
 		return errf_sys(err, errlen, -ENAMETOOLONG, "pin dir %s", pin_dir);
 	fd = bpf_obj_get(path);
 	if (fd < 0)
 		return 0; /* not there: the load creates it */
+	d.max_entries = pages;
 	memset(&info, 0, sizeof(info));
-	if (bpf_obj_get_info_by_fd(fd, &info, &ilen) || info.value_size != d->value_size ||
-	    info.value_size != sizeof(page) || info.max_entries == pages) {
-		close(fd); /* same size, or another layout: the load says so */
+	if (bpf_obj_get_info_by_fd(fd, &info, &ilen)) {
+		rc = errf_sys(err, errlen, -errno, "%s: not a map", path);
+		close(fd);
+		return rc;
+	}
+	rt_describe(id, fd, &info, theirs, sizeof(theirs), &a, &b);
+	/* the same pages may hold other counts: the header decides too */
+	if (!pin_check(&d, &info, PIN_CHECK_ALL, path, why, sizeof(why)) &&
+	    (!a || (a == want_a && b == want_b))) {
+		close(fd);
 		return 0;
 	}
-	if (!bpf_map_lookup_elem(fd, &key, page)) {
-		const struct rm_stats_hdr *sh = (const void *)page;
-		const struct rm_cb_hdr *ch = (const void *)page;
+	if (id == PIN_STATS)
+		snprintf(ours, sizeof(ours), "%u keys (--stats-keys)", want_a);
+	else
+		snprintf(ours, sizeof(ours), "%u pools, %u hosts (--breaker-pools/--breaker-hosts)",
+			 want_a, want_b);
+	{
+		LIBBPF_OPTS(bpf_map_create_opts, mo, .map_flags = d.map_flags);
 
-		if (id == PIN_STATS && sh->magic == RM_STATS_MAGIC)
-			snprintf(theirs, sizeof(theirs), " (%u keys)", sh->n_slots);
-		else if (id == PIN_BREAKER && ch->magic == RM_CB_MAGIC)
-			snprintf(theirs, sizeof(theirs), " (%u pools, %u hosts)", ch->n_pools,
-				 ch->n_hosts);
+		nfd = bpf_map_create(d.type, d.name, d.key_size, d.value_size, pages, &mo);
 	}
-	rc = errf(err, errlen, -EPROTO,
-		  "%s: the running ringmeshd's map has %u pages%s, this one asks for %u (%s): "
-		  "stop it first (no hand-over across a change of size)",
-		  path, info.max_entries, theirs, pages, ours);
-	close(fd);
-	return rc;
+	if (nfd < 0) {
+		rc =
+		    errf_sys(err, errlen, -errno, "creating a fresh %s of %u pages", d.name, pages);
+		close(fd);
+		return rc;
+	}
+	rc = repin(pin_dir, d.name, nfd);
+	close(nfd); /* the pin holds it; the load opens it by name */
+	if (rc) {
+		close(fd);
+		return errf_sys(err, errlen, rc, "pinning a fresh %s", path);
+	}
+	fprintf(stderr,
+		"ringmeshd: %s: predecessor's %s is %s, this daemon asks for %s: "
+		"starting a fresh %s; %s\n",
+		d.name, id == PIN_STATS ? "map" : "table", theirs, ours,
+		id == PIN_STATS ? "map" : "table",
+		id == PIN_STATS ? "counters restart" : "breaker state restarts");
+	*pred = fd;
+	return 0;
 }
 
 /*
@@ -269,6 +390,7 @@ static int remove_leftovers(const char *pin_dir, uint32_t stats_pages, char *err
 {
 	char path[PATH_MAX];
 
+	unlink_next(pin_dir);
 	for (int i = 0; i < DP_L_MAX; i++) {
 		int fd, rc;
 
@@ -678,26 +800,25 @@ int rm_dp_open(struct rm_dp **out, const struct rm_dp_opts *o, char *err, size_t
 	if (!dp)
 		return errf_sys(err, errlen, -ENOMEM, "allocating the data path");
 	dp->cg_fd = dp->dcg_fd = dp->msg_prog_fd = -1;
+	for (int i = 0; i < DP_RT_MAX; i++)
+		dp->pred_rt[i] = -1;
 	dp->sockmap = o->sockmap;
 	if (!realpath(o->pin_dir, dp->pin_dir)) {
 		rc = errf_sys(err, errlen, -errno, "pin dir %s", o->pin_dir);
 		goto fail;
 	}
 	dp->o = *o;
-	/* A predecessor that hands over still uses all of it; a dead one left it. */
+	/* A predecessor that hands over still uses all of it (but for a runtime map of
+	 * another size, re-created); a dead one left it. */
 	if (o->adopt) {
-		uint32_t np, nh;
-		char ours[96];
+		uint32_t np, nh, ns = o->stats_keys ? o->stats_keys : RM_STATS_SLOTS;
 
-		snprintf(ours, sizeof(ours), "--stats-keys %u",
-			 o->stats_keys ? o->stats_keys : RM_STATS_SLOTS);
-		rc = check_kept_size(dp->pin_dir, PIN_STATS, rm_stats_pages(o->stats_keys), ours,
-				     err, errlen);
 		cb_size(o->breaker_pools, o->breaker_hosts, &np, &nh);
-		snprintf(ours, sizeof(ours), "--breaker-pools %u --breaker-hosts %u", np, nh);
+		rc = fresh_runtime_map(dp->pin_dir, DP_RT_STATS, rm_stats_pages(o->stats_keys), ns,
+				       0, &dp->pred_rt[DP_RT_STATS], err, errlen);
 		if (!rc)
-			rc = check_kept_size(dp->pin_dir, PIN_BREAKER, cb_pages(np, nh), ours, err,
-					     errlen);
+			rc = fresh_runtime_map(dp->pin_dir, DP_RT_BREAKER, cb_pages(np, nh), np, nh,
+					       &dp->pred_rt[DP_RT_BREAKER], err, errlen);
 	} else {
 		rc = remove_leftovers(dp->pin_dir, rm_stats_pages(o->stats_keys), err, errlen);
 	}
@@ -846,10 +967,32 @@ int rm_dp_stats(struct rm_dp *dp, uint64_t *out)
 	return 0;
 }
 
+/* A hand-over that did not complete: the predecessor's runtime maps pinned again
+ * where we had pinned fresh ones (restore), or, once it did, only our fds closed. */
+static void dp_pred_maps(struct rm_dp *dp, bool restore)
+{
+	for (int i = 0; i < DP_RT_MAX; i++) {
+		const char *name = pin_defs[dp_rt_ids[i]].name;
+		int rc;
+
+		if (dp->pred_rt[i] < 0)
+			continue;
+		if (restore) {
+			rc = repin(dp->pin_dir, name, dp->pred_rt[i]);
+			fprintf(stderr, "ringmeshd: %s: the hand-over did not complete: %s\n", name,
+				rc ? strerror(-rc) : "the predecessor's map pinned again");
+		}
+		close(dp->pred_rt[i]);
+		dp->pred_rt[i] = -1;
+	}
+}
+
 static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
 {
 	struct bpf_map *m;
 	char path[PATH_MAX];
+
+	dp_pred_maps(dp, unpin == DP_UNPIN_KEEP);
 
 	/* Fail open first: connects that race with the detach go direct. */
 	if (dp->cfg && unpin != DP_UNPIN_KEEP)
@@ -882,8 +1025,10 @@ static void dp_teardown(struct rm_dp *dp, enum dp_unpin unpin)
 			    !path_join(path, sizeof(path), dp->pin_dir, pin_defs[i].name))
 				unlink(path);
 	/* Someone else's files may share the dir: then it stays. */
-	if ((unpin == DP_UNPIN_OURS || unpin == DP_UNPIN_ALL) && dp->pin_dir[0])
+	if ((unpin == DP_UNPIN_OURS || unpin == DP_UNPIN_ALL) && dp->pin_dir[0]) {
+		unlink_next(dp->pin_dir);
 		rmdir(dp->pin_dir);
+	}
 	if (dp->cg_fd >= 0)
 		close(dp->cg_fd);
 	if (dp->dcg_fd >= 0)
@@ -903,6 +1048,12 @@ void rm_dp_release(struct rm_dp *dp)
 		dp_teardown(dp, DP_UNPIN_KEEP);
 }
 
+void rm_dp_taken(struct rm_dp *dp)
+{
+	if (dp)
+		dp_pred_maps(dp, false);
+}
+
 void rm_dp_fail_open(struct rm_dp *dp)
 {
 	if (dp && dp->cfg)
@@ -915,6 +1066,38 @@ void rm_dp_forget_prev(struct rm_dp *dp)
 		return;
 	__atomic_store_n(&dp->cfg->prev_tgid, 0, __ATOMIC_RELEASE);
 	__atomic_store_n(&dp->cfg->prev_cgroup_id, 0, __ATOMIC_RELEASE);
+}
+
+/* A successor of another size pinned fresh runtime maps over ours: ours again. */
+static int reclaim_runtime_maps(struct rm_dp *dp)
+{
+	struct bpf_map *maps[DP_RT_MAX] = {
+	    [DP_RT_STATS] = dp->skel->maps.rm_stats,
+	    [DP_RT_BREAKER] = dp->skel->maps.rm_breaker,
+	};
+
+	for (int i = 0; i < DP_RT_MAX; i++) {
+		const char *name = pin_defs[dp_rt_ids[i]].name;
+		char path[PATH_MAX];
+		int ours = bpf_map__fd(maps[i]), fd, rc;
+		bool same;
+
+		if (path_join(path, sizeof(path), dp->pin_dir, name))
+			return -ENAMETOOLONG;
+		fd = bpf_obj_get(path);
+		same = fd >= 0 && map_id(fd) == map_id(ours);
+		if (fd >= 0)
+			close(fd);
+		if (same)
+			continue;
+		rc = repin(dp->pin_dir, name, ours);
+		if (rc)
+			return rc;
+		fprintf(stderr,
+			"ringmeshd: %s: the successor's fresh map dropped, ours pinned again\n",
+			name);
+	}
+	return 0;
 }
 
 int rm_dp_reclaim(struct rm_dp *dp, char *err, size_t errlen)
@@ -935,6 +1118,9 @@ int rm_dp_reclaim(struct rm_dp *dp, char *err, size_t errlen)
 	rc = fill_maps(dp, &o, err, errlen); /* the successor's ranges, replaced by ours */
 	if (rc)
 		return rc;
+	rc = reclaim_runtime_maps(dp);
+	if (rc)
+		return errf_sys(err, errlen, rc, "pinning our runtime maps again");
 	if ((rc = reclaim_link(dp, DP_L_CONNECT4, s->progs.rm_connect4_prog)) ||
 	    (rc = reclaim_link(dp, DP_L_SOCKOPS, s->progs.rm_sockops_prog)) ||
 	    (rc = reclaim_link(dp, DP_L_GETSOCKOPT, s->progs.rm_getsockopt_prog)))

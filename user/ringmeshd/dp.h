@@ -39,7 +39,9 @@ struct rm_dp_opts {
 	uint32_t breaker_hosts;
 	/* Take over from the ringmeshd that serves pin_dir now (handover.h): its pinned
 	 * maps are kept (rules, counters, breaker state, connections in flight), its
-	 * links get our programs, and its beat goes on until ours. */
+	 * links get our programs, and its beat goes on until ours. rm_stats/rm_breaker
+	 * of another size or layout than ours are the exception: runtime state, they are
+	 * re-created at our size and pinned in place of its (it drains on its own). */
 	bool adopt;
 };
 
@@ -95,6 +97,11 @@ void rm_dp_close(struct rm_dp *dp, bool unpin);
 /* A hand-over happened: close our descriptors only. The links (with the successor's
  * programs), the maps and the heartbeat are the successor's. NULL-safe. */
 void rm_dp_release(struct rm_dp *dp);
+
+/* The predecessor was told TAKEN: the hand-over is complete. Until then a teardown
+ * without unpinning (rm_dp_release) pins back the predecessor's rm_stats/rm_breaker
+ * where rm_dp_open() had pinned fresh ones of another size. NULL-safe. */
+void rm_dp_taken(struct rm_dp *dp);
 
 /* Stop intercepting new connections (a stop with no successor): heartbeat 0. */
 void rm_dp_fail_open(struct rm_dp *dp);

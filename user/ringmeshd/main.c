@@ -951,6 +951,7 @@ int main(int argc, char **argv)
 			goto out;
 		}
 		d.taken = true;
+		rm_dp_taken(d.dp); /* a fresh runtime map of ours stays pinned from now on */
 	}
 	/* Free once the predecessor took its name back or let it go (run retries). */
 	d.ho_lfd = ho_listen(d.pin);
