@@ -13,7 +13,7 @@
 # for the wrapper.)
 #   full   (~24 min on 2 CPUs): L7 5 rounds x 4 s (2 workers: at 8, 64, 256
 #          connections),
-#          L4 3 rounds x 3 s + 2 GiB bulk, memory at 1,000 and 10,000 connections,
+#          L4 5 rounds x 3 s + 2 GiB bulk, memory at 1,000 and 10,000 connections,
 #          configuration scale 3 rounds of 1/100/1,000/10,000 services (3 one-rule
 #          flips, 4 s of wrk each)
 #   --quick (~6 min): L7 3 rounds x 1 s (2 workers: 64), L4 3 rounds x 1 s + 256 MiB,
@@ -49,7 +49,7 @@ if [ $QUICK = 1 ]; then
 	L7=(1 1,8,64,256,1024 3) L7W=(1 64 3) L4=(1 3 256M) MEM=1000 CFG=(1 1,100,1000,10000 3)
 	FLIPS=1
 else
-	L7=(4 1,8,64,256,1024 5) L7W=(4 8,64,256 5) L4=(3 3 2G) MEM=1000,10000
+	L7=(4 1,8,64,256,1024 5) L7W=(4 8,64,256 5) L4=(3 5 2G) MEM=1000,10000
 	CFG=(4 1,100,1000,10000 3) FLIPS=3
 fi
 export FLIPS
