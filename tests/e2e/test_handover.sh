@@ -330,7 +330,7 @@ TOP=$(cd "$here/../.." && pwd)
 if ! git -C "$TOP" cat-file -e "$OLD_REV^{commit}" 2>/dev/null; then
 	skip "hand-over from the release before: no git history with $OLD_REV here"
 elif ! { mkdir -p "$TMP/old" && git -C "$TOP" archive "$OLD_REV" | tar -x -C "$TMP/old" &&
-	make -C "$TMP/old" -j2 build/ringmeshd >"$TMP/old-build.log" 2>&1; }; then
+	env -u BUILD make -C "$TMP/old" -j2 BUILD=build build/ringmeshd >"$TMP/old-build.log" 2>&1; }; then
 	tail -5 "$TMP/old-build.log" | sed 's/^/    # /'
 	fail "ringmeshd of $OLD_REV builds"
 else
