@@ -274,6 +274,10 @@ vs cors <<'Y'
       exposeHeaders: [x-backend-version]
       maxAge: 24h
       allowCredentials: true
+  - match: [{uri: {prefix: /broken}}]
+    fault: {abort: {httpStatus: 503, percentage: {value: 100}}}
+    route: [{destination: {host: trans-service.order-system-production.svc.cluster.local, subset: v1}}]
+    corsPolicy: {allowOrigins: [{exact: "https://shop.example.com"}], allowCredentials: true}
   - route: [{destination: {host: trans-service.order-system-production.svc.cluster.local, subset: v2}}]
     corsPolicy: {allowOrigin: ["*"], allowMethods: ["*"], allowHeaders: ["*"]}
 Y
@@ -328,6 +332,19 @@ cors_star() {
 		! echo "$out" | grep -q '^access-control-max-age:'
 }
 check "CORS allowOrigin \"*\", methods and headers \"*\": the preflight's own asks echoed" cors_star
+cors_local() { # the proxy's own replies carry them too; a preflight comes before the fault
+	local a b p; a=$(hdrs -H 'Origin: https://shop.example.com' "$VIP/broken")
+	b=$(hdrs "$VIP/broken"); p=$(hdrs -X OPTIONS -H 'Origin: https://shop.example.com' \
+		-H 'Access-Control-Request-Method: GET' "$VIP/broken")
+	echo "$a"; echo "$b"; echo "$p"
+	echo "$a" | grep -q '^HTTP/1.1 503' &&
+		echo "$a" | grep -qx 'access-control-allow-origin: https://shop.example.com' &&
+		echo "$a" | grep -qx 'access-control-allow-credentials: true' &&
+		echo "$b" | grep -q '^HTTP/1.1 503' && ! echo "$b" | grep -q '^access-control-' &&
+		echo "$p" | grep -q '^HTTP/1.1 200' &&
+		echo "$p" | grep -qx 'access-control-allow-origin: https://shop.example.com'
+}
+check "CORS on the proxy's own reply (fault abort 503), and the preflight answered before the fault" cors_local
 cors_python() { # a real client library: http.client, a keep-alive preflight then the request
 	client python3 - <<'P'
 import http.client
