@@ -322,39 +322,33 @@ static void c_sent(struct l7_worker *lw, struct l7_conn *c)
 	}
 }
 
-/* The CORS fields of an allowed CORS request (fw.cors) after hdrs, as Envoy's filter
- * sets them on every response it encodes, the proxy's own replies included (a fault
- * abort, a 503 or 504): the origin kept after the upstream head once that was built,
- * else the request's own. Returns the fields in all. */
-static size_t cors_reply_fields(const struct l7_conn *c, const struct http_header *hdrs,
-				size_t n_hdrs, struct http_header *all, size_t cap)
+/* The CORS response fields of an allowed CORS request (fw.cors), as Envoy's filter
+ * sets them on every response it encodes (the upstream's and the proxy's own):
+ * allow-origin, allow-credentials, expose-headers. The origin is the copy kept after the
+ * upstream head once that was built (fw.cors_len; every value is then NUL-terminated),
+ * else the request's own. Returns how many (0 to 3). */
+size_t l7c_cors_fields(const struct l7_conn *c, struct http_header f[3])
 {
 	const struct route_cors_policy *p;
-	struct http_header o;
+	struct http_slice o;
 	size_t n = 0;
 	int i;
 
-	for (; n < n_hdrs && n < cap; n++)
-		all[n] = hdrs[n];
-	if (!c->fw.cors || !c->fw.cfg || n + 3 > cap ||
-	    !(p = route_cors_policy(c->fw.cfg->t, c->fw.d.rule)))
-		return n;
-	if (c->fw.cors_len) {
-		o.value.p = c->cl.obuf + c->fw.olen;
-		o.value.len = c->fw.cors_len;
-	} else if ((i = http_header_find(c->rq.req.headers, c->rq.req.n_headers, "origin", 0)) >=
-		   0) {
-		o.value = c->rq.req.headers[i].value;
-	} else {
-		return n;
-	}
-	all[n++] = (struct http_header){{"access-control-allow-origin", 27}, o.value};
+	if (!c->fw.cors || !c->fw.cfg || !(p = route_cors_policy(c->fw.cfg->t, c->fw.d.rule)))
+		return 0;
+	if (c->fw.cors_len)
+		o = (struct http_slice){c->cl.obuf + c->fw.olen, c->fw.cors_len};
+	else if ((i = http_header_find(c->rq.req.headers, c->rq.req.n_headers, "origin", 0)) >= 0)
+		o = c->rq.req.headers[i].value;
+	else
+		return 0;
+	f[n++] = (struct http_header){{"access-control-allow-origin", 27}, o};
 	if (p->credentials)
-		all[n++] =
+		f[n++] =
 		    (struct http_header){{"access-control-allow-credentials", 32}, {"true", 4}};
 	if (*p->expose)
-		all[n++] = (struct http_header){{"access-control-expose-headers", 29},
-						{p->expose, strlen(p->expose)}};
+		f[n++] = (struct http_header){{"access-control-expose-headers", 29},
+					      {p->expose, strlen(p->expose)}};
 	return n;
 }
 
@@ -385,8 +379,9 @@ void l7c_reply(struct l7_worker *lw, struct l7_conn *c, int status, const char *
 	r.headers = hdrs;
 	r.n_headers = n_hdrs;
 	if (c->fw.cors && n_hdrs + 3 <= sizeof(all) / sizeof(all[0])) {
+		memcpy(all, hdrs, n_hdrs * sizeof(*hdrs));
 		r.headers = all;
-		r.n_headers = cors_reply_fields(c, hdrs, n_hdrs, all, sizeof(all) / sizeof(all[0]));
+		r.n_headers = n_hdrs + l7c_cors_fields(c, all + n_hdrs);
 	}
 	r.close = c->cl.close_after;
 	r.head = c->rq.method == HTTP_M_HEAD;

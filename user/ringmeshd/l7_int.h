@@ -434,6 +434,8 @@ void l7c_arm_recv(struct l7_worker *lw, struct l7_conn *c);
 void l7c_send(struct l7_worker *lw, struct l7_conn *c, const struct l7_seg *segs, unsigned int n,
 	      struct l7_up *up, uint32_t up_bytes);
 /* A local reply (Envoy's texts); the client connection survives when framing allows. */
+/* The CORS response fields of an allowed CORS request (0 to 3; l7_http.c). */
+size_t l7c_cors_fields(const struct l7_conn *c, struct http_header f[3]);
 void l7c_reply(struct l7_worker *lw, struct l7_conn *c, int status, const char *body,
 	       const struct http_header *hdrs, size_t n_hdrs, bool close);
 void l7c_next_request(struct l7_worker *lw, struct l7_conn *c);

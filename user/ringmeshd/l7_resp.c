@@ -26,7 +26,6 @@ _Static_assert((int)HTTP_HOP_SET == (int)RM_HDR_SET && (int)HTTP_HOP_ADD == (int
 static ssize_t resp_ops(const struct l7_conn *c, struct http_hdr_op *ops)
 {
 	const struct route_decision *d = &c->fw.d;
-	const struct route_cors_policy *p;
 	size_t n = 0;
 
 	for (size_t i = 0; i < d->n_hdrops; i++) {
@@ -39,18 +38,15 @@ static ssize_t resp_ops(const struct l7_conn *c, struct http_hdr_op *ops)
 		ops[n].value = d->hdrops[i].value;
 		n++;
 	}
-	if (!c->fw.cors || !c->fw.cors_len || !(p = route_cors_policy(c->fw.cfg->t, d->rule)))
-		return (ssize_t)n;
-	if (n + 3 > MAX_RESP_OPS)
-		return -ENOSPC;
-	ops[n++] = (struct http_hdr_op){HTTP_HOP_SET, "access-control-allow-origin",
-					c->cl.obuf + c->fw.olen};
-	if (p->credentials)
-		ops[n++] =
-		    (struct http_hdr_op){HTTP_HOP_SET, "access-control-allow-credentials", "true"};
-	if (*p->expose)
-		ops[n++] =
-		    (struct http_hdr_op){HTTP_HOP_SET, "access-control-expose-headers", p->expose};
+	if (c->fw.cors_len) { /* after the upstream head: NUL-terminated values */
+		struct http_header f[3];
+		size_t k = l7c_cors_fields(c, f);
+
+		if (n + k > MAX_RESP_OPS)
+			return -ENOSPC;
+		for (size_t i = 0; i < k; i++)
+			ops[n++] = (struct http_hdr_op){HTTP_HOP_SET, f[i].name.p, f[i].value.p};
+	}
 	return (ssize_t)n;
 }
 
