@@ -114,7 +114,19 @@ static void test_open_create_and_refuse(void **state)
 	assert_int_equal(pin_open_sized(&m, PIN_STATS, pin_dir, PIN_O_MMAP, 8, err, sizeof(err)),
 			 0);
 	assert_int_equal(m.mem_len, 8 * RM_STATS_PAGE);
+	((volatile uint8_t *)m.mem)[RM_STATS_PAGE] = 7;
 	pin_close(&m);
+	/* ... or by a reader, at the pin's own capacity, mapped read-only */
+	assert_int_equal(
+	    pin_open_sized(&m, PIN_STATS, pin_dir, PIN_O_MMAP_RO, PIN_CAP_PINNED, err, sizeof(err)),
+	    0);
+	assert_int_equal(m.mem_len, 8 * RM_STATS_PAGE);
+	assert_int_equal(((volatile uint8_t *)m.mem)[RM_STATS_PAGE], 7);
+	pin_close(&m);
+	/* no capacity to create with */
+	assert_int_equal(pin_open_sized(&m, PIN_CFG_CTL, pin_dir, PIN_O_CREATE | PIN_O_MMAP,
+					PIN_CAP_PINNED, err, sizeof(err)),
+			 -EINVAL);
 	/* the old layout (8 rows in every 4688 B slot): refused even for decoding */
 	unlink(path);
 	fd = bpf_map_create(BPF_MAP_TYPE_ARRAY, RM_MAP_STATS, 4, 4688, 1024, &o);

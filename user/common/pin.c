@@ -134,6 +134,9 @@ int pin_open_sized(struct pin_map *m, enum pin_id id, const char *pin_dir, unsig
 	m->fd = -1;
 	if ((int)id < 0 || id >= PIN_MAX)
 		return errf(err, errlen, -EINVAL, "no pinned map %d", (int)id);
+	if (max_entries == PIN_CAP_PINNED && (flags & PIN_O_CREATE))
+		return errf(err, errlen, -EINVAL, "no capacity to create %s with",
+			    pin_defs[id].name);
 	m->def = &pin_defs[id];
 	d = *m->def;
 	d.max_entries = max_entries;
@@ -155,18 +158,23 @@ int pin_open_sized(struct pin_map *m, enum pin_id id, const char *pin_dir, unsig
 		r = errf_sys(err, errlen, -errno, "%s: not a map", m->path);
 		goto fail;
 	}
+	if (max_entries == PIN_CAP_PINNED)
+		d.max_entries = m->info.max_entries;
 	r = pin_check(&d, &m->info,
-		      (flags & (PIN_O_MMAP | PIN_O_CREATE)) ? PIN_CHECK_ALL : PIN_CHECK_SHAPE,
+		      (flags & (PIN_O_MMAP | PIN_O_MMAP_RO | PIN_O_CREATE)) ? PIN_CHECK_ALL
+									    : PIN_CHECK_SHAPE,
 		      m->path, err, errlen);
 	if (r)
 		goto fail;
-	if (flags & PIN_O_MMAP) {
-		if (!(m->def->use & PIN_U_MMAP) || (flags & PIN_O_RDONLY)) {
-			r = errf(err, errlen, -EINVAL, "%s: not mapped read-write", m->path);
+	if (flags & (PIN_O_MMAP | PIN_O_MMAP_RO)) {
+		if (!(m->def->use & PIN_U_MMAP) || (flags & PIN_O_RDONLY) || !d.max_entries) {
+			r = errf(err, errlen, -EINVAL, "%s: not mapped", m->path);
 			goto fail;
 		}
 		m->mem_len = pin_mmap_len(&d);
-		m->mem = mmap(NULL, m->mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
+		m->mem = mmap(NULL, m->mem_len,
+			      (flags & PIN_O_MMAP) ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED,
+			      m->fd, 0);
 		if (m->mem == MAP_FAILED) {
 			m->mem = NULL;
 			r = errf_sys(err, errlen, -errno, "mmap %s", m->path);

@@ -91,6 +91,8 @@ struct pin_map {
 #define PIN_O_RDONLY (1u << 0) /* open the pin read-only (no mmap with it) */
 #define PIN_O_CREATE (1u << 1) /* absent: create it as the table says and pin it */
 #define PIN_O_MMAP (1u << 2)   /* mmap it whole, read-write (PIN_U_MMAP maps only) */
+/* mmap it whole, read-only (the fd is not: this kernel refuses to map a read-only one) */
+#define PIN_O_MMAP_RO (1u << 3)
 
 /*
  * Open pin_dir/<name of id>, check it (PIN_CHECK_ALL, or PIN_CHECK_SHAPE when neither
@@ -102,7 +104,10 @@ int pin_open(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned in
 	     size_t errlen);
 /* The same for a map whose capacity is a run-time choice (rm_stats: --stats-keys;
  * rm_breaker: --breaker-pools, --breaker-hosts):
- * created, checked and mapped with max_entries instead of the table's. */
+ * created, checked and mapped with max_entries instead of the table's.
+ * PIN_CAP_PINNED: whatever capacity the pin has (a reader of the daemon's map; not with
+ * PIN_O_CREATE). */
+#define PIN_CAP_PINNED 0u
 int pin_open_sized(struct pin_map *m, enum pin_id id, const char *pin_dir, unsigned int flags,
 		   uint32_t max_entries, char *err, size_t errlen);
 void pin_close(struct pin_map *m);

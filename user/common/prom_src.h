@@ -10,27 +10,29 @@
 #ifndef RM_PROM_SRC_H
 #define RM_PROM_SRC_H
 
+#include "common/pin.h"
 #include "common/prom.h"
 #include "policy/cb.h"
 
-/* Render the maps of pin_dir into b. 0, or -errno (-ENOMEM, or a map of another
- * version: -EINVAL) with err filled. */
+/* Render the maps of pin_dir into b. 0, or -errno (-ENOMEM; a map of another
+ * version: -EPROTO, or -EINVAL when its header disagrees with its size) with err filled. */
 int prom_scrape(const char *pin_dir, const char *tag, struct prom_buf *b, char *err, size_t errlen);
 
 /* A read-only mmap of the pinned rm_stats (0 or -errno with err filled). */
 struct prom_stats_map {
-	int fd;
-	void *mem; /* len bytes */
+	struct pin_map pin;
+	void *mem; /* len bytes: pin.mem, read-only */
 	size_t len;
 	struct prom_stats s; /* its regions; s.h NULL while no daemon initialised it */
 };
 int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err, size_t errlen);
 void prom_stats_map_close(struct prom_stats_map *m);
 
-/* The same of the pinned rm_breaker: -ENOENT not pinned, -EINVAL another layout. */
+/* The same of the pinned rm_breaker: -ENOENT not pinned, -EPROTO or -EINVAL another
+ * layout. */
 struct prom_cb_map {
-	int fd;
-	void *mem; /* len bytes */
+	struct pin_map pin;
+	void *mem; /* len bytes: pin.mem, read-only */
 	size_t len;
 	struct cb cb; /* its regions (cb_locate); cb.h NULL while no daemon initialised it */
 };
