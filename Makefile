@@ -152,7 +152,7 @@ demo: deps all
 	$(Q)tools/demo.sh $(BUILD)
 
 # The benchmark (tools/bench/run.sh): interleaved rounds, medians and ranges, tables
-# and plot in $(BUILD)/bench; bench-quick is the short run (~5 min, not ~14).
+# and plot in $(BUILD)/bench (~30 min on 2 CPUs); bench-quick is the short run (~6 min).
 # BENCH_ARGS=--publish also updates README.md, tools/bench/results.md and bench.png.
 bench: deps all
 	$(Q)tools/bench/run.sh --build $(BUILD) $(BENCH_ARGS)

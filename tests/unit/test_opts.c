@@ -47,7 +47,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.pod_gw.s_addr, inet_addr("169.254.7.1"));
 	assert_string_equal(o.pin_dir, "/sys/fs/bpf/ringmesh");
 	assert_int_equal(o.workers, 8);
-	assert_true(o.sockmap);
+	assert_int_equal(o.sockmap, OPTS_SOCKMAP_DEFAULT);
 	assert_int_equal(o.heartbeat_max_ms, 1000);
 	assert_int_equal(o.verbose, 0);
 	assert_true(o.metrics);
@@ -159,6 +159,13 @@ static void test_all_options(void **state)
 	assert_false(o.sockmap);
 	assert_int_equal(o.heartbeat_max_ms, 2500);
 	assert_int_equal(o.verbose, 3);
+	/* either way explicitly, the last one given winning */
+	assert_int_equal(PARSE(4, REQ, "--sockmap"), OPTS_RUN);
+	assert_true(o.sockmap);
+	assert_int_equal(PARSE(4, REQ, "--sockmap", "--no-sockmap"), OPTS_RUN);
+	assert_false(o.sockmap);
+	assert_int_equal(PARSE(4, REQ, "--no-sockmap", "--sockmap"), OPTS_RUN);
+	assert_true(o.sockmap);
 }
 
 static void test_help_version(void **state)
@@ -171,6 +178,7 @@ static void test_help_version(void **state)
 	assert_int_equal(PARSE(1, "--cgroup", "/x", "--help"), OPTS_HELP);
 	assert_non_null(strstr(opts_usage(), "--include-ip-ranges"));
 	assert_non_null(strstr(opts_usage(), "--no-sockmap"));
+	assert_non_null(strstr(opts_usage(), "(default: " OPTS_SOCKMAP_DEFAULT_WORD ")"));
 	assert_int_equal(opts_usage()[strlen(opts_usage()) - 1], '\n');
 	/* A bad option is still an error, even next to --help. */
 	expect_err(PARSE(1, "--help", "--frobnicate"), "--frobnicate", NULL);

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 # L4 benchmark (not a test), in a network namespace of its own:
 #   direct     client -> backend
-#   sockmap    connect4 rewrite, sk_msg shortcut client<->proxy (ringmeshd's default)
+#   sockmap    connect4 rewrite, sk_msg shortcut client<->proxy (--sockmap)
 #   nosockmap  connect4 rewrite, plain TCP client<->proxy (--no-sockmap)
 #   iptables   the same ringmeshd (--no-sockmap) reached through a nat OUTPUT REDIRECT
 #              rule (how Istio's sidecars intercept), original dst from conntrack
@@ -68,7 +68,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	for p in $(order $round direct sockmap nosockmap iptables); do
 		case $p in
 		direct) measure direct $round "$CLIENT_CG" ;;
-		sockmap) daemon --cgroup "$PODS" && measure $p $round "$CLIENT_CG"; stop_ringmeshd ;;
+		sockmap) daemon --cgroup "$PODS" --sockmap && measure $p $round "$CLIENT_CG"; stop_ringmeshd ;;
 		nosockmap) daemon --cgroup "$PODS" --no-sockmap && measure $p $round "$CLIENT_CG"; stop_ringmeshd ;;
 		iptables) daemon --cgroup "$NONE" --no-sockmap && measure $p $round "$IPT_CG"; stop_ringmeshd ;;
 		esac

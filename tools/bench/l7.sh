@@ -5,7 +5,8 @@
 #   direct      wrk -> backend
 #   ringmesh    wrk (in the pods' cgroup, so connect4 intercepts it) -> VIP -> ringmeshd
 #               (1 worker) -> 50/50 weighted route (ServiceEntry + DestinationRule +
-#               VirtualService, loaded with `ringmesh apply`) -> backend
+#               VirtualService, loaded with `ringmesh apply`) -> backend; --sockmap
+#               (the sk_msg shortcut between wrk and the proxy) whatever the default
 #   nosockmap   the same with ringmeshd --no-sockmap (plain TCP between wrk and proxy)
 #   haproxy     http mode, nbthread 1, keep-alive to the backend, 50/50 roundrobin
 #   nginx       worker_processes 1, upstream keepalive 64, 50/50, access_log off
@@ -129,7 +130,8 @@ path_up() {
 	direct) P_URL=http://$B1:$PORT/ ;;
 	haproxy) P_URL=http://$HAP:$PORT/ P_CG=$HAP_CG ;;
 	nginx) P_URL=http://$NGX:$PORT/ P_CG=$NGX_CG ;;
-	ringmesh) P_URL=http://$VIP:$PORT/ P_CG=$DCG; start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" ;;
+	ringmesh) P_URL=http://$VIP:$PORT/ P_CG=$DCG
+		start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" --sockmap ;;
 	nosockmap) P_URL=http://$VIP:$PORT/ P_CG=$DCG
 		start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" --no-sockmap ;;
 	ringmesh_b) [ -n "${BUILD_B:-}" ] || { echo "ringmesh_b: set BUILD_B"; return 1; }

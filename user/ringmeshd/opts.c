@@ -29,6 +29,7 @@ enum opt_id {
 	O_POD_GW,
 	O_PIN_DIR,
 	O_WORKERS,
+	O_SOCKMAP,
 	O_NO_SOCKMAP,
 	O_HB_MAX,
 	O_NO_L7,
@@ -67,6 +68,7 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_POD_GW] = {"pod-gateway", 0, true},
     [O_PIN_DIR] = {"pin-dir", 0, true},
     [O_WORKERS] = {"workers", 0, true},
+    [O_SOCKMAP] = {"sockmap", 0, false},
     [O_NO_SOCKMAP] = {"no-sockmap", 0, false},
     [O_HB_MAX] = {"heartbeat-max-ms", 0, true},
     [O_NO_L7] = {"no-l7", 0, false},
@@ -119,7 +121,8 @@ static const char usage_text[] =
     "  --pin-dir DIR                 bpffs directory for maps and links\n"
     "                                (default " RM_PIN_DIR_DEFAULT ")\n"
     "  --workers N                   worker threads, 1..64 (default: online CPUs)\n"
-    "  --no-sockmap                  disable the sk_msg shortcut\n"
+    "  --sockmap, --no-sockmap       the sk_msg shortcut between pods and the proxy on or\n"
+    "                                off (default: " OPTS_SOCKMAP_DEFAULT_WORD ")\n"
     "  --heartbeat-max-ms MS         interception fails open after MS without a beat\n"
     "                                (400..60000, default 1000)\n"
     "  --no-l7                       forward every connection at L4 (no HTTP routing)\n"
@@ -460,7 +463,7 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	if (ncpus > OPTS_WORKERS_MAX)
 		ncpus = OPTS_WORKERS_MAX;
 	o->workers = (unsigned int)ncpus;
-	o->sockmap = true;
+	o->sockmap = OPTS_SOCKMAP_DEFAULT;
 	o->heartbeat_max_ms = OPTS_HEARTBEAT_MAX_DEFAULT_MS;
 	o->l7 = true;
 	o->max_head_kb = 60;
@@ -568,8 +571,9 @@ int opts_parse(struct rm_opts *o, int argc, char *const argv[], long ncpus, char
 			if (action == OPTS_RUN)
 				action = OPTS_VERSION;
 			break;
+		case O_SOCKMAP:
 		case O_NO_SOCKMAP:
-			o->sockmap = false;
+			o->sockmap = id == O_SOCKMAP; /* the last one given wins */
 			break;
 		case O_NO_L7:
 			o->l7 = false;

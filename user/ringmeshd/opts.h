@@ -24,6 +24,14 @@
 #define OPTS_WORKERS_MAX 64
 #define OPTS_HEARTBEAT_INTERVAL_MS 200 /* how often main() beats */
 #define OPTS_HEARTBEAT_MAX_DEFAULT_MS 1000
+/* The sk_msg shortcut between pod sockets and the proxy's (--sockmap / --no-sockmap):
+ * the default follows the benchmark's verdict (README, Benchmark). */
+#define OPTS_SOCKMAP_DEFAULT 1
+#if OPTS_SOCKMAP_DEFAULT
+#define OPTS_SOCKMAP_DEFAULT_WORD "on"
+#else
+#define OPTS_SOCKMAP_DEFAULT_WORD "off"
+#endif
 /* Fail-open age must leave room for a late beat or two, or connect4 flaps. */
 #define OPTS_HEARTBEAT_MAX_MIN_MS (2 * OPTS_HEARTBEAT_INTERVAL_MS)
 #define OPTS_HEARTBEAT_MAX_MAX_MS 60000
