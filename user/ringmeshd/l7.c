@@ -141,6 +141,7 @@ void l7_worker_fini(struct ring_worker *w)
 	/* the heap's nodes live in the slots: a timer still armed (an idle upstream after
 	 * a drain) is touched by the fini */
 	l7_theap_fini(&lw->th);
+	route_thread_exit(); /* this thread's regex match data */
 	bufpool_fini(&lw->cpool);
 	bufpool_fini(&lw->upool);
 	if (lw->pbr)

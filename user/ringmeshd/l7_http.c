@@ -379,7 +379,8 @@ void l7c_reply(struct l7_worker *lw, struct l7_conn *c, int status, const char *
 	r.headers = hdrs;
 	r.n_headers = n_hdrs;
 	if (c->fw.cors && n_hdrs + 3 <= sizeof(all) / sizeof(all[0])) {
-		memcpy(all, hdrs, n_hdrs * sizeof(*hdrs));
+		if (n_hdrs)
+			memcpy(all, hdrs, n_hdrs * sizeof(*hdrs));
 		r.headers = all;
 		r.n_headers = n_hdrs + l7c_cors_fields(c, all + n_hdrs);
 	}
