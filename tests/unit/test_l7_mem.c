@@ -26,6 +26,7 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
+#include "common/zipkin.h"
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/conn.h"
 #include "ringmeshd/l7_int.h"
@@ -313,6 +314,27 @@ static void test_close_gives_back(void **state)
 	assert_int_equal(lw->pb_held, 0);
 }
 
+/* A slot's span buffer (l7_span.c: allocated at its first sampled request) is kept
+ * for the slot's next connections, not dropped (and leaked) when the slot is taken
+ * again; the worker's fini frees it. */
+static void test_span_buffer_kept_with_slot(void **state)
+{
+	struct fx *f = *state;
+	struct l7_worker *lw = f->lw;
+	struct l7_conn *c = conn_open(f);
+	struct zipkin_span *zk = malloc(sizeof(*zk));
+	uint32_t slot = (uint32_t)(c - lw->conns);
+
+	assert_non_null(zk);
+	c->zk = zk; /* as l7c_span_begin leaves it */
+	l7c_abort(lw, c);
+	complete(f, c, RING_OP_L7_CRECV, -ECANCELED, 0); /* its armed recv ends */
+	assert_int_equal(c->state, L7C_FREE);
+	c = conn_open(f);
+	assert_int_equal((uint32_t)(c - lw->conns), slot);
+	assert_ptr_equal(c->zk, zk);
+}
+
 /* Resident pages among the whole pages of conns[from, to). */
 static size_t conns_resident(struct l7_worker *lw, uint32_t from, uint32_t to)
 {
@@ -436,6 +458,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_no_provided_buffer, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_slow_reader_does_not_pin, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_close_gives_back, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_span_buffer_kept_with_slot, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_closed_slots_trimmed, fx_setup, fx_teardown),
 	    cmocka_unit_test_setup_teardown(test_provided_buffers_trimmed_when_idle, fx_setup,
 					    fx_teardown),

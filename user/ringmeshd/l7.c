@@ -259,14 +259,17 @@ static uint64_t up_ud(struct l7_worker *lw, struct l7_up *up, enum ring_op op)
 struct l7_conn *l7c_alloc(struct l7_worker *lw)
 {
 	uint32_t i = conn_slots_take(&lw->cs), gen;
+	struct zipkin_span *zk;
 	struct l7_conn *c;
 
 	if (i == CONN_SLOT_NONE)
 		return NULL;
 	c = &lw->conns[i];
 	gen = c->gen + 1;
+	zk = c->zk; /* the slot's span buffer outlives its connections */
 	memset(c, 0, sizeof(*c));
 	c->gen = gen;
+	c->zk = zk;
 	c->cl.fd = -1;
 	l7_tmr_init(&c->t_route, L7_T_ROUTE);
 	l7_tmr_init(&c->t_try, L7_T_TRY);
