@@ -187,8 +187,10 @@ cat >"$TMP/fresh.py" <<'PY'
 import http.client, json, sys, time
 end = time.monotonic() + float(sys.argv[1])
 ok = fail = 0
+slowest = 0.0
 versions, peers, errors = {}, {}, []
 while time.monotonic() < end:
+    t0 = time.monotonic()
     try:
         c = http.client.HTTPConnection("10.96.0.20", 8080, timeout=5)
         c.request("GET", "/fresh")
@@ -205,7 +207,9 @@ while time.monotonic() < end:
         fail += 1
         if len(errors) < 5:
             errors.append(repr(e))
-print(json.dumps({"ok": ok, "fail": fail, "versions": versions, "peers": peers, "errors": errors}))
+    slowest = max(slowest, time.monotonic() - t0)
+print(json.dumps({"ok": ok, "fail": fail, "slowest_ms": round(slowest * 1000), "versions": versions,
+                  "peers": peers, "errors": errors}))
 PY
 # Load from both kinds of clients for 6 s (load_start), and what must hold of it once
 # it is over, whatever daemon served it (load_check NAME).
@@ -298,6 +302,49 @@ check "rm_breaker kept (id $BK_ID1 -> $(map_id rm_breaker)), 512 pools ($(bk_siz
 	[ "$(map_id rm_breaker)" = "$BK_ID1" -a "$(bk_size)" = "512 8192" ]
 check "requests reach v1 through the third" v1_ok
 check "the third daemon's counters see them" stats_seen
+
+# --- a successor killed at its worst moment: handed the sockets, its workers running
+# (and beating), fresh rm_breaker and rm_stats of its sizes pinned, but TAKEN not yet
+# said. RINGMESHD_TEST_PAUSE_BEFORE_TAKEN_MS holds it there, as a successor hung at that
+# point would be; under load, with 10 slow requests in flight, it is killed -9. It never
+# accepted (a successor accepts only once it has said TAKEN), so no client connection
+# dies with it; the running daemon takes everything back (its own maps pinned again)
+# and nothing fails.
+BK_ID2=$(map_id rm_breaker) STATS_ID=$(map_id rm_stats)
+load_start
+RINGMESHD_TEST_PAUSE_BEFORE_TAKEN_MS=60000 daemon "$TMP/killed.log" "${DARGS[@]}" \
+	--breaker-pools 1024 --stats-keys 4096
+KILLED=$!
+for _ in $(seq 100); do grep -q 'taking over from pid' "$TMP/killed.log" && break; sleep 0.05; done
+sleep 0.5
+BK_K=$(map_id rm_breaker)
+check "the successor took the sockets and pinned a fresh rm_breaker ($BK_ID2 -> $BK_K), not yet TAKEN" \
+	sh -c "grep -q 'taking over from pid' '$TMP/killed.log' && [ '$BK_K' != '$BK_ID2' ] && ! grep -q 'handed over to pid $KILLED' '$TMP/third.log'"
+# requests in flight when it dies: a daemon that accepted them takes them along
+for i in $(seq 10); do
+	client curl -s -m 10 -o /dev/null -w '%{http_code}' -H 'x-rm-delay: 1500ms' \
+		http://10.96.0.20:8080/inflight$i >"$TMP/inflight$i.code" 2>&1 &
+	eval "INFL$i=$!"
+done
+sleep 1
+kill -KILL "$KILLED"
+wait "$KILLED" 2>/dev/null
+for i in $(seq 10); do eval "wait \$INFL$i"; done
+INFL=$(cat "$TMP"/inflight*.code | tr -d '\n')
+check "10 requests 1.5 s slow, in flight when it was killed, all complete with 200 ($INFL)" \
+	[ "$INFL" = 200200200200200200200200200200 ]
+for _ in $(seq 50); do grep -q 'went away before taking over' "$TMP/third.log" && break; sleep 0.1; done
+load_check "successor killed before TAKEN"
+check "successor killed before TAKEN: no fresh connection waited on it (slowest $(jf 'd["slowest_ms"]') ms, it hung 1.5 s)" \
+	[ "$(jf 'd["slowest_ms"]')" -lt 1500 ]
+sed 's/^/    # /' "$TMP/killed.log" | tail -4
+check "the running daemon serves on, saying the successor went away" \
+	sh -c "kill -0 $NEW && grep -q 'went away before taking over: serving on' '$TMP/third.log'"
+check "its own rm_breaker and rm_stats pinned again (ids $BK_ID2, $STATS_ID -> $(map_id rm_breaker), $(map_id rm_stats))" \
+	[ "$(map_id rm_breaker)" = "$BK_ID2" -a "$(map_id rm_stats)" = "$STATS_ID" ]
+check "ringmesh status: live" cli status
+check "/healthz/ready: 200 (the running daemon's)" ready
+check "requests reach v1 after the kill" v1_ok
 
 # --- SIGTERM with slow requests in flight: they complete, then nothing is left
 for i in 1 2 3; do

@@ -262,6 +262,7 @@ static void hook_on_close(void *ctx, const struct sockaddr *local, const struct 
 
 static struct ring_worker *wk;
 static uint16_t proxy_port;
+static bool hold; /* the next worker is created with hold_accept */
 
 static int start_worker(unsigned int buf_count, unsigned int high_water)
 {
@@ -277,6 +278,7 @@ static int start_worker(unsigned int buf_count, unsigned int high_water)
 	cfg.high_water = high_water;
 	cfg.connect_timeout_ms = 2000;
 	cfg.sockmap = true;
+	cfg.hold_accept = hold;
 	cfg.hooks.ctx = &hs;
 	cfg.hooks.orig_lookup = hook_lookup;
 	cfg.hooks.sock_add = hook_sock_add;
@@ -311,6 +313,17 @@ static int setup_common(unsigned int buf_count, unsigned int high_water)
 static int setup(void **state)
 {
 	return setup_common(0, 0);
+}
+
+/* A successor's worker before TAKEN: accepting only once released. */
+static int setup_hold(void **state)
+{
+	int r;
+
+	hold = true;
+	r = setup_common(0, 0);
+	hold = false;
+	return r;
 }
 
 /* A pool small enough that concurrent bulk transfers run it dry. */
@@ -1000,6 +1013,24 @@ static void test_stop_with_open_connection(void **state)
 	close(fd);
 }
 
+/* Held: a client's connect completes in the listener's queue but nothing is
+ * accepted or forwarded; released, the waiting connection is served. */
+static void test_hold_accept(void **state)
+{
+	char buf[8];
+	int fd = cl_connect();
+
+	send_all(fd, "held", 4);
+	usleep(200000);
+	assert_int_equal(stats().accepted, 0);
+	assert_int_equal(be.accepted, 0);
+	ring_worker_accept(wk);
+	read_exact(fd, buf, 4);
+	assert_memory_equal(buf, "held", 4);
+	assert_int_equal(stats().accepted, 1);
+	close(fd);
+}
+
 static void test_ud_packing(void **state)
 {
 	uint64_t ud = ring_ud(RING_OP_SEND, 1, 0xabcdef, 0xfedcba98);
@@ -1069,6 +1100,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_pool_exhaustion, setup_small_pool, teardown),
 	    cmocka_unit_test_setup_teardown(test_backpressure_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_with_open_connection, setup, teardown),
+	    cmocka_unit_test_setup_teardown(test_hold_accept, setup_hold, teardown),
 	};
 	struct rlimit rl;
 

@@ -265,6 +265,7 @@ static int create_workers(struct daemon *d, const struct rm_opts *o, char *err, 
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.sockmap = o->sockmap;
+	cfg.hold_accept = d->pred_pid != 0; /* until TAKEN is said */
 	cfg.hooks.ctx = d;
 	cfg.hooks.orig_lookup = hook_lookup;
 	cfg.hooks.sock_add = hook_sock_add;
@@ -942,8 +943,14 @@ int main(int argc, char **argv)
 	started = true;
 	rm_dp_heartbeat(d.dp);
 	if (d.pred_pid) {
-		/* Serving: the predecessor may stop accepting. Should it not hear this, it
-		 * takes everything back when our end of the connection closes. */
+		/* Tests only (test_handover.sh): wait here MS, workers running but not yet
+		 * the owner, as a successor that hangs or is killed at its worst moment. */
+		const char *fp = getenv("RINGMESHD_TEST_PAUSE_BEFORE_TAKEN_MS");
+
+		if (fp)
+			usleep((useconds_t)strtoul(fp, NULL, 10) * 1000);
+		/* Ready to serve: the predecessor may stop accepting. Should it not hear
+		 * this, it takes everything back when our end of the connection closes. */
 		r = ho_send(d.pred_fd, HO_TAKEN, NULL, 0, 0, 0);
 		if (r) {
 			fprintf(stderr, "ringmeshd: hand-over: telling pid %d: %s\n",
@@ -952,6 +959,10 @@ int main(int argc, char **argv)
 		}
 		d.taken = true;
 		rm_dp_taken(d.dp); /* a fresh runtime map of ours stays pinned from now on */
+		/* Accepting only now: the predecessor accepted until this moment, and what
+		 * arrives in between waits in the listeners' queues. */
+		for (unsigned int i = 0; i < d.n_workers; i++)
+			ring_worker_accept(d.workers[i]);
 	}
 	/* Free once the predecessor took its name back or let it go (run retries). */
 	d.ho_lfd = ho_listen(d.pin);

@@ -284,6 +284,21 @@ static void on_accept(struct ring_worker *w, unsigned int i, int32_t res, uint32
 	arm_accept(w, i);
 }
 
+/* Arm every listener's accept, once (ring_setup, or the release of a hold). */
+static int accept_start(struct ring_worker *w)
+{
+	if (w->accept_started || w->accept_off)
+		return 0;
+	w->accept_started = true;
+	for (unsigned int i = 0; i < w->cfg.n_listen; i++) {
+		int r = arm_accept(w, i);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
 static void accept_stop(struct ring_worker *w)
 {
 	if (w->accept_off)
@@ -340,6 +355,8 @@ static void on_wake(struct ring_worker *w)
 	}
 	if (m >= RING_DRAIN)
 		accept_stop(w);
+	if (m == RING_RUN && __atomic_load_n(&w->accept_go, __ATOMIC_ACQUIRE) && accept_start(w))
+		RING_STAT_ADD(w, accept_errors, 1); /* no SQE: the next wake retries */
 	arm_wake(w);
 }
 
@@ -427,11 +444,8 @@ static int ring_setup(struct ring_worker *w, char *err, size_t errlen)
 	if (w->l7 && (r = l7_ring_setup(w)))
 		return errf(err, errlen, r, "io_uring buffer ring of L7 reads: %s", strerror(-r));
 
-	for (unsigned int i = 0; i < w->cfg.n_listen; i++) {
-		r = arm_accept(w, i);
-		if (r)
-			return errf(err, errlen, r, "arming accept: %s", strerror(-r));
-	}
+	if (!w->cfg.hold_accept && (r = accept_start(w)))
+		return errf(err, errlen, r, "arming accept: %s", strerror(-r));
 	r = arm_wake(w);
 	if (r)
 		return errf(err, errlen, r, "arming the stop event: %s", strerror(-r));
@@ -594,6 +608,18 @@ void ring_worker_set_mode(struct ring_worker *w, enum ring_mode m)
 	__atomic_store_n(&w->req_mode, m, __ATOMIC_RELEASE);
 	if (w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof(one)) < 0) {
 		/* An eventfd write fails only at a counter overflow: a wake is pending anyway. */
+	}
+}
+
+void ring_worker_accept(struct ring_worker *w)
+{
+	uint64_t one = 1;
+
+	if (!w)
+		return;
+	__atomic_store_n(&w->accept_go, true, __ATOMIC_RELEASE);
+	if (w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof(one)) < 0) {
+		/* as in ring_worker_set_mode: a wake is pending anyway */
 	}
 }
 

@@ -83,6 +83,10 @@ struct ring_config {
 	 * the per-connection memory bound is about 2 * (high_water + 1) * buf_size. */
 	unsigned int high_water;
 	bool sockmap; /* call hooks.sock_add on accept */
+	/* No accepts until ring_worker_accept(): a successor serves nothing before it has
+	 * told its predecessor TAKEN, so that one hung or killed before that takes no
+	 * connection from the listeners the predecessor still serves. */
+	bool hold_accept;
 	struct ring_hooks hooks;
 	struct l7_shared *l7; /* HTTP proxying (l7.h); NULL: every connection is L4 */
 	unsigned int id;      /* worker number, for thread names and messages */
@@ -182,6 +186,8 @@ struct ring_worker {
 	unsigned int ring_flags;		  /* setup flags that the kernel accepted */
 	int lfd[RING_MAX_LISTEN];		  /* listening sockets, -1 when closed */
 	bool accept_armed[RING_MAX_LISTEN];	  /* a multishot accept is live */
+	bool accept_started;			  /* accepts were armed (held until then) */
+	bool accept_go;				  /* atomic: ring_worker_accept() was called */
 	struct __kernel_timespec accept_retry_ts; /* for RING_OP_ACCEPT_RETRY */
 	int wake_fd;				  /* eventfd: stop request from the owning thread */
 	uint64_t wake_val;			  /* read target for RING_OP_WAKE */
@@ -256,6 +262,10 @@ void ring_worker_stop(struct ring_worker *w);
 
 /* Ask for a mode (enum ring_mode) from the owning thread; an earlier one is ignored. */
 void ring_worker_set_mode(struct ring_worker *w, enum ring_mode m);
+
+/* Start accepting (a worker created with hold_accept), from the owning thread; a
+ * worker already draining or stopping does not. */
+void ring_worker_accept(struct ring_worker *w);
 
 /* The listening socket of listener i (-1 if none), for a hand-over: still the worker's. */
 int ring_worker_listen_fd(const struct ring_worker *w, unsigned int i);
