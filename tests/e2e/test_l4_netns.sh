@@ -28,7 +28,7 @@ PROXY_ADDR=$POD_GW:15001
 
 check "pod to pod works before any ringmeshd (direct)" direct "$SVC_WHOAMI"
 for mode in sockmap no-sockmap; do
-	extra=(); [ $mode = no-sockmap ] && extra=(--no-sockmap)
+	extra=(--$mode) # by name, whichever the default is
 	l4_suite "netns/$mode" --cgroup "$PODS_CG" --include-ip-ranges 10.244.0.0/24 \
 		--listen 127.0.0.1:15001 --pod-gateway $POD_GW --workers 2 "${extra[@]}"
 done

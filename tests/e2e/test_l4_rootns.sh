@@ -19,7 +19,7 @@ wait_file "$TMP/w.ready" 5 && wait_file "$TMP/e.ready" 5 || { fail "backends sta
 SVC_WHOAMI=127.96.0.20:$P1 SVC_ECHO=127.96.0.21:$P2 OUT_WHOAMI=127.0.0.7:$P1 PROXY_ADDR=127.0.0.1:$LP
 
 for mode in sockmap no-sockmap; do
-	extra=(); [ $mode = no-sockmap ] && extra=(--no-sockmap)
+	extra=(--$mode) # by name, whichever the default is
 	l4_suite "rootns/$mode" --cgroup "$PODS_CG" --include-ip-ranges 127.96.0.0/16 \
 		--listen "$PROXY_ADDR" --workers 2 "${extra[@]}"
 done
