@@ -119,6 +119,15 @@ assert q["overflows"]["connections"] == 1, q'
 }
 check "breaker show: pool-db max 2 connections, none left open, 1 overflow" pool_after
 
+# A new configuration (another service) re-installs every used pool's limits at the
+# flip: pool-db's own, not the whole-service defaults of the same slot.
+reflip() {
+	se other-db 127.96.0.34 127.0.0.31:$E1 >"$TMP/other.yaml"
+	rm_cli apply -f "$TMP/other.yaml" && sleep 0.3 &&
+		bk 'q = p("pool-db"); print(q["connections"]); assert q["connections"]["max"] == 2, q'
+}
+check "after a configuration flip pool-db still has max 2 connections" reflip
+
 # --- outlier ejection ---
 eject_check() {
 	local out
