@@ -115,6 +115,7 @@ check "maxConnections 2: two held work, the 3rd is closed at once unseen by the 
 pool_after() {
 	bk 'q = p("pool-db"); print(q["connections"], q["overflows"])
 assert q["connections"]["max"] == 2 and q["connections"]["current"] == 0, q
+assert q["limits_source"] == "config", q
 assert q["overflows"]["connections"] == 1, q'
 }
 check "breaker show: pool-db max 2 connections, none left open, 1 overflow" pool_after
