@@ -20,13 +20,10 @@
 # Usage: sudo [BUILD=build] tests/e2e/test_tcp_breaker.sh
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-. "$here/l4_checks.sh" # nothing_left
+. "$here/l4_checks.sh" # rootns_cgroups, nothing_left
 need_root
 
-PODS_CG=$(mk_cgroup pods)
-CLIENT_CG=$(mk_cgroup pods/client)
-DAEMON_CG=$(mk_cgroup ringmeshd)
-CLIENT_NS= NODE_NS=
+rootns_cgroups
 E1=$(free_port) E2=$(free_port) LP=$(free_port)
 DEAD_A=127.0.0.33 DEAD_B=127.0.0.34 # nothing listens there
 for i in 1 2; do
@@ -73,6 +70,12 @@ check "four TCP ServiceEntries, three DestinationRules applied" rm_cli apply -f 
 sleep 0.2
 
 tcpc() { in_cg "$CLIENT_CG" "" -- python3 "$here/tcp_client.py" "$@"; }
+SEQ=
+seq_run() { # VIP N: N connections one after another, their lines in SEQ (and shown)
+	SEQ=$(tcpc seq "$1:5432" "$2") || return 1
+	echo "$SEQ" | tr '\n' ';'; echo
+}
+closed_n() { echo "$SEQ" | grep -c '^closed'; }
 # bk PYTHON: run PYTHON with d = breaker show -j, p(name) its pool, h(addr) a host
 bk() {
 	rm_cli -j breaker show | python3 -c '
@@ -131,12 +134,9 @@ check "after a configuration flip pool-db still has max 2 connections" reflip
 
 # --- outlier ejection ---
 eject_check() {
-	local out
-	out=$(tcpc seq 127.96.0.31:5432 12) || return 1
-	echo "$out" | tr '\n' ';'; echo
+	seq_run 127.96.0.31 12 || return 1
 	# the dead host is tried until its 2nd error (within the first 4), then never
-	[ "$(echo "$out" | grep -c '^closed')" -eq 2 ] &&
-		[ "$(echo "$out" | sed -n '5,12p' | grep -c "^ok 127.0.0.31:$E1 ")" -eq 8 ]
+	[ "$(closed_n)" -eq 2 ] && [ "$(echo "$SEQ" | sed -n '5,12p' | grep -c "^ok 127.0.0.31:$E1 ")" -eq 8 ]
 }
 check "eject-db: the dead endpoint takes 2 attempts, is ejected, the next 8 all go to the live one" eject_check
 ejected_now() {
@@ -157,20 +157,16 @@ back_in() {
 sleep 1.8
 check "the ejected endpoint is back in after its 2 s" back_in
 tried_again() {
-	local out
-	out=$(tcpc seq 127.96.0.31:5432 4) || return 1
-	echo "$out" | tr '\n' ';'; echo
-	[ "$(echo "$out" | grep -c '^closed')" -ge 1 ] &&
+	seq_run 127.96.0.31 4 || return 1
+	[ "$(closed_n)" -ge 1 ] &&
 		bk "x = h('eject-db', '$DEAD_A:$E1'); assert x['errors_total'] >= 3, x"
 }
 check "the returned endpoint is tried again" tried_again
 
 # --- every host dead ---
 all_dead() {
-	local out
-	out=$(tcpc seq 127.96.0.32:5432 6) || return 1
-	echo "$out" | tr '\n' ';'; echo
-	[ "$(echo "$out" | grep -c '^closed')" -eq 6 ] && fast "$out" 500 &&
+	seq_run 127.96.0.32 6 || return 1
+	[ "$(closed_n)" -eq 6 ] && fast "$SEQ" 500 &&
 		bk "a, b = h('dead-db', '$DEAD_A:$E1'), h('dead-db', '$DEAD_B:$E1')
 assert a['ejected'] and b['ejected'], (a, b)
 assert a['errors_total'] + b['errors_total'] == 2, (a, b)"
@@ -179,10 +175,8 @@ check "dead-db: all 6 client connections closed within 500 ms; both ejected afte
 
 # --- no DestinationRule ---
 plain() {
-	local out
-	out=$(tcpc seq 127.96.0.33:5432 3) || return 1
-	echo "$out" | tr '\n' ';'; echo
-	[ "$(echo "$out" | grep -c "^ok 127.0.0.31:$E1 ")" -eq 3 ] &&
+	seq_run 127.96.0.33 3 || return 1
+	[ "$(echo "$SEQ" | grep -c "^ok 127.0.0.31:$E1 ")" -eq 3 ] &&
 		bk "assert not [x for x in d['pools'] if x['service'].startswith('plain-db.')], d['pools']"
 }
 check "plain-db (no DestinationRule): works, no breaker pool" plain
