@@ -498,6 +498,7 @@ static void test_workshop_rule1234_bulkhead(void **state)
  * without one (or with subsets only) keep their own whole-service pool. */
 static void test_top_level_pool(void **state)
 {
+	/* clang-format off */
 	static const char text[] =
 	    TOP_SE("db", "40") TOP_SE("plain", "41") TOP_SE("subs", "42")
 	    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
@@ -510,6 +511,7 @@ static void test_top_level_pool(void **state)
 	    "metadata: {name: subs, namespace: db}\nspec:\n  host: subs.db.svc.cluster.local\n"
 	    "  subsets: [{name: a, labels: {v: a}, trafficPolicy: "
 	    "{connectionPool: {tcp: {maxConnections: 3}}}}]\n";
+	/* clang-format on */
 	struct cfg_docs d = {0};
 	struct rm_cfg c;
 	struct route_table *t;
