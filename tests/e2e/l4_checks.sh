@@ -6,6 +6,15 @@
 #   PROXY_ADDR           the proxy listener as a non-pod process reaches it
 #   NODE_NS              netns of the daemon ("" = machine's netns)
 
+# Topology (a)'s cgroups, in the machine's netns (CLIENT_NS, NODE_NS empty): the pods'
+# (PODS_CG), the client pod's (CLIENT_CG) and the daemon's, outside the pods (DAEMON_CG).
+rootns_cgroups() {
+	PODS_CG=$(mk_cgroup pods)
+	CLIENT_CG=$(mk_cgroup pods/client)
+	DAEMON_CG=$(mk_cgroup ringmeshd)
+	CLIENT_NS= NODE_NS=
+}
+
 client() { in_cg "$CLIENT_CG" "$CLIENT_NS" -- "$BUILD/rm-load" "$@"; }
 
 # whoami_ports ADDR:PORT -> "client_port backend_seen_port backend_seen_ip"

@@ -8,10 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/l4_checks.sh"
 need_root
 
-PODS_CG=$(mk_cgroup pods)
-CLIENT_CG=$(mk_cgroup pods/client)
-DAEMON_CG=$(mk_cgroup ringmeshd)
-CLIENT_NS= NODE_NS=
+rootns_cgroups
 P1=$(free_port) P2=$(free_port) LP=$(free_port)
 bg whoami "$BUILD/rm-backend" --mode whoami --name b1 --version v1 --listen 127.96.0.20:$P1 --listen 127.0.0.7:$P1 --ready-file "$TMP/w.ready"
 bg echo "$BUILD/rm-backend" --mode echo --name b1 --version v1 --listen 127.96.0.21:$P2 --ready-file "$TMP/e.ready"

@@ -227,7 +227,10 @@ static void cbfx_map(struct cbfx *f, uint32_t np, uint32_t nh)
 	assert_int_equal(cb_attach(&f->cb, f->map, len, np, nh, 1), 0);
 }
 
-static void cbfx_publish(struct cbfx *f, uint32_t n_svc, uint64_t gen, uint32_t max_conn)
+/* top: service `top`'s subset "all" (every endpoint, no labels) is named "", as the
+ * compiler names a DestinationRule's top-level policy; UINT32_MAX: none. */
+static void cbfx_publish_top(struct cbfx *f, uint32_t n_svc, uint64_t gen, uint32_t max_conn,
+			     uint32_t top)
 {
 	char err[256];
 
@@ -236,9 +239,16 @@ static void cbfx_publish(struct cbfx *f, uint32_t n_svc, uint64_t gen, uint32_t 
 		free(f->snap);
 	}
 	f->snap = many_cfg(n_svc, gen, max_conn);
+	if (top < n_svc)
+		f->snap->subsets[f->snap->services[top].subset_first + 2].name_off = 0;
 	if (cfgw_publish(&f->cw, f->snap, err, sizeof(err)))
 		fail_msg("publish: %s", err);
 	assert_int_equal(cfgw_current(&f->cw)->gen, gen);
+}
+
+static void cbfx_publish(struct cbfx *f, uint32_t n_svc, uint64_t gen, uint32_t max_conn)
+{
+	cbfx_publish_top(f, n_svc, gen, max_conn, UINT32_MAX);
 }
 
 static int cbfx_setup(void **state)
@@ -441,6 +451,41 @@ static void test_cfgw_cb_flip(void **state)
 	assert_int_equal(p->generation, 6);
 }
 
+/* A service with a DestinationRule's top-level policy: its whole-service traffic is
+ * that subset's pool (route_pool), whose breaker slot (service, "") has the policy's
+ * limits on first use and after a flip, never the whole-service defaults. */
+static void test_cfgw_cb_top_level(void **state)
+{
+	struct cbfx *f = *state;
+	struct cfgw_cfg *c;
+	struct rm_cb_pool *p;
+	uint32_t pool;
+
+	cbfx_publish_top(f, 50, 5, 10, 3);
+	c = cfgw_current(&f->cw);
+	pool = pool_of(c, f->snap, 3, SUBSETS);
+	assert_int_equal(pool, pool_of(c, f->snap, 3, 2));
+	assert_true(pool_of(c, f->snap, 4, SUBSETS) >= route_n_subsets(c->t));
+	p = cfgw_cb_pool(c, pool);
+	assert_non_null(p);
+	assert_string_equal(p->subset, "");
+	assert_int_equal(p->lim.max_connections, 10);
+	assert_int_equal(p->lim.outlier, 1);
+	assert_non_null(cfgw_cb_hosts(c, pool, 0));
+	assert_int_equal(cb_conn_try_open(p), 0);
+	cbfx_publish_top(f, 50, 6, 20, 3);
+	c = cfgw_current(&f->cw);
+	pool = pool_of(c, f->snap, 3, SUBSETS);
+	assert_ptr_equal(c->cbp[pool].p, p); /* given at the flip */
+	assert_int_equal(p->lim.max_connections, 20);
+	assert_int_equal(p->lim.outlier, 1);
+	assert_int_equal(p->generation, 6);
+	assert_int_equal(p->connections, 1);
+	assert_non_null(cfgw_cb_hosts(c, pool, 0));
+	assert_int_equal(live_pools(&f->cb), 1);
+	assert_int_equal(live_hosts(&f->cb), 2);
+}
+
 /* 1,000 services configured, 10 used (a subset and the whole service each): 20
  * pool slots and their hosts. Past the table, pools in use fail open, counted once
  * per pool and generation. */
@@ -510,6 +555,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_first_use, cbfx_setup, cbfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_race, cbfx_setup, cbfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_flip, cbfx_setup, cbfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_cfgw_cb_top_level, cbfx_setup, cbfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_scale, cbfx_setup, cbfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_scale_sized, cbfx_setup, cbfx_teardown),
 	};

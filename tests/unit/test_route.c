@@ -483,6 +483,93 @@ static void test_workshop_rule1234_bulkhead(void **state)
 	free(w.c);
 }
 
+/* ServiceEntry (TCP) text for test_top_level_pool: NAME, VIP (10.96.0.X), two endpoints. */
+#define TOP_SE(name, x)                                                                            \
+	"---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\n"                            \
+	"metadata: {name: " name ", namespace: db}\nspec:\n"                                       \
+	"  hosts: [" name ".db.svc.cluster.local]\n  addresses: [10.96.0." x "]\n"                 \
+	"  ports: [{number: 5432, name: tcp, protocol: TCP}]\n  resolution: STATIC\n"              \
+	"  endpoints:\n  - {address: 10.244.1." x ", labels: {v: a}}\n"                            \
+	"  - {address: 10.244.2." x ", labels: {v: b}}\n"
+
+/* The whole service's pool of a service whose DestinationRule has a top-level
+ * trafficPolicy is that policy's subset (every endpoint, its balancer and limits): a
+ * TCP service's connections and HTTP requests without a subset follow it. Services
+ * without one (or with subsets only) keep their own whole-service pool. */
+static void test_top_level_pool(void **state)
+{
+	/* clang-format off */
+	static const char text[] =
+	    TOP_SE("db", "40") TOP_SE("plain", "41") TOP_SE("subs", "42")
+	    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+	    "metadata: {name: db, namespace: db}\nspec:\n  host: db.db.svc.cluster.local\n"
+	    "  trafficPolicy:\n    loadBalancer: {simple: LEAST_CONN}\n"
+	    "    connectionPool: {tcp: {maxConnections: 2}}\n"
+	    "    outlierDetection: {consecutive5xxErrors: 2, interval: 100ms, baseEjectionTime: 2s}\n"
+	    "  subsets: [{name: a, labels: {v: a}}]\n"
+	    "---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\n"
+	    "metadata: {name: subs, namespace: db}\nspec:\n  host: subs.db.svc.cluster.local\n"
+	    "  subsets: [{name: a, labels: {v: a}, trafficPolicy: "
+	    "{connectionPool: {tcp: {maxConnections: 3}}}}]\n";
+	/* clang-format on */
+	struct cfg_docs d = {0};
+	struct rm_cfg c;
+	struct route_table *t;
+	const struct rm_cfg_breaker *cb;
+	const uint32_t *mem;
+	struct rm_addr a;
+	char err[256];
+	uint32_t pool, lb, sub;
+	size_t n;
+	int svc;
+
+	(void)state;
+	assert_int_equal(cfg_init(&c), 0);
+	assert_int_equal(cfg_docs_parse(&d, "t", text, sizeof(text) - 1, err, sizeof(err)), 0);
+	if (cfg_compile(&d, &c, err, sizeof(err)))
+		fail_msg("%s", err);
+	t = build_ok(&c);
+
+	a = v4("10.96.0.40");
+	svc = route_find_service(t, &a, htons(5432));
+	assert_true(svc >= 0);
+	assert_int_equal(route_pool(t, (uint32_t)svc, RM_CFG_NONE, &pool, &mem, &n, &lb), 0);
+	assert_true(pool < route_n_subsets(t));
+	assert_int_equal(n, 2);
+	assert_int_equal(lb, RM_LB_LEAST_CONN);
+	assert_string_equal(route_subset_name(t, pool), "");
+	cb = route_subset_breaker(t, pool);
+	assert_non_null(cb);
+	assert_int_equal(cb->max_connections, 2);
+	assert_int_equal(cb->outlier, 1);
+	assert_int_equal(cb->consecutive_errors, 2);
+	assert_int_equal(cb->base_ejection_ns, 2000000000ull);
+	/* a named subset is itself */
+	sub = c.services[svc].subset_first;
+	assert_string_equal(cfg_str(&c, c.subsets[sub].name_off), "a");
+	assert_int_equal(route_pool(t, (uint32_t)svc, sub, &pool, &mem, &n, &lb), 0);
+	assert_int_equal(pool, sub);
+	assert_int_equal(n, 1);
+
+	a = v4("10.96.0.41");
+	svc = route_find_service(t, &a, htons(5432));
+	assert_true(svc >= 0);
+	assert_int_equal(route_pool(t, (uint32_t)svc, RM_CFG_NONE, &pool, &mem, &n, &lb), 0);
+	assert_int_equal(pool, route_n_subsets(t) + (uint32_t)svc);
+	assert_int_equal(n, 2);
+	assert_null(route_subset_breaker(t, pool));
+
+	a = v4("10.96.0.42");
+	svc = route_find_service(t, &a, htons(5432));
+	assert_true(svc >= 0);
+	assert_int_equal(route_pool(t, (uint32_t)svc, RM_CFG_NONE, &pool, &mem, &n, &lb), 0);
+	assert_int_equal(pool, route_n_subsets(t) + (uint32_t)svc);
+	assert_int_equal(lb, RM_LB_ROUND_ROBIN);
+	route_free(t);
+	cfg_free(&c);
+	cfg_docs_free(&d);
+}
+
 static void test_find_service_and_pools(void **state)
 {
 	struct ws w;
@@ -1337,6 +1424,7 @@ int main(void)
 	    cmocka_unit_test(test_workshop_rule123_canary_shadows),
 	    cmocka_unit_test(test_workshop_rule1234_bulkhead),
 	    cmocka_unit_test(test_find_service_and_pools),
+	    cmocka_unit_test(test_top_level_pool),
 	    cmocka_unit_test(test_table_owns_its_data),
 	    cmocka_unit_test(test_no_rules_and_no_route),
 	    cmocka_unit_test(test_match_uri),

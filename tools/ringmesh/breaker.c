@@ -40,14 +40,15 @@ static const struct rm_cfg_subset *cfg_subset(const struct rm_cfg *cfg, const st
 		return NULL;
 	snprintf(svc, sizeof(svc), "%.*s", KEYSTR(p->service));
 	snprintf(sub, sizeof(sub), "%.*s", KEYSTR(p->subset));
-	if (!*sub)
-		return NULL;
 	for (uint32_t i = 0; i < cfg->n_subsets; i++) {
 		const struct rm_cfg_subset *s = &cfg->subsets[i];
 
+		/* "": the whole service, whose limits are its DestinationRule's top-level
+		 * policy if it has one (the daemon's route_pool), else the defaults */
 		if (s->service < cfg->n_services &&
 		    !strcmp(cfg_str(cfg, cfg->services[s->service].host_off), svc) &&
-		    !strcmp(cfg_str(cfg, s->name_off), sub))
+		    !strcmp(cfg_str(cfg, s->name_off), sub) &&
+		    (*sub || (s->api == RM_API_DESTRULE && !s->label_count)))
 			return s;
 	}
 	return NULL;

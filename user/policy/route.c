@@ -64,6 +64,7 @@ struct route_table {
 	struct rm_cfg_endpoint *endpoints;
 	uint32_t *members;
 	uint32_t *ident; /* ident[i] = i: members of the whole-service pools */
+	uint32_t *top;	 /* per service: its top-level DestinationRule subset, or RM_CFG_NONE */
 	struct rm_cfg_label *labels;
 	struct route_vip *vips; /* open addressing, vip_mask + 1 slots */
 	uint32_t vip_mask;
@@ -493,6 +494,30 @@ static int build_rule(struct route_table *t, uint32_t r, const struct rm_cfg *cf
 	return 0;
 }
 
+/*
+ * The subset the compiler made of a DestinationRule's top-level trafficPolicy (name "",
+ * no labels: every endpoint): traffic to the whole service uses it, as Istio's
+ * outbound|port||host cluster carries the top-level policy. After check_subset and
+ * check_service, so the indices are in range.
+ */
+static void find_top_subsets(struct route_table *t)
+{
+	for (uint32_t s = 0; s < t->n_services; s++) {
+		const struct rm_cfg_service *sv = &t->services[s];
+
+		t->top[s] = RM_CFG_NONE;
+		for (uint32_t i = sv->subset_first; i < sv->subset_first + sv->subset_count; i++) {
+			const struct rm_cfg_subset *ss = &t->subsets[i];
+
+			if (ss->api == RM_API_DESTRULE && !ss->label_count &&
+			    !*str_at(t, ss->name_off) && ss->service == s) {
+				t->top[s] = i;
+				break;
+			}
+		}
+	}
+}
+
 int route_build(const struct rm_cfg *cfg, struct route_table **out, char *err, size_t errlen)
 {
 	struct route_table *t;
@@ -532,10 +557,11 @@ int route_build(const struct rm_cfg *cfg, struct route_table **out, char *err, s
 	t->members = dup_arr(cfg->members, t->n_members, sizeof(*t->members));
 	t->labels = dup_arr(cfg->labels, t->n_labels, sizeof(*t->labels));
 	t->ident = calloc(t->n_endpoints ? t->n_endpoints : 1, sizeof(*t->ident));
+	t->top = calloc(t->n_services ? t->n_services : 1, sizeof(*t->top));
 	t->mctx = pcre2_match_context_create(NULL);
 	if (!t->strtab || !t->services || !t->crules || !t->rules || !t->matches || !t->conds ||
 	    !t->targets || !t->hdrops || !t->subsets || !t->endpoints || !t->members ||
-	    !t->labels || !t->ident || !t->mctx) {
+	    !t->labels || !t->ident || !t->top || !t->mctx) {
 		ret = -ENOMEM;
 		goto err;
 	}
@@ -559,6 +585,7 @@ int route_build(const struct rm_cfg *cfg, struct route_table **out, char *err, s
 	for (uint32_t i = 0; i < t->n_services; i++)
 		if ((ret = check_service(t, i, err, errlen)))
 			goto err;
+	find_top_subsets(t);
 	for (uint32_t i = 0; i < t->n_rules; i++)
 		if ((ret = build_rule(t, i, cfg, err, errlen)))
 			goto err;
@@ -594,6 +621,7 @@ void route_free(struct route_table *t)
 	free(t->endpoints);
 	free(t->members);
 	free(t->ident);
+	free(t->top);
 	free(t->labels);
 	free(t->vips);
 	free(t);
@@ -1010,6 +1038,8 @@ int route_pool(const struct route_table *t, uint32_t svc, uint32_t subset, uint3
 {
 	if (svc >= t->n_services)
 		return -EINVAL;
+	if (subset == RM_CFG_NONE)
+		subset = t->top[svc];
 	if (subset == RM_CFG_NONE) {
 		const struct rm_cfg_service *sv = &t->services[svc];
 

@@ -211,7 +211,10 @@ int route_service_port(const struct route_table *t, uint32_t svc, __be16 port, u
  * Balancer pools: one per subset and one per service (RM_CFG_NONE = all endpoints).
  * route_pool() gives the flat index (0..route_n_pools()-1) the caller uses for its
  * per-pool state (lb_state, breakers), the pool's members (endpoint indices) and its
- * load-balancing policy (enum rm_cfg_lb). -EINVAL for bad indices.
+ * load-balancing policy (enum rm_cfg_lb). -EINVAL for bad indices. RM_CFG_NONE of a
+ * service with a DestinationRule's top-level trafficPolicy is that policy's subset
+ * (every endpoint; *pool < route_n_subsets()), so whole-service traffic follows it;
+ * a service without one gets its own pool (*pool >= route_n_subsets(): defaults).
  */
 uint32_t route_n_pools(const struct route_table *t);
 int route_pool(const struct route_table *t, uint32_t svc, uint32_t subset, uint32_t *pool,

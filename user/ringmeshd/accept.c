@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "policy/cb.h"
 #include "policy/lb.h"
 #include "policy/route.h"
 #include "ringmeshd/accept.h"
@@ -100,13 +101,35 @@ static void ep_sockaddr(const struct route_endpoint *e, __be16 port, struct sock
 }
 
 /*
+ * The breaker of a TCP service's pool, for services with a DestinationRule's top-level
+ * policy (route_pool gives its subset; a service without one has its own pool and no
+ * breaker: nothing to pay per connection). Envoy's tcp_proxy: ejected hosts are not
+ * picked, and a connection past maxConnections is refused, not queued.
+ */
+static struct rm_cb_host *const *tcp_cb_hosts(struct ring_worker *w, struct cfgw_cfg *cfg,
+					      uint32_t svc, uint32_t pool, __be16 port,
+					      struct rm_cb_pool **p)
+{
+	const struct cb *cb = w->cfg.l7->cb;
+
+	*p = NULL;
+	if (!cb || !cfg->cbp || pool >= route_n_subsets(cfg->t))
+		return NULL;
+	*p = cfgw_cb_pool(cfg, pool);
+	return *p ? cfgw_cb_hosts(cfg, pool, route_service_port(cfg->t, svc, port, NULL)) : NULL;
+}
+
+/*
  * A declared TCP service (TCP, and TLS or HTTP/2, which we do not parse): an
  * endpoint of its default pool instead of the VIP, and that endpoint's metrics
- * slot (NULL without metrics). 0, -EHOSTUNREACH (no endpoint) or -EAFNOSUPPORT.
+ * slot (NULL without metrics). 0; -EHOSTUNREACH: no endpoint, or every one ejected
+ * (Envoy's UH); -EBUSY: maxConnections reached (UO, counted in the pool's
+ * cx_overflow); -EAFNOSUPPORT. On 0, *cbt holds the breaker slots taken (the pool's
+ * connection, the host's active count), which l4 gives back at the close.
  */
 static int tcp_endpoint(struct ring_worker *w, struct cfgw_cfg *cfg, int svc,
 			const struct rm_orig *orig, struct sockaddr_storage *dst, socklen_t *dlen,
-			struct rm_stats_slot **st)
+			struct rm_stats_slot **st, struct l4_cb *cbt)
 {
 	struct stats_w *sw = w->cfg.l7->stats;
 	uint32_t pool, lbp, ep;
@@ -114,9 +137,18 @@ static int tcp_endpoint(struct ring_worker *w, struct cfgw_cfg *cfg, int svc,
 	size_t n, pos;
 	struct route_endpoint e;
 	struct rm_stats_key k;
+	struct rm_cb_host *const *hosts = NULL;
+	struct cb_lb_ctx lbc;
+	struct lb_hooks hk = {cb_lb_available, cb_lb_active, &lbc};
 
+	cbt->p = NULL;
+	cbt->h = NULL;
 	if (route_pool(cfg->t, (uint32_t)svc, RM_CFG_NONE, &pool, &m, &n, &lbp) || !n ||
-	    pool >= cfg->n_pools || lb_pick(&cfg->lb[pool], m, n, NULL, l7_random(w), &pos))
+	    pool >= cfg->n_pools)
+		return -EHOSTUNREACH;
+	hosts = tcp_cb_hosts(w, cfg, (uint32_t)svc, pool, orig->port, &cbt->p);
+	lbc = (struct cb_lb_ctx){w->cfg.l7->cb, m, hosts, hosts ? n : 0, cbt->p ? mono_ns() : 0};
+	if (lb_pick(&cfg->lb[pool], m, n, cbt->p ? &hk : NULL, l7_random(w), &pos))
 		return -EHOSTUNREACH;
 	ep = m[pos];
 	if (route_endpoint(cfg->t, ep, &e))
@@ -124,6 +156,10 @@ static int tcp_endpoint(struct ring_worker *w, struct cfgw_cfg *cfg, int svc,
 	ep_sockaddr(&e, route_endpoint_port(cfg->t, ep, orig->port), dst, dlen);
 	if (!*dlen)
 		return -EAFNOSUPPORT;
+	if (cb_conn_try_open(cbt->p))
+		return -EBUSY;
+	cbt->h = hosts ? hosts[pos] : NULL;
+	cb_request_try_start(NULL, cbt->h); /* the host's active count, for LEAST_CONN */
 	*st = NULL;
 	if (sw) {
 		stats_key_make(&k, route_service_host(cfg->t, (uint32_t)svc),
@@ -145,6 +181,7 @@ void accept_conn(struct ring_worker *w, int fd)
 	struct conn_admit a;
 	struct sockaddr_storage dst;
 	struct rm_stats_slot *st = NULL;
+	struct l4_cb cbt = {NULL, NULL};
 	socklen_t llen = sizeof(a.local), plen = sizeof(a.peer), dlen = 0;
 	struct cfgw_cfg *cfg;
 	uint8_t proto = 0;
@@ -193,12 +230,16 @@ void accept_conn(struct ring_worker *w, int fd)
 			}
 			return;
 		}
-		if (tcp_endpoint(w, cfg, svc, &a.orig, &dst, &dlen, &st)) {
-			refuse(w, &a); /* a TCP service without a usable endpoint */
+		r = tcp_endpoint(w, cfg, svc, &a.orig, &dst, &dlen, &st, &cbt);
+		if (r) {
+			/* no usable endpoint, every one ejected, or maxConnections reached
+			 * (counted in the pool's cx_overflow) */
+			refuse(w, &a);
 			return;
 		}
 	}
-	if (l4_accept(w, &a, &dst, dlen, st)) {
+	if (l4_accept(w, &a, &dst, dlen, st, cbt.p || cbt.h ? &cbt : NULL)) {
+		l4_cb_release(&cbt);
 		RING_STAT_ADD(w, refused_full, 1);
 		drop(w, &a);
 	}

@@ -153,8 +153,11 @@ static int build_cb(struct cb *cb, const struct rm_cfg *snap, struct cfgw_cfg *c
 				struct cfgw_cbpool *b;
 				struct rm_cb_pool *p;
 
+				/* the whole service's traffic may be its top-level
+				 * DestinationRule subset's (route_pool), done above */
 				if (route_pool(c->t, s, subset, &pool, &m, &n, &lbp) ||
-				    pool >= c->n_pools)
+				    pool >= c->n_pools ||
+				    (subset == RM_CFG_NONE && pool < route_n_subsets(c->t)))
 					continue;
 				b = &c->cbp[pool];
 				if (!pass) {

@@ -12,9 +12,12 @@
 #include <netinet/tcp.h>
 #include <sys/mman.h>
 
+#include "policy/cb.h"
 #include "ringmeshd/conn.h"
 #include "ringmeshd/l4.h"
+#include "ringmeshd/l7.h"
 #include "ringmeshd/stats_w.h"
+#include "common/util.h"
 
 static void abort_conn(struct ring_worker *w, struct l4_conn *c);
 static void try_arm(struct ring_worker *w, struct l4_conn *c, unsigned int s);
@@ -143,9 +146,19 @@ static void l4_ev_closed(struct ring_worker *w, struct l4_conn *c)
 			    (const struct sockaddr *)&c->peer);
 }
 
+void l4_cb_release(struct l4_cb *cbt)
+{
+	cb_conn_close(cbt->p);
+	cb_request_finish(NULL, cbt->h);
+	cbt->p = NULL;
+	cbt->h = NULL;
+}
+
 static void finish(struct ring_worker *w, struct l4_conn *c)
 {
 	l4_ev_closed(w, c);
+	if (c->cb.p || c->cb.h)
+		l4_cb_release(&c->cb);
 	if (c->st) {
 		/* a declared TCP service's endpoint: bytes to the upstream are "sent" */
 		stats_tcp(c->st, 0, 1, c->bytes[L4_UPSTREAM], c->bytes[L4_CLIENT]);
@@ -277,6 +290,12 @@ static void l4_ev_eof(struct ring_worker *w, struct l4_conn *c, unsigned int s)
 /* Upstream connect done: start reading both sides. */
 static void l4_ev_upstream_connected(struct ring_worker *w, struct l4_conn *c, int32_t res)
 {
+	/* Envoy without split_external_local_origin_errors: a connect failure or timeout
+	 * (-ECANCELED by the linked timeout) counts as the host's gateway error, a
+	 * connect as its success */
+	if (c->cb.h)
+		cb_host_result(w->cfg.l7->cb, c->cb.h, res < 0 ? CB_CONNECT_FAIL : CB_SUCCESS,
+			       mono_ns());
 	if (res < 0) {
 		RING_STAT_ADD(w, upstream_connect_failed, 1);
 		abort_conn(w, c);
@@ -548,7 +567,7 @@ static int start_connect(struct ring_worker *w, struct l4_conn *c, socklen_t dle
 }
 
 int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct sockaddr_storage *dst,
-	      socklen_t dlen, struct rm_stats_slot *st)
+	      socklen_t dlen, struct rm_stats_slot *st, const struct l4_cb *cb)
 {
 	struct l4_conn *c = slot_alloc(w);
 
@@ -563,6 +582,8 @@ int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct so
 	c->orig_known = a->orig_known;
 	c->dst = *dst;
 	c->st = st;
+	if (cb)
+		c->cb = *cb;
 	stats_tcp(st, 1, 0, 0, 0);
 	if (start_connect(w, c, dlen)) {
 		RING_STAT_ADD(w, upstream_connect_failed, 1);

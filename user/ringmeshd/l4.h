@@ -42,6 +42,19 @@ enum l4_state {
 
 /* One socket of a pair and the queue of bytes waiting to be written to it. */
 struct rm_stats_slot;
+struct rm_cb_pool;
+struct rm_cb_host;
+
+/* The breaker slots a connection to a TCP service with a DestinationRule holds
+ * (accept.c takes them): one of its pool's connections, counted against
+ * maxConnections, and its host's active count. l4 reports the upstream connect's
+ * outcome to the host (outlier detection) and gives both back when the slot is freed. */
+struct l4_cb {
+	struct rm_cb_pool *p;
+	struct rm_cb_host *h;
+};
+/* Give back what l4_cb holds (both may be NULL), and clear it. */
+void l4_cb_release(struct l4_cb *cbt);
 
 struct l4_side {
 	int fd;			 /* -1 when none */
@@ -69,6 +82,7 @@ struct l4_conn {
 	struct sockaddr_storage dst;   /* upstream address (original destination) */
 	struct rm_orig orig;	       /* what the lookup returned (for L7: pod cgroup, etc.) */
 	struct rm_stats_slot *st;      /* metrics of a declared TCP service's endpoint, or NULL */
+	struct l4_cb cb;	       /* breaker slots held (TCP service with a policy) */
 	uint64_t bytes[2];	       /* bytes written to each side (by enum l4_side_id) */
 };
 
@@ -77,11 +91,12 @@ int l4_init(struct ring_worker *w);
 void l4_fini(struct ring_worker *w);
 
 /* An admitted connection to forward to dst (the original destination, or an
- * endpoint of a declared TCP service whose metrics slot is st, else NULL). 0: l4
- * owns a->fd from here on (a failed upstream connect is l4's to report); -ENOSPC:
- * no free slot, the caller still owns the socket. */
+ * endpoint of a declared TCP service whose metrics slot is st, else NULL; cb: the
+ * breaker slots it holds, or NULL). 0: l4 owns a->fd and cb's slots from here on (a
+ * failed upstream connect is l4's to report); -ENOSPC: no free slot, the caller
+ * still owns the socket and the slots. */
 int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct sockaddr_storage *dst,
-	      socklen_t dlen, struct rm_stats_slot *st);
+	      socklen_t dlen, struct rm_stats_slot *st, const struct l4_cb *cb);
 
 /* A completion of an l4 op (RING_OP_RECV, _SEND, _CONNECT, _CONNECT_TIMEOUT). */
 void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags);
