@@ -18,9 +18,10 @@ mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 &&
 	mk_pod "$NODE_NS" rm-$RUN_ID-b1 vb1 10.244.0.11 &&
 	mk_pod "$NODE_NS" rm-$RUN_ID-b2 vb2 10.244.0.12 &&
 	mk_pod "$NODE_NS" rm-$RUN_ID-b3 vb3 10.244.0.13 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b4 vb4 10.244.0.14 ||
+	mk_pod "$NODE_NS" rm-$RUN_ID-b4 vb4 10.244.0.14 &&
+	mk_pod "$NODE_NS" rm-$RUN_ID-b5 vb5 10.244.0.15 ||
 	{ fail "node and pods set up"; summary mirror; exit 1; }
-ok "node netns with a client and four backend pods"
+ok "node netns with a client and five backend pods"
 
 PODS_CG=$(mk_cgroup pods)
 CLIENT_CG=$(mk_cgroup pods/client)
@@ -28,10 +29,12 @@ DAEMON_CG=$(mk_cgroup ringmeshd)
 bg b1 in_ns rm-$RUN_ID-b1 "$BUILD/rm-backend" --mode http --name b1 --version v1 \
 	--listen 10.244.0.11:8000 --ready-file "$TMP/b1.ready"
 # The mirror's backends: every request they get is one JSON line (method, path, Host,
-# body) in their file; "slow" answers after 4 s. Threaded, so slow ones overlap.
+# body) in their file; "slow" answers after 4 s; "flaky" (delay -1) answers 500 and
+# resets the connection in turns. Threaded, so slow ones overlap.
 cat >"$TMP/rec.py" <<'PY'
-import http.server as h, json, sys, time
+import http.server as h, json, socket, struct, sys, time
 addr, out, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
+turn = [0]
 f = open(out, "a", buffering=1)
 class H(h.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -41,6 +44,17 @@ class H(h.BaseHTTPRequestHandler):
         f.write(json.dumps({"method": self.command, "path": self.path,
                             "host": self.headers.get("host"),
                             "body": body.decode("latin-1")}) + "\n")
+        if delay < 0:
+            turn[0] += 1
+            if turn[0] % 2:
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                           struct.pack("ii", 1, 0))
+                self.close_connection = True
+                self.connection.close()
+                return
+            self.send_response(500); self.send_header("content-length", "4")
+            self.end_headers(); self.wfile.write(b"bad\n")
+            return
         time.sleep(delay)
         self.send_response(200); self.send_header("content-length", "3")
         self.send_header("x-backend-version", "mirror"); self.end_headers()
@@ -54,9 +68,11 @@ s.serve_forever()
 PY
 bg b2 in_ns rm-$RUN_ID-b2 python3 "$TMP/rec.py" 10.244.0.12 "$TMP/v2.jsonl" 0
 bg b3 in_ns rm-$RUN_ID-b3 python3 "$TMP/rec.py" 10.244.0.13 "$TMP/slow.jsonl" 4
-wait_file "$TMP/b1.ready" 5 && wait_file "$TMP/v2.jsonl.ready" 5 && wait_file "$TMP/slow.jsonl.ready" 5 ||
+bg b5 in_ns rm-$RUN_ID-b5 python3 "$TMP/rec.py" 10.244.0.15 "$TMP/flaky.jsonl" -1
+wait_file "$TMP/b1.ready" 5 && wait_file "$TMP/v2.jsonl.ready" 5 && wait_file "$TMP/slow.jsonl.ready" 5 &&
+	wait_file "$TMP/flaky.jsonl.ready" 5 ||
 	{ fail "backends start"; summary mirror; exit 1; }
-ok "backends v1, v2 (recording) and slow listening; dead has no listener"
+ok "backends v1, v2 (recording), slow and flaky listening; dead has no listener"
 
 apply() { "$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$1"; }
 client() { in_cg "$CLIENT_CG" "$CLIENT_NS" -- "$@"; }
@@ -80,6 +96,7 @@ spec:
   - {address: 10.244.0.12, labels: {app: httpbin, version: v2}}
   - {address: 10.244.0.13, labels: {app: httpbin, version: slow}}
   - {address: 10.244.0.14, labels: {app: httpbin, version: dead}}
+  - {address: 10.244.0.15, labels: {app: httpbin, version: flaky}}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -91,6 +108,7 @@ spec:
   - {name: v2, labels: {version: v2}}
   - {name: slow, labels: {version: slow}}
   - {name: dead, labels: {version: dead}}
+  - {name: flaky, labels: {version: flaky}}
 Y
 vs() { # FILE MIRROR-SUBSET PERCENT [extra lines of the http entry]
 	cat >"$TMP/$1.yaml" <<Y
@@ -233,6 +251,22 @@ dead_counted() {
 	[ $((f - f0)) -ge 5 ] && [ $((f - f0 + n - n0)) = 50 ]
 }
 check "dead mirror: connect failures counted until ejected, the rest skipped: 50 in all" dead_counted
+
+# ---- a mirror that answers 500 and resets in turns ----
+vs mflaky flaky 100
+apply "$TMP/mflaky.yaml" >/dev/null && sleep 0.15
+r0=$(metric 'ringmesh_mirror_failed_total{reason="reset"}')
+check "500/resetting mirror: 4 requests all answered by v1, none slow" all_v1 4 2
+flaky_counted() {
+	local r
+	sleep 0.3
+	r=$(metric 'ringmesh_mirror_failed_total{reason="reset"}')
+	scrape >"$TMP/scrape2"
+	local e; e=$(requests_sum "$TMP/scrape2" 'destination_version="flaky"' 'response_code="500"' 'reporter="source"')
+	echo "failed reset +$((r - r0)); istio_requests_total flaky 500: $e"
+	[ $((r - r0)) = 2 ] && [ "$e" = 2 ]
+}
+check "500/resetting mirror: 2 resets counted as failed, 2 answers of 500 in istio_requests_total" flaky_counted
 
 # ---- a slow mirror: 4 s per answer, route timeout 2 s, at most 4 in flight ----
 # (a daemon of its own with --max-mirrors 4: the cap is per worker, and one worker)

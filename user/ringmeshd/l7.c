@@ -141,10 +141,10 @@ void l7_worker_fini(struct ring_worker *w)
 	for (uint32_t i = 0; lw->ups && i < lw->us.used; i++)
 		if (lw->ups[i].state != L7U_FREE && lw->ups[i].fd >= 0)
 			close(lw->ups[i].fd);
-	l7m_worker_fini(lw);
 	/* the heap's nodes live in the slots: a timer still armed (an idle upstream after
 	 * a drain) is touched by the fini */
 	l7_theap_fini(&lw->th);
+	l7m_worker_fini(lw); /* after the heap: a shadow's timer may still be in it */
 	bufpool_fini(&lw->cpool);
 	bufpool_fini(&lw->upool);
 	if (lw->pbr)
