@@ -222,6 +222,12 @@ counters_v2() {
 	[ "${sent:-0}" = 41 ] && [ "${ans:-0}" = 41 ] && [ "$v2" = 41 ]
 }
 check "counters: 41 shadows sent and answered; istio_requests_total of v2 counts them" counters_v2
+cli_counters() {
+	local out; out=$("$BUILD/ringmesh" --pin-dir "$PIN" stats --prometheus) || return 1
+	echo "$out" | grep -E '^ringmesh_mirror_(requests|responses)_total '
+	[ "$(echo "$out" | grep -cxE 'ringmesh_mirror_(requests|responses)_total 41')" = 2 ]
+}
+check "ringmesh stats --prometheus: the same mirror counters (read from the pinned map)" cli_counters
 
 # ---- mirrorPercentage 50 over 200 requests ----
 vs m50 v2 50
