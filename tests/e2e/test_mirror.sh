@@ -229,6 +229,32 @@ cli_counters() {
 }
 check "ringmesh stats --prometheus: the same mirror counters (read from the pinned map)" cli_counters
 
+# ---- bodies: a kept one (4000 B with a Content-Length: under 64 KiB less the 60 KiB
+# head limit) is copied, a streamed one (200 KiB) is skipped ----
+head -c 4000 /dev/zero | tr '\0' k >"$TMP/kept.bin"
+head -c 204800 /dev/zero | tr '\0' s >"$TMP/big.bin"
+post() { # FILE: the status curl got for a POST of it (no Expect: 100-continue)
+	client curl -s -o /dev/null -w '%{http_code}' -H 'Host: httpbin:8000' -H 'Expect:' \
+		--data-binary @"$1" http://10.96.0.30:8000/post
+}
+bodies() {
+	local before b0 b code
+	before=$(lines "$TMP/v2.jsonl"); b0=$(metric 'ringmesh_mirror_skipped_total{reason="body"}')
+	code=$(post "$TMP/kept.bin")
+	[ "$code" = 200 ] || { echo "4000 B POST: status $code"; return 1; }
+	wait_lines "$TMP/v2.jsonl" $((before + 1)) || { echo "no copy of the 4000 B POST"; scrape | grep -E "^ringmesh_mirror.* [1-9]"; return 1; }
+	tail -1 "$TMP/v2.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin)
+print(r["method"], r["path"], r["host"], len(r["body"]))
+sys.exit(0 if r["body"] == "k" * 4000 and r["host"] == "httpbin-shadow:8000" else 1)' || return 1
+	code=$(post "$TMP/big.bin")
+	[ "$code" = 200 ] || { echo "200 KiB POST: status $code"; return 1; }
+	sleep 0.3
+	b=$(metric 'ringmesh_mirror_skipped_total{reason="body"}')
+	echo "200 KiB POST: 200 from v1; skipped body +$((b - b0)); v2 lines $(($(lines "$TMP/v2.jsonl") - before))"
+	[ $((b - b0)) = 1 ] && [ "$(lines "$TMP/v2.jsonl")" = $((before + 1)) ]
+}
+check "a 4000 B body is copied whole; a 200 KiB (streamed) one is not, counted as body" bodies
+
 # ---- mirrorPercentage 50 over 200 requests ----
 vs m50 v2 50
 apply "$TMP/m50.yaml" >/dev/null && sleep 0.15
@@ -273,6 +299,33 @@ flaky_counted() {
 	[ $((r - r0)) = 2 ] && [ "$e" = 2 ]
 }
 check "500/resetting mirror: 2 resets counted as failed, 2 answers of 500 in istio_requests_total" flaky_counted
+
+# ---- the old API: a RouteRule's mirror ----
+rr_mirror() {
+	local before
+	"$BUILD/ringmesh" --pin-dir "$PIN" delete -f "$TMP/mflaky.yaml" >/dev/null || return 1
+	cat >"$TMP/rr.yaml" <<Y
+apiVersion: config.istio.io/v1alpha2
+kind: RouteRule
+metadata: {name: httpbin-mirror, namespace: default}
+spec:
+  destination: {name: httpbin}
+  precedence: 1
+  route:
+  - labels: {version: v1}
+    weight: 100
+  mirror:
+    name: httpbin
+    labels: {version: v2}
+Y
+	apply "$TMP/rr.yaml" >/dev/null || return 1
+	sleep 0.15
+	before=$(lines "$TMP/v2.jsonl")
+	all_v1 10 0 || return 1
+	wait_lines "$TMP/v2.jsonl" $((before + 10)) || { echo "v2 got $(($(lines "$TMP/v2.jsonl") - before))"; return 1; }
+	[ "$(tail -10 "$TMP/v2.jsonl" | grep -c '"host": "httpbin-shadow:8000"')" = 10 ]
+}
+check "RouteRule mirror (old API): 10 requests from v1, 10 copies at v2 with Host -shadow" rr_mirror
 
 # ---- a slow mirror: 4 s per answer, route timeout 2 s, at most 4 in flight ----
 # (a daemon of its own with --max-mirrors 4: the cap is per worker, and one worker)
