@@ -225,8 +225,8 @@ enum rm_mirror_fail {
 	RM_MIR_FAIL_N,
 };
 struct rm_stats_mirror {
-	__u64 sent;	 /* shadow requests whose every byte went to the mirror */
-	__u64 answered;	 /* ... whose response was read to its end (any status) */
+	__u64 sent;	  /* shadow requests whose every byte went to the mirror */
+	__u64 answered;	  /* ... whose response was read to its end (any status) */
 	__u64 skipped[8]; /* by enum rm_mirror_skip */
 	__u64 failed[8];  /* by enum rm_mirror_fail */
 };

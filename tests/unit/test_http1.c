@@ -1139,7 +1139,8 @@ static void test_shadow(void **state)
 	/* the real writer's output round-trips */
 	struct http_request req;
 	struct http_header hs[8];
-	static const char in[] = "GET /status/200 HTTP/1.1\r\nhost: 10.96.0.30:8000\r\nA: b\r\n\r\n";
+	static const char in[] =
+	    "GET /status/200 HTTP/1.1\r\nhost: 10.96.0.30:8000\r\nA: b\r\n\r\n";
 	char w[256];
 	ssize_t wl;
 

@@ -597,9 +597,8 @@ static void own_workers(struct prom_buf *b, const struct rm_stats_hdr *h)
 static void own_mirror(struct prom_buf *b, const struct rm_stats_hdr *h)
 {
 	static const char *const skip[RM_MIR_SKIP_N] = {"limit", "body", "overflow",
-							 "no_healthy_upstream", "resources"};
-	static const char *const fail[RM_MIR_FAIL_N] = {"connect", "reset", "timeout",
-							 "protocol"};
+							"no_healthy_upstream", "resources"};
+	static const char *const fail[RM_MIR_FAIL_N] = {"connect", "reset", "timeout", "protocol"};
 
 	family(b, "ringmesh_mirror_requests_total", "counter",
 	       "Shadow copies of requests whose route mirrors them, sent whole to the mirror "

@@ -51,8 +51,8 @@ struct l7_opts {
 	uint32_t max_idle; /* per endpoint and worker */
 	uint32_t idle_timeout_ms;
 	uint32_t connect_timeout_ms;
-	uint32_t retry_buf; /* a request body larger than this is streamed, never retried */
-	uint32_t req_bufs;  /* buffer blocks per worker (at most its connection slots) */
+	uint32_t retry_buf;   /* a request body larger than this is streamed, never retried */
+	uint32_t req_bufs;    /* buffer blocks per worker (at most its connection slots) */
 	uint32_t max_mirrors; /* shadow requests in flight per worker */
 };
 

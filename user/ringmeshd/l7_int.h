@@ -299,33 +299,33 @@ struct l7_up {
  * until that completes, whatever else ended it.
  */
 struct l7_mir {
-	bool used;		  /* taken */
-	bool over;		  /* the exchange ended: free once the send completes */
-	bool send_busy;		  /* a send from buf is in flight */
-	bool req_done;		  /* every request byte went out */
-	bool resp_head;		  /* the final response head was read */
-	bool up_keep;		  /* ... and allows reusing the connection */
-	bool until_close;	  /* ... its body ends with the connection */
-	bool cb_req;		  /* counted in the mirror pool's requests */
-	bool cb_reported;	  /* the host's result went to the outlier detector */
-	uint32_t gen;		  /* bumped on every reuse */
-	char *buf;		  /* the block: request bytes [0, len), then rhdrs */
-	uint32_t len, off;	  /* request bytes, bytes sent */
+	bool used;		   /* taken */
+	bool over;		   /* the exchange ended: free once the send completes */
+	bool send_busy;		   /* a send from buf is in flight */
+	bool req_done;		   /* every request byte went out */
+	bool resp_head;		   /* the final response head was read */
+	bool up_keep;		   /* ... and allows reusing the connection */
+	bool until_close;	   /* ... its body ends with the connection */
+	bool cb_req;		   /* counted in the mirror pool's requests */
+	bool cb_reported;	   /* the host's result went to the outlier detector */
+	uint32_t gen;		   /* bumped on every reuse */
+	char *buf;		   /* the block: request bytes [0, len), then rhdrs */
+	uint32_t len, off;	   /* request bytes, bytes sent */
 	struct http_header *rhdrs; /* the response's parsed fields (not kept) */
-	enum http_method method;  /* the request's (HEAD: a response without body) */
-	uint32_t rparsed;	  /* bytes of up->buf given to a -2 parse */
-	struct http_body sb;	  /* the response body's framing */
-	struct cfgw_cfg *cfg;	  /* held while the pointers below may be used */
-	struct l7_up *up;	  /* its upstream connection, or NULL */
-	struct l7_up *send_up;	  /* the connection the send in flight is on (ext ref) */
-	struct rm_cb_pool *cbp;	  /* the mirror subset's breaker pool */
-	struct rm_cb_host *cbh;	  /* the chosen host's outlier slot */
-	struct rm_stats_slot *st; /* metrics slot of the mirror destination */
-	int status;		  /* the response's status, 0 none */
-	uint32_t sflags;	  /* bit per enum rm_stats_flag */
-	uint64_t t0;		  /* start (mono ns) */
-	uint64_t resp_bytes;	  /* response bytes read */
-	struct l7_tmr t;	  /* its timeout */
+	enum http_method method;   /* the request's (HEAD: a response without body) */
+	uint32_t rparsed;	   /* bytes of up->buf given to a -2 parse */
+	struct http_body sb;	   /* the response body's framing */
+	struct cfgw_cfg *cfg;	   /* held while the pointers below may be used */
+	struct l7_up *up;	   /* its upstream connection, or NULL */
+	struct l7_up *send_up;	   /* the connection the send in flight is on (ext ref) */
+	struct rm_cb_pool *cbp;	   /* the mirror subset's breaker pool */
+	struct rm_cb_host *cbh;	   /* the chosen host's outlier slot */
+	struct rm_stats_slot *st;  /* metrics slot of the mirror destination */
+	int status;		   /* the response's status, 0 none */
+	uint32_t sflags;	   /* bit per enum rm_stats_flag */
+	uint64_t t0;		   /* start (mono ns) */
+	uint64_t resp_bytes;	   /* response bytes read */
+	struct l7_tmr t;	   /* its timeout */
 };
 
 /* A shadow request's timeout without a route timeout: Envoy's default route timeout. */
@@ -333,12 +333,12 @@ struct l7_mir {
 
 /* What l7_choose picked for a request to a service's subset. */
 struct l7_target {
-	uint32_t ep;		     /* the endpoint */
-	struct rm_cb_pool *cbp;	     /* the subset's breaker pool, NULL without a breaker */
-	struct rm_cb_host *cbh;	     /* the endpoint's outlier slot, or NULL */
-	struct pool_key key;	     /* its connection pool key */
-	struct sockaddr_storage ss;  /* its address */
-	socklen_t slen;		     /* ... and that address's length */
+	uint32_t ep;		    /* the endpoint */
+	struct rm_cb_pool *cbp;	    /* the subset's breaker pool, NULL without a breaker */
+	struct rm_cb_host *cbh;	    /* the endpoint's outlier slot, or NULL */
+	struct pool_key key;	    /* its connection pool key */
+	struct sockaddr_storage ss; /* its address */
+	socklen_t slen;		    /* ... and that address's length */
 };
 
 struct l7_worker {

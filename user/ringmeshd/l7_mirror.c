@@ -79,9 +79,9 @@ static void m_host_result(struct l7_worker *lw, struct l7_mir *m, enum cb_outcom
  */
 static void m_end(struct l7_worker *lw, struct l7_mir *m, int fail)
 {
-	static const uint32_t flag[RM_MIR_FAIL_N] = {
-	    L7_FLAG(RM_STATS_F_UF), L7_FLAG(RM_STATS_F_UC), L7_FLAG(RM_STATS_F_UT),
-	    L7_FLAG(RM_STATS_F_UPE)};
+	static const uint32_t flag[RM_MIR_FAIL_N] = {L7_FLAG(RM_STATS_F_UF), L7_FLAG(RM_STATS_F_UC),
+						     L7_FLAG(RM_STATS_F_UT),
+						     L7_FLAG(RM_STATS_F_UPE)};
 	struct l7_up *up = m->up;
 
 	if (m->over)
@@ -143,7 +143,8 @@ static void m_send_next(struct l7_worker *lw, struct l7_mir *m)
 		return;
 	}
 	io_uring_prep_send(sqe, m->up->fd, m->buf + m->off, m->len - m->off, MSG_NOSIGNAL);
-	io_uring_sqe_set_data64(sqe, ring_ud(RING_OP_L7_MSEND, 0, (uint32_t)(m - lw->mirs), m->gen));
+	io_uring_sqe_set_data64(sqe,
+				ring_ud(RING_OP_L7_MSEND, 0, (uint32_t)(m - lw->mirs), m->gen));
 	m->send_busy = true;
 	m->send_up = m->up;
 	m->up->ext++; /* a send on its socket: the connection stays until it completes */
