@@ -228,6 +228,15 @@ cli_counters() {
 	[ "$(echo "$out" | grep -cxE 'ringmesh_mirror_(requests|responses)_total 41')" = 2 ]
 }
 check "ringmesh stats --prometheus: the same mirror counters (read from the pinned map)" cli_counters
+cli_stats() {
+	local out; out=$("$BUILD/ringmesh" --pin-dir "$PIN" stats) || return 1
+	echo "$out" | grep '^Request mirroring' || return 1
+	echo "$out" | grep -q '^Request mirroring: 41 sent, 41 answered; skipped: limit 0,' || return 1
+	"$BUILD/ringmesh" --pin-dir "$PIN" -j stats | python3 -c 'import json,sys
+m = json.load(sys.stdin)["requests"]["mirror"]; print(m)
+sys.exit(0 if m["sent"] == 41 and m["answered"] == 41 and m["skipped"]["limit"] == 0 and m["failed"]["timeout"] == 0 else 1)'
+}
+check "ringmesh stats (text and -j): the mirror line and object" cli_stats
 
 # ---- bodies: a kept one (4000 B with a Content-Length: under 64 KiB less the 60 KiB
 # head limit) is copied, a streamed one (200 KiB) is skipped ----

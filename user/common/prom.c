@@ -63,6 +63,21 @@ const char *prom_dp_stat_name(uint32_t i)
 	return i < RM_DP_STAT_MAX ? dp_names[i] : NULL;
 }
 
+static const char *const mir_skip_names[RM_MIR_SKIP_N] = {"limit", "body", "overflow",
+							  "no_healthy_upstream", "resources"};
+static const char *const mir_fail_names[RM_MIR_FAIL_N] = {"connect", "reset", "timeout",
+							  "protocol"};
+
+const char *prom_mirror_skip_name(uint32_t i)
+{
+	return i < RM_MIR_SKIP_N ? mir_skip_names[i] : NULL;
+}
+
+const char *prom_mirror_fail_name(uint32_t i)
+{
+	return i < RM_MIR_FAIL_N ? mir_fail_names[i] : NULL;
+}
+
 const char *prom_flags_str(uint32_t mask, char *buf, size_t len)
 {
 	size_t n = 0;
@@ -596,10 +611,6 @@ static void own_workers(struct prom_buf *b, const struct rm_stats_hdr *h)
  * istio_requests_total of the mirror destination. */
 static void own_mirror(struct prom_buf *b, const struct rm_stats_hdr *h)
 {
-	static const char *const skip[RM_MIR_SKIP_N] = {"limit", "body", "overflow",
-							"no_healthy_upstream", "resources"};
-	static const char *const fail[RM_MIR_FAIL_N] = {"connect", "reset", "timeout", "protocol"};
-
 	family(b, "ringmesh_mirror_requests_total", "counter",
 	       "Shadow copies of requests whose route mirrors them, sent whole to the mirror "
 	       "destination.");
@@ -612,12 +623,12 @@ static void own_mirror(struct prom_buf *b, const struct rm_stats_hdr *h)
 	       "flight), body (streamed, larger than kept bodies), overflow (circuit breaker), "
 	       "no_healthy_upstream, resources.");
 	for (int i = 0; i < RM_MIR_SKIP_N; i++)
-		putf(b, "ringmesh_mirror_skipped_total{reason=\"%s\"} %llu\n", skip[i],
+		putf(b, "ringmesh_mirror_skipped_total{reason=\"%s\"} %llu\n", mir_skip_names[i],
 		     LD(&h->mirror, skipped[i]));
 	family(b, "ringmesh_mirror_failed_total", "counter",
 	       "Shadow requests that failed (the client's response is never affected).");
 	for (int i = 0; i < RM_MIR_FAIL_N; i++)
-		putf(b, "ringmesh_mirror_failed_total{reason=\"%s\"} %llu\n", fail[i],
+		putf(b, "ringmesh_mirror_failed_total{reason=\"%s\"} %llu\n", mir_fail_names[i],
 		     LD(&h->mirror, failed[i]));
 }
 
