@@ -61,6 +61,7 @@ class H(h.BaseHTTPRequestHandler):
         self.wfile.write(b"ok\n")
     do_GET = do_POST = do_PUT = handle_one
     def log_message(self, *a): pass
+h.ThreadingHTTPServer.request_queue_size = 1024  # a burst of shadow connections
 s = h.ThreadingHTTPServer((addr, 8000), H)
 s.daemon_threads = True
 open(out + ".ready", "w").close()
@@ -276,6 +277,33 @@ half() {
 	[ $n -ge 65 ] && [ $n -le 135 ]
 }
 check "mirrorPercentage 50: 200 requests all from v1, v2 got 65..135 copies" half
+
+# ---- a burst on 8 connections (rm-load), every request mirrored: nothing lost ----
+mirror_sum() { # sent + every skip + every failure, and answered, from one scrape
+	scrape | awk '$1 == "ringmesh_mirror_requests_total" { s += $2 }
+		$1 ~ /^ringmesh_mirror_skipped_total/ { k += $2 } $1 ~ /^ringmesh_mirror_failed_total/ { f += $2 }
+		$1 == "ringmesh_mirror_responses_total" { a = $2 }
+		END { print s + 0, k + 0, f + 0, a + 0 }'
+}
+apply "$TMP/m100.yaml" >/dev/null && sleep 0.15
+burst() {
+	local out s0 k0 f0 a0 s k f a i
+	read -r s0 k0 f0 a0 < <(mirror_sum)
+	out=$(client "$BUILD/rm-load" http --connect 10.96.0.30:8000 --json --requests 2000 --conns 8 \
+		--count-header x-backend-version) || { echo "$out"; return 1; }
+	echo "$out" | head -c 300; echo
+	for ((i = 0; i < 50; i++)); do # until every shadow sent is answered or failed
+		read -r s k f a < <(mirror_sum)
+		[ $((a - a0 + f - f0)) -ge $((s - s0)) ] && break
+		sleep 0.1
+	done
+	echo "sent +$((s - s0)) skipped +$((k - k0)) failed +$((f - f0)) answered +$((a - a0))"
+	echo "$out" | python3 -c 'import json,sys; d=json.load(sys.stdin)
+sys.exit(0 if d["errors"] == 0 and d["versions"] == {"v1": 2000} else 1)' &&
+		[ $((s - s0 + k - k0)) = 2000 ] && [ $((f - f0)) = 0 ] && [ $((a - a0)) = $((s - s0)) ] &&
+		[ $((s - s0)) -ge 100 ]
+}
+check "burst: 2000 requests on 8 connections all from v1; every one mirrored or skipped, none failed" burst
 
 # ---- a dead mirror: nothing listens ----
 vs mdead dead 100
