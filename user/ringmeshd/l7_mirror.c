@@ -82,20 +82,17 @@ static void m_end(struct l7_worker *lw, struct l7_mir *m, int fail)
 	static const uint32_t flag[RM_MIR_FAIL_N] = {L7_FLAG(RM_STATS_F_UF), L7_FLAG(RM_STATS_F_UC),
 						     L7_FLAG(RM_STATS_F_UT),
 						     L7_FLAG(RM_STATS_F_UPE)};
+	/* what the outlier detector hears of each failure, as for a request's attempt */
+	static const enum cb_outcome outcome[RM_MIR_FAIL_N] = {CB_CONNECT_FAIL, CB_RESET,
+							       CB_TIMEOUT, CB_GATEWAY};
 	struct l7_up *up = m->up;
 
 	if (m->over)
 		return;
 	m->over = true;
 	l7_tmr_cancel(&lw->th, &m->t);
-	if (fail == RM_MIR_FAIL_CONNECT)
-		m_host_result(lw, m, CB_CONNECT_FAIL);
-	else if (fail == RM_MIR_FAIL_RESET)
-		m_host_result(lw, m, CB_RESET);
-	else if (fail == RM_MIR_FAIL_TIMEOUT)
-		m_host_result(lw, m, CB_TIMEOUT);
-	else if (fail == RM_MIR_FAIL_PROTOCOL)
-		m_host_result(lw, m, CB_GATEWAY);
+	if (fail >= 0)
+		m_host_result(lw, m, outcome[fail]);
 	if (m->cb_req) {
 		m->cb_req = false;
 		cb_request_finish(m->cbp, m->cbh);
