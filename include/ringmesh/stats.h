@@ -205,6 +205,32 @@ struct rm_stats_wk {
 	__u64 bufs_resident; /* bytes of both pools' blocks whose pages may be resident */
 };
 
+/* Request mirroring (a route's mirror: Envoy's request_mirror_policies), node-wide,
+ * added by every worker (atomic, relaxed). The shadow requests themselves count in
+ * the slots of the mirror destination like any request (istio_requests_total). */
+enum rm_mirror_skip {
+	RM_MIR_SKIP_LIMIT = 0, /* the worker had --max-mirrors shadow requests in flight */
+	RM_MIR_SKIP_BODY,      /* the body is streamed (larger than what is kept), or the
+				* shadow head does not fit */
+	RM_MIR_SKIP_OVERFLOW,  /* the mirror pool's circuit breaker refused it */
+	RM_MIR_SKIP_NO_HOST,   /* no endpoint (none, or every one ejected) */
+	RM_MIR_SKIP_RESOURCES, /* no upstream slot, socket or submission entry */
+	RM_MIR_SKIP_N,
+};
+enum rm_mirror_fail {
+	RM_MIR_FAIL_CONNECT = 0, /* connect failed or timed out */
+	RM_MIR_FAIL_RESET,	 /* closed or reset before the end of its response */
+	RM_MIR_FAIL_TIMEOUT,	 /* no complete response within the timeout */
+	RM_MIR_FAIL_PROTOCOL,	 /* a response that does not parse */
+	RM_MIR_FAIL_N,
+};
+struct rm_stats_mirror {
+	__u64 sent;	  /* shadow requests whose every byte went to the mirror */
+	__u64 answered;	  /* ... whose response was read to its end (any status) */
+	__u64 skipped[8]; /* by enum rm_mirror_skip */
+	__u64 failed[8];  /* by enum rm_mirror_fail */
+};
+
 /* The first page of rm_stats. */
 struct rm_stats_hdr {
 	__u32 magic;		 /* RM_STATS_MAGIC once the daemon initialised the map */
@@ -226,6 +252,7 @@ struct rm_stats_hdr {
 	__u64 wk_ns;	 /* CLOCK_MONOTONIC of its last write */
 	__u64 reserved[3];
 	struct rm_stats_wk wk[RM_STATS_WORKERS];
+	struct rm_stats_mirror mirror; /* zero in a map of a daemon without it */
 };
 
 /* A page of the map, its value type. */
@@ -255,6 +282,7 @@ _Static_assert(sizeof(struct rm_stats_slot) ==
 		   8 + sizeof(struct rm_stats_key) + 8 * 8 + RM_STATS_ROWS * sizeof(__u32),
 	       "rm_stats_slot layout");
 _Static_assert(sizeof(struct rm_stats_wk) == 40, "rm_stats_wk layout");
+_Static_assert(RM_MIR_SKIP_N <= 8 && RM_MIR_FAIL_N <= 8, "rm_stats_mirror room");
 _Static_assert(sizeof(struct rm_stats_hdr) <= RM_STATS_PAGE, "the header is the first page");
 _Static_assert(RM_STATS_ROWS >= 2, "a row of its own and the overflow row");
 _Static_assert(RM_STATS_SLOTS >= 2 && RM_STATS_POOL_ROWS >= 1, "an overflow slot and its row");

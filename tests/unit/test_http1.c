@@ -1084,6 +1084,77 @@ static void test_body_misc(void **state)
 	assert_int_equal(b.err, HTTP_E_TRAILER_TOO_LARGE);
 }
 
+/* Envoy's shadow authority: "-shadow" after the host, before a port. */
+static void shadow_is(const char *in, const char *want)
+{
+	char out[64];
+	ssize_t n = http_shadow_authority(out, sizeof(out), in, strlen(in));
+
+	assert_int_equal(n, (ssize_t)strlen(want));
+	out[n] = 0;
+	assert_string_equal(out, want);
+}
+
+static void test_shadow(void **state)
+{
+	char out[256];
+	ssize_t n;
+
+	shadow_is("httpbin:8000", "httpbin-shadow:8000");
+	shadow_is("httpbin", "httpbin-shadow");
+	shadow_is("httpbin.default.svc.cluster.local", "httpbin.default.svc.cluster.local-shadow");
+	shadow_is("10.96.0.30:8000", "10.96.0.30-shadow:8000");
+	shadow_is("10.96.0.30", "10.96.0.30-shadow");
+	shadow_is("[fd00::1]:80", "[fd00::1]-shadow:80");
+	shadow_is("[fd00::1]", "[fd00::1]-shadow");
+	shadow_is("host:", "host:-shadow"); /* an empty port is no port */
+	shadow_is("", "-shadow");
+	/* too small: refused, never cut */
+	assert_int_equal(http_shadow_authority(out, 10, "httpbin:8000", 12), -ENOSPC);
+	assert_int_equal(http_shadow_authority(out, 19, "httpbin:8000", 12), 19);
+
+	/* a head as http_write_request writes it: Host second, the rest as it was */
+	static const char head[] = "POST /post?x=1 HTTP/1.1\r\nHost: httpbin:8000\r\n"
+				   "Content-Length: 5\r\nx-req: host: no\r\n\r\n";
+	static const char want[] = "POST /post?x=1 HTTP/1.1\r\nHost: httpbin-shadow:8000\r\n"
+				   "Content-Length: 5\r\nx-req: host: no\r\n\r\n";
+	n = http_shadow_head(out, sizeof(out), head, sizeof(head) - 1, "fallback");
+	assert_int_equal(n, (ssize_t)sizeof(want) - 1);
+	assert_memory_equal(out, want, sizeof(want) - 1);
+	/* an empty Host (HTTP/1.0 without one): the mirror service's name */
+	static const char h10[] = "GET / HTTP/1.1\r\nHost: \r\n\r\n";
+	static const char w10[] = "GET / HTTP/1.1\r\nHost: httpbin.default-shadow\r\n\r\n";
+	n = http_shadow_head(out, sizeof(out), h10, sizeof(h10) - 1, "httpbin.default");
+	assert_int_equal(n, (ssize_t)sizeof(w10) - 1);
+	assert_memory_equal(out, w10, sizeof(w10) - 1);
+	/* exactly enough room, one byte less */
+	assert_int_equal(http_shadow_head(out, sizeof(want) - 1, head, sizeof(head) - 1, NULL),
+			 (ssize_t)sizeof(want) - 1);
+	assert_int_equal(http_shadow_head(out, sizeof(want) - 2, head, sizeof(head) - 1, NULL),
+			 -ENOSPC);
+	assert_int_equal(http_shadow_head(out, 8, head, sizeof(head) - 1, NULL), -ENOSPC);
+	/* no Host field: not a head of ours */
+	assert_int_equal(http_shadow_head(out, sizeof(out), "GET / HTTP/1.1\r\n\r\n", 18, NULL),
+			 -EINVAL);
+	/* the real writer's output round-trips */
+	struct http_request req;
+	struct http_header hs[8];
+	static const char in[] =
+	    "GET /status/200 HTTP/1.1\r\nhost: 10.96.0.30:8000\r\nA: b\r\n\r\n";
+	char w[256];
+	ssize_t wl;
+
+	assert_int_equal(http_parse_request(in, sizeof(in) - 1, 0, NULL, &req, hs, 8),
+			 (int)sizeof(in) - 1);
+	wl = http_write_request(w, sizeof(w), &req, NULL);
+	assert_true(wl > 0);
+	n = http_shadow_head(out, sizeof(out), w, (size_t)wl, NULL);
+	assert_int_equal(n, wl + 7);
+	out[n] = 0;
+	assert_non_null(strstr(out, "\r\nHost: 10.96.0.30-shadow:8000\r\n"));
+	assert_non_null(strstr(out, "\r\nA: b\r\n\r\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1091,6 +1162,7 @@ int main(void)
 	    cmocka_unit_test(test_default_limits), cmocka_unit_test(test_trickle),
 	    cmocka_unit_test(test_find_and_list),  cmocka_unit_test(test_write_request),
 	    cmocka_unit_test(test_write_response), cmocka_unit_test(test_body_misc),
+	    cmocka_unit_test(test_shadow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

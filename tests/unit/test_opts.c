@@ -57,6 +57,7 @@ static void test_defaults(void **state)
 	assert_false(o.allow_root_cgroup);
 	assert_int_equal(o.upstream_max_idle, 1024);
 	assert_int_equal(o.request_buffers, 4096);
+	assert_int_equal(o.max_mirrors, 128);
 	assert_int_equal(o.stats_keys, 0);    /* rm_stats' compiled-in capacity */
 	assert_int_equal(o.breaker_pools, 0); /* rm_breaker's: 256 pools, 16 hosts each */
 	assert_int_equal(o.breaker_hosts, 0);
@@ -302,6 +303,10 @@ static void test_bad_numbers(void **state)
 	expect_err(PARSE(1, REQ, "--request-buffers", "1000001"), "--request-buffers", NULL);
 	assert_int_equal(PARSE(1, REQ, "--request-buffers", "64"), OPTS_RUN);
 	assert_int_equal(o.request_buffers, 64);
+	expect_err(PARSE(1, REQ, "--max-mirrors", "0"), "--max-mirrors '0'", "1..65536");
+	expect_err(PARSE(1, REQ, "--max-mirrors", "65537"), "--max-mirrors", NULL);
+	assert_int_equal(PARSE(1, REQ, "--max-mirrors", "4"), OPTS_RUN);
+	assert_int_equal(o.max_mirrors, 4);
 	expect_err(PARSE(1, REQ, "--stats-keys", "15"), "--stats-keys '15'", "16..65536");
 	expect_err(PARSE(1, REQ, "--stats-keys", "65537"), "--stats-keys", NULL);
 	assert_int_equal(PARSE(1, REQ, "--stats-keys", "4096"), OPTS_RUN);

@@ -397,6 +397,27 @@ static void test_pool_full(void **state)
 	has_line(t, "ringmesh_worker_buffers{worker=\"0\",pool=\"upstream\"} 8");
 	has_line(t, "ringmesh_worker_buffer_waits_total{worker=\"0\",pool=\"client\"} 0");
 	has_line(t, "ringmesh_worker_buffer_resident_bytes{worker=\"0\"} 4096");
+	/* request mirroring: each counter in its own series, out-of-range reasons ignored */
+	has_line(t, "ringmesh_mirror_requests_total 0");
+	stats_mirror_sent(&sw);
+	stats_mirror_sent(&sw);
+	stats_mirror_answered(&sw);
+	stats_mirror_skipped(&sw, RM_MIR_SKIP_LIMIT);
+	stats_mirror_skipped(&sw, RM_MIR_SKIP_BODY);
+	stats_mirror_skipped(&sw, RM_MIR_SKIP_BODY);
+	stats_mirror_skipped(&sw, RM_MIR_SKIP_N);
+	stats_mirror_failed(&sw, RM_MIR_FAIL_TIMEOUT);
+	stats_mirror_failed(&sw, RM_MIR_FAIL_N);
+	stats_mirror_sent(NULL); /* no map: nothing */
+	t = render(&v);
+	has_line(t, "ringmesh_mirror_requests_total 2");
+	has_line(t, "ringmesh_mirror_responses_total 1");
+	has_line(t, "ringmesh_mirror_skipped_total{reason=\"limit\"} 1");
+	has_line(t, "ringmesh_mirror_skipped_total{reason=\"body\"} 2");
+	has_line(t, "ringmesh_mirror_skipped_total{reason=\"overflow\"} 0");
+	has_line(t, "ringmesh_mirror_skipped_total{reason=\"resources\"} 0");
+	has_line(t, "ringmesh_mirror_failed_total{reason=\"timeout\"} 1");
+	has_line(t, "ringmesh_mirror_failed_total{reason=\"connect\"} 0");
 	assert_int_equal(count_of(t, "# TYPE "), count_of(t, "# HELP "));
 	bufpool_fini(&cp);
 	bufpool_fini(&up);

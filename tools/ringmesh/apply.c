@@ -288,53 +288,6 @@ static const char *plural(size_t n, const char *one, const char *many)
 	return n == 1 ? one : many;
 }
 
-/* Fields ringmesh parses and compiles but ringmeshd does not act on yet: the rest of
- * such a rule applies, so the user is told, not left to find out from traffic. */
-#define N_UNIMPL 1
-struct unimpl {
-	const char *field;
-	size_t rules;
-	char first[192]; /* "VirtualService NS/NAME": docs are gone when it is printed */
-};
-
-static void count_unimplemented(const struct cfg_docs *docs, struct unimpl u[N_UNIMPL])
-{
-	for (size_t i = 0; i < docs->n; i++) {
-		const struct cfg_doc_ir *ir = docs->v[i].ir;
-
-		for (unsigned j = 0; ir && j < ir->nhttp; j++) {
-			bool has[N_UNIMPL] = {ir->http[j].mirror.host != NULL};
-
-			for (int k = 0; k < N_UNIMPL; k++)
-				if (has[k] && !u[k].rules++)
-					snprintf(u[k].first, sizeof(u[k].first), "%s %s/%s",
-						 cfg_kind_name(docs->v[i].kind), docs->v[i].ns,
-						 docs->v[i].name);
-		}
-	}
-}
-
-/* "not implemented by ringmeshd yet, accepted and ignored (the rest of these rules
- * applies): mirror in 1 rule (VirtualService default/httpbin)" */
-static void print_unimplemented(const struct unimpl u[N_UNIMPL])
-{
-	bool any = false;
-
-	for (int k = 0; k < N_UNIMPL; k++) {
-		if (!u[k].rules)
-			continue;
-		printf("%s%s in %zu %s (%s%s)",
-		       any ? "; "
-			   : "not implemented by ringmeshd yet, accepted and ignored (the rest of "
-			     "these rules applies): ",
-		       u[k].field, u[k].rules, plural(u[k].rules, "rule", "rules"), u[k].first,
-		       u[k].rules > 1 ? ", ..." : "");
-		any = true;
-	}
-	if (any)
-		printf("\n");
-}
-
 #define LIVE_WAIT_NS (2000ull * 1000000ull)
 
 /*
@@ -424,7 +377,7 @@ static void print_skipped(const struct cfg_skipped *sk)
 
 static void print_result(const char *verb, size_t ndocs, const size_t *kinds,
 			 const struct cfg_skipped *sk, bool changed, uint64_t gen, int live,
-			 double live_ms, const struct unimpl unimpl[N_UNIMPL])
+			 double live_ms)
 {
 	struct rm_cfg *cfg = NULL;
 	uint64_t g2 = 0;
@@ -444,12 +397,6 @@ static void print_result(const char *verb, size_t ndocs, const size_t *kinds,
 				json_uint_field(cli.jw, cfg_kind_name(k), kinds[k]);
 		json_end_object(cli.jw);
 		json_skipped(sk);
-		/* "not_implemented": {"mirror": rules} */
-		json_name(cli.jw, "not_implemented");
-		json_start_object(cli.jw);
-		for (k = 0; k < N_UNIMPL; k++)
-			json_uint_field(cli.jw, unimpl[k].field, unimpl[k].rules);
-		json_end_object(cli.jw);
 		json_bool_field(cli.jw, "changed", changed);
 		json_uint_field(cli.jw, "generation", gen);
 		if (live > 0)
@@ -467,7 +414,6 @@ static void print_result(const char *verb, size_t ndocs, const size_t *kinds,
 		return;
 	}
 	print_skipped(sk);
-	print_unimplemented(unimpl);
 	if (!changed) {
 		printf("unchanged (generation %llu)\n", (unsigned long long)gen);
 		free(cfg);
@@ -493,7 +439,6 @@ static int update(enum cfg_op op, const char *cmd, struct cfg_docs *docs,
 {
 	struct cfg_store store;
 	size_t kinds[CFG_K_WORKLOADENTRY + 1], ndocs;
-	struct unimpl unimpl[N_UNIMPL] = {{.field = "mirror"}};
 	char err[512] = "";
 	uint64_t gen = 0;
 	bool changed = false;
@@ -502,8 +447,6 @@ static int update(enum cfg_op op, const char *cmd, struct cfg_docs *docs,
 
 	count_kinds(docs, kinds);
 	ndocs = docs->n;
-	if (op == CFG_OP_APPLY)
-		count_unimplemented(docs, unimpl);
 	if (!docs->n && skipped->total) {
 		/* only Kubernetes objects (or the like): nothing of ours, which is no error
 		 * for a directory applied wholesale; the store is not touched */
@@ -559,7 +502,7 @@ static int update(enum cfg_op op, const char *cmd, struct cfg_docs *docs,
 		}
 	}
 	print_result(op == CFG_OP_DELETE ? "deleted" : "applied", ndocs, kinds, skipped, changed,
-		     gen, live, live_ms, unimpl);
+		     gen, live, live_ms);
 	return 0;
 }
 

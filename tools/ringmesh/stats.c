@@ -182,6 +182,55 @@ static void show_workers(const struct rm_stats_hdr *h)
 	}
 }
 
+/* Request mirroring (hdr.mirror): shadows sent, answered, skipped and failed by
+ * reason; the text only once a route mirrored something. */
+static void show_mirror(const struct rm_stats_hdr *h)
+{
+	struct rm_stats_mirror m;
+	uint64_t any;
+	const char *sep = "";
+
+	if (!h)
+		return;
+	memcpy(&m, &h->mirror, sizeof(m));
+	any = m.sent;
+	for (uint32_t i = 0; i < RM_MIR_SKIP_N; i++)
+		any |= m.skipped[i];
+	for (uint32_t i = 0; i < RM_MIR_FAIL_N; i++)
+		any |= m.failed[i];
+	if (cli.jw) {
+		json_name(cli.jw, "mirror");
+		json_start_object(cli.jw);
+		json_uint_field(cli.jw, "sent", m.sent);
+		json_uint_field(cli.jw, "answered", m.answered);
+		json_name(cli.jw, "skipped");
+		json_start_object(cli.jw);
+		for (uint32_t i = 0; i < RM_MIR_SKIP_N; i++)
+			json_uint_field(cli.jw, prom_mirror_skip_name(i), m.skipped[i]);
+		json_end_object(cli.jw);
+		json_name(cli.jw, "failed");
+		json_start_object(cli.jw);
+		for (uint32_t i = 0; i < RM_MIR_FAIL_N; i++)
+			json_uint_field(cli.jw, prom_mirror_fail_name(i), m.failed[i]);
+		json_end_object(cli.jw);
+		json_end_object(cli.jw);
+		return;
+	}
+	if (!any)
+		return;
+	printf("\nRequest mirroring: %llu sent, %llu answered; skipped:",
+	       (unsigned long long)m.sent, (unsigned long long)m.answered);
+	for (uint32_t i = 0; i < RM_MIR_SKIP_N; i++, sep = ",")
+		printf("%s %s %llu", sep, prom_mirror_skip_name(i),
+		       (unsigned long long)m.skipped[i]);
+	printf("; failed:");
+	sep = "";
+	for (uint32_t i = 0; i < RM_MIR_FAIL_N; i++, sep = ",")
+		printf("%s %s %llu", sep, prom_mirror_fail_name(i),
+		       (unsigned long long)m.failed[i]);
+	printf("\n");
+}
+
 static int show_requests(struct watch_prev *wp)
 {
 	static const char *const hdr[] = {
@@ -293,6 +342,7 @@ static int show_requests(struct watch_prev *wp)
 	if (cli.jw) {
 		json_end_array(cli.jw);
 		show_workers(h);
+		show_mirror(h);
 		json_end_object(cli.jw);
 	} else {
 		if (live)
@@ -300,6 +350,7 @@ static int show_requests(struct watch_prev *wp)
 		else
 			printf("  no traffic recorded\n");
 		show_workers(h);
+		show_mirror(h);
 	}
 	cli_table_free(t);
 	free(s);

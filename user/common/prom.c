@@ -63,6 +63,21 @@ const char *prom_dp_stat_name(uint32_t i)
 	return i < RM_DP_STAT_MAX ? dp_names[i] : NULL;
 }
 
+static const char *const mir_skip_names[RM_MIR_SKIP_N] = {"limit", "body", "overflow",
+							  "no_healthy_upstream", "resources"};
+static const char *const mir_fail_names[RM_MIR_FAIL_N] = {"connect", "reset", "timeout",
+							  "protocol"};
+
+const char *prom_mirror_skip_name(uint32_t i)
+{
+	return i < RM_MIR_SKIP_N ? mir_skip_names[i] : NULL;
+}
+
+const char *prom_mirror_fail_name(uint32_t i)
+{
+	return i < RM_MIR_FAIL_N ? mir_fail_names[i] : NULL;
+}
+
 const char *prom_flags_str(uint32_t mask, char *buf, size_t len)
 {
 	size_t n = 0;
@@ -592,6 +607,31 @@ static void own_workers(struct prom_buf *b, const struct rm_stats_hdr *h)
 		     LD(&h->wk[i], bufs_resident));
 }
 
+/* Request mirroring (Envoy's shadow requests); their responses count in
+ * istio_requests_total of the mirror destination. */
+static void own_mirror(struct prom_buf *b, const struct rm_stats_hdr *h)
+{
+	family(b, "ringmesh_mirror_requests_total", "counter",
+	       "Shadow copies of requests whose route mirrors them, sent whole to the mirror "
+	       "destination.");
+	putf(b, "ringmesh_mirror_requests_total %llu\n", LD(&h->mirror, sent));
+	family(b, "ringmesh_mirror_responses_total", "counter",
+	       "Shadow requests whose response was read to its end and discarded.");
+	putf(b, "ringmesh_mirror_responses_total %llu\n", LD(&h->mirror, answered));
+	family(b, "ringmesh_mirror_skipped_total", "counter",
+	       "Requests drawn for mirroring that were not copied: limit (--max-mirrors in "
+	       "flight), body (streamed, larger than kept bodies), overflow (circuit breaker), "
+	       "no_healthy_upstream, resources.");
+	for (int i = 0; i < RM_MIR_SKIP_N; i++)
+		putf(b, "ringmesh_mirror_skipped_total{reason=\"%s\"} %llu\n", mir_skip_names[i],
+		     LD(&h->mirror, skipped[i]));
+	family(b, "ringmesh_mirror_failed_total", "counter",
+	       "Shadow requests that failed (the client's response is never affected).");
+	for (int i = 0; i < RM_MIR_FAIL_N; i++)
+		putf(b, "ringmesh_mirror_failed_total{reason=\"%s\"} %llu\n", mir_fail_names[i],
+		     LD(&h->mirror, failed[i]));
+}
+
 static void own_stats(struct ctx *c, const struct rm_stats_hdr *h)
 {
 	uint64_t ovf_rows = 0;
@@ -644,6 +684,7 @@ static void own_stats(struct ctx *c, const struct rm_stats_hdr *h)
 	     (unsigned long long)(h->cfg_apply.sum % 1000000));
 	putf(c->b, "ringmesh_config_apply_duration_seconds_count %llu\n", (unsigned long long)cum);
 	own_workers(c->b, h);
+	own_mirror(c->b, h);
 }
 
 static void own_dp(struct prom_buf *b, const uint64_t *dp)

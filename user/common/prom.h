@@ -99,6 +99,10 @@ double prom_quantile(const uint64_t *buckets, double q);
 const char *prom_flags_str(uint32_t mask, char *buf, size_t len);
 /* Name of an rm_dpstats counter (enum rm_dp_stat), NULL if unknown. */
 const char *prom_dp_stat_name(uint32_t i);
+/* The reason label of a mirror counter (enum rm_mirror_skip / rm_mirror_fail), NULL if
+ * unknown. */
+const char *prom_mirror_skip_name(uint32_t i);
+const char *prom_mirror_fail_name(uint32_t i);
 /* Envoy's name of a response flag (enum rm_stats_flag: "UO", "DC", ...), NULL if none. */
 const char *prom_flag_name(uint32_t f);
 

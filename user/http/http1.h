@@ -290,6 +290,15 @@ struct http_edit {
 ssize_t http_write_request(char *out, size_t cap, const struct http_request *req,
 			   const struct http_edit *ed);
 
+/* The authority of a shadow (mirrored) request, as Envoy writes it: "-shadow" after
+ * the host, before a port ("httpbin:8000" -> "httpbin-shadow:8000", "10.0.0.1" ->
+ * "10.0.0.1-shadow", "[::1]:80" -> "[::1]-shadow:80"). Bytes written or -ENOSPC. */
+ssize_t http_shadow_authority(char *out, size_t cap, const char *host, size_t len);
+/* A copy of a head written by http_write_request (its Host field second) with that
+ * Host made the shadow authority (fallback's when the field is empty, e.g. from an
+ * HTTP/1.0 client without one). Bytes written, -ENOSPC, or -EINVAL (no Host field). */
+ssize_t http_shadow_head(char *out, size_t cap, const char *head, size_t len, const char *fallback);
+
 struct http_reply {
 	int status;		  /* 100..599 */
 	const char *reason;	  /* NULL: http_status_reason(status) */

@@ -324,3 +324,52 @@ ssize_t http_write_response(char *out, size_t cap, const struct http_reply *r)
 		sbuf_put(&w, r->body, r->body_len);
 	return (ssize_t)sbuf_end(&w);
 }
+
+/* Envoy's shadow host: "-shadow" before the port (the last ':', followed by digits
+ * alone and, in an IPv6 literal, right after its ']'), else at the end. */
+ssize_t http_shadow_authority(char *out, size_t cap, const char *host, size_t len)
+{
+	const char *colon = len ? memrchr(host, ':', len) : NULL;
+	struct sbuf w = sbuf_make(out, cap);
+	size_t cut = len;
+
+	if (colon) {
+		size_t i = (size_t)(colon - host), j = i + 1;
+
+		while (j < len && host[j] >= '0' && host[j] <= '9')
+			j++;
+		if (j == len && j > i + 1 && (host[0] != '[' || (i && host[i - 1] == ']')))
+			cut = i;
+	}
+	sbuf_put(&w, host, cut);
+	sbuf_str(&w, "-shadow");
+	sbuf_put(&w, host + cut, len - cut);
+	return w.over ? -ENOSPC : (ssize_t)w.len;
+}
+
+ssize_t http_shadow_head(char *out, size_t cap, const char *head, size_t len, const char *fallback)
+{
+	static const char hf[] = "\r\nHost: ";
+	const char *h = memmem(head, len, hf, sizeof(hf) - 1), *v, *e;
+	size_t pre;
+	ssize_t n;
+
+	if (!h)
+		return -EINVAL;
+	pre = (size_t)(h - head) + sizeof(hf) - 1;
+	v = head + pre;
+	e = memmem(v, len - pre, "\r\n", 2);
+	if (!e)
+		return -EINVAL;
+	if (pre > cap)
+		return -ENOSPC;
+	memcpy(out, head, pre);
+	if (e == v && fallback)
+		n = http_shadow_authority(out + pre, cap - pre, fallback, strlen(fallback));
+	else
+		n = http_shadow_authority(out + pre, cap - pre, v, (size_t)(e - v));
+	if (n < 0 || (size_t)n + pre + (size_t)(head + len - e) > cap)
+		return -ENOSPC;
+	memcpy(out + pre + n, e, (size_t)(head + len - e));
+	return (ssize_t)(pre + (size_t)n + (size_t)(head + len - e));
+}

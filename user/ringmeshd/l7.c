@@ -52,6 +52,8 @@ void l7_opts_fill(struct l7_opts *o)
 		o->retry_buf = o->buf_size > o->lim.max_head ? o->buf_size - o->lim.max_head : 0;
 	if (!o->req_bufs)
 		o->req_bufs = L7_DEF_REQ_BUFS;
+	if (!o->max_mirrors)
+		o->max_mirrors = L7_DEF_MAX_MIRRORS;
 }
 
 uint64_t l7_rand(struct l7_worker *lw)
@@ -105,8 +107,9 @@ int l7_worker_init(struct ring_worker *w)
 	    bufpool_init(&lw->cpool, lw->cmem_size, sh->o.req_bufs < n ? sh->o.req_bufs : n,
 			 L7_MEM_KEEP) ||
 	    bufpool_init(&lw->upool, lw->umem_size, n, L7_MEM_KEEP) ||
-	    l7_theap_init(&lw->th, 4 * n) ||
-	    pool_init(&lw->pool, L7_POOL_BUCKETS, sh->o.max_idle) || l7_cb_worker_init(lw)) {
+	    l7_theap_init(&lw->th, 4 * n + sh->o.max_mirrors) ||
+	    pool_init(&lw->pool, L7_POOL_BUCKETS, sh->o.max_idle) || l7_cb_worker_init(lw) ||
+	    l7m_worker_init(lw)) {
 		l7_worker_fini(w);
 		return -ENOMEM;
 	}
@@ -141,6 +144,7 @@ void l7_worker_fini(struct ring_worker *w)
 	/* the heap's nodes live in the slots: a timer still armed (an idle upstream after
 	 * a drain) is touched by the fini */
 	l7_theap_fini(&lw->th);
+	l7m_worker_fini(lw); /* after the heap: a shadow's timer may still be in it */
 	route_thread_exit(); /* this thread's regex match data */
 	bufpool_fini(&lw->cpool);
 	bufpool_fini(&lw->upool);
@@ -234,6 +238,7 @@ static void mem_trim(struct l7_worker *lw, uint64_t now)
 	lw->pb_recent = false;
 	bufpool_trim(&lw->cpool);
 	bufpool_trim(&lw->upool);
+	bufpool_trim(&lw->mpool);
 	stats_worker_bufs(lw->sh->stats, lw->id, &lw->cpool, &lw->upool, now);
 	conn_slots_trim(&lw->cs, lw->conns, sizeof(*lw->conns), conn_is_free, conn_forget);
 	conn_slots_trim(&lw->us, lw->ups, sizeof(*lw->ups), up_is_free, NULL);
@@ -436,6 +441,7 @@ static void up_close(struct l7_worker *lw, struct l7_up *up)
 		return;
 	up->state = L7U_CLOSING;
 	up->owner = NULL;
+	up->mir = NULL;
 	l7_tmr_cancel(&lw->th, &up->t_idle);
 	pool_remove(&lw->pool, &up->link);
 	l7_cb_idle(lw, up, false);
@@ -565,6 +571,7 @@ struct l7_up *l7_up_get(struct l7_worker *lw, const struct pool_key *key,
 void l7_up_release(struct l7_worker *lw, struct l7_up *up, bool reuse)
 {
 	up->owner = NULL;
+	up->mir = NULL;
 	if (up->cb_counted && up->cbp && l7_cb_handoff(lw, up->cbp)) {
 		/* its slot now belongs to a worker whose requests wait */
 		up->cb_counted = false;
@@ -612,6 +619,8 @@ static void up_on_recv(struct l7_worker *lw, struct l7_up *up, int32_t res)
 	}
 	if (up->owner)
 		l7c_on_up_recv(lw, up->owner, res);
+	else if (up->mir)
+		l7m_on_up_recv(lw, up->mir, res);
 	else
 		up_close(lw, up);
 }
@@ -627,6 +636,8 @@ static void up_on_connect(struct l7_worker *lw, struct l7_up *up, int32_t res)
 		up->broken = true;
 		if (up->owner)
 			l7c_on_up_connected(lw, up->owner, res);
+		else if (up->mir)
+			l7m_on_up_connected(lw, up->mir, res);
 		else
 			up_close(lw, up);
 		return;
@@ -634,6 +645,8 @@ static void up_on_connect(struct l7_worker *lw, struct l7_up *up, int32_t res)
 	up->state = L7U_BUSY;
 	if (up->owner)
 		l7c_on_up_connected(lw, up->owner, 0);
+	else if (up->mir)
+		l7m_on_up_connected(lw, up->mir, 0);
 	else
 		up_close(lw, up);
 }
@@ -675,6 +688,12 @@ void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 		}
 		return;
 	}
+	if (op == RING_OP_L7_MSEND) {
+		if (slot < lw->sh->o.max_mirrors && lw->mirs[slot].used &&
+		    lw->mirs[slot].gen == ring_ud_gen(ud))
+			l7m_on_send(lw, &lw->mirs[slot], res);
+		return;
+	}
 	if (slot >= lw->n_conns || lw->conns[slot].gen != ring_ud_gen(ud) ||
 	    lw->conns[slot].state == L7C_FREE)
 		return;
@@ -707,6 +726,8 @@ uint64_t l7_tick(struct ring_worker *w, uint64_t now)
 			    (struct l7_up *)((char *)t - offsetof(struct l7_up, t_idle));
 
 			up_close(lw, up);
+		} else if (t->kind == L7_T_MIRROR) {
+			l7m_on_timer(lw, (struct l7_mir *)((char *)t - offsetof(struct l7_mir, t)));
 		} else {
 			size_t off = t->kind == L7_T_ROUTE ? offsetof(struct l7_conn, t_route)
 				     : t->kind == L7_T_TRY ? offsetof(struct l7_conn, t_try)
@@ -741,6 +762,7 @@ void l7_abort_all(struct ring_worker *w)
 	for (uint32_t i = 0; i < lw->cs.used; i++)
 		if (lw->conns[i].state != L7C_FREE && lw->conns[i].state != L7C_CLOSING)
 			l7c_abort(lw, &lw->conns[i]);
+	l7m_abort_all(lw);
 	for (uint32_t i = 0; i < lw->us.used; i++)
 		if (lw->ups[i].state == L7U_IDLE)
 			up_close(lw, &lw->ups[i]);

@@ -42,6 +42,8 @@ struct spans;
  * buffer block while it is (an idle keep-alive connection holds none); more wait,
  * not read, until a block comes back. */
 #define L7_DEF_REQ_BUFS 4096
+/* Shadow (mirrored) requests in flight per worker: more are skipped and counted. */
+#define L7_DEF_MAX_MIRRORS 128
 
 struct l7_opts {
 	struct http_limits lim; /* request and response head limits */
@@ -49,8 +51,9 @@ struct l7_opts {
 	uint32_t max_idle; /* per endpoint and worker */
 	uint32_t idle_timeout_ms;
 	uint32_t connect_timeout_ms;
-	uint32_t retry_buf; /* a request body larger than this is streamed, never retried */
-	uint32_t req_bufs;  /* buffer blocks per worker (at most its connection slots) */
+	uint32_t retry_buf;   /* a request body larger than this is streamed, never retried */
+	uint32_t req_bufs;    /* buffer blocks per worker (at most its connection slots) */
+	uint32_t max_mirrors; /* shadow requests in flight per worker */
 };
 
 /* Daemon-wide state every worker shares (owned by main). */

@@ -477,6 +477,8 @@ static void after_delay(struct l7_worker *lw, struct l7_conn *c)
 	c->fw.olen = (uint32_t)n;
 	if (c->fw.cors)
 		cors_keep_origin(lw, c, (size_t)n);
+	if (c->fw.d.mirror)
+		l7m_start(lw, c); /* the copy is taken now: the attempt may end the request */
 	c->fw.tries_left = 1 + (c->rq.bmode == L7_BM_STREAM ? 0 : c->fw.d.retry_attempts);
 	c->fw.n_tried = 0;
 	c->state = L7C_FWD;
@@ -495,7 +497,8 @@ static bool tried_before(const struct l7_conn *c, uint32_t ep)
 
 /* The balancer's pick, re-drawn (up to L7_REPICKS times) while it is an endpoint an
  * earlier attempt of this request went to, as Istio's retries do; the endpoint picked
- * is remembered for the next attempt. 0, or lb_pick's error. */
+ * is remembered for the next attempt (c NULL: no memory, a mirror). 0, or lb_pick's
+ * error. */
 static int pick_host(struct l7_worker *lw, struct l7_conn *c, struct lb_state *lb,
 		     const uint32_t *m, size_t n, const struct lb_hooks *hk, size_t *pos)
 {
@@ -503,50 +506,33 @@ static int pick_host(struct l7_worker *lw, struct l7_conn *c, struct lb_state *l
 
 	for (int i = 0;; i++) {
 		r = lb_pick(lb, m, n, hk, l7_rand(lw), pos);
-		if (r || n < 2 || i == L7_REPICKS || !tried_before(c, m[*pos]))
+		if (r || !c || n < 2 || i == L7_REPICKS || !tried_before(c, m[*pos]))
 			break;
 	}
-	if (!r && c->fw.n_tried < L7_TRIED_MAX && !tried_before(c, m[*pos]))
+	if (!r && c && c->fw.n_tried < L7_TRIED_MAX && !tried_before(c, m[*pos]))
 		c->fw.tried[c->fw.n_tried++] = m[*pos];
 	return r;
 }
 
-static void attempt(struct l7_worker *lw, struct l7_conn *c)
+int l7_choose(struct l7_worker *lw, struct cfgw_cfg *cfg, uint32_t svc, uint32_t subset,
+	      __be16 sport, struct l7_conn *c, struct l7_target *t)
 {
-	struct cfgw_cfg *cfg = c->fw.cfg;
 	const uint32_t *m;
 	size_t n, pos;
-	uint32_t pool, lbp, ep;
+	uint32_t pool, lbp;
 	struct route_endpoint e;
 	struct rm_orig o;
-	struct pool_key key;
-	struct sockaddr_storage ss;
-	socklen_t slen;
 	struct rm_cb_host *const *hosts = NULL;
 	struct cb_lb_ctx lbc;
 	struct lb_hooks hk;
 	const struct lb_hooks *hkp = NULL;
-	__be16 sport = c->fw.d.target_port ? c->fw.d.target_port : c->cl.port;
-	int err = 0;
 
-	c->fw.tries_left--;
-	c->fw.head_sent = c->fw.req_done = false;
-	l7c_resp_reset(c);
-	c->fw.cb_reported = false;
-	c->fw.cb_retry = c->fw.retry_next; /* a retry's slot, taken before it was decided */
-	c->fw.retry_next = false;
-	if (route_pool(cfg->t, c->fw.d.target_service, c->fw.d.target_subset, &pool, &m, &n,
-		       &lbp) ||
-	    !n || pool >= cfg->n_pools) {
-		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
-		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
-		return;
-	}
-	c->fw.cbh = NULL;
+	memset(t, 0, sizeof(*t));
+	if (route_pool(cfg->t, svc, subset, &pool, &m, &n, &lbp) || !n || pool >= cfg->n_pools)
+		return -ENOENT;
 	if (lw->sh->cb && cfg->cbp) {
-		c->fw.cbp = cfgw_cb_pool(cfg, pool);
-		hosts = cfgw_cb_hosts(
-		    cfg, pool, route_service_port(cfg->t, c->fw.d.target_service, sport, NULL));
+		t->cbp = cfgw_cb_pool(cfg, pool);
+		hosts = cfgw_cb_hosts(cfg, pool, route_service_port(cfg->t, svc, sport, NULL));
 		lbc.cb = lw->sh->cb;
 		lbc.members = m;
 		lbc.hosts = hosts;
@@ -559,36 +545,54 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 	}
 	/* -ENOENT: every member ejected */
 	if (pick_host(lw, c, &cfg->lb[pool], m, n, hkp, &pos) ||
-	    route_endpoint(cfg->t, (ep = m[pos]), &e)) {
+	    route_endpoint(cfg->t, (t->ep = m[pos]), &e))
+		return -ENOENT;
+	t->cbh = hosts ? hosts[pos] : NULL;
+	memset(&o, 0, sizeof(o));
+	o.addr = e.addr;
+	o.family = e.family;
+	o.port = route_endpoint_port(cfg->t, t->ep, sport);
+	if (conn_orig_to_sockaddr(&o, &t->ss, &t->slen))
+		return -ENOENT;
+	t->key.addr = o.addr;
+	t->key.port = o.port;
+	t->key.family = o.family;
+	t->key.group = t->cbp ? cb_pool_index(lw->sh->cb, t->cbp) + 1 : 0;
+	return 0;
+}
+
+static void attempt(struct l7_worker *lw, struct l7_conn *c)
+{
+	struct cfgw_cfg *cfg = c->fw.cfg;
+	struct l7_target t;
+	__be16 sport = c->fw.d.target_port ? c->fw.d.target_port : c->cl.port;
+	int err = 0;
+
+	c->fw.tries_left--;
+	c->fw.head_sent = c->fw.req_done = false;
+	l7c_resp_reset(c);
+	c->fw.cb_reported = false;
+	c->fw.cb_retry = c->fw.retry_next; /* a retry's slot, taken before it was decided */
+	c->fw.retry_next = false;
+	c->fw.cbh = NULL;
+	if (l7_choose(lw, cfg, c->fw.d.target_service, c->fw.d.target_subset, sport, c, &t)) {
 		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
 		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
 		return;
 	}
-	c->fw.cbh = hosts ? hosts[pos] : NULL;
+	if (lw->sh->cb && cfg->cbp)
+		c->fw.cbp = t.cbp;
+	c->fw.cbh = t.cbh;
 	if (cb_request_try_start(c->fw.cbp, c->fw.cbh)) {
 		overflow(lw, c);
 		return;
 	}
 	c->fw.cb_req = true;
-	memset(&o, 0, sizeof(o));
-	o.addr = e.addr;
-	o.family = e.family;
-	o.port = route_endpoint_port(cfg->t, ep, sport);
-	if (conn_orig_to_sockaddr(&o, &ss, &slen)) {
-		c->mt.sflags |= L7_FLAG(RM_STATS_F_UH);
-		l7c_reply(lw, c, 503, MSG_UH, NULL, 0, false);
-		return;
-	}
-	memset(&key, 0, sizeof(key));
-	key.addr = o.addr;
-	key.port = o.port;
-	key.family = o.family;
-	key.group = c->fw.cbp ? cb_pool_index(lw->sh->cb, c->fw.cbp) + 1 : 0;
-	c->fw.ukey = key;
-	c->fw.uss = ss;
-	c->fw.uslen = slen;
-	c->fw.ep = ep;
-	c->fw.st = l7c_stats_slot(lw, c, cfg, c->fw.d.target_service, ep);
+	c->fw.ukey = t.key;
+	c->fw.uss = t.ss;
+	c->fw.uslen = t.slen;
+	c->fw.ep = t.ep;
+	c->fw.st = l7c_stats_slot(lw, c, cfg, c->fw.d.target_service, t.ep);
 	if (c->fw.d.retry_per_try_ns && c->fw.d.retry_attempts)
 		l7_tmr_arm(&lw->th, &c->t_try, mono_ns() + c->fw.d.retry_per_try_ns);
 	/* requests wait here, or (at the limit) in another worker: queue behind them */
@@ -596,7 +600,7 @@ static void attempt(struct l7_worker *lw, struct l7_conn *c)
 		c->fw.up = NULL;
 		err = -EAGAIN;
 	} else {
-		c->fw.up = l7_up_get(lw, &key, &ss, slen, c->fw.st, c->fw.cbp, &err);
+		c->fw.up = l7_up_get(lw, &t.key, &t.ss, t.slen, c->fw.st, c->fw.cbp, &err);
 	}
 	if (!c->fw.up) {
 		if (err == -EAGAIN) {

@@ -61,6 +61,7 @@ enum l7_tkind {
 	L7_T_DELAY,	/* fault delay */
 	L7_T_IDLE,	/* idle upstream connection */
 	L7_T_CB,	/* the worker's breaker poll: waiters, idle connections others wait for */
+	L7_T_MIRROR,	/* a shadow request's timeout */
 };
 
 /* How often a worker looks at capacity freed in other workers (pending requests) or
@@ -280,6 +281,7 @@ struct l7_up {
 	char *buf;
 	uint32_t off, len;
 	struct l7_conn *owner;
+	struct l7_mir *mir; /* or the shadow request that owns it (l7_mirror.c) */
 	struct l7_tmr t_idle;
 	uint32_t requests;
 	struct rm_stats_slot *st; /* tcp counters of its destination */
@@ -287,6 +289,56 @@ struct l7_up {
 	struct rm_cb_pool *cbp; /* breaker pool whose connection count includes it */
 	bool cb_counted;	/* cb_conn_close is owed (exactly once, in up_finish) */
 	bool cb_idle;		/* counted in the worker's idle_by */
+};
+
+/*
+ * A shadow request (l7_mirror.c): a detached copy of a request whose route drew a
+ * mirror, with a block of the worker's mirror pool (the request bytes, then the
+ * response's header array) and an upstream connection of its own; no client. Its
+ * only op is the send from its block (user_data slot = its index, side 0): it stays
+ * until that completes, whatever else ended it.
+ */
+struct l7_mir {
+	bool used;		   /* taken */
+	bool over;		   /* the exchange ended: free once the send completes */
+	bool send_busy;		   /* a send from buf is in flight */
+	bool req_done;		   /* every request byte went out */
+	bool resp_head;		   /* the final response head was read */
+	bool up_keep;		   /* ... and allows reusing the connection */
+	bool until_close;	   /* ... its body ends with the connection */
+	bool cb_req;		   /* counted in the mirror pool's requests */
+	bool cb_reported;	   /* the host's result went to the outlier detector */
+	uint32_t gen;		   /* bumped on every reuse */
+	char *buf;		   /* the block: request bytes [0, len), then rhdrs */
+	uint32_t len, off;	   /* request bytes, bytes sent */
+	struct http_header *rhdrs; /* the response's parsed fields (not kept) */
+	enum http_method method;   /* the request's (HEAD: a response without body) */
+	uint32_t rparsed;	   /* bytes of up->buf given to a -2 parse */
+	struct http_body sb;	   /* the response body's framing */
+	struct cfgw_cfg *cfg;	   /* held while the pointers below may be used */
+	struct l7_up *up;	   /* its upstream connection, or NULL */
+	struct l7_up *send_up;	   /* the connection the send in flight is on (ext ref) */
+	struct rm_cb_pool *cbp;	   /* the mirror subset's breaker pool */
+	struct rm_cb_host *cbh;	   /* the chosen host's outlier slot */
+	struct rm_stats_slot *st;  /* metrics slot of the mirror destination */
+	int status;		   /* the response's status, 0 none */
+	uint32_t sflags;	   /* bit per enum rm_stats_flag */
+	uint64_t t0;		   /* start (mono ns) */
+	uint64_t resp_bytes;	   /* response bytes read */
+	struct l7_tmr t;	   /* its timeout */
+};
+
+/* A shadow request's timeout without a route timeout: Envoy's default route timeout. */
+#define L7_MIRROR_TIMEOUT_NS (15000ull * 1000000ull)
+
+/* What l7_choose picked for a request to a service's subset. */
+struct l7_target {
+	uint32_t ep;		    /* the endpoint */
+	struct rm_cb_pool *cbp;	    /* the subset's breaker pool, NULL without a breaker */
+	struct rm_cb_host *cbh;	    /* the endpoint's outlier slot, or NULL */
+	struct pool_key key;	    /* its connection pool key */
+	struct sockaddr_storage ss; /* its address */
+	socklen_t slen;		    /* ... and that address's length */
 };
 
 struct l7_worker {
@@ -336,6 +388,12 @@ struct l7_worker {
 	uint32_t n_waiting;
 	uint32_t n_idle_cb;
 	struct l7_tmr t_cb;
+	/* shadow requests: at most sh->o.max_mirrors in flight, each with a block of
+	 * mpool (request head and kept body, then a header array) */
+	struct l7_mir *mirs;
+	struct conn_slots ms;
+	struct bufpool mpool;
+	size_t mreq_size; /* request bytes a block holds (its header array follows) */
 };
 
 /* The calling pod's record (NULL: unknown caller), through the worker's cache. */
@@ -471,6 +529,27 @@ bool l7c_retry_admit(struct l7_conn *c);
 void l7c_cb_release(struct l7_worker *lw, struct l7_conn *c);
 /* Give the attempt's upstream connection back, never for reuse. */
 void l7c_up_drop(struct l7_worker *lw, struct l7_conn *c);
+
+/* The balancer's endpoint among svc/subset's members for service port sport, skipping
+ * ejected hosts and (c not NULL) those c's earlier attempts went to: 0, or -ENOENT
+ * (no member, every one ejected, no address). Takes no breaker count. */
+int l7_choose(struct l7_worker *lw, struct cfgw_cfg *cfg, uint32_t svc, uint32_t subset,
+	      __be16 sport, struct l7_conn *c, struct l7_target *t);
+
+/* l7_mirror.c: shadow requests */
+/* The worker's mirror slots and pool (0 or -ENOMEM), and back. */
+int l7m_worker_init(struct l7_worker *lw);
+void l7m_worker_fini(struct l7_worker *lw);
+/* c's route drew a mirror and its upstream head is in cl.obuf: send a copy, or count
+ * why not. Never changes c. */
+void l7m_start(struct l7_worker *lw, struct l7_conn *c);
+/* Completions and the timeout of shadow request m (l7.c dispatches them). */
+void l7m_on_up_connected(struct l7_worker *lw, struct l7_mir *m, int32_t res);
+void l7m_on_up_recv(struct l7_worker *lw, struct l7_mir *m, int32_t res);
+void l7m_on_send(struct l7_worker *lw, struct l7_mir *m, int32_t res);
+void l7m_on_timer(struct l7_worker *lw, struct l7_mir *m);
+/* The worker stops: every shadow in flight ends (counted as reset). */
+void l7m_abort_all(struct l7_worker *lw);
 
 /* l7_span.c: the Zipkin span of a request */
 /* The request's head is about to go upstream with context tc: take what the span

@@ -285,6 +285,7 @@ static int create_workers(struct daemon *d, const struct rm_opts *o, char *err, 
 		d->l7.o.idle_timeout_ms = o->upstream_idle_ms;
 		d->l7.o.max_idle = o->upstream_max_idle;
 		d->l7.o.req_bufs = o->request_buffers;
+		d->l7.o.max_mirrors = o->max_mirrors;
 		l7_opts_fill(&d->l7.o);
 		d->l7.trace_ppm = o->trace_ppm;
 		d->l7.spans = d->spans_ok ? &d->spans : NULL;

@@ -38,6 +38,7 @@ enum opt_id {
 	O_IDLE_MS,
 	O_MAX_IDLE,
 	O_REQ_BUFS,
+	O_MAX_MIRRORS,
 	O_STATS_KEYS,
 	O_CB_POOLS,
 	O_CB_HOSTS,
@@ -77,6 +78,7 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_IDLE_MS] = {"upstream-idle-timeout-ms", 0, true},
     [O_MAX_IDLE] = {"upstream-max-idle", 0, true},
     [O_REQ_BUFS] = {"request-buffers", 0, true},
+    [O_MAX_MIRRORS] = {"max-mirrors", 0, true},
     [O_STATS_KEYS] = {"stats-keys", 0, true},
     [O_CB_POOLS] = {"breaker-pools", 0, true},
     [O_CB_HOSTS] = {"breaker-hosts", 0, true},
@@ -96,6 +98,7 @@ static const struct opt_def opt_defs[O_MAX] = {
 #define DEF_IDLE STR(L7_DEF_IDLE_MS)
 #define DEF_MAX_IDLE STR(L7_DEF_MAX_IDLE)
 #define DEF_REQ_BUFS STR(L7_DEF_REQ_BUFS)
+#define DEF_MAX_MIRRORS STR(L7_DEF_MAX_MIRRORS)
 
 /* clang-format off */
 static const char usage_text[] =
@@ -137,6 +140,9 @@ static const char usage_text[] =
     "                                (16..1000000, default " DEF_REQ_BUFS "): each borrows a\n"
     "                                buffer block meanwhile, an idle connection\n"
     "                                holds none; more wait, not read\n"
+    "  --max-mirrors N               shadow copies of mirrored requests (a route's\n"
+    "                                mirror) in flight per worker, 1..65536 (default\n"
+    "                                " DEF_MAX_MIRRORS "); more are skipped and counted\n"
     "  --stats-keys N                metric keys (destination x caller) rm_stats holds,\n"
     "                                " STR(RM_STATS_KEYS_MIN) ".." STR(RM_STATS_KEYS_MAX) " (default " STR(RM_STATS_SLOTS) "), with 2 N rows of\n"
     "                                (code, flags) series in a shared pool; more are\n"
@@ -408,6 +414,12 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 				    "--%s '%s': must be a number in 16..1000000", name, v);
 		o->request_buffers = (unsigned int)n;
 		return 0;
+	case O_MAX_MIRRORS:
+		if (parse_uint(v, 1000000000, &n) || n < 1 || n > 65536)
+			return errf(err, errlen, -EINVAL, "--%s '%s': must be a number in 1..65536",
+				    name, v);
+		o->max_mirrors = (unsigned int)n;
+		return 0;
 	case O_STATS_KEYS:
 		return parse_size(name, v, RM_STATS_KEYS_MIN, RM_STATS_KEYS_MAX, &o->stats_keys,
 				  err, errlen);
@@ -471,6 +483,7 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	o->upstream_idle_ms = L7_DEF_IDLE_MS;
 	o->upstream_max_idle = L7_DEF_MAX_IDLE;
 	o->request_buffers = L7_DEF_REQ_BUFS;
+	o->max_mirrors = L7_DEF_MAX_MIRRORS;
 	o->metrics = true;
 	o->metrics_listen.sin_family = AF_INET;
 	o->metrics_listen.sin_port = htons(OPTS_METRICS_PORT_DEFAULT);

@@ -70,6 +70,7 @@ struct rm_opts {
 	unsigned int upstream_idle_ms;	   /* --upstream-idle-timeout-ms */
 	unsigned int upstream_max_idle;	   /* --upstream-max-idle */
 	unsigned int request_buffers;	   /* --request-buffers */
+	unsigned int max_mirrors;	   /* --max-mirrors */
 	bool metrics;			   /* false with --metrics-listen off */
 	struct sockaddr_in metrics_listen; /* --metrics-listen */
 	bool zipkin;			   /* --zipkin-url given: spans are reported */

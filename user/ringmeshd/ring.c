@@ -390,6 +390,7 @@ static void dispatch(struct ring_worker *w, const struct io_uring_cqe *cqe)
 	case RING_OP_L7_URECV:
 	case RING_OP_L7_UCONN:
 	case RING_OP_L7_UCONN_TO:
+	case RING_OP_L7_MSEND:
 		if (w->l7) {
 			l7_complete(w, ud, cqe->res, cqe->flags);
 			break;

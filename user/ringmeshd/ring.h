@@ -131,6 +131,7 @@ enum ring_op {
 	RING_OP_L7_URECV,    /* recv on an upstream socket (busy or idle in the pool) */
 	RING_OP_L7_UCONN,    /* upstream connect */
 	RING_OP_L7_UCONN_TO, /* linked timeout of RING_OP_L7_UCONN */
+	RING_OP_L7_MSEND,    /* send of a shadow request (slot = its mirror slot) */
 	RING_OP_MAX,
 };
 

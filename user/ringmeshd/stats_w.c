@@ -406,3 +406,29 @@ void stats_worker_bufs(struct stats_w *s, unsigned int worker, const struct bufp
 							   __ATOMIC_RELAXED, __ATOMIC_RELAXED))
 		;
 }
+
+/* ---- request mirroring ---- */
+
+void stats_mirror_sent(struct stats_w *s)
+{
+	if (s && s->h)
+		ADD(&s->h->mirror.sent, 1);
+}
+
+void stats_mirror_answered(struct stats_w *s)
+{
+	if (s && s->h)
+		ADD(&s->h->mirror.answered, 1);
+}
+
+void stats_mirror_skipped(struct stats_w *s, enum rm_mirror_skip why)
+{
+	if (s && s->h && why < RM_MIR_SKIP_N)
+		ADD(&s->h->mirror.skipped[why], 1);
+}
+
+void stats_mirror_failed(struct stats_w *s, enum rm_mirror_fail why)
+{
+	if (s && s->h && why < RM_MIR_FAIL_N)
+		ADD(&s->h->mirror.failed[why], 1);
+}

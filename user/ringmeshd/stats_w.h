@@ -76,4 +76,11 @@ void stats_cfg_rejected(struct stats_w *s, uint64_t rejected);
 void stats_worker_bufs(struct stats_w *s, unsigned int worker, const struct bufpool *cp,
 		       const struct bufpool *up, uint64_t now_ns);
 
+/* Request mirroring counters (hdr.mirror): a shadow request sent, answered, skipped
+ * for reason (enum rm_mirror_skip) or failed for reason (enum rm_mirror_fail). */
+void stats_mirror_sent(struct stats_w *s);
+void stats_mirror_answered(struct stats_w *s);
+void stats_mirror_skipped(struct stats_w *s, enum rm_mirror_skip why);
+void stats_mirror_failed(struct stats_w *s, enum rm_mirror_fail why);
+
 #endif /* RM_STATS_W_H */

@@ -75,6 +75,10 @@ every rendered argument with `ringmeshd ARGS --help`, which validates each value
 - --breaker-hosts
 - {{ int .Values.breakerHosts | toString | quote }}
 {{- end }}
+{{- if .Values.maxMirrors }}
+- --max-mirrors
+- {{ int .Values.maxMirrors | toString | quote }}
+{{- end }}
 - --pod-gateway
 - {{ .Values.podGateway | quote }}
 - --pin-dir
