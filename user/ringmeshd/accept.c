@@ -141,6 +141,7 @@ static int tcp_endpoint(struct ring_worker *w, struct cfgw_cfg *cfg, int svc,
 	struct cb_lb_ctx lbc;
 	struct lb_hooks hk = {cb_lb_available, cb_lb_active, &lbc};
 
+	cbt->cb = w->cfg.l7->cb;
 	cbt->p = NULL;
 	cbt->h = NULL;
 	if (route_pool(cfg->t, (uint32_t)svc, RM_CFG_NONE, &pool, &m, &n, &lbp) || !n ||

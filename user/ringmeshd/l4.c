@@ -15,7 +15,6 @@
 #include "policy/cb.h"
 #include "ringmeshd/conn.h"
 #include "ringmeshd/l4.h"
-#include "ringmeshd/l7.h"
 #include "ringmeshd/stats_w.h"
 #include "common/util.h"
 
@@ -294,7 +293,7 @@ static void l4_ev_upstream_connected(struct ring_worker *w, struct l4_conn *c, i
 	 * (-ECANCELED by the linked timeout) counts as the host's gateway error, a
 	 * connect as its success */
 	if (c->cb.h)
-		cb_host_result(w->cfg.l7->cb, c->cb.h, res < 0 ? CB_CONNECT_FAIL : CB_SUCCESS,
+		cb_host_result(c->cb.cb, c->cb.h, res < 0 ? CB_CONNECT_FAIL : CB_SUCCESS,
 			       mono_ns());
 	if (res < 0) {
 		RING_STAT_ADD(w, upstream_connect_failed, 1);

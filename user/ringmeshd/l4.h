@@ -50,6 +50,7 @@ struct rm_cb_host;
  * maxConnections, and its host's active count. l4 reports the upstream connect's
  * outcome to the host (outlier detection) and gives both back when the slot is freed. */
 struct l4_cb {
+	struct cb *cb; /* the breaker table they are in (NULL: none) */
 	struct rm_cb_pool *p;
 	struct rm_cb_host *h;
 };
