@@ -94,6 +94,19 @@ ts("Outlier ejections", "Hosts ejected now, and the ejection rate.",
     (f'sum by (destination_service, subset) (rate(ringmesh_breaker_ejections_total{{{SEL}}}[$__rate_interval]))',
      "ejections/s {{destination_service}} {{subset}}")], w=8, x=16)
 y += 8
+row("Request mirroring")
+ts("Shadow requests", "Copies of requests whose route mirrors them (mirror, mirrorPercentage), sent to the "
+   "mirror destination with Host -shadow, and the responses read back (and dropped). Their status codes "
+   "count in istio_requests_total of the mirror destination.",
+   [('sum(rate(ringmesh_mirror_requests_total[$__rate_interval]))', "sent"),
+    ('sum(rate(ringmesh_mirror_responses_total[$__rate_interval]))', "answered")], "reqps", w=12, x=0)
+ts("Shadows skipped and failed", "Skipped: limit (--max-mirrors in flight per worker), body (not kept whole), "
+   "overflow or no_healthy_upstream (the mirror's breaker), resources. Failed: connect, reset, timeout, "
+   "protocol. The client's own request is never affected.",
+   [('sum by (reason) (rate(ringmesh_mirror_skipped_total[$__rate_interval]))', "skipped {{reason}}"),
+    ('sum by (reason) (rate(ringmesh_mirror_failed_total[$__rate_interval]))', "failed {{reason}}")],
+   "reqps", w=12, x=12)
+y += 8
 row("Configuration")
 ts("Configuration generation", "Generation live in ringmeshd and the one the CLI last wrote; a gap that lasts means an apply was refused.",
    [('max by (instance) (ringmesh_config_generation)', "live {{instance}}"),
