@@ -207,6 +207,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 				rec $PH "$p" p50 "$c" $round "$W_p50"
 				rec $PH "$p" p99 "$c" $round "$W_p99"
 				rec $PH "$p" cpu "$c" $round "$W_cpu"
+				rec $PH "$p" steal "$c" $round "$W_steal" # the host's, not a figure
 			fi
 			[ -z "$W_err" ] || rec $PH "$p" err "$c" $round "$W_err"
 			prof_wait
@@ -217,6 +218,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			"$P_CG" "$TMP/paced.lua"; then
 			rec paced "$p" rps 9 $round "$W_rps"
 			rec paced "$p" cpu 9 $round "$W_cpu"
+			rec paced "$p" steal 9 $round "$W_steal"
 			[ -z "$W_err" ] || rec paced "$p" err 9 $round "$W_err"
 		fi
 		prof_wait
