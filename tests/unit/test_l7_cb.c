@@ -24,6 +24,7 @@
 #include "ringmeshd/cfgwatch.h"
 #include "ringmeshd/l7_int.h"
 #include "ringmeshd/ring.h"
+#include "l7_fx.h"
 
 #define BASE_CONNS 2u /* connections of the pool held by others throughout */
 #define NCONN 8
@@ -72,20 +73,16 @@ static int fx_setup(void **state)
 	assert_int_equal(l7_shared_cb(&f->sh, &f->cb), 0);
 	l7_opts_fill(&f->sh.o);
 	for (int i = 0; i < 2; i++) {
-		struct ring_worker *w = calloc(1, sizeof(*w));
+		struct ring_worker *w = l7fx_worker_new(&f->sh, NCONN, (unsigned int)i, 256);
 
-		assert_non_null(w);
-		w->cfg.l7 = &f->sh;
-		w->cfg.max_conns = NCONN;
-		w->cfg.id = (unsigned int)i;
-		if (io_uring_queue_init(256, &w->ring, 0)) {
-			free(w);
+		if (!w) {
+			l7fx_worker_free(f->w[0]);
 			free(f->map);
 			cfgw_fini(&f->cw);
 			free(f);
 			skip(); /* io_uring disabled: nothing here can run */
+			return 0; /* skip() does not return */
 		}
-		assert_int_equal(l7_worker_init(w), 0);
 		f->w[i] = w;
 		f->lw[i] = l7w(w);
 	}
@@ -103,11 +100,8 @@ static int fx_teardown(void **state)
 {
 	struct fx *f = *state;
 
-	for (int i = 0; i < 2; i++) {
-		l7_worker_fini(f->w[i]);
-		io_uring_queue_exit(&f->w[i]->ring);
-		free(f->w[i]);
-	}
+	for (int i = 0; i < 2; i++)
+		l7fx_worker_free(f->w[i]);
 	cfgw_fini(&f->cw);
 	l7_shared_cb(&f->sh, NULL);
 	free(f->map);

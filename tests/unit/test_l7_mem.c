@@ -31,6 +31,7 @@
 #include "ringmeshd/conn.h"
 #include "ringmeshd/l7_int.h"
 #include "ringmeshd/ring.h"
+#include "l7_fx.h"
 
 #define NCONN 128
 #define NBLOCKS 2 /* the pool: fewer blocks than connections */
@@ -48,28 +49,23 @@ struct fx {
 static int fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct ring_worker *w = calloc(1, sizeof(*w));
+	struct ring_worker *w;
 	char err[256];
 
 	assert_non_null(f);
-	assert_non_null(w);
 	assert_int_equal(cfgw_init(&f->cw, 1, err, sizeof(err)), 0);
 	f->sh.cw = &f->cw;
 	f->sh.o.req_bufs = NBLOCKS;
 	l7_opts_fill(&f->sh.o);
-	w->cfg.l7 = &f->sh;
-	w->cfg.max_conns = NCONN;
-	if (io_uring_queue_init(1024, &w->ring, 0)) {
-		free(w);
+	w = l7fx_worker_new(&f->sh, NCONN, 0, 1024);
+	if (!w) {
 		cfgw_fini(&f->cw);
 		free(f);
 		skip(); /* io_uring disabled: nothing here can run */
+		return 0; /* skip() does not return */
 	}
-	assert_int_equal(l7_worker_init(w), 0);
 	if (l7_ring_setup(w)) {
-		l7_worker_fini(w);
-		io_uring_queue_exit(&w->ring);
-		free(w);
+		l7fx_worker_free(w);
 		cfgw_fini(&f->cw);
 		free(f);
 		skip(); /* no provided-buffer rings (kernel < 5.19) */
@@ -85,9 +81,7 @@ static int fx_teardown(void **state)
 	struct fx *f = *state;
 
 	l7_abort_all(f->w);
-	l7_worker_fini(f->w);
-	io_uring_queue_exit(&f->w->ring);
-	free(f->w);
+	l7fx_worker_free(f->w);
 	cfgw_fini(&f->cw);
 	free(f);
 	return 0;

@@ -23,6 +23,7 @@
 #include "ringmeshd/l7_int.h"
 #include "ringmeshd/ring.h"
 #include "ringmeshd/stats_w.h"
+#include "l7_fx.h"
 
 #define NCONN 16
 #define NMIR 2 /* --max-mirrors */
@@ -43,11 +44,10 @@ static const char head[] = "POST /post HTTP/1.1\r\nHost: httpbin:8000\r\nContent
 static int fx_setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct ring_worker *w = calloc(1, sizeof(*w));
+	struct ring_worker *w;
 	char err[256];
 
 	assert_non_null(f);
-	assert_non_null(w);
 	assert_int_equal(cfgw_init(&f->cw, 1, err, sizeof(err)), 0);
 	memset(smem, 0, sizeof(smem));
 	stats_w_attach(&f->sw, smem, 16, 32, 1);
@@ -55,15 +55,13 @@ static int fx_setup(void **state)
 	f->sh.stats = &f->sw;
 	f->sh.o.max_mirrors = NMIR;
 	l7_opts_fill(&f->sh.o);
-	w->cfg.l7 = &f->sh;
-	w->cfg.max_conns = NCONN;
-	if (io_uring_queue_init(64, &w->ring, 0)) {
-		free(w);
+	w = l7fx_worker_new(&f->sh, NCONN, 0, 64);
+	if (!w) {
 		cfgw_fini(&f->cw);
 		free(f);
 		skip(); /* io_uring disabled: nothing here can run */
+		return 0; /* skip() does not return */
 	}
-	assert_int_equal(l7_worker_init(w), 0);
 	f->w = w;
 	f->lw = l7w(w);
 	/* a request as l7c_dispatch leaves it: its upstream head built, a kept body */
@@ -91,9 +89,7 @@ static int fx_teardown(void **state)
 
 	f->c->fw.cfg = NULL;
 	l7c_free(f->lw, f->c);
-	l7_worker_fini(f->w);
-	io_uring_queue_exit(&f->w->ring);
-	free(f->w);
+	l7fx_worker_free(f->w);
 	cfgw_fini(&f->cw);
 	free(f);
 	return 0;
