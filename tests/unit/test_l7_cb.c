@@ -80,7 +80,7 @@ static int fx_setup(void **state)
 			free(f->map);
 			cfgw_fini(&f->cw);
 			free(f);
-			skip(); /* io_uring disabled: nothing here can run */
+			skip();	  /* io_uring disabled: nothing here can run */
 			return 0; /* skip() does not return */
 		}
 		f->w[i] = w;

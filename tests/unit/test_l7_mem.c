@@ -61,7 +61,7 @@ static int fx_setup(void **state)
 	if (!w) {
 		cfgw_fini(&f->cw);
 		free(f);
-		skip(); /* io_uring disabled: nothing here can run */
+		skip();	  /* io_uring disabled: nothing here can run */
 		return 0; /* skip() does not return */
 	}
 	if (l7_ring_setup(w)) {
