@@ -600,28 +600,30 @@ int ring_worker_start(struct ring_worker *w, char *err, size_t errlen)
 	return r;
 }
 
-void ring_worker_set_mode(struct ring_worker *w, enum ring_mode m)
+/* Wake the worker's loop to read what the owner asked (on_wake). */
+static void wake(struct ring_worker *w)
 {
 	uint64_t one = 1;
 
-	if (!w || m <= __atomic_load_n(&w->req_mode, __ATOMIC_ACQUIRE))
-		return;
-	__atomic_store_n(&w->req_mode, m, __ATOMIC_RELEASE);
 	if (w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof(one)) < 0) {
 		/* An eventfd write fails only at a counter overflow: a wake is pending anyway. */
 	}
 }
 
+void ring_worker_set_mode(struct ring_worker *w, enum ring_mode m)
+{
+	if (!w || m <= __atomic_load_n(&w->req_mode, __ATOMIC_ACQUIRE))
+		return;
+	__atomic_store_n(&w->req_mode, m, __ATOMIC_RELEASE);
+	wake(w);
+}
+
 void ring_worker_accept(struct ring_worker *w)
 {
-	uint64_t one = 1;
-
 	if (!w)
 		return;
 	__atomic_store_n(&w->accept_go, true, __ATOMIC_RELEASE);
-	if (w->wake_fd >= 0 && write(w->wake_fd, &one, sizeof(one)) < 0) {
-		/* as in ring_worker_set_mode: a wake is pending anyway */
-	}
+	wake(w);
 }
 
 void ring_worker_stop(struct ring_worker *w)
