@@ -45,6 +45,27 @@ mk_pod() {
 # in_ns NS cmd...: run in a netns keeping /sys (bpffs, cgroups) visible.
 in_ns() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" "$@"; }
 
+# The node netns $NODE_NS, the client pod $CLIENT_NS at 10.244.0.10 and N backend pods
+# rm-$RUN_ID-b1..bN at 10.244.0.11.. (N <= 9), the last with EXTRA_IP addresses too.
+# SUITE names the summary printed when they cannot be built (the suite then exits).
+backend_node() { # SUITE N [EXTRA_IP...]
+	local suite=$1 n=$2 i
+	shift 2
+	if mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10; then
+		for ((i = 1; i <= n; i++)); do
+			if [ $i -lt "$n" ]; then
+				mk_pod "$NODE_NS" "rm-$RUN_ID-b$i" vb$i 10.244.0.1$i || break
+			else
+				mk_pod "$NODE_NS" "rm-$RUN_ID-b$i" vb$i 10.244.0.1$i "$@" || break
+			fi
+		done
+		[ "$i" -gt "$n" ] && return 0
+	fi
+	fail "node and pods set up"
+	summary "$suite"
+	exit 1
+}
+
 # The workshop's node, shared by the suites that route trans-service: the node netns
 # $NODE_NS, the client pod $CLIENT_NS at 10.244.0.10 and three backend pods
 # rm-$RUN_ID-v1..v3 at 10.244.0.11-13, then the cgroups PODS_CG, CLIENT_CG, DAEMON_CG.

@@ -22,10 +22,7 @@ need_root
 
 NODE_NS=rm-$RUN_ID-node
 CLIENT_NS=rm-$RUN_ID-c
-mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b1 vb1 10.244.0.11 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b2 vb2 10.244.0.12 ||
-	{ fail "node and pods set up"; summary handover; exit 1; }
+backend_node handover 2
 ok "node netns with a client and two backend pods"
 
 PODS_CG=$(mk_cgroup pods)

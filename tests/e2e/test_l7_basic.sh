@@ -12,11 +12,7 @@ need_root
 
 NODE_NS=rm-$RUN_ID-node
 CLIENT_NS=rm-$RUN_ID-c
-mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b1 vb1 10.244.0.11 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b2 vb2 10.244.0.12 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b3 vb3 10.244.0.13 10.244.0.16 ||
-	{ fail "node and pods set up"; summary l7-basic; exit 1; }
+backend_node l7-basic 3 10.244.0.16
 ok "node netns with a client and three backend pods"
 
 PODS_CG=$(mk_cgroup pods)

@@ -14,13 +14,7 @@ need_root
 
 NODE_NS=rm-$RUN_ID-node
 CLIENT_NS=rm-$RUN_ID-c
-mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b1 vb1 10.244.0.11 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b2 vb2 10.244.0.12 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b3 vb3 10.244.0.13 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b4 vb4 10.244.0.14 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b5 vb5 10.244.0.15 ||
-	{ fail "node and pods set up"; summary mirror; exit 1; }
+backend_node mirror 5
 ok "node netns with a client and five backend pods"
 
 PODS_CG=$(mk_cgroup pods)

@@ -15,9 +15,7 @@ need_root
 
 NODE_NS=rm-$RUN_ID-node
 CLIENT_NS=rm-$RUN_ID-c
-mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10 &&
-	mk_pod "$NODE_NS" rm-$RUN_ID-b1 vb1 10.244.0.11 ||
-	{ fail "node and pods set up"; summary tracing; exit 1; }
+backend_node tracing 1
 PODS_CG=$(mk_cgroup pods)
 CLIENT_CG=$(mk_cgroup pods/client)
 DAEMON_CG=$(mk_cgroup ringmeshd)
