@@ -45,12 +45,14 @@ mk_pod() {
 # in_ns NS cmd...: run in a netns keeping /sys (bpffs, cgroups) visible.
 in_ns() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" "$@"; }
 
-# The node netns $NODE_NS, the client pod $CLIENT_NS at 10.244.0.10 and N backend pods
-# rm-$RUN_ID-b1..bN at 10.244.0.11.. (N <= 9), the last with EXTRA_IP addresses too.
-# SUITE names the summary printed when they cannot be built (the suite then exits).
+# The node netns NODE_NS=rm-$RUN_ID-node, the client pod CLIENT_NS=rm-$RUN_ID-c at
+# 10.244.0.10 and N backend pods rm-$RUN_ID-b1..bN at 10.244.0.11.. (N <= 9), the last
+# with EXTRA_IP addresses too, then the cgroups PODS_CG, CLIENT_CG, DAEMON_CG. SUITE
+# names the summary printed when they cannot be built (the suite then exits).
 backend_node() { # SUITE N [EXTRA_IP...]
 	local suite=$1 n=$2 i
 	shift 2
+	NODE_NS=rm-$RUN_ID-node CLIENT_NS=rm-$RUN_ID-c
 	if mk_node "$NODE_NS" && mk_pod "$NODE_NS" "$CLIENT_NS" vc 10.244.0.10; then
 		for ((i = 1; i <= n; i++)); do
 			if [ $i -lt "$n" ]; then
@@ -59,7 +61,12 @@ backend_node() { # SUITE N [EXTRA_IP...]
 				mk_pod "$NODE_NS" "rm-$RUN_ID-b$i" vb$i 10.244.0.1$i "$@" || break
 			fi
 		done
-		[ "$i" -gt "$n" ] && return 0
+		if [ "$i" -gt "$n" ]; then
+			PODS_CG=$(mk_cgroup pods)
+			CLIENT_CG=$(mk_cgroup pods/client)
+			DAEMON_CG=$(mk_cgroup ringmeshd)
+			return 0
+		fi
 	fi
 	fail "node and pods set up"
 	summary "$suite"

@@ -20,14 +20,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/netns.sh"
 need_root
 
-NODE_NS=rm-$RUN_ID-node
-CLIENT_NS=rm-$RUN_ID-c
 backend_node handover 2
 ok "node netns with a client and two backend pods"
-
-PODS_CG=$(mk_cgroup pods)
-CLIENT_CG=$(mk_cgroup pods/client)
-DAEMON_CG=$(mk_cgroup ringmeshd)
 for v in 1 2; do
 	bg b$v in_ns rm-$RUN_ID-b$v "$BUILD/rm-backend" --mode http --name b$v --version v$v \
 		--listen 10.244.0.1$v:8080 --ready-file "$TMP/b$v.ready"

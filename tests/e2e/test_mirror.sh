@@ -12,14 +12,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/netns.sh"
 need_root
 
-NODE_NS=rm-$RUN_ID-node
-CLIENT_NS=rm-$RUN_ID-c
 backend_node mirror 5
 ok "node netns with a client and five backend pods"
-
-PODS_CG=$(mk_cgroup pods)
-CLIENT_CG=$(mk_cgroup pods/client)
-DAEMON_CG=$(mk_cgroup ringmeshd)
 bg b1 in_ns rm-$RUN_ID-b1 "$BUILD/rm-backend" --mode http --name b1 --version v1 \
 	--listen 10.244.0.11:8000 --ready-file "$TMP/b1.ready"
 # The mirror's backends: every request they get is one JSON line (method, path, Host,

@@ -13,12 +13,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/netns.sh"
 need_root
 
-NODE_NS=rm-$RUN_ID-node
-CLIENT_NS=rm-$RUN_ID-c
 backend_node tracing 1
-PODS_CG=$(mk_cgroup pods)
-CLIENT_CG=$(mk_cgroup pods/client)
-DAEMON_CG=$(mk_cgroup ringmeshd)
 bg b1 in_ns rm-$RUN_ID-b1 "$BUILD/rm-backend" --mode http --name b1 --version v1 \
 	--listen 10.244.0.11:8080 --ready-file "$TMP/b1.ready"
 wait_file "$TMP/b1.ready" 5 || { fail "backend starts"; summary tracing; exit 1; }
