@@ -364,15 +364,15 @@ static int breaker_show(int argc, char **argv)
 		return -1;
 	}
 	/* one copy, read as of one moment rather than while the workers move on */
-	copy = malloc(map.len);
+	copy = malloc(map.pin.mem_len);
 	if (!copy) {
 		p_err("out of memory");
 		goto out;
 	}
-	memcpy(copy, map.mem, map.len);
+	memcpy(copy, map.pin.mem, map.pin.mem_len);
 	memset(&hdr, 0, sizeof(hdr));
 	memcpy(&hdr, copy, sizeof(hdr));
-	live = !cb_locate(&m, copy, map.len);
+	live = !cb_locate(&m, copy, map.pin.mem_len);
 	v = calloc(live ? m.n_pools : 1, sizeof(*v));
 	if (!v) {
 		p_err("out of memory");

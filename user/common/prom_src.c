@@ -33,9 +33,7 @@ int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err
 	r = map_pages(&m->pin, PIN_STATS, pin_dir, err, errlen);
 	if (r)
 		return r;
-	m->mem = m->pin.mem;
-	m->len = m->pin.mem_len;
-	if (prom_stats_locate(m->mem, m->len, &m->s) == -EINVAL) {
+	if (prom_stats_locate(m->pin.mem, m->pin.mem_len, &m->s) == -EINVAL) {
 		snprintf(err, errlen,
 			 "%s/%s: its header describes regions beyond the map: daemon "
 			 "and CLI versions differ",
@@ -49,8 +47,6 @@ int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err
 void prom_stats_map_close(struct prom_stats_map *m)
 {
 	pin_close(&m->pin);
-	m->mem = NULL;
-	m->len = 0;
 	memset(&m->s, 0, sizeof(m->s));
 }
 
@@ -62,9 +58,7 @@ int prom_cb_map_open(struct prom_cb_map *m, const char *pin_dir, char *err, size
 	r = map_pages(&m->pin, PIN_BREAKER, pin_dir, err, errlen);
 	if (r)
 		return r;
-	m->mem = m->pin.mem;
-	m->len = m->pin.mem_len;
-	r = cb_locate(&m->cb, m->mem, m->len);
+	r = cb_locate(&m->cb, m->pin.mem, m->pin.mem_len);
 	if (r == -EINVAL || r == -EPROTO) {
 		snprintf(err, errlen,
 			 "%s/%s: its header describes %s: daemon and CLI versions differ", pin_dir,
@@ -79,8 +73,6 @@ int prom_cb_map_open(struct prom_cb_map *m, const char *pin_dir, char *err, size
 void prom_cb_map_close(struct prom_cb_map *m)
 {
 	pin_close(&m->pin);
-	m->mem = NULL;
-	m->len = 0;
 	memset(&m->cb, 0, sizeof(m->cb));
 	m->cb.fd = -1;
 }
@@ -151,8 +143,8 @@ int prom_scrape(const char *pin_dir, const char *tag, struct prom_buf *b, char *
 	if (r && r != -ENOENT)
 		return r;
 	if (!r) {
-		v.stats = sm.mem;
-		v.stats_len = sm.len;
+		v.stats = sm.pin.mem;
+		v.stats_len = sm.pin.mem_len;
 	}
 	if (!read_dp(pin_dir, dp))
 		v.dp = dp;
@@ -160,8 +152,8 @@ int prom_scrape(const char *pin_dir, const char *tag, struct prom_buf *b, char *
 		v.has_store_gen = true;
 	/* a breaker map of another version only leaves its metrics out */
 	if (!prom_cb_map_open(&cm, pin_dir, cerr, sizeof(cerr))) {
-		v.cb = cm.mem;
-		v.cb_len = cm.len;
+		v.cb = cm.pin.mem;
+		v.cb_len = cm.pin.mem_len;
 	}
 	r = prom_render(&v, b);
 	if (r)

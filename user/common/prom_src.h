@@ -20,9 +20,7 @@ int prom_scrape(const char *pin_dir, const char *tag, struct prom_buf *b, char *
 
 /* A read-only mmap of the pinned rm_stats (0 or -errno with err filled). */
 struct prom_stats_map {
-	struct pin_map pin;
-	void *mem; /* len bytes: pin.mem, read-only */
-	size_t len;
+	struct pin_map pin;  /* pin.mem, pin.mem_len: the read-only mapping */
 	struct prom_stats s; /* its regions; s.h NULL while no daemon initialised it */
 };
 int prom_stats_map_open(struct prom_stats_map *m, const char *pin_dir, char *err, size_t errlen);
@@ -31,10 +29,8 @@ void prom_stats_map_close(struct prom_stats_map *m);
 /* The same of the pinned rm_breaker: -ENOENT not pinned, -EPROTO or -EINVAL another
  * layout. */
 struct prom_cb_map {
-	struct pin_map pin;
-	void *mem; /* len bytes: pin.mem, read-only */
-	size_t len;
-	struct cb cb; /* its regions (cb_locate); cb.h NULL while no daemon initialised it */
+	struct pin_map pin; /* pin.mem, pin.mem_len: the read-only mapping */
+	struct cb cb;	    /* its regions (cb_locate); cb.h NULL while no daemon initialised it */
 };
 int prom_cb_map_open(struct prom_cb_map *m, const char *pin_dir, char *err, size_t errlen);
 void prom_cb_map_close(struct prom_cb_map *m);
