@@ -527,7 +527,8 @@ int l7_choose(struct l7_worker *lw, struct cfgw_cfg *cfg, uint32_t svc, uint32_t
 	struct lb_hooks hk;
 	const struct lb_hooks *hkp = NULL;
 
-	memset(t, 0, sizeof(*t));
+	t->cbp = NULL; /* the rest is set on success: the callers read t only then */
+	t->cbh = NULL;
 	if (route_pool(cfg->t, svc, subset, &pool, &m, &n, &lbp) || !n || pool >= cfg->n_pools)
 		return -ENOENT;
 	if (lw->sh->cb && cfg->cbp) {
