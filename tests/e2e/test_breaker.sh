@@ -259,11 +259,12 @@ overflow_run() {
 		{ echo "want some 503, all with x-envoy-overloaded: true, and some 200"; return 1; }
 	[ "$cm" -le 1 ] && [ "$im" -le 2 ] ||
 		{ echo "limits broken at the backend"; return 1; }
-	# one request in service and one pending at most: a pending one waits for about
-	# one 300 ms response, whichever worker it is in (slots are handed over)
+	# one request in service and one pending at most: a pending one waits for one
+	# 300 ms response, whichever worker it is in (slots are handed over), then takes
+	# 300 ms itself: ~605 ms is the slowest seen (12 rounds in a row)
 	mx=$(echo "$out" | kv max_us)
-	python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 1.5e6 else 1)' "$mx" ||
-		{ echo "a request waited ${mx} us: pending requests starve"; return 3; }
+	python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) < 1.0e6 else 1)' "$mx" ||
+		{ echo "a request waited ${mx} us: pending requests starve"; return 1; }
 	pyj '
 p = [p for p in d["pools"] if p["subset"] == "slow"][0]
 print("pool slow:", p["connections"], p["pending"], p["active"], p["overflows"])
@@ -272,20 +273,8 @@ assert p["overflows"]["pending"] + p["overflows"]["requests"] > 0' <"$TMP/ovf.sh
 	echo "$req requests: ${s200} x 200, ${n503} x 503 UO (all overloaded), slowest" \
 		"$((${mx%.*} / 1000)) ms; backend conns_max $cm <= 1, inflight_max $im <= 2"
 }
-# A pending request that waits over 1.5 s is a real defect, seen intermittently with 2
-# workers (about one run in four or five: 4 x 200 instead of 7-8 in the 2 s, one request
-# waiting ~2 s; root cause not found yet, also on the code before the restructuring). One
-# such round is reported and the scenario run once more; starving twice fails.
-overflow_twice() {
-	local rc
-	overflow_run
-	rc=$?
-	[ $rc -eq 3 ] || return $rc
-	echo "round 1 starved (known intermittent defect, see the comment above); round 2:"
-	overflow_run
-}
 wck "overflow ($WORKERS workers): 503 UO with header and body, backend high-water marks within limits" \
-	overflow_twice
+	overflow_run
 
 # --- requests per connection ---
 perconn_run() {

@@ -9,6 +9,7 @@
  */
 #include <fcntl.h>
 #include <getopt.h>
+#include <pthread.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -169,17 +170,31 @@ static void stats_reset(void)
 	changed();
 }
 
-/* write-then-rename, so a reader never sees a torn file */
-static void stats_write(uint64_t now)
+/*
+ * The stats file is written by a thread of its own, write-then-rename so that a reader
+ * never sees a torn file. On a busy ext4 disk an fclose or a rename over the old file
+ * blocks for up to most of a second (seen: 877 ms while a test loaded the machine);
+ * written from the event loop, that stalled every connection and fired x-rm-delay
+ * timers that late, which a test then read as the proxy starving a request. The loop
+ * only formats the snapshot and hands it over; the writer always writes the newest
+ * one (snapshots that arrive while it writes replace each other).
+ */
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct tc_buf next; /* newest snapshot not yet written (under mu) */
+	bool have, stop, started;
+	pthread_t th;
+} sw = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+
+static void stats_file_write(struct tc_buf *b)
 {
-	struct tc_buf b = {0};
 	char tmp[4096];
 	FILE *f;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", cfg.stats_file, (int)getpid());
-	stats_json(&b);
 	f = fopen(tmp, "w");
-	if (!f || fwrite(tc_buf_data(&b), 1, b.len, f) != b.len || fclose(f)) {
+	if (!f || fwrite(tc_buf_data(b), 1, b->len, f) != b->len || fclose(f)) {
 		fprintf(stderr, "rm-backend: cannot write %s: %s\n", tmp, strerror(errno));
 		if (f)
 			unlink(tmp);
@@ -187,9 +202,61 @@ static void stats_write(uint64_t now)
 		fprintf(stderr, "rm-backend: rename %s: %s\n", tmp, strerror(errno));
 		unlink(tmp);
 	}
-	tc_buf_free(&b);
+}
+
+static void *stats_writer(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&sw.mu);
+	for (;;) {
+		struct tc_buf b;
+
+		while (!sw.have && !sw.stop)
+			pthread_cond_wait(&sw.cv, &sw.mu);
+		if (!sw.have)
+			break; /* stopping, and the last snapshot is written */
+		b = sw.next;
+		memset(&sw.next, 0, sizeof(sw.next));
+		sw.have = false;
+		pthread_mutex_unlock(&sw.mu);
+		stats_file_write(&b);
+		tc_buf_free(&b);
+		pthread_mutex_lock(&sw.mu);
+	}
+	pthread_mutex_unlock(&sw.mu);
+	return NULL;
+}
+
+static void stats_write(uint64_t now)
+{
+	struct tc_buf b = {0};
+
+	stats_json(&b);
+	if (!sw.started) {
+		/* created from the loop: signals are blocked (signalfd) and stay so in it */
+		if (pthread_create(&sw.th, NULL, stats_writer, NULL))
+			fatal("stats writer thread: %s", strerror(errno));
+		sw.started = true;
+	}
+	pthread_mutex_lock(&sw.mu);
+	tc_buf_free(&sw.next);
+	sw.next = b;
+	sw.have = true;
+	pthread_cond_signal(&sw.cv);
+	pthread_mutex_unlock(&sw.mu);
 	st.written_seq = st.seq;
 	st.written_ns = now;
+}
+
+/* At exit: the final snapshot is on disk before the process ends. */
+static void stats_write_final(uint64_t now)
+{
+	stats_write(now);
+	pthread_mutex_lock(&sw.mu);
+	sw.stop = true;
+	pthread_cond_signal(&sw.cv);
+	pthread_mutex_unlock(&sw.mu);
+	pthread_join(sw.th, NULL);
 }
 
 /* ---- connection plumbing ---- */
@@ -928,6 +995,6 @@ int main(int argc, char **argv)
 			stats_write(now);
 	}
 	if (cfg.stats_file)
-		stats_write(mono_ns());
+		stats_write_final(mono_ns());
 	return 0;
 }
