@@ -208,6 +208,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 				rec $PH "$p" p99 "$c" $round "$W_p99"
 				rec $PH "$p" cpu "$c" $round "$W_cpu"
 				rec $PH "$p" steal "$c" $round "$W_steal" # the host's, not a figure
+				rec $PH "$p" idle "$c" $round "$W_idle"   # nor this: CPU left unused
 			fi
 			[ -z "$W_err" ] || rec $PH "$p" err "$c" $round "$W_err"
 			prof_wait

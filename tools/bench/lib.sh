@@ -28,6 +28,9 @@ cg_usec() { awk '$1 == "usage_usec" { print $2 }' "$1/cpu.stat"; }
 # steal_ms: CPU time the hypervisor gave to others while this VM's CPUs wanted it, all
 # CPUs, since boot (/proc/stat "steal", in USER_HZ ticks)
 steal_ms() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.0f", $9 * 1000 / hz }' /proc/stat; }
+# idle_ms: CPU time no task wanted (idle and iowait), all CPUs, since boot: a run that
+# leaves CPU idle is bound by its round trips (wakeups), not by CPU
+idle_ms() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.0f", ($5 + $6) * 1000 / hz }' /proc/stat; }
 
 # rec PHASE PATH METRIC CONNS ROUND VALUE: one figure, a line of $BENCH_OUT (TSV) for
 # tools/bench/summary.py; nothing without BENCH_OUT.
@@ -252,15 +255,16 @@ us() {
 # keep-alive, --latency), its output in $TMP/wrk.NAME. Sets W_rps, W_p50, W_p99 (µs),
 # W_err ("" when none), W_cpu, the CPU µs PROXY_CG used per completed request ("-"
 # without PROXY_CG), and W_steal, the ms of CPU the hypervisor took meanwhile (a round's
-# tail on a VM can be its host's). Returns 1 when wrk gave no figures.
+# tail on a VM can be its host's), and W_idle, the ms of CPU left idle meanwhile. Returns
+# 1 when wrk gave no figures.
 wrk_run() {
-	local name=$1 cg=$2 url=$3 c=$4 s=$5 pcg=${6:-} lua=${7:-} out u0 u1 n2 se reqs st0
+	local name=$1 cg=$2 url=$3 c=$4 s=$5 pcg=${6:-} lua=${7:-} out u0 u1 n2 se reqs st0 id0
 	local args=(-t"${WRK_THREADS:-1}" -c"$c" -d"${s}s" --latency)
 	[ -n "$lua" ] && args+=(-s "$lua")
 	[ -n "$pcg" ] && u0=$(cg_usec "$pcg")
-	st0=$(steal_ms)
+	st0=$(steal_ms) id0=$(idle_ms)
 	out=$(in_cg "$cg" "$NS" -- timeout $((s + 30)) wrk "${args[@]}" "$url" 2>&1)
-	W_steal=$(($(steal_ms) - st0))
+	W_steal=$(($(steal_ms) - st0)) W_idle=$(($(idle_ms) - id0))
 	[ -n "$pcg" ] && u1=$(cg_usec "$pcg")
 	echo "$out" >"$TMP/wrk.$name"
 	W_rps=$(echo "$out" | awk '/^Requests\/sec:/ { print $2 }')
@@ -282,5 +286,5 @@ wrk_run() {
 		return 1
 	fi
 	echo "  $name: $W_rps req/s, p50 $W_p50 µs, p99 $W_p99 µs, proxy CPU $W_cpu µs/req," \
-		"steal $W_steal ms${W_err:+ ($W_err)}"
+		"steal $W_steal ms, idle $W_idle ms${W_err:+ ($W_err)}"
 }
