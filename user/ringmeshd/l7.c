@@ -479,6 +479,8 @@ void l7_up_arm_recv(struct l7_worker *lw, struct l7_up *up)
 		return;
 	}
 	io_uring_prep_recv(sqe, up->fd, up->buf + up->len, lw->umem_size - up->len, 0);
+	if (up->recv_drained)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 	io_uring_sqe_set_data64(sqe, up_ud(lw, up, RING_OP_L7_URECV));
 	up->recv_busy = true;
 	up->inflight++;
@@ -653,6 +655,18 @@ static void up_on_connect(struct l7_worker *lw, struct l7_up *up, int32_t res)
 
 /* ---- completions, timers ---- */
 
+/*
+ * A recv that returned bytes and left the socket empty (no IORING_CQE_F_SOCK_NONEMPTY):
+ * the next bytes are a new request or a new response, which is not there yet, so the
+ * next recv on it skips the attempt that would fail with -EAGAIN and waits for
+ * readiness at once (IORING_RECVSEND_POLL_FIRST). Two recvs of every request were
+ * such attempts: the client's next request and the backend's response.
+ */
+static bool recv_drained(int32_t res, uint32_t flags)
+{
+	return res > 0 && !(flags & IORING_CQE_F_SOCK_NONEMPTY);
+}
+
 void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags)
 {
 	struct l7_worker *lw = l7w(w);
@@ -668,6 +682,7 @@ void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 			l7_pb_recycle(lw, bid);
 			return;
 		}
+		lw->conns[slot].cl.crecv_drained = recv_drained(res, flags);
 		l7c_on_recv(lw, &lw->conns[slot], res, bid);
 		return;
 	}
@@ -678,9 +693,10 @@ void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 		    lw->ups[slot].state == L7U_FREE)
 			return;
 		up = &lw->ups[slot];
-		if (op == RING_OP_L7_URECV)
+		if (op == RING_OP_L7_URECV) {
+			up->recv_drained = recv_drained(res, flags);
 			up_on_recv(lw, up, res);
-		else if (op == RING_OP_L7_UCONN)
+		} else if (op == RING_OP_L7_UCONN)
 			up_on_connect(lw, up, res);
 		else {
 			up->inflight--;
@@ -699,6 +715,7 @@ void l7_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags
 		return;
 	switch (op) {
 	case RING_OP_L7_CRECV:
+		lw->conns[slot].cl.crecv_drained = recv_drained(res, flags);
 		l7c_on_recv(lw, &lw->conns[slot], res, L7_PB_NONE);
 		break;
 	case RING_OP_L7_CSEND:

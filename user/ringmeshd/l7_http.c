@@ -146,6 +146,8 @@ void l7c_arm_recv(struct l7_worker *lw, struct l7_conn *c)
 		sqe->flags |= IOSQE_BUFFER_SELECT;
 		sqe->buf_group = L7_BGID;
 	}
+	if (c->cl.crecv_drained)
+		sqe->ioprio |= IORING_RECVSEND_POLL_FIRST;
 	io_uring_sqe_set_data64(sqe, l7_conn_ud(lw, c, RING_OP_L7_CRECV));
 	c->cl.crecv_busy = true;
 	c->inflight++;

@@ -104,12 +104,13 @@ struct zipkin_span;
 /* The client connection itself: lives as long as the slot (l7.c takes it over from
  * admission; l7_http.c reads, sends and closes). */
 struct l7_client {
-	int fd;		  /* the client socket, -1 once closed */
-	bool crecv_busy;  /* a recv on fd is in flight */
-	bool csend_busy;  /* a send on fd is in flight */
-	bool close_after; /* close the client once the current response is sent */
-	bool orig_known;  /* original destination found by lookup: forget it at the end */
-	uint64_t idle_ns; /* when it last waited for a request with nothing sent (drain) */
+	int fd;		    /* the client socket, -1 once closed */
+	bool crecv_busy;    /* a recv on fd is in flight */
+	bool crecv_drained; /* the last recv emptied the socket: the next one polls first */
+	bool csend_busy;    /* a send on fd is in flight */
+	bool close_after;   /* close the client once the current response is sent */
+	bool orig_known;    /* original destination found by lookup: forget it at the end */
+	uint64_t idle_ns;   /* when it last waited for a request with nothing sent (drain) */
 	struct sockaddr_storage local; /* fd's local address (our listener) */
 	struct sockaddr_storage peer;  /* the client */
 	struct rm_orig orig;	       /* original destination: the service's VIP and port */
@@ -273,7 +274,8 @@ struct l7_up {
 	uint32_t ext;	   /* sends of a client connection on fd / from buf */
 	int fd;
 	bool recv_busy;
-	bool broken; /* EOF or error seen: never reuse */
+	bool recv_drained; /* the last recv emptied the socket: the next one polls first */
+	bool broken;	   /* EOF or error seen: never reuse */
 	struct pool_link link;
 	struct pool_key key;
 	struct sockaddr_storage dst;

@@ -427,6 +427,9 @@ static int ring_setup(struct ring_worker *w, char *err, size_t errlen)
 		return errf(err, errlen, r, "io_uring setup: %s", strerror(-r));
 	w->ring_ok = true;
 	w->ring_flags = p.flags;
+	/* every io_uring_enter then names the ring by its registered index: no fd lookup
+	 * per call (this worker is the ring's only user). Older kernels: the plain fd. */
+	(void)io_uring_register_ring_fd(&w->ring);
 	w->mshot_cap = true;
 
 	/* liburing 2.3 has no io_uring_setup_buf_ring: register our own mapping. */
@@ -503,6 +506,18 @@ static int submit_wait_until(struct ring_worker *w, uint64_t now, uint64_t until
 	return io_uring_submit_and_wait_timeout(&w->ring, &cqe, 1, &ts, NULL);
 }
 
+/*
+ * The first completions of a pass submit what they queued at once instead of at the
+ * pass's end. Submitting only at the end kept the 8 requests of an 8-connection load
+ * in a convoy: the backend got the pass's first request only after the proxy had
+ * handled all of them, the proxy then waited for all the answers, and one of the two
+ * CPUs sat idle (1.1 s of 6 s in a 3 s wrk run; HAProxy, which sends as it goes,
+ * 0.5-0.8 s). Eager for the first 8 of a pass: idle 0.87 s, req/s +5% at 8
+ * connections; a pass of hundreds (256 connections) takes 8 syscalls more, and
+ * req/s there did not drop (8 interleaved rounds each).
+ */
+#define RING_EAGER_SUBMITS 8
+
 static int run_loop(struct ring_worker *w)
 {
 	uint64_t deadline = 0, next = UINT64_MAX;
@@ -542,6 +557,8 @@ static int run_loop(struct ring_worker *w)
 		{
 			dispatch(w, cqe);
 			n++;
+			if (n <= RING_EAGER_SUBMITS && io_uring_sq_ready(&w->ring))
+				io_uring_submit(&w->ring);
 		}
 		io_uring_cq_advance(&w->ring, n);
 		buf_publish(w);
