@@ -25,12 +25,15 @@ stop_cg() {
 
 # cg_usec CG: CPU time (µs) the processes of CG have used so far (cgroup2 cpu.stat)
 cg_usec() { awk '$1 == "usage_usec" { print $2 }' "$1/cpu.stat"; }
-# steal_ms: CPU time the hypervisor gave to others while this VM's CPUs wanted it, all
-# CPUs, since boot (/proc/stat "steal", in USER_HZ ticks)
-steal_ms() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.0f", $9 * 1000 / hz }' /proc/stat; }
-# idle_ms: CPU time no task wanted (idle and iowait), all CPUs, since boot: a run that
-# leaves CPU idle is bound by its round trips (wakeups), not by CPU
-idle_ms() { awk -v hz="$(getconf CLK_TCK)" '$1 == "cpu" { printf "%.0f", ($5 + $6) * 1000 / hz }' /proc/stat; }
+# cpu_ms COLUMN...: ms of all CPUs since boot in those columns of /proc/stat's "cpu" line
+# (USER_HZ ticks), summed
+cpu_ms() { awk -v hz="$(getconf CLK_TCK)" -v cols="$*" '$1 == "cpu" {
+	n = split(cols, c, " "); t = 0; for (i = 1; i <= n; i++) t += $(c[i]); printf "%.0f", t * 1000 / hz }' /proc/stat; }
+# steal_ms: CPU time the hypervisor gave to others while this VM's CPUs wanted it ("steal")
+steal_ms() { cpu_ms 9; }
+# idle_ms: CPU time no task wanted (idle and iowait): a run that leaves CPU idle is bound
+# by its round trips (wakeups), not by CPU
+idle_ms() { cpu_ms 5 6; }
 
 # rec PHASE PATH METRIC CONNS ROUND VALUE: one figure, a line of $BENCH_OUT (TSV) for
 # tools/bench/summary.py; nothing without BENCH_OUT.
