@@ -298,5 +298,60 @@ sline '^    client +wrk +ms: sleep 21\.0, runnable 8\.9, run 0\.1$' >/dev/null &
 	! sline 'nginx' >/dev/null
 check "stalls: the slow request's time per thread (running, runnable, asleep) and the CPUs' use" $? "$st"
 
+# --- the benchmark's steal rule (tools/bench/lib.sh steady), on a fake wrk_once whose
+# attempts take the host steals of $FAKE_STEAL in turn (empty: the attempt fails)
+steal_case() {
+	local name=$1 want=$2 got
+	shift 2
+	got=$(
+		# shellcheck source=/dev/null
+		. "$(dirname "$0")/../../tools/bench/lib.sh"
+		n=0
+		fake_once() {
+			local s
+			n=$((n + 1))
+			s=$(echo "$FAKE_STEAL" | cut -d' ' -f$n)
+			W_rps=$((1000 + n)) W_p50=$n W_p99=$n W_cpu=$n W_idle=$n W_steal=$s
+			W_err=
+			[ -n "$s" ] || { W_err="wrk failed"; return 1; }
+		}
+		STEADY_PAUSE=0
+		if steady 3 300 fake_once >/dev/null; then
+			echo "ok rps $W_rps steal $W_steal tries $W_tries err '$W_err'"
+		else
+			echo "failed tries $W_tries err '$W_err'"
+		fi
+	)
+	[ "$got" = "$want" ]
+	check "steal: $name" $? "got: $got, want: $want"
+}
+FAKE_STEAL="100 900 900" steal_case "a quiet first attempt is the only one" \
+	"ok rps 1001 steal 100 tries 1 err ''"
+FAKE_STEAL="900 200 900" steal_case "a busy attempt is run again, the quiet one counts" \
+	"ok rps 1002 steal 200 tries 2 err ''"
+FAKE_STEAL="900 700 800" steal_case "3 busy attempts: the least steal counts" \
+	"ok rps 1002 steal 700 tries 3 err ''"
+FAKE_STEAL="300 900 900" steal_case "at the limit is quiet enough" \
+	"ok rps 1001 steal 300 tries 1 err ''"
+FAKE_STEAL="900" steal_case "a failed attempt after a busy one: the busy one counts" \
+	"ok rps 1001 steal 900 tries 3 err ''"
+FAKE_STEAL="" steal_case "every attempt failed -> fails" "failed tries 3 err 'wrk failed'"
+# wrk_run's limit: 5 % of the machine's CPU time (2 CPUs x 3 s -> 300 ms)
+lim=$(
+	. "$(dirname "$0")/../../tools/bench/lib.sh"
+	nproc() { echo 2; }
+	steady() { echo "$2"; }
+	wrk_run name cg url 8 3
+)
+[ "$lim" = 300 ]
+check "steal: wrk_run's limit is 5 % of the CPUs' time (2 CPUs, 3 s: 300 ms)" $? "$lim"
+printf 'l7\tringmesh\trps\t8\t1\t100\nl7\tringmesh\tsteal\t8\t1\t700\nl7\tringmesh\ttries\t8\t1\t3\n' \
+	>"$tmp/tries.tsv"
+printf 'l7\thaproxy\trps\t8\t1\t100\nl7\thaproxy\tsteal\t8\t1\t50\nl7\thaproxy\ttries\t8\t1\t1\n' \
+	>>"$tmp/tries.tsv"
+v=$(python3 "$(dirname "$0")/../../tools/bench/summary.py" "$tmp/tries.tsv" | grep '^Host steal')
+printf '%s' "$v" | grep -q '^Host steal: 1 of 2 wrk runs were run again .*the most kept: 700 ms'
+check "steal: the tables say how many runs were run again" $? "$v"
+
 echo "tools: $pass passed, $fail failed"
 [ $fail -eq 0 ]

@@ -27,6 +27,9 @@
 # WORKERS=N: every proxy on N workers/threads (ringmeshd --workers N, HAProxy nbthread N,
 # nginx worker_processes N) and wrk on N threads; the figures are then phase "l7wN"
 # (the backend stays one nginx worker).
+# STEAL_PCT=5 STEAL_TRIES=3: a run during which the host's steal exceeded STEAL_PCT % of
+# the machine's CPU time is run again, up to STEAL_TRIES attempts, and the attempt with
+# the least steal counts (tools/bench/lib.sh steady; figures.tsv "tries").
 # BUILD_B=DIR PATHS="ringmesh ringmesh_b ...": an A/B of two builds' ringmeshd, each
 # path run like ringmesh, interleaved like every path (BUILD's CLI for both).
 # PACED=0: no paced phase (e.g. CONNS=1 ROUNDS=10 for the c1 tail alone); PROF then
@@ -81,6 +84,10 @@ case $BACKEND in nginx | rm) ;; *) echo "BACKEND nginx or rm"; exit 2;; esac
 ulimit -n "$(ulimit -Hn)" 2>/dev/null # wrk -c1024, the proxies' two sockets per client
 BENCH_OUT=${BENCH_OUT:-$TMP/figures.tsv}
 PROF_DIR=${PROF_DIR:-$TMP}
+# a profile covers the first attempt of a run only: no second attempts (lib.sh steady)
+[ -n "$PROF" ] && export STEAL_TRIES=${STEAL_TRIES:-1}
+rec meta steal_rule $PH - - \
+	"more than ${STEAL_PCT:-5} % of the CPUs, at most ${STEAL_TRIES:-3} attempts"
 
 NS=rm-$RUN_ID
 mk_netns "$NS" || exit 1
@@ -209,6 +216,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 				rec $PH "$p" cpu "$c" $round "$W_cpu"
 				rec $PH "$p" steal "$c" $round "$W_steal" # the host's, not a figure
 				rec $PH "$p" idle "$c" $round "$W_idle"   # nor this: CPU left unused
+				rec $PH "$p" tries "$c" $round "$W_tries" # attempts (steal, lib.sh)
 			fi
 			[ -z "$W_err" ] || rec $PH "$p" err "$c" $round "$W_err"
 			prof_wait
@@ -220,6 +228,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			rec paced "$p" rps 9 $round "$W_rps"
 			rec paced "$p" cpu 9 $round "$W_cpu"
 			rec paced "$p" steal 9 $round "$W_steal"
+			rec paced "$p" tries 9 $round "$W_tries"
 			[ -z "$W_err" ] || rec paced "$p" err 9 $round "$W_err"
 		fi
 		prof_wait

@@ -254,13 +254,48 @@ us() {
 		printf "%.1f", n }'
 }
 
-# wrk_run NAME CLIENT_CG URL CONNS SECS [PROXY_CG [LUA]]: one wrk run ($WRK_THREADS threads, default 1,
+# steady TRIES LIMIT_MS CMD...: run CMD (a wrk_once: it sets the W_* figures, W_steal
+# among them) again while the host's steal during it was above LIMIT_MS, up to TRIES
+# attempts in all, 1 s apart (a host's busy spell lasts seconds), and keep the W_*
+# figures of the attempt with the least steal. On a VM a run the hypervisor took 20 %
+# of the CPUs from measures the host, and which path it hits is chance: every path
+# gets the same rule, and W_tries says how many attempts a run took (figures.tsv
+# "tries", not a figure). Fails only when every attempt failed (the last one's W_err).
+steady() {
+	local tries=$1 limit=$2 i best= kept=
+	shift 2
+	for ((i = 1; i <= tries; i++)); do
+		[ "$i" -gt 1 ] && sleep "${STEADY_PAUSE:-1}"
+		if "$@"; then
+			if [ -z "$best" ] || [ "$W_steal" -lt "$best" ]; then
+				best=$W_steal
+				kept="$W_rps|$W_p50|$W_p99|$W_cpu|$W_steal|$W_idle|$W_err"
+			fi
+			[ "$W_steal" -le "$limit" ] && break
+			[ "$i" -lt "$tries" ] && echo "    steal $W_steal ms > $limit ms: once more"
+		fi
+	done
+	W_tries=$((i > tries ? tries : i))
+	[ -n "$kept" ] || return 1
+	IFS='|' read -r W_rps W_p50 W_p99 W_cpu W_steal W_idle W_err <<<"$kept"
+	return 0
+}
+
+# wrk_run NAME CLIENT_CG URL CONNS SECS [PROXY_CG [LUA]]: wrk_once, tried again while the
+# host's steal during it exceeded STEAL_PCT % (default 5) of the machine's CPU time,
+# up to STEAL_TRIES attempts (default 3; 1: every run as it came), see steady.
+wrk_run() {
+	local limit=$(($(nproc) * $5 * 10 * ${STEAL_PCT:-5}))
+	steady "${STEAL_TRIES:-3}" "$limit" wrk_once "$@"
+}
+
+# wrk_once NAME CLIENT_CG URL CONNS SECS [PROXY_CG [LUA]]: one wrk run ($WRK_THREADS threads, default 1,
 # keep-alive, --latency), its output in $TMP/wrk.NAME. Sets W_rps, W_p50, W_p99 (µs),
 # W_err ("" when none), W_cpu, the CPU µs PROXY_CG used per completed request ("-"
 # without PROXY_CG), and W_steal, the ms of CPU the hypervisor took meanwhile (a round's
 # tail on a VM can be its host's), and W_idle, the ms of CPU left idle meanwhile. Returns
 # 1 when wrk gave no figures.
-wrk_run() {
+wrk_once() {
 	local name=$1 cg=$2 url=$3 c=$4 s=$5 pcg=${6:-} lua=${7:-} out u0 u1 n2 se reqs st0 id0
 	local args=(-t"${WRK_THREADS:-1}" -c"$c" -d"${s}s" --latency)
 	[ -n "$lua" ] && args+=(-s "$lua")

@@ -487,6 +487,25 @@ def plot_data(fig, path):
             f.write("\n\n")
 
 
+def steal_line(fig, meta, out):
+    """how many wrk runs took more than one attempt for the host's steal (lib.sh steady)"""
+    runs = again = 0
+    kept = []
+    for (phase, path, metric, conns), vals in sorted(fig.items()):
+        if metric != "tries":
+            continue
+        tries = num(vals)
+        runs += len(tries)
+        again += sum(1 for t in tries if t > 1)
+        kept += num(fig.get((phase, path, "steal", conns), []))
+    if not runs:
+        return
+    rule = meta.get(("steal_rule", "l7"), ["more than 5 % of the CPUs, at most 3 attempts"])[0]
+    out.append(f"Host steal: {again} of {runs} wrk runs were run again because the "
+               f"hypervisor took {rule}; the attempt with the least steal counts (the most "
+               f"kept: {max(kept, default=0):.0f} ms).\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out")
@@ -515,6 +534,7 @@ def main():
     if a.img:
         out.append(f"![requests/s and p99 against client connections]({a.img})\n")
     l7_tables(fig, errs, out)
+    steal_line(fig, meta, out)
     paced_table(fig, errs, out)
     workers_tables(fig, errs, out)
     mem_table(fig, meta, out)
