@@ -122,23 +122,6 @@ const char *http_err_str(enum http_err err)
 	return err_tab[err].str;
 }
 
-bool http_slice_ieq(struct http_slice s, const char *lower)
-{
-	size_t n = strlen(lower);
-
-	if (s.len != n)
-		return false;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s.p[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c += 'a' - 'A';
-		if (c != (unsigned char)lower[i])
-			return false;
-	}
-	return true;
-}
-
 int http_header_find(const struct http_header *hdrs, size_t n, const char *lname, size_t start)
 {
 	for (size_t i = start; i < n; i++)

@@ -240,8 +240,25 @@ ssize_t http_body_feed(struct http_body *b, const char *buf, size_t len);
 
 /* ---- helpers ---- */
 
-/* Case-insensitive equality of s and a lower-case C string. */
-bool http_slice_ieq(struct http_slice s, const char *lower);
+/* Case-insensitive equality of s and a lower-case C string. Inline: the callers pass
+ * literals, whose length the compiler folds instead of a strlen per call (every
+ * header of every request and response is compared with a few names). */
+static inline bool http_slice_ieq(struct http_slice s, const char *lower)
+{
+	size_t n = __builtin_strlen(lower);
+
+	if (s.len != n)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s.p[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c += 'a' - 'A';
+		if (c != (unsigned char)lower[i])
+			return false;
+	}
+	return true;
+}
 
 /* Index of the first header at or after start whose name equals lname (lower-case,
  * compared case-insensitively), or -1. Loop with start = previous + 1 for repeats. */

@@ -40,6 +40,10 @@ ssize_t http_write_response_head(char *out, size_t cap, const struct http_respon
 	/* status 100..599 (the parser's): three digits, no printf on every response */
 	unsigned int st = (unsigned int)res->status % 1000;
 	char line[] = "HTTP/1.1 000 ";
+	bool listed = false; /* a Connection field may name others: look them up then */
+
+	for (size_t i = 0; i < res->n_headers && !listed; i++)
+		listed = http_slice_ieq(res->headers[i].name, "connection");
 
 	line[9] = (char)('0' + st / 100);
 	line[10] = (char)('0' + st / 10 % 10);
@@ -52,9 +56,9 @@ ssize_t http_write_response_head(char *out, size_t cap, const struct http_respon
 	sbuf_put(&w, "\r\n", 2);
 	for (size_t i = 0; i < res->n_headers; i++) {
 		const struct http_header *h = &res->headers[i];
-		bool drop =
-		    hop_by_hop(h->name, upgrade) ||
-		    (!(upgrade && http_slice_ieq(h->name, "upgrade")) && conn_listed(res, h->name));
+		bool drop = hop_by_hop(h->name, upgrade) ||
+			    (listed && !(upgrade && http_slice_ieq(h->name, "upgrade")) &&
+			     conn_listed(res, h->name));
 
 		for (size_t k = 0; k < n_ops && !drop; k++)
 			if ((ops[k].kind == HTTP_HOP_REMOVE || ops[k].kind == HTTP_HOP_SET) &&

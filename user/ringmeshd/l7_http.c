@@ -21,13 +21,16 @@ struct rm_stats_slot *l7c_stats_slot(struct l7_worker *lw, struct l7_conn *c,
 				     const struct cfgw_cfg *cfg, uint32_t svc, uint32_t ep)
 {
 	const struct wl_ident *id;
-	struct l7_stc *m = &c->stc;
+	struct l7_stc *m;
 	struct rm_stats_key k;
 	bool has_ep = ep < cfg->n_eps;
+	uint32_t h;
 
 	if (!lw->sh->stats)
 		return NULL;
 	id = wl_get(&lw->w->wl, c->cl.orig.pod_cgroup_id, mono_ns());
+	h = svc * 0x9e3779b1u ^ ep * 0x85ebca77u ^ (uint32_t)((uintptr_t)id >> 4);
+	m = &lw->stc[(h ^ h >> 16) & (L7_STC_N - 1)];
 	if (m->sl && m->cfg_gen == cfg->gen && m->svc == svc && m->ep == ep && m->id == id &&
 	    (!id || m->wl_fetched == id->fetched_ns))
 		return m->sl;

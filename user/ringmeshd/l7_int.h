@@ -232,6 +232,12 @@ struct l7_wait {
 /* The metrics slot the connection's last request was counted under, with what it was
  * for: keep-alive requests to the same endpoint from the same caller (the usual case)
  * skip building the ~520-byte key, hashing and comparing it. */
+/* The worker's metrics slot cache (l7c_stats_slot): a slot is found by hashing its
+ * whole key (names of service, version, workload and source: 520 bytes) and probing the
+ * shared table, so a weighted split that alternates endpoints missed a one-entry
+ * cache per connection on every other request. L7_STC_N entries, direct-mapped by
+ * (service, endpoint, caller). */
+#define L7_STC_N 64
 struct l7_stc {
 	struct rm_stats_slot *sl; /* NULL: nothing cached */
 	const struct wl_ident *id;
@@ -254,7 +260,6 @@ struct l7_conn {
 	struct l7_fwd fw;	/* its route and current attempt */
 	struct l7_resp rs;	/* the attempt's response */
 	struct l7_wait wt;	/* breaker wait */
-	struct l7_stc stc;	/* metrics slot cache */
 	struct zipkin_span *zk; /* the span being built (l7_span.c), allocated at the slot's
 				 * first sampled request and kept with the slot */
 };
@@ -396,6 +401,7 @@ struct l7_worker {
 	struct conn_slots ms;
 	struct bufpool mpool;
 	size_t mreq_size; /* request bytes a block holds (its header array follows) */
+	struct l7_stc stc[L7_STC_N];
 };
 
 /* The calling pod's record (NULL: unknown caller), through the worker's cache. */

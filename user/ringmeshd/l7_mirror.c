@@ -205,8 +205,6 @@ void l7m_start(struct l7_worker *lw, struct l7_conn *c)
 	}
 	m->cb_req = true;
 	m->st = l7c_stats_slot(lw, c, cfg, d->mirror_service, t.ep);
-	/* l7c_stats_slot caches the last slot of c: the primary's lookup re-does it */
-	c->stc.sl = NULL;
 	if (l7_cb_queue_first(lw, m->cbp) ||
 	    !(m->up = l7_up_get(lw, &t.key, &t.ss, t.slen, m->st, m->cbp, &err))) {
 		skip(lw, m, err && err != -EAGAIN ? RM_MIR_SKIP_RESOURCES : RM_MIR_SKIP_OVERFLOW);
