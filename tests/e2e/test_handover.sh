@@ -6,7 +6,9 @@
 # each): no request fails, no connection skips the mesh (rm_dpstats' stale and
 # orig_full counters stand still; the VIP is routed unreachable in the pod, so a
 # bypass would fail anyway), the old daemon exits 0, rules and counters are kept (the
-# :15090 counter does not reset). A successor asked for another rm_breaker size
+# :15090 counter does not reset). The first daemon runs the sk_msg shortcut
+# (--sockmap), its successor plain TCP (the default), the third the shortcut again:
+# rm_dpstats' msg_redirect says which one new connections take. A successor asked for another rm_breaker size
 # (--breaker-pools 512) takes over all the same, with a fresh table of its size pinned
 # in place of the old one (breaker state is runtime state), and a third one asked for
 # another --stats-keys takes over from it the same way (its counters restart), both
@@ -79,13 +81,26 @@ daemon() { # LOG args...
 DARGS=(--cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 --listen 127.0.0.1:15001
 	--pod-gateway $POD_GW --workers 2 --drain-timeout 10)
 
-start_ringmeshd "$DAEMON_CG" "$NODE_NS" "${DARGS[@]}" || { fail "ringmeshd starts"; summary handover; exit 1; }
+# the first daemon runs the sk_msg shortcut (--sockmap), the next the default (plain
+# TCP), the third the shortcut again: hand-overs both ways between the two modes
+start_ringmeshd "$DAEMON_CG" "$NODE_NS" "${DARGS[@]}" --sockmap || { fail "ringmeshd starts"; summary handover; exit 1; }
 OLD=$RINGMESHD_PID
 DARGS+=(--metrics-listen "$METRICS_ADDR")
 check "rules applied" cli apply -f "$TMP/rules.yaml"
 cli rule list >"$TMP/rules.before"
 v1_ok() { client curl -s -m 3 http://10.96.0.20:8080/ | grep -q '"version":"v1"'; }
 check "a request through the mesh reaches v1" v1_ok
+# shortcut on|off: a new connection's request through the mesh took the sk_msg
+# shortcut (rm_dpstats msg_redirect moves) or plain TCP (it stands still)
+shortcut() {
+	local m0 m1
+	m0=$(dpstat msg_redirect)
+	v1_ok || return 1
+	m1=$(dpstat msg_redirect)
+	echo "    # msg_redirect $m0 -> $m1"
+	if [ "$1" = on ]; then [ "$m1" -gt "$m0" ]; else [ "$m1" = "$m0" ]; fi
+}
+check "the first daemon (--sockmap): a request takes the sk_msg shortcut" shortcut on
 
 map_id() { bpftool -j map show pinned "$PIN/$1" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])'; }
 bk_size() { cli -j breaker show | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["pools_max"], d["hosts_max"])'; }
@@ -272,12 +287,14 @@ check ":15090 (now the new daemon's) counts on from the old one's $B: $A >= $B +
 check "ringmesh status: live" cli status
 check "/healthz/ready on the shared metrics port: 200 (the new daemon's)" ready
 check "a request after the hand-over reaches v1" v1_ok
+check "the new daemon (the default, plain TCP): a new connection takes no shortcut" shortcut off
 
 # --- a second hand-over, the successor asked for --stats-keys 2048 (the default is
-# 1,024): a fresh rm_stats, the breaker table of the same size kept.
+# 1,024) and --sockmap: a fresh rm_stats, the breaker table of the same size kept,
+# from plain TCP to the shortcut.
 BK_ID1=$(map_id rm_breaker) STATS_ID=$(map_id rm_stats)
 load_start
-daemon "$TMP/third.log" "${DARGS[@]}" --breaker-pools 512 --stats-keys 2048
+daemon "$TMP/third.log" "${DARGS[@]}" --breaker-pools 512 --stats-keys 2048 --sockmap
 THIRD=$!
 RINGMESHD_PID=$THIRD
 handed_over "--stats-keys 2048" "$NEW" "$THIRD" "$TMP/third.log" "$TMP/new.log"
@@ -292,6 +309,7 @@ check "rm_stats is another map (id $STATS_ID -> $(map_id rm_stats))" \
 check "rm_breaker kept (id $BK_ID1 -> $(map_id rm_breaker)), 512 pools ($(bk_size))" \
 	[ "$(map_id rm_breaker)" = "$BK_ID1" -a "$(bk_size)" = "512 8192" ]
 check "requests reach v1 through the third" v1_ok
+check "the third daemon (--sockmap again): a new connection takes the shortcut" shortcut on
 check "the third daemon's counters see them" stats_seen
 
 # --- a successor killed at its worst moment: handed the sockets, its workers running
