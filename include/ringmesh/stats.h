@@ -153,7 +153,13 @@ struct rm_stats_key {
 	char src_canon_svc[RM_STATS_SHORT_LEN];
 	char src_canon_rev[RM_STATS_SHORT_LEN];
 	__u8 proto; /* enum rm_stats_proto */
-	__u8 pad[7];
+	__u8 pad[3];
+	/* RM_STATS_TCP: the response flags its connections ended with (bit per
+	 * rm_stats_flag, 0: none), a key of their own as Istio's TCP series carry
+	 * response_flags (UO: maxConnections reached, UH: no healthy endpoint, UF: the
+	 * upstream connect failed). HTTP keys: 0, their rows hold each request's flags.
+	 * Maps written before it have 0 here (the former padding). */
+	__u32 tcp_flags;
 };
 
 /* A histogram: non-cumulative buckets and the sum of the samples (us or bytes). */

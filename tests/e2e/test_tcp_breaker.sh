@@ -16,7 +16,9 @@
 #   - dead-db (both dead, 1 error, 10 s): every client connection is closed promptly;
 #     once both are ejected no upstream connect is tried (errors stay at 2)
 #   - plain-db (no DestinationRule): works as before and takes no breaker slot
-#   - the breaker metrics of the exporter cover the TCP pools
+#   - the breaker metrics of the exporter cover the TCP pools; the istio_tcp_* series
+#     carry response_flags: UO for the overflowed connection, UF per failed connect,
+#     UH per connection refused with every host ejected (source side only)
 # Usage: sudo [BUILD=build] tests/e2e/test_tcp_breaker.sh
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
@@ -189,6 +191,28 @@ metrics() {
 		echo "$m" | grep -qE '^ringmesh_breaker_hosts_ejected\{[^}]*dead-db[^}]*\} 2$'
 }
 check "exporter: pool-db's connection overflow and dead-db's 2 ejected hosts" metrics
+
+# tcp_series SERVICE FLAGS [METRIC]: the source-side istio_tcp_* (default: connections
+# opened) of SERVICE's connections that ended with response_flags FLAGS, summed
+tcp_series() {
+	curl -sf "http://$METRICS_ADDR/stats/prometheus" | awk -v m="${3:-istio_tcp_connections_opened_total}" \
+		-v svc="destination_service=\"$1.db.svc.cluster.local\"" -v fl="response_flags=\"$2\"" '
+		index($0, m "{reporter=\"source\"") == 1 && index($0, svc) && index($0, fl) { n += $NF }
+		END { print n + 0 }'
+}
+tcp_flags() {
+	local uo uh ufd ufe ok
+	uo=$(tcp_series pool-db UO) uh=$(tcp_series dead-db UH) ufd=$(tcp_series dead-db UF)
+	ufe=$(tcp_series eject-db UF)
+	ok=$(tcp_series pool-db - istio_tcp_connections_closed_total)
+	echo "pool-db UO $uo, closed fine $ok; dead-db UF $ufd, UH $uh; eject-db UF $ufe"
+	[ "$uo" = 1 ] && [ "$ok" = 3 ] && [ "$ufd" = 2 ] && [ "$uh" = 4 ] &&
+		[ "$(tcp_series pool-db UO istio_tcp_connections_closed_total)" = 1 ] &&
+		bk "x = h('eject-db', '$DEAD_A:$E1'); assert x['errors_total'] == $ufe, (x, $ufe)"
+}
+check "istio_tcp_*: response_flags UO (pool-db's overflow), UF (each failed connect), UH (dead-db once both were ejected)" tcp_flags
+no_dst() { ! curl -sf "http://$METRICS_ADDR/stats/prometheus" | grep -E '^istio_tcp_[a-z_]+\{reporter="destination"[^}]*response_flags="U[OHF]"'; }
+check "... on the source side only (no destination saw them)" no_dst
 
 check "ringmeshd stops cleanly" stop_ringmeshd
 check "nothing left attached or pinned" nothing_left

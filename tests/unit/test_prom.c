@@ -243,6 +243,40 @@ static void test_tcp_and_own(void **state)
 	has_line(t, "istio_build{component=\"ringmesh\",tag=\"unknown\"} 1");
 }
 
+/* TCP series of a declared TCP service: a key per response flags (UO refused at
+ * maxConnections, UF a failed connect), on the source side only, next to the
+ * connections that went through ("-", on both sides) */
+static void test_tcp_flags(void **state)
+{
+	struct prom_view v = {.stats = mem, .stats_len = sizeof(mem)};
+	struct rm_stats_key k;
+	char *t;
+
+	memset(mem, 0, sizeof(mem));
+	stats_w_attach(&sw, mem, NS, NR, 1);
+	stats_key_make(&k, SVC, "v1", "trans-service", RM_STATS_TCP);
+	stats_tcp(stats_slot(&sw, &k), 5, 4, 100, 200);
+	k.tcp_flags = 1u << RM_STATS_F_UF;
+	stats_tcp(stats_slot(&sw, &k), 2, 2, 0, 0);
+	stats_key_make(&k, SVC, NULL, NULL, RM_STATS_TCP);
+	k.tcp_flags = 1u << RM_STATS_F_UO;
+	stats_tcp(stats_slot(&sw, &k), 3, 3, 0, 0);
+	t = render(&v);
+	assert_non_null(strstr(t, "destination_version=\"v1\",destination_service=\"" SVC));
+	assert_non_null(strstr(t, "request_protocol=\"tcp\",response_flags=\"UF\","
+				  "connection_security_policy=\"unknown\"} 2\n"));
+	assert_non_null(strstr(t, "destination_version=\"unknown\",destination_service=\"" SVC));
+	assert_non_null(strstr(t, "request_protocol=\"tcp\",response_flags=\"UO\","
+				  "connection_security_policy=\"unknown\"} 3\n"));
+	assert_non_null(strstr(t, "request_protocol=\"tcp\",response_flags=\"-\","
+				  "connection_security_policy=\"none\"} 5\n"));
+	/* 3 source series, 1 destination series (the connections that reached v1) */
+	assert_int_equal(count_of(t, "istio_tcp_connections_opened_total{reporter=\"source\""), 3);
+	assert_int_equal(count_of(t, "istio_tcp_connections_opened_total{reporter=\"destination\""),
+			 1);
+	assert_int_equal(count_of(t, "response_flags=\"UO\""), 4); /* 4 families, source only */
+}
+
 static void test_breaker(void **state)
 {
 	/* a map of another size than the defaults (--breaker-pools 300 --breaker-hosts
@@ -594,15 +628,11 @@ static void test_admin_thread(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_istio_requests),
-	    cmocka_unit_test(test_istio_histograms),
-	    cmocka_unit_test(test_tcp_and_own),
-	    cmocka_unit_test(test_breaker),
-	    cmocka_unit_test(test_overflow_and_escaping),
-	    cmocka_unit_test(test_pool_full),
-	    cmocka_unit_test(test_quantile),
-	    cmocka_unit_test(test_consistent_copy),
-	    cmocka_unit_test(test_admin_answers),
+	    cmocka_unit_test(test_istio_requests),  cmocka_unit_test(test_istio_histograms),
+	    cmocka_unit_test(test_tcp_and_own),	    cmocka_unit_test(test_tcp_flags),
+	    cmocka_unit_test(test_breaker),	    cmocka_unit_test(test_overflow_and_escaping),
+	    cmocka_unit_test(test_pool_full),	    cmocka_unit_test(test_quantile),
+	    cmocka_unit_test(test_consistent_copy), cmocka_unit_test(test_admin_answers),
 	    cmocka_unit_test(test_admin_thread),
 	};
 

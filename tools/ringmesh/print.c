@@ -133,12 +133,16 @@ void cli_stats_slot_print(uint32_t idx, const struct prom_series *s)
 
 	prom_slot_sum(s, &a);
 	if (!cli.jw) {
+		char fl[64];
+
 		printf("[%u] %.*s version %.*s from %.*s: %llu requests (2xx %llu, 4xx %llu, "
-		       "5xx %llu), connections %llu opened %llu closed\n",
+		       "5xx %llu), connections %llu opened %llu closed%s%s\n",
 		       idx, KEYSTR(k->dst_service), KEYSTR(k->dst_version), KEYSTR(k->src_workload),
 		       (unsigned long long)a.requests, (unsigned long long)a.code_class[2],
 		       (unsigned long long)a.code_class[4], (unsigned long long)a.code_class[5],
-		       (unsigned long long)s->sl.tcp_opened, (unsigned long long)s->sl.tcp_closed);
+		       (unsigned long long)s->sl.tcp_opened, (unsigned long long)s->sl.tcp_closed,
+		       k->tcp_flags ? ", flags " : "",
+		       k->tcp_flags ? prom_flags_str(k->tcp_flags, fl, sizeof(fl)) : "");
 		return;
 	}
 	json_start_object(cli.jw);
@@ -228,6 +232,12 @@ void cli_stats_slot_print(uint32_t idx, const struct prom_series *s)
 	json_uint_field(cli.jw, "closed", s->sl.tcp_closed);
 	json_uint_field(cli.jw, "sent_bytes", s->sl.tcp_sent_bytes);
 	json_uint_field(cli.jw, "received_bytes", s->sl.tcp_received_bytes);
+	{
+		char fl[64];
+
+		json_string_field(cli.jw, "response_flags",
+				  prom_flags_str(k->tcp_flags, fl, sizeof(fl)));
+	}
 	json_end_object(cli.jw);
 	json_end_object(cli.jw);
 }

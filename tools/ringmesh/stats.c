@@ -314,6 +314,15 @@ static int show_requests(struct watch_prev *wp)
 		prom_slot_sum(s, &a);
 		snprintf(svc, sizeof(svc), "%.*s", KEYSTR(s->sl.key.dst_service));
 		snprintf(ver, sizeof(ver), "%.*s", KEYSTR(s->sl.key.dst_version));
+		if (s->sl.key.tcp_flags) {
+			/* a TCP series of refused or failed connections: its flags by the
+			 * version, as the exporter's response_flags label */
+			char fl[64];
+			size_t n = strlen(ver);
+
+			snprintf(ver + n, sizeof(ver) - n, " %s",
+				 prom_flags_str(s->sl.key.tcp_flags, fl, sizeof(fl)));
+		}
 		snprintf(src, sizeof(src), "%.*s", KEYSTR(s->sl.key.src_workload));
 		u64s(c[0], a.requests);
 		u64s(c[1], a.code_class[2]);

@@ -542,12 +542,17 @@ static void tcp_family(struct ctx *c, const char *name, const char *help, size_t
 			const struct prom_series *s = &c->s[i];
 			uint64_t v = *(const uint64_t *)((const char *)&s->sl + off);
 
+			uint32_t fl = s->sl.key.tcp_flags;
+
 			if (!s->sl.tcp_opened && !s->sl.tcp_closed)
+				continue;
+			/* refused or failed here (UO, UH, UF): no destination saw them */
+			if (rep == REP_DESTINATION && (fl & LOCAL_FLAGS))
 				continue;
 			putf(c->b, "%s{", name);
 			istio_labels(c->b, (enum reporter)rep, s,
 				     s->sl.key.proto == RM_STATS_HTTP || slot_http(s), -1, false,
-				     0);
+				     fl);
 			putf(c->b, "} %llu\n", (unsigned long long)v);
 		}
 	}

@@ -119,6 +119,38 @@ static struct rm_cb_host *const *tcp_cb_hosts(struct ring_worker *w, struct cfgw
 	return *p ? cfgw_cb_hosts(cfg, pool, route_service_port(cfg->t, svc, port, NULL)) : NULL;
 }
 
+/* The metrics key of a connection of TCP service svc from orig's pod: to endpoint ep,
+ * or to none picked (ep >= n_eps: version and workload "unknown") */
+static void tcp_key(struct ring_worker *w, struct cfgw_cfg *cfg, int svc, uint32_t ep,
+		    const struct rm_orig *orig, struct rm_stats_key *k)
+{
+	const struct wl_ident *id = wl_get(&w->wl, orig->pod_cgroup_id, mono_ns());
+	bool has_ep = ep < cfg->n_eps;
+
+	stats_key_make(k, route_service_host(cfg->t, (uint32_t)svc),
+		       has_ep ? cfg->ep_version[ep] : NULL, has_ep ? cfg->ep_workload[ep] : NULL,
+		       RM_STATS_TCP);
+	stats_key_source(k, id ? &id->rec : NULL);
+}
+
+/*
+ * A connection to TCP service svc refused before any endpoint was picked, as Envoy's
+ * tcp_proxy does on UO (maxConnections) and UH (no healthy host): counted opened and
+ * closed at once on a key with that flag, destination version "unknown".
+ */
+static void tcp_refused(struct ring_worker *w, struct cfgw_cfg *cfg, int svc,
+			const struct rm_orig *orig, enum rm_stats_flag f)
+{
+	struct stats_w *sw = w->cfg.l7->stats;
+	struct rm_stats_key k;
+
+	if (!sw)
+		return;
+	tcp_key(w, cfg, svc, UINT32_MAX, orig, &k);
+	k.tcp_flags = 1u << f;
+	stats_tcp(stats_slot(sw, &k), 1, 1, 0, 0);
+}
+
 /*
  * A declared TCP service (TCP, and TLS or HTTP/2, which we do not parse): an
  * endpoint of its default pool instead of the VIP, and that endpoint's metrics
@@ -163,14 +195,7 @@ static int tcp_endpoint(struct ring_worker *w, struct cfgw_cfg *cfg, int svc,
 	cb_request_try_start(NULL, cbt->h); /* the host's active count, for LEAST_CONN */
 	*st = NULL;
 	if (sw) {
-		stats_key_make(&k, route_service_host(cfg->t, (uint32_t)svc),
-			       ep < cfg->n_eps ? cfg->ep_version[ep] : NULL,
-			       ep < cfg->n_eps ? cfg->ep_workload[ep] : NULL, RM_STATS_TCP);
-		{
-			const struct wl_ident *id = wl_get(&w->wl, orig->pod_cgroup_id, mono_ns());
-
-			stats_key_source(&k, id ? &id->rec : NULL);
-		}
+		tcp_key(w, cfg, svc, ep, orig, &k);
 		*st = stats_slot(sw, &k);
 	}
 	return 0;
@@ -235,11 +260,16 @@ void accept_conn(struct ring_worker *w, int fd)
 		if (r) {
 			/* no usable endpoint, every one ejected, or maxConnections reached
 			 * (counted in the pool's cx_overflow) */
+			tcp_refused(w, cfg, svc, &a.orig,
+				    r == -EBUSY		 ? RM_STATS_F_UO
+				    : r == -EHOSTUNREACH ? RM_STATS_F_UH
+							 : RM_STATS_F_UF);
 			refuse(w, &a);
 			return;
 		}
 	}
-	if (l4_accept(w, &a, &dst, dlen, st, cbt.p || cbt.h ? &cbt : NULL)) {
+	if (l4_accept(w, &a, &dst, dlen, w->cfg.l7 ? w->cfg.l7->stats : NULL, st,
+		      cbt.p || cbt.h ? &cbt : NULL)) {
 		l4_cb_release(&cbt);
 		RING_STAT_ADD(w, refused_full, 1);
 		drop(w, &a);

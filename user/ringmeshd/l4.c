@@ -159,8 +159,9 @@ static void finish(struct ring_worker *w, struct l4_conn *c)
 	if (c->cb.p || c->cb.h)
 		l4_cb_release(&c->cb);
 	if (c->st) {
-		/* a declared TCP service's endpoint: bytes to the upstream are "sent" */
-		stats_tcp(c->st, 0, 1, c->bytes[L4_UPSTREAM], c->bytes[L4_CLIENT]);
+		/* a declared TCP service's endpoint: bytes to the upstream are "sent"; one
+		 * that ended before its connect did counts as opened here */
+		stats_tcp(c->st, !c->st_opened, 1, c->bytes[L4_UPSTREAM], c->bytes[L4_CLIENT]);
 		c->st = NULL;
 	}
 	for (int s = 0; s < 2; s++) {
@@ -286,6 +287,27 @@ static void l4_ev_eof(struct ring_worker *w, struct l4_conn *c, unsigned int s)
 		shut_wr(w, c, s ^ 1);
 }
 
+/*
+ * The connection's metrics at its connect's outcome: opened on its key, or, when the
+ * connect failed, on the same key with UF (Istio's response_flags of a TCP series:
+ * Envoy's tcp_proxy sets UF when the upstream connect fails). Counted once the
+ * outcome is known, as Envoy's stats filter reports a TCP connection once it knows
+ * its peer or at its close, so no series counts a connection it then has to give up.
+ */
+static void count_opened(struct l4_conn *c, bool failed)
+{
+	if (!c->st || c->st_opened)
+		return;
+	if (failed && c->sw) {
+		struct rm_stats_key k = c->st->key;
+
+		k.tcp_flags |= 1u << RM_STATS_F_UF;
+		c->st = stats_slot(c->sw, &k);
+	}
+	stats_tcp(c->st, 1, 0, 0, 0);
+	c->st_opened = true;
+}
+
 /* Upstream connect done: start reading both sides. */
 static void l4_ev_upstream_connected(struct ring_worker *w, struct l4_conn *c, int32_t res)
 {
@@ -295,6 +317,7 @@ static void l4_ev_upstream_connected(struct ring_worker *w, struct l4_conn *c, i
 	if (c->cb.h)
 		cb_host_result(c->cb.cb, c->cb.h, res < 0 ? CB_CONNECT_FAIL : CB_SUCCESS,
 			       mono_ns());
+	count_opened(c, res < 0);
 	if (res < 0) {
 		RING_STAT_ADD(w, upstream_connect_failed, 1);
 		abort_conn(w, c);
@@ -566,7 +589,7 @@ static int start_connect(struct ring_worker *w, struct l4_conn *c, socklen_t dle
 }
 
 int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct sockaddr_storage *dst,
-	      socklen_t dlen, struct rm_stats_slot *st, const struct l4_cb *cb)
+	      socklen_t dlen, struct stats_w *sw, struct rm_stats_slot *st, const struct l4_cb *cb)
 {
 	struct l4_conn *c = slot_alloc(w);
 
@@ -581,11 +604,13 @@ int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct so
 	c->orig_known = a->orig_known;
 	c->dst = *dst;
 	c->st = st;
+	c->sw = sw;
+	c->st_opened = false;
 	if (cb)
 		c->cb = *cb;
-	stats_tcp(st, 1, 0, 0, 0);
 	if (start_connect(w, c, dlen)) {
 		RING_STAT_ADD(w, upstream_connect_failed, 1);
+		count_opened(c, true);
 		abort_conn(w, c);
 	}
 	return 0;

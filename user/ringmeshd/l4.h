@@ -42,6 +42,7 @@ enum l4_state {
 
 /* One socket of a pair and the queue of bytes waiting to be written to it. */
 struct rm_stats_slot;
+struct stats_w;
 struct rm_cb_pool;
 struct rm_cb_host;
 
@@ -83,6 +84,8 @@ struct l4_conn {
 	struct sockaddr_storage dst;   /* upstream address (original destination) */
 	struct rm_orig orig;	       /* what the lookup returned (for L7: pod cgroup, etc.) */
 	struct rm_stats_slot *st;      /* metrics of a declared TCP service's endpoint, or NULL */
+	struct stats_w *sw;	       /* the map st is in */
+	bool st_opened;		       /* st counted the connection opened (at its connect) */
 	struct l4_cb cb;	       /* breaker slots held (TCP service with a policy) */
 	uint64_t bytes[2];	       /* bytes written to each side (by enum l4_side_id) */
 };
@@ -92,12 +95,12 @@ int l4_init(struct ring_worker *w);
 void l4_fini(struct ring_worker *w);
 
 /* An admitted connection to forward to dst (the original destination, or an
- * endpoint of a declared TCP service whose metrics slot is st, else NULL; cb: the
- * breaker slots it holds, or NULL). 0: l4 owns a->fd and cb's slots from here on (a
- * failed upstream connect is l4's to report); -ENOSPC: no free slot, the caller
- * still owns the socket and the slots. */
+ * endpoint of a declared TCP service whose metrics slot is st in sw, else NULL; cb:
+ * the breaker slots it holds, or NULL). 0: l4 owns a->fd and cb's slots from here on
+ * (a failed upstream connect is l4's to report: st's key with UF counts it); -ENOSPC:
+ * no free slot, the caller still owns the socket and the slots. */
 int l4_accept(struct ring_worker *w, const struct conn_admit *a, const struct sockaddr_storage *dst,
-	      socklen_t dlen, struct rm_stats_slot *st, const struct l4_cb *cb);
+	      socklen_t dlen, struct stats_w *sw, struct rm_stats_slot *st, const struct l4_cb *cb);
 
 /* A completion of an l4 op (RING_OP_RECV, _SEND, _CONNECT, _CONNECT_TIMEOUT). */
 void l4_complete(struct ring_worker *w, uint64_t ud, int32_t res, uint32_t flags);
