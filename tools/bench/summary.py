@@ -19,8 +19,8 @@ import re
 import statistics
 import sys
 
-L7_PATHS = [("direct", "direct"), ("ringmesh", "ringmesh"),
-            ("nosockmap", "ringmesh --no-sockmap"), ("haproxy", "HAProxy"),
+L7_PATHS = [("direct", "direct"), ("ringmesh", "ringmesh --sockmap"),
+            ("nosockmap", "ringmesh (plain TCP, the default)"), ("haproxy", "HAProxy"),
             ("nginx", "nginx")]
 L4_PATHS = [("direct", "direct"), ("sockmap", "ringmesh, sk_msg shortcut"),
             ("nosockmap", "ringmesh, --no-sockmap (plain TCP)"),
@@ -157,49 +157,68 @@ def l7_tables(fig, errs, out):
                    (metric == "cpu" and k == "direct") else "-" for k, _ in paths]
             out.append(f"| {c} conns | " + " | ".join(row) + " |")
         out.append("")
-    out.append("ringmesh against the others (ratio of medians; ahead/behind only when the "
-               "rank test ranks them):\n")
-    others = [(k, n) for k, n in paths if k not in ("ringmesh", "direct")]
-    out.append("| conns | " + " | ".join(f"req/s vs {n}" for _, n in others) + " | " +
-               " | ".join(f"p99 vs {n}" for _, n in others) + " |")
-    out.append("|---" * (2 * len(others) + 1) + "|")
-    for c in cs:
-        rm = [stat(fig, "l7", "ringmesh", m, str(c)) for m in ("rps", "p99")]
-        row = [cmp_cell(rm[0], stat(fig, "l7", k, "rps", str(c)), True) for k, _ in others]
-        row += [cmp_cell(rm[1], stat(fig, "l7", k, "p99", str(c)), False) for k, _ in others]
-        out.append(f"| {c} | " + " | ".join(row) + " |")
-    out.append("")
+    # ringmesh with the shortcut against the rest, then the default (plain TCP, the
+    # "nosockmap" path) against the other proxies
+    for subj, intro, skip in (
+            ("ringmesh", "ringmesh `--sockmap` against the others", ("ringmesh", "direct")),
+            ("nosockmap", "ringmesh with plain TCP (the default) against the other proxies",
+             ("ringmesh", "nosockmap", "direct"))):
+        others = [(k, n) for k, n in paths if k not in skip]
+        if not any(x[0] == "l7" and x[1] == subj for x in fig) or not others:
+            continue
+        out.append(intro + " (ratio of medians; ahead/behind only when the rank test ranks "
+                   "them):\n")
+        out.append("| conns | " + " | ".join(f"req/s vs {n}" for _, n in others) + " | " +
+                   " | ".join(f"p99 vs {n}" for _, n in others) + " |")
+        out.append("|---" * (2 * len(others) + 1) + "|")
+        for c in cs:
+            rm = [stat(fig, "l7", subj, m, str(c)) for m in ("rps", "p99")]
+            row = [cmp_cell(rm[0], stat(fig, "l7", k, "rps", str(c)), True) for k, _ in others]
+            row += [cmp_cell(rm[1], stat(fig, "l7", k, "p99", str(c)), False)
+                    for k, _ in others]
+            out.append(f"| {c} | " + " | ".join(row) + " |")
+        out.append("")
     e = [f"{k[1]} c{k[2]}: {'; '.join(v)}" for k, v in sorted(errs.items()) if k[0] == "l7"]
     if e:
         out.append("wrk reported errors: " + " · ".join(e) + "\n")
 
 
 def workers_tables(fig, errs, out):
-    """phase l7wN (l7.sh WORKERS=N): every proxy on N workers/threads, ringmesh first"""
+    """phase l7wN (l7.sh WORKERS=N): every proxy on N workers/threads; ringmesh's modes
+    (the shortcut, and the default plain TCP) each against the other proxies"""
     for ph in sorted({k[0] for k in fig if re.fullmatch(r"l7w[0-9]+", k[0])}):
         n = ph[3:]
         paths = [(k, nm) for k, nm in L7_PATHS if k != "direct" and stat(
             fig, ph, k, "rps", str(conns_of(fig, ph)[0]))]
-        if not paths or paths[0][0] != "ringmesh":
+        subjects = [(k, nm) for k, nm in paths if k in ("ringmesh", "nosockmap")]
+        others = [(k, nm) for k, nm in paths if k not in ("ringmesh", "nosockmap")]
+        if not subjects:
             continue
-        others = paths[1:]
         out.append(f"#### L7 on {n} workers ({rounds_of(fig, ph)} rounds)\n")
         out.append(f"ringmeshd `--workers {n}`, HAProxy `nbthread {n}`, nginx "
                    f"`worker_processes {n}`, wrk `-t{n}`; the same 2 CPUs for all.\n")
         out.append("| conns | " + " | ".join(f"req/s {nm}" for _, nm in paths) + " | " +
-                   " | ".join(f"p99 {nm}" for _, nm in paths) + " | " +
-                   " | ".join(f"ringmesh req/s vs {nm}" for _, nm in others) + " | " +
-                   " | ".join(f"ringmesh p99 vs {nm}" for _, nm in others) + " |")
-        out.append("|---" * (2 * len(paths) + 2 * len(others) + 1) + "|")
+                   " | ".join(f"p99 {nm}" for _, nm in paths) + " |")
+        out.append("|---" * (2 * len(paths) + 1) + "|")
         for c in conns_of(fig, ph):
-            st = {k: (stat(fig, ph, k, "rps", str(c)), stat(fig, ph, k, "p99", str(c)))
-                  for k, _ in paths}
-            row = [cell(st[k][0], f_rate) for k, _ in paths]
-            row += [cell(st[k][1], f_lat) for k, _ in paths]
-            row += [cmp_cell(st["ringmesh"][0], st[k][0], True) for k, _ in others]
-            row += [cmp_cell(st["ringmesh"][1], st[k][1], False) for k, _ in others]
+            row = [cell(stat(fig, ph, k, "rps", str(c)), f_rate) for k, _ in paths]
+            row += [cell(stat(fig, ph, k, "p99", str(c)), f_lat) for k, _ in paths]
             out.append(f"| {c} | " + " | ".join(row) + " |")
         out.append("")
+        if others:
+            out.append("| conns | ringmesh | " +
+                       " | ".join(f"req/s vs {nm}" for _, nm in others) + " | " +
+                       " | ".join(f"p99 vs {nm}" for _, nm in others) + " |")
+            out.append("|---" * (2 * len(others) + 2) + "|")
+            for c in conns_of(fig, ph):
+                for k, nm in subjects:
+                    a = [stat(fig, ph, k, m, str(c)) for m in ("rps", "p99")]
+                    row = [cmp_cell(a[0], stat(fig, ph, o, "rps", str(c)), True)
+                           for o, _ in others]
+                    row += [cmp_cell(a[1], stat(fig, ph, o, "p99", str(c)), False)
+                            for o, _ in others]
+                    out.append(f"| {c} | {nm} | " + " | ".join(row) + " |")
+            out.append("")
         e = [f"{k[1]} c{k[2]}: {'; '.join(v)}" for k, v in sorted(errs.items()) if k[0] == ph]
         if e:
             out.append("wrk reported errors: " + " · ".join(e) + "\n")
