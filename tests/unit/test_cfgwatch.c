@@ -14,7 +14,9 @@
 #include <sys/socket.h>
 #include <cmocka.h>
 
+#include "common/util.h"
 #include "ringmeshd/cfgwatch.h"
+#include "ringmeshd/pick.h"
 
 static struct rm_cfg *one_service_cfg(uint64_t gen)
 {
@@ -548,6 +550,97 @@ static void test_cfgw_cb_scale_sized(void **state)
 	assert_int_equal(f->cb.h->hosts_dropped, 0);
 }
 
+/* Member pos of p is 10.244.0.last:8080, as pick_addr gives it. */
+static void assert_picked(struct cfgw_cfg *c, const struct pick *p, size_t pos, uint8_t last)
+{
+	struct sockaddr_storage ss;
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)&ss;
+	struct rm_orig o;
+	socklen_t len = 0;
+
+	assert_int_equal(pick_addr(c, p, pos, htons(8080), &o, &ss, &len), 0);
+	assert_int_equal(len, sizeof(*sin));
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohs(sin->sin_port), 8080);
+	assert_int_equal(ntohl(sin->sin_addr.s_addr), (10u << 24) | (244u << 16) | last);
+	assert_int_equal(o.family, AF_INET);
+	assert_int_equal(o.port, htons(8080));
+}
+
+/* The balancer step both proxies share (pick.c): a subset's pool comes with its
+ * breaker slot, host slots and the hooks that skip an ejected host; a service's own
+ * whole-service pool has a breaker for requests but none for a TCP service's
+ * connections (subsets_only); no breaker, no hooks; bad indices are -ENOENT. */
+static void test_cfgw_pick(void **state)
+{
+	struct cbfx *f = *state;
+	uint32_t all = 0;
+	struct cfgw_cfg *c;
+	struct cfgw plain;
+	struct pick p;
+	char err[256];
+	size_t pos;
+
+	cbfx_publish(f, 10, 3, 10);
+	c = cfgw_current(&f->cw);
+	all = f->snap->services[2].subset_first + 2; /* svc2's "all": 10.244.0.5, .6 */
+	assert_int_equal(pick_pool(c, 2, f->snap->services[2].subset_first, htons(8080), true, &p),
+			 0);
+	assert_int_equal(p.n, 1);
+	assert_non_null(p.cbp);
+	assert_string_equal(p.cbp->subset, "v1");
+	assert_non_null(p.hosts);
+	assert_ptr_equal(p.hooks, &p.hk);
+	assert_int_equal(pick_one(c, &p, 12345, &pos), 0);
+	assert_int_equal(pos, 0);
+	assert_picked(c, &p, pos, 5);
+	assert_int_equal(pick_addr(c, &p, 1, htons(8080), &(struct rm_orig){0},
+				   &(struct sockaddr_storage){0}, &(socklen_t){0}),
+			 -ENOENT);
+
+	/* an ejected host is not picked, whatever the random number (ejected now, for
+	 * base_ejection 1 s: pick_pool's clock is mono_ns) */
+	assert_int_equal(pick_pool(c, 2, all, htons(8080), false, &p), 0);
+	assert_int_equal(p.n, 2);
+	assert_non_null(p.hosts);
+	for (int i = 0; i < 5; i++)
+		cb_host_result(&f->cb, p.hosts[0], CB_5XX, mono_ns());
+	assert_int_equal(p.hosts[0]->ejected, RM_CB_OUT);
+	for (uint64_t r = 0; r < 64; r++) {
+		assert_int_equal(pick_pool(c, 2, all, htons(8080), true, &p), 0);
+		assert_int_equal(pick_one(c, &p, r * 0x9e3779b97f4a7c15ull, &pos), 0);
+		assert_int_equal(pos, 1);
+	}
+	assert_picked(c, &p, pos, 6);
+
+	/* the whole-service pool: a breaker for requests, none for TCP connections */
+	assert_int_equal(pick_pool(c, 2, RM_CFG_NONE, htons(8080), false, &p), 0);
+	assert_int_equal(p.n, 2);
+	assert_non_null(p.cbp);
+	assert_string_equal(p.cbp->subset, "");
+	assert_non_null(p.hooks);
+	assert_int_equal(pick_pool(c, 2, RM_CFG_NONE, htons(8080), true, &p), 0);
+	assert_int_equal(p.n, 2);
+	assert_null(p.cbp);
+	assert_null(p.hosts);
+	assert_null(p.hooks);
+	assert_int_equal(pick_pool(c, 10, RM_CFG_NONE, htons(8080), false, &p), -ENOENT);
+	assert_int_equal(pick_pool(c, 2, f->snap->services[3].subset_first, htons(8080), false, &p),
+			 -ENOENT);
+
+	/* a daemon without a breaker: members only */
+	assert_int_equal(cfgw_init(&plain, 1, err, sizeof(err)), 0);
+	assert_int_equal(cfgw_publish(&plain, f->snap, err, sizeof(err)), 0);
+	c = cfgw_current(&plain);
+	assert_int_equal(pick_pool(c, 2, all, htons(8080), false, &p), 0);
+	assert_int_equal(p.n, 2);
+	assert_null(p.cbp);
+	assert_null(p.hooks);
+	assert_int_equal(pick_one(c, &p, 7, &pos), 0);
+	assert_picked(c, &p, pos, (uint8_t)(5 + pos));
+	cfgw_fini(&plain);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -558,6 +651,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_top_level, cbfx_setup, cbfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_scale, cbfx_setup, cbfx_teardown),
 	    cmocka_unit_test_setup_teardown(test_cfgw_cb_scale_sized, cbfx_setup, cbfx_teardown),
+	    cmocka_unit_test_setup_teardown(test_cfgw_pick, cbfx_setup, cbfx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include "ringmeshd/conn.h"
 #include "ringmeshd/l4.h"
 #include "ringmeshd/l7.h"
+#include "ringmeshd/pick.h"
 #include "ringmeshd/ring.h"
 #include "ringmeshd/stats_w.h"
 #include "common/util.h"
@@ -87,38 +88,6 @@ static void refuse(struct ring_worker *w, const struct conn_admit *a)
 	RING_STAT_ADD(w, closed, 1);
 }
 
-static void ep_sockaddr(const struct route_endpoint *e, __be16 port, struct sockaddr_storage *ss,
-			socklen_t *len)
-{
-	struct rm_orig o;
-
-	memset(&o, 0, sizeof(o));
-	o.addr = e->addr;
-	o.port = port;
-	o.family = e->family;
-	if (conn_orig_to_sockaddr(&o, ss, len))
-		*len = 0;
-}
-
-/*
- * The breaker of a TCP service's pool, for services with a DestinationRule's top-level
- * policy (route_pool gives its subset; a service without one has its own pool and no
- * breaker: nothing to pay per connection). Envoy's tcp_proxy: ejected hosts are not
- * picked, and a connection past maxConnections is refused, not queued.
- */
-static struct rm_cb_host *const *tcp_cb_hosts(struct ring_worker *w, struct cfgw_cfg *cfg,
-					      uint32_t svc, uint32_t pool, __be16 port,
-					      struct rm_cb_pool **p)
-{
-	const struct cb *cb = w->cfg.l7->cb;
-
-	*p = NULL;
-	if (!cb || !cfg->cbp || pool >= route_n_subsets(cfg->t))
-		return NULL;
-	*p = cfgw_cb_pool(cfg, pool);
-	return *p ? cfgw_cb_hosts(cfg, pool, route_service_port(cfg->t, svc, port, NULL)) : NULL;
-}
-
 /* The metrics key of a connection of TCP service svc from orig's pod: to endpoint ep,
  * or to none picked (ep >= n_eps: version and workload "unknown") */
 static void tcp_key(struct ring_worker *w, struct cfgw_cfg *cfg, int svc, uint32_t ep,
@@ -164,38 +133,33 @@ static int tcp_endpoint(struct ring_worker *w, struct cfgw_cfg *cfg, int svc,
 			struct rm_stats_slot **st, struct l4_cb *cbt)
 {
 	struct stats_w *sw = w->cfg.l7->stats;
-	uint32_t pool, lbp, ep;
-	const uint32_t *m;
-	size_t n, pos;
-	struct route_endpoint e;
 	struct rm_stats_key k;
-	struct rm_cb_host *const *hosts = NULL;
-	struct cb_lb_ctx lbc;
-	struct lb_hooks hk = {cb_lb_available, cb_lb_active, &lbc};
+	struct rm_orig o;
+	struct pick p;
+	size_t pos;
+	int r;
 
 	cbt->cb = w->cfg.l7->cb;
 	cbt->p = NULL;
 	cbt->h = NULL;
-	if (route_pool(cfg->t, (uint32_t)svc, RM_CFG_NONE, &pool, &m, &n, &lbp) || !n ||
-	    pool >= cfg->n_pools)
+	/* A TCP service's breaker: only a DestinationRule's (its top-level policy is the
+	 * service's pool, route_pool); without one, nothing to pay per connection. Envoy's
+	 * tcp_proxy: ejected hosts are not picked, and a connection past maxConnections
+	 * is refused, not queued. */
+	if (pick_pool(cfg, (uint32_t)svc, RM_CFG_NONE, orig->port, true, &p) ||
+	    pick_one(cfg, &p, l7_random(w), &pos))
 		return -EHOSTUNREACH;
-	hosts = tcp_cb_hosts(w, cfg, (uint32_t)svc, pool, orig->port, &cbt->p);
-	lbc = (struct cb_lb_ctx){w->cfg.l7->cb, m, hosts, hosts ? n : 0, cbt->p ? mono_ns() : 0};
-	if (lb_pick(&cfg->lb[pool], m, n, cbt->p ? &hk : NULL, l7_random(w), &pos))
-		return -EHOSTUNREACH;
-	ep = m[pos];
-	if (route_endpoint(cfg->t, ep, &e))
-		return -EHOSTUNREACH;
-	ep_sockaddr(&e, route_endpoint_port(cfg->t, ep, orig->port), dst, dlen);
-	if (!*dlen)
-		return -EAFNOSUPPORT;
+	r = pick_addr(cfg, &p, pos, orig->port, &o, dst, dlen);
+	if (r)
+		return r == -ENOENT ? -EHOSTUNREACH : r;
+	cbt->p = cbt->cb ? p.cbp : NULL;
 	if (cb_conn_try_open(cbt->p))
 		return -EBUSY;
-	cbt->h = hosts ? hosts[pos] : NULL;
+	cbt->h = p.hosts ? p.hosts[pos] : NULL;
 	cb_request_try_start(NULL, cbt->h); /* the host's active count, for LEAST_CONN */
 	*st = NULL;
 	if (sw) {
-		tcp_key(w, cfg, svc, ep, orig, &k);
+		tcp_key(w, cfg, svc, p.m[pos], orig, &k);
 		*st = stats_slot(sw, &k);
 	}
 	return 0;

@@ -14,6 +14,7 @@
 #include "policy/cb.h"
 #include "ringmeshd/conn.h"
 #include "ringmeshd/l7_int.h"
+#include "ringmeshd/pick.h"
 #include "policy/lb.h"
 #include "policy/trace.h"
 
@@ -517,44 +518,21 @@ static int pick_host(struct l7_worker *lw, struct l7_conn *c, struct lb_state *l
 int l7_choose(struct l7_worker *lw, struct cfgw_cfg *cfg, uint32_t svc, uint32_t subset,
 	      __be16 sport, struct l7_conn *c, struct l7_target *t)
 {
-	const uint32_t *m;
-	size_t n, pos;
-	uint32_t pool, lbp;
-	struct route_endpoint e;
+	struct pick p;
 	struct rm_orig o;
-	struct rm_cb_host *const *hosts = NULL;
-	struct cb_lb_ctx lbc;
-	struct lb_hooks hk;
-	const struct lb_hooks *hkp = NULL;
+	size_t pos;
 
 	t->cbp = NULL; /* the rest is set on success: the callers read t only then */
 	t->cbh = NULL;
-	if (route_pool(cfg->t, svc, subset, &pool, &m, &n, &lbp) || !n || pool >= cfg->n_pools)
+	if (pick_pool(cfg, svc, subset, sport, false, &p))
 		return -ENOENT;
-	if (lw->sh->cb && cfg->cbp) {
-		t->cbp = cfgw_cb_pool(cfg, pool);
-		hosts = cfgw_cb_hosts(cfg, pool, route_service_port(cfg->t, svc, sport, NULL));
-		lbc.cb = lw->sh->cb;
-		lbc.members = m;
-		lbc.hosts = hosts;
-		lbc.n = hosts ? n : 0;
-		lbc.now = mono_ns();
-		hk.available = cb_lb_available;
-		hk.active = cb_lb_active;
-		hk.ctx = &lbc;
-		hkp = &hk;
-	}
+	t->cbp = lw->sh->cb ? p.cbp : NULL;
 	/* -ENOENT: every member ejected */
-	if (pick_host(lw, c, &cfg->lb[pool], m, n, hkp, &pos) ||
-	    route_endpoint(cfg->t, (t->ep = m[pos]), &e))
+	if (pick_host(lw, c, &cfg->lb[p.pool], p.m, p.n, p.hooks, &pos) ||
+	    pick_addr(cfg, &p, pos, sport, &o, &t->ss, &t->slen))
 		return -ENOENT;
-	t->cbh = hosts ? hosts[pos] : NULL;
-	memset(&o, 0, sizeof(o));
-	o.addr = e.addr;
-	o.family = e.family;
-	o.port = route_endpoint_port(cfg->t, t->ep, sport);
-	if (conn_orig_to_sockaddr(&o, &t->ss, &t->slen))
-		return -ENOENT;
+	t->ep = p.m[pos];
+	t->cbh = p.hosts ? p.hosts[pos] : NULL;
 	t->key.addr = o.addr;
 	t->key.port = o.port;
 	t->key.family = o.family;
