@@ -8,8 +8,8 @@
 #include "ringmeshd/conn.h"
 #include "ringmeshd/pick.h"
 
-int pick_pool(struct cfgw_cfg *cfg, uint32_t svc, uint32_t subset, __be16 sport,
-	      bool subsets_only, struct pick *p)
+int pick_pool(struct cfgw_cfg *cfg, uint32_t svc, uint32_t subset, __be16 sport, bool subsets_only,
+	      struct pick *p)
 {
 	uint32_t lbp;
 

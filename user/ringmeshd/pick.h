@@ -40,8 +40,8 @@ struct pick {
 /* subsets_only: only a subset's pool (one of a DestinationRule) has a breaker, not
  * a service's own whole-service pool (TCP services: nothing to pay per connection
  * where no rule asks for limits). 0, or -ENOENT: no such pool, or an empty one. */
-int pick_pool(struct cfgw_cfg *cfg, uint32_t svc, uint32_t subset, __be16 sport,
-	      bool subsets_only, struct pick *p);
+int pick_pool(struct cfgw_cfg *cfg, uint32_t svc, uint32_t subset, __be16 sport, bool subsets_only,
+	      struct pick *p);
 
 /* lb_pick on the pool: 0 with *pos the member picked, or -ENOENT (every member
  * ejected). */
