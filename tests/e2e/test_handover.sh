@@ -7,7 +7,8 @@
 # orig_full counters stand still; the VIP is routed unreachable in the pod, so a
 # bypass would fail anyway), the old daemon exits 0, rules and counters are kept (the
 # :15090 counter does not reset). The first daemon runs the sk_msg shortcut
-# (--sockmap), its successor plain TCP (the default), the third the shortcut again:
+# (--sockmap, named though it is the default), its successor plain TCP
+# (--no-sockmap), the third the shortcut again:
 # rm_dpstats' msg_redirect says which one new connections take. A successor asked for another rm_breaker size
 # (--breaker-pools 512) takes over all the same, with a fresh table of its size pinned
 # in place of the old one (breaker state is runtime state), and a third one asked for
@@ -81,8 +82,9 @@ daemon() { # LOG args...
 DARGS=(--cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 --listen 127.0.0.1:15001
 	--pod-gateway $POD_GW --workers 2 --drain-timeout 10)
 
-# the first daemon runs the sk_msg shortcut (--sockmap), the next the default (plain
-# TCP), the third the shortcut again: hand-overs both ways between the two modes
+# the first daemon runs the sk_msg shortcut (--sockmap, the default, named so the test
+# does not follow the default), the next plain TCP (--no-sockmap), the third the
+# shortcut again: hand-overs both ways between the two modes
 start_ringmeshd "$DAEMON_CG" "$NODE_NS" "${DARGS[@]}" --sockmap || { fail "ringmeshd starts"; summary handover; exit 1; }
 OLD=$RINGMESHD_PID
 DARGS+=(--metrics-listen "$METRICS_ADDR")
@@ -265,7 +267,7 @@ handed_over() { # NAME PRED SUCC LOG PRED_LOG
 scrape >"$TMP/m.before"
 STATS_ID=$(map_id rm_stats)
 load_start
-daemon "$TMP/new.log" "${DARGS[@]}" --breaker-pools 512
+daemon "$TMP/new.log" "${DARGS[@]}" --breaker-pools 512 --no-sockmap
 NEW=$!
 RINGMESHD_PID=$NEW # cleanup stops the new one
 handed_over "--breaker-pools 512" "$OLD" "$NEW" "$TMP/new.log" "$TMP/ringmeshd.log"
@@ -287,7 +289,7 @@ check ":15090 (now the new daemon's) counts on from the old one's $B: $A >= $B +
 check "ringmesh status: live" cli status
 check "/healthz/ready on the shared metrics port: 200 (the new daemon's)" ready
 check "a request after the hand-over reaches v1" v1_ok
-check "the new daemon (the default, plain TCP): a new connection takes no shortcut" shortcut off
+check "the new daemon (--no-sockmap, plain TCP): a new connection takes no shortcut" shortcut off
 
 # --- a second hand-over, the successor asked for --stats-keys 2048 (the default is
 # 1,024) and --sockmap: a fresh rm_stats, the breaker table of the same size kept,

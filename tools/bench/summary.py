@@ -15,13 +15,29 @@ Usage: python3 summary.py [--out MD] [--plot-data DAT] [--img PNG] [--readme FIL
 """
 import argparse
 import itertools
+import os
 import re
 import statistics
 import sys
 
-L7_PATHS = [("direct", "direct"), ("ringmesh", "ringmesh --sockmap"),
-            ("nosockmap", "ringmesh (plain TCP, the default)"), ("haproxy", "HAProxy"),
-            ("nginx", "nginx")]
+
+def sockmap_default():
+    """ringmeshd's default mode, as opts.h has it (the tables name the default path)"""
+    h = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "user",
+                     "ringmeshd", "opts.h")
+    try:
+        m = re.search(r"^#define OPTS_SOCKMAP_DEFAULT ([01])\b", open(h).read(), re.M)
+    except OSError:
+        return None
+    return None if not m else m.group(1) == "1"
+
+
+SOCKMAP_DEFAULT = sockmap_default()
+L7_PATHS = [("direct", "direct"),
+            ("ringmesh", "ringmesh --sockmap" + (" (the default)" if SOCKMAP_DEFAULT else "")),
+            ("nosockmap", "ringmesh --no-sockmap (plain TCP" +
+             (", the default)" if SOCKMAP_DEFAULT is False else ")")),
+            ("haproxy", "HAProxy"), ("nginx", "nginx")]
 L4_PATHS = [("direct", "direct"), ("sockmap", "ringmesh, sk_msg shortcut"),
             ("nosockmap", "ringmesh, --no-sockmap (plain TCP)"),
             ("iptables", "ringmesh via iptables REDIRECT")]
@@ -157,11 +173,11 @@ def l7_tables(fig, errs, out):
                    (metric == "cpu" and k == "direct") else "-" for k, _ in paths]
             out.append(f"| {c} conns | " + " | ".join(row) + " |")
         out.append("")
-    # ringmesh with the shortcut against the rest, then the default (plain TCP, the
-    # "nosockmap" path) against the other proxies
+    # ringmesh with the shortcut against the rest, then plain TCP (the "nosockmap"
+    # path) against the other proxies
     for subj, intro, skip in (
             ("ringmesh", "ringmesh `--sockmap` against the others", ("ringmesh", "direct")),
-            ("nosockmap", "ringmesh with plain TCP (the default) against the other proxies",
+            ("nosockmap", "ringmesh with plain TCP (`--no-sockmap`) against the other proxies",
              ("ringmesh", "nosockmap", "direct"))):
         others = [(k, n) for k, n in paths if k not in skip]
         if not any(x[0] == "l7" and x[1] == subj for x in fig) or not others:
@@ -185,7 +201,7 @@ def l7_tables(fig, errs, out):
 
 def workers_tables(fig, errs, out):
     """phase l7wN (l7.sh WORKERS=N): every proxy on N workers/threads; ringmesh's modes
-    (the shortcut, and the default plain TCP) each against the other proxies"""
+    (the shortcut, and plain TCP) each against the other proxies"""
     for ph in sorted({k[0] for k in fig if re.fullmatch(r"l7w[0-9]+", k[0])}):
         n = ph[3:]
         paths = [(k, nm) for k, nm in L7_PATHS if k != "direct" and stat(
@@ -356,7 +372,8 @@ def sockmap_verdict(fig, out):
         v = "fewer than 3 rounds: not ranked, no recommendation"
     elif ok:
         v = (f"sk_msg clearly ahead (ahead in {', '.join(ahead)}; {n_ahead} of {len(words)} "
-             f"figures ahead, none behind): keep it the default")
+             f"figures ahead, none behind): by the rule of issue 13 the default should be the "
+             f"shortcut")
     else:
         v = (f"sk_msg not clearly ahead ({n_ahead} of {len(words)} figures ahead, {behind} "
              f"behind, no group ahead in at least half of its figures"
