@@ -82,9 +82,7 @@ daemon() { # LOG args...
 DARGS=(--cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 --listen 127.0.0.1:15001
 	--pod-gateway $POD_GW --workers 2 --drain-timeout 10)
 
-# the first daemon runs the sk_msg shortcut (--sockmap, the default, named so the test
-# does not follow the default), the next plain TCP (--no-sockmap), the third the
-# shortcut again: hand-overs both ways between the two modes
+# modes named, not defaulted: --sockmap, then --no-sockmap, then --sockmap (see the top)
 start_ringmeshd "$DAEMON_CG" "$NODE_NS" "${DARGS[@]}" --sockmap || { fail "ringmeshd starts"; summary handover; exit 1; }
 OLD=$RINGMESHD_PID
 DARGS+=(--metrics-listen "$METRICS_ADDR")
