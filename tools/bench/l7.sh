@@ -31,7 +31,8 @@
 # the machine's CPU time is run again, up to STEAL_TRIES attempts, and the attempt with
 # the least steal counts (tools/bench/lib.sh steady; figures.tsv "tries").
 # BUILD_B=DIR PATHS="ringmesh ringmesh_b ...": an A/B of two builds' ringmeshd, each
-# path run like ringmesh, interleaved like every path (BUILD's CLI for both).
+# path run like ringmesh, interleaved like every path (BUILD's CLI for both); BUILD_C
+# and ringmesh_c for a third build.
 # PACED=0: no paced phase (e.g. CONNS=1 ROUNDS=10 for the c1 tail alone); PROF then
 # applies to the runs by connection count (PATH-cCONNS-rROUND.*).
 # CONNS=none: the paced load alone (with PATHS="ringmesh haproxy", the CPU-per-request
@@ -141,14 +142,16 @@ path_up() {
 		start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" --sockmap ;;
 	nosockmap) P_URL=http://$VIP:$PORT/ P_CG=$DCG
 		start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" --no-sockmap ;;
-	ringmesh_b) [ -n "${BUILD_B:-}" ] || { echo "ringmesh_b: set BUILD_B"; return 1; }
+	ringmesh_b | ringmesh_c) local bv=BUILD_${1#ringmesh_}
+		bv=${bv^^}
+		[ -n "${!bv:-}" ] || { echo "$1: set $bv"; return 1; }
 		P_URL=http://$VIP:$PORT/ P_CG=$DCG
-		RINGMESHD=$(realpath "$BUILD_B/ringmeshd") \
+		RINGMESHD=$(realpath "${!bv}/ringmeshd") \
 			start_rm "$DCG" "$PODS" $VIP "$TMP/rules.yaml" ;;
 	*) echo "unknown path $1"; return 1 ;;
 	esac
 }
-path_down() { case $1 in ringmesh | nosockmap | ringmesh_b) stop_ringmeshd ;; esac; }
+path_down() { case $1 in ringmesh | nosockmap | ringmesh_[bc]) stop_ringmeshd ;; esac; }
 
 # prof_start NAME CG: with PROF, start the profiler on CG's processes for the paced run
 # (SECS long, 1 s into it so the connections' setup stays out); its pid in PROF_PID
