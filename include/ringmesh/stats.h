@@ -216,11 +216,13 @@ struct rm_stats_wk {
  * the slots of the mirror destination like any request (istio_requests_total). */
 enum rm_mirror_skip {
 	RM_MIR_SKIP_LIMIT = 0, /* the worker had --max-mirrors shadow requests in flight */
-	RM_MIR_SKIP_BODY,      /* the body is streamed (larger than what is kept), or the
-				* shadow head does not fit */
+	RM_MIR_SKIP_BODY,      /* the shadow head does not fit, or the request ended before
+				* its streamed body was all read */
 	RM_MIR_SKIP_OVERFLOW,  /* the mirror pool's circuit breaker refused it */
 	RM_MIR_SKIP_NO_HOST,   /* no endpoint (none, or every one ejected) */
 	RM_MIR_SKIP_RESOURCES, /* no upstream slot, socket or submission entry */
+	RM_MIR_SKIP_BEHIND,    /* the shadow fell a whole mirror buffer behind the primary's
+				* streamed body: dropped, its connection closed */
 	RM_MIR_SKIP_N,
 };
 enum rm_mirror_fail {

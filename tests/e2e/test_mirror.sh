@@ -12,13 +12,14 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/netns.sh"
 need_root
 
-backend_node mirror 5
-ok "node netns with a client and five backend pods"
+backend_node mirror 6
+ok "node netns with a client and six backend pods"
 bg b1 in_ns rm-$RUN_ID-b1 "$BUILD/rm-backend" --mode http --name b1 --version v1 \
 	--listen 10.244.0.11:8000 --ready-file "$TMP/b1.ready"
 # The mirror's backends: every request they get is one JSON line (method, path, Host,
-# body) in their file; "slow" answers after 4 s; "flaky" (delay -1) answers 500 and
-# resets the connection in turns. Threaded, so slow ones overlap.
+# body: Content-Length or chunked) in their file; "slow" answers after 4 s; "flaky"
+# (delay -1) answers 500 and resets the connection in turns; "stall" (delay -2) never
+# reads a body (its line has the head only). Threaded, so slow ones overlap.
 cat >"$TMP/rec.py" <<'PY'
 import http.server as h, json, socket, struct, sys, time
 addr, out, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -26,9 +27,27 @@ turn = [0]
 f = open(out, "a", buffering=1)
 class H(h.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    def body(self):
+        if "chunked" not in (self.headers.get("transfer-encoding") or "").lower():
+            n = int(self.headers.get("content-length") or 0)
+            return self.rfile.read(n) if n else b""
+        out = b""
+        while True:
+            size = int(self.rfile.readline().split(b";")[0], 16)
+            if size == 0:
+                while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return out
+            out += self.rfile.read(size)
+            self.rfile.readline()
     def handle_one(self):
-        n = int(self.headers.get("content-length") or 0)
-        body = self.rfile.read(n) if n else b""
+        if delay == -2:
+            f.write(json.dumps({"method": self.command, "host": self.headers.get("host"),
+                                "stalled": True}) + "\n")
+            time.sleep(20)
+            self.close_connection = True
+            return
+        body = self.body()
         f.write(json.dumps({"method": self.command, "path": self.path,
                             "host": self.headers.get("host"),
                             "body": body.decode("latin-1")}) + "\n")
@@ -58,10 +77,11 @@ PY
 bg b2 in_ns rm-$RUN_ID-b2 python3 "$TMP/rec.py" 10.244.0.12 "$TMP/v2.jsonl" 0
 bg b3 in_ns rm-$RUN_ID-b3 python3 "$TMP/rec.py" 10.244.0.13 "$TMP/slow.jsonl" 4
 bg b5 in_ns rm-$RUN_ID-b5 python3 "$TMP/rec.py" 10.244.0.15 "$TMP/flaky.jsonl" -1
+bg b6 in_ns rm-$RUN_ID-b6 python3 "$TMP/rec.py" 10.244.0.16 "$TMP/stall.jsonl" -2
 wait_file "$TMP/b1.ready" 5 && wait_file "$TMP/v2.jsonl.ready" 5 && wait_file "$TMP/slow.jsonl.ready" 5 &&
-	wait_file "$TMP/flaky.jsonl.ready" 5 ||
+	wait_file "$TMP/flaky.jsonl.ready" 5 && wait_file "$TMP/stall.jsonl.ready" 5 ||
 	{ fail "backends start"; summary mirror; exit 1; }
-ok "backends v1, v2 (recording), slow and flaky listening; dead has no listener"
+ok "backends v1, v2 (recording), slow, flaky and stall listening; dead has no listener"
 
 apply() { "$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$1"; }
 client() { in_cg "$CLIENT_CG" "$CLIENT_NS" -- "$@"; }
@@ -86,6 +106,7 @@ spec:
   - {address: 10.244.0.13, labels: {app: httpbin, version: slow}}
   - {address: 10.244.0.14, labels: {app: httpbin, version: dead}}
   - {address: 10.244.0.15, labels: {app: httpbin, version: flaky}}
+  - {address: 10.244.0.16, labels: {app: httpbin, version: stall}}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -98,6 +119,7 @@ spec:
   - {name: slow, labels: {version: slow}}
   - {name: dead, labels: {version: dead}}
   - {name: flaky, labels: {version: flaky}}
+  - {name: stall, labels: {version: stall}}
 Y
 vs() { # FILE MIRROR-SUBSET PERCENT [extra lines of the http entry]
 	cat >"$TMP/$1.yaml" <<Y
@@ -228,30 +250,64 @@ sys.exit(0 if m["sent"] == 41 and m["answered"] == 41 and m["skipped"]["limit"] 
 check "ringmesh stats (text and -j): the mirror line and object" cli_stats
 
 # ---- bodies: a kept one (4000 B with a Content-Length: under 64 KiB less the 60 KiB
-# head limit) is copied, a streamed one (200 KiB) is skipped ----
+# head limit) is copied with the head; a streamed one (200 KiB, Content-Length or
+# chunked) follows the primary's body through the shadow's block ----
 head -c 4000 /dev/zero | tr '\0' k >"$TMP/kept.bin"
 head -c 204800 /dev/zero | tr '\0' s >"$TMP/big.bin"
-post() { # FILE: the status curl got for a POST of it (no Expect: 100-continue)
-	client curl -s -o /dev/null -w '%{http_code}' -H 'Host: httpbin:8000' -H 'Expect:' \
-		--data-binary @"$1" http://10.96.0.30:8000/post
+post() { # FILE [curl args]: the status curl got for a POST of it (no Expect: 100-continue)
+	local f=$1
+	shift
+	client curl -s -o /dev/null -w '%{http_code}' -H 'Host: httpbin:8000' -H 'Expect:' "$@" \
+		--data-binary @"$f" http://10.96.0.30:8000/post
+}
+# copied FILE CHAR N [curl args]: a POST of FILE answered 200, and v2's newest line is
+# its copy: N times CHAR, Host httpbin-shadow:8000
+copied() {
+	local f=$1 ch=$2 n=$3 before code
+	shift 3
+	before=$(lines "$TMP/v2.jsonl")
+	code=$(post "$f" "$@")
+	[ "$code" = 200 ] || { echo "POST of $n B: status $code"; return 1; }
+	wait_lines "$TMP/v2.jsonl" $((before + 1)) || { echo "no copy of the $n B POST"; scrape | grep -E "^ringmesh_mirror.* [1-9]"; return 1; }
+	tail -1 "$TMP/v2.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin)
+print(" ", r["method"], r["path"], r["host"], len(r["body"]), "B")
+sys.exit(0 if r["body"] == sys.argv[1] * int(sys.argv[2]) and r["host"] == "httpbin-shadow:8000" else 1)' "$ch" "$n"
 }
 bodies() {
-	local before b0 b code
-	before=$(lines "$TMP/v2.jsonl"); b0=$(metric 'ringmesh_mirror_skipped_total{reason="body"}')
-	code=$(post "$TMP/kept.bin")
-	[ "$code" = 200 ] || { echo "4000 B POST: status $code"; return 1; }
-	wait_lines "$TMP/v2.jsonl" $((before + 1)) || { echo "no copy of the 4000 B POST"; scrape | grep -E "^ringmesh_mirror.* [1-9]"; return 1; }
-	tail -1 "$TMP/v2.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin)
-print(r["method"], r["path"], r["host"], len(r["body"]))
-sys.exit(0 if r["body"] == "k" * 4000 and r["host"] == "httpbin-shadow:8000" else 1)' || return 1
-	code=$(post "$TMP/big.bin")
-	[ "$code" = 200 ] || { echo "200 KiB POST: status $code"; return 1; }
-	sleep 0.3
-	b=$(metric 'ringmesh_mirror_skipped_total{reason="body"}')
-	echo "200 KiB POST: 200 from v1; skipped body +$((b - b0)); v2 lines $(($(lines "$TMP/v2.jsonl") - before))"
-	[ $((b - b0)) = 1 ] && [ "$(lines "$TMP/v2.jsonl")" = $((before + 1)) ]
+	local s0 b0 s b
+	s0=$(metric 'ringmesh_mirror_requests_total'); b0=$(metric 'ringmesh_mirror_skipped_total{reason="body"}')
+	copied "$TMP/kept.bin" k 4000 || return 1
+	copied "$TMP/big.bin" s 204800 || return 1
+	copied "$TMP/big.bin" s 204800 -H 'Transfer-Encoding: chunked' || return 1
+	sleep 0.2
+	s=$(metric 'ringmesh_mirror_requests_total'); b=$(metric 'ringmesh_mirror_skipped_total{reason="body"}')
+	echo "mirror requests +$((s - s0)), skipped body +$((b - b0))"
+	[ $((s - s0)) = 3 ] && [ $((b - b0)) = 0 ]
 }
-check "a 4000 B body is copied whole; a 200 KiB (streamed) one is not, counted as body" bodies
+check "bodies copied whole: 4000 B kept, 200 KiB streamed with a Content-Length and chunked" bodies
+
+# ---- a shadow that cannot keep up: its host never reads the body ----
+# 32 MiB: more than the kernel's socket buffers on both sides hold, so the shadow falls
+# a whole block behind and is dropped; the primary must not wait for it (the stall
+# backend holds the connection 20 s, curl's limit)
+vs mstall stall 100
+apply "$TMP/mstall.yaml" >/dev/null && sleep 0.15
+head -c $((32 << 20)) /dev/zero >"$TMP/huge.bin"
+stall() {
+	local k0 l0 k t0 ms out
+	k0=$(metric 'ringmesh_mirror_skipped_total{reason="behind"}')
+	l0=$(lines "$TMP/stall.jsonl")
+	t0=$(date +%s%N)
+	out=$(client curl -s -m 20 -H 'Host: httpbin:8000' -H 'Expect:' \
+		--data-binary @"$TMP/huge.bin" http://10.96.0.30:8000/post) || { echo "curl failed"; return 1; }
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	echo "$out" | grep -q "\"body_bytes\":$((32 << 20))" || { echo "v1 answered: ${out:0:300}"; return 1; }
+	sleep 0.2
+	k=$(metric 'ringmesh_mirror_skipped_total{reason="behind"}')
+	echo "32 MiB POST: v1 got every byte, answered in $ms ms; the stall host got $(($(lines "$TMP/stall.jsonl") - l0)) head(s); skipped behind +$((k - k0))"
+	[ $((k - k0)) = 1 ] && [ "$(lines "$TMP/stall.jsonl")" = $((l0 + 1)) ] && [ $ms -lt 5000 ]
+}
+check "a shadow that never reads: dropped as behind, the 32 MiB primary not held" stall
 
 # ---- mirrorPercentage 50 over 200 requests ----
 vs m50 v2 50

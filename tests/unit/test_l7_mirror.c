@@ -2,9 +2,12 @@
 /*
  * The bounds of shadow requests (l7_mirror.c): a request whose route drew a mirror
  * gets a copy only when a mirror slot and a block of the worker's mirror pool are
- * free (--max-mirrors), its body was kept whole and the shadow head fits; otherwise
- * it is skipped, counted by reason, and whatever the attempt took (slot, block,
- * configuration hold) is given back at once. Driven as test_l7_mem.c: a real l7
+ * free (--max-mirrors) and the shadow head fits beside a kept body; otherwise it is
+ * skipped, counted by reason, and whatever the attempt took (slot, block,
+ * configuration hold) is given back at once. A streamed body follows the shadow
+ * through its block: appended, sent on, and the shadow dropped (block and slot back,
+ * the primary untouched) when it is a block behind or its primary ends before the
+ * body does. Driven as test_l7_mem.c: a real l7
  * worker on a real io_uring whose SQEs are never submitted, and no configuration
  * published (the mirror service has no endpoint: "no_healthy_upstream").
  */
@@ -119,10 +122,13 @@ static void test_bounds(void **state)
 	assert_int_equal(lw->mpool.n, NMIR);
 	assert_true(lw->mpool.size >= lw->obuf_size + f->sh.o.retry_buf);
 
-	/* a streamed body: not copied, nothing taken */
+	/* a streamed body is no reason to skip (the body follows); here the mirror has
+	 * no endpoint, and nothing stays taken or linked to the primary */
 	f->c->rq.bmode = L7_BM_STREAM;
 	l7m_start(lw, f->c);
-	assert_int_equal(skipped(f, RM_MIR_SKIP_BODY), 1);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_NO_HOST), 1);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BODY), 0);
+	assert_null(f->c->fw.mir);
 	nothing_held(f);
 	f->c->rq.bmode = L7_BM_KEPT;
 
@@ -152,7 +158,7 @@ static void test_bounds(void **state)
 	f->c->fw.olen = lw->obuf_size;
 	f->c->rq.req_end = f->sh.o.retry_buf;
 	l7m_start(lw, f->c);
-	assert_int_equal(skipped(f, RM_MIR_SKIP_BODY), 2);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BODY), 1);
 	nothing_held(f);
 	memcpy(f->c->cl.obuf, head, sizeof(head) - 1);
 	f->c->fw.olen = sizeof(head) - 1;
@@ -160,13 +166,13 @@ static void test_bounds(void **state)
 
 	/* slot and block free, but the mirror service has no endpoint */
 	l7m_start(lw, f->c);
-	assert_int_equal(skipped(f, RM_MIR_SKIP_NO_HOST), 1);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_NO_HOST), 2);
 	nothing_held(f);
 
 	/* over and over: the cap is never used up by skips */
 	for (int i = 0; i < 10 * NMIR; i++)
 		l7m_start(lw, f->c);
-	assert_int_equal(skipped(f, RM_MIR_SKIP_NO_HOST), 1 + 10 * NMIR);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_NO_HOST), 2 + 10 * NMIR);
 	assert_int_equal(skipped(f, RM_MIR_SKIP_LIMIT), 2);
 	nothing_held(f);
 	/* the request itself is untouched */
@@ -174,10 +180,124 @@ static void test_bounds(void **state)
 	assert_int_equal(f->c->fw.olen, sizeof(head) - 1);
 }
 
+/* The block of a streamed shadow: bytes are appended after the unsent ones; with no
+ * send in flight the unsent ones move to the start first; while one is in flight
+ * nothing moves (the kernel reads from there), so the block can fill; what does not
+ * fit changes nothing. */
+static void test_stream_block(void **state)
+{
+	struct fx *f = *state;
+	char blk[64], in[64];
+	struct l7_mir m = {.buf = blk};
+
+	(void)f;
+	for (int i = 0; i < 64; i++)
+		in[i] = (char)('a' + i % 26);
+	assert_int_equal(l7m_buf_append(&m, 64, in, 40), 0);
+	assert_int_equal(m.len, 40);
+	/* 30 of them in a send in flight: pinned, so 30 more do not fit */
+	m.send_busy = true;
+	m.off = 30;
+	assert_int_equal(l7m_buf_append(&m, 64, in + 40, 30), -ENOBUFS);
+	assert_int_equal(m.len, 40);
+	assert_int_equal(m.off, 30);
+	assert_int_equal(l7m_buf_append(&m, 64, in + 40, 24), 0); /* exactly full */
+	assert_int_equal(m.len, 64);
+	assert_int_equal(l7m_buf_append(&m, 64, in, 1), -ENOBUFS);
+	/* the send completed: the 34 unsent bytes move to the start, 30 more fit */
+	m.send_busy = false;
+	assert_int_equal(l7m_buf_append(&m, 64, in, 30), 0);
+	assert_int_equal(m.off, 0);
+	assert_int_equal(m.len, 64);
+	assert_memory_equal(blk, in + 30, 34);
+	assert_memory_equal(blk + 34, in, 30);
+	/* a zero-length piece (the body's end alone) always fits */
+	m.send_busy = true;
+	assert_int_equal(l7m_buf_append(&m, 64, in, 0), 0);
+}
+
+/* A shadow streaming its primary's body, before its connection is up (nothing is sent,
+ * so every piece stays in the block). */
+static struct l7_mir *stream_mir(struct fx *f)
+{
+	struct l7_worker *lw = f->lw;
+	uint32_t i = conn_slots_take(&lw->ms);
+	struct l7_mir *m;
+
+	assert_int_not_equal(i, CONN_SLOT_NONE);
+	m = &lw->mirs[i];
+	memset(m, 0, sizeof(*m));
+	m->used = true;
+	l7_tmr_init(&m->t, L7_T_MIRROR);
+	assert_non_null(m->buf = bufpool_get(&lw->mpool));
+	memcpy(m->buf, head, sizeof(head) - 1);
+	m->len = sizeof(head) - 1;
+	m->req_bytes = m->len;
+	m->stream = true;
+	m->c = f->c;
+	f->c->fw.mir = m;
+	return m;
+}
+
+static void test_stream_feed(void **state)
+{
+	struct fx *f = *state;
+	struct l7_worker *lw = f->lw;
+	static char piece[4096];
+	uint32_t room, fed = 0;
+	struct l7_mir *m;
+
+	memset(piece, 'p', sizeof(piece));
+	/* no shadow: feeding and ending the primary change nothing */
+	l7m_feed(lw, f->c, piece, sizeof(piece), false);
+	l7m_primary_end(lw, f->c);
+	nothing_held(f);
+
+	/* the last piece: the body is whole in the block, the primary is let go */
+	m = stream_mir(f);
+	l7m_feed(lw, f->c, piece, 100, false);
+	l7m_feed(lw, f->c, piece, 10, true);
+	assert_true(m->body_done);
+	assert_null(f->c->fw.mir);
+	assert_null(m->c);
+	assert_int_equal(m->len, sizeof(head) - 1 + 110);
+	assert_int_equal(m->req_bytes, sizeof(head) - 1 + 110);
+	l7m_abort_all(lw); /* the worker stops: counted as reset, everything back */
+	assert_int_equal(f->sw.h->mirror.failed[RM_MIR_FAIL_RESET], 1);
+	nothing_held(f);
+
+	/* a shadow that cannot keep up: dropped once a piece does not fit, the
+	 * primary let go and the block and slot back at once */
+	m = stream_mir(f);
+	room = (uint32_t)lw->mreq_size - m->len;
+	while (fed + sizeof(piece) <= room) {
+		l7m_feed(lw, f->c, piece, sizeof(piece), false);
+		fed += sizeof(piece);
+		assert_ptr_equal(f->c->fw.mir, m);
+	}
+	l7m_feed(lw, f->c, piece, sizeof(piece), false);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BEHIND), 1);
+	assert_null(f->c->fw.mir);
+	nothing_held(f);
+	l7m_feed(lw, f->c, piece, sizeof(piece), false); /* later pieces: nothing */
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BEHIND), 1);
+
+	/* the primary ends before its body does: the shadow is dropped as "body" */
+	m = stream_mir(f);
+	l7m_feed(lw, f->c, piece, 100, false);
+	l7m_primary_end(lw, f->c);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BODY), 1);
+	assert_null(f->c->fw.mir);
+	nothing_held(f);
+	assert_int_equal(f->sw.h->mirror.failed[RM_MIR_FAIL_RESET], 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(test_bounds, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_block, fx_setup, fx_teardown),
+	    cmocka_unit_test_setup_teardown(test_stream_feed, fx_setup, fx_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -450,6 +450,7 @@ static void test_pool_full(void **state)
 	has_line(t, "ringmesh_mirror_skipped_total{reason=\"body\"} 2");
 	has_line(t, "ringmesh_mirror_skipped_total{reason=\"overflow\"} 0");
 	has_line(t, "ringmesh_mirror_skipped_total{reason=\"resources\"} 0");
+	has_line(t, "ringmesh_mirror_skipped_total{reason=\"behind\"} 0");
 	has_line(t, "ringmesh_mirror_failed_total{reason=\"timeout\"} 1");
 	has_line(t, "ringmesh_mirror_failed_total{reason=\"connect\"} 0");
 	assert_int_equal(count_of(t, "# TYPE "), count_of(t, "# HELP "));

@@ -63,8 +63,8 @@ const char *prom_dp_stat_name(uint32_t i)
 	return i < RM_DP_STAT_MAX ? dp_names[i] : NULL;
 }
 
-static const char *const mir_skip_names[RM_MIR_SKIP_N] = {"limit", "body", "overflow",
-							  "no_healthy_upstream", "resources"};
+static const char *const mir_skip_names[RM_MIR_SKIP_N] = {
+    "limit", "body", "overflow", "no_healthy_upstream", "resources", "behind"};
 static const char *const mir_fail_names[RM_MIR_FAIL_N] = {"connect", "reset", "timeout",
 							  "protocol"};
 

@@ -165,6 +165,8 @@ static void u_sent(struct l7_worker *lw, struct l7_conn *c)
 		}
 	}
 	if (c->rq.bmode == L7_BM_STREAM || c->state == L7C_TUNNEL) {
+		if (c->fw.mir && c->state != L7C_TUNNEL) /* its shadow streams the same bytes */
+			l7m_feed(lw, c, c->cl.cbuf + c->rq.sbase, c->rq.sfwd, c->rq.rb.done);
 		l7c_stream_consumed(c);
 		if (c->state != L7C_TUNNEL && c->rq.rb.done) {
 			c->fw.req_done = true;

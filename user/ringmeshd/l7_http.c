@@ -55,6 +55,7 @@ void l7c_record(struct l7_worker *lw, struct l7_conn *c)
 	bool ep = c->fw.ep != L7_NONE && c->fw.ep < cfg->n_eps;
 	struct rm_stats_slot *sl;
 
+	l7m_primary_end(lw, c); /* a shadow still owed body bytes gets none */
 	if (!c->mt.in_req)
 		return;
 	if (c->fw.span)

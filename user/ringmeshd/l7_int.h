@@ -210,6 +210,7 @@ struct l7_fwd {
 	/* tracing: the upstream context, and whether a span is owed at the end */
 	struct trace_ctx tc; /* what went upstream in the B3 headers */
 	bool span;	     /* sampled, reporter on: c->zk holds the span's request part */
+	struct l7_mir *mir;  /* the shadow still owed the rest of a streamed body, or NULL */
 };
 
 /* The response of the current attempt (l7_resp.c; cleared at each attempt). */
@@ -315,9 +316,14 @@ struct l7_mir {
 	bool until_close;	   /* ... its body ends with the connection */
 	bool cb_req;		   /* counted in the mirror pool's requests */
 	bool cb_reported;	   /* the host's result went to the outlier detector */
+	bool connected;		   /* its upstream connection is up: bytes may go out */
+	bool stream;		   /* the body follows as the primary streams it ... */
+	bool body_done;		   /* ... and all of it is in buf (always, for a kept one) */
+	struct l7_conn *c;	   /* the primary while it still owes body bytes, or NULL */
 	uint32_t gen;		   /* bumped on every reuse */
 	char *buf;		   /* the block: request bytes [0, len), then rhdrs */
-	uint32_t len, off;	   /* request bytes, bytes sent */
+	uint32_t len, off;	   /* request bytes in buf, bytes of them sent */
+	uint64_t req_bytes;	   /* the request's size: head and the body so far */
 	struct http_header *rhdrs; /* the response's parsed fields (not kept) */
 	enum http_method method;   /* the request's (HEAD: a response without body) */
 	uint32_t rparsed;	   /* bytes of up->buf given to a -2 parse */
@@ -549,8 +555,18 @@ int l7_choose(struct l7_worker *lw, struct cfgw_cfg *cfg, uint32_t svc, uint32_t
 int l7m_worker_init(struct l7_worker *lw);
 void l7m_worker_fini(struct l7_worker *lw);
 /* c's route drew a mirror and its upstream head is in cl.obuf: send a copy, or count
- * why not. Never changes c. */
+ * why not. A streamed body follows through l7m_feed (c->fw.mir set); nothing else of
+ * c changes. */
 void l7m_start(struct l7_worker *lw, struct l7_conn *c);
+/* n more bytes of c's streamed body (raw, as framed) went to its upstream; done: the
+ * body ends with them. The shadow copies them, or is dropped when it is a whole
+ * block behind (RM_MIR_SKIP_BEHIND). */
+void l7m_feed(struct l7_worker *lw, struct l7_conn *c, const char *p, uint32_t n, bool done);
+/* c's request ends: a shadow still owed body bytes is dropped (RM_MIR_SKIP_BODY). */
+void l7m_primary_end(struct l7_worker *lw, struct l7_conn *c);
+/* Append n bytes to m's block of cap bytes, moving the unsent ones to its start when
+ * no send is in flight: 0, or -ENOBUFS (they do not fit; nothing changed). */
+int l7m_buf_append(struct l7_mir *m, uint32_t cap, const char *p, uint32_t n);
 /* Completions and the timeout of shadow request m (l7.c dispatches them). */
 void l7m_on_up_connected(struct l7_worker *lw, struct l7_mir *m, int32_t res);
 void l7m_on_up_recv(struct l7_worker *lw, struct l7_mir *m, int32_t res);

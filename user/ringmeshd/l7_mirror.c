@@ -9,12 +9,18 @@
  * block of the worker's own pool, and the shadow has its own upstream connection,
  * timer and breaker counts.
  *
+ * A body kept whole goes in the copy. A streamed one (larger than what is kept, or
+ * after Expect: 100-continue) follows as the primary sends it: each piece that went
+ * to the primary's upstream is appended to the block (l7m_feed) and sent on, so the
+ * shadow streams too, as Envoy's do. The primary never waits for its shadow: one a
+ * whole block behind (its host reads slower than the primary's) is dropped, its
+ * connection closed, and so is one whose primary ended before the body did.
+ *
  * Bounded: at most max_mirrors shadows in flight per worker (a block each; more are
- * skipped), a body only when it was kept whole (a streamed one is skipped), the
- * route's timeout or L7_MIRROR_TIMEOUT_NS, never a queue: a breaker that would make
- * the shadow wait or overflow skips it. Every skip and failure is counted
- * (ringmesh_mirror_*), and each shadow's outcome counts in the mirror destination's
- * metrics slot, as Envoy counts shadows on the shadow cluster.
+ * skipped), the route's timeout or L7_MIRROR_TIMEOUT_NS, never a queue: a breaker
+ * that would make the shadow wait or overflow skips it. Every skip, drop and failure
+ * is counted (ringmesh_mirror_*), and each shadow's outcome counts in the mirror
+ * destination's metrics slot, as Envoy counts shadows on the shadow cluster.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -52,8 +58,18 @@ void l7m_worker_fini(struct l7_worker *lw)
 	bufpool_fini(&lw->mpool);
 }
 
+/* The primary owes m nothing more (or m ends first): the two let go of each other. */
+static void m_unlink(struct l7_mir *m)
+{
+	if (!m->c)
+		return;
+	m->c->fw.mir = NULL;
+	m->c = NULL;
+}
+
 static void m_free(struct l7_worker *lw, struct l7_mir *m)
 {
+	m_unlink(m);
 	bufpool_put(&lw->mpool, m->buf);
 	m->buf = NULL;
 	if (m->cfg)
@@ -90,6 +106,7 @@ static void m_end(struct l7_worker *lw, struct l7_mir *m, int fail)
 	if (m->over)
 		return;
 	m->over = true;
+	m_unlink(m);
 	l7_tmr_cancel(&lw->th, &m->t);
 	if (fail >= 0)
 		m_host_result(lw, m, outcome[fail]);
@@ -115,7 +132,7 @@ static void m_end(struct l7_worker *lw, struct l7_mir *m, int fail)
 	}
 	if (m->st)
 		stats_request(lw->sh->stats, m->st, m->status, m->sflags,
-			      (mono_ns() - m->t0) / 1000, m->len, m->resp_bytes);
+			      (mono_ns() - m->t0) / 1000, m->req_bytes, m->resp_bytes);
 	if (!m->send_busy)
 		m_free(lw, m);
 }
@@ -130,11 +147,56 @@ static void skip(struct l7_worker *lw, struct l7_mir *m, enum rm_mirror_skip why
 	m_free(lw, m);
 }
 
+/*
+ * A shadow that started is given up on the proxy's side (why: RM_MIR_SKIP_BEHIND or
+ * _BODY): its request is incomplete, so its connection is closed; not the host's
+ * failure (the outlier detector hears nothing) and no request is counted for it.
+ */
+static void m_drop(struct l7_worker *lw, struct l7_mir *m, enum rm_mirror_skip why)
+{
+	struct l7_up *up = m->up;
+
+	if (m->over)
+		return;
+	m->over = true;
+	m_unlink(m);
+	l7_tmr_cancel(&lw->th, &m->t);
+	if (m->cb_req) {
+		m->cb_req = false;
+		cb_request_finish(m->cbp, m->cbh);
+	}
+	m->up = NULL;
+	if (up) {
+		up->broken = true;
+		l7_up_release(lw, up, false);
+	}
+	stats_mirror_skipped(lw->sh->stats, why);
+	if (!m->send_busy)
+		m_free(lw, m);
+}
+
+int l7m_buf_append(struct l7_mir *m, uint32_t cap, const char *p, uint32_t n)
+{
+	if (!m->send_busy && m->off) {
+		memmove(m->buf, m->buf + m->off, m->len - m->off);
+		m->len -= m->off;
+		m->off = 0;
+	}
+	if (m->len > cap || n > cap - m->len)
+		return -ENOBUFS;
+	memcpy(m->buf + m->len, p, n);
+	m->len += n;
+	return 0;
+}
+
 /* Send what is left of the request from the block. */
 static void m_send_next(struct l7_worker *lw, struct l7_mir *m)
 {
-	struct io_uring_sqe *sqe = ring_get_sqe(lw->w);
+	struct io_uring_sqe *sqe;
 
+	if (m->off >= m->len)
+		return;
+	sqe = ring_get_sqe(lw->w);
 	if (!sqe) {
 		m_end(lw, m, RM_MIR_FAIL_RESET);
 		return;
@@ -152,6 +214,7 @@ void l7m_start(struct l7_worker *lw, struct l7_conn *c)
 	const struct route_decision *d = &c->fw.d;
 	struct cfgw_cfg *cfg = c->fw.cfg;
 	uint32_t body = c->rq.bmode == L7_BM_KEPT ? c->rq.req_end - c->rq.head_len : 0;
+	bool stream = c->rq.bmode == L7_BM_STREAM;
 	uint64_t tmo = d->timeout_ns ? d->timeout_ns : L7_MIRROR_TIMEOUT_NS;
 	struct l7_target t;
 	struct l7_mir *m;
@@ -159,7 +222,7 @@ void l7m_start(struct l7_worker *lw, struct l7_conn *c)
 	ssize_t n;
 	int err = 0;
 
-	if (c->rq.bmode == L7_BM_STREAM || body > lw->mreq_size) {
+	if (body > lw->mreq_size) {
 		skip(lw, NULL, RM_MIR_SKIP_BODY);
 		return;
 	}
@@ -187,6 +250,9 @@ void l7m_start(struct l7_worker *lw, struct l7_conn *c)
 	}
 	memcpy(m->buf + n, c->cl.cbuf + c->rq.head_len, body);
 	m->len = (uint32_t)n + body;
+	m->req_bytes = m->len;
+	m->stream = stream;
+	m->body_done = !stream;
 	m->rhdrs = (struct http_header *)(void *)(m->buf + lw->mreq_size);
 	m->method = c->rq.method;
 	m->t0 = mono_ns();
@@ -215,6 +281,10 @@ void l7m_start(struct l7_worker *lw, struct l7_conn *c)
 		m_end(lw, m, RM_MIR_FAIL_TIMEOUT);
 		return;
 	}
+	if (stream) { /* the body follows: l7m_feed */
+		m->c = c;
+		c->fw.mir = m;
+	}
 	if (m->up->state == L7U_BUSY)
 		l7m_on_up_connected(lw, m, 0);
 }
@@ -225,9 +295,48 @@ void l7m_on_up_connected(struct l7_worker *lw, struct l7_mir *m, int32_t res)
 		m_end(lw, m, RM_MIR_FAIL_CONNECT);
 		return;
 	}
+	m->connected = true;
 	m->up->requests++;
 	l7_up_arm_recv(lw, m->up);
 	m_send_next(lw, m);
+}
+
+/* Every byte of the request is in buf and went out. */
+static void m_req_sent(struct l7_worker *lw, struct l7_mir *m)
+{
+	m->req_done = true;
+	stats_mirror_sent(lw->sh->stats);
+	if (m->resp_head && m->sb.done && !m->until_close)
+		m_end(lw, m, -1);
+}
+
+void l7m_feed(struct l7_worker *lw, struct l7_conn *c, const char *p, uint32_t n, bool done)
+{
+	struct l7_mir *m = c->fw.mir;
+
+	if (!m)
+		return;
+	if (l7m_buf_append(m, (uint32_t)lw->mreq_size, p, n)) {
+		m_drop(lw, m, RM_MIR_SKIP_BEHIND);
+		return;
+	}
+	m->req_bytes += n;
+	if (done) {
+		m->body_done = true;
+		m_unlink(m);
+	}
+	if (!m->connected || m->send_busy)
+		return; /* the connect's or the send's completion sends it on */
+	if (m->off < m->len)
+		m_send_next(lw, m);
+	else if (m->body_done)
+		m_req_sent(lw, m);
+}
+
+void l7m_primary_end(struct l7_worker *lw, struct l7_conn *c)
+{
+	if (c->fw.mir)
+		m_drop(lw, c->fw.mir, RM_MIR_SKIP_BODY);
 }
 
 void l7m_on_send(struct l7_worker *lw, struct l7_mir *m, int32_t res)
@@ -254,10 +363,10 @@ void l7m_on_send(struct l7_worker *lw, struct l7_mir *m, int32_t res)
 		m_send_next(lw, m);
 		return;
 	}
-	m->req_done = true;
-	stats_mirror_sent(lw->sh->stats);
-	if (m->resp_head && m->sb.done && !m->until_close)
-		m_end(lw, m, -1);
+	if (m->stream)
+		m->off = m->len = 0; /* the block is free for the body's next bytes */
+	if (m->body_done)
+		m_req_sent(lw, m);
 }
 
 /* Consume what the connection's buffer holds: the head, then the body, dropped. */
