@@ -273,6 +273,11 @@ rcase "5 rounds, slower in every round -> behind" '0.90x, behind' \
 	"90 91 92 93 94" "100 101 102 103 104"
 rcase "5 against 3 rounds, disjoint (p 0.018) -> ahead" 'ahead' \
 	"110 111 112 113 114" "100 101 102"
+rcase "5 rounds, three tied at the bottom counted as midranks (p 0.048) -> ahead" \
+	'1.05x, ahead' "105 106 107 108 100" "100 100 101 102 103"
+rcase "12 rounds, shifted by one (p 0.27) -> within noise" 'within noise' \
+	"$(seq -s ' ' 100 111)" "$(seq -s ' ' 99 110)"
+rcase "12 rounds, disjoint -> ahead" '1.11x, ahead' "$(seq -s ' ' 112 123)" "$(seq -s ' ' 100 111)"
 # --- where slow requests went (tools/bench/stalls.py), on a synthetic scheduler trace:
 # one request of 30 ms among 100 of 100 us, its proxy waiting 20 ms for a CPU
 python3 "$(dirname "$0")/stalls_trace.py" "$tmp/stalls.text"

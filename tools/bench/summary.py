@@ -14,7 +14,6 @@ path) and replaces the part of a README between "<!-- bench:begin -->" and
 Usage: python3 summary.py [--out MD] [--plot-data DAT] [--img PNG] [--readme FILE] TSV...
 """
 import argparse
-import itertools
 import os
 import re
 import statistics
@@ -113,18 +112,32 @@ def u_stat(a, b):
 
 def rank_p(a, b):
     """one-sided p of "a's rounds sit above b's": the share of all splits of the pooled
-    rounds into groups of a's and b's sizes whose U is at least the observed one
-    (exact; the sizes here are a few rounds, at most C(20, 10) splits)"""
+    rounds into groups of a's and b's sizes whose U is at least the observed one.
+    Exact, ties as midranks (U = a's rank sum - n(n+1)/2, so U's order is the rank
+    sum's), counted by subset sums over the doubled midranks instead of enumerating
+    the C(2n, n) splits (12 rounds each: 2.7 million splits, ~10 s a comparison and
+    8 minutes a summary that way; 3 ms a comparison this way)"""
     pool, n = a + b, len(a)
-    u0 = u_stat(a, b)
-    hits = total = 0
-    for idx in itertools.combinations(range(len(pool)), n):
-        chosen = set(idx)
-        x = [pool[i] for i in idx]
-        y = [pool[i] for i in range(len(pool)) if i not in chosen]
-        total += 1
-        hits += u_stat(x, y) >= u0 - 1e-9
-    return hits / total
+    order = sorted(range(len(pool)), key=lambda i: pool[i])
+    r2 = [0] * len(pool)  # 2 x midrank: integers
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and pool[order[j + 1]] == pool[order[i]]:
+            j += 1
+        for k in range(i, j + 1):
+            r2[order[k]] = i + j + 2
+        i = j + 1
+    top = sum(sorted(r2)[-n:]) if n else 0
+    ways = [[0] * (top + 1) for _ in range(n + 1)]  # ways[k][s]: k-subsets summing to s
+    ways[0][0] = 1
+    for w in r2:
+        for k in range(n, 0, -1):
+            src, dst = ways[k - 1], ways[k]
+            for t in range(top - w, -1, -1):
+                if src[t]:
+                    dst[t + w] += src[t]
+    return sum(ways[n][sum(r2[:n]):]) / sum(ways[n])
 
 
 def compare(a, b, higher_better):
