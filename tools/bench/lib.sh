@@ -63,9 +63,14 @@ order() {
 # cfgbench_build ROOT BUILD OUT LOG: tools/bench/cfgbench.c against BUILD's
 # libringmesh.a (made first) as OUT; the compiler's output in LOG
 cfgbench_build() {
-	local root=$1 b=$2
+	local root=$1 b=$2 mb
 	case $b in /*) ;; *) b=$root/$b ;; esac
-	make -C "$root" -j2 BUILD="$b" "$b/libringmesh.a" >"$4" 2>&1 &&
+	# make sees BUILD as the tree's own builds spell it (build, not /abs/build): objects
+	# made under another spelling get dependency files whose targets never match, and
+	# a later `make` would not rebuild them when a header changes
+	mb=$(realpath -m --relative-to="$root" "$b")
+	case $mb in ../*) mb=$b ;; esac
+	make -C "$root" -j2 BUILD="$mb" "$mb/libringmesh.a" >"$4" 2>&1 &&
 		cc -O2 -g -std=gnu11 -D_GNU_SOURCE -I"$root/include" -I"$root/user" \
 			-I"$root/tools" -I"$b" "$root/tools/bench/cfgbench.c" "$b/libringmesh.a" \
 			-lbpf -lelf -lz -luring -lyaml -lpcre2-8 -lpthread -lm -o "$3" >>"$4" 2>&1
