@@ -221,8 +221,9 @@ enum rm_mirror_skip {
 	RM_MIR_SKIP_OVERFLOW,  /* the mirror pool's circuit breaker refused it */
 	RM_MIR_SKIP_NO_HOST,   /* no endpoint (none, or every one ejected) */
 	RM_MIR_SKIP_RESOURCES, /* no upstream slot, socket or submission entry */
-	RM_MIR_SKIP_BEHIND,    /* the shadow fell a whole mirror buffer behind the primary's
-				* streamed body: dropped, its connection closed */
+	RM_MIR_SKIP_BEHIND,    /* the shadow fell its block and 1 MiB (or the worker's 8 MiB
+				* for all) behind the primary's streamed body: dropped, its
+				* connection closed */
 	RM_MIR_SKIP_N,
 };
 enum rm_mirror_fail {

@@ -12,14 +12,15 @@ here=$(cd "$(dirname "$0")" && pwd)
 . "$here/netns.sh"
 need_root
 
-backend_node mirror 6
-ok "node netns with a client and six backend pods"
+backend_node mirror 7
+ok "node netns with a client and seven backend pods"
 bg b1 in_ns rm-$RUN_ID-b1 "$BUILD/rm-backend" --mode http --name b1 --version v1 \
 	--listen 10.244.0.11:8000 --ready-file "$TMP/b1.ready"
 # The mirror's backends: every request they get is one JSON line (method, path, Host,
 # body: Content-Length or chunked) in their file; "slow" answers after 4 s; "flaky"
 # (delay -1) answers 500 and resets the connection in turns; "stall" (delay -2) never
-# reads a body (its line has the head only). Threaded, so slow ones overlap.
+# reads a body (its line has the head only); "trickle" (delay -3) reads a Content-Length
+# body 8 KiB every 2 ms through a 16 KiB receive buffer. Threaded, so slow ones overlap.
 cat >"$TMP/rec.py" <<'PY'
 import http.server as h, json, socket, struct, sys, time
 addr, out, delay = sys.argv[1], sys.argv[2], float(sys.argv[3])
@@ -30,7 +31,16 @@ class H(h.BaseHTTPRequestHandler):
     def body(self):
         if "chunked" not in (self.headers.get("transfer-encoding") or "").lower():
             n = int(self.headers.get("content-length") or 0)
-            return self.rfile.read(n) if n else b""
+            if delay != -3:
+                return self.rfile.read(n) if n else b""
+            out = b""
+            while len(out) < n:
+                piece = self.rfile.read1(min(8192, n - len(out)))
+                if not piece:
+                    break
+                out += piece
+                time.sleep(0.002)
+            return out
         out = b""
         while True:
             size = int(self.rfile.readline().split(b";")[0], 16)
@@ -69,7 +79,12 @@ class H(h.BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = handle_one
     def log_message(self, *a): pass
 h.ThreadingHTTPServer.request_queue_size = 1024  # a burst of shadow connections
-s = h.ThreadingHTTPServer((addr, 8000), H)
+class S(h.ThreadingHTTPServer):
+    def server_bind(self):
+        if delay == -3:  # accepted sockets inherit it: the sender's bytes wait at its end
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        super().server_bind()
+s = S((addr, 8000), H)
 s.daemon_threads = True
 open(out + ".ready", "w").close()
 s.serve_forever()
@@ -78,10 +93,12 @@ bg b2 in_ns rm-$RUN_ID-b2 python3 "$TMP/rec.py" 10.244.0.12 "$TMP/v2.jsonl" 0
 bg b3 in_ns rm-$RUN_ID-b3 python3 "$TMP/rec.py" 10.244.0.13 "$TMP/slow.jsonl" 4
 bg b5 in_ns rm-$RUN_ID-b5 python3 "$TMP/rec.py" 10.244.0.15 "$TMP/flaky.jsonl" -1
 bg b6 in_ns rm-$RUN_ID-b6 python3 "$TMP/rec.py" 10.244.0.16 "$TMP/stall.jsonl" -2
+bg b7 in_ns rm-$RUN_ID-b7 python3 "$TMP/rec.py" 10.244.0.17 "$TMP/trickle.jsonl" -3
 wait_file "$TMP/b1.ready" 5 && wait_file "$TMP/v2.jsonl.ready" 5 && wait_file "$TMP/slow.jsonl.ready" 5 &&
-	wait_file "$TMP/flaky.jsonl.ready" 5 && wait_file "$TMP/stall.jsonl.ready" 5 ||
+	wait_file "$TMP/flaky.jsonl.ready" 5 && wait_file "$TMP/stall.jsonl.ready" 5 &&
+	wait_file "$TMP/trickle.jsonl.ready" 5 ||
 	{ fail "backends start"; summary mirror; exit 1; }
-ok "backends v1, v2 (recording), slow, flaky and stall listening; dead has no listener"
+ok "backends v1, v2 (recording), slow, flaky, stall and trickle listening; dead has no listener"
 
 apply() { "$BUILD/ringmesh" --pin-dir "$PIN" apply -f "$1"; }
 client() { in_cg "$CLIENT_CG" "$CLIENT_NS" -- "$@"; }
@@ -107,6 +124,7 @@ spec:
   - {address: 10.244.0.14, labels: {app: httpbin, version: dead}}
   - {address: 10.244.0.15, labels: {app: httpbin, version: flaky}}
   - {address: 10.244.0.16, labels: {app: httpbin, version: stall}}
+  - {address: 10.244.0.17, labels: {app: httpbin, version: trickle}}
 ---
 apiVersion: networking.istio.io/v1
 kind: DestinationRule
@@ -120,6 +138,7 @@ spec:
   - {name: dead, labels: {version: dead}}
   - {name: flaky, labels: {version: flaky}}
   - {name: stall, labels: {version: stall}}
+  - {name: trickle, labels: {version: trickle}}
 Y
 vs() { # FILE MIRROR-SUBSET PERCENT [extra lines of the http entry]
 	cat >"$TMP/$1.yaml" <<Y
@@ -253,38 +272,58 @@ check "ringmesh stats (text and -j): the mirror line and object" cli_stats
 # head limit) is copied with the head; a streamed one (200 KiB, Content-Length or
 # chunked) follows the primary's body through the shadow's block ----
 head -c 4000 /dev/zero | tr '\0' k >"$TMP/kept.bin"
-head -c 204800 /dev/zero | tr '\0' s >"$TMP/big.bin"
+seq -w 1 40000 | head -c 204800 >"$TMP/big.bin" # numbered lines: order shows
 post() { # FILE [curl args]: the status curl got for a POST of it (no Expect: 100-continue)
 	local f=$1
 	shift
 	client curl -s -o /dev/null -w '%{http_code}' -H 'Host: httpbin:8000' -H 'Expect:' "$@" \
 		--data-binary @"$f" http://10.96.0.30:8000/post
 }
-# copied FILE CHAR N [curl args]: a POST of FILE answered 200, and v2's newest line is
-# its copy: N times CHAR, Host httpbin-shadow:8000
+# copied FILE [curl args]: a POST of FILE answered 200, and the mirror's newest line
+# ($MLOG, v2's by default) is its copy: FILE's bytes in order, Host httpbin-shadow:8000
+MLOG=$TMP/v2.jsonl
 copied() {
-	local f=$1 ch=$2 n=$3 before code
-	shift 3
-	before=$(lines "$TMP/v2.jsonl")
+	local f=$1 n before code
+	shift
+	n=$(stat -c %s "$f")
+	before=$(lines "$MLOG")
 	code=$(post "$f" "$@")
 	[ "$code" = 200 ] || { echo "POST of $n B: status $code"; return 1; }
-	wait_lines "$TMP/v2.jsonl" $((before + 1)) || { echo "no copy of the $n B POST"; scrape | grep -E "^ringmesh_mirror.* [1-9]"; return 1; }
-	tail -1 "$TMP/v2.jsonl" | python3 -c 'import json,sys; r=json.load(sys.stdin)
+	wait_lines "$MLOG" $((before + 1)) || { echo "no copy of the $n B POST"; scrape | grep -E "^ringmesh_mirror.* [1-9]"; return 1; }
+	tail -1 "$MLOG" | python3 -c 'import json,sys; r=json.load(sys.stdin)
 print(" ", r["method"], r["path"], r["host"], len(r["body"]), "B")
-sys.exit(0 if r["body"] == sys.argv[1] * int(sys.argv[2]) and r["host"] == "httpbin-shadow:8000" else 1)' "$ch" "$n"
+sys.exit(0 if r["body"] == open(sys.argv[1], encoding="latin-1").read() and r["host"] == "httpbin-shadow:8000" else 1)' "$f" ||
+		{ scrape | grep -E "^ringmesh_mirror.* [1-9]"; return 1; }
 }
 bodies() {
 	local s0 b0 s b
 	s0=$(metric 'ringmesh_mirror_requests_total'); b0=$(metric 'ringmesh_mirror_skipped_total{reason="body"}')
-	copied "$TMP/kept.bin" k 4000 || return 1
-	copied "$TMP/big.bin" s 204800 || return 1
-	copied "$TMP/big.bin" s 204800 -H 'Transfer-Encoding: chunked' || return 1
+	copied "$TMP/kept.bin" || return 1
+	copied "$TMP/big.bin" || return 1
+	copied "$TMP/big.bin" -H 'Transfer-Encoding: chunked' || return 1
 	sleep 0.2
 	s=$(metric 'ringmesh_mirror_requests_total'); b=$(metric 'ringmesh_mirror_skipped_total{reason="body"}')
 	echo "mirror requests +$((s - s0)), skipped body +$((b - b0))"
 	[ $((s - s0)) = 3 ] && [ $((b - b0)) = 0 ]
 }
 check "bodies copied whole: 4000 B kept, 200 KiB streamed with a Content-Length and chunked" bodies
+
+# ---- a shadow that reads slower than the primary: its lag waits in ringmeshd (block,
+# then backlog chunks up to 1 MiB) ----
+vs mtrickle trickle 100
+apply "$TMP/mtrickle.yaml" >/dev/null && sleep 0.15
+seq -w 1 130000 | head -c 786432 >"$TMP/768k.bin"
+trickle() {
+	local t0 ms k0 k
+	k0=$(metric 'ringmesh_mirror_skipped_total{reason="behind"}')
+	t0=$(date +%s%N)
+	MLOG=$TMP/trickle.jsonl copied "$TMP/768k.bin" || return 1
+	ms=$((($(date +%s%N) - t0) / 1000000))
+	k=$(metric 'ringmesh_mirror_skipped_total{reason="behind"}')
+	echo "768 KiB to a host reading 8 KiB / 2 ms: copied whole and in order (POST to copy: $ms ms); skipped behind +$((k - k0))"
+	[ $((k - k0)) = 0 ]
+}
+check "a slow-reading shadow gets a 768 KiB body whole and in order, not dropped" trickle
 
 # ---- a shadow that cannot keep up: its host never reads the body ----
 # 32 MiB: more than the kernel's socket buffers on both sides hold, so the shadow falls

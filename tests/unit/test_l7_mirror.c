@@ -5,9 +5,9 @@
  * free (--max-mirrors) and the shadow head fits beside a kept body; otherwise it is
  * skipped, counted by reason, and whatever the attempt took (slot, block,
  * configuration hold) is given back at once. A streamed body follows the shadow
- * through its block: appended, sent on, and the shadow dropped (block and slot back,
- * the primary untouched) when it is a block behind or its primary ends before the
- * body does. Driven as test_l7_mem.c: a real l7
+ * through its block and a bounded backlog: appended, sent on, and the shadow dropped
+ * (backlog, block and slot back, the primary untouched) when it is past its bounds or
+ * its primary ends before the body does. Driven as test_l7_mem.c: a real l7
  * worker on a real io_uring whose SQEs are never submitted, and no configuration
  * published (the mirror service has no endpoint: "no_healthy_upstream").
  */
@@ -243,7 +243,7 @@ static void test_stream_feed(void **state)
 {
 	struct fx *f = *state;
 	struct l7_worker *lw = f->lw;
-	static char piece[4096];
+	static char piece[4096], big[65000];
 	uint32_t room, fed = 0;
 	struct l7_mir *m;
 
@@ -266,27 +266,67 @@ static void test_stream_feed(void **state)
 	assert_int_equal(f->sw.h->mirror.failed[RM_MIR_FAIL_RESET], 1);
 	nothing_held(f);
 
-	/* a shadow that cannot keep up: dropped once a piece does not fit, the
-	 * primary let go and the block and slot back at once */
+	/* a shadow that cannot keep up: the block fills, then 1 MiB of backlog chunks,
+	 * then it is dropped: the primary let go, chunks, block and slot back at once */
 	m = stream_mir(f);
 	room = (uint32_t)lw->mreq_size - m->len;
 	while (fed + sizeof(piece) <= room) {
 		l7m_feed(lw, f->c, piece, sizeof(piece), false);
 		fed += sizeof(piece);
+	}
+	assert_null(m->ch);
+	for (fed = 0; fed < L7_MIRROR_BACKLOG; fed += sizeof(piece)) {
+		l7m_feed(lw, f->c, piece, sizeof(piece), false);
 		assert_ptr_equal(f->c->fw.mir, m);
 	}
+	assert_int_equal(m->backlog, L7_MIRROR_BACKLOG);
+	assert_int_equal(lw->mbacklog, L7_MIRROR_BACKLOG);
+	assert_int_equal(m->ch_tail->len, L7_MCHUNK_BYTES);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BEHIND), 0);
 	l7m_feed(lw, f->c, piece, sizeof(piece), false);
 	assert_int_equal(skipped(f, RM_MIR_SKIP_BEHIND), 1);
 	assert_null(f->c->fw.mir);
+	assert_int_equal(lw->mbacklog, 0);
 	nothing_held(f);
 	l7m_feed(lw, f->c, piece, sizeof(piece), false); /* later pieces: nothing */
 	assert_int_equal(skipped(f, RM_MIR_SKIP_BEHIND), 1);
+
+	/* the worker's bound for all its shadows: with one chunk left of it, a shadow
+	 * gets that one and is dropped at the next */
+	lw->mbacklog = L7_MIRROR_WORKER_BACKLOG - L7_MCHUNK_BYTES;
+	m = stream_mir(f);
+	while (!m->ch) /* the block fills; the piece that does not fit starts the backlog */
+		l7m_feed(lw, f->c, piece, sizeof(piece), false);
+	assert_int_equal(m->backlog, L7_MCHUNK_BYTES);
+	for (fed = sizeof(piece); fed < L7_MCHUNK_BYTES; fed += sizeof(piece))
+		l7m_feed(lw, f->c, piece, sizeof(piece), false);
+	assert_int_equal(m->ch_tail->len, L7_MCHUNK_BYTES);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BEHIND), 1);
+	l7m_feed(lw, f->c, piece, sizeof(piece), false);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BEHIND), 2);
+	assert_int_equal(lw->mbacklog, L7_MIRROR_WORKER_BACKLOG - L7_MCHUNK_BYTES);
+	lw->mbacklog = 0;
+	nothing_held(f);
+
+	/* pieces as large as the client buffer while the block's send is in flight: a
+	 * 200 KiB body waits in the block and four chunks, nothing dropped */
+	m = stream_mir(f);
+	m->send_busy = true;
+	for (fed = 0; fed < (200u << 10); fed += 65000) {
+		l7m_feed(lw, f->c, big, 65000, false);
+		assert_ptr_equal(f->c->fw.mir, m);
+	}
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BEHIND), 2);
+	assert_int_equal(m->backlog, 3 * L7_MCHUNK_BYTES);
+	m->send_busy = false;
+	l7m_primary_end(lw, f->c);
+	assert_int_equal(lw->mbacklog, 0);
 
 	/* the primary ends before its body does: the shadow is dropped as "body" */
 	m = stream_mir(f);
 	l7m_feed(lw, f->c, piece, 100, false);
 	l7m_primary_end(lw, f->c);
-	assert_int_equal(skipped(f, RM_MIR_SKIP_BODY), 1);
+	assert_int_equal(skipped(f, RM_MIR_SKIP_BODY), 2);
 	assert_null(f->c->fw.mir);
 	nothing_held(f);
 	assert_int_equal(f->sw.h->mirror.failed[RM_MIR_FAIL_RESET], 1);

@@ -299,46 +299,64 @@ struct l7_up {
 	bool cb_idle;		/* counted in the worker's idle_by */
 };
 
+/* A streamed body's bytes a shadow has not sent yet and its block has no room for. */
+struct l7_mchunk {
+	struct l7_mchunk *next;
+	uint32_t len, off; /* bytes in d, bytes of them sent */
+	char d[];
+};
+#define L7_MCHUNK_BYTES (64u << 10)
+/* How far a shadow may lag its primary's streamed body beyond its block: as much as Envoy's
+ * default per-connection buffer limit, 1 MiB, and for all of a worker's shadows 8 MiB. A new
+ * connection to the mirror starts with small TCP windows while the primary's pooled one
+ * is warm: the block alone (72 KiB) dropped a 200 KiB upload's shadow under load. */
+#define L7_MIRROR_BACKLOG (1u << 20)
+#define L7_MIRROR_WORKER_BACKLOG (8ull << 20)
+
 /*
  * A shadow request (l7_mirror.c): a detached copy of a request whose route drew a
  * mirror, with a block of the worker's mirror pool (the request bytes, then the
- * response's header array) and an upstream connection of its own; no client. Its
- * only op is the send from its block (user_data slot = its index, side 0): it stays
- * until that completes, whatever else ended it.
+ * response's header array), for a streamed body a backlog of chunks while the block
+ * is full, and an upstream connection of its own; no client. Its only op is the send
+ * from its block or first chunk (user_data slot = its index, side 0): it stays until
+ * that completes, whatever else ended it.
  */
 struct l7_mir {
-	bool used;		   /* taken */
-	bool over;		   /* the exchange ended: free once the send completes */
-	bool send_busy;		   /* a send from buf is in flight */
-	bool req_done;		   /* every request byte went out */
-	bool resp_head;		   /* the final response head was read */
-	bool up_keep;		   /* ... and allows reusing the connection */
-	bool until_close;	   /* ... its body ends with the connection */
-	bool cb_req;		   /* counted in the mirror pool's requests */
-	bool cb_reported;	   /* the host's result went to the outlier detector */
-	bool connected;		   /* its upstream connection is up: bytes may go out */
-	bool stream;		   /* the body follows as the primary streams it ... */
-	bool body_done;		   /* ... and all of it is in buf (always, for a kept one) */
-	struct l7_conn *c;	   /* the primary while it still owes body bytes, or NULL */
-	uint32_t gen;		   /* bumped on every reuse */
-	char *buf;		   /* the block: request bytes [0, len), then rhdrs */
-	uint32_t len, off;	   /* request bytes in buf, bytes of them sent */
-	uint64_t req_bytes;	   /* the request's size: head and the body so far */
-	struct http_header *rhdrs; /* the response's parsed fields (not kept) */
-	enum http_method method;   /* the request's (HEAD: a response without body) */
-	uint32_t rparsed;	   /* bytes of up->buf given to a -2 parse */
-	struct http_body sb;	   /* the response body's framing */
-	struct cfgw_cfg *cfg;	   /* held while the pointers below may be used */
-	struct l7_up *up;	   /* its upstream connection, or NULL */
-	struct l7_up *send_up;	   /* the connection the send in flight is on (ext ref) */
-	struct rm_cb_pool *cbp;	   /* the mirror subset's breaker pool */
-	struct rm_cb_host *cbh;	   /* the chosen host's outlier slot */
-	struct rm_stats_slot *st;  /* metrics slot of the mirror destination */
-	int status;		   /* the response's status, 0 none */
-	uint32_t sflags;	   /* bit per enum rm_stats_flag */
-	uint64_t t0;		   /* start (mono ns) */
-	uint64_t resp_bytes;	   /* response bytes read */
-	struct l7_tmr t;	   /* its timeout */
+	bool used;			/* taken */
+	bool over;			/* the exchange ended: free once the send completes */
+	bool send_busy;			/* a send from buf is in flight */
+	bool req_done;			/* every request byte went out */
+	bool resp_head;			/* the final response head was read */
+	bool up_keep;			/* ... and allows reusing the connection */
+	bool until_close;		/* ... its body ends with the connection */
+	bool cb_req;			/* counted in the mirror pool's requests */
+	bool cb_reported;		/* the host's result went to the outlier detector */
+	bool connected;			/* its upstream connection is up: bytes may go out */
+	bool stream;			/* the body follows as the primary streams it ... */
+	bool body_done;			/* ... and all of it is in buf (always, for a kept one) */
+	struct l7_conn *c;		/* the primary while it still owes body bytes, or NULL */
+	uint32_t gen;			/* bumped on every reuse */
+	char *buf;			/* the block: request bytes [0, len), then rhdrs */
+	uint32_t len, off;		/* request bytes in buf, bytes of them sent */
+	struct l7_mchunk *ch, *ch_tail; /* then these, in order (a streamed body only) */
+	uint32_t backlog;		/* bytes in them */
+	bool send_ch;			/* the send in flight is from ch, not buf */
+	uint64_t req_bytes;		/* the request's size: head and the body so far */
+	struct http_header *rhdrs;	/* the response's parsed fields (not kept) */
+	enum http_method method;	/* the request's (HEAD: a response without body) */
+	uint32_t rparsed;		/* bytes of up->buf given to a -2 parse */
+	struct http_body sb;		/* the response body's framing */
+	struct cfgw_cfg *cfg;		/* held while the pointers below may be used */
+	struct l7_up *up;		/* its upstream connection, or NULL */
+	struct l7_up *send_up;		/* the connection the send in flight is on (ext ref) */
+	struct rm_cb_pool *cbp;		/* the mirror subset's breaker pool */
+	struct rm_cb_host *cbh;		/* the chosen host's outlier slot */
+	struct rm_stats_slot *st;	/* metrics slot of the mirror destination */
+	int status;			/* the response's status, 0 none */
+	uint32_t sflags;		/* bit per enum rm_stats_flag */
+	uint64_t t0;			/* start (mono ns) */
+	uint64_t resp_bytes;		/* response bytes read */
+	struct l7_tmr t;		/* its timeout */
 };
 
 /* A shadow request's timeout without a route timeout: Envoy's default route timeout. */
@@ -406,7 +424,8 @@ struct l7_worker {
 	struct l7_mir *mirs;
 	struct conn_slots ms;
 	struct bufpool mpool;
-	size_t mreq_size; /* request bytes a block holds (its header array follows) */
+	size_t mreq_size;  /* request bytes a block holds (its header array follows) */
+	uint64_t mbacklog; /* bytes of every shadow's backlog chunks (L7_MIRROR_WORKER_BACKLOG) */
 	struct l7_stc stc[L7_STC_N];
 };
 
@@ -559,8 +578,8 @@ void l7m_worker_fini(struct l7_worker *lw);
  * c changes. */
 void l7m_start(struct l7_worker *lw, struct l7_conn *c);
 /* n more bytes of c's streamed body (raw, as framed) went to its upstream; done: the
- * body ends with them. The shadow copies them, or is dropped when it is a whole
- * block behind (RM_MIR_SKIP_BEHIND). */
+ * body ends with them. The shadow copies them, or is dropped when its block and
+ * backlog cannot hold them (RM_MIR_SKIP_BEHIND). */
 void l7m_feed(struct l7_worker *lw, struct l7_conn *c, const char *p, uint32_t n, bool done);
 /* c's request ends: a shadow still owed body bytes is dropped (RM_MIR_SKIP_BODY). */
 void l7m_primary_end(struct l7_worker *lw, struct l7_conn *c);

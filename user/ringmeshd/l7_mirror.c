@@ -11,10 +11,12 @@
  *
  * A body kept whole goes in the copy. A streamed one (larger than what is kept, or
  * after Expect: 100-continue) follows as the primary sends it: each piece that went
- * to the primary's upstream is appended to the block (l7m_feed) and sent on, so the
- * shadow streams too, as Envoy's do. The primary never waits for its shadow: one a
- * whole block behind (its host reads slower than the primary's) is dropped, its
- * connection closed, and so is one whose primary ended before the body did.
+ * to the primary's upstream is appended (l7m_feed) to the block, or while that is
+ * full to a backlog of chunks, and sent on, so the shadow streams too, as Envoy's do.
+ * The primary never waits for its shadow: one more than L7_MIRROR_BACKLOG behind (its
+ * host reads slower than the primary's), or past the worker's L7_MIRROR_WORKER_BACKLOG,
+ * is dropped, its connection closed, and so is one whose primary ended before the body
+ * did.
  *
  * Bounded: at most max_mirrors shadows in flight per worker (a block each; more are
  * skipped), the route's timeout or L7_MIRROR_TIMEOUT_NS, never a queue: a breaker
@@ -70,6 +72,15 @@ static void m_unlink(struct l7_mir *m)
 static void m_free(struct l7_worker *lw, struct l7_mir *m)
 {
 	m_unlink(m);
+	while (m->ch) {
+		struct l7_mchunk *n = m->ch->next;
+
+		free(m->ch);
+		m->ch = n;
+	}
+	m->ch_tail = NULL;
+	lw->mbacklog -= m->backlog;
+	m->backlog = 0;
 	bufpool_put(&lw->mpool, m->buf);
 	m->buf = NULL;
 	if (m->cfg)
@@ -189,19 +200,73 @@ int l7m_buf_append(struct l7_mir *m, uint32_t cap, const char *p, uint32_t n)
 	return 0;
 }
 
-/* Send what is left of the request from the block. */
+/*
+ * A streamed body's piece: into the block while no backlog waits and it fits, else
+ * onto the backlog chunks, in order, while the shadow's and the worker's bounds allow
+ * (-ENOBUFS: the shadow is to be dropped).
+ */
+static int m_append(struct l7_worker *lw, struct l7_mir *m, const char *p, uint32_t n)
+{
+	if (!m->ch && !l7m_buf_append(m, (uint32_t)lw->mreq_size, p, n))
+		return 0;
+	while (n) {
+		struct l7_mchunk *t = m->ch_tail;
+		uint32_t k;
+
+		if (!t || t->len == L7_MCHUNK_BYTES) {
+			if (m->backlog + L7_MCHUNK_BYTES > L7_MIRROR_BACKLOG ||
+			    lw->mbacklog + L7_MCHUNK_BYTES > L7_MIRROR_WORKER_BACKLOG ||
+			    !(t = malloc(sizeof(*t) + L7_MCHUNK_BYTES)))
+				return -ENOBUFS;
+			t->next = NULL;
+			t->len = t->off = 0;
+			if (m->ch_tail)
+				m->ch_tail->next = t;
+			else
+				m->ch = t;
+			m->ch_tail = t;
+			m->backlog += L7_MCHUNK_BYTES;
+			lw->mbacklog += L7_MCHUNK_BYTES;
+		}
+		k = L7_MCHUNK_BYTES - t->len < n ? L7_MCHUNK_BYTES - t->len : n;
+		memcpy(t->d + t->len, p, k);
+		t->len += k;
+		p += k;
+		n -= k;
+	}
+	return 0;
+}
+
+/* Request bytes not yet sent: the block's, then the chunks' (a drained one is freed). */
+static bool m_unsent(const struct l7_mir *m)
+{
+	return m->off < m->len || m->ch;
+}
+
+/* Send what is left of the request: from the block, then from the first chunk. */
 static void m_send_next(struct l7_worker *lw, struct l7_mir *m)
 {
 	struct io_uring_sqe *sqe;
+	const char *p;
+	uint32_t n;
 
-	if (m->off >= m->len)
+	if (m->off < m->len) {
+		p = m->buf + m->off;
+		n = m->len - m->off;
+		m->send_ch = false;
+	} else if (m->ch) {
+		p = m->ch->d + m->ch->off;
+		n = m->ch->len - m->ch->off;
+		m->send_ch = true;
+	} else {
 		return;
+	}
 	sqe = ring_get_sqe(lw->w);
 	if (!sqe) {
 		m_end(lw, m, RM_MIR_FAIL_RESET);
 		return;
 	}
-	io_uring_prep_send(sqe, m->up->fd, m->buf + m->off, m->len - m->off, MSG_NOSIGNAL);
+	io_uring_prep_send(sqe, m->up->fd, p, n, MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe,
 				ring_ud(RING_OP_L7_MSEND, 0, (uint32_t)(m - lw->mirs), m->gen));
 	m->send_busy = true;
@@ -316,7 +381,7 @@ void l7m_feed(struct l7_worker *lw, struct l7_conn *c, const char *p, uint32_t n
 
 	if (!m)
 		return;
-	if (l7m_buf_append(m, (uint32_t)lw->mreq_size, p, n)) {
+	if (m_append(lw, m, p, n)) {
 		m_drop(lw, m, RM_MIR_SKIP_BEHIND);
 		return;
 	}
@@ -327,7 +392,7 @@ void l7m_feed(struct l7_worker *lw, struct l7_conn *c, const char *p, uint32_t n
 	}
 	if (!m->connected || m->send_busy)
 		return; /* the connect's or the send's completion sends it on */
-	if (m->off < m->len)
+	if (m_unsent(m))
 		m_send_next(lw, m);
 	else if (m->body_done)
 		m_req_sent(lw, m);
@@ -358,13 +423,27 @@ void l7m_on_send(struct l7_worker *lw, struct l7_mir *m, int32_t res)
 		m_end(lw, m, RM_MIR_FAIL_RESET);
 		return;
 	}
-	m->off += (uint32_t)res;
-	if (m->off < m->len) {
+	if (m->send_ch) {
+		struct l7_mchunk *h = m->ch;
+
+		h->off += (uint32_t)res;
+		if (h->off == h->len) { /* drained: freed, the next chunk (or the block) goes on */
+			m->ch = h->next;
+			if (!m->ch)
+				m->ch_tail = NULL;
+			free(h);
+			m->backlog -= L7_MCHUNK_BYTES;
+			lw->mbacklog -= L7_MCHUNK_BYTES;
+		}
+	} else {
+		m->off += (uint32_t)res;
+		if (m->stream && m->off == m->len)
+			m->off = m->len = 0; /* the block is free for the body's next bytes */
+	}
+	if (m_unsent(m)) {
 		m_send_next(lw, m);
 		return;
 	}
-	if (m->stream)
-		m->off = m->len = 0; /* the block is free for the body's next bytes */
 	if (m->body_done)
 		m_req_sent(lw, m);
 }
