@@ -98,6 +98,26 @@ static void m_host_result(struct l7_worker *lw, struct l7_mir *m, enum cb_outcom
 	cb_host_result(lw->sh->cb, m->cbh, o, mono_ns());
 }
 
+/* The first step of every end (m_end, m_drop): false when m had already ended. */
+static bool m_ending(struct l7_worker *lw, struct l7_mir *m)
+{
+	if (m->over)
+		return false;
+	m->over = true;
+	m_unlink(m);
+	l7_tmr_cancel(&lw->th, &m->t);
+	return true;
+}
+
+/* The mirror pool's request count, given back once. */
+static void m_cb_done(struct l7_mir *m)
+{
+	if (!m->cb_req)
+		return;
+	m->cb_req = false;
+	cb_request_finish(m->cbp, m->cbh);
+}
+
 /*
  * The exchange is over: answered (fail < 0) or failed for fail (enum rm_mirror_fail).
  * Counted once, the connection parked (a whole exchange on a connection that allows
@@ -114,17 +134,11 @@ static void m_end(struct l7_worker *lw, struct l7_mir *m, int fail)
 							       CB_TIMEOUT, CB_GATEWAY};
 	struct l7_up *up = m->up;
 
-	if (m->over)
+	if (!m_ending(lw, m))
 		return;
-	m->over = true;
-	m_unlink(m);
-	l7_tmr_cancel(&lw->th, &m->t);
 	if (fail >= 0)
 		m_host_result(lw, m, outcome[fail]);
-	if (m->cb_req) {
-		m->cb_req = false;
-		cb_request_finish(m->cbp, m->cbh);
-	}
+	m_cb_done(m);
 	m->up = NULL;
 	if (up) {
 		if (fail >= 0)
@@ -153,8 +167,7 @@ static void skip(struct l7_worker *lw, struct l7_mir *m, enum rm_mirror_skip why
 	stats_mirror_skipped(lw->sh->stats, why);
 	if (!m)
 		return;
-	if (m->cb_req)
-		cb_request_finish(m->cbp, m->cbh);
+	m_cb_done(m);
 	m_free(lw, m);
 }
 
@@ -167,15 +180,9 @@ static void m_drop(struct l7_worker *lw, struct l7_mir *m, enum rm_mirror_skip w
 {
 	struct l7_up *up = m->up;
 
-	if (m->over)
+	if (!m_ending(lw, m))
 		return;
-	m->over = true;
-	m_unlink(m);
-	l7_tmr_cancel(&lw->th, &m->t);
-	if (m->cb_req) {
-		m->cb_req = false;
-		cb_request_finish(m->cbp, m->cbh);
-	}
+	m_cb_done(m);
 	m->up = NULL;
 	if (up) {
 		up->broken = true;
