@@ -264,6 +264,10 @@ static struct ring_worker *wk;
 static uint16_t proxy_port;
 static bool hold; /* the next worker is created with hold_accept */
 
+static struct ring_group grp; /* the next worker joins it with use_grp */
+static bool use_grp;
+static unsigned int grp_id;
+
 static int start_worker(unsigned int buf_count, unsigned int high_water)
 {
 	struct ring_config cfg;
@@ -271,6 +275,8 @@ static int start_worker(unsigned int buf_count, unsigned int high_water)
 	int r;
 
 	memset(&cfg, 0, sizeof(cfg));
+	cfg.group = use_grp ? &grp : NULL;
+	cfg.id = grp_id;
 	cfg.listen[0].addr.sin_family = AF_INET;
 	cfg.listen[0].addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	cfg.n_listen = 1;
@@ -1031,6 +1037,108 @@ static void test_hold_accept(void **state)
 	close(fd);
 }
 
+/*
+ * Accept balancing: worker 1 of a group listens on a port no client uses, so every
+ * connection is accepted by worker 0, which hands each one that would leave it
+ * holding more than worker 1 over to it. 8 connections end 4 and 4, all of them
+ * carry bytes, and a worker that stopped accepting (drained and gone) is handed
+ * nothing.
+ */
+static struct ring_worker *wk2;
+
+static int setup_group(void **state)
+{
+	struct ring_worker *first;
+	int r;
+
+	memset(&grp, 0, sizeof(grp));
+	grp.n = 2;
+	use_grp = true;
+	grp_id = 1;
+	r = setup_common(0, 0); /* starts worker 1 as wk */
+	if (!r) {
+		first = wk; /* clients use the port of the next one, worker 0 */
+		grp_id = 0;
+		r = start_worker(0, 0);
+		wk2 = first;
+		if (r) {
+			wk = first;
+			wk2 = NULL;
+		}
+	}
+	use_grp = false;
+	grp_id = 0;
+	return r ? -1 : 0;
+}
+
+static int teardown_group(void **state)
+{
+	if (wk2) {
+		ring_worker_stop(wk2);
+		assert_int_equal(ring_worker_join(wk2), 0);
+		ring_worker_destroy(wk2);
+		wk2 = NULL;
+	}
+	return teardown(state);
+}
+
+static void echo_on(int fd, const char *m)
+{
+	char buf[16];
+
+	send_all(fd, m, 4);
+	read_exact(fd, buf, 4);
+	assert_memory_equal(buf, m, 4);
+}
+
+static void test_group_balance(void **state)
+{
+	struct ring_stats s0, s1;
+	int fd[8];
+
+	for (int i = 0; i < 8; i++) {
+		fd[i] = cl_connect();
+		echo_on(fd[i], "bal1"); /* served: the next accept sees it counted */
+	}
+	ring_worker_stats(wk, &s0);
+	ring_worker_stats(wk2, &s1);
+	print_message("    worker 0: accepted %llu, active %llu, handed %llu; worker 1: active "
+		      "%llu, adopted %llu\n",
+		      (unsigned long long)s0.accepted, (unsigned long long)s0.active,
+		      (unsigned long long)s0.handed_off, (unsigned long long)s1.active,
+		      (unsigned long long)s1.adopted);
+	assert_int_equal(s0.accepted, 8);
+	assert_int_equal(s1.accepted, 0);
+	assert_int_equal(s0.active, 4);
+	assert_int_equal(s1.active, 4);
+	assert_int_equal(s0.handed_off, 4);
+	assert_int_equal(s1.adopted, 4);
+	for (int i = 0; i < 8; i++)
+		echo_on(fd[i], "bal2");
+	for (int i = 0; i < 8; i++)
+		close(fd[i]);
+	settle();
+	for (int i = 0; i < 300 && ring_worker_active(wk2); i++)
+		usleep(10000);
+	assert_int_equal(ring_worker_active(wk2), 0);
+
+	/* Worker 1 drains (no connection: it returns at once): nothing more goes to it. */
+	ring_worker_set_mode(wk2, RING_DRAIN);
+	for (int i = 0; i < 300 && !ring_worker_exited(wk2); i++)
+		usleep(10000);
+	assert_true(ring_worker_exited(wk2));
+	for (int i = 0; i < 4; i++) {
+		fd[i] = cl_connect();
+		echo_on(fd[i], "bal3");
+	}
+	ring_worker_stats(wk, &s0);
+	assert_int_equal(s0.active, 4);
+	assert_int_equal(s0.handed_off, 4);
+	for (int i = 0; i < 4; i++)
+		close(fd[i]);
+	settle();
+}
+
 static void test_ud_packing(void **state)
 {
 	uint64_t ud = ring_ud(RING_OP_SEND, 1, 0xabcdef, 0xfedcba98);
@@ -1101,6 +1209,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_backpressure_bounded, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_stop_with_open_connection, setup, teardown),
 	    cmocka_unit_test_setup_teardown(test_hold_accept, setup_hold, teardown),
+	    cmocka_unit_test_setup_teardown(test_group_balance, setup_group, teardown_group),
 	};
 	struct rlimit rl;
 

@@ -67,7 +67,8 @@ struct daemon {
 	struct rm_dp *dp; /* set before any worker starts */
 	struct ring_worker *workers[OPTS_WORKERS_MAX];
 	unsigned int n_workers;
-	struct cfgw cw; /* published L7 configuration */
+	struct ring_group group; /* --accept-balance exact, with more than one worker */
+	struct cfgw cw;		 /* published L7 configuration */
 	bool cw_ok;
 	struct stats_w stats; /* rm_stats writer */
 	bool stats_ok;
@@ -176,13 +177,14 @@ static void log_stats(const char *what, const struct daemon *d)
 	fprintf(stderr,
 		"ringmeshd: %s: accepted %llu, active %llu, refused %llu (no original "
 		"destination %llu, loop %llu, full %llu), upstream connect failed %llu, "
-		"resets %llu, bytes client->upstream %llu, upstream->client %llu\n",
+		"resets %llu, bytes client->upstream %llu, upstream->client %llu, handed to a "
+		"worker holding fewer %llu\n",
 		what, (unsigned long long)s.accepted, (unsigned long long)s.active,
 		(unsigned long long)(s.refused_no_orig + s.refused_loop + s.refused_full),
 		(unsigned long long)s.refused_no_orig, (unsigned long long)s.refused_loop,
 		(unsigned long long)s.refused_full, (unsigned long long)s.upstream_connect_failed,
 		(unsigned long long)s.resets, (unsigned long long)s.bytes_c2u,
-		(unsigned long long)s.bytes_u2c);
+		(unsigned long long)s.bytes_u2c, (unsigned long long)s.handed_off);
 }
 
 static void stop_workers(struct daemon *d)
@@ -303,6 +305,9 @@ static int create_workers(struct daemon *d, const struct rm_opts *o, char *err, 
 					  : same_addr(&sin, &gw)      ? 1
 								      : -1;
 	}
+	_Static_assert(OPTS_WORKERS_MAX <= RING_GROUP_MAX, "a group holds every worker");
+	d->group.n = o->workers;
+	cfg.group = o->accept_exact && o->workers > 1 ? &d->group : NULL;
 	for (unsigned int i = 0; i < o->workers; i++) {
 		cfg.id = i;
 		r = assign_listeners(d, o, i, &cfg, err, errlen);

@@ -29,6 +29,7 @@ enum opt_id {
 	O_POD_GW,
 	O_PIN_DIR,
 	O_WORKERS,
+	O_BALANCE,
 	O_SOCKMAP,
 	O_NO_SOCKMAP,
 	O_HB_MAX,
@@ -69,6 +70,7 @@ static const struct opt_def opt_defs[O_MAX] = {
     [O_POD_GW] = {"pod-gateway", 0, true},
     [O_PIN_DIR] = {"pin-dir", 0, true},
     [O_WORKERS] = {"workers", 0, true},
+    [O_BALANCE] = {"accept-balance", 0, true},
     [O_SOCKMAP] = {"sockmap", 0, false},
     [O_NO_SOCKMAP] = {"no-sockmap", 0, false},
     [O_HB_MAX] = {"heartbeat-max-ms", 0, true},
@@ -124,6 +126,9 @@ static const char usage_text[] =
     "  --pin-dir DIR                 bpffs directory for maps and links\n"
     "                                (default " RM_PIN_DIR_DEFAULT ")\n"
     "  --workers N                   worker threads, 1..64 (default: online CPUs)\n"
+    "  --accept-balance MODE         exact: a connection goes to the worker holding\n"
+    "                                fewest (Envoy's exact_balance); reuseport: the\n"
+    "                                kernel's hash of its addresses (default exact)\n"
     "  --sockmap, --no-sockmap       the sk_msg shortcut between pods and the proxy on or\n"
     "                                off (default: " OPTS_SOCKMAP_DEFAULT_WORD ")\n"
     "  --heartbeat-max-ms MS         interception fails open after MS without a beat\n"
@@ -365,6 +370,12 @@ static int set_value(struct rm_opts *o, enum opt_id id, const char *v, char *err
 				    OPTS_WORKERS_MAX);
 		o->workers = (unsigned int)n;
 		return 0;
+	case O_BALANCE:
+		if (strcmp(v, "exact") && strcmp(v, "reuseport"))
+			return errf(err, errlen, -EINVAL,
+				    "--accept-balance '%s': must be exact or reuseport", v);
+		o->accept_exact = !strcmp(v, "exact");
+		return 0;
 	case O_HB_MAX:
 		if (parse_uint(v, 1000000000, &n) || n < OPTS_HEARTBEAT_MAX_MIN_MS ||
 		    n > OPTS_HEARTBEAT_MAX_MAX_MS)
@@ -475,6 +486,7 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	if (ncpus > OPTS_WORKERS_MAX)
 		ncpus = OPTS_WORKERS_MAX;
 	o->workers = (unsigned int)ncpus;
+	o->accept_exact = true;
 	o->sockmap = OPTS_SOCKMAP_DEFAULT;
 	o->heartbeat_max_ms = OPTS_HEARTBEAT_MAX_DEFAULT_MS;
 	o->l7 = true;

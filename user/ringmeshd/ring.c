@@ -254,15 +254,129 @@ static int arm_wake(struct ring_worker *w)
 	return 0;
 }
 
+/*
+ * Accept balancing (ring.h, ring_group). A worker's load is the connections it holds
+ * plus those handed to it and not yet adopted. Taking `inflight` and then looking at
+ * `accepting` again (both sequentially consistent) pairs with the target's clearing
+ * `accepting` and then waiting for `inflight` to be zero before it ends: either the
+ * source sees the target closed and keeps the connection, or the target waits for it.
+ */
+static struct ring_group_slot *group_me(const struct ring_worker *w)
+{
+	return w->cfg.group ? &w->cfg.group->s[w->cfg.id] : NULL;
+}
+
+/* Open (or close) this worker to connections handed over by the others. */
+static void group_accepting(struct ring_worker *w, bool on)
+{
+	struct ring_group_slot *s = group_me(w);
+
+	if (!s)
+		return;
+	if (on) {
+		s->ring_fd = w->ring.ring_fd;
+		s->active = &w->stats.active;
+	}
+	__atomic_store_n(&s->accepting, on, __ATOMIC_SEQ_CST);
+}
+
+static uint32_t group_inflight(const struct ring_worker *w)
+{
+	const struct ring_group_slot *s = group_me(w);
+
+	return s ? __atomic_load_n(&s->inflight, __ATOMIC_SEQ_CST) : 0;
+}
+
+/* The accepting worker holding fewest if it holds fewer than we do (its inflight
+ * then taken), else our own id. */
+static unsigned int group_pick(const struct ring_worker *w)
+{
+	struct ring_group *g = w->cfg.group;
+	unsigned int me = w->cfg.id, best = me;
+	struct ring_group_slot *s;
+	uint64_t low;
+
+	if (!g || g->n < 2)
+		return me;
+	low = w->stats.active + __atomic_load_n(&g->s[me].inflight, __ATOMIC_RELAXED);
+	for (unsigned int j = 0; j < g->n && low; j++) {
+		uint64_t l;
+
+		s = &g->s[j];
+		if (j == me || !__atomic_load_n(&s->accepting, __ATOMIC_ACQUIRE))
+			continue;
+		l = __atomic_load_n(s->active, __ATOMIC_RELAXED) +
+		    __atomic_load_n(&s->inflight, __ATOMIC_RELAXED);
+		if (l < low) {
+			low = l;
+			best = j;
+		}
+	}
+	if (best == me)
+		return me;
+	s = &g->s[best];
+	__atomic_add_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
+	if (!__atomic_load_n(&s->accepting, __ATOMIC_SEQ_CST)) {
+		__atomic_sub_fetch(&s->inflight, 1, __ATOMIC_SEQ_CST);
+		return me;
+	}
+	return best;
+}
+
+/* Hand an accepted socket to a worker holding fewer: true if it went. */
+static bool hand_off(struct ring_worker *w, int fd)
+{
+	struct io_uring_sqe *sqe;
+	unsigned int to;
+
+	if ((unsigned int)fd > 0xffffff || (to = group_pick(w)) == w->cfg.id)
+		return false;
+	if (!(sqe = ring_get_sqe(w))) {
+		__atomic_sub_fetch(&w->cfg.group->s[to].inflight, 1, __ATOMIC_SEQ_CST);
+		return false;
+	}
+	io_uring_prep_msg_ring(sqe, w->cfg.group->s[to].ring_fd, (unsigned int)fd,
+			       ring_ud(RING_OP_ADOPT, 0, 0, w->cfg.id), 0);
+	io_uring_sqe_set_data64(sqe, ring_ud(RING_OP_HANDOFF, 0, (uint32_t)fd, to));
+	RING_STAT_ADD(w, handed_off, 1);
+	return true;
+}
+
+/* Serve a connection accepted here or handed here. */
+static void take_conn(struct ring_worker *w, int fd)
+{
+	/* Accepted before a drain's cancel took effect: served like any other. */
+	if (w->stopping)
+		close(fd);
+	else
+		accept_conn(w, fd);
+}
+
+/* The source's completion of a hand-off: on failure (the target's ring is gone, or
+ * its completion queue overflowed) the connection is served here after all. */
+static void on_handoff(struct ring_worker *w, uint64_t ud, int32_t res)
+{
+	if (res >= 0)
+		return;
+	__atomic_sub_fetch(&w->cfg.group->s[ring_ud_gen(ud)].inflight, 1, __ATOMIC_SEQ_CST);
+	RING_STAT_ADD(w, handed_off, -1);
+	take_conn(w, (int)ring_ud_slot(ud));
+}
+
+static void on_adopt(struct ring_worker *w, int32_t fd)
+{
+	RING_STAT_ADD(w, adopted, 1);
+	take_conn(w, fd);
+	/* after the connection counts in active: our load never looks lower than it is */
+	__atomic_sub_fetch(&group_me(w)->inflight, 1, __ATOMIC_SEQ_CST);
+}
+
 static void on_accept(struct ring_worker *w, unsigned int i, int32_t res, uint32_t flags)
 {
 	if (res >= 0) {
 		RING_STAT_ADD(w, accepted, 1);
-		/* Accepted before a drain's cancel took effect: served like any other. */
-		if (w->stopping)
-			close(res);
-		else
-			accept_conn(w, res);
+		if (w->stopping || !hand_off(w, res))
+			take_conn(w, res);
 	} else if (res != -ECANCELED) {
 		RING_STAT_ADD(w, accept_errors, 1);
 	}
@@ -296,6 +410,7 @@ static int accept_start(struct ring_worker *w)
 		if (r)
 			return r;
 	}
+	group_accepting(w, true);
 	return 0;
 }
 
@@ -304,6 +419,7 @@ static void accept_stop(struct ring_worker *w)
 	if (w->accept_off)
 		return;
 	w->accept_off = true;
+	group_accepting(w, false);
 	for (unsigned int i = 0; i < w->cfg.n_listen; i++) {
 		struct io_uring_sqe *sqe;
 
@@ -376,6 +492,13 @@ static void dispatch(struct ring_worker *w, const struct io_uring_cqe *cqe)
 		on_wake(w);
 		break;
 	case RING_OP_CANCEL:
+		break;
+	case RING_OP_HANDOFF:
+		on_handoff(w, ud, cqe->res);
+		break;
+	case RING_OP_ADOPT:
+		if (group_me(w)) /* only a group's workers hand sockets over */
+			on_adopt(w, cqe->res);
 		break;
 	case RING_OP_RECV:
 	case RING_OP_RECV1:
@@ -477,7 +600,7 @@ static void init_report(struct ring_worker *w, int rc)
  * would be a connection lost). */
 static bool drained(const struct ring_worker *w)
 {
-	if (!w->accept_off || w->stats.active)
+	if (!w->accept_off || w->stats.active || group_inflight(w))
 		return false;
 	for (unsigned int i = 0; i < w->cfg.n_listen; i++)
 		if (w->accept_armed[i])
@@ -492,7 +615,7 @@ static bool loop_done(struct ring_worker *w, uint64_t now, uint64_t *deadline)
 		return drained(w);
 	if (!*deadline)
 		*deadline = now + RING_STOP_GRACE_NS;
-	return !w->stats.active || now > *deadline;
+	return (!w->stats.active && !group_inflight(w)) || now > *deadline;
 }
 
 /* Submit, then wait for a completion until mono time `until` at the latest. */
@@ -588,6 +711,7 @@ static void *worker_main(void *arg)
 	init_report(w, rc);
 	if (!rc)
 		rc = run_loop(w);
+	group_accepting(w, false); /* a fatal error: hand nothing more to a ring going away */
 	if (w->ring_ok) {
 		/* Cancels what is still pending (the stop grace ran out), then we close fds. */
 		io_uring_queue_exit(&w->ring);

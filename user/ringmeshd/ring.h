@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
 /*
  * ring: one ringmeshd worker thread. It owns an io_uring, its listening sockets
- * (SO_REUSEPORT, so the kernel spreads connections over workers), a pool of
+ * (SO_REUSEPORT, so the kernel spreads connections over workers; a worker group
+ * evens out what the kernel's hash does not, ring_group below), a pool of
  * provided receive buffers, the user_data encoding, the completion loop and the
  * per-worker counters. What happens on a connection is admission's (accept.h),
  * then l4's or l7's business; ring only accepts, dispatches completions and lends
@@ -70,6 +71,27 @@ enum ring_mode {
 	RING_STOP,	   /* reset what is open and return (a drain's deadline) */
 };
 
+/*
+ * Accept balancing: the workers of one daemon share a ring_group, and a connection
+ * that a worker accepts while another accepting worker holds fewer is served by that
+ * one instead (IORING_OP_MSG_RING carries the descriptor to its ring), so that every
+ * worker holds as many connections as the others, give or take one: Envoy's
+ * exact_balance, HAProxy's per-thread accept queues. SO_REUSEPORT alone hashes the
+ * 4-tuple, so 8 connections on 2 workers split 4/4 only 27% of the time and 6/2 or
+ * worse 29%, and a worker with 6 long-lived connections stays the busier one.
+ */
+#define RING_GROUP_MAX 64
+struct ring_group_slot {
+	_Alignas(64) uint32_t inflight; /* atomic: handed to this worker, not yet adopted */
+	bool accepting;			/* atomic: its accepts are armed; may be handed more */
+	int ring_fd;			/* its io_uring's descriptor, while accepting */
+	const uint64_t *active;		/* its stats.active */
+};
+struct ring_group {
+	unsigned int n; /* workers, ids 0..n-1, set before the first starts */
+	struct ring_group_slot s[RING_GROUP_MAX];
+};
+
 /* Zero means "default" for every number. */
 struct ring_config {
 	struct ring_listen listen[RING_MAX_LISTEN];
@@ -88,8 +110,10 @@ struct ring_config {
 	 * connection from the listeners the predecessor still serves. */
 	bool hold_accept;
 	struct ring_hooks hooks;
-	struct l7_shared *l7; /* HTTP proxying (l7.h); NULL: every connection is L4 */
-	unsigned int id;      /* worker number, for thread names and messages */
+	struct l7_shared *l7;	  /* HTTP proxying (l7.h); NULL: every connection is L4 */
+	unsigned int id;	  /* worker number, for thread names and messages */
+	struct ring_group *group; /* accept balancing with the others (id < n); NULL: the
+				   * kernel's SO_REUSEPORT hash alone */
 };
 
 /* Per-worker counters; written by the worker only, read with relaxed atomics. */
@@ -109,6 +133,8 @@ struct ring_stats {
 	uint64_t paused;	  /* a reader paused because the other side was slow */
 	uint64_t queue_peak;	  /* most buffers ever queued towards one side (memory bound) */
 	uint64_t accept_errors;	  /* accept completions with an error */
+	uint64_t handed_off;	  /* accepted here, served by a worker holding fewer */
+	uint64_t adopted;	  /* handed here by another worker */
 };
 
 /* user_data: op (7 bits) | side (1) | slot (24) | generation (32). For listener
@@ -132,6 +158,9 @@ enum ring_op {
 	RING_OP_L7_UCONN,    /* upstream connect */
 	RING_OP_L7_UCONN_TO, /* linked timeout of RING_OP_L7_UCONN */
 	RING_OP_L7_MSEND,    /* send of a shadow request (slot = its mirror slot) */
+	RING_OP_HANDOFF,     /* MSG_RING of an accepted socket to a worker holding fewer
+			      * (slot = the descriptor, gen = that worker's id) */
+	RING_OP_ADOPT,	     /* its arrival there (res = the descriptor) */
 	RING_OP_MAX,
 };
 
