@@ -79,8 +79,10 @@ daemon() { # LOG args...
 		nsenter --net=/run/netns/"$NODE_NS" "${RMD_BIN:-$RINGMESHD}" --pin-dir "$PIN" "$@" \
 		>>"$log" 2>&1 8>&- &
 }
+# --accept-balance exact: the hand-overs under load also pass connections between a
+# daemon's two workers (its drain waits for those in flight)
 DARGS=(--cgroup "$PODS_CG" --include-ip-ranges 10.96.0.0/12 --listen 127.0.0.1:15001
-	--pod-gateway $POD_GW --workers 2 --drain-timeout 10)
+	--pod-gateway $POD_GW --workers 2 --drain-timeout 10 --accept-balance exact)
 
 # modes named, not defaulted: --sockmap, then --no-sockmap, then --sockmap (see the top)
 start_ringmeshd "$DAEMON_CG" "$NODE_NS" "${DARGS[@]}" --sockmap || { fail "ringmeshd starts"; summary handover; exit 1; }
@@ -377,6 +379,11 @@ check "nothing pinned (no $PIN)" [ ! -e "$PIN" ]
 none_running() { ! pgrep -f -- "ringmeshd --pin-dir $PIN" || { ps -f -p "$(pgrep -d, -f -- "ringmeshd --pin-dir $PIN")"; return 1; }; }
 check "no ringmeshd of ours running" none_running
 check "the pod gateway interface is gone" sh -c "! ip -n '$NODE_NS' link show ringmesh0 >/dev/null 2>&1"
+grep -ho 'handed to a worker holding fewer [0-9]*' "$TMP/ringmeshd.log" "$TMP/new.log" \
+	"$TMP/third.log" | sed 's/^/    # exit: /'
+check "connections went to the worker holding fewer (--accept-balance exact)" \
+	grep -q 'handed to a worker holding fewer [1-9]' "$TMP/ringmeshd.log" "$TMP/new.log" \
+	"$TMP/third.log"
 
 # --- from the release before, whose rm_breaker is one value (RCBR, before the paged
 # table): that ringmeshd, built from git, serves, and ours takes over from it under
@@ -390,7 +397,11 @@ elif ! { mkdir -p "$TMP/old" && git -C "$TOP" archive "$OLD_REV" | tar -x -C "$T
 	tail -5 "$TMP/old-build.log" | sed 's/^/    # /'
 	fail "ringmeshd of $OLD_REV builds"
 else
-	RMD_BIN=$TMP/old/build/ringmeshd daemon "$TMP/xold.log" "${DARGS[@]}"
+	OLDARGS=() # that release has no --accept-balance
+	for a in "${DARGS[@]}"; do
+		case $a in --accept-balance | exact) ;; *) OLDARGS+=("$a") ;; esac
+	done
+	RMD_BIN=$TMP/old/build/ringmeshd daemon "$TMP/xold.log" "${OLDARGS[@]}"
 	XOLD=$!
 	RINGMESHD_PID=$XOLD
 	for _ in $(seq 100); do grep -q 'attached to' "$TMP/xold.log" && break; sleep 0.1; done

@@ -47,7 +47,7 @@ static void test_defaults(void **state)
 	assert_int_equal(o.pod_gw.s_addr, inet_addr("169.254.7.1"));
 	assert_string_equal(o.pin_dir, "/sys/fs/bpf/ringmesh");
 	assert_int_equal(o.workers, 8);
-	assert_true(o.accept_exact);
+	assert_false(o.accept_exact);
 	assert_int_equal(o.sockmap, OPTS_SOCKMAP_DEFAULT);
 	assert_int_equal(o.heartbeat_max_ms, 1000);
 	assert_int_equal(o.verbose, 0);
@@ -291,10 +291,10 @@ static void test_bad_numbers(void **state)
 	expect_err(PARSE(1, REQ, "--workers", "99999999999999999999999"), "--workers", NULL);
 	assert_int_equal(PARSE(1, REQ, "--workers", "64"), OPTS_RUN);
 	assert_int_equal(o.workers, 64);
-	assert_int_equal(PARSE(1, REQ, "--accept-balance", "reuseport"), OPTS_RUN);
-	assert_false(o.accept_exact);
 	assert_int_equal(PARSE(1, REQ, "--accept-balance=exact"), OPTS_RUN);
 	assert_true(o.accept_exact);
+	assert_int_equal(PARSE(1, REQ, "--accept-balance", "reuseport"), OPTS_RUN);
+	assert_false(o.accept_exact);
 	expect_err(PARSE(1, REQ, "--accept-balance", "least"), "--accept-balance 'least'",
 		   "exact or reuseport");
 	expect_err(PARSE(1, REQ, "--accept-balance"), "--accept-balance: missing value", NULL);

@@ -33,6 +33,8 @@
 # BUILD_B=DIR PATHS="ringmesh ringmesh_b ...": an A/B of two builds' ringmeshd, each
 # path run like ringmesh, interleaved like every path (BUILD's CLI for both); BUILD_C
 # and ringmesh_c for a third build.
+# WRK_LUA=FILE: a wrk script for the runs by connection count, e.g. one line
+# `wrk.headers["Connection"] = "close"` for a new connection per request.
 # PACED=0: no paced phase (e.g. CONNS=1 ROUNDS=10 for the c1 tail alone); PROF then
 # applies to the runs by connection count (PATH-cCONNS-rROUND.*).
 # CONNS=none: the paced load alone (with PATHS="ringmesh haproxy", the CPU-per-request
@@ -212,7 +214,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
 		fi
 		for c in ${CONNS//,/ }; do
 			[ -n "$P_CG" ] && [ "$PACED" = 0 ] && prof_start "$p-c$c-r$round" "$P_CG"
-			if wrk_run "$p-c$c-r$round" "$CLIENT_CG" "$P_URL" "$c" "$SECS" "$P_CG"; then
+			if wrk_run "$p-c$c-r$round" "$CLIENT_CG" "$P_URL" "$c" "$SECS" "$P_CG" \
+				"${WRK_LUA:-}"; then
 				rec $PH "$p" rps "$c" $round "$W_rps"
 				rec $PH "$p" p50 "$c" $round "$W_p50"
 				rec $PH "$p" p99 "$c" $round "$W_p99"

@@ -126,9 +126,10 @@ static const char usage_text[] =
     "  --pin-dir DIR                 bpffs directory for maps and links\n"
     "                                (default " RM_PIN_DIR_DEFAULT ")\n"
     "  --workers N                   worker threads, 1..64 (default: online CPUs)\n"
-    "  --accept-balance MODE         exact: a connection goes to the worker holding\n"
-    "                                fewest (Envoy's exact_balance); reuseport: the\n"
-    "                                kernel's hash of its addresses (default exact)\n"
+    "  --accept-balance MODE         reuseport: a connection is served by the worker\n"
+    "                                the kernel's hash of its addresses picks; exact:\n"
+    "                                by the one holding fewest (Envoy's exact_balance;\n"
+    "                                a hop between workers for some) (default reuseport)\n"
     "  --sockmap, --no-sockmap       the sk_msg shortcut between pods and the proxy on or\n"
     "                                off (default: " OPTS_SOCKMAP_DEFAULT_WORD ")\n"
     "  --heartbeat-max-ms MS         interception fails open after MS without a beat\n"
@@ -486,7 +487,7 @@ static void set_defaults(struct rm_opts *o, long ncpus)
 	if (ncpus > OPTS_WORKERS_MAX)
 		ncpus = OPTS_WORKERS_MAX;
 	o->workers = (unsigned int)ncpus;
-	o->accept_exact = true;
+	o->accept_exact = false;
 	o->sockmap = OPTS_SOCKMAP_DEFAULT;
 	o->heartbeat_max_ms = OPTS_HEARTBEAT_MAX_DEFAULT_MS;
 	o->l7 = true;

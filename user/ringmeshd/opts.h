@@ -61,7 +61,7 @@ struct rm_opts {
 	struct sockaddr_in listen;	   /* --listen */
 	struct in_addr pod_gw;		   /* --pod-gateway */
 	unsigned int workers;		   /* --workers, 1..OPTS_WORKERS_MAX */
-	bool accept_exact;		   /* --accept-balance exact (default) */
+	bool accept_exact;		   /* --accept-balance exact (default: reuseport) */
 	bool sockmap;			   /* false with --no-sockmap */
 	unsigned int heartbeat_max_ms;	   /* --heartbeat-max-ms */
 	unsigned int verbose;		   /* count of -v */
