@@ -26,7 +26,7 @@
 #define OPTS_HEARTBEAT_MAX_DEFAULT_MS 1000
 /* The sk_msg shortcut between pod sockets and the proxy's (--sockmap / --no-sockmap):
  * the default follows the benchmark's verdict (README, Benchmark). */
-#define OPTS_SOCKMAP_DEFAULT 1
+#define OPTS_SOCKMAP_DEFAULT 0
 #if OPTS_SOCKMAP_DEFAULT
 #define OPTS_SOCKMAP_DEFAULT_WORD "on"
 #else
