@@ -338,14 +338,20 @@ static int setup_small_pool(void **state)
 	return setup_common(32, 4);
 }
 
+/* Stop, join (it must exit 0) and free *w, if any. */
+static void stop_worker(struct ring_worker **w)
+{
+	if (!*w)
+		return;
+	ring_worker_stop(*w);
+	assert_int_equal(ring_worker_join(*w), 0);
+	ring_worker_destroy(*w);
+	*w = NULL;
+}
+
 static int teardown(void **state)
 {
-	if (wk) {
-		ring_worker_stop(wk);
-		assert_int_equal(ring_worker_join(wk), 0);
-		ring_worker_destroy(wk);
-		wk = NULL;
-	}
+	stop_worker(&wk);
 	shutdown(be.lfd, SHUT_RDWR);
 	pthread_join(be.thread, NULL);
 	close(be.lfd);
@@ -1073,12 +1079,7 @@ static int setup_group(void **state)
 
 static int teardown_group(void **state)
 {
-	if (wk2) {
-		ring_worker_stop(wk2);
-		assert_int_equal(ring_worker_join(wk2), 0);
-		ring_worker_destroy(wk2);
-		wk2 = NULL;
-	}
+	stop_worker(&wk2);
 	return teardown(state);
 }
 
